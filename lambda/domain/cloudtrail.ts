@@ -1,0 +1,300 @@
+import { z } from 'zod';
+import { parseAwsDate } from './dates';
+import { BEDROCK_SERVICE } from './types';
+
+/**
+ * CloudTrail records for the IAM calls that touch Bedrock keys, validated with zod and normalised into
+ * `KeyEvent`s. Only metadata fields are ever read: `serviceCredentialSecret`/`servicePassword` may be in a
+ * record (they should be redacted, but nothing guarantees it) and are never copied anywhere.
+ */
+
+const UserIdentitySchema = z.looseObject({
+  type: z.string().optional(),
+  arn: z.string().optional(),
+  accountId: z.string().optional(),
+  userName: z.string().optional(),
+  principalId: z.string().optional(),
+  invokedBy: z.string().optional(),
+});
+
+const Params = z.record(z.string(), z.unknown()).nullable().optional();
+
+export const CloudTrailRecordSchema = z.looseObject({
+  eventTime: z.string().min(1),
+  eventSource: z.string().min(1),
+  eventName: z.string().min(1),
+  eventID: z.string().min(1),
+  awsRegion: z.string().optional(),
+  recipientAccountId: z.string().optional(),
+  userIdentity: UserIdentitySchema.optional(),
+  requestParameters: Params,
+  responseElements: Params,
+  errorCode: z.string().optional(),
+  errorMessage: z.string().optional(),
+});
+export type CloudTrailRecord = z.infer<typeof CloudTrailRecordSchema>;
+
+export const EventBridgeEventSchema = z.looseObject({
+  id: z.string().min(1),
+  'detail-type': z.string().min(1),
+  source: z.string().min(1),
+  account: z.string().min(1),
+  time: z.string().optional(),
+  region: z.string().optional(),
+  detail: CloudTrailRecordSchema,
+});
+export type EventBridgeEvent = z.infer<typeof EventBridgeEventSchema>;
+
+export const CREDENTIAL_EVENTS = [
+  'CreateServiceSpecificCredential',
+  'UpdateServiceSpecificCredential',
+  'ResetServiceSpecificCredential',
+  'DeleteServiceSpecificCredential',
+] as const;
+export const USER_TAG_EVENTS = ['TagUser', 'UntagUser'] as const;
+/** Followed by replay to rebuild user tags; the live pipeline reads tags from IAM instead. */
+export const USER_LIFECYCLE_EVENTS = ['CreateUser'] as const;
+
+export interface EventMeta {
+  eventId: string;
+  eventName: string;
+  /** ISO-8601, UTC. */
+  eventTime: string;
+  accountId: string;
+  region: string | null;
+  /** Who made the call: ARN when CloudTrail gives one, else user name or principal id. */
+  actor: string | null;
+}
+
+export interface CreatedKeyFacts {
+  createdAt: string | null;
+  expiresAt: string | null;
+  status: 'Active' | 'Inactive' | 'Expired';
+  credentialAgeDays: number | null;
+}
+
+export type KeyEvent =
+  | {
+      kind: 'credential';
+      action: 'Create' | 'Update' | 'Reset' | 'Delete';
+      meta: EventMeta;
+      userName: string;
+      keyId: string;
+      /** Known only on Create; Update/Reset/Delete do not carry it, so the service must be checked in IAM. */
+      serviceName: string | null;
+      /** The status an Update asked for. */
+      requestedStatus: 'Active' | 'Inactive' | null;
+      /** From the Create response, when present. */
+      created: CreatedKeyFacts | null;
+    }
+  | {
+      kind: 'user-tags';
+      action: 'CreateUser' | 'TagUser' | 'UntagUser';
+      meta: EventMeta;
+      userName: string;
+      setTags: Record<string, string>;
+      removedTagKeys: string[];
+    };
+
+export type IgnoreReason = 'not-iam' | 'unsupported-event' | 'failed-call' | 'not-bedrock';
+
+export type Classification =
+  | { relevant: true; event: KeyEvent }
+  | { relevant: false; reason: IgnoreReason; eventName: string; eventId: string };
+
+/** A record that is relevant (right source and name) but lacks what is needed to act on it. */
+export class EventShapeError extends Error {
+  constructor(
+    readonly eventId: string,
+    readonly eventName: string,
+    readonly field: string,
+  ) {
+    super(`${eventName} ${eventId}: missing or invalid ${field}`);
+    this.name = 'EventShapeError';
+  }
+}
+
+function str(v: unknown): string | null {
+  return typeof v === 'string' && v.length > 0 ? v : null;
+}
+
+function obj(v: unknown): Record<string, unknown> | null {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
+
+function actorOf(record: CloudTrailRecord): string | null {
+  const id = record.userIdentity;
+  if (!id) return null;
+  return str(id.arn) ?? str(id.userName) ?? str(id.principalId);
+}
+
+function metaOf(record: CloudTrailRecord, fallbackAccount: string | null): EventMeta {
+  const accountId = str(record.recipientAccountId) ?? str(record.userIdentity?.accountId) ?? fallbackAccount;
+  if (!accountId) throw new EventShapeError(record.eventID, record.eventName, 'recipientAccountId');
+  let eventTime: string;
+  try {
+    eventTime = parseAwsDate(record.eventTime);
+  } catch {
+    throw new EventShapeError(record.eventID, record.eventName, 'eventTime');
+  }
+  return {
+    eventId: record.eventID,
+    eventName: record.eventName,
+    eventTime,
+    accountId,
+    region: str(record.awsRegion),
+    actor: actorOf(record),
+  };
+}
+
+/** IAM tag lists appear as `[{key, value}]` in CloudTrail; SDK-shaped `[{Key, Value}]` is accepted too. */
+function tagsOf(v: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (!Array.isArray(v)) return out;
+  for (const t of v) {
+    const o = obj(t);
+    const k = str(o?.key) ?? str(o?.Key);
+    const val = o?.value ?? o?.Value;
+    if (k !== null && typeof val === 'string') out[k] = val;
+  }
+  return out;
+}
+
+function dateField(record: CloudTrailRecord, v: unknown, field: string): string | null {
+  if (v === undefined || v === null || v === '') return null;
+  if (typeof v !== 'string') throw new EventShapeError(record.eventID, record.eventName, field);
+  try {
+    return parseAwsDate(v);
+  } catch {
+    throw new EventShapeError(record.eventID, record.eventName, field);
+  }
+}
+
+function credentialEvent(record: CloudTrailRecord, meta: EventMeta): Classification {
+  const req = obj(record.requestParameters) ?? {};
+  const action = record.eventName.replace('ServiceSpecificCredential', '') as
+    | 'Create'
+    | 'Update'
+    | 'Reset'
+    | 'Delete';
+  const ignore = (reason: IgnoreReason): Classification => ({
+    relevant: false,
+    reason,
+    eventName: record.eventName,
+    eventId: record.eventID,
+  });
+
+  if (action === 'Create') {
+    const serviceName = str(req.serviceName);
+    if (serviceName !== BEDROCK_SERVICE) return ignore('not-bedrock');
+    const cred = obj(obj(record.responseElements)?.serviceSpecificCredential);
+    const keyId = str(cred?.serviceSpecificCredentialId);
+    const userName = str(cred?.userName) ?? str(req.userName);
+    if (!keyId)
+      throw new EventShapeError(
+        record.eventID,
+        record.eventName,
+        'responseElements.serviceSpecificCredential.serviceSpecificCredentialId',
+      );
+    if (!userName) throw new EventShapeError(record.eventID, record.eventName, 'requestParameters.userName');
+    const status = str(cred?.status);
+    const age = req.credentialAgeDays;
+    return {
+      relevant: true,
+      event: {
+        kind: 'credential',
+        action,
+        meta,
+        userName,
+        keyId,
+        serviceName,
+        requestedStatus: null,
+        created: {
+          createdAt:
+            dateField(record, cred?.createDate, 'responseElements.serviceSpecificCredential.createDate') ??
+            meta.eventTime,
+          expiresAt: dateField(
+            record,
+            cred?.expirationDate,
+            'responseElements.serviceSpecificCredential.expirationDate',
+          ),
+          status: status === 'Inactive' || status === 'Expired' ? status : 'Active',
+          credentialAgeDays:
+            typeof age === 'number' ? age : typeof age === 'string' && /^\d+$/.test(age) ? Number(age) : null,
+        },
+      },
+    };
+  }
+
+  const keyId = str(req.serviceSpecificCredentialId);
+  if (!keyId)
+    throw new EventShapeError(
+      record.eventID,
+      record.eventName,
+      'requestParameters.serviceSpecificCredentialId',
+    );
+  // UserName is optional in the API: it defaults to the calling IAM user.
+  const userName =
+    str(req.userName) ?? (record.userIdentity?.type === 'IAMUser' ? str(record.userIdentity.userName) : null);
+  if (!userName) throw new EventShapeError(record.eventID, record.eventName, 'requestParameters.userName');
+  const requested = str(req.status);
+  return {
+    relevant: true,
+    event: {
+      kind: 'credential',
+      action,
+      meta,
+      userName,
+      keyId,
+      serviceName: null,
+      requestedStatus: requested === 'Active' || requested === 'Inactive' ? requested : null,
+      created: null,
+    },
+  };
+}
+
+/**
+ * Decides whether a CloudTrail record concerns Bedrock keys and normalises it.
+ * Throws EventShapeError when a relevant record lacks a field needed to act on it.
+ */
+export function classifyRecord(
+  record: CloudTrailRecord,
+  fallbackAccount: string | null = null,
+): Classification {
+  const ignore = (reason: IgnoreReason): Classification => ({
+    relevant: false,
+    reason,
+    eventName: record.eventName,
+    eventId: record.eventID,
+  });
+  if (record.eventSource !== 'iam.amazonaws.com') return ignore('not-iam');
+  const name = record.eventName;
+  const known =
+    (CREDENTIAL_EVENTS as readonly string[]).includes(name) ||
+    (USER_TAG_EVENTS as readonly string[]).includes(name) ||
+    (USER_LIFECYCLE_EVENTS as readonly string[]).includes(name);
+  if (!known) return ignore('unsupported-event');
+  // A call that failed changed nothing in IAM.
+  if (record.errorCode) return ignore('failed-call');
+
+  const meta = metaOf(record, fallbackAccount);
+  if ((CREDENTIAL_EVENTS as readonly string[]).includes(name)) return credentialEvent(record, meta);
+
+  const req = obj(record.requestParameters) ?? {};
+  const userName = str(req.userName);
+  if (!userName) throw new EventShapeError(record.eventID, name, 'requestParameters.userName');
+  const removed = Array.isArray(req.tagKeys)
+    ? req.tagKeys.filter((k): k is string => typeof k === 'string')
+    : [];
+  return {
+    relevant: true,
+    event: {
+      kind: 'user-tags',
+      action: name as 'CreateUser' | 'TagUser' | 'UntagUser',
+      meta,
+      userName,
+      setTags: name === 'UntagUser' ? {} : tagsOf(req.tags),
+      removedTagKeys: name === 'UntagUser' ? removed : [],
+    },
+  };
+}

@@ -1,0 +1,85 @@
+import type { Config } from '../shared/config';
+import type { Decision, Severity, Violation } from './types';
+import { topSeverity } from './types';
+
+/** An owner notice: what SNS publishes. Built only from the decision, so it cannot hold key material. */
+export interface Notice {
+  subject: string;
+  body: string;
+  attributes: { owner: string; severity: Severity | 'info'; action: Decision['action'] };
+}
+
+/** SNS subjects are at most 100 printable ASCII characters. */
+const SUBJECT_MAX = 100;
+export const UNOWNED = 'unowned';
+
+function ascii(s: string): string {
+  return s.replace(/[^\x20-\x7e]/g, '?');
+}
+
+function remedy(v: Violation, d: Decision, config: Config): string {
+  const u = d.userName;
+  switch (v.code) {
+    case 'NEVER_EXPIRES':
+    case 'EXCEEDS_MAX_AGE':
+      return (
+        `Create a replacement key with an expiry of at most ${config.maxAgeDays} days ` +
+        `(aws iam create-service-specific-credential --user-name ${u} --service-name bedrock.amazonaws.com ` +
+        `--credential-age-days ${config.maxAgeDays}), move its users to it, then delete key ${d.keyId}.`
+      );
+    case 'MISSING_OWNER':
+      return `Tag the user: aws iam tag-user --user-name ${u} --tags Key=${config.tags.owner},Value=<owner email>`;
+    case 'MISSING_PURPOSE':
+      return `Tag the user: aws iam tag-user --user-name ${u} --tags Key=${config.tags.purpose},Value=<what the key is for>`;
+    case 'MISSING_REVIEW_CADENCE':
+      return `Tag the user: aws iam tag-user --user-name ${u} --tags Key=${config.tags.reviewCadence},Value=<e.g. 90d>`;
+    default:
+      return 'See the decision record for details.';
+  }
+}
+
+function headline(d: Decision): string {
+  if (d.action === 'DEACTIVATE') return d.applied ? 'deactivated' : 'must be deactivated';
+  if (d.action === 'NOTIFY') return 'needs attention';
+  return 'is compliant';
+}
+
+/** Builds the notice for a decision: subject, a body a person can act on, and filterable attributes. */
+export function buildNotice(d: Decision, config: Config): Notice {
+  const severity = topSeverity(d.violations);
+  const owner = d.owner.value ?? UNOWNED;
+  const subject = ascii(
+    `[keyguard] ${severity.toUpperCase()}: Bedrock API key ${d.keyId} on ${d.userName} ${headline(d)}`,
+  ).slice(0, SUBJECT_MAX);
+
+  const lines: string[] = [];
+  lines.push(
+    `Bedrock API key ${d.keyId} on IAM user ${d.userName} in account ${d.accountId} ${headline(d)}.`,
+  );
+  lines.push('');
+  lines.push(`Owner: ${d.owner.value ?? '(none known)'} (from ${d.owner.source})`);
+  lines.push(
+    `Created: ${d.createdAt ?? 'unknown'}   Expires: ${d.neverExpires ? 'never' : (d.expiresAt ?? 'unknown')}`,
+  );
+  lines.push(
+    `Mode: ${d.mode}   Action: ${d.action}${d.applied ? ' (applied)' : d.action === 'DEACTIVATE' ? ' (planned, not applied)' : ''}`,
+  );
+  if (d.deadline) lines.push(`Deadline: fix by ${d.deadline}`);
+  lines.push('');
+  lines.push('What is wrong, and how to fix it:');
+  for (const v of d.violations) {
+    lines.push(`- ${v.code} (${v.severity}): ${v.detail}`);
+    lines.push(`  Fix: ${remedy(v, d, config)}`);
+  }
+  if (d.action === 'DEACTIVATE' && d.applied) {
+    lines.push('');
+    lines.push(
+      'The key was deactivated, not deleted: nothing is lost, and its users get an authorization error. ' +
+        'Replace it with a key that has an expiry; turning this one back on would bring the same violation back.',
+    );
+  }
+  lines.push('');
+  lines.push('Decision record:');
+  lines.push(JSON.stringify(d, null, 2));
+  return { subject, body: lines.join('\n'), attributes: { owner, severity, action: d.action } };
+}

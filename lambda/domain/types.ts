@@ -1,0 +1,96 @@
+/**
+ * The domain vocabulary. Pure data: no AWS SDK, no I/O. The decision shape is the audit record and the
+ * CLI's `--json` output (see shared/docs/design.md); it never holds key material.
+ */
+
+export const BEDROCK_SERVICE = 'bedrock.amazonaws.com';
+
+export type KeyType = 'LONG_TERM' | 'SHORT_TERM';
+export type KeyStatus = 'Active' | 'Inactive' | 'Expired' | 'Deleted';
+export type Severity = 'low' | 'medium' | 'high' | 'critical';
+export type Action = 'ALLOW' | 'NOTIFY' | 'DEACTIVATE' | 'DELETE';
+export type Mode = 'audit' | 'enforce';
+export type OwnerSource = 'tag' | 'creator' | 'fallback';
+
+export type ViolationCode =
+  | 'NEVER_EXPIRES'
+  | 'EXCEEDS_MAX_AGE'
+  | 'MISSING_OWNER'
+  | 'MISSING_PURPOSE'
+  | 'MISSING_REVIEW_CADENCE'
+  | 'REVIEW_OVERDUE'
+  | 'EXPIRING_SOON'
+  | 'BROAD_PERMISSIONS'
+  | 'USER_HAS_OTHER_CREDENTIALS'
+  | 'REACTIVATED_WITHOUT_APPROVAL'
+  | 'LEAKED'
+  | 'UNUSED'
+  | 'LONG_TERM_NOT_ALLOWED';
+
+export interface Violation {
+  code: ViolationCode;
+  severity: Severity;
+  detail: string;
+}
+
+export interface Trigger {
+  kind: 'event' | 'sweep' | 'usage' | 'leak' | 'replay';
+  eventId?: string;
+  eventName?: string;
+  eventTime?: string;
+}
+
+export interface Owner {
+  value: string | null;
+  source: OwnerSource;
+}
+
+export interface Decision {
+  /** Stable per trigger and key: the same event about the same key always yields the same id. */
+  decisionId: string;
+  decidedAt: string;
+  keyId: string;
+  userName: string;
+  accountId: string;
+  keyType: KeyType;
+  /** Status of the key in IAM when the decision was made (`Deleted` when IAM no longer has it). */
+  status: KeyStatus;
+  trigger: Trigger;
+  createdAt: string | null;
+  expiresAt: string | null;
+  neverExpires: boolean;
+  owner: Owner;
+  violations: Violation[];
+  action: Action;
+  applied: boolean;
+  mode: Mode;
+  deadline: string | null;
+  policyVersion: string;
+}
+
+/**
+ * What is known about one long-term key at decision time: metadata from IAM (or, in replay, rebuilt
+ * from the events), the user's tags, and who created it. Never the secret.
+ */
+export interface KeySnapshot {
+  keyId: string;
+  userName: string;
+  accountId: string;
+  status: KeyStatus;
+  createdAt: string | null;
+  expiresAt: string | null;
+  userTags: Record<string, string>;
+  /** Principal ARN (or name) of whoever called CreateServiceSpecificCredential, when known. */
+  creator: string | null;
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { low: 1, medium: 2, high: 3, critical: 4 };
+
+/** The highest severity among violations, or `info` when there are none. */
+export function topSeverity(violations: readonly Violation[]): Severity | 'info' {
+  let top: Severity | 'info' = 'info';
+  for (const v of violations) {
+    if (top === 'info' || SEVERITY_RANK[v.severity] > SEVERITY_RANK[top]) top = v.severity;
+  }
+  return top;
+}

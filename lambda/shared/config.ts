@@ -1,0 +1,196 @@
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+/**
+ * The one policy configuration, shared by the CDK app (synth), the Lambda functions (env) and the CLI.
+ * Every field has a default, so an empty file (or no file at all) is a valid, conservative policy:
+ * audit mode, 90-day keys, 72 h grace, no deletion ever.
+ */
+
+const tagKey = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u, 'must be a valid IAM tag key (letters, digits, spaces, _.:/=+-@)');
+
+const email = z.email('must be an email address');
+
+export const NotificationSubscriptionSchema = z.strictObject({
+  /** Email endpoint subscribed to the owner-notice topic. */
+  email,
+  /**
+   * Only notices whose `owner` message attribute is one of these values reach this subscription
+   * (an SNS filter policy). Omit to receive every notice.
+   */
+  owners: z.array(z.string().min(1)).min(1).optional(),
+});
+
+export const ConfigSchema = z.strictObject({
+  /** `audit`: decide, record and notify, never change IAM. `enforce`: also deactivate. */
+  mode: z.enum(['audit', 'enforce']).default('audit'),
+  /** Longest lifetime a key may be created with (IAM allows 1..36600 days). */
+  maxAgeDays: z.number().int().min(1).max(36600).default(90),
+  /** Time an owner gets to fix a non-critical violation before it escalates. */
+  gracePeriodHours: z.number().int().min(0).max(8760).default(72),
+  /** Days before expiry at which reminders are sent (used by the sweep). */
+  expiryWarningDays: z.array(z.number().int().min(1).max(365)).max(10).default([14, 3]),
+  /** IAM user tag keys that carry a key's metadata. */
+  tags: z
+    .strictObject({
+      owner: tagKey.default('owner'),
+      purpose: tagKey.default('purpose'),
+      reviewCadence: tagKey.default('review-cadence'),
+    })
+    .default({ owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' }),
+  /** Who is told when a key has neither an owner tag nor a known creator. */
+  fallbackOwner: z.string().min(1).max(256).nullable().default(null),
+  /** Whether long-term keys may exist at all (false: every long-term key is a violation). */
+  allowLongTermKeys: z.boolean().default(true),
+  /** Deletion is irreversible (the secret is shown once): it stays off unless explicitly allowed. */
+  allowDeletion: z.boolean().default(false),
+  notifications: z
+    .strictObject({
+      subscriptions: z.array(NotificationSubscriptionSchema).default([]),
+    })
+    .default({ subscriptions: [] }),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+
+/** The default config file, looked up in the current directory. */
+export const DEFAULT_CONFIG_FILE = 'keyguard.config.json';
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+function describeAllowed(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_value':
+      return `allowed: ${issue.values.map((v) => JSON.stringify(v)).join(' | ')}`;
+    case 'invalid_type':
+      return `allowed: a ${issue.expected}`;
+    case 'too_small':
+      return issue.origin === 'number' || issue.origin === 'int'
+        ? `allowed: >= ${String(issue.minimum)}`
+        : `allowed: at least ${String(issue.minimum)} ${issue.origin === 'array' ? 'item(s)' : 'character(s)'}`;
+    case 'too_big':
+      return issue.origin === 'number' || issue.origin === 'int'
+        ? `allowed: <= ${String(issue.maximum)}`
+        : `allowed: at most ${String(issue.maximum)} ${issue.origin === 'array' ? 'item(s)' : 'character(s)'}`;
+    default:
+      return issue.message;
+  }
+}
+
+/** Lists the keys the schema accepts at `path`, for "unknown key" messages. */
+function knownKeys(path: PropertyKey[]): string {
+  let schema: z.ZodType = ConfigSchema;
+  for (const p of path) {
+    let inner: unknown = schema;
+    while (
+      inner instanceof z.ZodDefault ||
+      inner instanceof z.ZodOptional ||
+      inner instanceof z.ZodNullable
+    ) {
+      inner = inner.unwrap();
+    }
+    if (inner instanceof z.ZodObject) schema = inner.shape[p as string] as z.ZodType;
+    else if (inner instanceof z.ZodArray) schema = inner.element as z.ZodType;
+    else return 'see README.md (Configuration)';
+  }
+  let inner: unknown = schema;
+  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional || inner instanceof z.ZodNullable) {
+    inner = inner.unwrap();
+  }
+  return inner instanceof z.ZodObject ? Object.keys(inner.shape).join(', ') : 'see README.md (Configuration)';
+}
+
+function valueAt(input: unknown, path: PropertyKey[]): unknown {
+  let cur: unknown = input;
+  for (const p of path) {
+    if (cur === null || typeof cur !== 'object') return undefined;
+    cur = (cur as Record<PropertyKey, unknown>)[p];
+  }
+  return cur;
+}
+
+/** Formats zod issues as `source: key: got VALUE; allowed: …` lines a person can act on. */
+export function formatIssues(source: string, input: unknown, issues: readonly z.core.$ZodIssue[]): string {
+  const lines = issues.map((issue) => {
+    if (issue.code === 'unrecognized_keys') {
+      const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+      const known = knownKeys(issue.path);
+      return `${source}: ${where}unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; allowed: ${known}`;
+    }
+    const key = issue.path.length ? issue.path.join('.') : '(root)';
+    const got = valueAt(input, issue.path);
+    const shown = got === undefined ? 'nothing' : JSON.stringify(got);
+    const extra =
+      issue.code === 'invalid_format' || issue.code === 'custom' ? issue.message : describeAllowed(issue);
+    return `${source}: ${key}: got ${shown}; ${extra}`;
+  });
+  return lines.join('\n');
+}
+
+/** Validates an already-parsed object; throws ConfigError naming the source, key, value and what is allowed. */
+export function parseConfig(input: unknown, source = 'config'): Config {
+  const result = ConfigSchema.safeParse(input ?? {});
+  if (!result.success) {
+    throw new ConfigError(`invalid configuration\n${formatIssues(source, input, result.error.issues)}`);
+  }
+  return result.data;
+}
+
+/**
+ * Loads a config file. With no explicit path, `keyguard.config.json` in `cwd` is used if present,
+ * else the embedded defaults. An explicit path that does not exist is an error (never silently ignored).
+ */
+export function loadConfig(path?: string, cwd = process.cwd()): { config: Config; source: string } {
+  const explicit = path !== undefined;
+  const file = explicit ? path : `${cwd}/${DEFAULT_CONFIG_FILE}`;
+  if (!existsSync(file)) {
+    if (explicit) throw new ConfigError(`${file}: config file not found`);
+    return { config: parseConfig({}, 'defaults'), source: 'defaults' };
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    throw new ConfigError(`${file}: not valid JSON (${why})`);
+  }
+  return { config: parseConfig(raw, file), source: file };
+}
+
+function canonical(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(canonical);
+  if (value !== null && typeof value === 'object') {
+    return Object.fromEntries(
+      Object.keys(value as object)
+        .sort()
+        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
+    );
+  }
+  return value;
+}
+
+/**
+ * A short, stable identifier of the effective policy: every decision records it, so an auditor
+ * can tell which policy produced a decision. Subscriptions do not change decisions and are excluded.
+ */
+export function policyVersion(config: Config): string {
+  const { notifications: _ignored, ...policy } = config;
+  const digest = createHash('sha256')
+    .update(JSON.stringify(canonical(policy)))
+    .digest('hex');
+  return `p-${digest.slice(0, 12)}`;
+}
+
+/** Env var through which the deployed functions receive the validated config (as JSON). */
+export const CONFIG_ENV = 'KEYGUARD_CONFIG';
