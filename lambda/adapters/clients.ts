@@ -1,0 +1,25 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { SNSClient } from '@aws-sdk/client-sns';
+
+/**
+ * SDK clients with one retry policy: the SDK's standard retry mode retries throttling and transient
+ * errors with exponential backoff and jitter. Past that, the error propagates so that Lambda's own
+ * retries, and then the failure destination, take over.
+ */
+export const SDK_MAX_ATTEMPTS = 6;
+
+/** IAM is global; its endpoint is in us-east-1. */
+export const IAM_REGION = 'us-east-1';
+
+export function iamClient(): IAMClient {
+  return new IAMClient({ region: IAM_REGION, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+}
+
+export function snsClient(): SNSClient {
+  return new SNSClient({ maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+}
+
+export function dynamoClient(): DynamoDBClient {
+  return new DynamoDBClient({ maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+}

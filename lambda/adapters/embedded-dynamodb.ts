@@ -1,0 +1,77 @@
+import { mkdirSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import {
+  CreateTableCommand,
+  type CreateTableCommandInput,
+  DynamoDBClient,
+  ResourceInUseException,
+} from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { documentClient } from './document-client';
+
+/**
+ * An in-process DynamoDB (dynalite) on loopback, for `keyguard replay` and for tests that need real
+ * DynamoDB semantics (conditional writes, GSIs). Never used by the deployed functions.
+ * dynalite has no transactions, TTL or streams; nothing here relies on them.
+ */
+
+export interface EmbeddedDynamo {
+  endpoint: string;
+  client: DynamoDBClient;
+  doc: DynamoDBDocumentClient;
+  close(): Promise<void>;
+}
+
+interface DynaliteServer {
+  listen(port: number, host: string, cb: (err?: Error) => void): void;
+  close(cb: (err?: Error) => void): void;
+  address(): AddressInfo | string | null;
+}
+
+/**
+ * Starts dynalite on 127.0.0.1 (random port). With `path`, data persists in that folder (LevelDB);
+ * without it, data lives in memory.
+ */
+export async function startEmbeddedDynamo(opts: { path?: string } = {}): Promise<EmbeddedDynamo> {
+  // dynalite ships no types; it is loaded lazily so nothing else pays for it.
+  const dynalite = require('dynalite') as (o: Record<string, unknown>) => DynaliteServer;
+  if (opts.path) mkdirSync(opts.path, { recursive: true });
+  const server = dynalite({ path: opts.path, createTableMs: 0, deleteTableMs: 0, updateTableMs: 0 });
+  await new Promise<void>((resolve, reject) =>
+    server.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve())),
+  );
+  const addr = server.address() as AddressInfo;
+  const endpoint = `http://127.0.0.1:${addr.port}`;
+  const client = new DynamoDBClient({
+    endpoint,
+    region: 'us-east-1',
+    // dynalite accepts any credentials; fixed ones keep the SDK from searching the machine for real ones.
+    credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+    maxAttempts: 3,
+  });
+  return {
+    endpoint,
+    client,
+    doc: documentClient(client),
+    close: async () => {
+      client.destroy();
+      await new Promise<void>((resolve, reject) => server.close((err) => (err ? reject(err) : resolve())));
+    },
+  };
+}
+
+/** Creates the tables unless they already exist (a persisted store is reused across runs). */
+export async function ensureTables(client: DynamoDBClient, tables: CreateTableCommandInput[]): Promise<void> {
+  for (const t of tables) {
+    try {
+      await client.send(new CreateTableCommand(t));
+    } catch (err) {
+      if (
+        err instanceof ResourceInUseException ||
+        (err as { name?: string }).name === 'ResourceInUseException'
+      )
+        continue;
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,164 @@
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { Context } from 'aws-lambda';
+import { DynamoAuditLog } from '../adapters/audit-store';
+import { documentClient } from '../adapters/document-client';
+import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
+import { SnsNotifier } from '../adapters/notifier';
+import { classifyRecord, EventBridgeEventSchema } from '../domain/cloudtrail';
+import { type PipelineDeps, processKeyEvent } from '../domain/pipeline';
+import type { Config } from '../shared/config';
+
+/**
+ * The credential-event function: EventBridge (IAM CloudTrail event) → validate → classify → pipeline.
+ * Thin by design: parsing here, decisions in domain/, AWS in adapters/. Any failure is thrown, so that
+ * Lambda retries the event and finally sends it to the failure destination; nothing is swallowed.
+ */
+
+export interface CredentialEventRuntime {
+  config: Config;
+  policyVersion: string;
+  decisionsTable: string;
+  keysTable: string;
+  idempotencyTable: string;
+  topicArn: string;
+  iamFor: IamClientProvider;
+  dynamo: DynamoDBClient;
+  sns: SNSClient;
+  logger: Logger;
+  metrics: Metrics;
+  now?: () => Date;
+}
+
+export class InvalidEventError extends Error {
+  constructor(detail: string) {
+    super(`event is not an EventBridge "AWS API Call via CloudTrail" event: ${detail}`);
+    this.name = 'InvalidEventError';
+  }
+}
+
+export type CredentialEventResult =
+  | { status: 'ignored'; reason: string; eventId: string }
+  | {
+      status: 'decided';
+      eventId: string;
+      decisions: Array<{
+        decisionId: string;
+        keyId: string;
+        action: string;
+        applied: boolean;
+        duplicate: boolean;
+      }>;
+    };
+
+export function createCredentialEventHandler(rt: CredentialEventRuntime) {
+  const { logger, metrics } = rt;
+  const directory = new IamKeyDirectory(rt.iamFor);
+  const deps: PipelineDeps = {
+    directory,
+    audit: new DynamoAuditLog(documentClient(rt.dynamo), {
+      decisionsTable: rt.decisionsTable,
+      keysTable: rt.keysTable,
+    }),
+    enforcer: new IamEnforcer(rt.iamFor, directory),
+    notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
+  };
+  const now = rt.now ?? (() => new Date());
+
+  const ignored = (reason: string, eventId: string, eventName: string): CredentialEventResult => {
+    logger.info('event ignored', { reason, eventId, eventName });
+    const m = metrics.singleMetric();
+    m.addDimension('reason', reason);
+    m.addMetric('IgnoredEvents', MetricUnit.Count, 1);
+    return { status: 'ignored', reason, eventId };
+  };
+
+  async function process(raw: unknown): Promise<CredentialEventResult> {
+    const parsed = EventBridgeEventSchema.safeParse(raw);
+    if (!parsed.success) {
+      // Only paths and expectations are reported: values could hold anything, including a secret.
+      const detail = parsed.error.issues
+        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+        .join('; ');
+      throw new InvalidEventError(detail);
+    }
+    const event = parsed.data;
+    const c = classifyRecord(event.detail, event.account);
+    if (!c.relevant) return ignored(c.reason, c.eventId, c.eventName);
+
+    const keyEvent = c.event;
+    logger.appendKeys({ eventId: keyEvent.meta.eventId, eventName: keyEvent.meta.eventName });
+    const result = await processKeyEvent(keyEvent, deps, {
+      config: rt.config,
+      policyVersion: rt.policyVersion,
+      now: now(),
+      triggerKind: 'event',
+    });
+    if (result.ignored) return ignored(result.ignored, keyEvent.meta.eventId, keyEvent.meta.eventName);
+
+    for (const { decision, duplicate, notified } of result.decisions) {
+      logger.info('decision recorded', {
+        decisionId: decision.decisionId,
+        accountId: decision.accountId,
+        userName: decision.userName,
+        keyId: decision.keyId,
+        action: decision.action,
+        applied: decision.applied,
+        violations: decision.violations.map((v) => v.code),
+        duplicate,
+        notified,
+      });
+      const m = metrics.singleMetric();
+      m.addDimension('action', decision.action);
+      m.addMetric('Decisions', MetricUnit.Count, 1);
+      if (decision.applied) metrics.addMetric('KeysDeactivated', MetricUnit.Count, 1);
+    }
+    return {
+      status: 'decided',
+      eventId: keyEvent.meta.eventId,
+      decisions: result.decisions.map(({ decision, duplicate }) => ({
+        decisionId: decision.decisionId,
+        keyId: decision.keyId,
+        action: decision.action,
+        applied: decision.applied,
+        duplicate,
+      })),
+    };
+  }
+
+  // A redelivered event (same CloudTrail eventID) that already completed returns the stored result: no
+  // second decision, no second notice. A failed attempt leaves no record, so its retry runs again.
+  const idempotencyConfig = new IdempotencyConfig({
+    eventKeyJmesPath: 'detail.eventID',
+    expiresAfterSeconds: 7 * 24 * 3600,
+    throwOnNoIdempotencyKey: true,
+  });
+  const idempotent = makeIdempotent(process, {
+    persistenceStore: new DynamoDBPersistenceLayer({
+      tableName: rt.idempotencyTable,
+      awsSdkV3Client: rt.dynamo,
+    }),
+    config: idempotencyConfig,
+  });
+
+  return async function handler(event: unknown, context: Context): Promise<CredentialEventResult> {
+    idempotencyConfig.registerLambdaContext(context);
+    const id = (event as { detail?: { eventID?: unknown } } | null)?.detail?.eventID;
+    try {
+      return await idempotent(event);
+    } catch (err) {
+      logger.error('credential event failed; Lambda retries it, then sends it to the failure destination', {
+        eventId: typeof id === 'string' ? id : undefined,
+        error: err as Error,
+      });
+      throw err;
+    } finally {
+      logger.resetKeys();
+      metrics.publishStoredMetrics();
+    }
+  };
+}
