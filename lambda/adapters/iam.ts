@@ -103,7 +103,7 @@ export class IamEnforcer implements Enforcer {
   async deactivate(accountId: string, userName: string, keyId: string): Promise<boolean> {
     // Re-check immediately before acting: only an Active Bedrock key with this exact id is changed.
     const current = await this.directory.getKey(accountId, userName, keyId);
-    if (!current || current.status !== 'Active') return false;
+    if (current?.status !== 'Active') return false;
     const iam = await this.clientFor(accountId);
     try {
       await iam.send(

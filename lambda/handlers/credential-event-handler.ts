@@ -9,7 +9,7 @@ import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { SnsNotifier } from '../adapters/notifier';
-import { classifyRecord, EventBridgeEventSchema } from '../domain/cloudtrail';
+import { classifyRecord, type EventBridgeEvent, EventBridgeEventSchema } from '../domain/cloudtrail';
 import { type PipelineDeps, processKeyEvent } from '../domain/pipeline';
 import type { Config } from '../shared/config';
 
@@ -77,7 +77,7 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     return { status: 'ignored', reason, eventId };
   };
 
-  async function process(raw: unknown): Promise<CredentialEventResult> {
+  function parse(raw: unknown): EventBridgeEvent {
     const parsed = EventBridgeEventSchema.safeParse(raw);
     if (!parsed.success) {
       // Only paths and expectations are reported: values could hold anything, including a secret.
@@ -86,7 +86,10 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
         .join('; ');
       throw new InvalidEventError(detail);
     }
-    const event = parsed.data;
+    return parsed.data;
+  }
+
+  async function process(event: EventBridgeEvent): Promise<CredentialEventResult> {
     const c = classifyRecord(event.detail, event.account);
     if (!c.relevant) return ignored(c.reason, c.eventId, c.eventName);
 
@@ -149,7 +152,7 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     idempotencyConfig.registerLambdaContext(context);
     const id = (event as { detail?: { eventID?: unknown } } | null)?.detail?.eventID;
     try {
-      return await idempotent(event);
+      return await idempotent(parse(event));
     } catch (err) {
       logger.error('credential event failed; Lambda retries it, then sends it to the failure destination', {
         eventId: typeof id === 'string' ? id : undefined,

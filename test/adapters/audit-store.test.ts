@@ -1,0 +1,145 @@
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import type { Decision } from '../../lambda/domain/types';
+import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+
+const ACCOUNT = '111122223333';
+
+function decision(over: Partial<Decision> & Pick<Decision, 'decisionId' | 'keyId'>): Decision {
+  return {
+    decidedAt: over.decisionId.slice(0, 24),
+    userName: 'svc-chatbot',
+    accountId: ACCOUNT,
+    keyType: 'LONG_TERM',
+    status: 'Active',
+    trigger: {
+      kind: 'event',
+      eventId: over.decisionId.split('/')[2],
+      eventName: 'CreateServiceSpecificCredential',
+    },
+    createdAt: '2026-11-20T09:31:02.000Z',
+    expiresAt: null,
+    neverExpires: true,
+    owner: { value: 'team-chat@example.com', source: 'tag' },
+    violations: [{ code: 'NEVER_EXPIRES', severity: 'high', detail: 'the key has no expiration date' }],
+    action: 'DEACTIVATE',
+    applied: false,
+    mode: 'audit',
+    deadline: null,
+    policyVersion: 'p-000000000000',
+    ...over,
+  };
+}
+
+let db: EmbeddedDynamo;
+let audit: DynamoAuditLog;
+
+beforeAll(async () => {
+  db = await startTestDynamo();
+  audit = new DynamoAuditLog(db.doc, TABLES);
+});
+afterAll(async () => db.close());
+
+describe('DynamoAuditLog against dynalite', () => {
+  it('appends a decision and refuses to overwrite it: a duplicate returns the decision on record', async () => {
+    const first = decision({
+      decisionId: '2026-11-20T09:31:02.000Z/event/e-1',
+      keyId: 'ACCAEXAMPLEKEYAUDIT01',
+    });
+
+    const a = await audit.recordDecision(first);
+    const b = await audit.recordDecision({ ...first, action: 'ALLOW', violations: [] });
+
+    expect(a).toEqual({ decision: first, duplicate: false });
+    expect(b.duplicate).toBe(true);
+    expect(b.decision).toEqual(first);
+    const stored = (await scanAll(db, TABLES.decisionsTable)).filter(
+      (i) => i.keyId === 'ACCAEXAMPLEKEYAUDIT01',
+    );
+    expect(stored).toHaveLength(1);
+    expect(stored[0]).toMatchObject({
+      action: 'DEACTIVATE',
+      pk: `${ACCOUNT}#ACCAEXAMPLEKEYAUDIT01`,
+      ownerKey: 'team-chat@example.com',
+    });
+  });
+
+  it('returns a key’s decisions oldest first, across pages', async () => {
+    const keyId = 'ACCAEXAMPLEKEYAUDIT02';
+    const times = ['2026-11-22T00:00:00.000Z', '2026-11-20T00:00:00.000Z', '2026-11-21T00:00:00.000Z'];
+    for (const [i, t] of times.entries()) {
+      // A large detail makes dynalite page the query (1 MB pages), so pagination is exercised for real.
+      const big = 'x'.repeat(390_000);
+      await audit.recordDecision(
+        decision({
+          decisionId: `${t}/event/e-${i}`,
+          keyId,
+          decidedAt: t,
+          violations: [{ code: 'MISSING_OWNER', severity: 'medium', detail: big }],
+        }),
+      );
+    }
+
+    const got = await audit.decisionsForKey(ACCOUNT, keyId);
+
+    expect(got.map((d) => d.decidedAt)).toEqual([...times].sort());
+    expect(Object.keys(got[0] ?? {})).not.toContain('pk');
+  });
+
+  it('finds decisions by owner through the byOwner index, and unowned keys under null', async () => {
+    await audit.recordDecision(
+      decision({
+        decisionId: '2026-11-20T10:00:00.000Z/event/e-o1',
+        keyId: 'ACCAEXAMPLEKEYOWNER01',
+        owner: { value: 'data-team@example.com', source: 'tag' },
+      }),
+    );
+    await audit.recordDecision(
+      decision({
+        decisionId: '2026-11-20T11:00:00.000Z/event/e-o2',
+        keyId: 'ACCAEXAMPLEKEYOWNER02',
+        owner: { value: null, source: 'fallback' },
+      }),
+    );
+
+    const mine = await audit.decisionsForOwner('data-team@example.com');
+    const unowned = await audit.decisionsForOwner(null);
+
+    expect(mine.map((d) => d.keyId)).toEqual(['ACCAEXAMPLEKEYOWNER01']);
+    expect(unowned.map((d) => d.keyId)).toEqual(['ACCAEXAMPLEKEYOWNER02']);
+    expect(unowned[0]?.owner).toEqual({ value: null, source: 'fallback' });
+  });
+
+  it('reads back a decision by id and returns null for an unknown one', async () => {
+    const d = decision({ decisionId: '2026-11-20T12:00:00.000Z/event/e-g', keyId: 'ACCAEXAMPLEKEYAUDIT03' });
+    await audit.recordDecision(d);
+
+    expect(await audit.getDecision(ACCOUNT, d.keyId, d.decisionId)).toEqual(d);
+    expect(await audit.getDecision(ACCOUNT, d.keyId, '2026-11-20T12:00:00.000Z/event/other')).toBeNull();
+  });
+
+  it('keeps the current state of a key in the keys table (overwritten on each decision)', async () => {
+    const known = {
+      accountId: ACCOUNT,
+      keyId: 'ACCAEXAMPLEKEYSTATE01',
+      userName: 'svc-chatbot',
+      status: 'Active' as const,
+      createdAt: '2026-11-20T09:31:02.000Z',
+      expiresAt: null,
+      creator: 'arn:aws:iam::111122223333:user/alice-admin',
+      owner: null,
+      lastDecisionId: 'd-1',
+      lastDecisionAt: '2026-11-20T09:31:05.000Z',
+    };
+
+    await audit.putKnownKey(known);
+    await audit.putKnownKey({ ...known, status: 'Inactive', lastDecisionId: 'd-2' });
+
+    expect(await audit.getKnownKey(ACCOUNT, known.keyId)).toEqual({
+      ...known,
+      status: 'Inactive',
+      lastDecisionId: 'd-2',
+    });
+    expect(await audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYNOTHERE')).toBeNull();
+  });
+});

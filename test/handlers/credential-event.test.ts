@@ -1,0 +1,399 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  IAMClient,
+  ListServiceSpecificCredentialsCommand,
+  ListUserTagsCommand,
+  NoSuchEntityException,
+  UpdateServiceSpecificCredentialCommand,
+} from '@aws-sdk/client-iam';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { auditTableDefinitions, DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import type { Decision } from '../../lambda/domain/types';
+import {
+  type CredentialEventRuntime,
+  createCredentialEventHandler,
+  InvalidEventError,
+} from '../../lambda/handlers/credential-event-handler';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { type Capture, captureOutput } from '../support/capture';
+import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import {
+  ACCOUNT,
+  ADMIN_ARN,
+  createCredentialRecord,
+  credentialChangeRecord,
+  eventBridgeEvent,
+  lambdaContext,
+  tagUserRecord,
+} from '../support/events';
+
+const iam = mockClient(IAMClient);
+const sns = mockClient(SNSClient);
+const TOPIC = `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`;
+const NOW = new Date('2026-11-20T09:31:05Z');
+const KEY = 'ACCAEXAMPLEKEYNEVER01';
+const USER = 'svc-chatbot';
+const FULL_TAGS = [
+  { Key: 'owner', Value: 'team-chat@example.com' },
+  { Key: 'purpose', Value: 'customer chatbot' },
+  { Key: 'review-cadence', Value: '90d' },
+];
+
+let db: EmbeddedDynamo;
+let out: Capture;
+let table = 0;
+
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => {
+  await db.close();
+});
+
+/** Each test gets fresh table names by using a fresh account-independent handler on fresh tables. */
+async function freshRuntime(mode: 'audit' | 'enforce'): Promise<CredentialEventRuntime> {
+  table += 1;
+  const names = {
+    decisionsTable: `${TABLES.decisionsTable}-${table}`,
+    keysTable: `${TABLES.keysTable}-${table}`,
+    idempotencyTable: `${TABLES.idempotencyTable}-${table}`,
+  };
+  await ensureTables(db.client, [
+    ...auditTableDefinitions(names),
+    {
+      TableName: names.idempotencyTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    },
+  ]);
+  const config = parseConfig({ mode, fallbackOwner: 'security@example.com' });
+  return {
+    config,
+    policyVersion: policyVersion(config),
+    ...names,
+    topicArn: TOPIC,
+    iamFor: () => new IAMClient({ region: 'us-east-1' }),
+    dynamo: db.client,
+    sns: new SNSClient({ region: 'us-east-1' }),
+    logger: new Logger({ serviceName: 'keyguard-credential-event' }),
+    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-credential-event' }),
+    now: () => NOW,
+  };
+}
+
+function liveKey(status: 'Active' | 'Inactive', expiration?: Date) {
+  return {
+    UserName: USER,
+    Status: status,
+    ServiceUserName: undefined,
+    ServiceCredentialAlias: `${USER}-at-${ACCOUNT}`,
+    CreateDate: new Date('2026-11-20T09:31:02Z'),
+    ...(expiration ? { ExpirationDate: expiration } : {}),
+    ServiceSpecificCredentialId: KEY,
+    ServiceName: 'bedrock.amazonaws.com',
+  };
+}
+
+async function decisionsIn(rt: CredentialEventRuntime): Promise<Decision[]> {
+  return new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY);
+}
+
+beforeEach(() => {
+  iam.reset();
+  sns.reset();
+  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  iam.on(ListUserTagsCommand).resolves({ Tags: FULL_TAGS, IsTruncated: false });
+  iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
+  out = captureOutput();
+});
+afterEach(() => out.restore());
+
+describe('credential-event handler', () => {
+  it('deactivates a never-expiring key in enforce mode, records the decision and notifies the owner', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const handler = createCredentialEventHandler(rt);
+    const event = eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY }));
+
+    // Act
+    const result = await handler(event, lambdaContext());
+
+    // Assess
+    expect(result).toMatchObject({
+      status: 'decided',
+      decisions: [{ keyId: KEY, action: 'DEACTIVATE', applied: true }],
+    });
+    expect(iam).toHaveReceivedCommandWith(ListServiceSpecificCredentialsCommand, {
+      UserName: USER,
+      ServiceName: 'bedrock.amazonaws.com',
+    });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      UserName: USER,
+      ServiceSpecificCredentialId: KEY,
+      Status: 'Inactive',
+    });
+    const [decision, ...rest] = await decisionsIn(rt);
+    expect(rest).toHaveLength(0);
+    expect(decision).toMatchObject({
+      keyId: KEY,
+      userName: USER,
+      accountId: ACCOUNT,
+      keyType: 'LONG_TERM',
+      action: 'DEACTIVATE',
+      applied: true,
+      mode: 'enforce',
+      neverExpires: true,
+      expiresAt: null,
+      owner: { value: 'team-chat@example.com', source: 'tag' },
+      trigger: { kind: 'event', eventName: 'CreateServiceSpecificCredential' },
+      policyVersion: rt.policyVersion,
+    });
+    expect(decision?.violations.map((v) => v.code)).toEqual(['NEVER_EXPIRES']);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known).toMatchObject({ status: 'Inactive', creator: ADMIN_ARN, owner: 'team-chat@example.com' });
+
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    const publish = sns.commandCalls(PublishCommand)[0]?.args[0].input;
+    expect(publish?.TopicArn).toBe(TOPIC);
+    expect(publish?.MessageAttributes).toEqual({
+      owner: { DataType: 'String', StringValue: 'team-chat@example.com' },
+      severity: { DataType: 'String', StringValue: 'high' },
+      action: { DataType: 'String', StringValue: 'DEACTIVATE' },
+    });
+    expect(publish?.Message).toContain(`account ${ACCOUNT}`);
+    expect(publish?.Message).toContain('NEVER_EXPIRES');
+  });
+
+  it('only plans the deactivation in audit mode: IAM is never changed', async () => {
+    const rt = await freshRuntime('audit');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+
+    await createCredentialEventHandler(rt)(
+      eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY })),
+      lambdaContext(),
+    );
+
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    const [decision] = await decisionsIn(rt);
+    expect(decision).toMatchObject({ action: 'DEACTIVATE', applied: false, mode: 'audit' });
+    expect(sns.commandCalls(PublishCommand)[0]?.args[0].input.Message).toContain('planned, not applied');
+  });
+
+  it('acts on what IAM says now, not on the event: a key created with an expiry in the event but never-expiring in IAM is deactivated', async () => {
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const event = eventBridgeEvent(
+      createCredentialRecord({
+        userName: USER,
+        keyId: KEY,
+        credentialAgeDays: 30,
+        expirationDate: '2026-12-20T09:31:02Z',
+      }),
+    );
+
+    await createCredentialEventHandler(rt)(event, lambdaContext());
+
+    const [decision] = await decisionsIn(rt);
+    expect(decision).toMatchObject({ action: 'DEACTIVATE', applied: true, expiresAt: null });
+  });
+
+  it('ignores a CodeCommit credential without calling IAM or SNS, with a log line and a metric', async () => {
+    const rt = await freshRuntime('enforce');
+    const event = eventBridgeEvent(
+      createCredentialRecord({
+        userName: 'git-user',
+        keyId: 'ACCAEXAMPLECODECOMMIT1',
+        serviceName: 'codecommit.amazonaws.com',
+      }),
+    );
+
+    const result = await createCredentialEventHandler(rt)(event, lambdaContext());
+
+    expect(result).toMatchObject({ status: 'ignored', reason: 'not-bedrock' });
+    expect(iam.calls()).toHaveLength(0);
+    expect(sns.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(0);
+    const lines = out.lines();
+    expect(lines.some((l) => l.message === 'event ignored' && l.reason === 'not-bedrock')).toBe(true);
+    expect(lines.some((l) => l.IgnoredEvents === 1 && l.reason === 'not-bedrock')).toBe(true);
+  });
+
+  it('ignores a failed call (errorCode) without touching anything', async () => {
+    const rt = await freshRuntime('enforce');
+    const event = eventBridgeEvent(
+      createCredentialRecord({ userName: USER, keyId: KEY, errorCode: 'LimitExceeded' }),
+    );
+
+    const result = await createCredentialEventHandler(rt)(event, lambdaContext());
+
+    expect(result).toMatchObject({ status: 'ignored', reason: 'failed-call' });
+    expect(iam.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(0);
+  });
+
+  it('handles a redelivered event once: one decision, one deactivation, one notice', async () => {
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolvesOnce({ ServiceSpecificCredentials: [liveKey('Active')] })
+      .resolvesOnce({ ServiceSpecificCredentials: [liveKey('Active')] })
+      .resolves({ ServiceSpecificCredentials: [liveKey('Inactive')] });
+    const handler = createCredentialEventHandler(rt);
+    const event = eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY }));
+
+    const first = await handler(event, lambdaContext());
+    const second = await handler(structuredClone(event), lambdaContext());
+
+    expect(second).toEqual(first);
+    expect(await decisionsIn(rt)).toHaveLength(1);
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+  });
+
+  it('rethrows IAM throttling so Lambda retries; the retry records exactly one decision', async () => {
+    const rt = await freshRuntime('audit');
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $fault: 'client' });
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .rejectsOnce(throttled)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const handler = createCredentialEventHandler(rt);
+    const event = eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY }));
+
+    await expect(handler(event, lambdaContext())).rejects.toThrow('Rate exceeded');
+    const failure = out.lines().find((l) => l.level === 'ERROR');
+    expect(failure?.message).toContain('Lambda retries it');
+    expect(failure?.eventId).toBe((event.detail as { eventID: string }).eventID);
+    expect(await decisionsIn(rt)).toHaveLength(0);
+
+    await handler(event, lambdaContext());
+
+    expect(await decisionsIn(rt)).toHaveLength(1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+  });
+
+  it('retries a failed SNS publish without writing a second audit item', async () => {
+    const rt = await freshRuntime('audit');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    sns.on(PublishCommand).rejectsOnce(new Error('SNS unavailable')).resolves({ MessageId: 'm-2' });
+    const handler = createCredentialEventHandler(rt);
+    const event = eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY }));
+
+    await expect(handler(event, lambdaContext())).rejects.toThrow('SNS unavailable');
+    expect(await decisionsIn(rt)).toHaveLength(1);
+
+    const retry = await handler(event, lambdaContext());
+
+    expect(retry).toMatchObject({ status: 'decided', decisions: [{ duplicate: true }] });
+    expect(await decisionsIn(rt)).toHaveLength(1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
+  });
+
+  it('records a known key deleted in IAM as Deleted, with no action and no notice', async () => {
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const handler = createCredentialEventHandler(rt);
+    await handler(eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY })), lambdaContext());
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [] });
+    sns.resetHistory();
+
+    const deletion = {
+      ...credentialChangeRecord('DeleteServiceSpecificCredential', USER, KEY),
+      eventTime: '2026-11-21T08:00:00Z',
+    };
+
+    const result = await handler(eventBridgeEvent(deletion), lambdaContext());
+
+    expect(result).toMatchObject({ status: 'decided', decisions: [{ action: 'ALLOW', applied: false }] });
+    const decisions = await decisionsIn(rt);
+    expect(decisions.map((d) => d.status)).toEqual(['Active', 'Deleted']);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 0);
+  });
+
+  it('ignores an update for a credential that is not a Bedrock key it knows (e.g. CodeCommit, or already gone)', async () => {
+    const rt = await freshRuntime('enforce');
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [] });
+
+    const result = await createCredentialEventHandler(rt)(
+      eventBridgeEvent(
+        credentialChangeRecord('UpdateServiceSpecificCredential', USER, 'ACCAEXAMPLEUNKNOWN001', {
+          status: 'Active',
+        }),
+      ),
+      lambdaContext(),
+    );
+
+    expect(result).toMatchObject({ status: 'ignored', reason: 'not-bedrock-or-unknown' });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+  });
+
+  it('treats a deleted user as having no keys and no tags', async () => {
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .rejects(new NoSuchEntityException({ message: 'no user', $metadata: {} }));
+
+    const result = await createCredentialEventHandler(rt)(
+      eventBridgeEvent(tagUserRecord(USER, { owner: 'x@example.com' })),
+      lambdaContext(),
+    );
+
+    expect(result).toMatchObject({ status: 'ignored', reason: 'no-bedrock-keys' });
+  });
+
+  it('re-evaluates every Bedrock key of a user when its tags change', async () => {
+    const rt = await freshRuntime('audit');
+    const second = {
+      ...liveKey('Active', new Date('2026-12-01T00:00:00Z')),
+      ServiceSpecificCredentialId: 'ACCAEXAMPLEKEYSECOND1',
+    };
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({
+      ServiceSpecificCredentials: [liveKey('Active', new Date('2026-12-10T00:00:00Z')), second],
+    });
+    iam.on(ListUserTagsCommand).resolves({ Tags: [{ Key: 'owner', Value: 'team-chat@example.com' }] });
+
+    const result = await createCredentialEventHandler(rt)(
+      eventBridgeEvent(tagUserRecord(USER, { owner: 'team-chat@example.com' })),
+      lambdaContext(),
+    );
+
+    expect(result.status).toBe('decided');
+    const ids = result.status === 'decided' ? result.decisions.map((d) => [d.keyId, d.action]) : [];
+    expect(ids).toEqual([
+      [KEY, 'NOTIFY'],
+      ['ACCAEXAMPLEKEYSECOND1', 'NOTIFY'],
+    ]);
+    const decisions = await decisionsIn(rt);
+    expect(decisions[0]?.violations.map((v) => v.code)).toEqual([
+      'MISSING_PURPOSE',
+      'MISSING_REVIEW_CADENCE',
+    ]);
+    expect(decisions[0]?.deadline).toBe('2026-11-23T09:31:05.000Z');
+  });
+
+  it('rejects an event that is not a CloudTrail event, logging why, so it ends in the failure destination', async () => {
+    const rt = await freshRuntime('enforce');
+
+    await expect(createCredentialEventHandler(rt)({ hello: 'world' }, lambdaContext())).rejects.toThrow(
+      InvalidEventError,
+    );
+    expect(out.lines().some((l) => l.level === 'ERROR')).toBe(true);
+    expect(iam.calls()).toHaveLength(0);
+  });
+});

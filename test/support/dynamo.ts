@@ -1,0 +1,41 @@
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { auditTableDefinitions } from '../../lambda/adapters/audit-store';
+import {
+  type EmbeddedDynamo,
+  ensureTables,
+  startEmbeddedDynamo,
+} from '../../lambda/adapters/embedded-dynamodb';
+
+/** Table names used by tests; each test file gets its own in-memory dynalite. */
+export const TABLES = {
+  decisionsTable: 'test-decisions',
+  keysTable: 'test-keys',
+  idempotencyTable: 'test-idempotency',
+};
+
+/** Starts an in-memory dynalite with the audit tables and the Powertools idempotency table. */
+export async function startTestDynamo(): Promise<EmbeddedDynamo> {
+  const db = await startEmbeddedDynamo();
+  await ensureTables(db.client, [
+    ...auditTableDefinitions(TABLES),
+    {
+      TableName: TABLES.idempotencyTable,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+    },
+  ]);
+  return db;
+}
+
+/** Every item of a table (all pages). */
+export async function scanAll(db: EmbeddedDynamo, table: string): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const res = await db.doc.send(new ScanCommand({ TableName: table, ExclusiveStartKey: start }));
+    out.push(...(res.Items ?? []));
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
