@@ -1,0 +1,167 @@
+import type { Decision } from '../domain/types';
+
+/**
+ * Output of `keyguard replay`: decision JSON (one object per line) and the readable table and totals.
+ * Everything printed is built from decision fields and counters: no record content ever reaches the output.
+ */
+
+/**
+ * The decision as stable JSON: fields in the design.md order, and only the decision's own fields. A decision
+ * read back from the store has its nested objects in DynamoDB's order; rebuilding them here keeps the output
+ * byte-identical between a first run and a re-run.
+ */
+export function decisionJson(d: Decision): string {
+  const trigger: Decision['trigger'] = { kind: d.trigger.kind };
+  if (d.trigger.eventId !== undefined) trigger.eventId = d.trigger.eventId;
+  if (d.trigger.eventName !== undefined) trigger.eventName = d.trigger.eventName;
+  if (d.trigger.eventTime !== undefined) trigger.eventTime = d.trigger.eventTime;
+  const ordered: Decision = {
+    decisionId: d.decisionId,
+    decidedAt: d.decidedAt,
+    keyId: d.keyId,
+    userName: d.userName,
+    accountId: d.accountId,
+    keyType: d.keyType,
+    status: d.status,
+    trigger,
+    createdAt: d.createdAt,
+    expiresAt: d.expiresAt,
+    neverExpires: d.neverExpires,
+    owner: { value: d.owner.value, source: d.owner.source },
+    violations: d.violations.map((v) => ({ code: v.code, severity: v.severity, detail: v.detail })),
+    action: d.action,
+    applied: d.applied,
+    mode: d.mode,
+    deadline: d.deadline,
+    policyVersion: d.policyVersion,
+  };
+  return JSON.stringify(ordered);
+}
+
+export interface DecisionRow {
+  decision: Decision;
+  /** Already on record from an earlier run of the same store. */
+  duplicate: boolean;
+}
+
+/** `2026-11-20T09:31:02.000Z` → `2026-11-20 09:31:02Z`. */
+function shortTime(iso: string | undefined): string {
+  if (!iso) return '-';
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+/** `CreateServiceSpecificCredential` → `Create key`; other event names are short enough as they are. */
+function eventLabel(d: Decision): string {
+  const name = d.trigger.eventName;
+  if (!name) return d.trigger.kind;
+  const m = /^(Create|Update|Reset|Delete)ServiceSpecificCredential$/.exec(name);
+  return m ? `${m[1]} key` : name;
+}
+
+export function actionLabel(d: Decision): string {
+  if (d.action === 'ALLOW') return 'ALLOW';
+  if (d.action === 'NOTIFY') return 'NOTIFY';
+  return d.applied ? `${d.action} (applied)` : `${d.action} (planned)`;
+}
+
+function ownerLabel(d: Decision): string {
+  return `${d.owner.value ?? '(none)'} (${d.owner.source})`;
+}
+
+/** Left-aligned columns separated by two spaces; the last column is not padded. */
+export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+export function decisionTable(rows: readonly DecisionRow[]): string {
+  const header = [
+    'EVENT TIME',
+    'EVENT',
+    'USER',
+    'KEY ID',
+    'STATUS',
+    'ACTION',
+    'VIOLATIONS',
+    'OWNER (SOURCE)',
+    'RECORD',
+  ];
+  const body = rows.map(({ decision: d, duplicate }) => [
+    shortTime(d.trigger.eventTime),
+    eventLabel(d),
+    d.userName,
+    d.keyId,
+    d.status,
+    actionLabel(d),
+    d.violations.length ? d.violations.map((v) => v.code).join(',') : '-',
+    ownerLabel(d),
+    duplicate ? 'earlier run' : 'new',
+  ]);
+  return renderTable(header, body);
+}
+
+/** Why events produced no decision, worded for the summary. */
+export const IGNORE_LABELS: Record<string, string> = {
+  'not-iam': 'not IAM',
+  'unsupported-event': 'other IAM calls',
+  'failed-call': 'failed calls',
+  'not-bedrock': 'credentials of other services',
+  'not-bedrock-or-unknown': 'keys not known as Bedrock keys',
+  'no-bedrock-keys': 'user changes without Bedrock keys (state only)',
+  'duplicate-record': 'seen twice (same eventID)',
+};
+
+export interface ReplayTotals {
+  filesRead: number;
+  filesWithErrors: number;
+  /** Entries in all files (CloudTrail records and EventBridge events). */
+  eventsRead: number;
+  /** Records about Bedrock keys or their users' tags. */
+  relevant: number;
+  /** Relevant records that could not be used (invalid or missing a field). */
+  rejected: number;
+  ignored: Map<string, number>;
+  decisionsByAction: Map<string, number>;
+  newDecisions: number;
+  earlierDecisions: number;
+  notices: number;
+  owners: number;
+  mode: string;
+  policyVersion: string;
+  configSource: string;
+  store: string;
+}
+
+function counts(m: Map<string, number>, label: (k: string) => string = (k) => k): string {
+  return [...m.entries()]
+    .sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1))
+    .map(([k, n]) => `${label(k)} ${n}`)
+    .join(', ');
+}
+
+export function summaryText(t: ReplayTotals): string {
+  const ignoredTotal = [...t.ignored.values()].reduce((a, b) => a + b, 0);
+  const decisions = t.newDecisions + t.earlierDecisions;
+  const lines = [
+    `Files: ${t.filesRead} read, ${t.filesWithErrors} with errors`,
+    `Events: ${t.eventsRead} read, ${t.relevant} relevant, ${t.rejected} rejected, ${ignoredTotal} without a decision`,
+  ];
+  if (ignoredTotal > 0)
+    lines.push(`  without a decision: ${counts(t.ignored, (k) => IGNORE_LABELS[k] ?? k)}`);
+  lines.push(
+    `Decisions: ${decisions} (${t.newDecisions} new, ${t.earlierDecisions} already on record)` +
+      (decisions > 0 ? `: ${counts(t.decisionsByAction)}` : ''),
+  );
+  lines.push(
+    `Owners that would be notified: ${t.owners} (${t.notices} notice${t.notices === 1 ? '' : 's'}; nothing was sent)`,
+  );
+  lines.push(
+    `Mode ${t.mode}: enforcement is planned, never applied, in replay. Policy ${t.policyVersion} (${t.configSource}); store ${t.store}`,
+  );
+  return lines.join('\n');
+}

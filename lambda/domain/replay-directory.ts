@@ -1,0 +1,99 @@
+import type { KeyEvent } from './cloudtrail';
+import type { KeyDirectory, KeyMetadata } from './pipeline';
+import { BEDROCK_SERVICE } from './types';
+
+/**
+ * The `KeyDirectory` of `keyguard replay`: the state of users and Bedrock keys rebuilt from the events
+ * themselves, in event order. Where the live pipeline asks IAM, replay asks what the log files have shown so
+ * far. Pure: no I/O, no clock; feed it events with `apply()` in eventTime order.
+ *
+ * Only what the events say is known: a key created before the first log file is unknown (the pipeline
+ * then ignores its Update/Reset events, as it would for a key IAM does not have), and a user never seen in
+ * a CreateUser/TagUser event has no tags.
+ */
+
+interface UserState {
+  tags: Record<string, string>;
+  /** Bedrock keys only, in creation order. */
+  keys: Map<string, KeyMetadata>;
+}
+
+export class ReplayDirectory implements KeyDirectory {
+  /** accountId → userName → state. */
+  private readonly accounts = new Map<string, Map<string, UserState>>();
+
+  /** Applies one event to the state. Events about keys or users the state does not know change nothing. */
+  apply(event: KeyEvent): void {
+    const accountId = event.meta.accountId;
+    if (event.kind === 'user-tags') {
+      const user = this.user(accountId, event.userName, true);
+      if (event.action === 'CreateUser') {
+        // A new user starts with exactly the tags it was created with.
+        user.tags = { ...event.setTags };
+      } else if (event.action === 'TagUser') {
+        Object.assign(user.tags, event.setTags);
+      } else {
+        for (const k of event.removedTagKeys) delete user.tags[k];
+      }
+      return;
+    }
+
+    switch (event.action) {
+      case 'Create': {
+        // classifyRecord already drops other services; checked again so the state can only hold Bedrock keys.
+        if (event.serviceName !== BEDROCK_SERVICE) return;
+        const user = this.user(accountId, event.userName, true);
+        user.keys.set(event.keyId, {
+          keyId: event.keyId,
+          userName: event.userName,
+          status: event.created?.status ?? 'Active',
+          createdAt: event.created?.createdAt ?? event.meta.eventTime,
+          expiresAt: event.created?.expiresAt ?? null,
+        });
+        return;
+      }
+      case 'Update': {
+        const key = this.user(accountId, event.userName, false)?.keys.get(event.keyId);
+        if (key && event.requestedStatus) key.status = event.requestedStatus;
+        return;
+      }
+      case 'Reset':
+        // A new secret; metadata (dates, status) is unchanged.
+        return;
+      case 'Delete':
+        this.user(accountId, event.userName, false)?.keys.delete(event.keyId);
+        return;
+    }
+  }
+
+  async getKey(accountId: string, userName: string, keyId: string): Promise<KeyMetadata | null> {
+    const key = this.user(accountId, userName, false)?.keys.get(keyId);
+    return key ? { ...key } : null;
+  }
+
+  async listUserKeys(accountId: string, userName: string): Promise<KeyMetadata[]> {
+    const user = this.user(accountId, userName, false);
+    return user ? [...user.keys.values()].map((k) => ({ ...k })) : [];
+  }
+
+  async getUserTags(accountId: string, userName: string): Promise<Record<string, string>> {
+    return { ...(this.user(accountId, userName, false)?.tags ?? {}) };
+  }
+
+  private user(accountId: string, userName: string, create: true): UserState;
+  private user(accountId: string, userName: string, create: false): UserState | undefined;
+  private user(accountId: string, userName: string, create: boolean): UserState | undefined {
+    let users = this.accounts.get(accountId);
+    if (!users) {
+      if (!create) return undefined;
+      users = new Map();
+      this.accounts.set(accountId, users);
+    }
+    let user = users.get(userName);
+    if (!user && create) {
+      user = { tags: {}, keys: new Map() };
+      users.set(userName, user);
+    }
+    return user;
+  }
+}
