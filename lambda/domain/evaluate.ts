@@ -1,4 +1,5 @@
 import type { Config } from '../shared/config';
+import { redactSecrets } from '../shared/redact';
 import { DAY_MS, HOUR_MS } from './dates';
 import type { Action, Decision, KeySnapshot, Owner, Trigger, Violation } from './types';
 
@@ -27,7 +28,8 @@ function tagValue(tags: Record<string, string>, key: string): string | null {
 /** Owner tag, else the key's creator, else the configured fallback (source recorded for the audit). */
 export function resolveOwner(key: KeySnapshot, config: Config): Owner {
   const tagged = tagValue(key.userTags, config.tags.owner);
-  if (tagged) return { value: tagged, source: 'tag' };
+  // A tag value is free text (256 chars: a pasted key fits); it is copied into decisions, notices and logs.
+  if (tagged) return { value: redactSecrets(tagged), source: 'tag' };
   if (key.creator) return { value: key.creator, source: 'creator' };
   return { value: config.fallbackOwner, source: 'fallback' };
 }

@@ -1,0 +1,153 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  IAMClient,
+  ListServiceSpecificCredentialsCommand,
+  ListUserTagsCommand,
+  UpdateServiceSpecificCredentialCommand,
+} from '@aws-sdk/client-iam';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { containsKeyMaterial, redactSecrets } from '../../lambda/shared/redact';
+import { captureOutput } from '../support/capture';
+import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import {
+  cloudTrailRecord,
+  createCredentialRecord,
+  eventBridgeEvent,
+  lambdaContext,
+  tagUserRecord,
+} from '../support/events';
+import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
+
+/**
+ * Events can carry key material where nothing guarantees CloudTrail redacted it (the Create response's
+ * serviceCredentialSecret/servicePassword), and people paste keys into tag values and error messages.
+ * Whatever goes in, no log line, SNS message, audit item or result may repeat it.
+ */
+
+const iam = mockClient(IAMClient);
+const sns = mockClient(SNSClient);
+const USER = 'BedrockAPIKey-x7qa';
+const KEY = 'ACCAEXAMPLEKEYLEAKS01';
+const createdSecret = fakeLongTermKey('created');
+const password = fakeLongTermKey('password');
+const ownerTagSecret = fakeLongTermKey('owner-tag');
+const purposeTagSecret = fakeShortTermKey('purpose-tag');
+const errorSecret = fakeShortTermKey('error-message');
+const SECRETS = [createdSecret, password, ownerTagSecret, purposeTagSecret, errorSecret];
+
+let db: EmbeddedDynamo;
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => db.close());
+
+describe('no key material leaves the credential-event function', () => {
+  it('keeps secrets from events and tags out of logs, notices, audit items and results', async () => {
+    // Prepare
+    // A tiny model of IAM: the key is Active until it is deactivated.
+    let status: 'Active' | 'Inactive' = 'Active';
+    iam.on(ListServiceSpecificCredentialsCommand).callsFake(() => ({
+      ServiceSpecificCredentials: [
+        {
+          UserName: USER,
+          Status: status,
+          CreateDate: new Date('2026-11-20T09:31:02Z'),
+          ServiceSpecificCredentialId: KEY,
+          ServiceName: 'bedrock.amazonaws.com',
+          ServiceCredentialAlias: `${USER}-at-111122223333`,
+        },
+      ],
+    }));
+    iam.on(ListUserTagsCommand).resolves({
+      Tags: [
+        { Key: 'owner', Value: ownerTagSecret },
+        { Key: 'purpose', Value: purposeTagSecret },
+      ],
+    });
+    iam.on(UpdateServiceSpecificCredentialCommand).callsFake(() => {
+      status = 'Inactive';
+      return {};
+    });
+    sns.on(PublishCommand).resolves({ MessageId: 'm' });
+    const config = parseConfig({ mode: 'enforce' });
+    const handler = createCredentialEventHandler({
+      config,
+      policyVersion: policyVersion(config),
+      ...TABLES,
+      topicArn: 'arn:aws:sns:us-east-1:111122223333:notices',
+      iamFor: () => new IAMClient({ region: 'us-east-1' }),
+      dynamo: db.client,
+      sns: new SNSClient({ region: 'us-east-1' }),
+      logger: new Logger({ serviceName: 'keyguard-credential-event', logLevel: 'DEBUG' }),
+      metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-credential-event' }),
+    });
+    const create = createCredentialRecord({ userName: USER, keyId: KEY, secret: createdSecret });
+    const cred = (create.responseElements as { serviceSpecificCredential: Record<string, unknown> })
+      .serviceSpecificCredential;
+    cred.servicePassword = password;
+    const failed = {
+      ...cloudTrailRecord({
+        eventName: 'TagUser',
+        errorCode: 'InvalidInput',
+        requestParameters: { userName: USER, tags: [{ key: 'note', value: errorSecret }] },
+      }),
+      errorMessage: `Invalid tag value ${errorSecret}`,
+    };
+    const events = [
+      eventBridgeEvent(create),
+      eventBridgeEvent(tagUserRecord(USER, { owner: ownerTagSecret, purpose: purposeTagSecret })),
+      eventBridgeEvent(failed),
+      { malformed: true, secret: createdSecret },
+    ];
+    const out = captureOutput();
+
+    // Act
+    const results: unknown[] = [];
+    try {
+      for (const e of events) {
+        results.push(await handler(e, lambdaContext()).catch((err: Error) => ({ error: err.message })));
+      }
+    } finally {
+      out.restore();
+    }
+
+    // Assess: the pipeline really ran (decisions, a deactivation, notices), and nothing leaked anywhere.
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(sns.commandCalls(PublishCommand).length).toBeGreaterThanOrEqual(1);
+    const published = JSON.stringify(sns.commandCalls(PublishCommand).map((c) => c.args[0].input));
+    const items = JSON.stringify([
+      ...(await scanAll(db, TABLES.decisionsTable)),
+      ...(await scanAll(db, TABLES.keysTable)),
+      ...(await scanAll(db, TABLES.idempotencyTable)),
+    ]);
+    const logs = out.text();
+    expect(items).toContain(KEY);
+    expect(logs).toContain('decision recorded');
+
+    expect(leakedFragments(logs, SECRETS)).toEqual([]);
+    expect(leakedFragments(published, SECRETS)).toEqual([]);
+    expect(leakedFragments(items, SECRETS)).toEqual([]);
+    expect(leakedFragments(JSON.stringify(results), SECRETS)).toEqual([]);
+    // The owner that was a pasted key is shown redacted, with a fingerprint to correlate it.
+    expect(published).toContain(redactSecrets(ownerTagSecret));
+  });
+
+  it('redacts every key shape to prefix, last 4 characters and a fingerprint', () => {
+    const text = `owner=${ownerTagSecret} purpose=${purposeTagSecret}`;
+
+    const redacted = redactSecrets(text);
+
+    expect(containsKeyMaterial(text)).toBe(true);
+    expect(containsKeyMaterial(redacted)).toBe(false);
+    expect(redacted).toMatch(
+      /^owner=ABSK….{4} \[sha256:[0-9a-f]{16}\] purpose=bedrock-api-key-….{4} \[sha256:[0-9a-f]{16}\]$/,
+    );
+    expect(redactSecrets(ownerTagSecret)).toBe(redactSecrets(ownerTagSecret));
+    expect(redactSecrets(ownerTagSecret)).not.toBe(redactSecrets(fakeLongTermKey('another')));
+  });
+});
