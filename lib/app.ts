@@ -1,0 +1,49 @@
+import { App } from 'aws-cdk-lib';
+import { loadConfig } from '../lambda/shared/config';
+import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
+
+/** The stack's name (and id) in every environment. */
+export const STACK_NAME = 'BedrockKeyGuard';
+
+export interface BuildAppProps {
+  /**
+   * CDK context, for tests; the CLI's `-c key=value` and cdk.json context reach the App on their own.
+   * Keys read: `config` (policy file path), `region` (must be us-east-1).
+   * @default - none beyond what the CDK CLI provides
+   */
+  readonly context?: Record<string, unknown>;
+  /** Account to deploy to (`CDK_DEFAULT_ACCOUNT`). @default - environment-agnostic account */
+  readonly account?: string;
+  /** Directory in which `keyguard.config.json` is looked up. @default process.cwd() */
+  readonly cwd?: string;
+  /** Cloud assembly directory. @default - the CDK default (cdk.out, or the CLI's choice) */
+  readonly outdir?: string;
+}
+
+function stringContext(app: App, key: string): string | undefined {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '') return undefined;
+  if (typeof value !== 'string') {
+    throw new Error(`context ${key}: got ${JSON.stringify(value)}; allowed: a string`);
+  }
+  return value;
+}
+
+/**
+ * Composes the CDK app: reads context once, validates it (bad config -> ConfigError naming file, key and
+ * value; another region -> RegionError), and builds the one stack. bin/app.ts and the tests both use this.
+ */
+export function buildApp(props: BuildAppProps = {}): { app: App; stack: KeyguardStack } {
+  const app = new App({ context: props.context, outdir: props.outdir });
+
+  const region = stringContext(app, 'region') ?? GOVERNANCE_REGION;
+  if (region !== GOVERNANCE_REGION) throw new RegionError(region);
+  const { config } = loadConfig(stringContext(app, 'config'), props.cwd);
+
+  const stack = new KeyguardStack(app, STACK_NAME, {
+    stackName: STACK_NAME,
+    env: { account: props.account, region: GOVERNANCE_REGION },
+    config,
+  });
+  return { app, stack };
+}

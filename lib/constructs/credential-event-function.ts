@@ -1,0 +1,157 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import { nagResourceId } from '../nag-finding';
+import { FailureQueue } from './failure-queue';
+import { KeyguardFunction } from './keyguard-function';
+
+/** The only service whose service-specific credentials keyguard may change. */
+export const BEDROCK_SERVICE_NAME = 'bedrock.amazonaws.com';
+
+export interface CredentialEventFunctionProps {
+  /** The validated policy; passed to the function as JSON in `KEYGUARD_CONFIG`. */
+  readonly config: Config;
+  /** Append-only decision log: the function may only get and (conditionally) put items. */
+  readonly decisionsTable: dynamodb.ITable;
+  /** Current state per key. */
+  readonly keysTable: dynamodb.ITable;
+  /** Powertools idempotency persistence. */
+  readonly idempotencyTable: dynamodb.ITable;
+  /** Owner-notice topic. */
+  readonly topic: sns.ITopic;
+  /**
+   * Account whose IAM users the function reads and whose Bedrock keys it may deactivate. A prop (not the
+   * hard-wired stack account) so organization mode can govern member accounts without a rewrite.
+   * @default - the stack's account
+   */
+  readonly governedAccountId?: string;
+  /**
+   * Destination of asynchronous invocations that still fail after the retries.
+   * @default - a new FailureQueue
+   */
+  readonly failureQueue?: sqs.IQueue;
+  /** Handler file relative to the repository root. @default 'lambda/handlers/credential-event.ts' */
+  readonly entry?: string;
+}
+
+/**
+ * The `credential-event` function (flow 1): re-reads a key from IAM, evaluates it, records the decision,
+ * notifies the owner and, in enforce mode, deactivates the key. Its role is written out action by action:
+ * no AWS managed policies, no iam:Create* / iam:Delete*, and key changes only for bedrock.amazonaws.com.
+ */
+export class CredentialEventFunction extends Construct {
+  /** The function. */
+  public readonly function: NodejsFunction;
+  /** Its execution role. */
+  public readonly role: iam.IRole;
+  /** Where failed asynchronous invocations land. */
+  public readonly failureQueue: sqs.IQueue;
+  /** The function wrapper (log group and defaults). */
+  public readonly keyguardFunction: KeyguardFunction;
+
+  constructor(scope: Construct, id: string, props: CredentialEventFunctionProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const account = props.governedAccountId ?? stack.account;
+
+    this.failureQueue = props.failureQueue ?? new FailureQueue(this, 'FailureQueue').queue;
+
+    this.keyguardFunction = new KeyguardFunction(this, 'Handler', {
+      entry: props.entry ?? 'lambda/handlers/credential-event.ts',
+      description: 'Evaluates a Bedrock API key after an IAM credential event',
+      environment: {
+        DECISIONS_TABLE_NAME: props.decisionsTable.tableName,
+        KEYS_TABLE_NAME: props.keysTable.tableName,
+        IDEMPOTENCY_TABLE_NAME: props.idempotencyTable.tableName,
+        TOPIC_ARN: props.topic.topicArn,
+        [CONFIG_ENV]: JSON.stringify(props.config),
+        POLICY_VERSION: policyVersion(props.config),
+        POWERTOOLS_SERVICE_NAME: 'keyguard-credential-event',
+        POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      },
+      onFailure: new SqsDestination(this.failureQueue),
+      retryAttempts: 2,
+    });
+    this.function = this.keyguardFunction.function;
+    this.role = this.keyguardFunction.role;
+
+    // --- IAM: read keys and user tags; deactivate Bedrock keys only -------------------------------------------
+    // IAM has no resource finer than a user for these actions, and the users that may hold a Bedrock key are
+    // not known in advance (console keys create `BedrockAPIKey-xxxx` users, API keys may sit on any user).
+    const anyUser = stack.formatArn({
+      service: 'iam',
+      region: '',
+      account,
+      resource: 'user',
+      resourceName: '*',
+    });
+    const policy = new iam.Policy(this, 'IamAccess', {
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ReadKeysAndOwnerTags',
+          actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
+          resources: [anyUser],
+        }),
+        new iam.PolicyStatement({
+          sid: 'DeactivateBedrockKeysOnly',
+          actions: ['iam:UpdateServiceSpecificCredential'],
+          resources: [anyUser],
+          conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
+        }),
+      ],
+    });
+    this.role.attachInlinePolicy(policy);
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
+      reason:
+        'IAM offers no resource narrower than user/* for "any user that may hold a Bedrock API key" (keys can ' +
+        'be created on any user; ListServiceSpecificCredentials with AllUsers=true is authorized on user/*). ' +
+        'The actions are two reads and UpdateServiceSpecificCredential, which is condition-scoped to ' +
+        'iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; no create/delete/reset action is granted.',
+    });
+
+    // --- DynamoDB: item-level actions on the tables only --------------------------------------------------------
+    // Written out rather than table.grant(): grant() also adds `<table>/index/*` for the GSI, which GetItem and
+    // PutItem never touch. grantReadWriteData is never used: it includes DeleteItem (the audit log is append-only).
+    this.grantItemActions(props.decisionsTable, 'DecisionsTableAppendOnly', [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+    ]);
+    this.grantItemActions(props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    this.grantItemActions(props.idempotencyTable, 'IdempotencyRecords', [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:DeleteItem',
+    ]);
+
+    // --- SNS: publish owner notices (grantPublish also grants the topic key's Decrypt/GenerateDataKey*) --------
+    props.topic.grantPublish(this.role);
+
+    // --- Findings on CDK-generated grants (SqsDestination -> grantSendMessages, grantPublish) ------------------
+    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
+    if (defaultPolicy) {
+      for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
+        Validations.of(defaultPolicy).acknowledge({
+          id: `AwsSolutions-IAM5[Action::${action}]`,
+          reason:
+            `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
+            "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
+        });
+      }
+    }
+  }
+
+  private grantItemActions(table: dynamodb.ITable, sid: string, actions: string[]): void {
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [table.tableArn] }));
+    // A table with a customer-managed key also needs the key; AWS-managed / owned keys need nothing.
+    table.encryptionKey?.grantEncryptDecrypt(this.role);
+  }
+}

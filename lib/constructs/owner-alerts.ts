@@ -1,0 +1,70 @@
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import { Construct } from 'constructs';
+
+/** Message attributes the functions publish with every owner notice (all of type String). */
+export const NOTICE_ATTRIBUTES = ['owner', 'severity', 'action'] as const;
+
+/** One email subscription to owner notices. */
+export interface OwnerAlertSubscription {
+  /** Email endpoint. */
+  readonly email: string;
+  /**
+   * Deliver only notices whose `owner` message attribute is one of these values (SNS filter policy).
+   * @default - every notice
+   */
+  readonly owners?: readonly string[];
+}
+
+export interface OwnerAlertsProps {
+  /** Email subscriptions, typically `config.notifications.subscriptions`. @default - none */
+  readonly subscriptions?: readonly OwnerAlertSubscription[];
+  /** Key that encrypts the topic. @default - a new customer-managed key with automatic rotation */
+  readonly encryptionKey?: kms.IKey;
+}
+
+/** The owner-notice topic: KMS-encrypted with a customer-managed key, TLS-only publishing, email subscribers. */
+export class OwnerAlerts extends Construct {
+  /** The topic the functions publish owner notices to. */
+  public readonly topic: sns.Topic;
+  /** The key that encrypts the topic (publishers need kms:Decrypt and kms:GenerateDataKey* on it: use grantPublish). */
+  public readonly encryptionKey: kms.IKey;
+
+  constructor(scope: Construct, id: string, props: OwnerAlertsProps = {}) {
+    super(scope, id);
+    this.encryptionKey =
+      props.encryptionKey ??
+      new kms.Key(this, 'Key', {
+        enableKeyRotation: true,
+        description: `Encrypts the owner-notice topic ${this.node.path}`,
+      });
+    this.topic = new sns.Topic(this, 'Topic', {
+      displayName: 'Bedrock Key Guard owner notices',
+      masterKey: this.encryptionKey,
+      enforceSSL: true,
+    });
+
+    const seen = new Set<string>();
+    (props.subscriptions ?? []).forEach((subscription, index) => {
+      const email = subscription.email.toLowerCase();
+      if (seen.has(email)) {
+        // SNS keeps one subscription per (protocol, endpoint): a second entry would silently replace the first.
+        throw new Error(
+          `notifications.subscriptions[${index}].email: got ${JSON.stringify(subscription.email)}; ` +
+            'allowed: each email at most once (merge the owners lists instead)',
+        );
+      }
+      seen.add(email);
+      const owners = subscription.owners;
+      this.topic.addSubscription(
+        new subscriptions.EmailSubscription(subscription.email, {
+          filterPolicy:
+            owners && owners.length > 0
+              ? { owner: sns.SubscriptionFilter.stringFilter({ allowlist: [...owners] }) }
+              : undefined,
+        }),
+      );
+    });
+  }
+}

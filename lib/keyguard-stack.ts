@@ -1,0 +1,76 @@
+import { Stack, type StackProps, Token, Validations } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import type { Config } from '../lambda/shared/config';
+import { AuditTables } from './constructs/audit-tables';
+import { CredentialEventFunction } from './constructs/credential-event-function';
+import { CredentialEventRule } from './constructs/credential-event-rule';
+import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
+import { OwnerAlerts } from './constructs/owner-alerts';
+
+/** The only region keyguard can work in: see {@link RegionError}. */
+export const GOVERNANCE_REGION = 'us-east-1';
+
+/** Thrown when the stack is asked for a region other than us-east-1. */
+export class RegionError extends Error {
+  constructor(region: string) {
+    super(
+      `region: got ${JSON.stringify(region)}; allowed: "${GOVERNANCE_REGION}". IAM is a global service: its ` +
+        `CloudTrail events reach EventBridge only on the ${GOVERNANCE_REGION} default event bus, so a credential-event ` +
+        `rule deployed in ${region} would never fire. Deploy BedrockKeyGuard to ${GOVERNANCE_REGION} ` +
+        `(drop -c region=${region}).`,
+    );
+    this.name = 'RegionError';
+  }
+}
+
+/** Throws {@link RegionError} unless `region` is us-east-1 (an unresolved token is accepted). */
+export function assertGovernanceRegion(region: string): void {
+  if (!Token.isUnresolved(region) && region !== GOVERNANCE_REGION) throw new RegionError(region);
+}
+
+export interface KeyguardStackProps extends StackProps {
+  /** The validated policy (see lambda/shared/config.ts). */
+  readonly config: Config;
+  /**
+   * Account whose Bedrock keys are governed.
+   * @default - the stack's own account
+   */
+  readonly governedAccountId?: string;
+}
+
+/** Bedrock Key Guard, single-account mode. Pinned to us-east-1 (IAM events arrive only there). */
+export class KeyguardStack extends Stack {
+  public readonly tables: AuditTables;
+  public readonly alerts: OwnerAlerts;
+  public readonly credentialEvents: CredentialEventFunction;
+  public readonly credentialEventRule: CredentialEventRule;
+
+  constructor(scope: Construct, id: string, props: KeyguardStackProps) {
+    super(scope, id, { description: 'Bedrock Key Guard: governs Amazon Bedrock API keys', ...props });
+    assertGovernanceRegion(this.region);
+
+    this.tables = new AuditTables(this, 'AuditTables');
+    this.alerts = new OwnerAlerts(this, 'OwnerAlerts', {
+      subscriptions: props.config.notifications.subscriptions,
+    });
+    this.credentialEvents = new CredentialEventFunction(this, 'CredentialEventFunction', {
+      config: props.config,
+      decisionsTable: this.tables.decisions,
+      keysTable: this.tables.keys,
+      idempotencyTable: this.tables.idempotency,
+      topic: this.alerts.topic,
+      governedAccountId: props.governedAccountId,
+    });
+    this.credentialEventRule = new CredentialEventRule(this, 'CredentialEventRule', {
+      target: this.credentialEvents.function,
+    });
+
+    Validations.of(this.credentialEvents.function).acknowledge({
+      id: 'AwsSolutions-L1',
+      reason:
+        `${KEYGUARD_RUNTIME.name} is deliberate: the bundle targets node22 and the toolchain and pinned ` +
+        'AWS SDK are verified on it; it is a supported Lambda runtime. Moving to nodejs24.x changes ' +
+        'KEYGUARD_RUNTIME and the bundle target together in keyguard-function.ts.',
+    });
+  }
+}

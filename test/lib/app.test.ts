@@ -1,0 +1,126 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { App, Stack } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { ConfigError, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { buildApp } from '../../lib/app';
+import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
+import { RegionError } from '../../lib/keyguard-stack';
+import { build, emptyDir, NO_BUNDLING, onlyResource, writeConfig } from './helpers';
+
+function errorOf(act: () => unknown): Error {
+  try {
+    act();
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected an error, none was thrown');
+}
+
+function envOf(template: ReturnType<typeof build>['template']): Record<string, string> {
+  const [, fn] = onlyResource(template, 'AWS::Lambda::Function');
+  return (fn.Properties.Environment as { Variables: Record<string, string> }).Variables;
+}
+
+describe('buildApp: region', () => {
+  test('defaults to us-east-1 and names the stack BedrockKeyGuard', () => {
+    // Act
+    const { stack } = build();
+    // Assess
+    expect(stack.region).toBe('us-east-1');
+    expect(stack.stackName).toBe('BedrockKeyGuard');
+  });
+
+  test('another region is an error that says IAM events reach only the us-east-1 default bus', () => {
+    // Act
+    const error = errorOf(() =>
+      buildApp({ context: { ...NO_BUNDLING, region: 'eu-west-1' }, cwd: emptyDir() }),
+    );
+    // Assess
+    expect(error).toBeInstanceOf(RegionError);
+    expect(error.message).toContain('region: got "eu-west-1"; allowed: "us-east-1"');
+    expect(error.message).toContain('reach EventBridge only on the us-east-1 default event bus');
+  });
+
+  test('an explicit us-east-1 is accepted', () => {
+    // Act
+    const { stack } = build({ context: { region: 'us-east-1' } });
+    // Assess
+    expect(stack.region).toBe('us-east-1');
+  });
+});
+
+describe('buildApp: config', () => {
+  test('a bad config file fails synth with the file, the key, the value and what is allowed', () => {
+    // Prepare
+    const file = writeConfig({ mode: 'strict', maxAgeDays: 0 });
+    // Act
+    const error = errorOf(() => build({ context: { config: file } }));
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain(`${file}: mode: got "strict"; allowed: "audit" | "enforce"`);
+    expect(error.message).toContain(`${file}: maxAgeDays: got 0; allowed: >= 1`);
+  });
+
+  test('an unknown key is named', () => {
+    // Prepare
+    const file = writeConfig({ mdoe: 'audit' });
+    // Act
+    const error = errorOf(() => build({ context: { config: file } }));
+    // Assess
+    expect(error.message).toMatch(/unknown key\(s\) "mdoe"; allowed: mode, /);
+  });
+
+  test('a missing explicit file is an error, not a silent fallback to defaults', () => {
+    // Act
+    const error = errorOf(() => build({ context: { config: join(emptyDir(), 'nope.json') } }));
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(/nope\.json: config file not found/);
+  });
+
+  test('without -c config, keyguard.config.json in the working directory is used', () => {
+    // Prepare
+    const cwd = emptyDir();
+    writeFileSync(join(cwd, 'keyguard.config.json'), JSON.stringify({ maxAgeDays: 7 }));
+    // Act
+    const { template } = build({ cwd });
+    // Assess
+    expect(JSON.parse(envOf(template).KEYGUARD_CONFIG as string).maxAgeDays).toBe(7);
+    expect(envOf(template).POLICY_VERSION).toBe(policyVersion(parseConfig({ maxAgeDays: 7 })));
+  });
+
+  test('with no file at all, the embedded defaults are used', () => {
+    // Act
+    const { template } = build();
+    // Assess
+    expect(JSON.parse(envOf(template).KEYGUARD_CONFIG as string)).toEqual(parseConfig({}));
+  });
+});
+
+describe('buildApp: account', () => {
+  test('a concrete account (CDK_DEFAULT_ACCOUNT) is used and the stack stays nag-clean', () => {
+    // Act
+    const { stack } = build({ account: '123456789012' });
+    const report = new AwsSolutionsChecks().validateScope(stack);
+    // Assess
+    expect(stack.account).toBe('123456789012');
+    expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+  });
+});
+
+describe('OwnerAlerts', () => {
+  test('the same email twice is a config error naming the entry', () => {
+    // Prepare
+    const stack = new Stack(new App(), 'Alerts');
+    // Act
+    const error = errorOf(
+      () =>
+        new OwnerAlerts(stack, 'OwnerAlerts', {
+          subscriptions: [{ email: 'a@example.com' }, { email: 'A@example.com', owners: ['x'] }],
+        }),
+    );
+    // Assess
+    expect(error.message).toContain('notifications.subscriptions[1].email: got "A@example.com"');
+  });
+});
