@@ -56,8 +56,16 @@ export function parseAwsDate(value: string): string {
     return d.toISOString();
   }
   if (ISO_FORM.test(s)) {
-    // A date-time without a zone is UTC in IAM's output; make that explicit so Date does not use local time.
-    const zoned = /T\d{2}:\d{2}/.test(s) && !/(Z|[+-]\d{2}:?\d{2})$/.test(s) ? `${s}Z` : s;
+    // Date.parse rolls 2024-02-30 over to 1 March instead of failing: check the calendar date first.
+    const [year, month, day] = [Number(s.slice(0, 4)), Number(s.slice(5, 7)), Number(s.slice(8, 10))];
+    const calendar = new Date(Date.UTC(year, month - 1, day));
+    if (calendar.getUTCMonth() !== month - 1 || calendar.getUTCDate() !== day)
+      throw new DateFormatError(value);
+    // A date-time without a zone is UTC in IAM's output; make that explicit so Date does not use local time
+    // (for either separator: `2024-01-15 03:30:00` would otherwise be read in the host's zone).
+    const normal = s.replace(' ', 'T');
+    const zoned =
+      /T\d{2}:\d{2}/.test(normal) && !/(Z|[+-]\d{2}:?\d{2})$/.test(normal) ? `${normal}Z` : normal;
     const ms = Date.parse(zoned);
     if (!Number.isNaN(ms)) return new Date(ms).toISOString();
   }

@@ -1,0 +1,410 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type Config,
+  ConfigError,
+  DEFAULT_CONFIG_FILE,
+  loadConfig,
+  parseConfig,
+  policyVersion,
+} from '../../lambda/shared/config';
+
+const SOURCE = 'keyguard.config.json';
+
+/** Runs parseConfig and returns the ConfigError message; fails the test if nothing (or something else) is thrown. */
+function configErrorFor(input: unknown, source = SOURCE): string {
+  try {
+    parseConfig(input, source);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.message;
+    throw err;
+  }
+  throw new Error('expected a ConfigError, the config was accepted');
+}
+
+describe('parseConfig: defaults', () => {
+  it.each([
+    ['an empty object', {}],
+    ['null (an empty file parsed as nothing)', null],
+    ['undefined', undefined],
+  ])('gives the conservative default policy for %s', (_label, input) => {
+    // Prepare: input from the table
+    // Act
+    const config = parseConfig(input);
+    // Assess: design.md: audit mode, 90-day keys, 72 h grace, deletion off
+    expect(config).toEqual({
+      mode: 'audit',
+      maxAgeDays: 90,
+      gracePeriodHours: 72,
+      expiryWarningDays: [14, 3],
+      tags: { owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' },
+      fallbackOwner: null,
+      allowLongTermKeys: true,
+      allowDeletion: false,
+      notifications: { subscriptions: [] },
+    });
+  });
+
+  it('fills defaults inside a partly given nested object', () => {
+    // Prepare
+    const input = { tags: { owner: 'Owner' } };
+    // Act
+    const config = parseConfig(input);
+    // Assess
+    expect(config.tags).toEqual({ owner: 'Owner', purpose: 'purpose', reviewCadence: 'review-cadence' });
+  });
+
+  it('accepts a full, valid config', () => {
+    // Prepare
+    const input = {
+      mode: 'enforce',
+      maxAgeDays: 30,
+      gracePeriodHours: 24,
+      expiryWarningDays: [7, 1],
+      tags: { owner: 'team:owner', purpose: 'app/purpose', reviewCadence: 'Review Cadence' },
+      fallbackOwner: 'secops@example.com',
+      allowLongTermKeys: true,
+      allowDeletion: false,
+      notifications: {
+        subscriptions: [
+          { email: 'secops@example.com' },
+          { email: 'ml-team@example.com', owners: ['ml-team@example.com', 'bob@example.com'] },
+        ],
+      },
+    };
+    // Act
+    const config = parseConfig(input);
+    // Assess
+    expect(config).toEqual(input);
+  });
+
+  it.each([1, 36600])('accepts maxAgeDays at the IAM limit %p', (maxAgeDays) => {
+    // Prepare: IAM allows CredentialAgeDays 1..36600
+    // Act
+    const config = parseConfig({ maxAgeDays });
+    // Assess
+    expect(config.maxAgeDays).toBe(maxAgeDays);
+  });
+});
+
+describe('parseConfig: errors name the source, the key, the bad value and what is allowed', () => {
+  it('rejects an unknown mode', () => {
+    // Prepare
+    const input = { mode: 'block' };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('mode');
+    expect(message).toContain('"block"');
+    expect(message).toContain('audit');
+    expect(message).toContain('enforce');
+  });
+
+  it.each([
+    [0, '1'],
+    [36601, '36600'],
+  ])('rejects maxAgeDays %p (outside 1..36600)', (value, bound) => {
+    // Prepare
+    const input = { maxAgeDays: value };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('maxAgeDays');
+    expect(message).toContain(`got ${value}`);
+    expect(message).toContain(bound);
+  });
+
+  it('rejects maxAgeDays given as a string', () => {
+    // Prepare
+    const input = { maxAgeDays: '90' };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('maxAgeDays');
+    expect(message).toContain('"90"');
+    expect(message).toContain('number');
+  });
+
+  it('rejects a fractional maxAgeDays', () => {
+    // Prepare
+    const input = { maxAgeDays: 30.5 };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain('maxAgeDays');
+    expect(message).toContain('30.5');
+  });
+
+  it('rejects an unknown root key and lists the allowed keys', () => {
+    // Prepare: a typo of maxAgeDays must not be silently ignored
+    const input = { maxAgeDay: 30 };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('"maxAgeDay"');
+    for (const key of [
+      'mode',
+      'maxAgeDays',
+      'gracePeriodHours',
+      'expiryWarningDays',
+      'tags',
+      'fallbackOwner',
+      'allowLongTermKeys',
+      'allowDeletion',
+      'notifications',
+    ]) {
+      expect(message).toContain(key);
+    }
+  });
+
+  it('rejects an unknown nested key and lists the keys allowed there', () => {
+    // Prepare
+    const input = { tags: { owner: 'owner', cadence: 'review' } };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('tags');
+    expect(message).toContain('"cadence"');
+    expect(message).toMatch(/owner, purpose, reviewCadence/);
+  });
+
+  it('rejects an unknown key inside a subscription and lists the subscription keys', () => {
+    // Prepare
+    const input = { notifications: { subscriptions: [{ email: 'a@example.com', protocol: 'sms' }] } };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain('notifications.subscriptions.0');
+    expect(message).toContain('"protocol"');
+    expect(message).toContain('email');
+    expect(message).toContain('owners');
+  });
+
+  it('rejects a bad subscription email', () => {
+    // Prepare
+    const input = { notifications: { subscriptions: [{ email: 'secops-at-example.com' }] } };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('notifications.subscriptions.0.email');
+    expect(message).toContain('"secops-at-example.com"');
+    expect(message).toContain('email address');
+  });
+
+  it('rejects an empty owners filter (omit it to receive every notice)', () => {
+    // Prepare
+    const input = { notifications: { subscriptions: [{ email: 'secops@example.com', owners: [] }] } };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('notifications.subscriptions.0.owners');
+    expect(message).toContain('[]');
+    expect(message).toMatch(/at least 1/);
+  });
+
+  it('rejects a tag key IAM would not accept', () => {
+    // Prepare
+    const input = { tags: { owner: 'owner#team' } };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain('tags.owner');
+    expect(message).toContain('"owner#team"');
+    expect(message).toContain('tag key');
+  });
+
+  it('reports every bad field, one per line', () => {
+    // Prepare
+    const input = { mode: 'strict', gracePeriodHours: -1 };
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    const lines = message.split('\n').filter((l) => l.startsWith(`${SOURCE}:`));
+    expect(lines).toHaveLength(2);
+    expect(lines.some((l) => l.includes('mode') && l.includes('"strict"'))).toBe(true);
+    expect(lines.some((l) => l.includes('gracePeriodHours') && l.includes('-1'))).toBe(true);
+  });
+
+  it('rejects a root that is not an object', () => {
+    // Prepare
+    const input = ['audit'];
+    // Act
+    const message = configErrorFor(input);
+    // Assess
+    expect(message).toContain(SOURCE);
+    expect(message).toContain('object');
+  });
+
+  it('throws ConfigError named as such', () => {
+    // Prepare
+    const input = { mode: 1 };
+    // Act
+    const act = () => parseConfig(input);
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(expect.objectContaining({ name: 'ConfigError' }));
+  });
+});
+
+describe('loadConfig', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keyguard-config-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('fails with the path when an explicit file does not exist', () => {
+    // Prepare
+    const path = join(dir, 'missing.json');
+    // Act
+    const act = () => loadConfig(path, dir);
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(path);
+  });
+
+  it('uses the embedded defaults when there is no default file', () => {
+    // Prepare: an empty directory
+    // Act
+    const { config, source } = loadConfig(undefined, dir);
+    // Assess
+    expect(source).toBe('defaults');
+    expect(config).toEqual(parseConfig({}));
+  });
+
+  it(`reads ${DEFAULT_CONFIG_FILE} from the directory when present`, () => {
+    // Prepare
+    const file = join(dir, DEFAULT_CONFIG_FILE);
+    writeFileSync(file, JSON.stringify({ mode: 'enforce', maxAgeDays: 30 }));
+    // Act
+    const { config, source } = loadConfig(undefined, dir);
+    // Assess
+    expect(source).toBe(file);
+    expect(config.mode).toBe('enforce');
+    expect(config.maxAgeDays).toBe(30);
+  });
+
+  it('reads an explicit file', () => {
+    // Prepare
+    const file = join(dir, 'prod.json');
+    writeFileSync(file, JSON.stringify({ gracePeriodHours: 12 }));
+    // Act
+    const { config, source } = loadConfig(file, dir);
+    // Assess
+    expect(source).toBe(file);
+    expect(config.gracePeriodHours).toBe(12);
+  });
+
+  it('fails with the file name when the file is not valid JSON', () => {
+    // Prepare
+    const file = join(dir, DEFAULT_CONFIG_FILE);
+    writeFileSync(file, '{ "mode": "audit", }');
+    // Act
+    const act = () => loadConfig(undefined, dir);
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(file);
+    expect(act).toThrow(/JSON/);
+  });
+
+  it('names the file in validation errors', () => {
+    // Prepare
+    const file = join(dir, 'bad.json');
+    writeFileSync(file, JSON.stringify({ maxAgeDays: 0 }));
+    // Act
+    const act = () => loadConfig(file, dir);
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(`${file}: maxAgeDays: got 0`);
+  });
+
+  it('fails with ConfigError naming the path when the path is a directory', () => {
+    // Prepare
+    const path = join(dir, 'conf.d');
+    mkdirSync(path);
+    // Act
+    const act = () => loadConfig(path, dir);
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(path);
+  });
+});
+
+describe('policyVersion', () => {
+  it('is stable across key order at every level', () => {
+    // Prepare
+    const a = parseConfig({ mode: 'enforce', maxAgeDays: 30, tags: { owner: 'Owner', purpose: 'p' } });
+    const reordered = {
+      tags: { purpose: a.tags.purpose, reviewCadence: a.tags.reviewCadence, owner: a.tags.owner },
+      notifications: a.notifications,
+      allowDeletion: a.allowDeletion,
+      allowLongTermKeys: a.allowLongTermKeys,
+      fallbackOwner: a.fallbackOwner,
+      expiryWarningDays: a.expiryWarningDays,
+      gracePeriodHours: a.gracePeriodHours,
+      maxAgeDays: a.maxAgeDays,
+      mode: a.mode,
+    } as Config;
+    const b = parseConfig({ tags: { purpose: 'p', owner: 'Owner' }, maxAgeDays: 30, mode: 'enforce' });
+    // Act
+    const va = policyVersion(a);
+    const vr = policyVersion(reordered);
+    const vb = policyVersion(b);
+    // Assess
+    expect(typeof va).toBe('string');
+    expect(va.length).toBeGreaterThan(0);
+    expect(vr).toBe(va);
+    expect(vb).toBe(va);
+  });
+
+  it('is the same for an explicit default and an omitted one', () => {
+    // Prepare
+    const implicit = parseConfig({});
+    const explicit = parseConfig({ mode: 'audit', maxAgeDays: 90 });
+    // Act / Assess
+    expect(policyVersion(explicit)).toBe(policyVersion(implicit));
+  });
+
+  it('is unaffected by notification subscriptions (they do not change decisions)', () => {
+    // Prepare
+    const base = parseConfig({});
+    const withSubs = parseConfig({
+      notifications: { subscriptions: [{ email: 'secops@example.com', owners: ['alice@example.com'] }] },
+    });
+    // Act
+    const v1 = policyVersion(base);
+    const v2 = policyVersion(withSubs);
+    // Assess
+    expect(v2).toBe(v1);
+  });
+
+  it.each([
+    ['maxAgeDays', { maxAgeDays: 30 }],
+    ['mode', { mode: 'enforce' }],
+    ['gracePeriodHours', { gracePeriodHours: 24 }],
+    ['a tag key', { tags: { owner: 'Owner' } }],
+    ['fallbackOwner', { fallbackOwner: 'secops@example.com' }],
+    ['allowDeletion', { allowDeletion: true }],
+  ] as const)('changes when %s changes', (_label, change) => {
+    // Prepare
+    const base = parseConfig({});
+    const changed = parseConfig(change);
+    // Act
+    const v1 = policyVersion(base);
+    const v2 = policyVersion(changed);
+    // Assess
+    expect(v2).not.toBe(v1);
+  });
+});
