@@ -69,7 +69,15 @@ function reasonOf(err: unknown): string {
     if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
     if (code === 'EISDIR') return 'is a directory';
   }
-  return err instanceof Error ? err.message : String(err);
+  return messageOf(err);
+}
+
+/** The message of an error (checked by shape: errors from Node's internals may come from another realm). */
+export function messageOf(err: unknown): string {
+  if (err !== null && typeof err === 'object' && typeof (err as { message?: unknown }).message === 'string') {
+    return (err as { message: string }).message;
+  }
+  return String(err);
 }
 
 async function walk(dirDisplay: string, dirAbsolute: string, out: InputFile[]): Promise<void> {
@@ -143,7 +151,7 @@ async function load(file: InputFile): Promise<Loaded> {
  * text, which could be part of a secret.
  */
 export function describeJsonError(err: unknown, text: string): string {
-  const message = err instanceof Error ? err.message : String(err);
+  const message = messageOf(err);
   const at = /at position (\d+)/.exec(message);
   if (at?.[1] !== undefined) {
     const pos = Number(at[1]);

@@ -18,7 +18,7 @@ import { ReplayDirectory } from '../domain/replay-directory';
 import type { Decision } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { type DecisionRow, decisionJson, decisionTable, type ReplayTotals, summaryText } from './format';
-import { decodeFiles, discoverInputs, type Entry, type InputProblem } from './inputs';
+import { decodeFiles, discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
 
 /**
@@ -203,10 +203,6 @@ function classifyEntry(entry: Entry): Classified {
   }
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** Runs `keyguard replay`; returns the exit code. Never calls process.exit. */
 export async function runReplay(
   paths: readonly string[],
@@ -236,7 +232,7 @@ export async function runReplay(
   try {
     store = await startEmbeddedDynamo({ path: resolve(io.cwd, storeArg) });
   } catch (err) {
-    problem(io, `store ${storeArg}`, `cannot open (${errorText(err)})`);
+    problem(io, `store ${storeArg}`, `cannot open (${messageOf(err)})`);
     return EXIT_INPUT;
   }
 
@@ -302,7 +298,7 @@ export async function runReplay(
     }
     return collected.problems > 0 ? EXIT_INPUT : EXIT_OK;
   } catch (err) {
-    io.stderr.write(`keyguard: replay failed: ${errorText(err)}\n`);
+    io.stderr.write(`keyguard: replay failed: ${messageOf(err)}\n`);
     return EXIT_FAILURE;
   } finally {
     await store.close();
