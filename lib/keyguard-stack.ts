@@ -1,4 +1,4 @@
-import { Stack, type StackProps, Token, Validations } from 'aws-cdk-lib';
+import { CfnOutput, Stack, type StackProps, Token, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { Config } from '../lambda/shared/config';
 import { AuditTables } from './constructs/audit-tables';
@@ -63,6 +63,28 @@ export class KeyguardStack extends Stack {
     });
     this.credentialEventRule = new CredentialEventRule(this, 'CredentialEventRule', {
       target: this.credentialEvents.function,
+    });
+
+    // What an operator needs after `cdk deploy`: where to read the audit and where failures wait.
+    new CfnOutput(this, 'DecisionsTableName', {
+      description: 'Append-only audit of every decision (query by pk "<account>#<keyId>" or index byOwner)',
+      value: this.tables.decisions.tableName,
+    });
+    new CfnOutput(this, 'KeysTableName', {
+      description: 'Current state of every Bedrock key seen',
+      value: this.tables.keys.tableName,
+    });
+    new CfnOutput(this, 'OwnerNoticeTopicArn', {
+      description: 'SNS topic of owner notices (attributes: owner, severity, action)',
+      value: this.alerts.topic.topicArn,
+    });
+    new CfnOutput(this, 'EventFailureQueueUrl', {
+      description: 'Credential events the function failed on after all retries',
+      value: this.credentialEvents.failureQueue.queueUrl,
+    });
+    new CfnOutput(this, 'EventDeadLetterQueueUrl', {
+      description: 'Credential events EventBridge could not deliver to the function',
+      value: this.credentialEventRule.deadLetterQueue.queueUrl,
     });
 
     Validations.of(this.credentialEvents.function).acknowledge({

@@ -1,7 +1,10 @@
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
 import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { FailureQueue } from './failure-queue';
 
 /** Message attributes the functions publish with every owner notice (all of type String). */
 export const NOTICE_ATTRIBUTES = ['owner', 'severity', 'action'] as const;
@@ -30,6 +33,11 @@ export class OwnerAlerts extends Construct {
   public readonly topic: sns.Topic;
   /** The key that encrypts the topic (publishers need kms:Decrypt and kms:GenerateDataKey* on it: use grantPublish). */
   public readonly encryptionKey: kms.IKey;
+  /**
+   * Where SNS puts notices it could not deliver to a subscription (SNS redrive policy), so a notice is
+   * never silently lost. Undefined when there are no subscriptions.
+   */
+  public readonly deliveryFailures?: sqs.IQueue;
 
   constructor(scope: Construct, id: string, props: OwnerAlertsProps = {}) {
     super(scope, id);
@@ -45,8 +53,23 @@ export class OwnerAlerts extends Construct {
       enforceSSL: true,
     });
 
+    const subs = props.subscriptions ?? [];
+    if (subs.length > 0) {
+      const failures = new FailureQueue(this, 'DeliveryFailures');
+      // SNS encrypts what it redrives with the queue's key: allow it, for this topic only.
+      failures.encryptionKey.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal('sns.amazonaws.com')],
+          actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+          resources: ['*'],
+          conditions: { ArnEquals: { 'aws:SourceArn': this.topic.topicArn } },
+        }),
+      );
+      this.deliveryFailures = failures.queue;
+    }
+
     const seen = new Set<string>();
-    (props.subscriptions ?? []).forEach((subscription, index) => {
+    subs.forEach((subscription, index) => {
       const email = subscription.email.toLowerCase();
       if (seen.has(email)) {
         // SNS keeps one subscription per (protocol, endpoint): a second entry would silently replace the first.
@@ -63,6 +86,7 @@ export class OwnerAlerts extends Construct {
             owners && owners.length > 0
               ? { owner: sns.SubscriptionFilter.stringFilter({ allowlist: [...owners] }) }
               : undefined,
+          deadLetterQueue: this.deliveryFailures,
         }),
       );
     });

@@ -219,7 +219,7 @@ describe('queues', () => {
     const queues = resourcesOf(template, 'AWS::SQS::Queue');
     const keys = resourcesOf(template, 'AWS::KMS::Key');
     // Assess
-    expect(Object.keys(queues)).toHaveLength(2);
+    expect(Object.keys(queues)).toHaveLength(3);
     for (const [queueId, queue] of Object.entries(queues)) {
       const keyRef = queue.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] };
       expect(keys[keyRef['Fn::GetAtt'][0]]?.Properties.EnableKeyRotation).toBe(true);
@@ -350,6 +350,66 @@ describe('OwnerAlerts', () => {
     expect(everything?.FilterPolicy).toBeUndefined();
     expect(filtered).toMatchObject({ Protocol: 'email', FilterPolicy: { owner: ['team-a', 'team-b'] } });
   });
+
+  test('redrives undeliverable notices to an encrypted queue SNS may use for this topic only', () => {
+    // Prepare
+    const dlqId = logicalIdOf('AWS::SQS::Queue', 'OwnerAlertsDeliveryFailures');
+    const topicId = logicalIdOf('AWS::SNS::Topic', 'OwnerAlertsTopic');
+    const subs = Object.values(resourcesOf(template, 'AWS::SNS::Subscription')).map((s) => s.Properties);
+    const queue = resourcesOf(template, 'AWS::SQS::Queue')[dlqId];
+    const keyId = (queue?.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    // Assess: every subscription has the redrive policy ...
+    for (const sub of subs) {
+      expect(sub.RedrivePolicy).toEqual({ deadLetterTargetArn: { 'Fn::GetAtt': [dlqId, 'Arn'] } });
+    }
+    // ... SNS may send to the queue, and use its key, only for this topic.
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: dlqId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Effect: 'Allow',
+            Action: 'sqs:SendMessage',
+            Principal: { Service: 'sns.amazonaws.com' },
+            Condition: { ArnEquals: { 'aws:SourceArn': { Ref: topicId } } },
+          }),
+        ]),
+      },
+    });
+    template.hasResource('AWS::KMS::Key', {
+      Properties: {
+        KeyPolicy: {
+          Statement: Match.arrayWith([
+            Match.objectLike({
+              Effect: 'Allow',
+              Principal: { Service: 'sns.amazonaws.com' },
+              Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+              Condition: { ArnEquals: { 'aws:SourceArn': { Ref: topicId } } },
+            }),
+          ]),
+        },
+      },
+    });
+    expect(resourcesOf(template, 'AWS::KMS::Key')[keyId]).toBeDefined();
+  });
+});
+
+describe('outputs', () => {
+  test('name the audit tables, the topic and both failure queues', () => {
+    // Act
+    const outputs = template.findOutputs('*');
+    // Assess
+    expect(Object.keys(outputs).sort()).toEqual([
+      'DecisionsTableName',
+      'EventDeadLetterQueueUrl',
+      'EventFailureQueueUrl',
+      'KeysTableName',
+      'OwnerNoticeTopicArn',
+    ]);
+    expect(outputs.DecisionsTableName?.Value).toEqual({
+      Ref: logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'),
+    });
+  });
 });
 
 describe('IAM: the function role', () => {
@@ -456,11 +516,11 @@ describe('the whole stack', () => {
     // Assess
     template.resourceCountIs('AWS::Lambda::Function', 1);
     template.resourceCountIs('AWS::DynamoDB::Table', 3);
-    template.resourceCountIs('AWS::SQS::Queue', 2);
+    template.resourceCountIs('AWS::SQS::Queue', 3);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 2);
     template.resourceCountIs('AWS::Events::Rule', 1);
-    template.resourceCountIs('AWS::KMS::Key', 3);
+    template.resourceCountIs('AWS::KMS::Key', 4);
     template.resourceCountIs('AWS::IAM::Role', 1);
     template.resourceCountIs('AWS::Logs::LogGroup', 1);
   });
