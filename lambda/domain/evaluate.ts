@@ -118,14 +118,24 @@ export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
     return { ...base, violations: [], action: 'ALLOW', deadline: null };
   }
 
-  const violations = [...lifetimeViolations(key, config, now), ...tagViolations(key, config)];
+  const forbidden: Violation[] = config.allowLongTermKeys
+    ? []
+    : [
+        {
+          code: 'LONG_TERM_NOT_ALLOWED',
+          severity: 'high',
+          detail:
+            'policy allows no long-term Bedrock API keys (allowLongTermKeys is false): use short-term keys',
+        },
+      ];
+  const violations = [...forbidden, ...lifetimeViolations(key, config, now), ...tagViolations(key, config)];
   let action: Action = 'ALLOW';
   let deadline: string | null = null;
   if (key.status !== 'Active') {
     // An inactive or expired key cannot be used: its violations are recorded, nothing needs doing.
     // (This is also what our own deactivation's UpdateServiceSpecificCredential event evaluates to.)
     action = 'ALLOW';
-  } else if (violations.some((v) => v.code === 'NEVER_EXPIRES')) {
+  } else if (violations.some((v) => v.code === 'NEVER_EXPIRES' || v.code === 'LONG_TERM_NOT_ALLOWED')) {
     action = 'DEACTIVATE';
   } else if (violations.length > 0) {
     action = 'NOTIFY';

@@ -9,8 +9,8 @@ export interface Notice {
   attributes: { owner: string; severity: Severity | 'info'; action: Decision['action'] };
 }
 
-/** SNS subjects are at most 100 printable ASCII characters. */
-const SUBJECT_MAX = 100;
+/** SNS subjects must be printable ASCII and "less than 100 characters long" (Publish API reference). */
+const SUBJECT_MAX = 99;
 export const UNOWNED = 'unowned';
 
 function ascii(s: string): string {
@@ -27,6 +27,11 @@ function remedy(v: Violation, d: Decision, config: Config): string {
         `(aws iam create-service-specific-credential --user-name ${u} --service-name bedrock.amazonaws.com ` +
         `--credential-age-days ${config.maxAgeDays}), move its users to it, then delete key ${d.keyId}.`
       );
+    case 'LONG_TERM_NOT_ALLOWED':
+      return (
+        `Move the key's users to short-term keys (at most 12 h, generated from their own credentials), then ` +
+        `delete key ${d.keyId} from user ${u}.`
+      );
     case 'MISSING_OWNER':
       return `Tag the user: aws iam tag-user --user-name ${u} --tags Key=${config.tags.owner},Value=<owner email>`;
     case 'MISSING_PURPOSE':
@@ -41,6 +46,7 @@ function remedy(v: Violation, d: Decision, config: Config): string {
 function headline(d: Decision): string {
   if (d.action === 'DEACTIVATE') return d.applied ? 'deactivated' : 'must be deactivated';
   if (d.action === 'NOTIFY') return 'needs attention';
+  if (d.status !== 'Active') return `is ${d.status.toLowerCase()}`;
   return 'is compliant';
 }
 

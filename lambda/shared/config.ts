@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { z } from 'zod';
 
 /**
@@ -33,8 +34,6 @@ export const ConfigSchema = z.strictObject({
   maxAgeDays: z.number().int().min(1).max(36600).default(90),
   /** Time an owner gets to fix a non-critical violation before it escalates. */
   gracePeriodHours: z.number().int().min(0).max(8760).default(72),
-  /** Days before expiry at which reminders are sent (used by the sweep). */
-  expiryWarningDays: z.array(z.number().int().min(1).max(365)).max(10).default([14, 3]),
   /** IAM user tag keys that carry a key's metadata. */
   tags: z
     .strictObject({
@@ -47,8 +46,6 @@ export const ConfigSchema = z.strictObject({
   fallbackOwner: z.string().min(1).max(256).nullable().default(null),
   /** Whether long-term keys may exist at all (false: every long-term key is a violation). */
   allowLongTermKeys: z.boolean().default(true),
-  /** Deletion is irreversible (the secret is shown once): it stays off unless explicitly allowed. */
-  allowDeletion: z.boolean().default(false),
   notifications: z
     .strictObject({
       subscriptions: z.array(NotificationSubscriptionSchema).default([]),
@@ -153,14 +150,18 @@ export function parseConfig(input: unknown, source = 'config'): Config {
  */
 export function loadConfig(path?: string, cwd = process.cwd()): { config: Config; source: string } {
   const explicit = path !== undefined;
-  const file = explicit ? path : `${cwd}/${DEFAULT_CONFIG_FILE}`;
-  if (!existsSync(file)) {
+  // A relative path is relative to `cwd` (the CLI's and the CDK app's working directory). Messages name an
+  // explicit path as the user gave it, and the default file by its full path.
+  const abs = resolve(cwd, explicit ? path : DEFAULT_CONFIG_FILE);
+  const file = explicit ? path : abs;
+  if (!existsSync(abs)) {
     if (explicit) throw new ConfigError(`${file}: config file not found`);
     return { config: parseConfig({}, 'defaults'), source: 'defaults' };
   }
+  if (!statSync(abs).isFile()) throw new ConfigError(`${file}: not a file`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(file, 'utf8'));
+    raw = JSON.parse(readFileSync(abs, 'utf8'));
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
     throw new ConfigError(`${file}: not valid JSON (${why})`);

@@ -486,3 +486,40 @@ describe('evaluate: decision record', () => {
     expect(k).toEqual(before);
   });
 });
+
+describe('evaluate: long-term keys forbidden by policy', () => {
+  it('raises LONG_TERM_NOT_ALLOWED on every Active long-term key, even a compliant one, and deactivates it', () => {
+    // Prepare
+    const ctx = context({ allowLongTermKeys: false });
+
+    // Act
+    const d = evaluate(key(), ctx);
+
+    // Assess
+    expect(codes(d)).toEqual(['LONG_TERM_NOT_ALLOWED']);
+    expect(d.violations[0]?.severity).toBe('high');
+    expect(d).toMatchObject({ action: 'DEACTIVATE', deadline: null, applied: false });
+  });
+
+  it('lists it beside the other violations, and only records it on an inactive key', () => {
+    const ctx = context({ allowLongTermKeys: false });
+
+    const active = evaluate(key({ expiresAt: null, userTags: {} }), ctx);
+    const inactive = evaluate(key({ status: 'Inactive' }), ctx);
+
+    expect(codes(active)).toEqual([
+      'LONG_TERM_NOT_ALLOWED',
+      'NEVER_EXPIRES',
+      'MISSING_OWNER',
+      'MISSING_PURPOSE',
+      'MISSING_REVIEW_CADENCE',
+    ]);
+    expect(active.action).toBe('DEACTIVATE');
+    expect(codes(inactive)).toEqual(['LONG_TERM_NOT_ALLOWED']);
+    expect(inactive.action).toBe('ALLOW');
+  });
+
+  it('is not raised when long-term keys are allowed (the default)', () => {
+    expect(codes(evaluate(key(), context()))).toEqual([]);
+  });
+});

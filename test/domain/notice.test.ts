@@ -53,7 +53,7 @@ function highest(violations: Violation[]): Severity {
 }
 
 describe('buildNotice: subject', () => {
-  it('is at most 100 printable ASCII characters even for the longest IAM user name', () => {
+  it('is under 100 printable ASCII characters (SNS: "less than 100") even for the longest IAM user name', () => {
     // Prepare: IAM user names are at most 64 characters
     const longName = `svc-${'x'.repeat(56)}-end`;
     expect(longName).toHaveLength(64);
@@ -61,7 +61,7 @@ describe('buildNotice: subject', () => {
     // Act
     const notice = buildNotice(decision, config);
     // Assess
-    expect(notice.subject.length).toBeLessThanOrEqual(100);
+    expect(notice.subject.length).toBeLessThan(100);
     expect(notice.subject).toMatch(/^[\x20-\x7e]+$/);
   });
 
@@ -73,7 +73,7 @@ describe('buildNotice: subject', () => {
     const notice = buildNotice(odd, config);
     // Assess
     expect(notice.subject).toMatch(/^[\x20-\x7e]+$/);
-    expect(notice.subject.length).toBeLessThanOrEqual(100);
+    expect(notice.subject.length).toBeLessThan(100);
   });
 
   it('names the key and the user when they fit', () => {
@@ -254,5 +254,28 @@ describe('buildNotice: attributes (SNS filter policy inputs)', () => {
     // Assess
     expect(notice.attributes.action).toBe('ALLOW');
     expect(SEVERITY_ORDER).not.toContain(notice.attributes.severity);
+  });
+});
+
+describe('buildNotice: policy without long-term keys, and inactive keys', () => {
+  it('tells the owner to move to short-term keys when long-term keys are not allowed', () => {
+    const { decision, config } = decide(key(), { allowLongTermKeys: false });
+
+    const notice = buildNotice(decision, config);
+
+    expect(notice.attributes).toEqual({ owner: 'alice@example.com', severity: 'high', action: 'DEACTIVATE' });
+    expect(notice.body).toContain('LONG_TERM_NOT_ALLOWED (high)');
+    expect(notice.body).toContain('short-term keys');
+    expect(notice.body).toContain(`delete key ${decision.keyId} from user ${decision.userName}`);
+  });
+
+  it('does not call an inactive key with violations "compliant"', () => {
+    const { decision, config } = decide(key({ status: 'Inactive', expiresAt: null }));
+
+    const notice = buildNotice(decision, config);
+
+    expect(decision.action).toBe('ALLOW');
+    expect(notice.subject).toContain('is inactive');
+    expect(notice.subject).not.toContain('compliant');
   });
 });

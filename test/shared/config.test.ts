@@ -32,16 +32,14 @@ describe('parseConfig: defaults', () => {
     // Prepare: input from the table
     // Act
     const config = parseConfig(input);
-    // Assess: design.md: audit mode, 90-day keys, 72 h grace, deletion off
+    // Assess: design.md: audit mode, 90-day keys, 72 h grace
     expect(config).toEqual({
       mode: 'audit',
       maxAgeDays: 90,
       gracePeriodHours: 72,
-      expiryWarningDays: [14, 3],
       tags: { owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' },
       fallbackOwner: null,
       allowLongTermKeys: true,
-      allowDeletion: false,
       notifications: { subscriptions: [] },
     });
   });
@@ -61,11 +59,9 @@ describe('parseConfig: defaults', () => {
       mode: 'enforce',
       maxAgeDays: 30,
       gracePeriodHours: 24,
-      expiryWarningDays: [7, 1],
       tags: { owner: 'team:owner', purpose: 'app/purpose', reviewCadence: 'Review Cadence' },
       fallbackOwner: 'secops@example.com',
       allowLongTermKeys: true,
-      allowDeletion: false,
       notifications: {
         subscriptions: [
           { email: 'secops@example.com' },
@@ -151,11 +147,9 @@ describe('parseConfig: errors name the source, the key, the bad value and what i
       'mode',
       'maxAgeDays',
       'gracePeriodHours',
-      'expiryWarningDays',
       'tags',
       'fallbackOwner',
       'allowLongTermKeys',
-      'allowDeletion',
       'notifications',
     ]) {
       expect(message).toContain(key);
@@ -338,7 +332,17 @@ describe('loadConfig', () => {
     const act = () => loadConfig(path, dir);
     // Assess
     expect(act).toThrow(ConfigError);
-    expect(act).toThrow(path);
+    expect(act).toThrow(`${path}: not a file`);
+  });
+
+  it('resolves a relative explicit path against the given working directory, and names it as given', () => {
+    // Prepare
+    mkdirSync(join(dir, 'conf'));
+    writeFileSync(join(dir, 'conf', 'prod.json'), JSON.stringify({ maxAgeDays: 0 }));
+    // Act
+    const act = () => loadConfig('conf/prod.json', dir);
+    // Assess
+    expect(act).toThrow('conf/prod.json: maxAgeDays: got 0; allowed: >= 1');
   });
 });
 
@@ -349,10 +353,8 @@ describe('policyVersion', () => {
     const reordered = {
       tags: { purpose: a.tags.purpose, reviewCadence: a.tags.reviewCadence, owner: a.tags.owner },
       notifications: a.notifications,
-      allowDeletion: a.allowDeletion,
       allowLongTermKeys: a.allowLongTermKeys,
       fallbackOwner: a.fallbackOwner,
-      expiryWarningDays: a.expiryWarningDays,
       gracePeriodHours: a.gracePeriodHours,
       maxAgeDays: a.maxAgeDays,
       mode: a.mode,
@@ -396,7 +398,7 @@ describe('policyVersion', () => {
     ['gracePeriodHours', { gracePeriodHours: 24 }],
     ['a tag key', { tags: { owner: 'Owner' } }],
     ['fallbackOwner', { fallbackOwner: 'secops@example.com' }],
-    ['allowDeletion', { allowDeletion: true }],
+    ['allowLongTermKeys', { allowLongTermKeys: false }],
   ] as const)('changes when %s changes', (_label, change) => {
     // Prepare
     const base = parseConfig({});
