@@ -20,6 +20,7 @@ import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/c
 import { type DecisionRow, decisionJson, decisionTable, type ReplayTotals, summaryText } from './format';
 import { decodeFiles, discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { lockStore } from './store-lock';
 
 /**
  * `keyguard replay`: flow 1 of design.md over CloudTrail log files, offline. State is rebuilt from the events
@@ -228,10 +229,19 @@ export async function runReplay(
   const version = policyVersion(config);
 
   const storeArg = options.store ?? DEFAULT_STORE_DIR;
+  const storeDir = resolve(io.cwd, storeArg);
+  let unlock: () => void;
   let store: EmbeddedDynamo;
   try {
-    store = await startEmbeddedDynamo({ path: resolve(io.cwd, storeArg) });
+    unlock = lockStore(storeDir);
   } catch (err) {
+    problem(io, `store ${storeArg}`, messageOf(err));
+    return EXIT_INPUT;
+  }
+  try {
+    store = await startEmbeddedDynamo({ path: storeDir });
+  } catch (err) {
+    unlock();
     problem(io, `store ${storeArg}`, `cannot open (${messageOf(err)})`);
     return EXIT_INPUT;
   }
@@ -302,5 +312,6 @@ export async function runReplay(
     return EXIT_FAILURE;
   } finally {
     await store.close();
+    unlock();
   }
 }

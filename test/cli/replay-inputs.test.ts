@@ -1,7 +1,9 @@
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { runReplay } from '../../lambda/cli/replay';
+import { LOCK_FILE } from '../../lambda/cli/store-lock';
 import {
   ACCOUNT,
   captureIO,
@@ -357,5 +359,30 @@ describe('keyguard replay: a single plain record', () => {
     expect(code).toBe(0);
     expect(out.stdout()).toMatch(/ACCAEXAMPLEBARE00001\s+Active\s+DEACTIVATE \(planned\)\s+NEVER_EXPIRES/);
     expect(out.stdout()).toContain('other IAM calls 1');
+  });
+});
+
+describe('keyguard replay: the store', () => {
+  it('refuses a store another running process holds, and takes over a stale lock', async () => {
+    // Prepare
+    const busyStore = tempDir();
+    const staleStore = tempDir();
+    writeFile(join(busyStore, LOCK_FILE), String(process.pid));
+    const finished = spawnSync(process.execPath, ['-e', '']);
+    writeFile(join(staleStore, LOCK_FILE), String(finished.pid));
+    const busy = captureIO(REPO);
+    const stale = captureIO(REPO);
+
+    // Act
+    const busyCode = await runReplay(['examples/events'], { json: true, store: busyStore }, busy.io);
+    const staleCode = await runReplay(['examples/events'], { json: true, store: staleStore }, stale.io);
+
+    // Assess
+    expect(busyCode).toBe(2);
+    expect(busy.stderr()).toContain(`keyguard: store ${busyStore}: in use by process ${process.pid}`);
+    expect(busy.stdout()).toBe('');
+    expect(staleCode).toBe(0);
+    expect(jsonLines(stale.stdout())).toHaveLength(3);
+    expect(readdirSync(staleStore)).not.toContain(LOCK_FILE);
   });
 });
