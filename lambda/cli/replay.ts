@@ -213,12 +213,9 @@ export async function runReplay(
   let config: Config;
   let configSource: string;
   try {
-    const loaded = loadConfig(
-      options.config === undefined ? undefined : resolve(io.cwd, options.config),
-      io.cwd,
-    );
+    const loaded = loadConfig(options.config, io.cwd);
     config = loaded.config;
-    configSource = loaded.source === 'defaults' ? 'built-in defaults' : (options.config ?? loaded.source);
+    configSource = loaded.source === 'defaults' ? 'built-in defaults' : loaded.source;
   } catch (err) {
     if (err instanceof ConfigError) {
       io.stderr.write(`keyguard: ${err.message}\n`);

@@ -317,7 +317,7 @@ describe('keyguard replay: configuration', () => {
 
     // Assess
     expect(code).toBe(2);
-    expect(out.stderr()).toMatch(/missing\.json: config file not found/);
+    expect(out.stderr()).toMatch(/^keyguard: missing\.json: config file not found$/m);
   });
 
   it('names an unknown key in the config file', async () => {
