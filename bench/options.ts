@@ -1,0 +1,90 @@
+import { parseArgs } from 'node:util';
+
+/**
+ * Command-line and environment options of `npm run bench`. Flags win over environment variables, which
+ * win over the defaults.
+ */
+
+export const BENCH_NAMES = ['evaluate', 'replay', 'bundle'] as const;
+export type BenchName = (typeof BENCH_NAMES)[number];
+
+export interface BenchOptions {
+  only: ReadonlySet<BenchName>;
+  /** Uncompressed size of the generated CloudTrail archive, in MiB. */
+  archiveMb: number;
+  /** Replay CLI runs over the archive (each with a fresh store). */
+  replayRuns: number;
+  /** Cold `require` runs per bundle (and of the bare-node baseline). */
+  requireRuns: number;
+}
+
+export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N]
+
+  --only          run only these benchmarks (repeatable or comma-separated; default: all)
+  --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 200)
+  --replay-runs   runs of \`keyguard replay\` over the archive (env BENCH_REPLAY_RUNS; default 3)
+  --require-runs  cold-start samples per bundle (env BENCH_REQUIRE_RUNS; default 15)
+
+Peak RSS comes from /usr/bin/time -v when available; BENCH_NO_GNU_TIME=1 forces the in-process fallback.`;
+
+export class BenchUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'BenchUsageError';
+  }
+}
+
+function positiveInt(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1)
+    throw new BenchUsageError(`${name}: got ${JSON.stringify(raw)}; allowed: an integer >= 1`);
+  return n;
+}
+
+function isBenchName(v: string): v is BenchName {
+  return (BENCH_NAMES as readonly string[]).includes(v);
+}
+
+export function parseBenchOptions(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+): BenchOptions & { help: boolean } {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (err) {
+    throw new BenchUsageError(err instanceof Error ? err.message : String(err));
+  }
+  const { values } = parsed;
+  const only = new Set<BenchName>();
+  for (const item of (values.only ?? []).flatMap((v) => v.split(','))) {
+    const name = item.trim();
+    if (!isBenchName(name)) {
+      throw new BenchUsageError(`--only: got ${JSON.stringify(name)}; allowed: ${BENCH_NAMES.join(' | ')}`);
+    }
+    only.add(name);
+  }
+  return {
+    help: values.help ?? false,
+    only: only.size > 0 ? only : new Set(BENCH_NAMES),
+    archiveMb: positiveInt('--archive-mb', values['archive-mb'] ?? env.BENCH_ARCHIVE_MB, 200),
+    replayRuns: positiveInt('--replay-runs', values['replay-runs'] ?? env.BENCH_REPLAY_RUNS, 3),
+    requireRuns: positiveInt('--require-runs', values['require-runs'] ?? env.BENCH_REQUIRE_RUNS, 15),
+  };
+}
+
+function parse(argv: readonly string[]) {
+  return parseArgs({
+    args: [...argv],
+    strict: true,
+    allowPositionals: false,
+    options: {
+      only: { type: 'string', multiple: true },
+      'archive-mb': { type: 'string' },
+      'replay-runs': { type: 'string' },
+      'require-runs': { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
