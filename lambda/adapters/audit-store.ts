@@ -1,5 +1,11 @@
 import { ConditionalCheckFailedException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import type { AuditLog, KnownKey } from '../domain/pipeline';
 import type { Decision } from '../domain/types';
@@ -150,6 +156,20 @@ export class DynamoAuditLog implements AuditLog {
 
   async putKnownKey(key: KnownKey): Promise<void> {
     await this.doc.send(new PutCommand({ TableName: this.names.keysTable, Item: { ...key } }));
+  }
+
+  /** Every key the store knows (all pages). For the embedded store of `keyguard replay`; a full scan. */
+  async allKnownKeys(): Promise<KnownKey[]> {
+    const out: KnownKey[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({ TableName: this.names.keysTable, ExclusiveStartKey: start, ConsistentRead: true }),
+      );
+      for (const item of res.Items ?? []) out.push(item as KnownKey);
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   /** Every decision about one key, oldest first (all pages). */

@@ -257,10 +257,17 @@ export async function runReplay(
     );
 
     const directory = new ReplayDirectory();
+    const audit = new DynamoAuditLog(store.doc, REPLAY_TABLES);
+    // Continue from an earlier run on this store: its keys exist unless these logs say otherwise.
+    for (const known of await audit.allKnownKeys()) {
+      if (known.status === 'Deleted') continue;
+      const { keyId, userName, status, createdAt, expiresAt } = known;
+      directory.seed(known.accountId, { keyId, userName, status, createdAt, expiresAt });
+    }
     const notifier = new CollectingNotifier(config);
     const deps = {
       directory,
-      audit: new DynamoAuditLog(store.doc, REPLAY_TABLES),
+      audit,
       enforcer: new PlannedEnforcer(),
       notifier,
     };

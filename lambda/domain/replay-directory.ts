@@ -7,24 +7,40 @@ import { BEDROCK_SERVICE } from './types';
  * themselves, in event order. Where the live pipeline asks IAM, replay asks what the log files have shown so
  * far. Pure: no I/O, no clock; feed it events with `apply()` in eventTime order.
  *
- * Only what the events say is known: a key created before the first log file is unknown (the pipeline
- * then ignores its Update/Reset events, as it would for a key IAM does not have), and a user never seen in
- * a CreateUser/TagUser event has no tags.
+ * Only what the events say is known, plus what an earlier replay into the same store recorded (`seed`): a key
+ * created before the first log file and never replayed is unknown (the pipeline then ignores its Update/Reset
+ * events, as it would for a key IAM does not have), and a user never seen in a CreateUser/TagUser event has no
+ * tags.
  */
+
+/** A key as the state holds it: `seeded` when it comes from an earlier run rather than from these logs. */
+type HeldKey = KeyMetadata & { seeded?: true };
 
 interface UserState {
   tags: Record<string, string>;
   /** Bedrock keys only, in creation order. */
-  keys: Map<string, KeyMetadata>;
+  keys: Map<string, HeldKey>;
 }
 
 export class ReplayDirectory implements KeyDirectory {
   /** accountId → userName → state. */
   private readonly accounts = new Map<string, Map<string, UserState>>();
+  /** Time of the last applied event: a seeded key is invisible to events before its creation. */
+  private clock = '';
+
+  /**
+   * Adds a key known from an earlier run (the audit store's keys table) unless the state already has it, so
+   * that logs replayed in several runs continue from where the last run left off.
+   */
+  seed(accountId: string, key: KeyMetadata): void {
+    const user = this.user(accountId, key.userName, true);
+    if (!user.keys.has(key.keyId)) user.keys.set(key.keyId, { ...key, seeded: true });
+  }
 
   /** Applies one event to the state. Events about keys or users the state does not know change nothing. */
   apply(event: KeyEvent): void {
     const accountId = event.meta.accountId;
+    this.clock = event.meta.eventTime;
     if (event.kind === 'user-tags') {
       const user = this.user(accountId, event.userName, true);
       if (event.action === 'CreateUser') {
@@ -68,12 +84,17 @@ export class ReplayDirectory implements KeyDirectory {
 
   async getKey(accountId: string, userName: string, keyId: string): Promise<KeyMetadata | null> {
     const key = this.user(accountId, userName, false)?.keys.get(keyId);
-    return key ? { ...key } : null;
+    return key && this.visible(key) ? plain(key) : null;
   }
 
   async listUserKeys(accountId: string, userName: string): Promise<KeyMetadata[]> {
     const user = this.user(accountId, userName, false);
-    return user ? [...user.keys.values()].map((k) => ({ ...k })) : [];
+    return user ? [...user.keys.values()].filter((k) => this.visible(k)).map(plain) : [];
+  }
+
+  /** A key from these logs always; a seeded key once the replay has reached its creation time. */
+  private visible(key: HeldKey): boolean {
+    return !key.seeded || key.createdAt === null || key.createdAt <= this.clock;
   }
 
   async getUserTags(accountId: string, userName: string): Promise<Record<string, string>> {
@@ -96,4 +117,9 @@ export class ReplayDirectory implements KeyDirectory {
     }
     return user;
   }
+}
+
+function plain(key: HeldKey): KeyMetadata {
+  const { seeded: _seeded, ...meta } = key;
+  return meta;
 }

@@ -362,6 +362,44 @@ describe('keyguard replay: a single plain record', () => {
   });
 });
 
+describe('keyguard replay: logs replayed in several runs onto one store', () => {
+  it('continues from the keys the store knows: a later Update or TagUser is decided, not taken for a deletion', async () => {
+    // Prepare: day one creates the key (never-expiring); day two's logs only update and re-tag it.
+    const dir = tempDir();
+    const store = tempDir();
+    const keyId = 'ACCAEXAMPLECONTINUE01';
+    writeFile(
+      join(dir, 'day1.json'),
+      JSON.stringify({ Records: [createKeyRecord('2026-11-20T09:00:00Z', 'svc-later', keyId)] }),
+    );
+    writeFile(
+      join(dir, 'day2.json'),
+      JSON.stringify({
+        Records: [
+          tagUserRecord('2026-11-21T09:00:00Z', 'svc-later', FULL_TAGS),
+          iamRecord('UpdateServiceSpecificCredential', '2026-11-21T10:00:00Z', {
+            userName: 'svc-later',
+            serviceSpecificCredentialId: keyId,
+            status: 'Inactive',
+          }),
+        ],
+      }),
+    );
+    expect(await runReplay(['day1.json'], { json: true, store }, captureIO(dir).io)).toBe(0);
+    const out = captureIO(dir);
+
+    // Act
+    const code = await runReplay(['day2.json'], { json: true, store }, out.io);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(jsonLines(out.stdout()).map((d) => [d.trigger.eventName, d.keyId, d.status, d.action])).toEqual([
+      ['TagUser', keyId, 'Active', 'DEACTIVATE'],
+      ['UpdateServiceSpecificCredential', keyId, 'Inactive', 'ALLOW'],
+    ]);
+  });
+});
+
 describe('keyguard replay: the store', () => {
   it('refuses a store another running process holds, and takes over a stale lock', async () => {
     // Prepare

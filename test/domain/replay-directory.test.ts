@@ -213,3 +213,54 @@ describe('ReplayDirectory', () => {
     expect((await dir.getKey(ACCOUNT, 'svc-a', KEY))?.status).toBe('Active');
   });
 });
+
+describe('ReplayDirectory: keys seeded from an earlier run', () => {
+  const seeded = {
+    keyId: KEY,
+    userName: 'svc-seeded',
+    status: 'Active' as const,
+    createdAt: '2026-11-20T09:31:02.000Z',
+    expiresAt: null,
+  };
+  function at(event: KeyEvent, eventTime: string): KeyEvent {
+    return { ...event, meta: { ...event.meta, eventTime } };
+  }
+
+  it('shows a seeded key only to events at or after its creation time', async () => {
+    const dir = new ReplayDirectory();
+    dir.seed(ACCOUNT, seeded);
+
+    dir.apply(at(userEvent('TagUser', 'svc-seeded', { owner: 'a@example.com' }), '2026-11-20T09:00:00.000Z'));
+    const before = await dir.listUserKeys(ACCOUNT, 'svc-seeded');
+    dir.apply(at(userEvent('TagUser', 'svc-seeded', { purpose: 'x' }), '2026-11-21T09:00:00.000Z'));
+    const after = await dir.listUserKeys(ACCOUNT, 'svc-seeded');
+
+    expect(before).toEqual([]);
+    expect(after).toEqual([seeded]);
+  });
+
+  it('lets the logs win: a Create replaces the seeded key, an Update changes it, a Delete removes it', async () => {
+    const dir = new ReplayDirectory();
+    dir.seed(ACCOUNT, seeded);
+    dir.seed(ACCOUNT, { ...seeded, keyId: KEY2 });
+
+    dir.apply(at(createKey('svc-seeded', KEY), '2026-11-20T09:31:02.000Z'));
+    dir.apply(at(keyEvent('Update', 'svc-seeded', KEY2, 'Inactive'), '2026-11-21T00:00:00.000Z'));
+
+    expect(await dir.getKey(ACCOUNT, 'svc-seeded', KEY)).toMatchObject({
+      expiresAt: '2026-12-20T09:31:02.000Z',
+    });
+    expect(await dir.getKey(ACCOUNT, 'svc-seeded', KEY2)).toMatchObject({ status: 'Inactive' });
+    dir.apply(at(keyEvent('Delete', 'svc-seeded', KEY2), '2026-11-22T00:00:00.000Z'));
+    expect(await dir.getKey(ACCOUNT, 'svc-seeded', KEY2)).toBeNull();
+  });
+
+  it('never replaces a key the logs already gave it', async () => {
+    const dir = new ReplayDirectory();
+    dir.apply(createKey('svc-seeded', KEY));
+
+    dir.seed(ACCOUNT, { ...seeded, status: 'Inactive' });
+
+    expect(await dir.getKey(ACCOUNT, 'svc-seeded', KEY)).toMatchObject({ status: 'Active' });
+  });
+});
