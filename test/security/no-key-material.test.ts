@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
@@ -8,7 +11,8 @@ import {
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
-import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { containsKeyMaterial, redactSecrets } from '../../lambda/shared/redact';
@@ -46,7 +50,7 @@ beforeAll(async () => {
 });
 afterAll(async () => db.close());
 
-describe('no key material leaves the credential-event function', () => {
+describe('no key material leaves the function or the CLI', () => {
   it('keeps secrets from events and tags out of logs, notices, audit items and results', async () => {
     // Prepare
     // A tiny model of IAM: the key is Active until it is deactivated.
@@ -135,6 +139,74 @@ describe('no key material leaves the credential-event function', () => {
     expect(leakedFragments(JSON.stringify(results), SECRETS)).toEqual([]);
     // The owner that was a pasted key is shown redacted, with a fingerprint to correlate it.
     expect(published).toContain(redactSecrets(ownerTagSecret));
+  });
+
+  it('keeps the same secrets out of keyguard replay output (table and JSON) and its store', async () => {
+    // Prepare: the same kinds of events, as a CloudTrail log file.
+    const dir = mkdtempSync(join(tmpdir(), 'keyguard-leak-'));
+    const store = join(dir, 'store');
+    const create = createCredentialRecord({
+      userName: USER,
+      keyId: KEY,
+      secret: createdSecret,
+      eventTime: '2026-11-20T09:31:02Z',
+    });
+    const cred = (create.responseElements as { serviceSpecificCredential: Record<string, unknown> })
+      .serviceSpecificCredential;
+    cred.servicePassword = password;
+    const tag = {
+      ...tagUserRecord(USER, { owner: ownerTagSecret, purpose: purposeTagSecret }),
+      eventTime: '2026-11-20T10:00:00Z',
+    };
+    const failed = {
+      ...cloudTrailRecord({
+        eventName: 'TagUser',
+        errorCode: 'InvalidInput',
+        requestParameters: { userName: USER },
+      }),
+      errorMessage: `Invalid tag value ${errorSecret}`,
+    };
+    writeFileSync(join(dir, 'trail.json'), JSON.stringify({ Records: [create, tag, failed] }));
+    // A file that fails to parse right where a secret stands: the error must not quote it.
+    writeFileSync(
+      join(dir, 'broken.json'),
+      `{"Records":[{"eventName":"x","secret":"${createdSecret}" oops]}`,
+    );
+    let out = '';
+    let err = '';
+    const io = {
+      cwd: dir,
+      stdout: { write: (t: string) => (out += t) },
+      stderr: { write: (t: string) => (err += t) },
+    };
+
+    try {
+      // Act: table output, then JSON output (a second run on the same store).
+      const tableCode = await runReplay(['.'], { store }, io);
+      const jsonCode = await runReplay(['.'], { store, json: true }, io);
+      const db = await startEmbeddedDynamo({ path: store });
+      let items = '';
+      try {
+        items = JSON.stringify([
+          ...(await scanAll(db, REPLAY_TABLES.decisionsTable)),
+          ...(await scanAll(db, REPLAY_TABLES.keysTable)),
+        ]);
+      } finally {
+        await db.close();
+      }
+
+      // Assess: replay decided on the key (so the secrets went through it), reported the broken file, leaked nothing.
+      expect([tableCode, jsonCode]).toEqual([2, 2]);
+      expect(out).toContain(KEY);
+      expect(items).toContain(KEY);
+      expect(err).toContain('broken.json');
+      expect(out).toContain(redactSecrets(ownerTagSecret));
+      expect(leakedFragments(out, SECRETS)).toEqual([]);
+      expect(leakedFragments(err, SECRETS)).toEqual([]);
+      expect(leakedFragments(items, SECRETS)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('redacts every key shape to prefix, last 4 characters and a fingerprint', () => {
