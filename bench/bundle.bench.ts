@@ -23,7 +23,7 @@ const OUT_DIR = join(DATA_DIR, 'bundles');
  * esbuild flags: `--bundle --platform=node --target=node22 --format=cjs --minify --sourcemap`, nothing external
  * (`externalModules: []`), no `mainFields` (so esbuild's default for platform node applies).
  */
-const CDK_EQUIVALENT = {
+export const CDK_EQUIVALENT = {
   bundle: true,
   platform: 'node',
   target: 'node22',

@@ -8,8 +8,9 @@ import { Prng, WeightedChoice } from './prng';
 import { type Figure, num, progress, type Section } from './report';
 
 /**
- * In-process speed of the pure domain: `evaluate()` over a varied set of key snapshots, and `classifyRecord()`
- * over CloudTrail records (the archive's mix, and IAM key events alone, with and without zod validation).
+ * Speed of the pure domain in the current process: `evaluate()` over a varied set of key snapshots, and
+ * `classifyRecord()` over CloudTrail records (the archive's mix, and IAM key events alone, with and without zod
+ * validation). No esbuild or child-process imports here: evaluate-bundled.ts bundles this module.
  */
 
 const SNAPSHOTS = 20_000;
@@ -81,7 +82,7 @@ function rate(label: string, result: LoopResult, unit: string, detail: string): 
   ];
 }
 
-export async function runEvaluateBench(): Promise<Section> {
+export function measureDomain(): Section {
   const config = parseConfig({});
   const version = policyVersion(config);
   const rng = new Prng(0x65766131);
@@ -141,7 +142,7 @@ export async function runEvaluateBench(): Promise<Section> {
   const kindText = [...kinds].map(([k, n]) => `${k} ${Math.round((n / SNAPSHOTS) * 100)}%`).join(', ');
   const actionText = [...actions].map(([k, n]) => `${k} ${Math.round((n / SNAPSHOTS) * 100)}%`).join(', ');
   return {
-    title: 'Domain: evaluate() and classifyRecord() (in-process, single thread)',
+    title: 'Domain: evaluate() and classifyRecord() (single thread)',
     figures: [
       ...rate('evaluate()', evaluated, 'evaluations/s', `${num(SNAPSHOTS)} snapshots`),
       ...rate(

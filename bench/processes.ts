@@ -19,6 +19,8 @@ export interface ChildRun {
   signal: NodeJS.Signals | null;
   stdoutLines: number;
   stdoutBytes: number;
+  /** Stdout itself, only when `captureStdout` was set. */
+  stdoutText: string;
   stderr: string;
   /** Peak resident set size in KiB, or null when it could not be measured. */
   maxRssKb: number | null;
@@ -30,6 +32,8 @@ export interface ChildSpec {
   args: readonly string[];
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Keep stdout (otherwise only its lines and bytes are counted). */
+  captureStdout?: boolean;
   /** Measure peak RSS. For the wrapper fallback, `command` must be `node` and `args[0]` a script. */
   peakRss?: boolean;
 }
@@ -69,9 +73,11 @@ function run(spec: ChildSpec, stdoutCounter: { lines: number; bytes: number } | 
       stdio: ['ignore', stdoutCounter ? 'pipe' : 'ignore', 'pipe'],
     });
     const stderr: Buffer[] = [];
+    const stdout: Buffer[] = [];
     child.stderr?.on('data', (b: Buffer) => stderr.push(b));
     child.stdout?.on('data', (b: Buffer) => {
       if (!stdoutCounter) return;
+      if (spec.captureStdout) stdout.push(b);
       stdoutCounter.bytes += b.length;
       for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) stdoutCounter.lines += 1;
     });
@@ -83,6 +89,7 @@ function run(spec: ChildSpec, stdoutCounter: { lines: number; bytes: number } | 
         signal,
         stdoutLines: stdoutCounter?.lines ?? 0,
         stdoutBytes: stdoutCounter?.bytes ?? 0,
+        stdoutText: Buffer.concat(stdout).toString('utf8'),
         stderr: Buffer.concat(stderr).toString('utf8'),
         maxRssKb: null,
         rssSource: 'none',
