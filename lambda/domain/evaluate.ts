@@ -95,28 +95,38 @@ function tagViolations(key: KeySnapshot, config: Config): Violation[] {
  */
 export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
   const { config, now } = ctx;
-  const base = {
+  const { violations, action, deadline } = decide(key, config, now);
+  // One object literal in the field order of design.md (spreading a base object and adding fields is several
+  // times slower on Node 20: see bench/).
+  return {
     decisionId: ctx.decisionId,
     decidedAt: now.toISOString(),
     keyId: key.keyId,
     userName: key.userName,
     accountId: key.accountId,
-    keyType: 'LONG_TERM' as const,
+    keyType: 'LONG_TERM',
     status: key.status,
     trigger: ctx.trigger,
     createdAt: key.createdAt,
     expiresAt: key.expiresAt,
     neverExpires: isNeverExpiring(key.expiresAt),
     owner: resolveOwner(key, config),
+    violations,
+    action,
     applied: false,
     mode: config.mode,
+    deadline,
     policyVersion: ctx.policyVersion,
   };
+}
 
+function decide(
+  key: KeySnapshot,
+  config: Config,
+  now: Date,
+): { violations: Violation[]; action: Action; deadline: string | null } {
   // A deleted key has nothing left to govern; the decision records that it is gone.
-  if (key.status === 'Deleted') {
-    return { ...base, violations: [], action: 'ALLOW', deadline: null };
-  }
+  if (key.status === 'Deleted') return { violations: [], action: 'ALLOW', deadline: null };
 
   const forbidden: Violation[] = config.allowLongTermKeys
     ? []
@@ -129,17 +139,17 @@ export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
         },
       ];
   const violations = [...forbidden, ...lifetimeViolations(key, config, now), ...tagViolations(key, config)];
-  let action: Action = 'ALLOW';
-  let deadline: string | null = null;
   if (key.status !== 'Active') {
     // An inactive or expired key cannot be used: its violations are recorded, nothing needs doing.
     // (This is also what our own deactivation's UpdateServiceSpecificCredential event evaluates to.)
-    action = 'ALLOW';
-  } else if (violations.some((v) => v.code === 'NEVER_EXPIRES' || v.code === 'LONG_TERM_NOT_ALLOWED')) {
-    action = 'DEACTIVATE';
-  } else if (violations.length > 0) {
-    action = 'NOTIFY';
-    deadline = new Date(now.getTime() + config.gracePeriodHours * HOUR_MS).toISOString();
+    return { violations, action: 'ALLOW', deadline: null };
   }
-  return { ...base, violations, action, deadline };
+  if (violations.some((v) => v.code === 'NEVER_EXPIRES' || v.code === 'LONG_TERM_NOT_ALLOWED')) {
+    return { violations, action: 'DEACTIVATE', deadline: null };
+  }
+  if (violations.length > 0) {
+    const deadline = new Date(now.getTime() + config.gracePeriodHours * HOUR_MS).toISOString();
+    return { violations, action: 'NOTIFY', deadline };
+  }
+  return { violations, action: 'ALLOW', deadline: null };
 }
