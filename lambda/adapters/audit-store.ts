@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import type { AuditLog, KnownKey } from '../domain/pipeline';
-import type { Decision } from '../domain/types';
+import { canonicalDecision, type Decision } from '../domain/types';
 
 /**
  * The audit store: an append-only decisions table and a keys table (current state per key), used by the
@@ -68,32 +68,9 @@ export function auditTableDefinitions(names: AuditTableNames): CreateTableComman
   ];
 }
 
-const DECISION_FIELDS = [
-  'decisionId',
-  'decidedAt',
-  'keyId',
-  'userName',
-  'accountId',
-  'keyType',
-  'status',
-  'trigger',
-  'createdAt',
-  'expiresAt',
-  'neverExpires',
-  'owner',
-  'violations',
-  'action',
-  'applied',
-  'mode',
-  'deadline',
-  'policyVersion',
-] as const satisfies readonly (keyof Decision)[];
-
-/** Rebuilds exactly the decision fields from a stored item (table keys and index attributes dropped). */
+/** A stored item back as a decision (table keys and index attributes dropped). */
 function toDecision(item: Record<string, unknown>): Decision {
-  const out: Record<string, unknown> = {};
-  for (const f of DECISION_FIELDS) out[f] = item[f] ?? null;
-  return out as unknown as Decision;
+  return canonicalDecision(item as unknown as Decision);
 }
 
 function decisionPk(accountId: string, keyId: string): string {

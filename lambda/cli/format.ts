@@ -1,4 +1,4 @@
-import type { Decision } from '../domain/types';
+import { canonicalDecision, type Decision } from '../domain/types';
 
 /**
  * Output of `keyguard replay`: decision JSON (one object per line) and the readable table and totals.
@@ -11,31 +11,7 @@ import type { Decision } from '../domain/types';
  * byte-identical between a first run and a re-run.
  */
 export function decisionJson(d: Decision): string {
-  const trigger: Decision['trigger'] = { kind: d.trigger.kind };
-  if (d.trigger.eventId !== undefined) trigger.eventId = d.trigger.eventId;
-  if (d.trigger.eventName !== undefined) trigger.eventName = d.trigger.eventName;
-  if (d.trigger.eventTime !== undefined) trigger.eventTime = d.trigger.eventTime;
-  const ordered: Decision = {
-    decisionId: d.decisionId,
-    decidedAt: d.decidedAt,
-    keyId: d.keyId,
-    userName: d.userName,
-    accountId: d.accountId,
-    keyType: d.keyType,
-    status: d.status,
-    trigger,
-    createdAt: d.createdAt,
-    expiresAt: d.expiresAt,
-    neverExpires: d.neverExpires,
-    owner: { value: d.owner.value, source: d.owner.source },
-    violations: d.violations.map((v) => ({ code: v.code, severity: v.severity, detail: v.detail })),
-    action: d.action,
-    applied: d.applied,
-    mode: d.mode,
-    deadline: d.deadline,
-    policyVersion: d.policyVersion,
-  };
-  return JSON.stringify(ordered);
+  return JSON.stringify(canonicalDecision(d));
 }
 
 export interface DecisionRow {

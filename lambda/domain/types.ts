@@ -94,3 +94,35 @@ export function topSeverity(violations: readonly Violation[]): Severity | 'info'
   }
   return top;
 }
+
+/**
+ * Exactly the decision's fields, in the order of design.md, with nothing else: table keys and index
+ * attributes of a stored item are dropped, and trigger fields that are absent stay absent. The audit store
+ * reads decisions back through it and the CLI prints through it, so both show the same bytes.
+ */
+export function canonicalDecision(d: Decision): Decision {
+  const trigger: Trigger = { kind: d.trigger.kind };
+  if (d.trigger.eventId !== undefined) trigger.eventId = d.trigger.eventId;
+  if (d.trigger.eventName !== undefined) trigger.eventName = d.trigger.eventName;
+  if (d.trigger.eventTime !== undefined) trigger.eventTime = d.trigger.eventTime;
+  return {
+    decisionId: d.decisionId,
+    decidedAt: d.decidedAt,
+    keyId: d.keyId,
+    userName: d.userName,
+    accountId: d.accountId,
+    keyType: d.keyType,
+    status: d.status,
+    trigger,
+    createdAt: d.createdAt ?? null,
+    expiresAt: d.expiresAt ?? null,
+    neverExpires: d.neverExpires,
+    owner: { value: d.owner.value ?? null, source: d.owner.source },
+    violations: d.violations.map((v) => ({ code: v.code, severity: v.severity, detail: v.detail })),
+    action: d.action,
+    applied: d.applied,
+    mode: d.mode,
+    deadline: d.deadline ?? null,
+    policyVersion: d.policyVersion,
+  };
+}

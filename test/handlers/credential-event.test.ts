@@ -9,8 +9,8 @@ import {
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
-import { auditTableDefinitions, DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { Decision } from '../../lambda/domain/types';
 import {
   type CredentialEventRuntime,
@@ -19,7 +19,7 @@ import {
 } from '../../lambda/handlers/credential-event-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
-import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import {
   ACCOUNT,
   ADMIN_ARN,
@@ -53,7 +53,7 @@ afterAll(async () => {
   await db.close();
 });
 
-/** Each test gets fresh table names by using a fresh account-independent handler on fresh tables. */
+/** Each test gets its own tables (fresh names), so no state leaks between tests. */
 async function freshRuntime(mode: 'audit' | 'enforce'): Promise<CredentialEventRuntime> {
   table += 1;
   const names = {
@@ -61,15 +61,7 @@ async function freshRuntime(mode: 'audit' | 'enforce'): Promise<CredentialEventR
     keysTable: `${TABLES.keysTable}-${table}`,
     idempotencyTable: `${TABLES.idempotencyTable}-${table}`,
   };
-  await ensureTables(db.client, [
-    ...auditTableDefinitions(names),
-    {
-      TableName: names.idempotencyTable,
-      BillingMode: 'PAY_PER_REQUEST',
-      AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
-      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
-    },
-  ]);
+  await createTestTables(db, names);
   const config = parseConfig({ mode, fallbackOwner: 'security@example.com' });
   return {
     config,

@@ -13,18 +13,23 @@ export const TABLES = {
   idempotencyTable: 'test-idempotency',
 };
 
-/** Starts an in-memory dynalite with the audit tables and the Powertools idempotency table. */
-export async function startTestDynamo(): Promise<EmbeddedDynamo> {
-  const db = await startEmbeddedDynamo();
+/** The audit tables and the Powertools idempotency table (partition key `id`), under the given names. */
+export async function createTestTables(db: EmbeddedDynamo, names: typeof TABLES): Promise<void> {
   await ensureTables(db.client, [
-    ...auditTableDefinitions(TABLES),
+    ...auditTableDefinitions(names),
     {
-      TableName: TABLES.idempotencyTable,
+      TableName: names.idempotencyTable,
       BillingMode: 'PAY_PER_REQUEST',
       AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
       KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
     },
   ]);
+}
+
+/** Starts an in-memory dynalite with the audit tables and the Powertools idempotency table. */
+export async function startTestDynamo(): Promise<EmbeddedDynamo> {
+  const db = await startEmbeddedDynamo();
+  await createTestTables(db, TABLES);
   return db;
 }
 
