@@ -50,6 +50,7 @@ const HANDLER_ENV: NodeJS.ProcessEnv = {
   KEYS_TABLE_NAME: 'keyguard-keys',
   IDEMPOTENCY_TABLE_NAME: 'keyguard-idempotency',
   TOPIC_ARN: 'arn:aws:sns:us-east-1:111122223333:keyguard-owner-notices',
+  GOVERNED_ACCOUNT_ID: '111122223333',
   AWS_REGION: 'us-east-1',
   AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
   AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',

@@ -26,6 +26,11 @@ export interface CredentialEventRuntime {
   keysTable: string;
   idempotencyTable: string;
   topicArn: string;
+  /**
+   * The only account whose keys this function may read, decide on and change. An event from any other
+   * account is ignored: acting on it against this account's IAM could touch a same-named user's keys.
+   */
+  governedAccountId: string;
   iamFor: IamClientProvider;
   dynamo: DynamoDBClient;
   sns: SNSClient;
@@ -94,6 +99,9 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     if (!c.relevant) return ignored(c.reason, c.eventId, c.eventName);
 
     const keyEvent = c.event;
+    if (keyEvent.meta.accountId !== rt.governedAccountId) {
+      return ignored('foreign-account', keyEvent.meta.eventId, keyEvent.meta.eventName);
+    }
     logger.appendKeys({ eventId: keyEvent.meta.eventId, eventName: keyEvent.meta.eventName });
     const result = await processKeyEvent(keyEvent, deps, {
       config: rt.config,

@@ -18,6 +18,7 @@ export const handler = createCredentialEventHandler({
   keysTable: requireEnv(env, 'KEYS_TABLE_NAME'),
   idempotencyTable: requireEnv(env, 'IDEMPOTENCY_TABLE_NAME'),
   topicArn: requireEnv(env, 'TOPIC_ARN'),
+  governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
   // One account for now; organization mode will return a client for an assumed role per member account.
   iamFor: () => iam,
   dynamo: dynamoClient(),

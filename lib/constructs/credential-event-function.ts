@@ -70,6 +70,7 @@ export class CredentialEventFunction extends Construct {
         KEYS_TABLE_NAME: props.keysTable.tableName,
         IDEMPOTENCY_TABLE_NAME: props.idempotencyTable.tableName,
         TOPIC_ARN: props.topic.topicArn,
+        GOVERNED_ACCOUNT_ID: account,
         [CONFIG_ENV]: JSON.stringify(props.config),
         POLICY_VERSION: policyVersion(props.config),
         POWERTOOLS_SERVICE_NAME: 'keyguard-credential-event',

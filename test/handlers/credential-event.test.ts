@@ -68,6 +68,7 @@ async function freshRuntime(mode: 'audit' | 'enforce'): Promise<CredentialEventR
     policyVersion: policyVersion(config),
     ...names,
     topicArn: TOPIC,
+    governedAccountId: ACCOUNT,
     iamFor: () => new IAMClient({ region: 'us-east-1' }),
     dynamo: db.client,
     sns: new SNSClient({ region: 'us-east-1' }),
@@ -220,6 +221,26 @@ describe('credential-event handler', () => {
     const lines = out.lines();
     expect(lines.some((l) => l.message === 'event ignored' && l.reason === 'not-bedrock')).toBe(true);
     expect(lines.some((l) => l.IgnoredEvents === 1 && l.reason === 'not-bedrock')).toBe(true);
+  });
+
+  it('never acts on an event from an account it does not govern (a same-named user here must stay untouched)', async () => {
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const foreign = {
+      ...tagUserRecord(USER, { owner: 'x@example.com' }),
+      recipientAccountId: '999988887777',
+    };
+
+    const result = await createCredentialEventHandler(rt)(eventBridgeEvent(foreign), lambdaContext());
+
+    expect(result).toMatchObject({ status: 'ignored', reason: 'foreign-account' });
+    expect(iam.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(0);
+    expect(out.lines().some((l) => l.message === 'event ignored' && l.reason === 'foreign-account')).toBe(
+      true,
+    );
   });
 
   it('ignores a failed call (errorCode) without touching anything', async () => {

@@ -174,6 +174,7 @@ describe('CredentialEventFunction', () => {
     expect(Object.keys(env).sort()).toEqual(
       [
         'DECISIONS_TABLE_NAME',
+        'GOVERNED_ACCOUNT_ID',
         'IDEMPOTENCY_TABLE_NAME',
         'KEYGUARD_CONFIG',
         'KEYS_TABLE_NAME',
@@ -193,6 +194,7 @@ describe('CredentialEventFunction', () => {
       Ref: logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesIdempotency'),
     });
     expect(env.TOPIC_ARN).toEqual({ Ref: logicalIdOf('AWS::SNS::Topic', 'OwnerAlerts') });
+    expect(env.GOVERNED_ACCOUNT_ID).toEqual({ Ref: 'AWS::AccountId' });
     expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(CONFIG);
     expect(env.POLICY_VERSION).toBe(policyVersion(CONFIG));
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
@@ -578,6 +580,10 @@ describe('organization mode seam', () => {
         ]),
       },
     });
+    const [, fn] = onlyResource(t, 'AWS::Lambda::Function');
+    expect(
+      (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.GOVERNED_ACCOUNT_ID,
+    ).toBe('222222222222');
     expect(new AwsSolutionsChecks().validateScope(member).violations).toEqual([]);
   });
 });

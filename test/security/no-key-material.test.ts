@@ -84,6 +84,7 @@ describe('no key material leaves the function or the CLI', () => {
       policyVersion: policyVersion(config),
       ...TABLES,
       topicArn: 'arn:aws:sns:us-east-1:111122223333:notices',
+      governedAccountId: '111122223333',
       iamFor: () => new IAMClient({ region: 'us-east-1' }),
       dynamo: db.client,
       sns: new SNSClient({ region: 'us-east-1' }),
