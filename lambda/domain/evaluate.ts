@@ -1,7 +1,23 @@
 import type { Config } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
 import { DAY_MS, HOUR_MS } from './dates';
-import type { Action, Decision, KeySnapshot, Owner, Trigger, Violation } from './types';
+import { parseCadenceDays, reviewDueAt } from './review';
+import {
+  type Action,
+  type Approval,
+  type Decision,
+  EMPTY_HISTORY,
+  IMMEDIATE_CODES,
+  INFORMATIONAL_CODES,
+  isApprovalActive,
+  type KeyHistory,
+  type KeySnapshot,
+  type Owner,
+  type Severity,
+  type Trigger,
+  type Violation,
+  type WaivedViolation,
+} from './types';
 
 /** IAM's "never expires" is either no ExpirationDate or one about a century out; both count. */
 export const NEVER_EXPIRES_YEAR = 2100;
@@ -13,6 +29,10 @@ export interface EvaluationContext {
   now: Date;
   trigger: Trigger;
   decisionId: string;
+  /** What earlier evaluations of this key left (deadline, notices, reviews); none for a key never seen. */
+  history?: KeyHistory | null;
+  /** Approvals recorded for this key (active or not: only active ones count). */
+  approvals?: readonly Approval[];
 }
 
 export function isNeverExpiring(expiresAt: string | null): boolean {
@@ -50,16 +70,24 @@ function lifetimeViolations(key: KeySnapshot, config: Config, now: Date): Violat
   const expires = Date.parse(key.expiresAt as string);
   const start = key.createdAt ? Date.parse(key.createdAt) : now.getTime();
   const lifetimeDays = (expires - start) / DAY_MS;
+  const out: Violation[] = [];
   if (lifetimeDays > config.maxAgeDays) {
-    return [
-      {
-        code: 'EXCEEDS_MAX_AGE',
-        severity: 'medium',
-        detail: `lifetime is ${Math.ceil(lifetimeDays)} days; policy allows at most ${config.maxAgeDays}`,
-      },
-    ];
+    out.push({
+      code: 'EXCEEDS_MAX_AGE',
+      severity: 'medium',
+      detail: `lifetime is ${Math.ceil(lifetimeDays)} days; policy allows at most ${config.maxAgeDays}`,
+    });
   }
-  return [];
+  const daysLeft = (expires - now.getTime()) / DAY_MS;
+  const warnFrom = Math.max(0, ...config.expiryWarningDays);
+  if (daysLeft > 0 && daysLeft <= warnFrom) {
+    out.push({
+      code: 'EXPIRING_SOON',
+      severity: 'low',
+      detail: `the key expires ${key.expiresAt} (in ${Math.ceil(daysLeft)} day(s)): create its replacement`,
+    });
+  }
+  return out;
 }
 
 function tagViolations(key: KeySnapshot, config: Config): Violation[] {
@@ -79,14 +107,79 @@ function tagViolations(key: KeySnapshot, config: Config): Violation[] {
       detail: `user ${key.userName} has no "${t.purpose}" tag`,
     });
   }
-  if (!tagValue(key.userTags, t.reviewCadence)) {
+  const cadence = tagValue(key.userTags, t.reviewCadence);
+  if (!cadence) {
     out.push({
       code: 'MISSING_REVIEW_CADENCE',
       severity: 'low',
       detail: `user ${key.userName} has no "${t.reviewCadence}" tag`,
     });
+  } else if (parseCadenceDays(cadence) === null) {
+    out.push({
+      code: 'MISSING_REVIEW_CADENCE',
+      severity: 'low',
+      detail: `the "${t.reviewCadence}" tag of user ${key.userName} is ${JSON.stringify(redactSecrets(cadence))}, not a cadence such as 90d, 12w, 6m or 1y`,
+    });
   }
   return out;
+}
+
+function reviewViolations(key: KeySnapshot, config: Config, history: KeyHistory, now: Date): Violation[] {
+  const cadence = tagValue(key.userTags, config.tags.reviewCadence);
+  const days = cadence ? parseCadenceDays(cadence) : null;
+  if (days === null) return [];
+  const due = reviewDueAt(days, history.lastReviewAt, key.createdAt);
+  if (!due || now.getTime() < due.getTime()) return [];
+  return [
+    {
+      code: 'REVIEW_OVERDUE',
+      severity: 'medium',
+      detail: `a review was due ${due.toISOString()} (every ${days} days; last review ${history.lastReviewAt ?? 'never'})`,
+    },
+  ];
+}
+
+function accessViolations(key: KeySnapshot): Violation[] {
+  const out: Violation[] = [];
+  const findings = key.permissions ?? [];
+  if (findings.length > 0) {
+    const severity: Severity = findings.some((f) => f.severity === 'high') ? 'high' : 'low';
+    out.push({
+      code: 'BROAD_PERMISSIONS',
+      severity,
+      detail: `user ${key.userName}: ${findings.map((f) => `${f.reason}${f.via === 'user' ? '' : ` (via ${f.via})`}`).join('; ')}`,
+    });
+  }
+  const other = key.otherCredentials;
+  if (other && (other.activeAccessKeys > 0 || other.consolePassword)) {
+    const what = [
+      other.activeAccessKeys > 0 ? `${other.activeAccessKeys} active access key(s)` : null,
+      other.consolePassword ? 'a console password' : null,
+    ].filter((x): x is string => x !== null);
+    out.push({
+      code: 'USER_HAS_OTHER_CREDENTIALS',
+      severity: 'high',
+      detail: `user ${key.userName} also has ${what.join(' and ')}: whoever holds them can mint keys or escalate`,
+    });
+  }
+  return out;
+}
+
+/** Splits violations into those acted on and those an active approval covers. */
+function applyApprovals(
+  violations: Violation[],
+  approvals: readonly Approval[],
+  now: Date,
+): { violations: Violation[]; waived: WaivedViolation[] } {
+  const active = approvals.filter((a) => isApprovalActive(a, now));
+  const kept: Violation[] = [];
+  const waived: WaivedViolation[] = [];
+  for (const v of violations) {
+    const by = active.find((a) => a.covers === 'ALL' || a.covers.includes(v.code));
+    if (by) waived.push({ ...v, approvalId: by.approvalId });
+    else kept.push(v);
+  }
+  return { violations: kept, waived };
 }
 
 /**
@@ -95,7 +188,7 @@ function tagViolations(key: KeySnapshot, config: Config): Violation[] {
  */
 export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
   const { config, now } = ctx;
-  const { violations, action, deadline } = decide(key, config, now);
+  const { violations, waived, action, deadline, reason } = decide(key, ctx);
   // One object literal in the field order of design.md (spreading a base object and adding fields is several
   // times slower on Node 20: see bench/).
   return {
@@ -117,39 +210,75 @@ export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
     mode: config.mode,
     deadline,
     policyVersion: ctx.policyVersion,
+    ...(waived.length > 0 ? { waived } : {}),
+    ...(reason ? { reason } : {}),
   };
 }
 
-function decide(
-  key: KeySnapshot,
-  config: Config,
-  now: Date,
-): { violations: Violation[]; action: Action; deadline: string | null } {
-  // A deleted key has nothing left to govern; the decision records that it is gone.
-  if (key.status === 'Deleted') return { violations: [], action: 'ALLOW', deadline: null };
+interface Outcome {
+  violations: Violation[];
+  waived: WaivedViolation[];
+  action: Action;
+  deadline: string | null;
+  reason: string | null;
+}
 
-  const forbidden: Violation[] = config.allowLongTermKeys
-    ? []
-    : [
-        {
-          code: 'LONG_TERM_NOT_ALLOWED',
-          severity: 'high',
-          detail:
-            'policy allows no long-term Bedrock API keys (allowLongTermKeys is false): use short-term keys',
-        },
-      ];
-  const violations = [...forbidden, ...lifetimeViolations(key, config, now), ...tagViolations(key, config)];
+function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
+  const { config, now } = ctx;
+  const history = ctx.history ?? EMPTY_HISTORY;
+  // A deleted key has nothing left to govern; the decision records that it is gone.
+  if (key.status === 'Deleted')
+    return { violations: [], waived: [], action: 'ALLOW', deadline: null, reason: null };
+
+  const found: Violation[] = [];
+  if (!config.allowLongTermKeys) {
+    found.push({
+      code: 'LONG_TERM_NOT_ALLOWED',
+      severity: 'high',
+      detail: 'policy allows no long-term Bedrock API keys (allowLongTermKeys is false): use short-term keys',
+    });
+  }
+  if (history.deactivatedByUs && key.status === 'Active') {
+    found.push({
+      code: 'REACTIVATED_WITHOUT_APPROVAL',
+      severity: 'critical',
+      detail: 'the key was deactivated by keyguard and is Active again, with no approval',
+    });
+  }
+  found.push(
+    ...lifetimeViolations(key, config, now),
+    ...tagViolations(key, config),
+    ...reviewViolations(key, config, history, now),
+    ...accessViolations(key),
+  );
+  const { violations, waived } = applyApprovals(found, ctx.approvals ?? [], now);
+
   if (key.status !== 'Active') {
     // An inactive or expired key cannot be used: its violations are recorded, nothing needs doing.
     // (This is also what our own deactivation's UpdateServiceSpecificCredential event evaluates to.)
-    return { violations, action: 'ALLOW', deadline: null };
+    return { violations, waived, action: 'ALLOW', deadline: null, reason: null };
   }
-  if (violations.some((v) => v.code === 'NEVER_EXPIRES' || v.code === 'LONG_TERM_NOT_ALLOWED')) {
-    return { violations, action: 'DEACTIVATE', deadline: null };
+  if (violations.some((v) => IMMEDIATE_CODES.includes(v.code))) {
+    return { violations, waived, action: 'DEACTIVATE', deadline: null, reason: null };
   }
-  if (violations.length > 0) {
-    const deadline = new Date(now.getTime() + config.gracePeriodHours * HOUR_MS).toISOString();
-    return { violations, action: 'NOTIFY', deadline };
+  const escalating = violations.filter((v) => !INFORMATIONAL_CODES.includes(v.code));
+  if (escalating.length > 0) {
+    // One grace period per key: set when it first had an escalating violation, kept while any remains
+    // (fixing part of it, or adding another, neither extends nor shortens it).
+    // Only a deadline set by an earlier evaluation can pass: the owner always hears before anything is done.
+    const deadline =
+      history.deadline ?? new Date(now.getTime() + config.gracePeriodHours * HOUR_MS).toISOString();
+    if (history.deadline !== null && now.getTime() >= Date.parse(deadline)) {
+      return {
+        violations,
+        waived,
+        action: 'DEACTIVATE',
+        deadline,
+        reason: `the grace deadline ${deadline} passed with ${escalating.map((v) => v.code).join(', ')} unresolved`,
+      };
+    }
+    return { violations, waived, action: 'NOTIFY', deadline, reason: null };
   }
-  return { violations, action: 'ALLOW', deadline: null };
+  if (violations.length > 0) return { violations, waived, action: 'NOTIFY', deadline: null, reason: null };
+  return { violations, waived, action: 'ALLOW', deadline: null, reason: null };
 }

@@ -38,24 +38,46 @@ function remedy(v: Violation, d: Decision, config: Config): string {
       return `Tag the user: aws iam tag-user --user-name ${u} --tags Key=${config.tags.purpose},Value=<what the key is for>`;
     case 'MISSING_REVIEW_CADENCE':
       return `Tag the user: aws iam tag-user --user-name ${u} --tags Key=${config.tags.reviewCadence},Value=<e.g. 90d>`;
+    case 'REVIEW_OVERDUE':
+      return `Confirm the key is still needed: keyguard review --key ${d.keyId} --note "<why it is still needed>" (by someone other than its owner or creator).`;
+    case 'EXPIRING_SOON':
+      return `Create its replacement (--credential-age-days ${config.maxAgeDays} at most) before ${d.expiresAt ?? 'it expires'} and move its users to it.`;
+    case 'BROAD_PERMISSIONS':
+      return `Give user ${u} only what the key needs (e.g. bedrock:InvokeModel and bedrock:CallWithBearerToken on the models it uses); detach the broad policies.`;
+    case 'USER_HAS_OTHER_CREDENTIALS':
+      return `Remove them: aws iam list-access-keys --user-name ${u} / aws iam delete-login-profile --user-name ${u}. A Bedrock key user should hold nothing else.`;
+    case 'REACTIVATED_WITHOUT_APPROVAL':
+      return `Get an approval first (keyguard approve --key ${d.keyId} ...), or replace the key with a compliant one.`;
     default:
       return 'See the decision record for details.';
   }
 }
 
 function headline(d: Decision): string {
+  if (d.notice === 'resolved')
+    return d.status === 'Deleted' ? 'is deleted: resolved' : 'is compliant again: resolved';
   if (d.action === 'DEACTIVATE') return d.applied ? 'deactivated' : 'must be deactivated';
   if (d.action === 'NOTIFY') return 'needs attention';
   if (d.status !== 'Active') return `is ${d.status.toLowerCase()}`;
   return 'is compliant';
 }
 
+const STAGE_PREFIX: Record<NonNullable<Decision['notice']>, string> = {
+  first: '',
+  reminder: 'Reminder: ',
+  final: 'FINAL WARNING: ',
+  action: '',
+  resolved: '',
+  expiring: 'Expiring: ',
+};
+
 /** Builds the notice for a decision: subject, a body a person can act on, and filterable attributes. */
 export function buildNotice(d: Decision, config: Config): Notice {
   const severity = topSeverity(d.violations);
   const owner = d.owner.value ?? UNOWNED;
+  const stage = d.notice ? STAGE_PREFIX[d.notice] : '';
   const subject = ascii(
-    `[keyguard] ${severity.toUpperCase()}: Bedrock API key ${d.keyId} on ${d.userName} ${headline(d)}`,
+    `[keyguard] ${stage}${severity.toUpperCase()}: Bedrock API key ${d.keyId} on ${d.userName} ${headline(d)}`,
   ).slice(0, SUBJECT_MAX);
 
   const lines: string[] = [];
@@ -70,12 +92,26 @@ export function buildNotice(d: Decision, config: Config): Notice {
   lines.push(
     `Mode: ${d.mode}   Action: ${d.action}${d.applied ? ' (applied)' : d.action === 'DEACTIVATE' ? ' (planned, not applied)' : ''}`,
   );
-  if (d.deadline) lines.push(`Deadline: fix by ${d.deadline}`);
+  if (d.deadline && d.action === 'NOTIFY') {
+    const escalates =
+      d.mode === 'enforce' ? 'the key will be deactivated' : 'the key will be reported for deactivation';
+    lines.push(`Deadline: fix by ${d.deadline}; after that ${escalates}.`);
+  }
+  if (d.reason) lines.push(`Why: ${d.reason}`);
   lines.push('');
-  lines.push('What is wrong, and how to fix it:');
-  for (const v of d.violations) {
-    lines.push(`- ${v.code} (${v.severity}): ${v.detail}`);
-    lines.push(`  Fix: ${remedy(v, d, config)}`);
+  if (d.violations.length > 0) {
+    lines.push('What is wrong, and how to fix it:');
+    for (const v of d.violations) {
+      lines.push(`- ${v.code} (${v.severity}): ${v.detail}`);
+      lines.push(`  Fix: ${remedy(v, d, config)}`);
+    }
+  } else if (d.notice === 'resolved') {
+    lines.push(
+      'Nothing is wrong any more: the earlier notices about this key are closed and its deadline is cleared.',
+    );
+  }
+  for (const w of d.waived ?? []) {
+    lines.push(`- ${w.code}: approved (approval ${w.approvalId}), not acted on while the approval lasts.`);
   }
   if (d.action === 'DEACTIVATE' && d.applied) {
     lines.push('');

@@ -1,7 +1,20 @@
 import type { Config } from '../shared/config';
 import type { KeyEvent } from './cloudtrail';
 import { evaluate } from './evaluate';
-import type { Decision, KeySnapshot, KeyStatus, Trigger } from './types';
+import { planNotice } from './staging';
+import {
+  type Action,
+  type Approval,
+  type Decision,
+  EMPTY_HISTORY,
+  type KeyHistory,
+  type KeySnapshot,
+  type KeyStatus,
+  type OtherCredentials,
+  type PermissionFinding,
+  type Trigger,
+  type ViolationCode,
+} from './types';
 
 /**
  * One path from a key event to recorded decisions, shared by the `credential-event` function (ports backed
@@ -28,7 +41,7 @@ export interface KeyDirectory {
   getUserTags(accountId: string, userName: string): Promise<Record<string, string>>;
 }
 
-/** What the pipeline remembers about a key between events (the keys table). */
+/** What the pipeline remembers about a key between evaluations (the keys table). */
 export interface KnownKey {
   accountId: string;
   keyId: string;
@@ -40,6 +53,26 @@ export interface KnownKey {
   owner: string | null;
   lastDecisionId: string;
   lastDecisionAt: string;
+  /** Codes and action of the last decision: a sweep records a new decision only when they change. */
+  violationCodes?: ViolationCode[];
+  lastAction?: Action;
+  /** Deadline, notice stage, reviews, reactivation watch (absent on items written before it existed). */
+  history?: KeyHistory;
+  /** The sweep that last saw the key in IAM (a key no sweep sees any more is gone). */
+  lastSweepId?: string;
+}
+
+/** Facts about a key's user beyond its tags; a driver that cannot know them (replay) leaves them out. */
+export interface UserFactsSource {
+  userFacts(
+    accountId: string,
+    userName: string,
+  ): Promise<{ permissions: PermissionFinding[] | null; otherCredentials: OtherCredentials | null }>;
+}
+
+/** Approvals recorded for a key (the functions only read them). */
+export interface ApprovalSource {
+  approvalsFor(accountId: string, keyId: string): Promise<Approval[]>;
 }
 
 export interface AuditLog {
@@ -68,6 +101,10 @@ export interface PipelineDeps {
   audit: AuditLog;
   enforcer: Enforcer;
   notifier: Notifier;
+  /** Permissions and other credentials of the key's user. @default none: those rules are not evaluated */
+  facts?: UserFactsSource;
+  /** @default none: no approvals */
+  approvals?: ApprovalSource;
 }
 
 export interface PipelineOptions {
@@ -77,8 +114,17 @@ export interface PipelineOptions {
   triggerKind: Extract<Trigger['kind'], 'event' | 'replay'>;
 }
 
+export interface KeyStepResult {
+  decision: Decision;
+  /** The decision was already on record (a retry or redelivery). */
+  duplicate: boolean;
+  /** A decision was written (a sweep writes one only when something changed). */
+  recorded: boolean;
+  notified: boolean;
+}
+
 export interface PipelineResult {
-  decisions: Array<{ decision: Decision; duplicate: boolean; notified: boolean }>;
+  decisions: KeyStepResult[];
   /** Set when the event turned out not to concern a Bedrock key the pipeline can see. */
   ignored: 'not-bedrock-or-unknown' | 'no-bedrock-keys' | null;
 }
@@ -92,84 +138,194 @@ export function decisionIdFor(kind: Trigger['kind'], triggerTime: string, trigge
   return `${triggerTime}/${kind}/${triggerId}`;
 }
 
-async function decideOne(
-  event: KeyEvent,
-  meta: KeyMetadata | null,
-  keyId: string,
-  userName: string,
-  deps: PipelineDeps,
-  opts: PipelineOptions,
-): Promise<PipelineResult['decisions'][number] | null> {
-  const accountId = event.meta.accountId;
-  const decisionId = decisionIdFor(opts.triggerKind, event.meta.eventTime, event.meta.eventId);
+/** Everything one evaluation of one key needs to know about where it came from. */
+export interface KeyStep {
+  accountId: string;
+  keyId: string;
+  userName: string;
+  /** The key as the directory shows it now; null when the directory no longer has it. */
+  meta: KeyMetadata | null;
+  trigger: Trigger;
+  decisionId: string;
+  /** The principal that created the key, when this trigger knows it (the Create event). */
+  creator?: string | null;
+  /** Dates from the creating event, for a key already gone when evaluated. */
+  created?: { createdAt: string | null; expiresAt: string | null } | null;
+  /** `always` (events: every event is a decision) or `on-change` (sweeps: only what changed, or what acts). */
+  record: 'always' | 'on-change';
+  /** The sweep that is evaluating, remembered on the key. */
+  sweepId?: string;
+}
 
-  // A redelivery after a partial failure: the decision on record stands (it may say we deactivated the key,
-  // which re-reading IAM now would no longer show); only the remaining effects are redone.
-  const earlier = await deps.audit.getDecision(accountId, keyId, decisionId);
+function changedSince(known: KnownKey | null, d: Decision): boolean {
+  if (!known) return true;
+  const codes = d.violations.map((v) => v.code).sort();
+  const before = [...(known.violationCodes ?? [])].sort();
+  return (
+    known.status !== d.status ||
+    known.expiresAt !== d.expiresAt ||
+    known.lastAction !== d.action ||
+    codes.length !== before.length ||
+    codes.some((c, i) => c !== before[i])
+  );
+}
+
+/**
+ * One key through evaluate → enforce → plan notice → record → notify → remember. Safe to repeat: a retry
+ * with the same decisionId finds the decision on record and only finishes what the earlier attempt did not
+ * (the notice, the keys table), using the decision on record (which may say the key was deactivated, which
+ * re-reading IAM would no longer show).
+ */
+export async function decideKey(
+  step: KeyStep,
+  deps: PipelineDeps,
+  opts: PipelineOptions | SweepOptions,
+): Promise<KeyStepResult | null> {
+  const { accountId, keyId, userName } = step;
+  const known = await deps.audit.getKnownKey(accountId, keyId);
+  const history: KeyHistory = known?.history ?? EMPTY_HISTORY;
+
+  const earlier = await deps.audit.getDecision(accountId, keyId, step.decisionId);
   if (earlier) {
-    const notified = await notifyIfNeeded(earlier, deps);
-    return { decision: earlier, duplicate: true, notified };
+    // Decision ids start with their trigger's time: one at or before the key's last decision was completed
+    // (its notice sent, the key remembered); a later one is an attempt that failed part-way, finished here.
+    if (known && known.lastDecisionId >= step.decisionId) {
+      return { decision: earlier, duplicate: true, recorded: false, notified: false };
+    }
+    const plan = planNotice(earlier, history, opts.config, new Date(earlier.decidedAt));
+    if (earlier.notice) await deps.notifier.notify(earlier);
+    await remember(deps, step, known, earlier, plan.history);
+    return { decision: earlier, duplicate: true, recorded: false, notified: Boolean(earlier.notice) };
   }
 
-  const known = await deps.audit.getKnownKey(accountId, keyId);
-  const createdHere = event.kind === 'credential' && event.action === 'Create' ? event : null;
-  if (!meta && !known && !createdHere) return null;
+  if (!step.meta && !known && !step.created) return null;
+  const creator = known?.creator ?? step.creator ?? null;
+  let snapshot: KeySnapshot;
+  if (step.meta) {
+    const [userTags, facts] = await Promise.all([
+      deps.directory.getUserTags(accountId, userName),
+      deps.facts ? deps.facts.userFacts(accountId, userName) : Promise.resolve(null),
+    ]);
+    snapshot = {
+      ...step.meta,
+      accountId,
+      userTags,
+      creator,
+      permissions: facts?.permissions ?? null,
+      otherCredentials: facts?.otherCredentials ?? null,
+    };
+  } else {
+    snapshot = {
+      keyId,
+      userName,
+      accountId,
+      status: 'Deleted',
+      createdAt: known?.createdAt ?? step.created?.createdAt ?? null,
+      expiresAt: known?.expiresAt ?? step.created?.expiresAt ?? null,
+      userTags: {},
+      creator,
+    };
+  }
+  const approvals = deps.approvals ? await deps.approvals.approvalsFor(accountId, keyId) : [];
 
-  const creator = known?.creator ?? (createdHere ? createdHere.meta.actor : null);
-  const snapshot: KeySnapshot = meta
-    ? { ...meta, accountId, userTags: await deps.directory.getUserTags(accountId, userName), creator }
-    : {
-        keyId,
-        userName,
-        accountId,
-        status: 'Deleted',
-        createdAt: known?.createdAt ?? createdHere?.created?.createdAt ?? null,
-        expiresAt: known?.expiresAt ?? createdHere?.created?.expiresAt ?? null,
-        userTags: {},
-        creator,
-      };
-
-  const trigger: Trigger = {
-    kind: opts.triggerKind,
-    eventId: event.meta.eventId,
-    eventName: event.meta.eventName,
-    eventTime: event.meta.eventTime,
-  };
   let decision = evaluate(snapshot, {
     config: opts.config,
     policyVersion: opts.policyVersion,
     now: opts.now,
-    trigger,
-    decisionId,
+    trigger: step.trigger,
+    decisionId: step.decisionId,
+    history,
+    approvals,
   });
-
   if (decision.action === 'DEACTIVATE' && opts.config.mode === 'enforce') {
     const applied = await deps.enforcer.deactivate(accountId, userName, keyId);
     decision = { ...decision, applied };
   }
+  const plan = planNotice(decision, history, opts.config, opts.now);
+  decision = { ...decision, notice: plan.notice };
 
+  const mustRecord =
+    step.record === 'always' || decision.applied || plan.notice !== null || changedSince(known, decision);
+  if (!mustRecord) {
+    await remember(deps, step, known, null, plan.history);
+    return { decision, duplicate: false, recorded: false, notified: false };
+  }
   const recorded = await deps.audit.recordDecision(decision);
   decision = recorded.decision;
-  await deps.audit.putKnownKey({
-    accountId,
-    keyId,
-    userName,
-    status: decision.applied ? 'Inactive' : snapshot.status,
-    createdAt: snapshot.createdAt,
-    expiresAt: snapshot.expiresAt,
-    creator,
-    owner: decision.owner.value,
-    lastDecisionId: decision.decisionId,
-    lastDecisionAt: decision.decidedAt,
-  });
-  const notified = await notifyIfNeeded(decision, deps);
-  return { decision, duplicate: recorded.duplicate, notified };
+  if (decision.notice) await deps.notifier.notify(decision);
+  await remember(deps, step, known, decision, plan.history);
+  return {
+    decision,
+    duplicate: recorded.duplicate,
+    recorded: !recorded.duplicate,
+    notified: Boolean(decision.notice),
+  };
 }
 
-async function notifyIfNeeded(decision: Decision, deps: PipelineDeps): Promise<boolean> {
-  if (decision.action === 'ALLOW') return false;
-  await deps.notifier.notify(decision);
-  return true;
+/** Writes the key's current state; `decision` null when nothing was recorded (the last decision stays). */
+async function remember(
+  deps: PipelineDeps,
+  step: KeyStep,
+  known: KnownKey | null,
+  decision: Decision | null,
+  history: KeyHistory,
+): Promise<void> {
+  const d = decision;
+  await deps.audit.putKnownKey({
+    accountId: step.accountId,
+    keyId: step.keyId,
+    userName: step.userName,
+    status: d ? (d.applied ? 'Inactive' : d.status) : (step.meta?.status ?? known?.status ?? 'Deleted'),
+    createdAt: step.meta?.createdAt ?? known?.createdAt ?? step.created?.createdAt ?? null,
+    expiresAt: step.meta?.expiresAt ?? known?.expiresAt ?? step.created?.expiresAt ?? null,
+    creator: known?.creator ?? step.creator ?? null,
+    owner: d ? d.owner.value : (known?.owner ?? null),
+    lastDecisionId: d ? d.decisionId : (known?.lastDecisionId ?? ''),
+    lastDecisionAt: d ? d.decidedAt : (known?.lastDecisionAt ?? ''),
+    violationCodes: d ? d.violations.map((v) => v.code) : (known?.violationCodes ?? []),
+    lastAction: d ? d.action : known?.lastAction,
+    history,
+    ...(step.sweepId
+      ? { lastSweepId: step.sweepId }
+      : known?.lastSweepId
+        ? { lastSweepId: known.lastSweepId }
+        : {}),
+  });
+}
+
+/** Options of a sweep evaluation (the trigger is built by the sweep). */
+export interface SweepOptions {
+  config: Config;
+  policyVersion: string;
+  now: Date;
+}
+
+function eventStep(
+  event: KeyEvent,
+  opts: PipelineOptions,
+  meta: KeyMetadata | null,
+  keyId: string,
+  userName: string,
+): KeyStep {
+  const createdHere = event.kind === 'credential' && event.action === 'Create' ? event : null;
+  return {
+    accountId: event.meta.accountId,
+    keyId,
+    userName,
+    meta,
+    trigger: {
+      kind: opts.triggerKind,
+      eventId: event.meta.eventId,
+      eventName: event.meta.eventName,
+      eventTime: event.meta.eventTime,
+    },
+    decisionId: decisionIdFor(opts.triggerKind, event.meta.eventTime, event.meta.eventId),
+    creator: createdHere ? createdHere.meta.actor : null,
+    created: createdHere?.created
+      ? { createdAt: createdHere.created.createdAt, expiresAt: createdHere.created.expiresAt }
+      : null,
+    record: 'always',
+  };
 }
 
 /** Runs one normalised key event through directory → evaluate → enforce → audit → notify. */
@@ -181,7 +337,7 @@ export async function processKeyEvent(
   const accountId = event.meta.accountId;
   if (event.kind === 'credential') {
     const meta = await deps.directory.getKey(accountId, event.userName, event.keyId);
-    const one = await decideOne(event, meta, event.keyId, event.userName, deps, opts);
+    const one = await decideKey(eventStep(event, opts, meta, event.keyId, event.userName), deps, opts);
     return one ? { decisions: [one], ignored: null } : { decisions: [], ignored: 'not-bedrock-or-unknown' };
   }
   // Tags changed on a user: every Bedrock key on that user is re-evaluated.
@@ -189,7 +345,7 @@ export async function processKeyEvent(
   if (keys.length === 0) return { decisions: [], ignored: 'no-bedrock-keys' };
   const decisions: PipelineResult['decisions'] = [];
   for (const meta of keys) {
-    const one = await decideOne(event, meta, meta.keyId, meta.userName, deps, opts);
+    const one = await decideKey(eventStep(event, opts, meta, meta.keyId, meta.userName), deps, opts);
     if (one) decisions.push(one);
   }
   return { decisions, ignored: null };

@@ -45,6 +45,14 @@ export interface Owner {
   source: OwnerSource;
 }
 
+/** Why a decision notifies: the stage of the owner's notices it sends (at most one per decision). */
+export type NoticeKind = 'first' | 'reminder' | 'final' | 'action' | 'resolved' | 'expiring';
+
+/** A violation set aside by an active approval (still recorded, so the audit shows what was approved). */
+export interface WaivedViolation extends Violation {
+  approvalId: string;
+}
+
 export interface Decision {
   /** Stable per trigger and key: the same event about the same key always yields the same id. */
   decisionId: string;
@@ -66,6 +74,12 @@ export interface Decision {
   mode: Mode;
   deadline: string | null;
   policyVersion: string;
+  /** Violations an active approval covers: not acted on, still on record. */
+  waived?: WaivedViolation[];
+  /** Why the action was taken, when it is not evident from the violations (e.g. a grace deadline passed). */
+  reason?: string;
+  /** The owner notice this decision sends, if any. */
+  notice?: NoticeKind | null;
 }
 
 /**
@@ -82,7 +96,88 @@ export interface KeySnapshot {
   userTags: Record<string, string>;
   /** Principal ARN (or name) of whoever called CreateServiceSpecificCredential, when known. */
   creator: string | null;
+  /** Broad grants found on the key's user (directly or through groups); null when not checked. */
+  permissions?: PermissionFinding[] | null;
+  /** Other credentials on the key's user; null when not checked. */
+  otherCredentials?: OtherCredentials | null;
 }
+
+export interface PermissionFinding {
+  /** Policy name (managed) or `<user|group>/<name>` (inline). */
+  policy: string;
+  /** `user`, or `group:<name>` when it comes through a group. */
+  via: string;
+  severity: Severity;
+  reason: string;
+}
+
+export interface OtherCredentials {
+  activeAccessKeys: number;
+  consolePassword: boolean;
+}
+
+/**
+ * An explicit, expiring, attributable exception for one key. Never self-granted: the approver is neither the
+ * key's owner nor its creator. Tags are never approvals (whoever can tag the user could approve themselves).
+ */
+export interface Approval {
+  approvalId: string;
+  accountId: string;
+  keyId: string;
+  /** Violation codes it covers, or every code. */
+  covers: ViolationCode[] | 'ALL';
+  reason: string;
+  /** Principal ARN from STS GetCallerIdentity. */
+  approver: string;
+  approvedAt: string;
+  until: string;
+  revokedAt: string | null;
+  revokedBy: string | null;
+}
+
+export function isApprovalActive(a: Approval, now: Date): boolean {
+  return (
+    a.revokedAt === null && Date.parse(a.approvedAt) <= now.getTime() && now.getTime() < Date.parse(a.until)
+  );
+}
+
+/** The staged-notice state of a key, kept between evaluations (the keys table). */
+export interface NoticeState {
+  /** The violation set the notices are about (sorted codes, EXPIRING_SOON excluded). */
+  codes: ViolationCode[];
+  stage: Exclude<NoticeKind, 'resolved' | 'expiring'>;
+  firstNotifiedAt: string;
+}
+
+/** What earlier evaluations left that later ones depend on. */
+export interface KeyHistory {
+  /** The pipeline deactivated this key (a later Active status without approval is a reactivation). */
+  deactivatedByUs: boolean;
+  lastReviewAt: string | null;
+  /** The grace deadline running for this key, set when it first had an escalating violation. */
+  deadline: string | null;
+  notice: NoticeState | null;
+  /** expiryWarningDays thresholds already reminded about. */
+  expiryReminders: number[];
+}
+
+export const EMPTY_HISTORY: KeyHistory = {
+  deactivatedByUs: false,
+  lastReviewAt: null,
+  deadline: null,
+  notice: null,
+  expiryReminders: [],
+};
+
+/** Violations that must not wait for a grace period. */
+export const IMMEDIATE_CODES: readonly ViolationCode[] = [
+  'NEVER_EXPIRES',
+  'LONG_TERM_NOT_ALLOWED',
+  'REACTIVATED_WITHOUT_APPROVAL',
+  'LEAKED',
+];
+/** Violations that are only reminders: they never escalate (the key expires by itself). */
+export const INFORMATIONAL_CODES: readonly ViolationCode[] = ['EXPIRING_SOON'];
 
 const SEVERITY_RANK: Record<Severity, number> = { low: 1, medium: 2, high: 3, critical: 4 };
 
@@ -124,5 +219,17 @@ export function canonicalDecision(d: Decision): Decision {
     mode: d.mode,
     deadline: d.deadline ?? null,
     policyVersion: d.policyVersion,
+    ...(d.waived && d.waived.length > 0
+      ? {
+          waived: d.waived.map((w) => ({
+            code: w.code,
+            severity: w.severity,
+            detail: w.detail,
+            approvalId: w.approvalId,
+          })),
+        }
+      : {}),
+    ...(d.reason ? { reason: d.reason } : {}),
+    ...(d.notice ? { notice: d.notice } : {}),
   };
 }

@@ -42,6 +42,35 @@ export const ConfigSchema = z.strictObject({
       reviewCadence: tagKey.default('review-cadence'),
     })
     .default({ owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' }),
+  /** Days before expiry at which the owner is reminded (each reminder is sent once). */
+  expiryWarningDays: z.array(z.number().int().min(1).max(365)).max(10).default([14, 3]),
+  /** The last notice before a grace deadline is sent this many hours before it. */
+  finalWarningHours: z.number().int().min(1).max(720).default(24),
+  /** Longest an approval may run. */
+  maxApprovalDays: z.number().int().min(1).max(3650).default(365),
+  /**
+   * IAM principals (role or user ARNs) allowed to write approvals and reviews, besides the approver role the
+   * stack creates. Nobody may approve or review a key they own or created.
+   */
+  approvers: z
+    .array(
+      z
+        .string()
+        .regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/, 'must be an IAM role or user ARN'),
+    )
+    .default([]),
+  sweep: z
+    .strictObject({
+      /** EventBridge Scheduler expression of the inventory sweep. */
+      schedule: z
+        .string()
+        .regex(
+          /^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
+          'must be rate(N minutes|hours|days) or cron(6 fields)',
+        )
+        .default('rate(1 hour)'),
+    })
+    .default({ schedule: 'rate(1 hour)' }),
   /** Who is told when a key has neither an owner tag nor a known creator. */
   fallbackOwner: z.string().min(1).max(256).nullable().default(null),
   /** Whether long-term keys may exist at all (false: every long-term key is a violation). */

@@ -316,7 +316,7 @@ describe('credential-event handler', () => {
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
   });
 
-  it('records a known key deleted in IAM as Deleted, with no action and no notice', async () => {
+  it('records a known key deleted in IAM as Deleted, with no action, and tells the owner it is resolved', async () => {
     const rt = await freshRuntime('enforce');
     iam
       .on(ListServiceSpecificCredentialsCommand)
@@ -336,7 +336,9 @@ describe('credential-event handler', () => {
     expect(result).toMatchObject({ status: 'decided', decisions: [{ action: 'ALLOW', applied: false }] });
     const decisions = await decisionsIn(rt);
     expect(decisions.map((d) => d.status)).toEqual(['Active', 'Deleted']);
-    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 0);
+    expect(decisions[1]?.notice).toBe('resolved');
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(sns.commandCalls(PublishCommand)[0]?.args[0].input.Subject).toContain('is deleted: resolved');
   });
 
   it('ignores an update for a credential that is not a Bedrock key it knows (e.g. CodeCommit, or already gone)', async () => {

@@ -37,6 +37,11 @@ describe('parseConfig: defaults', () => {
       mode: 'audit',
       maxAgeDays: 90,
       gracePeriodHours: 72,
+      expiryWarningDays: [14, 3],
+      finalWarningHours: 24,
+      maxApprovalDays: 365,
+      approvers: [],
+      sweep: { schedule: 'rate(1 hour)' },
       tags: { owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' },
       fallbackOwner: null,
       allowLongTermKeys: true,
@@ -59,6 +64,11 @@ describe('parseConfig: defaults', () => {
       mode: 'enforce',
       maxAgeDays: 30,
       gracePeriodHours: 24,
+      expiryWarningDays: [7, 1],
+      finalWarningHours: 12,
+      maxApprovalDays: 180,
+      approvers: ['arn:aws:iam::111122223333:role/SecurityApprover'],
+      sweep: { schedule: 'rate(30 minutes)' },
       tags: { owner: 'team:owner', purpose: 'app/purpose', reviewCadence: 'Review Cadence' },
       fallbackOwner: 'secops@example.com',
       allowLongTermKeys: true,
@@ -147,6 +157,11 @@ describe('parseConfig: errors name the source, the key, the bad value and what i
       'mode',
       'maxAgeDays',
       'gracePeriodHours',
+      'expiryWarningDays',
+      'finalWarningHours',
+      'maxApprovalDays',
+      'approvers',
+      'sweep',
       'tags',
       'fallbackOwner',
       'allowLongTermKeys',
@@ -355,6 +370,11 @@ describe('policyVersion', () => {
       notifications: a.notifications,
       allowLongTermKeys: a.allowLongTermKeys,
       fallbackOwner: a.fallbackOwner,
+      sweep: a.sweep,
+      approvers: a.approvers,
+      maxApprovalDays: a.maxApprovalDays,
+      finalWarningHours: a.finalWarningHours,
+      expiryWarningDays: a.expiryWarningDays,
       gracePeriodHours: a.gracePeriodHours,
       maxAgeDays: a.maxAgeDays,
       mode: a.mode,
@@ -408,5 +428,38 @@ describe('policyVersion', () => {
     const v2 = policyVersion(changed);
     // Assess
     expect(v2).not.toBe(v1);
+  });
+});
+
+describe('lifecycle settings (sweep, reminders, approvals)', () => {
+  it('defaults to an hourly sweep, reminders 14 and 3 days before expiry, a 24 h final warning and 365-day approvals', () => {
+    const config = parseConfig({});
+
+    expect(config.sweep).toEqual({ schedule: 'rate(1 hour)' });
+    expect(config.expiryWarningDays).toEqual([14, 3]);
+    expect(config.finalWarningHours).toBe(24);
+    expect(config.maxApprovalDays).toBe(365);
+    expect(config.approvers).toEqual([]);
+  });
+
+  it.each([
+    [{ sweep: { schedule: 'every hour' } }, 'sweep.schedule: got "every hour"'],
+    [{ sweep: { schedule: 'rate(0 hours)' } }, 'sweep.schedule: got "rate(0 hours)"'],
+    [{ expiryWarningDays: [0] }, 'expiryWarningDays.0: got 0; allowed: >= 1'],
+    [{ maxApprovalDays: 0 }, 'maxApprovalDays: got 0; allowed: >= 1'],
+    [{ approvers: ['alice'] }, 'approvers.0: got "alice"'],
+  ])('rejects %j naming the key', (input, message) => {
+    expect(() => parseConfig(input, 'k.json')).toThrow(`k.json: ${message}`);
+  });
+
+  it('accepts rate and cron schedules and IAM principal ARNs as approvers', () => {
+    const config = parseConfig({
+      sweep: { schedule: 'cron(0 */6 * * ? *)' },
+      approvers: ['arn:aws:iam::111122223333:role/SecurityApprover', 'arn:aws:iam::111122223333:user/ciso'],
+    });
+
+    expect(config.sweep.schedule).toBe('cron(0 */6 * * ? *)');
+    expect(parseConfig({ sweep: { schedule: 'rate(15 minutes)' } }).sweep.schedule).toBe('rate(15 minutes)');
+    expect(config.approvers).toHaveLength(2);
   });
 });
