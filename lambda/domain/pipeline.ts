@@ -70,9 +70,12 @@ export interface UserFactsSource {
   ): Promise<{ permissions: PermissionFinding[] | null; otherCredentials: OtherCredentials | null }>;
 }
 
-/** Approvals recorded for a key (the functions only read them). */
+/**
+ * Approvals and reviews recorded for a key by approvers (the functions only read them). The latest review
+ * resets the review clock.
+ */
 export interface ApprovalSource {
-  approvalsFor(accountId: string, keyId: string): Promise<Approval[]>;
+  recordsFor(accountId: string, keyId: string): Promise<{ approvals: Approval[]; lastReviewAt: string | null }>;
 }
 
 export interface AuditLog {
@@ -183,7 +186,7 @@ export async function decideKey(
 ): Promise<KeyStepResult | null> {
   const { accountId, keyId, userName } = step;
   const known = await deps.audit.getKnownKey(accountId, keyId);
-  const history: KeyHistory = known?.history ?? EMPTY_HISTORY;
+  let history: KeyHistory = known?.history ?? EMPTY_HISTORY;
 
   const earlier = await deps.audit.getDecision(accountId, keyId, step.decisionId);
   if (earlier) {
@@ -226,7 +229,11 @@ export async function decideKey(
       creator,
     };
   }
-  const approvals = deps.approvals ? await deps.approvals.approvalsFor(accountId, keyId) : [];
+  const records = deps.approvals ? await deps.approvals.recordsFor(accountId, keyId) : null;
+  const approvals = records?.approvals ?? [];
+  if (records?.lastReviewAt && (history.lastReviewAt === null || records.lastReviewAt > history.lastReviewAt)) {
+    history = { ...history, lastReviewAt: records.lastReviewAt };
+  }
 
   let decision = evaluate(snapshot, {
     config: opts.config,

@@ -34,7 +34,7 @@ export interface Violation {
 }
 
 export interface Trigger {
-  kind: 'event' | 'sweep' | 'usage' | 'leak' | 'replay';
+  kind: 'event' | 'sweep' | 'usage' | 'leak' | 'replay' | 'approval' | 'review';
   eventId?: string;
   eventName?: string;
   eventTime?: string;
