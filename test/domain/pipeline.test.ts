@@ -1,0 +1,179 @@
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import {
+  type ApprovalSource,
+  decideKey,
+  decisionIdFor,
+  type KeyDirectory,
+  type KeyMetadata,
+  type KeyStep,
+  type PipelineDeps,
+} from '../../lambda/domain/pipeline';
+import type { Decision } from '../../lambda/domain/types';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { createTestTables, startTestDynamo } from '../support/dynamo';
+
+/**
+ * decideKey over the real audit store (dynalite): the directory, enforcer and notifier are plain in-memory
+ * stand-ins for IAM and SNS (their AWS behaviour is tested with the adapters).
+ */
+
+const ACCOUNT = '111122223333';
+const KEY = 'ACCAEXAMPLEPIPELINE01';
+const config = parseConfig({ mode: 'audit' });
+const opts = (at: string) => ({ config, policyVersion: policyVersion(config), now: new Date(at) });
+
+let db: EmbeddedDynamo;
+let n = 0;
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => db.close());
+
+async function freshAudit(): Promise<DynamoAuditLog> {
+  n += 1;
+  const names = {
+    decisionsTable: `p-decisions-${n}`,
+    keysTable: `p-keys-${n}`,
+    idempotencyTable: `p-idem-${n}`,
+  };
+  await createTestTables(db, names);
+  return new DynamoAuditLog(db.doc, names);
+}
+
+function meta(over: Partial<KeyMetadata> = {}): KeyMetadata {
+  return {
+    keyId: KEY,
+    userName: 'svc-chatbot',
+    status: 'Active',
+    createdAt: '2026-11-01T00:00:00.000Z',
+    expiresAt: '2026-12-01T00:00:00.000Z',
+    ...over,
+  };
+}
+
+function directory(tags: Record<string, string>): KeyDirectory {
+  return {
+    getKey: async () => meta(),
+    listUserKeys: async () => [meta()],
+    getUserTags: async () => ({ ...tags }),
+  };
+}
+
+function deps(
+  audit: DynamoAuditLog,
+  tags: Record<string, string>,
+  sent: Decision[],
+  failNotify = false,
+): PipelineDeps {
+  let fail = failNotify;
+  return {
+    directory: directory(tags),
+    audit,
+    enforcer: { deactivate: async () => true },
+    notifier: {
+      notify: async (d) => {
+        if (fail) {
+          fail = false;
+          throw new Error('SNS unavailable');
+        }
+        sent.push(d);
+      },
+    },
+  };
+}
+
+function sweepStep(at: string, sweepId: string): KeyStep {
+  return {
+    accountId: ACCOUNT,
+    keyId: KEY,
+    userName: 'svc-chatbot',
+    meta: meta(),
+    trigger: { kind: 'sweep', eventId: sweepId, eventTime: at },
+    decisionId: decisionIdFor('sweep', at, sweepId),
+    record: 'on-change',
+    sweepId,
+  };
+}
+
+describe('decideKey', () => {
+  it('finishes a decision whose notice failed: the retry notifies once and writes no second decision', async () => {
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const d = deps(audit, {}, sent, true);
+    const step = sweepStep('2026-11-02T00:00:00.000Z', 'sweep-1');
+
+    await expect(decideKey(step, d, opts('2026-11-02T00:00:00.000Z'))).rejects.toThrow('SNS unavailable');
+    const retry = await decideKey(step, d, opts('2026-11-02T00:05:00.000Z'));
+
+    expect(retry).toMatchObject({ duplicate: true, notified: true });
+    expect(sent.map((x) => x.notice)).toEqual(['first']);
+    expect(await audit.decisionsForKey(ACCOUNT, KEY)).toHaveLength(1);
+    expect((await audit.getKnownKey(ACCOUNT, KEY))?.lastDecisionId).toBe(step.decisionId);
+  });
+
+  it('does nothing for a step already completed (a redelivery)', async () => {
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const step = sweepStep('2026-11-02T00:00:00.000Z', 'sweep-1');
+    await decideKey(step, deps(audit, {}, sent), opts('2026-11-02T00:00:00.000Z'));
+
+    const again = await decideKey(step, deps(audit, {}, sent), opts('2026-11-02T00:01:00.000Z'));
+
+    expect(again).toMatchObject({ duplicate: true, notified: false, recorded: false });
+    expect(sent).toHaveLength(1);
+  });
+
+  it('records a sweep decision only when something changed, and always for an event', async () => {
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const tags = { owner: 'a@example.com', purpose: 'chat', 'review-cadence': '90d' };
+
+    const first = await decideKey(
+      sweepStep('2026-11-02T00:00:00.000Z', 's1'),
+      deps(audit, tags, sent),
+      opts('2026-11-02T00:00:00.000Z'),
+    );
+    const second = await decideKey(
+      sweepStep('2026-11-02T01:00:00.000Z', 's2'),
+      deps(audit, tags, sent),
+      opts('2026-11-02T01:00:00.000Z'),
+    );
+    const event = await decideKey(
+      {
+        ...sweepStep('2026-11-02T02:00:00.000Z', 'e1'),
+        trigger: { kind: 'event', eventId: 'e1' },
+        record: 'always',
+      },
+      deps(audit, tags, sent),
+      opts('2026-11-02T02:00:00.000Z'),
+    );
+
+    expect([first?.recorded, second?.recorded, event?.recorded]).toEqual([true, false, true]);
+    expect(await audit.decisionsForKey(ACCOUNT, KEY)).toHaveLength(2);
+    expect((await audit.getKnownKey(ACCOUNT, KEY))?.lastSweepId).toBe('e1');
+    expect(sent).toHaveLength(0);
+  });
+
+  it('takes the latest review from the approvals source, which clears REVIEW_OVERDUE', async () => {
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const tags = { owner: 'a@example.com', purpose: 'chat', 'review-cadence': '7d' };
+    const at = '2026-11-10T00:00:00.000Z';
+    const reviews: ApprovalSource = {
+      recordsFor: async () => ({ approvals: [], lastReviewAt: '2026-11-09T00:00:00.000Z' }),
+    };
+
+    const without = await decideKey(sweepStep(at, 's1'), deps(audit, tags, sent), opts(at));
+    const withReview = await decideKey(
+      sweepStep('2026-11-10T01:00:00.000Z', 's2'),
+      { ...deps(audit, tags, sent), approvals: reviews },
+      opts('2026-11-10T01:00:00.000Z'),
+    );
+
+    expect(without?.decision.violations.map((v) => v.code)).toEqual(['REVIEW_OVERDUE']);
+    expect(withReview?.decision.violations).toEqual([]);
+    expect(withReview?.decision.notice).toBe('resolved');
+    expect((await audit.getKnownKey(ACCOUNT, KEY))?.history?.lastReviewAt).toBe('2026-11-09T00:00:00.000Z');
+  });
+});
