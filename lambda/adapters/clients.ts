@@ -1,3 +1,4 @@
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { SNSClient } from '@aws-sdk/client-sns';
@@ -14,6 +15,11 @@ export const IAM_REGION = 'us-east-1';
 
 export function iamClient(): IAMClient {
   return new IAMClient({ region: IAM_REGION, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+}
+
+/** CloudTrail event history of IAM calls: IAM events are recorded in us-east-1 only. */
+export function cloudTrailClient(): CloudTrailClient {
+  return new CloudTrailClient({ region: IAM_REGION, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
 }
 
 export function snsClient(): SNSClient {
