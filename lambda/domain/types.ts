@@ -27,6 +27,28 @@ export type ViolationCode =
   | 'UNUSED'
   | 'LONG_TERM_NOT_ALLOWED';
 
+/** Every violation code, for validating input (e.g. `keyguard approve --covers`); a Record keeps it exhaustive. */
+const VIOLATION_CODE_SET: Record<ViolationCode, true> = {
+  NEVER_EXPIRES: true,
+  EXCEEDS_MAX_AGE: true,
+  MISSING_OWNER: true,
+  MISSING_PURPOSE: true,
+  MISSING_REVIEW_CADENCE: true,
+  REVIEW_OVERDUE: true,
+  EXPIRING_SOON: true,
+  BROAD_PERMISSIONS: true,
+  USER_HAS_OTHER_CREDENTIALS: true,
+  REACTIVATED_WITHOUT_APPROVAL: true,
+  LEAKED: true,
+  UNUSED: true,
+  LONG_TERM_NOT_ALLOWED: true,
+};
+export const VIOLATION_CODES: readonly ViolationCode[] = Object.keys(VIOLATION_CODE_SET) as ViolationCode[];
+
+export function isViolationCode(value: string): value is ViolationCode {
+  return Object.hasOwn(VIOLATION_CODE_SET, value);
+}
+
 export interface Violation {
   code: ViolationCode;
   severity: Severity;
