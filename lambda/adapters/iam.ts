@@ -25,7 +25,8 @@ function isNoSuchEntity(err: unknown): boolean {
   );
 }
 
-function toMetadata(c: ServiceSpecificCredentialMetadata): KeyMetadata | null {
+/** One listed credential as key metadata; null unless it is a Bedrock key with an id and a user. */
+export function toMetadata(c: ServiceSpecificCredentialMetadata): KeyMetadata | null {
   if (c.ServiceName !== BEDROCK_SERVICE || !c.ServiceSpecificCredentialId || !c.UserName) return null;
   const status = c.Status === 'Inactive' || c.Status === 'Expired' ? c.Status : 'Active';
   return {

@@ -1,0 +1,205 @@
+import { ConditionalCheckFailedException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+
+/**
+ * The state of the running inventory sweep, one small item per governed account (partition key `accountId`).
+ * It is also the sweep's lease: an invocation works on the sweep only while the item names it as `holder`, and
+ * every write is conditional on that, so two invocations never sweep the same account at the same time. A
+ * holder whose heartbeat is older than the stale limit (it was killed mid-way) may be taken over.
+ */
+
+export type SweepPhase = 'keys' | 'gone' | 'done';
+
+export interface SweepCounters {
+  /** Keys listed by IAM and evaluated (plus gone candidates found still present when re-checked). */
+  keysSeen: number;
+  decisionsRecorded: number;
+  noticesSent: number;
+  keysDeactivated: number;
+  /** Keys on record that IAM no longer has, recorded as Deleted. */
+  keysGone: number;
+}
+
+export const ZERO_COUNTERS: SweepCounters = {
+  keysSeen: 0,
+  decisionsRecorded: 0,
+  noticesSent: 0,
+  keysDeactivated: 0,
+  keysGone: 0,
+};
+
+export interface SweepState {
+  accountId: string;
+  sweepId: string;
+  startedAt: string;
+  phase: SweepPhase;
+  /** ListServiceSpecificCredentials marker of the next page to sweep (null: from the start / none left). */
+  marker: string | null;
+  /** Last keys-table key id the gone phase has checked (null: from the start). */
+  goneCursor: string | null;
+  counters: SweepCounters;
+  /** Pages of keys fully processed. */
+  pages: number;
+  /** Invocations that worked on this sweep. */
+  invocations: number;
+  heartbeatAt: string;
+  /** The invocation holding the lease (its Lambda request id), or null when released. */
+  holder: string | null;
+  finishedAt: string | null;
+  /** Start of the sweep finished before this one (bounds the creator look-up window). */
+  previousStartedAt: string | null;
+}
+
+export class SweepLeaseLostError extends Error {
+  constructor(accountId: string, holder: string) {
+    super(
+      `invocation ${holder} no longer holds the sweep lease of account ${accountId} (taken over after a stale heartbeat)`,
+    );
+    this.name = 'SweepLeaseLostError';
+  }
+}
+
+export function sweepStateTableDefinition(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: [{ AttributeName: 'accountId', AttributeType: 'S' }],
+    KeySchema: [{ AttributeName: 'accountId', KeyType: 'HASH' }],
+  };
+}
+
+function isConditionFailure(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException'
+  );
+}
+
+export class DynamoSweepStateStore {
+  constructor(
+    private readonly doc: DynamoDBDocumentClient,
+    private readonly tableName: string,
+  ) {}
+
+  async get(accountId: string): Promise<SweepState | null> {
+    const res = await this.doc.send(
+      new GetCommand({ TableName: this.tableName, Key: { accountId }, ConsistentRead: true }),
+    );
+    return res.Item ? (res.Item as SweepState) : null;
+  }
+
+  /**
+   * Writes `next` (whose `holder` is the caller) if nobody else holds the lease: no item yet, no holder, the
+   * same holder (a retry of the same Lambda request, whose earlier attempt has ended), or a heartbeat older than
+   * `staleBefore`. `read` is the item the caller based `next` on (null: there was none): if anyone wrote the item
+   * since, the write fails too. Returns false when the lease could not be taken.
+   */
+  async acquire(next: SweepState, read: SweepState | null, staleBefore: string): Promise<boolean> {
+    const free = '(attribute_not_exists(holder) OR holder = :null OR holder = :me OR heartbeatAt < :stale)';
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: next,
+          ...(read
+            ? {
+                ConditionExpression: `sweepId = :sweep AND invocations = :inv AND heartbeatAt = :beat AND ${free}`,
+                ExpressionAttributeValues: {
+                  ':sweep': read.sweepId,
+                  ':inv': read.invocations,
+                  ':beat': read.heartbeatAt,
+                  ':null': null,
+                  ':me': next.holder,
+                  ':stale': staleBefore,
+                },
+              }
+            : { ConditionExpression: 'attribute_not_exists(accountId)' }),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isConditionFailure(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Saves progress (and the heartbeat) while holding the lease; throws SweepLeaseLostError otherwise. */
+  async save(state: SweepState, holder: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...state, holder },
+          ConditionExpression: 'holder = :me',
+          ExpressionAttributeValues: { ':me': holder },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) throw new SweepLeaseLostError(state.accountId, holder);
+      throw err;
+    }
+  }
+
+  /** Saves the state and gives the lease up, so the next invocation (or a retry) can continue at once. */
+  async release(state: SweepState, holder: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.tableName,
+          Item: { ...state, holder: null },
+          ConditionExpression: 'holder = :me',
+          ExpressionAttributeValues: { ':me': holder },
+        }),
+      );
+    } catch (err) {
+      if (isConditionFailure(err)) throw new SweepLeaseLostError(state.accountId, holder);
+      throw err;
+    }
+  }
+}
+
+/** A key on record that the current sweep has not seen in IAM. */
+export interface UnseenKey {
+  keyId: string;
+  userName: string;
+}
+
+/**
+ * One page of the gone phase's candidates for `accountId` in the keys table: keys not recorded as Deleted that
+ * this sweep has not seen, and keys this sweep's own decision recorded as Deleted (a page redone after a
+ * failure finds them again, so they are counted once, on the attempt that saves the page). `limit` bounds the
+ * items read, before the filter. `nextCursor` is the last key id read, or null after the last page.
+ */
+export async function unseenKnownKeysPage(
+  doc: DynamoDBDocumentClient,
+  keysTable: string,
+  accountId: string,
+  sweepId: string,
+  decisionId: string,
+  cursor: string | null,
+  limit = 500,
+): Promise<{ keys: UnseenKey[]; nextCursor: string | null }> {
+  const res = await doc.send(
+    new QueryCommand({
+      TableName: keysTable,
+      KeyConditionExpression: 'accountId = :a',
+      FilterExpression:
+        '(#status <> :deleted AND (attribute_not_exists(lastSweepId) OR lastSweepId <> :sweep)) OR ' +
+        '(#status = :deleted AND lastDecisionId = :decision)',
+      ProjectionExpression: 'keyId, userName',
+      ExpressionAttributeNames: { '#status': 'status' },
+      ExpressionAttributeValues: {
+        ':a': accountId,
+        ':deleted': 'Deleted',
+        ':sweep': sweepId,
+        ':decision': decisionId,
+      },
+      ExclusiveStartKey: cursor ? { accountId, keyId: cursor } : undefined,
+      ConsistentRead: true,
+      Limit: limit,
+    }),
+  );
+  const keys = (res.Items ?? []).map((i) => ({ keyId: i.keyId as string, userName: i.userName as string }));
+  const last = res.LastEvaluatedKey?.keyId;
+  return { keys, nextCursor: typeof last === 'string' ? last : null };
+}

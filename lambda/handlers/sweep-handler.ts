@@ -1,0 +1,516 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from '@aws-lambda-powertools/logger';
+import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { IAMClient } from '@aws-sdk/client-iam';
+import type { SNSClient } from '@aws-sdk/client-sns';
+import type { Context } from 'aws-lambda';
+import { z } from 'zod';
+import { DynamoAuditLog } from '../adapters/audit-store';
+import { documentClient } from '../adapters/document-client';
+import { IamEnforcer, IamKeyDirectory } from '../adapters/iam';
+import {
+  AccountSnapshot,
+  listBedrockKeysPage,
+  SnapshotKeyDirectory,
+  type SnapshotOptions,
+} from '../adapters/iam-inventory';
+import { SnsNotifier } from '../adapters/notifier';
+import {
+  DynamoSweepStateStore,
+  type SweepCounters,
+  SweepLeaseLostError,
+  type SweepState,
+  unseenKnownKeysPage,
+  ZERO_COUNTERS,
+} from '../adapters/sweep-state';
+import { DAY_MS, HOUR_MS } from '../domain/dates';
+import {
+  type ApprovalSource,
+  decideKey,
+  decisionIdFor,
+  type KeyMetadata,
+  type KeyStep,
+  type KeyStepResult,
+  type PipelineDeps,
+} from '../domain/pipeline';
+import type { Config } from '../shared/config';
+
+/**
+ * The inventory sweep (flow 2): every Bedrock key of the governed account, page by page, through the same
+ * per-key pipeline as the credential events, then every key on record that IAM no longer has. One sweep may
+ * span several invocations: its state (marker, phase, counters) and lease live in the SweepState table, the
+ * marker is saved after each fully processed page, and an invocation that runs low on time saves, releases the
+ * lease and returns; the next scheduled invocation continues from the marker. A page redone after a failure
+ * is harmless: every decision of a sweep has the same id per key, so the pipeline finds it on record.
+ */
+
+/**
+ * Who created a key, for keys with no known creator (CloudTrail LookupEvents of
+ * CreateServiceSpecificCredential). The shape of `CloudTrailCreatorLookup`.
+ */
+export interface CreatorSource {
+  creators(accountId: string, since: Date, until: Date): Promise<Map<string, string>>;
+}
+
+export interface SweepRuntime {
+  config: Config;
+  policyVersion: string;
+  decisionsTable: string;
+  keysTable: string;
+  sweepStateTable: string;
+  topicArn: string;
+  /** The only account this function sweeps. */
+  governedAccountId: string;
+  iam: IAMClient;
+  dynamo: DynamoDBClient;
+  sns: SNSClient;
+  logger: Logger;
+  metrics: Metrics;
+  /**
+   * Creator attribution for keys with no known creator: one look-up per invocation, over the CloudTrail event
+   * history since the previous sweep (90 days on the first).
+   * @default none: such keys keep owner source `tag` or `fallback`
+   */
+  creators?: CreatorSource;
+  /** Approvals and reviews the evaluation honours. @default none */
+  approvals?: ApprovalSource;
+  /** Stop taking new pages when less than this much time is left. @default 90 s */
+  safetyMarginMs?: number;
+  /** A lease whose heartbeat is older than this may be taken over. @default 20 min */
+  staleAfterMs?: number;
+  /** Keys of a page evaluated at the same time. @default 8 */
+  concurrency?: number;
+  /** Gone-phase candidates read from the keys table per query page. @default 500 */
+  gonePageSize?: number;
+  snapshot?: SnapshotOptions;
+  now?: () => Date;
+  newSweepId?: (startedAt: Date) => string;
+}
+
+export class InvalidSweepEventError extends Error {
+  constructor(detail: string) {
+    super(`sweep input is not {} or {"continue": true, "sweepId"?: "..."}: ${detail}`);
+    this.name = 'InvalidSweepEventError';
+  }
+}
+
+/** What EventBridge Scheduler sends: `{}` (start or continue) or `{"continue": true}` (continue only). */
+export const SweepEventSchema = z.strictObject({
+  sweepId: z.string().min(1).max(200).optional(),
+  continue: z.boolean().optional(),
+});
+export type SweepEvent = z.infer<typeof SweepEventSchema>;
+
+export type SweepResult = {
+  /** done: the sweep finished; paused: time ran short, state saved; locked: another invocation holds the
+   * sweep; idle: a continue-only invocation found nothing to continue. */
+  status: 'done' | 'paused' | 'locked' | 'idle';
+  sweepId: string | null;
+  phase: SweepState['phase'] | null;
+  /** Totals of the whole sweep so far. */
+  counters: SweepCounters;
+  /** What this invocation added. */
+  invocation: SweepCounters;
+};
+
+/** CloudTrail's event history covers 90 days. */
+const CLOUDTRAIL_HISTORY_MS = 90 * DAY_MS;
+/** CloudTrail can take minutes to show an event; the creator window overlaps the previous sweep by this much. */
+const CREATOR_WINDOW_OVERLAP_MS = HOUR_MS;
+
+function add(a: SweepCounters, b: SweepCounters): SweepCounters {
+  return {
+    keysSeen: a.keysSeen + b.keysSeen,
+    decisionsRecorded: a.decisionsRecorded + b.decisionsRecorded,
+    noticesSent: a.noticesSent + b.noticesSent,
+    keysDeactivated: a.keysDeactivated + b.keysDeactivated,
+    keysGone: a.keysGone + b.keysGone,
+  };
+}
+
+function defaultSweepId(startedAt: Date): string {
+  return `sweep-${startedAt.toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Runs `work` over `items` with at most `limit` at once; the first failure stops new work and is thrown. */
+async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { error: unknown } | null = null;
+  const worker = async () => {
+    while (failure === null && next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      try {
+        await work(item);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  if (failure) throw (failure as { error: unknown }).error;
+}
+
+export function createSweepHandler(rt: SweepRuntime) {
+  const { logger, metrics } = rt;
+  const account = rt.governedAccountId;
+  const doc = documentClient(rt.dynamo);
+  const store = new DynamoSweepStateStore(doc, rt.sweepStateTable);
+  const audit = new DynamoAuditLog(doc, { decisionsTable: rt.decisionsTable, keysTable: rt.keysTable });
+  const live = new IamKeyDirectory(() => rt.iam);
+  // The enforcer re-checks a key live right before deactivating it (never from the page or the snapshot).
+  const enforcer = new IamEnforcer(() => rt.iam, live);
+  const notifier = new SnsNotifier(rt.sns, rt.topicArn, rt.config);
+  const clock = rt.now ?? (() => new Date());
+  const margin = rt.safetyMarginMs ?? 90_000;
+  const staleAfter = rt.staleAfterMs ?? 20 * 60_000;
+  const concurrency = rt.concurrency ?? 8;
+  const newSweepId = rt.newSweepId ?? defaultSweepId;
+
+  function parse(raw: unknown): SweepEvent {
+    const parsed = SweepEventSchema.safeParse(raw ?? {});
+    if (!parsed.success) {
+      const detail = parsed.error.issues
+        .map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`)
+        .join('; ');
+      throw new InvalidSweepEventError(detail);
+    }
+    return parsed.data;
+  }
+
+  /** Per invocation: the snapshot, the directory and the deps, loaded when a key first needs them. */
+  interface Session {
+    deps: PipelineDeps;
+    directory: SnapshotKeyDirectory;
+    snapshot: AccountSnapshot;
+  }
+
+  async function openSession(): Promise<Session> {
+    const t0 = Date.now();
+    const snapshot = await AccountSnapshot.load(rt.iam, account, rt.snapshot);
+    logger.info('IAM snapshot loaded', {
+      users: snapshot.userCount,
+      credentialReportGeneratedAt: snapshot.credentialReportGeneratedAt,
+      calls: snapshot.calls,
+      ms: Date.now() - t0,
+    });
+    const directory = new SnapshotKeyDirectory(snapshot, live);
+    const deps: PipelineDeps = {
+      directory,
+      audit,
+      enforcer,
+      notifier,
+      facts: snapshot,
+      ...(rt.approvals ? { approvals: rt.approvals } : {}),
+    };
+    return { deps, directory, snapshot };
+  }
+
+  /** Decides one key and returns what it adds to the counters. */
+  async function decideOne(
+    state: SweepState,
+    deps: PipelineDeps,
+    now: Date,
+    key: { keyId: string; userName: string },
+    meta: KeyMetadata | null,
+    creator: string | null,
+  ): Promise<SweepCounters> {
+    const step: KeyStep = {
+      accountId: account,
+      keyId: key.keyId,
+      userName: key.userName,
+      meta,
+      trigger: { kind: 'sweep', eventId: state.sweepId, eventTime: state.startedAt },
+      decisionId: decisionIdFor('sweep', state.startedAt, state.sweepId),
+      record: 'on-change',
+      sweepId: state.sweepId,
+      creator,
+    };
+    const r: KeyStepResult | null = await decideKey(step, deps, {
+      config: rt.config,
+      policyVersion: rt.policyVersion,
+      now,
+    });
+    const counted = { ...ZERO_COUNTERS, keysSeen: meta ? 1 : 0 };
+    if (!r) return counted;
+    // `duplicate` here can only be this sweep's own decision (the id is per sweep and key): a page redone after
+    // a failure. Its counters were never saved, so it is counted now, once.
+    const ours = r.recorded || r.duplicate;
+    if (!ours) return counted;
+    const d = r.decision;
+    logger.info('decision recorded', {
+      decisionId: d.decisionId,
+      keyId: d.keyId,
+      userName: d.userName,
+      status: d.status,
+      action: d.action,
+      applied: d.applied,
+      violations: d.violations.map((v) => v.code),
+      notice: d.notice ?? null,
+      duplicate: r.duplicate,
+    });
+    return {
+      keysSeen: counted.keysSeen,
+      decisionsRecorded: 1,
+      noticesSent: d.notice ? 1 : 0,
+      keysDeactivated: d.applied ? 1 : 0,
+      keysGone: !meta && d.status === 'Deleted' ? 1 : 0,
+    };
+  }
+
+  async function run(acquired: SweepState, holder: string, context: Context): Promise<SweepResult> {
+    let saved = acquired;
+    let state = acquired;
+    let delta: SweepCounters = { ...ZERO_COUNTERS };
+    let opening: Promise<Session> | null = null;
+    const session = () => {
+      opening ??= openSession();
+      return opening;
+    };
+    let creators: Map<string, string> | null = null;
+    const decisionId = decisionIdFor('sweep', state.startedAt, state.sweepId);
+    const lowOnTime = () => context.getRemainingTimeInMillis() < margin;
+    const result = (status: SweepResult['status']): SweepResult => ({
+      status,
+      sweepId: state.sweepId,
+      phase: state.phase,
+      counters: state.counters,
+      invocation: delta,
+    });
+    const commit = async (next: SweepState, page: SweepCounters) => {
+      const s: SweepState = {
+        ...next,
+        counters: add(next.counters, page),
+        heartbeatAt: clock().toISOString(),
+      };
+      if (s.phase === 'done') await store.release(s, holder);
+      else await store.save(s, holder);
+      saved = s;
+      state = s;
+      delta = add(delta, page);
+    };
+
+    /** One creator look-up per invocation, over the history since the previous sweep (bounded by 90 days). */
+    const creatorsSince = (now: Date): Date => {
+      const floor = now.getTime() - CLOUDTRAIL_HISTORY_MS;
+      const since = state.previousStartedAt
+        ? Date.parse(state.previousStartedAt) - CREATOR_WINDOW_OVERLAP_MS
+        : floor;
+      return new Date(Math.max(floor, since));
+    };
+    const creatorsFor = async (keys: readonly KeyMetadata[], now: Date): Promise<Map<string, string>> => {
+      if (!rt.creators) return new Map();
+      if (creators) return creators;
+      const since = creatorsSince(now);
+      // Keys older than the window cannot be attributed from CloudTrail: look up only when the page has newer ones.
+      const needed = keys.some((k) => k.createdAt === null || Date.parse(k.createdAt) >= since.getTime());
+      if (!needed) return new Map();
+      creators = await rt.creators.creators(account, since, now);
+      logger.info('creators looked up', { since: since.toISOString(), found: creators.size });
+      return creators;
+    };
+
+    try {
+      while (state.phase === 'keys') {
+        if (lowOnTime()) return await pause();
+        const s = await session();
+        const page = await listBedrockKeysPage(rt.iam, state.marker);
+        const now = clock();
+        s.directory.usePage(page.keys);
+        const found = await creatorsFor(page.keys, now);
+        let counted = { ...ZERO_COUNTERS };
+        await pool(page.keys, concurrency, async (meta) => {
+          const c = await decideOne(state, s.deps, now, meta, meta, found.get(meta.keyId) ?? null);
+          counted = add(counted, c);
+        });
+        await commit(
+          {
+            ...state,
+            marker: page.nextMarker,
+            phase: page.nextMarker ? 'keys' : 'gone',
+            pages: state.pages + 1,
+          },
+          counted,
+        );
+        logger.info('page swept', {
+          sweepId: state.sweepId,
+          pages: state.pages,
+          keys: page.keys.length,
+          counted,
+        });
+      }
+
+      while (state.phase === 'gone') {
+        if (lowOnTime()) return await pause();
+        const page = await unseenKnownKeysPage(
+          doc,
+          rt.keysTable,
+          account,
+          state.sweepId,
+          decisionId,
+          state.goneCursor,
+          rt.gonePageSize,
+        );
+        const now = clock();
+        let counted = { ...ZERO_COUNTERS };
+        await pool(page.keys, concurrency, async (key) => {
+          // Not listed by this sweep: IAM may still have it (created or re-listed while pages were read), so ask
+          // IAM for it once more before recording it as deleted.
+          const meta = await live.getKey(account, key.userName, key.keyId);
+          const deps: PipelineDeps = meta
+            ? (await session()).deps
+            : {
+                directory: live,
+                audit,
+                enforcer,
+                notifier,
+                ...(rt.approvals ? { approvals: rt.approvals } : {}),
+              };
+          const c = await decideOne(state, deps, now, key, meta, null);
+          counted = add(counted, c);
+        });
+        await commit(
+          {
+            ...state,
+            goneCursor: page.nextCursor,
+            phase: page.nextCursor ? 'gone' : 'done',
+            finishedAt: page.nextCursor ? null : clock().toISOString(),
+          },
+          counted,
+        );
+      }
+      logger.info('sweep finished', {
+        sweepId: state.sweepId,
+        startedAt: state.startedAt,
+        finishedAt: state.finishedAt,
+        pages: state.pages,
+        invocations: state.invocations,
+        counters: state.counters,
+        invocation: delta,
+      });
+      return result('done');
+    } catch (err) {
+      logger.error(
+        'sweep failed; progress up to the last saved page is kept, and the next invocation resumes',
+        {
+          sweepId: state.sweepId,
+          phase: saved.phase,
+          pages: saved.pages,
+          error: err as Error,
+        },
+      );
+      if (!(err instanceof SweepLeaseLostError)) {
+        try {
+          await store.release(saved, holder);
+        } catch (releaseErr) {
+          logger.error('could not release the sweep lease; it becomes stale and is taken over', {
+            error: releaseErr as Error,
+          });
+        }
+      }
+      throw err;
+    } finally {
+      publish(delta);
+    }
+
+    async function pause(): Promise<SweepResult> {
+      await store.release(saved, holder);
+      state = { ...saved, holder: null };
+      logger.info('sweep paused: low on time; the next invocation continues from the saved marker', {
+        sweepId: state.sweepId,
+        phase: state.phase,
+        pages: state.pages,
+        remainingMs: context.getRemainingTimeInMillis(),
+        counters: state.counters,
+        invocation: delta,
+      });
+      return result('paused');
+    }
+  }
+
+  function publish(delta: SweepCounters): void {
+    metrics.addMetric('KeysSwept', MetricUnit.Count, delta.keysSeen);
+    metrics.addMetric('DecisionsRecorded', MetricUnit.Count, delta.decisionsRecorded);
+    metrics.addMetric('NoticesSent', MetricUnit.Count, delta.noticesSent);
+    metrics.addMetric('KeysDeactivated', MetricUnit.Count, delta.keysDeactivated);
+    metrics.addMetric('KeysGone', MetricUnit.Count, delta.keysGone);
+  }
+
+  return async function handler(event: unknown, context: Context): Promise<SweepResult> {
+    try {
+      const input = parse(event);
+      const holder = context.awsRequestId;
+      const now = clock();
+      const current = await store.get(account);
+      const unfinished = current !== null && current.phase !== 'done';
+      if (
+        input.continue &&
+        (!unfinished || (input.sweepId !== undefined && current.sweepId !== input.sweepId))
+      ) {
+        logger.info('nothing to continue', {
+          requested: input.sweepId ?? null,
+          current: current?.sweepId ?? null,
+        });
+        return {
+          status: 'idle',
+          sweepId: current?.sweepId ?? null,
+          phase: current?.phase ?? null,
+          counters: current?.counters ?? { ...ZERO_COUNTERS },
+          invocation: { ...ZERO_COUNTERS },
+        };
+      }
+      const next: SweepState = unfinished
+        ? { ...current, holder, heartbeatAt: now.toISOString(), invocations: current.invocations + 1 }
+        : {
+            accountId: account,
+            sweepId: newSweepId(now),
+            startedAt: now.toISOString(),
+            phase: 'keys',
+            marker: null,
+            goneCursor: null,
+            counters: { ...ZERO_COUNTERS },
+            pages: 0,
+            invocations: 1,
+            heartbeatAt: now.toISOString(),
+            holder,
+            finishedAt: null,
+            previousStartedAt: current?.startedAt ?? null,
+          };
+      const staleBefore = new Date(now.getTime() - staleAfter).toISOString();
+      if (!(await store.acquire(next, current, staleBefore))) {
+        logger.warn('another invocation is running this sweep; this one does nothing', {
+          sweepId: current?.sweepId ?? null,
+          holder: current?.holder ?? null,
+          heartbeatAt: current?.heartbeatAt ?? null,
+        });
+        metrics.addMetric('SweepLocked', MetricUnit.Count, 1);
+        return {
+          status: 'locked',
+          sweepId: current?.sweepId ?? null,
+          phase: current?.phase ?? null,
+          counters: current?.counters ?? { ...ZERO_COUNTERS },
+          invocation: { ...ZERO_COUNTERS },
+        };
+      }
+      if (unfinished && current.holder && current.holder !== holder) {
+        logger.warn('took over a sweep whose holder stopped sending heartbeats', {
+          sweepId: current.sweepId,
+          previousHolder: current.holder,
+          heartbeatAt: current.heartbeatAt,
+        });
+      }
+      logger.appendKeys({ sweepId: next.sweepId });
+      logger.info(unfinished ? 'sweep continued' : 'sweep started', {
+        startedAt: next.startedAt,
+        phase: next.phase,
+        pages: next.pages,
+        invocations: next.invocations,
+      });
+      return await run(next, holder, context);
+    } finally {
+      logger.resetKeys();
+      metrics.publishStoredMetrics();
+    }
+  };
+}

@@ -1,0 +1,28 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { cloudTrailClient, dynamoClient, iamClient, snsClient } from '../adapters/clients';
+import { CloudTrailCreatorLookup } from '../adapters/cloudtrail-creators';
+import { CONFIG_ENV, parseConfig } from '../shared/config';
+import { requireEnv } from '../shared/env';
+import { createSweepHandler } from './sweep-handler';
+
+/** Lambda entry point of the inventory sweep. Initialised once per container; a bad environment fails the cold start. */
+
+const env = process.env;
+const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+
+export const handler = createSweepHandler({
+  config,
+  policyVersion: requireEnv(env, 'POLICY_VERSION'),
+  decisionsTable: requireEnv(env, 'DECISIONS_TABLE_NAME'),
+  keysTable: requireEnv(env, 'KEYS_TABLE_NAME'),
+  sweepStateTable: requireEnv(env, 'SWEEP_STATE_TABLE_NAME'),
+  topicArn: requireEnv(env, 'TOPIC_ARN'),
+  governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
+  iam: iamClient(),
+  dynamo: dynamoClient(),
+  sns: snsClient(),
+  creators: new CloudTrailCreatorLookup(cloudTrailClient()),
+  logger: new Logger(),
+  metrics: new Metrics(),
+});
