@@ -1,4 +1,13 @@
 import { Command, CommanderError, Option } from 'commander';
+import {
+  type ApprovalsDeps,
+  defaultApprovalsDeps,
+  runApprove,
+  runListApprovals,
+  runReview,
+  runRevoke,
+  TABLE_ENV,
+} from '../lambda/cli/approvals';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from '../lambda/cli/io';
 import { DEFAULT_STORE_DIR, runReplay } from '../lambda/cli/replay';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
@@ -29,8 +38,43 @@ Examples:
   $ keyguard replay --config examples/keyguard.config.json --store /tmp/kg examples/events
 `;
 
-/** Builds the program with its output going to `io`; commander never exits the process. */
-export function buildProgram(io: CliIO, setExitCode: (code: number) => void): Command {
+const APPROVALS_HELP = `
+Who may run it: an approver, i.e. a session of the stack's approver role (output ApproverRoleArn) or a
+principal listed in "approvers" in the config; the approvals table refuses writes from anyone else.
+The approver of record is the caller's identity from STS GetCallerIdentity. Nobody may approve or review
+a key they own or created (owner tag, creator ARN, role, user name, or SSO session name/email).
+AWS access uses the standard SDK chain (AWS_PROFILE, SSO, env credentials, AWS_ENDPOINT_URL_*), region
+us-east-1 unless AWS_REGION says otherwise. Table names default to the environment variables
+${TABLE_ENV.approvalsTable}, ${TABLE_ENV.keysTable} and ${TABLE_ENV.decisionsTable}.
+
+Exit codes:
+  0  done
+  1  unexpected failure (e.g. no credentials, access denied)
+  2  bad usage or refused (self-approval, unknown key, --until out of range, unknown code, empty reason)
+`;
+
+/** Adds the table options (defaulting to the KEYGUARD_*_TABLE environment variables) to a command. */
+function tableOptions(cmd: Command, which: ReadonlyArray<keyof typeof TABLE_ENV>): Command {
+  const flags: Record<keyof typeof TABLE_ENV, [string, string]> = {
+    approvalsTable: ['--approvals-table <name>', 'approvals table (stack output ApprovalsTableName)'],
+    keysTable: ['--keys-table <name>', 'keys table (stack output KeysTableName)'],
+    decisionsTable: ['--decisions-table <name>', 'decisions table (stack output DecisionsTableName)'],
+  };
+  for (const w of which) cmd.addOption(new Option(flags[w][0], flags[w][1]).env(TABLE_ENV[w]));
+  return cmd;
+}
+
+const ALL_TABLES = ['approvalsTable', 'keysTable', 'decisionsTable'] as const;
+
+/**
+ * Builds the program with its output going to `io`; commander never exits the process. `approvalsDeps` gives
+ * the AWS clients of the approval commands (created only when one runs).
+ */
+export function buildProgram(
+  io: CliIO,
+  setExitCode: (code: number) => void,
+  approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
+): Command {
   const program = new Command()
     .name('keyguard')
     .description(
@@ -71,15 +115,105 @@ export function buildProgram(io: CliIO, setExitCode: (code: number) => void): Co
       setExitCode(await runReplay(paths, opts, io));
     });
 
+  const configOption = () =>
+    new Option(
+      '-c, --config <file>',
+      `policy config file, for maxApprovalDays (default: ./${DEFAULT_CONFIG_FILE})`,
+    );
+  const accountOption = () =>
+    new Option('--account <id>', "the key's account (default: the caller's account)");
+
+  tableOptions(
+    program
+      .command('approve')
+      .summary('approve a key as an explicit, expiring exception (never your own key)')
+      .description(
+        'Record an approval: the violations it covers are waived for this key until --until. It is written to ' +
+          'the approvals table and appended to the audit as a decision.',
+      )
+      .requiredOption('--key <id>', 'the key id (ServiceSpecificCredentialId, ACCA…)')
+      .requiredOption('--reason <text>', 'why the key may live (recorded in the audit)')
+      .requiredOption(
+        '--until <date>',
+        'last day (YYYY-MM-DD, through its end UTC) or ISO timestamp with a zone; at most maxApprovalDays ahead',
+      )
+      .option('--covers <codes>', 'comma-separated violation codes it waives (default: every code)')
+      .addOption(accountOption())
+      .addOption(configOption()),
+    ALL_TABLES,
+  )
+    .addHelpText('after', APPROVALS_HELP)
+    .action(async (opts: Parameters<typeof runApprove>[0]) => {
+      setExitCode(await runApprove(opts, io, approvalsDeps()));
+    });
+
+  const approvals = program
+    .command('approvals')
+    .summary('list or revoke approvals')
+    .description('List or revoke approvals recorded with `keyguard approve`.');
+  tableOptions(
+    approvals
+      .command('list')
+      .description('List the approvals of the account (or of one key), with their state.')
+      .option('--key <id>', 'only the approvals of this key')
+      .addOption(accountOption())
+      .option('--json', 'one approval JSON object per line'),
+    ['approvalsTable'],
+  )
+    .addHelpText('after', APPROVALS_HELP)
+    .action(async (opts: Parameters<typeof runListApprovals>[0]) => {
+      setExitCode(await runListApprovals(opts, io, approvalsDeps()));
+    });
+  tableOptions(
+    approvals
+      .command('revoke')
+      .description('Revoke an approval: the violations it covered apply again at the next evaluation.')
+      .requiredOption('--approval <id>', 'the approval id (see `keyguard approvals list`)')
+      .requiredOption('--reason <text>', 'why it is revoked (recorded in the audit)')
+      .addOption(accountOption())
+      .addOption(configOption()),
+    ALL_TABLES,
+  )
+    .addHelpText('after', APPROVALS_HELP)
+    .action(async (opts: Parameters<typeof runRevoke>[0]) => {
+      setExitCode(await runRevoke(opts, io, approvalsDeps()));
+    });
+
+  tableOptions(
+    program
+      .command('review')
+      .summary('record a review of a key (resets its review clock; never your own key)')
+      .description(
+        'Record that the key was reviewed and is still needed: REVIEW_OVERDUE is measured from the latest review.',
+      )
+      .requiredOption('--key <id>', 'the key id (ServiceSpecificCredentialId, ACCA…)')
+      .requiredOption('--note <text>', 'what was checked (recorded in the audit)')
+      .addOption(accountOption())
+      .addOption(configOption()),
+    ALL_TABLES,
+  )
+    .addHelpText('after', APPROVALS_HELP)
+    .action(async (opts: Parameters<typeof runReview>[0]) => {
+      setExitCode(await runReview(opts, io, approvalsDeps()));
+    });
+
   return program;
 }
 
 /** Parses `argv` (as process.argv: node, script, args…) and runs the command; returns the exit code. */
-export async function main(argv: readonly string[], io: CliIO): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: CliIO,
+  approvalsDeps?: () => ApprovalsDeps,
+): Promise<number> {
   let code = EXIT_OK;
-  const program = buildProgram(io, (c) => {
-    code = c;
-  });
+  const program = buildProgram(
+    io,
+    (c) => {
+      code = c;
+    },
+    approvalsDeps,
+  );
   try {
     await program.parseAsync([...argv]);
     return code;
