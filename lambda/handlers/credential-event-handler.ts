@@ -5,6 +5,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
+import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
@@ -24,6 +25,8 @@ export interface CredentialEventRuntime {
   policyVersion: string;
   decisionsTable: string;
   keysTable: string;
+  /** Approvals and reviews, written by approvers; the function only reads them. */
+  approvalsTable: string;
   idempotencyTable: string;
   topicArn: string;
   /**
@@ -70,6 +73,8 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
       keysTable: rt.keysTable,
     }),
     enforcer: new IamEnforcer(rt.iamFor, directory),
+    // Active approvals waive the codes they cover; the latest review restarts the review clock.
+    approvals: new DynamoApprovalsStore(documentClient(rt.dynamo), rt.approvalsTable),
     notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
   };
   const now = rt.now ?? (() => new Date());

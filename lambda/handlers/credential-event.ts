@@ -16,6 +16,7 @@ export const handler = createCredentialEventHandler({
   policyVersion: requireEnv(env, 'POLICY_VERSION'),
   decisionsTable: requireEnv(env, 'DECISIONS_TABLE_NAME'),
   keysTable: requireEnv(env, 'KEYS_TABLE_NAME'),
+  approvalsTable: requireEnv(env, 'APPROVALS_TABLE_NAME'),
   idempotencyTable: requireEnv(env, 'IDEMPOTENCY_TABLE_NAME'),
   topicArn: requireEnv(env, 'TOPIC_ARN'),
   governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),

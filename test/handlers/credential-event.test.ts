@@ -9,6 +9,7 @@ import {
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoApprovalsStore } from '../../lambda/adapters/approvals-store';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { Decision } from '../../lambda/domain/types';
@@ -60,6 +61,7 @@ async function freshRuntime(mode: 'audit' | 'enforce'): Promise<CredentialEventR
     decisionsTable: `${TABLES.decisionsTable}-${table}`,
     keysTable: `${TABLES.keysTable}-${table}`,
     idempotencyTable: `${TABLES.idempotencyTable}-${table}`,
+    approvalsTable: `${TABLES.approvalsTable}-${table}`,
   };
   await createTestTables(db, names);
   const config = parseConfig({ mode, fallbackOwner: 'security@example.com' });
@@ -410,5 +412,90 @@ describe('credential-event handler', () => {
     );
     expect(out.lines().some((l) => l.level === 'ERROR')).toBe(true);
     expect(iam.calls()).toHaveLength(0);
+  });
+});
+
+describe('credential-event handler: approvals', () => {
+  const APPROVER = `arn:aws:sts::${ACCOUNT}:assumed-role/KeyguardApprover/carol@example.com`;
+
+  async function approve(
+    rt: CredentialEventRuntime,
+    over: { approvalId: string; until: string; revoked?: boolean },
+  ): Promise<void> {
+    const store = new DynamoApprovalsStore(db.doc, rt.approvalsTable);
+    await store.putApproval({
+      approvalId: over.approvalId,
+      accountId: ACCOUNT,
+      keyId: KEY,
+      covers: ['NEVER_EXPIRES'],
+      reason: 'legacy integration, replacement planned',
+      approver: APPROVER,
+      approvedAt: '2026-11-01T00:00:00.000Z',
+      until: over.until,
+      revokedAt: null,
+      revokedBy: null,
+    });
+    if (over.revoked) {
+      await store.revokeApproval(ACCOUNT, over.approvalId, {
+        revokedAt: '2026-11-15T00:00:00.000Z',
+        revokedBy: APPROVER,
+        reason: 'no longer needed',
+      });
+    }
+  }
+
+  it('an active approval covering NEVER_EXPIRES: no deactivation, no notice, the waiver on record', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    await approve(rt, { approvalId: 'apv-active', until: '2027-01-31T23:59:59.999Z' });
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+
+    // Act
+    const result = await createCredentialEventHandler(rt)(
+      eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY })),
+      lambdaContext(),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ status: 'decided', decisions: [{ action: 'ALLOW', applied: false }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 0);
+    const [decision] = await decisionsIn(rt);
+    expect(decision?.violations).toEqual([]);
+    expect(decision?.waived).toEqual([
+      {
+        code: 'NEVER_EXPIRES',
+        severity: 'high',
+        detail: 'the key has no expiration date',
+        approvalId: 'apv-active',
+      },
+    ]);
+  });
+
+  it.each([
+    ['expired', { approvalId: 'apv-expired', until: '2026-11-19T23:59:59.999Z' }],
+    ['revoked', { approvalId: 'apv-revoked', until: '2027-01-31T23:59:59.999Z', revoked: true }],
+  ])('an %s approval waives nothing: the key is deactivated', async (_what, approval) => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    await approve(rt, approval);
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+
+    // Act
+    await createCredentialEventHandler(rt)(
+      eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY })),
+      lambdaContext(),
+    );
+
+    // Assess
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    const [decision] = await decisionsIn(rt);
+    expect(decision).toMatchObject({ action: 'DEACTIVATE', applied: true });
+    expect(decision?.violations.map((v) => v.code)).toEqual(['NEVER_EXPIRES']);
+    expect(decision?.waived).toBeUndefined();
   });
 });
