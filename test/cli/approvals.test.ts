@@ -1,9 +1,9 @@
 import { join } from 'node:path';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
-import { approvalsTableDefinition, DynamoApprovalsStore } from '../../lambda/adapters/approvals-store';
+import { DynamoApprovalsStore } from '../../lambda/adapters/approvals-store';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import {
   type ApprovalsDeps,
   parseUntil,
@@ -75,7 +75,6 @@ async function world(known: Partial<KnownKey> = {}, now: Date = NOW): Promise<Wo
     decisionsTable: `${TABLES.decisionsTable}-cli-${n}`,
   };
   await createTestTables(db, { ...tables, idempotencyTable: `${TABLES.idempotencyTable}-cli-${n}` });
-  await ensureTables(db.client, [approvalsTableDefinition(tables.approvalsTable)]);
   const audit = new DynamoAuditLog(db.doc, tables);
   await audit.putKnownKey({
     accountId: ACCOUNT,

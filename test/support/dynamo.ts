@@ -1,4 +1,5 @@
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { approvalsTableDefinition } from '../../lambda/adapters/approvals-store';
 import { auditTableDefinitions } from '../../lambda/adapters/audit-store';
 import {
   type EmbeddedDynamo,
@@ -11,10 +12,17 @@ export const TABLES = {
   decisionsTable: 'test-decisions',
   keysTable: 'test-keys',
   idempotencyTable: 'test-idempotency',
+  approvalsTable: 'test-approvals',
 };
 
-/** The audit tables and the Powertools idempotency table (partition key `id`), under the given names. */
-export async function createTestTables(db: EmbeddedDynamo, names: typeof TABLES): Promise<void> {
+/**
+ * The audit tables and the Powertools idempotency table (partition key `id`), under the given names, and the
+ * approvals table when it is named.
+ */
+export async function createTestTables(
+  db: EmbeddedDynamo,
+  names: Omit<typeof TABLES, 'approvalsTable'> & { approvalsTable?: string },
+): Promise<void> {
   await ensureTables(db.client, [
     ...auditTableDefinitions(names),
     {
@@ -23,10 +31,11 @@ export async function createTestTables(db: EmbeddedDynamo, names: typeof TABLES)
       AttributeDefinitions: [{ AttributeName: 'id', AttributeType: 'S' }],
       KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
     },
+    ...(names.approvalsTable ? [approvalsTableDefinition(names.approvalsTable)] : []),
   ]);
 }
 
-/** Starts an in-memory dynalite with the audit tables and the Powertools idempotency table. */
+/** Starts an in-memory dynalite with the audit, approvals and Powertools idempotency tables. */
 export async function startTestDynamo(): Promise<EmbeddedDynamo> {
   const db = await startEmbeddedDynamo();
   await createTestTables(db, TABLES);
