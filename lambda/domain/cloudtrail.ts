@@ -54,6 +54,21 @@ export const CREDENTIAL_EVENTS = [
 export const USER_TAG_EVENTS = ['TagUser', 'UntagUser'] as const;
 /** Followed by replay to rebuild user tags; the live pipeline reads tags from IAM instead. */
 export const USER_LIFECYCLE_EVENTS = ['CreateUser'] as const;
+/**
+ * Calls that give a user more access: another credential (an escalation path beside its Bedrock keys) or more
+ * permissions. The live pipeline re-evaluates the user's keys on them; replay cannot (it has no user facts).
+ */
+export const USER_ACCESS_EVENTS = [
+  'CreateAccessKey',
+  'UpdateAccessKey',
+  'CreateLoginProfile',
+  'AttachUserPolicy',
+  'PutUserPolicy',
+  'AddUserToGroup',
+] as const;
+export type UserAccessEventName = (typeof USER_ACCESS_EVENTS)[number];
+/** Calls whose UserName defaults to the calling IAM user when omitted. */
+const SELF_DEFAULT_EVENTS: readonly string[] = ['CreateAccessKey', 'UpdateAccessKey', 'CreateLoginProfile'];
 
 export interface EventMeta {
   eventId: string;
@@ -94,9 +109,23 @@ export type KeyEvent =
       userName: string;
       setTags: Record<string, string>;
       removedTagKeys: string[];
+    }
+  | {
+      kind: 'user-access';
+      action: UserAccessEventName;
+      meta: EventMeta;
+      userName: string;
     };
 
-export type IgnoreReason = 'not-iam' | 'unsupported-event' | 'failed-call' | 'not-bedrock';
+export type IgnoreReason =
+  | 'not-iam'
+  | 'unsupported-event'
+  | 'failed-call'
+  | 'not-bedrock'
+  /** An access key or password of a principal that is not an IAM user (the root user): it holds no keys. */
+  | 'not-iam-user'
+  /** UpdateAccessKey to Inactive: less access, nothing to escalate. */
+  | 'not-activation';
 
 export type Classification =
   | { relevant: true; event: KeyEvent }
@@ -253,6 +282,27 @@ function credentialEvent(record: CloudTrailRecord, meta: EventMeta): Classificat
   };
 }
 
+function userAccessEvent(record: CloudTrailRecord, meta: EventMeta): Classification {
+  const name = record.eventName as UserAccessEventName;
+  const req = obj(record.requestParameters) ?? {};
+  const ignore = (reason: IgnoreReason): Classification => ({
+    relevant: false,
+    reason,
+    eventName: name,
+    eventId: record.eventID,
+  });
+  if (name === 'UpdateAccessKey' && str(req.status) !== 'Active') return ignore('not-activation');
+  let userName = str(req.userName);
+  if (!userName && SELF_DEFAULT_EVENTS.includes(name)) {
+    // UserName is optional here: it defaults to the caller. An IAM user acting on itself is named in
+    // userIdentity; any other caller (the root user) made a credential of its own, not of a key's user.
+    if (record.userIdentity?.type !== 'IAMUser') return ignore('not-iam-user');
+    userName = str(record.userIdentity.userName);
+  }
+  if (!userName) throw new EventShapeError(record.eventID, name, 'requestParameters.userName');
+  return { relevant: true, event: { kind: 'user-access', action: name, meta, userName } };
+}
+
 /**
  * Decides whether a CloudTrail record concerns Bedrock keys and normalises it.
  * Throws EventShapeError when a relevant record lacks a field needed to act on it.
@@ -272,13 +322,15 @@ export function classifyRecord(
   const known =
     (CREDENTIAL_EVENTS as readonly string[]).includes(name) ||
     (USER_TAG_EVENTS as readonly string[]).includes(name) ||
-    (USER_LIFECYCLE_EVENTS as readonly string[]).includes(name);
+    (USER_LIFECYCLE_EVENTS as readonly string[]).includes(name) ||
+    (USER_ACCESS_EVENTS as readonly string[]).includes(name);
   if (!known) return ignore('unsupported-event');
   // A call that failed changed nothing in IAM.
   if (record.errorCode) return ignore('failed-call');
 
   const meta = metaOf(record, fallbackAccount);
   if ((CREDENTIAL_EVENTS as readonly string[]).includes(name)) return credentialEvent(record, meta);
+  if ((USER_ACCESS_EVENTS as readonly string[]).includes(name)) return userAccessEvent(record, meta);
 
   const req = obj(record.requestParameters) ?? {};
   const userName = str(req.userName);

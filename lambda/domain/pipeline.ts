@@ -75,7 +75,10 @@ export interface UserFactsSource {
  * resets the review clock.
  */
 export interface ApprovalSource {
-  recordsFor(accountId: string, keyId: string): Promise<{ approvals: Approval[]; lastReviewAt: string | null }>;
+  recordsFor(
+    accountId: string,
+    keyId: string,
+  ): Promise<{ approvals: Approval[]; lastReviewAt: string | null }>;
 }
 
 export interface AuditLog {
@@ -231,7 +234,10 @@ export async function decideKey(
   }
   const records = deps.approvals ? await deps.approvals.recordsFor(accountId, keyId) : null;
   const approvals = records?.approvals ?? [];
-  if (records?.lastReviewAt && (history.lastReviewAt === null || records.lastReviewAt > history.lastReviewAt)) {
+  if (
+    records?.lastReviewAt &&
+    (history.lastReviewAt === null || records.lastReviewAt > history.lastReviewAt)
+  ) {
     history = { ...history, lastReviewAt: records.lastReviewAt };
   }
 
@@ -347,7 +353,7 @@ export async function processKeyEvent(
     const one = await decideKey(eventStep(event, opts, meta, event.keyId, event.userName), deps, opts);
     return one ? { decisions: [one], ignored: null } : { decisions: [], ignored: 'not-bedrock-or-unknown' };
   }
-  // Tags changed on a user: every Bedrock key on that user is re-evaluated.
+  // Tags, credentials or permissions changed on a user: every Bedrock key on that user is re-evaluated.
   const keys = await deps.directory.listUserKeys(accountId, event.userName);
   if (keys.length === 0) return { decisions: [], ignored: 'no-bedrock-keys' };
   const decisions: PipelineResult['decisions'] = [];

@@ -9,6 +9,7 @@ import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
+import { IamUserFacts } from '../adapters/iam-user-facts';
 import { SnsNotifier } from '../adapters/notifier';
 import { classifyRecord, type EventBridgeEvent, EventBridgeEventSchema } from '../domain/cloudtrail';
 import { type PipelineDeps, processKeyEvent } from '../domain/pipeline';
@@ -76,6 +77,8 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     // Active approvals waive the codes they cover; the latest review restarts the review clock.
     approvals: new DynamoApprovalsStore(documentClient(rt.dynamo), rt.approvalsTable),
     notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
+    // Policies and other credentials of the key's user: BROAD_PERMISSIONS and USER_HAS_OTHER_CREDENTIALS.
+    facts: new IamUserFacts(rt.iamFor),
   };
   const now = rt.now ?? (() => new Date());
 

@@ -30,6 +30,7 @@ import {
   lambdaContext,
   tagUserRecord,
 } from '../support/events';
+import { answerPlainUser } from '../support/iam-facts';
 
 const iam = mockClient(IAMClient);
 const sns = mockClient(SNSClient);
@@ -103,6 +104,7 @@ beforeEach(() => {
   sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
   iam.on(ListUserTagsCommand).resolves({ Tags: FULL_TAGS, IsTruncated: false });
   iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
+  answerPlainUser(iam);
   out = captureOutput();
 });
 afterEach(() => out.restore());

@@ -25,6 +25,7 @@ import {
   lambdaContext,
   tagUserRecord,
 } from '../support/events';
+import { answerPlainUser } from '../support/iam-facts';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
 /**
@@ -77,6 +78,7 @@ describe('no key material leaves the function or the CLI', () => {
       status = 'Inactive';
       return {};
     });
+    answerPlainUser(iam);
     sns.on(PublishCommand).resolves({ MessageId: 'm' });
     const config = parseConfig({ mode: 'enforce' });
     const handler = createCredentialEventHandler({
