@@ -50,6 +50,8 @@ export class FakeIamAccount {
   >();
   readonly localPolicies = new Map<string, unknown>();
   readonly keys: FakeKey[] = [];
+  /** Keys the AllUsers listing misses (as if they moved between pages while they were read). */
+  readonly hiddenFromListing = new Set<string>();
   /** Largest page the fake returns for ListServiceSpecificCredentials (IAM's is 1000). */
   keysPageSize = 1000;
 
@@ -95,7 +97,7 @@ export class FakeIamAccount {
     }
     const matching = this.keys.filter(
       (k) =>
-        (input.AllUsers || k.userName === input.UserName) &&
+        (input.AllUsers ? !this.hiddenFromListing.has(k.keyId) : k.userName === input.UserName) &&
         (!input.ServiceName || k.serviceName === input.ServiceName),
     );
     if (!input.AllUsers) return { ServiceSpecificCredentials: matching.map((k) => this.metadata(k)) };

@@ -1,0 +1,724 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import {
+  GetAccountAuthorizationDetailsCommand,
+  IAMClient,
+  ListServiceSpecificCredentialsCommand,
+  ListUserTagsCommand,
+  UpdateServiceSpecificCredentialCommand,
+} from '@aws-sdk/client-iam';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import type { Context } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import {
+  DynamoSweepStateStore,
+  type SweepState,
+  sweepStateTableDefinition,
+} from '../../lambda/adapters/sweep-state';
+import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
+import type { Decision } from '../../lambda/domain/types';
+import {
+  type CreatorSource,
+  createSweepHandler,
+  InvalidSweepEventError,
+  type SweepRuntime,
+} from '../../lambda/handlers/sweep-handler';
+import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { type Capture, captureOutput } from '../support/capture';
+import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { FakeIamAccount, FULL_TAGS } from '../support/fake-iam-account';
+
+const ACCOUNT = '111122223333';
+const TOPIC = `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`;
+const T0 = Date.parse('2026-11-20T10:00:00Z');
+const iam = mockClient(IAMClient);
+const sns = mockClient(SNSClient);
+
+let db: EmbeddedDynamo;
+let out: Capture;
+let n = 0;
+
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => {
+  await db.close();
+});
+beforeEach(() => {
+  iam.reset();
+  sns.reset();
+  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  out = captureOutput();
+});
+afterEach(() => out.restore());
+
+interface World {
+  rt: SweepRuntime;
+  fake: FakeIamAccount;
+  clock: { now: number };
+  audit: DynamoAuditLog;
+  state: () => Promise<SweepState | null>;
+  run: (
+    event?: unknown,
+    remaining?: () => number,
+    requestId?: string,
+  ) => ReturnType<ReturnType<typeof createSweepHandler>>;
+  decisions: (keyId: string) => Promise<Decision[]>;
+}
+
+/** Fresh tables (new names), a fake account installed on the IAM mock, and a controllable clock. */
+async function world(config: ConfigInput = {}, over: Partial<SweepRuntime> = {}): Promise<World> {
+  n += 1;
+  const names = Object.fromEntries(
+    Object.entries(TABLES).map(([k, v]) => [k, `${v}-sweep-${n}`]),
+  ) as typeof TABLES;
+  await createTestTables(db, names);
+  const sweepStateTable = `test-sweep-state-${n}`;
+  await ensureTables(db.client, [sweepStateTableDefinition(sweepStateTable)]);
+  const cfg = parseConfig({ fallbackOwner: 'security@example.com', ...config });
+  const clock = { now: T0 };
+  const fake = new FakeIamAccount(ACCOUNT);
+  fake.install(iam);
+  let sweepNo = 0;
+  const rt: SweepRuntime = {
+    config: cfg,
+    policyVersion: policyVersion(cfg),
+    decisionsTable: names.decisionsTable,
+    keysTable: names.keysTable,
+    sweepStateTable,
+    topicArn: TOPIC,
+    governedAccountId: ACCOUNT,
+    iam: new IAMClient({ region: 'us-east-1' }),
+    dynamo: db.client,
+    sns: new SNSClient({ region: 'us-east-1' }),
+    logger: new Logger({ serviceName: 'keyguard-sweep' }),
+    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-sweep' }),
+    now: () => new Date(clock.now),
+    newSweepId: () => {
+      sweepNo += 1;
+      return `sweep-${sweepNo}`;
+    },
+    snapshot: { sleep: async () => undefined },
+    ...over,
+  };
+  const handler = createSweepHandler(rt);
+  const audit = new DynamoAuditLog(db.doc, names);
+  const store = new DynamoSweepStateStore(db.doc, sweepStateTable);
+  let requests = 0;
+  return {
+    rt,
+    fake,
+    clock,
+    audit,
+    state: () => store.get(ACCOUNT),
+    run: (event = {}, remaining = () => 14 * 60_000, requestId) => {
+      requests += 1;
+      return handler(event, context(remaining, requestId ?? `req-${n}-${requests}`));
+    },
+    decisions: (keyId) => audit.decisionsForKey(ACCOUNT, keyId),
+  };
+}
+
+function context(remaining: () => number, awsRequestId: string): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'sweep',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:sweep`,
+    memoryLimitInMB: '1024',
+    awsRequestId,
+    logGroupName: '/aws/lambda/sweep',
+    logStreamName: '2026/11/20/[$LATEST]abcdef',
+    getRemainingTimeInMillis: remaining,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const notices = () => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+
+describe('sweep: discovery and reconciliation', () => {
+  it('evaluates every key of every user, page by page, as discovered; other services are ignored', async () => {
+    // Prepare: 3 Bedrock keys over 2 pages, one CodeCommit credential
+    const w = await world();
+    w.fake.keysPageSize = 2;
+    w.fake
+      .key({
+        keyId: 'ACCAEXAMPLEKEYOK00001',
+        userName: 'svc-ok',
+        createdAt: iso(T0 - DAY_MS),
+        expiresAt: iso(T0 + 29 * DAY_MS),
+      })
+      .key({
+        keyId: 'ACCAEXAMPLECODECOMMIT',
+        userName: 'svc-ok',
+        createdAt: iso(T0),
+        serviceName: 'codecommit.amazonaws.com',
+      })
+      .key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-never', createdAt: iso(T0 - 400 * DAY_MS) })
+      .user('svc-untagged', { tags: {} })
+      .key({
+        keyId: 'ACCAEXAMPLEKEYUNTAG01',
+        userName: 'svc-untagged',
+        createdAt: iso(T0 - DAY_MS),
+        expiresAt: iso(T0 + 29 * DAY_MS),
+      });
+    // Act
+    const result = await w.run();
+    // Assess: outcome and counters
+    expect(result).toMatchObject({
+      status: 'done',
+      sweepId: 'sweep-1',
+      phase: 'done',
+      counters: { keysSeen: 3, decisionsRecorded: 3, noticesSent: 2, keysDeactivated: 0, keysGone: 0 },
+    });
+    // IAM: AllUsers pages only, and the bulk snapshot; no per-user calls
+    const lists = iam.commandCalls(ListServiceSpecificCredentialsCommand).map((c) => c.args[0].input);
+    expect(lists).toEqual([
+      { AllUsers: true, ServiceName: 'bedrock.amazonaws.com', MaxItems: 1000, Marker: undefined },
+      { AllUsers: true, ServiceName: 'bedrock.amazonaws.com', MaxItems: 1000, Marker: '2' },
+    ]);
+    expect(iam).toHaveReceivedCommandTimes(GetAccountAuthorizationDetailsCommand, 1);
+    expect(iam).toHaveReceivedCommandTimes(ListUserTagsCommand, 0);
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    // Decisions
+    const [ok] = await w.decisions('ACCAEXAMPLEKEYOK00001');
+    expect(ok).toMatchObject({
+      decisionId: `${iso(T0)}/sweep/sweep-1`,
+      trigger: { kind: 'sweep', eventId: 'sweep-1', eventTime: iso(T0) },
+      action: 'ALLOW',
+      violations: [],
+      owner: { value: 'team@example.com', source: 'tag' },
+    });
+    expect(ok?.notice).toBeUndefined();
+    const [never] = await w.decisions('ACCAEXAMPLEKEYNEVER01');
+    expect(never).toMatchObject({ action: 'DEACTIVATE', applied: false, mode: 'audit', notice: 'action' });
+    const [untagged] = await w.decisions('ACCAEXAMPLEKEYUNTAG01');
+    expect(untagged).toMatchObject({ action: 'NOTIFY', deadline: iso(T0 + 72 * HOUR_MS), notice: 'first' });
+    expect(untagged?.violations.map((v) => v.code)).toEqual([
+      'MISSING_OWNER',
+      'MISSING_PURPOSE',
+      'MISSING_REVIEW_CADENCE',
+    ]);
+    expect(await w.decisions('ACCAEXAMPLECODECOMMIT')).toEqual([]);
+    expect(notices()).toHaveLength(2);
+    expect(await w.state()).toMatchObject({ phase: 'done', holder: null, pages: 2, finishedAt: iso(T0) });
+  });
+
+  it('a second sweep that finds nothing new records nothing and sends nothing', async () => {
+    // Prepare
+    const w = await world();
+    w.fake
+      .key({
+        keyId: 'ACCAEXAMPLEKEYOK00001',
+        userName: 'svc-ok',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      })
+      .key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-never', createdAt: iso(T0) })
+      .user('svc-untagged', { tags: {} })
+      .key({
+        keyId: 'ACCAEXAMPLEKEYUNTAG01',
+        userName: 'svc-untagged',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      });
+    await w.run();
+    sns.resetHistory();
+    w.clock.now = T0 + HOUR_MS;
+    // Act
+    const second = await w.run();
+    // Assess
+    expect(second).toMatchObject({
+      status: 'done',
+      sweepId: 'sweep-2',
+      counters: { keysSeen: 3, decisionsRecorded: 0, noticesSent: 0, keysDeactivated: 0, keysGone: 0 },
+    });
+    expect(notices()).toEqual([]);
+    for (const id of ['ACCAEXAMPLEKEYOK00001', 'ACCAEXAMPLEKEYNEVER01', 'ACCAEXAMPLEKEYUNTAG01']) {
+      expect(await w.decisions(id)).toHaveLength(1);
+      expect((await w.audit.getKnownKey(ACCOUNT, id))?.lastSweepId).toBe('sweep-2');
+    }
+  });
+
+  it('records keys gone from IAM as Deleted (resolved notice when they had violations) and changed status or expiry', async () => {
+    // Prepare
+    const w = await world();
+    w.fake
+      .key({
+        keyId: 'ACCAEXAMPLEKEYOK00001',
+        userName: 'svc-ok',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      })
+      .key({
+        keyId: 'ACCAEXAMPLEKEYOK00002',
+        userName: 'svc-ok',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      })
+      .key({
+        keyId: 'ACCAEXAMPLEKEYCLEAN01',
+        userName: 'svc-clean',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      })
+      .user('svc-untagged', { tags: {} })
+      .key({
+        keyId: 'ACCAEXAMPLEKEYUNTAG01',
+        userName: 'svc-untagged',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      });
+    await w.run();
+    sns.resetHistory();
+    w.fake.remove('ACCAEXAMPLEKEYUNTAG01');
+    w.fake.remove('ACCAEXAMPLEKEYCLEAN01');
+    w.fake.find('ACCAEXAMPLEKEYOK00001').status = 'Inactive';
+    w.fake.find('ACCAEXAMPLEKEYOK00002').expiresAt = iso(T0 + 20 * DAY_MS);
+    w.clock.now = T0 + HOUR_MS;
+    // Act
+    const result = await w.run();
+    // Assess
+    expect(result.counters).toEqual({
+      keysSeen: 2,
+      decisionsRecorded: 4,
+      noticesSent: 1,
+      keysDeactivated: 0,
+      keysGone: 2,
+    });
+    const untagged = await w.decisions('ACCAEXAMPLEKEYUNTAG01');
+    expect(untagged.map((d) => [d.status, d.notice ?? null])).toEqual([
+      ['Active', 'first'],
+      ['Deleted', 'resolved'],
+    ]);
+    expect((await w.decisions('ACCAEXAMPLEKEYCLEAN01')).map((d) => [d.status, d.notice ?? null])).toEqual([
+      ['Active', null],
+      ['Deleted', null],
+    ]);
+    expect((await w.decisions('ACCAEXAMPLEKEYOK00001')).map((d) => d.status)).toEqual(['Active', 'Inactive']);
+    expect((await w.decisions('ACCAEXAMPLEKEYOK00002')).map((d) => d.expiresAt)).toEqual([
+      iso(T0 + 30 * DAY_MS),
+      iso(T0 + 20 * DAY_MS),
+    ]);
+    expect(notices()).toHaveLength(1);
+    expect(notices()[0]?.Subject).toMatch(/resolved/i);
+    // A gone key is recorded once: the next sweep does not see it again.
+    w.clock.now = T0 + 2 * HOUR_MS;
+    expect((await w.run()).counters).toMatchObject({ keysSeen: 2, decisionsRecorded: 0, keysGone: 0 });
+  });
+
+  it('does not record as deleted a key the pages missed but IAM still has (re-checked live)', async () => {
+    // Prepare: the key is on record from an earlier sweep, then the listing misses it once
+    const w = await world();
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYMISSED1',
+      userName: 'svc-ok',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 30 * DAY_MS),
+    });
+    await w.run();
+    w.fake.hiddenFromListing.add('ACCAEXAMPLEKEYMISSED1');
+    w.clock.now = T0 + HOUR_MS;
+    // Act
+    const result = await w.run();
+    // Assess
+    expect(result.counters).toMatchObject({ keysSeen: 1, decisionsRecorded: 0, keysGone: 0 });
+    expect(iam).toHaveReceivedCommandWith(ListServiceSpecificCredentialsCommand, {
+      UserName: 'svc-ok',
+      ServiceName: 'bedrock.amazonaws.com',
+    });
+    expect(await w.decisions('ACCAEXAMPLEKEYMISSED1')).toHaveLength(1);
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYMISSED1'))?.status).toBe('Active');
+  });
+});
+
+describe('sweep: time-driven rules across sweeps', () => {
+  async function graceWorld(mode: 'audit' | 'enforce') {
+    const w = await world({ mode });
+    w.fake.user('svc-nopurpose', { tags: { owner: 'team@example.com', 'review-cadence': '1y' } });
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYGRACE01',
+      userName: 'svc-nopurpose',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 60 * DAY_MS),
+    });
+    return w;
+  }
+
+  /** Sweeps at T0 + hours and returns the notice each sweep sent (null: none). */
+  async function sweepAt(w: World, hours: number[]): Promise<Array<string | null>> {
+    const sent: Array<string | null> = [];
+    for (const h of hours) {
+      w.clock.now = T0 + h * HOUR_MS;
+      const before = notices().length;
+      await w.run();
+      const after = notices();
+      sent.push(
+        after.length > before
+          ? ((after[after.length - 1]?.MessageAttributes?.action?.StringValue ?? '') as string)
+          : null,
+      );
+    }
+    return sent;
+  }
+
+  it('sends first notice, reminder and final warning once each, then deactivates when the deadline passes (enforce)', async () => {
+    // Prepare
+    const w = await graceWorld('enforce');
+    // Act: grace 72 h, reminder half-way (36 h), final warning 24 h before (48 h), deadline at 72 h
+    const sent = await sweepAt(w, [0, 1, 36, 37, 48, 49, 72, 73]);
+    // Assess
+    const decisions = await w.decisions('ACCAEXAMPLEKEYGRACE01');
+    expect(decisions.map((d) => [d.status, d.notice ?? null, d.action, d.applied])).toEqual([
+      ['Active', 'first', 'NOTIFY', false],
+      ['Active', 'reminder', 'NOTIFY', false],
+      ['Active', 'final', 'NOTIFY', false],
+      ['Active', 'action', 'DEACTIVATE', true],
+      // The next sweep sees the key Inactive (our doing): recorded once, with no notice.
+      ['Inactive', null, 'ALLOW', false],
+    ]);
+    expect(decisions[3]?.reason).toMatch(/grace deadline .* passed with MISSING_PURPOSE/);
+    expect(sent.filter((s) => s !== null)).toHaveLength(4);
+    expect(sent[1]).toBeNull();
+    expect(sent[3]).toBeNull();
+    expect(sent[5]).toBeNull();
+    expect(sent[7]).toBeNull();
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      UserName: 'svc-nopurpose',
+      ServiceSpecificCredentialId: 'ACCAEXAMPLEKEYGRACE01',
+      Status: 'Inactive',
+    });
+    expect(w.fake.find('ACCAEXAMPLEKEYGRACE01').status).toBe('Inactive');
+  });
+
+  it('records the deactivation as planned in audit mode, and changes nothing in IAM', async () => {
+    // Prepare
+    const w = await graceWorld('audit');
+    // Act
+    await sweepAt(w, [0, 72, 73]);
+    // Assess
+    const decisions = await w.decisions('ACCAEXAMPLEKEYGRACE01');
+    expect(decisions.map((d) => [d.action, d.applied, d.notice ?? null])).toEqual([
+      ['NOTIFY', false, 'first'],
+      ['DEACTIVATE', false, 'action'],
+    ]);
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    expect(w.fake.find('ACCAEXAMPLEKEYGRACE01').status).toBe('Active');
+  });
+
+  it('reminds of expiry once per threshold (14 and 3 days)', async () => {
+    // Prepare: a compliant 30-day key, 20 days left at T0
+    const w = await world();
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYEXPIRE1',
+      userName: 'svc-ok',
+      createdAt: iso(T0 - 10 * DAY_MS),
+      expiresAt: iso(T0 + 20 * DAY_MS),
+    });
+    // Act: 20, 13, 12, 2.5, 2 days left
+    const sent = await sweepAt(w, [0, 7 * 24, 8 * 24, 17.5 * 24, 18 * 24]);
+    // Assess
+    expect(sent.map((s) => s !== null)).toEqual([false, true, false, true, false]);
+    const decisions = await w.decisions('ACCAEXAMPLEKEYEXPIRE1');
+    expect(decisions.map((d) => d.notice ?? null)).toEqual([null, 'expiring', 'expiring']);
+    expect(decisions[1]?.violations.map((v) => v.code)).toEqual(['EXPIRING_SOON']);
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYEXPIRE1'))?.history?.expiryReminders).toEqual([
+      14, 3,
+    ]);
+  });
+
+  it('deactivates again, with a critical notice, a key we deactivated that became Active again', async () => {
+    // Prepare
+    const w = await world({ mode: 'enforce' });
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYREACT01', userName: 'svc-never', createdAt: iso(T0) });
+    await w.run();
+    expect(w.fake.find('ACCAEXAMPLEKEYREACT01').status).toBe('Inactive');
+    // The next sweeps see it Inactive: recorded once (no notice), then nothing.
+    w.clock.now = T0 + HOUR_MS;
+    expect((await w.run()).counters).toMatchObject({ decisionsRecorded: 1, noticesSent: 0 });
+    w.clock.now = T0 + 1.5 * HOUR_MS;
+    expect((await w.run()).counters).toMatchObject({ decisionsRecorded: 0, noticesSent: 0 });
+    w.fake.find('ACCAEXAMPLEKEYREACT01').status = 'Active';
+    w.clock.now = T0 + 2 * HOUR_MS;
+    // Act
+    const result = await w.run();
+    // Assess
+    expect(result.counters).toMatchObject({ decisionsRecorded: 1, keysDeactivated: 1, noticesSent: 1 });
+    const last = (await w.decisions('ACCAEXAMPLEKEYREACT01')).at(-1);
+    expect(last).toMatchObject({ action: 'DEACTIVATE', applied: true, notice: 'action' });
+    expect(last?.violations).toContainEqual(
+      expect.objectContaining({ code: 'REACTIVATED_WITHOUT_APPROVAL', severity: 'critical' }),
+    );
+    expect(notices().at(-1)?.MessageAttributes?.severity?.StringValue).toBe('critical');
+    expect(w.fake.find('ACCAEXAMPLEKEYREACT01').status).toBe('Inactive');
+  });
+
+  it('finds broad permissions and other credentials from the account snapshot', async () => {
+    // Prepare
+    const w = await world();
+    w.fake.groups.set('admins', {
+      attached: [{ name: 'AdministratorAccess', arn: 'arn:aws:iam::aws:policy/AdministratorAccess' }],
+    });
+    w.fake.user('svc-risky', { tags: FULL_TAGS, groups: ['admins'], activeAccessKeys: 1, password: true });
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYRISKY01',
+      userName: 'svc-risky',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 30 * DAY_MS),
+    });
+    // Act
+    await w.run();
+    // Assess
+    const [d] = await w.decisions('ACCAEXAMPLEKEYRISKY01');
+    expect(d?.violations.map((v) => [v.code, v.severity])).toEqual([
+      ['BROAD_PERMISSIONS', 'high'],
+      ['USER_HAS_OTHER_CREDENTIALS', 'high'],
+    ]);
+    expect(d?.violations[0]?.detail).toContain('AWS managed policy AdministratorAccess (via group:admins)');
+    expect(d?.violations[1]?.detail).toContain('1 active access key(s) and a console password');
+  });
+});
+
+describe('sweep: resumption, failures and concurrency', () => {
+  function fiveKeys(w: World) {
+    w.fake.keysPageSize = 2;
+    w.fake.user('svc-untagged', { tags: {} });
+    for (let i = 1; i <= 5; i++) {
+      w.fake.key({
+        keyId: `ACCAEXAMPLEKEYRESUME${i}`,
+        userName: i % 2 ? 'svc-untagged' : 'svc-ok',
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      });
+    }
+  }
+
+  it('pauses when time runs short and resumes from the saved marker: no key lost or counted twice', async () => {
+    // Prepare: plenty of time for two pages, then less than the safety margin
+    const w = await world();
+    fiveKeys(w);
+    const remaining = [600_000, 600_000, 60_000];
+    // Act
+    const first = await w.run({}, () => remaining.shift() ?? 60_000);
+    // Assess
+    expect(first).toMatchObject({
+      status: 'paused',
+      phase: 'keys',
+      counters: { keysSeen: 4, decisionsRecorded: 4, noticesSent: 2 },
+    });
+    expect(await w.state()).toMatchObject({ marker: '4', pages: 2, holder: null, invocations: 1 });
+    // Act: the continuation schedule
+    w.clock.now = T0 + 5 * 60_000;
+    const second = await w.run({ continue: true });
+    // Assess
+    expect(second).toMatchObject({
+      status: 'done',
+      sweepId: 'sweep-1',
+      counters: { keysSeen: 5, decisionsRecorded: 5, noticesSent: 3, keysGone: 0 },
+      invocation: { keysSeen: 1, decisionsRecorded: 1, noticesSent: 1 },
+    });
+    expect(await w.state()).toMatchObject({ invocations: 2, pages: 3, phase: 'done' });
+    expect(
+      iam.commandCalls(ListServiceSpecificCredentialsCommand).map((c) => c.args[0].input.Marker),
+    ).toEqual([undefined, '2', '4']);
+    for (let i = 1; i <= 5; i++) {
+      const ds = await w.decisions(`ACCAEXAMPLEKEYRESUME${i}`);
+      expect(ds).toHaveLength(1);
+      // The decision's time is the sweep's start, whichever invocation made it.
+      expect(ds[0]?.decisionId).toBe(`${iso(T0)}/sweep/sweep-1`);
+    }
+    expect(notices()).toHaveLength(3);
+  });
+
+  it('after a failure mid-page, the retry redoes that page only: one decision per key, one notice each, exact counters', async () => {
+    // Prepare: SNS fails once on the second page
+    const w = await world();
+    fiveKeys(w);
+    let publishes = 0;
+    sns.on(PublishCommand).callsFake(() => {
+      publishes += 1;
+      if (publishes === 2)
+        throw Object.assign(new Error('SNS unavailable'), { name: 'InternalErrorException' });
+      return { MessageId: `m-${publishes}` };
+    });
+    // Act
+    await expect(w.run({}, () => 600_000, 'req-fail')).rejects.toThrow('SNS unavailable');
+    // Assess: the first page is saved, the lease released
+    expect(await w.state()).toMatchObject({
+      phase: 'keys',
+      marker: '2',
+      pages: 1,
+      holder: null,
+      counters: { keysSeen: 2, decisionsRecorded: 2, noticesSent: 1 },
+    });
+    // Act: Lambda's retry (same request id)
+    const retry = await w.run({}, () => 600_000, 'req-fail');
+    // Assess
+    expect(retry).toMatchObject({
+      status: 'done',
+      counters: { keysSeen: 5, decisionsRecorded: 5, noticesSent: 3, keysDeactivated: 0, keysGone: 0 },
+    });
+    for (let i = 1; i <= 5; i++) expect(await w.decisions(`ACCAEXAMPLEKEYRESUME${i}`)).toHaveLength(1);
+    // Keys 1, 3, 5 get a first notice; key 3's failed publish is sent again on the retry, nothing else twice.
+    const sent = sns.commandCalls(PublishCommand).map((c) => c.args[0].input.Message ?? '');
+    expect(sent).toHaveLength(4);
+    for (const k of [1, 3, 5]) {
+      expect(sent.filter((m) => m.includes(`ACCAEXAMPLEKEYRESUME${k}`)).length).toBeGreaterThanOrEqual(1);
+    }
+    expect(sent.filter((m) => m.includes('ACCAEXAMPLEKEYRESUME1'))).toHaveLength(1);
+    expect(sent.filter((m) => m.includes('ACCAEXAMPLEKEYRESUME5'))).toHaveLength(1);
+  });
+
+  it('rethrows IAM throttling the SDK could not absorb, keeping the progress for the next run', async () => {
+    // Prepare
+    const w = await world();
+    fiveKeys(w);
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: {} });
+    iam
+      .on(ListServiceSpecificCredentialsCommand, { AllUsers: true, Marker: '2' })
+      .rejectsOnce(throttled)
+      .callsFake((input) => w.fake.listKeys(input));
+    // Act / Assess
+    await expect(w.run()).rejects.toThrow('Rate exceeded');
+    expect(await w.state()).toMatchObject({ phase: 'keys', marker: '2', holder: null });
+    const next = await w.run();
+    expect(next).toMatchObject({ status: 'done', counters: { keysSeen: 5, decisionsRecorded: 5 } });
+    expect(out.lines().some((l) => l.message?.toString().startsWith('sweep failed'))).toBe(true);
+  });
+
+  it('refuses a second invocation while one is running, and lets a stale one be taken over', async () => {
+    // Prepare: the first invocation blocks inside its first IAM page
+    const w = await world();
+    fiveKeys(w);
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    iam
+      .on(ListServiceSpecificCredentialsCommand, { AllUsers: true, Marker: undefined })
+      .callsFakeOnce(async (input) => {
+        await gate;
+        return w.fake.listKeys(input);
+      })
+      .callsFake((input) => w.fake.listKeys(input));
+    const running = w.run({}, () => 600_000, 'req-a');
+    await new Promise((r) => setTimeout(r, 200));
+    // Act
+    const second = await w.run({}, () => 600_000, 'req-b');
+    // Assess
+    expect(second).toMatchObject({ status: 'locked', sweepId: 'sweep-1' });
+    release();
+    expect(await running).toMatchObject({ status: 'done', counters: { keysSeen: 5, decisionsRecorded: 5 } });
+
+    // Prepare: a holder that died 21 minutes ago, mid-sweep
+    const dead = (await w.state()) as SweepState;
+    const store = new DynamoSweepStateStore(db.doc, w.rt.sweepStateTable);
+    w.clock.now = T0 + 2 * HOUR_MS;
+    const stuck: SweepState = {
+      ...dead,
+      sweepId: 'sweep-stuck',
+      startedAt: iso(T0 + HOUR_MS),
+      phase: 'keys',
+      marker: '2',
+      holder: 'req-dead',
+      heartbeatAt: iso(w.clock.now - 21 * 60_000),
+      finishedAt: null,
+    };
+    await db.doc.send(
+      new (await import('@aws-sdk/lib-dynamodb')).PutCommand({
+        TableName: w.rt.sweepStateTable,
+        Item: stuck,
+      }),
+    );
+    // Act
+    const takeover = await w.run({}, () => 600_000, 'req-c');
+    // Assess
+    expect(takeover).toMatchObject({ status: 'done', sweepId: 'sweep-stuck' });
+    expect(await store.get(ACCOUNT)).toMatchObject({ holder: null, phase: 'done', sweepId: 'sweep-stuck' });
+    expect(
+      out.lines().some((l) => l.message === 'took over a sweep whose holder stopped sending heartbeats'),
+    ).toBe(true);
+  });
+
+  it('a continue-only invocation with nothing to continue does nothing', async () => {
+    // Prepare
+    const w = await world();
+    fiveKeys(w);
+    // Act
+    const idle = await w.run({ continue: true });
+    // Assess
+    expect(idle).toMatchObject({ status: 'idle', sweepId: null });
+    expect(iam.calls()).toHaveLength(0);
+    await w.run();
+    expect(await w.run({ continue: true, sweepId: 'sweep-1' })).toMatchObject({
+      status: 'idle',
+      sweepId: 'sweep-1',
+    });
+  });
+
+  it('rejects an input that is not a sweep request', async () => {
+    const w = await world();
+    await expect(w.run({ detail: { eventName: 'x' } })).rejects.toThrow(InvalidSweepEventError);
+  });
+});
+
+describe('sweep: creator attribution', () => {
+  it('looks creators up once per invocation for keys without one, since the previous sweep after the first', async () => {
+    // Prepare
+    const calls: Array<{ since: string; until: string }> = [];
+    const creators: CreatorSource = {
+      creators: async (_account, since, until) => {
+        calls.push({ since: since.toISOString(), until: until.toISOString() });
+        return new Map([['ACCAEXAMPLEKEYCREATE1', `arn:aws:iam::${ACCOUNT}:user/bob`]]);
+      },
+    };
+    const w = await world({}, { creators });
+    w.fake.keysPageSize = 1;
+    w.fake.user('svc-noowner', { tags: { purpose: 'x', 'review-cadence': '1y' } });
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYCREATE1',
+      userName: 'svc-noowner',
+      createdAt: iso(T0 - DAY_MS),
+      expiresAt: iso(T0 + 20 * DAY_MS),
+    });
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYCREATE2',
+      userName: 'svc-noowner',
+      createdAt: iso(T0 - DAY_MS),
+      expiresAt: iso(T0 + 20 * DAY_MS),
+    });
+    // Act: the first sweep looks back 90 days; the second only since the first (keys older than that were
+    // looked up already), and only because a newer key appeared.
+    await w.run();
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYCREATE3',
+      userName: 'svc-noowner',
+      createdAt: iso(T0 + 0.5 * HOUR_MS),
+      expiresAt: iso(T0 + 20 * DAY_MS),
+    });
+    w.clock.now = T0 + 2 * HOUR_MS;
+    await w.run();
+    // Assess
+    expect(calls).toEqual([
+      { since: iso(T0 - 90 * DAY_MS), until: iso(T0) },
+      { since: iso(T0), until: iso(T0 + 2 * HOUR_MS) },
+    ]);
+    const [d] = await w.decisions('ACCAEXAMPLEKEYCREATE1');
+    expect(d?.owner).toEqual({ value: `arn:aws:iam::${ACCOUNT}:user/bob`, source: 'creator' });
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYCREATE1'))?.creator).toBe(
+      `arn:aws:iam::${ACCOUNT}:user/bob`,
+    );
+    expect((await w.decisions('ACCAEXAMPLEKEYCREATE2'))[0]?.owner).toEqual({
+      value: 'security@example.com',
+      source: 'fallback',
+    });
+  });
+});
