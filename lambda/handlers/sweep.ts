@@ -1,7 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { cloudTrailClient, dynamoClient, iamClient, snsClient } from '../adapters/clients';
 import { CloudTrailCreatorLookup } from '../adapters/cloudtrail-creators';
+import { documentClient } from '../adapters/document-client';
 import { CONFIG_ENV, parseConfig } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createSweepHandler } from './sweep-handler';
@@ -10,6 +12,7 @@ import { createSweepHandler } from './sweep-handler';
 
 const env = process.env;
 const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+const dynamo = dynamoClient();
 
 export const handler = createSweepHandler({
   config,
@@ -20,9 +23,10 @@ export const handler = createSweepHandler({
   topicArn: requireEnv(env, 'TOPIC_ARN'),
   governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
   iam: iamClient(),
-  dynamo: dynamoClient(),
+  dynamo,
   sns: snsClient(),
   creators: new CloudTrailCreatorLookup(cloudTrailClient()),
+  approvals: new DynamoApprovalsStore(documentClient(dynamo), requireEnv(env, 'APPROVALS_TABLE_NAME')),
   logger: new Logger(),
   metrics: new Metrics(),
 });
