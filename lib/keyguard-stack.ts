@@ -1,6 +1,7 @@
 import { CfnOutput, Stack, type StackProps, Token, Validations } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import type { Config } from '../lambda/shared/config';
+import { Approvals } from './constructs/approvals';
 import { AuditTables } from './constructs/audit-tables';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
@@ -42,6 +43,7 @@ export interface KeyguardStackProps extends StackProps {
 export class KeyguardStack extends Stack {
   public readonly tables: AuditTables;
   public readonly alerts: OwnerAlerts;
+  public readonly approvals: Approvals;
   public readonly credentialEvents: CredentialEventFunction;
   public readonly credentialEventRule: CredentialEventRule;
 
@@ -53,10 +55,16 @@ export class KeyguardStack extends Stack {
     this.alerts = new OwnerAlerts(this, 'OwnerAlerts', {
       subscriptions: props.config.notifications.subscriptions,
     });
+    this.approvals = new Approvals(this, 'Approvals', {
+      approvers: props.config.approvers,
+      keysTable: this.tables.keys,
+      decisionsTable: this.tables.decisions,
+    });
     this.credentialEvents = new CredentialEventFunction(this, 'CredentialEventFunction', {
       config: props.config,
       decisionsTable: this.tables.decisions,
       keysTable: this.tables.keys,
+      approvalsTable: this.approvals.table,
       idempotencyTable: this.tables.idempotency,
       topic: this.alerts.topic,
       governedAccountId: props.governedAccountId,
@@ -73,6 +81,14 @@ export class KeyguardStack extends Stack {
     new CfnOutput(this, 'KeysTableName', {
       description: 'Current state of every Bedrock key seen',
       value: this.tables.keys.tableName,
+    });
+    new CfnOutput(this, 'ApprovalsTableName', {
+      description: 'Approvals and reviews (keyguard approve / review; KEYGUARD_APPROVALS_TABLE)',
+      value: this.approvals.table.tableName,
+    });
+    new CfnOutput(this, 'ApproverRoleArn', {
+      description: 'Role to assume to run keyguard approve / review / approvals revoke',
+      value: this.approvals.approverRole.roleArn,
     });
     new CfnOutput(this, 'OwnerNoticeTopicArn', {
       description: 'SNS topic of owner notices (attributes: owner, severity, action)',

@@ -21,6 +21,8 @@ export interface CredentialEventFunctionProps {
   readonly decisionsTable: dynamodb.ITable;
   /** Current state per key. */
   readonly keysTable: dynamodb.ITable;
+  /** Approvals and reviews, written by approvers: the function may only read them (GetItem, Query). */
+  readonly approvalsTable: dynamodb.ITable;
   /** Powertools idempotency persistence. */
   readonly idempotencyTable: dynamodb.ITable;
   /** Owner-notice topic. */
@@ -68,6 +70,7 @@ export class CredentialEventFunction extends Construct {
       environment: {
         DECISIONS_TABLE_NAME: props.decisionsTable.tableName,
         KEYS_TABLE_NAME: props.keysTable.tableName,
+        APPROVALS_TABLE_NAME: props.approvalsTable.tableName,
         IDEMPOTENCY_TABLE_NAME: props.idempotencyTable.tableName,
         TOPIC_ARN: props.topic.topicArn,
         GOVERNED_ACCOUNT_ID: account,
@@ -126,6 +129,8 @@ export class CredentialEventFunction extends Construct {
       'dynamodb:PutItem',
     ]);
     this.grantItemActions(props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    // Read-only: only approvers write approvals (the table's resource policy denies everyone else anyway).
+    this.grantItemActions(props.approvalsTable, 'ApprovalsReadOnly', ['dynamodb:GetItem', 'dynamodb:Query']);
     this.grantItemActions(props.idempotencyTable, 'IdempotencyRecords', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',

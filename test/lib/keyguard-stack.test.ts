@@ -1,6 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { approvalsTableDefinition } from '../../lambda/adapters/approvals-store';
 import { CONFIG_ENV, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from '../../lib/keyguard-stack';
 import {
@@ -41,7 +42,7 @@ function logicalIdOf(type: string, pathFragment: string): string {
 
 /** Every statement of every IAM policy attached to the function's role. */
 function roleStatements(): Statement[] {
-  const [roleId] = onlyResource(template, 'AWS::IAM::Role');
+  const roleId = logicalIdOf('AWS::IAM::Role', 'CredentialEventFunction');
   return Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
     .filter((p) => JSON.stringify(p.Properties.Roles).includes(roleId))
     .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
@@ -173,6 +174,7 @@ describe('CredentialEventFunction', () => {
     // Assess
     expect(Object.keys(env).sort()).toEqual(
       [
+        'APPROVALS_TABLE_NAME',
         'DECISIONS_TABLE_NAME',
         'GOVERNED_ACCOUNT_ID',
         'IDEMPOTENCY_TABLE_NAME',
@@ -302,9 +304,9 @@ describe('AuditTables', () => {
     });
   });
 
-  test('all: on-demand, point-in-time recovery, KMS encryption (AWS managed key)', () => {
+  test('all (and the approvals table): on-demand, point-in-time recovery, KMS encryption (AWS managed key)', () => {
     // Assess
-    expect(Object.keys(tables())).toHaveLength(3);
+    expect(Object.keys(tables())).toHaveLength(4);
     for (const t of Object.values(tables())) {
       expect(t.Properties).toMatchObject({
         BillingMode: 'PAY_PER_REQUEST',
@@ -399,6 +401,8 @@ describe('outputs', () => {
     const outputs = template.findOutputs('*');
     // Assess
     expect(Object.keys(outputs).sort()).toEqual([
+      'ApprovalsTableName',
+      'ApproverRoleArn',
       'DecisionsTableName',
       'EventDeadLetterQueueUrl',
       'EventFailureQueueUrl',
@@ -421,6 +425,7 @@ describe('IAM: the function role', () => {
         'dynamodb:DeleteItem',
         'dynamodb:GetItem',
         'dynamodb:PutItem',
+        'dynamodb:Query',
         'dynamodb:UpdateItem',
         'iam:ListServiceSpecificCredentials',
         'iam:ListUserTags',
@@ -483,8 +488,9 @@ describe('IAM: the function role', () => {
 
   test('has no managed policies', () => {
     // Assess
-    const [, role] = onlyResource(template, 'AWS::IAM::Role');
-    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
+    expect(roles).toHaveLength(2);
+    for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     expect(resourcesOf(template, 'AWS::IAM::ManagedPolicy')).toEqual({});
   });
 
@@ -514,13 +520,13 @@ describe('the whole stack', () => {
   test('has the expected resources', () => {
     // Assess
     template.resourceCountIs('AWS::Lambda::Function', 1);
-    template.resourceCountIs('AWS::DynamoDB::Table', 3);
+    template.resourceCountIs('AWS::DynamoDB::Table', 4);
     template.resourceCountIs('AWS::SQS::Queue', 3);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 2);
     template.resourceCountIs('AWS::Events::Rule', 1);
     template.resourceCountIs('AWS::KMS::Key', 4);
-    template.resourceCountIs('AWS::IAM::Role', 1);
+    template.resourceCountIs('AWS::IAM::Role', 2);
     template.resourceCountIs('AWS::Logs::LogGroup', 1);
   });
 
@@ -587,3 +593,200 @@ describe('organization mode seam', () => {
     expect(new AwsSolutionsChecks().validateScope(member).violations).toEqual([]);
   });
 });
+
+describe('Approvals', () => {
+  const APPROVER_USER = 'arn:aws:iam::111122223333:user/security/carol';
+  const APPROVER_ROLE = 'arn:aws:iam::111122223333:role/SecurityLead';
+  // A second synthesis with approvers named in config.
+  const withApprovers = build({
+    context: { config: writeConfig({ ...CONFIG_INPUT, approvers: [APPROVER_USER, APPROVER_ROLE] }) },
+  });
+  const approvalsId = (t: Template) =>
+    Object.keys(resourcesOf(t, 'AWS::DynamoDB::Table')).filter((id) => id.startsWith('ApprovalsTable'));
+  const roleId = (t: Template) =>
+    Object.keys(resourcesOf(t, 'AWS::IAM::Role')).filter((id) => id.startsWith('ApprovalsApproverRole'));
+  const tableOf = (t: Template) => {
+    const [id, ...more] = approvalsId(t);
+    if (!id || more.length > 0) throw new Error('expected one approvals table');
+    return {
+      id,
+      table: resourcesOf(t, 'AWS::DynamoDB::Table')[id] as {
+        Properties: Record<string, unknown>;
+        DeletionPolicy?: string;
+      },
+    };
+  };
+  const approverStatements = (t: Template): Statement[] => {
+    const [id] = roleId(t);
+    return Object.values(resourcesOf(t, 'AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${id}"`))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+  };
+
+  test("table: the adapter's schema (pk/sk, sparse byAccount index), on-demand, PITR, AWS managed KMS key, retained, protected", () => {
+    // Prepare
+    const { table } = tableOf(template);
+    const definition = approvalsTableDefinition('x');
+    // Assess
+    expect(table.Properties.KeySchema).toEqual(definition.KeySchema);
+    expect(table.Properties.AttributeDefinitions).toEqual(
+      expect.arrayContaining(definition.AttributeDefinitions ?? []),
+    );
+    expect(table.Properties.GlobalSecondaryIndexes).toEqual(definition.GlobalSecondaryIndexes);
+    expect(table.Properties).toMatchObject({
+      BillingMode: 'PAY_PER_REQUEST',
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+      DeletionProtectionEnabled: true,
+    });
+    expect((table.Properties.SSESpecification as Record<string, unknown>).KMSMasterKeyId).toBeUndefined();
+    expect(table.DeletionPolicy).toBe('Retain');
+  });
+
+  test('resource policy: item writes denied to all but the approver role and config approvers; deletes denied to all; nothing table-level', () => {
+    // Prepare
+    const { table } = tableOf(withApprovers.template);
+    const [approverRoleId] = roleId(withApprovers.template);
+    const policy = (table.Properties.ResourcePolicy as { PolicyDocument: { Statement: Statement[] } })
+      .PolicyDocument;
+    // Assess
+    expect(policy.Statement).toEqual([
+      {
+        Sid: 'OnlyApproversWriteApprovals',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: [
+          'dynamodb:PutItem',
+          'dynamodb:UpdateItem',
+          'dynamodb:PartiQLInsert',
+          'dynamodb:PartiQLUpdate',
+        ],
+        Resource: '*',
+        Condition: {
+          ArnNotEquals: {
+            'aws:PrincipalArn': [{ 'Fn::GetAtt': [approverRoleId, 'Arn'] }, APPROVER_USER, APPROVER_ROLE],
+          },
+        },
+      },
+      {
+        Sid: 'NobodyDeletesApprovals',
+        Effect: 'Deny',
+        Principal: { AWS: '*' },
+        Action: ['dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:PartiQLDelete'],
+        Resource: '*',
+      },
+    ]);
+    // CloudFormation keeps managing the table: no table-level action is denied.
+    const denied = policy.Statement.flatMap(actionsOf);
+    expect(denied.filter((a) => /Table|ResourcePolicy|Describe|\*/.test(a))).toEqual([]);
+  });
+
+  test('resource policy without config approvers allows only the approver role to write', () => {
+    const { table } = tableOf(template);
+    const [approverRoleId] = roleId(template);
+    const [writes] = (table.Properties.ResourcePolicy as { PolicyDocument: { Statement: Statement[] } })
+      .PolicyDocument.Statement;
+    expect(writes?.Condition).toEqual({
+      ArnNotEquals: { 'aws:PrincipalArn': [{ 'Fn::GetAtt': [approverRoleId, 'Arn'] }] },
+    });
+  });
+
+  test('approver role: exactly PutItem/UpdateItem/GetItem/Query on approvals (and Query on its index), GetItem on keys, PutItem on decisions', () => {
+    // Prepare
+    const { id: approvalsTableId } = tableOf(template);
+    const keysId = logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesKeys');
+    const decisionsId = logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions');
+    // Act
+    const grants = approverStatements(template).map((s) => ({
+      effect: s.Effect,
+      actions: actionsOf(s).sort(),
+      resource: s.Resource,
+    }));
+    // Assess
+    expect(grants).toEqual([
+      {
+        effect: 'Allow',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
+        resource: { 'Fn::GetAtt': [approvalsTableId, 'Arn'] },
+      },
+      {
+        effect: 'Allow',
+        actions: ['dynamodb:Query'],
+        resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [approvalsTableId, 'Arn'] }, '/index/byAccount']] },
+      },
+      { effect: 'Allow', actions: ['dynamodb:GetItem'], resource: { 'Fn::GetAtt': [keysId, 'Arn'] } },
+      { effect: 'Allow', actions: ['dynamodb:PutItem'], resource: { 'Fn::GetAtt': [decisionsId, 'Arn'] } },
+    ]);
+    const [, role] = onlyOf(resourcesOf(template, 'AWS::IAM::Role'), roleId(template));
+    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+
+  test('approver role is assumable by the account, or only by the configured approvers', () => {
+    // Prepare
+    const trust = (t: Template) =>
+      (
+        onlyOf(resourcesOf(t, 'AWS::IAM::Role'), roleId(t))[1].Properties.AssumeRolePolicyDocument as {
+          Statement: Statement[];
+        }
+      ).Statement;
+    // Assess
+    expect(trust(template)).toEqual([
+      {
+        Effect: 'Allow',
+        Action: 'sts:AssumeRole',
+        Principal: {
+          AWS: {
+            'Fn::Join': [
+              '',
+              ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':root'],
+            ],
+          },
+        },
+      },
+    ]);
+    expect(trust(withApprovers.template)).toEqual([
+      { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: APPROVER_USER } },
+      { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: APPROVER_ROLE } },
+    ]);
+  });
+
+  test('the function may only read approvals (GetItem, Query on the table), and gets the table name', () => {
+    // Prepare
+    const { id: approvalsTableId } = tableOf(template);
+    const [approverRoleId] = roleId(template);
+    const [, fn] = onlyResource(template, 'AWS::Lambda::Function');
+    // Act: every statement of every role other than the approver role that touches the approvals table
+    const others = Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
+      .filter((p) => !JSON.stringify(p.Properties.Roles).includes(`"${approverRoleId}"`))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+      .filter((s) => JSON.stringify(s.Resource).includes(`"${approvalsTableId}"`));
+    // Assess
+    expect(others.flatMap(actionsOf).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    expect(
+      roleStatements().filter((s) => JSON.stringify(s.Resource).includes(`"${approvalsTableId}"`)),
+    ).toHaveLength(1);
+    expect(
+      (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.APPROVALS_TABLE_NAME,
+    ).toEqual({
+      Ref: approvalsTableId,
+    });
+  });
+
+  test('outputs name the approvals table and the approver role', () => {
+    const outputs = template.findOutputs('*');
+    expect(outputs.ApprovalsTableName?.Value).toEqual({ Ref: tableOf(template).id });
+    expect(outputs.ApproverRoleArn?.Value).toEqual({ 'Fn::GetAtt': [roleId(template)[0], 'Arn'] });
+  });
+
+  test('with config approvers the stack is still cdk-nag clean', () => {
+    expect(new AwsSolutionsChecks().validateScope(withApprovers.stack).violations).toEqual([]);
+  });
+});
+
+/** The one entry of `resources` whose id is in `ids` (fails the test otherwise). */
+function onlyOf<T>(resources: Record<string, T>, ids: string[]): [string, T] {
+  const [id, ...more] = ids;
+  const r = id === undefined ? undefined : resources[id];
+  if (!id || r === undefined || more.length > 0) throw new Error(`expected exactly one of ${ids.join(', ')}`);
+  return [id, r];
+}
