@@ -96,12 +96,52 @@ export class CredentialEventFunction extends Construct {
       resource: 'user',
       resourceName: '*',
     });
+    // A key user's facts (BROAD_PERMISSIONS, USER_HAS_OTHER_CREDENTIALS): its policies, directly and through
+    // its groups, and its other credentials. Read-only; the groups and customer-managed policies are whichever
+    // the key's user happens to hold, so they are not known in advance either. AWS managed policies
+    // (arn:aws:iam::aws:policy/...) are recognised by ARN and never read, so only this account's policies are.
+    const anyGroup = stack.formatArn({
+      service: 'iam',
+      region: '',
+      account,
+      resource: 'group',
+      resourceName: '*',
+    });
+    const anyPolicy = stack.formatArn({
+      service: 'iam',
+      region: '',
+      account,
+      resource: 'policy',
+      resourceName: '*',
+    });
     const policy = new iam.Policy(this, 'IamAccess', {
       statements: [
         new iam.PolicyStatement({
           sid: 'ReadKeysAndOwnerTags',
           actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
           resources: [anyUser],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadKeyUserPoliciesAndCredentials',
+          actions: [
+            'iam:ListAttachedUserPolicies',
+            'iam:ListUserPolicies',
+            'iam:GetUserPolicy',
+            'iam:ListGroupsForUser',
+            'iam:ListAccessKeys',
+            'iam:GetLoginProfile',
+          ],
+          resources: [anyUser],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadKeyUserGroupPolicies',
+          actions: ['iam:ListAttachedGroupPolicies', 'iam:ListGroupPolicies', 'iam:GetGroupPolicy'],
+          resources: [anyGroup],
+        }),
+        new iam.PolicyStatement({
+          sid: 'ReadCustomerManagedPolicies',
+          actions: ['iam:GetPolicy', 'iam:GetPolicyVersion'],
+          resources: [anyPolicy],
         }),
         new iam.PolicyStatement({
           sid: 'DeactivateBedrockKeysOnly',
@@ -117,8 +157,23 @@ export class CredentialEventFunction extends Construct {
       reason:
         'IAM offers no resource narrower than user/* for "any user that may hold a Bedrock API key" (keys can ' +
         'be created on any user; ListServiceSpecificCredentials with AllUsers=true is authorized on user/*). ' +
-        'The actions are two reads and UpdateServiceSpecificCredential, which is condition-scoped to ' +
+        "The actions are reads (keys, tags, the user's policies, access key metadata and login profile: no " +
+        'secret is ever returned by them) and UpdateServiceSpecificCredential, which is condition-scoped to ' +
         'iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; no create/delete/reset action is granted.',
+    });
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyGroup)}]`,
+      reason:
+        'Read-only (ListAttachedGroupPolicies, ListGroupPolicies, GetGroupPolicy): a key user may be in any group ' +
+        'of the account, and IAM authorizes these actions on the group resource (group*), so the groups a key ' +
+        "user belongs to cannot be named in advance. Only this account's groups are covered.",
+    });
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyPolicy)}]`,
+      reason:
+        "Read-only (GetPolicy, GetPolicyVersion) on this account's customer-managed policies: any of them may be " +
+        'attached to a key user, and IAM authorizes these actions on the policy resource (policy*). AWS managed ' +
+        'policies are recognised by ARN and never read, so no arn:aws:iam::aws:policy/* grant is needed.',
     });
 
     // --- DynamoDB: item-level actions on the tables only --------------------------------------------------------

@@ -17,9 +17,24 @@ export const CREDENTIAL_CHANGE_EVENTS = [
 ] as const;
 
 /**
- * The exact EventBridge pattern: successful IAM calls that create a Bedrock key, or that change any
- * service-specific credential / user tags. Update/Reset/Delete carry only the credential id, not the service
- * name, so they cannot be narrowed to Bedrock here: the function re-reads the key and ignores other services.
+ * IAM events that give a user more access: another credential (an escalation path beside a Bedrock key) or
+ * more permissions. The function re-evaluates the user's Bedrock keys and ignores users that have none.
+ * `UpdateAccessKey` is matched separately, only when it activates a key.
+ */
+export const USER_ACCESS_EVENTS = [
+  'CreateAccessKey',
+  'CreateLoginProfile',
+  'AttachUserPolicy',
+  'PutUserPolicy',
+  'AddUserToGroup',
+] as const;
+
+/**
+ * The exact EventBridge pattern: successful IAM calls that create a Bedrock key, that change any
+ * service-specific credential / user tags, or that give a user more access. Update/Reset/Delete carry only the
+ * credential id, not the service name, so they cannot be narrowed to Bedrock here: the function re-reads the
+ * key and ignores other services. Access events cannot be narrowed to key users either (the pattern cannot
+ * know who holds keys): the function ignores users without Bedrock keys.
  */
 export const CREDENTIAL_EVENT_PATTERN = {
   source: ['aws.iam'],
@@ -33,6 +48,8 @@ export const CREDENTIAL_EVENT_PATTERN = {
         requestParameters: { serviceName: ['bedrock.amazonaws.com'] },
       },
       { eventName: [...CREDENTIAL_CHANGE_EVENTS] },
+      { eventName: [...USER_ACCESS_EVENTS] },
+      { eventName: ['UpdateAccessKey'], requestParameters: { status: ['Active'] } },
     ],
   },
 };
@@ -69,7 +86,8 @@ export class CredentialEventRule extends Construct {
     this.deadLetterQueue = props.deadLetterQueue ?? new FailureQueue(this, 'DeadLetterQueue').queue;
 
     this.rule = new events.Rule(this, 'Rule', {
-      description: 'Bedrock API key (IAM service-specific credential) changes, from CloudTrail',
+      description:
+        'Bedrock API key (IAM service-specific credential) and key-user access changes, from CloudTrail',
       eventBus: props.eventBus,
       eventPattern: {
         source: CREDENTIAL_EVENT_PATTERN.source,

@@ -97,6 +97,16 @@ describe('CredentialEventRule', () => {
               'UntagUser',
             ],
           },
+          {
+            eventName: [
+              'CreateAccessKey',
+              'CreateLoginProfile',
+              'AttachUserPolicy',
+              'PutUserPolicy',
+              'AddUserToGroup',
+            ],
+          },
+          { eventName: ['UpdateAccessKey'], requestParameters: { status: ['Active'] } },
         ],
       },
     });
@@ -427,7 +437,18 @@ describe('IAM: the function role', () => {
         'dynamodb:PutItem',
         'dynamodb:Query',
         'dynamodb:UpdateItem',
+        'iam:GetGroupPolicy',
+        'iam:GetLoginProfile',
+        'iam:GetPolicy',
+        'iam:GetPolicyVersion',
+        'iam:GetUserPolicy',
+        'iam:ListAccessKeys',
+        'iam:ListAttachedGroupPolicies',
+        'iam:ListAttachedUserPolicies',
+        'iam:ListGroupPolicies',
+        'iam:ListGroupsForUser',
         'iam:ListServiceSpecificCredentials',
+        'iam:ListUserPolicies',
         'iam:ListUserTags',
         'iam:UpdateServiceSpecificCredential',
         'kms:Decrypt',
@@ -456,6 +477,40 @@ describe('IAM: the function role', () => {
       'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':user/*']],
     });
     expect(read?.Condition).toBeUndefined();
+  });
+
+  test("reads a key user's policies, groups and other credentials, on this account's users, groups and policies only", () => {
+    // Prepare
+    const arn = (resource: string) => ({
+      'Fn::Join': [
+        '',
+        ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, `:${resource}/*`],
+      ],
+    });
+    const statement = (action: string) => roleStatements().filter((s) => actionsOf(s).includes(action));
+    // Act
+    const [user] = statement('iam:ListAccessKeys');
+    const [group] = statement('iam:GetGroupPolicy');
+    const [policy] = statement('iam:GetPolicyVersion');
+    // Assess
+    expect(user && actionsOf(user).sort()).toEqual([
+      'iam:GetLoginProfile',
+      'iam:GetUserPolicy',
+      'iam:ListAccessKeys',
+      'iam:ListAttachedUserPolicies',
+      'iam:ListGroupsForUser',
+      'iam:ListUserPolicies',
+    ]);
+    expect(user?.Resource).toEqual(arn('user'));
+    expect(group && actionsOf(group).sort()).toEqual([
+      'iam:GetGroupPolicy',
+      'iam:ListAttachedGroupPolicies',
+      'iam:ListGroupPolicies',
+    ]);
+    expect(group?.Resource).toEqual(arn('group'));
+    expect(policy && actionsOf(policy).sort()).toEqual(['iam:GetPolicy', 'iam:GetPolicyVersion']);
+    expect(policy?.Resource).toEqual(arn('policy'));
+    for (const s of [user, group, policy]) expect(s?.Condition).toBeUndefined();
   });
 
   test('may change a service-specific credential only when it belongs to bedrock.amazonaws.com', () => {
@@ -556,6 +611,8 @@ describe('the whole stack', () => {
       [
         'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
         'AwsSolutions-IAM5[Action::kms:ReEncrypt*]',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*]',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*]',
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*]',
         'AwsSolutions-L1',
         'AwsSolutions-SQS3',
