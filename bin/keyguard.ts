@@ -8,6 +8,13 @@ import {
   runRevoke,
   TABLE_ENV,
 } from '../lambda/cli/approvals';
+import {
+  defaultInventoryDeps,
+  type InventoryDeps,
+  type InventoryOptions,
+  KEYS_TABLE_ENV,
+  runInventory,
+} from '../lambda/cli/inventory';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from '../lambda/cli/io';
 import { DEFAULT_STORE_DIR, runReplay } from '../lambda/cli/replay';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
@@ -66,6 +73,26 @@ function tableOptions(cmd: Command, which: ReadonlyArray<keyof typeof TABLE_ENV>
 
 const ALL_TABLES = ['approvalsTable', 'keysTable', 'decisionsTable'] as const;
 
+const INVENTORY_HELP = `
+AWS access: the standard AWS SDK credential and endpoint chain (AWS_PROFILE, SSO, environment variables,
+AWS_ENDPOINT_URL_*); the region defaults to us-east-1. Permissions needed: iam:ListServiceSpecificCredentials,
+iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, iam:GetCredentialReport, iam:ListUserTags,
+sts:GetCallerIdentity (and dynamodb:GetItem on the keys table when one is named).
+
+Without a keys table the last review is "unknown" and REVIEW_OVERDUE is not evaluated. A progress line is
+shown on stderr when it is a terminal.
+
+Exit codes:
+  0  the whole inventory was listed
+  1  unexpected failure
+  2  bad usage or config, no AWS credentials, access denied or another AWS error (reported on stderr)
+
+Examples:
+  $ AWS_PROFILE=security keyguard inventory
+  $ keyguard inventory --csv --keys-table BedrockKeyGuard-AuditTablesKeys-ABC123 > keys.csv
+  $ keyguard inventory --json | jq -c 'select(.violations | length > 0)'
+`;
+
 /**
  * Builds the program with its output going to `io`; commander never exits the process. `approvalsDeps` gives
  * the AWS clients of the approval commands (created only when one runs).
@@ -74,6 +101,7 @@ export function buildProgram(
   io: CliIO,
   setExitCode: (code: number) => void,
   approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
+  inventoryDeps: () => InventoryDeps = () => defaultInventoryDeps(),
 ): Command {
   const program = new Command()
     .name('keyguard')
@@ -195,6 +223,31 @@ export function buildProgram(
     .addHelpText('after', APPROVALS_HELP)
     .action(async (opts: Parameters<typeof runReview>[0]) => {
       setExitCode(await runReview(opts, io, approvalsDeps()));
+    });
+
+  program
+    .command('inventory')
+    .summary('list the Bedrock API keys of the live account and what the policy says about each (read-only)')
+    .description(
+      'List every Bedrock API key of the account your AWS credentials belong to, with owner, status, dates, ' +
+        'last review and violations, evaluated exactly as the sweep does. Read-only: nothing is changed in IAM, ' +
+        'nothing is recorded, no notice is sent.',
+    )
+    .option('--json', 'one key JSON object per line on stdout; the summary goes to stderr')
+    .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')
+    .option(
+      '-c, --config <file>',
+      `policy config file (default: ./${DEFAULT_CONFIG_FILE} if present, else the built-in defaults)`,
+    )
+    .addOption(
+      new Option(
+        '--keys-table <name>',
+        'keys table to read last reviews and known creators from (stack output KeysTableName)',
+      ).env(KEYS_TABLE_ENV),
+    )
+    .addHelpText('after', INVENTORY_HELP)
+    .action(async (opts: InventoryOptions) => {
+      setExitCode(await runInventory(opts, io, inventoryDeps()));
     });
 
   return program;

@@ -4,6 +4,8 @@
  */
 export interface TextSink {
   write(chunk: string): unknown;
+  /** True for a terminal (process streams set it): interactive extras such as progress go only there. */
+  isTTY?: boolean;
 }
 
 export interface CliIO {

@@ -1,0 +1,370 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IAMClient } from '@aws-sdk/client-iam';
+import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoAuditLog } from '../adapters/audit-store';
+import { IAM_REGION, SDK_MAX_ATTEMPTS } from '../adapters/clients';
+import { documentClient } from '../adapters/document-client';
+import { IamKeyDirectory } from '../adapters/iam';
+import {
+  AccountSnapshot,
+  CredentialReportUnavailableError,
+  listBedrockKeysPage,
+  type SnapshotOptions,
+} from '../adapters/iam-inventory';
+import { evaluate } from '../domain/evaluate';
+import type { KeyMetadata, KnownKey } from '../domain/pipeline';
+import { EMPTY_HISTORY, type Owner, topSeverity, type Violation } from '../domain/types';
+import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+import { renderTable } from './format';
+import { messageOf } from './inputs';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+
+/**
+ * `keyguard inventory`: every Bedrock key of the live account, read-only, through the same code as the sweep
+ * (`listBedrockKeysPage` pages of `ListServiceSpecificCredentials(AllUsers)`, the bulk `AccountSnapshot` of
+ * users' tags, policies and other credentials) and the same `evaluate()`. Nothing is written anywhere, nothing is
+ * enforced, no notice is sent: it shows what the policy says about each key now.
+ *
+ * AWS access goes through the standard SDK credential and endpoint chain (profiles, SSO, environment,
+ * `AWS_ENDPOINT_URL_*`). The IAM calls are reads; `GenerateCredentialReport` only (re)builds IAM's credential
+ * report, which IAM reuses for 4 hours. With a keys table (`--keys-table` or KEYGUARD_KEYS_TABLE) each key's
+ * record is read (GetItem) for its last review, known creator and history.
+ */
+
+/** Environment variable naming the keys table (the stack output KeysTableName). */
+export const KEYS_TABLE_ENV = 'KEYGUARD_KEYS_TABLE';
+
+export interface InventoryOptions {
+  json?: boolean;
+  csv?: boolean;
+  /** Policy config file; default `keyguard.config.json` in cwd when present, else the built-in defaults. */
+  config?: string;
+  /** Keys table to read last reviews from; default KEYGUARD_KEYS_TABLE, else none ("unknown"). */
+  keysTable?: string;
+}
+
+/** AWS access, injected so that tests can use mocked clients and an embedded DynamoDB. */
+export interface InventoryDeps {
+  iam: IAMClient;
+  sts: STSClient;
+  /** Read only when a keys table is named. */
+  doc: DynamoDBDocumentClient;
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+  snapshot?: SnapshotOptions;
+}
+
+/** Clients through the standard SDK credential and endpoint chain; IAM's region defaults to us-east-1. */
+export function defaultInventoryDeps(env: NodeJS.ProcessEnv = process.env): InventoryDeps {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || IAM_REGION;
+  const retry = { maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' as const };
+  return {
+    iam: new IAMClient({ region, ...retry }),
+    sts: new STSClient({ region, ...retry }),
+    doc: documentClient(new DynamoDBClient({ region, ...retry })),
+    env,
+  };
+}
+
+/** One key as the inventory shows it (the `--json` line). */
+export interface InventoryRow {
+  accountId: string;
+  userName: string;
+  keyId: string;
+  owner: Owner;
+  status: KeyMetadata['status'];
+  createdAt: string | null;
+  expiresAt: string | null;
+  neverExpires: boolean;
+  /** ISO time of the last review; null when the keys table has none; "unknown" without a keys table. */
+  lastReviewAt: string | null | 'unknown';
+  violations: Violation[];
+}
+
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Keys-table reads per page run this many at a time. */
+const KEY_READS_IN_FLIGHT = 16;
+
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i] as T);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+/** A spreadsheet must not run a formula from a tag value: such fields get a leading apostrophe. */
+const FORMULA_START = /^[=+\-@\t\r]/;
+
+/** One RFC 4180 field: quoted when it holds a comma, a quote or a line break; quotes doubled. */
+export function csvField(value: string): string {
+  const safe = FORMULA_START.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+export const CSV_HEADER = [
+  'account_id',
+  'user_name',
+  'key_id',
+  'owner',
+  'owner_source',
+  'status',
+  'created_at',
+  'expires_at',
+  'never_expires',
+  'last_review_at',
+  'top_severity',
+  'violations',
+] as const;
+
+/** RFC 4180 records end in CRLF. */
+function csvLine(fields: readonly string[]): string {
+  return `${fields.map(csvField).join(',')}\r\n`;
+}
+
+function csvRow(r: InventoryRow): string {
+  return csvLine([
+    r.accountId,
+    r.userName,
+    r.keyId,
+    r.owner.value ?? '',
+    r.owner.source,
+    r.status,
+    r.createdAt ?? '',
+    r.neverExpires ? 'never' : (r.expiresAt ?? ''),
+    String(r.neverExpires),
+    r.lastReviewAt ?? '',
+    topSeverity(r.violations),
+    r.violations.map((v) => v.code).join(';'),
+  ]);
+}
+
+function day(iso: string | null): string {
+  return iso ? iso.slice(0, 10) : '-';
+}
+
+function inventoryTable(rows: readonly InventoryRow[]): string {
+  const header = [
+    'ACCOUNT',
+    'USER',
+    'KEY ID',
+    'OWNER (SOURCE)',
+    'STATUS',
+    'CREATED',
+    'EXPIRES',
+    'LAST REVIEW',
+    'VIOLATIONS',
+  ];
+  const body = rows.map((r) => [
+    r.accountId,
+    r.userName,
+    r.keyId,
+    `${r.owner.value ?? '(none)'} (${r.owner.source})`,
+    r.status,
+    day(r.createdAt),
+    r.neverExpires ? 'never' : day(r.expiresAt),
+    r.lastReviewAt === 'unknown' ? 'unknown' : r.lastReviewAt === null ? 'never' : day(r.lastReviewAt),
+    r.violations.length > 0 ? r.violations.map((v) => v.code).join(',') : '-',
+  ]);
+  return renderTable(header, body);
+}
+
+/** Progress on a terminal only: one line, rewritten in place, cleared at the end. */
+class Progress {
+  private shown = false;
+  constructor(private readonly io: CliIO) {}
+  update(pages: number, keys: number): void {
+    if (!this.io.stderr.isTTY) return;
+    this.io.stderr.write(`\r\x1b[Kinventory: ${pages} page(s) fetched, ${keys} key(s) evaluated`);
+    this.shown = true;
+  }
+  done(): void {
+    if (this.shown) this.io.stderr.write('\r\x1b[K');
+    this.shown = false;
+  }
+}
+
+const NO_CREDENTIALS = new Set(['CredentialsProviderError', 'ProviderError', 'TokenProviderError']);
+const REJECTED_CREDENTIALS = new Set([
+  'ExpiredToken',
+  'ExpiredTokenException',
+  'InvalidClientTokenId',
+  'UnrecognizedClientException',
+  'SignatureDoesNotMatch',
+  'IncompleteSignature',
+]);
+const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation']);
+
+/** A clear sentence for what stopped the inventory in AWS, or null when it is not an AWS access problem. */
+function awsProblem(err: unknown): string | null {
+  const name = (err as { name?: unknown } | null)?.name;
+  const message = messageOf(err);
+  if (typeof name !== 'string') return null;
+  if (NO_CREDENTIALS.has(name) || /could not load credentials/i.test(message)) {
+    return (
+      `no AWS credentials found (${message}). Configure them as for the AWS CLI: a profile ` +
+      '(AWS_PROFILE), SSO (aws sso login), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY'
+    );
+  }
+  if (REJECTED_CREDENTIALS.has(name)) return `AWS rejected the credentials (${name}: ${message})`;
+  if (DENIED.has(name)) {
+    return (
+      `access denied (${message}). The inventory needs iam:ListServiceSpecificCredentials, ` +
+      'iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, iam:GetCredentialReport, ' +
+      'iam:ListUserTags, sts:GetCallerIdentity, and dynamodb:GetItem on the keys table if one is named'
+    );
+  }
+  if (err instanceof CredentialReportUnavailableError) return message;
+  if ((err as { $metadata?: unknown }).$metadata !== undefined) return `AWS error ${name}: ${message}`;
+  return null;
+}
+
+interface Listing {
+  rows: InventoryRow[];
+  /** REVIEW_OVERDUE was left out: without the keys table the last review is unknown. */
+  reviewsUnknown: boolean;
+}
+
+/** Runs `keyguard inventory`; returns the exit code. Never calls process.exit. */
+export async function runInventory(opts: InventoryOptions, io: CliIO, deps: InventoryDeps): Promise<number> {
+  const progress = new Progress(io);
+  try {
+    if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
+    let config: Config;
+    try {
+      config = loadConfig(opts.config, io.cwd).config;
+    } catch (err) {
+      if (err instanceof ConfigError) throw new UsageError(err.message);
+      throw err;
+    }
+    const keysTable = opts.keysTable || (deps.env ?? process.env)[KEYS_TABLE_ENV] || null;
+    const { rows, reviewsUnknown } = await listKeys(opts, config, keysTable, io, deps, progress);
+    progress.done();
+
+    const withViolations = rows.filter((r) => r.violations.length > 0).length;
+    const lines = [
+      `Keys: ${rows.length} (${withViolations} with violations). Read-only: nothing was changed, recorded or sent.`,
+    ];
+    if (reviewsUnknown) {
+      lines.push(
+        `Last reviews are unknown without the keys table (--keys-table or ${KEYS_TABLE_ENV}): REVIEW_OVERDUE is not shown.`,
+      );
+    }
+    const summary = `${lines.join('\n')}\n`;
+    if (opts.json || opts.csv) {
+      io.stderr.write(summary);
+    } else {
+      if (rows.length > 0) io.stdout.write(`${inventoryTable(rows)}\n\n`);
+      else io.stdout.write('No Bedrock API keys in this account.\n\n');
+      io.stdout.write(summary);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    progress.done();
+    if (err instanceof UsageError) {
+      io.stderr.write(`keyguard: ${err.message}\n`);
+      return EXIT_INPUT;
+    }
+    const aws = awsProblem(err);
+    if (aws) {
+      problem(io, 'inventory', aws);
+      return EXIT_INPUT;
+    }
+    problem(io, 'inventory failed', messageOf(err));
+    return EXIT_FAILURE;
+  }
+}
+
+/** Lists and evaluates every key, printing each as it goes for --json/--csv; returns every row. */
+async function listKeys(
+  opts: InventoryOptions,
+  config: Config,
+  keysTable: string | null,
+  io: CliIO,
+  deps: InventoryDeps,
+  progress: Progress,
+): Promise<Listing> {
+  const now = (deps.now ?? (() => new Date()))();
+  const version = policyVersion(config);
+  const caller = await deps.sts.send(new GetCallerIdentityCommand({}));
+  const accountId = caller.Account;
+  if (!accountId) throw new Error('STS GetCallerIdentity returned no account');
+  const directory = new IamKeyDirectory(() => deps.iam);
+  // Only getKnownKey (GetItem on the keys table) is ever called: the decisions table is never touched.
+  const known = keysTable ? new DynamoAuditLog(deps.doc, { decisionsTable: '', keysTable }) : null;
+
+  if (opts.csv) io.stdout.write(csvLine(CSV_HEADER));
+  // The snapshot (authorization details, credential report) loads while the first key page is fetched.
+  const snapshotLoading = AccountSnapshot.load(deps.iam, accountId, deps.snapshot);
+  snapshotLoading.catch(() => undefined);
+  const rows: InventoryRow[] = [];
+  let pages = 0;
+  let marker: string | null = null;
+  progress.update(0, 0);
+  do {
+    const page = await listBedrockKeysPage(deps.iam, marker);
+    pages += 1;
+    progress.update(pages, rows.length);
+    const snapshot = await snapshotLoading;
+    const records = await mapLimit(page.keys, KEY_READS_IN_FLIGHT, (k) =>
+      known ? known.getKnownKey(accountId, k.keyId) : Promise.resolve<KnownKey | null>(null),
+    );
+    for (const [i, meta] of page.keys.entries()) {
+      const record = records[i] ?? null;
+      const userTags =
+        snapshot.userTags(accountId, meta.userName) ??
+        (await directory.getUserTags(accountId, meta.userName));
+      const facts = await snapshot.userFacts(accountId, meta.userName);
+      const history = record?.history ?? EMPTY_HISTORY;
+      const d = evaluate(
+        {
+          ...meta,
+          accountId,
+          userTags,
+          creator: record?.creator ?? null,
+          permissions: facts.permissions,
+          otherCredentials: facts.otherCredentials,
+        },
+        {
+          config,
+          policyVersion: version,
+          now,
+          trigger: { kind: 'sweep' },
+          decisionId: `${now.toISOString()}/inventory/${meta.keyId}`,
+          history,
+        },
+      );
+      const row: InventoryRow = {
+        accountId,
+        userName: meta.userName,
+        keyId: meta.keyId,
+        owner: d.owner,
+        status: meta.status,
+        createdAt: meta.createdAt,
+        expiresAt: meta.expiresAt,
+        neverExpires: d.neverExpires,
+        lastReviewAt: known ? (history.lastReviewAt ?? null) : 'unknown',
+        // Without the keys table the last review is unknown: "overdue" would only be a guess.
+        violations: known ? d.violations : d.violations.filter((v) => v.code !== 'REVIEW_OVERDUE'),
+      };
+      rows.push(row);
+      if (opts.json) io.stdout.write(`${JSON.stringify(row)}\n`);
+      else if (opts.csv) io.stdout.write(csvRow(row));
+    }
+    progress.update(pages, rows.length);
+    marker = page.nextMarker;
+  } while (marker);
+  return { rows, reviewsUnknown: known === null };
+}
