@@ -164,7 +164,10 @@ export function parseUntil(value: string, now: Date, maxApprovalDays: number): s
   return until.toISOString();
 }
 
-/** `--covers NEVER_EXPIRES,EXCEEDS_MAX_AGE`: known codes only (listed when one is not); omitted = every code. */
+/**
+ * `--covers NEVER_EXPIRES,EXCEEDS_MAX_AGE`: known codes only (listed when one is not); omitted = every code
+ * except LEAKED, which an approval covers only when it names it (see coversViolation).
+ */
 export function parseCovers(value: string | undefined): ViolationCode[] | 'ALL' {
   if (value === undefined) return 'ALL';
   const codes = value
@@ -270,7 +273,7 @@ function auditDecision(
 }
 
 function coversText(covers: ViolationCode[] | 'ALL'): string {
-  return covers === 'ALL' ? 'every violation code' : covers.join(', ');
+  return covers === 'ALL' ? 'every violation code except LEAKED' : covers.join(', ');
 }
 
 function refuseSelf(callerArn: string, known: KnownKey, what: string): void {

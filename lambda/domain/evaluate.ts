@@ -16,6 +16,7 @@ import {
   type Severity,
   type Trigger,
   type Violation,
+  type ViolationCode,
   type WaivedViolation,
 } from './types';
 
@@ -165,6 +166,14 @@ function accessViolations(key: KeySnapshot): Violation[] {
   return out;
 }
 
+/**
+ * Whether an approval covers a violation code. `ALL` covers every code except LEAKED: a leaked key must be
+ * replaced, so keeping it alive takes an approval that names the leak explicitly.
+ */
+export function coversViolation(a: Approval, code: ViolationCode): boolean {
+  return a.covers === 'ALL' ? code !== 'LEAKED' : a.covers.includes(code);
+}
+
 /** Splits violations into those acted on and those an active approval covers. */
 function applyApprovals(
   violations: Violation[],
@@ -175,7 +184,7 @@ function applyApprovals(
   const kept: Violation[] = [];
   const waived: WaivedViolation[] = [];
   for (const v of violations) {
-    const by = active.find((a) => a.covers === 'ALL' || a.covers.includes(v.code));
+    const by = active.find((a) => coversViolation(a, v.code));
     if (by) waived.push({ ...v, approvalId: by.approvalId });
     else kept.push(v);
   }

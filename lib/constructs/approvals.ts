@@ -55,15 +55,26 @@ export class Approvals extends Construct {
   constructor(scope: Construct, id: string, props: ApprovalsProps) {
     super(scope, id);
 
-    const assumedBy: iam.IPrincipal =
-      props.approvers.length > 0
-        ? new iam.CompositePrincipal(...props.approvers.map((arn) => new iam.ArnPrincipal(arn)))
-        : new iam.AccountRootPrincipal();
+    // The CLI identifies an approver through the role session's name (what it compares with a key's owner and
+    // creator to refuse self-approval), so the session name must not be the caller's choice: only an IAM user may
+    // assume the role, and only under its own user name. (Principals without a user name, such as IAM Identity
+    // Center sessions, are listed in `approvers` and write directly: their session name is set by AWS.)
+    const ownName = { StringEquals: { 'sts:RoleSessionName': '${aws:username}' } };
+    const [first, ...rest] = props.approvers;
     this.approverRole = new iam.Role(this, 'ApproverRole', {
-      assumedBy,
+      assumedBy: (first ? new iam.ArnPrincipal(first) : new iam.AccountRootPrincipal()).withConditions(ownName),
       description:
         'Bedrock Key Guard approvers: keyguard approve / review / approvals (write approvals, append audit decisions)',
     });
+    for (const arn of rest) {
+      this.approverRole.assumeRolePolicy?.addStatements(
+        new iam.PolicyStatement({
+          actions: ['sts:AssumeRole'],
+          principals: [new iam.ArnPrincipal(arn)],
+          conditions: ownName,
+        }),
+      );
+    }
 
     const allowedWriters = [this.approverRole.roleArn, ...props.approvers];
     this.table = new dynamodb.Table(this, 'Table', {

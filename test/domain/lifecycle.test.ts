@@ -1,4 +1,4 @@
-import { type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
+import { coversViolation, type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
 import { planNotice } from '../../lambda/domain/staging';
 import {
   type Approval,
@@ -235,6 +235,16 @@ describe('approvals', () => {
 
     expect(d).toMatchObject({ action: 'ALLOW', violations: [] });
     expect(d.waived?.map((w) => w.code)).toEqual(['REACTIVATED_WITHOUT_APPROVAL', 'NEVER_EXPIRES']);
+  });
+
+  it('never lets a blanket approval cover a leak: LEAKED is waived only when named', () => {
+    const blanket = approval({ covers: 'ALL' });
+    const named = approval({ approvalId: 'ap-2', covers: ['LEAKED'] });
+
+    expect(coversViolation(blanket, 'LEAKED')).toBe(false);
+    expect(coversViolation(named, 'LEAKED')).toBe(true);
+    expect(coversViolation(blanket, 'NEVER_EXPIRES')).toBe(true);
+    expect(coversViolation(named, 'NEVER_EXPIRES')).toBe(false);
   });
 
   it.each([

@@ -778,7 +778,7 @@ describe('Approvals', () => {
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
-  test('approver role is assumable by the account, or only by the configured approvers', () => {
+  test('approver role is assumable by the account, or only by the configured approvers, and only under the caller\'s own IAM user name', () => {
     // Prepare
     const trust = (t: Template) =>
       (
@@ -787,10 +787,14 @@ describe('Approvals', () => {
         }
       ).Statement;
     // Assess
+    // The session name is what the self-approval check compares with a key's owner and creator: it must be the
+    // assuming IAM user's own name, never one the caller picks.
+    const ownName = { StringEquals: { 'sts:RoleSessionName': '${aws:username}' } };
     expect(trust(template)).toEqual([
       {
         Effect: 'Allow',
         Action: 'sts:AssumeRole',
+        Condition: ownName,
         Principal: {
           AWS: {
             'Fn::Join': [
@@ -802,8 +806,8 @@ describe('Approvals', () => {
       },
     ]);
     expect(trust(withApprovers.template)).toEqual([
-      { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: APPROVER_USER } },
-      { Effect: 'Allow', Action: 'sts:AssumeRole', Principal: { AWS: APPROVER_ROLE } },
+      { Effect: 'Allow', Action: 'sts:AssumeRole', Condition: ownName, Principal: { AWS: APPROVER_USER } },
+      { Effect: 'Allow', Action: 'sts:AssumeRole', Condition: ownName, Principal: { AWS: APPROVER_ROLE } },
     ]);
   });
 
