@@ -165,7 +165,10 @@ export function buildProgram(
         '--until <date>',
         'last day (YYYY-MM-DD, through its end UTC) or ISO timestamp with a zone; at most maxApprovalDays ahead',
       )
-      .option('--covers <codes>', 'comma-separated violation codes it waives (default: every code except LEAKED)')
+      .option(
+        '--covers <codes>',
+        'comma-separated violation codes it waives (default: every code except LEAKED)',
+      )
       .addOption(accountOption())
       .addOption(configOption()),
     ALL_TABLES,
