@@ -5,6 +5,7 @@ import { Approvals } from './constructs/approvals';
 import { AuditTables } from './constructs/audit-tables';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
+import { InventorySweep } from './constructs/inventory-sweep';
 import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
 import { OwnerAlerts } from './constructs/owner-alerts';
 
@@ -46,6 +47,7 @@ export class KeyguardStack extends Stack {
   public readonly approvals: Approvals;
   public readonly credentialEvents: CredentialEventFunction;
   public readonly credentialEventRule: CredentialEventRule;
+  public readonly sweep: InventorySweep;
 
   constructor(scope: Construct, id: string, props: KeyguardStackProps) {
     super(scope, id, { description: 'Bedrock Key Guard: governs Amazon Bedrock API keys', ...props });
@@ -71,6 +73,14 @@ export class KeyguardStack extends Stack {
     });
     this.credentialEventRule = new CredentialEventRule(this, 'CredentialEventRule', {
       target: this.credentialEvents.function,
+    });
+    this.sweep = new InventorySweep(this, 'InventorySweep', {
+      config: props.config,
+      decisionsTable: this.tables.decisions,
+      keysTable: this.tables.keys,
+      approvalsTable: this.approvals.table,
+      topic: this.alerts.topic,
+      governedAccountId: props.governedAccountId,
     });
 
     // What an operator needs after `cdk deploy`: where to read the audit and where failures wait.
@@ -103,12 +113,23 @@ export class KeyguardStack extends Stack {
       value: this.credentialEventRule.deadLetterQueue.queueUrl,
     });
 
-    Validations.of(this.credentialEvents.function).acknowledge({
-      id: 'AwsSolutions-L1',
-      reason:
-        `${KEYGUARD_RUNTIME.name} is deliberate: the bundle targets node22 and the toolchain and pinned ` +
-        'AWS SDK are verified on it; it is a supported Lambda runtime. Moving to nodejs24.x changes ' +
-        'KEYGUARD_RUNTIME and the bundle target together in keyguard-function.ts.',
+    new CfnOutput(this, 'SweepFunctionName', {
+      description: 'Inventory sweep function (invoke with {} to sweep now; logs show progress and counters)',
+      value: this.sweep.function.functionName,
     });
+    new CfnOutput(this, 'SweepFailureQueueUrl', {
+      description: 'Sweep invocations that failed after all retries, or that the schedules could not deliver',
+      value: this.sweep.failureQueue.queueUrl,
+    });
+
+    for (const fn of [this.credentialEvents.function, this.sweep.function]) {
+      Validations.of(fn).acknowledge({
+        id: 'AwsSolutions-L1',
+        reason:
+          `${KEYGUARD_RUNTIME.name} is deliberate: the bundle targets node22 and the toolchain and pinned ` +
+          'AWS SDK are verified on it; it is a supported Lambda runtime. Moving to nodejs24.x changes ' +
+          'KEYGUARD_RUNTIME and the bundle target together in keyguard-function.ts.',
+      });
+    }
   }
 }

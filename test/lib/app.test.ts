@@ -6,7 +6,7 @@ import { ConfigError, parseConfig, policyVersion } from '../../lambda/shared/con
 import { buildApp } from '../../lib/app';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { RegionError } from '../../lib/keyguard-stack';
-import { build, emptyDir, NO_BUNDLING, onlyResource, writeConfig } from './helpers';
+import { build, emptyDir, NO_BUNDLING, resourcesOf, writeConfig } from './helpers';
 
 function errorOf(act: () => unknown): Error {
   try {
@@ -18,7 +18,10 @@ function errorOf(act: () => unknown): Error {
 }
 
 function envOf(template: ReturnType<typeof build>['template']): Record<string, string> {
-  const [, fn] = onlyResource(template, 'AWS::Lambda::Function');
+  const fn = Object.entries(resourcesOf(template, 'AWS::Lambda::Function')).find(([id]) =>
+    id.startsWith('CredentialEventFunction'),
+  )?.[1];
+  if (!fn) throw new Error('no credential-event function in the template');
   return (fn.Properties.Environment as { Variables: Record<string, string> }).Variables;
 }
 

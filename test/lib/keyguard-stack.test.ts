@@ -40,6 +40,15 @@ function logicalIdOf(type: string, pathFragment: string): string {
   return ids[0] as string;
 }
 
+/** The credential-event function (the stack also has the inventory sweep's). */
+function credentialEventFunction(t: Template) {
+  const found = Object.entries(resourcesOf(t, 'AWS::Lambda::Function')).filter(([id]) =>
+    id.startsWith('CredentialEventFunction'),
+  );
+  if (found.length !== 1) throw new Error(`expected one credential-event function, found ${found.length}`);
+  return found[0] as (typeof found)[number];
+}
+
 /** Every statement of every IAM policy attached to the function's role. */
 function roleStatements(): Statement[] {
   const roleId = logicalIdOf('AWS::IAM::Role', 'CredentialEventFunction');
@@ -179,7 +188,7 @@ describe('CredentialEventFunction', () => {
 
   test('receives every environment variable the handler reads', () => {
     // Prepare
-    const [, fn] = onlyResource(template, 'AWS::Lambda::Function');
+    const [, fn] = credentialEventFunction(template);
     const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
     // Assess
     expect(Object.keys(env).sort()).toEqual(
@@ -233,7 +242,7 @@ describe('queues', () => {
     const queues = resourcesOf(template, 'AWS::SQS::Queue');
     const keys = resourcesOf(template, 'AWS::KMS::Key');
     // Assess
-    expect(Object.keys(queues)).toHaveLength(3);
+    expect(Object.keys(queues)).toHaveLength(4);
     for (const [queueId, queue] of Object.entries(queues)) {
       const keyRef = queue.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] };
       expect(keys[keyRef['Fn::GetAtt'][0]]?.Properties.EnableKeyRotation).toBe(true);
@@ -316,7 +325,7 @@ describe('AuditTables', () => {
 
   test('all (and the approvals table): on-demand, point-in-time recovery, KMS encryption (AWS managed key)', () => {
     // Assess
-    expect(Object.keys(tables())).toHaveLength(4);
+    expect(Object.keys(tables())).toHaveLength(5);
     for (const t of Object.values(tables())) {
       expect(t.Properties).toMatchObject({
         BillingMode: 'PAY_PER_REQUEST',
@@ -418,6 +427,8 @@ describe('outputs', () => {
       'EventFailureQueueUrl',
       'KeysTableName',
       'OwnerNoticeTopicArn',
+      'SweepFailureQueueUrl',
+      'SweepFunctionName',
     ]);
     expect(outputs.DecisionsTableName?.Value).toEqual({
       Ref: logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'),
@@ -526,7 +537,7 @@ describe('IAM: the function role', () => {
     });
   });
 
-  test('no statement anywhere grants iam:Create*, iam:Delete*, a `*` action or a `*` resource', () => {
+  test('no statement anywhere grants iam:Create*, iam:Delete*, a `*` action, or a `*` resource beyond the sweep’s account-level reads', () => {
     // Prepare
     const all = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).flatMap(
       (p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement,
@@ -538,13 +549,25 @@ describe('IAM: the function role', () => {
     expect(all.length).toBeGreaterThan(0);
     expect(actions.filter((a) => /^iam:(Create|Delete|Reset|Put|Attach|Tag|Untag|Pass)/.test(a))).toEqual([]);
     expect(actions.filter((a) => a === '*' || a.endsWith(':*'))).toEqual([]);
-    expect(resources.filter((r) => r === '*')).toEqual([]);
+    // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts).
+    expect(resources.filter((r) => r === '*')).toHaveLength(2);
+    expect(
+      all
+        .filter((s) => s.Effect === 'Allow' && resourcesOfStatement(s).includes('*'))
+        .flatMap(actionsOf)
+        .sort(),
+    ).toEqual([
+      'cloudtrail:LookupEvents',
+      'iam:GenerateCredentialReport',
+      'iam:GetAccountAuthorizationDetails',
+      'iam:GetCredentialReport',
+    ]);
   });
 
   test('has no managed policies', () => {
     // Assess
     const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
-    expect(roles).toHaveLength(2);
+    expect(roles).toHaveLength(4);
     for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     expect(resourcesOf(template, 'AWS::IAM::ManagedPolicy')).toEqual({});
   });
@@ -574,15 +597,16 @@ describe('IAM: the function role', () => {
 describe('the whole stack', () => {
   test('has the expected resources', () => {
     // Assess
-    template.resourceCountIs('AWS::Lambda::Function', 1);
-    template.resourceCountIs('AWS::DynamoDB::Table', 4);
-    template.resourceCountIs('AWS::SQS::Queue', 3);
+    template.resourceCountIs('AWS::Lambda::Function', 2);
+    template.resourceCountIs('AWS::DynamoDB::Table', 5);
+    template.resourceCountIs('AWS::SQS::Queue', 4);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 2);
     template.resourceCountIs('AWS::Events::Rule', 1);
-    template.resourceCountIs('AWS::KMS::Key', 4);
-    template.resourceCountIs('AWS::IAM::Role', 2);
-    template.resourceCountIs('AWS::Logs::LogGroup', 1);
+    template.resourceCountIs('AWS::KMS::Key', 5);
+    template.resourceCountIs('AWS::IAM::Role', 4);
+    template.resourceCountIs('AWS::Logs::LogGroup', 2);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 2);
   });
 
   test('passes the cdk-nag AwsSolutions pack with no unacknowledged finding', () => {
@@ -607,13 +631,16 @@ describe('the whole stack', () => {
       acknowledge.mockRestore();
     }
     // Assess
-    expect(report.violations.map((v) => v.ruleName).sort()).toEqual(
+    // One entry per finding kind (both functions have the runtime and the failure-queue findings).
+    expect([...new Set(report.violations.map((v) => v.ruleName))].sort()).toEqual(
       [
         'AwsSolutions-IAM5[Action::kms:GenerateDataKey*]',
         'AwsSolutions-IAM5[Action::kms:ReEncrypt*]',
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*]',
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*]',
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*]',
+        'AwsSolutions-IAM5[Resource::*]',
+        `AwsSolutions-IAM5[Resource::<${logicalIdOf('AWS::Lambda::Function', 'InventorySweep')}.Arn>:*]`,
         'AwsSolutions-L1',
         'AwsSolutions-SQS3',
       ].sort(),
@@ -643,7 +670,7 @@ describe('organization mode seam', () => {
         ]),
       },
     });
-    const [, fn] = onlyResource(t, 'AWS::Lambda::Function');
+    const [, fn] = credentialEventFunction(t);
     expect(
       (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.GOVERNED_ACCOUNT_ID,
     ).toBe('222222222222');
@@ -778,7 +805,7 @@ describe('Approvals', () => {
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
   });
 
-  test('approver role is assumable by the account, or only by the configured approvers, and only under the caller\'s own IAM user name', () => {
+  test("approver role is assumable by the account, or only by the configured approvers, and only under the caller's own IAM user name", () => {
     // Prepare
     const trust = (t: Template) =>
       (
@@ -815,14 +842,15 @@ describe('Approvals', () => {
     // Prepare
     const { id: approvalsTableId } = tableOf(template);
     const [approverRoleId] = roleId(template);
-    const [, fn] = onlyResource(template, 'AWS::Lambda::Function');
+    const [, fn] = credentialEventFunction(template);
     // Act: every statement of every role other than the approver role that touches the approvals table
     const others = Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
       .filter((p) => !JSON.stringify(p.Properties.Roles).includes(`"${approverRoleId}"`))
       .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
       .filter((s) => JSON.stringify(s.Resource).includes(`"${approvalsTableId}"`));
     // Assess
-    expect(others.flatMap(actionsOf).sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
+    // The credential-event function and the inventory sweep: each GetItem and Query only.
+    expect([...new Set(others.flatMap(actionsOf))].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
     expect(
       roleStatements().filter((s) => JSON.stringify(s.Resource).includes(`"${approvalsTableId}"`)),
     ).toHaveLength(1);
