@@ -6,6 +6,7 @@ import { runEvaluateBench } from './evaluate.bench';
 import { type BenchName, BenchUsageError, parseBenchOptions, USAGE } from './options';
 import { runReplayBench } from './replay.bench';
 import { renderSection, type Section } from './report';
+import { runSweepBench } from './sweep.bench';
 
 /**
  * `npm run bench`: runs the selected benchmarks one after another (never in parallel, so they do not compete
@@ -41,6 +42,7 @@ async function main(): Promise<number> {
     evaluate: () => runEvaluateBench(),
     replay: () => runReplayBench({ archiveMb: options.archiveMb, runs: options.replayRuns }),
     bundle: () => runBundleBench({ requireRuns: options.requireRuns }),
+    sweep: () => runSweepBench({ users: options.sweepUsers }),
   };
 
   process.stdout.write(`${machineInfo()}\n`);
