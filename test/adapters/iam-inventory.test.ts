@@ -452,13 +452,11 @@ describe('AccountSnapshot', () => {
   it('propagates other IAM errors (e.g. AccessDenied) instead of guessing', async () => {
     // Prepare
     mockReport();
-    iam
-      .on(GetAccountAuthorizationDetailsCommand)
-      .rejects(
-        Object.assign(new Error('not authorized to GetAccountAuthorizationDetails'), {
-          name: 'AccessDenied',
-        }),
-      );
+    iam.on(GetAccountAuthorizationDetailsCommand).rejects(
+      Object.assign(new Error('not authorized to GetAccountAuthorizationDetails'), {
+        name: 'AccessDenied',
+      }),
+    );
     // Act / Assess
     await expect(AccountSnapshot.load(client, ACCOUNT, { sleep: noSleep })).rejects.toThrow('not authorized');
   });
