@@ -479,11 +479,15 @@ export function createSweepHandler(rt: SweepRuntime) {
           };
       const staleBefore = new Date(now.getTime() - staleAfter).toISOString();
       if (!(await store.acquire(next, current, staleBefore))) {
-        logger.warn('another invocation is running this sweep; this one does nothing', {
+        const busy = {
           sweepId: current?.sweepId ?? null,
           holder: current?.holder ?? null,
           heartbeatAt: current?.heartbeatAt ?? null,
-        });
+        };
+        // Routine for the continuation tick while a long sweep runs; worth a warning for a scheduled start.
+        if (input.continue)
+          logger.info('another invocation is running this sweep; this one does nothing', busy);
+        else logger.warn('another invocation is running this sweep; this one does nothing', busy);
         metrics.addMetric('SweepLocked', MetricUnit.Count, 1);
         return {
           status: 'locked',
