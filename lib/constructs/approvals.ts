@@ -59,10 +59,13 @@ export class Approvals extends Construct {
     // creator to refuse self-approval), so the session name must not be the caller's choice: only an IAM user may
     // assume the role, and only under its own user name. (Principals without a user name, such as IAM Identity
     // Center sessions, are listed in `approvers` and write directly: their session name is set by AWS.)
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, resolved by IAM, not by JavaScript
     const ownName = { StringEquals: { 'sts:RoleSessionName': '${aws:username}' } };
     const [first, ...rest] = props.approvers;
     this.approverRole = new iam.Role(this, 'ApproverRole', {
-      assumedBy: (first ? new iam.ArnPrincipal(first) : new iam.AccountRootPrincipal()).withConditions(ownName),
+      assumedBy: (first ? new iam.ArnPrincipal(first) : new iam.AccountRootPrincipal()).withConditions(
+        ownName,
+      ),
       description:
         'Bedrock Key Guard approvers: keyguard approve / review / approvals (write approvals, append audit decisions)',
     });

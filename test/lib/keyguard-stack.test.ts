@@ -816,6 +816,7 @@ describe('Approvals', () => {
     // Assess
     // The session name is what the self-approval check compares with a key's owner and creator: it must be the
     // assuming IAM user's own name, never one the caller picks.
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, resolved by IAM, not by JavaScript
     const ownName = { StringEquals: { 'sts:RoleSessionName': '${aws:username}' } };
     expect(trust(template)).toEqual([
       {
