@@ -17,6 +17,11 @@ const tagKey = z
 
 const email = z.email('must be an email address');
 
+/** CloudWatch Logs group names: 1..512 characters of `a-zA-Z0-9_-/.#` (CreateLogGroup API reference). */
+const logGroupName = z
+  .string()
+  .regex(/^[\w\-/.#]{1,512}$/, 'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)');
+
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
   email,
@@ -80,6 +85,13 @@ export const ConfigSchema = z.strictObject({
       subscriptions: z.array(NotificationSubscriptionSchema).default([]),
     })
     .default({ subscriptions: [] }),
+  /** Log quarantine: CloudWatch Logs groups whose lines are scanned for Bedrock API keys (none by default). */
+  leakDetection: z
+    .strictObject({
+      /** Log group names (not ARNs), each given a subscription filter feeding the leak function. */
+      logGroups: z.array(logGroupName).max(50).default([]),
+    })
+    .default({ logGroups: [] }),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -212,10 +224,12 @@ function canonical(value: unknown): unknown {
 
 /**
  * A short, stable identifier of the effective policy: every decision records it, so an auditor
- * can tell which policy produced a decision. Subscriptions do not change decisions and are excluded.
+ * can tell which policy produced a decision. Subscriptions and the scanned log groups do not change decisions
+ * and are excluded.
  */
 export function policyVersion(config: Config): string {
-  const { notifications: _ignored, ...policy } = config;
+  // Which log groups are scanned does not change how a found key is decided either.
+  const { notifications: _ignored, leakDetection: _scanned, ...policy } = config;
   const digest = createHash('sha256')
     .update(JSON.stringify(canonical(policy)))
     .digest('hex');

@@ -46,6 +46,7 @@ describe('parseConfig: defaults', () => {
       fallbackOwner: null,
       allowLongTermKeys: true,
       notifications: { subscriptions: [] },
+      leakDetection: { logGroups: [] },
     });
   });
 
@@ -78,6 +79,7 @@ describe('parseConfig: defaults', () => {
           { email: 'ml-team@example.com', owners: ['ml-team@example.com', 'bob@example.com'] },
         ],
       },
+      leakDetection: { logGroups: ['/aws/lambda/chatbot', 'app/ci#build-logs'] },
     };
     // Act
     const config = parseConfig(input);
@@ -166,6 +168,7 @@ describe('parseConfig: errors name the source, the key, the bad value and what i
       'fallbackOwner',
       'allowLongTermKeys',
       'notifications',
+      'leakDetection',
     ]) {
       expect(message).toContain(key);
     }
@@ -461,5 +464,44 @@ describe('lifecycle settings (sweep, reminders, approvals)', () => {
     expect(config.sweep.schedule).toBe('cron(0 */6 * * ? *)');
     expect(parseConfig({ sweep: { schedule: 'rate(15 minutes)' } }).sweep.schedule).toBe('rate(15 minutes)');
     expect(config.approvers).toHaveLength(2);
+  });
+});
+
+describe('leakDetection (log quarantine)', () => {
+  it('scans no log group by default', () => {
+    const config = parseConfig({});
+
+    expect(config.leakDetection).toEqual({ logGroups: [] });
+    expect(parseConfig({ leakDetection: {} }).leakDetection.logGroups).toEqual([]);
+  });
+
+  it('accepts CloudWatch Logs group names', () => {
+    const logGroups = ['/aws/lambda/chatbot', 'ci.build_logs-2026', 'team#app/prod'];
+
+    expect(parseConfig({ leakDetection: { logGroups } }).leakDetection.logGroups).toEqual(logGroups);
+  });
+
+  it.each([
+    ['an ARN', 'arn:aws:logs:us-east-1:111122223333:log-group:/aws/lambda/x'],
+    ['a name with a space', 'my logs'],
+    ['an empty name', ''],
+    ['a name longer than 512 characters', 'a'.repeat(513)],
+  ])('rejects %s, naming the key', (_label, name) => {
+    const message = configErrorFor({ leakDetection: { logGroups: ['/aws/lambda/ok', name] } });
+
+    expect(message).toContain(`${SOURCE}: leakDetection.logGroups.1: got ${JSON.stringify(name)}`);
+    expect(message).toContain('must be a CloudWatch Logs group name');
+  });
+
+  it('rejects an unknown key under leakDetection and lists logGroups', () => {
+    const message = configErrorFor({ leakDetection: { logGroup: ['/aws/lambda/x'] } });
+
+    expect(message).toContain('leakDetection: unknown key(s) "logGroup"; allowed: logGroups');
+  });
+
+  it('does not change the policy version (the log groups scanned do not change decisions)', () => {
+    expect(policyVersion(parseConfig({ leakDetection: { logGroups: ['/aws/lambda/x'] } }))).toBe(
+      policyVersion(parseConfig({})),
+    );
   });
 });
