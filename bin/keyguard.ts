@@ -9,6 +9,7 @@ import {
   TABLE_ENV,
 } from '../lambda/cli/approvals';
 import {
+  APPROVALS_TABLE_ENV,
   defaultInventoryDeps,
   type InventoryDeps,
   type InventoryOptions,
@@ -247,6 +248,12 @@ export function buildProgram(
         '--keys-table <name>',
         'keys table to read last reviews and known creators from (stack output KeysTableName)',
       ).env(KEYS_TABLE_ENV),
+    )
+    .addOption(
+      new Option(
+        '--approvals-table <name>',
+        'approvals table: approved violations are shown as waived (stack output ApprovalsTableName)',
+      ).env(APPROVALS_TABLE_ENV),
     )
     .addHelpText('after', INVENTORY_HELP)
     .action(async (opts: InventoryOptions) => {

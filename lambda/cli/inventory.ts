@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { IAM_REGION, SDK_MAX_ATTEMPTS } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
@@ -14,7 +15,13 @@ import {
 } from '../adapters/iam-inventory';
 import { evaluate } from '../domain/evaluate';
 import type { KeyMetadata, KnownKey } from '../domain/pipeline';
-import { EMPTY_HISTORY, type Owner, topSeverity, type Violation } from '../domain/types';
+import {
+  EMPTY_HISTORY,
+  type Owner,
+  topSeverity,
+  type Violation,
+  type WaivedViolation,
+} from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
@@ -42,7 +49,11 @@ export interface InventoryOptions {
   config?: string;
   /** Keys table to read last reviews from; default KEYGUARD_KEYS_TABLE, else none ("unknown"). */
   keysTable?: string;
+  /** Approvals table: approved codes show as waived, and reviews count; default KEYGUARD_APPROVALS_TABLE. */
+  approvalsTable?: string;
 }
+
+export const APPROVALS_TABLE_ENV = 'KEYGUARD_APPROVALS_TABLE';
 
 /** AWS access, injected so that tests can use mocked clients and an embedded DynamoDB. */
 export interface InventoryDeps {
@@ -80,6 +91,8 @@ export interface InventoryRow {
   /** ISO time of the last review; null when the keys table has none; "unknown" without a keys table. */
   lastReviewAt: string | null | 'unknown';
   violations: Violation[];
+  /** Violations an active approval covers (only known with the approvals table). */
+  waived?: WaivedViolation[];
 }
 
 class UsageError extends Error {
@@ -223,7 +236,7 @@ function awsProblem(err: unknown): string | null {
     return (
       `access denied (${message}). The inventory needs iam:ListServiceSpecificCredentials, ` +
       'iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, iam:GetCredentialReport, ' +
-      'iam:ListUserTags, sts:GetCallerIdentity, and dynamodb:GetItem on the keys table if one is named'
+      'iam:ListUserTags, sts:GetCallerIdentity, dynamodb:GetItem on the keys table and dynamodb:Query on the approvals table if named'
     );
   }
   if (err instanceof CredentialReportUnavailableError) return message;
@@ -235,6 +248,8 @@ interface Listing {
   rows: InventoryRow[];
   /** REVIEW_OVERDUE was left out: without the keys table the last review is unknown. */
   reviewsUnknown: boolean;
+  /** No approvals table: approved violations show as violations. */
+  approvalsUnknown: boolean;
 }
 
 /** Runs `keyguard inventory`; returns the exit code. Never calls process.exit. */
@@ -249,14 +264,29 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
       if (err instanceof ConfigError) throw new UsageError(err.message);
       throw err;
     }
-    const keysTable = opts.keysTable || (deps.env ?? process.env)[KEYS_TABLE_ENV] || null;
-    const { rows, reviewsUnknown } = await listKeys(opts, config, keysTable, io, deps, progress);
+    const env = deps.env ?? process.env;
+    const keysTable = opts.keysTable || env[KEYS_TABLE_ENV] || null;
+    const approvalsTable = opts.approvalsTable || env[APPROVALS_TABLE_ENV] || null;
+    const { rows, reviewsUnknown, approvalsUnknown } = await listKeys(
+      opts,
+      config,
+      keysTable,
+      approvalsTable,
+      io,
+      deps,
+      progress,
+    );
     progress.done();
 
     const withViolations = rows.filter((r) => r.violations.length > 0).length;
     const lines = [
       `Keys: ${rows.length} (${withViolations} with violations). Read-only: nothing was changed, recorded or sent.`,
     ];
+    if (approvalsUnknown) {
+      lines.push(
+        `Approvals are unknown without the approvals table (--approvals-table or ${APPROVALS_TABLE_ENV}): approved violations are shown as violations.`,
+      );
+    }
     if (reviewsUnknown) {
       lines.push(
         `Last reviews are unknown without the keys table (--keys-table or ${KEYS_TABLE_ENV}): REVIEW_OVERDUE is not shown.`,
@@ -292,6 +322,7 @@ async function listKeys(
   opts: InventoryOptions,
   config: Config,
   keysTable: string | null,
+  approvalsTable: string | null,
   io: CliIO,
   deps: InventoryDeps,
   progress: Progress,
@@ -304,6 +335,8 @@ async function listKeys(
   const directory = new IamKeyDirectory(() => deps.iam);
   // Only getKnownKey (GetItem on the keys table) is ever called: the decisions table is never touched.
   const known = keysTable ? new DynamoAuditLog(deps.doc, { decisionsTable: '', keysTable }) : null;
+  // Only recordsFor (Query on the approvals table) is ever called.
+  const approvalSource = approvalsTable ? new DynamoApprovalsStore(deps.doc, approvalsTable) : null;
 
   if (opts.csv) io.stdout.write(csvLine(CSV_HEADER));
   // The snapshot (authorization details, credential report) loads while the first key page is fetched.
@@ -321,13 +354,25 @@ async function listKeys(
     const records = await mapLimit(page.keys, KEY_READS_IN_FLIGHT, (k) =>
       known ? known.getKnownKey(accountId, k.keyId) : Promise.resolve<KnownKey | null>(null),
     );
+    const approvalRecords = await mapLimit(page.keys, KEY_READS_IN_FLIGHT, (k) =>
+      approvalSource ? approvalSource.recordsFor(accountId, k.keyId) : Promise.resolve(null),
+    );
     for (const [i, meta] of page.keys.entries()) {
       const record = records[i] ?? null;
       const userTags =
         snapshot.userTags(accountId, meta.userName) ??
         (await directory.getUserTags(accountId, meta.userName));
       const facts = await snapshot.userFacts(accountId, meta.userName);
-      const history = record?.history ?? EMPTY_HISTORY;
+      const approved = approvalRecords[i] ?? null;
+      let history = record?.history ?? EMPTY_HISTORY;
+      // As the pipeline does: the latest review recorded by an approver resets the review clock.
+      if (
+        approved?.lastReviewAt &&
+        (history.lastReviewAt === null || approved.lastReviewAt > history.lastReviewAt)
+      ) {
+        history = { ...history, lastReviewAt: approved.lastReviewAt };
+      }
+      const reviewKnown = known !== null || approved !== null;
       const d = evaluate(
         {
           ...meta,
@@ -344,6 +389,7 @@ async function listKeys(
           trigger: { kind: 'sweep' },
           decisionId: `${now.toISOString()}/inventory/${meta.keyId}`,
           history,
+          approvals: approved?.approvals ?? [],
         },
       );
       const row: InventoryRow = {
@@ -355,9 +401,10 @@ async function listKeys(
         createdAt: meta.createdAt,
         expiresAt: meta.expiresAt,
         neverExpires: d.neverExpires,
-        lastReviewAt: known ? (history.lastReviewAt ?? null) : 'unknown',
+        lastReviewAt: reviewKnown ? (history.lastReviewAt ?? null) : 'unknown',
         // Without the keys table the last review is unknown: "overdue" would only be a guess.
-        violations: known ? d.violations : d.violations.filter((v) => v.code !== 'REVIEW_OVERDUE'),
+        violations: reviewKnown ? d.violations : d.violations.filter((v) => v.code !== 'REVIEW_OVERDUE'),
+        ...(d.waived ? { waived: d.waived } : {}),
       };
       rows.push(row);
       if (opts.json) io.stdout.write(`${JSON.stringify(row)}\n`);
@@ -366,5 +413,9 @@ async function listKeys(
     progress.update(pages, rows.length);
     marker = page.nextMarker;
   } while (marker);
-  return { rows, reviewsUnknown: known === null };
+  return {
+    rows,
+    reviewsUnknown: known === null && approvalSource === null,
+    approvalsUnknown: approvalSource === null,
+  };
 }

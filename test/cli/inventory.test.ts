@@ -10,6 +10,7 @@ import {
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
 import { buildProgram } from '../../bin/keyguard';
+import { DynamoApprovalsStore } from '../../lambda/adapters/approvals-store';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { CSV_HEADER, csvField, type InventoryDeps, runInventory } from '../../lambda/cli/inventory';
@@ -290,6 +291,7 @@ describe('keyguard inventory', () => {
     });
     expect(stderr()).toBe(
       'Keys: 3 (2 with violations). Read-only: nothing was changed, recorded or sent.\n' +
+        'Approvals are unknown without the approvals table (--approvals-table or KEYGUARD_APPROVALS_TABLE): approved violations are shown as violations.\n' +
         'Last reviews are unknown without the keys table (--keys-table or KEYGUARD_KEYS_TABLE): REVIEW_OVERDUE is not shown.\n',
     );
   });
@@ -398,6 +400,64 @@ describe('keyguard inventory', () => {
     const chat = rows.find((r) => r.keyId === 'ACCAEXAMPLEKEYCHAT001');
     expect(chat.lastReviewAt).toBeNull();
     expect(await scanAll(db, TABLES.keysTable)).toEqual(before);
+  });
+
+  it('with an approvals table: shows approved codes as waived, not as violations, and takes the latest review', async () => {
+    // Prepare: svc-batch's never-expiring key is approved until December; a review on Nov 15.
+    answerAccount();
+    const approvals = new DynamoApprovalsStore(db.doc, TABLES.approvalsTable);
+    await approvals.putApproval({
+      approvalId: 'ap-inventory-1',
+      accountId: ACCOUNT,
+      keyId: 'ACCAEXAMPLEKEYBATCH01',
+      covers: ['NEVER_EXPIRES'],
+      reason: 'vendor cannot rotate before Q1',
+      approver: `arn:aws:iam::${ACCOUNT}:user/ciso`,
+      approvedAt: '2026-11-10T00:00:00.000Z',
+      until: '2026-12-31T23:59:59.999Z',
+      revokedAt: null,
+      revokedBy: null,
+    });
+    await approvals.putReview({
+      reviewId: 'rv-1',
+      accountId: ACCOUNT,
+      keyId: 'ACCAEXAMPLEKEYBATCH01',
+      reviewer: `arn:aws:iam::${ACCOUNT}:user/ciso`,
+      reviewedAt: '2026-11-15T00:00:00.000Z',
+      note: 'still needed',
+    });
+    const { io, stdout } = captureIO(tempDir());
+
+    // Act
+    const code = await runInventory(
+      { json: true, keysTable: TABLES.keysTable, approvalsTable: TABLES.approvalsTable },
+      io,
+      deps(),
+    );
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    const batch = stdout()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((r) => r.keyId === 'ACCAEXAMPLEKEYBATCH01');
+    const codes = batch.violations.map((v: { code: string }) => v.code);
+    expect(codes).not.toContain('NEVER_EXPIRES');
+    expect(codes).not.toContain('REVIEW_OVERDUE');
+    expect(batch.waived).toEqual([
+      expect.objectContaining({ code: 'NEVER_EXPIRES', approvalId: 'ap-inventory-1' }),
+    ]);
+    expect(batch.lastReviewAt).toBe('2026-11-15T00:00:00.000Z');
+  });
+
+  it('says approvals are unknown without the approvals table', async () => {
+    answerAccount();
+    const { io, stdout } = captureIO(tempDir());
+
+    await runInventory({}, io, deps());
+
+    expect(stdout()).toContain('Approvals are unknown without the approvals table');
   });
 
   it('shows the known creator as owner when the user has no owner tag', async () => {
