@@ -6,13 +6,19 @@ import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
 import { FailureQueue } from './failure-queue';
+import {
+  acknowledgeGeneratedKmsGrants,
+  anyIamResource,
+  deactivateBedrockKeysStatement,
+  grantItemActions,
+  pipelineEnvironment,
+} from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
-/** The only service whose service-specific credentials keyguard may change. */
-export const BEDROCK_SERVICE_NAME = 'bedrock.amazonaws.com';
+export { BEDROCK_SERVICE_NAME } from './governance-access';
 
 export interface CredentialEventFunctionProps {
   /** The validated policy; passed to the function as JSON in `KEYGUARD_CONFIG`. */
@@ -68,17 +74,8 @@ export class CredentialEventFunction extends Construct {
       entry: props.entry ?? 'lambda/handlers/credential-event.ts',
       description: 'Evaluates a Bedrock API key after an IAM credential event',
       environment: {
-        DECISIONS_TABLE_NAME: props.decisionsTable.tableName,
-        KEYS_TABLE_NAME: props.keysTable.tableName,
-        APPROVALS_TABLE_NAME: props.approvalsTable.tableName,
+        ...pipelineEnvironment({ ...props, serviceName: 'keyguard-credential-event', account }),
         IDEMPOTENCY_TABLE_NAME: props.idempotencyTable.tableName,
-        TOPIC_ARN: props.topic.topicArn,
-        GOVERNED_ACCOUNT_ID: account,
-        [CONFIG_ENV]: JSON.stringify(props.config),
-        POLICY_VERSION: policyVersion(props.config),
-        POWERTOOLS_SERVICE_NAME: 'keyguard-credential-event',
-        POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',
-        POWERTOOLS_LOG_LEVEL: 'INFO',
       },
       onFailure: new SqsDestination(this.failureQueue),
       retryAttempts: 2,
@@ -89,31 +86,13 @@ export class CredentialEventFunction extends Construct {
     // --- IAM: read keys and user tags; deactivate Bedrock keys only -------------------------------------------
     // IAM has no resource finer than a user for these actions, and the users that may hold a Bedrock key are
     // not known in advance (console keys create `BedrockAPIKey-xxxx` users, API keys may sit on any user).
-    const anyUser = stack.formatArn({
-      service: 'iam',
-      region: '',
-      account,
-      resource: 'user',
-      resourceName: '*',
-    });
+    const anyUser = anyIamResource(this, account, 'user');
     // A key user's facts (BROAD_PERMISSIONS, USER_HAS_OTHER_CREDENTIALS): its policies, directly and through
     // its groups, and its other credentials. Read-only; the groups and customer-managed policies are whichever
     // the key's user happens to hold, so they are not known in advance either. AWS managed policies
     // (arn:aws:iam::aws:policy/...) are recognised by ARN and never read, so only this account's policies are.
-    const anyGroup = stack.formatArn({
-      service: 'iam',
-      region: '',
-      account,
-      resource: 'group',
-      resourceName: '*',
-    });
-    const anyPolicy = stack.formatArn({
-      service: 'iam',
-      region: '',
-      account,
-      resource: 'policy',
-      resourceName: '*',
-    });
+    const anyGroup = anyIamResource(this, account, 'group');
+    const anyPolicy = anyIamResource(this, account, 'policy');
     const policy = new iam.Policy(this, 'IamAccess', {
       statements: [
         new iam.PolicyStatement({
@@ -143,12 +122,7 @@ export class CredentialEventFunction extends Construct {
           actions: ['iam:GetPolicy', 'iam:GetPolicyVersion'],
           resources: [anyPolicy],
         }),
-        new iam.PolicyStatement({
-          sid: 'DeactivateBedrockKeysOnly',
-          actions: ['iam:UpdateServiceSpecificCredential'],
-          resources: [anyUser],
-          conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
-        }),
+        deactivateBedrockKeysStatement(anyUser),
       ],
     });
     this.role.attachInlinePolicy(policy);
@@ -176,17 +150,18 @@ export class CredentialEventFunction extends Construct {
         'policies are recognised by ARN and never read, so no arn:aws:iam::aws:policy/* grant is needed.',
     });
 
-    // --- DynamoDB: item-level actions on the tables only --------------------------------------------------------
-    // Written out rather than table.grant(): grant() also adds `<table>/index/*` for the GSI, which GetItem and
-    // PutItem never touch. grantReadWriteData is never used: it includes DeleteItem (the audit log is append-only).
-    this.grantItemActions(props.decisionsTable, 'DecisionsTableAppendOnly', [
+    // --- DynamoDB: item-level actions on the tables only (never DeleteItem on the append-only decisions) ---------
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
     ]);
-    this.grantItemActions(props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    grantItemActions(this.role, props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
     // Read-only: only approvers write approvals (the table's resource policy denies everyone else anyway).
-    this.grantItemActions(props.approvalsTable, 'ApprovalsReadOnly', ['dynamodb:GetItem', 'dynamodb:Query']);
-    this.grantItemActions(props.idempotencyTable, 'IdempotencyRecords', [
+    grantItemActions(this.role, props.approvalsTable, 'ApprovalsReadOnly', [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ]);
+    grantItemActions(this.role, props.idempotencyTable, 'IdempotencyRecords', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:UpdateItem',
@@ -197,22 +172,6 @@ export class CredentialEventFunction extends Construct {
     props.topic.grantPublish(this.role);
 
     // --- Findings on CDK-generated grants (SqsDestination -> grantSendMessages, grantPublish) ------------------
-    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
-    if (defaultPolicy) {
-      for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
-        Validations.of(defaultPolicy).acknowledge({
-          id: `AwsSolutions-IAM5[Action::${action}]`,
-          reason:
-            `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
-            "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
-        });
-      }
-    }
-  }
-
-  private grantItemActions(table: dynamodb.ITable, sid: string, actions: string[]): void {
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [table.tableArn] }));
-    // A table with a customer-managed key also needs the key; AWS-managed / owned keys need nothing.
-    table.encryptionKey?.grantEncryptDecrypt(this.role);
+    acknowledgeGeneratedKmsGrants(this.role);
   }
 }

@@ -8,10 +8,16 @@ import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
-import { BEDROCK_SERVICE_NAME } from './credential-event-function';
 import { FailureQueue } from './failure-queue';
+import {
+  acknowledgeGeneratedKmsGrants,
+  anyIamResource,
+  deactivateBedrockKeysStatement,
+  grantItemActions,
+  pipelineEnvironment,
+} from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
 /** How often a sweep that ran out of time in one invocation is continued from its saved marker. */
@@ -86,17 +92,8 @@ export class InventorySweep extends Construct {
       timeout: Duration.minutes(15),
       memorySize: 1024,
       environment: {
-        DECISIONS_TABLE_NAME: props.decisionsTable.tableName,
-        KEYS_TABLE_NAME: props.keysTable.tableName,
-        APPROVALS_TABLE_NAME: props.approvalsTable.tableName,
+        ...pipelineEnvironment({ ...props, serviceName: 'keyguard-sweep', account }),
         SWEEP_STATE_TABLE_NAME: this.stateTable.tableName,
-        TOPIC_ARN: props.topic.topicArn,
-        GOVERNED_ACCOUNT_ID: account,
-        [CONFIG_ENV]: JSON.stringify(props.config),
-        POLICY_VERSION: policyVersion(props.config),
-        POWERTOOLS_SERVICE_NAME: 'keyguard-sweep',
-        POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',
-        POWERTOOLS_LOG_LEVEL: 'INFO',
       },
       onFailure: new SqsDestination(this.failureQueue),
       retryAttempts: 2,
@@ -107,13 +104,7 @@ export class InventorySweep extends Construct {
     this.role = this.keyguardFunction.role;
 
     // --- IAM ---------------------------------------------------------------------------------------------------
-    const anyUser = stack.formatArn({
-      service: 'iam',
-      region: '',
-      account,
-      resource: 'user',
-      resourceName: '*',
-    });
+    const anyUser = anyIamResource(this, account, 'user');
     const policy = new iam.Policy(this, 'IamAccess', {
       statements: [
         new iam.PolicyStatement({
@@ -130,12 +121,7 @@ export class InventorySweep extends Construct {
           ],
           resources: ['*'],
         }),
-        new iam.PolicyStatement({
-          sid: 'DeactivateBedrockKeysOnly',
-          actions: ['iam:UpdateServiceSpecificCredential'],
-          resources: [anyUser],
-          conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
-        }),
+        deactivateBedrockKeysStatement(anyUser),
         new iam.PolicyStatement({
           sid: 'CreatorAttribution',
           actions: ['cloudtrail:LookupEvents'],
@@ -160,31 +146,24 @@ export class InventorySweep extends Construct {
     });
 
     // --- DynamoDB: item actions, written out (grant*() would add index ARNs and DeleteItem) -----------------------
-    this.grantItemActions(props.decisionsTable, 'DecisionsTableAppendOnly', [
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
     ]);
-    this.grantItemActions(props.keysTable, 'KeysTableState', [
+    grantItemActions(this.role, props.keysTable, 'KeysTableState', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
       'dynamodb:Query',
     ]);
-    this.grantItemActions(props.approvalsTable, 'ApprovalsReadOnly', ['dynamodb:GetItem', 'dynamodb:Query']);
-    this.grantItemActions(this.stateTable, 'SweepStateLease', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    grantItemActions(this.role, props.approvalsTable, 'ApprovalsReadOnly', [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ]);
+    grantItemActions(this.role, this.stateTable, 'SweepStateLease', ['dynamodb:GetItem', 'dynamodb:PutItem']);
 
     props.topic.grantPublish(this.role);
 
-    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
-    if (defaultPolicy) {
-      for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
-        Validations.of(defaultPolicy).acknowledge({
-          id: `AwsSolutions-IAM5[Action::${action}]`,
-          reason:
-            `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
-            "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
-        });
-      }
-    }
+    acknowledgeGeneratedKmsGrants(this.role);
 
     // --- Schedules -----------------------------------------------------------------------------------------------
     this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
@@ -226,10 +205,5 @@ export class InventorySweep extends Construct {
           'LambdaInvoke target grants it; no other function can be invoked.',
       });
     }
-  }
-
-  private grantItemActions(table: dynamodb.ITable, sid: string, actions: string[]): void {
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [table.tableArn] }));
-    table.encryptionKey?.grantEncryptDecrypt(this.role);
   }
 }

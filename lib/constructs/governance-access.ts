@@ -1,0 +1,93 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type { Construct } from 'constructs';
+import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+
+/**
+ * What every keyguard function that decides on keys shares: the ARNs of the governed account's IAM resources,
+ * the one IAM write it may make (deactivating a Bedrock key), item-level table grants and the environment the
+ * pipeline reads. One place, so the functions cannot drift apart in what they may do.
+ */
+
+/** The only service whose service-specific credentials keyguard may change. */
+export const BEDROCK_SERVICE_NAME = 'bedrock.amazonaws.com';
+
+/** `arn:<partition>:iam::<account>:<resource>/*` for the governed account (IAM ARNs have no region). */
+export function anyIamResource(
+  scope: Construct,
+  account: string,
+  resource: 'user' | 'group' | 'policy',
+): string {
+  return Stack.of(scope).formatArn({ service: 'iam', region: '', account, resource, resourceName: '*' });
+}
+
+/** UpdateServiceSpecificCredential, only for Bedrock credentials (CodeCommit, Keyspaces... are out of reach). */
+export function deactivateBedrockKeysStatement(anyUser: string): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'DeactivateBedrockKeysOnly',
+    actions: ['iam:UpdateServiceSpecificCredential'],
+    resources: [anyUser],
+    conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
+  });
+}
+
+/**
+ * Item-level actions on one table, written out rather than table.grant(): grant() also adds `<table>/index/*`
+ * for a GSI that GetItem and PutItem never touch, and grantReadWriteData includes DeleteItem (the decisions
+ * table is append-only). A table with a customer-managed key also needs the key.
+ */
+export function grantItemActions(
+  role: iam.IRole,
+  table: dynamodb.ITable,
+  sid: string,
+  actions: string[],
+): void {
+  role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [table.tableArn] }));
+  table.encryptionKey?.grantEncryptDecrypt(role);
+}
+
+/**
+ * Acknowledges the KMS wildcard actions that CDK's grantSendMessages (SqsDestination: the failure queue) and
+ * grantPublish (the topic) add to a role's default policy.
+ */
+export function acknowledgeGeneratedKmsGrants(role: iam.IRole): void {
+  const defaultPolicy = role.node.tryFindChild('DefaultPolicy');
+  if (!defaultPolicy) return;
+  for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
+    Validations.of(defaultPolicy).acknowledge({
+      id: `AwsSolutions-IAM5[Action::${action}]`,
+      reason:
+        `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
+        "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
+    });
+  }
+}
+
+export interface PipelineEnvironmentProps {
+  readonly config: Config;
+  /** Powertools service name, e.g. `keyguard-sweep`. */
+  readonly serviceName: string;
+  readonly account: string;
+  readonly decisionsTable: dynamodb.ITable;
+  readonly keysTable: dynamodb.ITable;
+  readonly approvalsTable: dynamodb.ITable;
+  readonly topic: sns.ITopic;
+}
+
+/** The environment every pipeline function reads (lambda/handlers/*: requireEnv). */
+export function pipelineEnvironment(p: PipelineEnvironmentProps): Record<string, string> {
+  return {
+    DECISIONS_TABLE_NAME: p.decisionsTable.tableName,
+    KEYS_TABLE_NAME: p.keysTable.tableName,
+    APPROVALS_TABLE_NAME: p.approvalsTable.tableName,
+    TOPIC_ARN: p.topic.topicArn,
+    GOVERNED_ACCOUNT_ID: p.account,
+    [CONFIG_ENV]: JSON.stringify(p.config),
+    POLICY_VERSION: policyVersion(p.config),
+    POWERTOOLS_SERVICE_NAME: p.serviceName,
+    POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',
+    POWERTOOLS_LOG_LEVEL: 'INFO',
+  };
+}
