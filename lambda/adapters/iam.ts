@@ -35,6 +35,8 @@ export function toMetadata(c: ServiceSpecificCredentialMetadata): KeyMetadata | 
     status,
     createdAt: toIso(c.CreateDate),
     expiresAt: toIso(c.ExpirationDate),
+    // The alias is what a leaked long-term key decodes to (`<user>-at-<account>`): kept only when IAM lists one.
+    ...(c.ServiceCredentialAlias ? { alias: c.ServiceCredentialAlias } : {}),
   };
 }
 

@@ -12,6 +12,7 @@ import {
   isApprovalActive,
   type KeyHistory,
   type KeySnapshot,
+  type LeakEvidence,
   type Owner,
   type Severity,
   type Trigger,
@@ -34,6 +35,26 @@ export interface EvaluationContext {
   history?: KeyHistory | null;
   /** Approvals recorded for this key (active or not: only active ones count). */
   approvals?: readonly Approval[];
+  /** The key (or, with `candidates`, one of the user's keys) was found leaked: LEAKED, critical. */
+  leak?: LeakEvidence | null;
+}
+
+/** Where a leak was found, for violation details and notices (no key material: only its fingerprint). */
+export function describeLeak(leak: LeakEvidence): string {
+  const l = leak.location;
+  return (
+    `log group ${l.logGroup}, stream ${l.logStream}, event ${l.logEventId} at ${l.timestamp} ` +
+    `(line ${l.line}, column ${l.column}); key ${leak.redacted}, fingerprint ${leak.fingerprint}`
+  );
+}
+
+function leakViolations(key: KeySnapshot, leak: LeakEvidence | null | undefined): Violation[] {
+  if (!leak) return [];
+  const which =
+    leak.candidates && leak.candidates.length > 1
+      ? `a Bedrock API key of user ${key.userName} was found in ${describeLeak(leak)}; it is one of ${leak.candidates.join(', ')} and keyguard cannot tell which, so none was deactivated automatically`
+      : `the key was found in ${describeLeak(leak)}`;
+  return [{ code: 'LEAKED', severity: 'critical', detail: which }];
 }
 
 export function isNeverExpiring(expiresAt: string | null): boolean {
@@ -221,6 +242,7 @@ export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
     policyVersion: ctx.policyVersion,
     ...(waived.length > 0 ? { waived } : {}),
     ...(reason ? { reason } : {}),
+    ...(ctx.leak ? { leak: ctx.leak } : {}),
   };
 }
 
@@ -255,6 +277,7 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     });
   }
   found.push(
+    ...leakViolations(key, ctx.leak),
     ...lifetimeViolations(key, config, now),
     ...tagViolations(key, config),
     ...reviewViolations(key, config, history, now),
@@ -267,7 +290,9 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     // (This is also what our own deactivation's UpdateServiceSpecificCredential event evaluates to.)
     return { violations, waived, action: 'ALLOW', deadline: null, reason: null };
   }
-  if (violations.some((v) => IMMEDIATE_CODES.includes(v.code))) {
+  // A leak that names several candidate keys must not deactivate a key that may not be the leaked one.
+  const uncertainLeak = (ctx.leak?.candidates?.length ?? 0) > 1;
+  if (violations.some((v) => IMMEDIATE_CODES.includes(v.code) && !(uncertainLeak && v.code === 'LEAKED'))) {
     return { violations, waived, action: 'DEACTIVATE', deadline: null, reason: null };
   }
   const escalating = violations.filter((v) => !INFORMATIONAL_CODES.includes(v.code));

@@ -46,11 +46,71 @@ function remedy(v: Violation, d: Decision, config: Config): string {
       return `Give user ${u} only what the key needs (e.g. bedrock:InvokeModel and bedrock:CallWithBearerToken on the models it uses); detach the broad policies.`;
     case 'USER_HAS_OTHER_CREDENTIALS':
       return `Remove them: aws iam list-access-keys --user-name ${u} / aws iam delete-login-profile --user-name ${u}. A Bedrock key user should hold nothing else.`;
+    case 'LEAKED':
+      if (d.keyType === 'SHORT_TERM') return shortTermRevocation(d);
+      if (d.leak?.candidates && d.leak.candidates.length > 1) {
+        return (
+          `Find out which of ${d.leak.candidates.join(', ')} leaked (the key's users know where it is configured), ` +
+          `deactivate it (aws iam update-service-specific-credential --user-name ${u} --service-specific-credential-id <id> --status Inactive), ` +
+          `create a replacement, and delete the old key once the replacement is live. Rotate the key wherever it was used.`
+        );
+      }
+      return (
+        `Treat the key as compromised: ${d.applied ? 'it is deactivated' : `deactivate it (aws iam update-service-specific-credential --user-name ${u} --service-specific-credential-id ${d.keyId} --status Inactive)`}, ` +
+        `create a replacement (--credential-age-days ${config.maxAgeDays} at most), rotate it wherever the old key was used, ` +
+        `and delete key ${d.keyId} once the replacement is live (aws iam delete-service-specific-credential --user-name ${u} --service-specific-credential-id ${d.keyId}). ` +
+        'Remove the key from the log source and stop whatever printed it.'
+      );
     case 'REACTIVATED_WITHOUT_APPROVAL':
       return `Get an approval first (keyguard approve --key ${d.keyId} ...), or replace the key with a compliant one.`;
     default:
       return 'See the decision record for details.';
   }
+}
+
+/** The role name of an assumed-role session ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`). */
+function assumedRole(arn: string): { account: string; role: string } | null {
+  const m = /^arn:aws[a-z-]*:sts::(\d{12}):assumed-role\/([^/]+)\/.+$/.exec(arn);
+  return m ? { account: m[1] as string, role: m[2] as string } : null;
+}
+
+function iamUser(arn: string): string | null {
+  const m = /^arn:aws[a-z-]*:iam::\d{12}:user\/(?:.*\/)?([^/]+)$/.exec(arn);
+  return m ? (m[1] as string) : null;
+}
+
+/**
+ * How to revoke what a leaked short-term key was signed with. A short-term key is a presigned request: it stays
+ * valid until it expires unless the signer's credentials are revoked (or bearer-token calls are denied to it).
+ */
+function shortTermRevocation(d: Decision): string {
+  const issuer = d.leak?.issuer ?? null;
+  const at = d.decidedAt;
+  const denyOlder = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"${at}"}}}]}`;
+  const role = issuer ? assumedRole(issuer) : null;
+  if (role) {
+    return (
+      `Revoke the sessions of role ${role.role} issued before now: in the IAM console, Roles → ${role.role} → ` +
+      `"Revoke active sessions", or attach the same policy yourself: aws iam put-role-policy --role-name ${role.role} ` +
+      `--policy-name AWSRevokeOlderSessions --policy-document '${denyOlder}'. ` +
+      'It denies everything to sessions issued before now (the leaked key stops working); new sessions are unaffected. ' +
+      `Until then the key works until ${d.expiresAt ?? 'it expires'}.`
+    );
+  }
+  const user = issuer ? iamUser(issuer) : null;
+  if (user) {
+    return (
+      `Deactivate the access key that signed it: aws iam update-access-key --user-name ${user} --access-key-id ${d.keyId} --status Inactive, ` +
+      `then rotate that access key wherever it is used. Until then the key works until ${d.expiresAt ?? 'it expires'}.`
+    );
+  }
+  return (
+    `The signing principal was not found in CloudTrail event history: look up access key id ${d.keyId} ` +
+    `(aws cloudtrail lookup-events --lookup-attributes AttributeKey=AccessKeyId,AttributeValue=${d.keyId}). ` +
+    `If it is a role session, revoke the role's older sessions (a policy denying "*" with DateLessThan aws:TokenIssueTime ${at}: ` +
+    `"Revoke active sessions" in the IAM console); if it is an IAM user's access key, deactivate and rotate it. ` +
+    `Until then the key works until ${d.expiresAt ?? 'it expires'}.`
+  );
 }
 
 function headline(d: Decision): string {
@@ -71,8 +131,42 @@ const STAGE_PREFIX: Record<NonNullable<Decision['notice']>, string> = {
   expiring: 'Expiring: ',
 };
 
+/** The notice of a leaked short-term key: who signed it, where it was found, until when it works, how to revoke. */
+function shortTermLeakNotice(d: Decision, config: Config): Notice {
+  const severity = topSeverity(d.violations);
+  const owner = d.owner.value ?? UNOWNED;
+  const issuer = d.leak?.issuer ?? null;
+  const subject = ascii(
+    `[keyguard] ${severity.toUpperCase()}: leaked short-term Bedrock API key signed with ${d.keyId}`,
+  ).slice(0, SUBJECT_MAX);
+  const lines: string[] = [];
+  lines.push(
+    `A short-term Bedrock API key signed with access key id ${d.keyId} was found in a log. Whoever reads that log can call Bedrock as its signer until it expires.`,
+  );
+  lines.push('');
+  lines.push(`Signed by: ${issuer ?? 'unknown (not found in CloudTrail event history)'}`);
+  if (d.leak) {
+    const l = d.leak.location;
+    lines.push(
+      `Found in: log group ${l.logGroup}, stream ${l.logStream}, event ${l.logEventId} at ${l.timestamp} (line ${l.line}, column ${l.column})`,
+    );
+    lines.push(`Key: ${d.leak.redacted} (fingerprint ${d.leak.fingerprint})`);
+  }
+  lines.push(`Signed at: ${d.createdAt ?? 'unknown'}   Expires: ${d.expiresAt ?? 'unknown'}`);
+  lines.push('');
+  for (const v of d.violations) {
+    lines.push(`- ${v.code} (${v.severity}): ${v.detail}`);
+    lines.push(`  Fix: ${remedy(v, d, config)}`);
+  }
+  lines.push('');
+  lines.push('Decision record:');
+  lines.push(JSON.stringify(d, null, 2));
+  return { subject, body: lines.join('\n'), attributes: { owner, severity, action: d.action } };
+}
+
 /** Builds the notice for a decision: subject, a body a person can act on, and filterable attributes. */
 export function buildNotice(d: Decision, config: Config): Notice {
+  if (d.keyType === 'SHORT_TERM') return shortTermLeakNotice(d, config);
   const severity = topSeverity(d.violations);
   const owner = d.owner.value ?? UNOWNED;
   const stage = d.notice ? STAGE_PREFIX[d.notice] : '';

@@ -10,6 +10,7 @@ import {
   type KeyHistory,
   type KeySnapshot,
   type KeyStatus,
+  type LeakEvidence,
   type OtherCredentials,
   type PermissionFinding,
   type Trigger,
@@ -29,6 +30,8 @@ export interface KeyMetadata {
   status: Exclude<KeyStatus, 'Deleted'>;
   createdAt: string | null;
   expiresAt: string | null;
+  /** IAM's ServiceCredentialAlias (`<user>-at-<account>`), when listed. */
+  alias?: string | null;
 }
 
 /** Where the current state of keys and users is read from: IAM live, rebuilt state in replay. */
@@ -161,6 +164,8 @@ export interface KeyStep {
   record: 'always' | 'on-change';
   /** The sweep that is evaluating, remembered on the key. */
   sweepId?: string;
+  /** The key was found leaked (trigger kind `leak`). */
+  leak?: LeakEvidence;
 }
 
 function changedSince(known: KnownKey | null, d: Decision): boolean {
@@ -249,6 +254,7 @@ export async function decideKey(
     decisionId: step.decisionId,
     history,
     approvals,
+    leak: step.leak ?? null,
   });
   if (decision.action === 'DEACTIVATE' && opts.config.mode === 'enforce') {
     const applied = await deps.enforcer.deactivate(accountId, userName, keyId);

@@ -75,6 +75,32 @@ export interface WaivedViolation extends Violation {
   approvalId: string;
 }
 
+/** Where a leaked key was found: a CloudWatch Logs event (never the line itself). */
+export interface LeakLocation {
+  logGroup: string;
+  logStream: string;
+  /** The log event's id and time (ISO). */
+  logEventId: string;
+  timestamp: string;
+  /** 1-based position of the key in the log message. */
+  line: number;
+  column: number;
+}
+
+/** A leaked key as the audit keeps it: fingerprint, redacted form and location, never the key. */
+export interface LeakEvidence {
+  fingerprint: string;
+  redacted: string;
+  location: LeakLocation;
+  /**
+   * Keys of the user the leaked long-term key may be, when keyguard cannot tell which one it is (IAM's key
+   * metadata does not identify a key string): none of them is deactivated automatically.
+   */
+  candidates?: string[];
+  /** The principal that signed a leaked short-term key (from CloudTrail), when found. */
+  issuer?: string | null;
+}
+
 export interface Decision {
   /** Stable per trigger and key: the same event about the same key always yields the same id. */
   decisionId: string;
@@ -102,6 +128,8 @@ export interface Decision {
   reason?: string;
   /** The owner notice this decision sends, if any. */
   notice?: NoticeKind | null;
+  /** For a leak: where it was found, its fingerprint and redacted form (never the key). */
+  leak?: LeakEvidence;
 }
 
 /**
@@ -253,5 +281,24 @@ export function canonicalDecision(d: Decision): Decision {
       : {}),
     ...(d.reason ? { reason: d.reason } : {}),
     ...(d.notice ? { notice: d.notice } : {}),
+    ...(d.leak ? { leak: canonicalLeak(d.leak) } : {}),
+  };
+}
+
+function canonicalLeak(l: LeakEvidence): LeakEvidence {
+  const loc = l.location;
+  return {
+    fingerprint: l.fingerprint,
+    redacted: l.redacted,
+    location: {
+      logGroup: loc.logGroup,
+      logStream: loc.logStream,
+      logEventId: loc.logEventId,
+      timestamp: loc.timestamp,
+      line: loc.line,
+      column: loc.column,
+    },
+    ...(l.candidates ? { candidates: [...l.candidates] } : {}),
+    ...(l.issuer !== undefined ? { issuer: l.issuer } : {}),
   };
 }

@@ -1,0 +1,38 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient } from '../adapters/clients';
+import { CONFIG_ENV, parseConfig } from '../shared/config';
+import { requireEnv } from '../shared/env';
+import { createLeakHandler } from './leak-handler';
+
+/** Lambda entry point of the log quarantine. Initialised once per container; a bad environment fails the cold start. */
+
+const env = process.env;
+const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+const iam = iamClient();
+const cloudTrail = new Map<string, CloudTrailClient>();
+
+export const handler = createLeakHandler({
+  config,
+  policyVersion: requireEnv(env, 'POLICY_VERSION'),
+  decisionsTable: requireEnv(env, 'DECISIONS_TABLE_NAME'),
+  keysTable: requireEnv(env, 'KEYS_TABLE_NAME'),
+  approvalsTable: requireEnv(env, 'APPROVALS_TABLE_NAME'),
+  topicArn: requireEnv(env, 'TOPIC_ARN'),
+  governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
+  iamFor: () => iam,
+  // Event history is regional: one client per region a short-term key names, created on first use.
+  cloudTrailFor: (region) => {
+    let c = cloudTrail.get(region);
+    if (!c) {
+      c = new CloudTrailClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+      cloudTrail.set(region, c);
+    }
+    return c;
+  },
+  dynamo: dynamoClient(),
+  sns: snsClient(),
+  logger: new Logger(),
+  metrics: new Metrics(),
+});

@@ -1,0 +1,141 @@
+import { type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
+import { buildNotice } from '../../lambda/domain/notice';
+import {
+  type Approval,
+  canonicalDecision,
+  type KeySnapshot,
+  type LeakEvidence,
+} from '../../lambda/domain/types';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
+
+const NOW = new Date('2026-11-20T10:00:00.000Z');
+const CONFIG = parseConfig({ mode: 'enforce' });
+
+const LEAK: LeakEvidence = {
+  fingerprint: 'sha256:0123456789abcdef',
+  redacted: 'ABSK…wxyz',
+  location: {
+    logGroup: '/aws/lambda/chatbot',
+    logStream: '2026/11/20/[$LATEST]abc',
+    logEventId: '3784121057',
+    timestamp: '2026-11-20T09:40:00.000Z',
+    line: 2,
+    column: 17,
+  },
+};
+
+function key(overrides: Partial<KeySnapshot> = {}): KeySnapshot {
+  return {
+    keyId: 'ACCAEXAMPLELEAKED0001',
+    userName: 'svc-chatbot',
+    accountId: '111122223333',
+    status: 'Active',
+    createdAt: '2026-11-01T00:00:00.000Z',
+    expiresAt: '2027-01-15T00:00:00.000Z',
+    userTags: { owner: 'alice@example.com', purpose: 'chatbot', 'review-cadence': '90d' },
+    creator: null,
+    ...overrides,
+  };
+}
+
+function ctx(overrides: Partial<EvaluationContext> = {}): EvaluationContext {
+  return {
+    config: CONFIG,
+    policyVersion: policyVersion(CONFIG),
+    now: NOW,
+    trigger: { kind: 'leak', eventId: LEAK.location.logEventId, eventTime: LEAK.location.timestamp },
+    decisionId: 'd-leak-1',
+    leak: LEAK,
+    ...overrides,
+  };
+}
+
+function approval(covers: Approval['covers']): Approval {
+  return {
+    approvalId: 'ap-1',
+    accountId: '111122223333',
+    keyId: 'ACCAEXAMPLELEAKED0001',
+    covers,
+    reason: 'r',
+    approver: 'arn:aws:iam::111122223333:user/bob',
+    approvedAt: '2026-11-01T00:00:00.000Z',
+    until: '2027-01-01T00:00:00.000Z',
+    revokedAt: null,
+    revokedBy: null,
+  };
+}
+
+describe('evaluate: LEAKED', () => {
+  it('adds a critical LEAKED naming where the key was found and deactivates an active key at once', () => {
+    const d = evaluate(key(), ctx());
+
+    expect(d.action).toBe('DEACTIVATE');
+    expect(d.deadline).toBeNull();
+    expect(d.violations).toEqual([
+      {
+        code: 'LEAKED',
+        severity: 'critical',
+        detail:
+          'the key was found in log group /aws/lambda/chatbot, stream 2026/11/20/[$LATEST]abc, event 3784121057 at ' +
+          '2026-11-20T09:40:00.000Z (line 2, column 17); key ABSK…wxyz, fingerprint sha256:0123456789abcdef',
+      },
+    ]);
+    expect(d.leak).toEqual(LEAK);
+  });
+
+  it('does not deactivate when the leak names several candidate keys: it notifies', () => {
+    const d = evaluate(key(), ctx({ leak: { ...LEAK, candidates: ['ACCA1', 'ACCA2'] } }));
+
+    expect(d.action).toBe('NOTIFY');
+    expect(d.violations[0]?.detail).toContain('one of ACCA1, ACCA2');
+  });
+
+  it('is waived only by an approval that names LEAKED', () => {
+    expect(evaluate(key(), ctx({ approvals: [approval('ALL')] })).action).toBe('DEACTIVATE');
+    const named = evaluate(key(), ctx({ approvals: [approval(['LEAKED'])] }));
+    expect(named.action).toBe('ALLOW');
+    expect(named.waived?.map((w) => w.code)).toEqual(['LEAKED']);
+  });
+
+  it('records the leak on an inactive key without acting', () => {
+    const d = evaluate(key({ status: 'Inactive' }), ctx());
+
+    expect(d.action).toBe('ALLOW');
+    expect(d.violations.map((v) => v.code)).toEqual(['LEAKED']);
+  });
+
+  it('adds nothing without a leak', () => {
+    expect(evaluate(key(), ctx({ leak: null })).violations).toEqual([]);
+  });
+});
+
+describe('canonicalDecision and notices carry the leak', () => {
+  it('keeps the leak evidence, in a fixed field order, and drops anything else', () => {
+    const d = evaluate(key(), ctx({ leak: { ...LEAK, issuer: null, candidates: ['A', 'B'] } }));
+    const extra = { ...d, leak: { ...d.leak, secret: 'x' } } as unknown as typeof d;
+
+    const c = canonicalDecision(extra);
+
+    expect(Object.keys(c.leak ?? {})).toEqual([
+      'fingerprint',
+      'redacted',
+      'location',
+      'candidates',
+      'issuer',
+    ]);
+    expect(JSON.stringify(c)).not.toContain('secret');
+  });
+
+  it('tells the owner to replace the key, delete the old one once the replacement is live, and rotate it', () => {
+    const d = { ...evaluate(key(), ctx()), applied: true, notice: 'action' as const };
+
+    const n = buildNotice(d, CONFIG);
+
+    expect(n.attributes.severity).toBe('critical');
+    expect(n.body).toContain('LEAKED (critical)');
+    expect(n.body).toContain('it is deactivated');
+    expect(n.body).toContain('create a replacement');
+    expect(n.body).toContain('rotate it wherever the old key was used');
+    expect(n.body).toContain('once the replacement is live');
+  });
+});

@@ -1,0 +1,583 @@
+import { gzipSync } from 'node:zlib';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
+import {
+  IAMClient,
+  ListServiceSpecificCredentialsCommand,
+  ListUserTagsCommand,
+  UpdateServiceSpecificCredentialCommand,
+} from '@aws-sdk/client-iam';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import type { Decision } from '../../lambda/domain/types';
+import {
+  createLeakHandler,
+  InvalidLogEventError,
+  type LeakResult,
+  type LeakRuntime,
+} from '../../lambda/handlers/leak-handler';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { fingerprint } from '../../lambda/shared/redact';
+import { type Capture, captureOutput } from '../support/capture';
+import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import { ACCOUNT } from '../support/events';
+import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
+
+const iam = mockClient(IAMClient);
+const sns = mockClient(SNSClient);
+const cloudtrail = mockClient(CloudTrailClient);
+const TOPIC = `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`;
+/** fakeShortTermKey is signed 2026-11-20T09:31:02Z for 43200 s: valid until 21:31:02Z. */
+const NOW = new Date('2026-11-20T10:00:00Z');
+const LOG_GROUP = '/aws/lambda/chatbot';
+const LOG_STREAM = '2026/11/20/[$LATEST]0123456789abcdef';
+const KEY_A = 'ACCAEXAMPLELEAKED0001';
+const KEY_B = 'ACCAEXAMPLELEAKED0002';
+const ROLE_SESSION = `arn:aws:sts::${ACCOUNT}:assumed-role/ChatbotRuntime/i-0abc1234`;
+
+const LONG = fakeLongTermKey('leak-handler');
+const FOREIGN = fakeLongTermKey('leak-handler-foreign', '444455556666');
+const SHORT = fakeShortTermKey('leak-handler');
+const PLANTED = [LONG, FOREIGN, SHORT];
+
+/** The user and alias a long-term key decodes to (`ABSK` + base64("<user>-at-<account>:<secret>")). */
+function aliasOf(key: string): { alias: string; userName: string } {
+  const alias = Buffer.from(key.slice(4), 'base64').toString('utf8').split(':')[0] as string;
+  return { alias, userName: alias.replace(/-at-\d{12}$/, '') };
+}
+const { alias: ALIAS, userName: USER } = aliasOf(LONG);
+/** The access key id a short-term key was signed with (from X-Amz-Credential). */
+const AKID = /X-Amz-Credential=([A-Z0-9]+)%2F/.exec(
+  Buffer.from(SHORT.slice('bedrock-api-key-'.length), 'base64').toString('utf8'),
+)?.[1] as string;
+
+let db: EmbeddedDynamo;
+let out: Capture;
+let table = 0;
+
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => {
+  await db.close();
+});
+
+async function freshRuntime(mode: 'audit' | 'enforce', now = NOW): Promise<LeakRuntime> {
+  table += 1;
+  const names = {
+    decisionsTable: `${TABLES.decisionsTable}-leak-${table}`,
+    keysTable: `${TABLES.keysTable}-leak-${table}`,
+    idempotencyTable: `${TABLES.idempotencyTable}-leak-${table}`,
+    approvalsTable: `${TABLES.approvalsTable}-leak-${table}`,
+  };
+  await createTestTables(db, names);
+  const config = parseConfig({
+    mode,
+    fallbackOwner: 'security@example.com',
+    leakDetection: { logGroups: [LOG_GROUP] },
+  });
+  return {
+    config,
+    policyVersion: policyVersion(config),
+    decisionsTable: names.decisionsTable,
+    keysTable: names.keysTable,
+    approvalsTable: names.approvalsTable,
+    topicArn: TOPIC,
+    governedAccountId: ACCOUNT,
+    iamFor: () => new IAMClient({ region: 'us-east-1' }),
+    cloudTrailFor: (region) => new CloudTrailClient({ region }),
+    dynamo: db.client,
+    sns: new SNSClient({ region: 'us-east-1' }),
+    logger: new Logger({ serviceName: 'keyguard-leak' }),
+    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-leak' }),
+    now: () => now,
+  };
+}
+
+interface LogLine {
+  id: string;
+  message: string;
+  timestamp?: number;
+}
+
+/** A subscription event exactly as CloudWatch Logs delivers it: base64(gzip(JSON)). */
+function subscriptionEvent(lines: LogLine[], messageType = 'DATA_MESSAGE'): { awslogs: { data: string } } {
+  const payload = {
+    messageType,
+    owner: ACCOUNT,
+    logGroup: LOG_GROUP,
+    logStream: LOG_STREAM,
+    subscriptionFilters: ['keyguard-leaks'],
+    logEvents: lines.map((l) => ({
+      id: l.id,
+      timestamp: l.timestamp ?? Date.parse('2026-11-20T09:40:00Z'),
+      message: l.message,
+    })),
+  };
+  return { awslogs: { data: gzipSync(Buffer.from(JSON.stringify(payload))).toString('base64') } };
+}
+
+const LINE_ID = '37841210574231846289014356798437254983264721934719872340';
+
+function bedrockKey(keyId: string, status: 'Active' | 'Inactive', alias = ALIAS) {
+  return {
+    UserName: USER,
+    Status: status,
+    ServiceCredentialAlias: alias,
+    CreateDate: new Date('2026-10-01T00:00:00Z'),
+    ExpirationDate: new Date('2026-12-30T00:00:00Z'),
+    ServiceSpecificCredentialId: keyId,
+    ServiceName: 'bedrock.amazonaws.com',
+  };
+}
+
+async function decisionsOf(rt: LeakRuntime, keyId: string): Promise<Decision[]> {
+  return new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, keyId);
+}
+
+function publishedMessages(): Array<{ subject: string; message: string; owner?: string; severity?: string }> {
+  return sns.commandCalls(PublishCommand).map((c) => ({
+    subject: c.args[0].input.Subject ?? '',
+    message: c.args[0].input.Message ?? '',
+    owner: c.args[0].input.MessageAttributes?.owner?.StringValue,
+    severity: c.args[0].input.MessageAttributes?.severity?.StringValue,
+  }));
+}
+
+/** Everything the function could have leaked a key into: logs/metrics, notices, both tables, its results. */
+async function everythingWritten(rt: LeakRuntime, results: unknown[]): Promise<string> {
+  const items = [...(await scanAll(db, rt.decisionsTable)), ...(await scanAll(db, rt.keysTable))];
+  return [
+    out.text(),
+    JSON.stringify(sns.commandCalls(PublishCommand).map((c) => c.args[0].input)),
+    JSON.stringify(iam.calls().map((c) => c.args[0].input)),
+    JSON.stringify(cloudtrail.calls().map((c) => c.args[0].input)),
+    JSON.stringify(items),
+    JSON.stringify(results),
+  ].join('\n');
+}
+
+beforeEach(() => {
+  iam.reset();
+  sns.reset();
+  cloudtrail.reset();
+  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  iam.on(ListUserTagsCommand).resolves({
+    Tags: [
+      { Key: 'owner', Value: 'team-chat@example.com' },
+      { Key: 'purpose', Value: 'customer chatbot' },
+      { Key: 'review-cadence', Value: '90d' },
+    ],
+    IsTruncated: false,
+  });
+  iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
+  cloudtrail.on(LookupEventsCommand).resolves({ Events: [] });
+  out = captureOutput();
+});
+afterEach(() => out.restore());
+
+describe('leak handler: long-term keys', () => {
+  it('deactivates the only key of the user in enforce mode, with a critical notice and a leak decision', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+    const handler = createLeakHandler(rt);
+    const event = subscriptionEvent([
+      { id: 'e-1', message: 'INFO starting' },
+      { id: LINE_ID, message: `DEBUG client config {"apiKey":"${LONG}","region":"us-east-1"}` },
+    ]);
+
+    // Act
+    const result = await handler(event);
+
+    // Assess
+    expect(result).toMatchObject({
+      status: 'scanned',
+      logGroup: LOG_GROUP,
+      logEvents: 2,
+      findings: [{ kind: 'LONG_TERM', logEventId: LINE_ID, outcome: 'deactivated', keyIds: [KEY_A] }],
+    });
+    expect(iam).toHaveReceivedCommandWith(ListServiceSpecificCredentialsCommand, {
+      UserName: USER,
+      ServiceName: 'bedrock.amazonaws.com',
+    });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      UserName: USER,
+      ServiceSpecificCredentialId: KEY_A,
+      Status: 'Inactive',
+    });
+    const decisions = await decisionsOf(rt, KEY_A);
+    expect(decisions).toHaveLength(1);
+    const d = decisions[0] as Decision;
+    expect(d).toMatchObject({
+      keyId: KEY_A,
+      userName: USER,
+      accountId: ACCOUNT,
+      keyType: 'LONG_TERM',
+      trigger: { kind: 'leak', eventId: LINE_ID, eventTime: '2026-11-20T09:40:00.000Z' },
+      action: 'DEACTIVATE',
+      applied: true,
+      mode: 'enforce',
+      notice: 'action',
+      leak: {
+        fingerprint: fingerprint(LONG),
+        redacted: `ABSK…${LONG.slice(-4)}`,
+        location: {
+          logGroup: LOG_GROUP,
+          logStream: LOG_STREAM,
+          logEventId: LINE_ID,
+          timestamp: '2026-11-20T09:40:00.000Z',
+          line: 1,
+          column: 'DEBUG client config {"apiKey":"'.length + 1,
+        },
+      },
+    });
+    const leaked = d.violations.find((v) => v.code === 'LEAKED');
+    expect(leaked?.severity).toBe('critical');
+    expect(leaked?.detail).toContain(LOG_GROUP);
+    expect(leaked?.detail).toContain(LOG_STREAM);
+    expect(leaked?.detail).toContain(fingerprint(LONG));
+    const [notice, ...more] = publishedMessages();
+    expect(more).toEqual([]);
+    expect(notice?.severity).toBe('critical');
+    expect(notice?.owner).toBe('team-chat@example.com');
+    expect(notice?.subject).toContain(`${KEY_A} on ${USER} deactivated`);
+    expect(notice?.message).toContain('LEAKED (critical)');
+    expect(notice?.message).toContain('delete key');
+    expect(notice?.message).toContain('rotate');
+    expect(out.text()).toContain('"LeaksFound"');
+    expect(out.text()).toContain('"KeysDeactivated"');
+  });
+
+  it('plans the deactivation in audit mode without changing IAM', async () => {
+    // Prepare
+    const rt = await freshRuntime('audit');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: `key=${LONG}` }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'deactivation-planned', keyIds: [KEY_A] }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    const [d] = await decisionsOf(rt, KEY_A);
+    expect(d).toMatchObject({
+      action: 'DEACTIVATE',
+      applied: false,
+      mode: 'audit',
+      trigger: { kind: 'leak' },
+    });
+    const [notice] = publishedMessages();
+    expect(notice?.message).toContain('must be deactivated');
+    expect(notice?.message).toContain('planned, not applied');
+    expect(notice?.severity).toBe('critical');
+  });
+
+  it('deactivates nothing when the user has two active keys and the alias matches both: a critical notice names both', async () => {
+    // Prepare: IAM gives a user's keys the same alias, so it cannot tell them apart
+    const rt = await freshRuntime('enforce');
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({
+      ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active'), bedrockKey(KEY_B, 'Active')],
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'ambiguous', keyIds: [KEY_A, KEY_B] }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    for (const keyId of [KEY_A, KEY_B]) {
+      const [d] = await decisionsOf(rt, keyId);
+      expect(d).toMatchObject({ action: 'NOTIFY', applied: false, leak: { candidates: [KEY_A, KEY_B] } });
+      expect(d?.violations.find((v) => v.code === 'LEAKED')?.severity).toBe('critical');
+    }
+    const notices = publishedMessages();
+    expect(notices).toHaveLength(2);
+    for (const n of notices) {
+      expect(n.severity).toBe('critical');
+      expect(n.message).toContain(KEY_A);
+      expect(n.message).toContain(KEY_B);
+      expect(n.message).toContain('none was deactivated automatically');
+    }
+  });
+
+  it('deactivates the one key whose alias matches when the user has two', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({
+      ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active', 'other-alias'), bedrockKey(KEY_B, 'Active')],
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'deactivated', keyIds: [KEY_B] }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      ServiceSpecificCredentialId: KEY_B,
+    });
+    expect(await decisionsOf(rt, KEY_A)).toEqual([]);
+  });
+
+  it('ignores a key of another account (log and metric), without reading or changing IAM', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: `token ${FOREIGN}` }]));
+
+    // Assess
+    expect(result).toMatchObject({
+      findings: [{ kind: 'LONG_TERM', outcome: 'foreign-account', keyIds: [] }],
+    });
+    expect(iam.calls()).toHaveLength(0);
+    expect(sns.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
+    const line = out.lines().find((l) => l.message === 'leaked key not acted on');
+    expect(line).toMatchObject({ reason: 'foreign-account', fingerprint: fingerprint(FOREIGN) });
+    expect(out.text()).toContain('"IgnoredLeaks"');
+  });
+
+  it('propagates IAM throttling so that Lambda retries the batch', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+    iam.on(ListServiceSpecificCredentialsCommand).rejects(throttled);
+    const handler = createLeakHandler(rt);
+
+    // Act + Assess
+    await expect(handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]))).rejects.toThrow(
+      'Rate exceeded',
+    );
+    expect(sns.calls()).toHaveLength(0);
+  });
+});
+
+describe('leak handler: short-term keys', () => {
+  it('traces a live key to its signer with LookupEvents and says how to revoke the role sessions', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    cloudtrail.on(LookupEventsCommand).resolves({
+      Events: [
+        {
+          EventId: 'ct-1',
+          EventName: 'InvokeModel',
+          CloudTrailEvent: JSON.stringify({
+            eventName: 'InvokeModel',
+            userIdentity: { type: 'AssumedRole', arn: ROLE_SESSION, accessKeyId: AKID },
+          }),
+        },
+      ],
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(
+      subscriptionEvent([{ id: LINE_ID, message: `Authorization: Bearer ${SHORT}` }]),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ kind: 'SHORT_TERM', outcome: 'notified', keyIds: [AKID] }] });
+    expect(cloudtrail).toHaveReceivedCommandWith(LookupEventsCommand, {
+      LookupAttributes: [{ AttributeKey: 'AccessKeyId', AttributeValue: AKID }],
+    });
+    const input = cloudtrail.commandCalls(LookupEventsCommand)[0]?.args[0].input;
+    expect(input?.StartTime?.getTime()).toBeLessThanOrEqual(Date.parse('2026-11-20T09:31:02Z'));
+    expect(input?.EndTime?.toISOString()).toBe(NOW.toISOString());
+    const [notice, ...more] = publishedMessages();
+    expect(more).toEqual([]);
+    expect(notice?.owner).toBe(ROLE_SESSION);
+    expect(notice?.severity).toBe('critical');
+    expect(notice?.message).toContain(`Signed by: ${ROLE_SESSION}`);
+    expect(notice?.message).toContain(`log group ${LOG_GROUP}, stream ${LOG_STREAM}`);
+    expect(notice?.message).toContain('Expires: 2026-11-20T21:31:02.000Z');
+    expect(notice?.message).toContain('Revoke active sessions');
+    expect(notice?.message).toContain('aws:TokenIssueTime');
+    expect(notice?.message).toContain('--role-name ChatbotRuntime');
+    const decisions = await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, AKID);
+    expect(decisions).toHaveLength(1);
+    expect(decisions[0]).toMatchObject({
+      keyId: AKID,
+      keyType: 'SHORT_TERM',
+      trigger: { kind: 'leak', eventId: LINE_ID },
+      action: 'NOTIFY',
+      applied: false,
+      owner: { value: ROLE_SESSION, source: 'creator' },
+      expiresAt: '2026-11-20T21:31:02.000Z',
+      leak: {
+        fingerprint: fingerprint(SHORT),
+        issuer: ROLE_SESSION,
+        location: { logGroup: LOG_GROUP, logStream: LOG_STREAM, logEventId: LINE_ID },
+      },
+    });
+    expect(iam.calls()).toHaveLength(0);
+  });
+
+  it('tells an IAM user to deactivate the signing access key', async () => {
+    // Prepare
+    const rt = await freshRuntime('audit');
+    const userArn = `arn:aws:iam::${ACCOUNT}:user/dev-alice`;
+    cloudtrail.on(LookupEventsCommand).resolves({
+      Events: [
+        {
+          CloudTrailEvent: JSON.stringify({
+            userIdentity: { type: 'IAMUser', arn: userArn, accessKeyId: AKID },
+          }),
+        },
+      ],
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    // Assess
+    const [notice] = publishedMessages();
+    expect(notice?.owner).toBe(userArn);
+    expect(notice?.message).toContain(
+      `aws iam update-access-key --user-name dev-alice --access-key-id ${AKID} --status Inactive`,
+    );
+  });
+
+  it('notifies the fallback owner when CloudTrail does not know the signer', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'notified' }] });
+    const [notice] = publishedMessages();
+    expect(notice?.owner).toBe('security@example.com');
+    expect(notice?.message).toContain('Signed by: unknown');
+    expect(notice?.message).toContain(`AttributeKey=AccessKeyId,AttributeValue=${AKID}`);
+  });
+
+  it('only logs and counts an expired key: no lookup, no notice, no decision', async () => {
+    // Prepare: the next day, long after the 12 h lifetime
+    const rt = await freshRuntime('enforce', new Date('2026-11-21T10:00:00Z'));
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ kind: 'SHORT_TERM', outcome: 'expired' }] });
+    expect(cloudtrail.calls()).toHaveLength(0);
+    expect(sns.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
+    expect(out.lines().find((l) => l.message === 'leaked key not acted on')).toMatchObject({
+      reason: 'expired',
+      kind: 'SHORT_TERM',
+    });
+  });
+});
+
+describe('leak handler: batches', () => {
+  it('ignores a CONTROL_MESSAGE', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(
+      subscriptionEvent(
+        [{ id: 'c', message: 'CWL CONTROL MESSAGE: Checking health of destination Lambda.' }],
+        'CONTROL_MESSAGE',
+      ),
+    );
+
+    // Assess
+    expect(result).toEqual({ status: 'ignored', reason: 'control-message' });
+    expect(iam.calls().length + sns.calls().length + cloudtrail.calls().length).toBe(0);
+  });
+
+  it('records nothing twice and sends no second notice when the same batch is delivered again', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+    const handler = createLeakHandler(rt);
+    const event = subscriptionEvent([
+      { id: LINE_ID, message: LONG },
+      { id: `${LINE_ID}1`, message: SHORT },
+    ]);
+    await handler(event);
+    // IAM now shows the key as deactivated
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Inactive')] });
+
+    // Act
+    const again = await handler(event);
+
+    // Assess
+    expect(again).toMatchObject({ findings: [{ outcome: 'duplicate' }, { outcome: 'duplicate' }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
+    expect(cloudtrail).toHaveReceivedCommandTimes(LookupEventsCommand, 1);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(2);
+  });
+
+  it('rejects a payload that is not a subscription event, naming only paths', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const handler = createLeakHandler(rt);
+    const notGzip = { awslogs: { data: Buffer.from(LONG).toString('base64') } };
+
+    // Act + Assess
+    await expect(handler({ detail: LONG })).rejects.toThrow(InvalidLogEventError);
+    await expect(handler(notGzip)).rejects.toThrow('awslogs.data is not base64 of gzipped JSON');
+    expect(leakedFragments(out.text(), PLANTED)).toEqual([]);
+  });
+
+  it('never writes any fragment of a planted key to logs, metrics, notices, IAM/CloudTrail calls, tables or results', async () => {
+    // Prepare: every kind in one batch, in enforce mode (the most side effects)
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+    cloudtrail.on(LookupEventsCommand).resolves({
+      Events: [
+        { CloudTrailEvent: JSON.stringify({ userIdentity: { arn: ROLE_SESSION, accessKeyId: AKID } }) },
+      ],
+    });
+    const handler = createLeakHandler(rt);
+    const results: LeakResult[] = [];
+
+    // Act
+    results.push(
+      await handler(
+        subscriptionEvent([
+          { id: 'l-1', message: `{"level":"debug","headers":{"authorization":"Bearer ${SHORT}"}}` },
+          { id: 'l-2', message: `export AWS_BEARER_TOKEN_BEDROCK=${LONG}\nexport OTHER=${FOREIGN}` },
+        ]),
+      ),
+    );
+    const expiredRt = { ...rt, now: () => new Date('2026-11-22T00:00:00Z') };
+    results.push(await createLeakHandler(expiredRt)(subscriptionEvent([{ id: 'l-3', message: SHORT }])));
+
+    // Assess: the findings were acted on...
+    expect(results[0]).toMatchObject({
+      findings: [{ outcome: 'notified' }, { outcome: 'deactivated' }, { outcome: 'foreign-account' }],
+    });
+    // ...and nothing anywhere holds a piece of a key
+    expect(leakedFragments(await everythingWritten(rt, results), PLANTED)).toEqual([]);
+  });
+});
