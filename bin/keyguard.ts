@@ -18,6 +18,7 @@ import {
 } from '../lambda/cli/inventory';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from '../lambda/cli/io';
 import { DEFAULT_STORE_DIR, runReplay } from '../lambda/cli/replay';
+import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import pkg from '../package.json';
 
@@ -59,6 +60,27 @@ Exit codes:
   0  done
   1  unexpected failure (e.g. no credentials, access denied)
   2  bad usage or refused (self-approval, unknown key, --until out of range, unknown code, empty reason)
+`;
+
+const SCAN_HELP = `
+Output (never the key: a redacted form with at most the last 4 characters, and a fingerprint):
+  text   path:line:column: KIND facts redacted fingerprint (git: commit:path:line:column)
+  json   one JSON object per line: path, line, column, kind, facts, redacted, fingerprint (and commit)
+  sarif  SARIF 2.1.0 for GitHub code scanning
+A summary goes to stderr. Binary files (a NUL byte in the first 8 KB) and .git directories are skipped.
+
+Allow-listing: a line containing keyguard:allow is not reported; --baseline FILE ignores known fingerprints
+(a JSON array of fingerprint strings, or the lines of --format json output).
+
+Exit codes:
+  0  no key found (or --write-baseline written)
+  1  keys found
+  2  bad usage, or a file, directory or repository could not be read (reported on stderr; the rest was scanned)
+
+Examples:
+  $ keyguard scan .
+  $ kubectl logs deploy/app | keyguard scan -
+  $ keyguard scan --git --format sarif > keyguard.sarif
 `;
 
 /** Adds the table options (defaulting to the KEYGUARD_*_TABLE environment variables) to a command. */
@@ -103,6 +125,7 @@ export function buildProgram(
   setExitCode: (code: number) => void,
   approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
   inventoryDeps: () => InventoryDeps = () => defaultInventoryDeps(),
+  scanDeps: () => ScanDeps = () => defaultScanDeps(pkg.version),
 ): Command {
   const program = new Command()
     .name('keyguard')
@@ -260,6 +283,26 @@ export function buildProgram(
       setExitCode(await runInventory(opts, io, inventoryDeps()));
     });
 
+  program
+    .command('scan')
+    .summary('find Bedrock API keys in files, folders, standard input or git history (offline)')
+    .description(
+      'Find Amazon Bedrock API keys (long-term ABSK… and short-term bedrock-api-key-…) in files and folders ' +
+        '(recursively), standard input (-) or every blob of a git repository. Each candidate is decoded and ' +
+        'checked for structure; the key itself is never printed, only a redacted form and a fingerprint.',
+    )
+    .argument('[paths...]', 'files or directories to scan; - for standard input')
+    .addOption(
+      new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'sarif']).default('text'),
+    )
+    .option('--git [repo]', 'also scan every blob reachable from any ref of this repository (default: .)')
+    .option('--baseline <file>', 'ignore the findings whose fingerprints are in this file')
+    .option('--write-baseline <file>', "write every finding's fingerprint to this file (exit 0)")
+    .addHelpText('after', SCAN_HELP)
+    .action(async (paths: string[], opts: ScanOptions) => {
+      setExitCode(await runScan(paths, opts, io, scanDeps()));
+    });
+
   return program;
 }
 
@@ -268,6 +311,7 @@ export async function main(
   argv: readonly string[],
   io: CliIO,
   approvalsDeps?: () => ApprovalsDeps,
+  scanDeps?: () => ScanDeps,
 ): Promise<number> {
   let code = EXIT_OK;
   const program = buildProgram(
@@ -276,6 +320,8 @@ export async function main(
       code = c;
     },
     approvalsDeps,
+    undefined,
+    scanDeps,
   );
   try {
     await program.parseAsync([...argv]);

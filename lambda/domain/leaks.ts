@@ -262,13 +262,24 @@ function candidateAt(text: string, index: number, kind: LeakKind, now: Date): Lo
   return undefined;
 }
 
+/** A finding with where its key lies in the text: `[index, end)` (used to stream text in overlapping chunks). */
+export interface LeakSpan extends LeakFinding {
+  index: number;
+  end: number;
+}
+
 /**
  * Every Bedrock API key in `text`, in order of appearance. `line` and `column` are 1-based and point at the
  * key's first character in `text` as given (columns count UTF-16 code units). A short-term key's `expired` is
  * judged at `opts.now`. A finding never holds the key: only its fingerprint and redacted form.
  */
 export function findLeaks(text: string, opts: { now: Date }): LeakFinding[] {
-  const found: LeakFinding[] = [];
+  return findLeakSpans(text, opts).map(({ index: _index, end: _end, ...finding }) => finding);
+}
+
+/** `findLeaks` with each key's span in the text. */
+export function findLeakSpans(text: string, opts: { now: Date }): LeakSpan[] {
+  const found: LeakSpan[] = [];
   let from = 0;
   let nextLong = text.indexOf(LONG_PREFIX, from);
   let nextShort = text.indexOf(SHORT_PREFIX, from);
@@ -296,6 +307,8 @@ export function findLeaks(text: string, opts: { now: Date }): LeakFinding[] {
         redacted: redactedForm(hit.key),
         ...(hit.longTerm ? { longTerm: hit.longTerm } : {}),
         ...(hit.shortTerm ? { shortTerm: hit.shortTerm } : {}),
+        index,
+        end: hit.end,
       });
     }
     if (nextLong !== -1 && nextLong < from) nextLong = text.indexOf(LONG_PREFIX, from);

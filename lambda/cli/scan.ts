@@ -1,0 +1,592 @@
+import { spawn } from 'node:child_process';
+import type { Dirent } from 'node:fs';
+import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { StringDecoder } from 'node:string_decoder';
+import { LeakStreamScanner, type StreamFinding } from '../domain/leak-stream';
+import type { LeakKind, LongTermFacts, ShortTermFacts } from '../domain/leaks';
+import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
+
+/** Keys were found (not in the baseline, not allowed inline). */
+export const EXIT_FOUND = 1;
+
+/**
+ * `keyguard scan`: finds Bedrock API keys in files, folders, stdin and git history. Files are read in chunks and
+ * scanned with overlap (never loaded whole); binary files (a NUL byte in the first 8 KB) are skipped. Output
+ * never holds a key: only its redacted form, fingerprint and decoded facts.
+ */
+
+export type ScanFormat = 'text' | 'json' | 'sarif';
+
+export interface ScanOptions {
+  format?: ScanFormat;
+  /** Scan every blob reachable from any ref of this repository (`true`: the current directory). */
+  git?: string | boolean;
+  baseline?: string;
+  writeBaseline?: string;
+}
+
+export interface ScanDeps {
+  now: () => Date;
+  /** Bytes read at a time (tests make it tiny to put keys across chunk boundaries). */
+  chunkSize: number;
+  /** Characters kept between chunks; defaults to the longest key's text. */
+  overlap?: number;
+  stdin?: () => AsyncIterable<Buffer | string>;
+  /** The git executable (spawned directly, no shell). */
+  gitBinary: string;
+  version: string;
+}
+
+export function defaultScanDeps(version: string): ScanDeps {
+  return {
+    now: () => new Date(),
+    chunkSize: 1024 * 1024,
+    stdin: () => process.stdin,
+    gitBinary: 'git',
+    version,
+  };
+}
+
+/** One finding where it was found. */
+export interface LocatedFinding extends StreamFinding {
+  path: string;
+  commit?: string;
+}
+
+const SNIFF_BYTES = 8192;
+
+/** Bytes in, findings out: sniffs for binary content, decodes UTF-8 across chunks, scans with overlap. */
+class ByteScan {
+  private readonly scanner: LeakStreamScanner;
+  private readonly decoder = new StringDecoder('utf8');
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  private decided = false;
+  binary = false;
+
+  constructor(now: Date, overlap: number | undefined) {
+    this.scanner = new LeakStreamScanner(overlap === undefined ? { now } : { now, overlap });
+  }
+
+  write(bytes: Buffer): StreamFinding[] {
+    if (this.binary) return [];
+    if (this.decided) return this.scanner.push(this.decoder.write(bytes));
+    this.pending.push(bytes);
+    this.pendingBytes += bytes.length;
+    return this.pendingBytes >= SNIFF_BYTES ? this.decide() : [];
+  }
+
+  end(): StreamFinding[] {
+    if (this.binary) return [];
+    const head = this.decided ? [] : this.decide();
+    if (this.binary) return [];
+    return [...head, ...this.scanner.push(this.decoder.end()), ...this.scanner.end()];
+  }
+
+  private decide(): StreamFinding[] {
+    this.decided = true;
+    const head = Buffer.concat(this.pending);
+    this.pending = [];
+    if (head.subarray(0, SNIFF_BYTES).includes(0)) {
+      this.binary = true;
+      return [];
+    }
+    return this.scanner.push(this.decoder.write(head));
+  }
+}
+
+class ScanRun {
+  readonly errors: string[] = [];
+  readonly reported: LocatedFinding[] = [];
+  readonly fingerprints = new Set<string>();
+  suppressedInline = 0;
+  suppressedBaseline = 0;
+  sources = 0;
+  binarySkipped = 0;
+  private readonly now: Date;
+
+  constructor(
+    private readonly io: CliIO,
+    private readonly deps: ScanDeps,
+    private readonly baseline: ReadonlySet<string>,
+    private readonly emit: (f: LocatedFinding) => void,
+  ) {
+    this.now = deps.now();
+  }
+
+  newByteScan(): ByteScan {
+    return new ByteScan(this.now, this.deps.overlap);
+  }
+
+  fail(where: string, reason: string): void {
+    this.errors.push(where);
+    problem(this.io, where, reason);
+  }
+
+  take(findings: StreamFinding[], path: string, commit?: string): void {
+    for (const f of findings) {
+      this.fingerprints.add(f.fingerprint);
+      if (f.allowed) {
+        this.suppressedInline += 1;
+      } else if (this.baseline.has(f.fingerprint)) {
+        this.suppressedBaseline += 1;
+      } else {
+        const located: LocatedFinding = { ...f, path, ...(commit ? { commit } : {}) };
+        this.reported.push(located);
+        this.emit(located);
+      }
+    }
+  }
+
+  finishSource(scan: ByteScan, path: string, commit?: string): void {
+    this.take(scan.end(), path, commit);
+    this.sources += 1;
+    if (scan.binary) this.binarySkipped += 1;
+  }
+
+  async scanFile(file: string, shown: string): Promise<void> {
+    let handle: Awaited<ReturnType<typeof open>> | undefined;
+    try {
+      handle = await open(file, 'r');
+      const scan = this.newByteScan();
+      const buf = Buffer.alloc(this.deps.chunkSize);
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, null);
+        if (bytesRead === 0) break;
+        this.take(scan.write(Buffer.from(buf.subarray(0, bytesRead))), shown);
+        if (scan.binary) break;
+      }
+      this.finishSource(scan, shown);
+    } catch (err) {
+      this.fail(shown, reason(err));
+    } finally {
+      await handle?.close();
+    }
+  }
+
+  async scanPath(input: string): Promise<void> {
+    const full = resolve(this.io.cwd, input);
+    let isDir: boolean;
+    try {
+      isDir = (await stat(full)).isDirectory();
+    } catch (err) {
+      this.fail(input, reason(err));
+      return;
+    }
+    if (!isDir) {
+      await this.scanFile(full, this.shownPath(full));
+      return;
+    }
+    await this.walk(full);
+  }
+
+  /** Directories in name order; `.git` is skipped (use --git for history); symbolic links are not followed. */
+  private async walk(dir: string): Promise<void> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      this.fail(this.shownPath(dir), reason(err));
+      return;
+    }
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== '.git') await this.walk(p);
+      } else if (e.isFile()) {
+        await this.scanFile(p, this.shownPath(p));
+      }
+    }
+  }
+
+  async scanStdin(): Promise<void> {
+    if (!this.deps.stdin) {
+      this.fail('-', 'standard input is not available');
+      return;
+    }
+    try {
+      const scan = this.newByteScan();
+      for await (const chunk of this.deps.stdin()) {
+        this.take(scan.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk), '-');
+      }
+      this.finishSource(scan, '-');
+    } catch (err) {
+      this.fail('-', reason(err));
+    }
+  }
+
+  /** Relative to the working directory when inside it, with `/` separators (SARIF and CI want that). */
+  shownPath(full: string): string {
+    const rel = relative(this.io.cwd, full);
+    if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) return full.split(sep).join('/');
+    return rel.split(sep).join('/');
+  }
+
+  async scanGit(repoArg: string): Promise<void> {
+    const repo = resolve(this.io.cwd, repoArg);
+    try {
+      const introduced = await blobIntroductions(this.deps.gitBinary, repo);
+      const listing = await runGit(this.deps.gitBinary, repo, ['rev-list', '--objects', '--all']);
+      const blobs = new Map<string, string>();
+      for (const line of listing.split('\n')) {
+        const space = line.indexOf(' ');
+        if (space === -1) continue;
+        const sha = line.slice(0, space);
+        if (!blobs.has(sha)) blobs.set(sha, line.slice(space + 1));
+      }
+      await catBlobs(this.deps.gitBinary, repo, [...blobs.keys()], {
+        start: () => this.newByteScan(),
+        data: (scan, sha, bytes) => {
+          const where = introduced.get(sha);
+          this.take(scan.write(bytes), where?.path ?? blobs.get(sha) ?? sha, where?.commit);
+        },
+        end: (scan, sha) => {
+          const where = introduced.get(sha);
+          this.finishSource(scan, where?.path ?? blobs.get(sha) ?? sha, where?.commit);
+        },
+      });
+    } catch (err) {
+      this.fail(`git ${repoArg}`, reason(err));
+    }
+  }
+}
+
+/** A short reason for stderr (errno codes in words; `instanceof Error` is not used: errors may cross realms). */
+function reason(err: unknown): string {
+  const code = typeof err === 'object' && err !== null ? (err as { code?: unknown }).code : undefined;
+  if (code === 'ENOENT') return 'no such file or directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'EISDIR') return 'is a directory';
+  const message =
+    typeof err === 'object' && err !== null ? (err as { message?: unknown }).message : undefined;
+  return typeof message === 'string' ? message : String(err);
+}
+
+export class GitError extends Error {}
+
+function runGit(git: string, repo: string, args: string[]): Promise<string> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(git, ['-C', repo, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    child.on('error', (e) => reject(new GitError(`cannot run git: ${e.message}`)));
+    child.on('close', (code) => {
+      if (code === 0) resolvePromise(Buffer.concat(out).toString('utf8'));
+      else reject(new GitError(err.trim().split('\n')[0] || `git ${args[0]} exited with ${code}`));
+    });
+  });
+}
+
+/**
+ * For each blob, the first commit (in `git log --all --reverse` order: oldest first) whose diff adds or changes
+ * a path to that blob, and the path. Blobs that appear only through merges are absent (reported without commit).
+ */
+async function blobIntroductions(
+  git: string,
+  repo: string,
+): Promise<Map<string, { commit: string; path: string }>> {
+  const log = await runGit(git, repo, [
+    'log',
+    '--all',
+    '--reverse',
+    '--root',
+    '--raw',
+    '--no-abbrev',
+    '--no-renames',
+    '--diff-filter=AMT',
+    '--format=%x01%H',
+    '-z',
+  ]);
+  const map = new Map<string, { commit: string; path: string }>();
+  let commit = '';
+  // With -z: "\x01<sha>\n" then NUL-separated ":<modes> <old> <new> <status>" and path fields.
+  const fields = log.split('\0');
+  for (let i = 0; i < fields.length; i += 1) {
+    let f = fields[i] ?? '';
+    const marker = f.lastIndexOf('\x01');
+    if (marker !== -1) {
+      commit = f.slice(marker + 1, marker + 41);
+      f = f.slice(marker + 42);
+    }
+    f = f.replace(/^\n+/, '');
+    if (!f.startsWith(':')) continue;
+    const parts = f.split(' ');
+    const sha = parts[3];
+    const path = fields[i + 1] ?? '';
+    i += 1;
+    if (sha && !map.has(sha)) map.set(sha, { commit, path });
+  }
+  return map;
+}
+
+interface BlobSink {
+  start(): ByteScan;
+  data(scan: ByteScan, sha: string, bytes: Buffer): void;
+  end(scan: ByteScan, sha: string): void;
+}
+
+/** Streams the objects through `git cat-file --batch`, one blob at a time, in chunks as they arrive. */
+function catBlobs(git: string, repo: string, shas: string[], sink: BlobSink): Promise<void> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(git, ['-C', repo, 'cat-file', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let header = Buffer.alloc(0);
+    let current: { sha: string; remaining: number; scan?: ByteScan } | undefined;
+    let skipNewline = false;
+    let err = '';
+    let failed: unknown;
+    child.stderr.on('data', (b: Buffer) => {
+      err += b.toString();
+    });
+    child.on('error', (e) => reject(new GitError(`cannot run git: ${e.message}`)));
+    child.stdout.on('data', (chunk: Buffer) => {
+      try {
+        let b = chunk;
+        while (b.length > 0) {
+          if (skipNewline) {
+            b = b.subarray(1);
+            skipNewline = false;
+            continue;
+          }
+          if (current) {
+            const take = Math.min(current.remaining, b.length);
+            if (current.scan) sink.data(current.scan, current.sha, b.subarray(0, take));
+            current.remaining -= take;
+            b = b.subarray(take);
+            if (current.remaining === 0) {
+              if (current.scan) sink.end(current.scan, current.sha);
+              current = undefined;
+              skipNewline = true;
+            }
+            continue;
+          }
+          const nl = b.indexOf(10);
+          if (nl === -1) {
+            header = Buffer.concat([header, b]);
+            break;
+          }
+          const line = Buffer.concat([header, b.subarray(0, nl)]).toString();
+          header = Buffer.alloc(0);
+          b = b.subarray(nl + 1);
+          const [sha = '', type, size] = line.split(' ');
+          if (type === 'missing' || size === undefined) continue;
+          current = { sha, remaining: Number(size), ...(type === 'blob' ? { scan: sink.start() } : {}) };
+          if (current.remaining === 0) {
+            if (current.scan) sink.end(current.scan, sha);
+            current = undefined;
+            skipNewline = true;
+          }
+        }
+      } catch (e) {
+        failed = e;
+        child.kill();
+      }
+    });
+    child.on('close', (code) => {
+      if (failed) reject(failed);
+      else if (code === 0) resolvePromise();
+      else reject(new GitError(err.trim().split('\n')[0] || `git cat-file exited with ${code}`));
+    });
+    child.stdin.on('error', () => undefined);
+    child.stdin.end(shas.length ? `${shas.join('\n')}\n` : '');
+  });
+}
+
+/** Reads a baseline: a JSON array of fingerprints (strings or objects with `fingerprint`), or JSON lines. */
+export async function readBaseline(file: string): Promise<Set<string>> {
+  const text = await readFile(file, 'utf8');
+  const out = new Set<string>();
+  const add = (v: unknown) => {
+    if (typeof v === 'string') out.add(v);
+    else if (v && typeof v === 'object' && typeof (v as { fingerprint?: unknown }).fingerprint === 'string')
+      out.add((v as { fingerprint: string }).fingerprint);
+    else throw new Error('each entry must be a fingerprint string or an object with "fingerprint"');
+  };
+  const trimmed = text.trim();
+  if (trimmed === '') return out;
+  if (trimmed.startsWith('[')) {
+    const parsed: unknown = JSON.parse(trimmed);
+    if (!Array.isArray(parsed)) throw new Error('not a JSON array');
+    for (const v of parsed) add(v);
+    return out;
+  }
+  for (const line of trimmed.split('\n')) {
+    if (line.trim() !== '') add(JSON.parse(line));
+  }
+  return out;
+}
+
+const RULES: Record<LeakKind, { id: string; name: string; text: string; help: string }> = {
+  LONG_TERM: {
+    id: 'bedrock-long-term-api-key',
+    name: 'BedrockLongTermApiKey',
+    text: 'Amazon Bedrock long-term API key',
+    help:
+      'A long-term Bedrock API key (an IAM service-specific credential) is in this file. Deactivate it at once ' +
+      '(aws iam update-service-specific-credential --status Inactive), then delete it and remove it from the ' +
+      'file and its history.',
+  },
+  SHORT_TERM: {
+    id: 'bedrock-short-term-api-key',
+    name: 'BedrockShortTermApiKey',
+    text: 'Amazon Bedrock short-term API key',
+    help:
+      'A short-term Bedrock API key (a presigned token, valid up to 12 hours) is in this file. If it has not ' +
+      'expired, revoke the sessions of the principal that signed it, then remove it from the file.',
+  },
+};
+
+function facts(f: LocatedFinding): LongTermFacts | ShortTermFacts | undefined {
+  return f.longTerm ?? f.shortTerm;
+}
+
+function describe(f: LocatedFinding): string {
+  if (f.longTerm)
+    return `long-term key of IAM user ${f.longTerm.userName} in account ${f.longTerm.accountId}`;
+  const s = f.shortTerm;
+  if (!s) return 'key';
+  const state = s.expired ? `expired ${s.expiresAt}` : `valid until ${s.expiresAt}`;
+  return (
+    `short-term key signed by ${s.accessKeyId} in ${s.region} at ${s.signedAt}, ${state}` +
+    (s.hasSessionToken ? ' (temporary credentials)' : '')
+  );
+}
+
+function where(f: LocatedFinding): string {
+  return `${f.commit ? `${f.commit.slice(0, 12)}:` : ''}${f.path}:${f.line}:${f.column}`;
+}
+
+export function textLine(f: LocatedFinding): string {
+  return `${where(f)}: ${f.kind} ${describe(f)} ${f.redacted} ${f.fingerprint}`;
+}
+
+export function jsonLine(f: LocatedFinding): string {
+  return JSON.stringify({
+    path: f.path,
+    line: f.line,
+    column: f.column,
+    kind: f.kind,
+    facts: facts(f),
+    redacted: f.redacted,
+    fingerprint: f.fingerprint,
+    ...(f.commit ? { commit: f.commit } : {}),
+  });
+}
+
+export function sarifLog(findings: readonly LocatedFinding[], version: string): Record<string, unknown> {
+  const kinds: LeakKind[] = ['LONG_TERM', 'SHORT_TERM'];
+  return {
+    version: '2.1.0',
+    $schema: 'https://json.schemastore.org/sarif-2.1.0.json',
+    runs: [
+      {
+        tool: {
+          driver: {
+            name: 'keyguard',
+            version,
+            informationUri: 'https://docs.aws.amazon.com/bedrock/latest/userguide/api-keys.html',
+            rules: kinds.map((k) => ({
+              id: RULES[k].id,
+              name: RULES[k].name,
+              shortDescription: { text: RULES[k].text },
+              fullDescription: { text: `${RULES[k].text} found in source or output` },
+              help: { text: RULES[k].help },
+              defaultConfiguration: { level: 'error' },
+              properties: {
+                tags: ['security', 'secret'],
+                precision: 'very-high',
+                'security-severity': '9.5',
+              },
+            })),
+          },
+        },
+        results: findings.map((f) => ({
+          ruleId: RULES[f.kind].id,
+          ruleIndex: kinds.indexOf(f.kind),
+          level: 'error',
+          message: { text: `${RULES[f.kind].text}: ${describe(f)} (${f.redacted}, ${f.fingerprint})` },
+          locations: [
+            {
+              physicalLocation: {
+                artifactLocation: { uri: f.path === '-' ? 'stdin' : encodeURI(f.path) },
+                region: { startLine: f.line, startColumn: f.column },
+              },
+            },
+          ],
+          partialFingerprints: { 'keyguardFingerprint/v1': f.fingerprint },
+          properties: { kind: f.kind, ...(f.commit ? { commit: f.commit } : {}) },
+        })),
+      },
+    ],
+  };
+}
+
+/** Runs `keyguard scan`; returns the exit code (0 nothing found, 1 keys found, 2 usage or read errors). */
+export async function runScan(
+  paths: readonly string[],
+  opts: ScanOptions,
+  io: CliIO,
+  deps: ScanDeps,
+): Promise<number> {
+  const format = opts.format ?? 'text';
+  if (!['text', 'json', 'sarif'].includes(format)) {
+    problem(io, 'scan', `unknown --format ${format} (text, json or sarif)`);
+    return EXIT_INPUT;
+  }
+  if (paths.length === 0 && !opts.git) {
+    problem(io, 'scan', 'give paths to scan, - for standard input, or --git');
+    return EXIT_INPUT;
+  }
+  let baseline = new Set<string>();
+  if (opts.baseline) {
+    try {
+      baseline = await readBaseline(resolve(io.cwd, opts.baseline));
+    } catch (err) {
+      problem(io, opts.baseline, `cannot read baseline: ${reason(err)}`);
+      return EXIT_INPUT;
+    }
+  }
+  const emit = (f: LocatedFinding) => {
+    if (format === 'text') io.stdout.write(`${textLine(f)}\n`);
+    else if (format === 'json') io.stdout.write(`${jsonLine(f)}\n`);
+  };
+  const run = new ScanRun(io, deps, baseline, emit);
+  for (const p of paths) {
+    if (p === '-') await run.scanStdin();
+    else await run.scanPath(p);
+  }
+  if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git);
+  if (format === 'sarif')
+    io.stdout.write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
+
+  const counts = { LONG_TERM: 0, SHORT_TERM: 0 };
+  for (const f of run.reported) counts[f.kind] += 1;
+  io.stderr.write(
+    `keyguard scan: ${run.reported.length} key${run.reported.length === 1 ? '' : 's'} found ` +
+      `(${counts.LONG_TERM} long-term, ${counts.SHORT_TERM} short-term) in ${run.sources} source` +
+      `${run.sources === 1 ? '' : 's'} scanned; ${run.binarySkipped} binary skipped; suppressed: ` +
+      `${run.suppressedInline} by keyguard:allow, ${run.suppressedBaseline} by baseline; ` +
+      `${run.errors.length} error${run.errors.length === 1 ? '' : 's'}\n`,
+  );
+
+  if (opts.writeBaseline) {
+    try {
+      const all = [...new Set([...baseline, ...run.fingerprints])].sort();
+      await writeFile(resolve(io.cwd, opts.writeBaseline), `${JSON.stringify(all, null, 2)}\n`);
+      io.stderr.write(
+        `keyguard scan: baseline ${opts.writeBaseline} written with ${all.length} fingerprints\n`,
+      );
+    } catch (err) {
+      problem(io, opts.writeBaseline, `cannot write baseline: ${reason(err)}`);
+      return EXIT_INPUT;
+    }
+    return run.errors.length > 0 ? EXIT_INPUT : EXIT_OK;
+  }
+  if (run.errors.length > 0) return EXIT_INPUT;
+  return run.reported.length > 0 ? EXIT_FOUND : EXIT_OK;
+}
