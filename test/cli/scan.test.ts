@@ -307,29 +307,29 @@ describe('keyguard scan: allow-listing', () => {
   });
 });
 
+function git(cwd: string, ...args: string[]): string {
+  return execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
+}
+
+function repoWithDeletedKey(): { repo: string; introducing: string } {
+  const repo = tempDir('keyguard-git-');
+  git(repo, 'init', '-q');
+  git(repo, 'config', 'user.name', 'Test');
+  git(repo, 'config', 'user.email', 'test@example.com');
+  git(repo, 'config', 'commit.gpgsign', 'false');
+  writeFile(join(repo, 'README.md'), 'hello\n');
+  git(repo, 'add', '.');
+  git(repo, 'commit', '-q', '-m', 'first');
+  writeFile(join(repo, 'config', 'prod.env'), `MODE=prod\nKEY=${LONG}\n`);
+  git(repo, 'add', '.');
+  git(repo, 'commit', '-q', '-m', 'add config');
+  const introducing = git(repo, 'rev-parse', 'HEAD');
+  git(repo, 'rm', '-q', 'config/prod.env');
+  git(repo, 'commit', '-q', '-m', 'remove the key');
+  return { repo, introducing };
+}
+
 describe('keyguard scan --git', () => {
-  function git(cwd: string, ...args: string[]): string {
-    return execFileSync('git', args, { cwd, encoding: 'utf8' }).trim();
-  }
-
-  function repoWithDeletedKey(): { repo: string; introducing: string } {
-    const repo = tempDir('keyguard-git-');
-    git(repo, 'init', '-q');
-    git(repo, 'config', 'user.name', 'Test');
-    git(repo, 'config', 'user.email', 'test@example.com');
-    git(repo, 'config', 'commit.gpgsign', 'false');
-    writeFile(join(repo, 'README.md'), 'hello\n');
-    git(repo, 'add', '.');
-    git(repo, 'commit', '-q', '-m', 'first');
-    writeFile(join(repo, 'config', 'prod.env'), `MODE=prod\nKEY=${LONG}\n`);
-    git(repo, 'add', '.');
-    git(repo, 'commit', '-q', '-m', 'add config');
-    const introducing = git(repo, 'rev-parse', 'HEAD');
-    git(repo, 'rm', '-q', 'config/prod.env');
-    git(repo, 'commit', '-q', '-m', 'remove the key');
-    return { repo, introducing };
-  }
-
   it('finds a key deleted from the working tree in history, with the commit that introduced it', async () => {
     // Prepare
     const { repo, introducing } = repoWithDeletedKey();
