@@ -7,6 +7,7 @@ import { CredentialEventFunction } from './constructs/credential-event-function'
 import { CredentialEventRule } from './constructs/credential-event-rule';
 import { InventorySweep } from './constructs/inventory-sweep';
 import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
+import { LeakQuarantine } from './constructs/leak-quarantine';
 import { OwnerAlerts } from './constructs/owner-alerts';
 
 /** The only region keyguard can work in: see {@link RegionError}. */
@@ -48,6 +49,8 @@ export class KeyguardStack extends Stack {
   public readonly credentialEvents: CredentialEventFunction;
   public readonly credentialEventRule: CredentialEventRule;
   public readonly sweep: InventorySweep;
+  /** The log quarantine, when `leakDetection.logGroups` names log groups. */
+  public readonly leakQuarantine?: LeakQuarantine;
 
   constructor(scope: Construct, id: string, props: KeyguardStackProps) {
     super(scope, id, { description: 'Bedrock Key Guard: governs Amazon Bedrock API keys', ...props });
@@ -82,6 +85,22 @@ export class KeyguardStack extends Stack {
       topic: this.alerts.topic,
       governedAccountId: props.governedAccountId,
     });
+
+    if (props.config.leakDetection.logGroups.length > 0) {
+      this.leakQuarantine = new LeakQuarantine(this, 'LeakQuarantine', {
+        config: props.config,
+        logGroupNames: props.config.leakDetection.logGroups,
+        decisionsTable: this.tables.decisions,
+        keysTable: this.tables.keys,
+        approvalsTable: this.approvals.table,
+        topic: this.alerts.topic,
+        governedAccountId: props.governedAccountId,
+      });
+      new CfnOutput(this, 'LeakFailureQueueUrl', {
+        description: 'Log batches the leak function failed on after all retries',
+        value: this.leakQuarantine.failureQueue.queueUrl,
+      });
+    }
 
     // What an operator needs after `cdk deploy`: where to read the audit and where failures wait.
     new CfnOutput(this, 'DecisionsTableName', {
@@ -122,7 +141,9 @@ export class KeyguardStack extends Stack {
       value: this.sweep.failureQueue.queueUrl,
     });
 
-    for (const fn of [this.credentialEvents.function, this.sweep.function]) {
+    const functions = [this.credentialEvents.function, this.sweep.function];
+    if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
+    for (const fn of functions) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',
         reason:

@@ -1,0 +1,164 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
+import type * as sns from 'aws-cdk-lib/aws-sns';
+import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct } from 'constructs';
+import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import { nagResourceId } from '../nag-finding';
+import { BEDROCK_SERVICE_NAME } from './credential-event-function';
+import { FailureQueue } from './failure-queue';
+import { KeyguardFunction } from './keyguard-function';
+
+/**
+ * Only lines that may hold a key reach the function: a regex filter pattern (`%…%`) matches substrings, so it
+ * also passes a key glued to other text (`"apiKey":"ABSK…`, `Bearer bedrock-api-key-…`). Both prefixes are kept
+ * in any escaping a log line gives a key (JSON and URL escapes only touch the base64 body).
+ */
+export const LEAK_FILTER_PATTERN = '%ABSK|bedrock-api-key-%';
+
+export interface LeakQuarantineProps {
+  /** The validated policy; passed to the function as JSON in `KEYGUARD_CONFIG`. */
+  readonly config: Config;
+  /** Names of the log groups to scan (in the stack's account and region). */
+  readonly logGroupNames: readonly string[];
+  /** Append-only decision log: GetItem and (conditional) PutItem only. */
+  readonly decisionsTable: dynamodb.ITable;
+  /** Current state per key. */
+  readonly keysTable: dynamodb.ITable;
+  /** Approvals (read-only): an approval naming LEAKED keeps a leaked key active. */
+  readonly approvalsTable: dynamodb.ITable;
+  /** Owner-notice topic. */
+  readonly topic: sns.ITopic;
+  /** Account whose Bedrock keys may be matched and deactivated. @default - the stack's account */
+  readonly governedAccountId?: string;
+  /** Destination of batches that still fail after the retries. @default - a new FailureQueue */
+  readonly failureQueue?: sqs.IQueue;
+}
+
+/**
+ * Log quarantine (issue 4): a subscription filter on each named log group feeds the `leak` function, which scans
+ * each batch for Bedrock API keys; a leaked long-term key of the governed account is deactivated (enforce mode),
+ * a live short-term key is traced to its signer with CloudTrail, and each finding is recorded and notified.
+ */
+export class LeakQuarantine extends Construct {
+  public readonly function: NodejsFunction;
+  public readonly role: iam.IRole;
+  public readonly failureQueue: sqs.IQueue;
+  public readonly subscriptionFilters: logs.SubscriptionFilter[];
+
+  constructor(scope: Construct, id: string, props: LeakQuarantineProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const account = props.governedAccountId ?? stack.account;
+
+    this.failureQueue = props.failureQueue ?? new FailureQueue(this, 'FailureQueue').queue;
+    const fn = new KeyguardFunction(this, 'Handler', {
+      entry: 'lambda/handlers/leak.ts',
+      description: 'Scans subscribed log groups for Bedrock API keys and quarantines leaked ones',
+      environment: {
+        DECISIONS_TABLE_NAME: props.decisionsTable.tableName,
+        KEYS_TABLE_NAME: props.keysTable.tableName,
+        APPROVALS_TABLE_NAME: props.approvalsTable.tableName,
+        TOPIC_ARN: props.topic.topicArn,
+        GOVERNED_ACCOUNT_ID: account,
+        [CONFIG_ENV]: JSON.stringify(props.config),
+        POLICY_VERSION: policyVersion(props.config),
+        POWERTOOLS_SERVICE_NAME: 'keyguard-leak',
+        POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',
+        POWERTOOLS_LOG_LEVEL: 'INFO',
+      },
+      onFailure: new SqsDestination(this.failureQueue),
+      retryAttempts: 2,
+    });
+    this.function = fn.function;
+    this.role = fn.role;
+
+    // --- IAM: read a leaked key's user and keys; deactivate Bedrock keys only ----------------------------------
+    const anyUser = stack.formatArn({
+      service: 'iam',
+      region: '',
+      account,
+      resource: 'user',
+      resourceName: '*',
+    });
+    const policy = new iam.Policy(this, 'Access', {
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ReadKeysAndOwnerTags',
+          actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
+          resources: [anyUser],
+        }),
+        new iam.PolicyStatement({
+          sid: 'DeactivateBedrockKeysOnly',
+          actions: ['iam:UpdateServiceSpecificCredential'],
+          resources: [anyUser],
+          conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
+        }),
+        new iam.PolicyStatement({
+          sid: 'FindShortTermKeySigner',
+          actions: ['cloudtrail:LookupEvents'],
+          resources: ['*'],
+        }),
+      ],
+    });
+    this.role.attachInlinePolicy(policy);
+    Validations.of(policy).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
+      reason:
+        'A leaked long-term key names its IAM user, which can be any user of the governed account: IAM offers no ' +
+        'narrower resource. The reads return metadata only (no secret); UpdateServiceSpecificCredential is ' +
+        'condition-scoped to iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; nothing is created, ' +
+        'reset or deleted.',
+    });
+    Validations.of(policy).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'cloudtrail:LookupEvents supports no resource-level permissions (Service Authorization Reference: ' +
+        'resource types "*"). It is read-only: it finds the principal that signed a leaked short-term key.',
+    });
+
+    // --- DynamoDB: item-level actions only (the decisions table is append-only: no Update/Delete) -------------
+    this.grantItemActions(props.decisionsTable, 'DecisionsTableAppendOnly', [
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+    ]);
+    this.grantItemActions(props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    this.grantItemActions(props.approvalsTable, 'ApprovalsReadOnly', ['dynamodb:GetItem', 'dynamodb:Query']);
+
+    props.topic.grantPublish(this.role);
+
+    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
+    if (defaultPolicy) {
+      for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
+        Validations.of(defaultPolicy).acknowledge({
+          id: `AwsSolutions-IAM5[Action::${action}]`,
+          reason:
+            `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
+            "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
+        });
+      }
+    }
+
+    // --- One subscription filter per log group (LambdaDestination adds logs.amazonaws.com's invoke permission) --
+    const destination = new LambdaDestination(this.function);
+    this.subscriptionFilters = props.logGroupNames.map(
+      (name, i) =>
+        new logs.SubscriptionFilter(this, `Subscription${i}`, {
+          logGroup: logs.LogGroup.fromLogGroupName(this, `LogGroup${i}`, name),
+          destination,
+          filterPattern: logs.FilterPattern.literal(LEAK_FILTER_PATTERN),
+          filterName: 'keyguard-bedrock-key-leaks',
+        }),
+    );
+  }
+
+  private grantItemActions(table: dynamodb.ITable, sid: string, actions: string[]): void {
+    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [table.tableArn] }));
+    table.encryptionKey?.grantEncryptDecrypt(this.role);
+  }
+}

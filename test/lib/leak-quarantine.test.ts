@@ -1,0 +1,226 @@
+import { join } from 'node:path';
+import { Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { PROJECT_ROOT } from '../../lib/constructs/keyguard-function';
+import { LEAK_FILTER_PATTERN } from '../../lib/constructs/leak-quarantine';
+import { actionsOf, build, resourcesOf, resourcesOfStatement, type Statement, writeConfig } from './helpers';
+
+const LOG_GROUPS = ['/aws/lambda/chatbot', 'ci/build-logs'];
+
+// Prepare (shared): the real composition with and without leak detection configured.
+const withLeaks = build({
+  context: { config: writeConfig({ mode: 'enforce', leakDetection: { logGroups: LOG_GROUPS } }) },
+});
+const withoutLeaks = build({ context: { config: writeConfig({ mode: 'enforce' }) } });
+const template = withLeaks.template;
+const resources = (template.toJSON() as { Resources: Record<string, { Type: string }> }).Resources;
+
+function onlyId(type: string, prefix: string): string {
+  const ids = Object.keys(resources).filter((id) => resources[id]?.Type === type && id.startsWith(prefix));
+  if (ids.length !== 1) throw new Error(`expected one ${type} under ${prefix}, found ${ids.join(', ')}`);
+  return ids[0] as string;
+}
+
+const functionId = onlyId('AWS::Lambda::Function', 'LeakQuarantine');
+const roleId = onlyId('AWS::IAM::Role', 'LeakQuarantine');
+
+function leakRoleStatements(): Statement[] {
+  return Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties.Roles).includes(roleId))
+    .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+}
+
+/** The permissions that let CloudWatch Logs invoke a function. */
+function logsPermissions(t: Template) {
+  return Object.values(resourcesOf(t, 'AWS::Lambda::Permission')).filter(
+    (p) => p.Properties.Principal === 'logs.amazonaws.com',
+  );
+}
+
+describe('LeakQuarantine', () => {
+  test('is absent by default: the stack without log groups has no leak function and no subscription', () => {
+    const t = withoutLeaks.template;
+    t.resourceCountIs('AWS::Lambda::Function', 2);
+    t.resourceCountIs('AWS::Logs::SubscriptionFilter', 0);
+    expect(logsPermissions(t)).toEqual([]);
+    expect(withoutLeaks.stack.leakQuarantine).toBeUndefined();
+    expect(JSON.stringify(t.toJSON())).not.toContain('LeakQuarantine');
+  });
+
+  test('adds one function, its log group, role, failure queue and key, and one subscription per log group', () => {
+    const count = (t: Template, type: string) => Object.keys(resourcesOf(t, type)).length;
+    const added = (type: string) => count(template, type) - count(withoutLeaks.template, type);
+    expect({
+      functions: added('AWS::Lambda::Function'),
+      logGroups: added('AWS::Logs::LogGroup'),
+      roles: added('AWS::IAM::Role'),
+      queues: added('AWS::SQS::Queue'),
+      keys: added('AWS::KMS::Key'),
+      subscriptions: added('AWS::Logs::SubscriptionFilter'),
+      permissions: added('AWS::Lambda::Permission'),
+      tables: added('AWS::DynamoDB::Table'),
+      topics: added('AWS::SNS::Topic'),
+    }).toEqual({
+      functions: 1,
+      logGroups: 1,
+      roles: 1,
+      queues: 1,
+      keys: 1,
+      subscriptions: LOG_GROUPS.length,
+      permissions: LOG_GROUPS.length,
+      tables: 0,
+      topics: 0,
+    });
+  });
+
+  test.each(LOG_GROUPS)(
+    'subscribes %s with the candidate-line pattern, delivering to the leak function',
+    (name) => {
+      template.hasResourceProperties('AWS::Logs::SubscriptionFilter', {
+        LogGroupName: name,
+        FilterPattern: LEAK_FILTER_PATTERN,
+        DestinationArn: { 'Fn::GetAtt': [functionId, 'Arn'] },
+      });
+    },
+  );
+
+  test('passes only lines with a key prefix, as a substring regex', () => {
+    expect(LEAK_FILTER_PATTERN).toBe('%ABSK|bedrock-api-key-%');
+  });
+
+  test('lets CloudWatch Logs invoke the function for the subscribed log groups only', () => {
+    const permissions = logsPermissions(template);
+    expect(permissions).toHaveLength(LOG_GROUPS.length);
+    for (const p of permissions) {
+      expect(p.Properties).toMatchObject({
+        Action: 'lambda:InvokeFunction',
+        Principal: 'logs.amazonaws.com',
+        FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
+      });
+    }
+    const sources = JSON.stringify(permissions.map((p) => p.Properties.SourceArn));
+    for (const name of LOG_GROUPS) expect(sources).toContain(`:log-group:${name}:*`);
+  });
+
+  test('sends failed batches to its encrypted failure queue after 2 retries', () => {
+    const queueId = onlyId('AWS::SQS::Queue', 'LeakQuarantine');
+    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+      FunctionName: { Ref: functionId },
+      MaximumRetryAttempts: 2,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+    });
+  });
+
+  test('passes the function what it needs', () => {
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[functionId];
+    if (!fn) throw new Error('no leak function');
+    const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    expect(Object.keys(env).sort()).toEqual(
+      [
+        'APPROVALS_TABLE_NAME',
+        'DECISIONS_TABLE_NAME',
+        'GOVERNED_ACCOUNT_ID',
+        'KEYGUARD_CONFIG',
+        'KEYS_TABLE_NAME',
+        'NODE_OPTIONS',
+        'POLICY_VERSION',
+        'POWERTOOLS_LOG_LEVEL',
+        'POWERTOOLS_METRICS_NAMESPACE',
+        'POWERTOOLS_SERVICE_NAME',
+        'TOPIC_ARN',
+      ].sort(),
+    );
+  });
+});
+
+describe('IAM: the leak function role', () => {
+  test('has exactly the actions the flow needs', () => {
+    const actions = new Set(leakRoleStatements().flatMap(actionsOf));
+    expect([...actions].sort()).toEqual(
+      [
+        'cloudtrail:LookupEvents',
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'dynamodb:Query',
+        'iam:ListServiceSpecificCredentials',
+        'iam:ListUserTags',
+        'iam:UpdateServiceSpecificCredential',
+        'kms:Decrypt',
+        'kms:Encrypt',
+        'kms:GenerateDataKey*',
+        'kms:ReEncrypt*',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'sns:Publish',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:SendMessage',
+      ].sort(),
+    );
+  });
+
+  test('changes only Bedrock keys, on users of the governed account', () => {
+    const update = leakRoleStatements().filter((s) =>
+      actionsOf(s).includes('iam:UpdateServiceSpecificCredential'),
+    );
+    expect(update).toHaveLength(1);
+    expect(actionsOf(update[0] as Statement)).toEqual(['iam:UpdateServiceSpecificCredential']);
+    expect(update[0]?.Condition).toEqual({
+      StringEquals: { 'iam:ServiceSpecificCredentialServiceName': 'bedrock.amazonaws.com' },
+    });
+    expect(JSON.stringify(resourcesOfStatement(update[0] as Statement))).toContain(':user/*');
+  });
+
+  test('never deletes, updates or scans audit items, and never creates, resets or deletes credentials', () => {
+    const actions = leakRoleStatements().flatMap(actionsOf);
+    for (const forbidden of [
+      'dynamodb:DeleteItem',
+      'dynamodb:UpdateItem',
+      'dynamodb:Scan',
+      'iam:DeleteServiceSpecificCredential',
+      'iam:ResetServiceSpecificCredential',
+      'iam:CreateServiceSpecificCredential',
+    ]) {
+      expect(actions).not.toContain(forbidden);
+    }
+  });
+
+  test('has the only wildcard resource on cloudtrail:LookupEvents', () => {
+    const star = leakRoleStatements().filter((s) => resourcesOfStatement(s).includes('*'));
+    expect(star.flatMap(actionsOf)).toEqual(['cloudtrail:LookupEvents']);
+  });
+});
+
+describe('cdk-nag', () => {
+  test('the stack with leak detection passes AwsSolutions with no unacknowledged finding', () => {
+    const report = new AwsSolutionsChecks().validateScope(withLeaks.stack);
+    expect(report.violations.map((v) => `${v.ruleName} ${v.violatingResources[0]?.constructPath}`)).toEqual(
+      [],
+    );
+  });
+
+  test('the template is stable to synthesize from the same config', () => {
+    const again = build({
+      context: { config: writeConfig({ mode: 'enforce', leakDetection: { logGroups: LOG_GROUPS } }) },
+    });
+    expect(Template.fromStack(again.stack).toJSON()).toEqual(template.toJSON());
+  });
+});
+
+describe('bundling', () => {
+  test('the leak handler bundles with esbuild as deployed (node22, CJS, nothing external)', () => {
+    const { buildSync } = require('esbuild') as typeof import('esbuild');
+    const result = buildSync({
+      entryPoints: [join(PROJECT_ROOT, 'lambda/handlers/leak.ts')],
+      bundle: true,
+      platform: 'node',
+      target: 'node22',
+      format: 'cjs',
+      minify: true,
+      write: false,
+      logLevel: 'silent',
+    });
+    expect(result.errors).toEqual([]);
+    expect(result.outputFiles[0]?.text.length).toBeGreaterThan(0);
+  });
+});
