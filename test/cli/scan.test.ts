@@ -189,10 +189,14 @@ describe('keyguard scan: files and folders', () => {
 
     // Act
     const r = await scan(dir, ['big.log'], { format: 'json' }, { chunkSize: 61 });
+    const smallOverlap = await scan(dir, ['big.log'], { format: 'json' }, { chunkSize: 61, overlap: 2000 });
 
     // Assess
     expect(expected.length).toBeGreaterThan(20);
     expect(lines(r.stdout).map((f) => [f.line, f.column, f.fingerprint])).toEqual(
+      expected.map((f) => [f.line, f.column, f.fingerprint]),
+    );
+    expect(lines(smallOverlap.stdout).map((f) => [f.line, f.column, f.fingerprint])).toEqual(
       expected.map((f) => [f.line, f.column, f.fingerprint]),
     );
   });
