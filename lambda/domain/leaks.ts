@@ -62,7 +62,8 @@ const LONG_TERM_DECODED = /^([\w+=,.@-]{1,64})-at-(\d{12}):([\x21-\x7e]+)$/;
 const SHORT_TERM_URL_PREFIX = 'bedrock.amazonaws.com/?';
 const PRINTABLE = /^[\x21-\x7e]+$/;
 const AKID = /^(?:AKIA|ASIA)[A-Z0-9]{16}$/;
-const REGION = /^[a-z]{2}(?:-[a-z]+)+-\d{1,2}$/;
+/** `us-east-1`, `us-gov-west-1`, `cn-north-1`, `eusc-de-east-1`. */
+const REGION = /^[a-z]{2,4}(?:-[a-z]+)+-\d{1,2}$/;
 const AMZ_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 const SIGNATURE = /^[0-9a-f]{64}$/;
 const MAX_EXPIRES = 43200;

@@ -326,6 +326,21 @@ describe('findLeaks: short-term keys', () => {
       expect.objectContaining({ region: 'us-east-1', expiresInSeconds: 43200, expired: false }),
     ]);
   });
+  it.each(['us-east-1', 'ap-southeast-2', 'us-gov-west-1', 'cn-north-1', 'eusc-de-east-1'])(
+    'accepts the region %s in the credential scope',
+    (region) => {
+      // Prepare
+      const key = handBuiltShortTermKey({
+        credential: `AKIAI44QH8DHBEXAMPLE/20261120/${region}/bedrock/aws4_request`,
+      });
+
+      // Act
+      const finding = one(findLeaks(key, { now: NOW }));
+
+      // Assess
+      expect(finding.shortTerm?.region).toBe(region);
+    },
+  );
 });
 
 describe('findLeaks: decoys', () => {
