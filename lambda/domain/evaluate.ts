@@ -219,6 +219,7 @@ function applyApprovals(
 export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
   const { config, now } = ctx;
   const { violations, waived, action, deadline, reason } = decide(key, ctx);
+  const leak = leakOf(ctx);
   // One object literal in the field order of design.md (spreading a base object and adding fields is several
   // times slower on Node 20: see bench/).
   return {
@@ -242,8 +243,13 @@ export function evaluate(key: KeySnapshot, ctx: EvaluationContext): Decision {
     policyVersion: ctx.policyVersion,
     ...(waived.length > 0 ? { waived } : {}),
     ...(reason ? { reason } : {}),
-    ...(ctx.leak ? { leak: ctx.leak } : {}),
+    ...(leak ? { leak } : {}),
   };
+}
+
+/** This trigger's leak, else one found earlier: a leaked key stays leaked. */
+function leakOf(ctx: EvaluationContext): LeakEvidence | null {
+  return ctx.leak ?? ctx.history?.leak ?? null;
 }
 
 interface Outcome {
@@ -277,7 +283,7 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     });
   }
   found.push(
-    ...leakViolations(key, ctx.leak),
+    ...leakViolations(key, leakOf(ctx)),
     ...lifetimeViolations(key, config, now),
     ...tagViolations(key, config),
     ...reviewViolations(key, config, history, now),
@@ -291,11 +297,14 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     return { violations, waived, action: 'ALLOW', deadline: null, reason: null };
   }
   // A leak that names several candidate keys must not deactivate a key that may not be the leaked one.
-  const uncertainLeak = (ctx.leak?.candidates?.length ?? 0) > 1;
+  const uncertainLeak = (leakOf(ctx)?.candidates?.length ?? 0) > 1;
   if (violations.some((v) => IMMEDIATE_CODES.includes(v.code) && !(uncertainLeak && v.code === 'LEAKED'))) {
     return { violations, waived, action: 'DEACTIVATE', deadline: null, reason: null };
   }
-  const escalating = violations.filter((v) => !INFORMATIONAL_CODES.includes(v.code));
+  // Nor does a grace deadline: an uncertain leak is notified once, and a person picks the key.
+  const escalating = violations.filter(
+    (v) => !INFORMATIONAL_CODES.includes(v.code) && !(uncertainLeak && v.code === 'LEAKED'),
+  );
   if (escalating.length > 0) {
     // One grace period per key: set when it first had an escalating violation, kept while any remains
     // (fixing part of it, or adding another, neither extends nor shortens it).

@@ -87,6 +87,7 @@ export function planNotice(d: Decision, history: KeyHistory, config: Config, now
   const staged = stagedNotice(d, history.notice, config, now);
   const expiring = dueExpiryThresholds(d, history, config, now);
   const kind: NoticeKind | null = staged.kind ?? (expiring.length > 0 ? 'expiring' : null);
+  const leak = d.leak ?? history.leak ?? null;
   return {
     notice: kind,
     history: {
@@ -99,6 +100,8 @@ export function planNotice(d: Decision, history: KeyHistory, config: Config, now
       expiryReminders: kind
         ? [...history.expiryReminders, ...expiring].sort((a, b) => b - a)
         : history.expiryReminders,
+      // A leak is remembered, so later evaluations (sweeps) keep LEAKED and never call the key resolved.
+      ...(leak ? { leak } : {}),
     },
   };
 }

@@ -209,6 +209,8 @@ export interface KeyHistory {
   notice: NoticeState | null;
   /** expiryWarningDays thresholds already reminded about. */
   expiryReminders: number[];
+  /** Where the key was found leaked. Kept: a leaked key stays LEAKED until it is replaced (or approved). */
+  leak?: LeakEvidence | null;
 }
 
 export const EMPTY_HISTORY: KeyHistory = {

@@ -1,8 +1,10 @@
 import { type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
 import { buildNotice } from '../../lambda/domain/notice';
+import { planNotice } from '../../lambda/domain/staging';
 import {
   type Approval,
   canonicalDecision,
+  EMPTY_HISTORY,
   type KeySnapshot,
   type LeakEvidence,
 } from '../../lambda/domain/types';
@@ -137,5 +139,43 @@ describe('canonicalDecision and notices carry the leak', () => {
     expect(n.body).toContain('create a replacement');
     expect(n.body).toContain('rotate it wherever the old key was used');
     expect(n.body).toContain('once the replacement is live');
+  });
+});
+
+describe('a leak is remembered', () => {
+  it('keeps LEAKED in later evaluations without the leak trigger, so an unreplaced key is never "resolved"', () => {
+    // Prepare: audit mode, the leak decision plans the deactivation and notifies
+    const audit = parseConfig({ mode: 'audit' });
+    const first = evaluate(key(), ctx({ config: audit }));
+    const plan = planNotice(first, EMPTY_HISTORY, audit, NOW);
+    expect(plan.notice).toBe('action');
+    expect(plan.history.leak).toEqual(LEAK);
+
+    // Act: an hour later, a sweep evaluates the still-Active key with the remembered history
+    const later = new Date(NOW.getTime() + 3_600_000);
+    const sweep = evaluate(
+      key(),
+      ctx({ config: audit, now: later, trigger: { kind: 'sweep' }, leak: null, history: plan.history }),
+    );
+    const next = planNotice(sweep, plan.history, audit, later);
+
+    // Assess
+    expect(sweep.violations.map((v) => v.code)).toEqual(['LEAKED']);
+    expect(sweep.action).toBe('DEACTIVATE');
+    expect(next.notice).toBeNull();
+    expect(next.history.leak).toEqual(LEAK);
+  });
+
+  it('notifies an uncertain leak once, with no grace deadline that would later deactivate both candidates', () => {
+    const leak = { ...LEAK, candidates: ['ACCA1', 'ACCA2'] };
+    const first = evaluate(key(), ctx({ leak }));
+    const plan = planNotice(first, EMPTY_HISTORY, CONFIG, NOW);
+    const muchLater = new Date(NOW.getTime() + 30 * 86_400_000);
+    const sweep = evaluate(key(), ctx({ now: muchLater, leak: null, history: plan.history }));
+
+    expect(first.deadline).toBeNull();
+    expect(plan.notice).toBe('first');
+    expect(sweep.action).toBe('NOTIFY');
+    expect(planNotice(sweep, plan.history, CONFIG, muchLater).notice).toBeNull();
   });
 });
