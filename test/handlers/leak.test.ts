@@ -331,6 +331,43 @@ describe('leak handler: long-term keys', () => {
     expect(await decisionsOf(rt, KEY_A)).toEqual([]);
   });
 
+  it('deactivates the only Active key of a user that also has an Inactive one', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({
+      ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Inactive'), bedrockKey(KEY_B, 'Active')],
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'deactivated', keyIds: [KEY_B] }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      ServiceSpecificCredentialId: KEY_B,
+    });
+  });
+
+  it('ignores a key whose user has no Bedrock key (log and metric)', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [] });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'no-bedrock-keys', keyIds: [] }] });
+    expect(sns.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
+    expect(out.lines().find((l) => l.message === 'leaked key not acted on')).toMatchObject({
+      reason: 'no-bedrock-keys',
+    });
+  });
+
   it('ignores a key of another account (log and metric), without reading or changing IAM', async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
