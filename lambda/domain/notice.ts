@@ -88,6 +88,14 @@ function shortTermRevocation(d: Decision): string {
   const at = d.decidedAt;
   const denyOlder = `{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"${at}"}}}]}`;
   const role = issuer ? assumedRole(issuer) : null;
+  if (role?.role.startsWith('AWSReservedSSO_')) {
+    // IAM does not let anyone edit the roles IAM Identity Center creates for permission sets.
+    return (
+      `The signer is an IAM Identity Center session (role ${role.role}): revoke that user's active permission-set ` +
+      'sessions in IAM Identity Center (and disable the user if the key was taken), since IAM does not allow editing ' +
+      `this role. Until then the key works until ${d.expiresAt ?? 'it expires'}.`
+    );
+  }
   if (role) {
     return (
       `Revoke the sessions of role ${role.role} issued before now: in the IAM console, Roles → ${role.role} → ` +

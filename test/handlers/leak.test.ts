@@ -489,6 +489,25 @@ describe('leak handler: short-term keys', () => {
     );
   });
 
+  it('sends an IAM Identity Center session to Identity Center to revoke (its role cannot be edited)', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const sso = `arn:aws:sts::${ACCOUNT}:assumed-role/AWSReservedSSO_Developers_0123456789abcdef/alice@example.com`;
+    cloudtrail.on(LookupEventsCommand).resolves({
+      Events: [{ CloudTrailEvent: JSON.stringify({ userIdentity: { arn: sso, accessKeyId: AKID } }) }],
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    // Assess
+    const [notice] = publishedMessages();
+    expect(notice?.owner).toBe(sso);
+    expect(notice?.message).toContain('IAM Identity Center');
+    expect(notice?.message).not.toContain('put-role-policy');
+  });
+
   it('notifies the fallback owner when CloudTrail does not know the signer', async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
