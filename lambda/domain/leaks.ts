@@ -8,7 +8,7 @@ import { fingerprint, redactedForm } from '../shared/redact';
  * Candidates are found with one cheap scan (`indexOf` of the two prefixes); only candidates are decoded. The body
  * after a prefix is read through the escapes a key picks up in transit: JSON `\/` and `\u002B`/`\u002F`/`\u003D`,
  * URL encoding `%2B`/`%2F`/`%3D` (either case), and JSON line breaks `\n`/`\r` (a key wrapped inside a JSON
- * string). The key that is fingerprinted is the unescaped one, so the same key has the same fingerprint in every
+ * string); JSON escapes may be nested (`\\\/`: a JSON log line inside a JSON log record). The key that is fingerprinted is the unescaped one, so the same key has the same fingerprint in every
  * context.
  */
 
@@ -49,11 +49,14 @@ const SHORT_PREFIX = 'bedrock-api-key-';
  */
 export const MAX_KEY_BODY = 8192;
 
+/** Backslashes read before an escaped character: up to three levels of JSON nesting (1, 3, 7). */
+const MAX_ESCAPE_BACKSLASHES = 7;
+
 /**
- * Longest stretch of text one key can occupy (every body character escaped as `\u002F`, plus prefix and line
- * breaks): a streaming scanner that keeps this much overlap between chunks sees every key whole.
+ * Longest stretch of text one key can occupy (every body character escaped as `\\\\\\\u002F`, plus prefix
+ * and line breaks): a streaming scanner that keeps this much overlap between chunks sees every key whole.
  */
-export const MAX_KEY_TEXT = MAX_KEY_BODY * 6 + 1024;
+export const MAX_KEY_TEXT = MAX_KEY_BODY * (MAX_ESCAPE_BACKSLASHES + 5) + 1024;
 
 const MAX_SOFT_BREAKS = 64;
 
@@ -126,19 +129,22 @@ function readBody(text: string, start: number): BodyCut[] {
       width = 3;
       if (ch !== '=' && ch !== undefined && padding > 0) break;
     } else if (c === 92 /* \ */) {
-      const next = text[i + 1];
+      // One backslash per level of JSON nesting (a JSON log line inside a JSON log record doubles them).
+      let slashes = 1;
+      while (slashes < MAX_ESCAPE_BACKSLASHES && text.charCodeAt(i + slashes) === 92) slashes += 1;
+      const next = text[i + slashes];
       if (next === '/') {
         if (padding > 0) break;
         ch = '/';
-        width = 2;
+        width = slashes + 1;
       } else if (next === 'u') {
-        ch = unicodeEscape(text, i);
-        width = 6;
+        ch = unicodeEscape(text, i + slashes - 1);
+        width = slashes + 5;
         if (ch !== '=' && ch !== undefined && padding > 0) break;
       } else if ((next === 'n' || next === 'r') && body.length > 0 && cuts.length < MAX_SOFT_BREAKS) {
         if (!endedOnBreak) cuts.push({ body, end: i });
         endedOnBreak = true;
-        i += 2;
+        i += slashes + 1;
         continue;
       }
     }

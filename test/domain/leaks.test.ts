@@ -75,6 +75,12 @@ const CONTEXTS: Context[] = [
     after: '"}',
   },
   {
+    name: 'JSON log line inside a JSON log record (Docker json-file), escapes doubled',
+    before: '{"log":"{\\"level\\":\\"info\\",\\"token\\":\\"',
+    written: (k) => k.replace(/\//g, '\\\\\\/').replace(/\+/g, '\\\\u002B'),
+    after: '\\"}\\n","stream":"stdout","time":"2026-11-20T09:31:02Z"}\n',
+  },
+  {
     name: 'URL-encoded query parameter',
     before: 'GET https://proxy.example.com/forward?token=',
     written: encodeURIComponent,
