@@ -157,8 +157,8 @@ function readBody(text: string, start: number): BodyCut[] {
     i += width;
     endedOnBreak = false;
   }
-  if (body.length > MAX_KEY_BODY) return [];
-  if (!endedOnBreak && body.length > 0) cuts.push({ body, end: i });
+  // A run longer than any key is not one key, but a key may still end at a JSON line break inside it.
+  if (!endedOnBreak && body.length > 0 && body.length <= MAX_KEY_BODY) cuts.push({ body, end: i });
   return cuts.reverse();
 }
 

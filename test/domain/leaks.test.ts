@@ -450,6 +450,19 @@ describe('findLeaks: decoys', () => {
     ]);
   });
 
+  it('finds a key ended by an escaped \\n before a base64 run longer than any key', () => {
+    // Prepare
+    const unpadded = handBuiltLongTermKey('ci-bot', '111122223333', 's'.repeat(28));
+    const text = `{"a":"${unpadded}\\n${'QUJD'.repeat(MAX_KEY_BODY / 2)}"}`;
+
+    // Act
+    const findings = findLeaks(text, { now: NOW });
+
+    // Assess
+    expect(unpadded.endsWith('=')).toBe(false);
+    expect(findings.map((f) => [f.column, f.fingerprint])).toEqual([[7, fingerprint(unpadded)]]);
+  });
+
   it('gives up on a base64 run longer than any key', () => {
     // Prepare
     const text = `ABSK${'A'.repeat(MAX_KEY_BODY + 8)}`;
