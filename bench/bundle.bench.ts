@@ -42,13 +42,18 @@ const CONSTRUCT_MARKERS = [
   'externalModules: []',
 ];
 
-/** What the handler reads at cold start (see lambda/handlers/credential-event.ts); the credentials are fake. */
+/**
+ * What the handlers read at cold start (every variable any lambda/handlers entry requires, as the stack sets
+ * them: see lib/constructs/governance-access.ts); the credentials are fake.
+ */
 const HANDLER_ENV: NodeJS.ProcessEnv = {
   KEYGUARD_CONFIG: '{}',
   POLICY_VERSION: 'p-bench0000000',
   DECISIONS_TABLE_NAME: 'keyguard-decisions',
   KEYS_TABLE_NAME: 'keyguard-keys',
+  APPROVALS_TABLE_NAME: 'keyguard-approvals',
   IDEMPOTENCY_TABLE_NAME: 'keyguard-idempotency',
+  SWEEP_STATE_TABLE_NAME: 'keyguard-sweep-state',
   TOPIC_ARN: 'arn:aws:sns:us-east-1:111122223333:keyguard-owner-notices',
   GOVERNED_ACCOUNT_ID: '111122223333',
   AWS_REGION: 'us-east-1',
@@ -172,7 +177,8 @@ export async function runBundleBench(options: BundleBenchOptions): Promise<Secti
     });
     if (check.exitCode !== 0) {
       throw new Error(
-        `${name}: bundle does not load or export handler (exit ${check.exitCode}): ${check.stderr.trim()}`,
+        // The last lines say why (a minified bundle's first lines are code, not the reason).
+        `${name}: bundle does not load or export handler (exit ${check.exitCode}): ${check.stderr.trim().split('\n').slice(-12).join('\n')}`,
       );
     }
 
