@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
  * win over the defaults.
  */
 
-export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep'] as const;
+export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep', 'scan'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -18,15 +18,18 @@ export interface BenchOptions {
   requireRuns: number;
   /** IAM users of the simulated account swept (two Bedrock keys each). */
   sweepUsers: number;
+  /** Size of the generated scan corpus (source trees and logs with planted keys), in MiB. */
+  scanMb: number;
 }
 
-export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N]
+export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|scan[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--scan-mb N]
 
   --only          run only these benchmarks (repeatable or comma-separated; default: all)
   --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 200)
   --replay-runs   runs of \`keyguard replay\` over the archive (env BENCH_REPLAY_RUNS; default 3)
   --require-runs  cold-start samples per bundle (env BENCH_REQUIRE_RUNS; default 15)
   --sweep-users   IAM users of the simulated account the sweep bench sweeps, 2 keys each (env BENCH_SWEEP_USERS; default 10000)
+  --scan-mb       size of the generated corpus \`keyguard scan\`, ripgrep and secretlint scan, in MiB (env BENCH_SCAN_MB; default 500)
 
 Peak RSS comes from /usr/bin/time -v when available; BENCH_NO_GNU_TIME=1 forces the in-process fallback.`;
 
@@ -75,6 +78,7 @@ export function parseBenchOptions(
     replayRuns: positiveInt('--replay-runs', values['replay-runs'] ?? env.BENCH_REPLAY_RUNS, 3),
     requireRuns: positiveInt('--require-runs', values['require-runs'] ?? env.BENCH_REQUIRE_RUNS, 15),
     sweepUsers: positiveInt('--sweep-users', values['sweep-users'] ?? env.BENCH_SWEEP_USERS, 10_000),
+    scanMb: positiveInt('--scan-mb', values['scan-mb'] ?? env.BENCH_SCAN_MB, 500),
   };
 }
 
@@ -89,6 +93,7 @@ function parse(argv: readonly string[]) {
       'replay-runs': { type: 'string' },
       'require-runs': { type: 'string' },
       'sweep-users': { type: 'string' },
+      'scan-mb': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

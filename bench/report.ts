@@ -15,6 +15,8 @@ export interface Section {
   figures: Figure[];
   /** Context a reader needs to interpret the figures (method, caveats). */
   notes: string[];
+  /** Further tables (already rendered, see `renderTable`), printed between the figures and the notes. */
+  tables?: string[];
 }
 
 export interface Summary {
@@ -77,6 +79,27 @@ export function renderSection(section: Section): string {
       .trimEnd();
   const rule = widths.map((w) => '-'.repeat(w)).join('  ');
   const out = [`== ${section.title} ==`, line(header), rule, ...rows.map(line)];
+  for (const table of section.tables ?? []) out.push('', table);
   for (const note of section.notes) out.push(`  * ${note}`);
   return out.join('\n');
+}
+
+/** An aligned plain-text table with a title line; columns after the first are right-aligned. */
+export function renderTable(
+  title: string,
+  header: readonly string[],
+  rows: ReadonlyArray<readonly string[]>,
+): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => pad(c, widths[i] as number, i > 0))
+      .join('  ')
+      .trimEnd();
+  return [
+    `-- ${title} --`,
+    line(header),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...rows.map(line),
+  ].join('\n');
 }

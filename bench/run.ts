@@ -6,6 +6,7 @@ import { runEvaluateBench } from './evaluate.bench';
 import { type BenchName, BenchUsageError, parseBenchOptions, USAGE } from './options';
 import { runReplayBench } from './replay.bench';
 import { renderSection, type Section } from './report';
+import { runScanBench } from './scan.bench';
 import { runSweepBench } from './sweep.bench';
 
 /**
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
     replay: () => runReplayBench({ archiveMb: options.archiveMb, runs: options.replayRuns }),
     bundle: () => runBundleBench({ requireRuns: options.requireRuns }),
     sweep: () => runSweepBench({ users: options.sweepUsers }),
+    scan: () => runScanBench({ scanMb: options.scanMb }),
   };
 
   process.stdout.write(`${machineInfo()}\n`);

@@ -1,0 +1,242 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mib, num, progress, renderTable, type Section } from './report';
+import { type Corpus, ensureScanCorpus, type PlantedKey } from './scan-corpus';
+import { CONTEXTS, DECOY_KINDS } from './scan-lines';
+import {
+  type Availability,
+  ripgrepAvailable,
+  runKeyguard,
+  runRipgrep,
+  runSecretlint,
+  secretlintAvailable,
+  type ToolRun,
+} from './scan-tools';
+
+/**
+ * `keyguard scan` against ripgrep with gitleaks' two Bedrock regexes and secretlint with a pattern rule holding
+ * the same regexes, over a generated corpus with keys planted at known lines (scan-corpus.ts): wall time, MiB/s,
+ * and recall and precision against the corpus manifest. A finding matches a planted key by path and line, and
+ * for keyguard (the only one that reports a fingerprint) by fingerprint too. Each tool runs once, after one
+ * untimed read of the whole corpus so every tool starts from the page cache.
+ */
+
+interface Score {
+  tool: string;
+  wallS: number;
+  mibPerS: number;
+  rssMib: number | null;
+  found: number;
+  truePositives: number;
+  falsePositives: number;
+  /** Indexes into the manifest's `planted`. */
+  recalled: Set<number>;
+  /** False positives by the decoy on their line, or `filler` when no decoy was planted there. */
+  falseByDecoy: Map<string, number>;
+}
+
+function score(
+  result: ToolRun,
+  corpus: Corpus,
+  plantedAt: Map<string, number>,
+  decoyAt: Map<string, string>,
+): Score {
+  const { manifest } = corpus;
+  const seen = new Set<string>();
+  const recalled = new Set<number>();
+  const falseByDecoy = new Map<string, number>();
+  let found = 0;
+  let truePositives = 0;
+  for (const f of result.findings) {
+    const where = `${f.path}:${f.line}`;
+    const id = f.fingerprint ? `${where}:${f.fingerprint}` : where;
+    if (seen.has(id)) continue;
+    seen.add(id);
+    found += 1;
+    const index = plantedAt.get(where);
+    const planted = index === undefined ? undefined : manifest.planted[index];
+    if (index !== undefined && planted && (!f.fingerprint || f.fingerprint === planted.fingerprint)) {
+      truePositives += 1;
+      recalled.add(index);
+    } else {
+      const decoy = decoyAt.get(where) ?? (planted ? 'planted line, other key' : 'filler');
+      falseByDecoy.set(decoy, (falseByDecoy.get(decoy) ?? 0) + 1);
+    }
+  }
+  const wallS = result.run.wallMs / 1000;
+  return {
+    tool: result.tool,
+    wallS,
+    mibPerS: mib(manifest.bytes) / wallS,
+    rssMib: result.run.maxRssKb === null ? null : result.run.maxRssKb / 1024,
+    found,
+    truePositives,
+    falsePositives: found - truePositives,
+    recalled,
+    falseByDecoy,
+  };
+}
+
+function pct(part: number, whole: number): string {
+  return whole === 0 ? 'n/a' : `${((100 * part) / whole).toFixed(1)}%`;
+}
+
+function group(p: PlantedKey): string {
+  return `${p.kind === 'LONG_TERM' ? 'long-term' : 'short-term'} ${p.context}`;
+}
+
+const GROUPS = ['long-term', 'short-term'].flatMap((k) => CONTEXTS.map((c) => `${k} ${c}`));
+
+/** Reads every file once (untimed), so no tool pays for the cold cache. */
+async function warmCache(corpus: Corpus): Promise<void> {
+  for (const f of corpus.manifest.files) await readFile(join(corpus.dir, f.path));
+}
+
+export async function runScanBench(opts: { scanMb: number }): Promise<Section> {
+  const corpus = await ensureScanCorpus(opts.scanMb);
+  const { manifest } = corpus;
+  const plantedAt = new Map<string, number>();
+  manifest.planted.forEach((p, i) => {
+    plantedAt.set(`${p.path}:${p.line}`, i);
+  });
+  const decoyAt = new Map<string, string>(manifest.decoys.map((d) => [`${d.path}:${d.line}`, d.decoy]));
+  const notes: string[] = [];
+
+  progress('scan: warming the page cache');
+  await warmCache(corpus);
+
+  const runs: ToolRun[] = [];
+  const rg: Availability = ripgrepAvailable();
+  if (rg.ok) {
+    progress('scan: ripgrep (gitleaks regexes)');
+    runs.push(await runRipgrep(corpus.dir));
+    progress('scan: ripgrep --threads 1');
+    runs.push(await runRipgrep(corpus.dir, 1));
+    notes.push(`${rg.version}; gitleaks' two regexes in one pass, --hidden --no-ignore`);
+  } else {
+    notes.push(`SKIPPED ripgrep rows: ${rg.reason}`);
+  }
+  progress('scan: keyguard scan');
+  runs.push(await runKeyguard(corpus.dir));
+  const sl: Availability = secretlintAvailable();
+  if (sl.ok) {
+    progress('scan: secretlint (pattern rule)');
+    runs.push(await runSecretlint(corpus.dir));
+    notes.push(
+      `${sl.version} + @secretlint/secretlint-rule-pattern with the same two regexes, --format compact --maskSecrets --output <file>, glob **/*`,
+    );
+  } else {
+    notes.push(`SKIPPED secretlint rows: ${sl.reason}`);
+  }
+
+  const scores = runs.map((r) => score(r, corpus, plantedAt, decoyAt));
+  const byTool = new Map(scores.map((s) => [s.tool, s]));
+  const keyguard = byTool.get('keyguard scan') as Score;
+  const ripgrep = byTool.get('ripgrep');
+  const planted = manifest.planted.length;
+
+  const main = renderTable(
+    'tools (one run each, warm cache)',
+    [
+      'tool',
+      'MiB/s',
+      'wall s',
+      'speed vs rg',
+      'peak RSS MiB',
+      'found',
+      'true pos',
+      'false pos',
+      'recall',
+      'precision',
+    ],
+    scores.map((s) => [
+      s.tool,
+      num(s.mibPerS, 1),
+      num(s.wallS, 2),
+      ripgrep ? `${(s.mibPerS / ripgrep.mibPerS).toFixed(3)}×` : 'n/a',
+      s.rssMib === null ? 'n/a' : num(s.rssMib, 0),
+      num(s.found),
+      num(s.truePositives),
+      num(s.falsePositives),
+      pct(s.recalled.size, planted),
+      pct(s.truePositives, s.found),
+    ]),
+  );
+
+  const others = scores.filter((s) => s !== keyguard && s.tool !== 'ripgrep -j1');
+  const count = (set: Set<number>, g: string, not?: Set<number>) =>
+    [...set].filter((i) => group(manifest.planted[i] as PlantedKey) === g && !not?.has(i)).length;
+  const plantedIn = (g: string) => manifest.planted.filter((p) => group(p) === g).length;
+  const recallTable = renderTable(
+    'planted keys found, by kind and context',
+    ['kind / context', 'planted', ...scores.map((s) => s.tool)],
+    [
+      ...GROUPS.map((g) => [g, num(plantedIn(g)), ...scores.map((s) => num(count(s.recalled, g)))]),
+      ['all', num(planted), ...scores.map((s) => num(s.recalled.size))],
+    ],
+  );
+  const diffTable = renderTable(
+    'planted keys one finds and the other misses',
+    ['kind / context', ...others.flatMap((o) => [`keyguard only (vs ${o.tool})`, `${o.tool} only`])],
+    [...GROUPS, 'all'].map((g) => [
+      g,
+      ...others.flatMap((o) =>
+        g === 'all'
+          ? [
+              num([...keyguard.recalled].filter((i) => !o.recalled.has(i)).length),
+              num([...o.recalled].filter((i) => !keyguard.recalled.has(i)).length),
+            ]
+          : [num(count(keyguard.recalled, g, o.recalled)), num(count(o.recalled, g, keyguard.recalled))],
+      ),
+    ]),
+  );
+  const decoyRows = [...DECOY_KINDS, 'filler', 'planted line, other key'];
+  const falseTable = renderTable(
+    'false positives, by the decoy on their line',
+    ['decoy', 'planted', ...scores.map((s) => s.tool)],
+    decoyRows
+      .filter(
+        (d) =>
+          !['filler', 'planted line, other key'].includes(d) || scores.some((s) => s.falseByDecoy.has(d)),
+      )
+      .map((d) => [
+        d,
+        DECOY_KINDS.includes(d as never) ? num(manifest.decoys.filter((x) => x.decoy === d).length) : '-',
+        ...scores.map((s) => num(s.falseByDecoy.get(d) ?? 0)),
+      ]),
+  );
+
+  const longTerm = manifest.planted.filter((p) => p.kind === 'LONG_TERM').length;
+  notes.unshift(
+    `corpus ${corpus.dir} (${manifest.targetMb} MiB requested; --scan-mb / BENCH_SCAN_MB), ${corpus.generatedSeconds === null ? 'cached' : `generated in ${corpus.generatedSeconds.toFixed(1)} s`}`,
+    'a finding matches a planted key by path + line (keyguard: + fingerprint); duplicates on one line count once',
+    'speed vs rg = MiB/s ÷ ripgrep MiB/s (ripgrep uses every core by default; keyguard scan and secretlint use one)',
+  );
+
+  return {
+    title: 'scan: keyguard scan vs ripgrep (gitleaks regexes) vs secretlint',
+    figures: [
+      {
+        metric: 'corpus size',
+        value: num(mib(manifest.bytes), 1),
+        unit: 'MiB',
+        detail: `${num(manifest.files.length)} files`,
+      },
+      {
+        metric: 'planted keys',
+        value: num(planted),
+        unit: 'keys',
+        detail: `${longTerm} long-term, ${planted - longTerm} short-term; ${CONTEXTS.join(', ')}`,
+      },
+      { metric: 'decoys', value: num(manifest.decoys.length), unit: 'lines', detail: DECOY_KINDS.join(', ') },
+      ...scores.map((s) => ({
+        metric: `${s.tool} throughput`,
+        value: num(s.mibPerS, 1),
+        unit: 'MiB/s',
+        detail: `${num(s.wallS, 2)} s; recall ${pct(s.recalled.size, planted)}, precision ${pct(s.truePositives, s.found)}`,
+      })),
+    ],
+    tables: [main, recallTable, diffTable, falseTable],
+    notes,
+  };
+}
