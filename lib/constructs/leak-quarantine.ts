@@ -8,10 +8,16 @@ import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
-import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
-import { BEDROCK_SERVICE_NAME } from './credential-event-function';
 import { FailureQueue } from './failure-queue';
+import {
+  acknowledgeGeneratedKmsGrants,
+  anyIamResource,
+  deactivateBedrockKeysStatement,
+  grantItemActions,
+  pipelineEnvironment,
+} from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
 /**
@@ -60,18 +66,7 @@ export class LeakQuarantine extends Construct {
     const fn = new KeyguardFunction(this, 'Handler', {
       entry: 'lambda/handlers/leak.ts',
       description: 'Scans subscribed log groups for Bedrock API keys and quarantines leaked ones',
-      environment: {
-        DECISIONS_TABLE_NAME: props.decisionsTable.tableName,
-        KEYS_TABLE_NAME: props.keysTable.tableName,
-        APPROVALS_TABLE_NAME: props.approvalsTable.tableName,
-        TOPIC_ARN: props.topic.topicArn,
-        GOVERNED_ACCOUNT_ID: account,
-        [CONFIG_ENV]: JSON.stringify(props.config),
-        POLICY_VERSION: policyVersion(props.config),
-        POWERTOOLS_SERVICE_NAME: 'keyguard-leak',
-        POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',
-        POWERTOOLS_LOG_LEVEL: 'INFO',
-      },
+      environment: pipelineEnvironment({ ...props, serviceName: 'keyguard-leak', account }),
       onFailure: new SqsDestination(this.failureQueue),
       retryAttempts: 2,
     });
@@ -79,13 +74,7 @@ export class LeakQuarantine extends Construct {
     this.role = fn.role;
 
     // --- IAM: read a leaked key's user and keys; deactivate Bedrock keys only ----------------------------------
-    const anyUser = stack.formatArn({
-      service: 'iam',
-      region: '',
-      account,
-      resource: 'user',
-      resourceName: '*',
-    });
+    const anyUser = anyIamResource(this, account, 'user');
     const policy = new iam.Policy(this, 'Access', {
       statements: [
         new iam.PolicyStatement({
@@ -93,12 +82,7 @@ export class LeakQuarantine extends Construct {
           actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
           resources: [anyUser],
         }),
-        new iam.PolicyStatement({
-          sid: 'DeactivateBedrockKeysOnly',
-          actions: ['iam:UpdateServiceSpecificCredential'],
-          resources: [anyUser],
-          conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
-        }),
+        deactivateBedrockKeysStatement(anyUser),
         new iam.PolicyStatement({
           sid: 'FindShortTermKeySigner',
           actions: ['cloudtrail:LookupEvents'],
@@ -123,26 +107,19 @@ export class LeakQuarantine extends Construct {
     });
 
     // --- DynamoDB: item-level actions only (the decisions table is append-only: no Update/Delete) -------------
-    this.grantItemActions(props.decisionsTable, 'DecisionsTableAppendOnly', [
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',
     ]);
-    this.grantItemActions(props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
-    this.grantItemActions(props.approvalsTable, 'ApprovalsReadOnly', ['dynamodb:GetItem', 'dynamodb:Query']);
+    grantItemActions(this.role, props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    grantItemActions(this.role, props.approvalsTable, 'ApprovalsReadOnly', [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+    ]);
 
     props.topic.grantPublish(this.role);
 
-    const defaultPolicy = this.role.node.tryFindChild('DefaultPolicy');
-    if (defaultPolicy) {
-      for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
-        Validations.of(defaultPolicy).acknowledge({
-          id: `AwsSolutions-IAM5[Action::${action}]`,
-          reason:
-            `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
-            "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
-        });
-      }
-    }
+    acknowledgeGeneratedKmsGrants(this.role);
 
     // --- One subscription filter per log group (LambdaDestination adds logs.amazonaws.com's invoke permission) --
     const destination = new LambdaDestination(this.function);
@@ -155,10 +132,5 @@ export class LeakQuarantine extends Construct {
           filterName: 'keyguard-bedrock-key-leaks',
         }),
     );
-  }
-
-  private grantItemActions(table: dynamodb.ITable, sid: string, actions: string[]): void {
-    this.role.addToPrincipalPolicy(new iam.PolicyStatement({ sid, actions, resources: [table.tableArn] }));
-    table.encryptionKey?.grantEncryptDecrypt(this.role);
   }
 }
