@@ -1,8 +1,9 @@
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
+import { readCachedManifest } from './cache';
 import {
   BENCH_ACCOUNT,
   type CloudTrailJson,
@@ -76,26 +77,13 @@ export interface Archive {
 
 const gzipAsync = promisify(gzip);
 
-async function readCached(targetMb: number): Promise<ArchiveManifest | null> {
-  let manifest: ArchiveManifest;
-  try {
-    manifest = JSON.parse(await readFile(MANIFEST_FILE, 'utf8')) as ArchiveManifest;
-  } catch {
-    return null;
-  }
-  if (
-    manifest.generatorVersion !== GENERATOR_VERSION ||
-    manifest.seed !== SEED ||
-    manifest.targetMb !== targetMb ||
-    !Array.isArray(manifest.files)
-  ) {
-    return null;
-  }
-  for (const f of manifest.files) {
-    const s = await stat(join(ARCHIVE_DIR, f.path)).catch(() => null);
-    if (!s || s.size !== f.compressedBytes) return null;
-  }
-  return manifest;
+function readCached(targetMb: number): Promise<ArchiveManifest | null> {
+  return readCachedManifest<ArchiveManifest>(
+    MANIFEST_FILE,
+    ARCHIVE_DIR,
+    { generatorVersion: GENERATOR_VERSION, seed: SEED, targetMb },
+    (f) => f.compressedBytes,
+  );
 }
 
 function pad2(n: number): string {

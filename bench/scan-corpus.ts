@@ -1,7 +1,8 @@
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fingerprint } from '../lambda/shared/redact';
+import { readCachedManifest } from './cache';
 import { BenchUsageError, parseBenchOptions, USAGE } from './options';
 import { Prng, WeightedChoice } from './prng';
 import { mib, num, progress } from './report';
@@ -74,26 +75,13 @@ export interface Corpus {
   generatedSeconds: number | null;
 }
 
-async function readCached(targetMb: number): Promise<CorpusManifest | null> {
-  let manifest: CorpusManifest;
-  try {
-    manifest = JSON.parse(await readFile(MANIFEST_FILE, 'utf8')) as CorpusManifest;
-  } catch {
-    return null;
-  }
-  if (
-    manifest.generatorVersion !== GENERATOR_VERSION ||
-    manifest.seed !== SEED ||
-    manifest.targetMb !== targetMb ||
-    !Array.isArray(manifest.files)
-  ) {
-    return null;
-  }
-  for (const f of manifest.files) {
-    const s = await stat(join(CORPUS_DIR, f.path)).catch(() => null);
-    if (!s || s.size !== f.bytes) return null;
-  }
-  return manifest;
+function readCached(targetMb: number): Promise<CorpusManifest | null> {
+  return readCachedManifest<CorpusManifest>(
+    MANIFEST_FILE,
+    CORPUS_DIR,
+    { generatorVersion: GENERATOR_VERSION, seed: SEED, targetMb },
+    (f) => f.bytes,
+  );
 }
 
 const SOURCE_TYPES = new WeightedChoice<FileType>([
