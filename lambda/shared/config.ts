@@ -22,6 +22,19 @@ const logGroupName = z
   .string()
   .regex(/^[\w\-/.#]{1,512}$/, 'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)');
 
+/** A commercial-partition region name as Bedrock uses them (us-east-1, eu-central-2, ap-southeast-4...). */
+const awsRegion = z
+  .string()
+  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'must be an AWS region name such as us-east-1 or eu-central-1');
+
+/** An Organizations SCP target: the root (r-…), an OU (ou-…) or an account id. */
+const scpTarget = z
+  .string()
+  .regex(
+    /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$/,
+    'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
+  );
+
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
   email,
@@ -80,6 +93,45 @@ export const ConfigSchema = z.strictObject({
   fallbackOwner: z.string().min(1).max(256).nullable().default(null),
   /** Whether long-term keys may exist at all (false: every long-term key is a violation). */
   allowLongTermKeys: z.boolean().default(true),
+  /**
+   * An Active long-term key not used for this many days is UNUSED (measured from its last use, or from its
+   * creation or the start of usage tracking, whichever is later). Null: never. Needs `usage.regions`.
+   */
+  maxIdleDays: z.number().int().min(1).max(3650).nullable().default(90),
+  /** Key usage tracking (flow 3): Bedrock CloudTrail events with callWithBearerToken, per region. */
+  usage: z
+    .strictObject({
+      /**
+       * Regions where Bedrock is used: each gets a usage stack forwarding bearer-token calls to the governance
+       * bus in us-east-1. None: no usage tracking (and no UNUSED).
+       */
+      regions: z.array(awsRegion).max(40).default([]),
+    })
+    .default({ regions: [] }),
+  /** Preventive policies (`keyguard policy`, and optionally deployed). */
+  guardrails: z
+    .strictObject({
+      /** Principals carrying this tag (key and value) are exempt from every guardrail deny. */
+      exemptTag: z
+        .strictObject({
+          key: tagKey.default('keyguard:guardrail-exempt'),
+          value: z.string().min(1).max(256).default('true'),
+        })
+        .default({ key: 'keyguard:guardrail-exempt', value: 'true' }),
+      /**
+       * `none`: only printed by `keyguard policy`. `scp`: the BedrockKeyGuardGuardrails stack creates an
+       * Organizations SCP (deploy it with management-account credentials) attached to `scpTargetIds`.
+       * `managed-policy`: it creates an IAM managed policy (identity kind) in this account, to attach.
+       */
+      deploy: z.enum(['none', 'scp', 'managed-policy']).default('none'),
+      /** Roots, OUs or accounts the SCP is attached to (deploy = scp). */
+      scpTargetIds: z.array(scpTarget).max(100).default([]),
+    })
+    .default({
+      exemptTag: { key: 'keyguard:guardrail-exempt', value: 'true' },
+      deploy: 'none',
+      scpTargetIds: [],
+    }),
   notifications: z
     .strictObject({
       subscriptions: z.array(NotificationSubscriptionSchema).default([]),
@@ -228,8 +280,15 @@ function canonical(value: unknown): unknown {
  * and are excluded.
  */
 export function policyVersion(config: Config): string {
-  // Which log groups are scanned does not change how a found key is decided either.
-  const { notifications: _ignored, leakDetection: _scanned, ...policy } = config;
+  // Which log groups are scanned does not change how a found key is decided either; nor do the regions usage
+  // comes from, or the preventive policies (they act in IAM, before any key exists).
+  const {
+    notifications: _ignored,
+    leakDetection: _scanned,
+    usage: _regions,
+    guardrails: _preventive,
+    ...policy
+  } = config;
   const digest = createHash('sha256')
     .update(JSON.stringify(canonical(policy)))
     .digest('hex');

@@ -47,6 +47,13 @@ describe('parseConfig: defaults', () => {
       allowLongTermKeys: true,
       notifications: { subscriptions: [] },
       leakDetection: { logGroups: [] },
+      maxIdleDays: 90,
+      usage: { regions: [] },
+      guardrails: {
+        exemptTag: { key: 'keyguard:guardrail-exempt', value: 'true' },
+        deploy: 'none',
+        scpTargetIds: [],
+      },
     });
   });
 
@@ -80,6 +87,13 @@ describe('parseConfig: defaults', () => {
         ],
       },
       leakDetection: { logGroups: ['/aws/lambda/chatbot', 'app/ci#build-logs'] },
+      maxIdleDays: 30,
+      usage: { regions: ['us-east-1', 'eu-central-1', 'ap-southeast-4'] },
+      guardrails: {
+        exemptTag: { key: 'security:exempt', value: 'yes' },
+        deploy: 'scp',
+        scpTargetIds: ['r-ab12', 'ou-ab12-cd34ef56', '111122223333'],
+      },
     };
     // Act
     const config = parseConfig(input);
@@ -381,6 +395,10 @@ describe('policyVersion', () => {
       gracePeriodHours: a.gracePeriodHours,
       maxAgeDays: a.maxAgeDays,
       mode: a.mode,
+      maxIdleDays: a.maxIdleDays,
+      guardrails: a.guardrails,
+      usage: a.usage,
+      leakDetection: a.leakDetection,
     } as Config;
     const b = parseConfig({ tags: { purpose: 'p', owner: 'Owner' }, maxAgeDays: 30, mode: 'enforce' });
     // Act
@@ -503,5 +521,38 @@ describe('leakDetection (log quarantine)', () => {
     expect(policyVersion(parseConfig({ leakDetection: { logGroups: ['/aws/lambda/x'] } }))).toBe(
       policyVersion(parseConfig({})),
     );
+  });
+});
+
+describe('usage, maxIdleDays and guardrails', () => {
+  it.each([
+    [{ usage: { regions: ['eu-west-1', 'Frankfurt'] } }, 'usage.regions.1: got "Frankfurt"'],
+    [{ maxIdleDays: 0 }, 'maxIdleDays: got 0; allowed: >= 1'],
+    [
+      { guardrails: { deploy: 'stackset' } },
+      'guardrails.deploy: got "stackset"; allowed: "none" | "scp" | "managed-policy"',
+    ],
+    [{ guardrails: { scpTargetIds: ['ou-123'] } }, 'guardrails.scpTargetIds.0: got "ou-123"'],
+    [{ guardrails: { exemptTag: { key: 'x', value: '' } } }, 'guardrails.exemptTag.value: got ""'],
+    [
+      { guardrails: { exempt: true } },
+      'guardrails: unknown key(s) "exempt"; allowed: exemptTag, deploy, scpTargetIds',
+    ],
+  ])('rejects %j naming the key and value', (input, expected) => {
+    expect(configErrorFor(input)).toContain(`${SOURCE}: ${expected}`);
+  });
+
+  it('accepts maxIdleDays null (UNUSED never raised)', () => {
+    expect(parseConfig({ maxIdleDays: null }).maxIdleDays).toBeNull();
+  });
+
+  it('changes the policy version with maxIdleDays but not with the usage regions or the guardrails', () => {
+    const base = policyVersion(parseConfig({}));
+    expect(policyVersion(parseConfig({ maxIdleDays: 30 }))).not.toBe(base);
+    expect(
+      policyVersion(
+        parseConfig({ usage: { regions: ['us-west-2'] }, guardrails: { deploy: 'managed-policy' } }),
+      ),
+    ).toBe(base);
   });
 });
