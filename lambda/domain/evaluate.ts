@@ -20,6 +20,7 @@ import {
   type ViolationCode,
   type WaivedViolation,
 } from './types';
+import type { KeyUsage } from './usage-types';
 
 /** IAM's "never expires" is either no ExpirationDate or one about a century out; both count. */
 export const NEVER_EXPIRES_YEAR = 2100;
@@ -37,6 +38,8 @@ export interface EvaluationContext {
   approvals?: readonly Approval[];
   /** The key (or, with `candidates`, one of the user's keys) was found leaked: LEAKED, critical. */
   leak?: LeakEvidence | null;
+  /** Last use of the key and start of usage tracking (UNUSED with config.maxIdleDays); null: not tracked. */
+  usage?: KeyUsage | null;
 }
 
 /** Where a leak was found, for violation details and notices (no key material: only its fingerprint). */

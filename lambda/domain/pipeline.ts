@@ -16,6 +16,7 @@ import {
   type Trigger,
   type ViolationCode,
 } from './types';
+import type { KeyUsage } from './usage-types';
 
 /**
  * One path from a key event to recorded decisions, shared by the `credential-event` function (ports backed
@@ -166,6 +167,8 @@ export interface KeyStep {
   sweepId?: string;
   /** The key was found leaked (trigger kind `leak`). */
   leak?: LeakEvidence;
+  /** The key's last use and the start of usage tracking, for UNUSED; absent when usage is not tracked. */
+  usage?: KeyUsage | null;
 }
 
 function changedSince(known: KnownKey | null, d: Decision): boolean {
@@ -255,6 +258,7 @@ export async function decideKey(
     history,
     approvals,
     leak: step.leak ?? null,
+    usage: step.usage ?? null,
   });
   if (decision.action === 'DEACTIVATE' && opts.config.mode === 'enforce') {
     const applied = await deps.enforcer.deactivate(accountId, userName, keyId);
