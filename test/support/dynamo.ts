@@ -6,6 +6,7 @@ import {
   ensureTables,
   startEmbeddedDynamo,
 } from '../../lambda/adapters/embedded-dynamodb';
+import { usageTableDefinition } from '../../lambda/adapters/usage-store';
 
 /** Table names used by tests; each test file gets its own in-memory dynalite. */
 export const TABLES = {
@@ -13,15 +14,19 @@ export const TABLES = {
   keysTable: 'test-keys',
   idempotencyTable: 'test-idempotency',
   approvalsTable: 'test-approvals',
+  usageTable: 'test-usage',
 };
 
 /**
  * The audit tables and the Powertools idempotency table (partition key `id`), under the given names, and the
- * approvals table when it is named.
+ * approvals and usage tables when they are named.
  */
 export async function createTestTables(
   db: EmbeddedDynamo,
-  names: Omit<typeof TABLES, 'approvalsTable'> & { approvalsTable?: string },
+  names: Omit<typeof TABLES, 'approvalsTable' | 'usageTable'> & {
+    approvalsTable?: string;
+    usageTable?: string;
+  },
 ): Promise<void> {
   await ensureTables(db.client, [
     ...auditTableDefinitions(names),
@@ -32,10 +37,11 @@ export async function createTestTables(
       KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
     },
     ...(names.approvalsTable ? [approvalsTableDefinition(names.approvalsTable)] : []),
+    ...(names.usageTable ? [usageTableDefinition(names.usageTable)] : []),
   ]);
 }
 
-/** Starts an in-memory dynalite with the audit, approvals and Powertools idempotency tables. */
+/** Starts an in-memory dynalite with the audit, approvals, usage and Powertools idempotency tables. */
 export async function startTestDynamo(): Promise<EmbeddedDynamo> {
   const db = await startEmbeddedDynamo();
   await createTestTables(db, TABLES);
