@@ -8,7 +8,7 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import type { AuditLog, KnownKey } from '../domain/pipeline';
-import { canonicalDecision, type Decision } from '../domain/types';
+import { type Action, canonicalDecision, type Decision, type ViolationCode } from '../domain/types';
 
 /**
  * The audit store: an append-only decisions table and a keys table (current state per key), used by the
@@ -76,6 +76,57 @@ function toDecision(item: Record<string, unknown>): Decision {
 function decisionPk(accountId: string, keyId: string): string {
   return `${accountId}#${keyId}`;
 }
+
+/**
+ * Which decisions to read (`keyguard audit`, `keyguard report`). Every field narrows the result; together they
+ * AND. Times are inclusive instants.
+ */
+export interface DecisionQuery {
+  /** One key: a Query on its partition. */
+  key?: { accountId: string; keyId: string };
+  /** Keys of one owner (`unowned` for keys without one): a Query on byOwner unless `key` is set. */
+  owner?: string;
+  since?: Date;
+  until?: Date;
+  action?: Action;
+  /** Decisions carrying this violation (waived ones do not count). */
+  code?: ViolationCode;
+}
+
+/** The exact test of a query against one decision (the table reads narrow first; this decides). */
+export function matchesQuery(d: Decision, q: DecisionQuery): boolean {
+  if (q.key && (d.accountId !== q.key.accountId || d.keyId !== q.key.keyId)) return false;
+  if (q.owner !== undefined && (d.owner.value ?? UNOWNED) !== q.owner) return false;
+  const at = Date.parse(d.decidedAt);
+  if (q.since && !(at >= q.since.getTime())) return false;
+  if (q.until && !(at <= q.until.getTime())) return false;
+  if (q.action && d.action !== q.action) return false;
+  if (q.code && !d.violations.some((v) => v.code === q.code)) return false;
+  return true;
+}
+
+/** Oldest first; ties by decision id, so the order is the same on every read. */
+export function byDecidedAt(a: Decision, b: Decision): number {
+  if (a.decidedAt !== b.decidedAt) return a.decidedAt < b.decidedAt ? -1 : 1;
+  return a.decisionId < b.decisionId ? -1 : a.decisionId > b.decisionId ? 1 : 0;
+}
+
+/**
+ * Stored times are ISO strings, compared as strings by DynamoDB. A second of slack on each side keeps a time
+ * written without milliseconds (`…:02Z` sorts after `…:02.000Z`) inside the table-side bounds; `matchesQuery`
+ * then applies the exact ones.
+ */
+const SLACK_MS = 1000;
+const lowerBound = (d: Date) => new Date(d.getTime() - SLACK_MS).toISOString();
+const upperBound = (d: Date) => new Date(d.getTime() + SLACK_MS).toISOString();
+
+type ReadInput = {
+  KeyConditionExpression?: string;
+  IndexName?: string;
+  FilterExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, unknown>;
+};
 
 export class DynamoAuditLog implements AuditLog {
   constructor(
@@ -166,6 +217,109 @@ export class DynamoAuditLog implements AuditLog {
       KeyConditionExpression: 'ownerKey = :o',
       ExpressionAttributeValues: { ':o': owner ?? UNOWNED },
     });
+  }
+
+  /**
+   * The decisions a query selects, sorted by decidedAt (all pages). With a key it reads that key's partition
+   * (its sort key starts with the trigger time, which is never after decidedAt, so `until` also bounds the
+   * sort key); with an owner the byOwner index (range key decidedAt); otherwise it scans the whole table.
+   * Time and action are filtered in the table; the violation code, which sits inside a list of maps, here.
+   */
+  async findDecisions(q: DecisionQuery): Promise<Decision[]> {
+    const names: Record<string, string> = {};
+    const values: Record<string, unknown> = {};
+    const keyConditions: string[] = [];
+    const filters: string[] = [];
+    let indexName: string | undefined;
+    const timeFilter = (onKey: boolean) => {
+      const target = onKey ? keyConditions : filters;
+      names['#at'] = 'decidedAt';
+      if (q.since && q.until) {
+        values[':since'] = lowerBound(q.since);
+        values[':until'] = upperBound(q.until);
+        target.push('#at BETWEEN :since AND :until');
+      } else if (q.since) {
+        values[':since'] = lowerBound(q.since);
+        target.push('#at >= :since');
+      } else if (q.until) {
+        values[':until'] = upperBound(q.until);
+        target.push('#at <= :until');
+      }
+    };
+    if (q.key) {
+      names['#pk'] = 'pk';
+      values[':pk'] = decisionPk(q.key.accountId, q.key.keyId);
+      keyConditions.push('#pk = :pk');
+      if (q.until) {
+        names['#sk'] = 'sk';
+        values[':skUntil'] = upperBound(q.until);
+        keyConditions.push('#sk <= :skUntil');
+      }
+      if (q.since || q.until) timeFilter(false);
+      if (q.owner !== undefined) {
+        names['#owner'] = 'ownerKey';
+        values[':owner'] = q.owner;
+        filters.push('#owner = :owner');
+      }
+    } else if (q.owner !== undefined) {
+      indexName = BY_OWNER_INDEX;
+      names['#owner'] = 'ownerKey';
+      values[':owner'] = q.owner;
+      keyConditions.push('#owner = :owner');
+      if (q.since || q.until) timeFilter(true);
+    } else if (q.since || q.until) {
+      timeFilter(false);
+    }
+    if (q.action) {
+      names['#action'] = 'action';
+      values[':action'] = q.action;
+      filters.push('#action = :action');
+    }
+    const input: ReadInput = {
+      ...(indexName ? { IndexName: indexName } : {}),
+      ...(keyConditions.length ? { KeyConditionExpression: keyConditions.join(' AND ') } : {}),
+      ...(filters.length ? { FilterExpression: filters.join(' AND ') } : {}),
+      ...(Object.keys(names).length ? { ExpressionAttributeNames: names } : {}),
+      ...(Object.keys(values).length ? { ExpressionAttributeValues: values } : {}),
+    };
+    const read = keyConditions.length
+      ? await this.queryAll({ TableName: this.names.decisionsTable, ...input })
+      : await this.scanAll(input);
+    return read.filter((d) => matchesQuery(d, q)).sort(byDecidedAt);
+  }
+
+  /** The accounts whose keys table holds this key id (a key id alone does not name its decisions' partition). */
+  async accountsWithKey(keyId: string): Promise<string[]> {
+    const accounts = new Set<string>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({
+          TableName: this.names.keysTable,
+          FilterExpression: '#k = :k',
+          ExpressionAttributeNames: { '#k': 'keyId', '#a': 'accountId' },
+          ExpressionAttributeValues: { ':k': keyId },
+          ProjectionExpression: '#a',
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) accounts.add(String(item.accountId));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return [...accounts].sort();
+  }
+
+  private async scanAll(input: ReadInput): Promise<Decision[]> {
+    const out: Decision[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({ TableName: this.names.decisionsTable, ...input, ExclusiveStartKey: start }),
+      );
+      for (const item of res.Items ?? []) out.push(toDecision(item));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   private async queryAll(input: ConstructorParameters<typeof QueryCommand>[0]): Promise<Decision[]> {

@@ -143,3 +143,161 @@ describe('DynamoAuditLog against dynalite', () => {
     expect(await audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYNOTHERE')).toBeNull();
   });
 });
+
+describe('DynamoAuditLog.findDecisions: the reads of keyguard audit and report', () => {
+  let own: EmbeddedDynamo;
+  let log: DynamoAuditLog;
+  const A = 'ACCAEXAMPLEFINDKEY01';
+  const B = 'ACCAEXAMPLEFINDKEY02';
+  const OTHER_ACCOUNT = '444455556666';
+
+  beforeAll(async () => {
+    own = await startTestDynamo();
+    log = new DynamoAuditLog(own.doc, TABLES);
+    const rows: Decision[] = [
+      decision({ decisionId: '2026-11-20T09:00:00.000Z/event/f-1', keyId: A, action: 'NOTIFY' }),
+      decision({
+        decisionId: '2026-11-21T09:00:00.000Z/event/f-2',
+        keyId: A,
+        action: 'ALLOW',
+        violations: [],
+      }),
+      decision({
+        decisionId: '2026-11-22T09:00:00.000Z/event/f-3',
+        keyId: A,
+        // Decided a while after its trigger (an event delivered late): time filters go by decidedAt.
+        decidedAt: '2026-11-23T00:00:00.000Z',
+      }),
+      decision({
+        decisionId: '2026-11-20T12:00:00.000Z/event/f-4',
+        keyId: B,
+        owner: { value: null, source: 'fallback' },
+        violations: [{ code: 'MISSING_OWNER', severity: 'medium', detail: 'no owner tag' }],
+        action: 'NOTIFY',
+      }),
+      decision({
+        decisionId: '2026-11-21T12:00:00.000Z/event/f-5',
+        keyId: A,
+        accountId: OTHER_ACCOUNT,
+        owner: { value: 'other@example.com', source: 'tag' },
+      }),
+    ];
+    // Recorded out of order: the result is sorted by decidedAt whatever the table order.
+    for (const d of [...rows].reverse()) await log.recordDecision(d);
+    await log.putKnownKey({
+      accountId: ACCOUNT,
+      keyId: A,
+      userName: 'svc-chatbot',
+      status: 'Active',
+      createdAt: null,
+      expiresAt: null,
+      creator: null,
+      owner: 'team-chat@example.com',
+      lastDecisionId: 'x',
+      lastDecisionAt: '2026-11-23T00:00:00.000Z',
+    });
+    await log.putKnownKey({
+      accountId: OTHER_ACCOUNT,
+      keyId: A,
+      userName: 'svc-other',
+      status: 'Active',
+      createdAt: null,
+      expiresAt: null,
+      creator: null,
+      owner: 'other@example.com',
+      lastDecisionId: 'y',
+      lastDecisionAt: '2026-11-21T12:00:00.000Z',
+    });
+  });
+  afterAll(async () => own.close());
+
+  const ids = (ds: Decision[]) => ds.map((d) => d.decisionId.split('/')[2]);
+
+  it('with no filter scans every decision, sorted by decidedAt, without table attributes', async () => {
+    // Act
+    const all = await log.findDecisions({});
+
+    // Assess
+    expect(ids(all)).toEqual(['f-1', 'f-4', 'f-2', 'f-5', 'f-3']);
+    expect(Object.keys(all[0] ?? {})).not.toContain('ownerKey');
+  });
+
+  it('by key reads only that key’s partition in that account', async () => {
+    // Act
+    const got = await log.findDecisions({ key: { accountId: ACCOUNT, keyId: A } });
+
+    // Assess
+    expect(ids(got)).toEqual(['f-1', 'f-2', 'f-3']);
+  });
+
+  it('by key and time range uses decidedAt, not the trigger time in the sort key (bounds inclusive)', async () => {
+    // Act
+    const late = await log.findDecisions({
+      key: { accountId: ACCOUNT, keyId: A },
+      since: new Date('2026-11-22T12:00:00.000Z'),
+    });
+    const upTo = await log.findDecisions({
+      key: { accountId: ACCOUNT, keyId: A },
+      until: new Date('2026-11-21T09:00:00.000Z'),
+    });
+
+    // Assess
+    expect(ids(late)).toEqual(['f-3']);
+    expect(ids(upTo)).toEqual(['f-1', 'f-2']);
+  });
+
+  it('by owner goes through byOwner; "unowned" finds keys without an owner', async () => {
+    // Act
+    const team = await log.findDecisions({ owner: 'team-chat@example.com' });
+    const unowned = await log.findDecisions({ owner: 'unowned' });
+    const teamLate = await log.findDecisions({
+      owner: 'team-chat@example.com',
+      since: new Date('2026-11-21T00:00:00.000Z'),
+      until: new Date('2026-11-22T00:00:00.000Z'),
+    });
+
+    // Assess
+    expect(ids(team)).toEqual(['f-1', 'f-2', 'f-3']);
+    expect(ids(unowned)).toEqual(['f-4']);
+    expect(ids(teamLate)).toEqual(['f-2']);
+  });
+
+  it('filters by action and violation code, ANDed with everything else', async () => {
+    // Act
+    const notify = await log.findDecisions({ action: 'NOTIFY' });
+    const neverExpires = await log.findDecisions({ code: 'NEVER_EXPIRES' });
+    const both = await log.findDecisions({
+      code: 'NEVER_EXPIRES',
+      action: 'NOTIFY',
+      owner: 'team-chat@example.com',
+    });
+    const none = await log.findDecisions({ code: 'LEAKED' });
+
+    // Assess
+    expect(ids(notify)).toEqual(['f-1', 'f-4']);
+    expect(ids(neverExpires)).toEqual(['f-1', 'f-5', 'f-3']);
+    expect(ids(both)).toEqual(['f-1']);
+    expect(none).toEqual([]);
+  });
+
+  it('by key and owner: the key’s decisions of that owner only', async () => {
+    // Act
+    const got = await log.findDecisions({
+      key: { accountId: OTHER_ACCOUNT, keyId: A },
+      owner: 'team-chat@example.com',
+    });
+
+    // Assess
+    expect(got).toEqual([]);
+  });
+
+  it('names the accounts holding a key id (from the keys table)', async () => {
+    // Act
+    const accounts = await log.accountsWithKey(A);
+    const none = await log.accountsWithKey('ACCAEXAMPLENOTAKEY00');
+
+    // Assess
+    expect(accounts).toEqual([OTHER_ACCOUNT, ACCOUNT].sort());
+    expect(none).toEqual([]);
+  });
+});
