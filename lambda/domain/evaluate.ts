@@ -191,6 +191,65 @@ function accessViolations(key: KeySnapshot): Violation[] {
 }
 
 /**
+ * UNUSED: an Active key nobody has used for more than `maxIdleDays` days is standing access that only an
+ * attacker may still want; the owner is asked to delete it (or to get an approval, e.g. for a yearly job).
+ *
+ * Idle since = the latest of the last use, the key's creation and the start of usage tracking. Usually that is
+ * simply the last use, or, for a key never seen used, `max(createdAt, trackingSince)`. Taking the latest of
+ * all three also guards two edges that would otherwise call a live key unused:
+ * - idleness is never measured from before tracking started: a 400-day-old key used daily has no use on
+ *   record on the first sweep after deployment, and must not be UNUSED then;
+ * - a use recorded before the key existed was not this key's (`lastUsedFor` may return the user's
+ *   unattributed record, left by an older key of the same user), so a fresh key is measured from its creation.
+ * Exactly `maxIdleDays` idle is allowed; one millisecond more is not. A use in the future (clock skew) is
+ * simply not idle. An unparseable tracking start gives no verdict: no UNUSED rather than a guess.
+ *
+ * Not evaluated without usage (`usage` absent or null: the driver does not track usage, i.e. `usage.regions`
+ * is empty), with `maxIdleDays` null, or on a key that is not Active (it cannot be used, so idleness says
+ * nothing). Medium and not immediate: it goes through the grace period and staged notices like
+ * MISSING_OWNER, so in enforce mode the key is deactivated only after the grace deadline, and a single use
+ * before then resolves it. Approvals may cover it.
+ */
+function unusedViolations(
+  key: KeySnapshot,
+  config: Config,
+  usage: KeyUsage | null | undefined,
+  now: Date,
+): Violation[] {
+  const maxIdleDays = config.maxIdleDays;
+  if (!usage || maxIdleDays === null || key.status !== 'Active') return [];
+  const trackingSince = Date.parse(usage.trackingSince);
+  if (Number.isNaN(trackingSince)) return [];
+  const lastUsed = usage.lastUsedAt === null ? Number.NaN : Date.parse(usage.lastUsedAt);
+  const created = key.createdAt === null ? Number.NaN : Date.parse(key.createdAt);
+  const idleSince = Math.max(trackingSince, ...[lastUsed, created].filter((t) => !Number.isNaN(t)));
+  const idleMs = now.getTime() - idleSince;
+  if (idleMs <= maxIdleDays * DAY_MS) return [];
+  const idleDays = Math.floor(idleMs / DAY_MS);
+  const hasUse = usage.lastUsedAt !== null && !Number.isNaN(lastUsed);
+  let since: string;
+  if (idleSince === lastUsed) since = `last used ${usage.lastUsedAt}`;
+  else if (idleSince === created) {
+    since = hasUse
+      ? `not used since it was created ${key.createdAt} (the last use on record, ${usage.lastUsedAt}, predates it)`
+      : `never used since it was created ${key.createdAt} (usage tracked since ${usage.trackingSince})`;
+  } else {
+    since = hasUse
+      ? `not used since usage tracking started ${usage.trackingSince} (last use on record ${usage.lastUsedAt})`
+      : `never used since ${usage.trackingSince} (when usage tracking started)`;
+  }
+  return [
+    {
+      code: 'UNUSED',
+      severity: 'medium',
+      detail:
+        `the key was ${since}: idle ${idleDays} days; policy allows at most ${maxIdleDays} idle days ` +
+        '(delete the key if nothing needs it)',
+    },
+  ];
+}
+
+/**
  * Whether an approval covers a violation code. `ALL` covers every code except LEAKED: a leaked key must be
  * replaced, so keeping it alive takes an approval that names the leak explicitly.
  */
@@ -291,6 +350,7 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     ...tagViolations(key, config),
     ...reviewViolations(key, config, history, now),
     ...accessViolations(key),
+    ...unusedViolations(key, config, ctx.usage, now),
   );
   const { violations, waived } = applyApprovals(found, ctx.approvals ?? [], now);
 
