@@ -34,6 +34,7 @@ import {
   type KeyStepResult,
   type PipelineDeps,
 } from '../domain/pipeline';
+import type { KeyUsage, UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
 
 /**
@@ -75,6 +76,16 @@ export interface SweepRuntime {
   creators?: CreatorSource;
   /** Approvals and reviews the evaluation honours. @default none */
   approvals?: ApprovalSource;
+  /**
+   * Last use per key, for UNUSED. Asked only when `config.usage.regions` is non-empty: with no region tracked
+   * no use is ever recorded, so every key would look unused. Per invocation: one tracking-start call (it
+   * records the start on the first sweep, so idleness is never measured from before it), and, unless
+   * `maxIdleDays` is null, one last-use read per page of keys (only the page's Active keys: no other key can
+   * be UNUSED). A failed read fails the sweep: deciding without usage would drop UNUSED and send a false
+   * "resolved" notice.
+   * @default none: UNUSED is not evaluated
+   */
+  usage?: UsageSource;
   /** Stop taking new pages when less than this much time is left. @default 90 s */
   safetyMarginMs?: number;
   /** A lease whose heartbeat is older than this may be taken over. @default 20 min */
@@ -215,6 +226,7 @@ export function createSweepHandler(rt: SweepRuntime) {
     key: { keyId: string; userName: string },
     meta: KeyMetadata | null,
     creator: string | null,
+    usage: KeyUsage | null,
   ): Promise<SweepCounters> {
     const step: KeyStep = {
       accountId: account,
@@ -226,6 +238,7 @@ export function createSweepHandler(rt: SweepRuntime) {
       record: 'on-change',
       sweepId: state.sweepId,
       creator,
+      usage,
     };
     const r: KeyStepResult | null = await decideKey(step, deps, {
       config: rt.config,
@@ -311,6 +324,29 @@ export function createSweepHandler(rt: SweepRuntime) {
       return creators;
     };
 
+    /** Usage of the given keys (null: usage not tracked, or UNUSED off); at most one read per call. */
+    let trackingSince: string | null = null;
+    const usageFor = async (
+      keys: ReadonlyArray<{ keyId: string; userName: string; status: KeyMetadata['status'] }>,
+      now: Date,
+    ): Promise<Map<string, KeyUsage> | null> => {
+      if (!rt.usage || rt.config.usage.regions.length === 0) return null;
+      if (trackingSince === null) {
+        trackingSince = await rt.usage.ensureTrackingSince(account, now);
+        logger.info('usage tracked', { trackingSince, regions: rt.config.usage.regions });
+      }
+      const active = keys.filter((k) => k.status === 'Active');
+      if (rt.config.maxIdleDays === null || active.length === 0) return null;
+      const since = trackingSince;
+      const last = await rt.usage.lastUsedFor(
+        account,
+        active.map((k) => ({ keyId: k.keyId, userName: k.userName })),
+      );
+      return new Map(
+        active.map((k) => [k.keyId, { lastUsedAt: last.get(k.keyId) ?? null, trackingSince: since }]),
+      );
+    };
+
     try {
       while (state.phase === 'keys') {
         if (lowOnTime()) return await pause();
@@ -319,9 +355,11 @@ export function createSweepHandler(rt: SweepRuntime) {
         const now = clock();
         s.directory.usePage(page.keys);
         const found = await creatorsFor(page.keys, now);
+        const usage = await usageFor(page.keys, now);
         let counted = { ...ZERO_COUNTERS };
         await pool(page.keys, concurrency, async (meta) => {
-          const c = await decideOne(state, s.deps, now, meta, meta, found.get(meta.keyId) ?? null);
+          const creator = found.get(meta.keyId) ?? null;
+          const c = await decideOne(state, s.deps, now, meta, meta, creator, usage?.get(meta.keyId) ?? null);
           counted = add(counted, c);
         });
         await commit(
@@ -353,11 +391,20 @@ export function createSweepHandler(rt: SweepRuntime) {
           rt.gonePageSize,
         );
         const now = clock();
+        // Not listed by this sweep: IAM may still have it (created or re-listed while pages were read), so ask
+        // IAM for it once more before recording it as deleted.
+        const metas = new Map<string, KeyMetadata | null>();
+        await pool(page.keys, concurrency, async (key) => {
+          metas.set(key.keyId, await live.getKey(account, key.userName, key.keyId));
+        });
+        // A key IAM still has keeps its usage, so it keeps UNUSED (no false "resolved" notice).
+        const usage = await usageFor(
+          [...metas.values()].filter((m): m is KeyMetadata => m !== null),
+          now,
+        );
         let counted = { ...ZERO_COUNTERS };
         await pool(page.keys, concurrency, async (key) => {
-          // Not listed by this sweep: IAM may still have it (created or re-listed while pages were read), so ask
-          // IAM for it once more before recording it as deleted.
-          const meta = await live.getKey(account, key.userName, key.keyId);
+          const meta = metas.get(key.keyId) ?? null;
           const deps: PipelineDeps = meta
             ? (await session()).deps
             : {
@@ -367,7 +414,7 @@ export function createSweepHandler(rt: SweepRuntime) {
                 notifier,
                 ...(rt.approvals ? { approvals: rt.approvals } : {}),
               };
-          const c = await decideOne(state, deps, now, key, meta, null);
+          const c = await decideOne(state, deps, now, key, meta, null, usage?.get(key.keyId) ?? null);
           counted = add(counted, c);
         });
         await commit(

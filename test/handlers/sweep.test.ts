@@ -19,6 +19,7 @@ import {
 } from '../../lambda/adapters/sweep-state';
 import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
 import type { Decision } from '../../lambda/domain/types';
+import type { UsageSource } from '../../lambda/domain/usage-types';
 import {
   type CreatorSource,
   createSweepHandler,
@@ -720,5 +721,204 @@ describe('sweep: creator attribution', () => {
       value: 'security@example.com',
       source: 'fallback',
     });
+  });
+});
+
+describe('sweep: UNUSED (usage tracking)', () => {
+  /** An in-memory usage store: last use per key id, the account's tracking start, and every call made. */
+  class FakeUsage implements UsageSource {
+    readonly lastUsed = new Map<string, string>();
+    trackingSince: string | null = null;
+    failWith: Error | null = null;
+    readonly calls: Array<
+      { op: 'lastUsedFor'; keyIds: string[] } | { op: 'ensureTrackingSince'; now: string }
+    > = [];
+
+    async lastUsedFor(
+      accountId: string,
+      keys: ReadonlyArray<{ keyId: string; userName: string }>,
+    ): Promise<Map<string, string | null>> {
+      expect(accountId).toBe(ACCOUNT);
+      this.calls.push({ op: 'lastUsedFor', keyIds: keys.map((k) => k.keyId).sort() });
+      if (this.failWith) throw this.failWith;
+      return new Map(
+        keys
+          .filter((k) => this.lastUsed.has(k.keyId))
+          .map((k) => [k.keyId, this.lastUsed.get(k.keyId) ?? null]),
+      );
+    }
+
+    async ensureTrackingSince(accountId: string, now: Date): Promise<string> {
+      expect(accountId).toBe(ACCOUNT);
+      this.calls.push({ op: 'ensureTrackingSince', now: now.toISOString() });
+      this.trackingSince ??= now.toISOString();
+      return this.trackingSince;
+    }
+  }
+
+  /** Tracked in one region, 30 idle days allowed, lifetimes up to a year (so that old keys are compliant). */
+  const TRACKED: ConfigInput = { maxAgeDays: 365, maxIdleDays: 30, usage: { regions: ['us-east-1'] } };
+  const IDLE = 'ACCAEXAMPLEKEYIDLE001';
+  const USED = 'ACCAEXAMPLEKEYUSED001';
+  const NEVER = 'ACCAEXAMPLEKEYNOUSE01';
+  const INACTIVE = 'ACCAEXAMPLEKEYOFF0001';
+
+  /** Four 100-day-old keys with full tags, two per page: idle 40 days, used yesterday, never used, Inactive. */
+  async function usageWorld(config: ConfigInput = TRACKED, over: Partial<SweepRuntime> = {}) {
+    const usage = new FakeUsage();
+    usage.trackingSince = iso(T0 - 200 * DAY_MS);
+    usage.lastUsed.set(IDLE, iso(T0 - 40 * DAY_MS));
+    usage.lastUsed.set(USED, iso(T0 - DAY_MS));
+    const w = await world(config, { usage, ...over });
+    w.fake.keysPageSize = 2;
+    for (const [keyId, userName, status] of [
+      [IDLE, 'svc-idle', 'Active'],
+      [USED, 'svc-used', 'Active'],
+      [NEVER, 'svc-never-used', 'Active'],
+      [INACTIVE, 'svc-off', 'Inactive'],
+    ] as const) {
+      w.fake.key({
+        keyId,
+        userName,
+        status,
+        createdAt: iso(T0 - 100 * DAY_MS),
+        expiresAt: iso(T0 + 200 * DAY_MS),
+      });
+    }
+    return { w, usage };
+  }
+
+  const codesOf = (d: Decision | undefined) => d?.violations.map((v) => v.code);
+
+  it('flags UNUSED once for Active keys idle longer than maxIdleDays, not a used key; one usage read per page', async () => {
+    // Prepare
+    const { w, usage } = await usageWorld();
+    // Act
+    const first = await w.run();
+    w.clock.now = T0 + HOUR_MS;
+    sns.resetHistory();
+    const second = await w.run();
+    // Assess: the idle and the never-used key are UNUSED (notified, graced); the used and the Inactive one not
+    expect(first.counters).toMatchObject({
+      keysSeen: 4,
+      decisionsRecorded: 4,
+      noticesSent: 2,
+      keysDeactivated: 0,
+    });
+    const [idle] = await w.decisions(IDLE);
+    expect(codesOf(idle)).toEqual(['UNUSED']);
+    expect(idle).toMatchObject({ action: 'NOTIFY', notice: 'first', deadline: iso(T0 + 72 * HOUR_MS) });
+    expect(idle?.violations[0]?.detail).toContain(`last used ${iso(T0 - 40 * DAY_MS)}`);
+    const [never] = await w.decisions(NEVER);
+    expect(codesOf(never)).toEqual(['UNUSED']);
+    expect(never?.violations[0]?.detail).toContain(
+      `never used since it was created ${iso(T0 - 100 * DAY_MS)}`,
+    );
+    expect((await w.decisions(USED)).map(codesOf)).toEqual([[]]);
+    expect((await w.decisions(INACTIVE)).map(codesOf)).toEqual([[]]);
+    // The second sweep finds nothing new: nothing recorded, nothing sent
+    expect(second.counters).toMatchObject({ keysSeen: 4, decisionsRecorded: 0, noticesSent: 0 });
+    expect(notices()).toEqual([]);
+    expect(await w.decisions(IDLE)).toHaveLength(1);
+    expect(await w.decisions(NEVER)).toHaveLength(1);
+    // One tracking-start call per sweep, one last-use read per page (only the page's Active keys)
+    expect(usage.calls).toEqual([
+      { op: 'ensureTrackingSince', now: iso(T0) },
+      { op: 'lastUsedFor', keyIds: [IDLE, USED] },
+      { op: 'lastUsedFor', keyIds: [NEVER] },
+      { op: 'ensureTrackingSince', now: iso(T0 + HOUR_MS) },
+      { op: 'lastUsedFor', keyIds: [IDLE, USED] },
+      { op: 'lastUsedFor', keyIds: [NEVER] },
+    ]);
+  });
+
+  it('does not flag keys on the first sweep after usage tracking starts, however old they are', async () => {
+    // Prepare: no tracking start on record yet (the sweep records it now) and no use recorded
+    const { w, usage } = await usageWorld();
+    usage.trackingSince = null;
+    usage.lastUsed.clear();
+    // Act
+    await w.run();
+    // Assess
+    for (const id of [IDLE, USED, NEVER]) expect((await w.decisions(id)).map(codesOf)).toEqual([[]]);
+    expect(usage.trackingSince).toBe(iso(T0));
+  });
+
+  it('resolves UNUSED when the key is used again, and deactivates an idle key after the grace deadline (enforce)', async () => {
+    // Prepare
+    const { w, usage } = await usageWorld({ ...TRACKED, mode: 'enforce' });
+    await w.run();
+    usage.lastUsed.set(NEVER, iso(T0 + 2 * HOUR_MS));
+    // Act: the never-used key is used; the idle one stays idle past the 72 h deadline
+    w.clock.now = T0 + 3 * HOUR_MS;
+    await w.run();
+    w.clock.now = T0 + 72 * HOUR_MS;
+    await w.run();
+    // Assess
+    expect((await w.decisions(NEVER)).map((d) => [codesOf(d), d.action, d.notice ?? null])).toEqual([
+      [['UNUSED'], 'NOTIFY', 'first'],
+      [[], 'ALLOW', 'resolved'],
+    ]);
+    const idle = await w.decisions(IDLE);
+    expect(idle.map((d) => [codesOf(d), d.action, d.applied, d.notice ?? null])).toEqual([
+      [['UNUSED'], 'NOTIFY', false, 'first'],
+      [['UNUSED'], 'DEACTIVATE', true, 'action'],
+    ]);
+    expect(idle.at(-1)?.reason).toMatch(/grace deadline .* passed with UNUSED/);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      UserName: 'svc-idle',
+      ServiceSpecificCredentialId: IDLE,
+      Status: 'Inactive',
+    });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+  });
+
+  it('with usage not tracked (no usage.regions) never asks the usage source and flags nothing UNUSED', async () => {
+    // Prepare
+    const { w, usage } = await usageWorld({ ...TRACKED, usage: { regions: [] } });
+    // Act
+    const result = await w.run();
+    // Assess
+    expect(usage.calls).toEqual([]);
+    expect(result.counters).toMatchObject({ keysSeen: 4, decisionsRecorded: 4, noticesSent: 0 });
+    for (const id of [IDLE, USED, NEVER, INACTIVE])
+      expect((await w.decisions(id)).map(codesOf)).toEqual([[]]);
+  });
+
+  it('with maxIdleDays null records the tracking start but reads no last use and flags nothing', async () => {
+    // Prepare
+    const { w, usage } = await usageWorld({ ...TRACKED, maxIdleDays: null });
+    // Act
+    await w.run();
+    // Assess
+    expect(usage.calls).toEqual([{ op: 'ensureTrackingSince', now: iso(T0) }]);
+    for (const id of [IDLE, USED, NEVER]) expect((await w.decisions(id)).map(codesOf)).toEqual([[]]);
+  });
+
+  it('fails the sweep when usage cannot be read, rather than deciding without it', async () => {
+    // Prepare
+    const { w, usage } = await usageWorld();
+    usage.failWith = new Error('ProvisionedThroughputExceededException');
+    // Act
+    const run = w.run();
+    // Assess
+    await expect(run).rejects.toThrow('ProvisionedThroughputExceededException');
+    for (const id of [IDLE, USED]) expect(await w.decisions(id)).toEqual([]);
+    expect(await w.state()).toMatchObject({ phase: 'keys', pages: 0, holder: null });
+  });
+
+  it('reads usage for a key the pages missed but IAM still has, so it keeps its UNUSED', async () => {
+    // Prepare: on record as UNUSED from a first sweep; the next listing misses it
+    const { w, usage } = await usageWorld();
+    await w.run();
+    w.fake.hiddenFromListing.add(IDLE);
+    w.clock.now = T0 + HOUR_MS;
+    usage.calls.length = 0;
+    // Act
+    const result = await w.run();
+    // Assess: no change recorded (no false "resolved"), and its usage was read in the gone phase
+    expect(result.counters).toMatchObject({ decisionsRecorded: 0, noticesSent: 0, keysGone: 0 });
+    expect(await w.decisions(IDLE)).toHaveLength(1);
+    expect(usage.calls).toContainEqual({ op: 'lastUsedFor', keyIds: [IDLE] });
   });
 });
