@@ -126,6 +126,9 @@ function headline(d: Decision): string {
     return d.status === 'Deleted' ? 'is deleted: resolved' : 'is compliant again: resolved';
   if (d.action === 'DEACTIVATE') return d.applied ? 'deactivated' : 'must be deactivated';
   if (d.action === 'NOTIFY') return 'needs attention';
+  // A usage decision about a key that is not Active: someone still holds (and tries) a key that was turned off.
+  if (d.trigger.kind === 'usage' && d.status !== 'Active')
+    return `is ${d.status.toLowerCase()} but still in use`;
   if (d.status !== 'Active') return `is ${d.status.toLowerCase()}`;
   return 'is compliant';
 }

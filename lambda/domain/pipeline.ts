@@ -169,6 +169,12 @@ export interface KeyStep {
   leak?: LeakEvidence;
   /** The key's last use and the start of usage tracking, for UNUSED; absent when usage is not tracked. */
   usage?: KeyUsage | null;
+  /**
+   * Usage alert (trigger kind `usage`): a key keyguard deactivated is still being used. Its text becomes the
+   * decision's reason, and the owner is told even when the staged notices have nothing new to say (the caller
+   * gives one decision id per key per day, so this is at most one notice a day).
+   */
+  alert?: { reason: string };
 }
 
 function changedSince(known: KnownKey | null, d: Decision): boolean {
@@ -260,15 +266,20 @@ export async function decideKey(
     leak: step.leak ?? null,
     usage: step.usage ?? null,
   });
+  if (step.alert) {
+    const why = step.alert.reason;
+    decision = { ...decision, reason: decision.reason ? `${decision.reason}; ${why}` : why };
+  }
   if (decision.action === 'DEACTIVATE' && opts.config.mode === 'enforce') {
     const applied = await deps.enforcer.deactivate(accountId, userName, keyId);
     decision = { ...decision, applied };
   }
   const plan = planNotice(decision, history, opts.config, opts.now);
-  decision = { ...decision, notice: plan.notice };
+  // An alert is news on its own; the staged notice state is left as planned.
+  decision = { ...decision, notice: plan.notice ?? (step.alert ? 'first' : null) };
 
   const mustRecord =
-    step.record === 'always' || decision.applied || plan.notice !== null || changedSince(known, decision);
+    step.record === 'always' || decision.applied || decision.notice !== null || changedSince(known, decision);
   if (!mustRecord) {
     await remember(deps, step, known, null, plan.history);
     return { decision, duplicate: false, recorded: false, notified: false };
