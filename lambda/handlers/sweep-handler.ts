@@ -4,6 +4,7 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SNSClient } from '@aws-sdk/client-sns';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoAuditLog } from '../adapters/audit-store';
@@ -24,6 +25,7 @@ import {
   unseenKnownKeysPage,
   ZERO_COUNTERS,
 } from '../adapters/sweep-state';
+import { DynamoUsageStore } from '../adapters/usage-store';
 import { DAY_MS, HOUR_MS } from '../domain/dates';
 import {
   type ApprovalSource,
@@ -36,6 +38,7 @@ import {
 } from '../domain/pipeline';
 import type { KeyUsage, UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
+import { requireEnv } from '../shared/env';
 
 /**
  * The inventory sweep (flow 2): every Bedrock key of the governed account, page by page, through the same
@@ -97,6 +100,21 @@ export interface SweepRuntime {
   snapshot?: SnapshotOptions;
   now?: () => Date;
   newSweepId?: (startedAt: Date) => string;
+}
+
+/** The environment variable naming the usage table; the stack sets it only when `usage.regions` is not empty. */
+export const USAGE_TABLE_ENV = 'USAGE_TABLE_NAME';
+
+/**
+ * The usage store the sweep reads for UNUSED: the table named by `USAGE_TABLE_NAME`, or none when the variable
+ * is absent (usage not tracked). Set but blank is a broken deployment and fails the cold start.
+ */
+export function usageStoreFromEnv(
+  env: NodeJS.ProcessEnv,
+  doc: DynamoDBDocumentClient,
+): DynamoUsageStore | undefined {
+  if (env[USAGE_TABLE_ENV] === undefined) return undefined;
+  return new DynamoUsageStore(doc, requireEnv(env, USAGE_TABLE_ENV));
 }
 
 export class InvalidSweepEventError extends Error {
@@ -178,6 +196,12 @@ export function createSweepHandler(rt: SweepRuntime) {
   const staleAfter = rt.staleAfterMs ?? 20 * 60_000;
   const concurrency = rt.concurrency ?? 8;
   const newSweepId = rt.newSweepId ?? defaultSweepId;
+  if (rt.config.usage.regions.length > 0 && !rt.usage) {
+    // Not fatal: every other rule still needs the sweep. Loud, because the policy asks for UNUSED.
+    logger.warn('usage.regions is set but the sweep has no usage table: UNUSED is not evaluated', {
+      regions: rt.config.usage.regions,
+    });
+  }
 
   function parse(raw: unknown): SweepEvent {
     const parsed = SweepEventSchema.safeParse(raw ?? {});

@@ -6,13 +6,15 @@ import { CloudTrailCreatorLookup } from '../adapters/cloudtrail-creators';
 import { documentClient } from '../adapters/document-client';
 import { CONFIG_ENV, parseConfig } from '../shared/config';
 import { requireEnv } from '../shared/env';
-import { createSweepHandler } from './sweep-handler';
+import { createSweepHandler, usageStoreFromEnv } from './sweep-handler';
 
 /** Lambda entry point of the inventory sweep. Initialised once per container; a bad environment fails the cold start. */
 
 const env = process.env;
 const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
 const dynamo = dynamoClient();
+// Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated.
+const usage = usageStoreFromEnv(env, documentClient(dynamo));
 
 export const handler = createSweepHandler({
   config,
@@ -27,6 +29,7 @@ export const handler = createSweepHandler({
   sns: snsClient(),
   creators: new CloudTrailCreatorLookup(cloudTrailClient()),
   approvals: new DynamoApprovalsStore(documentClient(dynamo), requireEnv(env, 'APPROVALS_TABLE_NAME')),
+  ...(usage ? { usage } : {}),
   logger: new Logger(),
   metrics: new Metrics(),
 });

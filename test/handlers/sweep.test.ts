@@ -17,14 +17,16 @@ import {
   type SweepState,
   sweepStateTableDefinition,
 } from '../../lambda/adapters/sweep-state';
+import { DynamoUsageStore } from '../../lambda/adapters/usage-store';
 import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
 import type { Decision } from '../../lambda/domain/types';
-import type { UsageSource } from '../../lambda/domain/usage-types';
+import type { UsageAggregate, UsageSource } from '../../lambda/domain/usage-types';
 import {
   type CreatorSource,
   createSweepHandler,
   InvalidSweepEventError,
   type SweepRuntime,
+  usageStoreFromEnv,
 } from '../../lambda/handlers/sweep-handler';
 import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
@@ -67,6 +69,8 @@ interface World {
     requestId?: string,
   ) => ReturnType<ReturnType<typeof createSweepHandler>>;
   decisions: (keyId: string) => Promise<Decision[]>;
+  /** This world's table names. */
+  tables: typeof TABLES;
 }
 
 /** Fresh tables (new names), a fake account installed on the IAM mock, and a controllable clock. */
@@ -119,6 +123,7 @@ async function world(config: ConfigInput = {}, over: Partial<SweepRuntime> = {})
       return handler(event, context(remaining, requestId ?? `req-${n}-${requests}`));
     },
     decisions: (keyId) => audit.decisionsForKey(ACCOUNT, keyId),
+    tables: names,
   };
 }
 
@@ -920,5 +925,91 @@ describe('sweep: UNUSED (usage tracking)', () => {
     expect(result.counters).toMatchObject({ decisionsRecorded: 0, noticesSent: 0, keysGone: 0 });
     expect(await w.decisions(IDLE)).toHaveLength(1);
     expect(usage.calls).toContainEqual({ op: 'lastUsedFor', keyIds: [IDLE] });
+  });
+});
+
+describe('sweep: UNUSED with the DynamoDB usage store', () => {
+  const TRACKED: ConfigInput = { maxAgeDays: 365, maxIdleDays: 30, usage: { regions: ['us-east-1'] } };
+
+  function use(subject: UsageAggregate['subject'], lastUsedAt: string): UsageAggregate {
+    return {
+      accountId: ACCOUNT,
+      subject,
+      keyType: 'LONG_TERM',
+      calls: 2,
+      failedCalls: 0,
+      firstUsedAt: lastUsedAt,
+      lastUsedAt,
+      lastAttemptAt: lastUsedAt,
+      regions: ['us-east-1'],
+      models: [],
+      lastSourceIp: null,
+      lastUserAgent: null,
+    };
+  }
+
+  it('usageStoreFromEnv: a DynamoUsageStore when USAGE_TABLE_NAME is set, none when absent, an error when blank', () => {
+    // Act
+    const store = usageStoreFromEnv({ USAGE_TABLE_NAME: 'keyguard-usage' }, db.doc);
+    const none = usageStoreFromEnv({}, db.doc);
+    // Assess
+    expect(store).toBeInstanceOf(DynamoUsageStore);
+    expect(none).toBeUndefined();
+    expect(() => usageStoreFromEnv({ USAGE_TABLE_NAME: ' ' }, db.doc)).toThrow('USAGE_TABLE_NAME');
+  });
+
+  it('flags the idle and the never-used key once; a key used through its user record is not flagged', async () => {
+    // Prepare: tracking started 200 days ago; the keys are 100 days old
+    const w = await world(TRACKED);
+    const usage = usageStoreFromEnv({ USAGE_TABLE_NAME: w.tables.usageTable }, db.doc);
+    if (!usage) throw new Error('no usage store');
+    const store = new DynamoUsageStore(db.doc, w.tables.usageTable);
+    await store.ensureTrackingSince(ACCOUNT, new Date(T0 - 200 * DAY_MS));
+    await store.recordUses([
+      use({ kind: 'key', keyId: 'ACCAEXAMPLEKEYIDLE001', userName: 'svc-idle' }, iso(T0 - 40 * DAY_MS)),
+      // The user holds two keys: a use the store cannot attribute to one key counts for both.
+      use({ kind: 'user', userName: 'svc-pair' }, iso(T0 - DAY_MS)),
+    ]);
+    for (const [keyId, userName] of [
+      ['ACCAEXAMPLEKEYIDLE001', 'svc-idle'],
+      ['ACCAEXAMPLEKEYPAIR001', 'svc-pair'],
+      ['ACCAEXAMPLEKEYPAIR002', 'svc-pair'],
+      ['ACCAEXAMPLEKEYNOUSE01', 'svc-never-used'],
+    ] as const) {
+      w.fake.key({ keyId, userName, createdAt: iso(T0 - 100 * DAY_MS), expiresAt: iso(T0 + 200 * DAY_MS) });
+    }
+    const handler = createSweepHandler({ ...w.rt, usage });
+    const ctx = context(() => 14 * 60_000, 'req-usage-1');
+    // Act
+    const first = await handler({}, ctx);
+    w.clock.now = T0 + HOUR_MS;
+    const second = await handler({}, { ...ctx, awsRequestId: 'req-usage-2' });
+    // Assess
+    expect(first.counters).toMatchObject({ keysSeen: 4, decisionsRecorded: 4, noticesSent: 2 });
+    expect(second.counters).toMatchObject({ keysSeen: 4, decisionsRecorded: 0, noticesSent: 0 });
+    const codes = async (keyId: string) =>
+      (await w.decisions(keyId)).map((d) => d.violations.map((v) => v.code));
+    expect(await codes('ACCAEXAMPLEKEYIDLE001')).toEqual([['UNUSED']]);
+    expect(await codes('ACCAEXAMPLEKEYNOUSE01')).toEqual([['UNUSED']]);
+    expect(await codes('ACCAEXAMPLEKEYPAIR001')).toEqual([[]]);
+    expect(await codes('ACCAEXAMPLEKEYPAIR002')).toEqual([[]]);
+    // The tracking start recorded earlier is kept, not moved to the sweep's time
+    expect(await store.ensureTrackingSince(ACCOUNT, new Date(T0 + DAY_MS))).toBe(iso(T0 - 200 * DAY_MS));
+  });
+
+  it('warns at creation when usage.regions is set but no usage source is given (UNUSED is then not evaluated)', async () => {
+    // Prepare
+    const w = await world(TRACKED);
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYNOUSE01',
+      userName: 'svc-never-used',
+      createdAt: iso(T0 - 100 * DAY_MS),
+      expiresAt: iso(T0 + 200 * DAY_MS),
+    });
+    // Act
+    await w.run();
+    // Assess
+    expect(out.text()).toMatch(/usage\.regions is set but the sweep has no usage table/);
+    expect((await w.decisions('ACCAEXAMPLEKEYNOUSE01')).map((d) => d.violations)).toEqual([[]]);
   });
 });
