@@ -177,6 +177,20 @@ export interface SubjectUsage {
   aggregate: UsageAggregate;
   /** The latest call in the batch (failed or not): its event names a decision's trigger. */
   latest: BearerUse;
+  /**
+   * Calls refused as unauthorised (see isDenied): what an Inactive key's calls get, unlike throttling or a bad
+   * request. A denied call by a user whose Active key took the attribution may have been made with a sibling key
+   * keyguard deactivated.
+   */
+  deniedCalls: number;
+}
+
+/**
+ * An authorisation failure. Which code Bedrock returns for a deactivated key is not documented: AccessDenied,
+ * AccessDeniedException, UnauthorizedException and Forbidden forms are all accepted.
+ */
+export function isDenied(errorCode: string | null): boolean {
+  return errorCode !== null && /accessdenied|unauthori[sz]ed|forbidden/i.test(errorCode);
 }
 
 function subjectId(accountId: string, s: UseSubject): string {
@@ -228,6 +242,7 @@ export function aggregateUses(
           lastUserAgent: use.userAgent,
         },
         latest: use,
+        deniedCalls: isDenied(use.errorCode) ? 1 : 0,
         regions: new Set([use.region]),
         models: new Set(use.modelId ? [use.modelId] : []),
       });
@@ -236,6 +251,7 @@ export function aggregateUses(
     const a = current.aggregate;
     a.calls += 1;
     if (failed) a.failedCalls += 1;
+    if (isDenied(use.errorCode)) current.deniedCalls += 1;
     if (use.eventTime < a.firstUsedAt) a.firstUsedAt = use.eventTime;
     if (!failed && (a.lastUsedAt === null || use.eventTime > a.lastUsedAt)) a.lastUsedAt = use.eventTime;
     if (isLater(use, current.latest)) {
@@ -247,9 +263,10 @@ export function aggregateUses(
     current.regions.add(use.region);
     if (use.modelId) current.models.add(use.modelId);
   }
-  return [...bySubject.values()].map(({ aggregate, latest, regions, models }) => ({
+  return [...bySubject.values()].map(({ aggregate, latest, deniedCalls, regions, models }) => ({
     aggregate: { ...aggregate, regions: [...regions].sort(), models: [...models].sort() },
     latest,
+    deniedCalls,
   }));
 }
 

@@ -301,6 +301,29 @@ describe('aggregateUses', () => {
       lastUserAgent: 'ua-3',
     });
     expect(out[0]?.latest.eventId).toBe('e3');
+    // Throttling is a failure, not a refusal: it says nothing about a deactivated key.
+    expect(out[0]?.deniedCalls).toBe(0);
+  });
+
+  it('counts refused calls (any AccessDenied / Unauthorized / Forbidden form) apart from other failures', () => {
+    // Prepare
+    const codes = [
+      'AccessDenied',
+      'AccessDeniedException',
+      'UnauthorizedException',
+      'ThrottlingException',
+      null,
+    ];
+
+    // Act
+    const out = aggregateUses(
+      codes.map((errorCode, i) => use({ eventId: `e${i}`, errorCode })),
+      byKey,
+    );
+
+    // Assess
+    expect(out[0]?.aggregate).toMatchObject({ calls: 5, failedCalls: 4 });
+    expect(out[0]?.deniedCalls).toBe(3);
   });
 
   it('only failed calls: lastUsedAt is null, the attempt is still recorded', () => {
