@@ -1,0 +1,449 @@
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type Command, Option } from 'commander';
+import { byDecidedAt, type DecisionQuery, DynamoAuditLog } from '../adapters/audit-store';
+import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
+import { documentClient } from '../adapters/document-client';
+import { type EmbeddedDynamo, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
+import { UNOWNED } from '../domain/notice';
+import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
+import { DEFAULT_REGION, TABLE_ENV } from './approvals';
+import { actionLabel, decisionJson, renderTable } from './format';
+import { messageOf } from './inputs';
+import { csvField } from './inventory';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
+import { lockStore } from './store-lock';
+
+/**
+ * `keyguard audit`: reads the decision record back, by key, owner, violation code, action and time, from the
+ * embedded store that `keyguard replay` writes or from the deployed decisions table (standard SDK chain).
+ * Read-only. What it prints is built from decision fields only: decisions never hold key material.
+ */
+
+export const DECISIONS_TABLE_ENV = TABLE_ENV.decisionsTable;
+export const KEYS_TABLE_ENV = TABLE_ENV.keysTable;
+
+/** Where decisions are read from: the embedded store (default) or deployed tables. */
+export interface AuditSourceOptions {
+  /** Embedded store directory; default `.keyguard` (as replay). */
+  store?: string;
+  /** Deployed decisions table; default KEYGUARD_DECISIONS_TABLE unless --store is given. */
+  table?: string;
+  /** Deployed keys table; default KEYGUARD_KEYS_TABLE. */
+  keysTable?: string;
+}
+
+export interface AuditOptions extends AuditSourceOptions {
+  key?: string;
+  account?: string;
+  owner?: string;
+  code?: string;
+  action?: string;
+  since?: string;
+  until?: string;
+  limit?: string;
+  json?: boolean;
+  csv?: boolean;
+}
+
+/** AWS access for deployed tables, injected so tests can point it at an embedded DynamoDB. */
+export interface AuditDeps {
+  /** Called only when a deployed table is read. */
+  doc: () => DynamoDBDocumentClient;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** DynamoDB through the standard SDK credential and endpoint chain; region us-east-1 unless AWS_REGION. */
+export function defaultAuditDeps(env: NodeJS.ProcessEnv = process.env): AuditDeps {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION;
+  return {
+    doc: () =>
+      documentClient(new DynamoDBClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' })),
+    env,
+  };
+}
+
+/** Bad usage, or nothing to read: exit 2 with the message. */
+export class AuditUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AuditUsageError';
+  }
+}
+
+/** An open audit store. The embedded one is locked (LevelDB admits one process) until `close()`. */
+export interface AuditSource {
+  log: DynamoAuditLog;
+  /** Whether a keys table can be read (always for the embedded store). */
+  hasKeysTable: boolean;
+  /** For messages: `store .keyguard` or `table <name>`. */
+  label: string;
+  close(): Promise<void>;
+}
+
+function trimmed(v: string | undefined): string | undefined {
+  const t = v?.trim();
+  return t ? t : undefined;
+}
+
+/**
+ * Opens the source the options name. An explicit --store wins over KEYGUARD_DECISIONS_TABLE; --store and
+ * --table together are refused. A store directory without a database is refused before anything is created.
+ */
+export async function openAuditSource(
+  opts: AuditSourceOptions,
+  io: CliIO,
+  deps: AuditDeps,
+  keysTableRequired: boolean,
+): Promise<AuditSource> {
+  const env = deps.env ?? process.env;
+  const store = trimmed(opts.store);
+  if (store && trimmed(opts.table)) throw new AuditUsageError('--store and --table: choose one source');
+  const table = trimmed(opts.table) ?? (store ? undefined : trimmed(env[DECISIONS_TABLE_ENV]));
+  if (table) {
+    const keysTable = trimmed(opts.keysTable) ?? trimmed(env[KEYS_TABLE_ENV]);
+    if (keysTableRequired && !keysTable) {
+      throw new AuditUsageError(
+        `--keys-table: no table name; pass --keys-table or set ${KEYS_TABLE_ENV} (stack output KeysTableName)`,
+      );
+    }
+    return {
+      log: new DynamoAuditLog(deps.doc(), { decisionsTable: table, keysTable: keysTable ?? '' }),
+      hasKeysTable: keysTable !== undefined,
+      label: `table ${table}`,
+      close: async () => {},
+    };
+  }
+  const storeArg = store ?? DEFAULT_STORE_DIR;
+  const dir = resolve(io.cwd, storeArg);
+  const missing = new AuditUsageError(
+    `no audit store at ${storeArg}: run keyguard replay first, or use --table`,
+  );
+  // dynalite would create an empty database anywhere: a store is a directory LevelDB has written.
+  if (!existsSync(dir) || !statSync(dir).isDirectory() || !existsSync(join(dir, 'CURRENT'))) throw missing;
+  let unlock: () => void;
+  try {
+    unlock = lockStore(dir);
+  } catch (err) {
+    throw new AuditUsageError(`store ${storeArg}: ${messageOf(err)}`);
+  }
+  let db: EmbeddedDynamo;
+  try {
+    db = await startEmbeddedDynamo({ path: dir });
+  } catch (err) {
+    unlock();
+    throw new AuditUsageError(`store ${storeArg}: cannot open (${messageOf(err)})`);
+  }
+  return {
+    log: new DynamoAuditLog(db.doc, REPLAY_TABLES),
+    hasKeysTable: true,
+    label: `store ${storeArg}`,
+    close: async () => {
+      try {
+        await db.close();
+      } finally {
+        unlock();
+      }
+    },
+  };
+}
+
+const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * `--since`/`--until`: `YYYY-MM-DD` is the start (since) or the end (until) of that day, UTC; a timestamp must
+ * name its zone, so nobody's local clock moves the window.
+ */
+export function parseTimeBound(flag: '--since' | '--until', value: string): Date {
+  const v = value.trim();
+  const day = DATE_ONLY.exec(v);
+  if (day) {
+    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])];
+    const start = new Date(Date.UTC(y, m - 1, d));
+    if (start.getUTCFullYear() !== y || start.getUTCMonth() !== m - 1 || start.getUTCDate() !== d) {
+      throw new AuditUsageError(`${flag}: ${JSON.stringify(value)} is not a calendar date`);
+    }
+    return flag === '--since' ? start : new Date(start.getTime() + 86_400_000 - 1);
+  }
+  const ms = Date.parse(v);
+  if (!TIMESTAMP.test(v) || Number.isNaN(ms)) {
+    throw new AuditUsageError(
+      `${flag}: got ${JSON.stringify(value)}; allowed: a date YYYY-MM-DD (UTC) or an ISO-8601 timestamp with a ` +
+        'zone, e.g. 2026-11-20T09:00:00Z',
+    );
+  }
+  return new Date(ms);
+}
+
+const ACTIONS: readonly Action[] = ['ALLOW', 'NOTIFY', 'DEACTIVATE', 'DELETE'];
+const ACCOUNT_ID = /^\d{12}$/;
+
+/** The query the filter options describe, validated (without the key's account, resolved later). */
+export function auditQuery(opts: AuditOptions): Omit<DecisionQuery, 'key'> & { limit?: number } {
+  const q: Omit<DecisionQuery, 'key'> & { limit?: number } = {};
+  const owner = trimmed(opts.owner);
+  if (opts.owner !== undefined && owner === undefined)
+    throw new AuditUsageError('--owner: must not be empty');
+  if (owner !== undefined) q.owner = owner;
+  if (opts.code !== undefined) {
+    const code = opts.code.trim().toUpperCase();
+    if (!isViolationCode(code)) {
+      throw new AuditUsageError(
+        `--code: unknown violation code ${JSON.stringify(opts.code)}; allowed: ${VIOLATION_CODES.join(', ')}`,
+      );
+    }
+    q.code = code;
+  }
+  if (opts.action !== undefined) {
+    const action = opts.action.trim().toUpperCase();
+    const known = ACTIONS.find((a) => a === action);
+    if (!known) {
+      throw new AuditUsageError(
+        `--action: unknown action ${JSON.stringify(opts.action)}; allowed: ${ACTIONS.join(', ')}`,
+      );
+    }
+    q.action = known;
+  }
+  if (opts.since !== undefined) q.since = parseTimeBound('--since', opts.since);
+  if (opts.until !== undefined) q.until = parseTimeBound('--until', opts.until);
+  if (q.since && q.until && q.since.getTime() > q.until.getTime()) {
+    throw new AuditUsageError(`--since ${q.since.toISOString()} is after --until ${q.until.toISOString()}`);
+  }
+  if (opts.limit !== undefined) {
+    const n = Number(opts.limit);
+    if (!/^\d+$/.test(opts.limit.trim()) || !Number.isSafeInteger(n) || n < 1) {
+      throw new AuditUsageError(`--limit: got ${JSON.stringify(opts.limit)}; allowed: a whole number ≥ 1`);
+    }
+    q.limit = n;
+  }
+  return q;
+}
+
+/** `2026-11-20T09:31:02.000Z` → `2026-11-20 09:31:02Z`. */
+function shortTime(iso: string): string {
+  return iso.replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+}
+
+function trigger(d: Decision): string {
+  return d.trigger.eventName ? `${d.trigger.kind} ${d.trigger.eventName}` : d.trigger.kind;
+}
+
+export function auditTable(decisions: readonly Decision[]): string {
+  return renderTable(
+    ['DECIDED AT', 'KEY ID', 'USER', 'OWNER', 'ACTION', 'VIOLATIONS', 'TRIGGER'],
+    decisions.map((d) => [
+      shortTime(d.decidedAt),
+      d.keyId,
+      d.userName,
+      d.owner.value ?? '(none)',
+      actionLabel(d),
+      d.violations.length ? d.violations.map((v) => v.code).join(',') : '-',
+      trigger(d),
+    ]),
+  );
+}
+
+export const AUDIT_CSV_HEADER = [
+  'decided_at',
+  'decision_id',
+  'account_id',
+  'key_id',
+  'user_name',
+  'owner',
+  'owner_source',
+  'status',
+  'action',
+  'applied',
+  'mode',
+  'violations',
+  'trigger_kind',
+  'event_name',
+  'event_id',
+  'policy_version',
+] as const;
+
+/** RFC 4180: CRLF records, fields quoted when needed (and guarded against spreadsheet formulas). */
+function csvLine(fields: readonly string[]): string {
+  return `${fields.map(csvField).join(',')}\r\n`;
+}
+
+export function auditCsvRow(d: Decision): string {
+  return csvLine([
+    d.decidedAt,
+    d.decisionId,
+    d.accountId,
+    d.keyId,
+    d.userName,
+    d.owner.value ?? '',
+    d.owner.source,
+    d.status,
+    d.action,
+    String(d.applied),
+    d.mode,
+    d.violations.map((v) => v.code).join(';'),
+    d.trigger.kind,
+    d.trigger.eventName ?? '',
+    d.trigger.eventId ?? '',
+    d.policyVersion,
+  ]);
+}
+
+/** A clear sentence for an AWS failure (no credentials, denied, no such table), or null. */
+export function awsFailure(err: unknown): string | null {
+  if ((err as { $metadata?: unknown } | null)?.$metadata === undefined) {
+    const name = (err as { name?: unknown } | null)?.name;
+    if (name === 'CredentialsProviderError' || /could not load credentials/i.test(messageOf(err))) {
+      return `no AWS credentials found (${messageOf(err)}); configure a profile (AWS_PROFILE), SSO or environment credentials`;
+    }
+    return null;
+  }
+  return `AWS error ${String((err as { name?: unknown }).name)}: ${messageOf(err)}`;
+}
+
+/** Runs `keyguard audit`; returns the exit code. Never calls process.exit. */
+export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): Promise<number> {
+  let source: AuditSource | undefined;
+  try {
+    if (opts.json && opts.csv) throw new AuditUsageError('--json and --csv: choose one output format');
+    const q = auditQuery(opts);
+    const keyId = trimmed(opts.key);
+    if (opts.key !== undefined && keyId === undefined) throw new AuditUsageError('--key: must not be empty');
+    const account = trimmed(opts.account);
+    if (account !== undefined && !ACCOUNT_ID.test(account)) {
+      throw new AuditUsageError(`--account: got ${JSON.stringify(opts.account)}; allowed: 12 digits`);
+    }
+    if (account !== undefined && keyId === undefined) throw new AuditUsageError('--account: only with --key');
+    source = await openAuditSource(opts, io, deps, false);
+
+    let decisions: Decision[];
+    if (keyId !== undefined) {
+      let accounts: string[];
+      if (account !== undefined) accounts = [account];
+      else if (source.hasKeysTable) accounts = await source.log.accountsWithKey(keyId);
+      else {
+        throw new AuditUsageError(
+          `--key: the key's account is unknown; pass --account, or --keys-table (or ${KEYS_TABLE_ENV}) to look it up`,
+        );
+      }
+      decisions = [];
+      for (const accountId of accounts) {
+        decisions.push(...(await source.log.findDecisions({ ...q, key: { accountId, keyId } })));
+      }
+      decisions.sort(byDecidedAt);
+    } else {
+      decisions = await source.log.findDecisions(q);
+    }
+    // --limit keeps the most recent ones, still printed oldest first.
+    if (q.limit !== undefined && decisions.length > q.limit) decisions = decisions.slice(-q.limit);
+
+    const summary = `Decisions: ${decisions.length} (${source.label}). Read-only: nothing was changed.\n`;
+    if (opts.json) {
+      for (const d of decisions) io.stdout.write(`${decisionJson(d)}\n`);
+      io.stderr.write(summary);
+    } else if (opts.csv) {
+      io.stdout.write(csvLine(AUDIT_CSV_HEADER));
+      for (const d of decisions) io.stdout.write(auditCsvRow(d));
+      io.stderr.write(summary);
+    } else {
+      if (decisions.length > 0) io.stdout.write(`${auditTable(decisions)}\n\n`);
+      else io.stdout.write('No decisions match.\n\n');
+      io.stdout.write(summary);
+    }
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof AuditUsageError) {
+      io.stderr.write(`keyguard: ${err.message}\n`);
+      return EXIT_INPUT;
+    }
+    if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
+      problem(io, 'audit', `${source?.label ?? 'table'} not found (${messageOf(err)})`);
+      return EXIT_INPUT;
+    }
+    const aws = awsFailure(err);
+    if (aws) {
+      problem(io, 'audit', aws);
+      return EXIT_INPUT;
+    }
+    problem(io, 'audit failed', messageOf(err));
+    return EXIT_FAILURE;
+  } finally {
+    await source?.close();
+  }
+}
+
+const AUDIT_HELP = `
+Source: the embedded store written by \`keyguard replay\` (--store, default ${DEFAULT_STORE_DIR}), or with --table
+(or ${DECISIONS_TABLE_ENV}) the deployed decisions table, through the standard AWS SDK chain (AWS_PROFILE, SSO,
+environment credentials, AWS_ENDPOINT_URL_*), region us-east-1 unless AWS_REGION says otherwise. Permissions:
+dynamodb:Query and dynamodb:Scan on the decisions table and its byOwner index, dynamodb:Scan on the keys table.
+
+Filters AND together. --key reads the key's partition and --owner the byOwner index; without either, the
+whole decisions table is scanned (filtered in DynamoDB, but every item is read and paid for).
+Keys without an owner are listed under the owner "${UNOWNED}". Dates YYYY-MM-DD are whole days, UTC.
+
+Output, sorted by decision time: a table (default), --json (one decision per line, as replay --json) or --csv
+(RFC 4180 with a header row). Decisions never hold key material.
+
+Exit codes:
+  0  the decisions were listed (possibly none)
+  1  unexpected failure
+  2  bad usage (unknown code or action, bad date), no audit store, no credentials, access denied or another
+     AWS error (reported on stderr)
+
+Examples:
+  $ keyguard audit --owner alice@example.com
+  $ keyguard audit --key ACCAGVIKUZQCWC4UQW63Y --since 2026-11-01 --json
+  $ keyguard audit --table BedrockKeyGuard-AuditTablesDecisions-ABC123 --code NEVER_EXPIRES --csv > never.csv
+`;
+
+/** Adds `keyguard audit` to the program (the lead wires it into bin/keyguard.ts). */
+export function registerAuditCommand(
+  program: Command,
+  io: CliIO,
+  setExitCode: (n: number) => void,
+  deps: () => AuditDeps = () => defaultAuditDeps(),
+): Command {
+  return program
+    .command('audit')
+    .summary('query the decision record by key, owner, violation code, action or time (read-only)')
+    .description(
+      'List recorded decisions from the local audit store (keyguard replay) or the deployed decisions table, ' +
+        'filtered by key, owner, violation code, action and time range.',
+    )
+    .addOption(
+      new Option('-s, --store <dir>', `embedded audit store directory (default: ${DEFAULT_STORE_DIR})`),
+    )
+    .addOption(
+      new Option(
+        '--table <name>',
+        `deployed decisions table (stack output DecisionsTableName; default: $${DECISIONS_TABLE_ENV})`,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--keys-table <name>',
+        `deployed keys table, to find the account of --key (default: $${KEYS_TABLE_ENV})`,
+      ),
+    )
+    .option('--key <id>', 'only decisions about this key (ServiceSpecificCredentialId, ACCA…)')
+    .option('--account <id>', "the key's account (default: looked up in the keys table)")
+    .option('--owner <value>', `only decisions about keys of this owner ("${UNOWNED}" for none)`)
+    .option('--code <CODE>', `only decisions with this violation (${VIOLATION_CODES.join(', ')})`)
+    .option('--action <ACTION>', `only decisions with this action (${ACTIONS.join(', ')})`)
+    .option('--since <date>', 'decided at or after (YYYY-MM-DD, UTC, or ISO-8601 with a zone)')
+    .option(
+      '--until <date>',
+      'decided at or before (YYYY-MM-DD through its end, UTC, or ISO-8601 with a zone)',
+    )
+    .option('--limit <n>', 'at most n decisions: the most recent ones')
+    .option('--json', 'one decision JSON object per line on stdout; the summary goes to stderr')
+    .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')
+    .addHelpText('after', AUDIT_HELP)
+    .action(async (opts: AuditOptions) => {
+      setExitCode(await runAudit(opts, io, deps()));
+    });
+}

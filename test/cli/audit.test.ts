@@ -1,0 +1,362 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError } from 'commander';
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { type AuditDeps, registerAuditCommand } from '../../lambda/cli/audit';
+import type { CliIO } from '../../lambda/cli/io';
+import { runReplay } from '../../lambda/cli/replay';
+import { type Decision, VIOLATION_CODES } from '../../lambda/domain/types';
+import { startTestDynamo, TABLES } from '../support/dynamo';
+import { ACCOUNT, captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
+
+/** A fresh program configured like bin/keyguard.ts's, with only `audit` registered. */
+async function audit(
+  args: string[],
+  opts: { cwd?: string; deps?: AuditDeps } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const out = captureIO(opts.cwd ?? REPO);
+  let code = 0;
+  const program = new Command()
+    .name('keyguard')
+    .configureOutput({ writeOut: (s) => out.io.stdout.write(s), writeErr: (s) => out.io.stderr.write(s) })
+    .exitOverride();
+  registerAuditCommand(
+    program,
+    out.io as CliIO,
+    (n) => {
+      code = n;
+    },
+    opts.deps ? () => opts.deps as AuditDeps : undefined,
+  );
+  try {
+    await program.parseAsync(['node', 'keyguard', 'audit', ...args]);
+  } catch (err) {
+    if (!(err instanceof CommanderError)) throw err;
+    code = err.exitCode === 0 ? 0 : 2;
+  }
+  return { code, stdout: out.stdout(), stderr: out.stderr() };
+}
+
+/** Deps that fail the test if a deployed table is touched. */
+const NO_AWS: AuditDeps = {
+  doc: () => {
+    throw new Error('no AWS in this test');
+  },
+  env: {},
+};
+
+/** Parses RFC 4180 text (quoted fields, doubled quotes, CRLF records). */
+function parseCsv(text: string): string[][] {
+  const rows: string[][] = [];
+  let row: string[] = [];
+  let field = '';
+  let quoted = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quoted) {
+      if (c === '"' && text[i + 1] === '"') {
+        field += '"';
+        i++;
+      } else if (c === '"') quoted = false;
+      else field += c;
+    } else if (c === '"') quoted = true;
+    else if (c === ',') {
+      row.push(field);
+      field = '';
+    } else if (c === '\r' && text[i + 1] === '\n') {
+      row.push(field);
+      rows.push(row);
+      row = [];
+      field = '';
+      i++;
+    } else field += c;
+  }
+  return rows;
+}
+
+let store: string;
+/** The decisions as replay printed them (its --json): the ground truth audit reads back. */
+let replayed: Decision[];
+let replayedLines: string[];
+
+beforeAll(async () => {
+  store = join(tempDir(), 'store');
+  const out = captureIO(REPO);
+  const code = await runReplay(['examples/cloudtrail'], { json: true, store }, out.io);
+  expect(out.stderr()).not.toContain('keyguard:');
+  expect(code).toBe(0);
+  replayedLines = out.stdout().split('\n').filter(Boolean);
+  replayed = jsonLines(out.stdout());
+});
+afterAll(removeTempDirs);
+
+describe('keyguard audit over the embedded store written by replay', () => {
+  it('--json prints every decision exactly as replay --json did, sorted by decidedAt', async () => {
+    // Act
+    const r = await audit(['--store', store, '--json'], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(0);
+    const sorted = [...replayedLines].sort(
+      (a, b) =>
+        (JSON.parse(a) as Decision).decidedAt.localeCompare((JSON.parse(b) as Decision).decidedAt) ||
+        a.localeCompare(b),
+    );
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(sorted);
+    expect(replayed.length).toBeGreaterThan(5);
+    expect(r.stderr).toContain(`Decisions: ${replayed.length} (store ${store})`);
+  });
+
+  it('prints a compact table by default: one row per decision, with the action applied/planned', async () => {
+    // Act
+    const r = await audit(['--store', store], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(0);
+    const lines = r.stdout.split('\n');
+    expect(lines[0]).toMatch(/^DECIDED AT\s+KEY ID\s+USER\s+OWNER\s+ACTION\s+VIOLATIONS\s+TRIGGER$/);
+    const rows = lines.slice(1, 1 + replayed.length);
+    expect(rows).toHaveLength(replayed.length);
+    const deactivations = replayed.filter((d) => d.action === 'DEACTIVATE').length;
+    expect(rows.filter((l) => l.includes('DEACTIVATE (planned)'))).toHaveLength(deactivations);
+    expect(r.stdout).toContain(`Decisions: ${replayed.length}`);
+  });
+
+  it('--key lists that key’s decisions only (its account found in the keys table)', async () => {
+    // Prepare
+    const keyId = replayed[0]?.keyId as string;
+    const expected = replayed.filter((d) => d.keyId === keyId).map((d) => d.decisionId);
+
+    // Act
+    const r = await audit(['--store', store, '--key', keyId, '--json'], { deps: NO_AWS });
+    const withAccount = await audit(['--store', store, '--key', keyId, '--account', ACCOUNT, '--json'], {
+      deps: NO_AWS,
+    });
+    const otherAccount = await audit(
+      ['--store', store, '--key', keyId, '--account', '999999999999', '--json'],
+      {
+        deps: NO_AWS,
+      },
+    );
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(expected.length).toBeGreaterThan(1);
+    expect(jsonLines(r.stdout).map((d) => d.decisionId)).toEqual(expected);
+    expect(jsonLines(withAccount.stdout).map((d) => d.decisionId)).toEqual(expected);
+    expect(jsonLines(otherAccount.stdout)).toEqual([]);
+  });
+
+  it('--owner, --code, --action and a time window AND together', async () => {
+    // Prepare
+    const owner = 'dana@example.com';
+    const byOwner = replayed.filter((d) => d.owner.value === owner);
+    const neverExpires = replayed.filter((d) => d.violations.some((v) => v.code === 'NEVER_EXPIRES'));
+    const day21 = replayed.filter((d) => d.decidedAt.startsWith('2026-11-21'));
+    const notifyOnDay22 = replayed.filter(
+      (d) => d.action === 'NOTIFY' && d.decidedAt >= '2026-11-22T00:00:00.000Z',
+    );
+
+    // Act
+    const o = await audit(['--store', store, '--owner', owner, '--json'], { deps: NO_AWS });
+    const c = await audit(['--store', store, '--code', 'never_expires', '--json'], { deps: NO_AWS });
+    const t = await audit(['--store', store, '--since', '2026-11-21', '--until', '2026-11-21', '--json'], {
+      deps: NO_AWS,
+    });
+    const a = await audit(
+      ['--store', store, '--action', 'NOTIFY', '--since', '2026-11-22T00:00:00Z', '--json'],
+      {
+        deps: NO_AWS,
+      },
+    );
+
+    // Assess
+    expect(byOwner.length).toBeGreaterThan(0);
+    expect(jsonLines(o.stdout).map((d) => d.decisionId)).toEqual(byOwner.map((d) => d.decisionId));
+    expect(jsonLines(c.stdout).map((d) => d.decisionId)).toEqual(neverExpires.map((d) => d.decisionId));
+    expect(day21.length).toBeGreaterThan(0);
+    expect(jsonLines(t.stdout).map((d) => d.decisionId)).toEqual(day21.map((d) => d.decisionId));
+    expect(notifyOnDay22.length).toBeGreaterThan(0);
+    expect(jsonLines(a.stdout).map((d) => d.decisionId)).toEqual(notifyOnDay22.map((d) => d.decisionId));
+  });
+
+  it('--limit keeps the most recent decisions', async () => {
+    // Act
+    const r = await audit(['--store', store, '--limit', '2', '--json'], { deps: NO_AWS });
+
+    // Assess
+    expect(jsonLines(r.stdout).map((d) => d.decisionId)).toEqual(replayed.slice(-2).map((d) => d.decisionId));
+  });
+
+  it('--csv writes RFC 4180 with a header row and one record per decision', async () => {
+    // Act
+    const r = await audit(['--store', store, '--csv'], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.stdout.endsWith('\r\n')).toBe(true);
+    const rows = parseCsv(r.stdout);
+    expect(rows[0]?.slice(0, 5)).toEqual(['decided_at', 'decision_id', 'account_id', 'key_id', 'user_name']);
+    expect(rows).toHaveLength(replayed.length + 1);
+    const header = rows[0] as string[];
+    const first = Object.fromEntries(header.map((h, i) => [h, rows[1]?.[i]]));
+    const d = replayed[0] as Decision;
+    expect(first).toMatchObject({
+      decision_id: d.decisionId,
+      key_id: d.keyId,
+      action: d.action,
+      violations: d.violations.map((v) => v.code).join(';'),
+    });
+  });
+
+  it('refuses an unknown violation code with exit 2 and lists the allowed ones', async () => {
+    // Act
+    const r = await audit(['--store', store, '--code', 'NOPE'], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('--code: unknown violation code "NOPE"');
+    for (const code of VIOLATION_CODES) expect(r.stderr).toContain(code);
+  });
+
+  it.each([
+    [['--since', '2026-13-01'], '--since'],
+    [['--until', '2026-11-20T10:00:00'], '--until'],
+    [['--since', '2026-11-22', '--until', '2026-11-21'], 'is after --until'],
+    [['--action', 'PAUSE'], '--action: unknown action'],
+    [['--limit', '0'], '--limit'],
+    [['--json', '--csv'], 'choose one'],
+    [['--account', '123'], '--account'],
+  ])('refuses bad usage %j with exit 2', async (args, message) => {
+    // Act
+    const r = await audit(['--store', store, ...args], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(message);
+  });
+
+  it('says there is no audit store (exit 2) and creates nothing', async () => {
+    // Prepare
+    const cwd = tempDir();
+    const empty = join(cwd, 'empty');
+    mkdirSync(empty);
+
+    // Act
+    const missing = await audit([], { cwd, deps: NO_AWS });
+    const notAStore = await audit(['--store', 'empty'], { cwd, deps: NO_AWS });
+
+    // Assess
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain(
+      'no audit store at .keyguard: run keyguard replay first, or use --table',
+    );
+    expect(notAStore.code).toBe(2);
+    expect(notAStore.stderr).toContain('no audit store at empty');
+    expect(existsSync(join(cwd, '.keyguard'))).toBe(false);
+  });
+
+  it('help names the source, that a filterless query scans the table, exit codes and examples', async () => {
+    // Act
+    const r = await audit(['--help']);
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('--table <name>');
+    expect(r.stdout).toContain('whole decisions table is scanned');
+    expect(r.stdout).toContain('Exit codes:');
+    expect(r.stdout).toContain('$ keyguard audit --owner');
+  });
+});
+
+describe('keyguard audit against a deployed decisions table (dynalite standing in for DynamoDB)', () => {
+  let db: EmbeddedDynamo;
+  let deps: AuditDeps;
+  const KEY = 'ACCAEXAMPLEAUDITCSV01';
+
+  beforeAll(async () => {
+    db = await startTestDynamo();
+    deps = { doc: () => db.doc, env: {} };
+    const log = new DynamoAuditLog(db.doc, TABLES);
+    const base = replayed[1] as Decision;
+    await log.recordDecision({
+      ...base,
+      decisionId: '2026-11-24T08:00:00.000Z/sweep/s-1',
+      decidedAt: '2026-11-24T08:00:00.000Z',
+      keyId: KEY,
+      trigger: { kind: 'sweep', eventId: 's-1' },
+      // An owner tag value a spreadsheet would run as a formula, with a comma and quotes.
+      owner: { value: '=HYPERLINK("x"),team', source: 'tag' },
+    });
+    await log.putKnownKey({
+      accountId: base.accountId,
+      keyId: KEY,
+      userName: base.userName,
+      status: 'Active',
+      createdAt: null,
+      expiresAt: null,
+      creator: null,
+      owner: null,
+      lastDecisionId: 'x',
+      lastDecisionAt: '2026-11-24T08:00:00.000Z',
+    });
+  });
+  afterAll(async () => db.close());
+
+  it('--table reads the named table; CSV fields are quoted and formula-guarded', async () => {
+    // Act
+    const r = await audit(['--table', TABLES.decisionsTable, '--csv'], { deps });
+
+    // Assess
+    expect(r.code).toBe(0);
+    const rows = parseCsv(r.stdout);
+    expect(rows).toHaveLength(2);
+    const header = rows[0] as string[];
+    expect(rows[1]?.[header.indexOf('owner')]).toBe(`'=HYPERLINK("x"),team`);
+    expect(rows[1]?.[header.indexOf('trigger_kind')]).toBe('sweep');
+    expect(r.stderr).toContain(`table ${TABLES.decisionsTable}`);
+  });
+
+  it('takes the table from KEYGUARD_DECISIONS_TABLE, unless --store is given', async () => {
+    // Act
+    const fromEnv = await audit(['--json'], {
+      deps: { ...deps, env: { KEYGUARD_DECISIONS_TABLE: TABLES.decisionsTable } },
+    });
+    const storeWins = await audit(['--store', store, '--json'], {
+      deps: { ...deps, env: { KEYGUARD_DECISIONS_TABLE: TABLES.decisionsTable } },
+    });
+
+    // Assess
+    expect(jsonLines(fromEnv.stdout).map((d) => d.keyId)).toEqual([KEY]);
+    expect(jsonLines(storeWins.stdout)).toHaveLength(replayed.length);
+  });
+
+  it('--key needs the key’s account: --account, or the keys table to look it up', async () => {
+    // Act
+    const noWay = await audit(['--table', TABLES.decisionsTable, '--key', KEY], { deps });
+    const viaKeys = await audit(
+      ['--table', TABLES.decisionsTable, '--keys-table', TABLES.keysTable, '--key', KEY, '--json'],
+      { deps },
+    );
+
+    // Assess
+    expect(noWay.code).toBe(2);
+    expect(noWay.stderr).toContain('--account');
+    expect(viaKeys.code).toBe(0);
+    expect(jsonLines(viaKeys.stdout).map((d) => d.keyId)).toEqual([KEY]);
+  });
+
+  it('refuses --store with --table, and reports a missing table as exit 2', async () => {
+    // Act
+    const both = await audit(['--store', store, '--table', TABLES.decisionsTable], { deps });
+    const missing = await audit(['--table', 'no-such-table'], { deps });
+
+    // Assess
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('choose one source');
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('table no-such-table not found');
+  });
+});
