@@ -185,3 +185,28 @@ describe('licence boundary', () => {
     expect(importing).toEqual([]);
   });
 });
+
+describe('a document over the AWS size limit', () => {
+  test('is reported on stderr with exit 2 and nothing on stdout (only reachable past the schema: loadConfig mocked)', async () => {
+    // Prepare: a config whose exempt tag value is longer than the schema allows
+    const oversized = parseConfig({});
+    oversized.guardrails.exemptTag.value = 'v'.repeat(1000);
+    let run: typeof runPolicy = runPolicy;
+    jest.isolateModules(() => {
+      jest.doMock('../../lambda/shared/config', () => ({
+        ...jest.requireActual<typeof import('../../lambda/shared/config')>('../../lambda/shared/config'),
+        loadConfig: () => ({ config: oversized, source: 'mocked' }),
+      }));
+      run = (require('../../lambda/cli/policy') as typeof import('../../lambda/cli/policy')).runPolicy;
+    });
+    const out = captureIO(tempDir());
+    // Act
+    const code = await run({ kind: 'scp' }, out.io);
+    // Assess
+    expect(code).toBe(EXIT_INPUT);
+    expect(out.stdout()).toBe('');
+    expect(out.stderr()).toMatch(
+      /^keyguard: the scp guardrail policy is \d+ characters \(minified\), over the AWS limit of 5120/,
+    );
+  });
+});
