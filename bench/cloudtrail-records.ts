@@ -11,7 +11,8 @@ import { type Prng, WeightedChoice } from './prng';
 export type CloudTrailJson = Record<string, unknown>;
 
 export const BENCH_ACCOUNT = '111122223333';
-const REGION = 'us-east-1';
+/** Where IAM, a global service, records its events (and the home region of the account's workloads). */
+export const HOME_REGION = 'us-east-1';
 const TLS = 'TLSv1.3';
 const CIPHER = 'TLS_AES_128_GCM_SHA256';
 const CLI_AGENT = 'aws-cli/2.27.0 md/awscrt#0.26.1 ua/2.1 os/linux#6.1 md/arch#x86_64 lang/python#3.13.3';
@@ -54,6 +55,18 @@ export function iamTextDate(ms: number, commaAfterYear: boolean): string {
   return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}, ${year} ${hh}:${mm}:${ss} ${h < 12 ? 'AM' : 'PM'}`;
 }
 
+/** One IAM event of the key scenario and what `keyguard replay` should make of it. */
+export interface PlantedKeyEvent {
+  record: CloudTrailJson;
+  /** Decisions replay prints for it, given the events before it. */
+  decisions: number;
+  /**
+   * Whether replay counts it as relevant: false for a CodeCommit credential and a failed call, which have the
+   * right eventSource and eventName (a jq filter on those selects them) but change no Bedrock key.
+   */
+  relevant: boolean;
+}
+
 interface Identity {
   json: CloudTrailJson;
   /** What a caller would see as its ARN, for error messages. */
@@ -62,14 +75,17 @@ interface Identity {
   userAgent: string;
 }
 
-type Template = (rng: Prng, at: number) => CloudTrailJson;
+type Template = (rng: Prng, at: number, region: string) => CloudTrailJson;
 
 /** Generates records; one instance per archive (or data set) so identities stay stable within it. */
 export class RecordFactory {
   private readonly roles: Identity[];
   private readonly users: Identity[];
   private readonly services: Identity[];
-  private readonly background: WeightedChoice<Template>;
+  /** The mix in us-east-1, where IAM (a global service) records its calls. */
+  private readonly global: WeightedChoice<Template>;
+  /** The mix in every other region: the same without IAM. */
+  private readonly regional: WeightedChoice<Template>;
   private readonly keyEvents = new KeyEventScenario();
 
   constructor(private readonly rng: Prng) {
@@ -87,28 +103,37 @@ export class RecordFactory {
       sourceIp: s,
       userAgent: s,
     }));
-    this.background = new WeightedChoice<Template>([
-      [(r, at) => this.s3Object(r, at, 'GetObject'), 22],
-      [(r, at) => this.s3Object(r, at, 'PutObject'), 9],
-      [(r, at) => this.s3Object(r, at, 'HeadObject'), 5],
-      [(r, at) => this.kms(r, at, 'Decrypt'), 12],
-      [(r, at) => this.kms(r, at, 'GenerateDataKey'), 5],
-      [(r, at) => this.assumeRole(r, at), 9],
-      [(r, at) => this.dynamo(r, at), 9],
-      [(r, at) => this.lambdaInvoke(r, at), 5],
-      [(r, at) => this.bedrockInvoke(r, at), 5],
+    const regional: Array<readonly [Template, number]> = [
+      [(r, at, region) => this.s3Object(r, at, region, 'GetObject'), 22],
+      [(r, at, region) => this.s3Object(r, at, region, 'PutObject'), 9],
+      [(r, at, region) => this.s3Object(r, at, region, 'HeadObject'), 5],
+      [(r, at, region) => this.kms(r, at, region, 'Decrypt'), 12],
+      [(r, at, region) => this.kms(r, at, region, 'GenerateDataKey'), 5],
+      [(r, at, region) => this.assumeRole(r, at, region), 9],
+      [(r, at, region) => this.dynamo(r, at, region), 9],
+      [(r, at, region) => this.lambdaInvoke(r, at, region), 5],
+      [(r, at, region) => this.bedrockInvoke(r, at, region), 5],
       [(r, at) => this.describeInstances(r, at), 5],
-      [(r, at) => this.runInstances(r, at), 0.5],
-      [(r, at) => this.iamRead(r, at), 5],
+      [(r, at, region) => this.runInstances(r, at, region), 0.5],
       [(r, at) => this.logs(r, at), 3],
-      [(r, at) => this.secret(r, at), 2],
+      [(r, at, region) => this.secret(r, at, region), 2],
       [(r, at) => this.callerIdentity(r, at), 2],
-    ]);
+    ];
+    this.regional = new WeightedChoice<Template>(regional);
+    // IAM is global: its calls are recorded in us-east-1 only, so read-only IAM noise appears only there.
+    this.global = new WeightedChoice<Template>([...regional, [(r, at) => this.iamRead(r, at), 5]]);
   }
 
-  /** One record of everyday traffic (never about Bedrock keys). */
-  backgroundRecord(at: number): CloudTrailJson {
-    return this.background.pick(this.rng)(this.rng, at);
+  /**
+   * One record of everyday traffic (never about Bedrock keys) in `region`. `rng` defaults to the factory's
+   * own; a generator that builds files in parallel passes one seeded per file, so each file's content is the
+   * same whichever worker builds it (identities still come from the factory's seed).
+   */
+  backgroundRecord(at: number, region: string = HOME_REGION, rng: Prng = this.rng): CloudTrailJson {
+    const record = (region === HOME_REGION ? this.global : this.regional).pick(rng)(rng, at, region);
+    // Assigned, not spread: the member keeps its place in CloudTrail's field order.
+    record.awsRegion = region;
+    return record;
   }
 
   /**
@@ -116,7 +141,7 @@ export class RecordFactory {
    * `credentialAgeDays`, a console key, tagging, deactivation, deletion, a CodeCommit credential and a failed
    * call), with how many decisions `keyguard replay` should print for it.
    */
-  nextKeyEvent(at: number): { record: CloudTrailJson; decisions: number } {
+  nextKeyEvent(at: number): PlantedKeyEvent {
     return this.keyEvents.next(this, this.rng, at);
   }
 
@@ -195,7 +220,7 @@ export class RecordFactory {
       eventTime: trailTime(at),
       eventSource,
       eventName,
-      awsRegion: REGION,
+      awsRegion: HOME_REGION,
       sourceIPAddress: who.sourceIp,
       userAgent: who.userAgent,
       requestParameters: null,
@@ -221,10 +246,10 @@ export class RecordFactory {
 
   // --- everyday traffic ------------------------------------------------------------------------------------
 
-  private s3Object(rng: Prng, at: number, eventName: string): CloudTrailJson {
+  private s3Object(rng: Prng, at: number, region: string, eventName: string): CloudTrailJson {
     const bucket = rng.pick(BUCKETS);
     const key = `${rng.pick(['ingest', 'curated', 'exports', 'models'])}/dt=2026-11-${String(rng.between(1, 9)).padStart(2, '0')}/part-${rng.hex(5)}-${rng.uuid()}.snappy.parquet`;
-    const host = `${bucket}.s3.${REGION}.amazonaws.com`;
+    const host = `${bucket}.s3.${region}.amazonaws.com`;
     return this.record(
       rng,
       at,
@@ -252,14 +277,14 @@ export class RecordFactory {
     );
   }
 
-  private kms(rng: Prng, at: number, eventName: string): CloudTrailJson {
+  private kms(rng: Prng, at: number, region: string, eventName: string): CloudTrailJson {
     const service = rng.pick(this.services);
-    const keyArn = `arn:aws:kms:${REGION}:${BENCH_ACCOUNT}:key/${rng.pick(['0f1e2d3c', '9a8b7c6d'])}-1234-4abc-9def-${rng.pick(['0123456789ab', 'ba9876543210'])}`;
+    const keyArn = `arn:aws:kms:${region}:${BENCH_ACCOUNT}:key/${rng.pick(['0f1e2d3c', '9a8b7c6d'])}-1234-4abc-9def-${rng.pick(['0123456789ab', 'ba9876543210'])}`;
     const context =
       service.arn === 's3.amazonaws.com'
         ? { 'aws:s3:arn': `arn:aws:s3:::${rng.pick(BUCKETS)}/${rng.hex(24)}` }
         : {
-            'aws:lambda:FunctionArn': `arn:aws:lambda:${REGION}:${BENCH_ACCOUNT}:function:${rng.pick(FUNCTIONS)}`,
+            'aws:lambda:FunctionArn': `arn:aws:lambda:${region}:${BENCH_ACCOUNT}:function:${rng.pick(FUNCTIONS)}`,
           };
     return this.record(rng, at, service, 'kms.amazonaws.com', eventName, {
       requestParameters: {
@@ -274,7 +299,7 @@ export class RecordFactory {
     });
   }
 
-  private assumeRole(rng: Prng, at: number): CloudTrailJson {
+  private assumeRole(rng: Prng, at: number, region: string): CloudTrailJson {
     const role = rng.pick(['order-ingest-role', 'etl-glue-role', 'rag-retriever-role', 'ci-deployer']);
     const session = rng.chance(0.5) ? `${role}-${rng.hex(8)}` : `botocore-session-${at}`;
     const roleArn = `arn:aws:iam::${BENCH_ACCOUNT}:role/${role}`;
@@ -305,13 +330,13 @@ export class RecordFactory {
         tlsDetails: {
           tlsVersion: TLS,
           cipherSuite: CIPHER,
-          clientProvidedHostHeader: 'sts.us-east-1.amazonaws.com',
+          clientProvidedHostHeader: `sts.${region}.amazonaws.com`,
         },
       },
     );
   }
 
-  private dynamo(rng: Prng, at: number): CloudTrailJson {
+  private dynamo(rng: Prng, at: number, region: string): CloudTrailJson {
     const table = rng.pick(TABLES);
     const eventName = rng.pick(['GetItem', 'PutItem', 'Query', 'UpdateItem']);
     return this.record(
@@ -332,7 +357,7 @@ export class RecordFactory {
           {
             accountId: BENCH_ACCOUNT,
             type: 'AWS::DynamoDB::Table',
-            ARN: `arn:aws:dynamodb:${REGION}:${BENCH_ACCOUNT}:table/${table}`,
+            ARN: `arn:aws:dynamodb:${region}:${BENCH_ACCOUNT}:table/${table}`,
           },
         ],
       },
@@ -340,8 +365,8 @@ export class RecordFactory {
     );
   }
 
-  private lambdaInvoke(rng: Prng, at: number): CloudTrailJson {
-    const fn = `arn:aws:lambda:${REGION}:${BENCH_ACCOUNT}:function:${rng.pick(FUNCTIONS)}`;
+  private lambdaInvoke(rng: Prng, at: number, region: string): CloudTrailJson {
+    const fn = `arn:aws:lambda:${region}:${BENCH_ACCOUNT}:function:${rng.pick(FUNCTIONS)}`;
     return this.record(
       rng,
       at,
@@ -362,7 +387,7 @@ export class RecordFactory {
     );
   }
 
-  private bedrockInvoke(rng: Prng, at: number): CloudTrailJson {
+  private bedrockInvoke(rng: Prng, at: number, region: string): CloudTrailJson {
     const bearer = rng.chance(0.1);
     return this.record(
       rng,
@@ -380,7 +405,7 @@ export class RecordFactory {
         tlsDetails: {
           tlsVersion: TLS,
           cipherSuite: CIPHER,
-          clientProvidedHostHeader: `bedrock-runtime.${REGION}.amazonaws.com`,
+          clientProvidedHostHeader: `bedrock-runtime.${region}.amazonaws.com`,
         },
       },
     );
@@ -400,7 +425,7 @@ export class RecordFactory {
     });
   }
 
-  private runInstances(rng: Prng, at: number): CloudTrailJson {
+  private runInstances(rng: Prng, at: number, region: string): CloudTrailJson {
     const instanceId = `i-0${rng.hex(16)}`;
     const subnet = `subnet-0${rng.hex(16)}`;
     const vpc = `vpc-0${rng.hex(16)}`;
@@ -432,12 +457,12 @@ export class RecordFactory {
               imageId: `ami-0${rng.hex(16)}`,
               currentInstanceBootMode: 'uefi',
               instanceState: { code: 0, name: 'pending' },
-              privateDnsName: `ip-${ip.replaceAll('.', '-')}.ec2.internal`,
+              privateDnsName: `ip-${ip.replaceAll('.', '-')}.${region === HOME_REGION ? 'ec2.internal' : `${region}.compute.internal`}`,
               amiLaunchIndex: 0,
               productCodes: {},
               instanceType: rng.pick(INSTANCE_TYPES),
               launchTime: at,
-              placement: { availabilityZone: `${REGION}${rng.pick(['a', 'b', 'c'])}`, tenancy: 'default' },
+              placement: { availabilityZone: `${region}${rng.pick(['a', 'b', 'c'])}`, tenancy: 'default' },
               monitoring: { state: 'disabled' },
               subnetId: subnet,
               vpcId: vpc,
@@ -532,10 +557,10 @@ export class RecordFactory {
     });
   }
 
-  private secret(rng: Prng, at: number): CloudTrailJson {
+  private secret(rng: Prng, at: number, region: string): CloudTrailJson {
     return this.record(rng, at, rng.pick(this.roles), 'secretsmanager.amazonaws.com', 'GetSecretValue', {
       requestParameters: {
-        secretId: `arn:aws:secretsmanager:${REGION}:${BENCH_ACCOUNT}:secret:prod/db-${rng.alnum(6)}`,
+        secretId: `arn:aws:secretsmanager:${region}:${BENCH_ACCOUNT}:secret:prod/db-${rng.alnum(6)}`,
       },
     });
   }
@@ -570,7 +595,7 @@ class KeyEventScenario {
   private index = 0;
   private cycle: Cycle | null = null;
 
-  next(f: RecordFactory, rng: Prng, at: number): { record: CloudTrailJson; decisions: number } {
+  next(f: RecordFactory, rng: Prng, at: number): PlantedKeyEvent {
     const step = this.index % KeyEventScenario.STEPS;
     const n = Math.floor(this.index / KeyEventScenario.STEPS);
     this.index += 1;
@@ -646,6 +671,7 @@ class KeyEventScenario {
             },
           }),
           decisions: 0,
+          relevant: true,
         };
       case 1: // 30-day key, ISO dates: compliant (ALLOW).
         return {
@@ -658,6 +684,7 @@ class KeyEventScenario {
             new Date(at).toISOString(),
           ),
           decisions: 1,
+          relevant: true,
         };
       case 2: // No credentialAgeDays: never expires, untagged (DEACTIVATE).
         return {
@@ -670,6 +697,7 @@ class KeyEventScenario {
             iamTextDate(at, true),
           ),
           decisions: 1,
+          relevant: true,
         };
       case 3: // A CodeCommit credential: not a Bedrock key.
         return {
@@ -682,6 +710,7 @@ class KeyEventScenario {
             iamTextDate(at, false),
           ),
           decisions: 0,
+          relevant: false,
         };
       case 4: // Tags added to the user with the never-expiring key: it is re-evaluated.
         return {
@@ -689,6 +718,7 @@ class KeyEventScenario {
             requestParameters: { userName: c.untagged, tags: OWNER_TAGS('bob@example.com') },
           }),
           decisions: 1,
+          relevant: true,
         };
       case 5: // 365-day key, text dates without the comma: too long (NOTIFY).
         return {
@@ -701,6 +731,7 @@ class KeyEventScenario {
             iamTextDate(at, false),
           ),
           decisions: 1,
+          relevant: true,
         };
       case 6: // The never-expiring key is deactivated.
         return {
@@ -712,6 +743,7 @@ class KeyEventScenario {
             },
           }),
           decisions: 1,
+          relevant: true,
         };
       case 7: // A failed call (third key on a user): changed nothing.
         return {
@@ -725,6 +757,7 @@ class KeyEventScenario {
             errorMessage: 'Cannot exceed quota for CredentialsPerUser: 2',
           }),
           decisions: 0,
+          relevant: false,
         };
       case 8: // The console's flow: a BedrockAPIKey-xxxx user...
         return {
@@ -742,6 +775,7 @@ class KeyEventScenario {
             sessionCredentialFromConsole: 'true',
           }),
           decisions: 0,
+          relevant: true,
         };
       case 9: // ...and its key, expiring a century out: never expires (DEACTIVATE).
         return {
@@ -754,6 +788,7 @@ class KeyEventScenario {
             new Date(at).toISOString(),
           ),
           decisions: 1,
+          relevant: true,
         };
       default: // The 365-day key is deleted: a decision records it is gone.
         return {
@@ -761,6 +796,7 @@ class KeyEventScenario {
             requestParameters: { userName: c.longLived, serviceSpecificCredentialId: c.keys.longLived },
           }),
           decisions: 1,
+          relevant: true,
         };
     }
   }

@@ -1,25 +1,73 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { performance } from 'node:perf_hooks';
-import { gunzipSync } from 'node:zlib';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join, relative, resolve } from 'node:path';
+import { CREDENTIAL_EVENTS, USER_LIFECYCLE_EVENTS, USER_TAG_EVENTS } from '../lambda/domain/cloudtrail';
+import { runTree, shellQuote, type TreeRun } from './archive-tools';
 import { type Archive, ensureArchive } from './generate-archive';
-import { type ChildRun, runChild } from './processes';
-import { type Figure, mib, num, progress, type Section, type Summary, summarize } from './report';
+import { mib, num, progress, renderTable, type Section, summarize } from './report';
 
 /**
- * End-to-end throughput of `keyguard replay` over a generated CloudTrail archive, run exactly as a user runs
- * it (`node bin/keyguard.js replay <dir> --json --store <fresh dir>`), next to the floors set by decompression
- * alone and by decompression plus JSON.parse.
+ * `keyguard replay` over a generated multi-GiB CloudTrail archive in S3's layout, run as a user runs it, next
+ * to what the same files cost other tools in the same run: `zcat` to /dev/null (the decompression floor, on
+ * one core and on every core with `xargs -P`) and `zcat | jq` selecting the same IAM events replay acts on.
+ * Each row is one process tree measured from spawn to exit (wall time, MiB/s, records/s, peak memory of the
+ * whole tree). Sanity checks, not tests: jq must select exactly the key events the generator planted, and
+ * replay must count as relevant and decide exactly what the generator says it should; a mismatch fails the
+ * benchmark (with the figures in the message).
  */
 
 const ROOT = resolve(__dirname, '..');
-const CLI = join(ROOT, 'bin', 'keyguard.js');
+/** Another checkout's CLI can be measured (e.g. a clean `git archive` of a commit): BENCH_KEYGUARD_CLI. */
+const CLI = resolve(process.env.BENCH_KEYGUARD_CLI ?? join(ROOT, 'bin', 'keyguard.js'));
+
+/** The IAM event names replay follows (lambda/cli/replay.ts): the jq filter selects on the same list. */
+export const REPLAY_EVENT_NAMES: readonly string[] = [
+  ...CREDENTIAL_EVENTS,
+  ...USER_TAG_EVENTS,
+  ...USER_LIFECYCLE_EVENTS,
+];
 
 export interface ReplayBenchOptions {
   archiveMb: number;
+  /** Runs of each keyguard replay row (median reported); the other tools run once. */
   runs: number;
+}
+
+export class ReplaySanityError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReplaySanityError';
+  }
+}
+
+/**
+ * `--quiet` is detected and reported but not passed: it also drops the totals on stderr, which hold the
+ * relevant-event count checked here, and the progress bar it exists to silence is off anyway when stderr is
+ * not a terminal (here it is a pipe).
+ */
+interface CliSupport {
+  quiet: boolean;
+  jobs: boolean;
+}
+
+/** Which of the scaling flags this CLI accepts, read from `keyguard replay --help`. */
+function cliSupport(): CliSupport {
+  const help = spawnSync(process.execPath, [CLI, 'replay', '--help'], { cwd: ROOT, encoding: 'utf8' });
+  const text = `${help.stdout ?? ''}${help.stderr ?? ''}`;
+  return { quiet: /--quiet\b/.test(text), jobs: /--jobs\b/.test(text) };
+}
+
+export function jqFilter(names: readonly string[]): string {
+  return `.Records[] | select(.eventSource=="iam.amazonaws.com" and (.eventName as $n | ${JSON.stringify(names)} | index($n)))`;
+}
+
+interface Row {
+  tool: string;
+  runs: TreeRun[];
+  /** What the row's output is checked against (empty: output not checked). */
+  checks: Array<{ label: string; actual: number | null; expected: number }>;
 }
 
 async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
@@ -31,174 +79,208 @@ async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): 
   }
 }
 
-/** One replay with a fresh audit store (so every run records every decision anew). */
-function replayOnce(input: string): Promise<ChildRun> {
+function sh(script: string, cwd: string): Promise<TreeRun> {
+  return runTree({ command: 'sh', args: ['-c', script], cwd, env: process.env, captureStdout: false });
+}
+
+function failedRun(r: TreeRun): string | null {
+  if (r.exitCode === 0) return null;
+  return `exit ${r.exitCode ?? r.signal}; stderr: ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`;
+}
+
+/** One `keyguard replay` with a fresh audit store (so every run records every decision anew). */
+function replayOnce(input: string, support: CliSupport, jobs: number | null): Promise<TreeRun> {
   return withTempDir('bench-store-', (store) =>
-    runChild({
+    runTree({
       command: process.execPath,
-      args: [CLI, 'replay', input, '--json', '--store', store],
+      args: [
+        CLI,
+        'replay',
+        '--json',
+        ...(jobs !== null && support.jobs ? ['--jobs', String(jobs)] : []),
+        '--store',
+        store,
+        input,
+      ],
       cwd: ROOT,
-      env: { ...process.env },
-      peakRss: true,
+      env: process.env,
     }),
   );
 }
 
-async function timeRuns(runs: number, fn: () => Promise<void>): Promise<Summary> {
-  const samples: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await fn();
-    samples.push((performance.now() - t0) / 1000);
-  }
-  return summarize(samples);
+/** `Events: N read, M relevant` from replay's totals on stderr. */
+function replayTotals(stderr: string): { read: number; relevant: number } | null {
+  const m = /Events: (\d+) read, (\d+) relevant/.exec(stderr);
+  return m ? { read: Number(m[1]), relevant: Number(m[2]) } : null;
 }
 
-/** `zcat` over every file, output discarded: the single-core decompression floor. */
-async function zcatOnce(files: readonly string[]): Promise<void> {
-  const run = await runChild({ command: 'zcat', args: files, cwd: ROOT, env: process.env });
-  if (run.exitCode !== 0) throw new Error(`zcat exited with ${run.exitCode}: ${run.stderr.trim()}`);
-}
-
-async function nodeFloor(files: readonly string[], parse: boolean): Promise<void> {
-  let records = 0;
-  for (const f of files) {
-    const text = gunzipSync(await readFile(f)).toString('utf8');
-    if (parse) records += (JSON.parse(text) as { Records: unknown[] }).Records.length;
-  }
-  if (parse && records === 0) throw new Error('no records parsed');
-}
-
-function eventsReadByCli(stderr: string): number | null {
-  const m = /Events: (\d+) read/.exec(stderr);
-  return m ? Number(m[1]) : null;
-}
-
-function seconds(s: Summary): string {
-  return `${num(s.median, 2)}`;
-}
-
-function spread(s: Summary): string {
-  return s.n > 1 ? `min ${num(s.min, 2)} / max ${num(s.max, 2)} s over ${s.n} runs` : '1 run';
-}
-
-function floorFigures(label: string, s: Summary, archive: Archive): Figure[] {
+function renderRows(rows: readonly Row[], archive: Archive): string {
   const m = archive.manifest;
-  return [
-    {
-      metric: label,
-      value: num(mib(m.uncompressedBytes) / s.median, 1),
-      unit: 'MiB/s uncompr.',
-      detail: `${seconds(s)} s median; ${spread(s)}`,
-    },
-  ];
+  const body = rows.map((row) => {
+    const wall = summarize(row.runs.map((r) => r.wallMs / 1000));
+    const rss = row.runs.map((r) => r.peakRssKb).filter((v): v is number => v !== null);
+    const failure = row.runs.map(failedRun).find((f) => f !== null);
+    const check = row.checks
+      .map(
+        (c) =>
+          `${c.label} ${c.actual ?? 'n/a'}${c.actual === c.expected ? ' ok' : ` ≠ ${c.expected} MISMATCH`}`,
+      )
+      .join('; ');
+    return [
+      row.tool,
+      num(wall.median, 2),
+      num(mib(m.uncompressedBytes) / wall.median, 1),
+      num(mib(m.compressedBytes) / wall.median, 1),
+      num(m.records / wall.median),
+      rss.length > 0 ? num(Math.max(...rss) / 1024, 1) : 'n/a',
+      row.runs.length > 1 ? `${row.runs.length} (${num(wall.min, 2)}–${num(wall.max, 2)} s)` : '1',
+      failure ? `FAILED: ${failure}` : check,
+    ];
+  });
+  return renderTable(
+    `same ${num(m.files.length)} files, same run (wall time spawn→exit; MiB/s over the archive's uncompressed and gzip bytes)`,
+    ['tool', 'wall s', 'MiB/s', 'gzip MiB/s', 'records/s', 'peak RSS MiB', 'runs', 'check'],
+    body,
+  );
 }
 
 export async function runReplayBench(options: ReplayBenchOptions): Promise<Section> {
-  if (!existsSync(CLI)) {
-    throw new Error(`${CLI} not found: the replay CLI is not there yet`);
-  }
+  if (!existsSync(CLI)) throw new Error(`${CLI} not found: the replay CLI is not there yet`);
   const archive = await ensureArchive(options.archiveMb);
   const m = archive.manifest;
-  const files = archive.files;
-  const uncompressedMib = mib(m.uncompressedBytes);
-  const compressedMib = mib(m.compressedBytes);
+  const cores = availableParallelism();
+  const support = cliSupport();
 
-  // The floors run first: they also bring the archive into the page cache, so no replay run pays for disk reads.
-  progress(`replay: decompression floors over ${files.length} files`);
-  const zcat = await timeRuns(options.runs, () => zcatOnce(files));
-  const gunzipOnly = await timeRuns(options.runs, () => nodeFloor(files, false));
-  const gunzipParse = await timeRuns(options.runs, () => nodeFloor(files, true));
+  return withTempDir('bench-replay-', async (work) => {
+    // File list for xargs: NUL-separated paths relative to the archive, in delivery order.
+    const list = join(work, 'files.list');
+    await writeFile(list, `${archive.files.map((f) => relative(archive.dir, f)).join('\0')}\0`);
+    const perBatch = Math.max(1, Math.ceil(archive.files.length / (cores * 8)));
+    const rows: Row[] = [];
 
-  progress('replay: CLI fixed cost (empty input directory)');
-  const empty: ChildRun[] = [];
-  for (let i = 0; i < options.runs; i++)
-    empty.push(await withTempDir('bench-empty-', (dir) => replayOnce(dir)));
-  const fixed = summarize(empty.map((r) => r.wallMs / 1000));
-
-  const runs: ChildRun[] = [];
-  for (let i = 0; i < options.runs; i++) {
-    progress(`replay: run ${i + 1}/${options.runs} over ${num(uncompressedMib)} MiB`);
-    runs.push(await replayOnce(archive.dir));
-  }
-  const wall = summarize(runs.map((r) => r.wallMs / 1000));
-  const rss = runs.map((r) => r.maxRssKb).filter((v): v is number => v !== null);
-  const rssSummary = rss.length > 0 ? summarize(rss.map((kb) => kb / 1024)) : null;
-  const decisions = [...new Set(runs.map((r) => r.stdoutLines))];
-  const exitCodes = [...new Set(runs.map((r) => r.exitCode))];
-  const eventsRead = [...new Set(runs.map((r) => eventsReadByCli(r.stderr)))];
-  const net = wall.median - fixed.median;
-
-  const notes = [
-    `archive: ${archive.dir} (${archive.generatedSeconds === null ? 'cached' : `generated in ${num(archive.generatedSeconds, 1)} s`}); ` +
-      `key events about every ${num(m.keyEventEvery)} records`,
-    `command: node bin/keyguard.js replay <archive> --json --store <fresh tmp dir>; wall time from spawn to exit, ` +
-      `so it includes Node/tsx start-up and the embedded DynamoDB (the "fixed cost" row)`,
-    `peak RSS from ${runs[0]?.rssSource ?? 'none'}; floors run in this process (gunzipSync, JSON.parse) or as one zcat process`,
-  ];
-  const failed = runs.find((r) => r.exitCode !== 0);
-  if (failed) {
-    notes.push(
-      `replay exited with ${failed.exitCode}; stderr begins: ${failed.stderr.split('\n').slice(0, 3).join(' | ')}`,
+    // zcat first: it also brings the archive into the page cache, so no later row pays for disk reads.
+    progress(`replay: zcat over ${num(archive.files.length)} files (${num(mib(m.uncompressedBytes))} MiB)`);
+    rows.push({
+      tool: 'zcat > /dev/null (1 process)',
+      runs: [await sh(`xargs -0 -a ${shellQuote(list)} zcat > /dev/null`, archive.dir)],
+      checks: [],
+    });
+    progress(`replay: xargs -P ${cores} zcat`);
+    rows.push({
+      tool: `xargs -P ${cores} zcat > /dev/null`,
+      runs: [
+        await sh(`xargs -0 -a ${shellQuote(list)} -P ${cores} -n ${perBatch} zcat > /dev/null`, archive.dir),
+      ],
+      checks: [],
+    });
+    progress('replay: zcat | jq');
+    const jq = await sh(
+      `xargs -0 -a ${shellQuote(list)} zcat | jq -c ${shellQuote(jqFilter(REPLAY_EVENT_NAMES))}`,
+      archive.dir,
     );
-  }
-  if (!decisions.every((d) => d === m.expectedDecisions)) {
-    notes.push(
-      `decisions printed (${decisions.join(', ')}) differ from the ${m.expectedDecisions} the archive was built to produce`,
-    );
-  }
+    rows.push({
+      tool: 'zcat | jq -c (select IAM key events)',
+      runs: [jq],
+      checks: [{ label: 'selected', actual: jq.stdoutLines, expected: m.keyEvents }],
+    });
 
-  return {
-    title: `Replay: keyguard replay over a ${num(uncompressedMib)} MiB CloudTrail archive (subprocess)`,
-    figures: [
-      {
-        metric: 'archive',
-        value: num(m.files.length),
-        unit: 'files',
-        detail: `${num(m.records)} records; ${num(uncompressedMib, 1)} MiB uncompressed, ${num(compressedMib, 1)} MiB gzip; ${m.keyEvents} key events`,
-      },
-      { metric: 'replay wall time', value: seconds(wall), unit: 's', detail: spread(wall) },
-      {
-        metric: 'throughput, uncompressed',
-        value: num(uncompressedMib / wall.median, 1),
-        unit: 'MiB/s',
-        detail: `best run ${num(uncompressedMib / wall.min, 1)} MiB/s`,
-      },
-      {
-        metric: 'throughput, compressed',
-        value: num(compressedMib / wall.median, 1),
-        unit: 'MiB/s',
-        detail: `best run ${num(compressedMib / wall.min, 1)} MiB/s`,
-      },
-      {
-        metric: 'throughput, records',
-        value: num(m.records / wall.median),
-        unit: 'records/s',
-        detail: `CLI reported ${eventsRead.map((e) => (e === null ? 'n/a' : num(e))).join(', ')} events read`,
-      },
-      {
-        metric: 'decisions printed',
-        value: decisions.map((d) => num(d)).join(', '),
-        unit: 'lines',
-        detail: `expected ${m.expectedDecisions}; exit code ${exitCodes.join(', ')}`,
-      },
-      {
-        metric: 'peak RSS',
-        value: rssSummary ? num(rssSummary.median, 1) : 'n/a',
-        unit: 'MiB',
-        detail: rssSummary ? `max ${num(rssSummary.max, 1)} MiB` : 'not measurable here',
-      },
-      { metric: 'CLI fixed cost (empty input)', value: seconds(fixed), unit: 's', detail: spread(fixed) },
-      {
-        metric: 'throughput net of fixed cost',
-        value: net > 0 ? num(uncompressedMib / net, 1) : 'n/a',
-        unit: 'MiB/s',
-        detail: 'uncompressed MiB / (replay - fixed cost), medians',
-      },
-      ...floorFigures('floor: zcat', zcat, archive),
-      ...floorFigures('floor: node gunzipSync', gunzipOnly, archive),
-      ...floorFigures('floor: node gunzipSync + JSON.parse', gunzipParse, archive),
-    ],
-    notes,
-  };
+    progress('replay: CLI fixed cost (empty input directory)');
+    const empty = await withTempDir('bench-empty-', (dir) => replayOnce(dir, support, null));
+
+    const variants: Array<{ label: string; jobs: number | null }> = support.jobs
+      ? [
+          { label: 'keyguard replay (default --jobs)', jobs: null },
+          { label: 'keyguard replay --jobs 1', jobs: 1 },
+        ]
+      : [{ label: 'keyguard replay (no --jobs support)', jobs: null }];
+    const totals: string[] = [];
+    for (const v of variants) {
+      const runs: TreeRun[] = [];
+      for (let i = 0; i < options.runs; i++) {
+        progress(`replay: ${v.label}, run ${i + 1}/${options.runs}`);
+        runs.push(await replayOnce(archive.dir, support, v.jobs));
+      }
+      const decisions = [...new Set(runs.map((r) => r.stdoutLines))];
+      const parsed = runs.map((r) => replayTotals(r.stderr));
+      const relevant = [...new Set(parsed.map((t) => t?.relevant ?? null))];
+      const read = [...new Set(parsed.map((t) => t?.read ?? null))];
+      totals.push(
+        `${v.label}: events read ${read.map((r) => (r === null ? 'n/a' : num(r))).join(', ')} ` +
+          `(archive holds ${num(m.records)}); relevant ${relevant.join(', ')} (expected ${m.expectedRelevant}); ` +
+          `decisions ${decisions.join(', ')} (expected ${m.expectedDecisions})`,
+      );
+      rows.push({
+        tool: v.label,
+        runs,
+        checks: [
+          {
+            label: 'decisions',
+            actual: decisions.length === 1 ? (decisions[0] as number) : null,
+            expected: m.expectedDecisions,
+          },
+          {
+            label: 'relevant',
+            actual: relevant.length === 1 ? (relevant[0] ?? null) : null,
+            expected: m.expectedRelevant,
+          },
+        ],
+      });
+    }
+
+    const table = renderRows(rows, archive);
+    const regions = new Map<string, number>();
+    for (const f of m.files) regions.set(f.region, (regions.get(f.region) ?? 0) + f.uncompressedBytes);
+    const sizes = m.files.map((f) => f.uncompressedBytes).sort((a, b) => a - b);
+    const notes = [
+      `archive: ${archive.dir}`,
+      `layout AWSLogs/<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/*.json.gz, ${m.firstDay}..${m.lastDay}; ` +
+        `MiB per region: ${[...regions].map(([r, b]) => `${r} ${num(mib(b))}`).join(', ')}; ` +
+        `file sizes (uncompressed) min ${num(mib(sizes[0] ?? 0), 2)}, median ${num(mib(sizes[sizes.length >>> 1] ?? 0), 2)}, max ${num(mib(sizes[sizes.length - 1] ?? 0), 2)} MiB; gzip level 6`,
+      `planted ${m.keyEvents} IAM key events (us-east-1 only): jq's name filter selects all of them; replay counts ` +
+        `${m.expectedRelevant} relevant (not the CodeCommit credentials or the failed calls) and prints ${m.expectedDecisions} decisions`,
+      `jq filter: ${jqFilter(REPLAY_EVENT_NAMES)}`,
+      `keyguard: node ${relative(ROOT, CLI) || CLI} replay --json [--jobs N] --store <fresh tmp dir> <archive>, stderr a pipe (no progress bar); ` +
+        `--quiet ${support.quiet ? 'supported but not passed (it drops the totals with the relevant count)' : 'not supported'}, --jobs ${support.jobs ? 'supported' : 'not supported (one row only)'}; ` +
+        `${cores} cores available; ${options.runs} run(s) per keyguard row (median), the other tools once`,
+      `CLI fixed cost (empty input directory): ${num(empty.wallMs / 1000, 2)} s, peak RSS ${empty.peakRssKb === null ? 'n/a' : `${num(empty.peakRssKb / 1024, 1)} MiB`}` +
+        (failedRun(empty) ? ` (${failedRun(empty)})` : ''),
+      ...totals,
+      `peak RSS: largest sum of VmHWM over the live processes of the tree (sampled every 50 ms from /proc), so pipelines count every stage`,
+    ];
+
+    const mismatch = rows.find(
+      (r) => r.runs.some((run) => run.exitCode !== 0) || r.checks.some((c) => c.actual !== c.expected),
+    );
+    const section: Section = {
+      title: `Replay: keyguard replay over a ${num(mib(m.uncompressedBytes))} MiB CloudTrail archive (${num(m.files.length)} files, ${num(m.records)} records) vs zcat and jq`,
+      figures: [
+        {
+          metric: 'archive',
+          value: num(m.files.length),
+          unit: 'files',
+          detail: `${num(m.records)} records; ${num(mib(m.uncompressedBytes), 1)} MiB uncompressed, ${num(mib(m.compressedBytes), 1)} MiB gzip; ${m.regions.length} regions`,
+        },
+        {
+          metric: 'archive generation',
+          value: num(m.generatedSeconds, 1),
+          unit: 's',
+          detail: `${m.generationWorkers} worker threads; ${archive.generatedSeconds === null ? 'cached for this run' : 'generated in this run'}`,
+        },
+        {
+          metric: 'key events planted',
+          value: num(m.keyEvents),
+          unit: 'records',
+          detail: `${m.expectedRelevant} relevant to replay, ${m.expectedDecisions} decisions expected`,
+        },
+      ],
+      tables: [table],
+      notes,
+    };
+    if (mismatch) {
+      throw new ReplaySanityError(
+        `sanity check failed in row "${mismatch.tool.trim()}"\n${table}\n${notes.map((n) => `  * ${n}`).join('\n')}`,
+      );
+    }
+    return section;
+  });
 }

@@ -1,0 +1,149 @@
+import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+/**
+ * Runs a command (or a shell pipeline) to completion and measures the whole process tree: wall time, peak
+ * memory, stdout lines. Peak memory is sampled from /proc, because the replay benchmark compares a
+ * pipeline (`zcat | jq`, `xargs -P` running several zcat) with a single Node process, and GNU time reports
+ * only the largest single process of a tree, never what the tree holds at once.
+ *
+ * Every `SAMPLE_MS` the tree under the spawned process is walked (parent links from /proc/<pid>/stat) and
+ * the VmHWM ("high water mark", the process's own peak RSS so far) of each live member is summed; the
+ * figure is the largest such sum. Summing high water marks rather than current RSS means a short spike
+ * between two samples is not missed for any process that outlives it; for members that run one after
+ * another (xargs batches) only those alive together are summed.
+ */
+
+const SAMPLE_MS = 50;
+
+export interface TreeSpec {
+  command: string;
+  args: readonly string[];
+  cwd: string;
+  env: NodeJS.ProcessEnv;
+  /** Keep stdout text (otherwise only lines and bytes are counted). */
+  captureStdout?: boolean;
+}
+
+export interface TreeRun {
+  wallMs: number;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdoutLines: number;
+  stdoutBytes: number;
+  stdoutText: string;
+  stderr: string;
+  /** Largest sum of VmHWM over the tree's live processes, in KiB; null when /proc could not be read. */
+  peakRssKb: number | null;
+  /** Distinct processes seen in the tree (the root included). */
+  processesSeen: number;
+}
+
+/** pid → ppid for every process visible in /proc. */
+function parentLinks(): Map<number, number> {
+  const links = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      // The command name is in parentheses and may hold spaces: fields count from the last ')'.
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      links.set(pid, Number(fields[1]));
+    } catch {
+      // The process ended between readdir and read.
+    }
+  }
+  return links;
+}
+
+function descendants(root: number, links: Map<number, number>): number[] {
+  const children = new Map<number, number[]>();
+  for (const [pid, ppid] of links) {
+    const list = children.get(ppid);
+    if (list) list.push(pid);
+    else children.set(ppid, [pid]);
+  }
+  const out: number[] = [];
+  const queue = [root];
+  while (queue.length > 0) {
+    const pid = queue.pop() as number;
+    if (!links.has(pid)) continue;
+    out.push(pid);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+function highWaterKb(pid: number): number | null {
+  try {
+    const m = /^VmHWM:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function runTree(spec: TreeSpec): Promise<TreeRun> {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = performance.now();
+    const child = spawn(spec.command, [...spec.args], {
+      cwd: spec.cwd,
+      env: spec.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const stderr: Buffer[] = [];
+    const stdout: Buffer[] = [];
+    let lines = 0;
+    let bytes = 0;
+    child.stdout.on('data', (b: Buffer) => {
+      if (spec.captureStdout) stdout.push(b);
+      bytes += b.length;
+      for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) lines += 1;
+    });
+    child.stderr.on('data', (b: Buffer) => stderr.push(b));
+
+    let peak: number | null = null;
+    const seen = new Set<number>();
+    const sample = () => {
+      if (child.pid === undefined) return;
+      let sum = 0;
+      let any = false;
+      for (const pid of descendants(child.pid, parentLinks())) {
+        const hwm = highWaterKb(pid);
+        if (hwm === null) continue;
+        any = true;
+        seen.add(pid);
+        sum += hwm;
+      }
+      if (any) peak = Math.max(peak ?? 0, sum);
+    };
+    const timer = setInterval(sample, SAMPLE_MS);
+    child.on('error', (err) => {
+      clearInterval(timer);
+      reject(err);
+    });
+    // 'exit' comes before the streams close; sample once more while the tree's other members may still live.
+    child.on('exit', () => sample());
+    child.on('close', (code, signal) => {
+      clearInterval(timer);
+      resolvePromise({
+        wallMs: performance.now() - t0,
+        exitCode: code,
+        signal,
+        stdoutLines: lines,
+        stdoutBytes: bytes,
+        stdoutText: Buffer.concat(stdout).toString('utf8'),
+        stderr: Buffer.concat(stderr).toString('utf8'),
+        peakRssKb: peak,
+        processesSeen: seen.size,
+      });
+    });
+  });
+}
+
+/** Quotes one argument for `sh -c`. */
+export function shellQuote(arg: string): string {
+  return `'${arg.replaceAll("'", `'\\''`)}'`;
+}
