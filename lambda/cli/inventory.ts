@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { IAM_REGION, SDK_MAX_ATTEMPTS } from '../adapters/clients';
@@ -13,6 +13,7 @@ import {
   listBedrockKeysPage,
   type SnapshotOptions,
 } from '../adapters/iam-inventory';
+import { DynamoUsageStore, TRACKING_SUBJECT } from '../adapters/usage-store';
 import { evaluate } from '../domain/evaluate';
 import type { KeyMetadata, KnownKey } from '../domain/pipeline';
 import {
@@ -36,7 +37,9 @@ import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
  * AWS access goes through the standard SDK credential and endpoint chain (profiles, SSO, environment,
  * `AWS_ENDPOINT_URL_*`). The IAM calls are reads; `GenerateCredentialReport` only (re)builds IAM's credential
  * report, which IAM reuses for 4 hours. With a keys table (`--keys-table` or KEYGUARD_KEYS_TABLE) each key's
- * record is read (GetItem) for its last review, known creator and history.
+ * record is read (GetItem) for its last review, known creator and history. With a usage table (`--usage-table` or
+ * KEYGUARD_USAGE_TABLE) each key's last use is read (BatchGetItem, one per page) and, when the policy tracks
+ * usage and the sweep has recorded when tracking started, UNUSED is evaluated as the sweep does.
  */
 
 /** Environment variable naming the keys table (the stack output KeysTableName). */
@@ -51,15 +54,20 @@ export interface InventoryOptions {
   keysTable?: string;
   /** Approvals table: approved codes show as waived, and reviews count; default KEYGUARD_APPROVALS_TABLE. */
   approvalsTable?: string;
+  /** Usage table: last use per key, and UNUSED; default KEYGUARD_USAGE_TABLE, else none ("unknown"). */
+  usageTable?: string;
 }
 
 export const APPROVALS_TABLE_ENV = 'KEYGUARD_APPROVALS_TABLE';
+
+/** Environment variable naming the usage table (flow 3's last use per key). */
+export const USAGE_TABLE_ENV = 'KEYGUARD_USAGE_TABLE';
 
 /** AWS access, injected so that tests can use mocked clients and an embedded DynamoDB. */
 export interface InventoryDeps {
   iam: IAMClient;
   sts: STSClient;
-  /** Read only when a keys table is named. */
+  /** Read only when a keys, approvals or usage table is named. */
   doc: DynamoDBDocumentClient;
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
@@ -90,6 +98,8 @@ export interface InventoryRow {
   neverExpires: boolean;
   /** ISO time of the last review; null when the keys table has none; "unknown" without a keys table. */
   lastReviewAt: string | null | 'unknown';
+  /** ISO time of the last use that could have been this key; null when none is on record; "unknown" without a usage table. */
+  lastUsedAt: string | null | 'unknown';
   violations: Violation[];
   /** Violations an active approval covers (only known with the approvals table). */
   waived?: WaivedViolation[];
@@ -138,6 +148,7 @@ export const CSV_HEADER = [
   'expires_at',
   'never_expires',
   'last_review_at',
+  'last_used_at',
   'top_severity',
   'violations',
 ] as const;
@@ -159,6 +170,7 @@ function csvRow(r: InventoryRow): string {
     r.neverExpires ? 'never' : (r.expiresAt ?? ''),
     String(r.neverExpires),
     r.lastReviewAt ?? '',
+    r.lastUsedAt ?? '',
     topSeverity(r.violations),
     r.violations.map((v) => v.code).join(';'),
   ]);
@@ -178,6 +190,7 @@ function inventoryTable(rows: readonly InventoryRow[]): string {
     'CREATED',
     'EXPIRES',
     'LAST REVIEW',
+    'LAST USED',
     'VIOLATIONS',
   ];
   const body = rows.map((r) => [
@@ -189,6 +202,7 @@ function inventoryTable(rows: readonly InventoryRow[]): string {
     day(r.createdAt),
     r.neverExpires ? 'never' : day(r.expiresAt),
     r.lastReviewAt === 'unknown' ? 'unknown' : r.lastReviewAt === null ? 'never' : day(r.lastReviewAt),
+    r.lastUsedAt === 'unknown' ? 'unknown' : r.lastUsedAt === null ? 'never' : day(r.lastUsedAt),
     r.violations.length > 0 ? r.violations.map((v) => v.code).join(',') : '-',
   ]);
   return renderTable(header, body);
@@ -236,7 +250,8 @@ function awsProblem(err: unknown): string | null {
     return (
       `access denied (${message}). The inventory needs iam:ListServiceSpecificCredentials, ` +
       'iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, iam:GetCredentialReport, ' +
-      'iam:ListUserTags, sts:GetCallerIdentity, dynamodb:GetItem on the keys table and dynamodb:Query on the approvals table if named'
+      'iam:ListUserTags, sts:GetCallerIdentity, dynamodb:GetItem on the keys table, dynamodb:Query on the approvals table ' +
+      'and dynamodb:GetItem and dynamodb:BatchGetItem on the usage table if named'
     );
   }
   if (err instanceof CredentialReportUnavailableError) return message;
@@ -250,6 +265,8 @@ interface Listing {
   reviewsUnknown: boolean;
   /** No approvals table: approved violations show as violations. */
   approvalsUnknown: boolean;
+  /** Why UNUSED is not shown although the policy asks for it; null when it is shown or not asked for. */
+  unusedNotShown: string | null;
 }
 
 /** Runs `keyguard inventory`; returns the exit code. Never calls process.exit. */
@@ -267,11 +284,11 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
     const env = deps.env ?? process.env;
     const keysTable = opts.keysTable || env[KEYS_TABLE_ENV] || null;
     const approvalsTable = opts.approvalsTable || env[APPROVALS_TABLE_ENV] || null;
-    const { rows, reviewsUnknown, approvalsUnknown } = await listKeys(
+    const usageTable = opts.usageTable || env[USAGE_TABLE_ENV] || null;
+    const { rows, reviewsUnknown, approvalsUnknown, unusedNotShown } = await listKeys(
       opts,
       config,
-      keysTable,
-      approvalsTable,
+      { keysTable, approvalsTable, usageTable },
       io,
       deps,
       progress,
@@ -292,6 +309,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
         `Last reviews are unknown without the keys table (--keys-table or ${KEYS_TABLE_ENV}): REVIEW_OVERDUE is not shown.`,
       );
     }
+    if (unusedNotShown) lines.push(unusedNotShown);
     const summary = `${lines.join('\n')}\n`;
     if (opts.json || opts.csv) {
       io.stderr.write(summary);
@@ -317,12 +335,33 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
   }
 }
 
+/**
+ * When usage tracking started for the account, as the sweep recorded it; null when no sweep has. Read-only: the
+ * inventory never records a start (`UsageSource.ensureTrackingSince` would).
+ */
+async function readTrackingSince(
+  doc: DynamoDBDocumentClient,
+  table: string,
+  accountId: string,
+): Promise<string | null> {
+  const res = await doc.send(
+    new GetCommand({ TableName: table, Key: { accountId, subject: TRACKING_SUBJECT }, ConsistentRead: true }),
+  );
+  const since = res.Item?.trackingSince;
+  return typeof since === 'string' ? since : null;
+}
+
+interface Tables {
+  keysTable: string | null;
+  approvalsTable: string | null;
+  usageTable: string | null;
+}
+
 /** Lists and evaluates every key, printing each as it goes for --json/--csv; returns every row. */
 async function listKeys(
   opts: InventoryOptions,
   config: Config,
-  keysTable: string | null,
-  approvalsTable: string | null,
+  { keysTable, approvalsTable, usageTable }: Tables,
   io: CliIO,
   deps: InventoryDeps,
   progress: Progress,
@@ -337,6 +376,18 @@ async function listKeys(
   const known = keysTable ? new DynamoAuditLog(deps.doc, { decisionsTable: '', keysTable }) : null;
   // Only recordsFor (Query on the approvals table) is ever called.
   const approvalSource = approvalsTable ? new DynamoApprovalsStore(deps.doc, approvalsTable) : null;
+  // Only lastUsedFor (BatchGetItem) and the tracking start (GetItem) are read from the usage table.
+  const usageStore = usageTable ? new DynamoUsageStore(deps.doc, usageTable) : null;
+  const trackingSince = usageTable ? await readTrackingSince(deps.doc, usageTable, accountId) : null;
+  // As the sweep: UNUSED only when the policy tracks usage, and never measured from before tracking started.
+  const policyAsksUnused = config.usage.regions.length > 0 && config.maxIdleDays !== null;
+  const evaluatesUnused = policyAsksUnused && trackingSince !== null;
+  let unusedNotShown: string | null = null;
+  if (policyAsksUnused && !usageTable) {
+    unusedNotShown = `Last uses are unknown without the usage table (--usage-table or ${USAGE_TABLE_ENV}): UNUSED is not shown.`;
+  } else if (policyAsksUnused && !evaluatesUnused) {
+    unusedNotShown = `UNUSED is not shown: no usage tracking start is recorded in ${usageTable} yet (the sweep records it).`;
+  }
 
   if (opts.csv) io.stdout.write(csvLine(CSV_HEADER));
   // The snapshot (authorization details, credential report) loads while the first key page is fetched.
@@ -357,6 +408,8 @@ async function listKeys(
     const approvalRecords = await mapLimit(page.keys, KEY_READS_IN_FLIGHT, (k) =>
       approvalSource ? approvalSource.recordsFor(accountId, k.keyId) : Promise.resolve(null),
     );
+    const lastUses =
+      usageStore && page.keys.length > 0 ? await usageStore.lastUsedFor(accountId, page.keys) : null;
     for (const [i, meta] of page.keys.entries()) {
       const record = records[i] ?? null;
       const userTags =
@@ -373,6 +426,7 @@ async function listKeys(
         history = { ...history, lastReviewAt: approved.lastReviewAt };
       }
       const reviewKnown = known !== null || approved !== null;
+      const lastUsedAt = lastUses ? (lastUses.get(meta.keyId) ?? null) : null;
       const d = evaluate(
         {
           ...meta,
@@ -390,6 +444,7 @@ async function listKeys(
           decisionId: `${now.toISOString()}/inventory/${meta.keyId}`,
           history,
           approvals: approved?.approvals ?? [],
+          usage: evaluatesUnused && trackingSince ? { lastUsedAt, trackingSince } : null,
         },
       );
       const row: InventoryRow = {
@@ -402,6 +457,7 @@ async function listKeys(
         expiresAt: meta.expiresAt,
         neverExpires: d.neverExpires,
         lastReviewAt: reviewKnown ? (history.lastReviewAt ?? null) : 'unknown',
+        lastUsedAt: usageStore ? lastUsedAt : 'unknown',
         // Without the keys table the last review is unknown: "overdue" would only be a guess.
         violations: reviewKnown ? d.violations : d.violations.filter((v) => v.code !== 'REVIEW_OVERDUE'),
         ...(d.waived ? { waived: d.waived } : {}),
@@ -417,5 +473,6 @@ async function listKeys(
     rows,
     reviewsUnknown: known === null && approvalSource === null,
     approvalsUnknown: approvalSource === null,
+    unusedNotShown,
   };
 }

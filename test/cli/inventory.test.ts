@@ -12,11 +12,13 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { buildProgram } from '../../bin/keyguard';
 import { DynamoApprovalsStore } from '../../lambda/adapters/approvals-store';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import { DynamoUsageStore, usageTableDefinition } from '../../lambda/adapters/usage-store';
 import { CSV_HEADER, csvField, type InventoryDeps, runInventory } from '../../lambda/cli/inventory';
 import { EXIT_INPUT, EXIT_OK } from '../../lambda/cli/io';
 import type { KnownKey } from '../../lambda/domain/pipeline';
 import { EMPTY_HISTORY } from '../../lambda/domain/types';
+import type { UsageAggregate } from '../../lambda/domain/usage-types';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { fakeLongTermKey } from '../support/secrets';
 import { captureIO, removeTempDirs, tempDir, writeFile } from './helpers';
@@ -213,11 +215,11 @@ describe('keyguard inventory', () => {
     expect(code).toBe(EXIT_OK);
     const lines = stdout().split('\n');
     expect(lines[0]).toMatch(
-      /^ACCOUNT\s+USER\s+KEY ID\s+OWNER \(SOURCE\)\s+STATUS\s+CREATED\s+EXPIRES\s+LAST REVIEW\s+VIOLATIONS$/,
+      /^ACCOUNT\s+USER\s+KEY ID\s+OWNER \(SOURCE\)\s+STATUS\s+CREATED\s+EXPIRES\s+LAST REVIEW\s+LAST USED\s+VIOLATIONS$/,
     );
     const chat = lines.find((l) => l.includes('ACCAEXAMPLEKEYCHAT001')) ?? '';
     expect(chat).toMatch(
-      /^111122223333\s+svc-chatbot\s+ACCAEXAMPLEKEYCHAT001\s+team-chat@example.com \(tag\)\s+Active\s+2026-11-01\s+2027-01-15\s+unknown\s+-$/,
+      /^111122223333\s+svc-chatbot\s+ACCAEXAMPLEKEYCHAT001\s+team-chat@example.com \(tag\)\s+Active\s+2026-11-01\s+2027-01-15\s+unknown\s+unknown\s+-$/,
     );
     const batch = lines.find((l) => l.includes('ACCAEXAMPLEKEYBATCH01')) ?? '';
     expect(batch).toContain('never');
@@ -283,6 +285,7 @@ describe('keyguard inventory', () => {
       expiresAt: null,
       neverExpires: true,
       lastReviewAt: 'unknown',
+      lastUsedAt: 'unknown',
       violations: [
         expect.objectContaining({ code: 'NEVER_EXPIRES', severity: 'high' }),
         expect.objectContaining({ code: 'BROAD_PERMISSIONS', severity: 'high' }),
@@ -324,6 +327,7 @@ describe('keyguard inventory', () => {
       '2026-11-01T00:00:00.000Z',
       'never',
       'true',
+      'unknown',
       'unknown',
       'high',
       'NEVER_EXPIRES;BROAD_PERMISSIONS;USER_HAS_OTHER_CREDENTIALS',
@@ -608,5 +612,165 @@ describe('keyguard inventory', () => {
     // Assess
     expect(exit).toBe(EXIT_OK);
     expect(stdout().trimEnd().split('\n')).toHaveLength(3);
+  });
+});
+
+describe('keyguard inventory: last use (usage table)', () => {
+  const TRACKED = { maxIdleDays: 10, usage: { regions: ['us-east-1'] } };
+  let tables = 0;
+
+  /** A fresh usage table; with `trackingSince`, the tracking start the sweep would have recorded. */
+  async function usageTable(
+    trackingSince: string | null,
+  ): Promise<{ name: string; store: DynamoUsageStore }> {
+    tables += 1;
+    const name = `test-usage-inventory-${tables}`;
+    await ensureTables(db.client, [usageTableDefinition(name)]);
+    const store = new DynamoUsageStore(db.doc, name);
+    if (trackingSince) await store.ensureTrackingSince(ACCOUNT, new Date(trackingSince));
+    return { name, store };
+  }
+
+  function use(subject: UsageAggregate['subject'], lastUsedAt: string): UsageAggregate {
+    return {
+      accountId: ACCOUNT,
+      subject,
+      keyType: 'LONG_TERM',
+      calls: 1,
+      failedCalls: 0,
+      firstUsedAt: lastUsedAt,
+      lastUsedAt,
+      lastAttemptAt: lastUsedAt,
+      regions: ['us-east-1'],
+      models: [],
+      lastSourceIp: null,
+      lastUserAgent: null,
+    };
+  }
+
+  function configDir(config: unknown): string {
+    const dir = tempDir();
+    writeFile(`${dir}/keyguard.config.json`, JSON.stringify(config));
+    return dir;
+  }
+
+  const rowsOf = (text: string) =>
+    text
+      .trimEnd()
+      .split('\n')
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            keyId: string;
+            lastUsedAt: unknown;
+            violations: Array<{ code: string; detail: string }>;
+          },
+      );
+
+  it('shows each key’s last use (its own or its user’s) and UNUSED as the sweep decides it; the table is left as it was', async () => {
+    // Prepare: tracking since Oct 1; chat used Nov 18, late's user Nov 5, batch never (created Nov 1)
+    answerAccount();
+    const { name, store } = await usageTable('2026-10-01T00:00:00.000Z');
+    await store.recordUses([
+      use(
+        { kind: 'key', keyId: 'ACCAEXAMPLEKEYCHAT001', userName: 'svc-chatbot' },
+        '2026-11-18T08:00:00.000Z',
+      ),
+      use({ kind: 'user', userName: 'svc-late' }, '2026-11-05T09:00:00.000Z'),
+    ]);
+    const before = await scanAll(db, name);
+    const { io, stdout } = captureIO(configDir(TRACKED));
+
+    // Act
+    const code = await runInventory({ json: true, usageTable: name }, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    const rows = rowsOf(stdout());
+    const byId = (id: string) => rows.find((r) => r.keyId === id);
+    expect(byId('ACCAEXAMPLEKEYCHAT001')?.lastUsedAt).toBe('2026-11-18T08:00:00.000Z');
+    expect(byId('ACCAEXAMPLEKEYCHAT001')?.violations.map((v) => v.code)).not.toContain('UNUSED');
+    expect(byId('ACCAEXAMPLEKEYLATE001')?.lastUsedAt).toBe('2026-11-05T09:00:00.000Z');
+    expect(byId('ACCAEXAMPLEKEYLATE001')?.violations.map((v) => v.code)).toContain('UNUSED');
+    expect(byId('ACCAEXAMPLEKEYBATCH01')?.lastUsedAt).toBeNull();
+    const unused = byId('ACCAEXAMPLEKEYBATCH01')?.violations.find((v) => v.code === 'UNUSED');
+    expect(unused?.detail).toContain('never used since it was created 2026-11-01T00:00:00.000Z');
+    expect(await scanAll(db, name)).toEqual(before);
+  });
+
+  it('reads the usage table named by KEYGUARD_USAGE_TABLE and shows the last use day in the table', async () => {
+    // Prepare
+    answerAccount();
+    const { name, store } = await usageTable('2026-10-01T00:00:00.000Z');
+    await store.recordUses([
+      use(
+        { kind: 'key', keyId: 'ACCAEXAMPLEKEYCHAT001', userName: 'svc-chatbot' },
+        '2026-11-18T08:00:00.000Z',
+      ),
+    ]);
+    const { io, stdout } = captureIO(configDir(TRACKED));
+
+    // Act
+    const code = await runInventory({}, io, deps({ env: { KEYGUARD_USAGE_TABLE: name } }));
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    const lines = stdout().split('\n');
+    expect(lines.find((l) => l.includes('ACCAEXAMPLEKEYCHAT001'))).toMatch(/unknown\s+2026-11-18\s+-$/);
+    expect(lines.find((l) => l.includes('ACCAEXAMPLEKEYBATCH01'))).toMatch(/unknown\s+never\s+\S*UNUSED/);
+  });
+
+  it('with no tracking start on record shows last uses but no UNUSED, and records no tracking start', async () => {
+    // Prepare: uses recorded, but no sweep has recorded when tracking started
+    answerAccount();
+    const { name, store } = await usageTable(null);
+    await store.recordUses([use({ kind: 'user', userName: 'svc-late' }, '2026-11-05T09:00:00.000Z')]);
+    const before = await scanAll(db, name);
+    const { io, stdout, stderr } = captureIO(configDir(TRACKED));
+
+    // Act
+    const code = await runInventory({ json: true, usageTable: name }, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    const rows = rowsOf(stdout());
+    expect(rows.find((r) => r.keyId === 'ACCAEXAMPLEKEYLATE001')?.lastUsedAt).toBe(
+      '2026-11-05T09:00:00.000Z',
+    );
+    expect(rows.flatMap((r) => r.violations.map((v) => v.code))).not.toContain('UNUSED');
+    expect(stderr()).toContain('no usage tracking start is recorded');
+    expect(await scanAll(db, name)).toEqual(before);
+  });
+
+  it('says UNUSED is not shown when the policy tracks usage but no usage table is named', async () => {
+    // Prepare
+    answerAccount();
+    const { io, stdout, stderr } = captureIO(configDir(TRACKED));
+
+    // Act
+    const code = await runInventory({ json: true }, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    expect(rowsOf(stdout()).map((r) => r.lastUsedAt)).toEqual(['unknown', 'unknown', 'unknown']);
+    expect(stderr()).toContain(
+      'Last uses are unknown without the usage table (--usage-table or KEYGUARD_USAGE_TABLE): UNUSED is not shown.',
+    );
+  });
+
+  it('with usage not tracked by the policy (no usage.regions) shows last uses but never UNUSED', async () => {
+    // Prepare
+    answerAccount();
+    const { name } = await usageTable('2026-01-01T00:00:00.000Z');
+    const { io, stdout } = captureIO(configDir({ maxIdleDays: 10 }));
+
+    // Act
+    const code = await runInventory({ json: true, usageTable: name }, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    const rows = rowsOf(stdout());
+    expect(rows.map((r) => r.lastUsedAt)).toEqual([null, null, null]);
+    expect(rows.flatMap((r) => r.violations.map((v) => v.code))).not.toContain('UNUSED');
   });
 });
