@@ -1,0 +1,297 @@
+import { createHash } from 'node:crypto';
+import { type Bar, LIFETIME_UNKNOWN, MAX_DAYS, type ReportData, type ReportKey } from './report-data';
+import { ACTION_COLORS, barChart, escapeHtml, stackedDayChart } from './report-svg';
+
+/**
+ * The HTML of `keyguard report`: one self-contained file. Styles, charts (inline SVG) and the small table
+ * sorter are inline; a Content-Security-Policy of `default-src 'none'` with hashes for the one style and the
+ * one script makes the browser refuse anything else, so the file never reaches the network, even if a value
+ * in it were crafted to try (every value is escaped as well).
+ */
+
+const STYLE = `
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;margin:0 auto;max-width:1200px;padding:16px 24px}
+h1{font-size:1.6em;margin:.2em 0}
+h2{font-size:1.2em;margin:1.6em 0 .4em}
+.summary{color:#444}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px 24px}
+figure{margin:0}
+figcaption{color:#444;font-size:.9em;margin:.2em 0}
+svg{max-width:100%;height:auto;font-size:12px}
+details{font-size:.9em}
+table{border-collapse:collapse}
+table.counts td,table.counts th{padding:1px 8px;text-align:left}
+#inventory{width:100%;font-size:.92em}
+#inventory th,#inventory td{border-bottom:1px solid #d0d7de;padding:4px 6px;text-align:left;vertical-align:top}
+#inventory th button{font:inherit;font-weight:600;background:none;border:0;padding:0;cursor:pointer;color:inherit}
+#inventory th[aria-sort=ascending] button::after{content:" \\25B2"}
+#inventory th[aria-sort=descending] button::after{content:" \\25BC"}
+.num{text-align:right}
+.bad{color:#a40e26}
+`;
+
+/**
+ * Sorts the inventory by a clicked header: ascending first, then descending. Cells sort by data-sort (ISO dates,
+ * numbers); empty values go last either way. aria-sort says the current order.
+ */
+const SCRIPT = `
+(function () {
+  var table = document.getElementById('inventory');
+  if (!table) return;
+  var heads = table.tHead.rows[0].cells;
+  function value(row, i) { var c = row.cells[i]; return c.hasAttribute('data-sort') ? c.getAttribute('data-sort') : c.textContent; }
+  function sortBy(i) {
+    var th = heads[i];
+    var dir = th.getAttribute('aria-sort') === 'ascending' ? 'descending' : 'ascending';
+    var type = th.getAttribute('data-type');
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows);
+    rows.sort(function (a, b) {
+      var x = value(a, i), y = value(b, i);
+      if (x === '' || y === '') return x === y ? 0 : x === '' ? 1 : -1;
+      var r = type === 'number' ? Number(x) - Number(y) : x < y ? -1 : x > y ? 1 : 0;
+      return dir === 'ascending' ? r : -r;
+    });
+    for (var j = 0; j < heads.length; j++) heads[j].setAttribute('aria-sort', 'none');
+    th.setAttribute('aria-sort', dir);
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+  Array.prototype.forEach.call(heads, function (th, i) {
+    var b = th.querySelector('button');
+    if (b) b.addEventListener('click', function () { sortBy(i); });
+  });
+})();
+`;
+
+function sha256(text: string): string {
+  return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
+}
+
+function countsTable(caption: string, bars: readonly Bar[]): string {
+  const rows = bars.map((b) => `<tr><th scope="row">${escapeHtml(b.label)}</th><td>${b.value}</td></tr>`);
+  return (
+    `<details><summary>${escapeHtml(caption)} as a table</summary><table class="counts">` +
+    `<thead><tr><th scope="col">${escapeHtml(caption)}</th><th scope="col">keys</th></tr></thead>` +
+    `<tbody>${rows.join('')}</tbody></table></details>`
+  );
+}
+
+function figure(id: string, heading: string, caption: string, svg: string, fallback: string): string {
+  return (
+    `<section aria-labelledby="${id}-h"><h2 id="${id}-h">${escapeHtml(heading)}</h2>` +
+    `<figure id="${id}" data-chart="${id}">${svg}<figcaption>${escapeHtml(caption)}</figcaption>${fallback}</figure></section>`
+  );
+}
+
+function day(iso: string | null): string {
+  return iso ? iso.slice(0, 10) : '';
+}
+
+interface Column {
+  label: string;
+  type: 'text' | 'number' | 'date';
+  cell(k: ReportKey): { text: string; sort?: string; className?: string };
+}
+
+const COLUMNS: Column[] = [
+  { label: 'Account', type: 'text', cell: (k) => ({ text: k.accountId }) },
+  { label: 'User', type: 'text', cell: (k) => ({ text: k.userName }) },
+  { label: 'Key ID', type: 'text', cell: (k) => ({ text: k.keyId }) },
+  { label: 'Owner', type: 'text', cell: (k) => ({ text: k.owner ?? '', sort: k.owner ?? '' }) },
+  { label: 'Status', type: 'text', cell: (k) => ({ text: k.status }) },
+  { label: 'Created', type: 'date', cell: (k) => ({ text: day(k.createdAt), sort: k.createdAt ?? '' }) },
+  {
+    label: 'Expires',
+    type: 'date',
+    // A never-expiring key sorts after every date.
+    cell: (k) =>
+      k.neverExpires
+        ? { text: 'never', sort: '9999-12-31T23:59:59.999Z', className: 'bad' }
+        : { text: day(k.expiresAt), sort: k.expiresAt ?? '' },
+  },
+  {
+    label: 'Lifetime (days)',
+    type: 'number',
+    cell: (k) =>
+      k.neverExpires
+        ? { text: 'never', sort: String(Number.MAX_SAFE_INTEGER), className: 'num bad' }
+        : {
+            text: k.lifetimeDays === null ? LIFETIME_UNKNOWN : String(k.lifetimeDays),
+            sort: k.lifetimeDays === null ? '' : String(k.lifetimeDays),
+            className: 'num',
+          },
+  },
+  {
+    label: 'Violations (latest decision)',
+    type: 'text',
+    cell: (k) => ({ text: k.codes.length ? k.codes.join(', ') : '-', sort: k.codes.join(',') }),
+  },
+  {
+    label: 'Last action',
+    type: 'text',
+    cell: (k) => ({ text: k.lastAction ?? '', sort: k.lastAction ?? '' }),
+  },
+  {
+    label: 'Last decision',
+    type: 'date',
+    cell: (k) => ({
+      text: (k.lastDecisionAt ?? '').replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
+      sort: k.lastDecisionAt ?? '',
+    }),
+  },
+];
+
+function inventoryTable(keys: readonly ReportKey[]): string {
+  const head = COLUMNS.map(
+    (c) =>
+      `<th scope="col" aria-sort="none" data-type="${c.type}"><button type="button">${escapeHtml(c.label)}</button></th>`,
+  ).join('');
+  const body = keys
+    .map((k) => {
+      const cells = COLUMNS.map((c) => {
+        const v = c.cell(k);
+        const sort = v.sort !== undefined ? ` data-sort="${escapeHtml(v.sort)}"` : '';
+        const cls = v.className ? ` class="${v.className}"` : '';
+        return `<td${cls}${sort}>${escapeHtml(v.text)}</td>`;
+      }).join('');
+      return `<tr data-key="${escapeHtml(k.keyId)}">${cells}</tr>`;
+    })
+    .join('\n');
+  return (
+    '<table id="inventory"><caption>Every key on record, Deleted ones included. Select a column header to sort ' +
+    `by it.</caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`
+  );
+}
+
+export interface ReportMeta {
+  /** Where the data came from, e.g. `store .keyguard` or `table <name>`. */
+  source: string;
+}
+
+/** The whole report page. Deterministic: the same data and meta give the same bytes. */
+export function renderReportHtml(data: ReportData, meta: ReportMeta): string {
+  const withViolations = data.keys.filter((k) => k.status !== 'Deleted' && k.codes.length > 0).length;
+  const never = data.keys.filter((k) => k.status !== 'Deleted' && k.neverExpires).length;
+  const overdue = data.expiry[0]?.value ?? 0;
+  const live = data.liveKeys;
+
+  const lifetime = figure(
+    'chart-lifetime',
+    'Key lifetime',
+    `Lifetime (creation to expiry) of the ${live} keys that exist; ${never} never expire.`,
+    barChart(
+      {
+        id: 'svg-lifetime',
+        title: 'Key lifetime distribution',
+        desc: data.lifetime.map((b) => `${b.label}: ${b.value}`).join('; '),
+      },
+      data.lifetime,
+    ),
+    countsTable('Lifetime', data.lifetime),
+  );
+  const expiry = figure(
+    'chart-expiry',
+    'Expiry timeline',
+    `Keys by month of expiry (UTC) over the next 12 months; ${overdue} past their expiry date. Keys that never expire are not shown.`,
+    barChart(
+      {
+        id: 'svg-expiry',
+        title: 'Expiry timeline',
+        desc: data.expiry.map((b) => `${b.label}: ${b.value}`).join('; '),
+      },
+      data.expiry,
+    ),
+    countsTable('Expiry month', data.expiry),
+  );
+  const owners = figure(
+    'chart-owners',
+    'Keys per owner',
+    `${data.owners.length} owner${data.owners.length === 1 ? '' : 's'} of ${live} keys (owner tag, else creator, else the fallback owner).`,
+    barChart(
+      {
+        id: 'svg-owners',
+        title: 'Keys per owner',
+        desc: data.owners.map((b) => `${b.label}: ${b.value}`).join('; '),
+      },
+      data.owners,
+    ),
+    countsTable('Owner', data.owners),
+  );
+  const violations = figure(
+    'chart-violations',
+    'Violations by code',
+    `Keys whose latest decision has each violation; ${withViolations} of ${live} keys have at least one.`,
+    barChart(
+      {
+        id: 'svg-violations',
+        title: 'Violations by code',
+        desc: data.violations.length
+          ? data.violations.map((b) => `${b.label}: ${b.value}`).join('; ')
+          : 'no violations',
+      },
+      data.violations,
+      ACTION_COLORS.DEACTIVATE,
+    ),
+    countsTable('Violation', data.violations),
+  );
+  const first = data.days[0]?.day ?? '';
+  const last = data.days[data.days.length - 1]?.day ?? '';
+  const dayBars: Bar[] = data.days.map((d) => ({ label: d.day, value: d.total }));
+  const decisions = figure(
+    'chart-decisions',
+    'Decisions over time',
+    data.days.length
+      ? `${data.decisions} decisions per day (UTC), ${first} to ${last}, stacked by action` +
+          (data.daysTruncated ? ` (the last ${MAX_DAYS} days only).` : '.')
+      : 'No decisions on record.',
+    stackedDayChart(
+      {
+        id: 'svg-decisions',
+        title: 'Decisions over time',
+        desc: data.days.length
+          ? `Decisions per day from ${first} to ${last}, stacked by action: ${data.days
+              .filter((d) => d.total > 0)
+              .map((d) => `${d.day}: ${d.total}`)
+              .join('; ')}`
+          : 'no decisions',
+      },
+      data.days,
+    ),
+    countsTable('Day', dayBars).replace('<th scope="col">keys</th>', '<th scope="col">decisions</th>'),
+  );
+
+  const csp = `default-src 'none'; style-src ${sha256(STYLE)}; script-src ${sha256(SCRIPT)}; base-uri 'none'; form-action 'none'`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>Bedrock API keys report (${escapeHtml(data.generatedAt)})</title>
+<style>${STYLE}</style>
+</head>
+<body>
+<header>
+<h1>Bedrock API keys</h1>
+<p class="summary">Generated ${escapeHtml(data.generatedAt)} from ${escapeHtml(meta.source)}:
+<span id="count-keys">${data.keys.length}</span> keys on record (<span id="count-live">${live}</span> existing, ${never} never expiring, ${withViolations} with violations),
+<span id="count-decisions">${data.decisions}</span> decisions. No key material is in this report.</p>
+</header>
+<main>
+<div class="charts">
+${lifetime}
+${expiry}
+${owners}
+${violations}
+</div>
+${decisions}
+<section aria-labelledby="inventory-h"><h2 id="inventory-h">Key inventory</h2>
+${inventoryTable(data.keys)}
+</section>
+</main>
+<script>${SCRIPT}</script>
+</body>
+</html>
+`;
+}

@@ -1,0 +1,164 @@
+import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import {
+  type AuditDeps,
+  type AuditSource,
+  AuditUsageError,
+  awsFailure,
+  DECISIONS_TABLE_ENV,
+  defaultAuditDeps,
+  KEYS_TABLE_ENV,
+  openAuditSource,
+} from './audit';
+import { messageOf } from './inputs';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { DEFAULT_STORE_DIR } from './replay';
+import { buildReportData } from './report-data';
+import { renderReportHtml } from './report-html';
+
+/**
+ * `keyguard report --html FILE`: one self-contained HTML page (inventory, lifetime distribution, expiry
+ * timeline, keys per owner, violations by code, decisions over time, a sortable key table) from the keys
+ * table and the decisions, of the embedded store or the deployed tables. Read-only.
+ */
+
+export interface ReportOptions {
+  html?: string;
+  store?: string;
+  table?: string;
+  keysTable?: string;
+}
+
+export interface ReportDeps extends AuditDeps {
+  /** The report's clock (expiry timeline, overdue keys). @default the wall clock */
+  now?: () => Date;
+}
+
+export function defaultReportDeps(env: NodeJS.ProcessEnv = process.env): ReportDeps {
+  return defaultAuditDeps(env);
+}
+
+/**
+ * Writes the file beside its final name, then renames it: a reader never sees half a report. The directory
+ * must exist (a mistyped path is an error, not a new directory tree) and the path must not be a directory.
+ */
+function writeReport(path: string, display: string, html: string): void {
+  if (existsSync(path) && statSync(path).isDirectory()) {
+    throw new AuditUsageError(`--html: ${display} is a directory; name a file`);
+  }
+  const dir = dirname(path);
+  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
+    throw new AuditUsageError(`--html: directory ${dirname(display)} does not exist`);
+  }
+  const temp = `${path}.${process.pid}.tmp`;
+  try {
+    writeFileSync(temp, html, 'utf8');
+    renameSync(temp, path);
+  } catch (err) {
+    rmSync(temp, { force: true });
+    throw err;
+  }
+}
+
+/** Runs `keyguard report`; returns the exit code. Never calls process.exit. */
+export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps): Promise<number> {
+  let source: AuditSource | undefined;
+  try {
+    const file = opts.html?.trim();
+    if (!file) throw new AuditUsageError('--html <file>: required (the report is an HTML file)');
+    const path = resolve(io.cwd, file);
+    if (existsSync(path) && statSync(path).isDirectory()) {
+      throw new AuditUsageError(`--html: ${file} is a directory; name a file`);
+    }
+    source = await openAuditSource(opts, io, deps, true);
+    const keys = await source.log.allKnownKeys();
+    const decisions = await source.log.findDecisions({});
+    const now = (deps.now ?? (() => new Date()))();
+    const data = buildReportData(keys, decisions, now);
+    writeReport(path, file, renderReportHtml(data, { source: source.label }));
+    const withViolations = data.keys.filter((k) => k.status !== 'Deleted' && k.codes.length > 0).length;
+    io.stderr.write(
+      `Report: ${file} (${data.keys.length} keys, ${data.liveKeys} existing, ${withViolations} with violations, ` +
+        `${data.decisions} decisions; ${source.label}). Read-only: nothing was changed.\n`,
+    );
+    return EXIT_OK;
+  } catch (err) {
+    if (err instanceof AuditUsageError) {
+      io.stderr.write(`keyguard: ${err.message}\n`);
+      return EXIT_INPUT;
+    }
+    if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
+      problem(io, 'report', `${source?.label ?? 'table'} not found (${messageOf(err)})`);
+      return EXIT_INPUT;
+    }
+    const aws = awsFailure(err);
+    if (aws) {
+      problem(io, 'report', aws);
+      return EXIT_INPUT;
+    }
+    problem(io, 'report failed', messageOf(err));
+    return EXIT_FAILURE;
+  } finally {
+    await source?.close();
+  }
+}
+
+const REPORT_HELP = `
+Source: the embedded store written by \`keyguard replay\` (--store, default ${DEFAULT_STORE_DIR}), or the deployed
+tables: --table (or ${DECISIONS_TABLE_ENV}) and --keys-table (or ${KEYS_TABLE_ENV}), read through the standard AWS
+SDK chain (AWS_PROFILE, SSO, environment credentials), region us-east-1 unless AWS_REGION says otherwise.
+Both tables are scanned in full (dynamodb:Scan).
+
+The page is one self-contained file: inline SVG charts (lifetime distribution, expiry timeline, keys per owner,
+violations by code, decisions per day by action) and a key table sortable by any column. It loads nothing
+from the network (its Content-Security-Policy forbids it) and holds no key material. The directory of FILE
+must exist; an existing file is replaced.
+
+Exit codes:
+  0  the report was written (its path and counts on stderr)
+  1  unexpected failure
+  2  bad usage (no --html, FILE is a directory), no audit store, no credentials, access denied or another AWS error
+
+Examples:
+  $ keyguard replay examples/cloudtrail && keyguard report --html report.html
+  $ keyguard report --html /tmp/keys.html --table BedrockKeyGuard-AuditTablesDecisions-ABC123 \\
+      --keys-table BedrockKeyGuard-AuditTablesKeys-ABC123
+`;
+
+/** Adds `keyguard report` to the program (the lead wires it into bin/keyguard.ts). */
+export function registerReportCommand(
+  program: Command,
+  io: CliIO,
+  setExitCode: (n: number) => void,
+  deps: () => ReportDeps = () => defaultReportDeps(),
+): Command {
+  return program
+    .command('report')
+    .summary('write a self-contained HTML report of the keys and decisions (charts, sortable table)')
+    .description(
+      'Write one HTML file with the key inventory, key lifetime distribution, expiry timeline, keys per owner, ' +
+        'violations by code and decisions over time, from the local audit store or the deployed tables.',
+    )
+    .requiredOption('--html <file>', 'the HTML file to write')
+    .addOption(
+      new Option('-s, --store <dir>', `embedded audit store directory (default: ${DEFAULT_STORE_DIR})`),
+    )
+    .addOption(
+      new Option(
+        '--table <name>',
+        `deployed decisions table (stack output DecisionsTableName; default: $${DECISIONS_TABLE_ENV})`,
+      ),
+    )
+    .addOption(
+      new Option(
+        '--keys-table <name>',
+        `deployed keys table, required with --table (stack output KeysTableName; default: $${KEYS_TABLE_ENV})`,
+      ),
+    )
+    .addHelpText('after', REPORT_HELP)
+    .action(async (opts: ReportOptions) => {
+      setExitCode(await runReport(opts, io, deps()));
+    });
+}
