@@ -17,7 +17,7 @@ import {
   runInventory,
 } from '../lambda/cli/inventory';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from '../lambda/cli/io';
-import { DEFAULT_STORE_DIR, runReplay } from '../lambda/cli/replay';
+import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
 import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import pkg from '../package.json';
@@ -26,9 +26,13 @@ import pkg from '../package.json';
 
 const REPLAY_HELP = `
 Inputs (files, or directories searched recursively for .json, .jsonl, .ndjson and their .gz):
-  - CloudTrail log files as delivered to S3 ({"Records": [...]}, usually .json.gz)
+  - CloudTrail log files as delivered to S3 ({"Records": [...]}, usually .json.gz), also a whole bucket
+    copy: AWSLogs/[o-org-id/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/*.json.gz, under any prefix
   - a single EventBridge event ("AWS API Call via CloudTrail") or a single CloudTrail record
-  - newline-delimited JSON of either, one per line
+  - newline-delimited JSON of either, one per line (.jsonl/.ndjson are streamed line by line)
+  - CloudTrail Lake query results with an eventJson column: get-query-results output
+    ({"QueryResultRows": [...]}), or rows as JSON objects / JSON lines ({"eventJson": "..."})
+  - aws cloudtrail lookup-events output ({"Events": [{"CloudTrailEvent": "..."}]}), or its events one per line
 
 Records are replayed in eventTime order across all files. Users' tags and keys are rebuilt from the
 events (CreateUser, TagUser, UntagUser, Create/Update/Reset/DeleteServiceSpecificCredential); each key
@@ -36,14 +40,35 @@ event is evaluated against the policy as of its own time. Nothing is changed in 
 sent: deactivations are planned, notices are counted. Decisions are appended to an embedded DynamoDB
 in the store directory; replaying the same events again does not record them twice.
 
+Large archives: files are decompressed and scanned on --jobs worker threads (default: one per core) and
+streamed, so memory does not grow with the archive. A record whose text does not mention
+iam.amazonaws.com and a followed event name is counted without being parsed. The output is the same for
+any --jobs.
+
+Time window: --since (inclusive) and --until (exclusive) take YYYY-MM-DD (midnight UTC) or an ISO-8601
+timestamp with a zone; records are kept by eventTime. In the S3 layout, date directories and log files
+whose path date is clearly outside the window are not read (with margins: a log file's name is its delivery
+time, its records are earlier). State before --since comes from the store (earlier runs), not from the
+records left out.
+
+Output: decisions on stdout (a table, or with --json one JSON object per line); problems on stderr. The
+totals follow the table on stdout, or go to stderr with --json. A progress bar (bytes, MiB/s, ETA, files)
+is drawn on stderr when it is a terminal. --quiet drops the progress bar and the totals; problems are
+still reported.
+
 Exit codes:
   0  every input was read
   1  unexpected failure
-  2  bad usage or config, or some input could not be read (reported on stderr; the rest was replayed)
+  2  bad usage or config (e.g. a bad --since, --until or --jobs value), or some input could not be read
+     (reported on stderr with its path and the reason; the rest was replayed)
 
 Examples:
   $ keyguard replay examples/cloudtrail
   $ keyguard replay --json ~/trail-logs/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11 > decisions.jsonl
+  $ keyguard replay --since 2026-11-01 --until 2026-11-08 s3-copy/    # the first week of November
+  $ keyguard replay --json --quiet --jobs 4 s3-copy/AWSLogs > decisions.jsonl
+  $ aws cloudtrail lookup-events --lookup-attributes AttributeKey=EventSource,AttributeValue=iam.amazonaws.com \\
+      --region us-east-1 > history.json && keyguard replay history.json
   $ keyguard replay --config examples/keyguard.config.json --store /tmp/kg examples/events
 `;
 
@@ -162,8 +187,12 @@ export function buildProgram(
       '--json',
       'print exactly one decision JSON object per line on stdout; totals and errors go to stderr',
     )
+    .option('--since <date>', 'only records at or after this time (YYYY-MM-DD or ISO-8601 with a zone)')
+    .option('--until <date>', 'only records before this time (exclusive; YYYY-MM-DD or ISO-8601 with a zone)')
+    .option('-j, --jobs <n>', 'files scanned in parallel, on worker threads; 1 = in-process (default: cores)')
+    .option('-q, --quiet', 'no progress bar and no totals: only decisions and problems')
     .addHelpText('after', REPLAY_HELP)
-    .action(async (paths: string[], opts: { config?: string; store?: string; json?: boolean }) => {
+    .action(async (paths: string[], opts: ReplayOptions) => {
       setExitCode(await runReplay(paths, opts, io));
     });
 

@@ -90,11 +90,14 @@ export const IGNORE_LABELS: Record<string, string> = {
   'not-bedrock-or-unknown': 'keys not known as Bedrock keys',
   'no-bedrock-keys': 'user changes without Bedrock keys (state only)',
   'duplicate-record': 'seen twice (same eventID)',
+  'outside-window': 'outside --since/--until',
 };
 
 export interface ReplayTotals {
   filesRead: number;
   filesWithErrors: number;
+  /** Log files and date directories of the S3 layout left unread: their path date is outside the window. */
+  filesSkipped: number;
   /** Entries in all files (CloudTrail records and EventBridge events). */
   eventsRead: number;
   /** Records about Bedrock keys or their users' tags. */
@@ -124,7 +127,10 @@ export function summaryText(t: ReplayTotals): string {
   const ignoredTotal = [...t.ignored.values()].reduce((a, b) => a + b, 0);
   const decisions = t.newDecisions + t.earlierDecisions;
   const lines = [
-    `Files: ${t.filesRead} read, ${t.filesWithErrors} with errors`,
+    `Files: ${t.filesRead} read, ${t.filesWithErrors} with errors` +
+      (t.filesSkipped > 0
+        ? `, ${t.filesSkipped} files or date directories skipped by path date (outside --since/--until)`
+        : ''),
     `Events: ${t.eventsRead} read, ${t.relevant} relevant, ${t.rejected} rejected, ${ignoredTotal} without a decision`,
   ];
   if (ignoredTotal > 0)

@@ -2,10 +2,12 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gunzip } from 'node:zlib';
+import { directoryMayHold, logFileMayHold, OPEN_WINDOW, type ReplayWindow } from './archive-window';
 
 /**
- * Input files for `keyguard replay`: discovery (files and directories, recursively), reading, gzip
- * decompression and JSON/NDJSON decoding into entries (CloudTrail records or EventBridge events).
+ * Input files for `keyguard replay`: discovery (files and directories, recursively, pruned by the window),
+ * reading, gzip decompression and the shapes of JSON replay reads (CloudTrail log files, EventBridge events,
+ * CloudTrail records, CloudTrail Lake query results, LookupEvents output). archive-scan.ts streams them.
  *
  * Nothing here validates record fields or looks at their content beyond the shape of the container: the
  * caller decides which entries matter, so the cost of zod validation is paid only for the rare relevant one.
@@ -19,13 +21,14 @@ const INPUT_EXTENSIONS = ['.json', '.jsonl', '.ndjson'] as const;
 const LINE_EXTENSIONS = ['.jsonl', '.ndjson'] as const;
 /** CloudTrail digest files sit next to log files and are not logs. */
 const DIGEST_MARKER = '_CloudTrail-Digest_';
-/** Files read and decompressed ahead of the one being decoded (bounded memory, overlapped I/O). */
-const READ_AHEAD = 4;
-
+/** The S3 layout's digest tree (`AWSLogs/<account>/CloudTrail-Digest/...`): never searched. */
+const DIGEST_DIRECTORY = 'CloudTrail-Digest';
 export interface InputFile {
   /** As shown to the user: the argument, joined with the path below it for files found in a directory. */
   display: string;
   absolute: string;
+  /** Size on disk (compressed for .gz): the unit of progress. */
+  bytes: number;
 }
 
 export interface InputProblem {
@@ -42,12 +45,6 @@ export interface Entry {
   line: number | null;
 }
 
-export interface DecodedFile {
-  file: InputFile;
-  entries: Entry[];
-  problems: InputProblem[];
-}
-
 function stripGz(name: string): string {
   return name.toLowerCase().endsWith('.gz') ? name.slice(0, -3) : name;
 }
@@ -57,7 +54,7 @@ function isInputName(name: string): boolean {
   return !name.includes(DIGEST_MARKER) && INPUT_EXTENSIONS.some((ext) => base.endsWith(ext));
 }
 
-function isLineDelimited(name: string): boolean {
+export function isLineDelimited(name: string): boolean {
   const base = stripGz(name.toLowerCase());
   return LINE_EXTENSIONS.some((ext) => base.endsWith(ext));
 }
@@ -80,70 +77,74 @@ export function messageOf(err: unknown): string {
   return String(err);
 }
 
-async function walk(dirDisplay: string, dirAbsolute: string, out: InputFile[]): Promise<void> {
+interface Discovery {
+  files: InputFile[];
+  problems: InputProblem[];
+  /** Log files and date directories left out by their path date (outside --since/--until). */
+  skippedByDate: number;
+}
+
+async function walk(
+  dirDisplay: string,
+  dirAbsolute: string,
+  window: ReplayWindow,
+  out: Discovery,
+): Promise<void> {
   const entries = await readdir(dirAbsolute, { withFileTypes: true });
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const display = join(dirDisplay, e.name);
     const absolute = join(dirAbsolute, e.name);
-    if (e.isDirectory()) await walk(display, absolute, out);
-    else if (e.isFile() && isInputName(e.name)) out.push({ display, absolute });
+    if (e.isDirectory()) {
+      if (e.name === DIGEST_DIRECTORY) continue;
+      if (directoryMayHold(window, absolute)) await walk(display, absolute, window, out);
+      else out.skippedByDate += 1;
+    } else if (e.isFile() && isInputName(e.name)) {
+      if (!logFileMayHold(window, e.name)) {
+        out.skippedByDate += 1;
+        continue;
+      }
+      try {
+        out.files.push({ display, absolute, bytes: (await stat(absolute)).size });
+      } catch (err) {
+        out.problems.push({ path: display, line: null, reason: reasonOf(err) });
+      }
+    }
   }
 }
 
 /**
  * Expands the arguments into input files: a file is taken as given (whatever its name), a directory is
- * searched recursively for `.json`, `.jsonl`, `.ndjson` (and their `.gz`), in name order.
+ * searched recursively for `.json`, `.jsonl`, `.ndjson` (and their `.gz`), in name order. Under a window, the
+ * date directories and CloudTrail-named log files of the S3 layout that cannot hold a record of it are left
+ * out unread (see archive-window.ts); a file named as an argument is always read.
  */
 export async function discoverInputs(
   args: readonly string[],
   cwd: string,
-): Promise<{ files: InputFile[]; problems: InputProblem[] }> {
+  window: ReplayWindow = OPEN_WINDOW,
+): Promise<Discovery> {
   const files: InputFile[] = [];
-  const problems: InputProblem[] = [];
+  const found: Discovery = { files: [], problems: [], skippedByDate: 0 };
   const seen = new Set<string>();
   for (const arg of args) {
     const absolute = resolve(cwd, arg);
-    const found: InputFile[] = [];
+    found.files = [];
     try {
       const s = await stat(absolute);
-      if (s.isDirectory()) await walk(arg, absolute, found);
-      else found.push({ display: arg, absolute });
+      if (s.isDirectory()) await walk(arg, absolute, window, found);
+      else found.files.push({ display: arg, absolute, bytes: s.size });
     } catch (err) {
-      problems.push({ path: arg, line: null, reason: reasonOf(err) });
+      found.problems.push({ path: arg, line: null, reason: reasonOf(err) });
       continue;
     }
-    for (const f of found) {
+    for (const f of found.files) {
       if (seen.has(f.absolute)) continue;
       seen.add(f.absolute);
       files.push(f);
     }
   }
-  return { files, problems };
-}
-
-type Loaded = { file: InputFile; text: string } | { file: InputFile; error: string };
-
-async function load(file: InputFile): Promise<Loaded> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(file.absolute);
-  } catch (err) {
-    return { file, error: `cannot read: ${reasonOf(err)}` };
-  }
-  const gzipped = buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-  if (gzipped) {
-    try {
-      buf = await gunzipAsync(buf);
-    } catch (err) {
-      return { file, error: `cannot decompress (gzip): ${reasonOf(err)}` };
-    }
-  } else if (file.display.toLowerCase().endsWith('.gz')) {
-    return { file, error: 'cannot decompress (gzip): not in gzip format' };
-  }
-  let text = buf.toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  return { file, text };
+  return { files, problems: found.problems, skippedByDate: found.skippedByDate };
 }
 
 /**
@@ -166,18 +167,66 @@ export function describeJsonError(err: unknown, text: string): string {
 }
 
 const UNRECOGNISED =
-  'not a CloudTrail log file ({"Records": [...]}), an EventBridge event or a CloudTrail record';
+  'not a CloudTrail log file ({"Records": [...]}), an EventBridge event, a CloudTrail record, ' +
+  'CloudTrail Lake query results or LookupEvents output';
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** Turns one decoded JSON value into entries; returns a reason when its shape is not one replay reads. */
-function entriesOf(value: unknown, line: number | null, out: Entry[]): string | null {
+/**
+ * What one JSON value holds: entries ready to classify, or records still in their JSON string form (CloudTrail
+ * Lake's `eventJson`, LookupEvents' `CloudTrailEvent`), which the caller parses only when they may matter.
+ */
+export type Item = { kind: 'entry'; entry: Entry } | { kind: 'embedded'; json: string; line: number | null };
+
+/** The value of a key, compared without case (CloudTrail Lake column names are as the query wrote them). */
+function field(o: Record<string, unknown>, name: string): unknown {
+  if (name in o) return o[name];
+  const lower = name.toLowerCase();
+  for (const k of Object.keys(o)) if (k.toLowerCase() === lower) return o[k];
+  return undefined;
+}
+
+/** A record held by a Lake row or a LookupEvents event: as a string, an object, or absent (undefined). */
+function heldRecord(o: Record<string, unknown>): unknown {
+  const lake = field(o, 'eventJson');
+  return lake !== undefined ? lake : o.CloudTrailEvent;
+}
+
+function pushHeld(held: unknown, line: number | null, out: Item[]): string | null {
+  if (typeof held === 'string') {
+    out.push({ kind: 'embedded', json: held, line });
+    return null;
+  }
+  if (isObject(held)) {
+    out.push({ kind: 'entry', entry: { envelope: 'record', value: held, line } });
+    return null;
+  }
+  return 'the record (eventJson or CloudTrailEvent) is neither a JSON string nor an object';
+}
+
+/** GetQueryResults rows are lists of one-column objects: `[{"eventJson": "..."}, {"eventTime": "..."}]`. */
+function lakeRow(row: unknown): Record<string, unknown> | null {
+  if (isObject(row)) return row;
+  if (!Array.isArray(row)) return null;
+  const merged: Record<string, unknown> = {};
+  for (const cell of row) {
+    if (!isObject(cell)) return null;
+    Object.assign(merged, cell);
+  }
+  return merged;
+}
+
+/**
+ * Turns one decoded JSON value into items; returns a reason when its shape is not one replay reads (the caller
+ * then drops the items: a file of an unknown shape is rejected whole, rather than replayed in part).
+ */
+export function itemsOf(value: unknown, line: number | null, out: Item[]): string | null {
   if (Array.isArray(value)) {
     for (const [i, v] of value.entries()) {
       if (Array.isArray(v)) return `item ${i}: ${UNRECOGNISED}`;
-      const why = entriesOf(v, line, out);
+      const why = itemsOf(v, line, out);
       if (why) return `item ${i}: ${why}`;
     }
     return null;
@@ -186,101 +235,65 @@ function entriesOf(value: unknown, line: number | null, out: Entry[]): string | 
   if (Array.isArray(value.Records)) {
     for (const [i, r] of value.Records.entries()) {
       if (!isObject(r)) return `Records[${i}] is not a JSON object`;
-      out.push({ envelope: 'record', value: r, line });
+      out.push({ kind: 'entry', entry: { envelope: 'record', value: r, line } });
     }
     return null;
   }
+  // `aws cloudtrail lookup-events` output.
+  if (Array.isArray(value.Events)) {
+    for (const [i, e] of value.Events.entries()) {
+      if (!isObject(e) || e.CloudTrailEvent === undefined) return `Events[${i}] has no CloudTrailEvent`;
+      const why = pushHeld(e.CloudTrailEvent, line, out);
+      if (why) return `Events[${i}]: ${why}`;
+    }
+    return null;
+  }
+  // CloudTrail Lake `get-query-results` output.
+  if (Array.isArray(value.QueryResultRows)) {
+    for (const [i, r] of value.QueryResultRows.entries()) {
+      const row = lakeRow(r);
+      const held = row === null ? undefined : field(row, 'eventJson');
+      if (row === null || held === undefined) {
+        return `QueryResultRows[${i}] has no eventJson column (query with SELECT eventJson)`;
+      }
+      const why = pushHeld(held, line, out);
+      if (why) return `QueryResultRows[${i}]: ${why}`;
+    }
+    return null;
+  }
+  // One Lake result row or one LookupEvents event (e.g. a line of JSON Lines).
+  const held = heldRecord(value);
+  if (held !== undefined) return pushHeld(held, line, out);
   if (typeof value['detail-type'] === 'string' || (isObject(value.detail) && 'source' in value)) {
-    out.push({ envelope: 'eventbridge', value, line });
+    out.push({ kind: 'entry', entry: { envelope: 'eventbridge', value, line } });
     return null;
   }
   if (typeof value.eventName === 'string' || typeof value.eventSource === 'string') {
-    out.push({ envelope: 'record', value, line });
+    out.push({ kind: 'entry', entry: { envelope: 'record', value, line } });
     return null;
   }
   return UNRECOGNISED;
 }
 
-function decodeLines(file: InputFile, text: string): DecodedFile {
-  const entries: Entry[] = [];
-  const problems: InputProblem[] = [];
-  let start = 0;
-  let line = 0;
-  while (start <= text.length) {
-    let end = text.indexOf('\n', start);
-    if (end < 0) end = text.length;
-    line += 1;
-    const raw = text.slice(start, end).trim();
-    start = end + 1;
-    if (raw.length === 0) continue;
-    let value: unknown;
-    try {
-      value = JSON.parse(raw);
-    } catch (err) {
-      problems.push({ path: file.display, line, reason: describeJsonError(err, raw) });
-      continue;
-    }
-    const why = entriesOf(value, line, entries);
-    if (why) problems.push({ path: file.display, line, reason: why });
-  }
-  return { file, entries, problems };
-}
-
-/** True when the first non-blank line is a JSON object on its own (newline-delimited JSON). */
-function looksLineDelimited(text: string): boolean {
-  const trimmed = text.trimStart();
-  const nl = trimmed.indexOf('\n');
-  if (nl < 0 || trimmed.slice(nl + 1).trim().length === 0) return false;
+/** Reads a file whole, gunzipped when it is gzip; the error says which step failed. */
+export async function load(file: InputFile): Promise<{ text: string } | { error: string }> {
+  let buf: Buffer;
   try {
-    return isObject(JSON.parse(trimmed.slice(0, nl)));
-  } catch {
-    return false;
-  }
-}
-
-function decode(loaded: Loaded): DecodedFile {
-  const { file } = loaded;
-  if ('error' in loaded)
-    return { file, entries: [], problems: [{ path: file.display, line: null, reason: loaded.error }] };
-  const { text } = loaded;
-  if (isLineDelimited(file.display)) return decodeLines(file, text);
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
+    buf = await readFile(file.absolute);
   } catch (err) {
-    // `.json` files holding one event per line are common (e.g. saved EventBridge events).
-    if (looksLineDelimited(text)) return decodeLines(file, text);
-    return {
-      file,
-      entries: [],
-      problems: [{ path: file.display, line: null, reason: describeJsonError(err, text) }],
-    };
+    return { error: `cannot read: ${reasonOf(err)}` };
   }
-  const entries: Entry[] = [];
-  const why = entriesOf(value, null, entries);
-  // A file of an unknown shape is rejected whole, rather than replayed in part.
-  if (why) return { file, entries: [], problems: [{ path: file.display, line: null, reason: why }] };
-  return { file, entries, problems: [] };
-}
-
-/**
- * Yields each file decoded, in the order given. Reading and decompression of the next few files overlap the
- * decoding of the current one; a file that cannot be read, decompressed or parsed yields its problem and no
- * entries, and the others are still read.
- */
-export async function* decodeFiles(files: readonly InputFile[]): AsyncGenerator<DecodedFile> {
-  const pending: Promise<Loaded>[] = [];
-  let next = 0;
-  const fill = () => {
-    while (pending.length < READ_AHEAD && next < files.length) {
-      const f = files[next++];
-      if (f) pending.push(load(f));
+  const gzipped = buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
+  if (gzipped) {
+    try {
+      buf = await gunzipAsync(buf);
+    } catch (err) {
+      return { error: `cannot decompress (gzip): ${reasonOf(err)}` };
     }
-  };
-  fill();
-  for (let p = pending.shift(); p; p = pending.shift()) {
-    const loaded = await p;
-    fill();
-    yield decode(loaded);
+  } else if (file.display.toLowerCase().endsWith('.gz')) {
+    return { error: 'cannot decompress (gzip): not in gzip format' };
   }
+  let text = buf.toString('utf8');
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  return { text };
 }

@@ -17,9 +17,13 @@ import { type Enforcer, type Notifier, processKeyEvent } from '../domain/pipelin
 import { ReplayDirectory } from '../domain/replay-directory';
 import type { Decision } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+import { defaultJobs, scanFiles } from './archive-pool';
+import type { ScanFilter } from './archive-scan';
+import { inWindow, OPEN_WINDOW, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
 import { type DecisionRow, decisionJson, decisionTable, type ReplayTotals, summaryText } from './format';
-import { decodeFiles, discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
+import { discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { startProgress } from './replay-progress';
 import { lockStore } from './store-lock';
 
 /**
@@ -35,6 +39,14 @@ export interface ReplayOptions {
   store?: string;
   /** One decision JSON per line on stdout, everything else on stderr. */
   json?: boolean;
+  /** Only records with eventTime at or after this (YYYY-MM-DD or ISO with a zone). */
+  since?: string;
+  /** Only records with eventTime before this (exclusive). */
+  until?: string;
+  /** Files scanned in parallel (worker threads); 1 scans in-process. Default: the available cores. */
+  jobs?: number | string;
+  /** No progress bar and no totals: only decisions (stdout) and problems (stderr). */
+  quiet?: boolean;
 }
 
 export const DEFAULT_STORE_DIR = '.keyguard';
@@ -46,6 +58,25 @@ const RELEVANT_EVENTS: ReadonlySet<string> = new Set<string>([
   ...USER_LIFECYCLE_EVENTS,
 ]);
 const IAM_SOURCE = 'iam.amazonaws.com';
+/** What a record must mention to be parsed at all (see archive-scan.ts). */
+export const REPLAY_FILTER: ScanFilter = { source: IAM_SOURCE, eventNames: [...RELEVANT_EVENTS] };
+/** More workers than this only adds start-up time and memory. */
+const MAX_JOBS = 64;
+
+/** A bad --jobs value. */
+export class ReplayUsageError extends Error {}
+
+/** `--jobs`: a whole number from 1 to MAX_JOBS; absent means one per available core. */
+export function parseJobs(value: number | string | undefined): number {
+  if (value === undefined) return Math.min(MAX_JOBS, defaultJobs());
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > MAX_JOBS) {
+    throw new ReplayUsageError(
+      `--jobs: ${JSON.stringify(String(value))} is not a whole number from 1 to ${MAX_JOBS}`,
+    );
+  }
+  return n;
+}
 
 /** Replay never touches IAM: a deactivation is planned, and the decision says so (`applied: false`). */
 export class PlannedEnforcer implements Enforcer {
@@ -95,19 +126,27 @@ interface Collected {
   events: SourcedEvent[];
   totals: Pick<
     ReplayTotals,
-    'filesRead' | 'filesWithErrors' | 'eventsRead' | 'relevant' | 'rejected' | 'ignored'
+    'filesRead' | 'filesWithErrors' | 'filesSkipped' | 'eventsRead' | 'relevant' | 'rejected' | 'ignored'
   >;
   problems: number;
 }
 
+interface CollectOptions {
+  window: ReplayWindow;
+  jobs: number;
+  quiet: boolean;
+}
+
 /**
- * Reads every input and keeps the relevant records as normalised events. Irrelevant records are counted from
- * their eventSource/eventName alone, without zod validation: in a real archive Bedrock key events are rare.
+ * Reads every input and keeps the relevant records as normalised events: only these (small, rare) are held
+ * for the time-ordered pass; files are streamed one by one (several at once with workers). Records that cannot
+ * matter are counted from their raw text without being parsed (archive-scan.ts); candidates are validated here.
  */
-async function collect(paths: readonly string[], io: CliIO): Promise<Collected> {
+async function collect(paths: readonly string[], io: CliIO, options: CollectOptions): Promise<Collected> {
   const totals: Collected['totals'] = {
     filesRead: 0,
     filesWithErrors: 0,
+    filesSkipped: 0,
     eventsRead: 0,
     relevant: 0,
     rejected: 0,
@@ -119,40 +158,56 @@ async function collect(paths: readonly string[], io: CliIO): Promise<Collected> 
     problem(io, where(p), p.reason);
   };
 
-  const { files, problems: missing } = await discoverInputs(paths, io.cwd);
+  const { files, problems: missing, skippedByDate } = await discoverInputs(paths, io.cwd, options.window);
   for (const p of missing) report(p);
   totals.filesWithErrors += missing.length;
+  totals.filesSkipped = skippedByDate;
 
+  const progress = startProgress(io.stderr, {
+    quiet: options.quiet,
+    totalBytes: files.reduce((a, f) => a + f.bytes, 0),
+    totalFiles: files.length,
+  });
   const events: SourcedEvent[] = [];
   const seenEventIds = new Set<string>();
   let seq = 0;
-  for await (const decoded of decodeFiles(files)) {
-    totals.filesRead += 1;
-    if (decoded.problems.length > 0) totals.filesWithErrors += 1;
-    for (const p of decoded.problems) report(p);
-    for (const entry of decoded.entries) {
-      totals.eventsRead += 1;
-      const one = classifyEntry(entry);
-      if (one.kind === 'ignored') {
-        bump(totals.ignored, one.reason);
-        continue;
-      }
-      if (one.kind === 'invalid') {
+  try {
+    for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, options.jobs)) {
+      progress.fileDone(file.bytes);
+      totals.filesRead += 1;
+      if (scan.problems.length > 0) totals.filesWithErrors += 1;
+      for (const p of scan.problems) report(p);
+      totals.eventsRead += scan.records;
+      for (const [reason, n] of Object.entries(scan.skipped)) if (n > 0) bump(totals.ignored, reason, n);
+      for (const entry of scan.entries) {
+        const one = classifyEntry(entry);
+        if (one.kind === 'ignored') {
+          bump(totals.ignored, one.reason);
+          continue;
+        }
+        if (one.kind === 'invalid') {
+          totals.relevant += 1;
+          totals.rejected += 1;
+          report({ path: file.display, line: entry.line, reason: one.reason });
+          continue;
+        }
+        if (!inWindow(options.window, one.event.meta.eventTime)) {
+          bump(totals.ignored, 'outside-window');
+          continue;
+        }
         totals.relevant += 1;
-        totals.rejected += 1;
-        report({ path: decoded.file.display, line: entry.line, reason: one.reason });
-        continue;
+        // CloudTrail may deliver a record twice, and the same event can arrive both in a log file and as an
+        // EventBridge event: replay each eventID once.
+        if (seenEventIds.has(one.event.meta.eventId)) {
+          bump(totals.ignored, 'duplicate-record');
+          continue;
+        }
+        seenEventIds.add(one.event.meta.eventId);
+        events.push({ event: one.event, seq: seq++ });
       }
-      totals.relevant += 1;
-      // CloudTrail may deliver a record twice, and the same event can arrive both in a log file and as an
-      // EventBridge event: replay each eventID once.
-      if (seenEventIds.has(one.event.meta.eventId)) {
-        bump(totals.ignored, 'duplicate-record');
-        continue;
-      }
-      seenEventIds.add(one.event.meta.eventId);
-      events.push({ event: one.event, seq: seq++ });
     }
+  } finally {
+    progress.stop();
   }
   return { events, totals, problems };
 }
@@ -224,6 +279,18 @@ export async function runReplay(
     throw err;
   }
   const version = policyVersion(config);
+  let window: ReplayWindow = OPEN_WINDOW;
+  let jobs: number;
+  try {
+    window = parseWindow(options.since, options.until);
+    jobs = parseJobs(options.jobs);
+  } catch (err) {
+    if (err instanceof ReplayWindowError || err instanceof ReplayUsageError) {
+      io.stderr.write(`keyguard: ${err.message}\n`);
+      return EXIT_INPUT;
+    }
+    throw err;
+  }
 
   const storeArg = options.store ?? DEFAULT_STORE_DIR;
   const storeDir = resolve(io.cwd, storeArg);
@@ -245,7 +312,7 @@ export async function runReplay(
 
   try {
     await ensureTables(store.client, auditTableDefinitions(REPLAY_TABLES));
-    const collected = await collect(paths, io);
+    const collected = await collect(paths, io, { window, jobs, quiet: options.quiet === true });
 
     // State is rebuilt in order: by eventTime across all files, input order for ties (sort is stable).
     const ordered = collected.events.sort((a, b) =>
@@ -304,11 +371,11 @@ export async function runReplay(
     };
     const summary = summaryText(totals);
     if (options.json) {
-      io.stderr.write(`${summary}\n`);
+      if (!options.quiet) io.stderr.write(`${summary}\n`);
     } else {
       if (rows.length > 0) io.stdout.write(`${decisionTable(rows)}\n\n`);
       else io.stdout.write('No decisions: the inputs hold no events about Bedrock API keys.\n\n');
-      io.stdout.write(`${summary}\n`);
+      if (!options.quiet) io.stdout.write(`${summary}\n`);
     }
     return collected.problems > 0 ? EXIT_INPUT : EXIT_OK;
   } catch (err) {
