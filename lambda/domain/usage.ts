@@ -52,6 +52,14 @@ function flag(v: unknown): boolean | null {
   return null;
 }
 
+/** Caller-controlled text is stored and shown: bounded, with anything key-shaped redacted. */
+const CALLER_TEXT_MAX = 512;
+
+function callerText(v: unknown): string | null {
+  const s = str(v);
+  return s === null ? null : redactSecrets(s).slice(0, CALLER_TEXT_MAX);
+}
+
 /** ABSK (the documented mantle value: the long-term key's prefix) is LONG_TERM. */
 export function tokenTypeOf(value: string): KeyType | null {
   const v = value.trim().toUpperCase();
@@ -116,8 +124,8 @@ export function describeUsage(
       },
       // Runtime APIs name the model `modelId`; the OpenAI-compatible mantle API names it `model`.
       modelId: str(req.modelId) ?? str(req.model),
-      sourceIp: str(record.sourceIPAddress),
-      userAgent: str(record.userAgent),
+      sourceIp: callerText(record.sourceIPAddress),
+      userAgent: callerText(record.userAgent),
       errorCode: str(record.errorCode),
     },
     ignored: null,
@@ -275,17 +283,14 @@ export function utcDay(iso: string): string {
   return iso.slice(0, 10);
 }
 
-/** User agents are free text set by the caller: bounded, and any key-shaped text in them redacted. */
+/** User agents are free text set by the caller (already redacted when read): shortened for a notice. */
 const USER_AGENT_MAX = 200;
 
-/**
- * Why a key the pipeline deactivated is in the news: who still holds it, where from. Region, source IP and user
- * agent are not secrets (the user agent is still redacted and bounded: it is caller-controlled text).
- */
+/** Why a key the pipeline deactivated is in the news: who still holds it, where from (none of it is secret). */
 export function deactivatedUseReason(u: SubjectUsage): string {
   const a = u.aggregate;
   const l = u.latest;
-  const ua = l.userAgent ? redactSecrets(l.userAgent).slice(0, USER_AGENT_MAX) : 'unknown';
+  const ua = l.userAgent ? l.userAgent.slice(0, USER_AGENT_MAX) : 'unknown';
   const outcome = a.failedCalls === a.calls ? 'all failed' : `${a.calls - a.failedCalls} succeeded`;
   return (
     `a key keyguard deactivated is still being used: ${a.calls} call(s) on ${utcDay(a.lastAttemptAt)} (${outcome}); ` +

@@ -368,12 +368,31 @@ describe('aggregateUses', () => {
   });
 });
 
-describe('deactivatedUseReason', () => {
-  it('names the latest attempt’s region, source IP and user agent, and redacts key-shaped text in the user agent', () => {
+describe('caller-controlled text', () => {
+  it('redacts anything key-shaped in the user agent and source IP, and bounds their length', () => {
     // Prepare
     const planted = `ABSK${'Q'.repeat(120)}`;
+    const r = record('bedrock-invoke-model-bearer-token.json', (x) => {
+      x.userAgent = `curl/8.5 Authorization: Bearer ${planted} ${'x'.repeat(2000)}`;
+      x.sourceIPAddress = planted;
+    });
+
+    // Act
+    const u = classifyUsage(r);
+
+    // Assess
+    expect(u?.userAgent).toContain('curl/8.5');
+    expect(u?.userAgent).toContain('ABSK…QQQQ');
+    expect(u?.userAgent?.length).toBeLessThanOrEqual(512);
+    expect(JSON.stringify(u)).not.toContain(planted.slice(4, 40));
+  });
+});
+
+describe('deactivatedUseReason', () => {
+  it('names the latest attempt’s region, source IP and user agent', () => {
+    // Prepare
     const [u] = aggregateUses(
-      [use({ errorCode: 'AccessDenied', userAgent: `curl/8.5 ${planted}`, sourceIp: '198.51.100.9' })],
+      [use({ errorCode: 'AccessDenied', userAgent: 'curl/8.5', sourceIp: '198.51.100.9' })],
       () => ({ keyType: 'LONG_TERM', subject: { kind: 'key', keyId: 'ACCA1', userName: 'svc-chatbot' } }),
     );
 
@@ -385,6 +404,5 @@ describe('deactivatedUseReason', () => {
     expect(reason).toContain('198.51.100.9');
     expect(reason).toContain('curl/8.5');
     expect(reason).toContain('all failed');
-    expect(reason).not.toContain(planted.slice(4, 40));
   });
 });
