@@ -43,7 +43,9 @@ import { redactSecrets } from '../shared/redact';
  *   works again (REACTIVATED_WITHOUT_APPROVAL, from IAM's live state).
  * Records that are not bearer-token calls of the governed account are counted and skipped. A message that is not
  * an event is logged by messageId and skipped: it can never succeed, and throwing would block the batch forever.
- * Store, IAM and SNS failures are thrown, so the batch is retried and finally goes to the queue's DLQ.
+ * Store, IAM and SNS failures are thrown, so the batch is retried and finally goes to the queue's DLQ. A retried
+ * batch is counted again (call counts are at-least-once); last-used times and decisions are not affected (times
+ * only move forward, decision ids are deterministic).
  * CloudTrail never logs the key itself; nothing here logs a message body.
  */
 
@@ -207,6 +209,8 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
           ]);
         } else {
           // Still Inactive and still tried: one decision (and notice) per key per UTC day, whatever the batches.
+          // The id sorts at the start of the day: on a day the key already had a later decision, a retry after a
+          // failed publish counts this one as complete (pipeline's lastDecisionId rule), so that notice can be lost.
           const day = utcDay(s.aggregate.lastAttemptAt);
           steps.push([
             {
