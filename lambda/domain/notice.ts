@@ -61,6 +61,14 @@ function remedy(v: Violation, d: Decision, config: Config): string {
         `and delete key ${d.keyId} once the replacement is live (aws iam delete-service-specific-credential --user-name ${u} --service-specific-credential-id ${d.keyId}). ` +
         'Remove the key from the log source and stop whatever printed it.'
       );
+    case 'UNUSED':
+      // Deleting is the fix (an idle key is standing access only an attacker still wants); a yearly job's key
+      // is legitimate, and an approval covering UNUSED keeps it without the notices.
+      return (
+        `If nothing uses key ${d.keyId} any more, delete it (aws iam delete-service-specific-credential ` +
+        `--user-name ${u} --service-specific-credential-id ${d.keyId}); if it is needed only rarely, ` +
+        `get an approval (keyguard approve --key ${d.keyId} --covers UNUSED ...).`
+      );
     case 'REACTIVATED_WITHOUT_APPROVAL':
       return `Get an approval first (keyguard approve --key ${d.keyId} ...), or replace the key with a compliant one.`;
     default:

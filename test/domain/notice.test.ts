@@ -279,3 +279,32 @@ describe('buildNotice: policy without long-term keys, and inactive keys', () => 
     expect(notice.subject).not.toContain('compliant');
   });
 });
+
+describe('buildNotice: UNUSED', () => {
+  it('tells the owner to delete an unused key, or to get an approval when it is needed only rarely', () => {
+    // Prepare: created 200 days ago, never used since tracking started 100 days ago; 90 idle days allowed
+    const config = parseConfig({ maxIdleDays: 90, usage: { regions: ['us-east-1'] } });
+    const k = key({ createdAt: new Date(NOW.getTime() - 200 * DAY).toISOString() });
+    const decision = evaluate(k, {
+      config,
+      policyVersion: policyVersion(config),
+      now: NOW,
+      trigger: { kind: 'sweep', eventId: 'sweep-1' },
+      decisionId: 'd-notice-unused',
+      usage: { lastUsedAt: null, trackingSince: new Date(NOW.getTime() - 100 * DAY).toISOString() },
+    });
+    expect(decision.violations.map((v) => v.code)).toContain('UNUSED');
+
+    // Act
+    const notice = buildNotice(decision, config);
+
+    // Assess
+    const fix = notice.body.split('\n').find((l) => l.startsWith('  Fix: If nothing uses key'));
+    expect(fix).toBe(
+      `  Fix: If nothing uses key ${k.keyId} any more, delete it (aws iam delete-service-specific-credential ` +
+        `--user-name ${k.userName} --service-specific-credential-id ${k.keyId}); if it is needed only rarely, ` +
+        `get an approval (keyguard approve --key ${k.keyId} --covers UNUSED ...).`,
+    );
+    expect(notice.body).not.toContain('See the decision record for details.');
+  });
+});
