@@ -27,6 +27,7 @@ table.counts td,table.counts th{padding:1px 8px;text-align:left}
 #inventory th[aria-sort=ascending] button::after{content:" \\25B2"}
 #inventory th[aria-sort=descending] button::after{content:" \\25BC"}
 .num{text-align:right}
+.nowrap{white-space:nowrap}
 .bad{color:#a40e26}
 `;
 
@@ -99,7 +100,11 @@ const COLUMNS: Column[] = [
   { label: 'Key ID', type: 'text', cell: (k) => ({ text: k.keyId }) },
   { label: 'Owner', type: 'text', cell: (k) => ({ text: k.owner ?? '', sort: k.owner ?? '' }) },
   { label: 'Status', type: 'text', cell: (k) => ({ text: k.status }) },
-  { label: 'Created', type: 'date', cell: (k) => ({ text: day(k.createdAt), sort: k.createdAt ?? '' }) },
+  {
+    label: 'Created',
+    type: 'date',
+    cell: (k) => ({ text: day(k.createdAt), sort: k.createdAt ?? '', className: 'nowrap' }),
+  },
   {
     label: 'Expires',
     type: 'date',
@@ -107,7 +112,7 @@ const COLUMNS: Column[] = [
     cell: (k) =>
       k.neverExpires
         ? { text: 'never', sort: '9999-12-31T23:59:59.999Z', className: 'bad' }
-        : { text: day(k.expiresAt), sort: k.expiresAt ?? '' },
+        : { text: day(k.expiresAt), sort: k.expiresAt ?? '', className: 'nowrap' },
   },
   {
     label: 'Lifetime (days)',
@@ -137,6 +142,7 @@ const COLUMNS: Column[] = [
     cell: (k) => ({
       text: (k.lastDecisionAt ?? '').replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
       sort: k.lastDecisionAt ?? '',
+      className: 'nowrap',
     }),
   },
 ];

@@ -78,7 +78,7 @@ export function stackedDayChart(c: ChartText, days: readonly DayBar[]): string {
   const left = 40;
   const plotHeight = 180;
   const top = 30;
-  const step = days.length > 60 ? 4 : days.length > 20 ? 12 : 28;
+  const step = days.length > 60 ? 4 : days.length > 20 ? 12 : 40;
   const width = Math.max(480, left + days.length * step + 20);
   const height = top + plotHeight + 40;
   const max = Math.max(1, ...days.map((d) => d.total));

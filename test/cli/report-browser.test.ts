@@ -1,0 +1,291 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { type Browser, chromium, type Page } from 'playwright-core';
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import type { CliIO } from '../../lambda/cli/io';
+import { runReplay } from '../../lambda/cli/replay';
+import { runReport } from '../../lambda/cli/report';
+import type { Decision } from '../../lambda/domain/types';
+import { startTestDynamo, TABLES } from '../support/dynamo';
+import { ACCOUNT, captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
+
+/**
+ * The report as a browser shows it: Debian's Chromium, headless, through playwright-core. One launch for the
+ * file. Chromium is a system package (test/support/ensure-chromium.sh installs it for `npm test`): when it is
+ * missing this test fails, it never skips.
+ */
+
+const CHROMIUM = process.env.KEYGUARD_CHROMIUM || '/usr/bin/chromium';
+const NOW = new Date('2026-11-23T12:00:00.000Z');
+const EVIL = '<img src=x onerror=alert(1)>';
+
+interface Rendered {
+  url: string;
+  page: Page;
+  requests: string[];
+  consoleErrors: string[];
+  dialogs: string[];
+}
+
+let browser: Browser;
+let replayed: Decision[];
+let main: Rendered;
+let evilFile: string;
+
+/** One page for the file (a new page costs seconds on a busy machine); each render records its own events. */
+let page: Page;
+let current: Omit<Rendered, 'page'> | null = null;
+
+async function render(file: string): Promise<Rendered> {
+  const r = { url: pathToFileURL(file).href, requests: [], consoleErrors: [], dialogs: [] };
+  current = r;
+  await page.goto(r.url, { waitUntil: 'load' });
+  return { ...r, page };
+}
+
+function listen(p: Page): void {
+  p.on('request', (req) => current?.requests.push(req.url()));
+  p.on('console', (m) => {
+    if (m.type() === 'error') current?.consoleErrors.push(m.text());
+  });
+  p.on('pageerror', (e) => current?.consoleErrors.push(e.message));
+  p.on('dialog', (d) => {
+    current?.dialogs.push(d.message());
+    void d.dismiss();
+  });
+}
+
+async function writeReport(
+  file: string,
+  opts: Parameters<typeof runReport>[0],
+  deps: Parameters<typeof runReport>[2],
+) {
+  const out = captureIO(REPO);
+  const code = await runReport({ ...opts, html: file }, out.io as CliIO, deps);
+  if (code !== 0) throw new Error(`report failed: ${out.stderr()}`);
+}
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(
+      `${CHROMIUM} not found: the HTML report test renders the report in Chromium. Install it ` +
+        '(sudo apt-get install -y chromium) or set KEYGUARD_CHROMIUM to a Chromium binary.',
+    );
+  }
+  const dir = tempDir();
+  const store = join(dir, 'store');
+  const replay = captureIO(REPO);
+  expect(await runReplay(['examples/cloudtrail'], { json: true, store }, replay.io)).toBe(0);
+  replayed = jsonLines(replay.stdout());
+  const noAws = {
+    doc: () => {
+      throw new Error('no AWS in this test');
+    },
+    env: {},
+    now: () => NOW,
+  };
+  await writeReport(join(dir, 'report.html'), { store }, noAws);
+
+  // A second report, from tables holding a key whose user and owner are HTML.
+  const db = await startTestDynamo();
+  try {
+    const log = new DynamoAuditLog(db.doc, TABLES);
+    const base = replayed[0] as Decision;
+    await log.recordDecision({ ...base, userName: EVIL, owner: { value: `"><b>owner</b>`, source: 'tag' } });
+    await log.putKnownKey({
+      accountId: ACCOUNT,
+      keyId: base.keyId,
+      userName: EVIL,
+      status: 'Active',
+      createdAt: base.createdAt,
+      expiresAt: base.expiresAt,
+      creator: null,
+      owner: `"><b>owner</b>`,
+      lastDecisionId: base.decisionId,
+      lastDecisionAt: base.decidedAt,
+    });
+    await writeReport(
+      join(dir, 'evil.html'),
+      { table: TABLES.decisionsTable, keysTable: TABLES.keysTable },
+      { ...noAws, doc: () => db.doc },
+    );
+  } finally {
+    await db.close();
+  }
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  page = await browser.newPage();
+  listen(page);
+  main = await render(join(dir, 'report.html'));
+  evilFile = join(dir, 'evil.html');
+});
+
+afterAll(async () => {
+  await browser?.close();
+  removeTempDirs();
+});
+
+/** Each key's latest decision in the replay output: what the report's charts must show. */
+function latestPerKey(): Decision[] {
+  const latest = new Map<string, Decision>();
+  for (const d of [...replayed].sort((a, b) => a.decidedAt.localeCompare(b.decidedAt)))
+    latest.set(d.keyId, d);
+  return [...latest.values()];
+}
+
+async function barValues(page: Page, figure: string): Promise<Array<[string, number]>> {
+  return page.$$eval(`#${figure} svg g.bar`, (gs) =>
+    gs.map(
+      (g) => [g.getAttribute('data-label') ?? '', Number(g.getAttribute('data-value'))] as [string, number],
+    ),
+  );
+}
+
+/** The data-sort values of one inventory column, in the order the page shows the rows. */
+async function columnCells(page: Page, label: string): Promise<string[]> {
+  const heads = await page.$$eval('#inventory thead th', (ths) =>
+    ths.map((t) => (t.textContent ?? '').trim()),
+  );
+  const i = heads.findIndex((h) => h.startsWith(label));
+  expect(i).toBeGreaterThanOrEqual(0);
+  return page.$$eval(
+    '#inventory tbody tr',
+    (rs, col) => rs.map((r) => r.children[col]?.getAttribute('data-sort') ?? ''),
+    i,
+  );
+}
+
+describe('the HTML report in headless Chromium', () => {
+  it('loads nothing but its own file, and logs no error', () => {
+    // Assess
+    expect(main.requests).toEqual([main.url]);
+    expect(main.consoleErrors).toEqual([]);
+  });
+
+  it('shows every chart, each with a title, a description and a caption', async () => {
+    // Act
+    const figures = await main.page.$$eval('figure', (fs) =>
+      fs.map((f) => ({
+        id: f.id,
+        svgTitle: f.querySelector('svg > title')?.textContent ?? '',
+        svgDesc: f.querySelector('svg > desc')?.textContent ?? '',
+        caption: f.querySelector('figcaption')?.textContent ?? '',
+      })),
+    );
+
+    // Assess
+    expect(figures.map((f) => f.id)).toEqual([
+      'chart-lifetime',
+      'chart-expiry',
+      'chart-owners',
+      'chart-violations',
+      'chart-decisions',
+    ]);
+    for (const f of figures) {
+      await expect(main.page.locator(`#${f.id} svg`).isVisible()).resolves.toBe(true);
+      expect(f.svgTitle.length).toBeGreaterThan(0);
+      expect(f.svgDesc.length).toBeGreaterThan(0);
+      expect(f.caption.length).toBeGreaterThan(0);
+    }
+    expect(await main.page.title()).toContain('Bedrock API keys report');
+  });
+
+  it('draws bars that add up to the keys and decisions on record', async () => {
+    // Prepare
+    const live = latestPerKey().filter((d) => d.status !== 'Deleted');
+    const owners = new Set(live.map((d) => d.owner.value ?? '(no owner)'));
+    const codes = new Set(live.flatMap((d) => d.violations.map((v) => v.code)));
+    const days = new Set(replayed.map((d) => d.decidedAt.slice(0, 10)));
+
+    // Act
+    const lifetime = await barValues(main.page, 'chart-lifetime');
+    const expiry = await barValues(main.page, 'chart-expiry');
+    const owner = await barValues(main.page, 'chart-owners');
+    const violations = await barValues(main.page, 'chart-violations');
+    const dayTotals = await main.page.$$eval('#chart-decisions g.day', (gs) =>
+      gs.map((g) => Number(g.getAttribute('data-total'))),
+    );
+    const segments = await main.page.$$eval('#chart-decisions rect.seg', (rs) =>
+      rs.map(
+        (r) => [r.getAttribute('data-action'), Number(r.getAttribute('data-value'))] as [string, number],
+      ),
+    );
+
+    // Assess
+    const sum = (xs: Array<[string, number]>) => xs.reduce((a, [, n]) => a + n, 0);
+    expect(lifetime).toHaveLength(6);
+    expect(sum(lifetime)).toBe(live.length);
+    expect(Object.fromEntries(lifetime).never).toBe(live.filter((d) => d.neverExpires).length);
+    expect(expiry).toHaveLength(14);
+    expect(sum(expiry)).toBe(live.filter((d) => !d.neverExpires).length);
+    expect(owner.map(([l]) => l).sort()).toEqual([...owners].sort());
+    expect(sum(owner)).toBe(live.length);
+    expect(violations.map(([l]) => l).sort()).toEqual([...codes].sort());
+    expect(dayTotals).toHaveLength(days.size);
+    expect(dayTotals.reduce((a, b) => a + b, 0)).toBe(replayed.length);
+    for (const action of ['ALLOW', 'NOTIFY', 'DEACTIVATE']) {
+      const fromChart = segments.filter(([a]) => a === action).reduce((a, [, n]) => a + n, 0);
+      expect(fromChart).toBe(replayed.filter((d) => d.action === action).length);
+    }
+  });
+
+  it('lists one row per key, sorted by Expires on a click (ascending, then descending)', async () => {
+    // Prepare
+    const keys = new Set(replayed.map((d) => d.keyId));
+    const rows = await main.page.locator('#inventory tbody tr').count();
+    const expiresHeader = main.page.locator('#inventory th', { hasText: 'Expires' });
+    const before = await columnCells(main.page, 'Expires');
+
+    // Act
+    await expiresHeader.locator('button').click();
+    const ascending = await columnCells(main.page, 'Expires');
+    const ariaAsc = await expiresHeader.getAttribute('aria-sort');
+    await expiresHeader.locator('button').click();
+    const descending = await columnCells(main.page, 'Expires');
+    const ariaDesc = await expiresHeader.getAttribute('aria-sort');
+
+    // Assess
+    expect(rows).toBe(keys.size);
+    expect(ascending).toEqual([...before].sort());
+    expect(ascending).not.toEqual(before);
+    expect(ariaAsc).toBe('ascending');
+    expect(descending).toEqual([...before].sort().reverse());
+    expect(ariaDesc).toBe('descending');
+    expect(ascending[ascending.length - 1]).toBe('9999-12-31T23:59:59.999Z');
+  });
+
+  // Last: it navigates the page to the second report.
+  it('shows a user named like an HTML tag as text: no element is created and no script runs', async () => {
+    // Act
+    const evil = await render(evilFile);
+    const users = await evil.page.$$eval('#inventory tbody tr', (rs) =>
+      rs.map((r) => r.cells[1]?.textContent),
+    );
+    const owners = await evil.page.$$eval('#inventory tbody tr', (rs) =>
+      rs.map((r) => r.cells[3]?.textContent),
+    );
+    const images = await evil.page.locator('img').count();
+    const bold = await evil.page.locator('b').count();
+
+    // Assess
+    expect(users).toEqual([EVIL]);
+    expect(owners).toEqual([`"><b>owner</b>`]);
+    expect(images).toBe(0);
+    expect(bold).toBe(0);
+    expect(evil.dialogs).toEqual([]);
+    expect(evil.requests).toEqual([evil.url]);
+    expect(evil.consoleErrors).toEqual([]);
+  });
+});
