@@ -81,6 +81,8 @@ export interface AuditSource {
   hasKeysTable: boolean;
   /** For messages: `store .keyguard` or `table <name>`. */
   label: string;
+  /** What to say when DynamoDB has no such table. */
+  notFound: string;
   close(): Promise<void>;
 }
 
@@ -114,14 +116,14 @@ export async function openAuditSource(
       log: new DynamoAuditLog(deps.doc(), { decisionsTable: table, keysTable: keysTable ?? '' }),
       hasKeysTable: keysTable !== undefined,
       label: `table ${table}`,
+      notFound: `table ${table} or ${keysTable ?? 'its keys table'} not found`,
       close: async () => {},
     };
   }
   const storeArg = store ?? DEFAULT_STORE_DIR;
   const dir = resolve(io.cwd, storeArg);
-  const missing = new AuditUsageError(
-    `no audit store at ${storeArg}: run keyguard replay first, or use --table`,
-  );
+  const noStore = `no audit store at ${storeArg}: run keyguard replay first, or use --table`;
+  const missing = new AuditUsageError(noStore);
   // dynalite would create an empty database anywhere: a store is a directory LevelDB has written.
   if (!existsSync(dir) || !statSync(dir).isDirectory() || !existsSync(join(dir, 'CURRENT'))) throw missing;
   let unlock: () => void;
@@ -141,6 +143,7 @@ export async function openAuditSource(
     log: new DynamoAuditLog(db.doc, REPLAY_TABLES),
     hasKeysTable: true,
     label: `store ${storeArg}`,
+    notFound: noStore,
     close: async () => {
       try {
         await db.close();
@@ -360,7 +363,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
       return EXIT_INPUT;
     }
     if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
-      problem(io, 'audit', `${source?.label ?? 'table'} not found (${messageOf(err)})`);
+      problem(io, 'audit', source?.notFound ?? messageOf(err));
       return EXIT_INPUT;
     }
     const aws = awsFailure(err);

@@ -90,7 +90,7 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
       return EXIT_INPUT;
     }
     if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
-      problem(io, 'report', `${source?.label ?? 'table'} not found (${messageOf(err)})`);
+      problem(io, 'report', source?.notFound ?? messageOf(err));
       return EXIT_INPUT;
     }
     const aws = awsFailure(err);

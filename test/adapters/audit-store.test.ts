@@ -1,4 +1,7 @@
-import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { BY_OWNER_INDEX, DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { Decision } from '../../lambda/domain/types';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
@@ -299,5 +302,63 @@ describe('DynamoAuditLog.findDecisions: the reads of keyguard audit and report',
     // Assess
     expect(accounts).toEqual([OTHER_ACCOUNT, ACCOUNT].sort());
     expect(none).toEqual([]);
+  });
+});
+
+describe('DynamoAuditLog.findDecisions: which DynamoDB read it makes', () => {
+  // Only this instance is mocked: the dynalite tests above keep their real client.
+  const doc = DynamoDBDocumentClient.from(
+    new DynamoDBClient({ region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }),
+  );
+  const ddb = mockClient(doc);
+  const log = new DynamoAuditLog(doc, TABLES);
+
+  beforeEach(() => {
+    ddb.reset();
+    ddb.on(QueryCommand).resolves({ Items: [] });
+    ddb.on(ScanCommand).resolves({ Items: [] });
+  });
+
+  it('queries the key’s partition (never a scan), bounding the sort key by --until', async () => {
+    // Act
+    await log.findDecisions({
+      key: { accountId: ACCOUNT, keyId: 'ACCAEXAMPLEKEYQUERY01' },
+      until: new Date('2026-11-21T00:00:00.000Z'),
+    });
+
+    // Assess
+    expect(ddb).toHaveReceivedCommandTimes(ScanCommand, 0);
+    expect(ddb).toHaveReceivedCommandWith(QueryCommand, {
+      TableName: TABLES.decisionsTable,
+      KeyConditionExpression: '#pk = :pk AND #sk <= :skUntil',
+      ExpressionAttributeValues: expect.objectContaining({
+        ':pk': `${ACCOUNT}#ACCAEXAMPLEKEYQUERY01`,
+        ':skUntil': '2026-11-21T00:00:01.000Z',
+      }),
+    });
+  });
+
+  it('queries byOwner with the time range on its range key', async () => {
+    // Act
+    await log.findDecisions({ owner: 'alice@example.com', since: new Date('2026-11-20T00:00:00.000Z') });
+
+    // Assess
+    expect(ddb).toHaveReceivedCommandTimes(ScanCommand, 0);
+    expect(ddb).toHaveReceivedCommandWith(QueryCommand, {
+      IndexName: BY_OWNER_INDEX,
+      KeyConditionExpression: '#owner = :owner AND #at >= :since',
+    });
+  });
+
+  it('scans the table, filtering in DynamoDB, when neither key nor owner is named', async () => {
+    // Act
+    await log.findDecisions({ action: 'DEACTIVATE', until: new Date('2026-11-21T00:00:00.000Z') });
+
+    // Assess
+    expect(ddb).toHaveReceivedCommandTimes(QueryCommand, 0);
+    expect(ddb).toHaveReceivedCommandWith(ScanCommand, {
+      TableName: TABLES.decisionsTable,
+      FilterExpression: '#at <= :until AND #action = :action',
+    });
   });
 });

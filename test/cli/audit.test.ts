@@ -2,7 +2,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { type AuditDeps, registerAuditCommand } from '../../lambda/cli/audit';
 import type { CliIO } from '../../lambda/cli/io';
 import { runReplay } from '../../lambda/cli/replay';
@@ -258,6 +258,20 @@ describe('keyguard audit over the embedded store written by replay', () => {
     expect(existsSync(join(cwd, '.keyguard'))).toBe(false);
   });
 
+  it('says there is no audit store when the directory holds a database without the audit tables', async () => {
+    // Prepare
+    const cwd = tempDir();
+    const db = await startEmbeddedDynamo({ path: join(cwd, 'other') });
+    await db.close();
+
+    // Act
+    const r = await audit(['--store', 'other'], { cwd, deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('keyguard: audit: no audit store at other: run keyguard replay first');
+  });
+
   it('help names the source, that a filterless query scans the table, exit codes and examples', async () => {
     // Act
     const r = await audit(['--help']);
@@ -357,6 +371,6 @@ describe('keyguard audit against a deployed decisions table (dynalite standing i
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('choose one source');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('table no-such-table not found');
+    expect(missing.stderr).toContain('keyguard: audit: table no-such-table or its keys table not found');
   });
 });
