@@ -11,8 +11,9 @@ import {
   type Item,
   isLineDelimited,
   itemsOf,
-  load,
+  loadBytes,
   messageOf,
+  textOf,
 } from './inputs';
 
 /**
@@ -163,9 +164,10 @@ class Scan {
   }
 
   /** A whole document: a CloudTrail log file, an event, a record, a Lake or LookupEvents export. */
-  document(text: string): void {
-    const spans = splitRecords(text);
-    if (spans !== null && this.records(text, spans)) return;
+  document(bytes: Buffer): void {
+    const spans = splitRecords(bytes);
+    if (spans !== null && this.records(bytes, spans)) return;
+    const text = textOf(bytes);
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -194,32 +196,27 @@ class Scan {
    * false (and changes nothing) when a candidate is not valid JSON, so the caller parses the whole file and
    * reports where it breaks.
    */
-  private records(text: string, spans: readonly number[]): boolean {
-    const iam = occurrences(text, [this.filter.source]);
-    const named = occurrences(text, this.quoted);
+  private records(bytes: Buffer, spans: readonly number[]): boolean {
+    // One pass over the file for the source; only the records that have it are decoded and looked at again.
+    const iam = occurrences(bytes, this.filter.source);
     const found: Entry[] = [];
     const skipped = { ...this.result.skipped };
     let a = 0;
-    let b = 0;
     for (let k = 0; k < spans.length; k += 2) {
       const start = spans[k] as number;
       const end = spans[k + 1] as number;
       while (a < iam.length && (iam[a] as number) < start) a++;
-      while (b < named.length && (named[b] as number) < start) b++;
       if (a >= iam.length || (iam[a] as number) >= end) {
         skipped['not-iam'] += 1;
         continue;
       }
-      if (b >= named.length || (named[b] as number) >= end) {
+      const record = bytes.toString('utf8', start, end);
+      if (!this.quoted.some((q) => record.includes(q))) {
         skipped['unsupported-event'] += 1;
         continue;
       }
       try {
-        found.push({
-          envelope: 'record',
-          value: JSON.parse(text.slice(start, end)) as Record<string, unknown>,
-          line: null,
-        });
+        found.push({ envelope: 'record', value: JSON.parse(record) as Record<string, unknown>, line: null });
       } catch {
         return false;
       }
@@ -244,13 +241,11 @@ class Scan {
   }
 }
 
-/** Sorted start offsets of every occurrence of any of the needles. */
-function occurrences(text: string, needles: readonly string[]): number[] {
+/** Start offsets of every occurrence of the needle, in order. */
+function occurrences(bytes: Buffer, needle: string): number[] {
   const at: number[] = [];
-  for (const n of needles) {
-    for (let i = text.indexOf(n); i >= 0; i = text.indexOf(n, i + n.length)) at.push(i);
-  }
-  if (needles.length > 1) at.sort((x, y) => x - y);
+  const n = Buffer.from(needle, 'utf8');
+  for (let i = bytes.indexOf(n); i >= 0; i = bytes.indexOf(n, i + n.length)) at.push(i);
   return at;
 }
 
@@ -263,42 +258,55 @@ const CLOSE_BRACKET = 0x5d;
 const COMMA = 0x2c;
 const COLON = 0x3a;
 
-function skipWs(text: string, i: number): number {
+const RECORDS_KEY = 'Records';
+
+function hasBom(b: Uint8Array): boolean {
+  return b[0] === 0xef && b[1] === 0xbb && b[2] === 0xbf;
+}
+
+function isAscii(b: Uint8Array, start: number, end: number, ascii: string): boolean {
+  if (end - start !== ascii.length) return false;
+  for (let k = 0; k < ascii.length; k++) if (b[start + k] !== ascii.charCodeAt(k)) return false;
+  return true;
+}
+
+function skipWs(b: Uint8Array, i: number): number {
   let j = i;
   for (;;) {
-    const c = text.charCodeAt(j);
+    const c = b[j];
     if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) j++;
     else return j;
   }
 }
 
 /** The index of the quote closing the string opened at `i`, or -1. */
-function stringEnd(text: string, i: number): number {
-  let j = i + 1;
+function stringEnd(b: Uint8Array, i: number): number {
+  const len = b.length;
+  let k = i + 1;
   for (;;) {
-    const k = text.indexOf('"', j);
-    if (k < 0) return -1;
+    while (k < len && b[k] !== QUOTE) k++;
+    if (k >= len) return -1;
     let n = 0;
-    while (text.charCodeAt(k - 1 - n) === BACKSLASH) n++;
+    while (b[k - 1 - n] === BACKSLASH) n++;
     if (n % 2 === 0) return k;
-    j = k + 1;
+    k += 1;
   }
 }
 
 /** The index just past the JSON value starting at `i` (structure only, not validated), or -1. */
-function valueEnd(text: string, i: number): number {
-  const c = text.charCodeAt(i);
+function valueEnd(b: Uint8Array, i: number): number {
+  const c = b[i];
   if (c === QUOTE) {
-    const e = stringEnd(text, i);
+    const e = stringEnd(b, i);
     return e < 0 ? -1 : e + 1;
   }
   if (c === OPEN_BRACE || c === OPEN_BRACKET) {
     let depth = 0;
     let j = i;
-    while (j < text.length) {
-      const d = text.charCodeAt(j);
+    while (j < b.length) {
+      const d = b[j];
       if (d === QUOTE) {
-        const e = stringEnd(text, j);
+        const e = stringEnd(b, j);
         if (e < 0) return -1;
         j = e + 1;
         continue;
@@ -313,8 +321,8 @@ function valueEnd(text: string, i: number): number {
     return -1;
   }
   let j = i;
-  while (j < text.length) {
-    const d = text.charCodeAt(j);
+  while (j < b.length) {
+    const d = b[j];
     if (d === COMMA || d === CLOSE_BRACE || d === CLOSE_BRACKET || d === 0x20 || d === 0x0a || d === 0x0d)
       break;
     j++;
@@ -323,56 +331,57 @@ function valueEnd(text: string, i: number): number {
 }
 
 /**
- * The spans (start, end pairs) of the records of a `{"Records": [...]}` document, found from its structure
- * without parsing; null when the text is not such a document (or is broken: JSON.parse then says where).
+ * The spans (start, end byte offsets) of the records of a `{"Records": [...]}` document, found from its
+ * structure without decoding or parsing it; null when it is not such a document (or is broken: JSON.parse then
+ * says where). Works on UTF-8 bytes: JSON's structural characters never occur inside a multi-byte character.
  */
-export function splitRecords(text: string): number[] | null {
-  let i = skipWs(text, 0);
-  if (text.charCodeAt(i) !== OPEN_BRACE) return null;
-  i = skipWs(text, i + 1);
+export function splitRecords(b: Uint8Array): number[] | null {
+  let i = skipWs(b, hasBom(b) ? 3 : 0);
+  if (b[i] !== OPEN_BRACE) return null;
+  i = skipWs(b, i + 1);
   let spans: number[] | null = null;
-  if (text.charCodeAt(i) === CLOSE_BRACE) return null;
+  if (b[i] === CLOSE_BRACE) return null;
   for (;;) {
-    if (text.charCodeAt(i) !== QUOTE) return null;
-    const keyEnd = stringEnd(text, i);
+    if (b[i] !== QUOTE) return null;
+    const keyEnd = stringEnd(b, i);
     if (keyEnd < 0) return null;
-    const key = text.slice(i + 1, keyEnd);
-    i = skipWs(text, keyEnd + 1);
-    if (text.charCodeAt(i) !== COLON) return null;
-    i = skipWs(text, i + 1);
-    if (key === 'Records') {
-      if (spans !== null || text.charCodeAt(i) !== OPEN_BRACKET) return null;
+    const isRecords = isAscii(b, i + 1, keyEnd, RECORDS_KEY);
+    i = skipWs(b, keyEnd + 1);
+    if (b[i] !== COLON) return null;
+    i = skipWs(b, i + 1);
+    if (isRecords) {
+      if (spans !== null || b[i] !== OPEN_BRACKET) return null;
       spans = [];
-      i = skipWs(text, i + 1);
-      if (text.charCodeAt(i) === CLOSE_BRACKET) i += 1;
+      i = skipWs(b, i + 1);
+      if (b[i] === CLOSE_BRACKET) i += 1;
       else {
         for (;;) {
-          if (text.charCodeAt(i) !== OPEN_BRACE) return null;
-          const end = valueEnd(text, i);
+          if (b[i] !== OPEN_BRACE) return null;
+          const end = valueEnd(b, i);
           if (end < 0) return null;
           spans.push(i, end);
-          i = skipWs(text, end);
-          const c = text.charCodeAt(i);
+          i = skipWs(b, end);
+          const c = b[i];
           if (c === CLOSE_BRACKET) {
             i += 1;
             break;
           }
           if (c !== COMMA) return null;
-          i = skipWs(text, i + 1);
+          i = skipWs(b, i + 1);
         }
       }
     } else {
-      const end = valueEnd(text, i);
+      const end = valueEnd(b, i);
       if (end < 0) return null;
       i = end;
     }
-    i = skipWs(text, i);
-    const c = text.charCodeAt(i);
+    i = skipWs(b, i);
+    const c = b[i];
     if (c === CLOSE_BRACE) break;
     if (c !== COMMA) return null;
-    i = skipWs(text, i + 1);
+    i = skipWs(b, i + 1);
   }
-  if (skipWs(text, i + 1) !== text.length) return null;
+  if (skipWs(b, i + 1) !== b.length) return null;
   return spans;
 }
 
@@ -450,8 +459,8 @@ export async function scanFile(file: InputFile, filter: ScanFilter): Promise<Fil
     await streamLines(scan);
     return scan.result;
   }
-  const loaded = await load(file);
+  const loaded = await loadBytes(file);
   if ('error' in loaded) scan.problem(null, loaded.error);
-  else scan.document(loaded.text);
+  else scan.document(loaded.bytes);
   return scan.result;
 }

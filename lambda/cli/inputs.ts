@@ -99,13 +99,15 @@ async function walk(
       if (e.name === DIGEST_DIRECTORY) continue;
       if (directoryMayHold(window, absolute)) await walk(display, absolute, window, out);
       else out.skippedByDate += 1;
-    } else if (e.isFile() && isInputName(e.name)) {
+    } else if ((e.isFile() || e.isSymbolicLink()) && isInputName(e.name)) {
       if (!logFileMayHold(window, e.name)) {
         out.skippedByDate += 1;
         continue;
       }
       try {
-        out.files.push({ display, absolute, bytes: (await stat(absolute)).size });
+        // A symbolic link is followed to a file (not to a directory: no cycles to guard against).
+        const s = await stat(absolute);
+        if (s.isFile()) out.files.push({ display, absolute, bytes: s.size });
       } catch (err) {
         out.problems.push({ path: display, line: null, reason: reasonOf(err) });
       }
@@ -275,8 +277,11 @@ export function itemsOf(value: unknown, line: number | null, out: Item[]): strin
   return UNRECOGNISED;
 }
 
+/** zlib's output chunk: the default (16 KiB) costs several times the CPU on multi-MiB log files. */
+const GUNZIP_CHUNK = 1 << 20;
+
 /** Reads a file whole, gunzipped when it is gzip; the error says which step failed. */
-export async function load(file: InputFile): Promise<{ text: string } | { error: string }> {
+export async function loadBytes(file: InputFile): Promise<{ bytes: Buffer } | { error: string }> {
   let buf: Buffer;
   try {
     buf = await readFile(file.absolute);
@@ -286,14 +291,18 @@ export async function load(file: InputFile): Promise<{ text: string } | { error:
   const gzipped = buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
   if (gzipped) {
     try {
-      buf = await gunzipAsync(buf);
+      buf = await gunzipAsync(buf, { chunkSize: GUNZIP_CHUNK });
     } catch (err) {
       return { error: `cannot decompress (gzip): ${reasonOf(err)}` };
     }
   } else if (file.display.toLowerCase().endsWith('.gz')) {
     return { error: 'cannot decompress (gzip): not in gzip format' };
   }
-  let text = buf.toString('utf8');
-  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-  return { text };
+  return { bytes: buf };
+}
+
+/** UTF-8 text of a file's bytes, without a byte order mark. */
+export function textOf(bytes: Buffer): string {
+  const text = bytes.toString('utf8');
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
 }
