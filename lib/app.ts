@@ -1,6 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { loadConfig } from '../lambda/shared/config';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
+import { UsageStack, usageStackName } from './usage-stack';
 
 /** The stack's name (and id) in every environment. */
 export const STACK_NAME = 'BedrockKeyGuard';
@@ -31,9 +32,14 @@ function stringContext(app: App, key: string): string | undefined {
 
 /**
  * Composes the CDK app: reads context once, validates it (bad config -> ConfigError naming file, key and
- * value; another region -> RegionError), and builds the one stack. bin/app.ts and the tests both use this.
+ * value; another region -> RegionError), and builds the main stack plus one usage stack per `usage.regions` entry
+ * other than us-east-1 (which the main stack forwards itself). bin/app.ts and the tests both use this.
  */
-export function buildApp(props: BuildAppProps = {}): { app: App; stack: KeyguardStack } {
+export function buildApp(props: BuildAppProps = {}): {
+  app: App;
+  stack: KeyguardStack;
+  usageStacks: UsageStack[];
+} {
   const app = new App({ context: props.context, outdir: props.outdir });
 
   const region = stringContext(app, 'region') ?? GOVERNANCE_REGION;
@@ -45,5 +51,19 @@ export function buildApp(props: BuildAppProps = {}): { app: App; stack: Keyguard
     env: { account: props.account, region: GOVERNANCE_REGION },
     config,
   });
-  return { app, stack };
+
+  // A region listed twice still gets one stack.
+  const usageStacks = [...new Set(config.usage.regions)]
+    .filter((r) => r !== GOVERNANCE_REGION)
+    .map((r) => {
+      const name = usageStackName(r);
+      const usage = new UsageStack(app, name, {
+        stackName: name,
+        env: { account: props.account, region: r },
+      });
+      // The governance bus must exist before a region forwards to it (`cdk deploy --all` follows this order).
+      usage.addStackDependency(stack);
+      return usage;
+    });
+  return { app, stack, usageStacks };
 }

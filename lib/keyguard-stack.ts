@@ -5,10 +5,13 @@ import { Approvals } from './constructs/approvals';
 import { AuditTables } from './constructs/audit-tables';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
+import { GovernanceBus } from './constructs/governance-bus';
 import { InventorySweep } from './constructs/inventory-sweep';
+import { KeyUsageFunction } from './constructs/key-usage-function';
 import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
 import { LeakQuarantine } from './constructs/leak-quarantine';
 import { OwnerAlerts } from './constructs/owner-alerts';
+import { UsageForwarding } from './constructs/usage-forwarding';
 
 /** The only region keyguard can work in: see {@link RegionError}. */
 export const GOVERNANCE_REGION = 'us-east-1';
@@ -51,12 +54,19 @@ export class KeyguardStack extends Stack {
   public readonly sweep: InventorySweep;
   /** The log quarantine, when `leakDetection.logGroups` names log groups. */
   public readonly leakQuarantine?: LeakQuarantine;
+  /** The governance bus and usage queue, when `usage.regions` lists regions (flow 3). */
+  public readonly governanceBus?: GovernanceBus;
+  /** The key-usage function, when `usage.regions` lists regions. */
+  public readonly keyUsage?: KeyUsageFunction;
+  /** us-east-1's own forwarding to the governance bus, when `usage.regions` lists us-east-1. */
+  public readonly usageForwarding?: UsageForwarding;
 
   constructor(scope: Construct, id: string, props: KeyguardStackProps) {
     super(scope, id, { description: 'Bedrock Key Guard: governs Amazon Bedrock API keys', ...props });
     assertGovernanceRegion(this.region);
 
-    this.tables = new AuditTables(this, 'AuditTables');
+    const usageRegions = props.config.usage.regions;
+    this.tables = new AuditTables(this, 'AuditTables', { usageTracking: usageRegions.length > 0 });
     this.alerts = new OwnerAlerts(this, 'OwnerAlerts', {
       subscriptions: props.config.notifications.subscriptions,
     });
@@ -84,7 +94,50 @@ export class KeyguardStack extends Stack {
       approvalsTable: this.approvals.table,
       topic: this.alerts.topic,
       governedAccountId: props.governedAccountId,
+      usageTable: this.tables.usage,
     });
+
+    if (this.tables.usage) {
+      this.governanceBus = new GovernanceBus(this, 'GovernanceBus');
+      this.keyUsage = new KeyUsageFunction(this, 'KeyUsageFunction', {
+        config: props.config,
+        queue: this.governanceBus.usageQueue,
+        usageTable: this.tables.usage,
+        decisionsTable: this.tables.decisions,
+        keysTable: this.tables.keys,
+        approvalsTable: this.approvals.table,
+        topic: this.alerts.topic,
+        governedAccountId: props.governedAccountId,
+      });
+      // Bedrock calls in us-east-1 reach only this region's default bus: forward them like any other region's.
+      if (usageRegions.includes(GOVERNANCE_REGION)) {
+        this.usageForwarding = new UsageForwarding(this, 'UsageForwarding', {
+          governanceBus: this.governanceBus.bus,
+        });
+      }
+      new CfnOutput(this, 'GovernanceBusArn', {
+        description: 'Bus every usage region forwards Bedrock API key use to',
+        value: this.governanceBus.bus.eventBusArn,
+      });
+      new CfnOutput(this, 'UsageTableName', {
+        description: 'Last use per key, user and short-term key principal (flow 3)',
+        value: this.tables.usage.tableName,
+      });
+      new CfnOutput(this, 'UsageDeadLetterQueueUrl', {
+        description: 'Usage events the key-usage function failed on 5 times',
+        value: this.governanceBus.usageDeadLetterQueue.queueUrl,
+      });
+      new CfnOutput(this, 'UsageRuleDeadLetterQueueUrl', {
+        description: 'Usage events EventBridge could not deliver to the usage queue',
+        value: this.governanceBus.ruleDeadLetterQueue.queueUrl,
+      });
+      if (this.usageForwarding) {
+        new CfnOutput(this, 'UsageForwardingDeadLetterQueueUrl', {
+          description: 'us-east-1 usage events EventBridge could not put on the governance bus',
+          value: this.usageForwarding.deadLetterQueue.queueUrl,
+        });
+      }
+    }
 
     if (props.config.leakDetection.logGroups.length > 0) {
       this.leakQuarantine = new LeakQuarantine(this, 'LeakQuarantine', {
@@ -143,6 +196,7 @@ export class KeyguardStack extends Stack {
 
     const functions = [this.credentialEvents.function, this.sweep.function];
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
+    if (this.keyUsage) functions.push(this.keyUsage.function);
     for (const fn of functions) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',

@@ -12,11 +12,17 @@ export interface AuditTablesProps {
    * @default RemovalPolicy.DESTROY
    */
   readonly idempotencyRemovalPolicy?: RemovalPolicy;
+  /**
+   * Whether key usage is tracked (`usage.regions` is not empty): only then is the usage table created, so a
+   * stack without usage tracking keeps exactly its previous resources.
+   * @default false
+   */
+  readonly usageTracking?: boolean;
 }
 
 /**
- * The audit store: an append-only decisions table, the current state per key, and the Powertools idempotency
- * table. All on-demand, point-in-time recovery on, encrypted with the AWS managed key for DynamoDB
+ * The audit store: an append-only decisions table, the current state per key, the Powertools idempotency
+ * table and, with usage tracking, the usage table. All on-demand, point-in-time recovery on, encrypted with the AWS managed key for DynamoDB
  * (`aws/dynamodb`: every caller needs only DynamoDB permissions, no key grants).
  *
  * Construct ids are part of the tables' logical ids: renaming one replaces (and, with RETAIN, orphans) a table.
@@ -28,6 +34,13 @@ export class AuditTables extends Construct {
   public readonly keys: dynamodb.Table;
   /** Powertools idempotency persistence: pk = id, TTL attribute `expiration`. */
   public readonly idempotency: dynamodb.Table;
+  /**
+   * Last use per subject (flow 3), only with usage tracking: pk = accountId, sk = subject
+   * (`key#<keyId>` | `user#<userName>` | `principal#<arn>` | `meta#tracking`; lambda/adapters/usage-store.ts).
+   * Retained and protected: it is the evidence behind UNUSED, and its `meta#tracking` item dates the start of
+   * tracking, so losing it would restart every key's idle clock.
+   */
+  public readonly usage?: dynamodb.Table;
 
   constructor(scope: Construct, id: string, props: AuditTablesProps = {}) {
     super(scope, id);
@@ -69,5 +82,15 @@ export class AuditTables extends Construct {
       // Deletion protection would make DESTROY fail; keep it on whenever the table is meant to survive.
       deletionProtection: idempotencyRemoval !== RemovalPolicy.DESTROY,
     });
+
+    if (props.usageTracking) {
+      this.usage = new dynamodb.Table(this, 'UsageTable', {
+        ...common,
+        partitionKey: { name: 'accountId', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'subject', type: dynamodb.AttributeType.STRING },
+        removalPolicy: RemovalPolicy.RETAIN,
+        deletionProtection: true,
+      });
+    }
   }
 }

@@ -23,6 +23,12 @@ import { KeyguardFunction } from './keyguard-function';
 /** How often a sweep that ran out of time in one invocation is continued from its saved marker. */
 export const SWEEP_CONTINUATION_SCHEDULE = 'rate(5 minutes)';
 
+/**
+ * The sweep's usage table actions, as lambda/adapters/usage-store.ts calls them: BatchGetItem (lastUsedFor, per
+ * key and its user) and UpdateItem (ensureTrackingSince: `if_not_exists` on the `meta#tracking` item).
+ */
+export const SWEEP_USAGE_TABLE_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'];
+
 export interface InventorySweepProps {
   /** The validated policy: `sweep.schedule` sets the schedule; passed to the function as JSON. */
   readonly config: Config;
@@ -39,6 +45,12 @@ export interface InventorySweepProps {
    * @default - the stack's account
    */
   readonly governedAccountId?: string;
+  /**
+   * The usage table, when usage tracking is on: the sweep reads last use per key (UNUSED) and records when
+   * tracking started for the account (`meta#tracking`, set once).
+   * @default - no usage tracking: no USAGE_TABLE_NAME, no grant
+   */
+  readonly usageTable?: dynamodb.ITable;
   /** Handler file relative to the repository root. @default 'lambda/handlers/sweep.ts' */
   readonly entry?: string;
 }
@@ -94,6 +106,7 @@ export class InventorySweep extends Construct {
       environment: {
         ...pipelineEnvironment({ ...props, serviceName: 'keyguard-sweep', account }),
         SWEEP_STATE_TABLE_NAME: this.stateTable.tableName,
+        ...(props.usageTable ? { USAGE_TABLE_NAME: props.usageTable.tableName } : {}),
       },
       onFailure: new SqsDestination(this.failureQueue),
       retryAttempts: 2,
@@ -160,6 +173,9 @@ export class InventorySweep extends Construct {
       'dynamodb:Query',
     ]);
     grantItemActions(this.role, this.stateTable, 'SweepStateLease', ['dynamodb:GetItem', 'dynamodb:PutItem']);
+    if (props.usageTable) {
+      grantItemActions(this.role, props.usageTable, 'UsageReadAndTrackingStart', SWEEP_USAGE_TABLE_ACTIONS);
+    }
 
     props.topic.grantPublish(this.role);
 

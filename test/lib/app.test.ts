@@ -101,6 +101,35 @@ describe('buildApp: config', () => {
   });
 });
 
+describe('buildApp: usage regions', () => {
+  test('by default there are no usage stacks', () => {
+    // Act
+    const { usageStacks } = build();
+    // Assess
+    expect(usageStacks).toEqual([]);
+  });
+
+  test('us-east-1 alone needs no usage stack: the main stack forwards its own region', () => {
+    // Act
+    const { stack, usageStacks } = build({
+      context: { config: writeConfig({ usage: { regions: ['us-east-1'] } }) },
+    });
+    // Assess
+    expect(usageStacks).toEqual([]);
+    expect(stack.usageForwarding).toBeDefined();
+  });
+
+  test('an invalid usage region fails synth naming the setting', () => {
+    // Prepare
+    const file = writeConfig({ usage: { regions: ['eu-west-1', 'mars-1'] } });
+    // Act
+    const error = errorOf(() => build({ context: { config: file } }));
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain('usage.regions.1: got "mars-1"');
+  });
+});
+
 describe('buildApp: account', () => {
   test('a concrete account (CDK_DEFAULT_ACCOUNT) is used and the stack stays nag-clean', () => {
     // Act

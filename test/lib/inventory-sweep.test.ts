@@ -44,6 +44,13 @@ function statementsOf(roleId: string): Statement[] {
     .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
 }
 
+/** One resource by logical id (fails the test when it is missing). */
+function resourceOf(t: Template, type: string, id: string) {
+  const found = resourcesOf(t, type)[id];
+  if (!found) throw new Error(`no ${type} ${id}`);
+  return found;
+}
+
 describe('InventorySweep: schedules', () => {
   const schedules = () =>
     Object.values(resourcesOf(template, 'AWS::Scheduler::Schedule')).map((s) => s.Properties);
@@ -94,7 +101,7 @@ describe('InventorySweep: schedules', () => {
 });
 
 describe('InventorySweep: function', () => {
-  const fn = () => resourcesOf(template, 'AWS::Lambda::Function')[FUNCTION]?.Properties ?? {};
+  const fn = () => resourceOf(template, 'AWS::Lambda::Function', FUNCTION).Properties ?? {};
 
   test('runs up to 15 minutes with 1024 MB, and sends failed invocations to the failure queue', () => {
     // Assess
@@ -251,7 +258,7 @@ describe('InventorySweep: the function role', () => {
     const role = resourcesOf(template, 'AWS::IAM::Role')[ROLE];
     expect(role?.Properties.ManagedPolicyArns).toBeUndefined();
     expect(
-      resourcesOf(template, 'AWS::Lambda::Function')[FUNCTION]?.Properties.ReservedConcurrentExecutions,
+      resourceOf(template, 'AWS::Lambda::Function', FUNCTION).Properties.ReservedConcurrentExecutions,
     ).toBe(undefined);
   });
 });
@@ -337,5 +344,68 @@ describe('InventorySweep: stack', () => {
     expect(env.GOVERNED_ACCOUNT_ID).toBe('222222222222');
     expect(JSON.stringify(t.toJSON())).toContain(':iam::222222222222:user/*');
     expect(new AwsSolutionsChecks().validateScope(member.sweep).violations).toEqual([]);
+  });
+});
+
+describe('InventorySweep: usage tracking', () => {
+  // Prepare (shared): the same composition with usage tracking on (usage.regions not empty).
+  const tracked = build({
+    context: { config: writeConfig({ ...CONFIG_INPUT, usage: { regions: ['eu-west-1'] } }) },
+  }).template;
+  const trackedJson = tracked.toJSON() as { Resources: Record<string, { Type: string }> };
+  const trackedId = (type: string, prefix: string) => {
+    const ids = Object.keys(trackedJson.Resources).filter(
+      (id) => trackedJson.Resources[id]?.Type === type && id.startsWith(prefix),
+    );
+    if (ids.length !== 1) throw new Error(`expected one ${type} under ${prefix}, found ${ids.join(', ')}`);
+    return ids[0] as string;
+  };
+  const envOf = (t: Template, fnId: string) =>
+    (
+      resourceOf(t, 'AWS::Lambda::Function', fnId).Properties.Environment as {
+        Variables: Record<string, unknown>;
+      }
+    ).Variables;
+  const statementsIn = (t: Template, roleId: string) =>
+    Object.values(resourcesOf(t, 'AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${roleId}"`))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+
+  test('without it, the sweep has no USAGE_TABLE_NAME and no usage grant', () => {
+    // Assess
+    expect(envOf(template, FUNCTION)).not.toHaveProperty('USAGE_TABLE_NAME');
+    expect(statementsOf(ROLE).filter((s) => s.Sid?.startsWith('Usage'))).toEqual([]);
+  });
+
+  test('with it, the sweep gets USAGE_TABLE_NAME', () => {
+    // Prepare
+    const fnId = trackedId('AWS::Lambda::Function', 'InventorySweepHandler');
+    const table = trackedId('AWS::DynamoDB::Table', 'AuditTablesUsageTable');
+    // Assess
+    expect(envOf(tracked, fnId).USAGE_TABLE_NAME).toEqual({ Ref: table });
+  });
+
+  test('with it, the sweep may BatchGetItem (last use) and UpdateItem (tracking start) on the usage table only', () => {
+    // Prepare
+    const roleId = trackedId('AWS::IAM::Role', 'InventorySweepHandlerRole');
+    const table = arnOf(trackedId('AWS::DynamoDB::Table', 'AuditTablesUsageTable'));
+    // Act
+    const onUsage = statementsIn(tracked, roleId).filter(
+      (s) => JSON.stringify(resourcesOfStatement(s)) === JSON.stringify([table]),
+    );
+    // Assess
+    expect(onUsage).toEqual([
+      {
+        Sid: 'UsageReadAndTrackingStart',
+        Effect: 'Allow',
+        Action: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+        Resource: table,
+      },
+    ]);
+    // Nothing else changes for the sweep: the same actions plus the two on the usage table.
+    const actions = (t: Template, id: string) => [...new Set(statementsIn(t, id).flatMap(actionsOf))].sort();
+    expect(actions(tracked, roleId)).toEqual(
+      [...new Set([...actions(template, ROLE), 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem'])].sort(),
+    );
   });
 });

@@ -609,6 +609,16 @@ describe('the whole stack', () => {
     template.resourceCountIs('AWS::Scheduler::Schedule', 2);
   });
 
+  test('without usage.regions has no usage tracking: no governance bus, usage queue, function or table', () => {
+    // Assess
+    template.resourceCountIs('AWS::Events::EventBus', 0);
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 0);
+    expect(stack.governanceBus).toBeUndefined();
+    expect(stack.keyUsage).toBeUndefined();
+    expect(stack.usageForwarding).toBeUndefined();
+    expect(stack.tables.usage).toBeUndefined();
+  });
+
   test('passes the cdk-nag AwsSolutions pack with no unacknowledged finding', () => {
     // Act
     const report = new AwsSolutionsChecks().validateScope(stack);

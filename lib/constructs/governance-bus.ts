@@ -1,0 +1,126 @@
+import { Duration, Stack } from 'aws-cdk-lib';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as cxapi from 'aws-cdk-lib/cx-api';
+import { Construct } from 'constructs';
+import { FailureQueue } from './failure-queue';
+import {
+  allowEventBridgeDeadLetterDelivery,
+  BEDROCK_BEARER_TOKEN_PATTERN,
+  MANTLE_BEARER_TOKEN_PATTERN,
+  receiveAllManagementEvents,
+} from './usage-forwarding';
+
+/**
+ * The governance bus's name. Fixed, so a usage stack in any region can address the bus by ARN
+ * ({@link governanceBusArn}) without a cross-region reference or a custom resource.
+ */
+export const GOVERNANCE_BUS_NAME = 'bedrock-key-guard-governance';
+
+/** The region of the governance bus (and of the main stack). */
+export const GOVERNANCE_BUS_REGION = 'us-east-1';
+
+/** `arn:<partition>:events:us-east-1:<account>:event-bus/bedrock-key-guard-governance`, from any stack. */
+export function governanceBusArn(scope: Construct): string {
+  return Stack.of(scope).formatArn({
+    service: 'events',
+    region: GOVERNANCE_BUS_REGION,
+    resource: 'event-bus',
+    resourceName: GOVERNANCE_BUS_NAME,
+  });
+}
+
+/**
+ * What the governance bus passes to the usage queue: the union of the two forwarding patterns (usage-forwarding.ts).
+ * Forwarded events keep their source, detail-type and detail, so the same fields match here.
+ */
+export const USAGE_EVENT_PATTERN = {
+  source: [...new Set([...BEDROCK_BEARER_TOKEN_PATTERN.source, ...MANTLE_BEARER_TOKEN_PATTERN.source])],
+  'detail-type': BEDROCK_BEARER_TOKEN_PATTERN['detail-type'],
+  detail: {
+    $or: [BEDROCK_BEARER_TOKEN_PATTERN.detail, MANTLE_BEARER_TOKEN_PATTERN.detail],
+  },
+};
+
+export interface GovernanceBusProps {
+  /**
+   * How long a received batch stays invisible to other consumers: at least the key-usage function's timeout plus
+   * the batching window (AWS recommends six times the function timeout).
+   * @default Duration.minutes(6)
+   */
+  readonly visibilityTimeout?: Duration;
+  /** Receives of a message before it moves to the usage dead-letter queue. @default 5 */
+  readonly maxReceiveCount?: number;
+}
+
+/**
+ * Flow 3, us-east-1: the custom `bedrock-key-guard-governance` bus that every region's UsageForwarding puts
+ * bearer-token events on, and a rule that queues them (SQS, KMS-encrypted, with a redrive DLQ) for the key-usage
+ * function. The queue turns one event per call into batches: a busy key costs one write per batch.
+ *
+ * Failures: EventBridge -> queue has a rule-target DLQ (4 retries, 2 hours); a message the function fails on
+ * `maxReceiveCount` times moves to the usage DLQ.
+ */
+export class GovernanceBus extends Construct {
+  /** The governance bus. No resource policy: only this account's rules (same account) put events on it. */
+  public readonly bus: events.EventBus;
+  /** The rule on the governance bus that queues usage events. */
+  public readonly usageRule: events.Rule;
+  /** Usage events waiting for the key-usage function. */
+  public readonly usageQueue: sqs.Queue;
+  /** Usage events the key-usage function failed on `maxReceiveCount` times. */
+  public readonly usageDeadLetterQueue: sqs.IQueue;
+  /** Usage events EventBridge could not put on the usage queue. */
+  public readonly ruleDeadLetterQueue: sqs.IQueue;
+
+  constructor(scope: Construct, id: string, props: GovernanceBusProps = {}) {
+    super(scope, id);
+    // CDK's SqsQueue target leaves the queue and key grants to events.amazonaws.com unconditioned for a KMS-encrypted
+    // queue unless this flag is on (then: aws:SourceAccount). Set here, before any child, so it applies to this
+    // construct only and the rest of the app's templates are unchanged.
+    this.node.setContext(cxapi.EVENTS_TARGET_QUEUE_SAME_ACCOUNT, true);
+
+    this.bus = new events.EventBus(this, 'Bus', {
+      eventBusName: GOVERNANCE_BUS_NAME,
+      description: 'Bedrock Key Guard: Bedrock API key use forwarded from every usage region',
+    });
+
+    this.usageDeadLetterQueue = new FailureQueue(this, 'UsageDeadLetterQueue').queue;
+    const key = new kms.Key(this, 'UsageQueueKey', {
+      enableKeyRotation: true,
+      description: `Encrypts the SQS queue ${this.node.path}/UsageQueue`,
+    });
+    this.usageQueue = new sqs.Queue(this, 'UsageQueue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: key,
+      enforceSSL: true,
+      visibilityTimeout: props.visibilityTimeout ?? Duration.minutes(6),
+      deadLetterQueue: { queue: this.usageDeadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+    });
+
+    this.ruleDeadLetterQueue = new FailureQueue(this, 'RuleDeadLetterQueue').queue;
+    allowEventBridgeDeadLetterDelivery(this.ruleDeadLetterQueue);
+
+    this.usageRule = new events.Rule(this, 'UsageRule', {
+      description: 'Bedrock API key use forwarded to the governance bus, queued for the key-usage function',
+      eventBus: this.bus,
+      eventPattern: {
+        source: USAGE_EVENT_PATTERN.source,
+        detailType: USAGE_EVENT_PATTERN['detail-type'],
+        detail: USAGE_EVENT_PATTERN.detail,
+      },
+    });
+    // Rule states apply on custom buses too: a forwarded read-only management event would not match a plain
+    // ENABLED rule here even though the regional rule let it through.
+    receiveAllManagementEvents(this.usageRule);
+    this.usageRule.addTarget(
+      new targets.SqsQueue(this.usageQueue, {
+        deadLetterQueue: this.ruleDeadLetterQueue,
+        retryAttempts: 4,
+        maxEventAge: Duration.hours(2),
+      }),
+    );
+  }
+}
