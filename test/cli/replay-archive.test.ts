@@ -568,3 +568,74 @@ describe('keyguard replay as a process (bin/keyguard.js, workers loaded through 
     expect(two.stderr).toBe('');
   });
 });
+
+describe('keyguard replay: command line', () => {
+  // An extension-less import would find the executable shim bin/keyguard.js first: load the TypeScript directly.
+  const { main } = require(join(REPO, 'bin', 'keyguard.ts')) as typeof import('../../bin/keyguard');
+
+  it('documents the archive inputs, --since/--until, --jobs and --quiet in replay --help', async () => {
+    // Prepare
+    const out = captureIO(REPO);
+
+    // Act
+    const code = await main(['node', 'keyguard', 'replay', '--help'], out.io);
+
+    // Assess
+    expect(code).toBe(0);
+    const help = out.stdout();
+    for (const option of ['--since <date>', '--until <date>', '-j, --jobs <n>', '-q, --quiet']) {
+      expect(help).toContain(option);
+    }
+    expect(help).toContain('AWSLogs/[o-org-id/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/*.json.gz');
+    expect(help).toContain('{"QueryResultRows": [...]}');
+    expect(help).toContain('{"Events": [{"CloudTrailEvent": "..."}]}');
+    expect(help).toMatch(/--quiet drops the progress bar and the totals/);
+  });
+
+  it('passes --since, --until, --jobs and --quiet through to replay', async () => {
+    // Prepare
+    const root = s3Archive();
+    const out = captureIO(root);
+
+    // Act
+    const code = await main(
+      [
+        'node',
+        'keyguard',
+        'replay',
+        '--json',
+        '-q',
+        '-j',
+        '2',
+        '--since',
+        '2026-11-03',
+        '--until',
+        '2026-11-04',
+        '-s',
+        tempDir(),
+        '.',
+      ],
+      out.io,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    expect(jsonLines(out.stdout()).map((d) => d.userName)).toEqual(['svc-beta']);
+    expect(out.stderr()).toBe('');
+  });
+
+  it('exits 2 on a bad --since through the command line, naming it', async () => {
+    // Prepare
+    const out = captureIO(tempDir());
+
+    // Act
+    const code = await main(
+      ['node', 'keyguard', 'replay', '--since', '11/02/2026', '-s', tempDir(), '.'],
+      out.io,
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out.stderr()).toContain('keyguard: --since: "11/02/2026" is not a date');
+  });
+});
