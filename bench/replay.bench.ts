@@ -29,6 +29,16 @@ export const REPLAY_EVENT_NAMES: readonly string[] = [
   ...USER_LIFECYCLE_EVENTS,
 ];
 
+/** Inflates every file of a NUL-separated list (argv[1]) with zlib, discarding the output; prints the bytes. */
+const NODE_GUNZIP = [
+  "const { readFileSync } = require('node:fs');",
+  "const { gunzipSync } = require('node:zlib');",
+  "const files = readFileSync(process.argv[1], 'utf8').split('\\0').filter(Boolean);",
+  'let bytes = 0;',
+  'for (const f of files) bytes += gunzipSync(readFileSync(f)).length;',
+  "process.stdout.write(String(bytes) + '\\n');",
+].join('\n');
+
 export interface ReplayBenchOptions {
   archiveMb: number;
   /** Runs of each keyguard replay row (median reported); the other tools run once. */
@@ -172,6 +182,21 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
         await sh(`xargs -0 -a ${shellQuote(list)} -P ${cores} -n ${perBatch} zcat > /dev/null`, archive.dir),
       ],
       checks: [],
+    });
+    // zcat is GNU gzip's inflate; Node (and so keyguard) uses zlib's, which is faster: this row is the floor
+    // for a single-threaded Node reader.
+    progress('replay: node zlib gunzipSync (1 thread)');
+    const zlib = await runTree({
+      command: process.execPath,
+      args: ['-e', NODE_GUNZIP, list],
+      cwd: archive.dir,
+      env: process.env,
+      captureStdout: true,
+    });
+    rows.push({
+      tool: 'node zlib gunzipSync (1 thread)',
+      runs: [zlib],
+      checks: [{ label: 'bytes', actual: Number(zlib.stdoutText.trim()), expected: m.uncompressedBytes }],
     });
     progress('replay: zcat | jq');
     const jq = await sh(
