@@ -54,6 +54,8 @@ const HANDLER_ENV: NodeJS.ProcessEnv = {
   APPROVALS_TABLE_NAME: 'keyguard-approvals',
   IDEMPOTENCY_TABLE_NAME: 'keyguard-idempotency',
   SWEEP_STATE_TABLE_NAME: 'keyguard-sweep-state',
+  // key-usage requires it; the sweep reads it when usage tracking is on (lib/constructs/key-usage-function.ts).
+  USAGE_TABLE_NAME: 'keyguard-usage',
   TOPIC_ARN: 'arn:aws:sns:us-east-1:111122223333:keyguard-owner-notices',
   GOVERNED_ACCOUNT_ID: '111122223333',
   AWS_REGION: 'us-east-1',
