@@ -452,10 +452,56 @@ async function streamLines(scan: Scan): Promise<void> {
   if (failure !== null) scan.problem(null, failure);
 }
 
-/** Scans one input file. Never throws for bad input: problems are in the result. */
-export async function scanFile(file: InputFile, filter: ScanFilter): Promise<FileScan> {
+/**
+ * A `.json` file larger than this (on disk) is first peeked at: when it is newline-delimited JSON it is
+ * streamed like `.jsonl`, so memory does not grow with it. Smaller files are read whole (a CloudTrail log
+ * file is one JSON document, a few MiB at most).
+ */
+export const STREAM_JSON_ABOVE_BYTES = 8 * 1024 * 1024;
+/** How far the peek reads (decompressed) looking for the end of the first line. */
+const PEEK_BYTES = 1024 * 1024;
+
+/** True when the file's first line is a JSON object on its own and more follows (NDJSON). */
+async function peekLineDelimited(file: InputFile): Promise<boolean> {
+  const gzip = await startsWithGzipMagic(file.absolute);
+  const raw = createReadStream(file.absolute);
+  const input: Readable = gzip ? raw.pipe(createGunzip()) : raw;
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of input) {
+      const buf = chunk as Buffer;
+      chunks.push(buf);
+      size += buf.length;
+      const nl = Buffer.concat(chunks).indexOf(0x0a);
+      if (nl >= 0 || size >= PEEK_BYTES) {
+        const head = Buffer.concat(chunks).toString('utf8');
+        return looksLineDelimited(head.charCodeAt(0) === 0xfeff ? head.slice(1) : head);
+      }
+    }
+    return false;
+  } catch {
+    return false;
+  } finally {
+    raw.destroy();
+    input.destroy();
+  }
+}
+
+/**
+ * Scans one input file. Never throws for bad input: problems are in the result. `streamAboveBytes` is for
+ * tests (default STREAM_JSON_ABOVE_BYTES).
+ */
+export async function scanFile(
+  file: InputFile,
+  filter: ScanFilter,
+  streamAboveBytes = STREAM_JSON_ABOVE_BYTES,
+): Promise<FileScan> {
   const scan = new Scan(file, filter);
-  if (isLineDelimited(file.display)) {
+  const stream =
+    isLineDelimited(file.display) ||
+    (file.bytes > streamAboveBytes && (await peekLineDelimited(file).catch(() => false)));
+  if (stream) {
     await streamLines(scan);
     return scan.result;
   }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { splitRecords } from '../../lambda/cli/archive-scan';
+import { scanFile, splitRecords } from '../../lambda/cli/archive-scan';
 import {
   directoryMayHold,
   directorySpan,
@@ -10,7 +10,7 @@ import {
   parseWindow,
   ReplayWindowError,
 } from '../../lambda/cli/archive-window';
-import { runReplay } from '../../lambda/cli/replay';
+import { REPLAY_FILTER, runReplay } from '../../lambda/cli/replay';
 import { captureIO, createKeyRecord, jsonLines, removeTempDirs, tempDir, writeFile } from './helpers';
 
 /** The pieces under `keyguard replay` at archive scale: the window, path dates and the record splitter. */
@@ -197,5 +197,44 @@ describe('replay: NDJSON streaming', () => {
       /^keyguard: big\.ndjson\.gz: cannot decompress \(gzip\): unexpected end of file$/m,
     );
     expect(jsonLines(out.stdout()).map((d) => d.userName)).toEqual(['svc-first']);
+  });
+});
+
+describe('scanFile: a large .json file of JSON lines', () => {
+  function truncatedLines(dir: string): { display: string; absolute: string; bytes: number } {
+    const lines = [
+      JSON.stringify(createKeyRecord('2026-11-20T09:00:00Z', 'svc-first', 'ACCASTREAMJSON0000001')),
+    ];
+    for (let i = 0; i < 3000; i++)
+      lines.push(JSON.stringify({ eventSource: 's3.amazonaws.com', n: i, pad: 'y'.repeat(300) }));
+    const gz = gzipSync(lines.join('\n'));
+    const path = writeFile(join(dir, 'export.json.gz'), gz.subarray(0, Math.floor(gz.length * 0.9)));
+    return { display: 'export.json.gz', absolute: path, bytes: gz.length };
+  }
+
+  it('is streamed line by line above the size limit: the lines before a break count', async () => {
+    // Prepare
+    const file = truncatedLines(tempDir());
+
+    // Act
+    const scan = await scanFile(file, REPLAY_FILTER, 0);
+
+    // Assess
+    expect(scan.entries).toHaveLength(1);
+    expect(scan.parsed).toBe(1);
+    expect(scan.records).toBeGreaterThan(1000);
+    expect(scan.problems.map((p) => p.reason)).toEqual(['cannot decompress (gzip): unexpected end of file']);
+  });
+
+  it('is read whole below it (a broken file yields nothing)', async () => {
+    // Prepare
+    const file = truncatedLines(tempDir());
+
+    // Act
+    const scan = await scanFile(file, REPLAY_FILTER);
+
+    // Assess
+    expect(scan.entries).toHaveLength(0);
+    expect(scan.problems.map((p) => p.reason)).toEqual(['cannot decompress (gzip): unexpected end of file']);
   });
 });
