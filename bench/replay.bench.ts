@@ -264,13 +264,13 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
       `planted ${m.keyEvents} IAM key events (us-east-1 only): jq's name filter selects all of them; replay counts ` +
         `${m.expectedRelevant} relevant (not the CodeCommit credentials or the failed calls) and prints ${m.expectedDecisions} decisions`,
       `jq filter: ${jqFilter(REPLAY_EVENT_NAMES)}`,
-      `keyguard: node ${relative(ROOT, CLI) || CLI} replay --json [--jobs N] --store <fresh tmp dir> <archive>, stderr a pipe (no progress bar); ` +
+      `keyguard: node ${relative(ROOT, CLI).startsWith('..') ? CLI : relative(ROOT, CLI)} replay --json [--jobs N] --store <fresh tmp dir> <archive>, stderr a pipe (no progress bar); ` +
         `--quiet ${support.quiet ? 'supported but not passed (it drops the totals with the relevant count)' : 'not supported'}, --jobs ${support.jobs ? 'supported' : 'not supported (one row only)'}; ` +
         `${cores} cores available; ${options.runs} run(s) per keyguard row (median), the other tools once`,
       `CLI fixed cost (empty input directory): ${num(empty.wallMs / 1000, 2)} s, peak RSS ${empty.peakRssKb === null ? 'n/a' : `${num(empty.peakRssKb / 1024, 1)} MiB`}` +
         (failedRun(empty) ? ` (${failedRun(empty)})` : ''),
       ...totals,
-      `peak RSS: largest sum of VmHWM over the live processes of the tree (sampled every 50 ms from /proc), so pipelines count every stage`,
+      `peak RSS: largest sum of VmHWM over the live processes of the tree (sampled every 200 ms from /proc), so pipelines count every stage`,
     ];
 
     const mismatch = rows.find(
