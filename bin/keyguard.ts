@@ -8,6 +8,7 @@ import {
   runRevoke,
   TABLE_ENV,
 } from '../lambda/cli/approvals';
+import { registerAuditCommand } from '../lambda/cli/audit';
 import {
   APPROVALS_TABLE_ENV,
   defaultInventoryDeps,
@@ -15,9 +16,12 @@ import {
   type InventoryOptions,
   KEYS_TABLE_ENV,
   runInventory,
+  USAGE_TABLE_ENV,
 } from '../lambda/cli/inventory';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from '../lambda/cli/io';
+import { registerPolicyCommand } from '../lambda/cli/policy';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
+import { registerReportCommand } from '../lambda/cli/report';
 import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import pkg from '../package.json';
@@ -125,9 +129,11 @@ const INVENTORY_HELP = `
 AWS access: the standard AWS SDK credential and endpoint chain (AWS_PROFILE, SSO, environment variables,
 AWS_ENDPOINT_URL_*); the region defaults to us-east-1. Permissions needed: iam:ListServiceSpecificCredentials,
 iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, iam:GetCredentialReport, iam:ListUserTags,
-sts:GetCallerIdentity (and dynamodb:GetItem on the keys table when one is named).
+sts:GetCallerIdentity (and dynamodb:GetItem on the keys table, dynamodb:GetItem and BatchGetItem on the usage
+table, when they are named).
 
-Without a keys table the last review is "unknown" and REVIEW_OVERDUE is not evaluated. A progress line is
+Without a keys table the last review is "unknown" and REVIEW_OVERDUE is not evaluated; without the usage table
+the last use is "unknown" and UNUSED is not evaluated. A progress line is
 shown on stderr when it is a terminal.
 
 Exit codes:
@@ -307,6 +313,12 @@ export function buildProgram(
         'approvals table: approved violations are shown as waived (stack output ApprovalsTableName)',
       ).env(APPROVALS_TABLE_ENV),
     )
+    .addOption(
+      new Option(
+        '--usage-table <name>',
+        'usage table: last use of each key, and UNUSED (stack output UsageTableName)',
+      ).env(USAGE_TABLE_ENV),
+    )
     .addHelpText('after', INVENTORY_HELP)
     .action(async (opts: InventoryOptions) => {
       setExitCode(await runInventory(opts, io, inventoryDeps()));
@@ -331,6 +343,10 @@ export function buildProgram(
     .action(async (paths: string[], opts: ScanOptions) => {
       setExitCode(await runScan(paths, opts, io, scanDeps()));
     });
+
+  registerPolicyCommand(program, io, setExitCode);
+  registerAuditCommand(program, io, setExitCode);
+  registerReportCommand(program, io, setExitCode);
 
   return program;
 }
