@@ -24,7 +24,7 @@ import {
  * relevant: its eventSource and eventName are in its text. Candidates may still be irrelevant (the caller
  * classifies them); what is skipped never is.
  *
- * This module imports nothing heavy (no zod, no SDK): it runs in worker threads (archive-worker.ts).
+ * This module imports nothing heavy (no zod, no SDK): it runs in worker threads (archive-worker-main.ts).
  */
 
 /** What a candidate must mention. */
