@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
 
@@ -112,5 +113,35 @@ describe('keyguard command line', () => {
     expect(decisions.every((d) => d.trigger.kind === 'replay' && d.applied === false)).toBe(true);
     expect(run.stderr).toMatch(/^Files: 9 read, 0 with errors$/m);
     expect(run.stderr).not.toMatch(/warning/i);
+  });
+  it('has every command wired: policy, audit and report run through the program as users call them', async () => {
+    // Prepare: a local store made by replay, and a report path
+    const store = tempDir();
+    const replay = captureIO(REPO);
+    expect(
+      await main(['node', 'keyguard', 'replay', '--store', store, 'examples/cloudtrail'], replay.io),
+    ).toBe(0);
+    const policy = captureIO(REPO);
+    const audit = captureIO(REPO);
+    const report = captureIO(REPO);
+    const html = join(tempDir(), 'report.html');
+
+    // Act
+    const policyCode = await main(['node', 'keyguard', 'policy', '--kind', 'scp'], policy.io);
+    const auditCode = await main(['node', 'keyguard', 'audit', '--store', store, '--json'], audit.io);
+    const reportCode = await main(
+      ['node', 'keyguard', 'report', '--store', store, '--html', html],
+      report.io,
+    );
+
+    // Assess
+    expect(policyCode).toBe(0);
+    const scp = JSON.parse(policy.stdout()) as { Statement: Array<{ Effect: string }> };
+    expect(scp.Statement.length).toBeGreaterThan(0);
+    expect(scp.Statement.every((st) => st.Effect === 'Deny')).toBe(true);
+    expect(auditCode).toBe(0);
+    expect(jsonLines(audit.stdout())).toHaveLength(12);
+    expect(reportCode).toBe(0);
+    expect(readFileSync(html, 'utf8')).toMatch(/^<!DOCTYPE html>/i);
   });
 });
