@@ -1,10 +1,21 @@
 import { ConditionalCheckFailedException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { BatchGetCommand, type DynamoDBDocumentClient, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  BatchGetCommand,
+  type DynamoDBDocumentClient,
+  GetCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import type { UsageAggregate, UsageSource, UseSubject } from '../domain/usage-types';
+import { requireEnv } from '../shared/env';
 
 /**
  * The usage store (flow 3): last use per long-term key, per user (long-term use not attributable to one key)
  * and per principal (short-term keys), plus when tracking started for the account.
+ *
+ * Tracking starts with the first recorded use, not with a deployment or a sweep: until a use event has arrived
+ * from the account, "unused" cannot be told from "not tracked" (a trail not logging read-only management events,
+ * a misconfigured rule), and a start set by the sweep would make every key UNUSED after maxIdleDays, and
+ * deactivated in enforce mode, when no event ever arrives.
  *
  * One item per subject: accountId (partition) + subject (sort):
  *   `key#<keyId>` | `user#<userName>` | `principal#<arn>` | `meta#tracking`.
@@ -85,6 +96,9 @@ const BATCH_GET_MAX = 100;
 const BATCH_GET_ATTEMPTS = 5;
 
 export class DynamoUsageStore implements UsageSource {
+  /** Accounts whose tracking start this container has written (if_not_exists: it is set once per account). */
+  private readonly trackingRecorded = new Set<string>();
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
@@ -94,9 +108,30 @@ export class DynamoUsageStore implements UsageSource {
    * One write per aggregate: counters and sets are added, firstUsedAt is set once, and the "last" fields move
    * only forward. The common case (this batch is newer than what is stored) is a single UpdateItem; when a late
    * batch is older, the counters are still added and each "last" group is set only where it is newer.
+   *
+   * Then, per account not yet known in this container, one more UpdateItem records the tracking start (the
+   * batch's earliest use, failed calls included: they too prove that use events arrive) if none is stored.
+   * Written after the uses, so a start on record means a use on record.
    */
   async recordUses(aggregates: ReadonlyArray<UsageAggregate>): Promise<void> {
     for (const a of aggregates) await this.recordOne(a);
+    const earliest = new Map<string, string>();
+    for (const a of aggregates) {
+      const e = earliest.get(a.accountId);
+      if (e === undefined || a.firstUsedAt < e) earliest.set(a.accountId, a.firstUsedAt);
+    }
+    for (const [accountId, firstUsedAt] of earliest) {
+      if (this.trackingRecorded.has(accountId)) continue;
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: { accountId, subject: TRACKING_SUBJECT },
+          UpdateExpression: 'SET trackingSince = if_not_exists(trackingSince, :f)',
+          ExpressionAttributeValues: { ':f': firstUsedAt },
+        }),
+      );
+      this.trackingRecorded.add(accountId);
+    }
   }
 
   private async recordOne(a: UsageAggregate): Promise<void> {
@@ -225,20 +260,20 @@ export class DynamoUsageStore implements UsageSource {
     return out;
   }
 
-  /** Sets the start of tracking once (if_not_exists), and returns what is stored. */
-  async ensureTrackingSince(accountId: string, now: Date): Promise<string> {
+  /**
+   * When tracking started for the account (its first recorded use), or null when no use was ever recorded.
+   * Read-only: the sweep and the CLI never set it. Strongly consistent, like the last-use reads.
+   */
+  async trackingSince(accountId: string): Promise<string | null> {
     const res = await this.doc.send(
-      new UpdateCommand({
+      new GetCommand({
         TableName: this.tableName,
         Key: { accountId, subject: TRACKING_SUBJECT },
-        UpdateExpression: 'SET trackingSince = if_not_exists(trackingSince, :now)',
-        ExpressionAttributeValues: { ':now': now.toISOString() },
-        ReturnValues: 'ALL_NEW',
+        ConsistentRead: true,
       }),
     );
-    const since = res.Attributes?.trackingSince;
-    if (typeof since !== 'string') throw new Error('usage store: trackingSince missing after update');
-    return since;
+    const since = res.Item?.trackingSince;
+    return typeof since === 'string' ? since : null;
   }
 
   private async batchGet(
@@ -282,4 +317,20 @@ function toRecord(item: Record<string, unknown>): UsageRecord {
     regions: asList(item.regions),
     models: asList(item.models),
   };
+}
+
+/** The environment variable naming the usage table; the stack sets it only when `usage.regions` is not empty. */
+export const USAGE_TABLE_ENV = 'USAGE_TABLE_NAME';
+
+/**
+ * The usage store a function reads (and the key-usage function writes): the table named by `USAGE_TABLE_NAME`,
+ * or none when the variable is absent (usage not tracked). Set but blank is a broken deployment and fails the
+ * cold start. Shared by every entry point, so all of them decide UNUSED from the same table.
+ */
+export function usageStoreFromEnv(
+  env: NodeJS.ProcessEnv,
+  doc: DynamoDBDocumentClient,
+): DynamoUsageStore | undefined {
+  if (env[USAGE_TABLE_ENV] === undefined) return undefined;
+  return new DynamoUsageStore(doc, requireEnv(env, USAGE_TABLE_ENV));
 }

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import { type DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { IAM_REGION, SDK_MAX_ATTEMPTS } from '../adapters/clients';
@@ -13,7 +13,7 @@ import {
   listBedrockKeysPage,
   type SnapshotOptions,
 } from '../adapters/iam-inventory';
-import { DynamoUsageStore, TRACKING_SUBJECT } from '../adapters/usage-store';
+import { DynamoUsageStore } from '../adapters/usage-store';
 import { evaluate } from '../domain/evaluate';
 import type { KeyMetadata, KnownKey } from '../domain/pipeline';
 import {
@@ -39,7 +39,7 @@ import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
  * report, which IAM reuses for 4 hours. With a keys table (`--keys-table` or KEYGUARD_KEYS_TABLE) each key's
  * record is read (GetItem) for its last review, known creator and history. With a usage table (`--usage-table` or
  * KEYGUARD_USAGE_TABLE) each key's last use is read (BatchGetItem, one per page) and, when the policy tracks
- * usage and the sweep has recorded when tracking started, UNUSED is evaluated as the sweep does.
+ * usage and a use was ever recorded (the tracking start, read with GetItem), UNUSED is evaluated as the sweep does.
  */
 
 /** Environment variable naming the keys table (the stack output KeysTableName). */
@@ -335,22 +335,6 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
   }
 }
 
-/**
- * When usage tracking started for the account, as the sweep recorded it; null when no sweep has. Read-only: the
- * inventory never records a start (`UsageSource.ensureTrackingSince` would).
- */
-async function readTrackingSince(
-  doc: DynamoDBDocumentClient,
-  table: string,
-  accountId: string,
-): Promise<string | null> {
-  const res = await doc.send(
-    new GetCommand({ TableName: table, Key: { accountId, subject: TRACKING_SUBJECT }, ConsistentRead: true }),
-  );
-  const since = res.Item?.trackingSince;
-  return typeof since === 'string' ? since : null;
-}
-
 interface Tables {
   keysTable: string | null;
   approvalsTable: string | null;
@@ -378,15 +362,17 @@ async function listKeys(
   const approvalSource = approvalsTable ? new DynamoApprovalsStore(deps.doc, approvalsTable) : null;
   // Only lastUsedFor (BatchGetItem) and the tracking start (GetItem) are read from the usage table.
   const usageStore = usageTable ? new DynamoUsageStore(deps.doc, usageTable) : null;
-  const trackingSince = usageTable ? await readTrackingSince(deps.doc, usageTable, accountId) : null;
-  // As the sweep: UNUSED only when the policy tracks usage, and never measured from before tracking started.
+  // Read-only, as the sweep: tracking starts with the first use the key-usage function recorded.
+  const trackingSince = usageStore ? await usageStore.trackingSince(accountId) : null;
+  // As the sweep: UNUSED only when the policy tracks usage and some use was ever recorded (otherwise "unused"
+  // cannot be told from "not tracked"), and never measured from before tracking started.
   const policyAsksUnused = config.usage.regions.length > 0 && config.maxIdleDays !== null;
   const evaluatesUnused = policyAsksUnused && trackingSince !== null;
   let unusedNotShown: string | null = null;
   if (policyAsksUnused && !usageTable) {
     unusedNotShown = `Last uses are unknown without the usage table (--usage-table or ${USAGE_TABLE_ENV}): UNUSED is not shown.`;
   } else if (policyAsksUnused && !evaluatesUnused) {
-    unusedNotShown = `UNUSED is not shown: no usage tracking start is recorded in ${usageTable} yet (the sweep records it).`;
+    unusedNotShown = `UNUSED is not shown: no Bedrock API key use is recorded in ${usageTable} yet (usage tracking starts with the first recorded use).`;
   }
 
   if (opts.csv) io.stdout.write(csvLine(CSV_HEADER));

@@ -38,7 +38,10 @@ export interface EvaluationContext {
   approvals?: readonly Approval[];
   /** The key (or, with `candidates`, one of the user's keys) was found leaked: LEAKED, critical. */
   leak?: LeakEvidence | null;
-  /** Last use of the key and start of usage tracking (UNUSED with config.maxIdleDays); null: not tracked. */
+  /**
+   * Last use of the key and start of usage tracking (UNUSED with config.maxIdleDays); null: not tracked, or no
+   * use of the account ever recorded.
+   */
   usage?: KeyUsage | null;
 }
 
@@ -194,18 +197,20 @@ function accessViolations(key: KeySnapshot): Violation[] {
  * UNUSED: an Active key nobody has used for more than `maxIdleDays` days is standing access that only an
  * attacker may still want; the owner is asked to delete it (or to get an approval, e.g. for a yearly job).
  *
- * Idle since = the latest of the last use, the key's creation and the start of usage tracking. Usually that is
- * simply the last use, or, for a key never seen used, `max(createdAt, trackingSince)`. Taking the latest of
- * all three also guards two edges that would otherwise call a live key unused:
+ * Idle since = the latest of the last use, the key's creation and the start of usage tracking (the account's
+ * first recorded use of any Bedrock API key). Usually that is simply the last use, or, for a key never seen
+ * used, `max(createdAt, trackingSince)`. Taking the latest of all three also guards two edges that would
+ * otherwise call a live key unused:
  * - idleness is never measured from before tracking started: a 400-day-old key used daily has no use on
- *   record on the first sweep after deployment, and must not be UNUSED then;
+ *   record before the first use event arrives, and must not be UNUSED then;
  * - a use recorded before the key existed was not this key's (`lastUsedFor` may return the user's
  *   unattributed record, left by an older key of the same user), so a fresh key is measured from its creation.
  * Exactly `maxIdleDays` idle is allowed; one millisecond more is not. A use in the future (clock skew) is
  * simply not idle. An unparseable tracking start gives no verdict: no UNUSED rather than a guess.
  *
  * Not evaluated without usage (`usage` absent or null: the driver does not track usage, i.e. `usage.regions`
- * is empty), with `maxIdleDays` null, or on a key that is not Active (it cannot be used, so idleness says
+ * is empty, or no use of the account was ever recorded, so "unused" cannot be told from "not tracked": use
+ * events may not be arriving at all), with `maxIdleDays` null, or on a key that is not Active (it cannot be used, so idleness says
  * nothing). Medium and not immediate: it goes through the grace period and staged notices like
  * MISSING_OWNER, so in enforce mode the key is deactivated only after the grace deadline, and a single use
  * before then resolves it. Approvals may cover it.

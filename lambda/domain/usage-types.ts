@@ -66,7 +66,10 @@ export interface UsageAggregate {
 export interface KeyUsage {
   /** Latest use that could have been this key (its own record, or its user's unattributed one). */
   lastUsedAt: string | null;
-  /** When usage tracking started for the account: idleness is never measured from before it. */
+  /**
+   * When usage tracking started for the account (its first recorded use): idleness is never measured from
+   * before it. There is no KeyUsage without it: before any use is recorded, UNUSED is not evaluated.
+   */
   trackingSince: string;
 }
 
@@ -77,6 +80,10 @@ export interface UsageSource {
     accountId: string,
     keys: ReadonlyArray<{ keyId: string; userName: string }>,
   ): Promise<Map<string, string | null>>;
-  /** When usage tracking started for the account, recording `now` as the start if it has none yet. */
-  ensureTrackingSince(accountId: string, now: Date): Promise<string>;
+  /**
+   * When usage tracking started for the account: the first use the usage store recorded, or null when it has
+   * never recorded one (then "unused" cannot be told from "not tracked", and UNUSED is not evaluated).
+   * Read-only: only recording a use sets it.
+   */
+  trackingSince(accountId: string): Promise<string | null>;
 }

@@ -4,7 +4,6 @@ import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { z } from 'zod';
 import { DynamoAuditLog } from '../adapters/audit-store';
@@ -25,7 +24,6 @@ import {
   unseenKnownKeysPage,
   ZERO_COUNTERS,
 } from '../adapters/sweep-state';
-import { DynamoUsageStore } from '../adapters/usage-store';
 import { DAY_MS, HOUR_MS } from '../domain/dates';
 import {
   type ApprovalSource,
@@ -38,7 +36,6 @@ import {
 } from '../domain/pipeline';
 import type { KeyUsage, UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
-import { requireEnv } from '../shared/env';
 
 /**
  * The inventory sweep (flow 2): every Bedrock key of the governed account, page by page, through the same
@@ -81,11 +78,12 @@ export interface SweepRuntime {
   approvals?: ApprovalSource;
   /**
    * Last use per key, for UNUSED. Asked only when `config.usage.regions` is non-empty: with no region tracked
-   * no use is ever recorded, so every key would look unused. Per invocation: one tracking-start call (it
-   * records the start on the first sweep, so idleness is never measured from before it), and, unless
-   * `maxIdleDays` is null, one last-use read per page of keys (only the page's Active keys: no other key can
-   * be UNUSED). A failed read fails the sweep: deciding without usage would drop UNUSED and send a false
-   * "resolved" notice.
+   * no use is ever recorded, so every key would look unused. Per invocation: one read of the tracking start
+   * (the account's first recorded use, set by the key-usage function, never by the sweep: while no use has
+   * ever been recorded, "unused" cannot be told from "not tracked", so UNUSED is not evaluated and a warning
+   * with the `UsageNeverRecorded` metric says so), and, unless `maxIdleDays` is null, one last-use read per
+   * page of keys (only the page's Active keys: no other key can be UNUSED). A failed read fails the sweep:
+   * deciding without usage would drop UNUSED and send a false "resolved" notice.
    * @default none: UNUSED is not evaluated
    */
   usage?: UsageSource;
@@ -100,21 +98,6 @@ export interface SweepRuntime {
   snapshot?: SnapshotOptions;
   now?: () => Date;
   newSweepId?: (startedAt: Date) => string;
-}
-
-/** The environment variable naming the usage table; the stack sets it only when `usage.regions` is not empty. */
-export const USAGE_TABLE_ENV = 'USAGE_TABLE_NAME';
-
-/**
- * The usage store the sweep reads for UNUSED: the table named by `USAGE_TABLE_NAME`, or none when the variable
- * is absent (usage not tracked). Set but blank is a broken deployment and fails the cold start.
- */
-export function usageStoreFromEnv(
-  env: NodeJS.ProcessEnv,
-  doc: DynamoDBDocumentClient,
-): DynamoUsageStore | undefined {
-  if (env[USAGE_TABLE_ENV] === undefined) return undefined;
-  return new DynamoUsageStore(doc, requireEnv(env, USAGE_TABLE_ENV));
 }
 
 export class InvalidSweepEventError extends Error {
@@ -348,20 +331,32 @@ export function createSweepHandler(rt: SweepRuntime) {
       return creators;
     };
 
-    /** Usage of the given keys (null: usage not tracked, or UNUSED off); at most one read per call. */
-    let trackingSince: string | null = null;
+    /**
+     * Usage of the given keys (null: usage not tracked, no use ever recorded, or UNUSED off); at most one
+     * last-use read per call, and one tracking-start read per invocation.
+     */
+    let tracking: { since: string | null } | null = null;
     const usageFor = async (
       keys: ReadonlyArray<{ keyId: string; userName: string; status: KeyMetadata['status'] }>,
-      now: Date,
     ): Promise<Map<string, KeyUsage> | null> => {
       if (!rt.usage || rt.config.usage.regions.length === 0) return null;
-      if (trackingSince === null) {
-        trackingSince = await rt.usage.ensureTrackingSince(account, now);
-        logger.info('usage tracked', { trackingSince, regions: rt.config.usage.regions });
+      if (tracking === null) {
+        tracking = { since: await rt.usage.trackingSince(account) };
+        if (tracking.since === null) {
+          // Events may not be arriving (trail without read-only management events, rule not receiving them):
+          // calling every key unused would deactivate the wrong keys. Loud, because the policy asks for UNUSED.
+          logger.warn('no Bedrock API key use was ever recorded for the account: UNUSED is not evaluated', {
+            regions: rt.config.usage.regions,
+          });
+          metrics.addMetric('UsageNeverRecorded', MetricUnit.Count, 1);
+        } else {
+          logger.info('usage tracked', { trackingSince: tracking.since, regions: rt.config.usage.regions });
+        }
       }
+      const since = tracking.since;
+      if (since === null) return null;
       const active = keys.filter((k) => k.status === 'Active');
       if (rt.config.maxIdleDays === null || active.length === 0) return null;
-      const since = trackingSince;
       const last = await rt.usage.lastUsedFor(
         account,
         active.map((k) => ({ keyId: k.keyId, userName: k.userName })),
@@ -379,7 +374,7 @@ export function createSweepHandler(rt: SweepRuntime) {
         const now = clock();
         s.directory.usePage(page.keys);
         const found = await creatorsFor(page.keys, now);
-        const usage = await usageFor(page.keys, now);
+        const usage = await usageFor(page.keys);
         let counted = { ...ZERO_COUNTERS };
         await pool(page.keys, concurrency, async (meta) => {
           const creator = found.get(meta.keyId) ?? null;
@@ -422,10 +417,7 @@ export function createSweepHandler(rt: SweepRuntime) {
           metas.set(key.keyId, await live.getKey(account, key.userName, key.keyId));
         });
         // A key IAM still has keeps its usage, so it keeps UNUSED (no false "resolved" notice).
-        const usage = await usageFor(
-          [...metas.values()].filter((m): m is KeyMetadata => m !== null),
-          now,
-        );
+        const usage = await usageFor([...metas.values()].filter((m): m is KeyMetadata => m !== null));
         let counted = { ...ZERO_COUNTERS };
         await pool(page.keys, concurrency, async (key) => {
           const meta = metas.get(key.keyId) ?? null;

@@ -4,9 +4,10 @@ import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { cloudTrailClient, dynamoClient, iamClient, snsClient } from '../adapters/clients';
 import { CloudTrailCreatorLookup } from '../adapters/cloudtrail-creators';
 import { documentClient } from '../adapters/document-client';
+import { usageStoreFromEnv } from '../adapters/usage-store';
 import { CONFIG_ENV, parseConfig } from '../shared/config';
 import { requireEnv } from '../shared/env';
-import { createSweepHandler, usageStoreFromEnv } from './sweep-handler';
+import { createSweepHandler } from './sweep-handler';
 
 /** Lambda entry point of the inventory sweep. Initialised once per container; a bad environment fails the cold start. */
 

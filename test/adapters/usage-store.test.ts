@@ -209,6 +209,7 @@ describe('DynamoUsageStore against dynalite', () => {
     // Assess
     const items = (await scanAll(db, TABLES.usageTable)).filter((i) => i.accountId === '444455556666');
     expect(items.map((i) => i.subject).sort()).toEqual([
+      'meta#tracking',
       'principal#arn:aws:iam::444455556666:role/app-role',
       'user#svc-two-keys',
     ]);
@@ -279,14 +280,62 @@ describe('DynamoUsageStore against dynalite', () => {
     expect(map.has('ACCA149')).toBe(false);
   });
 
-  it('ensureTrackingSince sets the start once and returns it afterwards', async () => {
+  it('trackingSince is null while no use of the account was ever recorded', async () => {
     // Act
-    const first = await store.ensureTrackingSince('999900001111', new Date('2026-11-01T00:00:00.000Z'));
-    const second = await store.ensureTrackingSince('999900001111', new Date('2026-11-28T00:00:00.000Z'));
+    const since = await store.trackingSince('999900001111');
+
+    // Assess: no use seen means "not tracked", never "tracked and unused"
+    expect(since).toBeNull();
+  });
+
+  it('recordUses sets the tracking start once, to the earliest use of the first batch', async () => {
+    // Prepare
+    const acct = '999900002222';
+    const first = [
+      aggregate({ accountId: acct, firstUsedAt: '2026-11-20T10:00:00.000Z' }),
+      aggregate({
+        accountId: acct,
+        subject: { kind: 'principal', principalArn: 'arn:aws:iam::999900002222:role/app' },
+        keyType: 'SHORT_TERM',
+        firstUsedAt: '2026-11-20T09:30:00.000Z',
+      }),
+    ];
+
+    // Act
+    await store.recordUses(first);
+    // A late batch (older use) and another container's store do not move it.
+    await store.recordUses([aggregate({ accountId: acct, firstUsedAt: '2026-11-19T08:00:00.000Z' })]);
+    await new DynamoUsageStore(db.doc, TABLES.usageTable).recordUses([
+      aggregate({ accountId: acct, firstUsedAt: '2026-11-01T00:00:00.000Z' }),
+    ]);
 
     // Assess
-    expect(first).toBe('2026-11-01T00:00:00.000Z');
-    expect(second).toBe('2026-11-01T00:00:00.000Z');
+    expect(await store.trackingSince(acct)).toBe('2026-11-20T09:30:00.000Z');
+    expect(await store.trackingSince('999900003333')).toBeNull();
+  });
+
+  it('recordUses records the start of each account in a batch', async () => {
+    // Prepare
+    const a = '999900004444';
+    const b = '999900005555';
+
+    // Act
+    await store.recordUses([
+      aggregate({ accountId: a, firstUsedAt: '2026-11-21T00:00:00.000Z' }),
+      aggregate({ accountId: b, firstUsedAt: '2026-11-22T00:00:00.000Z' }),
+    ]);
+
+    // Assess
+    expect(await store.trackingSince(a)).toBe('2026-11-21T00:00:00.000Z');
+    expect(await store.trackingSince(b)).toBe('2026-11-22T00:00:00.000Z');
+  });
+
+  it('recordUses with no aggregates records no tracking start', async () => {
+    // Act
+    await store.recordUses([]);
+
+    // Assess
+    expect(await store.trackingSince(ACCOUNT.replace('1111', '7777'))).toBeNull();
   });
 });
 
@@ -320,11 +369,52 @@ describe('DynamoUsageStore failures (mocked client)', () => {
     // Act
     await new DynamoUsageStore(doc, 't').recordUses([aggregate()]);
 
-    // Assess: counters-only write, then the two conditional "last" writes
+    // Assess: counters-only write, then the two conditional "last" writes, then the tracking start
     const calls = mock.commandCalls(UpdateCommand);
-    expect(calls).toHaveLength(4);
+    expect(calls).toHaveLength(5);
     expect(calls[1]?.args[0].input.ConditionExpression).toBeUndefined();
     expect(calls[1]?.args[0].input.UpdateExpression).toContain('ADD calls :calls');
+  });
+
+  it('writes the tracking start once per account per container, if_not_exists, after the uses', async () => {
+    // Prepare
+    mock.on(UpdateCommand).resolves({});
+    const store = new DynamoUsageStore(doc, 't');
+
+    // Act
+    await store.recordUses([aggregate(), aggregate({ firstUsedAt: '2026-11-20T09:00:00.000Z' })]);
+    await store.recordUses([aggregate()]);
+
+    // Assess: two use writes, the tracking start, one use write; no second tracking write
+    const inputs = mock.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+    expect(inputs).toHaveLength(4);
+    expect(inputs[2]).toEqual({
+      TableName: 't',
+      Key: { accountId: ACCOUNT, subject: 'meta#tracking' },
+      UpdateExpression: 'SET trackingSince = if_not_exists(trackingSince, :f)',
+      ExpressionAttributeValues: { ':f': '2026-11-20T09:00:00.000Z' },
+    });
+    expect(inputs.filter((i) => i.Key?.subject === 'meta#tracking')).toHaveLength(1);
+  });
+
+  it('rethrows a failed tracking-start write and tries it again with the next batch', async () => {
+    // Prepare: the use writes succeed, the tracking write fails once
+    const store = new DynamoUsageStore(doc, 't');
+    mock.on(UpdateCommand).resolves({});
+    mock
+      .on(UpdateCommand, { Key: { accountId: ACCOUNT, subject: 'meta#tracking' } })
+      .rejectsOnce(new Error('ThrottlingException'))
+      .resolves({});
+
+    // Act
+    await expect(store.recordUses([aggregate()])).rejects.toThrow('ThrottlingException');
+    await store.recordUses([aggregate()]);
+
+    // Assess
+    const tracking = mock
+      .commandCalls(UpdateCommand)
+      .filter((c) => c.args[0].input.Key?.subject === 'meta#tracking');
+    expect(tracking).toHaveLength(2);
   });
 
   it('gives up on keys BatchGetItem keeps leaving unprocessed', async () => {

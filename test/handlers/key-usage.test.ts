@@ -179,8 +179,13 @@ async function rememberDeactivated(rt: KeyUsageRuntime, keyId: string): Promise<
   });
 }
 
-function usageItems(rt: KeyUsageRuntime): Promise<Record<string, unknown>[]> {
-  return scanAll(db, rt.usageTable);
+/** The usage items of subjects (keys, users, principals): the account's tracking start is read separately. */
+async function usageItems(rt: KeyUsageRuntime): Promise<Record<string, unknown>[]> {
+  return (await scanAll(db, rt.usageTable)).filter((i) => i.subject !== 'meta#tracking');
+}
+
+async function trackingSince(rt: KeyUsageRuntime): Promise<string | null> {
+  return new DynamoUsageStore(db.doc, rt.usageTable).trackingSince(ACCOUNT);
 }
 
 describe('key-usage handler: recording use', () => {
@@ -219,6 +224,8 @@ describe('key-usage handler: recording use', () => {
       'eu-central-1',
       'us-east-1',
     ]);
+    // The account's first recorded use starts usage tracking (UNUSED is measured from it)
+    expect(await trackingSince(rt)).toBe('2026-11-20T10:00:00.000Z');
     expect(iam).toHaveReceivedCommandTimes(ListServiceSpecificCredentialsCommand, 1);
     expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
     expect(sns).not.toHaveReceivedCommand(PublishCommand);

@@ -17,7 +17,7 @@ import {
   type SweepState,
   sweepStateTableDefinition,
 } from '../../lambda/adapters/sweep-state';
-import { DynamoUsageStore } from '../../lambda/adapters/usage-store';
+import { DynamoUsageStore, usageStoreFromEnv } from '../../lambda/adapters/usage-store';
 import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
 import type { Decision } from '../../lambda/domain/types';
 import type { UsageAggregate, UsageSource } from '../../lambda/domain/usage-types';
@@ -26,7 +26,6 @@ import {
   createSweepHandler,
   InvalidSweepEventError,
   type SweepRuntime,
-  usageStoreFromEnv,
 } from '../../lambda/handlers/sweep-handler';
 import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
@@ -733,11 +732,10 @@ describe('sweep: UNUSED (usage tracking)', () => {
   /** An in-memory usage store: last use per key id, the account's tracking start, and every call made. */
   class FakeUsage implements UsageSource {
     readonly lastUsed = new Map<string, string>();
-    trackingSince: string | null = null;
+    /** The account's first recorded use (null: none ever recorded). */
+    since: string | null = null;
     failWith: Error | null = null;
-    readonly calls: Array<
-      { op: 'lastUsedFor'; keyIds: string[] } | { op: 'ensureTrackingSince'; now: string }
-    > = [];
+    readonly calls: Array<{ op: 'lastUsedFor'; keyIds: string[] } | { op: 'trackingSince' }> = [];
 
     async lastUsedFor(
       accountId: string,
@@ -753,11 +751,10 @@ describe('sweep: UNUSED (usage tracking)', () => {
       );
     }
 
-    async ensureTrackingSince(accountId: string, now: Date): Promise<string> {
+    async trackingSince(accountId: string): Promise<string | null> {
       expect(accountId).toBe(ACCOUNT);
-      this.calls.push({ op: 'ensureTrackingSince', now: now.toISOString() });
-      this.trackingSince ??= now.toISOString();
-      return this.trackingSince;
+      this.calls.push({ op: 'trackingSince' });
+      return this.since;
     }
   }
 
@@ -771,7 +768,7 @@ describe('sweep: UNUSED (usage tracking)', () => {
   /** Four 100-day-old keys with full tags, two per page: idle 40 days, used yesterday, never used, Inactive. */
   async function usageWorld(config: ConfigInput = TRACKED, over: Partial<SweepRuntime> = {}) {
     const usage = new FakeUsage();
-    usage.trackingSince = iso(T0 - 200 * DAY_MS);
+    usage.since = iso(T0 - 200 * DAY_MS);
     usage.lastUsed.set(IDLE, iso(T0 - 40 * DAY_MS));
     usage.lastUsed.set(USED, iso(T0 - DAY_MS));
     const w = await world(config, { usage, ...over });
@@ -826,27 +823,36 @@ describe('sweep: UNUSED (usage tracking)', () => {
     expect(notices()).toEqual([]);
     expect(await w.decisions(IDLE)).toHaveLength(1);
     expect(await w.decisions(NEVER)).toHaveLength(1);
-    // One tracking-start call per sweep, one last-use read per page (only the page's Active keys)
+    // One tracking-start read per sweep, one last-use read per page (only the page's Active keys)
     expect(usage.calls).toEqual([
-      { op: 'ensureTrackingSince', now: iso(T0) },
+      { op: 'trackingSince' },
       { op: 'lastUsedFor', keyIds: [IDLE, USED] },
       { op: 'lastUsedFor', keyIds: [NEVER] },
-      { op: 'ensureTrackingSince', now: iso(T0 + HOUR_MS) },
+      { op: 'trackingSince' },
       { op: 'lastUsedFor', keyIds: [IDLE, USED] },
       { op: 'lastUsedFor', keyIds: [NEVER] },
     ]);
   });
 
-  it('does not flag keys on the first sweep after usage tracking starts, however old they are', async () => {
-    // Prepare: no tracking start on record yet (the sweep records it now) and no use recorded
-    const { w, usage } = await usageWorld();
-    usage.trackingSince = null;
+  it('never flags UNUSED while no use was ever recorded (events may not arrive), and warns with a metric', async () => {
+    // Prepare: usage tracked by policy, but no use event has ever reached the usage store
+    const { w, usage } = await usageWorld({ ...TRACKED, mode: 'enforce' });
+    usage.since = null;
     usage.lastUsed.clear();
-    // Act
+    // Act: sweeps long past maxIdleDays and the grace period
     await w.run();
-    // Assess
+    w.clock.now = T0 + 100 * DAY_MS;
+    await w.run();
+    // Assess: nothing UNUSED, nothing deactivated, no last-use read
     for (const id of [IDLE, USED, NEVER]) expect((await w.decisions(id)).map(codesOf)).toEqual([[]]);
-    expect(usage.trackingSince).toBe(iso(T0));
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    expect(usage.calls).toEqual([{ op: 'trackingSince' }, { op: 'trackingSince' }]);
+    const warnings = out
+      .lines()
+      .filter((l) => l.level === 'WARN' && String(l.message).startsWith('no Bedrock API key use'));
+    expect(warnings).toHaveLength(2);
+    expect(warnings[0]).toMatchObject({ regions: ['us-east-1'] });
+    expect(out.text()).toMatch(/"UsageNeverRecorded":1/);
   });
 
   it('resolves UNUSED when the key is used again, and deactivates an idle key after the grace deadline (enforce)', async () => {
@@ -890,13 +896,13 @@ describe('sweep: UNUSED (usage tracking)', () => {
       expect((await w.decisions(id)).map(codesOf)).toEqual([[]]);
   });
 
-  it('with maxIdleDays null records the tracking start but reads no last use and flags nothing', async () => {
+  it('with maxIdleDays null reads the tracking start (for the warning) but no last use, and flags nothing', async () => {
     // Prepare
     const { w, usage } = await usageWorld({ ...TRACKED, maxIdleDays: null });
     // Act
     await w.run();
     // Assess
-    expect(usage.calls).toEqual([{ op: 'ensureTrackingSince', now: iso(T0) }]);
+    expect(usage.calls).toEqual([{ op: 'trackingSince' }]);
     for (const id of [IDLE, USED, NEVER]) expect((await w.decisions(id)).map(codesOf)).toEqual([[]]);
   });
 
@@ -964,7 +970,10 @@ describe('sweep: UNUSED with the DynamoDB usage store', () => {
     const usage = usageStoreFromEnv({ USAGE_TABLE_NAME: w.tables.usageTable }, db.doc);
     if (!usage) throw new Error('no usage store');
     const store = new DynamoUsageStore(db.doc, w.tables.usageTable);
-    await store.ensureTrackingSince(ACCOUNT, new Date(T0 - 200 * DAY_MS));
+    // The first use recorded (a short-term key, 200 days ago) starts tracking for the account.
+    await store.recordUses([
+      use({ kind: 'principal', principalArn: `arn:aws:iam::${ACCOUNT}:role/app` }, iso(T0 - 200 * DAY_MS)),
+    ]);
     await store.recordUses([
       use({ kind: 'key', keyId: 'ACCAEXAMPLEKEYIDLE001', userName: 'svc-idle' }, iso(T0 - 40 * DAY_MS)),
       // The user holds two keys: a use the store cannot attribute to one key counts for both.
@@ -993,8 +1002,8 @@ describe('sweep: UNUSED with the DynamoDB usage store', () => {
     expect(await codes('ACCAEXAMPLEKEYNOUSE01')).toEqual([['UNUSED']]);
     expect(await codes('ACCAEXAMPLEKEYPAIR001')).toEqual([[]]);
     expect(await codes('ACCAEXAMPLEKEYPAIR002')).toEqual([[]]);
-    // The tracking start recorded earlier is kept, not moved to the sweep's time
-    expect(await store.ensureTrackingSince(ACCOUNT, new Date(T0 + DAY_MS))).toBe(iso(T0 - 200 * DAY_MS));
+    // The sweep only reads the tracking start: it stays the first recorded use
+    expect(await store.trackingSince(ACCOUNT)).toBe(iso(T0 - 200 * DAY_MS));
   });
 
   it('warns at creation when usage.regions is set but no usage source is given (UNUSED is then not evaluated)', async () => {
