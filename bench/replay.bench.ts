@@ -89,8 +89,26 @@ async function withTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): 
   }
 }
 
-function sh(script: string, cwd: string): Promise<TreeRun> {
-  return runTree({ command: 'sh', args: ['-c', script], cwd, env: process.env, captureStdout: false });
+function sh(script: string, cwd: string, captureStdout = false): Promise<TreeRun> {
+  return runTree({ command: 'sh', args: ['-c', script], cwd, env: process.env, captureStdout });
+}
+
+/**
+ * Of the records jq selected (one JSON per line), those replay should count as relevant: the name filter
+ * also takes failed calls and credentials of other services (CodeCommit), which change no Bedrock key.
+ */
+export function replayRelevantOf(jqOutput: string): number {
+  let n = 0;
+  for (const line of jqOutput.split('\n')) {
+    if (line.trim() === '') continue;
+    const r = JSON.parse(line) as {
+      errorCode?: unknown;
+      requestParameters?: { serviceName?: unknown } | null;
+    };
+    const service = r.requestParameters?.serviceName;
+    if (r.errorCode === undefined && (service === undefined || service === 'bedrock.amazonaws.com')) n += 1;
+  }
+  return n;
 }
 
 function failedRun(r: TreeRun): string | null {
@@ -202,11 +220,19 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
     const jq = await sh(
       `xargs -0 -a ${shellQuote(list)} zcat | jq -c ${shellQuote(jqFilter(REPLAY_EVENT_NAMES))}`,
       archive.dir,
+      true,
     );
     rows.push({
       tool: 'zcat | jq -c (select IAM key events)',
       runs: [jq],
-      checks: [{ label: 'selected', actual: jq.stdoutLines, expected: m.keyEvents }],
+      checks: [
+        { label: 'selected', actual: jq.stdoutLines, expected: m.keyEvents },
+        {
+          label: 'of which replay-relevant',
+          actual: replayRelevantOf(jq.stdoutText),
+          expected: m.expectedRelevant,
+        },
+      ],
     });
 
     progress('replay: CLI fixed cost (empty input directory)');
@@ -262,7 +288,8 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
         `MiB per region: ${[...regions].map(([r, b]) => `${r} ${num(mib(b))}`).join(', ')}; ` +
         `file sizes (uncompressed) min ${num(mib(sizes[0] ?? 0), 2)}, median ${num(mib(sizes[sizes.length >>> 1] ?? 0), 2)}, max ${num(mib(sizes[sizes.length - 1] ?? 0), 2)} MiB; gzip level 6`,
       `planted ${m.keyEvents} IAM key events (us-east-1 only): jq's name filter selects all of them; replay counts ` +
-        `${m.expectedRelevant} relevant (not the CodeCommit credentials or the failed calls) and prints ${m.expectedDecisions} decisions`,
+        `${m.expectedRelevant} relevant (not the CodeCommit credentials or the failed calls: "of which replay-relevant" ` +
+        `counts jq's records without errorCode and with no serviceName or bedrock's) and prints ${m.expectedDecisions} decisions`,
       `jq filter: ${jqFilter(REPLAY_EVENT_NAMES)}`,
       `keyguard: node ${relative(ROOT, CLI).startsWith('..') ? CLI : relative(ROOT, CLI)} replay --json [--jobs N] --store <fresh tmp dir> <archive>, stderr a pipe (no progress bar); ` +
         `--quiet ${support.quiet ? 'supported but not passed (it drops the totals with the relevant count)' : 'not supported'}, --jobs ${support.jobs ? 'supported' : 'not supported (one row only)'}; ` +
