@@ -1,5 +1,6 @@
 import { App } from 'aws-cdk-lib';
 import { loadConfig } from '../lambda/shared/config';
+import { GUARDRAILS_STACK_NAME, GuardrailsStack } from './guardrails-stack';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
 import { UsageStack, usageStackName } from './usage-stack';
 
@@ -32,13 +33,15 @@ function stringContext(app: App, key: string): string | undefined {
 
 /**
  * Composes the CDK app: reads context once, validates it (bad config -> ConfigError naming file, key and
- * value; another region -> RegionError), and builds the main stack plus one usage stack per `usage.regions` entry
- * other than us-east-1 (which the main stack forwards itself). bin/app.ts and the tests both use this.
+ * value; another region -> RegionError), and builds the main stack, one usage stack per `usage.regions` entry
+ * other than us-east-1 (which the main stack forwards itself), and the guardrails stack when one is deployed. bin/app.ts and the tests both use this.
  */
 export function buildApp(props: BuildAppProps = {}): {
   app: App;
   stack: KeyguardStack;
   usageStacks: UsageStack[];
+  /** The preventive policies' stack, when `guardrails.deploy` is `scp` or `managed-policy`. */
+  guardrails?: GuardrailsStack;
 } {
   const app = new App({ context: props.context, outdir: props.outdir });
 
@@ -65,5 +68,16 @@ export function buildApp(props: BuildAppProps = {}): {
       usage.addStackDependency(stack);
       return usage;
     });
-  return { app, stack, usageStacks };
+
+  // Its own stack: an SCP must be deployed with the organization's management (or delegated administrator)
+  // account's credentials, which are usually not the governed account's.
+  const guardrails =
+    config.guardrails.deploy === 'none'
+      ? undefined
+      : new GuardrailsStack(app, GUARDRAILS_STACK_NAME, {
+          stackName: GUARDRAILS_STACK_NAME,
+          env: { account: props.account, region: GOVERNANCE_REGION },
+          config,
+        });
+  return { app, stack, usageStacks, ...(guardrails ? { guardrails } : {}) };
 }

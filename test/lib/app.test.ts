@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { buildApp } from '../../lib/app';
@@ -155,4 +156,34 @@ describe('OwnerAlerts', () => {
     // Assess
     expect(error.message).toContain('notifications.subscriptions[1].email: got "A@example.com"');
   });
+});
+
+describe('buildApp: guardrails', () => {
+  test('no guardrails stack by default (keyguard policy only prints them)', () => {
+    // Act
+    const built = build();
+    // Assess
+    expect(built.guardrails).toBeUndefined();
+    expect(built.app.node.tryFindChild('BedrockKeyGuardGuardrails')).toBeUndefined();
+  });
+
+  test.each([
+    ['scp', 'AWS::Organizations::Policy'],
+    ['managed-policy', 'AWS::IAM::ManagedPolicy'],
+  ])(
+    'deploy %s adds the BedrockKeyGuardGuardrails stack in us-east-1 with a %s, nag-clean',
+    (deploy, type) => {
+      // Prepare
+      const config = writeConfig({ guardrails: { deploy, scpTargetIds: ['ou-ab12-cd34ef56'] } });
+      // Act
+      const { guardrails } = build({ context: { config }, account: '123456789012' });
+      // Assess
+      expect(guardrails?.stackName).toBe('BedrockKeyGuardGuardrails');
+      expect(guardrails?.region).toBe('us-east-1');
+      const template = Template.fromStack(guardrails as Stack);
+      expect(Object.keys(resourcesOf(template, type))).toHaveLength(1);
+      const report = new AwsSolutionsChecks().validateScope(guardrails as Stack);
+      expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+    },
+  );
 });
