@@ -16,7 +16,7 @@ import {
   type Trigger,
   type ViolationCode,
 } from './types';
-import type { KeyUsage } from './usage-types';
+import type { KeyUsage, UsageSource } from './usage-types';
 
 /**
  * One path from a key event to recorded decisions, shared by the `credential-event` function (ports backed
@@ -115,6 +115,13 @@ export interface PipelineDeps {
   facts?: UserFactsSource;
   /** @default none: no approvals */
   approvals?: ApprovalSource;
+  /**
+   * Last use per key, for steps that do not carry their own usage (events, leaks, usage alerts). Without it an
+   * event would evaluate a key the sweep flagged UNUSED as compliant: a false "resolved" notice, the grace
+   * deadline cleared, and a user tagged now and then would never reach deactivation.
+   * @default none: UNUSED is evaluated only where the step carries usage (the sweep)
+   */
+  usage?: UsageSource;
 }
 
 export interface PipelineOptions {
@@ -167,7 +174,10 @@ export interface KeyStep {
   sweepId?: string;
   /** The key was found leaked (trigger kind `leak`). */
   leak?: LeakEvidence;
-  /** The key's last use and the start of usage tracking, for UNUSED; absent when usage is not tracked. */
+  /**
+   * The key's last use and the start of usage tracking, for UNUSED (null: not evaluated). Absent: read from
+   * `PipelineDeps.usage` when there is one (see usageOf).
+   */
   usage?: KeyUsage | null;
   /**
    * Usage alert (trigger kind `usage`): a key keyguard deactivated is still being used. Its text becomes the
@@ -246,6 +256,7 @@ export async function decideKey(
       creator,
     };
   }
+  const usage = await usageOf(step, deps, opts.config);
   const records = deps.approvals ? await deps.approvals.recordsFor(accountId, keyId) : null;
   const approvals = records?.approvals ?? [];
   if (
@@ -264,7 +275,7 @@ export async function decideKey(
     history,
     approvals,
     leak: step.leak ?? null,
-    usage: step.usage ?? null,
+    usage,
   });
   if (step.alert) {
     const why = step.alert.reason;
@@ -294,6 +305,21 @@ export async function decideKey(
     recorded: !recorded.duplicate,
     notified: Boolean(decision.notice),
   };
+}
+
+/**
+ * The usage UNUSED is evaluated with: the step's own (the sweep reads it per page), else, for an Active key when
+ * the policy tracks usage and has a maxIdleDays, the account's tracking start and the key's last use from
+ * `deps.usage`. Null when no use of the account was ever recorded: "unused" cannot be told from "not tracked".
+ */
+async function usageOf(step: KeyStep, deps: PipelineDeps, config: Config): Promise<KeyUsage | null> {
+  if (step.usage !== undefined) return step.usage;
+  if (!deps.usage || config.usage.regions.length === 0 || config.maxIdleDays === null) return null;
+  if (step.meta?.status !== 'Active') return null;
+  const trackingSince = await deps.usage.trackingSince(step.accountId);
+  if (trackingSince === null) return null;
+  const last = await deps.usage.lastUsedFor(step.accountId, [{ keyId: step.keyId, userName: step.userName }]);
+  return { lastUsedAt: last.get(step.keyId) ?? null, trackingSince };
 }
 
 /** Writes the key's current state; `decision` null when nothing was recorded (the last decision stays). */

@@ -13,6 +13,7 @@ import { IamUserFacts } from '../adapters/iam-user-facts';
 import { SnsNotifier } from '../adapters/notifier';
 import { classifyRecord, type EventBridgeEvent, EventBridgeEventSchema } from '../domain/cloudtrail';
 import { type PipelineDeps, processKeyEvent } from '../domain/pipeline';
+import type { UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
 
 /**
@@ -40,6 +41,11 @@ export interface CredentialEventRuntime {
   sns: SNSClient;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Last use per key (the usage table), so that UNUSED is evaluated here as the sweep evaluates it.
+   * @default none: UNUSED is not evaluated by this function
+   */
+  usage?: UsageSource;
   now?: () => Date;
 }
 
@@ -79,6 +85,8 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
     // Policies and other credentials of the key's user: BROAD_PERMISSIONS and USER_HAS_OTHER_CREDENTIALS.
     facts: new IamUserFacts(rt.iamFor),
+    // Without it a tag edit would drop UNUSED: a false "resolved" notice and the grace deadline cleared.
+    ...(rt.usage ? { usage: rt.usage } : {}),
   };
   const now = rt.now ?? (() => new Date());
 

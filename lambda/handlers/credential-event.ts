@@ -1,6 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient, iamClient, snsClient } from '../adapters/clients';
+import { documentClient } from '../adapters/document-client';
+import { usageStoreFromEnv } from '../adapters/usage-store';
 import { CONFIG_ENV, parseConfig } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createCredentialEventHandler } from './credential-event-handler';
@@ -10,6 +12,9 @@ import { createCredentialEventHandler } from './credential-event-handler';
 const env = process.env;
 const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
 const iam = iamClient();
+const dynamo = dynamoClient();
+// Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated here.
+const usage = usageStoreFromEnv(env, documentClient(dynamo));
 
 export const handler = createCredentialEventHandler({
   config,
@@ -22,8 +27,9 @@ export const handler = createCredentialEventHandler({
   governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
   // One account for now; organization mode will return a client for an assumed role per member account.
   iamFor: () => iam,
-  dynamo: dynamoClient(),
+  dynamo,
   sns: snsClient(),
   logger: new Logger(),
   metrics: new Metrics(),
+  ...(usage ? { usage } : {}),
 });

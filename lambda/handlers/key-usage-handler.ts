@@ -124,6 +124,8 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
     facts: new IamUserFacts(rt.iamFor),
   };
   const store = new DynamoUsageStore(doc, rt.usageTable);
+  // A usage decision about an Active key evaluates UNUSED from the same table (just written: never idle).
+  deps.usage = store;
   const now = rt.now ?? (() => new Date());
 
   function count(name: string, value: number, dimension: [string, string] | null = null): void {

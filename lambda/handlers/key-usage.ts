@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient, iamClient, snsClient } from '../adapters/clients';
+import { USAGE_TABLE_ENV } from '../adapters/usage-store';
 import { CONFIG_ENV, parseConfig } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createKeyUsageHandler } from './key-usage-handler';
@@ -17,7 +18,7 @@ export const handler = createKeyUsageHandler({
   decisionsTable: requireEnv(env, 'DECISIONS_TABLE_NAME'),
   keysTable: requireEnv(env, 'KEYS_TABLE_NAME'),
   approvalsTable: requireEnv(env, 'APPROVALS_TABLE_NAME'),
-  usageTable: requireEnv(env, 'USAGE_TABLE_NAME'),
+  usageTable: requireEnv(env, USAGE_TABLE_ENV),
   topicArn: requireEnv(env, 'TOPIC_ARN'),
   governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
   // One account for now; organization mode will return a client for an assumed role per member account.

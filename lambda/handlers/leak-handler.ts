@@ -15,6 +15,7 @@ import { describeLeak } from '../domain/evaluate';
 import { findLeaks, type LeakFinding, type LongTermFacts, type ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
 import type { Decision, LeakEvidence, LeakLocation } from '../domain/types';
+import type { UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
 
 /**
@@ -43,6 +44,11 @@ export interface LeakRuntime {
   sns: SNSClient;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Last use per key (the usage table), so that UNUSED is evaluated here as the sweep evaluates it.
+   * @default none: UNUSED is not evaluated by this function
+   */
+  usage?: UsageSource;
   now?: () => Date;
 }
 
@@ -123,6 +129,8 @@ export function createLeakHandler(rt: LeakRuntime) {
     enforcer: new IamEnforcer(rt.iamFor, directory),
     notifier,
     approvals: new DynamoApprovalsStore(documentClient(rt.dynamo), rt.approvalsTable),
+    // A leak decision about an idle key keeps its UNUSED (no false "resolved" for that code).
+    ...(rt.usage ? { usage: rt.usage } : {}),
   };
   const issuers = new CloudTrailIssuerLookup(rt.cloudTrailFor);
   const now = rt.now ?? (() => new Date());

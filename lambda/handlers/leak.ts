@@ -2,6 +2,8 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient } from '../adapters/clients';
+import { documentClient } from '../adapters/document-client';
+import { usageStoreFromEnv } from '../adapters/usage-store';
 import { CONFIG_ENV, parseConfig } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createLeakHandler } from './leak-handler';
@@ -11,6 +13,9 @@ import { createLeakHandler } from './leak-handler';
 const env = process.env;
 const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
 const iam = iamClient();
+const dynamo = dynamoClient();
+// Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated here.
+const usage = usageStoreFromEnv(env, documentClient(dynamo));
 const cloudTrail = new Map<string, CloudTrailClient>();
 
 export const handler = createLeakHandler({
@@ -31,8 +36,9 @@ export const handler = createLeakHandler({
     }
     return c;
   },
-  dynamo: dynamoClient(),
+  dynamo,
   sns: snsClient(),
   logger: new Logger(),
   metrics: new Metrics(),
+  ...(usage ? { usage } : {}),
 });

@@ -10,6 +10,7 @@ import {
   type PipelineDeps,
 } from '../../lambda/domain/pipeline';
 import type { Decision } from '../../lambda/domain/types';
+import type { UsageSource } from '../../lambda/domain/usage-types';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { createTestTables, startTestDynamo } from '../support/dynamo';
 
@@ -175,5 +176,125 @@ describe('decideKey', () => {
     expect(withReview?.decision.violations).toEqual([]);
     expect(withReview?.decision.notice).toBe('resolved');
     expect((await audit.getKnownKey(ACCOUNT, KEY))?.history?.lastReviewAt).toBe('2026-11-09T00:00:00.000Z');
+  });
+});
+
+describe('decideKey: usage on the event path', () => {
+  const TAGS = { owner: 'a@example.com', purpose: 'chat', 'review-cadence': '90d' };
+  const tracked = parseConfig({ mode: 'audit', maxIdleDays: 30, usage: { regions: ['us-east-1'] } });
+  const trackedOpts = (at: string, c = tracked) => ({
+    config: c,
+    policyVersion: policyVersion(c),
+    now: new Date(at),
+  });
+
+  /** An in-memory usage source that records what it was asked. */
+  function usageSource(since: string | null, lastUsed: Record<string, string> = {}) {
+    const calls: string[] = [];
+    const source: UsageSource = {
+      trackingSince: async (accountId) => {
+        calls.push(`trackingSince ${accountId}`);
+        return since;
+      },
+      lastUsedFor: async (accountId, keys) => {
+        calls.push(`lastUsedFor ${accountId} ${keys.map((k) => `${k.userName}/${k.keyId}`).join(',')}`);
+        return new Map(
+          keys.filter((k) => k.keyId in lastUsed).map((k) => [k.keyId, lastUsed[k.keyId] ?? null]),
+        );
+      },
+    };
+    return { source, calls };
+  }
+
+  function eventStep(at: string, eventId: string, over: Partial<KeyStep> = {}): KeyStep {
+    return {
+      ...sweepStep(at, eventId),
+      trigger: { kind: 'event', eventId, eventName: 'TagUser', eventTime: at },
+      decisionId: decisionIdFor('event', at, eventId),
+      record: 'always',
+      sweepId: undefined,
+      ...over,
+    };
+  }
+
+  it('reads the key’s last use and the tracking start, so an event keeps UNUSED', async () => {
+    // Prepare: created Nov 1, tracked since Oct 1, last used Nov 2; 30 idle days allowed
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const usage = usageSource('2026-10-01T00:00:00.000Z', { [KEY]: '2026-11-02T00:00:00.000Z' });
+    const at = '2026-12-10T00:00:00.000Z';
+
+    // Act
+    const r = await decideKey(
+      eventStep(at, 'e1'),
+      { ...deps(audit, TAGS, sent), usage: usage.source },
+      trackedOpts(at),
+    );
+
+    // Assess
+    expect(r?.decision.violations.map((v) => v.code)).toEqual(['UNUSED']);
+    expect(r?.decision.violations[0]?.detail).toContain('last used 2026-11-02T00:00:00.000Z');
+    expect(usage.calls).toEqual([`trackingSince ${ACCOUNT}`, `lastUsedFor ${ACCOUNT} svc-chatbot/${KEY}`]);
+  });
+
+  it('does not evaluate UNUSED while no use was ever recorded (no tracking start), and reads no last use', async () => {
+    // Prepare
+    const audit = await freshAudit();
+    const usage = usageSource(null);
+    const at = '2026-12-10T00:00:00.000Z';
+
+    // Act
+    const r = await decideKey(
+      eventStep(at, 'e1'),
+      { ...deps(audit, TAGS, []), usage: usage.source },
+      trackedOpts(at),
+    );
+
+    // Assess
+    expect(r?.decision.violations).toEqual([]);
+    expect(usage.calls).toEqual([`trackingSince ${ACCOUNT}`]);
+  });
+
+  it('uses the step’s own usage when the driver gives it (sweeps), even null', async () => {
+    // Prepare
+    const audit = await freshAudit();
+    const usage = usageSource('2026-10-01T00:00:00.000Z');
+    const at = '2026-12-10T00:00:00.000Z';
+
+    // Act
+    const r = await decideKey(
+      eventStep(at, 'e1', { usage: null }),
+      { ...deps(audit, TAGS, []), usage: usage.source },
+      trackedOpts(at),
+    );
+
+    // Assess
+    expect(r?.decision.violations).toEqual([]);
+    expect(usage.calls).toEqual([]);
+  });
+
+  it('asks nothing when usage is not tracked, UNUSED is off, or the key is not Active', async () => {
+    // Prepare
+    const usage = usageSource('2026-10-01T00:00:00.000Z');
+    const at = '2026-12-10T00:00:00.000Z';
+    const untracked = parseConfig({ mode: 'audit', maxIdleDays: 30 });
+    const off = parseConfig({ mode: 'audit', maxIdleDays: null, usage: { regions: ['us-east-1'] } });
+
+    // Act
+    for (const [step, c] of [
+      [eventStep(at, 'e1'), untracked],
+      [eventStep(at, 'e2'), off],
+      [eventStep(at, 'e3', { meta: meta({ status: 'Inactive' }) }), tracked],
+      [eventStep(at, 'e4', { meta: null, created: { createdAt: null, expiresAt: null } }), tracked],
+    ] as const) {
+      await decideKey(
+        step,
+        { ...deps(await freshAudit(), TAGS, []), usage: usage.source },
+        trackedOpts(at, c),
+      );
+    }
+
+    // Assess
+    expect(usage.calls).toEqual([]);
   });
 });

@@ -12,7 +12,12 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoApprovalsStore } from '../../lambda/adapters/approvals-store';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { IamEnforcer, IamKeyDirectory } from '../../lambda/adapters/iam';
+import { SnsNotifier } from '../../lambda/adapters/notifier';
+import { DynamoUsageStore } from '../../lambda/adapters/usage-store';
+import { decideKey, decisionIdFor } from '../../lambda/domain/pipeline';
 import type { Decision } from '../../lambda/domain/types';
+import type { UsageAggregate } from '../../lambda/domain/usage-types';
 import {
   type CredentialEventRuntime,
   createCredentialEventHandler,
@@ -24,6 +29,7 @@ import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/d
 import {
   ACCOUNT,
   ADMIN_ARN,
+  cloudTrailRecord,
   createCredentialRecord,
   credentialChangeRecord,
   eventBridgeEvent,
@@ -499,5 +505,140 @@ describe('credential-event handler: approvals', () => {
     expect(decision).toMatchObject({ action: 'DEACTIVATE', applied: true });
     expect(decision?.violations.map((v) => v.code)).toEqual(['NEVER_EXPIRES']);
     expect(decision?.waived).toBeUndefined();
+  });
+});
+
+describe('credential-event handler: usage (UNUSED)', () => {
+  const SWEEP_AT = '2026-11-20T08:00:00.000Z';
+
+  /** Tracked since Sep 1 (first recorded use), the key last used Oct 1: idle 50 days, 30 allowed. */
+  async function trackedRuntime(): Promise<CredentialEventRuntime & { usage: DynamoUsageStore }> {
+    const base = await freshRuntime('enforce');
+    const usageTable = `${TABLES.usageTable}-${table}`;
+    await createTestTables(db, {
+      decisionsTable: base.decisionsTable,
+      keysTable: base.keysTable,
+      idempotencyTable: base.idempotencyTable,
+      usageTable,
+    });
+    const usage = new DynamoUsageStore(db.doc, usageTable);
+    const use = (subject: UsageAggregate['subject'], at: string): UsageAggregate => ({
+      accountId: ACCOUNT,
+      subject,
+      keyType: subject.kind === 'principal' ? 'SHORT_TERM' : 'LONG_TERM',
+      calls: 1,
+      failedCalls: 0,
+      firstUsedAt: at,
+      lastUsedAt: at,
+      lastAttemptAt: at,
+      regions: ['us-east-1'],
+      models: [],
+      lastSourceIp: null,
+      lastUserAgent: null,
+    });
+    await usage.recordUses([
+      use(
+        { kind: 'principal', principalArn: `arn:aws:iam::${ACCOUNT}:role/app` },
+        '2026-09-01T00:00:00.000Z',
+      ),
+    ]);
+    await usage.recordUses([use({ kind: 'key', keyId: KEY, userName: USER }, '2026-10-01T00:00:00.000Z')]);
+    const config = parseConfig({
+      mode: 'enforce',
+      maxAgeDays: 365,
+      maxIdleDays: 30,
+      usage: { regions: ['us-east-1'] },
+    });
+    return { ...base, config, policyVersion: policyVersion(config), usage };
+  }
+
+  function oldKey() {
+    return {
+      ...liveKey('Active', new Date('2027-03-01T00:00:00Z')),
+      CreateDate: new Date('2026-09-01T12:00:00Z'),
+    };
+  }
+
+  /** The sweep's decision for the key, as the sweep makes it (its step carries the key's usage). */
+  async function sweepFlagsUnused(rt: CredentialEventRuntime): Promise<Decision | undefined> {
+    const directory = new IamKeyDirectory(rt.iamFor);
+    const meta = await directory.getKey(ACCOUNT, USER, KEY);
+    const r = await decideKey(
+      {
+        accountId: ACCOUNT,
+        keyId: KEY,
+        userName: USER,
+        meta,
+        trigger: { kind: 'sweep', eventId: 'sweep-1', eventTime: SWEEP_AT },
+        decisionId: decisionIdFor('sweep', SWEEP_AT, 'sweep-1'),
+        record: 'on-change',
+        sweepId: 'sweep-1',
+        usage: { lastUsedAt: '2026-10-01T00:00:00.000Z', trackingSince: '2026-09-01T00:00:00.000Z' },
+      },
+      {
+        directory,
+        audit: new DynamoAuditLog(db.doc, rt),
+        enforcer: new IamEnforcer(rt.iamFor, directory),
+        notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
+      },
+      { config: rt.config, policyVersion: rt.policyVersion, now: new Date(SWEEP_AT) },
+    );
+    return r?.decision;
+  }
+
+  it('an event after the sweep flagged UNUSED keeps UNUSED and the grace deadline: no "resolved" notice', async () => {
+    // Prepare: the sweep flagged the key UNUSED (first notice, deadline in 72 h)
+    const rt = await trackedRuntime();
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [oldKey()] });
+    const swept = await sweepFlagsUnused(rt);
+    expect(swept).toMatchObject({ action: 'NOTIFY', notice: 'first', deadline: '2026-11-23T08:00:00.000Z' });
+    expect(swept?.violations.map((v) => v.code)).toEqual(['UNUSED']);
+    sns.resetHistory();
+
+    // Act: the user's tags are edited (nothing about use changed)
+    const result = await createCredentialEventHandler(rt)(
+      eventBridgeEvent(tagUserRecord(USER, { note: 'x' })),
+      lambdaContext(),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ status: 'decided', decisions: [{ keyId: KEY, action: 'NOTIFY' }] });
+    const [, event] = await decisionsIn(rt);
+    expect(event?.violations.map((v) => v.code)).toEqual(['UNUSED']);
+    expect(event?.deadline).toBe('2026-11-23T08:00:00.000Z');
+    expect(event?.notice ?? null).toBeNull();
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known?.history?.deadline).toBe('2026-11-23T08:00:00.000Z');
+    expect(known?.violationCodes).toEqual(['UNUSED']);
+  });
+
+  it('keeps deciding UNUSED past the deadline: an event then deactivates the idle key (enforce)', async () => {
+    // Prepare
+    const rt = await trackedRuntime();
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [oldKey()] });
+    await sweepFlagsUnused(rt);
+
+    // Act: a tag edit after the 72 h deadline
+    const later = { ...rt, now: () => new Date('2026-11-24T00:00:00Z') };
+    await createCredentialEventHandler(later)(
+      eventBridgeEvent(
+        cloudTrailRecord({
+          eventName: 'TagUser',
+          eventTime: '2026-11-24T00:00:00Z',
+          requestParameters: { userName: USER, tags: [{ key: 'note', value: 'x' }] },
+        }),
+      ),
+      lambdaContext(),
+    );
+
+    // Assess
+    const decisions = await decisionsIn(rt);
+    expect(decisions.at(-1)).toMatchObject({ action: 'DEACTIVATE', applied: true });
+    expect(decisions.at(-1)?.violations.map((v) => v.code)).toEqual(['UNUSED']);
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      ServiceSpecificCredentialId: KEY,
+      Status: 'Inactive',
+    });
   });
 });
