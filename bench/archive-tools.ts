@@ -1,5 +1,7 @@
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 
 /**
@@ -13,7 +15,13 @@ import { performance } from 'node:perf_hooks';
  * figure is the largest such sum. Summing high water marks rather than current RSS means a short spike
  * between two samples is not missed for any process that outlives it; for members that run one after
  * another (xargs batches) only those alive together are summed.
+ *
+ * CPU time (user + system, the whole tree: every descendant is waited for) comes from GNU time wrapped around
+ * the command when /usr/bin/time exists; the wrapper itself is left out of the memory sum. On a shared machine
+ * CPU seconds compare tools more fairly than wall time, which grows with everyone else's load.
  */
+
+const GNU_TIME = '/usr/bin/time';
 
 /** Each sample walks /proc (~7 ms of CPU on this machine): 200 ms keeps the sampler under 4 % of a core. */
 const SAMPLE_MS = 200;
@@ -39,6 +47,8 @@ export interface TreeRun {
   peakRssKb: number | null;
   /** Distinct processes seen in the tree (the root included). */
   processesSeen: number;
+  /** User + system CPU seconds of the whole tree, or null without GNU time. */
+  cpuSeconds: number | null;
 }
 
 /** pid → ppid for every process visible in /proc. */
@@ -86,10 +96,26 @@ function highWaterKb(pid: number): number | null {
   }
 }
 
+/** `%U %S` as written by GNU time: user and system seconds. */
+function readCpuSeconds(file: string): number | null {
+  try {
+    const m = /(\d+(?:\.\d+)?) (\d+(?:\.\d+)?)\s*$/.exec(readFileSync(file, 'utf8'));
+    return m ? Number(m[1]) + Number(m[2]) : null;
+  } catch {
+    return null;
+  }
+}
+
 export function runTree(spec: TreeSpec): Promise<TreeRun> {
-  return new Promise((resolvePromise, reject) => {
+  const timed = existsSync(GNU_TIME);
+  const dir = timed ? mkdtempSync(join(tmpdir(), 'bench-cpu-')) : null;
+  const cpuFile = dir ? join(dir, 'cpu') : null;
+  return new Promise<TreeRun>((resolvePromise, reject) => {
     const t0 = performance.now();
-    const child = spawn(spec.command, [...spec.args], {
+    const [command, args] = cpuFile
+      ? [GNU_TIME, ['-f', '%U %S', '-o', cpuFile, spec.command, ...spec.args]]
+      : [spec.command, [...spec.args]];
+    const child = spawn(command, args, {
       cwd: spec.cwd,
       env: spec.env,
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -112,6 +138,7 @@ export function runTree(spec: TreeSpec): Promise<TreeRun> {
       let sum = 0;
       let any = false;
       for (const pid of descendants(child.pid, parentLinks())) {
+        if (cpuFile && pid === child.pid) continue; // GNU time itself
         const hwm = highWaterKb(pid);
         if (hwm === null) continue;
         any = true;
@@ -139,8 +166,11 @@ export function runTree(spec: TreeSpec): Promise<TreeRun> {
         stderr: Buffer.concat(stderr).toString('utf8'),
         peakRssKb: peak,
         processesSeen: seen.size,
+        cpuSeconds: cpuFile ? readCpuSeconds(cpuFile) : null,
       });
     });
+  }).finally(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
   });
 }
 

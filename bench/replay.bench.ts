@@ -147,6 +147,8 @@ function renderRows(rows: readonly Row[], archive: Archive): string {
   const body = rows.map((row) => {
     const wall = summarize(row.runs.map((r) => r.wallMs / 1000));
     const rss = row.runs.map((r) => r.peakRssKb).filter((v): v is number => v !== null);
+    const cpuSamples = row.runs.map((r) => r.cpuSeconds).filter((v): v is number => v !== null);
+    const cpu = cpuSamples.length === row.runs.length ? summarize(cpuSamples) : null;
     const failure = row.runs.map(failedRun).find((f) => f !== null);
     const check = row.checks
       .map(
@@ -160,14 +162,27 @@ function renderRows(rows: readonly Row[], archive: Archive): string {
       num(mib(m.uncompressedBytes) / wall.median, 1),
       num(mib(m.compressedBytes) / wall.median, 1),
       num(m.records / wall.median),
+      cpu ? num(cpu.median, 1) : 'n/a',
+      cpu ? num(mib(m.uncompressedBytes) / cpu.median, 1) : 'n/a',
       rss.length > 0 ? num(Math.max(...rss) / 1024, 1) : 'n/a',
       row.runs.length > 1 ? `${row.runs.length} (${num(wall.min, 2)}–${num(wall.max, 2)} s)` : '1',
       failure ? `FAILED: ${failure}` : check,
     ];
   });
   return renderTable(
-    `same ${num(m.files.length)} files, same run (wall time spawn→exit; MiB/s over the archive's uncompressed and gzip bytes)`,
-    ['tool', 'wall s', 'MiB/s', 'gzip MiB/s', 'records/s', 'peak RSS MiB', 'runs', 'check'],
+    `same ${num(m.files.length)} files, same run (wall time spawn→exit; MiB/s over the archive's uncompressed and gzip bytes; CPU = user+sys of the whole tree)`,
+    [
+      'tool',
+      'wall s',
+      'MiB/s',
+      'gzip MiB/s',
+      'records/s',
+      'CPU s',
+      'MiB/CPU s',
+      'peak RSS MiB',
+      'runs',
+      'check',
+    ],
     body,
   );
 }
