@@ -181,10 +181,11 @@ export interface KeyStep {
   usage?: KeyUsage | null;
   /**
    * Usage alert (trigger kind `usage`): a key keyguard deactivated is still being used. Its text becomes the
-   * decision's reason, and the owner is told even when the staged notices have nothing new to say (the caller
-   * gives one decision id per key per day, so this is at most one notice a day).
+   * decision's reason, and the owner is told even when the staged notices have nothing new to say. With `day`
+   * (UTC, YYYY-MM-DD), the day is remembered in the key's history (`inUseAlertDay`) once the notice is sent:
+   * the caller alerts at most once per key per day, and a retry knows whether this alert was completed.
    */
-  alert?: { reason: string };
+  alert?: { reason: string; day?: string };
 }
 
 function changedSince(known: KnownKey | null, d: Decision): boolean {
@@ -219,12 +220,13 @@ export async function decideKey(
   if (earlier) {
     // Decision ids start with their trigger's time: one at or before the key's last decision was completed
     // (its notice sent, the key remembered); a later one is an attempt that failed part-way, finished here.
-    if (known && known.lastDecisionId >= step.decisionId) {
+    // An alert about uses older than the key's last decision is complete only once its day is remembered.
+    if (known && known.lastDecisionId >= step.decisionId && alertDone(history, step)) {
       return { decision: earlier, duplicate: true, recorded: false, notified: false };
     }
     const plan = planNotice(earlier, history, opts.config, new Date(earlier.decidedAt));
     if (earlier.notice) await deps.notifier.notify(earlier);
-    await remember(deps, step, known, earlier, plan.history);
+    await remember(deps, step, known, earlier, withAlertDay(plan.history, history, step));
     return { decision: earlier, duplicate: true, recorded: false, notified: Boolean(earlier.notice) };
   }
 
@@ -292,13 +294,13 @@ export async function decideKey(
   const mustRecord =
     step.record === 'always' || decision.applied || decision.notice !== null || changedSince(known, decision);
   if (!mustRecord) {
-    await remember(deps, step, known, null, plan.history);
+    await remember(deps, step, known, null, withAlertDay(plan.history, history, step));
     return { decision, duplicate: false, recorded: false, notified: false };
   }
   const recorded = await deps.audit.recordDecision(decision);
   decision = recorded.decision;
   if (decision.notice) await deps.notifier.notify(decision);
-  await remember(deps, step, known, decision, plan.history);
+  await remember(deps, step, known, decision, withAlertDay(plan.history, history, step));
   return {
     decision,
     duplicate: recorded.duplicate,
@@ -322,7 +324,25 @@ async function usageOf(step: KeyStep, deps: PipelineDeps, config: Config): Promi
   return { lastUsedAt: last.get(step.keyId) ?? null, trackingSince };
 }
 
-/** Writes the key's current state; `decision` null when nothing was recorded (the last decision stays). */
+/** The step's dated alert was completed earlier (its day, or a later one, is remembered). */
+function alertDone(history: KeyHistory, step: KeyStep): boolean {
+  const day = step.alert?.day;
+  return day === undefined || (history.inUseAlertDay ?? '') >= day;
+}
+
+/** The planned history, keeping the latest in-use alert day (planNotice knows nothing of it). */
+function withAlertDay(planned: KeyHistory, before: KeyHistory, step: KeyStep): KeyHistory {
+  const days = [before.inUseAlertDay, step.alert?.day].filter((d): d is string => typeof d === 'string');
+  if (days.length === 0) return planned;
+  // YYYY-MM-DD strings sort as days do.
+  return { ...planned, inUseAlertDay: [...days].sort().at(-1) ?? null };
+}
+
+/**
+ * Writes the key's current state; `decision` null when nothing was recorded (the last decision stays).
+ * `lastDecisionId` never moves back: a decision about an older trigger (a late usage batch) is recorded and
+ * sent, but the later decision stays the key's last, so the completion rule of decideKey keeps holding.
+ */
 async function remember(
   deps: PipelineDeps,
   step: KeyStep,
@@ -331,6 +351,7 @@ async function remember(
   history: KeyHistory,
 ): Promise<void> {
   const d = decision;
+  const latest = d && (!known || d.decisionId >= known.lastDecisionId) ? d : null;
   await deps.audit.putKnownKey({
     accountId: step.accountId,
     keyId: step.keyId,
@@ -340,8 +361,8 @@ async function remember(
     expiresAt: step.meta?.expiresAt ?? known?.expiresAt ?? step.created?.expiresAt ?? null,
     creator: known?.creator ?? step.creator ?? null,
     owner: d ? d.owner.value : (known?.owner ?? null),
-    lastDecisionId: d ? d.decisionId : (known?.lastDecisionId ?? ''),
-    lastDecisionAt: d ? d.decidedAt : (known?.lastDecisionAt ?? ''),
+    lastDecisionId: latest ? latest.decisionId : (known?.lastDecisionId ?? ''),
+    lastDecisionAt: latest ? latest.decidedAt : (known?.lastDecisionAt ?? ''),
     violationCodes: d ? d.violations.map((v) => v.code) : (known?.violationCodes ?? []),
     lastAction: d ? d.action : known?.lastAction,
     history,

@@ -211,6 +211,11 @@ export interface KeyHistory {
   expiryReminders: number[];
   /** Where the key was found leaked. Kept: a leaked key stays LEAKED until it is replaced (or approved). */
   leak?: LeakEvidence | null;
+  /**
+   * UTC day (YYYY-MM-DD) of the latest "deactivated key still in use" alert: the key-usage function alerts at
+   * most once per key per day, and a redelivered batch finds its alert done. Absent on items written before it.
+   */
+  inUseAlertDay?: string | null;
 }
 
 export const EMPTY_HISTORY: KeyHistory = {

@@ -211,16 +211,13 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
           ]);
         } else {
           // Still Inactive and still tried: one decision (and notice) per key per UTC day, whatever the batches.
-          // The id sorts at the start of the day: on a day the key already had a later decision, a retry after a
-          // failed publish counts this one as complete (pipeline's lastDecisionId rule), so that notice can be lost.
-          const day = utcDay(s.aggregate.lastAttemptAt);
+          // The key's history remembers the day of its latest alert once the notice is sent; a batch of a day
+          // already alerted (or older: a late or redelivered batch) decides nothing. The id is the latest
+          // attempt's, time-ordered like every other decision of the key.
+          const day = utcDay(s.latest.eventTime);
+          if ((known.history?.inUseAlertDay ?? '') >= day) continue;
           steps.push([
-            {
-              ...base,
-              decisionId: decisionIdFor('usage', `${day}T00:00:00.000Z`, 'deactivated-key-in-use'),
-              record: 'always',
-              alert: { reason },
-            },
+            { ...base, decisionId: perEvent, record: 'always', alert: { reason, day } },
             'deactivated-key-in-use',
           ]);
         }

@@ -298,3 +298,63 @@ describe('decideKey: usage on the event path', () => {
     expect(usage.calls).toEqual([]);
   });
 });
+
+describe('decideKey: lastDecisionId and dated alerts', () => {
+  it('a decision about an older trigger is recorded, but the key’s last decision stays the later one', async () => {
+    // Prepare: a sweep decided at noon
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const noon = sweepStep('2026-11-02T12:00:00.000Z', 's1');
+    await decideKey(noon, deps(audit, {}, sent), opts('2026-11-02T12:00:00.000Z'));
+
+    // Act: an event of the morning, delivered late
+    const morning = {
+      ...sweepStep('2026-11-02T08:00:00.000Z', 'e1'),
+      trigger: { kind: 'event' as const, eventId: 'e1' },
+      decisionId: decisionIdFor('event', '2026-11-02T08:00:00.000Z', 'e1'),
+      record: 'always' as const,
+    };
+    const late = await decideKey(morning, deps(audit, {}, sent), opts('2026-11-02T12:05:00.000Z'));
+
+    // Assess
+    expect(late?.recorded).toBe(true);
+    expect(await audit.decisionsForKey(ACCOUNT, KEY)).toHaveLength(2);
+    expect((await audit.getKnownKey(ACCOUNT, KEY))?.lastDecisionId).toBe(noon.decisionId);
+  });
+
+  it('remembers the day of a dated alert, keeps the latest day, and keeps it through later decisions', async () => {
+    // Prepare
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const alertStep = (at: string, id: string, day: string): KeyStep => ({
+      ...sweepStep(at, id),
+      trigger: { kind: 'usage', eventId: id, eventTime: at },
+      decisionId: decisionIdFor('usage', at, id),
+      record: 'always',
+      sweepId: undefined,
+      alert: { reason: 'still in use', day },
+    });
+
+    // Act
+    await decideKey(
+      alertStep('2026-11-03T01:00:00.000Z', 'u2', '2026-11-03'),
+      deps(audit, {}, sent),
+      opts('2026-11-03T01:00:00.000Z'),
+    );
+    await decideKey(
+      alertStep('2026-11-02T23:00:00.000Z', 'u1', '2026-11-02'),
+      deps(audit, {}, sent),
+      opts('2026-11-03T01:01:00.000Z'),
+    );
+    await decideKey(
+      sweepStep('2026-11-03T02:00:00.000Z', 's1'),
+      deps(audit, {}, sent),
+      opts('2026-11-03T02:00:00.000Z'),
+    );
+
+    // Assess
+    const known = await audit.getKnownKey(ACCOUNT, KEY);
+    expect(known?.history?.inUseAlertDay).toBe('2026-11-03');
+    expect(sent.filter((d) => d.trigger.kind === 'usage')).toHaveLength(2);
+  });
+});

@@ -161,7 +161,11 @@ function listKeys(...keys: Array<{ id: string; status: 'Active' | 'Inactive' }>)
 }
 
 /** The keys table remembers the key as deactivated by keyguard (what the pipeline writes when it deactivates). */
-async function rememberDeactivated(rt: KeyUsageRuntime, keyId: string): Promise<void> {
+async function rememberDeactivated(
+  rt: KeyUsageRuntime,
+  keyId: string,
+  lastDecisionId = '2026-11-19T08:00:00.000Z/event/e-deactivate',
+): Promise<void> {
   await new DynamoAuditLog(db.doc, rt).putKnownKey({
     accountId: ACCOUNT,
     keyId,
@@ -171,8 +175,8 @@ async function rememberDeactivated(rt: KeyUsageRuntime, keyId: string): Promise<
     expiresAt: null,
     creator: null,
     owner: 'team-chat@example.com',
-    lastDecisionId: '2026-11-19T08:00:00.000Z/event/e-deactivate',
-    lastDecisionAt: '2026-11-19T08:00:00.000Z',
+    lastDecisionId,
+    lastDecisionAt: lastDecisionId.slice(0, 24),
     violationCodes: ['NEVER_EXPIRES'],
     lastAction: 'DEACTIVATE',
     history: { ...EMPTY_HISTORY, deactivatedByUs: true },
@@ -453,18 +457,17 @@ describe('key-usage handler: a deactivated key still in use', () => {
     listKeys({ id: KEY_A, status: 'Inactive' });
     await rememberDeactivated(rt, KEY_A);
     const handler = createKeyUsageHandler(rt);
+    const first = [recordOf(DENIED, '2026-11-20T07:00:00Z'), recordOf(DENIED, '2026-11-20T07:03:29Z')];
+    const firstBatch = sqsEvent(first.map((r) => message(r)));
+    const nextDay = recordOf(DENIED, '2026-11-21T01:00:00Z');
 
     // Act
-    const r1 = await handler(
-      sqsEvent([
-        message(recordOf(DENIED, '2026-11-20T07:00:00Z')),
-        message(recordOf(DENIED, '2026-11-20T07:03:29Z')),
-      ]),
-    );
+    const r1 = await handler(firstBatch);
     const r2 = await handler(sqsEvent([message(recordOf(DENIED, '2026-11-20T15:00:00Z'))]));
-    const r3 = await handler(sqsEvent([message(recordOf(DENIED, '2026-11-21T01:00:00Z'))]));
+    const redelivered = await handler(firstBatch);
+    const r3 = await handler(sqsEvent([message(nextDay)]));
 
-    // Assess
+    // Assess: the decision id is the latest attempt's (time-ordered), one per day whatever the batches
     expect(r1.decisions).toEqual([
       expect.objectContaining({
         keyId: KEY_A,
@@ -473,14 +476,13 @@ describe('key-usage handler: a deactivated key still in use', () => {
         notified: true,
       }),
     ]);
-    expect(r2.decisions).toEqual([
-      expect.objectContaining({ recorded: false, duplicate: true, notified: false }),
-    ]);
+    expect(r2.decisions).toEqual([]);
+    expect(redelivered.decisions).toEqual([]);
     expect(r3.decisions).toEqual([expect.objectContaining({ recorded: true, notified: true })]);
     const decisions = await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY_A);
     expect(decisions.map((d) => d.decisionId)).toEqual([
-      '2026-11-20T00:00:00.000Z/usage/deactivated-key-in-use',
-      '2026-11-21T00:00:00.000Z/usage/deactivated-key-in-use',
+      `2026-11-20T07:03:29.000Z/usage/${first[1]?.eventID}`,
+      `2026-11-21T01:00:00.000Z/usage/${nextDay.eventID}`,
     ]);
     const d = decisions[0];
     expect(d).toMatchObject({
@@ -497,7 +499,38 @@ describe('key-usage handler: a deactivated key still in use', () => {
     expect(published[0]?.Subject).toContain(`${KEY_A} on ${USER} is inactive but still in use`);
     expect(published[0]?.Message).toContain('192.0.2.145');
     expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
-    expect((await usageItems(rt))[0]).toMatchObject({ calls: 4, failedCalls: 4 });
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY_A);
+    expect(known?.history?.inUseAlertDay).toBe('2026-11-21');
+    expect(known?.lastDecisionId).toBe(decisions[1]?.decisionId);
+    // Counts are at-least-once: the redelivered batch is counted again
+    expect((await usageItems(rt))[0]).toMatchObject({ calls: 6, failedCalls: 6 });
+  });
+
+  it('an alert older than the key’s last decision never moves lastDecisionId back, and a failed notice is retried', async () => {
+    // Prepare: the key's last decision (a sweep at noon) is later than the uses the batch reports
+    const rt = await freshRuntime();
+    listKeys({ id: KEY_A, status: 'Inactive' });
+    const sweepDecision = '2026-11-20T12:00:00.000Z/sweep/s-1';
+    await rememberDeactivated(rt, KEY_A, sweepDecision);
+    const handler = createKeyUsageHandler(rt);
+    const batch = sqsEvent([message(recordOf(DENIED, '2026-11-20T07:00:00Z'))]);
+    sns.on(PublishCommand).rejectsOnce(new Error('SNS unavailable')).resolves({ MessageId: 'm-2' });
+
+    // Act: the publish fails, the batch is retried, then redelivered once more
+    await expect(handler(batch)).rejects.toThrow('SNS unavailable');
+    const retried = await handler(batch);
+    const again = await handler(batch);
+
+    // Assess: one decision, its notice sent on the retry, the key's last decision still the later sweep
+    expect(retried.decisions).toEqual([
+      expect.objectContaining({ cause: 'deactivated-key-in-use', duplicate: true, notified: true }),
+    ]);
+    expect(again.decisions).toEqual([]);
+    expect(await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY_A)).toHaveLength(1);
+    expect(sns.commandCalls(PublishCommand)).toHaveLength(2);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY_A);
+    expect(known?.lastDecisionId).toBe(sweepDecision);
+    expect(known?.history?.inUseAlertDay).toBe('2026-11-20');
   });
 
   it('a refused call credited to the user’s Active key flags the sibling keyguard deactivated', async () => {
