@@ -19,6 +19,14 @@ function mib(bytes: number): string {
   return (bytes / MIB).toFixed(1);
 }
 
+/** `75` → `1m15s`. */
+function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+}
+
 /** Nothing shown: not a terminal, or --quiet. */
 const SILENT: ReplayProgress = { fileDone: () => undefined, stop: () => undefined };
 
@@ -44,20 +52,22 @@ export function startProgress(
   const bar = new SingleBar({
     stream: terminalStream(sink),
     format:
-      'replay [{bar}] {percentage}% | {doneMib}/{totalMib} MiB | {speed} MiB/s | ETA {eta_formatted} | files {files}/{totalFiles}',
+      'replay [{bar}] {percentage}% | {doneMib}/{totalMib} MiB | {speed} MiB/s | ETA {etaText} | files {files}/{totalFiles}',
     barsize: 24,
     hideCursor: true,
     clearOnComplete: false,
-    etaBuffer: 50,
   });
   let bytes = 0;
   let files = 0;
   const payload = () => {
     const seconds = Math.max(0.001, (now() - started) / 1000);
+    const rate = bytes / seconds;
     return {
       doneMib: mib(bytes),
       totalMib: mib(options.totalBytes),
-      speed: (bytes / MIB / seconds).toFixed(1),
+      speed: (rate / MIB).toFixed(1),
+      // From the average rate so far; nothing to go on before the first file is done.
+      etaText: bytes > 0 ? duration((options.totalBytes - bytes) / rate) : '--',
       files,
       totalFiles: options.totalFiles,
     };

@@ -11,6 +11,7 @@ import {
   ReplayWindowError,
 } from '../../lambda/cli/archive-window';
 import { REPLAY_FILTER, runReplay } from '../../lambda/cli/replay';
+import { startProgress } from '../../lambda/cli/replay-progress';
 import { captureIO, createKeyRecord, jsonLines, removeTempDirs, tempDir, writeFile } from './helpers';
 
 /** The pieces under `keyguard replay` at archive scale: the window, path dates and the record splitter. */
@@ -236,5 +237,53 @@ describe('scanFile: a large .json file of JSON lines', () => {
     // Assess
     expect(scan.entries).toHaveLength(0);
     expect(scan.problems.map((p) => p.reason)).toEqual(['cannot decompress (gzip): unexpected end of file']);
+  });
+});
+
+describe('replay progress bar', () => {
+  it('shows bytes of the total, MiB/s and ETA from the rate so far, and files done', () => {
+    // Prepare
+    let written = '';
+    const sink = { write: (s: string) => (written += s), isTTY: true };
+    let clock = 0;
+    const MiB = 1024 * 1024;
+    const progress = startProgress(sink, {
+      quiet: false,
+      totalBytes: 10 * MiB,
+      totalFiles: 2,
+      now: () => clock,
+    });
+    const atStart = written;
+
+    // Act
+    clock = 1000;
+    progress.fileDone(5 * MiB);
+    clock = 2000;
+    progress.fileDone(5 * MiB);
+    progress.stop();
+
+    // Assess
+    expect(atStart).toContain('0% | 0.0/10.0 MiB | 0.0 MiB/s | ETA -- | files 0/2');
+    expect(written).toContain('100% | 10.0/10.0 MiB | 5.0 MiB/s | ETA 0s | files 2/2');
+  });
+
+  it('writes nothing when the sink is not a terminal or with --quiet', () => {
+    // Prepare
+    let written = '';
+    const pipe = { write: (s: string) => (written += s) };
+    const tty = { write: (s: string) => (written += s), isTTY: true };
+
+    // Act
+    for (const [sink, quiet] of [
+      [pipe, false],
+      [tty, true],
+    ] as const) {
+      const p = startProgress(sink, { quiet, totalBytes: 100, totalFiles: 1 });
+      p.fileDone(100);
+      p.stop();
+    }
+
+    // Assess
+    expect(written).toBe('');
   });
 });
