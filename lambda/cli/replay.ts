@@ -19,7 +19,7 @@ import type { Decision } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { defaultJobs, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
-import { inWindow, OPEN_WINDOW, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
+import { inWindow, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
 import { type DecisionRow, decisionJson, decisionTable, type ReplayTotals, summaryText } from './format';
 import { discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
@@ -279,7 +279,7 @@ export async function runReplay(
     throw err;
   }
   const version = policyVersion(config);
-  let window: ReplayWindow = OPEN_WINDOW;
+  let window: ReplayWindow;
   let jobs: number;
   try {
     window = parseWindow(options.since, options.until);
