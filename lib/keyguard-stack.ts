@@ -83,6 +83,7 @@ export class KeyguardStack extends Stack {
       idempotencyTable: this.tables.idempotency,
       topic: this.alerts.topic,
       governedAccountId: props.governedAccountId,
+      usageTable: this.tables.usage,
     });
     this.credentialEventRule = new CredentialEventRule(this, 'CredentialEventRule', {
       target: this.credentialEvents.function,
@@ -143,6 +144,7 @@ export class KeyguardStack extends Stack {
       this.leakQuarantine = new LeakQuarantine(this, 'LeakQuarantine', {
         config: props.config,
         logGroupNames: props.config.leakDetection.logGroups,
+        usageTable: this.tables.usage,
         decisionsTable: this.tables.decisions,
         keysTable: this.tables.keys,
         approvalsTable: this.approvals.table,

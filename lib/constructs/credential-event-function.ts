@@ -15,6 +15,7 @@ import {
   deactivateBedrockKeysStatement,
   grantItemActions,
   pipelineEnvironment,
+  usageReadAccess,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
@@ -44,6 +45,12 @@ export interface CredentialEventFunctionProps {
    * @default - a new FailureQueue
    */
   readonly failureQueue?: sqs.IQueue;
+  /**
+   * The usage table, when usage is tracked: the function reads a key's last use so that its decisions keep
+   * UNUSED exactly as the sweep decides it (an event must not clear it).
+   * @default - usage not tracked: no USAGE_TABLE_NAME, no grant
+   */
+  readonly usageTable?: dynamodb.ITable;
   /** Handler file relative to the repository root. @default 'lambda/handlers/credential-event.ts' */
   readonly entry?: string;
 }
@@ -82,6 +89,9 @@ export class CredentialEventFunction extends Construct {
     });
     this.function = this.keyguardFunction.function;
     this.role = this.keyguardFunction.role;
+    for (const [name, value] of Object.entries(usageReadAccess(this.role, props.usageTable))) {
+      this.function.addEnvironment(name, value);
+    }
 
     // --- IAM: read keys and user tags; deactivate Bedrock keys only -------------------------------------------
     // IAM has no resource finer than a user for these actions, and the users that may hold a Bedrock key are

@@ -65,6 +65,23 @@ export function acknowledgeGeneratedKmsGrants(role: iam.IRole): void {
   }
 }
 
+/**
+ * What a deciding function reads from the usage table (lambda/adapters/usage-store.ts): GetItem (`trackingSince`,
+ * the account's first recorded use) and BatchGetItem (`lastUsedFor`, a key and its user), so that every path
+ * decides UNUSED the same way as the sweep.
+ */
+export const USAGE_READ_ACTIONS = ['dynamodb:GetItem', 'dynamodb:BatchGetItem'];
+
+/** `USAGE_TABLE_NAME` and the usage reads, for a function deciding on keys while usage is tracked. */
+export function usageReadAccess(
+  role: iam.IRole,
+  usageTable: dynamodb.ITable | undefined,
+): Record<string, string> {
+  if (!usageTable) return {};
+  grantItemActions(role, usageTable, 'UsageReads', USAGE_READ_ACTIONS);
+  return { USAGE_TABLE_NAME: usageTable.tableName };
+}
+
 export interface PipelineEnvironmentProps {
   readonly config: Config;
   /** Powertools service name, e.g. `keyguard-sweep`. */

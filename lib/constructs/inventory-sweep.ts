@@ -17,6 +17,7 @@ import {
   deactivateBedrockKeysStatement,
   grantItemActions,
   pipelineEnvironment,
+  USAGE_READ_ACTIONS,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
@@ -24,10 +25,10 @@ import { KeyguardFunction } from './keyguard-function';
 export const SWEEP_CONTINUATION_SCHEDULE = 'rate(5 minutes)';
 
 /**
- * The sweep's usage table actions, as lambda/adapters/usage-store.ts calls them: BatchGetItem (lastUsedFor, per
- * key and its user) and UpdateItem (ensureTrackingSince: `if_not_exists` on the `meta#tracking` item).
+ * The sweep's usage table actions, as lambda/adapters/usage-store.ts calls them: read only (the key-usage
+ * function records uses and the tracking start).
  */
-export const SWEEP_USAGE_TABLE_ACTIONS = ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'];
+export const SWEEP_USAGE_TABLE_ACTIONS = USAGE_READ_ACTIONS;
 
 export interface InventorySweepProps {
   /** The validated policy: `sweep.schedule` sets the schedule; passed to the function as JSON. */
@@ -174,7 +175,7 @@ export class InventorySweep extends Construct {
     ]);
     grantItemActions(this.role, this.stateTable, 'SweepStateLease', ['dynamodb:GetItem', 'dynamodb:PutItem']);
     if (props.usageTable) {
-      grantItemActions(this.role, props.usageTable, 'UsageReadAndTrackingStart', SWEEP_USAGE_TABLE_ACTIONS);
+      grantItemActions(this.role, props.usageTable, 'UsageReads', SWEEP_USAGE_TABLE_ACTIONS);
     }
 
     props.topic.grantPublish(this.role);

@@ -14,6 +14,7 @@ import {
   deactivateBedrockKeysStatement,
   grantItemActions,
   pipelineEnvironment,
+  USAGE_READ_ACTIONS,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
@@ -23,11 +24,11 @@ export const USAGE_BATCH_SIZE = 100;
 export const USAGE_BATCHING_WINDOW = Duration.seconds(30);
 
 /**
- * The usage table actions of the key-usage function: it only calls the usage store's recordUses
- * (lambda/adapters/usage-store.ts), which is UpdateItem (counters added, the "last" fields moved forward by a
- * conditional update). It never reads usage back, so no GetItem/BatchGetItem.
+ * The usage table actions of the key-usage function (lambda/adapters/usage-store.ts): UpdateItem (recordUses:
+ * counters added, the "last" fields moved forward by a conditional update, the tracking start set once), and the
+ * reads every deciding function makes so a decision on use keeps UNUSED like the sweep's.
  */
-export const KEY_USAGE_TABLE_ACTIONS = ['dynamodb:UpdateItem'];
+export const KEY_USAGE_TABLE_ACTIONS = ['dynamodb:UpdateItem', ...USAGE_READ_ACTIONS];
 
 export interface KeyUsageFunctionProps {
   /** The validated policy; passed to the function as JSON in `KEYGUARD_CONFIG`. */

@@ -17,6 +17,7 @@ import {
   deactivateBedrockKeysStatement,
   grantItemActions,
   pipelineEnvironment,
+  usageReadAccess,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
@@ -42,6 +43,12 @@ export interface LeakQuarantineProps {
   readonly topic: sns.ITopic;
   /** Account whose Bedrock keys may be matched and deactivated. @default - the stack's account */
   readonly governedAccountId?: string;
+  /**
+   * The usage table, when usage is tracked: the function reads a key's last use so that its decisions keep
+   * UNUSED exactly as the sweep decides it (an event must not clear it).
+   * @default - usage not tracked: no USAGE_TABLE_NAME, no grant
+   */
+  readonly usageTable?: dynamodb.ITable;
   /** Destination of batches that still fail after the retries. @default - a new FailureQueue */
   readonly failureQueue?: sqs.IQueue;
 }
@@ -72,6 +79,9 @@ export class LeakQuarantine extends Construct {
     });
     this.function = fn.function;
     this.role = fn.role;
+    for (const [name, value] of Object.entries(usageReadAccess(this.role, props.usageTable))) {
+      this.function.addEnvironment(name, value);
+    }
 
     // --- IAM: read a leaked key's user and keys; deactivate Bedrock keys only ----------------------------------
     const anyUser = anyIamResource(this, account, 'user');

@@ -385,7 +385,7 @@ describe('InventorySweep: usage tracking', () => {
     expect(envOf(tracked, fnId).USAGE_TABLE_NAME).toEqual({ Ref: table });
   });
 
-  test('with it, the sweep may BatchGetItem (last use) and UpdateItem (tracking start) on the usage table only', () => {
+  test('with it, the sweep may GetItem (tracking start) and BatchGetItem (last use) on the usage table only', () => {
     // Prepare
     const roleId = trackedId('AWS::IAM::Role', 'InventorySweepHandlerRole');
     const table = arnOf(trackedId('AWS::DynamoDB::Table', 'AuditTablesUsageTable'));
@@ -396,16 +396,16 @@ describe('InventorySweep: usage tracking', () => {
     // Assess
     expect(onUsage).toEqual([
       {
-        Sid: 'UsageReadAndTrackingStart',
+        Sid: 'UsageReads',
         Effect: 'Allow',
-        Action: ['dynamodb:BatchGetItem', 'dynamodb:UpdateItem'],
+        Action: ['dynamodb:GetItem', 'dynamodb:BatchGetItem'],
         Resource: table,
       },
     ]);
-    // Nothing else changes for the sweep: the same actions plus the two on the usage table.
+    // Nothing else changes for the sweep: the same actions plus the two reads on the usage table.
     const actions = (t: Template, id: string) => [...new Set(statementsIn(t, id).flatMap(actionsOf))].sort();
     expect(actions(tracked, roleId)).toEqual(
-      [...new Set([...actions(template, ROLE), 'dynamodb:BatchGetItem', 'dynamodb:UpdateItem'])].sort(),
+      [...new Set([...actions(template, ROLE), 'dynamodb:BatchGetItem', 'dynamodb:GetItem'])].sort(),
     );
   });
 });

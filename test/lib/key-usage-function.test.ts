@@ -228,6 +228,7 @@ describe('KeyUsageFunction: the role', () => {
         'dynamodb:PutItem',
         'dynamodb:Query',
         'dynamodb:UpdateItem',
+        'dynamodb:BatchGetItem',
         'sns:Publish',
       ].sort(),
     );
@@ -288,10 +289,15 @@ describe('KeyUsageFunction: the role', () => {
     ]);
   });
 
-  test('usage table: UpdateItem only (recordUses), a call the usage store really makes', () => {
+  test('usage table: UpdateItem (recordUses) and the reads of a deciding function, calls the store really makes', () => {
     // Assess
     expect(statementsOn(arnOf(USAGE_TABLE))).toEqual([
-      { Sid: 'UsageRecords', Effect: 'Allow', Action: 'dynamodb:UpdateItem', Resource: arnOf(USAGE_TABLE) },
+      {
+        Sid: 'UsageRecords',
+        Effect: 'Allow',
+        Action: ['dynamodb:UpdateItem', 'dynamodb:GetItem', 'dynamodb:BatchGetItem'],
+        Resource: arnOf(USAGE_TABLE),
+      },
     ]);
     expect(usageStoreCalls()).toEqual(expect.arrayContaining(KEY_USAGE_TABLE_ACTIONS));
   });
