@@ -88,6 +88,13 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     // Without it a tag edit would drop UNUSED: a false "resolved" notice and the grace deadline cleared.
     ...(rt.usage ? { usage: rt.usage } : {}),
   };
+  if (rt.config.usage.regions.length > 0 && !rt.usage) {
+    // Not fatal: every other rule still applies. Loud, because the policy asks for UNUSED (the sweep's UNUSED
+    // would be dropped by this function's decisions).
+    logger.warn('usage.regions is set but this function has no usage table: UNUSED is not evaluated', {
+      regions: rt.config.usage.regions,
+    });
+  }
   const now = rt.now ?? (() => new Date());
 
   const ignored = (reason: string, eventId: string, eventName: string): CredentialEventResult => {

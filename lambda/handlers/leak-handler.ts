@@ -132,6 +132,13 @@ export function createLeakHandler(rt: LeakRuntime) {
     // A leak decision about an idle key keeps its UNUSED (no false "resolved" for that code).
     ...(rt.usage ? { usage: rt.usage } : {}),
   };
+  if (rt.config.usage.regions.length > 0 && !rt.usage) {
+    // Not fatal: every other rule still applies. Loud, because the policy asks for UNUSED (the sweep's UNUSED
+    // would be dropped by this function's decisions).
+    logger.warn('usage.regions is set but this function has no usage table: UNUSED is not evaluated', {
+      regions: rt.config.usage.regions,
+    });
+  }
   const issuers = new CloudTrailIssuerLookup(rt.cloudTrailFor);
   const now = rt.now ?? (() => new Date());
 

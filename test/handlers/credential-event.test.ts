@@ -642,3 +642,22 @@ describe('credential-event handler: usage (UNUSED)', () => {
     });
   });
 });
+
+describe('credential-event handler: usage tracking', () => {
+  it('warns at creation when usage.regions is set but no usage source is given (UNUSED is then not evaluated)', async () => {
+    // Prepare
+    const rt = await freshRuntime('audit');
+    const tracked = parseConfig({ ...rt.config, usage: { regions: ['us-east-1'] } });
+    // Act
+    createCredentialEventHandler({ ...rt, config: tracked });
+    createCredentialEventHandler(rt);
+    // Assess: once, for the tracked policy only
+    const warnings = out
+      .lines()
+      .filter((l) =>
+        String(l.message).startsWith('usage.regions is set but this function has no usage table'),
+      );
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 'WARN', regions: ['us-east-1'] });
+  });
+});
