@@ -11,24 +11,10 @@ import { IamUserFacts } from '../adapters/iam-user-facts';
 import { SnsNotifier } from '../adapters/notifier';
 import { DynamoUsageStore } from '../adapters/usage-store';
 import { type EventBridgeEvent, EventBridgeEventSchema } from '../domain/cloudtrail';
-import {
-  decideKey,
-  decisionIdFor,
-  type KeyMetadata,
-  type KeyStep,
-  type KeyStepResult,
-  type PipelineDeps,
-} from '../domain/pipeline';
+import type { KeyStepResult, PipelineDeps } from '../domain/pipeline';
 import type { ViolationCode } from '../domain/types';
-import {
-  aggregateUses,
-  attributeUse,
-  deactivatedUseReason,
-  describeUsage,
-  type SubjectUsage,
-  type UsageIgnoreReason,
-  utcDay,
-} from '../domain/usage';
+import { describeUsage, type UsageIgnoreReason } from '../domain/usage';
+import { processUses, type UsageCause } from '../domain/usage-pipeline';
 import type { BearerUse } from '../domain/usage-types';
 import type { Config } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
@@ -88,7 +74,7 @@ export interface UsageDecisionResult {
   applied: boolean;
   violations: ViolationCode[];
   /** Why usage led to this decision. */
-  cause: 'long-term-not-allowed' | 'deactivated-key-in-use' | 'reactivated-key-in-use';
+  cause: UsageCause;
   recorded: boolean;
   duplicate: boolean;
   notified: boolean;
@@ -155,81 +141,7 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
     return parsed.data;
   }
 
-  /** The Bedrock keys of each IAM user whose uses may be long-term (one IAM listing per user per batch). */
-  async function keysOfCallers(uses: BearerUse[]): Promise<Map<string, KeyMetadata[]>> {
-    const users = new Set<string>();
-    for (const u of uses) {
-      if (u.principal.type === 'IAMUser' && u.principal.userName && u.declaredKeyType !== 'SHORT_TERM') {
-        users.add(u.principal.userName);
-      }
-    }
-    const out = new Map<string, KeyMetadata[]>();
-    for (const userName of users)
-      out.set(userName, await directory.listUserKeys(rt.governedAccountId, userName));
-    return out;
-  }
-
-  function trigger(s: SubjectUsage): KeyStep['trigger'] {
-    return {
-      kind: 'usage',
-      eventId: s.latest.eventId,
-      eventName: s.latest.eventName,
-      eventTime: s.latest.eventTime,
-    };
-  }
-
-  /** The decision steps a long-term subject's use calls for (none for most batches). */
-  async function stepsFor(
-    s: SubjectUsage,
-    keys: KeyMetadata[],
-  ): Promise<Array<[KeyStep, UsageDecisionResult['cause']]>> {
-    const subject = s.aggregate.subject;
-    if (subject.kind === 'principal') return [];
-    const used = subject.kind === 'key' ? keys.filter((k) => k.keyId === subject.keyId) : keys;
-    // A refused call credited to the user's only Active key may have been made with a sibling keyguard turned off.
-    const maybeTried =
-      s.deniedCalls > 0 ? keys.filter((k) => k.status !== 'Active' && !used.includes(k)) : [];
-    const perEvent = decisionIdFor('usage', s.latest.eventTime, s.latest.eventId);
-    const steps: Array<[KeyStep, UsageDecisionResult['cause']]> = [];
-    for (const meta of [...used, ...maybeTried]) {
-      const base = {
-        accountId: s.aggregate.accountId,
-        keyId: meta.keyId,
-        userName: meta.userName,
-        meta,
-        trigger: trigger(s),
-      };
-      const known = await audit.getKnownKey(base.accountId, meta.keyId);
-      const deactivatedByUs = known?.history?.deactivatedByUs === true && known.status === 'Inactive';
-      if (deactivatedByUs) {
-        const reason = deactivatedUseReason(s);
-        if (meta.status === 'Active') {
-          // It works again: evaluate() raises REACTIVATED_WITHOUT_APPROVAL; decided per event, never folded into a day.
-          steps.push([
-            { ...base, decisionId: perEvent, record: 'always', alert: { reason } },
-            'reactivated-key-in-use',
-          ]);
-        } else {
-          // Still Inactive and still tried: one decision (and notice) per key per UTC day, whatever the batches.
-          // The key's history remembers the day of its latest alert once the notice is sent; a batch of a day
-          // already alerted (or older: a late or redelivered batch) decides nothing. The id is the latest
-          // attempt's, time-ordered like every other decision of the key.
-          const day = utcDay(s.latest.eventTime);
-          if ((known.history?.inUseAlertDay ?? '') >= day) continue;
-          steps.push([
-            { ...base, decisionId: perEvent, record: 'always', alert: { reason, day } },
-            'deactivated-key-in-use',
-          ]);
-        }
-      } else if (!rt.config.allowLongTermKeys && used.includes(meta)) {
-        // evaluate() raises LONG_TERM_NOT_ALLOWED; recorded only when it is news for this key.
-        steps.push([{ ...base, decisionId: perEvent, record: 'on-change' }, 'long-term-not-allowed']);
-      }
-    }
-    return steps;
-  }
-
-  function report(step: KeyStepResult, cause: UsageDecisionResult['cause']): UsageDecisionResult {
+  function report(step: KeyStepResult, cause: UsageCause): UsageDecisionResult {
     const d = step.decision;
     const out: UsageDecisionResult = {
       decisionId: d.decisionId,
@@ -289,27 +201,21 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
     for (const [reason, n] of Object.entries(skipped)) count('SkippedUsageRecords', n, ['reason', reason]);
     if (Object.keys(skipped).length > 0) logger.info('usage records skipped', { skipped });
 
-    const keysByUser = await keysOfCallers(uses);
-    const subjects = aggregateUses(uses, (u) =>
-      attributeUse(u, u.principal.userName ? (keysByUser.get(u.principal.userName) ?? null) : null),
+    const outcome = await processUses(
+      uses,
+      { directory, recorder: store, deps },
+      {
+        config: rt.config,
+        policyVersion: rt.policyVersion,
+        now: now(),
+        triggerKind: 'usage',
+        governedAccountId: rt.governedAccountId,
+      },
     );
-    await store.recordUses(subjects.map((s) => s.aggregate));
+    const subjects = outcome.subjects;
     count('BearerTokenCalls', uses.length);
     count('UsageSubjects', subjects.length);
-
-    const decisions: UsageDecisionResult[] = [];
-    for (const s of subjects) {
-      if (s.aggregate.keyType !== 'LONG_TERM' || s.aggregate.subject.kind === 'principal') continue;
-      const keys = keysByUser.get(s.aggregate.subject.userName) ?? [];
-      for (const [step, cause] of await stepsFor(s, keys)) {
-        const r = await decideKey(step, deps, {
-          config: rt.config,
-          policyVersion: rt.policyVersion,
-          now: now(),
-        });
-        if (r) decisions.push(report(r, cause));
-      }
-    }
+    const decisions = outcome.decisions.map((d) => report(d.result, d.cause));
     logger.info('usage batch recorded', {
       messages: records.length,
       uses: uses.length,

@@ -1,0 +1,267 @@
+import type { Config } from '../shared/config';
+import {
+  decideKey,
+  decisionIdFor,
+  type KeyDirectory,
+  type KeyMetadata,
+  type KeyStep,
+  type KeyStepResult,
+  type PipelineDeps,
+} from './pipeline';
+import {
+  type Attribution,
+  aggregateUses,
+  attributeUse,
+  deactivatedUseReason,
+  type SubjectUsage,
+  utcDay,
+} from './usage';
+import type { BearerUse, UsageAggregate, UseSubject } from './usage-types';
+
+/**
+ * Flow 3 (key usage) after parsing, shared by the `key-usage` function and `keyguard replay`: uses → attributed
+ * to a key, a user or a principal through the key directory → aggregated per subject → one usage write per
+ * subject → decisions only where a use matters to policy:
+ * - a long-term key used while `allowLongTermKeys` is false (LONG_TERM_NOT_ALLOWED, recorded on change only);
+ * - a key keyguard deactivated that is still being tried (one decision and notice per key per UTC day), or that
+ *   works again (REACTIVATED_WITHOUT_APPROVAL, from the directory's state).
+ * No AWS SDK here: the directory, the usage recorder and the decision ports are injected. The live function
+ * passes IAM and DynamoDB adapters; replay passes the state rebuilt from the logs and an embedded store.
+ */
+
+/** Write side of the usage store: one call per batch (or replay chunk), one aggregate per subject. */
+export interface UsageRecorder {
+  recordUses(aggregates: ReadonlyArray<UsageAggregate>): Promise<void>;
+}
+
+export interface UsagePorts {
+  /** The keys of each calling IAM user, as they are when the uses were made. */
+  directory: KeyDirectory;
+  /** Where the aggregates go; null records nothing (uses already counted by an earlier replay run). */
+  recorder: UsageRecorder | null;
+  /** decideKey's ports: audit, enforcer, notifier, approvals, facts, usage. */
+  deps: PipelineDeps;
+}
+
+export interface UsageOptions {
+  config: Config;
+  policyVersion: string;
+  /** The evaluation time: the clock in the live function, the chunk's latest use in replay. */
+  now: Date;
+  /** `usage` live; `replay` offline (the decision ids differ, so the two never collide). */
+  triggerKind: 'usage' | 'replay';
+  /** The only account whose use is tracked and whose keys may be decided on. */
+  governedAccountId: string;
+}
+
+export type UsageCause = 'long-term-not-allowed' | 'deactivated-key-in-use' | 'reactivated-key-in-use';
+
+export interface UsageStepResult {
+  result: KeyStepResult;
+  /** Why usage led to this decision. */
+  cause: UsageCause;
+}
+
+export interface UsageOutcome {
+  /** The aggregates written (or, with no recorder, that would have been), one per subject. */
+  subjects: SubjectUsage[];
+  decisions: UsageStepResult[];
+}
+
+/**
+ * The part of a use that attribution reads: uses with the same identity are always attributed alike, so they can
+ * be pre-aggregated (replay does, per chunk) before attribution without changing the result.
+ */
+export function identityOf(use: BearerUse): string {
+  const p = use.principal;
+  return [
+    use.accountId,
+    use.declaredKeyType ?? '-',
+    p.type,
+    p.userName ?? '-',
+    p.sessionIssuerArn ?? p.arn ?? (p.accessKeyId ? `accessKeyId/${p.accessKeyId}` : 'unknown'),
+  ].join('|');
+}
+
+/** Groups uses per identity (a pseudo-subject); attribution to real subjects happens in processUsage. */
+export function groupUses(uses: ReadonlyArray<BearerUse>): SubjectUsage[] {
+  return aggregateUses(uses, (u) => ({
+    keyType: u.declaredKeyType ?? 'SHORT_TERM',
+    subject: { kind: 'principal', principalArn: identityOf(u) },
+  }));
+}
+
+function subjectId(accountId: string, s: UseSubject): string {
+  switch (s.kind) {
+    case 'key':
+      return `${accountId}|key|${s.keyId}`;
+    case 'user':
+      return `${accountId}|user|${s.userName}`;
+    case 'principal':
+      return `${accountId}|principal|${s.principalArn}`;
+  }
+}
+
+function isLater(a: BearerUse, b: BearerUse): boolean {
+  return a.eventTime > b.eventTime || (a.eventTime === b.eventTime && a.eventId > b.eventId);
+}
+
+/**
+ * Merges two aggregates of the same subject exactly as aggregateUses would have aggregated their uses together:
+ * counters add, firstUsedAt is the earlier, lastUsedAt the later successful call, the latest call (and its
+ * source IP and user agent) wins, regions and models are sorted and distinct.
+ */
+export function mergeUsage(a: SubjectUsage, b: SubjectUsage, attribution: Attribution): SubjectUsage {
+  const x = a.aggregate;
+  const y = b.aggregate;
+  const latest = isLater(b.latest, a.latest) ? b : a;
+  const lastUsed = [x.lastUsedAt, y.lastUsedAt].filter((t): t is string => t !== null).sort();
+  return {
+    aggregate: {
+      accountId: x.accountId,
+      subject: attribution.subject,
+      keyType: attribution.keyType,
+      calls: x.calls + y.calls,
+      failedCalls: x.failedCalls + y.failedCalls,
+      firstUsedAt: [x.firstUsedAt, y.firstUsedAt].sort()[0] ?? x.firstUsedAt,
+      lastUsedAt: lastUsed[lastUsed.length - 1] ?? null,
+      lastAttemptAt: latest.aggregate.lastAttemptAt,
+      regions: [...new Set([...x.regions, ...y.regions])].sort(),
+      models: [...new Set([...x.models, ...y.models])].sort(),
+      lastSourceIp: latest.aggregate.lastSourceIp,
+      lastUserAgent: latest.aggregate.lastUserAgent,
+    },
+    latest: latest.latest,
+    deniedCalls: a.deniedCalls + b.deniedCalls,
+  };
+}
+
+/** The Bedrock keys of each IAM user whose uses may be long-term (one directory listing per user). */
+async function keysOfCallers(
+  groups: ReadonlyArray<SubjectUsage>,
+  directory: KeyDirectory,
+  accountId: string,
+): Promise<Map<string, KeyMetadata[]>> {
+  const users = new Set<string>();
+  for (const { latest: u } of groups) {
+    if (u.principal.type === 'IAMUser' && u.principal.userName && u.declaredKeyType !== 'SHORT_TERM') {
+      users.add(u.principal.userName);
+    }
+  }
+  const out = new Map<string, KeyMetadata[]>();
+  for (const userName of users) out.set(userName, await directory.listUserKeys(accountId, userName));
+  return out;
+}
+
+/** The decision steps a long-term subject's use calls for (none for most batches). */
+async function stepsFor(
+  s: SubjectUsage,
+  keys: KeyMetadata[],
+  deps: PipelineDeps,
+  opts: UsageOptions,
+): Promise<Array<[KeyStep, UsageCause]>> {
+  const subject = s.aggregate.subject;
+  if (subject.kind === 'principal') return [];
+  const used = subject.kind === 'key' ? keys.filter((k) => k.keyId === subject.keyId) : keys;
+  // A refused call credited to the user's only Active key may have been made with a sibling keyguard turned off.
+  const maybeTried = s.deniedCalls > 0 ? keys.filter((k) => k.status !== 'Active' && !used.includes(k)) : [];
+  const perEvent = decisionIdFor(opts.triggerKind, s.latest.eventTime, s.latest.eventId);
+  const trigger: KeyStep['trigger'] = {
+    kind: opts.triggerKind,
+    eventId: s.latest.eventId,
+    eventName: s.latest.eventName,
+    eventTime: s.latest.eventTime,
+  };
+  const steps: Array<[KeyStep, UsageCause]> = [];
+  for (const meta of [...used, ...maybeTried]) {
+    const base = {
+      accountId: s.aggregate.accountId,
+      keyId: meta.keyId,
+      userName: meta.userName,
+      meta,
+      trigger,
+    };
+    const known = await deps.audit.getKnownKey(base.accountId, meta.keyId);
+    const deactivatedByUs = known?.history?.deactivatedByUs === true && known.status === 'Inactive';
+    if (deactivatedByUs) {
+      const reason = deactivatedUseReason(s);
+      if (meta.status === 'Active') {
+        // It works again: evaluate() raises REACTIVATED_WITHOUT_APPROVAL; decided per event, never folded into a day.
+        steps.push([
+          { ...base, decisionId: perEvent, record: 'always', alert: { reason } },
+          'reactivated-key-in-use',
+        ]);
+      } else {
+        // Still Inactive and still tried: one decision (and notice) per key per UTC day, whatever the batches.
+        // The key's history remembers the day of its latest alert once the notice is sent; a batch of a day
+        // already alerted (or older: a late or redelivered batch) decides nothing. The id is the latest
+        // attempt's, time-ordered like every other decision of the key.
+        const day = utcDay(s.latest.eventTime);
+        if ((known.history?.inUseAlertDay ?? '') >= day) continue;
+        steps.push([
+          { ...base, decisionId: perEvent, record: 'always', alert: { reason, day } },
+          'deactivated-key-in-use',
+        ]);
+      }
+    } else if (!opts.config.allowLongTermKeys && used.includes(meta)) {
+      // evaluate() raises LONG_TERM_NOT_ALLOWED; recorded only when it is news for this key.
+      steps.push([{ ...base, decisionId: perEvent, record: 'on-change' }, 'long-term-not-allowed']);
+    }
+  }
+  return steps;
+}
+
+/**
+ * Runs pre-grouped uses (groupUses, or merged groups) through attribution → per-subject aggregates → the
+ * recorder → decisions. Every group must be of the governed account.
+ */
+export async function processUsageGroups(
+  groups: ReadonlyArray<SubjectUsage>,
+  ports: UsagePorts,
+  opts: UsageOptions,
+): Promise<UsageOutcome> {
+  const keysByUser = await keysOfCallers(groups, ports.directory, opts.governedAccountId);
+  const bySubject = new Map<string, SubjectUsage>();
+  for (const g of groups) {
+    const u = g.latest;
+    const attribution = attributeUse(
+      u,
+      u.principal.userName ? (keysByUser.get(u.principal.userName) ?? null) : null,
+    );
+    const id = subjectId(g.aggregate.accountId, attribution.subject);
+    const current = bySubject.get(id);
+    bySubject.set(
+      id,
+      current
+        ? mergeUsage(current, g, attribution)
+        : { ...g, aggregate: { ...g.aggregate, subject: attribution.subject, keyType: attribution.keyType } },
+    );
+  }
+  const subjects = [...bySubject.values()];
+  if (ports.recorder && subjects.length > 0)
+    await ports.recorder.recordUses(subjects.map((s) => s.aggregate));
+
+  const decisions: UsageStepResult[] = [];
+  for (const s of subjects) {
+    if (s.aggregate.keyType !== 'LONG_TERM' || s.aggregate.subject.kind === 'principal') continue;
+    const keys = keysByUser.get(s.aggregate.subject.userName) ?? [];
+    for (const [step, cause] of await stepsFor(s, keys, ports.deps, opts)) {
+      const result = await decideKey(step, ports.deps, {
+        config: opts.config,
+        policyVersion: opts.policyVersion,
+        now: opts.now,
+      });
+      if (result) decisions.push({ result, cause });
+    }
+  }
+  return { subjects, decisions };
+}
+
+/** Runs one batch of uses (all of the governed account) through flow 3. */
+export function processUses(
+  uses: ReadonlyArray<BearerUse>,
+  ports: UsagePorts,
+  opts: UsageOptions,
+): Promise<UsageOutcome> {
+  return processUsageGroups(groupUses(uses), ports, opts);
+}
