@@ -50,8 +50,6 @@ export interface UsageOptions {
   now: Date;
   /** `usage` live; `replay` offline (the decision ids differ, so the two never collide). */
   triggerKind: 'usage' | 'replay';
-  /** The only account whose use is tracked and whose keys may be decided on. */
-  governedAccountId: string;
 }
 
 export type UsageCause = 'long-term-not-allowed' | 'deactivated-key-in-use' | 'reactivated-key-in-use';
@@ -136,20 +134,23 @@ export function mergeUsage(a: SubjectUsage, b: SubjectUsage, attribution: Attrib
   };
 }
 
+/** Directory lookups are per account and user. */
+function userRef(accountId: string, userName: string): string {
+  return `${accountId}|${userName}`;
+}
+
 /** The Bedrock keys of each IAM user whose uses may be long-term (one directory listing per user). */
 async function keysOfCallers(
   groups: ReadonlyArray<SubjectUsage>,
   directory: KeyDirectory,
-  accountId: string,
 ): Promise<Map<string, KeyMetadata[]>> {
-  const users = new Set<string>();
-  for (const { latest: u } of groups) {
-    if (u.principal.type === 'IAMUser' && u.principal.userName && u.declaredKeyType !== 'SHORT_TERM') {
-      users.add(u.principal.userName);
-    }
-  }
   const out = new Map<string, KeyMetadata[]>();
-  for (const userName of users) out.set(userName, await directory.listUserKeys(accountId, userName));
+  for (const { latest: u } of groups) {
+    const userName = u.principal.userName;
+    if (u.principal.type !== 'IAMUser' || !userName || u.declaredKeyType === 'SHORT_TERM') continue;
+    const ref = userRef(u.accountId, userName);
+    if (!out.has(ref)) out.set(ref, await directory.listUserKeys(u.accountId, userName));
+  }
   return out;
 }
 
@@ -213,20 +214,20 @@ async function stepsFor(
 
 /**
  * Runs pre-grouped uses (groupUses, or merged groups) through attribution → per-subject aggregates → the
- * recorder → decisions. Every group must be of the governed account.
+ * recorder → decisions. Callers keep out the accounts they do not govern.
  */
 export async function processUsageGroups(
   groups: ReadonlyArray<SubjectUsage>,
   ports: UsagePorts,
   opts: UsageOptions,
 ): Promise<UsageOutcome> {
-  const keysByUser = await keysOfCallers(groups, ports.directory, opts.governedAccountId);
+  const keysByUser = await keysOfCallers(groups, ports.directory);
   const bySubject = new Map<string, SubjectUsage>();
   for (const g of groups) {
     const u = g.latest;
     const attribution = attributeUse(
       u,
-      u.principal.userName ? (keysByUser.get(u.principal.userName) ?? null) : null,
+      u.principal.userName ? (keysByUser.get(userRef(u.accountId, u.principal.userName)) ?? null) : null,
     );
     const id = subjectId(g.aggregate.accountId, attribution.subject);
     const current = bySubject.get(id);
@@ -244,7 +245,7 @@ export async function processUsageGroups(
   const decisions: UsageStepResult[] = [];
   for (const s of subjects) {
     if (s.aggregate.keyType !== 'LONG_TERM' || s.aggregate.subject.kind === 'principal') continue;
-    const keys = keysByUser.get(s.aggregate.subject.userName) ?? [];
+    const keys = keysByUser.get(userRef(s.aggregate.accountId, s.aggregate.subject.userName)) ?? [];
     for (const [step, cause] of await stepsFor(s, keys, ports.deps, opts)) {
       const result = await decideKey(step, ports.deps, {
         config: opts.config,

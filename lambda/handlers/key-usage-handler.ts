@@ -209,7 +209,6 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
         policyVersion: rt.policyVersion,
         now: now(),
         triggerKind: 'usage',
-        governedAccountId: rt.governedAccountId,
       },
     );
     const subjects = outcome.subjects;

@@ -21,7 +21,6 @@ import { createTestTables, startTestDynamo } from '../support/dynamo';
  * one recorder call per batch, and decisions through decideKey over the real audit store (dynalite).
  */
 
-const ACCOUNT = '111122223333';
 const KEY = 'ACCAEXAMPLEUSAGEPIPE1';
 
 function fixtureUse(name: string): BearerUse {
@@ -101,7 +100,6 @@ function options(over: Partial<UsageOptions> & { allowLongTermKeys?: boolean } =
     policyVersion: policyVersion(config),
     now: new Date('2025-07-09T17:00:00Z'),
     triggerKind: 'replay',
-    governedAccountId: ACCOUNT,
     ...over,
   };
 }
