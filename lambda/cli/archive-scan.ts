@@ -31,10 +31,27 @@ import {
 export interface ScanFilter {
   source: string;
   eventNames: readonly string[];
+  /**
+   * Bedrock calls made with an API key (flow 3: a Bedrock eventSource and `callWithBearerToken` or
+   * `bearerTokenType` in the text): `keep` parses them as candidates, `count` counts them (`bearer-token`)
+   * without parsing, for a later pass. Bedrock calls without either word (SigV4) are `not-bearer-token`.
+   * @default none: Bedrock calls are `not-iam`, like any other record
+   */
+  usage?: 'keep' | 'count';
 }
 
 /** Why a record was skipped without parsing (the replay summary's ignore reasons). */
-export type SkipReason = 'not-iam' | 'unsupported-event';
+export type SkipReason = 'not-iam' | 'unsupported-event' | 'not-bearer-token' | 'bearer-token';
+
+/**
+ * A Bedrock (runtime or mantle) eventSource, in a record's text: plain or pretty-printed, or escaped inside a
+ * JSON string (Lake eventJson, LookupEvents CloudTrailEvent).
+ */
+const BEDROCK_SOURCE = /eventSource\\?"\s*:\s*\\?"bedrock(?:-mantle)?\.amazonaws\.com\\?"/;
+/** Either field marks a bearer-token call (describeUsage accepts a token type without the flag). */
+const BEARER_MARKS = ['callWithBearerToken', 'bearerTokenType'] as const;
+/** Every Bedrock source contains this: records without it are not read further. */
+const BEDROCK_WORD = 'bedrock';
 
 export interface FileScan {
   /** The candidate entries, parsed, in file order. */
@@ -59,7 +76,7 @@ class Scan {
     entries: [],
     problems: [],
     records: 0,
-    skipped: { 'not-iam': 0, 'unsupported-event': 0 },
+    skipped: { 'not-iam': 0, 'unsupported-event': 0, 'not-bearer-token': 0, 'bearer-token': 0 },
     parsed: 0,
   };
   private readonly quoted: string[];
@@ -88,9 +105,17 @@ class Scan {
 
   /** The cheap test on one record's text: why it cannot matter, or null for a candidate. */
   cheapReason(text: string): SkipReason | null {
-    if (!text.includes(this.filter.source)) return 'not-iam';
+    if (!text.includes(this.filter.source)) return this.usageReason(text);
     for (const q of this.quoted) if (text.includes(q)) return null;
     return 'unsupported-event';
+  }
+
+  /** The cheap test for a record that does not mention IAM's source: a Bedrock call with an API key? */
+  usageReason(text: string): SkipReason | null {
+    const usage = this.filter.usage;
+    if (usage === undefined || !text.includes(BEDROCK_WORD) || !BEDROCK_SOURCE.test(text)) return 'not-iam';
+    if (!BEARER_MARKS.some((m) => text.includes(m))) return 'not-bearer-token';
+    return usage === 'keep' ? null : 'bearer-token';
   }
 
   /** Items of one decoded value; records held as JSON strings are parsed only when they are candidates. */
@@ -199,20 +224,31 @@ class Scan {
   private records(bytes: Buffer, spans: readonly number[]): boolean {
     // One pass over the file for the source; only the records that have it are decoded and looked at again.
     const iam = occurrences(bytes, this.filter.source);
+    // Bedrock records are looked at only when usage is followed (most archives hold many SigV4 calls).
+    const bedrock = this.filter.usage === undefined ? [] : occurrences(bytes, BEDROCK_WORD);
     const found: Entry[] = [];
     const skipped = { ...this.result.skipped };
     let a = 0;
+    let b = 0;
     for (let k = 0; k < spans.length; k += 2) {
       const start = spans[k] as number;
       const end = spans[k + 1] as number;
       while (a < iam.length && (iam[a] as number) < start) a++;
-      if (a >= iam.length || (iam[a] as number) >= end) {
+      while (b < bedrock.length && (bedrock[b] as number) < start) b++;
+      const hasIam = a < iam.length && (iam[a] as number) < end;
+      const hasBedrock = b < bedrock.length && (bedrock[b] as number) < end;
+      if (!hasIam && !hasBedrock) {
         skipped['not-iam'] += 1;
         continue;
       }
       const record = bytes.toString('utf8', start, end);
-      if (!this.quoted.some((q) => record.includes(q))) {
-        skipped['unsupported-event'] += 1;
+      const why = hasIam
+        ? this.quoted.some((q) => record.includes(q))
+          ? null
+          : 'unsupported-event'
+        : this.usageReason(record);
+      if (why) {
+        skipped[why] += 1;
         continue;
       }
       try {

@@ -91,6 +91,7 @@ export const IGNORE_LABELS: Record<string, string> = {
   'no-bedrock-keys': 'user changes without Bedrock keys (state only)',
   'duplicate-record': 'seen twice (same eventID)',
   'outside-window': 'outside --since/--until',
+  'not-bearer-token': 'Bedrock calls signed with SigV4 (not API keys)',
 };
 
 export interface ReplayTotals {
@@ -114,6 +115,49 @@ export interface ReplayTotals {
   policyVersion: string;
   configSource: string;
   store: string;
+  /** Flow 3; null when the inputs hold no Bedrock calls at all (the line is left out). */
+  usage?: UsageTotals | null;
+}
+
+export interface UsageTotals {
+  /** Bearer-token calls replayed (in the window). */
+  calls: number;
+  longTermCalls: number;
+  /** Long-term keys the calls were attributed to. */
+  keys: number;
+  /** Users whose calls could not be attributed to one key (two Active keys). */
+  usersWithSeveralKeys: number;
+  shortTermCalls: number;
+  /** Principals that signed short-term keys. */
+  principals: number;
+  /** Calls an earlier run on this store replayed: neither counted nor decided again. */
+  countedEarlier: number;
+  /** Bedrock calls without a bearer token (SigV4), and bearer-token records that could not be used. */
+  skipped: number;
+}
+
+function num(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+function plural(n: number, one: string, many: string): string {
+  return `${num(n)} ${n === 1 ? one : many}`;
+}
+
+export function usageText(u: UsageTotals): string {
+  const onKeys =
+    plural(u.keys, 'key', 'keys') +
+    (u.usersWithSeveralKeys > 0
+      ? ` and ${plural(u.usersWithSeveralKeys, 'user', 'users')} with two keys`
+      : '');
+  return (
+    `Usage: ${plural(u.calls, 'bearer-token call', 'bearer-token calls')} (${num(u.longTermCalls)} long-term on ${onKeys}, ` +
+    `${num(u.shortTermCalls)} short-term by ${plural(u.principals, 'principal', 'principals')})` +
+    (u.countedEarlier > 0
+      ? `, ${num(u.countedEarlier)} already replayed by an earlier run (not counted again)`
+      : '') +
+    `, ${num(u.skipped)} skipped (SigV4 or unusable)`
+  );
 }
 
 function counts(m: Map<string, number>, label: (k: string) => string = (k) => k): string {
@@ -135,6 +179,7 @@ export function summaryText(t: ReplayTotals): string {
   ];
   if (ignoredTotal > 0)
     lines.push(`  without a decision: ${counts(t.ignored, (k) => IGNORE_LABELS[k] ?? k)}`);
+  if (t.usage) lines.push(usageText(t.usage));
   lines.push(
     `Decisions: ${decisions} (${t.newDecisions} new, ${t.earlierDecisions} already on record)` +
       (decisions > 0 ? `: ${counts(t.decisionsByAction)}` : ''),

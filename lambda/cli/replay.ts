@@ -1,6 +1,8 @@
 import { resolve } from 'node:path';
+import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { auditTableDefinitions, DynamoAuditLog } from '../adapters/audit-store';
 import { type EmbeddedDynamo, ensureTables, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
+import { DynamoUsageStore, usageTableDefinition } from '../adapters/usage-store';
 import {
   type CloudTrailRecord,
   CloudTrailRecordSchema,
@@ -16,20 +18,36 @@ import { buildNotice, type Notice } from '../domain/notice';
 import { type Enforcer, type Notifier, processKeyEvent } from '../domain/pipeline';
 import { ReplayDirectory } from '../domain/replay-directory';
 import type { Decision } from '../domain/types';
+import { BEDROCK_SOURCES, describeUsage, type SubjectUsage } from '../domain/usage';
+import { groupUses, identityOf, mergeUsage, processUsageGroups } from '../domain/usage-pipeline';
+import type { BearerUse } from '../domain/usage-types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { defaultJobs, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
 import { inWindow, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
-import { type DecisionRow, decisionJson, decisionTable, type ReplayTotals, summaryText } from './format';
+import {
+  type DecisionRow,
+  decisionJson,
+  decisionTable,
+  type ReplayTotals,
+  summaryText,
+  type UsageTotals,
+} from './format';
 import { discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { startProgress } from './replay-progress';
 import { lockStore } from './store-lock';
 
 /**
- * `keyguard replay`: flow 1 of design.md over CloudTrail log files, offline. State is rebuilt from the events
- * (ReplayDirectory), decisions go to an embedded DynamoDB, enforcement is planned and never applied, notices
- * are counted and never sent.
+ * `keyguard replay`: flows 1 (key events) and 3 (key usage) of design.md over CloudTrail log files, offline.
+ * State is rebuilt from the events (ReplayDirectory), decisions go to an embedded DynamoDB, enforcement is
+ * planned and never applied, notices are counted and never sent.
+ *
+ * Two passes over the inputs: the first keeps the IAM events (few) and only counts the Bedrock calls made with
+ * an API key; when there are any, the second reads those calls and folds them, as they come, into aggregates
+ * per (IAM event interval, UTC hour, caller identity): memory grows with callers and hours, never with calls.
+ * The aggregates go through the key-usage function's own code (usage-pipeline.ts) in time order, between the
+ * IAM events they fall between, so attribution sees the keys as they were when the calls were made.
  */
 
 export interface ReplayOptions {
@@ -50,7 +68,11 @@ export interface ReplayOptions {
 }
 
 export const DEFAULT_STORE_DIR = '.keyguard';
-export const REPLAY_TABLES = { decisionsTable: 'keyguard-decisions', keysTable: 'keyguard-keys' } as const;
+export const REPLAY_TABLES = {
+  decisionsTable: 'keyguard-decisions',
+  keysTable: 'keyguard-keys',
+  usageTable: 'keyguard-usage',
+} as const;
 
 const RELEVANT_EVENTS: ReadonlySet<string> = new Set<string>([
   ...CREDENTIAL_EVENTS,
@@ -58,8 +80,18 @@ const RELEVANT_EVENTS: ReadonlySet<string> = new Set<string>([
   ...USER_LIFECYCLE_EVENTS,
 ]);
 const IAM_SOURCE = 'iam.amazonaws.com';
-/** What a record must mention to be parsed at all (see archive-scan.ts). */
-export const REPLAY_FILTER: ScanFilter = { source: IAM_SOURCE, eventNames: [...RELEVANT_EVENTS] };
+/** What a record must mention to be parsed at all (see archive-scan.ts); bearer-token calls are only counted. */
+export const REPLAY_FILTER: ScanFilter = {
+  source: IAM_SOURCE,
+  eventNames: [...RELEVANT_EVENTS],
+  usage: 'count',
+};
+/** The second pass: Bedrock calls made with an API key, nothing else. */
+export const USAGE_FILTER: ScanFilter = { source: IAM_SOURCE, eventNames: [], usage: 'keep' };
+/** Uses buffered before they are folded into their aggregates. */
+export const USAGE_FLUSH_USES = 5000;
+/** The usage item where the store remembers, per account, the latest call earlier runs replayed. */
+export const USAGE_MARK_SUBJECT = 'meta#replay-counted-through';
 /** More workers than this only adds start-up time and memory. */
 const MAX_JOBS = 64;
 
@@ -129,6 +161,10 @@ interface Collected {
     'filesRead' | 'filesWithErrors' | 'filesSkipped' | 'eventsRead' | 'relevant' | 'rejected' | 'ignored'
   >;
   problems: number;
+  /** The files read (the usage pass reads them again). */
+  files: Awaited<ReturnType<typeof discoverInputs>>['files'];
+  /** Records that look like Bedrock calls made with an API key: left for the usage pass. */
+  bearerCandidates: number;
 }
 
 interface CollectOptions {
@@ -171,6 +207,7 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
   const events: SourcedEvent[] = [];
   const seenEventIds = new Set<string>();
   let seq = 0;
+  let bearerCandidates = 0;
   try {
     for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, options.jobs)) {
       progress.fileDone(file.bytes);
@@ -178,8 +215,20 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
       if (scan.problems.length > 0) totals.filesWithErrors += 1;
       for (const p of scan.problems) report(p);
       totals.eventsRead += scan.records;
-      for (const [reason, n] of Object.entries(scan.skipped)) if (n > 0) bump(totals.ignored, reason, n);
+      for (const [reason, n] of Object.entries(scan.skipped)) {
+        if (reason === 'bearer-token') bearerCandidates += n;
+        else if (n > 0) bump(totals.ignored, reason, n);
+      }
       for (const entry of scan.entries) {
+        const bedrock = bedrockCall(entry);
+        if (bedrock === 'bearer') {
+          bearerCandidates += 1;
+          continue;
+        }
+        if (bedrock === 'sigv4') {
+          bump(totals.ignored, 'not-bearer-token');
+          continue;
+        }
         const one = classifyEntry(entry);
         if (one.kind === 'ignored') {
           bump(totals.ignored, one.reason);
@@ -209,7 +258,178 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
   } finally {
     progress.stop();
   }
-  return { events, totals, problems };
+  return { events, totals, problems, files, bearerCandidates };
+}
+
+function detailOf(entry: Entry): Record<string, unknown> {
+  const detail = entry.envelope === 'eventbridge' ? entry.value.detail : entry.value;
+  return detail !== null && typeof detail === 'object' ? (detail as Record<string, unknown>) : {};
+}
+
+/**
+ * A parsed entry that is a Bedrock call (entries of event files and single records arrive parsed, without the
+ * cheap test): with an API key (`bearer`, left for the usage pass), without (`sigv4`), or not Bedrock (null).
+ */
+function bedrockCall(entry: Entry): 'bearer' | 'sigv4' | null {
+  const raw = detailOf(entry);
+  if (!(BEDROCK_SOURCES as readonly unknown[]).includes(raw.eventSource)) return null;
+  const text = JSON.stringify(raw);
+  return text.includes('callWithBearerToken') || text.includes('bearerTokenType') ? 'bearer' : 'sigv4';
+}
+
+/** The use an entry of the usage pass shows, or why it shows none. */
+function useOf(entry: Entry): BearerUse | 'not-bedrock' | 'unusable' {
+  if (!(BEDROCK_SOURCES as readonly unknown[]).includes(detailOf(entry).eventSource)) return 'not-bedrock';
+  let record: CloudTrailRecord;
+  let fallbackAccount: string | null = null;
+  if (entry.envelope === 'eventbridge') {
+    const parsed = EventBridgeEventSchema.safeParse(entry.value);
+    if (!parsed.success) return 'unusable';
+    record = parsed.data.detail;
+    fallbackAccount = parsed.data.account;
+  } else {
+    const parsed = CloudTrailRecordSchema.safeParse(entry.value);
+    if (!parsed.success) return 'unusable';
+    record = parsed.data;
+  }
+  return describeUsage(record, fallbackAccount).use ?? 'unusable';
+}
+
+/** One step of the usage replay: aggregates of one IAM event interval and UTC hour. */
+interface UsageChunk {
+  /** How many IAM events (in replay order) come before these uses. */
+  epoch: number;
+  /** Replayed by an earlier run on this store: neither counted nor decided again. */
+  counted: boolean;
+  groups: SubjectUsage[];
+}
+
+/**
+ * Folds uses into aggregates per (epoch, UTC hour, counted, caller identity) with bounded memory: uses are
+ * buffered and grouped every USAGE_FLUSH_USES. A caller's identity is everything attribution reads, so its
+ * uses can be aggregated before the directory is asked whose key it was (processUsageGroups).
+ */
+class UsageFolder {
+  private readonly groups = new Map<
+    string,
+    { chunk: string; epoch: number; counted: boolean; g: SubjectUsage }
+  >();
+  private readonly buffer = new Map<
+    string,
+    { chunk: string; epoch: number; counted: boolean; uses: BearerUse[] }
+  >();
+  private buffered = 0;
+
+  constructor(
+    /** The IAM events' times, in replay order. */
+    private readonly eventTimes: readonly string[],
+    /** Per account: uses at or before this time were replayed by an earlier run. */
+    private readonly countedThrough: ReadonlyMap<string, string>,
+  ) {}
+
+  add(use: BearerUse): void {
+    const epoch = upperBound(this.eventTimes, use.eventTime);
+    const mark = this.countedThrough.get(use.accountId);
+    const counted = mark !== undefined && use.eventTime <= mark;
+    const chunk = `${String(epoch).padStart(10, '0')}|${use.eventTime.slice(0, 13)}|${counted ? 'a' : 'b'}`;
+    const id = `${chunk}|${identityOf(use)}`;
+    let slot = this.buffer.get(id);
+    if (!slot) {
+      slot = { chunk, epoch, counted, uses: [] };
+      this.buffer.set(id, slot);
+    }
+    slot.uses.push(use);
+    this.buffered += 1;
+    if (this.buffered >= USAGE_FLUSH_USES) this.flush();
+  }
+
+  private flush(): void {
+    for (const [id, slot] of this.buffer) {
+      for (const g of groupUses(slot.uses)) {
+        const current = this.groups.get(id);
+        const { subject, keyType } = g.aggregate;
+        this.groups.set(id, {
+          chunk: slot.chunk,
+          epoch: slot.epoch,
+          counted: slot.counted,
+          g: current ? mergeUsage(current.g, g, { subject, keyType }) : g,
+        });
+      }
+    }
+    this.buffer.clear();
+    this.buffered = 0;
+  }
+
+  /** The chunks in time order (identities in a stable order within each). */
+  chunks(): UsageChunk[] {
+    this.flush();
+    const out: Array<UsageChunk & { chunk: string }> = [];
+    for (const id of [...this.groups.keys()].sort()) {
+      const one = this.groups.get(id);
+      if (!one) continue;
+      const last = out[out.length - 1];
+      if (last && last.chunk === one.chunk) last.groups.push(one.g);
+      else out.push({ chunk: one.chunk, epoch: one.epoch, counted: one.counted, groups: [one.g] });
+    }
+    return out;
+  }
+}
+
+/** The number of sorted times at or before t. */
+function upperBound(sorted: readonly string[], t: string): number {
+  let lo = 0;
+  let hi = sorted.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((sorted[mid] as string) <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+interface CollectedUsage {
+  chunks: UsageChunk[];
+  /** Bearer-token candidates that showed no usable use (incomplete, or not a bearer-token call after all). */
+  unusable: number;
+  outsideWindow: number;
+}
+
+/** The usage pass: every file again, keeping only Bedrock calls made with an API key. */
+async function collectUsage(
+  files: Collected['files'],
+  io: CliIO,
+  options: CollectOptions & { eventTimes: readonly string[]; countedThrough: ReadonlyMap<string, string> },
+): Promise<CollectedUsage> {
+  const folder = new UsageFolder(options.eventTimes, options.countedThrough);
+  let unusable = 0;
+  let outsideWindow = 0;
+  const progress = startProgress(io.stderr, {
+    quiet: options.quiet,
+    totalBytes: files.reduce((a, f) => a + f.bytes, 0),
+    totalFiles: files.length,
+  });
+  try {
+    for await (const { file, scan } of scanFiles(files, USAGE_FILTER, options.jobs)) {
+      progress.fileDone(file.bytes);
+      // Problems and counts were reported by the first pass.
+      for (const entry of scan.entries) {
+        const use = useOf(entry);
+        if (use === 'not-bedrock') continue;
+        if (use === 'unusable') {
+          unusable += 1;
+          continue;
+        }
+        if (!inWindow(options.window, use.eventTime)) {
+          outsideWindow += 1;
+          continue;
+        }
+        folder.add(use);
+      }
+    }
+  } finally {
+    progress.stop();
+  }
+  return { chunks: folder.chunks(), unusable, outsideWindow };
 }
 
 type Classified =
@@ -256,6 +476,97 @@ function classifyEntry(entry: Entry): Classified {
   } catch (err) {
     if (err instanceof EventShapeError) return { kind: 'invalid', reason: err.message };
     throw err;
+  }
+}
+
+/** What the usage replay saw, for the totals. */
+class UsageTally {
+  private calls = 0;
+  private longTerm = 0;
+  private shortTerm = 0;
+  private earlier = 0;
+  private readonly keys = new Set<string>();
+  private readonly users = new Set<string>();
+  private readonly principals = new Set<string>();
+  /** Per account, the latest call this run counted (the store's mark moves to it). */
+  readonly latestCounted = new Map<string, string>();
+
+  add(subjects: readonly SubjectUsage[]): void {
+    for (const { aggregate: a } of subjects) {
+      this.calls += a.calls;
+      const mark = this.latestCounted.get(a.accountId);
+      if (mark === undefined || a.lastAttemptAt > mark) this.latestCounted.set(a.accountId, a.lastAttemptAt);
+      const s = a.subject;
+      if (s.kind === 'principal') {
+        this.shortTerm += a.calls;
+        this.principals.add(`${a.accountId}|${s.principalArn}`);
+      } else {
+        this.longTerm += a.calls;
+        if (s.kind === 'key') this.keys.add(`${a.accountId}|${s.keyId}`);
+        else this.users.add(`${a.accountId}|${s.userName}`);
+      }
+    }
+  }
+
+  earlierRun(groups: readonly SubjectUsage[]): void {
+    for (const g of groups) this.earlier += g.aggregate.calls;
+  }
+
+  totals(skipped: number): UsageTotals {
+    return {
+      calls: this.calls,
+      longTermCalls: this.longTerm,
+      keys: this.keys.size,
+      usersWithSeveralKeys: this.users.size,
+      shortTermCalls: this.shortTerm,
+      principals: this.principals.size,
+      countedEarlier: this.earlier,
+      skipped,
+    };
+  }
+}
+
+/** Per account, the latest call an earlier run on this store replayed (none: a fresh store). */
+async function usageCountedThrough(store: EmbeddedDynamo): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  let start: Record<string, unknown> | undefined;
+  do {
+    const res = await store.doc.send(
+      new ScanCommand({
+        TableName: REPLAY_TABLES.usageTable,
+        FilterExpression: 'subject = :s',
+        ExpressionAttributeValues: { ':s': USAGE_MARK_SUBJECT },
+        ExclusiveStartKey: start,
+      }),
+    );
+    for (const item of res.Items ?? []) {
+      if (typeof item.accountId === 'string' && typeof item.countedThrough === 'string')
+        out.set(item.accountId, item.countedThrough);
+    }
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return out;
+}
+
+/** Moves each account's usage mark forward (never back). */
+async function recordUsageCountedThrough(
+  store: EmbeddedDynamo,
+  marks: ReadonlyMap<string, string>,
+): Promise<void> {
+  for (const [accountId, at] of marks) {
+    try {
+      await store.doc.send(
+        new UpdateCommand({
+          TableName: REPLAY_TABLES.usageTable,
+          Key: { accountId, subject: USAGE_MARK_SUBJECT },
+          UpdateExpression: 'SET countedThrough = :t',
+          ConditionExpression: 'attribute_not_exists(countedThrough) OR countedThrough < :t',
+          ExpressionAttributeValues: { ':t': at },
+        }),
+      );
+    } catch (err) {
+      if ((err as { name?: string } | null)?.name !== 'ConditionalCheckFailedException') throw err;
+    }
   }
 }
 
@@ -311,7 +622,10 @@ export async function runReplay(
   }
 
   try {
-    await ensureTables(store.client, auditTableDefinitions(REPLAY_TABLES));
+    await ensureTables(store.client, [
+      ...auditTableDefinitions(REPLAY_TABLES),
+      usageTableDefinition(REPLAY_TABLES.usageTable),
+    ]);
     const collected = await collect(paths, io, { window, jobs, quiet: options.quiet === true });
 
     // State is rebuilt in order: by eventTime across all files, input order for ties (sort is stable).
@@ -340,7 +654,56 @@ export async function runReplay(
     };
     const rows: DecisionRow[] = [];
     const ignored = collected.totals.ignored;
-    for (const { event } of ordered) {
+
+    const countedThrough = await usageCountedThrough(store);
+    const usage =
+      collected.bearerCandidates > 0
+        ? await collectUsage(collected.files, io, {
+            window,
+            jobs,
+            quiet: options.quiet === true,
+            eventTimes: ordered.map((e) => e.event.meta.eventTime),
+            countedThrough,
+          })
+        : { chunks: [], unusable: 0, outsideWindow: 0 };
+    if (usage.outsideWindow > 0) bump(ignored, 'outside-window', usage.outsideWindow);
+    const usageStore = new DynamoUsageStore(store.doc, REPLAY_TABLES.usageTable);
+    // As in the key-usage function: a usage decision evaluates UNUSED from the usage just recorded.
+    const usageDeps = { ...deps, usage: usageStore };
+    const tally = new UsageTally();
+    let next = 0;
+    /** The usage chunks that come before the IAM event at this index (all that are left, at the end). */
+    const usageBefore = async (epoch: number) => {
+      for (; next < usage.chunks.length && (usage.chunks[next] as UsageChunk).epoch <= epoch; next++) {
+        const chunk = usage.chunks[next] as UsageChunk;
+        if (chunk.counted) {
+          // Replayed by an earlier run: its counters and decisions are on record (deciding again against the
+          // store's later state would not be idempotent).
+          tally.earlierRun(chunk.groups);
+          continue;
+        }
+        const latest = chunk.groups
+          .map((g) => g.latest.eventTime)
+          .sort()
+          .at(-1) as string;
+        directory.advanceTo(latest);
+        const outcome = await processUsageGroups(
+          chunk.groups,
+          { directory, recorder: usageStore, deps: usageDeps },
+          { config, policyVersion: version, now: new Date(latest), triggerKind: 'replay' },
+        );
+        tally.add(outcome.subjects);
+        for (const { result } of outcome.decisions) {
+          // A usage decision is recorded only when it is news (or was on an earlier run).
+          if (!result.recorded && !result.duplicate) continue;
+          rows.push({ decision: result.decision, duplicate: result.duplicate });
+          if (options.json) io.stdout.write(`${decisionJson(result.decision)}\n`);
+        }
+      }
+    };
+
+    for (const [index, { event }] of ordered.entries()) {
+      await usageBefore(index);
       directory.apply(event);
       const result = await processKeyEvent(event, deps, {
         config,
@@ -354,6 +717,8 @@ export async function runReplay(
         if (options.json) io.stdout.write(`${decisionJson(d.decision)}\n`);
       }
     }
+    await usageBefore(Number.POSITIVE_INFINITY);
+    await recordUsageCountedThrough(store, tally.latestCounted);
 
     const byAction = new Map<string, number>();
     for (const r of rows) bump(byAction, r.decision.action);
@@ -368,6 +733,10 @@ export async function runReplay(
       policyVersion: version,
       configSource,
       store: storeArg,
+      usage:
+        collected.bearerCandidates > 0 || (ignored.get('not-bearer-token') ?? 0) > 0
+          ? tally.totals(usage.unusable + (ignored.get('not-bearer-token') ?? 0))
+          : null,
     };
     const summary = summaryText(totals);
     if (options.json) {

@@ -82,6 +82,14 @@ export class ReplayDirectory implements KeyDirectory {
     }
   }
 
+  /**
+   * Moves the clock to a time with no event (a Bedrock call being replayed), so that seeded keys created
+   * before it are visible. Never moves back.
+   */
+  advanceTo(time: string): void {
+    if (time > this.clock) this.clock = time;
+  }
+
   async getKey(accountId: string, userName: string, keyId: string): Promise<KeyMetadata | null> {
     const key = this.user(accountId, userName, false)?.keys.get(keyId);
     return key && this.visible(key) ? plain(key) : null;

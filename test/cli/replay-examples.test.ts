@@ -235,7 +235,11 @@ describe('keyguard replay: table output and re-runs on one store', () => {
       /2026-11-20 10:05:44Z\s+Create key\s+svc-batch-summarizer\s+ACCA\w+\s+Active\s+DEACTIVATE \(planned\)\s+NEVER_EXPIRES,MISSING_OWNER,MISSING_PURPOSE,MISSING_REVIEW_CADENCE\s+arn:aws:iam::111122223333:user\/bob \(creator\)\s+new$/m,
     );
     expect(table).toContain('Files: 7 read, 0 with errors');
-    expect(table).toContain('Events: 27 read, 18 relevant, 0 rejected, 15 without a decision');
+    // The samples hold one Bedrock call made with a long-term key: usage (flow 3), not an event without a decision.
+    expect(table).toContain('Events: 27 read, 18 relevant, 0 rejected, 14 without a decision');
+    expect(table).toContain(
+      'Usage: 1 bearer-token call (1 long-term on 1 key, 0 short-term by 0 principals), 0 skipped (SigV4 or unusable)',
+    );
     expect(table).toContain('Decisions: 12 (12 new, 0 already on record): ALLOW 6, DEACTIVATE 3, NOTIFY 3');
     expect(table).toContain('Owners that would be notified: 6 (8 notices; nothing was sent)');
     expect(first.stderr()).toBe('');
