@@ -44,10 +44,21 @@ event is evaluated against the policy as of its own time. Nothing is changed in 
 sent: deactivations are planned, notices are counted. Decisions are appended to an embedded DynamoDB
 in the store directory; replaying the same events again does not record them twice.
 
+Key usage (flow 3): Bedrock calls made with an API key (callWithBearerToken, or a bearerTokenType) are run
+through the key-usage function's code: attributed to a key (as the events show the user's keys at that time),
+a user or the principal of a short-term key, counted in the store's keyguard-usage table (last use, calls,
+regions, models), and decided where policy cares (a long-term key used while allowLongTermKeys is false, a
+deactivated key still in use), in time order with the key events. SigV4 Bedrock calls are skipped unparsed.
+The calls are read in a second pass, only when the first saw some, and folded per caller and UTC hour, so
+memory does not grow with them (a decision names its key's latest call of that hour). Re-runs: the store
+remembers, per account, the latest call it replayed; calls at or before it are reported as already replayed
+and are neither counted nor decided again (replay an account's logs in time order). A record CloudTrail
+delivered twice is counted twice, as in the deployed function.
+
 Large archives: files are decompressed and scanned on --jobs worker threads (default: one per core) and
 streamed, so memory does not grow with the archive. A record whose text does not mention
-iam.amazonaws.com and a followed event name is counted without being parsed. The output is the same for
-any --jobs.
+iam.amazonaws.com and a followed event name (or a Bedrock source and a bearer token) is counted without
+being parsed. The output is the same for any --jobs.
 
 Time window: --since (inclusive) and --until (exclusive) take YYYY-MM-DD (midnight UTC) or an ISO-8601
 timestamp with a zone; records are kept by eventTime. In the S3 layout, date directories and log files
@@ -178,8 +189,9 @@ export function buildProgram(
     .command('replay')
     .summary('replay CloudTrail logs and EventBridge events offline, with decisions in a local audit store')
     .description(
-      'Replay IAM CloudTrail events about Bedrock API keys through the key policy, offline: no AWS account ' +
-        'or network needed. Prints one decision per key event, then totals.',
+      'Replay IAM CloudTrail events about Bedrock API keys, and Bedrock calls made with them, through the key ' +
+        'policy, offline: no AWS account or network needed. Prints one decision per key event (and per use ' +
+        'that policy cares about), then totals.',
     )
     .argument('<paths...>', 'CloudTrail log files, EventBridge event files, NDJSON files or directories')
     .option(

@@ -22,7 +22,8 @@ import {
  * record is first judged from its raw text (does it mention `iam.amazonaws.com` and, as a quoted string, one
  * of the followed event names?) and only the candidates are parsed. A record failing that test cannot be
  * relevant: its eventSource and eventName are in its text. Candidates may still be irrelevant (the caller
- * classifies them); what is skipped never is.
+ * classifies them); what is skipped never is. Bedrock calls made with an API key (flow 3) are judged the same
+ * way (a Bedrock eventSource and a bearer-token field in the text; see ScanFilter.usage).
  *
  * This module imports nothing heavy (no zod, no SDK): it runs in worker threads (archive-worker-main.ts).
  */

@@ -336,6 +336,61 @@ describe('keyguard replay: key usage (flow 3)', () => {
   });
 });
 
+describe('keyguard replay: key usage from other inputs', () => {
+  it('reads bearer-token calls from EventBridge events and JSON lines, and keeps --since/--until', async () => {
+    // Prepare
+    const root = tempDir();
+    writeKeyCreation(root);
+    const event = (record: Json) => ({
+      version: '0',
+      id: `ev-${String(record.eventID)}`,
+      'detail-type': 'AWS API Call via CloudTrail',
+      source: 'aws.bedrock',
+      account: ACCOUNT,
+      time: record.eventTime,
+      region: 'eu-central-1',
+      resources: [],
+      detail: record,
+    });
+    writeFile(
+      join(root, 'events', 'one-call.json'),
+      JSON.stringify(event(longTermUse('2026-11-20T10:00:00Z'))),
+    );
+    writeFile(
+      join(root, 'events', 'calls.jsonl'),
+      [
+        event(longTermUse('2026-11-20T11:00:00Z')),
+        event(sigv4Call('2026-11-20T11:30:00Z')),
+        event(shortTermUse('2026-11-21T10:00:00Z')),
+      ]
+        .map((e) => JSON.stringify(e))
+        .join('\n'),
+    );
+    const store = tempDir();
+    const out = captureIO(root);
+
+    // Act
+    const code = await runReplay(
+      ['.'],
+      { store, config: configFile(root, true), jobs: 1, until: '2026-11-21' },
+      out.io,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    const items = await usageItems(store);
+    expect(items.find((i) => i.subject === `key#${KEY}`)).toMatchObject({
+      calls: 2,
+      lastUsedAt: '2026-11-20T11:00:00.000Z',
+    });
+    expect(items.some((i) => String(i.subject).startsWith('principal#'))).toBe(false);
+    expect(out.stdout()).toContain(
+      'Usage: 2 bearer-token calls (2 long-term on 1 key, 0 short-term by 0 principals), 1 skipped (SigV4 or unusable)',
+    );
+    expect(out.stdout()).toMatch(/outside --since\/--until 1/);
+  });
+});
+
 describe('replay scan: Bedrock calls', () => {
   function bedrockFile(records: Json[]): { display: string; absolute: string; bytes: number } {
     const dir = tempDir();
