@@ -198,6 +198,46 @@ describe('processUses: attribution and the recorder', () => {
   });
 });
 
+describe('processUses: several accounts (replay)', () => {
+  it("asks the directory about each use's own account, and keeps the accounts apart", async () => {
+    // Prepare
+    const OTHER = '444455556666';
+    const asked: string[] = [];
+    const dir: KeyDirectory = {
+      getKey: async () => null,
+      listUserKeys: async (accountId) => {
+        asked.push(accountId);
+        return accountId === OTHER ? [] : [key()];
+      },
+      getUserTags: async () => ({}),
+    };
+    const audit = await freshAudit();
+    const recorded: UsageAggregate[] = [];
+
+    // Act
+    await processUses(
+      [
+        use(longTerm, '2025-07-09T16:00:00.000Z'),
+        use(longTerm, '2025-07-09T16:01:00.000Z', { accountId: OTHER }),
+      ],
+      {
+        directory: dir,
+        recorder: { recordUses: async (a) => void recorded.push(...a) },
+        deps: deps(audit, dir, [], []),
+      },
+      options(),
+    );
+
+    // Assess
+    expect(asked.sort()).toEqual([longTerm.accountId, OTHER].sort());
+    expect(recorded.map((a) => [a.accountId, a.subject.kind, a.keyType])).toEqual([
+      [longTerm.accountId, 'key', 'LONG_TERM'],
+      // The other account's user holds no Bedrock key there: a short-term key of its principal.
+      [OTHER, 'principal', 'SHORT_TERM'],
+    ]);
+  });
+});
+
 describe('processUses: decisions', () => {
   it('decides LONG_TERM_NOT_ALLOWED once with the trigger kind given, and plans DEACTIVATE in enforce mode', async () => {
     // Prepare
