@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type FileScan, parseCounter, type ScanFilter, scanFile } from './archive-scan';
+import { type FileScan, parseCounter, type ScanFilter, scanCounter, scanFile } from './archive-scan';
 import type { ScanRequest, ScanResponse } from './archive-worker-main';
 import type { InputFile } from './inputs';
 
@@ -87,6 +87,7 @@ async function* withWorkers(
           failure ??= new ScanWorkerError(`scanning ${files[response.id]?.display}: ${response.error}`);
         } else {
           parseCounter.records += response.scan.parsed;
+          scanCounter.files += 1;
           done.set(response.id, response.scan);
         }
         signal();

@@ -72,6 +72,12 @@ export interface FileScan {
  */
 export const parseCounter = { records: 0 };
 
+/**
+ * Files scanned (read and, when gzipped, decompressed) in this process since it started; worker threads' files
+ * are added when their results arrive. Replay reads each input once: this makes that testable.
+ */
+export const scanCounter = { files: 0 };
+
 class Scan {
   readonly result: FileScan = {
     entries: [],
@@ -534,6 +540,7 @@ export async function scanFile(
   filter: ScanFilter,
   streamAboveBytes = STREAM_JSON_ABOVE_BYTES,
 ): Promise<FileScan> {
+  scanCounter.files += 1;
   const scan = new Scan(file, filter);
   const stream =
     isLineDelimited(file.display) ||

@@ -1,4 +1,6 @@
 import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { auditTableDefinitions, DynamoAuditLog } from '../adapters/audit-store';
 import { type EmbeddedDynamo, ensureTables, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
@@ -43,11 +45,14 @@ import { lockStore } from './store-lock';
  * State is rebuilt from the events (ReplayDirectory), decisions go to an embedded DynamoDB, enforcement is
  * planned and never applied, notices are counted and never sent.
  *
- * Two passes over the inputs: the first keeps the IAM events (few) and only counts the Bedrock calls made with
- * an API key; when there are any, the second reads those calls and folds them, as they come, into aggregates
- * per (IAM event interval, UTC hour, caller identity): memory grows with callers and hours, never with calls.
- * The aggregates go through the key-usage function's own code (usage-pipeline.ts) in time order, between the
- * IAM events they fall between, so attribution sees the keys as they were when the calls were made.
+ * One pass over the inputs keeps the IAM events (few) and folds the Bedrock calls made with an API key, as they
+ * come, into aggregates per (UTC minute, caller identity, replayed by an earlier run or not): memory grows with
+ * callers and their active minutes, never with calls or bytes. Once every IAM event time is known, the minute
+ * aggregates are folded into aggregates per (IAM event interval, UTC hour, caller identity), which go through
+ * the key-usage function's own code (usage-pipeline.ts) in time order, between the IAM events they fall
+ * between, so attribution sees the keys as they were when the calls were made. A minute is placed by its
+ * first call: calls made in the same minute as an IAM event but after it are replayed as if made before it
+ * (the one approximation; a second read of the inputs would cost more than it is worth).
  */
 
 export interface ReplayOptions {
@@ -80,15 +85,16 @@ const RELEVANT_EVENTS: ReadonlySet<string> = new Set<string>([
   ...USER_LIFECYCLE_EVENTS,
 ]);
 const IAM_SOURCE = 'iam.amazonaws.com';
-/** What a record must mention to be parsed at all (see archive-scan.ts); bearer-token calls are only counted. */
+/**
+ * What a record must mention to be parsed at all (see archive-scan.ts): the followed IAM events and the Bedrock
+ * calls made with an API key (SigV4 Bedrock calls are only counted).
+ */
 export const REPLAY_FILTER: ScanFilter = {
   source: IAM_SOURCE,
   eventNames: [...RELEVANT_EVENTS],
-  usage: 'count',
+  usage: 'keep',
 };
-/** The second pass: Bedrock calls made with an API key, nothing else. */
-export const USAGE_FILTER: ScanFilter = { source: IAM_SOURCE, eventNames: [], usage: 'keep' };
-/** Uses buffered before they are folded into their aggregates. */
+/** Uses buffered before they are folded into their minute aggregates. */
 export const USAGE_FLUSH_USES = 5000;
 /** The usage item where the store remembers, per account, the latest call earlier runs replayed. */
 export const USAGE_MARK_SUBJECT = 'meta#replay-counted-through';
@@ -161,22 +167,27 @@ interface Collected {
     'filesRead' | 'filesWithErrors' | 'filesSkipped' | 'eventsRead' | 'relevant' | 'rejected' | 'ignored'
   >;
   problems: number;
-  /** The files read (the usage pass reads them again). */
-  files: Awaited<ReturnType<typeof discoverInputs>>['files'];
-  /** Records that look like Bedrock calls made with an API key: left for the usage pass. */
+  /** Records that look like Bedrock calls made with an API key. */
   bearerCandidates: number;
+  /** Their uses, folded per minute and caller. */
+  usage: UsageFolder;
+  /** Bearer-token candidates that showed no usable use (incomplete, or not a bearer-token call after all). */
+  unusable: number;
 }
 
 interface CollectOptions {
   window: ReplayWindow;
   jobs: number;
   quiet: boolean;
+  /** Per account: uses at or before this time were replayed by an earlier run on this store. */
+  countedThrough: ReadonlyMap<string, string>;
 }
 
 /**
  * Reads every input and keeps the relevant records as normalised events: only these (small, rare) are held
  * for the time-ordered pass; files are streamed one by one (several at once with workers). Records that cannot
  * matter are counted from their raw text without being parsed (archive-scan.ts); candidates are validated here.
+ * Bearer-token calls are folded at once into per-minute aggregates (UsageFolder), never kept one by one.
  */
 async function collect(paths: readonly string[], io: CliIO, options: CollectOptions): Promise<Collected> {
   const totals: Collected['totals'] = {
@@ -208,6 +219,8 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
   const seenEventIds = new Set<string>();
   let seq = 0;
   let bearerCandidates = 0;
+  let unusable = 0;
+  const usage = new UsageFolder(options.countedThrough);
   try {
     for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, options.jobs)) {
       progress.fileDone(file.bytes);
@@ -223,6 +236,10 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
         const bedrock = bedrockCall(entry);
         if (bedrock === 'bearer') {
           bearerCandidates += 1;
+          const use = useOf(entry);
+          if (use === null) unusable += 1;
+          else if (!inWindow(options.window, use.eventTime)) bump(totals.ignored, 'outside-window');
+          else usage.add(use);
           continue;
         }
         if (bedrock === 'sigv4') {
@@ -258,7 +275,7 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
   } finally {
     progress.stop();
   }
-  return { events, totals, problems, files, bearerCandidates };
+  return { events, totals, problems, bearerCandidates, usage, unusable };
 }
 
 function detailOf(entry: Entry): Record<string, unknown> {
@@ -268,7 +285,7 @@ function detailOf(entry: Entry): Record<string, unknown> {
 
 /**
  * A parsed entry that is a Bedrock call (entries of event files and single records arrive parsed, without the
- * cheap test): with an API key (`bearer`, left for the usage pass), without (`sigv4`), or not Bedrock (null).
+ * cheap test): with an API key (`bearer`), without (`sigv4`), or not Bedrock (null).
  */
 function bedrockCall(entry: Entry): 'bearer' | 'sigv4' | null {
   const raw = detailOf(entry);
@@ -277,22 +294,21 @@ function bedrockCall(entry: Entry): 'bearer' | 'sigv4' | null {
   return text.includes('callWithBearerToken') || text.includes('bearerTokenType') ? 'bearer' : 'sigv4';
 }
 
-/** The use an entry of the usage pass shows, or why it shows none. */
-function useOf(entry: Entry): BearerUse | 'not-bedrock' | 'unusable' {
-  if (!(BEDROCK_SOURCES as readonly unknown[]).includes(detailOf(entry).eventSource)) return 'not-bedrock';
+/** The use a bearer-token entry shows; null when it shows none (a broken record, or not a use after all). */
+function useOf(entry: Entry): BearerUse | null {
   let record: CloudTrailRecord;
   let fallbackAccount: string | null = null;
   if (entry.envelope === 'eventbridge') {
     const parsed = EventBridgeEventSchema.safeParse(entry.value);
-    if (!parsed.success) return 'unusable';
+    if (!parsed.success) return null;
     record = parsed.data.detail;
     fallbackAccount = parsed.data.account;
   } else {
     const parsed = CloudTrailRecordSchema.safeParse(entry.value);
-    if (!parsed.success) return 'unusable';
+    if (!parsed.success) return null;
     record = parsed.data;
   }
-  return describeUsage(record, fallbackAccount).use ?? 'unusable';
+  return describeUsage(record, fallbackAccount).use ?? null;
 }
 
 /** One step of the usage replay: aggregates of one IAM event interval and UTC hour. */
@@ -304,38 +320,38 @@ interface UsageChunk {
   groups: SubjectUsage[];
 }
 
+/** A caller's uses in one UTC minute, on one side of its account's counted-through mark. */
+interface MinuteUsage {
+  counted: boolean;
+  g: SubjectUsage;
+}
+
 /**
- * Folds uses into aggregates per (epoch, UTC hour, counted, caller identity) with bounded memory: uses are
- * buffered and grouped every USAGE_FLUSH_USES. A caller's identity is everything attribution reads, so its
- * uses can be aggregated before the directory is asked whose key it was (processUsageGroups).
+ * Folds uses, as the single pass reads them, into aggregates per (UTC minute, counted, caller identity) with
+ * bounded memory: uses are buffered and grouped every USAGE_FLUSH_USES. A caller's identity is everything
+ * attribution reads, so its uses can be aggregated before the directory is asked whose key it was
+ * (processUsageGroups). The IAM event times are not known until the pass ends, so the fold is by minute: a
+ * busy key's thousands of calls an hour make at most 60 aggregates, and `chunks` can still place each minute
+ * between the IAM events around it. Whether a use was replayed by an earlier run is known during the pass (the
+ * store's marks are read first), so the per-account mark splits a minute exactly.
  */
 class UsageFolder {
-  private readonly groups = new Map<
-    string,
-    { chunk: string; epoch: number; counted: boolean; g: SubjectUsage }
-  >();
-  private readonly buffer = new Map<
-    string,
-    { chunk: string; epoch: number; counted: boolean; uses: BearerUse[] }
-  >();
+  private readonly minutes = new Map<string, MinuteUsage>();
+  private readonly buffer = new Map<string, { counted: boolean; uses: BearerUse[] }>();
   private buffered = 0;
 
   constructor(
-    /** The IAM events' times, in replay order. */
-    private readonly eventTimes: readonly string[],
     /** Per account: uses at or before this time were replayed by an earlier run. */
     private readonly countedThrough: ReadonlyMap<string, string>,
   ) {}
 
   add(use: BearerUse): void {
-    const epoch = upperBound(this.eventTimes, use.eventTime);
     const mark = this.countedThrough.get(use.accountId);
     const counted = mark !== undefined && use.eventTime <= mark;
-    const chunk = `${String(epoch).padStart(10, '0')}|${use.eventTime.slice(0, 13)}|${counted ? 'a' : 'b'}`;
-    const id = `${chunk}|${identityOf(use)}`;
+    const id = `${use.eventTime.slice(0, 16)}|${counted ? 'a' : 'b'}|${identityOf(use)}`;
     let slot = this.buffer.get(id);
     if (!slot) {
-      slot = { chunk, epoch, counted, uses: [] };
+      slot = { counted, uses: [] };
       this.buffer.set(id, slot);
     }
     slot.uses.push(use);
@@ -345,27 +361,36 @@ class UsageFolder {
 
   private flush(): void {
     for (const [id, slot] of this.buffer) {
-      for (const g of groupUses(slot.uses)) {
-        const current = this.groups.get(id);
-        const { subject, keyType } = g.aggregate;
-        this.groups.set(id, {
-          chunk: slot.chunk,
-          epoch: slot.epoch,
-          counted: slot.counted,
-          g: current ? mergeUsage(current.g, g, { subject, keyType }) : g,
-        });
-      }
+      for (const g of groupUses(slot.uses)) merge(this.minutes, id, slot.counted, g);
     }
     this.buffer.clear();
     this.buffered = 0;
   }
 
-  /** The chunks in time order (identities in a stable order within each). */
-  chunks(): UsageChunk[] {
+  /**
+   * The usage replay's steps in time order: the minute aggregates folded per (epoch, UTC hour, counted, caller
+   * identity), identities in a stable order within each. A minute's epoch is that of its first use (`firstUsedAt`
+   * is the earliest attempt): the only difference from placing every use by its own time.
+   */
+  chunks(eventTimes: readonly string[]): UsageChunk[] {
     this.flush();
+    const hours = new Map<string, MinuteUsage & { chunk: string; epoch: number }>();
+    for (const [id, { counted, g }] of this.minutes) {
+      const epoch = upperBound(eventTimes, g.aggregate.firstUsedAt);
+      const chunk = `${String(epoch).padStart(10, '0')}|${id.slice(0, 13)}|${counted ? 'a' : 'b'}`;
+      const key = `${chunk}|${id.slice(19)}`;
+      const current = hours.get(key);
+      const { subject, keyType } = g.aggregate;
+      hours.set(key, {
+        chunk,
+        epoch,
+        counted,
+        g: current ? mergeUsage(current.g, g, { subject, keyType }) : g,
+      });
+    }
     const out: Array<UsageChunk & { chunk: string }> = [];
-    for (const id of [...this.groups.keys()].sort()) {
-      const one = this.groups.get(id);
+    for (const key of [...hours.keys()].sort()) {
+      const one = hours.get(key);
       if (!one) continue;
       const last = out[out.length - 1];
       if (last && last.chunk === one.chunk) last.groups.push(one.g);
@@ -373,6 +398,13 @@ class UsageFolder {
     }
     return out;
   }
+}
+
+/** Adds a group to the aggregate held under this id (the same caller: merged as aggregateUses would). */
+function merge(into: Map<string, MinuteUsage>, id: string, counted: boolean, g: SubjectUsage): void {
+  const current = into.get(id);
+  const { subject, keyType } = g.aggregate;
+  into.set(id, { counted, g: current ? mergeUsage(current.g, g, { subject, keyType }) : g });
 }
 
 /** The number of sorted times at or before t. */
@@ -385,51 +417,6 @@ function upperBound(sorted: readonly string[], t: string): number {
     else hi = mid;
   }
   return lo;
-}
-
-interface CollectedUsage {
-  chunks: UsageChunk[];
-  /** Bearer-token candidates that showed no usable use (incomplete, or not a bearer-token call after all). */
-  unusable: number;
-  outsideWindow: number;
-}
-
-/** The usage pass: every file again, keeping only Bedrock calls made with an API key. */
-async function collectUsage(
-  files: Collected['files'],
-  io: CliIO,
-  options: CollectOptions & { eventTimes: readonly string[]; countedThrough: ReadonlyMap<string, string> },
-): Promise<CollectedUsage> {
-  const folder = new UsageFolder(options.eventTimes, options.countedThrough);
-  let unusable = 0;
-  let outsideWindow = 0;
-  const progress = startProgress(io.stderr, {
-    quiet: options.quiet,
-    totalBytes: files.reduce((a, f) => a + f.bytes, 0),
-    totalFiles: files.length,
-  });
-  try {
-    for await (const { file, scan } of scanFiles(files, USAGE_FILTER, options.jobs)) {
-      progress.fileDone(file.bytes);
-      // Problems and counts were reported by the first pass.
-      for (const entry of scan.entries) {
-        const use = useOf(entry);
-        if (use === 'not-bedrock') continue;
-        if (use === 'unusable') {
-          unusable += 1;
-          continue;
-        }
-        if (!inWindow(options.window, use.eventTime)) {
-          outsideWindow += 1;
-          continue;
-        }
-        folder.add(use);
-      }
-    }
-  } finally {
-    progress.stop();
-  }
-  return { chunks: folder.chunks(), unusable, outsideWindow };
 }
 
 type Classified =
@@ -526,9 +513,26 @@ class UsageTally {
   }
 }
 
+/** How long a table just created in the embedded store may take to become ACTIVE (dynalite: a few ms). */
+const TABLE_ACTIVE_WAIT_MS = 10_000;
+
+/**
+ * Waits until the table is ACTIVE: dynalite creates tables asynchronously (even with createTableMs 0), and
+ * replay reads the usage table before the pass, right after creating it.
+ */
+async function tableActive(store: EmbeddedDynamo, tableName: string): Promise<void> {
+  const deadline = Date.now() + TABLE_ACTIVE_WAIT_MS;
+  for (;;) {
+    const res = await store.client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (res.Table?.TableStatus === 'ACTIVE' || Date.now() > deadline) return;
+    await sleep(5);
+  }
+}
+
 /** Per account, the latest call an earlier run on this store replayed (none: a fresh store). */
 async function usageCountedThrough(store: EmbeddedDynamo): Promise<Map<string, string>> {
   const out = new Map<string, string>();
+  await tableActive(store, REPLAY_TABLES.usageTable);
   let start: Record<string, unknown> | undefined;
   do {
     const res = await store.doc.send(
@@ -626,7 +630,13 @@ export async function runReplay(
       ...auditTableDefinitions(REPLAY_TABLES),
       usageTableDefinition(REPLAY_TABLES.usageTable),
     ]);
-    const collected = await collect(paths, io, { window, jobs, quiet: options.quiet === true });
+    const countedThrough = await usageCountedThrough(store);
+    const collected = await collect(paths, io, {
+      window,
+      jobs,
+      quiet: options.quiet === true,
+      countedThrough,
+    });
 
     // State is rebuilt in order: by eventTime across all files, input order for ties (sort is stable).
     const ordered = collected.events.sort((a, b) =>
@@ -655,18 +665,7 @@ export async function runReplay(
     const rows: DecisionRow[] = [];
     const ignored = collected.totals.ignored;
 
-    const countedThrough = await usageCountedThrough(store);
-    const usage =
-      collected.bearerCandidates > 0
-        ? await collectUsage(collected.files, io, {
-            window,
-            jobs,
-            quiet: options.quiet === true,
-            eventTimes: ordered.map((e) => e.event.meta.eventTime),
-            countedThrough,
-          })
-        : { chunks: [], unusable: 0, outsideWindow: 0 };
-    if (usage.outsideWindow > 0) bump(ignored, 'outside-window', usage.outsideWindow);
+    const usage = { chunks: collected.usage.chunks(ordered.map((e) => e.event.meta.eventTime)) };
     const usageStore = new DynamoUsageStore(store.doc, REPLAY_TABLES.usageTable);
     // As in the key-usage function: a usage decision evaluates UNUSED from the usage just recorded.
     const usageDeps = { ...deps, usage: usageStore };
@@ -735,7 +734,7 @@ export async function runReplay(
       store: storeArg,
       usage:
         collected.bearerCandidates > 0 || (ignored.get('not-bearer-token') ?? 0) > 0
-          ? tally.totals(usage.unusable + (ignored.get('not-bearer-token') ?? 0))
+          ? tally.totals(collected.unusable + (ignored.get('not-bearer-token') ?? 0))
           : null,
     };
     const summary = summaryText(totals);

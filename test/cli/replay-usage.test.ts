@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
-import { parseCounter, scanFile } from '../../lambda/cli/archive-scan';
-import { REPLAY_FILTER, REPLAY_TABLES, runReplay, USAGE_FILTER } from '../../lambda/cli/replay';
+import { parseCounter, scanCounter, scanFile } from '../../lambda/cli/archive-scan';
+import { REPLAY_FILTER, REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { scanAll } from '../support/dynamo';
 import {
   ACCOUNT,
@@ -336,6 +336,92 @@ describe('keyguard replay: key usage (flow 3)', () => {
   });
 });
 
+describe('keyguard replay: key usage in one pass', () => {
+  it.each([1, 2])('reads each input file once, bearer-token calls included (--jobs %i)', async (jobs) => {
+    // Prepare
+    const root = usageArchive();
+    const store = tempDir();
+    const out = captureIO(root);
+    const scannedBefore = scanCounter.files;
+
+    // Act
+    const code = await runReplay(['.'], { store, config: configFile(root, true), jobs, quiet: true }, out.io);
+
+    // Assess
+    expect(code).toBe(0);
+    // Three log files (key creation, deletion, the calls): each is read and decompressed exactly once.
+    expect(scanCounter.files - scannedBefore).toBe(3);
+    const items = await usageItems(store);
+    expect(items.find((i) => i.subject === `key#${KEY}`)).toMatchObject({ calls: 4 });
+  });
+
+  it("places the calls of a minute holding an IAM event of the caller by the minute's first call", async () => {
+    // Prepare: the key is created at 09:00:30; the user calls at 09:00:10 (no key yet), 09:00:50 (same minute,
+    // after the creation) and 09:01:10 (a later minute).
+    const root = tempDir();
+    writeLog(root, 'us-east-1', '20261120T0905Z', [
+      tagUserRecord('2026-11-20T08:59:00Z', USER, FULL_TAGS),
+      createKeyRecord('2026-11-20T09:00:30Z', USER, KEY, { ageDays: 30 }),
+    ]);
+    writeLog(root, 'eu-central-1', '20261120T0910Z', [
+      longTermUse('2026-11-20T09:00:10Z'),
+      longTermUse('2026-11-20T09:00:50Z'),
+      longTermUse('2026-11-20T09:01:10Z'),
+    ]);
+    const store = tempDir();
+
+    // Act
+    const code = await runReplay(
+      ['.'],
+      { store, config: configFile(root, true), jobs: 1, quiet: true },
+      captureIO(root).io,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    const items = await usageItems(store);
+    // The documented approximation: 09:00:50 goes with 09:00:10, before the key existed.
+    expect(items.find((i) => i.subject === `principal#${USER_ARN}`)).toMatchObject({
+      calls: 2,
+      firstUsedAt: '2026-11-20T09:00:10.000Z',
+      lastAttemptAt: '2026-11-20T09:00:50.000Z',
+    });
+    expect(items.find((i) => i.subject === `key#${KEY}`)).toMatchObject({
+      calls: 1,
+      firstUsedAt: '2026-11-20T09:01:10.000Z',
+    });
+  });
+
+  it("a call after the earlier run's mark counts even in the minute of the mark", async () => {
+    // Prepare: run 1 replays a call at 10:00:20; run 2 sees it again with a new call at 10:00:40.
+    const first = tempDir();
+    writeKeyCreation(first);
+    writeLog(first, 'eu-central-1', '20261120T1005Z', [longTermUse('2026-11-20T10:00:20Z')]);
+    const store = tempDir();
+    const config = configFile(first, true);
+    await runReplay(['.'], { store, config, jobs: 1, quiet: true }, captureIO(first).io);
+    const second = tempDir();
+    const again = longTermUse('2026-11-20T10:00:20Z');
+    writeLog(second, 'eu-central-1', '20261120T1005Z', [again, longTermUse('2026-11-20T10:00:40Z')]);
+    const out = captureIO(second);
+
+    // Act
+    const code = await runReplay(['.'], { store, config, jobs: 1 }, out.io);
+
+    // Assess
+    expect(code).toBe(0);
+    const items = await usageItems(store);
+    expect(items.find((i) => i.subject === `key#${KEY}`)).toMatchObject({
+      calls: 2,
+      lastAttemptAt: '2026-11-20T10:00:40.000Z',
+    });
+    expect(items.find((i) => i.subject === 'meta#replay-counted-through')).toMatchObject({
+      countedThrough: '2026-11-20T10:00:40.000Z',
+    });
+    expect(out.stdout()).toContain('1 already replayed by an earlier run');
+  });
+});
+
 describe('keyguard replay: key usage from other inputs', () => {
   it('reads bearer-token calls from EventBridge events and JSON lines, and keeps --since/--until', async () => {
     // Prepare
@@ -399,7 +485,7 @@ describe('replay scan: Bedrock calls', () => {
     return { display: 'bedrock.json', absolute: path, bytes: content.length };
   }
 
-  it('the first pass counts bearer-token calls and SigV4 calls without parsing either', async () => {
+  it('parses the bearer-token calls and counts SigV4 calls without parsing them', async () => {
     // Prepare
     const file = bedrockFile([
       longTermUse('2026-11-20T10:00:00Z'),
@@ -412,17 +498,18 @@ describe('replay scan: Bedrock calls', () => {
     const scan = await scanFile(file, REPLAY_FILTER);
 
     // Assess
-    expect(scan.entries).toEqual([]);
-    expect(scan.skipped).toMatchObject({ 'bearer-token': 2, 'not-bearer-token': 1, 'not-iam': 0 });
-    expect(parseCounter.records - parsedBefore).toBe(0);
+    expect(scan.entries.map((e) => e.value.eventName)).toEqual(['InvokeModel', 'CreateChatCompletion']);
+    expect(scan.skipped).toMatchObject({ 'bearer-token': 0, 'not-bearer-token': 1, 'not-iam': 0 });
+    expect(parseCounter.records - parsedBefore).toBe(2);
   });
 
-  it('the usage pass parses only the bearer-token calls, in CloudTrail files and in JSON lines', async () => {
+  it('parses only the IAM candidates and the bearer-token calls, in CloudTrail files and in JSON lines', async () => {
     // Prepare
     const records = [
       sigv4Call('2026-11-20T10:02:00Z'),
       longTermUse('2026-11-20T10:00:00Z'),
       createKeyRecord('2026-11-20T09:00:00Z', USER, KEY),
+      iamRecord('ListUsers', '2026-11-20T09:00:00Z', {}),
     ];
     const file = bedrockFile(records);
     const dir = tempDir();
@@ -434,12 +521,15 @@ describe('replay scan: Bedrock calls', () => {
     };
 
     // Act
-    const scans = [await scanFile(file, USAGE_FILTER), await scanFile(ndjson, USAGE_FILTER)];
+    const scans = [await scanFile(file, REPLAY_FILTER), await scanFile(ndjson, REPLAY_FILTER)];
 
     // Assess
     for (const scan of scans) {
-      expect(scan.entries.map((e) => e.value.eventName)).toEqual(['InvokeModel']);
-      expect(scan.parsed).toBe(1);
+      expect(scan.entries.map((e) => e.value.eventName)).toEqual([
+        'InvokeModel',
+        'CreateServiceSpecificCredential',
+      ]);
+      expect(scan.parsed).toBe(2);
       expect(scan.skipped).toMatchObject({ 'not-bearer-token': 1, 'unsupported-event': 1 });
     }
   });
