@@ -25,7 +25,7 @@ export interface BenchOptions {
 export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|scan[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--scan-mb N]
 
   --only          run only these benchmarks (repeatable or comma-separated; default: all)
-  --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 200)
+  --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 2048: at least 2 GiB, as issue 6 asks)
   --replay-runs   runs of \`keyguard replay\` over the archive (env BENCH_REPLAY_RUNS; default 3)
   --require-runs  cold-start samples per bundle (env BENCH_REQUIRE_RUNS; default 15)
   --sweep-users   IAM users of the simulated account the sweep bench sweeps, 2 keys each (env BENCH_SWEEP_USERS; default 10000)
@@ -74,7 +74,7 @@ export function parseBenchOptions(
   return {
     help: values.help ?? false,
     only: only.size > 0 ? only : new Set(BENCH_NAMES),
-    archiveMb: positiveInt('--archive-mb', values['archive-mb'] ?? env.BENCH_ARCHIVE_MB, 200),
+    archiveMb: positiveInt('--archive-mb', values['archive-mb'] ?? env.BENCH_ARCHIVE_MB, 2048),
     replayRuns: positiveInt('--replay-runs', values['replay-runs'] ?? env.BENCH_REPLAY_RUNS, 3),
     requireRuns: positiveInt('--require-runs', values['require-runs'] ?? env.BENCH_REQUIRE_RUNS, 15),
     sweepUsers: positiveInt('--sweep-users', values['sweep-users'] ?? env.BENCH_SWEEP_USERS, 10_000),
