@@ -21,8 +21,14 @@ import { type Enforcer, type Notifier, processKeyEvent } from '../domain/pipelin
 import { ReplayDirectory } from '../domain/replay-directory';
 import type { Decision } from '../domain/types';
 import { BEDROCK_SOURCES, describeUsage, type SubjectUsage } from '../domain/usage';
-import { groupUses, identityOf, mergeUsage, processUsageGroups } from '../domain/usage-pipeline';
-import type { BearerUse } from '../domain/usage-types';
+import {
+  groupUses,
+  identityOf,
+  mergeUsage,
+  processUsageGroups,
+  type UsageRecorder,
+} from '../domain/usage-pipeline';
+import type { BearerUse, UsageAggregate, UsageSource, UseSubject } from '../domain/usage-types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { defaultJobs, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
@@ -466,6 +472,76 @@ function classifyEntry(entry: Entry): Classified {
   }
 }
 
+function subjectRef(accountId: string, s: UseSubject): string {
+  const id = s.kind === 'key' ? s.keyId : s.kind === 'user' ? s.userName : s.principalArn;
+  return `${accountId}|${s.kind}|${id}`;
+}
+
+/**
+ * Merges a later aggregate of a subject (in replay order) into an earlier one so that one write of the result
+ * leaves the store's item as the two writes would (usage-store.ts): counters and sets add, firstUsedAt keeps
+ * the earliest, lastUsedAt and the last attempt (with its source IP and user agent) only move forward (on a
+ * tie the stored one stays), keyType is the later write's.
+ */
+export function mergeAggregates(earlier: UsageAggregate, later: UsageAggregate): UsageAggregate {
+  const attempt = later.lastAttemptAt > earlier.lastAttemptAt ? later : earlier;
+  const used = [earlier.lastUsedAt, later.lastUsedAt].filter((t): t is string => t !== null).sort();
+  return {
+    ...later,
+    calls: earlier.calls + later.calls,
+    failedCalls: earlier.failedCalls + later.failedCalls,
+    firstUsedAt: [earlier.firstUsedAt, later.firstUsedAt].sort()[0] ?? earlier.firstUsedAt,
+    lastUsedAt: used[used.length - 1] ?? null,
+    lastAttemptAt: attempt.lastAttemptAt,
+    lastSourceIp: attempt.lastSourceIp,
+    lastUserAgent: attempt.lastUserAgent,
+    regions: [...new Set([...earlier.regions, ...later.regions])].sort(),
+    models: [...new Set([...earlier.models, ...later.models])].sort(),
+  };
+}
+
+/**
+ * The usage store as the usage replay writes it: each replay step's aggregates are merged in memory per
+ * subject and written once, when something is about to read the store (a usage decision evaluating UNUSED)
+ * and at the end. A year of hourly steps thus costs one write per subject between two reads instead of one
+ * per subject and hour (the embedded store's writes, not the reading of the archive, were most of the usage
+ * replay's time). Memory grows with subjects, not with steps.
+ */
+export class PendingUsage implements UsageRecorder, UsageSource {
+  private readonly pending = new Map<string, UsageAggregate>();
+
+  constructor(private readonly store: UsageRecorder & UsageSource) {}
+
+  async recordUses(aggregates: ReadonlyArray<UsageAggregate>): Promise<void> {
+    for (const a of aggregates) {
+      const ref = subjectRef(a.accountId, a.subject);
+      const current = this.pending.get(ref);
+      this.pending.set(ref, current ? mergeAggregates(current, a) : a);
+    }
+  }
+
+  /** Writes what is pending (nothing when nothing is). */
+  async flush(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const aggregates = [...this.pending.values()];
+    this.pending.clear();
+    await this.store.recordUses(aggregates);
+  }
+
+  async lastUsedFor(
+    accountId: string,
+    keys: ReadonlyArray<{ keyId: string; userName: string }>,
+  ): Promise<Map<string, string | null>> {
+    await this.flush();
+    return this.store.lastUsedFor(accountId, keys);
+  }
+
+  async trackingSince(accountId: string): Promise<string | null> {
+    await this.flush();
+    return this.store.trackingSince(accountId);
+  }
+}
+
 /** What the usage replay saw, for the totals. */
 class UsageTally {
   private calls = 0;
@@ -666,7 +742,7 @@ export async function runReplay(
     const ignored = collected.totals.ignored;
 
     const usage = { chunks: collected.usage.chunks(ordered.map((e) => e.event.meta.eventTime)) };
-    const usageStore = new DynamoUsageStore(store.doc, REPLAY_TABLES.usageTable);
+    const usageStore = new PendingUsage(new DynamoUsageStore(store.doc, REPLAY_TABLES.usageTable));
     // As in the key-usage function: a usage decision evaluates UNUSED from the usage just recorded.
     const usageDeps = { ...deps, usage: usageStore };
     const tally = new UsageTally();
@@ -717,6 +793,7 @@ export async function runReplay(
       }
     }
     await usageBefore(Number.POSITIVE_INFINITY);
+    await usageStore.flush();
     await recordUsageCountedThrough(store, tally.latestCounted);
 
     const byAction = new Map<string, number>();
