@@ -49,8 +49,10 @@ through the key-usage function's code: attributed to a key (as the events show t
 a user or the principal of a short-term key, counted in the store's keyguard-usage table (last use, calls,
 regions, models), and decided where policy cares (a long-term key used while allowLongTermKeys is false, a
 deactivated key still in use), in time order with the key events. SigV4 Bedrock calls are skipped unparsed.
-The calls are read in a second pass, only when the first saw some, and folded per caller and UTC hour, so
-memory does not grow with them (a decision names its key's latest call of that hour). Re-runs: the store
+The calls are read in the same single pass as the key events and folded per caller and UTC minute, then per
+caller and UTC hour, so memory does not grow with them (a decision names its key's latest call of that hour).
+A minute is placed by its first call: a call in the same minute as a key event of its user, but after it, is
+replayed as if made before it. Re-runs: the store
 remembers, per account, the latest call it replayed; calls at or before it are reported as already replayed
 and are neither counted nor decided again (replay an account's logs in time order). A record CloudTrail
 delivered twice is counted twice, as in the deployed function.
