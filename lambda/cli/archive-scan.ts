@@ -34,15 +34,15 @@ export interface ScanFilter {
   eventNames: readonly string[];
   /**
    * Bedrock calls made with an API key (flow 3: a Bedrock eventSource and `callWithBearerToken` or
-   * `bearerTokenType` in the text): `keep` parses them as candidates, `count` counts them (`bearer-token`)
-   * without parsing, for a later pass. Bedrock calls without either word (SigV4) are `not-bearer-token`.
+   * `bearerTokenType` in the text): `keep` parses them as candidates. Bedrock calls without either word (SigV4)
+   * are `not-bearer-token`, unparsed.
    * @default none: Bedrock calls are `not-iam`, like any other record
    */
-  usage?: 'keep' | 'count';
+  usage?: 'keep';
 }
 
 /** Why a record was skipped without parsing (the replay summary's ignore reasons). */
-export type SkipReason = 'not-iam' | 'unsupported-event' | 'not-bearer-token' | 'bearer-token';
+export type SkipReason = 'not-iam' | 'unsupported-event' | 'not-bearer-token';
 
 /**
  * A Bedrock (runtime or mantle) eventSource, in a record's text: plain or pretty-printed, or escaped inside a
@@ -83,7 +83,7 @@ class Scan {
     entries: [],
     problems: [],
     records: 0,
-    skipped: { 'not-iam': 0, 'unsupported-event': 0, 'not-bearer-token': 0, 'bearer-token': 0 },
+    skipped: { 'not-iam': 0, 'unsupported-event': 0, 'not-bearer-token': 0 },
     parsed: 0,
   };
   private readonly quoted: string[];
@@ -121,8 +121,7 @@ class Scan {
   usageReason(text: string): SkipReason | null {
     const usage = this.filter.usage;
     if (usage === undefined || !text.includes(BEDROCK_WORD) || !BEDROCK_SOURCE.test(text)) return 'not-iam';
-    if (!BEARER_MARKS.some((m) => text.includes(m))) return 'not-bearer-token';
-    return usage === 'keep' ? null : 'bearer-token';
+    return BEARER_MARKS.some((m) => text.includes(m)) ? null : 'not-bearer-token';
   }
 
   /** Items of one decoded value; records held as JSON strings are parsed only when they are candidates. */

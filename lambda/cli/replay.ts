@@ -234,10 +234,7 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
       if (scan.problems.length > 0) totals.filesWithErrors += 1;
       for (const p of scan.problems) report(p);
       totals.eventsRead += scan.records;
-      for (const [reason, n] of Object.entries(scan.skipped)) {
-        if (reason === 'bearer-token') bearerCandidates += n;
-        else if (n > 0) bump(totals.ignored, reason, n);
-      }
+      for (const [reason, n] of Object.entries(scan.skipped)) if (n > 0) bump(totals.ignored, reason, n);
       for (const entry of scan.entries) {
         const bedrock = bedrockCall(entry);
         if (bedrock === 'bearer') {
