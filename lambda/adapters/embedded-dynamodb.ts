@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import {
   CreateTableCommand,
   type CreateTableCommandInput,
+  DescribeTableCommand,
   DynamoDBClient,
   ResourceInUseException,
 } from '@aws-sdk/client-dynamodb';
@@ -60,18 +61,42 @@ export async function startEmbeddedDynamo(opts: { path?: string } = {}): Promise
   };
 }
 
-/** Creates the tables unless they already exist (a persisted store is reused across runs). */
+/** How long a table just created in the embedded store may take to become ACTIVE (dynalite: a few ms). */
+const TABLE_ACTIVE_WAIT_MS = 10_000;
+
+/** A table of the embedded store did not become ACTIVE in time. */
+export class EmbeddedTableError extends Error {}
+
+/**
+ * Creates the tables unless they already exist (a persisted store is reused across runs), and returns once each
+ * is ACTIVE: dynalite creates tables asynchronously even with createTableMs 0, and a read in that window fails
+ * with ResourceNotFoundException.
+ */
 export async function ensureTables(client: DynamoDBClient, tables: CreateTableCommandInput[]): Promise<void> {
   for (const t of tables) {
     try {
       await client.send(new CreateTableCommand(t));
     } catch (err) {
       if (
-        err instanceof ResourceInUseException ||
-        (err as { name?: string }).name === 'ResourceInUseException'
+        !(err instanceof ResourceInUseException) &&
+        (err as { name?: string }).name !== 'ResourceInUseException'
       )
-        continue;
-      throw err;
+        throw err;
     }
+  }
+  for (const t of tables) await tableActive(client, t.TableName as string);
+}
+
+async function tableActive(client: DynamoDBClient, tableName: string): Promise<void> {
+  const deadline = Date.now() + TABLE_ACTIVE_WAIT_MS;
+  for (;;) {
+    const res = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (res.Table?.TableStatus === 'ACTIVE') return;
+    if (Date.now() > deadline) {
+      throw new EmbeddedTableError(
+        `embedded store: table ${tableName} is not ACTIVE after ${TABLE_ACTIVE_WAIT_MS} ms`,
+      );
+    }
+    await new Promise((r) => setTimeout(r, 5));
   }
 }

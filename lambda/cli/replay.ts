@@ -1,6 +1,4 @@
 import { resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { auditTableDefinitions, DynamoAuditLog } from '../adapters/audit-store';
 import { type EmbeddedDynamo, ensureTables, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
@@ -586,26 +584,9 @@ class UsageTally {
   }
 }
 
-/** How long a table just created in the embedded store may take to become ACTIVE (dynalite: a few ms). */
-const TABLE_ACTIVE_WAIT_MS = 10_000;
-
-/**
- * Waits until the table is ACTIVE: dynalite creates tables asynchronously (even with createTableMs 0), and
- * replay reads the usage table before the pass, right after creating it.
- */
-async function tableActive(store: EmbeddedDynamo, tableName: string): Promise<void> {
-  const deadline = Date.now() + TABLE_ACTIVE_WAIT_MS;
-  for (;;) {
-    const res = await store.client.send(new DescribeTableCommand({ TableName: tableName }));
-    if (res.Table?.TableStatus === 'ACTIVE' || Date.now() > deadline) return;
-    await sleep(5);
-  }
-}
-
 /** Per account, the latest call an earlier run on this store replayed (none: a fresh store). */
 async function usageCountedThrough(store: EmbeddedDynamo): Promise<Map<string, string>> {
   const out = new Map<string, string>();
-  await tableActive(store, REPLAY_TABLES.usageTable);
   let start: Record<string, unknown> | undefined;
   do {
     const res = await store.doc.send(
