@@ -1,19 +1,17 @@
-import { Stack, Validations } from 'aws-cdk-lib';
+import { Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
-import { nagResourceId } from '../nag-finding';
 import { FailureQueue } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
-  anyIamResource,
-  deactivateBedrockKeysStatement,
   grantItemActions,
+  keyUserAccessPolicy,
   pipelineEnvironment,
   usageReadAccess,
 } from './governance-access';
@@ -93,72 +91,16 @@ export class CredentialEventFunction extends Construct {
       this.function.addEnvironment(name, value);
     }
 
-    // --- IAM: read keys and user tags; deactivate Bedrock keys only -------------------------------------------
-    // IAM has no resource finer than a user for these actions, and the users that may hold a Bedrock key are
-    // not known in advance (console keys create `BedrockAPIKey-xxxx` users, API keys may sit on any user).
-    const anyUser = anyIamResource(this, account, 'user');
-    // A key user's facts (BROAD_PERMISSIONS, USER_HAS_OTHER_CREDENTIALS): its policies, directly and through
-    // its groups, and its other credentials. Read-only; the groups and customer-managed policies are whichever
-    // the key's user happens to hold, so they are not known in advance either. AWS managed policies
-    // (arn:aws:iam::aws:policy/...) are recognised by ARN and never read, so only this account's policies are.
-    const anyGroup = anyIamResource(this, account, 'group');
-    const anyPolicy = anyIamResource(this, account, 'policy');
-    const policy = new iam.Policy(this, 'IamAccess', {
-      statements: [
-        new iam.PolicyStatement({
-          sid: 'ReadKeysAndOwnerTags',
-          actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
-          resources: [anyUser],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadKeyUserPoliciesAndCredentials',
-          actions: [
-            'iam:ListAttachedUserPolicies',
-            'iam:ListUserPolicies',
-            'iam:GetUserPolicy',
-            'iam:ListGroupsForUser',
-            'iam:ListAccessKeys',
-            'iam:GetLoginProfile',
-          ],
-          resources: [anyUser],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadKeyUserGroupPolicies',
-          actions: ['iam:ListAttachedGroupPolicies', 'iam:ListGroupPolicies', 'iam:GetGroupPolicy'],
-          resources: [anyGroup],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadCustomerManagedPolicies',
-          actions: ['iam:GetPolicy', 'iam:GetPolicyVersion'],
-          resources: [anyPolicy],
-        }),
-        deactivateBedrockKeysStatement(anyUser),
-      ],
-    });
-    this.role.attachInlinePolicy(policy);
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
-      reason:
-        'IAM offers no resource narrower than user/* for "any user that may hold a Bedrock API key" (keys can ' +
-        'be created on any user; ListServiceSpecificCredentials with AllUsers=true is authorized on user/*). ' +
-        "The actions are reads (keys, tags, the user's policies, access key metadata and login profile: no " +
-        'secret is ever returned by them) and UpdateServiceSpecificCredential, which is condition-scoped to ' +
-        'iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; no create/delete/reset action is granted.',
-    });
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyGroup)}]`,
-      reason:
-        'Read-only (ListAttachedGroupPolicies, ListGroupPolicies, GetGroupPolicy): a key user may be in any group ' +
-        'of the account, and IAM authorizes these actions on the group resource (group*), so the groups a key ' +
-        "user belongs to cannot be named in advance. Only this account's groups are covered.",
-    });
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyPolicy)}]`,
-      reason:
-        "Read-only (GetPolicy, GetPolicyVersion) on this account's customer-managed policies: any of them may be " +
-        'attached to a key user, and IAM authorizes these actions on the policy resource (policy*). AWS managed ' +
-        'policies are recognised by ARN and never read, so no arn:aws:iam::aws:policy/* grant is needed.',
-    });
+    // --- IAM: read keys, user tags and facts; deactivate Bedrock keys only -------------------------------------
+    this.role.attachInlinePolicy(
+      keyUserAccessPolicy(
+        this,
+        account,
+        'The users that may hold a Bedrock API key are not known in advance (console keys create ' +
+          '`BedrockAPIKey-xxxx` users, API keys may sit on any user; ListServiceSpecificCredentials with ' +
+          'AllUsers=true is authorized on user/*).',
+      ),
+    );
 
     // --- DynamoDB: item-level actions on the tables only (never DeleteItem on the append-only decisions) ---------
     grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [

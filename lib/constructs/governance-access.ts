@@ -4,6 +4,7 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
 import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import { nagResourceId } from '../nag-finding';
 
 /**
  * What every keyguard function that decides on keys shares: the ARNs of the governed account's IAM resources,
@@ -31,6 +32,75 @@ export function deactivateBedrockKeysStatement(anyUser: string): iam.PolicyState
     resources: [anyUser],
     conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME } },
   });
+}
+
+/**
+ * The IAM access of a function that decides on one key at a time (credential-event, key-usage): the key user's
+ * Bedrock keys and tags (IamKeyDirectory), its facts (IamUserFacts: BROAD_PERMISSIONS, USER_HAS_OTHER_CREDENTIALS),
+ * and deactivating Bedrock keys. One policy so the functions decide on the same facts, with the acknowledgement of
+ * each unavoidable wildcard beside it. `whyAnyUser` says why this function must reach any user.
+ */
+export function keyUserAccessPolicy(scope: Construct, account: string, whyAnyUser: string): iam.Policy {
+  const anyUser = anyIamResource(scope, account, 'user');
+  // The groups and customer-managed policies are whichever the key's user happens to hold, so they are not known
+  // in advance either. AWS managed policies (arn:aws:iam::aws:policy/...) are recognised by ARN and never read.
+  const anyGroup = anyIamResource(scope, account, 'group');
+  const anyPolicy = anyIamResource(scope, account, 'policy');
+  const policy = new iam.Policy(scope, 'IamAccess', {
+    statements: [
+      new iam.PolicyStatement({
+        sid: 'ReadKeysAndOwnerTags',
+        actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
+        resources: [anyUser],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadKeyUserPoliciesAndCredentials',
+        actions: [
+          'iam:ListAttachedUserPolicies',
+          'iam:ListUserPolicies',
+          'iam:GetUserPolicy',
+          'iam:ListGroupsForUser',
+          'iam:ListAccessKeys',
+          'iam:GetLoginProfile',
+        ],
+        resources: [anyUser],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadKeyUserGroupPolicies',
+        actions: ['iam:ListAttachedGroupPolicies', 'iam:ListGroupPolicies', 'iam:GetGroupPolicy'],
+        resources: [anyGroup],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadCustomerManagedPolicies',
+        actions: ['iam:GetPolicy', 'iam:GetPolicyVersion'],
+        resources: [anyPolicy],
+      }),
+      deactivateBedrockKeysStatement(anyUser),
+    ],
+  });
+  Validations.of(policy).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagResourceId(scope, anyUser)}]`,
+    reason:
+      `${whyAnyUser} IAM offers no resource narrower than user/* for that. The actions are reads (keys, tags, the ` +
+      "user's policies, access key metadata and login profile: none returns a secret) and " +
+      'UpdateServiceSpecificCredential, which is condition-scoped to iam:ServiceSpecificCredentialServiceName = ' +
+      'bedrock.amazonaws.com; no create/delete/reset action is granted.',
+  });
+  Validations.of(policy).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagResourceId(scope, anyGroup)}]`,
+    reason:
+      'Read-only (ListAttachedGroupPolicies, ListGroupPolicies, GetGroupPolicy): a key user may be in any group ' +
+      'of the account, and IAM authorizes these actions on the group resource (group*), so the groups a key ' +
+      "user belongs to cannot be named in advance. Only this account's groups are covered.",
+  });
+  Validations.of(policy).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagResourceId(scope, anyPolicy)}]`,
+    reason:
+      "Read-only (GetPolicy, GetPolicyVersion) on this account's customer-managed policies: any of them may be " +
+      'attached to a key user, and IAM authorizes these actions on the policy resource (policy*). AWS managed ' +
+      'policies are recognised by ARN and never read, so no arn:aws:iam::aws:policy/* grant is needed.',
+  });
+  return policy;
 }
 
 /**

@@ -1,18 +1,16 @@
-import { Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
-import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as iam from 'aws-cdk-lib/aws-iam';
 import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
-import { nagResourceId } from '../nag-finding';
 import {
   acknowledgeGeneratedKmsGrants,
-  anyIamResource,
-  deactivateBedrockKeysStatement,
   grantItemActions,
+  keyUserAccessPolicy,
   pipelineEnvironment,
   USAGE_READ_ACTIONS,
 } from './governance-access';
@@ -85,64 +83,15 @@ export class KeyUsageFunction extends Construct {
     this.function.addEventSource(this.eventSource);
 
     // --- IAM: a long-term key user's keys, tags and facts; deactivate Bedrock keys only -----------------------
-    // The same reads as the credential-event function (IamKeyDirectory + IamUserFacts): a usage decision must see
-    // the same BROAD_PERMISSIONS / USER_HAS_OTHER_CREDENTIALS as the event and sweep paths, or it looks like a change.
-    const anyUser = anyIamResource(this, account, 'user');
-    const anyGroup = anyIamResource(this, account, 'group');
-    const anyPolicy = anyIamResource(this, account, 'policy');
-    const policy = new iam.Policy(this, 'IamAccess', {
-      statements: [
-        new iam.PolicyStatement({
-          sid: 'ReadKeysAndOwnerTags',
-          actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
-          resources: [anyUser],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadKeyUserPoliciesAndCredentials',
-          actions: [
-            'iam:ListAttachedUserPolicies',
-            'iam:ListUserPolicies',
-            'iam:GetUserPolicy',
-            'iam:ListGroupsForUser',
-            'iam:ListAccessKeys',
-            'iam:GetLoginProfile',
-          ],
-          resources: [anyUser],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadKeyUserGroupPolicies',
-          actions: ['iam:ListAttachedGroupPolicies', 'iam:ListGroupPolicies', 'iam:GetGroupPolicy'],
-          resources: [anyGroup],
-        }),
-        new iam.PolicyStatement({
-          sid: 'ReadCustomerManagedPolicies',
-          actions: ['iam:GetPolicy', 'iam:GetPolicyVersion'],
-          resources: [anyPolicy],
-        }),
-        deactivateBedrockKeysStatement(anyUser),
-      ],
-    });
-    this.role.attachInlinePolicy(policy);
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
-      reason:
-        'A bearer-token call names the IAM user of a long-term key, which can be any user of the governed account: ' +
-        "IAM offers no narrower resource. The reads return key metadata, tags and the user's policies and " +
-        'credential metadata (no secret); UpdateServiceSpecificCredential is condition-scoped to ' +
-        'iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; nothing is created, reset or deleted.',
-    });
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyGroup)}]`,
-      reason:
-        'Read-only (ListAttachedGroupPolicies, ListGroupPolicies, GetGroupPolicy): a key user may be in any group ' +
-        "of the account, so its groups cannot be named in advance. Only this account's groups are covered.",
-    });
-    Validations.of(policy).acknowledge({
-      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyPolicy)}]`,
-      reason:
-        "Read-only (GetPolicy, GetPolicyVersion) on this account's customer-managed policies: any of them may be " +
-        'attached to a key user. AWS managed policies are recognised by ARN and never read.',
-    });
+    // The same access as the credential-event function: a usage decision must see the same BROAD_PERMISSIONS /
+    // USER_HAS_OTHER_CREDENTIALS as the event and sweep paths, or it looks like a change.
+    this.role.attachInlinePolicy(
+      keyUserAccessPolicy(
+        this,
+        account,
+        'A bearer-token call names the IAM user of a long-term key, which can be any user of the governed account.',
+      ),
+    );
 
     // --- DynamoDB: item-level actions, written out ------------------------------------------------------------
     grantItemActions(this.role, props.usageTable, 'UsageRecords', KEY_USAGE_TABLE_ACTIONS);
