@@ -308,6 +308,33 @@ export function awsFailure(err: unknown): string | null {
 }
 
 /** Runs `keyguard audit`; returns the exit code. Never calls process.exit. */
+/**
+ * The exit code (and stderr line) of a failed read of the decision record, shared by `audit` and `report`: bad
+ * usage and AWS errors (no credentials, access denied, a missing table) are 2, anything else 1.
+ */
+export function sourceFailure(
+  err: unknown,
+  io: CliIO,
+  command: string,
+  source: AuditSource | undefined,
+): number {
+  if (err instanceof AuditUsageError) {
+    io.stderr.write(`keyguard: ${err.message}\n`);
+    return EXIT_INPUT;
+  }
+  if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
+    problem(io, command, source?.notFound ?? messageOf(err));
+    return EXIT_INPUT;
+  }
+  const aws = awsFailure(err);
+  if (aws) {
+    problem(io, command, aws);
+    return EXIT_INPUT;
+  }
+  problem(io, `${command} failed`, messageOf(err));
+  return EXIT_FAILURE;
+}
+
 export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): Promise<number> {
   let source: AuditSource | undefined;
   try {
@@ -358,21 +385,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     }
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof AuditUsageError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
-      return EXIT_INPUT;
-    }
-    if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
-      problem(io, 'audit', source?.notFound ?? messageOf(err));
-      return EXIT_INPUT;
-    }
-    const aws = awsFailure(err);
-    if (aws) {
-      problem(io, 'audit', aws);
-      return EXIT_INPUT;
-    }
-    problem(io, 'audit failed', messageOf(err));
-    return EXIT_FAILURE;
+    return sourceFailure(err, io, 'audit', source);
   } finally {
     await source?.close();
   }

@@ -6,14 +6,13 @@ import {
   type AuditDeps,
   type AuditSource,
   AuditUsageError,
-  awsFailure,
   DECISIONS_TABLE_ENV,
   defaultAuditDeps,
   KEYS_TABLE_ENV,
   openAuditSource,
+  sourceFailure,
 } from './audit';
-import { messageOf } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { type CliIO, EXIT_OK } from './io';
 import { DEFAULT_STORE_DIR } from './replay';
 import { buildReportData } from './report-data';
 import { renderReportHtml } from './report-html';
@@ -85,21 +84,7 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
     );
     return EXIT_OK;
   } catch (err) {
-    if (err instanceof AuditUsageError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
-      return EXIT_INPUT;
-    }
-    if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
-      problem(io, 'report', source?.notFound ?? messageOf(err));
-      return EXIT_INPUT;
-    }
-    const aws = awsFailure(err);
-    if (aws) {
-      problem(io, 'report', aws);
-      return EXIT_INPUT;
-    }
-    problem(io, 'report failed', messageOf(err));
-    return EXIT_FAILURE;
+    return sourceFailure(err, io, 'report', source);
   } finally {
     await source?.close();
   }
