@@ -29,6 +29,7 @@ import { redactSecrets } from '../shared/redact';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from './io';
+import { endOfDay, parseTimeInput } from './time-input';
 
 /**
  * `keyguard approve`, `keyguard approvals list|revoke` and `keyguard review` (flow 5 of design.md): explicit,
@@ -112,39 +113,20 @@ class RefusedError extends Error {
 }
 
 const ACCOUNT_ID = /^\d{12}$/;
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^(\d{4})-(\d{2})-(\d{2})T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2})$/i;
-
-function validCalendarDate(y: string, m: string, d: string): boolean {
-  const date = new Date(Date.UTC(Number(y), Number(m) - 1, Number(d)));
-  return (
-    date.getUTCFullYear() === Number(y) &&
-    date.getUTCMonth() === Number(m) - 1 &&
-    date.getUTCDate() === Number(d)
-  );
-}
-
 /**
  * `--until`: a date `YYYY-MM-DD` means through the end of that day, UTC (23:59:59.999Z); a full ISO-8601
  * timestamp must name its zone (`Z` or an offset), so nobody's local clock changes the moment. The result must
  * be in the future and at most `maxApprovalDays` from now. Returns the moment as an ISO string (UTC).
  */
 export function parseUntil(value: string, now: Date, maxApprovalDays: number): string {
-  const v = value.trim();
+  const t = parseTimeInput(value);
   let until: Date;
-  const date = DATE_ONLY.exec(v);
-  const stamp = TIMESTAMP.exec(v);
-  if (date) {
-    const [, y, m, d] = date as unknown as [string, string, string, string];
-    if (!validCalendarDate(y, m, d))
-      throw new RefusedError(`--until: ${JSON.stringify(value)} is not a calendar date`);
-    until = new Date(Date.UTC(Number(y), Number(m) - 1, Number(d), 23, 59, 59, 999));
-  } else if (stamp) {
-    const [, y, m, d] = stamp as unknown as [string, string, string, string];
-    const ms = Date.parse(v);
-    if (!validCalendarDate(y, m, d) || Number.isNaN(ms))
-      throw new RefusedError(`--until: ${JSON.stringify(value)} is not a valid timestamp`);
-    until = new Date(ms);
+  if (t.kind === 'date') until = endOfDay(t.start);
+  else if (t.kind === 'instant') until = t.at;
+  else if (t.kind === 'bad-date')
+    throw new RefusedError(`--until: ${JSON.stringify(value)} is not a calendar date`);
+  else if (t.kind === 'bad-timestamp') {
+    throw new RefusedError(`--until: ${JSON.stringify(value)} is not a valid timestamp`);
   } else {
     throw new RefusedError(
       `--until: got ${JSON.stringify(value)}; allowed: a date YYYY-MM-DD (through the end of that day, UTC) or an ` +

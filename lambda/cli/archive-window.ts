@@ -1,3 +1,5 @@
+import { parseTimeInput } from './time-input';
+
 /**
  * `keyguard replay --since/--until`: the time window, and the cheap tests that skip whole parts of a CloudTrail
  * S3 archive (`AWSLogs/[o-org/]<account>/CloudTrail/<region>/<yyyy>/<mm>/<dd>/<file>`) by the dates in their
@@ -25,21 +27,10 @@ const AFTER_NAME_MARGIN_MS = 15 * 60_000;
 /** ... or named more than this much after `--until` (records delivered late, e.g. after an outage). */
 const BEFORE_NAME_MARGIN_MS = 6 * 3_600_000;
 
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-/** ISO-8601 date and time with an explicit zone: a time without a zone would depend on the machine. */
-const ISO_WITH_ZONE = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
-
 function parseInstant(option: string, value: string): number {
-  const day = DATE_ONLY.exec(value);
-  if (day) {
-    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])];
-    const ms = Date.UTC(y, m - 1, d);
-    const back = new Date(ms);
-    if (back.getUTCFullYear() === y && back.getUTCMonth() === m - 1 && back.getUTCDate() === d) return ms;
-  } else if (ISO_WITH_ZONE.test(value)) {
-    const ms = Date.parse(value);
-    if (Number.isFinite(ms)) return ms;
-  }
+  const t = parseTimeInput(value);
+  if (t.kind === 'date') return t.start.getTime();
+  if (t.kind === 'instant') return t.at.getTime();
   throw new ReplayWindowError(
     `${option}: ${JSON.stringify(value)} is not a date; use YYYY-MM-DD (midnight UTC) or an ISO-8601 ` +
       'timestamp with a zone, e.g. 2026-11-20T09:30:00Z',

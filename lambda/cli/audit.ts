@@ -16,6 +16,7 @@ import { csvField } from './inventory';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
 import { lockStore } from './store-lock';
+import { endOfDay, parseTimeInput } from './time-input';
 
 /**
  * `keyguard audit`: reads the decision record back, by key, owner, violation code, action and time, from the
@@ -154,32 +155,20 @@ export async function openAuditSource(
   };
 }
 
-const DATE_ONLY = /^(\d{4})-(\d{2})-(\d{2})$/;
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/;
-
 /**
  * `--since`/`--until`: `YYYY-MM-DD` is the start (since) or the end (until) of that day, UTC; a timestamp must
  * name its zone, so nobody's local clock moves the window.
  */
 export function parseTimeBound(flag: '--since' | '--until', value: string): Date {
-  const v = value.trim();
-  const day = DATE_ONLY.exec(v);
-  if (day) {
-    const [y, m, d] = [Number(day[1]), Number(day[2]), Number(day[3])];
-    const start = new Date(Date.UTC(y, m - 1, d));
-    if (start.getUTCFullYear() !== y || start.getUTCMonth() !== m - 1 || start.getUTCDate() !== d) {
-      throw new AuditUsageError(`${flag}: ${JSON.stringify(value)} is not a calendar date`);
-    }
-    return flag === '--since' ? start : new Date(start.getTime() + 86_400_000 - 1);
-  }
-  const ms = Date.parse(v);
-  if (!TIMESTAMP.test(v) || Number.isNaN(ms)) {
-    throw new AuditUsageError(
-      `${flag}: got ${JSON.stringify(value)}; allowed: a date YYYY-MM-DD (UTC) or an ISO-8601 timestamp with a ` +
-        'zone, e.g. 2026-11-20T09:00:00Z',
-    );
-  }
-  return new Date(ms);
+  const t = parseTimeInput(value);
+  if (t.kind === 'date') return flag === '--since' ? t.start : endOfDay(t.start);
+  if (t.kind === 'instant') return t.at;
+  if (t.kind === 'bad-date')
+    throw new AuditUsageError(`${flag}: ${JSON.stringify(value)} is not a calendar date`);
+  throw new AuditUsageError(
+    `${flag}: got ${JSON.stringify(value)}; allowed: a date YYYY-MM-DD (UTC) or an ISO-8601 timestamp with a ` +
+      'zone, e.g. 2026-11-20T09:00:00Z',
+  );
 }
 
 const ACTIONS: readonly Action[] = ['ALLOW', 'NOTIFY', 'DEACTIVATE', 'DELETE'];
