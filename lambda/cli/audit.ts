@@ -405,6 +405,23 @@ Examples:
   $ keyguard audit --table BedrockKeyGuard-AuditTablesDecisions-ABC123 --code NEVER_EXPIRES --csv > never.csv
 `;
 
+/** Where audit and report read from: the local store (default) or the deployed tables. */
+export function storeOption(): Option {
+  return new Option('-s, --store <dir>', `embedded audit store directory (default: ${DEFAULT_STORE_DIR})`);
+}
+export function decisionsTableOption(): Option {
+  return new Option(
+    '--table <name>',
+    `deployed decisions table (stack output DecisionsTableName; default: $${DECISIONS_TABLE_ENV})`,
+  );
+}
+export function keysTableOption(why: string): Option {
+  return new Option(
+    '--keys-table <name>',
+    `deployed keys table, ${why} (stack output KeysTableName; default: $${KEYS_TABLE_ENV})`,
+  );
+}
+
 /** Adds `keyguard audit` to the program (the lead wires it into bin/keyguard.ts). */
 export function registerAuditCommand(
   program: Command,
@@ -419,21 +436,9 @@ export function registerAuditCommand(
       'List recorded decisions from the local audit store (keyguard replay) or the deployed decisions table, ' +
         'filtered by key, owner, violation code, action and time range.',
     )
-    .addOption(
-      new Option('-s, --store <dir>', `embedded audit store directory (default: ${DEFAULT_STORE_DIR})`),
-    )
-    .addOption(
-      new Option(
-        '--table <name>',
-        `deployed decisions table (stack output DecisionsTableName; default: $${DECISIONS_TABLE_ENV})`,
-      ),
-    )
-    .addOption(
-      new Option(
-        '--keys-table <name>',
-        `deployed keys table, to find the account of --key (default: $${KEYS_TABLE_ENV})`,
-      ),
-    )
+    .addOption(storeOption())
+    .addOption(decisionsTableOption())
+    .addOption(keysTableOption('to find the account of --key'))
     .option('--key <id>', 'only decisions about this key (ServiceSpecificCredentialId, ACCA…)')
     .option('--account <id>', "the key's account (default: looked up in the keys table)")
     .option('--owner <value>', `only decisions about keys of this owner ("${UNOWNED}" for none)`)

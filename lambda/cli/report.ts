@@ -1,16 +1,18 @@
 import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { Option } from 'commander';
 import {
   type AuditDeps,
   type AuditSource,
   AuditUsageError,
   DECISIONS_TABLE_ENV,
+  decisionsTableOption,
   defaultAuditDeps,
   KEYS_TABLE_ENV,
+  keysTableOption,
   openAuditSource,
   sourceFailure,
+  storeOption,
 } from './audit';
 import { type CliIO, EXIT_OK } from './io';
 import { DEFAULT_STORE_DIR } from './replay';
@@ -127,21 +129,9 @@ export function registerReportCommand(
         'violations by code and decisions over time, from the local audit store or the deployed tables.',
     )
     .requiredOption('--html <file>', 'the HTML file to write')
-    .addOption(
-      new Option('-s, --store <dir>', `embedded audit store directory (default: ${DEFAULT_STORE_DIR})`),
-    )
-    .addOption(
-      new Option(
-        '--table <name>',
-        `deployed decisions table (stack output DecisionsTableName; default: $${DECISIONS_TABLE_ENV})`,
-      ),
-    )
-    .addOption(
-      new Option(
-        '--keys-table <name>',
-        `deployed keys table, required with --table (stack output KeysTableName; default: $${KEYS_TABLE_ENV})`,
-      ),
-    )
+    .addOption(storeOption())
+    .addOption(decisionsTableOption())
+    .addOption(keysTableOption('required with --table'))
     .addHelpText('after', REPORT_HELP)
     .action(async (opts: ReportOptions) => {
       setExitCode(await runReport(opts, io, deps()));
