@@ -18,7 +18,13 @@ import { buildNotice, type Notice } from '../domain/notice';
 import { type Enforcer, type Notifier, processKeyEvent } from '../domain/pipeline';
 import { ReplayDirectory } from '../domain/replay-directory';
 import type { Decision } from '../domain/types';
-import { BEDROCK_SOURCES, describeUsage, type SubjectUsage } from '../domain/usage';
+import {
+  BEDROCK_SOURCES,
+  describeUsage,
+  mergeAggregates,
+  type SubjectUsage,
+  subjectId,
+} from '../domain/usage';
 import {
   groupUses,
   identityOf,
@@ -26,7 +32,7 @@ import {
   processUsageGroups,
   type UsageRecorder,
 } from '../domain/usage-pipeline';
-import type { BearerUse, UsageAggregate, UsageSource, UseSubject } from '../domain/usage-types';
+import type { BearerUse, UsageAggregate, UsageSource } from '../domain/usage-types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { defaultJobs, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
@@ -467,34 +473,6 @@ function classifyEntry(entry: Entry): Classified {
   }
 }
 
-function subjectRef(accountId: string, s: UseSubject): string {
-  const id = s.kind === 'key' ? s.keyId : s.kind === 'user' ? s.userName : s.principalArn;
-  return `${accountId}|${s.kind}|${id}`;
-}
-
-/**
- * Merges a later aggregate of a subject (in replay order) into an earlier one so that one write of the result
- * leaves the store's item as the two writes would (usage-store.ts): counters and sets add, firstUsedAt keeps
- * the earliest, lastUsedAt and the last attempt (with its source IP and user agent) only move forward (on a
- * tie the stored one stays), keyType is the later write's.
- */
-export function mergeAggregates(earlier: UsageAggregate, later: UsageAggregate): UsageAggregate {
-  const attempt = later.lastAttemptAt > earlier.lastAttemptAt ? later : earlier;
-  const used = [earlier.lastUsedAt, later.lastUsedAt].filter((t): t is string => t !== null).sort();
-  return {
-    ...later,
-    calls: earlier.calls + later.calls,
-    failedCalls: earlier.failedCalls + later.failedCalls,
-    firstUsedAt: [earlier.firstUsedAt, later.firstUsedAt].sort()[0] ?? earlier.firstUsedAt,
-    lastUsedAt: used[used.length - 1] ?? null,
-    lastAttemptAt: attempt.lastAttemptAt,
-    lastSourceIp: attempt.lastSourceIp,
-    lastUserAgent: attempt.lastUserAgent,
-    regions: [...new Set([...earlier.regions, ...later.regions])].sort(),
-    models: [...new Set([...earlier.models, ...later.models])].sort(),
-  };
-}
-
 /**
  * The usage store as the usage replay writes it: each replay step's aggregates are merged in memory per
  * subject and written once, when something is about to read the store (a usage decision evaluating UNUSED)
@@ -509,7 +487,7 @@ export class PendingUsage implements UsageRecorder, UsageSource {
 
   async recordUses(aggregates: ReadonlyArray<UsageAggregate>): Promise<void> {
     for (const a of aggregates) {
-      const ref = subjectRef(a.accountId, a.subject);
+      const ref = subjectId(a.accountId, a.subject);
       const current = this.pending.get(ref);
       this.pending.set(ref, current ? mergeAggregates(current, a) : a);
     }

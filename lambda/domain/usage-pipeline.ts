@@ -13,6 +13,7 @@ import {
   aggregateUses,
   attributeUse,
   deactivatedUseReason,
+  mergeAggregates,
   type SubjectUsage,
   utcDay,
 } from './usage';
@@ -110,22 +111,16 @@ function isLater(a: BearerUse, b: BearerUse): boolean {
  * source IP and user agent) wins, regions and models are sorted and distinct.
  */
 export function mergeUsage(a: SubjectUsage, b: SubjectUsage, attribution: Attribution): SubjectUsage {
-  const x = a.aggregate;
-  const y = b.aggregate;
+  // Counters, sets and first/last use combine as the store combines them; the latest call is decided by time,
+  // then event id (aggregateUses' order), not by the store's tie rule.
   const latest = isLater(b.latest, a.latest) ? b : a;
-  const lastUsed = [x.lastUsedAt, y.lastUsedAt].filter((t): t is string => t !== null).sort();
   return {
     aggregate: {
-      accountId: x.accountId,
+      ...mergeAggregates(a.aggregate, b.aggregate),
+      accountId: a.aggregate.accountId,
       subject: attribution.subject,
       keyType: attribution.keyType,
-      calls: x.calls + y.calls,
-      failedCalls: x.failedCalls + y.failedCalls,
-      firstUsedAt: [x.firstUsedAt, y.firstUsedAt].sort()[0] ?? x.firstUsedAt,
-      lastUsedAt: lastUsed[lastUsed.length - 1] ?? null,
       lastAttemptAt: latest.aggregate.lastAttemptAt,
-      regions: [...new Set([...x.regions, ...y.regions])].sort(),
-      models: [...new Set([...x.models, ...y.models])].sort(),
       lastSourceIp: latest.aggregate.lastSourceIp,
       lastUserAgent: latest.aggregate.lastUserAgent,
     },

@@ -201,7 +201,8 @@ export function isDenied(errorCode: string | null): boolean {
   return errorCode !== null && /accessdenied|unauthori[sz]ed|forbidden/i.test(errorCode);
 }
 
-function subjectId(accountId: string, s: UseSubject): string {
+/** One subject of one account, as a map key. */
+export function subjectId(accountId: string, s: UseSubject): string {
   switch (s.kind) {
     case 'key':
       return `${accountId}|key|${s.keyId}`;
@@ -215,6 +216,29 @@ function subjectId(accountId: string, s: UseSubject): string {
 /** Later time wins; on a tie the larger event id, so the result does not depend on the order of the batch. */
 function isLater(a: BearerUse, b: BearerUse): boolean {
   return a.eventTime > b.eventTime || (a.eventTime === b.eventTime && a.eventId > b.eventId);
+}
+
+/**
+ * Merges a later aggregate of a subject into an earlier one so that one write of the result leaves the usage
+ * store's item as the two writes would (adapters/usage-store.ts): counters and sets add, firstUsedAt keeps
+ * the earliest, lastUsedAt and the last attempt (with its source IP and user agent) only move forward (on a
+ * tie the stored one stays), keyType is the later write's.
+ */
+export function mergeAggregates(earlier: UsageAggregate, later: UsageAggregate): UsageAggregate {
+  const attempt = later.lastAttemptAt > earlier.lastAttemptAt ? later : earlier;
+  const used = [earlier.lastUsedAt, later.lastUsedAt].filter((t): t is string => t !== null).sort();
+  return {
+    ...later,
+    calls: earlier.calls + later.calls,
+    failedCalls: earlier.failedCalls + later.failedCalls,
+    firstUsedAt: [earlier.firstUsedAt, later.firstUsedAt].sort()[0] ?? earlier.firstUsedAt,
+    lastUsedAt: used[used.length - 1] ?? null,
+    lastAttemptAt: attempt.lastAttemptAt,
+    lastSourceIp: attempt.lastSourceIp,
+    lastUserAgent: attempt.lastUserAgent,
+    regions: [...new Set([...earlier.regions, ...later.regions])].sort(),
+    models: [...new Set([...earlier.models, ...later.models])].sort(),
+  };
 }
 
 /**

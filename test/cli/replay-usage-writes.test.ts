@@ -2,7 +2,8 @@ import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { ensureTables } from '../../lambda/adapters/embedded-dynamodb';
 import { DynamoUsageStore, usageTableDefinition } from '../../lambda/adapters/usage-store';
-import { mergeAggregates, PendingUsage } from '../../lambda/cli/replay';
+import { PendingUsage } from '../../lambda/cli/replay';
+import { mergeAggregates } from '../../lambda/domain/usage';
 import type { UsageAggregate } from '../../lambda/domain/usage-types';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 
