@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
+import { redactSecrets } from './redact';
 
 /**
  * The one policy configuration, shared by the CDK app (synth), the Lambda functions (env) and the CLI.
@@ -210,26 +211,60 @@ function valueAt(input: unknown, path: PropertyKey[]): unknown {
   return cur;
 }
 
+/** Longest part of a value (or key name) a message repeats: a config file can hold anything, of any size. */
+const SHOWN_MAX = 200;
+/** Problems and unknown keys listed before "… and N more". */
+const ISSUES_MAX = 20;
+const KEYS_MAX = 10;
+
+/** Text a message repeats from the file: key-shaped parts redacted (before cutting), cut to SHOWN_MAX. */
+function cut(text: string): string {
+  const safe = redactSecrets(text);
+  return safe.length <= SHOWN_MAX
+    ? safe
+    : `${safe.slice(0, SHOWN_MAX)}… (${safe.length.toLocaleString('en-US')} chars)`;
+}
+
+/** A value as a message shows it. JSON.parse reads a number too large for a double (1e400) as ±Infinity. */
+function shownValue(got: unknown): string {
+  if (got === undefined) return 'nothing';
+  if (typeof got === 'number' && !Number.isFinite(got)) {
+    return `a number out of range (it reads as ${String(got)})`;
+  }
+  return cut(JSON.stringify(got) ?? String(got));
+}
+
 /** Formats zod issues as `source: key: got VALUE; allowed: …` lines a person can act on. */
 export function formatIssues(source: string, input: unknown, issues: readonly z.core.$ZodIssue[]): string {
-  const lines = issues.map((issue) => {
+  const lines = issues.slice(0, ISSUES_MAX).map((issue) => {
+    const path = issue.path.map((p) => cut(String(p)));
     if (issue.code === 'unrecognized_keys') {
-      const where = issue.path.length ? `${issue.path.join('.')}: ` : '';
+      const where = path.length ? `${path.join('.')}: ` : '';
       const known = knownKeys(issue.path);
-      return `${source}: ${where}unknown key(s) ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}; allowed: ${known}`;
+      const keys = issue.keys.slice(0, KEYS_MAX).map((k) => cut(JSON.stringify(k)));
+      const more = issue.keys.length > KEYS_MAX ? ` and ${issue.keys.length - KEYS_MAX} more` : '';
+      return `${source}: ${where}unknown key(s) ${keys.join(', ')}${more}; allowed: ${known}`;
     }
-    const key = issue.path.length ? issue.path.join('.') : '(root)';
-    const got = valueAt(input, issue.path);
-    const shown = got === undefined ? 'nothing' : JSON.stringify(got);
+    const key = path.length ? path.join('.') : '(root)';
+    const shown = shownValue(valueAt(input, issue.path));
     const extra =
       issue.code === 'invalid_format' || issue.code === 'custom' ? issue.message : describeAllowed(issue);
     return `${source}: ${key}: got ${shown}; ${extra}`;
   });
+  if (issues.length > ISSUES_MAX)
+    lines.push(`${source}: … and ${issues.length - ISSUES_MAX} more problem(s)`);
   return lines.join('\n');
 }
 
 /** Validates an already-parsed object; throws ConfigError naming the source, key, value and what is allowed. */
 export function parseConfig(input: unknown, source = 'config'): Config {
+  // No config at all means the defaults; a config that says `null` is a mistake (a template never filled in, a
+  // variable that expanded to nothing), never a silent "defaults".
+  if (input === null) {
+    throw new ConfigError(
+      `invalid configuration\n${source}: (root): got null; allowed: an object ({} for the built-in defaults)`,
+    );
+  }
   const result = ConfigSchema.safeParse(input ?? {});
   if (!result.success) {
     throw new ConfigError(`invalid configuration\n${formatIssues(source, input, result.error.issues)}`);
@@ -254,10 +289,11 @@ export function loadConfig(path?: string, cwd = process.cwd()): { config: Config
   if (!statSync(abs).isFile()) throw new ConfigError(`${file}: not a file`);
   let raw: unknown;
   try {
-    raw = JSON.parse(readFileSync(abs, 'utf8'));
+    // A UTF-8 byte order mark (some Windows editors write one) is not JSON, and invisible in the parser's message.
+    raw = JSON.parse(readFileSync(abs, 'utf8').replace(/^\uFEFF/, ''));
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    throw new ConfigError(`${file}: not valid JSON (${why})`);
+    throw new ConfigError(`${file}: not valid JSON (${cut(why)})`);
   }
   return { config: parseConfig(raw, file), source: file };
 }

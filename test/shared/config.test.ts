@@ -9,6 +9,7 @@ import {
   parseConfig,
   policyVersion,
 } from '../../lambda/shared/config';
+import { fakeLongTermKey } from '../support/secrets';
 
 const SOURCE = 'keyguard.config.json';
 
@@ -26,8 +27,7 @@ function configErrorFor(input: unknown, source = SOURCE): string {
 describe('parseConfig: defaults', () => {
   it.each([
     ['an empty object', {}],
-    ['null (an empty file parsed as nothing)', null],
-    ['undefined', undefined],
+    ['undefined (no config at all)', undefined],
   ])('gives the conservative default policy for %s', (_label, input) => {
     // Prepare: input from the table
     // Act
@@ -507,7 +507,10 @@ describe('leakDetection (log quarantine)', () => {
   ])('rejects %s, naming the key', (_label, name) => {
     const message = configErrorFor({ leakDetection: { logGroups: ['/aws/lambda/ok', name] } });
 
-    expect(message).toContain(`${SOURCE}: leakDetection.logGroups.1: got ${JSON.stringify(name)}`);
+    // A value longer than 200 characters is shown cut, with its length.
+    const shown = JSON.stringify(name);
+    const echoed = shown.length > 200 ? `${shown.slice(0, 200)}… (${shown.length} chars)` : shown;
+    expect(message).toContain(`${SOURCE}: leakDetection.logGroups.1: got ${echoed}`);
     expect(message).toContain('must be a CloudWatch Logs group name');
   });
 
@@ -554,5 +557,103 @@ describe('usage, maxIdleDays and guardrails', () => {
         parseConfig({ usage: { regions: ['us-west-2'] }, guardrails: { deploy: 'managed-policy' } }),
       ),
     ).toBe(base);
+  });
+});
+
+describe('config: hostile and unlucky files', () => {
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'keyguard-config-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('rejects a config that is null instead of silently using the defaults', () => {
+    // Prepare: a file holding the JSON value null
+    const file = join(dir, 'null.json');
+    writeFileSync(file, 'null');
+    // Act
+    const act = () => loadConfig(file, dir);
+    // Assess
+    expect(act).toThrow(ConfigError);
+    expect(act).toThrow(`${file}: (root): got null; allowed: an object ({} for the built-in defaults)`);
+    expect(() => parseConfig(null, 'k.json')).toThrow('k.json: (root): got null');
+  });
+
+  it('reads a file that starts with a UTF-8 byte order mark', () => {
+    // Prepare: what some Windows editors save
+    const file = join(dir, 'bom.json');
+    writeFileSync(file, Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from('{"mode":"enforce"}')]));
+    // Act
+    const { config } = loadConfig(file, dir);
+    // Assess
+    expect(config.mode).toBe('enforce');
+  });
+
+  it.each([
+    ['1e400', 'Infinity'],
+    ['-1e400', '-Infinity'],
+  ])('says a number such as %s is out of range instead of "got null"', (number, reads) => {
+    // Prepare
+    const file = join(dir, 'huge.json');
+    writeFileSync(file, `{"maxAgeDays": ${number}}`);
+    // Act
+    const act = () => loadConfig(file, dir);
+    // Assess
+    expect(act).toThrow(`${file}: maxAgeDays: got a number out of range (it reads as ${reads});`);
+    expect(act).not.toThrow(/got null/);
+  });
+
+  it('cuts a huge bad value it echoes, saying how long it was', () => {
+    // Prepare: a 5 MB owner tag key
+    const value = `x${'\u00e9'.repeat(10)}${'y'.repeat(5_000_000)}`;
+    const file = join(dir, 'huge-value.json');
+    writeFileSync(file, JSON.stringify({ tags: { owner: value } }));
+    // Act
+    let message = '';
+    try {
+      loadConfig(file, dir);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    // Assess: the line names the key, shows the start of the value and its length, and stays short
+    expect(message).toContain(`${file}: tags.owner: got "x`);
+    expect(message).toMatch(/… \(5,000,013 chars\)/);
+    expect(message.length).toBeLessThan(1000);
+  });
+
+  it('cuts long unknown keys, lists only the first few, and bounds the number of lines', () => {
+    // Prepare: 1,000 unknown keys, one of them 100,000 characters long, and 500 bad list items
+    const input: Record<string, unknown> = { [`k${'z'.repeat(100_000)}`]: 1 };
+    for (let i = 0; i < 1000; i++) input[`unknown${i}`] = i;
+    // Act
+    const unknown = configErrorFor(input);
+    const items = configErrorFor({ approvers: Array.from({ length: 500 }, (_, i) => `not-an-arn-${i}`) });
+    // Assess
+    expect(unknown.length).toBeLessThan(2000);
+    expect(unknown).toContain('and 991 more');
+    expect(items.split('\n').length).toBeLessThanOrEqual(22);
+    expect(items).toContain('more problem(s)');
+  });
+
+  it('never echoes key material: a key-shaped value is redacted to its fingerprint', () => {
+    // Prepare: a key pasted into a setting, and as an unknown key name
+    const key = fakeLongTermKey('config-echo');
+    const file = join(dir, 'leaky.json');
+    writeFileSync(file, JSON.stringify({ fallbackOwner: 7, tags: { owner: key }, [key]: true }));
+    // Act
+    let message = '';
+    try {
+      loadConfig(file, dir);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    // Assess
+    expect(message).toContain('tags.owner: got "ABSK…');
+    expect(message).toContain('sha256:');
+    expect(message).not.toContain(key.slice(4, 40));
   });
 });
