@@ -1,4 +1,4 @@
-import { findLeakSpans, type LeakFinding, MAX_KEY_TEXT } from './leaks';
+import { type DetectionWork, findLeakSpans, type LeakFinding, MAX_KEY_TEXT } from './leaks';
 
 /**
  * Scans text that arrives in chunks (a large file, a git blob, stdin) without holding it whole, with the same
@@ -25,10 +25,13 @@ export class LeakStreamScanner {
   private droppedLineAllowed = false;
   private readonly now: Date;
   private readonly overlap: number;
+  private readonly work: DetectionWork;
 
-  constructor(opts: { now: Date; overlap?: number }) {
+  /** `work`, when given, is increased by the work spent (detection, line bookkeeping): see DetectionWork. */
+  constructor(opts: { now: Date; overlap?: number; work?: DetectionWork }) {
     this.now = opts.now;
     this.overlap = opts.overlap ?? MAX_KEY_TEXT;
+    this.work = opts.work ?? { units: 0 };
   }
 
   /** Adds text; returns the findings that are complete. */
@@ -51,14 +54,19 @@ export class LeakStreamScanner {
     const cutoff = final ? buffer.length : buffer.length - this.overlap;
     const out: StreamFinding[] = [];
     let resumeAt = cutoff;
-    for (const span of findLeakSpans(buffer, { now: this.now })) {
+    // Whether a line is allowed is worked out once per line, not once per key (a long line may hold many keys).
+    let line: { start: number; end: number; allowed: boolean } | undefined;
+    for (const span of findLeakSpans(buffer, { now: this.now, work: this.work })) {
       if (span.index >= cutoff) break;
       const { index, end, ...finding } = span;
+      // The finding's column counts from the start of its line in the buffer.
+      const start = index - finding.column + 1;
+      if (line?.start !== start) line = this.lineAt(start);
       out.push({
         ...finding,
         line: this.baseLine + finding.line - 1,
         column: finding.line === 1 ? this.baseColumn + finding.column - 1 : finding.column,
-        allowed: this.lineAllowed(index),
+        allowed: line.allowed,
       });
       resumeAt = Math.max(resumeAt, end);
     }
@@ -66,16 +74,20 @@ export class LeakStreamScanner {
     return out;
   }
 
-  private lineAllowed(index: number): boolean {
-    const start = this.buffer.lastIndexOf('\n', index - 1) + 1;
-    const next = this.buffer.indexOf('\n', index);
-    const line = this.buffer.slice(start, next === -1 ? this.buffer.length : next);
-    return line.includes(ALLOW_MARKER) || (start === 0 && this.droppedLineAllowed);
+  /** The buffer's line that starts at `start`, and whether it carries the allow marker. */
+  private lineAt(start: number): { start: number; end: number; allowed: boolean } {
+    const next = this.buffer.indexOf('\n', start);
+    const end = next === -1 ? this.buffer.length : next;
+    this.work.units += end - start;
+    const allowed =
+      this.buffer.slice(start, end).includes(ALLOW_MARKER) || (start === 0 && this.droppedLineAllowed);
+    return { start, end, allowed };
   }
 
   /** Drops `buffer[0, cut)`, moving the line and column of the buffer's start past it. */
   private drop(cut: number): void {
     const dropped = this.buffer.slice(0, cut);
+    this.work.units += cut;
     const lastNl = dropped.lastIndexOf('\n');
     // The marker may straddle the cut: look a marker's length into what is kept.
     const lineHead = this.buffer.slice(lastNl + 1, cut + ALLOW_MARKER.length - 1);

@@ -8,8 +8,11 @@ import { fingerprint, redactedForm } from '../shared/redact';
  * Candidates are found with one cheap scan (`indexOf` of the two prefixes); only candidates are decoded. The body
  * after a prefix is read through the escapes a key picks up in transit: JSON `\/` and `\u002B`/`\u002F`/`\u003D`,
  * URL encoding `%2B`/`%2F`/`%3D` (either case), and JSON line breaks `\n`/`\r` (a key wrapped inside a JSON
- * string); JSON escapes may be nested (`\\\/`: a JSON log line inside a JSON log record). The key that is fingerprinted is the unescaped one, so the same key has the same fingerprint in every
- * context.
+ * string); JSON escapes may be nested (`\\\/`: a JSON log line inside a JSON log record). The key that is
+ * fingerprinted is the unescaped one, so the same key has the same fingerprint in every context.
+ *
+ * Work is linear in the text whatever it holds (prefix-dense text included): a body is decoded as it is read and
+ * reading stops where it can no longer be a key (DecodedHead), which is never past the next `ABSK`.
  */
 
 export type LeakKind = 'LONG_TERM' | 'SHORT_TERM';
@@ -105,16 +108,91 @@ interface BodyCut {
   end: number;
 }
 
+interface BodyRead {
+  /** The possible cuts, longest first. */
+  cuts: BodyCut[];
+  /** Characters of the text examined. */
+  work: number;
+}
+
+/** Base64 digit values by character code (-1: not a base64 digit). */
+const B64_VALUE = new Int8Array(128).fill(-1);
+for (let v = 0; v < 64; v += 1) {
+  B64_VALUE['ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.charCodeAt(v)] = v;
+}
+
+/** Longest IAM user name (64) + `-at-` + 12-digit account: the `:` that ends a long-term key's alias comes by here. */
+const MAX_ALIAS = 64 + 4 + 12;
+const LONG_TERM_ALIAS = /^[\w+=,.@-]{1,64}-at-\d{12}$/;
+
+/**
+ * What a key's body decodes to, checked quantum by quantum while it is read: every decoded byte printable ASCII
+ * (`[\x21-\x7e]`: both validators demand it), and the right head (a long-term alias ended by `:`, or the
+ * short-term URL prefix). The first quantum that fails it ends every key that could start here, so reading stops
+ * there. This is what keeps detection linear: `ABSK` inside a base64 run decodes to a byte below 0x21 at every
+ * alignment (0x00, 0x00, 0x01 or 0x05), so the body of one candidate is never read past the next `ABSK`, and a
+ * short-term body (its prefix holds `-`, not base64) never runs into another short-term prefix.
+ */
+class DecodedHead {
+  private quantum = 0;
+  private digits = 0;
+  private padding = 0;
+  private head = '';
+  private headDone = false;
+
+  constructor(private readonly kind: LeakKind) {}
+
+  /** Adds one unescaped base64 character (or `=`); false when no key can contain what has been read. */
+  add(ch: string): boolean {
+    const pad = ch === '=';
+    if (pad) this.padding += 1;
+    this.quantum = (this.quantum << 6) | (pad ? 0 : (B64_VALUE[ch.charCodeAt(0)] ?? 0));
+    this.digits += 1;
+    if (this.digits < 4) return true;
+    const bytes = 3 - this.padding;
+    const q = this.quantum;
+    this.quantum = 0;
+    this.digits = 0;
+    let decoded = '';
+    for (let b = 0; b < bytes; b += 1) {
+      const byte = (q >> (16 - 8 * b)) & 0xff;
+      if (byte < 0x21 || byte > 0x7e) return false;
+      if (!this.headDone) decoded += String.fromCharCode(byte);
+    }
+    return this.headDone || this.checkHead(decoded);
+  }
+
+  private checkHead(decoded: string): boolean {
+    this.head += decoded;
+    if (this.kind === 'SHORT_TERM') {
+      const n = Math.min(this.head.length, SHORT_TERM_URL_PREFIX.length);
+      if (this.head.slice(0, n) !== SHORT_TERM_URL_PREFIX.slice(0, n)) return false;
+      this.headDone = n === SHORT_TERM_URL_PREFIX.length;
+      return true;
+    }
+    // The alias holds no `:`, so the first `:` ends it.
+    const colon = this.head.indexOf(':');
+    if (colon === -1) return this.head.length <= MAX_ALIAS;
+    this.headDone = true;
+    return LONG_TERM_ALIAS.test(this.head.slice(0, colon));
+  }
+}
+
 /**
  * Reads the base64 body that starts at `start`, through escapes. Returns the possible cuts, longest first: the
- * whole run, then the run up to each JSON line break inside it (a key followed by `\n` and more text).
+ * whole run, then the run up to each JSON line break inside it (a key followed by `\n` and more text). Reading
+ * stops where the decoded text can no longer be a key of `kind` (DecodedHead): the run past that point is not
+ * a key, and no cut before it changes.
  */
-function readBody(text: string, start: number): BodyCut[] {
+function readBody(text: string, start: number, kind: LeakKind): BodyRead {
   const cuts: BodyCut[] = [];
+  const decoded = new DecodedHead(kind);
   let body = '';
   let padding = 0;
   let i = start;
   let endedOnBreak = false;
+  let breaks = 0;
+  let dead = false;
   while (body.length <= MAX_KEY_BODY) {
     const c = text.charCodeAt(i);
     let ch: string | undefined;
@@ -141,7 +219,9 @@ function readBody(text: string, start: number): BodyCut[] {
         ch = unicodeEscape(text, i + slashes - 1);
         width = slashes + 5;
         if (ch !== '=' && ch !== undefined && padding > 0) break;
-      } else if ((next === 'n' || next === 'r') && body.length > 0 && cuts.length < MAX_SOFT_BREAKS) {
+      } else if ((next === 'n' || next === 'r') && body.length > 0 && breaks < MAX_SOFT_BREAKS) {
+        // Every break counts (not only those that make a cut), so one key's text stays within MAX_KEY_TEXT.
+        breaks += 1;
         if (!endedOnBreak) cuts.push({ body, end: i });
         endedOnBreak = true;
         i += slashes + 1;
@@ -156,10 +236,15 @@ function readBody(text: string, start: number): BodyCut[] {
     body += ch;
     i += width;
     endedOnBreak = false;
+    if (!decoded.add(ch)) {
+      dead = true;
+      break;
+    }
   }
-  // A run longer than any key is not one key, but a key may still end at a JSON line break inside it.
-  if (!endedOnBreak && body.length > 0 && body.length <= MAX_KEY_BODY) cuts.push({ body, end: i });
-  return cuts.reverse();
+  // A run longer than any key, or one that stopped decoding to a key, is not one key; but a key may still end at
+  // a JSON line break inside it.
+  if (!dead && !endedOnBreak && body.length > 0 && body.length <= MAX_KEY_BODY) cuts.push({ body, end: i });
+  return { cuts: cuts.reverse(), work: i - start + MAX_ESCAPE_BACKSLASHES + 6 };
 }
 
 /** Strict base64: length a multiple of 4, padding only at the end, no stray bits (it re-encodes to itself). */
@@ -255,9 +340,19 @@ interface Located {
   shortTerm?: ShortTermFacts;
 }
 
-function candidateAt(text: string, index: number, kind: LeakKind, now: Date): Located | undefined {
+function candidateAt(
+  text: string,
+  index: number,
+  kind: LeakKind,
+  now: Date,
+  work: DetectionWork,
+): Located | undefined {
   const prefix = kind === 'LONG_TERM' ? LONG_PREFIX : SHORT_PREFIX;
-  for (const cut of readBody(text, index + prefix.length)) {
+  const read = readBody(text, index + prefix.length, kind);
+  work.units += read.work;
+  for (const cut of read.cuts) {
+    // Validation decodes the cut: count it (a cut of the wrong length is refused before decoding).
+    if (cut.body.length % 4 === 0) work.units += cut.body.length;
     if (kind === 'LONG_TERM') {
       const longTerm = longTermFacts(cut.body);
       if (longTerm) return { kind, key: prefix + cut.body, index, end: cut.end, longTerm };
@@ -267,6 +362,15 @@ function candidateAt(text: string, index: number, kind: LeakKind, now: Date): Lo
     }
   }
   return undefined;
+}
+
+/**
+ * Work units spent by detection: characters of the text examined (searching for prefixes, reading key bodies)
+ * plus characters decoded to validate them. Detection is linear: `units` stays within a small constant times the
+ * text's length, whatever the text (tests assert it on adversarial inputs, without timing anything).
+ */
+export interface DetectionWork {
+  units: number;
 }
 
 /** A finding with where its key lies in the text: `[index, end)` (used to stream text in overlapping chunks). */
@@ -284,12 +388,19 @@ export function findLeaks(text: string, opts: { now: Date }): LeakFinding[] {
   return findLeakSpans(text, opts).map(({ index: _index, end: _end, ...finding }) => finding);
 }
 
-/** `findLeaks` with each key's span in the text. */
-export function findLeakSpans(text: string, opts: { now: Date }): LeakSpan[] {
+/** `findLeaks` with each key's span in the text. `opts.work`, when given, is increased by the work spent. */
+export function findLeakSpans(text: string, opts: { now: Date; work?: DetectionWork }): LeakSpan[] {
+  const work = opts.work ?? { units: 0 };
   const found: LeakSpan[] = [];
   let from = 0;
-  let nextLong = text.indexOf(LONG_PREFIX, from);
-  let nextShort = text.indexOf(SHORT_PREFIX, from);
+  // Each search starts past the previous one's result, so the searches together read the text about once.
+  const search = (prefix: string): number => {
+    const at = text.indexOf(prefix, from);
+    work.units += (at === -1 ? text.length : at) - from + prefix.length;
+    return at;
+  };
+  let nextLong = search(LONG_PREFIX);
+  let nextShort = search(SHORT_PREFIX);
   // Line counting is incremental: from the last counted position to the next finding.
   let line = 1;
   let lineStart = 0;
@@ -298,13 +409,14 @@ export function findLeakSpans(text: string, opts: { now: Date }): LeakSpan[] {
     const kind: LeakKind =
       nextShort === -1 || (nextLong !== -1 && nextLong < nextShort) ? 'LONG_TERM' : 'SHORT_TERM';
     const index = kind === 'LONG_TERM' ? nextLong : nextShort;
-    const hit = candidateAt(text, index, kind, opts.now);
+    const hit = candidateAt(text, index, kind, opts.now, work);
     from = hit ? hit.end : index + 1;
     if (hit) {
       for (let nl = text.indexOf('\n', counted); nl !== -1 && nl < index; nl = text.indexOf('\n', nl + 1)) {
         line += 1;
         lineStart = nl + 1;
       }
+      work.units += index - counted;
       counted = index;
       found.push({
         kind,
@@ -318,8 +430,8 @@ export function findLeakSpans(text: string, opts: { now: Date }): LeakSpan[] {
         end: hit.end,
       });
     }
-    if (nextLong !== -1 && nextLong < from) nextLong = text.indexOf(LONG_PREFIX, from);
-    if (nextShort !== -1 && nextShort < from) nextShort = text.indexOf(SHORT_PREFIX, from);
+    if (nextLong !== -1 && nextLong < from) nextLong = search(LONG_PREFIX);
+    if (nextShort !== -1 && nextShort < from) nextShort = search(SHORT_PREFIX);
   }
   return found;
 }

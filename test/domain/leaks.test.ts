@@ -470,20 +470,4 @@ describe('findLeaks: decoys', () => {
     // Act / Assess
     expect(findLeaks(text, { now: NOW })).toEqual([]);
   });
-
-  it('scans 8 MB of prose full of prefixes quickly', () => {
-    // Prepare
-    const line =
-      'mentions ABSK and bedrock-api-key- and ABSKQUJD and bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t\n';
-    const text = line.repeat(Math.ceil((8 * 1024 * 1024) / line.length)) + longKey;
-
-    // Act
-    const started = process.hrtime.bigint();
-    const findings = findLeaks(text, { now: NOW });
-    const ms = Number(process.hrtime.bigint() - started) / 1e6;
-
-    // Assess
-    expect(findings).toHaveLength(1);
-    expect(ms).toBeLessThan(5000);
-  });
 });
