@@ -9,6 +9,7 @@ import {
   TABLE_ENV,
 } from '../lambda/cli/approvals';
 import { registerAuditCommand } from '../lambda/cli/audit';
+import { registerAuditVerifyCommand } from '../lambda/cli/audit-verify';
 import {
   APPROVALS_TABLE_ENV,
   defaultInventoryDeps,
@@ -18,11 +19,12 @@ import {
   runInventory,
   USAGE_TABLE_ENV,
 } from '../lambda/cli/inventory';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from '../lambda/cli/io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, guardedIO } from '../lambda/cli/io';
 import { registerPolicyCommand } from '../lambda/cli/policy';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
 import { registerReportCommand } from '../lambda/cli/report';
 import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
+import { visibleLines } from '../lambda/cli/terminal-text';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import pkg from '../package.json';
 
@@ -183,6 +185,8 @@ export function buildProgram(
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
+      // A usage error quotes the argument it rejects: shown visibly, line breaks of the message kept.
+      outputError: (s, write) => write(visibleLines(s)),
     })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
@@ -359,7 +363,7 @@ export function buildProgram(
     });
 
   registerPolicyCommand(program, io, setExitCode);
-  registerAuditCommand(program, io, setExitCode);
+  registerAuditVerifyCommand(registerAuditCommand(program, io, setExitCode), io, setExitCode);
   registerReportCommand(program, io, setExitCode);
 
   return program;
@@ -368,11 +372,13 @@ export function buildProgram(
 /** Parses `argv` (as process.argv: node, script, args…) and runs the command; returns the exit code. */
 export async function main(
   argv: readonly string[],
-  io: CliIO,
+  rawIO: CliIO,
   approvalsDeps?: () => ApprovalsDeps,
   scanDeps?: () => ScanDeps,
 ): Promise<number> {
   let code = EXIT_OK;
+  // Every command's output passes the terminal guard (terminal-text.ts), whatever its printers did.
+  const io = guardedIO(rawIO);
   const program = buildProgram(
     io,
     (c) => {
@@ -390,7 +396,7 @@ export async function main(
       // --help and --version end through here with exit code 0; every usage error is a 2.
       return err.exitCode === 0 ? EXIT_OK : EXIT_INPUT;
     }
-    io.stderr.write(`keyguard: ${err instanceof Error ? err.message : String(err)}\n`);
+    io.stderr.write(`keyguard: ${visibleLines(err instanceof Error ? err.message : String(err))}\n`);
     return EXIT_FAILURE;
   }
 }
@@ -407,7 +413,7 @@ export function runAsProcess(): void {
       process.exitCode = code;
     },
     (err: unknown) => {
-      process.stderr.write(`keyguard: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.stderr.write(`keyguard: ${visibleLines(err instanceof Error ? err.message : String(err))}\n`);
       process.exitCode = EXIT_FAILURE;
     },
   );

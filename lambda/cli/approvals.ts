@@ -28,7 +28,8 @@ import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/c
 import { redactSecrets } from '../shared/redact';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK } from './io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure } from './io';
+import { visible } from './terminal-text';
 import { endOfDay, parseTimeInput } from './time-input';
 
 /**
@@ -295,10 +296,10 @@ async function run(io: CliIO, body: () => Promise<void>): Promise<number> {
       err instanceof ApprovalNotFoundError ||
       err instanceof ApprovalAlreadyRevokedError
     ) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
+      failure(io, err.message);
       return EXIT_INPUT;
     }
-    io.stderr.write(`keyguard: ${messageOf(err)}\n`);
+    failure(io, messageOf(err));
     return EXIT_FAILURE;
   }
 }
@@ -371,9 +372,10 @@ export async function runApprove(opts: ApproveOptions, io: CliIO, deps: Approval
     );
     await recordAudit(audit, decision, `approval ${approval.approvalId}`);
     io.stdout.write(
-      `Approved key ${keyId} (user ${known.userName}, account ${accountId}): ${coversText(covers)} until ${until}\n` +
-        `  approval ${approval.approvalId}, approver ${caller.arn}\n` +
-        `  audit decision ${decision.decisionId}\n`,
+      `Approved key ${visible(keyId)} (user ${visible(known.userName)}, account ${visible(accountId)}): ` +
+        `${coversText(covers)} until ${visible(until)}\n` +
+        `  approval ${visible(approval.approvalId)}, approver ${visible(caller.arn)}\n` +
+        `  audit decision ${visible(decision.decisionId)}\n`,
     );
   });
 }
@@ -420,8 +422,9 @@ export async function runRevoke(opts: RevokeOptions, io: CliIO, deps: ApprovalsD
     );
     await recordAudit(audit, decision, `the revocation of approval ${approvalId}`);
     io.stdout.write(
-      `Revoked approval ${approvalId} of key ${revoked.keyId} (account ${accountId}); its violations apply again\n` +
-        `  audit decision ${decision.decisionId}\n`,
+      `Revoked approval ${visible(approvalId)} of key ${visible(revoked.keyId)} (account ${visible(accountId)}); ` +
+        'its violations apply again\n' +
+        `  audit decision ${visible(decision.decisionId)}\n`,
     );
   });
 }
@@ -454,8 +457,9 @@ export async function runReview(opts: ReviewOptions, io: CliIO, deps: ApprovalsD
     );
     await recordAudit(audit, decision, `review ${reviewId}`);
     io.stdout.write(
-      `Reviewed key ${keyId} (user ${known.userName}, account ${accountId}) at ${reviewedAt}; reviewer ${caller.arn}\n` +
-        `  audit decision ${decision.decisionId}\n`,
+      `Reviewed key ${visible(keyId)} (user ${visible(known.userName)}, account ${visible(accountId)}) at ` +
+        `${reviewedAt}; reviewer ${visible(caller.arn)}\n` +
+        `  audit decision ${visible(decision.decisionId)}\n`,
     );
   });
 }
@@ -499,7 +503,9 @@ export async function runListApprovals(opts: ListOptions, io: CliIO, deps: Appro
       return;
     }
     if (list.length === 0) {
-      io.stdout.write(`No approvals${key ? ` for key ${key}` : ''} in account ${account}.\n`);
+      io.stdout.write(
+        `No approvals${key ? ` for key ${visible(key)}` : ''} in account ${visible(account)}.\n`,
+      );
       return;
     }
     const rows = list.map((a) => [

@@ -10,12 +10,13 @@ import { type EmbeddedDynamo, startEmbeddedDynamo } from '../adapters/embedded-d
 import { UNOWNED } from '../domain/notice';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
+import { csvRecord } from './csv';
 import { actionLabel, decisionJson, renderTable } from './format';
 import { messageOf } from './inputs';
-import { csvField } from './inventory';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
 import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
 import { lockStore } from './store-lock';
+import { visible } from './terminal-text';
 import { endOfDay, parseTimeInput } from './time-input';
 
 /**
@@ -258,13 +259,8 @@ export const AUDIT_CSV_HEADER = [
   'policy_version',
 ] as const;
 
-/** RFC 4180: CRLF records, fields quoted when needed (and guarded against spreadsheet formulas). */
-function csvLine(fields: readonly string[]): string {
-  return `${fields.map(csvField).join(',')}\r\n`;
-}
-
 export function auditCsvRow(d: Decision): string {
-  return csvLine([
+  return csvRecord([
     d.decidedAt,
     d.decisionId,
     d.accountId,
@@ -308,7 +304,7 @@ export function sourceFailure(
   source: AuditSource | undefined,
 ): number {
   if (err instanceof AuditUsageError) {
-    io.stderr.write(`keyguard: ${err.message}\n`);
+    failure(io, err.message);
     return EXIT_INPUT;
   }
   if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
@@ -359,12 +355,12 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     // --limit keeps the most recent ones, still printed oldest first.
     if (q.limit !== undefined && decisions.length > q.limit) decisions = decisions.slice(-q.limit);
 
-    const summary = `Decisions: ${decisions.length} (${source.label}). Read-only: nothing was changed.\n`;
+    const summary = `Decisions: ${decisions.length} (${visible(source.label)}). Read-only: nothing was changed.\n`;
     if (opts.json) {
       for (const d of decisions) io.stdout.write(`${decisionJson(d)}\n`);
       io.stderr.write(summary);
     } else if (opts.csv) {
-      io.stdout.write(csvLine(AUDIT_CSV_HEADER));
+      io.stdout.write(csvRecord(AUDIT_CSV_HEADER));
       for (const d of decisions) io.stdout.write(auditCsvRow(d));
       io.stderr.write(summary);
     } else {

@@ -1,4 +1,5 @@
 import { canonicalDecision, type Decision } from '../domain/types';
+import { visible } from './terminal-text';
 
 /**
  * Output of `keyguard replay`: decision JSON (one object per line) and the readable table and totals.
@@ -11,6 +12,9 @@ import { canonicalDecision, type Decision } from '../domain/types';
  * byte-identical between a first run and a re-run.
  */
 export function decisionJson(d: Decision): string {
+  // JSON.stringify escapes C0 controls but leaves DEL, C1 controls and bidi characters (U+202E…) raw. That is
+  // acceptable for machine output, which a program reads, not a person; on the CLI's streams the terminal
+  // guard (terminal-text.ts terminalSafe) writes them as \uXXXX escapes anyway, which is the same JSON.
   return JSON.stringify(canonicalDecision(d));
 }
 
@@ -44,15 +48,20 @@ function ownerLabel(d: Decision): string {
   return `${d.owner.value ?? '(none)'} (${d.owner.source})`;
 }
 
-/** Left-aligned columns separated by two spaces; the last column is not padded. */
-export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+/**
+ * Left-aligned columns separated by two spaces; the last column is not padded. Every cell is shown through
+ * `visible()` (a user name, tag value or reason with a newline, an escape sequence or a bidi override stays in
+ * its cell, as text), so every table of every command is safe to print on a terminal.
+ */
+export function renderTable(header: readonly string[], cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((r) => r.map(visible));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
+  return [line(header.map(visible)), ...rows.map(line)].join('\n');
 }
 
 export function decisionTable(rows: readonly DecisionRow[]): string {
@@ -188,7 +197,7 @@ export function summaryText(t: ReplayTotals): string {
     `Owners that would be notified: ${t.owners} (${t.notices} notice${t.notices === 1 ? '' : 's'}; nothing was sent)`,
   );
   lines.push(
-    `Mode ${t.mode}: enforcement is planned, never applied, in replay. Policy ${t.policyVersion} (${t.configSource}); store ${t.store}`,
+    `Mode ${t.mode}: enforcement is planned, never applied, in replay. Policy ${visible(t.policyVersion)} (${visible(t.configSource)}); store ${visible(t.store)}`,
   );
   return lines.join('\n');
 }

@@ -24,9 +24,10 @@ import {
   type WaivedViolation,
 } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+import { csvRecord } from './csv';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeControl } from './io';
 
 /**
  * `keyguard inventory`: every Bedrock key of the live account, read-only, through the same code as the sweep
@@ -128,14 +129,7 @@ async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) 
   return out;
 }
 
-/** A spreadsheet must not run a formula from a tag value: such fields get a leading apostrophe. */
-const FORMULA_START = /^[=+\-@\t\r]/;
-
-/** One RFC 4180 field: quoted when it holds a comma, a quote or a line break; quotes doubled. */
-export function csvField(value: string): string {
-  const safe = FORMULA_START.test(value) ? `'${value}` : value;
-  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
-}
+export { csvField } from './csv';
 
 export const CSV_HEADER = [
   'account_id',
@@ -153,13 +147,8 @@ export const CSV_HEADER = [
   'violations',
 ] as const;
 
-/** RFC 4180 records end in CRLF. */
-function csvLine(fields: readonly string[]): string {
-  return `${fields.map(csvField).join(',')}\r\n`;
-}
-
 function csvRow(r: InventoryRow): string {
-  return csvLine([
+  return csvRecord([
     r.accountId,
     r.userName,
     r.keyId,
@@ -214,11 +203,11 @@ class Progress {
   constructor(private readonly io: CliIO) {}
   update(pages: number, keys: number): void {
     if (!this.io.stderr.isTTY) return;
-    this.io.stderr.write(`\r\x1b[Kinventory: ${pages} page(s) fetched, ${keys} key(s) evaluated`);
+    writeControl(this.io.stderr, `\r\x1b[Kinventory: ${pages} page(s) fetched, ${keys} key(s) evaluated`);
     this.shown = true;
   }
   done(): void {
-    if (this.shown) this.io.stderr.write('\r\x1b[K');
+    if (this.shown) writeControl(this.io.stderr, '\r\x1b[K');
     this.shown = false;
   }
 }
@@ -322,7 +311,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
   } catch (err) {
     progress.done();
     if (err instanceof UsageError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
+      failure(io, err.message);
       return EXIT_INPUT;
     }
     const aws = awsProblem(err);
@@ -375,7 +364,7 @@ async function listKeys(
     unusedNotShown = `UNUSED is not shown: no Bedrock API key use is recorded in ${usageTable} yet (usage tracking starts with the first recorded use).`;
   }
 
-  if (opts.csv) io.stdout.write(csvLine(CSV_HEADER));
+  if (opts.csv) io.stdout.write(csvRecord(CSV_HEADER));
   // The snapshot (authorization details, credential report) loads while the first key page is fetched.
   const snapshotLoading = AccountSnapshot.load(deps.iam, accountId, deps.snapshot);
   snapshotLoading.catch(() => undefined);

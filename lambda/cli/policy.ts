@@ -6,7 +6,7 @@ import {
   guardrailPolicy,
 } from '../domain/guardrails';
 import { type Config, ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config';
-import { type CliIO, EXIT_INPUT, EXIT_OK } from './io';
+import { type CliIO, EXIT_INPUT, EXIT_OK, failure } from './io';
 
 /**
  * `keyguard policy --kind scp|boundary|identity`: prints the preventive guardrail policy derived from the config,
@@ -26,9 +26,7 @@ function isKind(kind: string): kind is GuardrailKind {
 
 export async function runPolicy(opts: PolicyOptions, io: CliIO): Promise<number> {
   if (!isKind(opts.kind)) {
-    io.stderr.write(
-      `keyguard: --kind: got ${JSON.stringify(opts.kind)}; allowed: ${GUARDRAIL_KINDS.join(' | ')}\n`,
-    );
+    failure(io, `--kind: got ${JSON.stringify(opts.kind)}; allowed: ${GUARDRAIL_KINDS.join(' | ')}`);
     return EXIT_INPUT;
   }
   let config: Config;
@@ -36,7 +34,7 @@ export async function runPolicy(opts: PolicyOptions, io: CliIO): Promise<number>
     config = loadConfig(opts.config, io.cwd).config;
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
+      failure(io, err.message);
       return EXIT_INPUT;
     }
     throw err;
@@ -46,7 +44,7 @@ export async function runPolicy(opts: PolicyOptions, io: CliIO): Promise<number>
   } catch (err) {
     // Only a config beyond the schema's limits can make a document too large; it is still the config's fault.
     if (err instanceof GuardrailPolicyTooLargeError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
+      failure(io, err.message);
       return EXIT_INPUT;
     }
     throw err;

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { SingleBar } from 'cli-progress';
-import type { TextSink } from './io';
+import { type TextSink, writeControl } from './io';
 
 /**
  * The progress bar of `keyguard replay` over a large archive: bytes read of the total (sizes on disk, known
@@ -30,12 +30,15 @@ function duration(seconds: number): string {
 /** Nothing shown: not a terminal, or --quiet. */
 const SILENT: ReplayProgress = { fileDone: () => undefined, stop: () => undefined };
 
-/** cli-progress writes to a Node stream: this one forwards to the CLI's sink and tells it is a terminal. */
+/**
+ * cli-progress writes to a Node stream: this one forwards to the CLI's sink and tells it is a terminal. The
+ * bar is made of numbers and the program's own control sequences only, so it goes past the terminal guard.
+ */
 function terminalStream(sink: TextSink): NodeJS.WritableStream {
   const stream = new Writable({
     decodeStrings: false,
     write(chunk: string | Buffer, _encoding, callback) {
-      sink.write(typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
+      writeControl(sink, typeof chunk === 'string' ? chunk : chunk.toString('utf8'));
       callback();
     },
   });

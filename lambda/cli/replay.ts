@@ -46,7 +46,7 @@ import {
   type UsageTotals,
 } from './format';
 import { discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
 import { startProgress } from './replay-progress';
 import { lockStore } from './store-lock';
 
@@ -620,7 +620,7 @@ export async function runReplay(
     configSource = loaded.source === 'defaults' ? 'built-in defaults' : loaded.source;
   } catch (err) {
     if (err instanceof ConfigError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
+      failure(io, err.message);
       return EXIT_INPUT;
     }
     throw err;
@@ -633,7 +633,7 @@ export async function runReplay(
     jobs = parseJobs(options.jobs);
   } catch (err) {
     if (err instanceof ReplayWindowError || err instanceof ReplayUsageError) {
-      io.stderr.write(`keyguard: ${err.message}\n`);
+      failure(io, err.message);
       return EXIT_INPUT;
     }
     throw err;
@@ -780,7 +780,7 @@ export async function runReplay(
     }
     return collected.problems > 0 ? EXIT_INPUT : EXIT_OK;
   } catch (err) {
-    io.stderr.write(`keyguard: replay failed: ${messageOf(err)}\n`);
+    failure(io, `replay failed: ${messageOf(err)}`);
     return EXIT_FAILURE;
   } finally {
     await store.close();

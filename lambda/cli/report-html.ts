@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { type Bar, LIFETIME_UNKNOWN, MAX_DAYS, type ReportData, type ReportKey } from './report-data';
-import { ACTION_COLORS, barChart, escapeHtml, stackedDayChart } from './report-svg';
+import { ACTION_COLORS, barChart, escapeHtml, escapeMarkup, stackedDayChart } from './report-svg';
+import { mapVisible } from './terminal-text';
 
 /**
  * The HTML of `keyguard report`: one self-contained file. Styles, charts (inline SVG) and the small table
@@ -29,6 +30,7 @@ table.counts td,table.counts th{padding:1px 8px;text-align:left}
 .num{text-align:right}
 .nowrap{white-space:nowrap}
 .bad{color:#a40e26}
+.ctl{font-family:ui-monospace,monospace;color:#a40e26;background:#ffebe9;border-radius:2px;padding:0 1px}
 `;
 
 /**
@@ -68,8 +70,16 @@ function sha256(text: string): string {
   return `'sha256-${createHash('sha256').update(text, 'utf8').digest('base64')}'`;
 }
 
+/**
+ * Element content: escaped, with each control, bidi or invisible character shown as a highlighted escape
+ * (`<span class="ctl">\u202e</span>`), so a value cannot reorder or hide what is around it.
+ */
+function htmlText(value: string): string {
+  return mapVisible(value, escapeMarkup, (e) => `<span class="ctl">${escapeMarkup(e)}</span>`);
+}
+
 function countsTable(caption: string, bars: readonly Bar[]): string {
-  const rows = bars.map((b) => `<tr><th scope="row">${escapeHtml(b.label)}</th><td>${b.value}</td></tr>`);
+  const rows = bars.map((b) => `<tr><th scope="row">${htmlText(b.label)}</th><td>${b.value}</td></tr>`);
   return (
     `<details><summary>${escapeHtml(caption)} as a table</summary><table class="counts">` +
     `<thead><tr><th scope="col">${escapeHtml(caption)}</th><th scope="col">keys</th></tr></thead>` +
@@ -158,7 +168,7 @@ function inventoryTable(keys: readonly ReportKey[]): string {
         const v = c.cell(k);
         const sort = v.sort !== undefined ? ` data-sort="${escapeHtml(v.sort)}"` : '';
         const cls = v.className ? ` class="${v.className}"` : '';
-        return `<td${cls}${sort}>${escapeHtml(v.text)}</td>`;
+        return `<td${cls}${sort}>${htmlText(v.text)}</td>`;
       }).join('');
       return `<tr data-key="${escapeHtml(k.keyId)}">${cells}</tr>`;
     })
@@ -280,7 +290,7 @@ export function renderReportHtml(data: ReportData, meta: ReportMeta): string {
 <body>
 <header>
 <h1>Bedrock API keys</h1>
-<p class="summary">Generated ${escapeHtml(data.generatedAt)} from ${escapeHtml(meta.source)}:
+<p class="summary">Generated ${escapeHtml(data.generatedAt)} from ${htmlText(meta.source)}:
 <span id="count-keys">${data.keys.length}</span> keys on record (<span id="count-live">${live}</span> existing, ${never} never expiring, ${withViolations} with violations),
 <span id="count-decisions">${data.decisions}</span> decisions. No key material is in this report.</p>
 </header>

@@ -1,4 +1,5 @@
 import { ACTIONS, type Bar, type DayBar } from './report-data';
+import { visible } from './terminal-text';
 
 /**
  * Inline SVG charts for `keyguard report`, drawn on the server: no chart library, no script, no font or image
@@ -7,14 +8,23 @@ import { ACTIONS, type Bar, type DayBar } from './report-data';
  * attribute and a tooltip.
  */
 
-/** Escapes text for HTML and SVG content and attribute values. */
-export function escapeHtml(value: string): string {
+/** Escapes markup characters only (`& < > " '`). */
+export function escapeMarkup(value: string): string {
   return value
     .replace(/&/g, '&amp;')
     .replace(/</g, '&lt;')
     .replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;')
     .replace(/'/g, '&#39;');
+}
+
+/**
+ * Escapes text for HTML and SVG content and attribute values. Control, bidi and invisible characters are shown
+ * as escapes (`\n`, `\u202e`, see terminal-text.ts): a bidi override in an owner tag would otherwise reorder
+ * what the page shows, and a name would read as another.
+ */
+export function escapeHtml(value: string): string {
+  return escapeMarkup(visible(value));
 }
 
 export const ACTION_COLORS: Record<(typeof ACTIONS)[number], string> = {

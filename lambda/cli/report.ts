@@ -1,5 +1,4 @@
-import { existsSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
   type AuditDeps,
@@ -15,9 +14,11 @@ import {
   storeOption,
 } from './audit';
 import { type CliIO, EXIT_OK } from './io';
+import { checkOutputTarget, OutputFileError, type OutputFileOptions, writeOutputFile } from './output-file';
 import { DEFAULT_STORE_DIR } from './replay';
 import { buildReportData } from './report-data';
 import { renderReportHtml } from './report-html';
+import { visible } from './terminal-text';
 
 /**
  * `keyguard report --html FILE`: one self-contained HTML page (inventory, lifetime distribution, expiry
@@ -30,6 +31,8 @@ export interface ReportOptions {
   store?: string;
   table?: string;
   keysTable?: string;
+  /** Replace a symbolic link at the --html path by the report (the link's target is never written). */
+  force?: boolean;
 }
 
 export interface ReportDeps extends AuditDeps {
@@ -41,24 +44,12 @@ export function defaultReportDeps(env: NodeJS.ProcessEnv = process.env): ReportD
   return defaultAuditDeps(env);
 }
 
-/**
- * Writes the file beside its final name, then renames it: a reader never sees half a report. The directory
- * must exist (a mistyped path is an error, not a new directory tree) and the path must not be a directory.
- */
-function writeReport(path: string, display: string, html: string): void {
-  if (existsSync(path) && statSync(path).isDirectory()) {
-    throw new AuditUsageError(`--html: ${display} is a directory; name a file`);
-  }
-  const dir = dirname(path);
-  if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-    throw new AuditUsageError(`--html: directory ${dirname(display)} does not exist`);
-  }
-  const temp = `${path}.${process.pid}.tmp`;
+/** A refused output path is bad usage (exit 2), named with the option. */
+function asUsage<T>(fn: () => T): T {
   try {
-    writeFileSync(temp, html, 'utf8');
-    renameSync(temp, path);
+    return fn();
   } catch (err) {
-    rmSync(temp, { force: true });
+    if (err instanceof OutputFileError) throw new AuditUsageError(`--html: ${err.message}`);
     throw err;
   }
 }
@@ -70,19 +61,20 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
     const file = opts.html?.trim();
     if (!file) throw new AuditUsageError('--html <file>: required (the report is an HTML file)');
     const path = resolve(io.cwd, file);
-    if (existsSync(path) && statSync(path).isDirectory()) {
-      throw new AuditUsageError(`--html: ${file} is a directory; name a file`);
-    }
+    const output: OutputFileOptions = { display: file, replaceLink: opts.force === true };
+    // Before reading the whole audit: a path that will be refused is refused first.
+    asUsage(() => checkOutputTarget(path, output));
     source = await openAuditSource(opts, io, deps, true);
     const keys = await source.log.allKnownKeys();
     const decisions = await source.log.findDecisions({});
     const now = (deps.now ?? (() => new Date()))();
     const data = buildReportData(keys, decisions, now);
-    writeReport(path, file, renderReportHtml(data, { source: source.label }));
+    const html = renderReportHtml(data, { source: source.label });
+    asUsage(() => writeOutputFile(path, html, output));
     const withViolations = data.keys.filter((k) => k.status !== 'Deleted' && k.codes.length > 0).length;
     io.stderr.write(
-      `Report: ${file} (${data.keys.length} keys, ${data.liveKeys} existing, ${withViolations} with violations, ` +
-        `${data.decisions} decisions; ${source.label}). Read-only: nothing was changed.\n`,
+      `Report: ${visible(file)} (${data.keys.length} keys, ${data.liveKeys} existing, ${withViolations} with violations, ` +
+        `${data.decisions} decisions; ${visible(source.label)}). Read-only: nothing was changed.\n`,
     );
     return EXIT_OK;
   } catch (err) {
@@ -100,13 +92,19 @@ Both tables are scanned in full (dynamodb:Scan).
 
 The page is one self-contained file: inline SVG charts (lifetime distribution, expiry timeline, keys per owner,
 violations by code, decisions per day by action) and a key table sortable by any column. It loads nothing
-from the network (its Content-Security-Policy forbids it) and holds no key material. The directory of FILE
-must exist; an existing file is replaced.
+from the network (its Content-Security-Policy forbids it) and holds no key material.
+
+Writing FILE: its directory must exist. The page is written to a new temporary file beside it (created
+exclusively, never through a link, random name) and renamed over FILE, so a reader never sees half a report.
+An existing regular file is replaced and keeps its permissions; a new file is private (mode 0600). FILE is
+refused when it is a symbolic link (its target is never written; --force replaces the link itself with a
+regular file), a directory, a FIFO, a device or a socket.
 
 Exit codes:
   0  the report was written (its path and counts on stderr)
   1  unexpected failure
-  2  bad usage (no --html, FILE is a directory), no audit store, no credentials, access denied or another AWS error
+  2  bad usage (no --html; FILE is a directory, a symbolic link without --force, a FIFO or a device; its
+     directory does not exist), no audit store, no credentials, access denied or another AWS error
 
 Examples:
   $ keyguard replay examples/cloudtrail && keyguard report --html report.html
@@ -129,6 +127,7 @@ export function registerReportCommand(
         'violations by code and decisions over time, from the local audit store or the deployed tables.',
     )
     .requiredOption('--html <file>', 'the HTML file to write')
+    .option('--force', 'replace a symbolic link at FILE with the report (the link target is never written)')
     .addOption(storeOption())
     .addOption(decisionsTableOption())
     .addOption(keysTableOption('required with --table'))

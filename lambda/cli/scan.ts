@@ -1,11 +1,13 @@
 import { spawn } from 'node:child_process';
 import type { Dirent } from 'node:fs';
-import { open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { LeakStreamScanner, type StreamFinding } from '../domain/leak-stream';
 import type { LeakKind, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
+import { writeOutputFile } from './output-file';
+import { visible } from './terminal-text';
 
 /** Keys were found (not in the baseline, not allowed inline). */
 export const EXIT_FOUND = 1;
@@ -461,8 +463,9 @@ function where(f: LocatedFinding): string {
   return `${f.commit ? `${f.commit.slice(0, 12)}:` : ''}${f.path}:${f.line}:${f.column}`;
 }
 
+/** One finding line; the path and the facts decoded from the key (its user name) are shown through visible(). */
 export function textLine(f: LocatedFinding): string {
-  return `${where(f)}: ${f.kind} ${describe(f)} ${f.redacted} ${f.fingerprint}`;
+  return visible(`${where(f)}: ${f.kind} ${describe(f)} ${f.redacted} ${f.fingerprint}`);
 }
 
 export function jsonLine(f: LocatedFinding): string {
@@ -577,9 +580,12 @@ export async function runScan(
   if (opts.writeBaseline) {
     try {
       const all = [...new Set([...baseline, ...run.fingerprints])].sort();
-      await writeFile(resolve(io.cwd, opts.writeBaseline), `${JSON.stringify(all, null, 2)}\n`);
+      writeOutputFile(resolve(io.cwd, opts.writeBaseline), `${JSON.stringify(all, null, 2)}\n`, {
+        display: opts.writeBaseline,
+        forceOption: null,
+      });
       io.stderr.write(
-        `keyguard scan: baseline ${opts.writeBaseline} written with ${all.length} fingerprints\n`,
+        `keyguard scan: baseline ${visible(opts.writeBaseline)} written with ${all.length} fingerprints\n`,
       );
     } catch (err) {
       problem(io, opts.writeBaseline, `cannot write baseline: ${reason(err)}`);
