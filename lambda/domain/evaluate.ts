@@ -1,6 +1,7 @@
 import type { Config } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
 import { DAY_MS, HOUR_MS } from './dates';
+import { describeVerification, leakMayDeactivate } from './leak-verification';
 import { parseCadenceDays, reviewDueAt } from './review';
 import {
   type Action,
@@ -54,13 +55,25 @@ export function describeLeak(leak: LeakEvidence): string {
   );
 }
 
-function leakViolations(key: KeySnapshot, leak: LeakEvidence | null | undefined): Violation[] {
+function leakViolations(
+  key: KeySnapshot,
+  leak: LeakEvidence | null | undefined,
+  config: Config,
+): Violation[] {
   if (!leak) return [];
   const which =
     leak.candidates && leak.candidates.length > 1
       ? `a Bedrock API key of user ${key.userName} was found in ${describeLeak(leak)}; it is one of ${leak.candidates.join(', ')} and keyguard cannot tell which, so none was deactivated automatically`
       : `the key was found in ${describeLeak(leak)}`;
-  return [{ code: 'LEAKED', severity: 'critical', detail: which }];
+  // A string Bedrock rejected is not a leak of this key (the leak function records it apart, as forged or dead).
+  const rejected = leak.verification?.result === 'REJECTED';
+  return [
+    {
+      code: 'LEAKED',
+      severity: rejected ? 'medium' : 'critical',
+      detail: `${which}; ${describeVerification(leak, config)}`,
+    },
+  ];
 }
 
 export function isNeverExpiring(expiresAt: string | null): boolean {
@@ -350,7 +363,7 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     });
   }
   found.push(
-    ...leakViolations(key, leakOf(ctx)),
+    ...leakViolations(key, leakOf(ctx), config),
     ...lifetimeViolations(key, config, now),
     ...tagViolations(key, config),
     ...reviewViolations(key, config, history, now),
@@ -364,8 +377,13 @@ function decide(key: KeySnapshot, ctx: EvaluationContext): Outcome {
     // (This is also what our own deactivation's UpdateServiceSpecificCredential event evaluates to.)
     return { violations, waived, action: 'ALLOW', deadline: null, reason: null };
   }
-  // A leak that names several candidate keys must not deactivate a key that may not be the leaked one.
-  const uncertainLeak = (leakOf(ctx)?.candidates?.length ?? 0) > 1;
+  // A leak that names several candidate keys must not deactivate a key that may not be the leaked one; nor may a
+  // string that is not known to be a working key (the alias is public: only the secret proves a leak). Such a
+  // LEAKED is notified once, and a person decides.
+  const leak = leakOf(ctx);
+  const uncertainLeak =
+    (leak?.candidates?.length ?? 0) > 1 ||
+    (!leakMayDeactivate(ctx.leak, config) && !leakMayDeactivate(ctx.history?.leak, config));
   if (violations.some((v) => IMMEDIATE_CODES.includes(v.code) && !(uncertainLeak && v.code === 'LEAKED'))) {
     return { violations, waived, action: 'DEACTIVATE', deadline: null, reason: null };
   }

@@ -47,6 +47,7 @@ function remedy(v: Violation, d: Decision, config: Config): string {
     case 'USER_HAS_OTHER_CREDENTIALS':
       return `Remove them: aws iam list-access-keys --user-name ${u} / aws iam delete-login-profile --user-name ${u}. A Bedrock key user should hold nothing else.`;
     case 'LEAKED':
+      if (d.leak?.verification?.result === 'REJECTED') return rejectedLeakRemedy(d);
       if (d.keyType === 'SHORT_TERM') return shortTermRevocation(d);
       if (d.leak?.candidates && d.leak.candidates.length > 1) {
         return (
@@ -56,6 +57,10 @@ function remedy(v: Violation, d: Decision, config: Config): string {
         );
       }
       return (
+        (d.leak && d.leak.verification?.result !== 'VERIFIED' && !d.applied
+          ? 'keyguard could not verify that the string found is the working key, so it did not deactivate it: check ' +
+            'whether it is (compare it with the key its users have configured, or look for its use in CloudTrail). If it is, '
+          : '') +
         `Treat the key as compromised: ${d.applied ? 'it is deactivated' : `deactivate it (aws iam update-service-specific-credential --user-name ${u} --service-specific-credential-id ${d.keyId} --status Inactive)`}, ` +
         `create a replacement (--credential-age-days ${config.maxAgeDays} at most), rotate it wherever the old key was used, ` +
         `and delete key ${d.keyId} once the replacement is live (aws iam delete-service-specific-credential --user-name ${u} --service-specific-credential-id ${d.keyId}). ` +
@@ -74,6 +79,20 @@ function remedy(v: Violation, d: Decision, config: Config): string {
     default:
       return 'See the decision record for details.';
   }
+}
+
+/**
+ * A key-shaped string Bedrock rejected: nothing to revoke. It is either forged (anyone who can write to the log can
+ * write one: the user name in it is public) or an old key that no longer works, printed by something that prints
+ * keys. Both are worth knowing; neither needs the key replaced.
+ */
+function rejectedLeakRemedy(d: Decision): string {
+  return (
+    `No action is needed on the key: the string found is not a working key (Bedrock rejected it), so nothing was deactivated. ` +
+    `Find out what wrote it: someone may be writing forged keys naming ${d.keyType === 'SHORT_TERM' ? 'this signer' : `user ${d.userName}`} into ` +
+    'logs to get a key switched off, or an application printed an old, inactive key (then stop it printing keys: the next one may be live). ' +
+    'Remove it from the log source.'
+  );
 }
 
 /** The role name of an assumed-role session ARN (`arn:aws:sts::<account>:assumed-role/<role>/<session>`). */

@@ -1,5 +1,6 @@
 import type { Config } from '../shared/config';
 import { DAY_MS, HOUR_MS } from './dates';
+import { leakToRemember } from './leak-verification';
 import {
   type Decision,
   INFORMATIONAL_CODES,
@@ -87,7 +88,8 @@ export function planNotice(d: Decision, history: KeyHistory, config: Config, now
   const staged = stagedNotice(d, history.notice, config, now);
   const expiring = dueExpiryThresholds(d, history, config, now);
   const kind: NoticeKind | null = staged.kind ?? (expiring.length > 0 ? 'expiring' : null);
-  const leak = d.leak ?? history.leak ?? null;
+  // A verified leak stays remembered over a later finding that could not be verified.
+  const leak = leakToRemember(d.leak, history.leak);
   return {
     notice: kind,
     history: {

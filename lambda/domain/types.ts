@@ -87,6 +87,28 @@ export interface LeakLocation {
   column: number;
 }
 
+/**
+ * What a live check of a found key said (see lambda/adapters/bedrock-key-probe.ts):
+ * - `VERIFIED`: Bedrock authenticated the key (as the user its alias names, when the answer names a principal);
+ * - `REJECTED`: Bedrock refused it as a credential: not a working key (forged, or inactive, expired, deleted);
+ * - `UNVERIFIED`: no answer that tells (network error, timeout, throttling, an unexpected response).
+ * The alias a long-term key decodes to is public; only its secret proves a leak, so only VERIFIED may deactivate
+ * (UNVERIFIED only with `leakDetection.deactivateUnverified`).
+ */
+export type LeakVerificationResult = 'VERIFIED' | 'REJECTED' | 'UNVERIFIED';
+
+export interface LeakVerification {
+  result: LeakVerificationResult;
+  /** The call made, e.g. `bedrock:ListFoundationModels us-east-1` (`none` when no call was made). */
+  method: string;
+  /** When the answer came (ISO). */
+  checkedAt: string;
+  /** Why, in words (status, error code, the principal named); never key material. */
+  reason: string;
+  /** The principal Bedrock named in its answer, when it named one. */
+  principal?: string | null;
+}
+
 /** A leaked key as the audit keeps it: fingerprint, redacted form and location, never the key. */
 export interface LeakEvidence {
   fingerprint: string;
@@ -99,6 +121,11 @@ export interface LeakEvidence {
   candidates?: string[];
   /** The principal that signed a leaked short-term key (from CloudTrail), when found. */
   issuer?: string | null;
+  /**
+   * Whether the found string is a working key. Absent on leaks recorded before keys were verified: those count
+   * as UNVERIFIED (never deactivated automatically unless `leakDetection.deactivateUnverified`).
+   */
+  verification?: LeakVerification;
 }
 
 export interface Decision {
@@ -307,5 +334,16 @@ function canonicalLeak(l: LeakEvidence): LeakEvidence {
     },
     ...(l.candidates ? { candidates: [...l.candidates] } : {}),
     ...(l.issuer !== undefined ? { issuer: l.issuer } : {}),
+    ...(l.verification
+      ? {
+          verification: {
+            result: l.verification.result,
+            method: l.verification.method,
+            checkedAt: l.verification.checkedAt,
+            reason: l.verification.reason,
+            ...(l.verification.principal !== undefined ? { principal: l.verification.principal } : {}),
+          },
+        }
+      : {}),
   };
 }

@@ -11,19 +11,41 @@ import { documentClient } from '../adapters/document-client';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { SnsNotifier } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
-import { describeLeak } from '../domain/evaluate';
-import { findLeaks, type LeakFinding, type LongTermFacts, type ShortTermFacts } from '../domain/leaks';
+import { describeLeak, resolveOwner } from '../domain/evaluate';
+import {
+  type KeyCandidate,
+  keyInText,
+  type LeakVerifier,
+  rejectedLeakDecision,
+} from '../domain/leak-verification';
+import {
+  findLeakSpans,
+  type LeakFinding,
+  type LeakSpan,
+  type LongTermFacts,
+  type ShortTermFacts,
+} from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
-import type { Decision, LeakEvidence, LeakLocation } from '../domain/types';
+import type {
+  Decision,
+  LeakEvidence,
+  LeakLocation,
+  LeakVerification,
+  LeakVerificationResult,
+} from '../domain/types';
 import type { UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
+import { fingerprint } from '../shared/redact';
 
 /**
  * The leak function (log quarantine): a CloudWatch Logs subscription batch → every log event scanned with
- * findLeaks() → a leaked long-term key is matched to the governed account's inventory and goes through the same
- * pipeline as a credential event (LEAKED: deactivated in enforce mode, critical notice, audit decision); a leaked
+ * findLeakSpans() → a leaked long-term key is matched to the governed account's inventory, verified (one
+ * read-only call to Bedrock authenticated by the found key: is it a working key?) and goes through the same
+ * pipeline as a credential event (LEAKED: deactivated in enforce mode only when verified, critical notice, audit
+ * decision); a string Bedrock rejects (forged, or a dead key) is recorded and notified, never acted on; a leaked
  * short-term key still within its lifetime is traced to its signer with CloudTrail and reported. Nothing here
- * logs, stores or publishes a log message or a key: only fingerprints, redacted forms and locations.
+ * logs, stores or publishes a log message or a key: only fingerprints, redacted forms and locations; the key is
+ * held in memory for the verification call only.
  * Failures are thrown, so Lambda retries the batch and then sends it to the failure destination.
  */
 
@@ -44,6 +66,11 @@ export interface LeakRuntime {
   sns: SNSClient;
   logger: Logger;
   metrics: Metrics;
+  /**
+   * Whether a found key is a working key (BedrockKeyProbe live). Asked at most once per distinct key per batch,
+   * and only for a key that could be acted on (a key of the governed account, of a user that has keys).
+   */
+  verifier: LeakVerifier;
   /**
    * Last use per key (the usage table), so that UNUSED is evaluated here as the sweep evaluates it.
    * @default none: UNUSED is not evaluated by this function
@@ -77,6 +104,10 @@ export type FindingOutcome =
   | 'notified'
   | 'ambiguous'
   | 'recorded'
+  /** Bedrock rejected the string: not a working key (forged, inactive, expired, deleted); nothing was done. */
+  | 'rejected'
+  /** Not verified (no telling answer): a critical notice, no automatic deactivation. */
+  | 'unverified'
   | 'duplicate'
   | 'expired'
   | 'foreign-account'
@@ -90,6 +121,8 @@ export interface FindingResult {
   outcome: FindingOutcome;
   /** The long-term keys decided on, or the short-term key's access key id. */
   keyIds: string[];
+  /** What the live check said, when the key was checked (or when its decision on record says). */
+  verification?: LeakVerificationResult;
 }
 
 export type LeakResult =
@@ -188,17 +221,99 @@ export function createLeakHandler(rt: LeakRuntime) {
     return { targets: active.length > 1 ? active : keys, certain: false };
   }
 
+  /** A finding already on record under this decision id for one of these keys (a redelivered batch). */
+  async function onRecord(targets: KeyMetadata[], accountId: string, decisionId: string) {
+    for (const meta of targets) {
+      const d = await audit.getDecision(accountId, meta.keyId, decisionId);
+      if (d) return d;
+    }
+    return null;
+  }
+
+  /**
+   * A string Bedrock rejected: recorded and notified (medium) on each key it was matched to, never acted on, and
+   * not remembered on the key (no leak history, no staged notices), so nothing later inherits it.
+   */
+  async function rejected(
+    f: LeakFinding,
+    facts: LongTermFacts,
+    targets: KeyMetadata[],
+    location: LeakLocation,
+    leak: LeakEvidence,
+    decisionId: string,
+  ): Promise<FindingResult> {
+    let duplicate = false;
+    for (const meta of targets) {
+      if (await audit.getDecision(facts.accountId, meta.keyId, decisionId)) {
+        duplicate = true;
+        continue;
+      }
+      const [userTags, known] = await Promise.all([
+        directory.getUserTags(facts.accountId, facts.userName),
+        audit.getKnownKey(facts.accountId, meta.keyId),
+      ]);
+      const decision = rejectedLeakDecision({
+        decisionId,
+        now: now(),
+        accountId: facts.accountId,
+        userName: facts.userName,
+        meta,
+        owner: resolveOwner(
+          { ...meta, accountId: facts.accountId, userTags, creator: known?.creator ?? null },
+          rt.config,
+        ),
+        trigger: { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp },
+        leak,
+        where: describeLeak(leak),
+        config: rt.config,
+        policyVersion: rt.policyVersion,
+      });
+      // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
+      await notifier.notify(decision);
+      const recorded = await audit.recordDecision(decision);
+      duplicate ||= recorded.duplicate;
+      logger.info('found key rejected by Bedrock: not acted on', {
+        kind: f.kind,
+        fingerprint: f.fingerprint,
+        redacted: f.redacted,
+        location,
+        accountId: facts.accountId,
+        userName: facts.userName,
+        keyId: meta.keyId,
+        decisionId,
+        verification: leak.verification,
+      });
+    }
+    return {
+      kind: f.kind,
+      fingerprint: f.fingerprint,
+      redacted: f.redacted,
+      logEventId: location.logEventId,
+      outcome: duplicate ? 'duplicate' : 'rejected',
+      keyIds: targets.map((k) => k.keyId),
+      verification: 'REJECTED',
+    };
+  }
+
   async function longTerm(
     f: LeakFinding,
     facts: LongTermFacts,
     location: LeakLocation,
     evidence: LeakEvidence,
+    verify: () => Promise<LeakVerification>,
   ): Promise<FindingResult> {
     if (facts.accountId !== rt.governedAccountId) return ignored('foreign-account', f, location);
     const keys = await directory.listUserKeys(facts.accountId, facts.userName);
     if (keys.length === 0) return ignored('no-bedrock-keys', f, location);
     const { targets, certain } = targetsFor(keys, facts);
-    const leak: LeakEvidence = certain ? evidence : { ...evidence, candidates: targets.map((k) => k.keyId) };
+    const found: LeakEvidence = certain ? evidence : { ...evidence, candidates: targets.map((k) => k.keyId) };
+    const decisionId = decisionIdFor('leak', location.timestamp, `${location.logEventId}/${f.fingerprint}`);
+    // A redelivered finding is finished with the verification on record: it is not checked again (the key may
+    // be Inactive by now, by keyguard's own deactivation, and would then be rejected).
+    const earlier = await onRecord(targets, facts.accountId, decisionId);
+    const verification = earlier ? (earlier.leak?.verification ?? null) : await verify();
+    const leak: LeakEvidence = verification ? { ...found, verification } : found;
+    if (verification?.result === 'REJECTED') return rejected(f, facts, targets, location, leak, decisionId);
     const decisions: Decision[] = [];
     let duplicate = false;
     for (const meta of targets) {
@@ -209,7 +324,7 @@ export function createLeakHandler(rt: LeakRuntime) {
           userName: facts.userName,
           meta,
           trigger: { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp },
-          decisionId: decisionIdFor('leak', location.timestamp, `${location.logEventId}/${f.fingerprint}`),
+          decisionId,
           record: 'always',
           leak,
         },
@@ -231,6 +346,7 @@ export function createLeakHandler(rt: LeakRuntime) {
         action: step.decision.action,
         applied: step.decision.applied,
         candidates: leak.candidates,
+        verification: step.decision.leak?.verification,
         duplicate: step.duplicate,
         notified: step.notified,
       });
@@ -244,7 +360,10 @@ export function createLeakHandler(rt: LeakRuntime) {
           ? 'deactivated'
           : decisions.some((d) => d.action === 'DEACTIVATE')
             ? 'deactivation-planned'
-            : 'recorded';
+            : verification?.result !== 'VERIFIED'
+              ? 'unverified'
+              : 'recorded';
+    const result = decisions[0]?.leak?.verification?.result ?? verification?.result;
     return {
       kind: f.kind,
       fingerprint: f.fingerprint,
@@ -252,6 +371,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       logEventId: location.logEventId,
       outcome,
       keyIds: decisions.map((d) => d.keyId),
+      ...(result ? { verification: result } : {}),
     };
   }
 
@@ -334,15 +454,69 @@ export function createLeakHandler(rt: LeakRuntime) {
     return result(recorded.duplicate ? 'duplicate' : 'notified');
   }
 
+  /**
+   * Reads the key back from its log line (in memory only, for this call) and asks the verifier. Never throws:
+   * a verifier failure is an UNVERIFIED answer.
+   */
+  async function verifyOnce(
+    text: string,
+    span: LeakSpan,
+    candidate: (key: string) => KeyCandidate,
+  ): Promise<LeakVerification> {
+    const key = keyInText(text, span, fingerprint);
+    let v: LeakVerification;
+    if (key === null) {
+      v = {
+        result: 'UNVERIFIED',
+        method: 'none',
+        checkedAt: now().toISOString(),
+        reason: 'the key could not be read back from its log line for the check',
+        principal: null,
+      };
+    } else {
+      try {
+        v = await rt.verifier.verify(candidate(key));
+      } catch (err) {
+        v = {
+          result: 'UNVERIFIED',
+          method: 'none',
+          checkedAt: now().toISOString(),
+          reason: `the check failed: ${err instanceof Error ? err.name : 'unknown error'}`,
+          principal: null,
+        };
+      }
+    }
+    count('LeakVerifications', ['result', v.result]);
+    logger.info('found key checked', {
+      fingerprint: span.fingerprint,
+      redacted: span.redacted,
+      verification: v,
+    });
+    return v;
+  }
+
   async function scan(data: LogsData): Promise<LeakResult> {
     if (data.messageType === 'CONTROL_MESSAGE') {
       logger.info('control message ignored', { logGroup: data.logGroup });
       return { status: 'ignored', reason: 'control-message' };
     }
     const findings: FindingResult[] = [];
+    // One verification per distinct key per batch, however often the key is repeated.
+    const verifications = new Map<string, Promise<LeakVerification>>();
+    const verifierFor =
+      (text: string, span: LeakSpan, candidate: (key: string) => KeyCandidate) =>
+      (): Promise<LeakVerification> => {
+        let answer = verifications.get(span.fingerprint);
+        if (!answer) {
+          answer = verifyOnce(text, span, candidate);
+          verifications.set(span.fingerprint, answer);
+        }
+        return answer;
+      };
     for (const e of data.logEvents) {
       const timestamp = new Date(e.timestamp).toISOString();
-      for (const f of findLeaks(e.message, { now: now() })) {
+      for (const span of findLeakSpans(e.message, { now: now() })) {
+        const { index: _index, end: _end, ...f } = span;
         count('LeaksFound', ['kind', f.kind]);
         const location: LeakLocation = {
           logGroup: data.logGroup,
@@ -353,9 +527,18 @@ export function createLeakHandler(rt: LeakRuntime) {
           column: f.column,
         };
         const evidence: LeakEvidence = { fingerprint: f.fingerprint, redacted: f.redacted, location };
-        if (f.kind === 'LONG_TERM' && f.longTerm)
-          findings.push(await longTerm(f, f.longTerm, location, evidence));
-        else if (f.kind === 'SHORT_TERM' && f.shortTerm) {
+        const longFacts = f.longTerm;
+        if (f.kind === 'LONG_TERM' && longFacts) {
+          const candidate = (key: string): KeyCandidate => ({
+            kind: 'LONG_TERM',
+            key,
+            accountId: longFacts.accountId,
+            userName: longFacts.userName,
+          });
+          findings.push(
+            await longTerm(f, longFacts, location, evidence, verifierFor(e.message, span, candidate)),
+          );
+        } else if (f.kind === 'SHORT_TERM' && f.shortTerm) {
           findings.push(await shortTerm(f, f.shortTerm, location, evidence));
         }
       }

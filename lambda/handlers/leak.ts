@@ -1,6 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import { BedrockKeyProbe } from '../adapters/bedrock-key-probe';
 import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
 import { usageStoreFromEnv } from '../adapters/usage-store';
@@ -40,5 +41,8 @@ export const handler = createLeakHandler({
   sns: snsClient(),
   logger: new Logger(),
   metrics: new Metrics(),
+  // Long-term keys are checked against Bedrock in the function's own region (Lambda sets AWS_REGION); the call
+  // is authenticated by the found key alone and needs no permission of the function's role.
+  verifier: new BedrockKeyProbe({ region: requireEnv(env, 'AWS_REGION') }),
   ...(usage ? { usage } : {}),
 });

@@ -143,8 +143,14 @@ export const ConfigSchema = z.strictObject({
     .strictObject({
       /** Log group names (not ARNs), each given a subscription filter feeding the leak function. */
       logGroups: z.array(logGroupName).max(50).default([]),
+      /**
+       * A found long-term key is deactivated (enforce mode) only when Bedrock confirms it is a working key. When
+       * the check cannot tell (network error, timeout, throttling), the owner gets a critical notice and the key
+       * stays active, unless this is true. A key Bedrock rejects (forged, inactive) is never deactivated.
+       */
+      deactivateUnverified: z.boolean().default(false),
     })
-    .default({ logGroups: [] }),
+    .default({ logGroups: [], deactivateUnverified: false }),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -325,8 +331,13 @@ export function policyVersion(config: Config): string {
     guardrails: _preventive,
     ...policy
   } = config;
+  // Whether an unverified leak deactivates does change decisions. It is hashed only when set, so the versions of
+  // policies that leave it at its default (false) stay what they were before the setting existed.
+  const hashed = config.leakDetection.deactivateUnverified
+    ? { ...policy, leakDeactivateUnverified: true }
+    : policy;
   const digest = createHash('sha256')
-    .update(JSON.stringify(canonical(policy)))
+    .update(JSON.stringify(canonical(hashed)))
     .digest('hex');
   return `p-${digest.slice(0, 12)}`;
 }

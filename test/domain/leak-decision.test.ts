@@ -1,4 +1,11 @@
 import { type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
+import {
+  keyInText,
+  leakMayDeactivate,
+  leakToRemember,
+  rejectedLeakDecision,
+} from '../../lambda/domain/leak-verification';
+import { findLeakSpans } from '../../lambda/domain/leaks';
 import { buildNotice } from '../../lambda/domain/notice';
 import { planNotice } from '../../lambda/domain/staging';
 import {
@@ -7,13 +14,28 @@ import {
   EMPTY_HISTORY,
   type KeySnapshot,
   type LeakEvidence,
+  type LeakVerification,
 } from '../../lambda/domain/types';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { fingerprint } from '../../lambda/shared/redact';
+import { fakeLongTermKey } from '../support/secrets';
 
 const NOW = new Date('2026-11-20T10:00:00.000Z');
 const CONFIG = parseConfig({ mode: 'enforce' });
 
+function verification(result: LeakVerification['result']): LeakVerification {
+  return {
+    result,
+    method: 'bedrock:ListFoundationModels us-east-1',
+    checkedAt: '2026-11-20T09:59:58.000Z',
+    reason: `HTTP answer meaning ${result}`,
+    principal: null,
+  };
+}
+
+/** A leak Bedrock confirmed: the only kind that deactivates by default. */
 const LEAK: LeakEvidence = {
+  verification: verification('VERIFIED'),
   fingerprint: 'sha256:0123456789abcdef',
   redacted: 'ABSK…wxyz',
   location: {
@@ -79,7 +101,9 @@ describe('evaluate: LEAKED', () => {
         severity: 'critical',
         detail:
           'the key was found in log group /aws/lambda/chatbot, stream 2026/11/20/[$LATEST]abc, event 3784121057 at ' +
-          '2026-11-20T09:40:00.000Z (line 2, column 17); key ABSK…wxyz, fingerprint sha256:0123456789abcdef',
+          '2026-11-20T09:40:00.000Z (line 2, column 17); key ABSK…wxyz, fingerprint sha256:0123456789abcdef; ' +
+          'verified: Bedrock accepted it as a working key (bedrock:ListFoundationModels us-east-1 at ' +
+          '2026-11-20T09:59:58.000Z: HTTP answer meaning VERIFIED)',
       },
     ]);
     expect(d.leak).toEqual(LEAK);
@@ -124,6 +148,14 @@ describe('canonicalDecision and notices carry the leak', () => {
       'location',
       'candidates',
       'issuer',
+      'verification',
+    ]);
+    expect(Object.keys(c.leak?.verification ?? {})).toEqual([
+      'result',
+      'method',
+      'checkedAt',
+      'reason',
+      'principal',
     ]);
     expect(JSON.stringify(c)).not.toContain('secret');
   });
@@ -177,5 +209,154 @@ describe('a leak is remembered', () => {
     expect(plan.notice).toBe('first');
     expect(sweep.action).toBe('NOTIFY');
     expect(planNotice(sweep, plan.history, CONFIG, muchLater).notice).toBeNull();
+  });
+});
+
+describe('evaluate: only a verified leak deactivates', () => {
+  it('UNVERIFIED: LEAKED stays critical, the key is notified once and never deactivated, not even after a deadline', () => {
+    // Prepare
+    const leak = { ...LEAK, verification: verification('UNVERIFIED') };
+    // Act
+    const first = evaluate(key(), ctx({ leak }));
+    const plan = planNotice(first, EMPTY_HISTORY, CONFIG, NOW);
+    const muchLater = new Date(NOW.getTime() + 30 * 86_400_000);
+    const sweep = evaluate(key(), ctx({ now: muchLater, leak: null, history: plan.history }));
+    // Assess
+    expect(first.action).toBe('NOTIFY');
+    expect(first.deadline).toBeNull();
+    expect(first.violations[0]).toMatchObject({ code: 'LEAKED', severity: 'critical' });
+    expect(first.violations[0]?.detail).toContain('could not be verified');
+    expect(plan.notice).toBe('first');
+    expect(sweep.action).toBe('NOTIFY');
+    expect(planNotice(sweep, plan.history, CONFIG, muchLater).notice).toBeNull();
+  });
+
+  it('UNVERIFIED with leakDetection.deactivateUnverified: deactivated, the detail saying it was not verified', () => {
+    const config = parseConfig({ mode: 'enforce', leakDetection: { deactivateUnverified: true } });
+
+    const d = evaluate(key(), ctx({ config, leak: { ...LEAK, verification: verification('UNVERIFIED') } }));
+
+    expect(d.action).toBe('DEACTIVATE');
+    expect(d.violations[0]?.detail).toContain('could not be verified');
+    expect(d.violations[0]?.detail).toContain('leakDetection.deactivateUnverified is true');
+  });
+
+  it('a leak recorded before verification existed counts as unverified', () => {
+    const { verification: _none, ...legacy } = LEAK;
+
+    expect(evaluate(key(), ctx({ leak: legacy })).action).toBe('NOTIFY');
+    expect(evaluate(key(), ctx({ leak: null, history: { ...EMPTY_HISTORY, leak: legacy } })).action).toBe(
+      'NOTIFY',
+    );
+  });
+
+  it('REJECTED never deactivates, whatever the config', () => {
+    const config = parseConfig({ mode: 'enforce', leakDetection: { deactivateUnverified: true } });
+    const leak = { ...LEAK, verification: verification('REJECTED') };
+
+    const d = evaluate(key(), ctx({ config, leak }));
+
+    expect(d.action).toBe('NOTIFY');
+    expect(d.violations[0]).toMatchObject({ code: 'LEAKED', severity: 'medium' });
+    expect(leakMayDeactivate(leak, config)).toBe(false);
+  });
+
+  it('a later unverified finding does not undo a verified leak remembered on the key', () => {
+    // Prepare: audit mode, a verified leak is on record
+    const audit = parseConfig({ mode: 'audit' });
+    const plan = planNotice(evaluate(key(), ctx({ config: audit })), EMPTY_HISTORY, audit, NOW);
+    const unverified = {
+      ...LEAK,
+      fingerprint: 'sha256:fedcba9876543210',
+      verification: verification('UNVERIFIED'),
+    };
+    // Act
+    const d = evaluate(key(), ctx({ config: audit, leak: unverified, history: plan.history }));
+    const next = planNotice(d, plan.history, audit, NOW);
+    // Assess
+    expect(d.action).toBe('DEACTIVATE');
+    expect(next.history.leak).toEqual(LEAK);
+    expect(leakToRemember(unverified, LEAK)).toBe(LEAK);
+    expect(leakToRemember(LEAK, unverified)).toBe(LEAK);
+  });
+});
+
+describe('rejectedLeakDecision', () => {
+  it('is a medium NOTIFY about this finding only, saying forged or inactive, with the verification on record', () => {
+    const leak = { ...LEAK, verification: verification('REJECTED') };
+
+    const d = rejectedLeakDecision({
+      decisionId: 'd-rejected',
+      now: NOW,
+      accountId: '111122223333',
+      userName: 'svc-chatbot',
+      meta: {
+        keyId: 'ACCAEXAMPLELEAKED0001',
+        userName: 'svc-chatbot',
+        status: 'Active',
+        createdAt: '2026-11-01T00:00:00.000Z',
+        expiresAt: null,
+      },
+      owner: { value: 'alice@example.com', source: 'tag' },
+      trigger: { kind: 'leak', eventId: '3784121057', eventTime: LEAK.location.timestamp },
+      leak,
+      where: 'log group /aws/lambda/chatbot',
+      config: CONFIG,
+      policyVersion: policyVersion(CONFIG),
+    });
+
+    expect(d).toMatchObject({
+      action: 'NOTIFY',
+      applied: false,
+      status: 'Active',
+      neverExpires: true,
+      notice: 'first',
+      deadline: null,
+      leak: { verification: { result: 'REJECTED' } },
+    });
+    expect(d.violations).toHaveLength(1);
+    expect(d.violations[0]).toMatchObject({ code: 'LEAKED', severity: 'medium' });
+    expect(d.violations[0]?.detail).toContain('Bedrock rejected it');
+    expect(d.violations[0]?.detail).toContain('forged');
+    expect(d.violations[0]?.detail).toContain('nothing was deactivated');
+    const n = buildNotice(d, CONFIG);
+    expect(n.attributes.severity).toBe('medium');
+    expect(n.body).toContain('No action is needed on the key');
+    expect(n.body).not.toContain('Treat the key as compromised');
+  });
+
+  it('an unverified leak notice asks a person to check before deactivating', () => {
+    const d = evaluate(key(), ctx({ leak: { ...LEAK, verification: verification('UNVERIFIED') } }));
+
+    const n = buildNotice({ ...d, notice: 'first' }, CONFIG);
+
+    expect(n.attributes.severity).toBe('critical');
+    expect(n.body).toContain('could not verify that the string found is the working key');
+  });
+});
+
+describe('keyInText', () => {
+  const KEY = fakeLongTermKey('key-in-text');
+
+  it.each([
+    ['plain', KEY],
+    ['JSON-escaped', KEY.replace(/\//g, '\\/').replace(/\+/g, '\\u002B').replace(/=/g, '\\u003d')],
+    ['URL-encoded', KEY.replace(/\//g, '%2F').replace(/\+/g, '%2b').replace(/=/g, '%3D')],
+    ['doubly JSON-escaped', KEY.replace(/\//g, '\\\\\\/')],
+    ['wrapped by a JSON line break', `${KEY.slice(0, 60)}\\n${KEY.slice(60)}`],
+  ])('gives back the key found in %s text, checked by its fingerprint', (_label, written) => {
+    const text = `{"level":"debug","msg":"key ${written} used"}`;
+    const [span] = findLeakSpans(text, { now: NOW });
+    if (!span) throw new Error('the key was not found');
+
+    expect(keyInText(text, span, fingerprint)).toBe(KEY);
+  });
+
+  it('gives nothing when the text does not give back the key found', () => {
+    const text = `key ${KEY}`;
+    const [span] = findLeakSpans(text, { now: NOW });
+    if (!span) throw new Error('the key was not found');
+
+    expect(keyInText(text, { ...span, fingerprint: 'sha256:0000000000000000' }, fingerprint)).toBeNull();
   });
 });

@@ -12,7 +12,8 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
-import type { Decision } from '../../lambda/domain/types';
+import type { KeyCandidate, LeakVerifier } from '../../lambda/domain/leak-verification';
+import type { Decision, LeakVerification, LeakVerificationResult } from '../../lambda/domain/types';
 import {
   createLeakHandler,
   InvalidLogEventError,
@@ -58,6 +59,25 @@ let db: EmbeddedDynamo;
 let out: Capture;
 let table = 0;
 
+/** The verifier the handler is given: answers `answer` (or throws `failure`) and records what it was asked. */
+class FakeVerifier implements LeakVerifier {
+  asked: KeyCandidate[] = [];
+  answer: LeakVerificationResult = 'VERIFIED';
+  failure: Error | null = null;
+  async verify(candidate: KeyCandidate): Promise<LeakVerification> {
+    this.asked.push(candidate);
+    if (this.failure) throw this.failure;
+    return {
+      result: this.answer,
+      method: 'bedrock:ListFoundationModels us-east-1',
+      checkedAt: NOW.toISOString(),
+      reason: `test says ${this.answer}`,
+      principal: null,
+    };
+  }
+}
+let verifier: FakeVerifier;
+
 beforeAll(async () => {
   db = await startTestDynamo();
 });
@@ -65,7 +85,11 @@ afterAll(async () => {
   await db.close();
 });
 
-async function freshRuntime(mode: 'audit' | 'enforce', now = NOW): Promise<LeakRuntime> {
+async function freshRuntime(
+  mode: 'audit' | 'enforce',
+  now = NOW,
+  leakDetection: Record<string, unknown> = {},
+): Promise<LeakRuntime> {
   table += 1;
   const names = {
     decisionsTable: `${TABLES.decisionsTable}-leak-${table}`,
@@ -77,7 +101,7 @@ async function freshRuntime(mode: 'audit' | 'enforce', now = NOW): Promise<LeakR
   const config = parseConfig({
     mode,
     fallbackOwner: 'security@example.com',
-    leakDetection: { logGroups: [LOG_GROUP] },
+    leakDetection: { logGroups: [LOG_GROUP], ...leakDetection },
   });
   return {
     config,
@@ -93,6 +117,7 @@ async function freshRuntime(mode: 'audit' | 'enforce', now = NOW): Promise<LeakR
     sns: new SNSClient({ region: 'us-east-1' }),
     logger: new Logger({ serviceName: 'keyguard-leak' }),
     metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-leak' }),
+    verifier,
     now: () => now,
   };
 }
@@ -175,6 +200,7 @@ beforeEach(() => {
   });
   iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
   cloudtrail.on(LookupEventsCommand).resolves({ Events: [] });
+  verifier = new FakeVerifier();
   out = captureOutput();
 });
 afterEach(() => out.restore());
@@ -403,6 +429,181 @@ describe('leak handler: long-term keys', () => {
   });
 });
 
+describe('leak handler: only a verified leak deactivates', () => {
+  function oneKey(): void {
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+  }
+
+  it('asks the verifier about the exact key found, once, with the user and account it names', async () => {
+    // Prepare: the key JSON-escaped in one line and plain in another (same key, same fingerprint)
+    const rt = await freshRuntime('enforce');
+    oneKey();
+    const escaped = LONG.replace(/\//g, '\\/').replace(/\+/g, '\\u002B');
+
+    // Act
+    await createLeakHandler(rt)(
+      subscriptionEvent([
+        { id: LINE_ID, message: `{"msg":"config","key":"${escaped}"}` },
+        { id: `${LINE_ID}1`, message: `key=${LONG}` },
+      ]),
+    );
+
+    // Assess
+    expect(verifier.asked).toEqual([{ kind: 'LONG_TERM', key: LONG, accountId: ACCOUNT, userName: USER }]);
+  });
+
+  it('does not ask about keys it would not act on (another account, a user without keys)', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [] });
+
+    // Act
+    await createLeakHandler(rt)(
+      subscriptionEvent([
+        { id: LINE_ID, message: FOREIGN },
+        { id: `${LINE_ID}1`, message: LONG },
+      ]),
+    );
+
+    // Assess
+    expect(verifier.asked).toEqual([]);
+  });
+
+  it('REJECTED: no IAM change, a medium NOTIFY decision saying forged or inactive, no leak remembered', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    oneKey();
+    verifier.answer = 'REJECTED';
+
+    // Act
+    const result = await createLeakHandler(rt)(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({
+      findings: [{ outcome: 'rejected', verification: 'REJECTED', keyIds: [KEY_A] }],
+    });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    const [d, ...more] = await decisionsOf(rt, KEY_A);
+    expect(more).toEqual([]);
+    expect(d).toMatchObject({
+      action: 'NOTIFY',
+      applied: false,
+      notice: 'first',
+      owner: { value: 'team-chat@example.com', source: 'tag' },
+      leak: {
+        fingerprint: fingerprint(LONG),
+        verification: { result: 'REJECTED', reason: 'test says REJECTED' },
+      },
+    });
+    expect(d?.violations).toEqual([expect.objectContaining({ code: 'LEAKED', severity: 'medium' })]);
+    expect(d?.violations[0]?.detail).toContain('forged');
+    const [notice, ...others] = publishedMessages();
+    expect(others).toEqual([]);
+    expect(notice?.severity).toBe('medium');
+    expect(notice?.subject).toContain('needs attention');
+    expect(notice?.message).toContain('No action is needed on the key');
+    expect(JSON.stringify(await scanAll(db, rt.keysTable))).not.toContain('"leak"');
+  });
+
+  it('UNVERIFIED (the verifier fails): a critical notice, no deactivation, the decision says unverified', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    oneKey();
+    verifier.failure = Object.assign(new Error(`socket hang up ${LONG}`), { name: 'FetchError' });
+
+    // Act
+    const result = await createLeakHandler(rt)(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'unverified', verification: 'UNVERIFIED' }] });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    const [d] = await decisionsOf(rt, KEY_A);
+    expect(d).toMatchObject({
+      action: 'NOTIFY',
+      applied: false,
+      deadline: null,
+      leak: { verification: { result: 'UNVERIFIED', reason: 'the check failed: FetchError' } },
+    });
+    const leaked = d?.violations.find((v) => v.code === 'LEAKED');
+    expect(leaked?.severity).toBe('critical');
+    expect(leaked?.detail).toContain('could not be verified');
+    expect(leaked?.detail).toContain('leakDetection.deactivateUnverified is false');
+    const [notice] = publishedMessages();
+    expect(notice?.severity).toBe('critical');
+    expect(leakedFragments(out.text(), [LONG])).toEqual([]);
+  });
+
+  it('UNVERIFIED with leakDetection.deactivateUnverified: deactivated, and the decision says it was unverified', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce', NOW, { deactivateUnverified: true });
+    oneKey();
+    verifier.answer = 'UNVERIFIED';
+
+    // Act
+    const result = await createLeakHandler(rt)(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'deactivated', verification: 'UNVERIFIED' }] });
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      ServiceSpecificCredentialId: KEY_A,
+      Status: 'Inactive',
+    });
+    const [d] = await decisionsOf(rt, KEY_A);
+    expect(d).toMatchObject({
+      action: 'DEACTIVATE',
+      applied: true,
+      leak: { verification: { result: 'UNVERIFIED' } },
+    });
+    expect(d?.violations.find((v) => v.code === 'LEAKED')?.detail).toContain(
+      'leakDetection.deactivateUnverified is true',
+    );
+  });
+
+  it('a redelivered batch is finished with the verification on record, without a second check', async () => {
+    // Prepare: the first delivery deactivated the key; IAM now shows it Inactive (a new check would be rejected)
+    const rt = await freshRuntime('enforce');
+    oneKey();
+    const handler = createLeakHandler(rt);
+    const event = subscriptionEvent([{ id: LINE_ID, message: LONG }]);
+    await handler(event);
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Inactive')] });
+    verifier.answer = 'REJECTED';
+
+    // Act
+    const again = await handler(event);
+
+    // Assess
+    expect(again).toMatchObject({ findings: [{ outcome: 'duplicate', verification: 'VERIFIED' }] });
+    expect(verifier.asked).toHaveLength(1);
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
+  });
+
+  it('a redelivered REJECTED finding is not recorded or notified again', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    oneKey();
+    verifier.answer = 'REJECTED';
+    const handler = createLeakHandler(rt);
+    const event = subscriptionEvent([{ id: LINE_ID, message: LONG }]);
+    await handler(event);
+
+    // Act
+    const again = await handler(event);
+
+    // Assess
+    expect(again).toMatchObject({ findings: [{ outcome: 'duplicate', verification: 'REJECTED' }] });
+    expect(verifier.asked).toHaveLength(1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
+  });
+});
+
 describe('leak handler: short-term keys', () => {
   it('traces a live key to its signer with LookupEvents and says how to revoke the role sessions', async () => {
     // Prepare
@@ -588,7 +789,10 @@ describe('leak handler: batches', () => {
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
     expect(cloudtrail).toHaveReceivedCommandTimes(LookupEventsCommand, 1);
-    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(2);
+    // Two decisions, each with its chain link (lambda/domain/audit-chain.ts).
+    const items = await scanAll(db, rt.decisionsTable);
+    expect(items.filter((i) => !String(i.pk).startsWith('chain#'))).toHaveLength(2);
+    expect(items.filter((i) => String(i.pk).startsWith('chain#'))).toHaveLength(2);
   });
 
   it('rejects a payload that is not a subscription event, naming only paths', async () => {

@@ -46,7 +46,7 @@ describe('parseConfig: defaults', () => {
       fallbackOwner: null,
       allowLongTermKeys: true,
       notifications: { subscriptions: [] },
-      leakDetection: { logGroups: [] },
+      leakDetection: { logGroups: [], deactivateUnverified: false },
       maxIdleDays: 90,
       usage: { regions: [] },
       guardrails: {
@@ -86,7 +86,7 @@ describe('parseConfig: defaults', () => {
           { email: 'ml-team@example.com', owners: ['ml-team@example.com', 'bob@example.com'] },
         ],
       },
-      leakDetection: { logGroups: ['/aws/lambda/chatbot', 'app/ci#build-logs'] },
+      leakDetection: { logGroups: ['/aws/lambda/chatbot', 'app/ci#build-logs'], deactivateUnverified: true },
       maxIdleDays: 30,
       usage: { regions: ['us-east-1', 'eu-central-1', 'ap-southeast-4'] },
       guardrails: {
@@ -489,7 +489,7 @@ describe('leakDetection (log quarantine)', () => {
   it('scans no log group by default', () => {
     const config = parseConfig({});
 
-    expect(config.leakDetection).toEqual({ logGroups: [] });
+    expect(config.leakDetection).toEqual({ logGroups: [], deactivateUnverified: false });
     expect(parseConfig({ leakDetection: {} }).leakDetection.logGroups).toEqual([]);
   });
 
@@ -524,6 +524,41 @@ describe('leakDetection (log quarantine)', () => {
     expect(policyVersion(parseConfig({ leakDetection: { logGroups: ['/aws/lambda/x'] } }))).toBe(
       policyVersion(parseConfig({})),
     );
+  });
+
+  it('never deactivates an unverified leak by default', () => {
+    expect(parseConfig({}).leakDetection.deactivateUnverified).toBe(false);
+    expect(parseConfig({ leakDetection: { deactivateUnverified: true } }).leakDetection).toEqual({
+      logGroups: [],
+      deactivateUnverified: true,
+    });
+  });
+
+  it.each([
+    ['a string', 'yes'],
+    ['a number', 1],
+    ['null', null],
+  ])('rejects deactivateUnverified given as %s, naming the file, the key and the value', (_label, value) => {
+    const message = configErrorFor({ leakDetection: { deactivateUnverified: value } });
+
+    expect(message).toContain(
+      `${SOURCE}: leakDetection.deactivateUnverified: got ${JSON.stringify(value)}; allowed: a boolean`,
+    );
+  });
+
+  it('lists deactivateUnverified among the keys allowed under leakDetection', () => {
+    const message = configErrorFor({ leakDetection: { deactivateUnverfied: true } });
+
+    expect(message).toContain(
+      'leakDetection: unknown key(s) "deactivateUnverfied"; allowed: logGroups, deactivateUnverified',
+    );
+  });
+
+  it('changes the policy version when unverified leaks deactivate, and only then', () => {
+    const base = policyVersion(parseConfig({}));
+
+    expect(policyVersion(parseConfig({ leakDetection: { deactivateUnverified: false } }))).toBe(base);
+    expect(policyVersion(parseConfig({ leakDetection: { deactivateUnverified: true } }))).not.toBe(base);
   });
 });
 

@@ -1,0 +1,156 @@
+import type { Config } from '../shared/config';
+import { isNeverExpiring } from './evaluate';
+import type { KeyMetadata } from './pipeline';
+import type { Decision, LeakEvidence, LeakVerification, Owner, Trigger } from './types';
+
+/**
+ * Whether a found key is a working key, and what that allows. The alias a long-term key decodes to
+ * (`<user>-at-<account>`) is public information: anyone who can write text into a subscribed log can forge
+ * `ABSK` + base64("<real user>-at-<account>:<anything>"). Only the secret proves a leak, and only Bedrock can
+ * check the secret, so the leak function asks it (a `LeakVerifier`, see adapters/bedrock-key-probe.ts) and:
+ * - VERIFIED: the leak is acted on as before (LEAKED, critical, deactivated in enforce mode);
+ * - REJECTED: nothing is deactivated; the finding is recorded and its owner told, as a forged or dead key
+ *   (medium: someone wrote a key-shaped string naming this user, or an old key was printed);
+ * - UNVERIFIED: LEAKED, critical, but not deactivated automatically unless `leakDetection.deactivateUnverified`.
+ * Pure: no I/O.
+ */
+
+/** A found key, held in memory only for the one verification call; never logged, stored or returned. */
+export type KeyCandidate =
+  | { kind: 'LONG_TERM'; key: string; accountId: string; userName: string }
+  | { kind: 'SHORT_TERM'; key: string; region: string };
+
+/** The port the leak function verifies keys through. It never throws: a failure is an UNVERIFIED answer. */
+export interface LeakVerifier {
+  verify(candidate: KeyCandidate): Promise<LeakVerification>;
+}
+
+/**
+ * Whether this leak may deactivate a key: a verified one, or an unverified one (including a leak recorded before
+ * keys were verified) when the policy opts in. A rejected one never.
+ */
+export function leakMayDeactivate(leak: LeakEvidence | null | undefined, config: Config): boolean {
+  if (!leak) return false;
+  const result = leak.verification?.result ?? 'UNVERIFIED';
+  if (result === 'VERIFIED') return true;
+  if (result === 'REJECTED') return false;
+  return config.leakDetection.deactivateUnverified;
+}
+
+/** The leak to remember on the key: a verified one is not replaced by a later finding that is not. */
+export function leakToRemember(
+  found: LeakEvidence | null | undefined,
+  remembered: LeakEvidence | null | undefined,
+): LeakEvidence | null {
+  if (!found) return remembered ?? null;
+  if (remembered?.verification?.result === 'VERIFIED' && found.verification?.result !== 'VERIFIED') {
+    return remembered;
+  }
+  return found;
+}
+
+/** One sentence on the verification, for violation details and notices. */
+export function describeVerification(leak: LeakEvidence, config: Config): string {
+  const v = leak.verification;
+  if (!v) {
+    return (
+      'it was found before keyguard verified keys, so whether it is a working key is not known' +
+      (config.leakDetection.deactivateUnverified
+        ? ''
+        : ': it is not deactivated automatically (leakDetection.deactivateUnverified is false)')
+    );
+  }
+  const how = `${v.method} at ${v.checkedAt}: ${v.reason}`;
+  switch (v.result) {
+    case 'VERIFIED':
+      return `verified: Bedrock accepted it as a working key (${how})`;
+    case 'REJECTED':
+      return `Bedrock rejected it: it is not a working key (${how})`;
+    default:
+      return config.leakDetection.deactivateUnverified
+        ? `it could not be verified (${how}); leakDetection.deactivateUnverified is true, so it is treated as leaked`
+        : `it could not be verified (${how}), so it was not deactivated automatically ` +
+            '(leakDetection.deactivateUnverified is false): check whether it is the real key and deactivate it if so';
+  }
+}
+
+export interface RejectedLeakInput {
+  decisionId: string;
+  now: Date;
+  accountId: string;
+  userName: string;
+  /** The key the string named (one of the user's keys, as the finding was matched). */
+  meta: KeyMetadata;
+  owner: Owner;
+  trigger: Trigger;
+  leak: LeakEvidence;
+  /** Where the leak was found, in words (evaluate's describeLeak). */
+  where: string;
+  config: Config;
+  policyVersion: string;
+}
+
+/**
+ * The decision on a found string that Bedrock rejected: NOTIFY, never an action, about this finding only (the
+ * key's other violations are the sweep's business), and nothing remembered on the key, so a later evaluation
+ * does not inherit a leak that was not one.
+ */
+export function rejectedLeakDecision(i: RejectedLeakInput): Decision {
+  const candidates =
+    i.leak.candidates && i.leak.candidates.length > 1 ? ` (one of ${i.leak.candidates.join(', ')})` : '';
+  return {
+    decisionId: i.decisionId,
+    decidedAt: i.now.toISOString(),
+    keyId: i.meta.keyId,
+    userName: i.userName,
+    accountId: i.accountId,
+    keyType: 'LONG_TERM',
+    status: i.meta.status,
+    trigger: i.trigger,
+    createdAt: i.meta.createdAt,
+    expiresAt: i.meta.expiresAt,
+    neverExpires: isNeverExpiring(i.meta.expiresAt),
+    owner: i.owner,
+    violations: [
+      {
+        code: 'LEAKED',
+        severity: 'medium',
+        detail:
+          `a string shaped as a Bedrock API key of user ${i.userName}${candidates} was found in ${i.where}; ` +
+          `${describeVerification(i.leak, i.config)}. It is forged (the user name is public), or a key that is ` +
+          'inactive, expired or deleted; nothing was deactivated',
+      },
+    ],
+    action: 'NOTIFY',
+    applied: false,
+    mode: i.config.mode,
+    deadline: null,
+    policyVersion: i.policyVersion,
+    notice: 'first',
+    leak: i.leak,
+  };
+}
+
+/** One escape a key picks up in transit (leaks.ts reads the same): JSON `\/`, `\u002B`…, URL `%2B`…, `\n`. */
+const KEY_ESCAPE = /\\+(?:u00(?:2[bBfF]|3[dD])|\/|[nr])|%(?:2[bBfF]|3[dD])/g;
+
+function unescapeOne(m: string): string {
+  const tail = m.replace(/^\\+/, '').toLowerCase();
+  if (tail === 'n' || tail === 'r') return '';
+  if (tail === '/' || tail === 'u002f' || tail === '%2f') return '/';
+  if (tail === 'u002b' || tail === '%2b') return '+';
+  return '=';
+}
+
+/**
+ * The key a finding spans in `text` (`[index, end)`), unescaped, for the one verification call, or null when it
+ * does not give back exactly the key that was found (its fingerprint is the check): then nothing is verified.
+ */
+export function keyInText(
+  text: string,
+  span: { index: number; end: number; fingerprint: string },
+  fingerprintOf: (key: string) => string,
+): string | null {
+  const key = text.slice(span.index, span.end).replace(KEY_ESCAPE, unescapeOne);
+  return fingerprintOf(key) === span.fingerprint ? key : null;
+}
