@@ -6,6 +6,7 @@ import {
   QueryCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
+import { type ChainLink, nextLink, type StoredDecisionItem } from '../domain/audit-chain';
 import { UNOWNED } from '../domain/notice';
 import type { AuditLog, KnownKey } from '../domain/pipeline';
 import { type Action, canonicalDecision, type Decision, type ViolationCode } from '../domain/types';
@@ -16,7 +17,13 @@ import { type Action, canonicalDecision, type Decision, type ViolationCode } fro
  *
  * decisions: pk = "<accountId>#<keyId>", sk = decisionId (time-prefixed, so a key's decisions sort
  *   chronologically); GSI byOwner: ownerKey (owner or "unowned") + decidedAt.
+ *   Chain links (domain/audit-chain.ts) in a partition of their own per key: pk = "chain#<accountId>#<keyId>",
+ *   sk = the sequence number, zero-padded (so the head is the last item of the partition). They carry neither
+ *   ownerKey nor decidedAt, so the byOwner index never sees them; every read of decisions here skips them.
  * keys: accountId + keyId.
+ *
+ * Every write to the decisions table is a put conditional on the item not existing: decisions are never
+ * overwritten, links never re-used.
  */
 
 export interface AuditTableNames {
@@ -75,6 +82,60 @@ function toDecision(item: Record<string, unknown>): Decision {
 
 function decisionPk(accountId: string, keyId: string): string {
   return `${accountId}#${keyId}`;
+}
+
+/** Prefix of the chain partitions (an account id is 12 digits, so no decision partition starts with it). */
+export const CHAIN_PK_PREFIX = 'chain#';
+const SEQ_DIGITS = 12;
+
+export function chainPk(accountId: string, keyId: string): string {
+  return `${CHAIN_PK_PREFIX}${accountId}#${keyId}`;
+}
+
+function seqKey(seq: number): string {
+  return String(seq).padStart(SEQ_DIGITS, '0');
+}
+
+/** Whether a stored item of the decisions table is a chain link rather than a decision. */
+function isChainItem(item: Record<string, unknown>): boolean {
+  return typeof item.pk === 'string' && item.pk.startsWith(CHAIN_PK_PREFIX);
+}
+
+function isConditionalCheckFailed(err: unknown): boolean {
+  return (
+    err instanceof ConditionalCheckFailedException ||
+    (err as { name?: string } | null)?.name === 'ConditionalCheckFailedException'
+  );
+}
+
+function toLink(item: Record<string, unknown>): ChainLink {
+  return {
+    seq: Number(item.seq),
+    decisionId: String(item.decisionId),
+    prevHash: String(item.prevHash),
+    hash: String(item.hash),
+    fields: (item.fields ?? {}) as Record<string, string>,
+    chainedAt: String(item.chainedAt ?? ''),
+    ...(Array.isArray(item.legacy) ? { legacy: item.legacy.map(String) } : {}),
+    ...(item.legacyDigest ? { legacyDigest: item.legacyDigest as ChainLink['legacyDigest'] } : {}),
+  };
+}
+
+/** How many times a writer re-reads the head after losing the race for the next sequence number. */
+const CHAIN_ATTEMPTS = 25;
+
+/** The chain of a key could not be extended: too many concurrent writers for the same key. */
+export class ChainContentionError extends Error {
+  constructor(accountId: string, keyId: string) {
+    super(`audit chain of ${accountId}/${keyId}: lost the race for the next link ${CHAIN_ATTEMPTS} times`);
+    this.name = 'ChainContentionError';
+  }
+}
+
+/** A key the decisions table holds something about: its decision partition and/or its chain. */
+export interface ChainedKey {
+  accountId: string;
+  keyId: string;
 }
 
 /**
@@ -145,8 +206,12 @@ export class DynamoAuditLog implements AuditLog {
     return res.Item ? toDecision(res.Item) : null;
   }
 
+  /**
+   * Appends a decision and chains it. Idempotent per decision id: a decision already on record is returned as
+   * it is (never overwritten) and, if an earlier attempt stopped before chaining it, chained now.
+   */
   async recordDecision(decision: Decision): Promise<{ decision: Decision; duplicate: boolean }> {
-    const item = {
+    const item: Record<string, unknown> = {
       pk: decisionPk(decision.accountId, decision.keyId),
       sk: decision.decisionId,
       ownerKey: decision.owner.value ?? UNOWNED,
@@ -161,18 +226,183 @@ export class DynamoAuditLog implements AuditLog {
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
-      return { decision, duplicate: false };
     } catch (err) {
-      if (
-        !(err instanceof ConditionalCheckFailedException) &&
-        (err as { name?: string }).name !== 'ConditionalCheckFailedException'
-      ) {
-        throw err;
-      }
-      const existing = await this.getDecision(decision.accountId, decision.keyId, decision.decisionId);
+      if (!isConditionalCheckFailed(err)) throw err;
+      const existing = await this.getDecisionItem(decision.accountId, decision.keyId, decision.decisionId);
       if (!existing) throw err;
-      return { decision: existing, duplicate: true };
+      await this.chain(decision.accountId, decision.keyId, decision.decisionId, existing, true);
+      return { decision: toDecision(existing), duplicate: true };
     }
+    await this.chain(decision.accountId, decision.keyId, decision.decisionId, item, false);
+    return { decision, duplicate: false };
+  }
+
+  /**
+   * Appends a link sealing `item` to its key's chain. No transactions (the embedded store has none): the next
+   * sequence number is claimed by a put conditional on that link not existing, so of two writers extending the
+   * same head only one succeeds; the other re-reads the head and tries the next number. `mayBeChained`: the
+   * decision may already be chained (a redelivery, or a concurrent writer of the same decision won the race),
+   * so look before appending it again.
+   */
+  private async chain(
+    accountId: string,
+    keyId: string,
+    decisionId: string,
+    item: Record<string, unknown>,
+    mayBeChained: boolean,
+  ): Promise<void> {
+    const pk = chainPk(accountId, keyId);
+    let check = mayBeChained;
+    for (let attempt = 0; attempt < CHAIN_ATTEMPTS; attempt++) {
+      if (check && (await this.findLink(pk, decisionId))) return;
+      const head = await this.chainHead(pk);
+      // The first link seals the set of decisions recorded before chaining existed (domain/audit-chain.ts).
+      const partition = head ? [] : await this.decisionIds(accountId, keyId);
+      const link = nextLink(head, decisionId, item, new Date(), partition);
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.names.decisionsTable,
+            Item: { pk, sk: seqKey(link.seq), ...link },
+            ConditionExpression: 'attribute_not_exists(pk)',
+          }),
+        );
+        return;
+      } catch (err) {
+        if (!isConditionalCheckFailed(err)) throw err;
+        // Someone else took this sequence number, possibly for this very decision.
+        check = true;
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5 * (attempt + 1))));
+      }
+    }
+    throw new ChainContentionError(accountId, keyId);
+  }
+
+  /** The last link of a chain partition, or null (consistent read). */
+  private async chainHead(pk: string): Promise<ChainLink | null> {
+    const res = await this.doc.send(
+      new QueryCommand({
+        TableName: this.names.decisionsTable,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': pk },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const item = res.Items?.[0];
+    return item ? toLink(item) : null;
+  }
+
+  private async findLink(pk: string, decisionId: string): Promise<boolean> {
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new QueryCommand({
+          TableName: this.names.decisionsTable,
+          KeyConditionExpression: 'pk = :pk',
+          FilterExpression: 'decisionId = :d',
+          ExpressionAttributeValues: { ':pk': pk, ':d': decisionId },
+          ProjectionExpression: 'sk',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      if ((res.Items ?? []).length > 0) return true;
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return false;
+  }
+
+  /** A decision item exactly as stored (table keys included), or null. */
+  private async getDecisionItem(
+    accountId: string,
+    keyId: string,
+    decisionId: string,
+  ): Promise<Record<string, unknown> | null> {
+    const res = await this.doc.send(
+      new GetCommand({
+        TableName: this.names.decisionsTable,
+        Key: { pk: decisionPk(accountId, keyId), sk: decisionId },
+        ConsistentRead: true,
+      }),
+    );
+    return res.Item ?? null;
+  }
+
+  /** The ids of the decisions in a key's partition (keys only). */
+  private async decisionIds(accountId: string, keyId: string): Promise<string[]> {
+    const items = await this.queryItems({
+      TableName: this.names.decisionsTable,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': decisionPk(accountId, keyId) },
+      ProjectionExpression: 'sk',
+      ConsistentRead: true,
+    });
+    return items.map((i) => String(i.sk));
+  }
+
+  /** Every link of a key's chain, in sequence order (all pages). */
+  async chainLinks(accountId: string, keyId: string): Promise<ChainLink[]> {
+    const items = await this.queryItems({
+      TableName: this.names.decisionsTable,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': chainPk(accountId, keyId) },
+      ConsistentRead: true,
+    });
+    return items.map(toLink);
+  }
+
+  /** Every decision item of a key's partition exactly as stored (for verification; all pages). */
+  async decisionItems(accountId: string, keyId: string): Promise<StoredDecisionItem[]> {
+    const items = await this.queryItems({
+      TableName: this.names.decisionsTable,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': decisionPk(accountId, keyId) },
+      ConsistentRead: true,
+    });
+    return items as StoredDecisionItem[];
+  }
+
+  /**
+   * Every key the decisions table holds decisions or a chain about, sorted (a scan reading only the table keys:
+   * verification then reads each key's two partitions, so memory holds one key's record at a time).
+   */
+  async keysOnRecord(): Promise<ChainedKey[]> {
+    const seen = new Map<string, ChainedKey>();
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({
+          TableName: this.names.decisionsTable,
+          ProjectionExpression: 'pk',
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) {
+        const raw = String(item.pk);
+        const pk = raw.startsWith(CHAIN_PK_PREFIX) ? raw.slice(CHAIN_PK_PREFIX.length) : raw;
+        const hash = pk.indexOf('#');
+        if (hash < 0 || seen.has(pk)) continue;
+        seen.set(pk, { accountId: pk.slice(0, hash), keyId: pk.slice(hash + 1) });
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k);
+  }
+
+  private async queryItems(
+    input: ConstructorParameters<typeof QueryCommand>[0],
+  ): Promise<Record<string, unknown>[]> {
+    const out: Record<string, unknown>[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+      for (const item of res.Items ?? []) out.push(item);
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
   }
 
   async getKnownKey(accountId: string, keyId: string): Promise<KnownKey | null> {
@@ -316,7 +546,7 @@ export class DynamoAuditLog implements AuditLog {
       const res = await this.doc.send(
         new ScanCommand({ TableName: this.names.decisionsTable, ...input, ExclusiveStartKey: start }),
       );
-      for (const item of res.Items ?? []) out.push(toDecision(item));
+      for (const item of res.Items ?? []) if (!isChainItem(item)) out.push(toDecision(item));
       start = res.LastEvaluatedKey;
     } while (start);
     return out;

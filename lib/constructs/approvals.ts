@@ -2,6 +2,7 @@ import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
+import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
 
 /** Name of the approvals table's sparse GSI: approvals (not reviews) by account and approval id. */
 export const APPROVALS_BY_ACCOUNT_INDEX = 'byAccount';
@@ -118,7 +119,8 @@ export class Approvals extends Construct {
     });
 
     // The approver's permissions, action by action (sts:GetCallerIdentity needs no permission). No Scan, no
-    // DeleteItem, nothing on the keys table but GetItem, nothing on the decisions table but PutItem.
+    // DeleteItem, nothing on the keys table but GetItem, on the decisions table only what appending
+    // a decision to its hash chain needs (DECISIONS_APPEND_ACTIONS).
     const indexArn = `${this.table.tableArn}/index/${APPROVALS_BY_ACCOUNT_INDEX}`;
     this.approverRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -144,7 +146,9 @@ export class Approvals extends Construct {
     this.approverRole.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'AppendAuditDecisions',
-        actions: ['dynamodb:PutItem'],
+        // As every writer of the decisions table: conditional puts of a decision and its chain link, after reading
+        // the chain's head (Query) and, for a redelivered decision, the one on record (GetItem).
+        actions: DECISIONS_APPEND_ACTIONS,
         resources: [props.decisionsTable.tableArn],
       }),
     );

@@ -5,6 +5,14 @@ import { Construct } from 'constructs';
 /** Name of the decisions table's GSI that lists an owner's decisions by time. */
 export const BY_OWNER_INDEX = 'byOwner';
 
+/**
+ * What every writer of the decisions table is granted (lambda/adapters/audit-store.ts `recordDecision`): GetItem
+ * (the decision on record when one is redelivered), Query (the head of the key's hash chain; when a chain starts,
+ * the ids already in the key's partition) and PutItem, always conditional on the item not existing (a decision, a
+ * chain link). Never UpdateItem or DeleteItem.
+ */
+export const DECISIONS_APPEND_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'];
+
 export interface AuditTablesProps {
   /**
    * Removal policy of the idempotency table. It only holds short-lived in-flight records (TTL `expiration`),

@@ -7,6 +7,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
+import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
 import { FailureQueue } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
@@ -103,10 +104,7 @@ export class CredentialEventFunction extends Construct {
     );
 
     // --- DynamoDB: item-level actions on the tables only (never DeleteItem on the append-only decisions) ---------
-    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-    ]);
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', DECISIONS_APPEND_ACTIONS);
     grantItemActions(this.role, props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
     // Read-only: only approvers write approvals (the table's resource policy denies everyone else anyway).
     grantItemActions(this.role, props.approvalsTable, 'ApprovalsReadOnly', [

@@ -10,6 +10,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
+import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
 import { FailureQueue } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
@@ -160,10 +161,7 @@ export class InventorySweep extends Construct {
     });
 
     // --- DynamoDB: item actions, written out (grant*() would add index ARNs and DeleteItem) -----------------------
-    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-    ]);
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', DECISIONS_APPEND_ACTIONS);
     grantItemActions(this.role, props.keysTable, 'KeysTableState', [
       'dynamodb:GetItem',
       'dynamodb:PutItem',

@@ -7,6 +7,7 @@ import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
+import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
 import {
   acknowledgeGeneratedKmsGrants,
   grantItemActions,
@@ -95,10 +96,7 @@ export class KeyUsageFunction extends Construct {
 
     // --- DynamoDB: item-level actions, written out ------------------------------------------------------------
     grantItemActions(this.role, props.usageTable, 'UsageRecords', KEY_USAGE_TABLE_ACTIONS);
-    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-    ]);
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', DECISIONS_APPEND_ACTIONS);
     grantItemActions(this.role, props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
     grantItemActions(this.role, props.approvalsTable, 'ApprovalsReadOnly', [
       'dynamodb:GetItem',

@@ -10,6 +10,7 @@ import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
+import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
 import { FailureQueue } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
@@ -117,10 +118,7 @@ export class LeakQuarantine extends Construct {
     });
 
     // --- DynamoDB: item-level actions only (the decisions table is append-only: no Update/Delete) -------------
-    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', [
-      'dynamodb:GetItem',
-      'dynamodb:PutItem',
-    ]);
+    grantItemActions(this.role, props.decisionsTable, 'DecisionsTableAppendOnly', DECISIONS_APPEND_ACTIONS);
     grantItemActions(this.role, props.keysTable, 'KeysTableState', ['dynamodb:GetItem', 'dynamodb:PutItem']);
     grantItemActions(this.role, props.approvalsTable, 'ApprovalsReadOnly', [
       'dynamodb:GetItem',

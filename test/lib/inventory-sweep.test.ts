@@ -240,6 +240,7 @@ describe('InventorySweep: the function role', () => {
     expect(on(idOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'))).toEqual([
       'dynamodb:GetItem',
       'dynamodb:PutItem',
+      'dynamodb:Query',
     ]);
     expect(on(idOf('AWS::DynamoDB::Table', 'AuditTablesKeys'))).toEqual([
       'dynamodb:GetItem',

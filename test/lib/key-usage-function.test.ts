@@ -302,13 +302,14 @@ describe('KeyUsageFunction: the role', () => {
     expect(usageStoreCalls()).toEqual(expect.arrayContaining(KEY_USAGE_TABLE_ACTIONS));
   });
 
-  test('decisions: GetItem/PutItem (append-only); keys: GetItem/PutItem; approvals: read only', () => {
+  test('decisions: GetItem/PutItem/Query (append-only, chained); keys: GetItem/PutItem; approvals: read only', () => {
     // Prepare
     const table = (prefix: string) => arnOf(onlyId(template, 'AWS::DynamoDB::Table', prefix));
     // Assess
     expect(statementsOn(table('AuditTablesDecisions')).flatMap(actionsOf)).toEqual([
       'dynamodb:GetItem',
       'dynamodb:PutItem',
+      'dynamodb:Query',
     ]);
     expect(statementsOn(table('AuditTablesKeys')).flatMap(actionsOf)).toEqual([
       'dynamodb:GetItem',

@@ -572,7 +572,7 @@ describe('IAM: the function role', () => {
     expect(resourcesOf(template, 'AWS::IAM::ManagedPolicy')).toEqual({});
   });
 
-  test('decisions table is append-only: GetItem and PutItem, never UpdateItem or DeleteItem', () => {
+  test('decisions table is append-only: GetItem, Query (the chain head) and PutItem, never UpdateItem or DeleteItem', () => {
     // Prepare
     const decisionsId = logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions');
     // Act
@@ -580,7 +580,7 @@ describe('IAM: the function role', () => {
       .filter((s) => JSON.stringify(s.Resource).includes(`"${decisionsId}"`))
       .flatMap(actionsOf);
     // Assess
-    expect(onDecisions.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem']);
+    expect(onDecisions.sort()).toEqual(['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query']);
   });
 
   test('writes logs only to its own log group', () => {
@@ -809,7 +809,11 @@ describe('Approvals', () => {
         resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [approvalsTableId, 'Arn'] }, '/index/byAccount']] },
       },
       { effect: 'Allow', actions: ['dynamodb:GetItem'], resource: { 'Fn::GetAtt': [keysId, 'Arn'] } },
-      { effect: 'Allow', actions: ['dynamodb:PutItem'], resource: { 'Fn::GetAtt': [decisionsId, 'Arn'] } },
+      {
+        effect: 'Allow',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+        resource: { 'Fn::GetAtt': [decisionsId, 'Arn'] },
+      },
     ]);
     const [, role] = onlyOf(resourcesOf(template, 'AWS::IAM::Role'), roleId(template));
     expect(role.Properties.ManagedPolicyArns).toBeUndefined();
