@@ -132,13 +132,15 @@ export function classifyAnswer(
 
 /** The name (and system code) of a failed request, never its message (it may echo a header, i.e. the key). */
 function failureName(err: unknown): string {
-  if (!(err instanceof Error)) return 'unknown error';
-  const cause = (err as Error & { cause?: unknown }).cause;
+  // A timeout rejects with the signal's reason, a DOMException (not an Error in Node 20).
+  const name = err && typeof err === 'object' ? (err as { name?: unknown }).name : undefined;
+  if (typeof name !== 'string' || !/^\w{1,64}$/.test(name)) return 'unknown error';
+  const cause = (err as { cause?: unknown }).cause;
   const code =
     cause && typeof cause === 'object' && typeof (cause as { code?: unknown }).code === 'string'
       ? (cause as { code: string }).code
       : null;
-  return code ? `${err.name} (${code})` : err.name;
+  return code && /^\w{1,64}$/.test(code) ? `${name} (${code})` : name;
 }
 
 async function readAnswer(res: Response): Promise<ProbeAnswer> {
