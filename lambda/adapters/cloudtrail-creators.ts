@@ -112,7 +112,7 @@ function creationOf(raw: string | undefined, accountId: string): { keyId: string
   if (!parsed.success) return null;
   let c: ReturnType<typeof classifyRecord>;
   try {
-    c = classifyRecord(parsed.data, accountId);
+    c = classifyRecord(parsed.data, { envelopeAccount: accountId });
   } catch (err) {
     // A creation record without the fields that identify the key names no key to attribute.
     if (err instanceof EventShapeError) return null;

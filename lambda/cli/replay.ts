@@ -1,4 +1,4 @@
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { auditTableDefinitions, DynamoAuditLog } from '../adapters/audit-store';
 import { type EmbeddedDynamo, ensureTables, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
@@ -11,6 +11,7 @@ import {
   EventBridgeEventSchema,
   EventShapeError,
   type KeyEvent,
+  latestPlausibleTime,
   USER_LIFECYCLE_EVENTS,
   USER_TAG_EVENTS,
 } from '../domain/cloudtrail';
@@ -36,7 +37,7 @@ import type { BearerUse, UsageAggregate, UsageSource } from '../domain/usage-typ
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { defaultJobs, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
-import { inWindow, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
+import { inWindow, logFileTime, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
 import {
   type DecisionRow,
   decisionJson,
@@ -191,6 +192,8 @@ interface CollectOptions {
   quiet: boolean;
   /** Per account: uses at or before this time were replayed by an earlier run on this store. */
   countedThrough: ReadonlyMap<string, string>;
+  /** When the run started: records dated well after it (or after their file's delivery) are refused. */
+  now: Date;
 }
 
 /**
@@ -238,13 +241,19 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
       if (scan.problems.length > 0) totals.filesWithErrors += 1;
       for (const p of scan.problems) report(p);
       totals.eventsRead += scan.records;
+      // A record dated after its log file was delivered (or well after this run) is not believed.
+      const delivered = logFileTime(basename(file.absolute));
+      const notAfter = latestPlausibleTime(options.now, delivered === null ? null : new Date(delivered));
       for (const [reason, n] of Object.entries(scan.skipped)) if (n > 0) bump(totals.ignored, reason, n);
       for (const entry of scan.entries) {
         const bedrock = bedrockCall(entry);
         if (bedrock === 'bearer') {
           bearerCandidates += 1;
-          const use = useOf(entry);
-          if (use === null) unusable += 1;
+          const use = useOf(entry, notAfter);
+          if (typeof use === 'string') {
+            totals.rejected += 1;
+            report({ path: file.display, line: entry.line, reason: use });
+          } else if (use === null) unusable += 1;
           else if (!inWindow(options.window, use.eventTime)) bump(totals.ignored, 'outside-window');
           else usage.add(use);
           continue;
@@ -253,7 +262,7 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
           bump(totals.ignored, 'not-bearer-token');
           continue;
         }
-        const one = classifyEntry(entry);
+        const one = classifyEntry(entry, notAfter);
         if (one.kind === 'ignored') {
           bump(totals.ignored, one.reason);
           continue;
@@ -301,21 +310,26 @@ function bedrockCall(entry: Entry): 'bearer' | 'sigv4' | null {
   return text.includes('callWithBearerToken') || text.includes('bearerTokenType') ? 'bearer' : 'sigv4';
 }
 
-/** The use a bearer-token entry shows; null when it shows none (a broken record, or not a use after all). */
-function useOf(entry: Entry): BearerUse | null {
+/**
+ * The use a bearer-token entry shows; null when it shows none (a broken record, or not a use after all); a
+ * message when it must not be counted and someone should know (a time or an account that cannot be believed).
+ */
+function useOf(entry: Entry, notAfter: Date): BearerUse | string | null {
   let record: CloudTrailRecord;
-  let fallbackAccount: string | null = null;
+  let envelopeAccount: string | null = null;
   if (entry.envelope === 'eventbridge') {
     const parsed = EventBridgeEventSchema.safeParse(entry.value);
     if (!parsed.success) return null;
     record = parsed.data.detail;
-    fallbackAccount = parsed.data.account;
+    envelopeAccount = parsed.data.account;
   } else {
     const parsed = CloudTrailRecordSchema.safeParse(entry.value);
     if (!parsed.success) return null;
     record = parsed.data;
   }
-  return describeUsage(record, fallbackAccount).use ?? null;
+  const c = describeUsage(record, { envelopeAccount, notAfter });
+  if (c.detail) return `${record.eventName} ${record.eventID}: ${c.detail}; not replayed`;
+  return c.use ?? null;
 }
 
 /** One step of the usage replay: aggregates of one IAM event interval and UTC hour. */
@@ -431,7 +445,7 @@ type Classified =
   | { kind: 'invalid'; reason: string }
   | { kind: 'event'; event: KeyEvent };
 
-function classifyEntry(entry: Entry): Classified {
+function classifyEntry(entry: Entry, notAfter: Date): Classified {
   const envelope = entry.value;
   const detail = entry.envelope === 'eventbridge' ? envelope.detail : envelope;
   const raw = detail !== null && typeof detail === 'object' ? (detail as Record<string, unknown>) : {};
@@ -442,7 +456,7 @@ function classifyEntry(entry: Entry): Classified {
 
   const eventId = str(raw.eventID) ?? str(envelope.id) ?? '(no eventID)';
   let record: CloudTrailRecord;
-  let fallbackAccount: string | null = null;
+  let envelopeAccount: string | null = null;
   if (entry.envelope === 'eventbridge') {
     const parsed = EventBridgeEventSchema.safeParse(envelope);
     if (!parsed.success) {
@@ -452,7 +466,7 @@ function classifyEntry(entry: Entry): Classified {
       };
     }
     record = parsed.data.detail;
-    fallbackAccount = parsed.data.account;
+    envelopeAccount = parsed.data.account;
   } else {
     const parsed = CloudTrailRecordSchema.safeParse(envelope);
     if (!parsed.success) {
@@ -465,8 +479,12 @@ function classifyEntry(entry: Entry): Classified {
   }
 
   try {
-    const c = classifyRecord(record, fallbackAccount);
-    return c.relevant ? { kind: 'event', event: c.event } : { kind: 'ignored', reason: c.reason };
+    const c = classifyRecord(record, { envelopeAccount, notAfter });
+    if (c.relevant) return { kind: 'event', event: c.event };
+    // An account or a time that cannot be believed: reported (the record is refused, never acted on).
+    if (c.detail)
+      return { kind: 'invalid', reason: `${c.eventName} ${c.eventId}: ${c.detail}; not replayed` };
+    return { kind: 'ignored', reason: c.reason };
   } catch (err) {
     if (err instanceof EventShapeError) return { kind: 'invalid', reason: err.message };
     throw err;
@@ -668,6 +686,7 @@ export async function runReplay(
       jobs,
       quiet: options.quiet === true,
       countedThrough,
+      now: new Date(),
     });
 
     // State is rebuilt in order: by eventTime across all files, input order for ties (sort is stable).

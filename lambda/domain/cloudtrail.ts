@@ -118,6 +118,12 @@ export type KeyEvent =
     };
 
 export type IgnoreReason =
+  /** Neither recipientAccountId nor the envelope's account nor userIdentity.accountId names an account. */
+  | 'account-unknown'
+  /** recipientAccountId and the envelope's account disagree: whose event it is cannot be established. */
+  | 'account-mismatch'
+  /** Dated implausibly far in the future (see latestPlausibleTime): acting on it would corrupt time marks. */
+  | 'future-event'
   | 'not-iam'
   | 'unsupported-event'
   | 'failed-call'
@@ -129,7 +135,84 @@ export type IgnoreReason =
 
 export type Classification =
   | { relevant: true; event: KeyEvent }
-  | { relevant: false; reason: IgnoreReason; eventName: string; eventId: string };
+  | {
+      relevant: false;
+      reason: IgnoreReason;
+      eventName: string;
+      eventId: string;
+      /** Why, for a person, when the reason alone does not say (an account or a time that cannot be trusted). */
+      detail?: string;
+    };
+
+/**
+ * Where a record came from and when it was read: what `classifyRecord` and `describeUsage` check the record's own
+ * claims against.
+ */
+export interface RecordContext {
+  /** The account of the EventBridge envelope (`account`), set by EventBridge; null for a log file's record. */
+  envelopeAccount?: string | null;
+  /** A record dated after this is not acted on (latestPlausibleTime); null: no check. */
+  notAfter?: Date | null;
+}
+
+/**
+ * Clocks differ by seconds and CloudTrail delivers within minutes: an event dated more than this after the run
+ * (or after the log file holding it was delivered) is not a real event. Acting on it would move every "latest"
+ * mark (the usage store's last use, replay's counted-through mark) to that date for ever.
+ */
+export const FUTURE_SLACK_MS = 24 * 3_600_000;
+
+/** The latest eventTime believed: a day after `now`, or after the log file's delivery time when it is known. */
+export function latestPlausibleTime(now: Date, deliveredAt: Date | null = null): Date {
+  const base = deliveredAt && deliveredAt.getTime() < now.getTime() ? deliveredAt : now;
+  return new Date(base.getTime() + FUTURE_SLACK_MS);
+}
+
+/** The account an event belongs to, or why it cannot be established. */
+export type AccountOf =
+  | { accountId: string; problem: null }
+  | { accountId: null; problem: 'account-unknown' | 'account-mismatch'; detail: string };
+
+/**
+ * Whose event a record is: its recipientAccountId (the account that recorded it), else the EventBridge envelope's
+ * account (the bus the event was put on), else userIdentity.accountId (the caller's own account, which differs for
+ * cross-account callers, so it comes last). A recipientAccountId that disagrees with the envelope makes the
+ * account unknown: an event is never acted on as an account it cannot be shown to belong to.
+ */
+export function accountOf(
+  record: Pick<CloudTrailRecord, 'recipientAccountId' | 'userIdentity'>,
+  envelopeAccount: string | null = null,
+): AccountOf {
+  const recipient = str(record.recipientAccountId);
+  const envelope = str(envelopeAccount);
+  if (recipient && envelope && recipient !== envelope) {
+    return {
+      accountId: null,
+      problem: 'account-mismatch',
+      detail: `recipientAccountId ${shownAccount(recipient)} differs from the envelope account ${shownAccount(envelope)}`,
+    };
+  }
+  const accountId = recipient ?? envelope ?? str(record.userIdentity?.accountId);
+  if (!accountId) {
+    return {
+      accountId: null,
+      problem: 'account-unknown',
+      detail: 'no recipientAccountId, envelope account or userIdentity.accountId',
+    };
+  }
+  return { accountId, problem: null };
+}
+
+/** An account id as a message shows it: anything that is not one (it could hold anything) is not repeated. */
+function shownAccount(v: string): string {
+  return /^\d{12}$/.test(v) ? v : '(not an account id)';
+}
+
+/** Why an eventTime is not believed, or null when it is plausible. `eventTime` is ISO (parseAwsDate's). */
+export function implausibleTime(eventTime: string, notAfter: Date | null | undefined): string | null {
+  if (!notAfter || Date.parse(eventTime) <= notAfter.getTime()) return null;
+  return `eventTime ${eventTime} is after ${notAfter.toISOString()} (implausibly far in the future)`;
+}
 
 /** A record that is relevant (right source and name) but lacks what is needed to act on it. */
 export class EventShapeError extends Error {
@@ -157,9 +240,7 @@ function actorOf(record: CloudTrailRecord): string | null {
   return str(id.arn) ?? str(id.userName) ?? str(id.principalId);
 }
 
-function metaOf(record: CloudTrailRecord, fallbackAccount: string | null): EventMeta {
-  const accountId = str(record.recipientAccountId) ?? str(record.userIdentity?.accountId) ?? fallbackAccount;
-  if (!accountId) throw new EventShapeError(record.eventID, record.eventName, 'recipientAccountId');
+function metaOf(record: CloudTrailRecord, accountId: string): EventMeta {
   let eventTime: string;
   try {
     eventTime = parseAwsDate(record.eventTime);
@@ -304,18 +385,17 @@ function userAccessEvent(record: CloudTrailRecord, meta: EventMeta): Classificat
 }
 
 /**
- * Decides whether a CloudTrail record concerns Bedrock keys and normalises it.
+ * Decides whether a CloudTrail record concerns Bedrock keys and normalises it. A relevant record whose account
+ * cannot be established (accountOf) or that is dated after `context.notAfter` is ignored, with a detail saying why.
  * Throws EventShapeError when a relevant record lacks a field needed to act on it.
  */
-export function classifyRecord(
-  record: CloudTrailRecord,
-  fallbackAccount: string | null = null,
-): Classification {
-  const ignore = (reason: IgnoreReason): Classification => ({
+export function classifyRecord(record: CloudTrailRecord, context: RecordContext = {}): Classification {
+  const ignore = (reason: IgnoreReason, detail?: string): Classification => ({
     relevant: false,
     reason,
     eventName: record.eventName,
     eventId: record.eventID,
+    ...(detail ? { detail } : {}),
   });
   if (record.eventSource !== 'iam.amazonaws.com') return ignore('not-iam');
   const name = record.eventName;
@@ -328,7 +408,11 @@ export function classifyRecord(
   // A call that failed changed nothing in IAM.
   if (record.errorCode) return ignore('failed-call');
 
-  const meta = metaOf(record, fallbackAccount);
+  const account = accountOf(record, context.envelopeAccount ?? null);
+  if (account.accountId === null) return ignore(account.problem, account.detail);
+  const meta = metaOf(record, account.accountId);
+  const future = implausibleTime(meta.eventTime, context.notAfter);
+  if (future) return ignore('future-event', future);
   if ((CREDENTIAL_EVENTS as readonly string[]).includes(name)) return credentialEvent(record, meta);
   if ((USER_ACCESS_EVENTS as readonly string[]).includes(name)) return userAccessEvent(record, meta);
 

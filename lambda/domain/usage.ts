@@ -1,5 +1,5 @@
 import { redactSecrets } from '../shared/redact';
-import type { CloudTrailRecord } from './cloudtrail';
+import { accountOf, type CloudTrailRecord, implausibleTime, type RecordContext } from './cloudtrail';
 import { parseAwsDate } from './dates';
 import type { KeyMetadata } from './pipeline';
 import type { KeyType } from './types';
@@ -28,13 +28,19 @@ export type UsageIgnoreReason =
   /** A Bedrock call signed with SigV4 (no bearer token): not an API key use. */
   | 'not-bearer-token'
   /** No account, region, time or identity to attribute the call to. */
-  | 'incomplete-record';
+  | 'incomplete-record'
+  /** recipientAccountId and the envelope's account disagree (accountOf). */
+  | 'account-mismatch'
+  /** Dated implausibly far in the future: it would move the key's last use there for ever. */
+  | 'future-event';
 
 export interface UsageClassification {
   use: BearerUse | null;
   ignored: UsageIgnoreReason | null;
   /** A `bearerTokenType` value that is none of LONG_TERM, SHORT_TERM, ABSK (the type is then decided from the identity). */
   unknownTokenType: string | null;
+  /** Why the record was ignored, for a person, when the reason alone does not say. */
+  detail?: string;
 }
 
 function obj(v: unknown): Record<string, unknown> | null {
@@ -69,14 +75,16 @@ export function tokenTypeOf(value: string): KeyType | null {
 }
 
 /** Classifies a record and says why it was ignored (for logs and metrics). */
-export function describeUsage(
-  record: CloudTrailRecord,
-  fallbackAccount: string | null = null,
-): UsageClassification {
-  const none = (ignored: UsageIgnoreReason, unknownTokenType: string | null = null): UsageClassification => ({
+export function describeUsage(record: CloudTrailRecord, context: RecordContext = {}): UsageClassification {
+  const none = (
+    ignored: UsageIgnoreReason,
+    unknownTokenType: string | null = null,
+    detail?: string,
+  ): UsageClassification => ({
     use: null,
     ignored,
     unknownTokenType,
+    ...(detail ? { detail } : {}),
   });
   const source = record.eventSource;
   if (source !== 'bedrock.amazonaws.com' && source !== 'bedrock-mantle.amazonaws.com')
@@ -93,7 +101,10 @@ export function describeUsage(
   if (bearer !== true) return none('not-bearer-token', unknownTokenType);
 
   const id = obj(record.userIdentity) ?? {};
-  const accountId = str(record.recipientAccountId) ?? str(id.accountId) ?? fallbackAccount;
+  const account = accountOf(record, context.envelopeAccount ?? null);
+  if (account.problem === 'account-mismatch')
+    return none('account-mismatch', unknownTokenType, account.detail);
+  const accountId = account.accountId;
   const region = str(record.awsRegion);
   let eventTime: string;
   try {
@@ -103,6 +114,8 @@ export function describeUsage(
   }
   const type = str(id.type);
   if (!accountId || !region || !type) return none('incomplete-record', unknownTokenType);
+  const future = implausibleTime(eventTime, context.notAfter);
+  if (future) return none('future-event', unknownTokenType, future);
   const issuer = obj(obj(obj(id.sessionContext)?.sessionIssuer));
 
   return {
@@ -134,11 +147,8 @@ export function describeUsage(
 }
 
 /** The bearer-token use a record shows, or null (SigV4 calls, other services, incomplete records). */
-export function classifyUsage(
-  record: CloudTrailRecord,
-  fallbackAccount: string | null = null,
-): BearerUse | null {
-  return describeUsage(record, fallbackAccount).use;
+export function classifyUsage(record: CloudTrailRecord, context: RecordContext = {}): BearerUse | null {
+  return describeUsage(record, context).use;
 }
 
 /** Whose key a use was, and of which kind. */

@@ -11,7 +11,12 @@ import { documentClient } from '../adapters/document-client';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { IamUserFacts } from '../adapters/iam-user-facts';
 import { SnsNotifier } from '../adapters/notifier';
-import { classifyRecord, type EventBridgeEvent, EventBridgeEventSchema } from '../domain/cloudtrail';
+import {
+  classifyRecord,
+  type EventBridgeEvent,
+  EventBridgeEventSchema,
+  latestPlausibleTime,
+} from '../domain/cloudtrail';
 import { type PipelineDeps, processKeyEvent } from '../domain/pipeline';
 import type { UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
@@ -97,8 +102,15 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
   }
   const now = rt.now ?? (() => new Date());
 
-  const ignored = (reason: string, eventId: string, eventName: string): CredentialEventResult => {
-    logger.info('event ignored', { reason, eventId, eventName });
+  const ignored = (
+    reason: string,
+    eventId: string,
+    eventName: string,
+    detail?: string,
+  ): CredentialEventResult => {
+    // An event whose account or time cannot be believed is worth a look: a warning, with why.
+    if (detail) logger.warn('event ignored', { reason, eventId, eventName, detail });
+    else logger.info('event ignored', { reason, eventId, eventName });
     const m = metrics.singleMetric();
     m.addDimension('reason', reason);
     m.addMetric('IgnoredEvents', MetricUnit.Count, 1);
@@ -118,8 +130,11 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
   }
 
   async function process(event: EventBridgeEvent): Promise<CredentialEventResult> {
-    const c = classifyRecord(event.detail, event.account);
-    if (!c.relevant) return ignored(c.reason, c.eventId, c.eventName);
+    const c = classifyRecord(event.detail, {
+      envelopeAccount: event.account,
+      notAfter: latestPlausibleTime(now()),
+    });
+    if (!c.relevant) return ignored(c.reason, c.eventId, c.eventName, c.detail);
 
     const keyEvent = c.event;
     if (keyEvent.meta.accountId !== rt.governedAccountId) {

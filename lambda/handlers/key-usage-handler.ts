@@ -10,7 +10,7 @@ import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapter
 import { IamUserFacts } from '../adapters/iam-user-facts';
 import { SnsNotifier } from '../adapters/notifier';
 import { DynamoUsageStore } from '../adapters/usage-store';
-import { type EventBridgeEvent, EventBridgeEventSchema } from '../domain/cloudtrail';
+import { type EventBridgeEvent, EventBridgeEventSchema, latestPlausibleTime } from '../domain/cloudtrail';
 import type { KeyStepResult, PipelineDeps } from '../domain/pipeline';
 import type { ViolationCode } from '../domain/types';
 import { describeUsage, type UsageIgnoreReason } from '../domain/usage';
@@ -174,13 +174,14 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
       skipped[reason] = (skipped[reason] ?? 0) + 1;
     };
     const uses: BearerUse[] = [];
+    const notAfter = latestPlausibleTime(now());
     for (const r of records) {
       const event = parseBody(r.messageId, r.body);
       if (!event) {
         skip('not-an-event');
         continue;
       }
-      const c = describeUsage(event.detail, event.account);
+      const c = describeUsage(event.detail, { envelopeAccount: event.account, notAfter });
       if (c.unknownTokenType) {
         logger.warn('unknown bearerTokenType: the key type is decided from the identity', {
           messageId: r.messageId,
@@ -189,6 +190,15 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
         });
       }
       if (!c.use) {
+        // A call dated in the future or of an account that cannot be established is not counted: say why.
+        if (c.detail) {
+          logger.warn('usage record skipped', {
+            messageId: r.messageId,
+            eventId: event.detail.eventID,
+            reason: c.ignored,
+            detail: c.detail,
+          });
+        }
         skip(c.ignored ?? 'not-bearer-token');
         continue;
       }

@@ -8,6 +8,7 @@ import {
   EventBridgeEventSchema,
   EventShapeError,
   type KeyEvent,
+  latestPlausibleTime,
 } from '../../lambda/domain/cloudtrail';
 
 const FIXTURES = join(__dirname, '..', 'fixtures', 'cloudtrail');
@@ -609,45 +610,58 @@ describe('classifyRecord: event metadata', () => {
       'userIdentity.accountId': '444455556666',
     });
     // Act
-    const event = relevantEvent(classifyRecord(rec, '777788889999'));
+    const event = relevantEvent(classifyRecord(rec, { envelopeAccount: ACCOUNT }));
     // Assess
     expect(event.meta.accountId).toBe(ACCOUNT);
   });
 
-  it('falls back to userIdentity.accountId when recipientAccountId is absent', () => {
+  it('takes the envelope account before userIdentity.accountId when recipientAccountId is absent', () => {
+    // Prepare: an event put on a foreign bus whose caller claims the governed account
+    const rec = variant(record('tag-user.json'), {
+      recipientAccountId: REMOVE,
+      'userIdentity.accountId': ACCOUNT,
+    });
+    // Act
+    const event = relevantEvent(classifyRecord(rec, { envelopeAccount: '777788889999' }));
+    // Assess: it is the foreign account's event, never the governed account's
+    expect(event.meta.accountId).toBe('777788889999');
+  });
+
+  it('falls back to userIdentity.accountId when there is neither recipientAccountId nor an envelope', () => {
     // Prepare
     const rec = variant(record('tag-user.json'), {
       recipientAccountId: REMOVE,
       'userIdentity.accountId': '444455556666',
     });
     // Act
-    const event = relevantEvent(classifyRecord(rec, '777788889999'));
+    const event = relevantEvent(classifyRecord(rec));
     // Assess
     expect(event.meta.accountId).toBe('444455556666');
   });
 
-  it('falls back to the caller-supplied account (e.g. the envelope account) last', () => {
+  it('ignores an event whose recipientAccountId and envelope account disagree, saying so', () => {
     // Prepare
-    const rec = variant(record('tag-user.json'), {
-      recipientAccountId: REMOVE,
-      'userIdentity.accountId': REMOVE,
-    });
+    const rec = record('tag-user.json');
     // Act
-    const event = relevantEvent(classifyRecord(rec, '777788889999'));
+    const c = classifyRecord(rec, { envelopeAccount: '777788889999' });
     // Assess
-    expect(event.meta.accountId).toBe('777788889999');
+    expect(c).toMatchObject({
+      relevant: false,
+      reason: 'account-mismatch',
+      detail: `recipientAccountId ${ACCOUNT} differs from the envelope account 777788889999`,
+    });
   });
 
-  it('throws EventShapeError when no account can be found', () => {
+  it('ignores an event whose account cannot be established instead of failing', () => {
     // Prepare
     const rec = variant(record('tag-user.json'), {
       recipientAccountId: REMOVE,
       'userIdentity.accountId': REMOVE,
     });
     // Act
-    const err = shapeError(() => classifyRecord(rec));
+    const c = classifyRecord(rec);
     // Assess
-    expect(err.field).toBe('recipientAccountId');
+    expect(c).toMatchObject({ relevant: false, reason: 'account-unknown' });
   });
 
   it('uses the caller ARN as actor', () => {
@@ -709,5 +723,41 @@ describe('classifyRecord: event metadata', () => {
     const err = shapeError(() => classifyRecord(rec));
     // Assess
     expect(err.field).toBe('eventTime');
+  });
+});
+
+describe('classifyRecord: event times that cannot be believed', () => {
+  const now = new Date('2026-11-20T12:00:00Z');
+
+  it('ignores an event dated more than a day after notAfter, naming the time', () => {
+    // Prepare
+    const rec = variant(record('tag-user.json'), { eventTime: '9999-12-31T23:59:59Z' });
+    // Act
+    const c = classifyRecord(rec, { notAfter: latestPlausibleTime(now) });
+    // Assess
+    expect(c).toMatchObject({
+      relevant: false,
+      reason: 'future-event',
+      detail:
+        'eventTime 9999-12-31T23:59:59.000Z is after 2026-11-21T12:00:00.000Z (implausibly far in the future)',
+    });
+  });
+
+  it('accepts an event a few hours ahead of the clock (clocks differ)', () => {
+    // Prepare
+    const rec = variant(record('tag-user.json'), { eventTime: '2026-11-20T20:00:00Z' });
+    // Act
+    const c = classifyRecord(rec, { notAfter: latestPlausibleTime(now) });
+    // Assess
+    expect(c.relevant).toBe(true);
+  });
+
+  it('bounds by the log file delivery time when it is earlier than the run', () => {
+    // Prepare / Act
+    const bound = latestPlausibleTime(now, new Date('2026-11-01T10:05:00Z'));
+    const later = latestPlausibleTime(now, new Date('2026-12-01T00:00:00Z'));
+    // Assess
+    expect(bound.toISOString()).toBe('2026-11-02T10:05:00.000Z');
+    expect(later.toISOString()).toBe('2026-11-21T12:00:00.000Z');
   });
 });

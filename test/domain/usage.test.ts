@@ -178,8 +178,50 @@ describe('classifyUsage: record shapes', () => {
     });
 
     // Act / Assess
-    expect(classifyUsage(noAccount, '444455556666')?.accountId).toBe('444455556666');
+    expect(classifyUsage(noAccount, { envelopeAccount: '444455556666' })?.accountId).toBe('444455556666');
     expect(describeUsage(noIdentity).ignored).toBe('incomplete-record');
+  });
+
+  it('credits a call without recipientAccountId to the envelope account, not to the account its caller claims', () => {
+    // Prepare: a foreign bus's event whose caller names the governed account
+    const rec = record('bedrock-invoke-model-bearer-token.json', (r) => {
+      delete r.recipientAccountId;
+    });
+    const claimed = (rec.userIdentity as Record<string, unknown>).accountId;
+
+    // Act
+    const use = classifyUsage(rec, { envelopeAccount: '777788889999' });
+
+    // Assess
+    expect(claimed).not.toBe('777788889999');
+    expect(use?.accountId).toBe('777788889999');
+  });
+
+  it('ignores a call whose recipientAccountId and envelope account disagree', () => {
+    // Prepare
+    const rec = record('bedrock-invoke-model-bearer-token.json');
+
+    // Act
+    const c = describeUsage(rec, { envelopeAccount: '777788889999' });
+
+    // Assess
+    expect(c.use).toBeNull();
+    expect(c.ignored).toBe('account-mismatch');
+  });
+
+  it('ignores a call dated implausibly far in the future, saying why', () => {
+    // Prepare
+    const rec = record('bedrock-invoke-model-bearer-token.json', (r) => {
+      r.eventTime = '9999-12-31T00:00:00Z';
+    });
+
+    // Act
+    const c = describeUsage(rec, { notAfter: new Date('2026-11-21T00:00:00Z') });
+
+    // Assess
+    expect(c.use).toBeNull();
+    expect(c.ignored).toBe('future-event');
+    expect(c.detail).toContain('eventTime 9999-12-31T00:00:00.000Z is after 2026-11-21T00:00:00.000Z');
   });
 
   it('maps token type values', () => {

@@ -243,7 +243,10 @@ describe('credential-event handler', () => {
       recipientAccountId: '999988887777',
     };
 
-    const result = await createCredentialEventHandler(rt)(eventBridgeEvent(foreign), lambdaContext());
+    const result = await createCredentialEventHandler(rt)(
+      { ...eventBridgeEvent(foreign), account: '999988887777' },
+      lambdaContext(),
+    );
 
     expect(result).toMatchObject({ status: 'ignored', reason: 'foreign-account' });
     expect(iam.calls()).toHaveLength(0);
@@ -251,6 +254,79 @@ describe('credential-event handler', () => {
     expect(out.lines().some((l) => l.message === 'event ignored' && l.reason === 'foreign-account')).toBe(
       true,
     );
+  });
+
+  it('never acts as the governed account on an event without recipientAccountId put on a foreign bus', async () => {
+    // Prepare: the caller claims the governed account; the envelope says where the event came from
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const { recipientAccountId: _dropped, ...detail } = tagUserRecord(USER, { owner: 'x@example.com' });
+
+    // Act
+    const result = await createCredentialEventHandler(rt)(
+      { ...eventBridgeEvent(detail), account: '999988887777' },
+      lambdaContext(),
+    );
+
+    // Assess
+    expect((detail.userIdentity as { accountId?: string }).accountId).toBe(ACCOUNT);
+    expect(result).toMatchObject({ status: 'ignored', reason: 'foreign-account' });
+    expect(iam.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(0);
+  });
+
+  it('ignores, with a warning and a metric, an event whose recipientAccountId and envelope account disagree', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const detail = tagUserRecord(USER, { owner: 'x@example.com' });
+
+    // Act
+    const result = await createCredentialEventHandler(rt)(
+      { ...eventBridgeEvent(detail), account: '999988887777' },
+      lambdaContext(),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ status: 'ignored', reason: 'account-mismatch' });
+    expect(iam.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(0);
+    const lines = out.lines();
+    expect(
+      lines.some(
+        (l) =>
+          l.level === 'WARN' &&
+          l.reason === 'account-mismatch' &&
+          l.detail === `recipientAccountId ${ACCOUNT} differs from the envelope account 999988887777`,
+      ),
+    ).toBe(true);
+    expect(lines.some((l) => l.IgnoredEvents === 1 && l.reason === 'account-mismatch')).toBe(true);
+  });
+
+  it('ignores an event dated implausibly far in the future, with a warning naming its time', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+    const detail = { ...tagUserRecord(USER, { owner: 'x@example.com' }), eventTime: '9999-12-31T23:59:59Z' };
+
+    // Act
+    const result = await createCredentialEventHandler(rt)(eventBridgeEvent(detail), lambdaContext());
+
+    // Assess
+    expect(result).toMatchObject({ status: 'ignored', reason: 'future-event' });
+    expect(iam.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toHaveLength(0);
+    expect(
+      out
+        .lines()
+        .some(
+          (l) =>
+            l.level === 'WARN' && String(l.detail).startsWith('eventTime 9999-12-31T23:59:59.000Z is after'),
+        ),
+    ).toBe(true);
   });
 
   it('ignores a failed call (errorCode) without touching anything', async () => {

@@ -330,6 +330,56 @@ describe('key-usage handler: recording use', () => {
     expect(out.text()).toContain('"SkippedUsageRecords"');
   });
 
+  it('skips a call dated 9999-12-31 (warned, counted): the key\u2019s last use does not move there for ever', async () => {
+    // Prepare
+    const rt = await freshRuntime();
+    listKeys({ id: KEY_A, status: 'Active' });
+    const forged = recordOf(RUNTIME, '9999-12-31T00:00:00Z');
+
+    // Act
+    const result = await createKeyUsageHandler(rt)(
+      sqsEvent([message(forged), message(recordOf(RUNTIME, '2026-11-20T10:00:00Z'))]),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ uses: 1, skipped: { 'future-event': 1 } });
+    const items = await usageItems(rt);
+    expect(items).toHaveLength(1);
+    expect(items[0]).toMatchObject({ calls: 1, lastUsedAt: '2026-11-20T10:00:00.000Z' });
+    expect(
+      out
+        .lines()
+        .some(
+          (l) =>
+            l.level === 'WARN' &&
+            l.eventId === forged.eventID &&
+            String(l.detail).startsWith(
+              'eventTime 9999-12-31T00:00:00.000Z is after 2026-11-21T12:00:00.000Z',
+            ),
+        ),
+    ).toBe(true);
+  });
+
+  it('a call without recipientAccountId forwarded from a foreign bus is foreign, whatever account its caller claims', async () => {
+    // Prepare: the caller names the governed account; the envelope is another account's
+    const rt = await freshRuntime();
+    listKeys({ id: KEY_A, status: 'Active' });
+    const detail = recordOf(RUNTIME, '2026-11-20T10:00:00Z', (r) => {
+      delete r.recipientAccountId;
+      (r.userIdentity as Record<string, unknown>).accountId = ACCOUNT;
+    });
+    const m = message(detail);
+    const body = { ...(JSON.parse(m.body) as Record<string, unknown>), account: '999988887777' };
+
+    // Act
+    const result = await createKeyUsageHandler(rt)(sqsEvent([{ ...m, body: JSON.stringify(body) }]));
+
+    // Assess
+    expect(result).toMatchObject({ uses: 0, skipped: { 'foreign-account': 1 } });
+    expect(await usageItems(rt)).toHaveLength(0);
+    expect(iam.calls()).toHaveLength(0);
+  });
+
   it('logs a message that is not an event by messageId and skips it: the rest of the batch is recorded', async () => {
     // Prepare
     const rt = await freshRuntime();
