@@ -56,8 +56,14 @@ export interface LeakQuarantineProps {
 
 /**
  * Log quarantine (issue 4): a subscription filter on each named log group feeds the `leak` function, which scans
- * each batch for Bedrock API keys; a leaked long-term key of the governed account is deactivated (enforce mode),
- * a live short-term key is traced to its signer with CloudTrail, and each finding is recorded and notified.
+ * each batch for Bedrock API keys; a leaked long-term key of the governed account is deactivated (enforce mode)
+ * once Bedrock confirms it is a working key (issue 10: its alias is public, only its secret proves a leak), a live
+ * short-term key is traced to its signer with CloudTrail, and each finding is recorded and notified.
+ *
+ * The confirmation is one HTTPS call to the public Bedrock endpoint (`bedrock.<region>.amazonaws.com`)
+ * authenticated by the found key alone: the role needs no permission for it (and has none). The function is not
+ * attached to a VPC; deployed into one, it needs outbound HTTPS (a NAT gateway, or an interface endpoint for
+ * `com.amazonaws.<region>.bedrock`), else every check times out and leaks are only notified (UNVERIFIED).
  */
 export class LeakQuarantine extends Construct {
   public readonly function: NodejsFunction;

@@ -185,6 +185,18 @@ describe('IAM: the leak function role', () => {
     }
   });
 
+  test('needs no permission to verify a found key: the call is authenticated by the key, not by this role', () => {
+    // The probe (BedrockKeyProbe) sends only the found key; the role must not be able to call Bedrock itself,
+    // so a check can never succeed as the function (a false VERIFIED) and the role gains nothing to abuse.
+    const actions = leakRoleStatements().flatMap(actionsOf);
+    expect(actions.filter((a) => /^(bedrock|bedrock-mantle|sts):/i.test(a) || a === '*')).toEqual([]);
+  });
+
+  test('runs outside a VPC, so the verification call reaches the public Bedrock endpoint (a VPC needs egress)', () => {
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[functionId];
+    expect(fn?.Properties.VpcConfig).toBeUndefined();
+  });
+
   test('has the only wildcard resource on cloudtrail:LookupEvents', () => {
     const star = leakRoleStatements().filter((s) => resourcesOfStatement(s).includes('*'));
     expect(star.flatMap(actionsOf)).toEqual(['cloudtrail:LookupEvents']);
