@@ -1,5 +1,6 @@
 import { RemovalPolicy } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import { Construct } from 'constructs';
 
 /** Name of the decisions table's GSI that lists an owner's decisions by time. */
@@ -12,6 +13,25 @@ export const BY_OWNER_INDEX = 'byOwner';
  * chain link). Never UpdateItem or DeleteItem.
  */
 export const DECISIONS_APPEND_ACTIONS = ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'];
+
+/**
+ * Item-level actions the decisions table's resource policy denies to every principal, the product's own roles and
+ * the account's administrators included: nothing updates or deletes a decision or a chain link.
+ * - UpdateItem, DeleteItem and their PartiQL forms change or remove an item in place.
+ * - BatchWriteItem carries puts and deletes in one IAM action, with no condition key telling them apart, so it
+ *   is denied whole: the product never batch-writes this table (every write is a single conditional PutItem).
+ * PutItem cannot be denied "unless conditional": IAM has no condition key for a ConditionExpression. Every writer
+ * here sends `attribute_not_exists(pk)`; an unconditional overwrite by someone else's PutItem is what the hash
+ * chain (and the signed digests) detect. DeleteTable is stopped by deletion protection, not by this policy, so
+ * CloudFormation keeps managing the table.
+ */
+export const DECISIONS_DENIED_ACTIONS = [
+  'dynamodb:UpdateItem',
+  'dynamodb:DeleteItem',
+  'dynamodb:BatchWriteItem',
+  'dynamodb:PartiQLUpdate',
+  'dynamodb:PartiQLDelete',
+];
 
 export interface AuditTablesProps {
   /**
@@ -36,7 +56,11 @@ export interface AuditTablesProps {
  * Construct ids are part of the tables' logical ids: renaming one replaces (and, with RETAIN, orphans) a table.
  */
 export class AuditTables extends Construct {
-  /** Append-only record of every decision: pk = `<accountId>#<keyId>`, sk = decisionId. */
+  /**
+   * Append-only record of every decision: pk = `<accountId>#<keyId>`, sk = decisionId; and each key's hash chain:
+   * pk = `chain#<accountId>#<keyId>`, sk = sequence number. Its resource policy denies DECISIONS_DENIED_ACTIONS
+   * to everyone.
+   */
   public readonly decisions: dynamodb.Table;
   /** Current state per key: pk = accountId, sk = keyId. */
   public readonly keys: dynamodb.Table;
@@ -65,6 +89,18 @@ export class AuditTables extends Construct {
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
       removalPolicy: RemovalPolicy.RETAIN,
       deletionProtection: true,
+      // `Resource: *` means this table: a resource policy cannot name its own table's ARN (circular reference).
+      resourcePolicy: new iam.PolicyDocument({
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'NobodyUpdatesOrDeletesDecisions',
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: DECISIONS_DENIED_ACTIONS,
+            resources: ['*'],
+          }),
+        ],
+      }),
     });
     this.decisions.addGlobalSecondaryIndex({
       indexName: BY_OWNER_INDEX,
