@@ -36,6 +36,14 @@ const scpTarget = z
     'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
   );
 
+/** An EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields). */
+const scheduleExpression = z
+  .string()
+  .regex(
+    /^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
+    'must be rate(N minutes|hours|days) or cron(6 fields)',
+  );
+
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
   email,
@@ -81,15 +89,22 @@ export const ConfigSchema = z.strictObject({
   sweep: z
     .strictObject({
       /** EventBridge Scheduler expression of the inventory sweep. */
-      schedule: z
-        .string()
-        .regex(
-          /^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
-          'must be rate(N minutes|hours|days) or cron(6 fields)',
-        )
-        .default('rate(1 hour)'),
+      schedule: scheduleExpression.default('rate(1 hour)'),
     })
     .default({ schedule: 'rate(1 hour)' }),
+  /** Tamper evidence of the decision record (hash chains, signed digests, Object Lock archive). */
+  audit: z
+    .strictObject({
+      /**
+       * Days each archived decision and digest is locked in the archive bucket (S3 Object Lock, compliance mode:
+       * nobody, the account root included, can delete or overwrite it before then). Raising it later applies to
+       * new objects only; it can never be shortened for objects already written.
+       */
+      retentionDays: z.number().int().min(1).max(36500).default(365),
+      /** EventBridge Scheduler expression of the signed digest of chain heads. */
+      digestSchedule: scheduleExpression.default('rate(1 hour)'),
+    })
+    .default({ retentionDays: 365, digestSchedule: 'rate(1 hour)' }),
   /** Who is told when a key has neither an owner tag nor a known creator. */
   fallbackOwner: z.string().min(1).max(256).nullable().default(null),
   /** Whether long-term keys may exist at all (false: every long-term key is a violation). */
@@ -323,12 +338,13 @@ function canonical(value: unknown): unknown {
  */
 export function policyVersion(config: Config): string {
   // Which log groups are scanned does not change how a found key is decided either; nor do the regions usage
-  // comes from, or the preventive policies (they act in IAM, before any key exists).
+  // comes from, or the preventive policies (they act in IAM, before any key exists), or how the record is archived.
   const {
     notifications: _ignored,
     leakDetection: _scanned,
     usage: _regions,
     guardrails: _preventive,
+    audit: _archive,
     ...policy
   } = config;
   // Whether an unverified leak deactivates does change decisions. It is hashed only when set, so the versions of

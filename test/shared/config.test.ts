@@ -42,6 +42,7 @@ describe('parseConfig: defaults', () => {
       maxApprovalDays: 365,
       approvers: [],
       sweep: { schedule: 'rate(1 hour)' },
+      audit: { retentionDays: 365, digestSchedule: 'rate(1 hour)' },
       tags: { owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' },
       fallbackOwner: null,
       allowLongTermKeys: true,
@@ -77,6 +78,7 @@ describe('parseConfig: defaults', () => {
       maxApprovalDays: 180,
       approvers: ['arn:aws:iam::111122223333:role/SecurityApprover'],
       sweep: { schedule: 'rate(30 minutes)' },
+      audit: { retentionDays: 2555, digestSchedule: 'rate(6 hours)' },
       tags: { owner: 'team:owner', purpose: 'app/purpose', reviewCadence: 'Review Cadence' },
       fallbackOwner: 'secops@example.com',
       allowLongTermKeys: true,
@@ -482,6 +484,31 @@ describe('lifecycle settings (sweep, reminders, approvals)', () => {
     expect(config.sweep.schedule).toBe('cron(0 */6 * * ? *)');
     expect(parseConfig({ sweep: { schedule: 'rate(15 minutes)' } }).sweep.schedule).toBe('rate(15 minutes)');
     expect(config.approvers).toHaveLength(2);
+  });
+});
+
+describe('audit (tamper evidence of the decision record)', () => {
+  it('locks archived decisions and digests for 365 days and signs a digest every hour by default', () => {
+    expect(parseConfig({}).audit).toEqual({ retentionDays: 365, digestSchedule: 'rate(1 hour)' });
+    expect(parseConfig({ audit: { retentionDays: 2555 } }).audit).toEqual({
+      retentionDays: 2555,
+      digestSchedule: 'rate(1 hour)',
+    });
+  });
+
+  it.each([
+    [{ audit: { retentionDays: 0 } }, 'audit.retentionDays: got 0; allowed: >= 1'],
+    [{ audit: { retentionDays: 36501 } }, 'audit.retentionDays: got 36501; allowed: <= 36500'],
+    [{ audit: { retentionDays: 1.5 } }, 'audit.retentionDays: got 1.5'],
+    [{ audit: { retentionDays: '365' } }, 'audit.retentionDays: got "365"'],
+    [{ audit: { digestSchedule: 'hourly' } }, 'audit.digestSchedule: got "hourly"'],
+    [{ audit: { retention: 30 } }, 'audit'],
+  ])('rejects %j naming the setting', (input, message) => {
+    expect(() => parseConfig(input, 'k.json')).toThrow(`k.json: ${message}`);
+  });
+
+  it('does not change the policy version (archiving does not change decisions)', () => {
+    expect(policyVersion(parseConfig({ audit: { retentionDays: 30 } }))).toBe(policyVersion(parseConfig({})));
   });
 });
 
