@@ -12,7 +12,7 @@ import { type ChildRun, runChild } from './processes';
  */
 
 const ROOT = resolve(__dirname, '..');
-const CLI = join(ROOT, 'bin', 'keyguard.js');
+export const CLI = join(ROOT, 'bin', 'keyguard.js');
 const SECRETLINT = join(ROOT, 'node_modules', '.bin', 'secretlint');
 
 /** gitleaks' published rules for Bedrock API keys (config/gitleaks.toml: aws-amazon-bedrock-api-key-*). */

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mib, num, progress, renderTable, type Section } from './report';
 import { type Corpus, ensureScanCorpus, type PlantedKey } from './scan-corpus';
+import { denseTable, measureDenseScan } from './scan-dense';
 import { CONTEXTS, DECOY_KINDS } from './scan-lines';
 import {
   type Availability,
@@ -129,6 +130,9 @@ export async function runScanBench(opts: { scanMb: number }): Promise<Section> {
     notes.push(`SKIPPED secretlint rows: ${sl.reason}`);
   }
 
+  // Prefix-dense inputs (issue 10, item 2): keyguard only, the other tools do not decode candidates.
+  const dense = await measureDenseScan();
+
   const scores = runs.map((r) => score(r, corpus, plantedAt, decoyAt));
   const byTool = new Map(scores.map((s) => [s.tool, s]));
   const keyguard = byTool.get('keyguard scan') as Score;
@@ -235,8 +239,14 @@ export async function runScanBench(opts: { scanMb: number }): Promise<Section> {
         unit: 'MiB/s',
         detail: `${num(s.wallS, 2)} s; recall ${pct(s.recalled.size, planted)}, precision ${pct(s.truePositives, s.found)}`,
       })),
+      ...dense.map((r) => ({
+        metric: `keyguard on ${r.input}`,
+        value: num(r.inProcessMibPerS, 1),
+        unit: 'MiB/s',
+        detail: `in process; CLI ${num(r.cliWallS, 2)} s for ${num(mib(r.bytes), 1)} MiB; ${num(r.workPerChar, 2)} work units/char`,
+      })),
     ],
-    tables: [main, recallTable, diffTable, falseTable],
+    tables: [main, recallTable, diffTable, falseTable, denseTable(dense)],
     notes,
   };
 }

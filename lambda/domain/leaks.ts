@@ -401,10 +401,16 @@ export function findLeakSpans(text: string, opts: { now: Date; work?: DetectionW
   };
   let nextLong = search(LONG_PREFIX);
   let nextShort = search(SHORT_PREFIX);
-  // Line counting is incremental: from the last counted position to the next finding.
+  // Line counting is incremental: each line break is found once (`nextNl`: the first one not yet counted, -1
+  // when there is none left), however many findings share a line.
   let line = 1;
   let lineStart = 0;
-  let counted = 0;
+  let nextNl: number | undefined;
+  const findNl = (at: number): number => {
+    const nl = text.indexOf('\n', at);
+    work.units += (nl === -1 ? text.length : nl + 1) - at;
+    return nl;
+  };
   while (nextLong !== -1 || nextShort !== -1) {
     const kind: LeakKind =
       nextShort === -1 || (nextLong !== -1 && nextLong < nextShort) ? 'LONG_TERM' : 'SHORT_TERM';
@@ -412,12 +418,12 @@ export function findLeakSpans(text: string, opts: { now: Date; work?: DetectionW
     const hit = candidateAt(text, index, kind, opts.now, work);
     from = hit ? hit.end : index + 1;
     if (hit) {
-      for (let nl = text.indexOf('\n', counted); nl !== -1 && nl < index; nl = text.indexOf('\n', nl + 1)) {
+      nextNl ??= findNl(0);
+      while (nextNl !== -1 && nextNl < index) {
         line += 1;
-        lineStart = nl + 1;
+        lineStart = nextNl + 1;
+        nextNl = findNl(lineStart);
       }
-      work.units += index - counted;
-      counted = index;
       found.push({
         kind,
         line,
