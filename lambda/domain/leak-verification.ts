@@ -49,7 +49,15 @@ export function leakToRemember(
   return found;
 }
 
-/** One sentence on the verification, for violation details and notices. */
+/** What the check said, with no consequence attached (a short-term key is never deactivated anyway). */
+export function verificationNote(v: LeakVerification): string {
+  const how = `${v.method} at ${v.checkedAt}: ${v.reason}`;
+  if (v.result === 'VERIFIED') return `verified: Bedrock accepted it as a working key (${how})`;
+  if (v.result === 'REJECTED') return `Bedrock rejected it: it is not a working key (${how})`;
+  return `it could not be verified (${how})`;
+}
+
+/** One sentence on the verification and what it allowed, for violation details and notices. */
 export function describeVerification(leak: LeakEvidence, config: Config): string {
   const v = leak.verification;
   if (!v) {
@@ -60,18 +68,11 @@ export function describeVerification(leak: LeakEvidence, config: Config): string
         : ': it is not deactivated automatically (leakDetection.deactivateUnverified is false)')
     );
   }
-  const how = `${v.method} at ${v.checkedAt}: ${v.reason}`;
-  switch (v.result) {
-    case 'VERIFIED':
-      return `verified: Bedrock accepted it as a working key (${how})`;
-    case 'REJECTED':
-      return `Bedrock rejected it: it is not a working key (${how})`;
-    default:
-      return config.leakDetection.deactivateUnverified
-        ? `it could not be verified (${how}); leakDetection.deactivateUnverified is true, so it is treated as leaked`
-        : `it could not be verified (${how}), so it was not deactivated automatically ` +
-            '(leakDetection.deactivateUnverified is false): check whether it is the real key and deactivate it if so';
-  }
+  if (v.result !== 'UNVERIFIED') return verificationNote(v);
+  return config.leakDetection.deactivateUnverified
+    ? `${verificationNote(v)}; leakDetection.deactivateUnverified is true, so it is treated as leaked`
+    : `${verificationNote(v)}, so it was not deactivated automatically ` +
+        '(leakDetection.deactivateUnverified is false): check whether it is the real key and deactivate it if so';
 }
 
 export interface RejectedLeakInput {

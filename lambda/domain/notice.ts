@@ -174,12 +174,17 @@ function shortTermLeakNotice(d: Decision, config: Config): Notice {
   const severity = topSeverity(d.violations);
   const owner = d.owner.value ?? UNOWNED;
   const issuer = d.leak?.issuer ?? null;
+  const rejected = d.leak?.verification?.result === 'REJECTED';
   const subject = ascii(
-    `[keyguard] ${severity.toUpperCase()}: leaked short-term Bedrock API key signed with ${d.keyId}`,
+    rejected
+      ? `[keyguard] ${severity.toUpperCase()}: not a working key: short-term Bedrock API key naming ${d.keyId}`
+      : `[keyguard] ${severity.toUpperCase()}: leaked short-term Bedrock API key signed with ${d.keyId}`,
   ).slice(0, SUBJECT_MAX);
   const lines: string[] = [];
   lines.push(
-    `A short-term Bedrock API key signed with access key id ${d.keyId} was found in a log. Whoever reads that log can call Bedrock as its signer until it expires.`,
+    rejected
+      ? `A string shaped as a short-term Bedrock API key signed with access key id ${d.keyId} was found in a log, but Bedrock rejected it: it is forged, or a key that no longer works. Nothing needs revoking.`
+      : `A short-term Bedrock API key signed with access key id ${d.keyId} was found in a log. Whoever reads that log can call Bedrock as its signer until it expires.`,
   );
   lines.push('');
   lines.push(`Signed by: ${issuer ?? 'unknown (not found in CloudTrail event history)'}`);

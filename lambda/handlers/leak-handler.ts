@@ -17,6 +17,7 @@ import {
   keyInText,
   type LeakVerifier,
   rejectedLeakDecision,
+  verificationNote,
 } from '../domain/leak-verification';
 import {
   findLeakSpans,
@@ -380,21 +381,30 @@ export function createLeakHandler(rt: LeakRuntime) {
     facts: ShortTermFacts,
     location: LeakLocation,
     evidence: LeakEvidence,
+    verify: () => Promise<LeakVerification>,
   ): Promise<FindingResult> {
+    // An expired key works nowhere: no check is needed (or made), and nothing is recorded.
     if (facts.expired) return ignored('expired', f, location);
     const at = now();
     const accountId = rt.governedAccountId;
     const decisionId = decisionIdFor('leak', location.timestamp, `${location.logEventId}/${f.fingerprint}`);
-    const result = (outcome: FindingOutcome): FindingResult => ({
+    const result = (outcome: FindingOutcome, checked?: LeakVerification | null): FindingResult => ({
       kind: f.kind,
       fingerprint: f.fingerprint,
       redacted: f.redacted,
       logEventId: location.logEventId,
       outcome,
       keyIds: [facts.accessKeyId],
+      ...(checked ? { verification: checked.result } : {}),
     });
     // A redelivered batch: this finding is already on record (and its notice sent).
-    if (await audit.getDecision(accountId, facts.accessKeyId, decisionId)) return result('duplicate');
+    const earlier = await audit.getDecision(accountId, facts.accessKeyId, decisionId);
+    if (earlier) return result('duplicate', earlier.leak?.verification);
+
+    // Nothing is deactivated for a short-term key (it is no IAM credential), but the notice tells its signer to
+    // revoke sessions or an access key: a string Bedrock rejects (forged, or already dead) must not say so.
+    const verification = await verify();
+    const rejected = verification.result === 'REJECTED';
 
     // Calls made with the access key id around the signing show who holds it (the signer's session can be
     // older than the signing, by up to the longest session: 12 h).
@@ -404,7 +414,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       new Date(Date.parse(facts.signedAt) - 12 * HOUR_MS),
       at,
     );
-    const leak: LeakEvidence = { ...evidence, issuer };
+    const leak: LeakEvidence = { ...evidence, issuer, verification };
     const decision: Decision = {
       decisionId,
       decidedAt: at.toISOString(),
@@ -423,10 +433,15 @@ export function createLeakHandler(rt: LeakRuntime) {
       violations: [
         {
           code: 'LEAKED',
-          severity: 'critical',
-          detail:
-            `a short-term key signed by ${issuer ?? 'an unknown principal'} with access key id ${facts.accessKeyId} ` +
-            `(region ${facts.region}) was found in ${describeLeak(evidence)}; it works until ${facts.expiresAt}`,
+          severity: rejected ? 'medium' : 'critical',
+          detail: rejected
+            ? `a string shaped as a short-term key signed by ${issuer ?? 'an unknown principal'} with access key id ` +
+              `${facts.accessKeyId} (region ${facts.region}) was found in ${describeLeak(evidence)}; ` +
+              `${verificationNote(verification)}. It is forged, or a key that no longer works (its signer's ` +
+              'session or access key revoked); nothing needs revoking'
+            : `a short-term key signed by ${issuer ?? 'an unknown principal'} with access key id ${facts.accessKeyId} ` +
+              `(region ${facts.region}) was found in ${describeLeak(evidence)}; it works until ${facts.expiresAt}; ` +
+              verificationNote(verification),
         },
       ],
       action: 'NOTIFY',
@@ -449,9 +464,10 @@ export function createLeakHandler(rt: LeakRuntime) {
       issuer,
       expiresAt: facts.expiresAt,
       decisionId,
+      verification,
       duplicate: recorded.duplicate,
     });
-    return result(recorded.duplicate ? 'duplicate' : 'notified');
+    return result(recorded.duplicate ? 'duplicate' : rejected ? 'rejected' : 'notified', verification);
   }
 
   /**
@@ -539,7 +555,11 @@ export function createLeakHandler(rt: LeakRuntime) {
             await longTerm(f, longFacts, location, evidence, verifierFor(e.message, span, candidate)),
           );
         } else if (f.kind === 'SHORT_TERM' && f.shortTerm) {
-          findings.push(await shortTerm(f, f.shortTerm, location, evidence));
+          const region = f.shortTerm.region;
+          const candidate = (key: string): KeyCandidate => ({ kind: 'SHORT_TERM', key, region });
+          findings.push(
+            await shortTerm(f, f.shortTerm, location, evidence, verifierFor(e.message, span, candidate)),
+          );
         }
       }
     }

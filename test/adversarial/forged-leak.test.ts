@@ -20,7 +20,7 @@ import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
-import { leakedFragments } from '../support/secrets';
+import { fakeShortTermKey, leakedFragments } from '../support/secrets';
 
 /**
  * Issue 10, item 1: a forged leak must never deactivate a real key. The alias a long-term key decodes to
@@ -284,6 +284,29 @@ describe('adversarial: a forged leak of a real user', () => {
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
     const [d] = await decisions(rt);
     expect(d?.leak?.verification?.result).toBe('REJECTED');
+  });
+
+  it('a forged short-term key naming a real access key id gets no revocation advice, only a medium notice', async () => {
+    // Prepare: a presigned-URL-shaped string with a random signature (the signer's access key id is not secret)
+    const bedrock = simulatedBedrock();
+    const rt = await runtime(bedrock.fetch);
+    const forged = fakeShortTermKey(`forged-${randomBytes(4).toString('hex')}`);
+
+    // Act
+    const result = await createLeakHandler(rt)(batch([`Authorization: Bearer ${forged}`]));
+
+    // Assess: checked in the key's own region, rejected, told as such
+    expect(bedrock.requests.map((r) => r.url)).toEqual([
+      'https://bedrock.us-east-1.amazonaws.com/foundation-models',
+    ]);
+    expect(result).toMatchObject({
+      findings: [{ kind: 'SHORT_TERM', outcome: 'rejected', verification: 'REJECTED' }],
+    });
+    const [n] = sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(n?.MessageAttributes?.severity?.StringValue).toBe('medium');
+    expect(n?.Message).toContain('Nothing needs revoking');
+    expect(n?.Message).not.toContain('Revoke active sessions');
+    expect(leakedFragments(`${out.text()}\n${JSON.stringify(n)}`, [forged])).toEqual([]);
   });
 
   it('asks Bedrock once per distinct key in a batch, however often the key is repeated', async () => {

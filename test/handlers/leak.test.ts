@@ -725,6 +725,62 @@ describe('leak handler: short-term keys', () => {
     expect(notice?.message).toContain(`AttributeKey=AccessKeyId,AttributeValue=${AKID}`);
   });
 
+  it('checks a live key in the region it was signed for, and says in the decision that it was verified', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    // Assess
+    expect(verifier.asked).toEqual([{ kind: 'SHORT_TERM', key: SHORT, region: 'us-east-1' }]);
+    expect(result).toMatchObject({ findings: [{ outcome: 'notified', verification: 'VERIFIED' }] });
+    const [d] = await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, AKID);
+    expect(d?.leak?.verification?.result).toBe('VERIFIED');
+    expect(d?.violations[0]).toMatchObject({ code: 'LEAKED', severity: 'critical' });
+    expect(d?.violations[0]?.detail).toContain('verified: Bedrock accepted it');
+  });
+
+  it('REJECTED: a medium notice that nothing needs revoking, without revocation steps', async () => {
+    // Prepare: a forged short-term key naming a real role session's access key id
+    const rt = await freshRuntime('enforce');
+    cloudtrail.on(LookupEventsCommand).resolves({
+      Events: [
+        { CloudTrailEvent: JSON.stringify({ userIdentity: { arn: ROLE_SESSION, accessKeyId: AKID } }) },
+      ],
+    });
+    verifier.answer = 'REJECTED';
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'rejected', verification: 'REJECTED' }] });
+    const [notice, ...more] = publishedMessages();
+    expect(more).toEqual([]);
+    expect(notice?.severity).toBe('medium');
+    expect(notice?.subject).toContain('not a working key');
+    expect(notice?.message).toContain('Nothing needs revoking');
+    expect(notice?.message).not.toContain('Revoke active sessions');
+    expect(notice?.message).not.toContain('put-role-policy');
+    const [d] = await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, AKID);
+    expect(d).toMatchObject({ action: 'NOTIFY', leak: { verification: { result: 'REJECTED' } } });
+  });
+
+  it('UNVERIFIED: still a critical notice with the revocation steps, the decision saying it was not verified', async () => {
+    const rt = await freshRuntime('enforce');
+    verifier.answer = 'UNVERIFIED';
+
+    await createLeakHandler(rt)(subscriptionEvent([{ id: LINE_ID, message: SHORT }]));
+
+    const [notice] = publishedMessages();
+    expect(notice?.severity).toBe('critical');
+    expect(notice?.message).toContain('could not be verified');
+    expect(notice?.message).toContain('aws cloudtrail lookup-events');
+  });
+
   it('only logs and counts an expired key: no lookup, no notice, no decision', async () => {
     // Prepare: the next day, long after the 12 h lifetime
     const rt = await freshRuntime('enforce', new Date('2026-11-21T10:00:00Z'));
@@ -736,6 +792,8 @@ describe('leak handler: short-term keys', () => {
     // Assess
     expect(result).toMatchObject({ findings: [{ kind: 'SHORT_TERM', outcome: 'expired' }] });
     expect(cloudtrail.calls()).toHaveLength(0);
+    // An expired key works nowhere: no check is made
+    expect(verifier.asked).toEqual([]);
     expect(sns.calls()).toHaveLength(0);
     expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
     expect(out.lines().find((l) => l.message === 'leaked key not acted on')).toMatchObject({
