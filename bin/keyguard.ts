@@ -24,7 +24,7 @@ import { registerPolicyCommand } from '../lambda/cli/policy';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
 import { registerReportCommand } from '../lambda/cli/report';
 import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
-import { visibleLines } from '../lambda/cli/terminal-text';
+import { visible, visibleLines } from '../lambda/cli/terminal-text';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import pkg from '../package.json';
 
@@ -172,6 +172,18 @@ export function buildProgram(
   approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
   inventoryDeps: () => InventoryDeps = () => defaultInventoryDeps(),
   scanDeps: () => ScanDeps = () => defaultScanDeps(pkg.version),
+/**
+ * A commander usage error quotes the argument it rejects, which may hold anything: the message is one line,
+ * shown through visible() (a newline in the argument cannot start a line of its own), then commander's own
+ * suggestion line, if any (it names a known option or command, never the argument).
+ */
+function usageErrorText(message: string): string {
+  const body = message.replace(/\n$/, '');
+  const suggestion = /\n\(Did you mean [^\n]*\?\)$/.exec(body);
+  const own = suggestion ? body.slice(0, suggestion.index) : body;
+  return `${visible(own)}${suggestion ? suggestion[0] : ''}\n`;
+}
+
 ): Command {
   const program = new Command()
     .name('keyguard')
@@ -185,8 +197,7 @@ export function buildProgram(
     .configureOutput({
       writeOut: (s) => io.stdout.write(s),
       writeErr: (s) => io.stderr.write(s),
-      // A usage error quotes the argument it rejects: shown visibly, line breaks of the message kept.
-      outputError: (s, write) => write(visibleLines(s)),
+      outputError: (s, write) => write(usageErrorText(s)),
     })
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();

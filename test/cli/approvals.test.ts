@@ -430,6 +430,35 @@ describe('keyguard approvals list', () => {
     ]);
   });
 
+  it('shows control and bidi characters of a reason and a user name as escapes (issue 10, item 5)', async () => {
+    // Prepare: a user name and an approval reason that try to forge a row, clear the screen and reverse text.
+    const w = await world({ userName: `svc\u202eyrots\n${'id-0-9'}  ${KEY}  active  ALL` });
+    const forged = `ok\nid-0-9  ${KEY}  active  ALL  2099-01-01  arn:aws:iam::${ACCOUNT}:user/x  fine\x1b[2J\u202e`;
+    const approve = captureIO(w.cwd);
+    const review = captureIO(w.cwd);
+    const table = captureIO(w.cwd);
+
+    // Act
+    const codes = [
+      await runApprove(approveArgs(w, { reason: forged }), approve.io, w.deps),
+      await runReview({ key: KEY, note: 'n', ...w.tables }, review.io, w.deps),
+      await runListApprovals({ approvalsTable: w.tables.approvalsTable }, table.io, w.deps),
+    ];
+
+    // Assess
+    expect(codes).toEqual([0, 0, 0]);
+    const raw = /(?!\n)[\p{Cc}\u202a-\u202e\u2066-\u2069]/u;
+    for (const out of [approve, review, table]) expect(out.stdout()).not.toMatch(raw);
+    const rows = table.stdout().trimEnd().split('\n');
+    expect(rows).toHaveLength(2);
+    expect(rows[1]).toContain(`ok\\nid-0-9  ${KEY}  active  ALL  2099-01-01`);
+    expect(rows[1]).toMatch(/fine\\x1b\[2J\\u202e$/);
+    expect(approve.stdout()).toContain(`(user svc\\u202eyrots\\nid-0-9  ${KEY}  active  ALL, account`);
+    expect(review.stdout().split('\n')[0]).toContain(
+      `user svc\\u202eyrots\\nid-0-9  ${KEY}  active  ALL, account`,
+    );
+  });
+
   it('says so when there are none', async () => {
     const w = await world();
     const out = captureIO(w.cwd);
