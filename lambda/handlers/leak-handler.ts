@@ -175,6 +175,12 @@ export function createLeakHandler(rt: LeakRuntime) {
   }
   const issuers = new CloudTrailIssuerLookup(rt.cloudTrailFor);
   const now = rt.now ?? (() => new Date());
+  /**
+   * Fingerprints of rejected strings already notified in the batch being scanned (reset per batch; a function
+   * instance handles one batch at a time): a forged string repeated in many lines is recorded for each line but
+   * notified once, so writing it a thousand times does not send a thousand notices.
+   */
+  let rejectedNotified = new Set<string>();
 
   function count(name: string, dimension: [string, string] | null): void {
     const m = metrics.singleMetric();
@@ -253,7 +259,7 @@ export function createLeakHandler(rt: LeakRuntime) {
         directory.getUserTags(facts.accountId, facts.userName),
         audit.getKnownKey(facts.accountId, meta.keyId),
       ]);
-      const decision = rejectedLeakDecision({
+      const built = rejectedLeakDecision({
         decisionId,
         now: now(),
         accountId: facts.accountId,
@@ -269,8 +275,9 @@ export function createLeakHandler(rt: LeakRuntime) {
         config: rt.config,
         policyVersion: rt.policyVersion,
       });
+      const decision: Decision = rejectedNotified.has(f.fingerprint) ? { ...built, notice: null } : built;
       // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
-      await notifier.notify(decision);
+      if (decision.notice) await notifier.notify(decision);
       const recorded = await audit.recordDecision(decision);
       duplicate ||= recorded.duplicate;
       logger.info('found key rejected by Bedrock: not acted on', {
@@ -285,6 +292,7 @@ export function createLeakHandler(rt: LeakRuntime) {
         verification: leak.verification,
       });
     }
+    rejectedNotified.add(f.fingerprint);
     return {
       kind: f.kind,
       fingerprint: f.fingerprint,
@@ -449,11 +457,12 @@ export function createLeakHandler(rt: LeakRuntime) {
       mode: rt.config.mode,
       deadline: null,
       policyVersion: rt.policyVersion,
-      notice: 'first',
+      notice: rejected && rejectedNotified.has(f.fingerprint) ? null : 'first',
       leak,
     };
     // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
-    await notifier.notify(decision);
+    if (decision.notice) await notifier.notify(decision);
+    if (rejected) rejectedNotified.add(f.fingerprint);
     const recorded = await audit.recordDecision(decision);
     logger.info('leaked short-term key reported', {
       kind: f.kind,
@@ -512,6 +521,7 @@ export function createLeakHandler(rt: LeakRuntime) {
   }
 
   async function scan(data: LogsData): Promise<LeakResult> {
+    rejectedNotified = new Set();
     if (data.messageType === 'CONTROL_MESSAGE') {
       logger.info('control message ignored', { logGroup: data.logGroup });
       return { status: 'ignored', reason: 'control-message' };

@@ -309,7 +309,7 @@ describe('adversarial: a forged leak of a real user', () => {
     expect(leakedFragments(`${out.text()}\n${JSON.stringify(n)}`, [forged])).toEqual([]);
   });
 
-  it('asks Bedrock once per distinct key in a batch, however often the key is repeated', async () => {
+  it('asks Bedrock once per distinct key in a batch and notifies it once, however often the key is repeated', async () => {
     // Prepare: the same forged key in 20 lines
     const bedrock = simulatedBedrock();
     const rt = await runtime(bedrock.fetch);
@@ -325,5 +325,8 @@ describe('adversarial: a forged leak of a real user', () => {
       url: 'https://bedrock.us-east-1.amazonaws.com/foundation-models',
     });
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+    // Each line is on record; its owner hears once, not twenty times
+    expect(await decisions(rt)).toHaveLength(20);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 });
