@@ -32,6 +32,11 @@ let browser: Browser;
 let replayed: Decision[];
 let main: Rendered;
 let evilFile: string;
+let bidiFile: string;
+const BIDI_KEY = 'ACCAEXAMPLEBIDIKEY001';
+/** Reads as "invoice-exe.pdf" where U+202E is obeyed. */
+const BIDI_USER = 'invoice-\u202efdp.exe';
+const BIDI_OWNER = 'team\u2067@\x1b[2Jevil\u2069';
 
 /** One page for the file (a new page costs seconds on a busy machine); each render records its own events. */
 let page: Page;
@@ -110,6 +115,32 @@ beforeAll(async () => {
       { table: TABLES.decisionsTable, keysTable: TABLES.keysTable },
       { ...noAws, doc: () => db.doc },
     );
+
+    // A third, adding a key whose user and owner hold bidi overrides and an escape sequence (issue 10, item 5).
+    await log.recordDecision({
+      ...base,
+      decisionId: `${base.decisionId}-bidi`,
+      keyId: BIDI_KEY,
+      userName: BIDI_USER,
+      owner: { value: BIDI_OWNER, source: 'tag' },
+    });
+    await log.putKnownKey({
+      accountId: ACCOUNT,
+      keyId: BIDI_KEY,
+      userName: BIDI_USER,
+      status: 'Active',
+      createdAt: base.createdAt,
+      expiresAt: base.expiresAt,
+      creator: null,
+      owner: BIDI_OWNER,
+      lastDecisionId: `${base.decisionId}-bidi`,
+      lastDecisionAt: base.decidedAt,
+    });
+    await writeReport(
+      join(dir, 'bidi.html'),
+      { table: TABLES.decisionsTable, keysTable: TABLES.keysTable },
+      { ...noAws, doc: () => db.doc },
+    );
   } finally {
     await db.close();
   }
@@ -130,6 +161,7 @@ beforeAll(async () => {
   listen(page);
   main = await render(join(dir, 'report.html'));
   evilFile = join(dir, 'evil.html');
+  bidiFile = join(dir, 'bidi.html');
 });
 
 afterAll(async () => {
@@ -287,5 +319,29 @@ describe('the HTML report in headless Chromium', () => {
     expect(evil.dialogs).toEqual([]);
     expect(evil.requests).toEqual([evil.url]);
     expect(evil.consoleErrors).toEqual([]);
+  });
+
+  it('shows bidi overrides, isolates and escape characters as visible, highlighted escapes', async () => {
+    // Act
+    const bidi = await render(bidiFile);
+    const row = bidi.page.locator(`#inventory tbody tr[data-key="${BIDI_KEY}"]`);
+    const cells = await row.evaluate((r: HTMLTableRowElement) => [
+      r.cells[1]?.textContent,
+      r.cells[3]?.textContent,
+    ]);
+    const marks = await row
+      .locator('.ctl')
+      .evaluateAll((els) =>
+        els.map((e) => ({ text: e.textContent, background: getComputedStyle(e).backgroundColor })),
+      );
+    const page = await bidi.page.evaluate(() => document.body.textContent ?? '');
+
+    // Assess
+    expect(cells).toEqual(['invoice-\\u202efdp.exe', 'team\\u2067@\\x1b[2Jevil\\u2069']);
+    expect(marks.map((m) => m.text)).toEqual(['\\u202e', '\\u2067', '\\x1b', '\\u2069']);
+    for (const m of marks) expect(m.background).not.toBe('rgba(0, 0, 0, 0)');
+    expect(page).not.toMatch(/(?![\n\t])[\u202a-\u202e\u2066-\u2069\p{Cc}]/u);
+    expect(bidi.requests).toEqual([bidi.url]);
+    expect(bidi.consoleErrors).toEqual([]);
   });
 });
