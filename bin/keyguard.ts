@@ -64,6 +64,16 @@ streamed, so memory does not grow with the archive. A record whose text does not
 iam.amazonaws.com and a followed event name (or a Bedrock source and a bearer token) is counted without
 being parsed. The output is the same for any --jobs.
 
+Bad input never stops the run: a file that cannot be read is reported with its path and the reason, and the
+others are replayed (exit 2). Limits, so that no input can exhaust memory or hang the run: a file is read up to
+--max-file-size MiB once decompressed (default 512: a gzip bomb is cut off there); a record or JSON line longer
+than --max-record-size MiB (default 32), or JSON nested deeper than 64 levels, is reported and skipped; a file
+making no progress for --stall-timeout seconds (default 120) is reported and given up on. Only regular files
+are read: a FIFO, socket or device is reported and skipped, as is a directory that cannot be read (its
+siblings are still searched). Invalid UTF-8 is read as U+FFFD and counted in a warning per file (not an
+error). An eventID read twice with different content (corruption or forgery) is an error: the first copy, in
+input order, is replayed.
+
 Time window: --since (inclusive) and --until (exclusive) take YYYY-MM-DD (midnight UTC) or an ISO-8601
 timestamp with a zone; records are kept by eventTime. In the S3 layout, date directories and log files
 whose path date is clearly outside the window are not read (with margins: a log file's name is its delivery
@@ -226,6 +236,15 @@ function usageErrorText(message: string): string {
     .option('--until <date>', 'only records before this time (exclusive; YYYY-MM-DD or ISO-8601 with a zone)')
     .option('-j, --jobs <n>', 'files scanned in parallel, on worker threads; 1 = in-process (default: cores)')
     .option('-q, --quiet', 'no progress bar and no totals: only decisions and problems')
+    .option('--max-file-size <MiB>', 'read at most this much of one file, decompressed (default: 512)')
+    .option(
+      '--max-record-size <MiB>',
+      'skip, and report, any record or JSON line longer than this (default: 32)',
+    )
+    .option(
+      '--stall-timeout <seconds>',
+      'give up on, and report, a file making no progress this long (default: 120)',
+    )
     .addHelpText('after', REPLAY_HELP)
     .action(async (paths: string[], opts: ReplayOptions) => {
       setExitCode(await runReplay(paths, opts, io));

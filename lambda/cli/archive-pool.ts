@@ -1,25 +1,40 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { type FileScan, parseCounter, type ScanFilter, scanCounter, scanFile } from './archive-scan';
-import type { ScanRequest, ScanResponse } from './archive-worker-main';
-import type { InputFile } from './inputs';
+import {
+  type FileScan,
+  failedScan,
+  parseCounter,
+  type ScanFilter,
+  scanCounter,
+  scanFile,
+} from './archive-scan';
+import type { ScanRequest, ScanResponse, WorkerSetup } from './archive-worker-main';
+import { DEFAULT_READ_LIMITS, type InputFile, messageOf, type ReadLimits } from './inputs';
 
 /**
  * Scans replay's input files on several cores: decompression, the cheap test and parsing run in worker
  * threads, one file per task. Results come back in input order whatever finishes first, so the output (and
  * every problem line) is the same for any number of jobs. Memory is bounded by the files in flight: at most
  * two per worker, plus the results waiting for an earlier file.
+ *
+ * No file can stop the run: whatever goes wrong while scanning a file (its worker crashes or exits, its result
+ * cannot be passed back, it makes no progress for `stallMs`) fails that file with a problem naming it, and the
+ * other files are still scanned. A worker that has to be stopped is replaced; the files queued behind the one
+ * it was reading are given to a worker again, unread.
  */
-
-/** A worker failed (not a bad input: those are problems in the scan). */
-export class ScanWorkerError extends Error {}
 
 const WORKER_ENTRY = join(__dirname, 'archive-worker.js');
 /** Files queued per worker, so a worker never waits for the main thread between two files. */
 const PER_WORKER = 2;
 /** In-process (--jobs 1): files read and decompressed ahead of the one being scanned (overlapped I/O). */
 const READ_AHEAD = 2;
+
+/**
+ * A file that shows no progress (no bytes read, no records looked at) for this long is given up on. Generous:
+ * the longest step without progress is parsing one whole file (hundreds of MiB at most, a few seconds).
+ */
+export const DEFAULT_STALL_MS = 120_000;
 
 export function defaultJobs(): number {
   return Math.max(1, availableParallelism());
@@ -30,82 +45,237 @@ export interface ScannedFile {
   scan: FileScan;
 }
 
-async function* inProcess(files: readonly InputFile[], filter: ScanFilter): AsyncGenerator<ScannedFile> {
+export interface PoolOptions {
+  /** @default DEFAULT_READ_LIMITS */
+  limits?: ReadLimits;
+  /** @default DEFAULT_STALL_MS */
+  stallMs?: number;
+  /** Tests: another worker entry (a plain .js file that answers ScanRequests). */
+  workerEntry?: string;
+  /** Tests: another in-process scanner. */
+  scan?: typeof scanFile;
+}
+
+function stallReason(ms: number): string {
+  const seconds = ms / 1000;
+  return `no progress for ${seconds} s (--stall-timeout): given up`;
+}
+
+/**
+ * Notices files that make no progress. Time during which this thread could not run (busy with a long
+ * synchronous step) does not count: no file could have shown progress then.
+ */
+class Watchdog {
+  private readonly last = new Map<number, number>();
+  private readonly period: number;
+  private tickAt = Date.now();
+  // Not unref'd: while a file is awaited, this timer is what guarantees the run ends.
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly stallMs: number,
+    private readonly onStall: (id: number) => void,
+  ) {
+    this.period = Math.max(10, Math.min(1000, Math.floor(stallMs / 4)));
+    this.timer = setInterval(() => this.tick(), this.period);
+  }
+
+  watch(id: number): void {
+    this.last.set(id, Date.now());
+  }
+
+  progress(id: number): void {
+    if (this.last.has(id)) this.last.set(id, Date.now());
+  }
+
+  forget(id: number): void {
+    this.last.delete(id);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+  }
+
+  private tick(): void {
+    const now = Date.now();
+    const late = now - this.tickAt - this.period;
+    this.tickAt = now;
+    if (late > this.period) for (const [id, t] of this.last) this.last.set(id, t + late);
+    const stalled: number[] = [];
+    for (const [id, t] of this.last) if (now - t > this.stallMs) stalled.push(id);
+    for (const id of stalled) {
+      this.last.delete(id);
+      this.onStall(id);
+    }
+  }
+}
+
+async function* inProcess(
+  files: readonly InputFile[],
+  filter: ScanFilter,
+  options: PoolOptions,
+): AsyncGenerator<ScannedFile> {
+  const scan = options.scan ?? scanFile;
+  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
+  const giveUp = new Map<number, () => void>();
+  const watchdog = new Watchdog(stallMs, (id) => giveUp.get(id)?.());
+  const start = (id: number): Promise<ScannedFile> => {
+    const file = files[id] as InputFile;
+    const abort = new AbortController();
+    watchdog.watch(id);
+    return new Promise<FileScan>((resolve) => {
+      giveUp.set(id, () => {
+        abort.abort();
+        resolve(failedScan(file, stallReason(stallMs)));
+      });
+      scan(file, filter, {
+        limits: options.limits ?? DEFAULT_READ_LIMITS,
+        onProgress: () => watchdog.progress(id),
+        signal: abort.signal,
+      }).then(resolve, (err: unknown) => resolve(failedScan(file, `cannot be read: ${messageOf(err)}`)));
+    })
+      .finally(() => {
+        watchdog.forget(id);
+        giveUp.delete(id);
+      })
+      .then((s) => ({ file, scan: s }));
+  };
   const pending: Promise<ScannedFile>[] = [];
   let next = 0;
   const fill = () => {
-    while (pending.length < READ_AHEAD && next < files.length) {
-      const file = files[next++] as InputFile;
-      pending.push(scanFile(file, filter).then((scan) => ({ file, scan })));
-    }
+    while (pending.length < READ_AHEAD && next < files.length) pending.push(start(next++));
   };
-  fill();
-  for (let p = pending.shift(); p; p = pending.shift()) {
-    const done = await p;
+  try {
     fill();
-    yield done;
+    for (let p = pending.shift(); p; p = pending.shift()) {
+      const done = await p;
+      fill();
+      yield done;
+    }
+  } finally {
+    watchdog.close();
   }
+}
+
+interface Slot {
+  worker: Worker;
+  /** Ids sent to this worker, in order: the first is the one it is reading. */
+  queue: number[];
+  retired: boolean;
 }
 
 async function* withWorkers(
   files: readonly InputFile[],
   filter: ScanFilter,
   jobs: number,
+  options: PoolOptions,
 ): AsyncGenerator<ScannedFile> {
   const count = Math.min(jobs, files.length);
-  const workers: Worker[] = [];
-  const load: number[] = [];
+  const setup: WorkerSetup = { filter, limits: options.limits ?? DEFAULT_READ_LIMITS };
+  const stallMs = options.stallMs ?? DEFAULT_STALL_MS;
   const done = new Map<number, FileScan>();
-  let failure: Error | null = null;
+  /** Ids not yet sent to a worker, ascending (a file handed back by a stopped worker returns to its place). */
+  const todo: number[] = files.map((_, i) => i);
+  const slots: Slot[] = [];
+  let closing = false;
   let wake: (() => void) | null = null;
   const signal = () => {
     const w = wake;
     wake = null;
     w?.();
   };
-  let dispatched = 0;
   let yielded = 0;
   const window = count * PER_WORKER;
 
+  const finish = (id: number, scan: FileScan) => {
+    watchdog.forget(id);
+    if (id >= yielded && !done.has(id)) done.set(id, scan);
+  };
+  const fail = (id: number, reason: string) => finish(id, failedScan(files[id] as InputFile, reason));
+  const requeue = (id: number) => {
+    let at = 0;
+    while (at < todo.length && (todo[at] as number) < id) at++;
+    todo.splice(at, 0, id);
+  };
+  const watchHead = (slot: Slot) => {
+    const head = slot.queue[0];
+    if (head !== undefined) watchdog.watch(head);
+  };
+
   const dispatch = () => {
-    for (let w = 0; w < workers.length; w++) {
-      while ((load[w] as number) < PER_WORKER && dispatched < files.length && dispatched - yielded < window) {
-        const request: ScanRequest = { id: dispatched, file: files[dispatched] as InputFile };
-        (workers[w] as Worker).postMessage(request);
-        load[w] = (load[w] as number) + 1;
-        dispatched += 1;
+    for (const slot of slots) {
+      while (slot.queue.length < PER_WORKER && todo.length > 0 && (todo[0] as number) < yielded + window) {
+        const id = todo.shift() as number;
+        slot.worker.postMessage({ id, file: files[id] as InputFile } satisfies ScanRequest);
+        slot.queue.push(id);
+        if (slot.queue.length === 1) watchHead(slot);
       }
     }
   };
 
+  /** Stops a worker: the file it was reading fails with `reason`, the files queued behind it are sent again. */
+  const retire = (slot: Slot, reason: string) => {
+    if (slot.retired) return;
+    slot.retired = true;
+    const [head, ...rest] = slot.queue;
+    slot.queue = [];
+    if (head !== undefined) fail(head, reason);
+    for (const id of rest) requeue(id);
+    void slot.worker.terminate();
+    const index = slots.indexOf(slot);
+    if (!closing && todo.length > 0) slots[index] = spawn();
+    else slots.splice(index, 1);
+    dispatch();
+    signal();
+  };
+
+  const spawn = (): Slot => {
+    const worker = new Worker(options.workerEntry ?? WORKER_ENTRY, { workerData: setup, execArgv: [] });
+    const slot: Slot = { worker, queue: [], retired: false };
+    worker.on('message', (response: ScanResponse) => {
+      if (slot.retired) return;
+      if (response.kind === 'progress') {
+        watchdog.progress(response.id);
+        return;
+      }
+      // A worker answers in the order it was asked (one file at a time).
+      slot.queue.shift();
+      if (response.kind === 'result') {
+        parseCounter.records += response.scan.parsed;
+        scanCounter.files += 1;
+        finish(response.id, response.scan);
+      } else {
+        fail(response.id, `cannot be read: ${response.error}`);
+      }
+      watchHead(slot);
+      dispatch();
+      signal();
+    });
+    worker.on('messageerror', (err) => {
+      if (slot.retired) return;
+      // Progress messages are two fields: what could not be deserialised is the result of the file being read.
+      const head = slot.queue.shift();
+      if (head !== undefined) fail(head, `its scan result could not be passed back (${messageOf(err)})`);
+      watchHead(slot);
+      dispatch();
+      signal();
+    });
+    worker.on('error', (err) => retire(slot, `the scan worker reading it failed: ${messageOf(err)}`));
+    worker.on('exit', (code) => {
+      if (!closing) retire(slot, `the scan worker reading it stopped (exit code ${code})`);
+    });
+    return slot;
+  };
+
+  const watchdog = new Watchdog(stallMs, (id) => {
+    const slot = slots.find((s) => s.queue[0] === id);
+    if (slot) retire(slot, stallReason(stallMs));
+  });
+
   try {
-    for (let w = 0; w < count; w++) {
-      const worker = new Worker(WORKER_ENTRY, { workerData: filter, execArgv: [] });
-      worker.on('message', (response: ScanResponse) => {
-        load[w] = (load[w] as number) - 1;
-        if ('error' in response) {
-          failure ??= new ScanWorkerError(`scanning ${files[response.id]?.display}: ${response.error}`);
-        } else {
-          parseCounter.records += response.scan.parsed;
-          scanCounter.files += 1;
-          done.set(response.id, response.scan);
-        }
-        signal();
-      });
-      worker.on('error', (err) => {
-        failure ??= new ScanWorkerError(`a scan worker failed: ${err.message}`);
-        signal();
-      });
-      worker.on('exit', (code) => {
-        if (yielded < files.length) failure ??= new ScanWorkerError(`a scan worker exited with code ${code}`);
-        signal();
-      });
-      workers.push(worker);
-      load.push(0);
-    }
+    for (let w = 0; w < count; w++) slots.push(spawn());
     dispatch();
     while (yielded < files.length) {
-      if (failure) throw failure;
       const scan = done.get(yielded);
       if (scan === undefined) {
         await new Promise<void>((resolve) => {
@@ -120,8 +290,9 @@ async function* withWorkers(
       yield { file, scan };
     }
   } finally {
-    yielded = files.length;
-    await Promise.all(workers.map((w) => w.terminate()));
+    closing = true;
+    watchdog.close();
+    await Promise.all(slots.map((s) => s.worker.terminate()));
   }
 }
 
@@ -133,6 +304,9 @@ export function scanFiles(
   files: readonly InputFile[],
   filter: ScanFilter,
   jobs: number,
+  options: PoolOptions = {},
 ): AsyncGenerator<ScannedFile> {
-  return jobs <= 1 || files.length <= 1 ? inProcess(files, filter) : withWorkers(files, filter, jobs);
+  return jobs <= 1 || files.length <= 1
+    ? inProcess(files, filter, options)
+    : withWorkers(files, filter, jobs, options);
 }

@@ -1,18 +1,20 @@
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
-import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import {
+  DEFAULT_READ_LIMITS,
   describeJsonError,
   type Entry,
   type InputFile,
   type InputProblem,
+  InputReadError,
+  InputTooLargeError,
   type Item,
+  invalidUtf8,
   isLineDelimited,
   itemsOf,
   loadBytes,
   messageOf,
+  type ReadLimits,
+  readChunks,
+  sizeText,
   textOf,
 } from './inputs';
 
@@ -64,6 +66,52 @@ export interface FileScan {
   skipped: Record<SkipReason, number>;
   /** Records turned into objects by JSON.parse. */
   parsed: number;
+  /** Invalid UTF-8 sequences met (each decoded as U+FFFD): reported as a warning, the file is still read. */
+  invalidUtf8: number;
+}
+
+/**
+ * JSON nested deeper than this is not a CloudTrail record (real ones are a dozen levels deep at most, with
+ * their container). It is refused before parsing: such values overflow the stack of anything recursive that
+ * meets them later (zod, JSON.stringify, and the structured clone that carries a worker's result back).
+ */
+export const MAX_JSON_DEPTH = 64;
+const TOO_DEEP = `JSON nested deeper than ${MAX_JSON_DEPTH} levels (not a CloudTrail record): skipped`;
+
+/** True when the JSON text opens more than `max` objects or arrays inside one another (strings skipped). */
+export function nestingExceeds(text: string, max: number): boolean {
+  let depth = 0;
+  const end = text.length;
+  for (let i = 0; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      for (i++; i < end; i++) {
+        const d = text.charCodeAt(i);
+        if (d === BACKSLASH) i++;
+        else if (d === QUOTE) break;
+      }
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      depth += 1;
+      if (depth > max) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth -= 1;
+    }
+  }
+  return false;
+}
+
+/** Where a worker reports progress from long loops, so the watchdog sees a busy file is not stuck. */
+const PROGRESS_EVERY = 4096;
+
+export interface ScanOptions {
+  /** @default DEFAULT_READ_LIMITS */
+  limits?: ReadLimits;
+  /** Called as the scan moves on (bytes read, records looked at): the watchdog's sign of life. */
+  onProgress?: () => void;
+  /** Aborting stops reading the file (a file the watchdog gave up on). */
+  signal?: AbortSignal;
+  /** Tests: see STREAM_JSON_ABOVE_BYTES. */
+  streamAboveBytes?: number;
 }
 
 /**
@@ -78,6 +126,18 @@ export const parseCounter = { records: 0 };
  */
 export const scanCounter = { files: 0 };
 
+/** A scan that read nothing: the file failed as a whole (also used by the pool for a worker failure). */
+export function failedScan(file: InputFile, reason: string): FileScan {
+  return {
+    entries: [],
+    problems: [{ path: file.display, line: null, reason }],
+    records: 0,
+    skipped: { 'not-iam': 0, 'unsupported-event': 0, 'not-bearer-token': 0 },
+    parsed: 0,
+    invalidUtf8: 0,
+  };
+}
+
 class Scan {
   readonly result: FileScan = {
     entries: [],
@@ -85,12 +145,15 @@ class Scan {
     records: 0,
     skipped: { 'not-iam': 0, 'unsupported-event': 0, 'not-bearer-token': 0 },
     parsed: 0,
+    invalidUtf8: 0,
   };
   private readonly quoted: string[];
 
   constructor(
     readonly file: InputFile,
     readonly filter: ScanFilter,
+    readonly limits: ReadLimits,
+    readonly progress: () => void,
   ) {
     // `"Name"` in a record; `"Name\` where the record is itself a JSON string (Lake eventJson, LookupEvents
     // CloudTrailEvent, read as raw NDJSON text), whose quotes are escaped.
@@ -137,6 +200,11 @@ class Scan {
         this.skip(why);
         continue;
       }
+      const bound = this.unparseable(item.json, 'a record');
+      if (bound) {
+        this.problem(item.line, `embedded record: ${bound}`);
+        continue;
+      }
       let value: unknown;
       try {
         value = JSON.parse(item.json);
@@ -155,6 +223,22 @@ class Scan {
         this.problem(item.line, 'embedded record is not a JSON object');
       }
     }
+  }
+
+  /**
+   * Why a JSON text is not given to JSON.parse: longer than a record may be, or nested deeper than a record is;
+   * null when it may be parsed.
+   */
+  unparseable(text: string, what: 'a record' | 'a line'): string | null {
+    return this.oversize(text, what) ?? (nestingExceeds(text, MAX_JSON_DEPTH) ? TOO_DEEP : null);
+  }
+
+  /** Why a JSON text is too long to be decoded and parsed, or null. */
+  oversize(text: string, what: 'a record' | 'a line'): string | null {
+    const max = this.limits.maxRecordBytes;
+    // UTF-16 units never outnumber UTF-8 bytes: the byte count is needed only near the limit.
+    if (text.length * 3 <= max || Buffer.byteLength(text) <= max) return null;
+    return `${what} of more than ${sizeText(max)} (--max-record-size): skipped`;
   }
 
   /** Counts the records an item list holds that were parsed with their container. */
@@ -177,6 +261,11 @@ class Scan {
         return;
       }
     }
+    const bound = this.unparseable(text, 'a line');
+    if (bound) {
+      this.problem(line, bound);
+      return;
+    }
     let value: unknown;
     try {
       value = JSON.parse(text);
@@ -196,19 +285,27 @@ class Scan {
 
   /** A whole document: a CloudTrail log file, an event, a record, a Lake or LookupEvents export. */
   document(bytes: Buffer): void {
+    this.result.invalidUtf8 += invalidUtf8(bytes);
     const spans = splitRecords(bytes);
     if (spans !== null && this.records(bytes, spans)) return;
     const text = textOf(bytes);
     let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (err) {
+    let failure: string | null = null;
+    if (nestingExceeds(text, MAX_JSON_DEPTH)) failure = TOO_DEEP;
+    else {
+      try {
+        value = JSON.parse(text);
+      } catch (err) {
+        failure = describeJsonError(err, text);
+      }
+    }
+    if (failure !== null) {
       // `.json` files holding one event per line are common (e.g. saved EventBridge events).
       if (looksLineDelimited(text)) {
         this.lines(text);
         return;
       }
-      this.problem(null, describeJsonError(err, text));
+      this.problem(null, failure);
       return;
     }
     const items: Item[] = [];
@@ -233,14 +330,24 @@ class Scan {
     // Bedrock records are looked at only when usage is followed (most archives hold many SigV4 calls).
     const bedrock = this.filter.usage === undefined ? [] : occurrences(bytes, BEDROCK_WORD);
     const found: Entry[] = [];
+    const problems: InputProblem[] = [];
     const skipped = { ...this.result.skipped };
+    const maxRecord = this.limits.maxRecordBytes;
     let a = 0;
     let b = 0;
     for (let k = 0; k < spans.length; k += 2) {
+      if (k % (2 * PROGRESS_EVERY) === 0) this.progress();
       const start = spans[k] as number;
       const end = spans[k + 1] as number;
       while (a < iam.length && (iam[a] as number) < start) a++;
       while (b < bedrock.length && (bedrock[b] as number) < start) b++;
+      // Any record over the limit is reported, relevant or not: the same file streamed as NDJSON could not
+      // tell (a line that long is dropped unread), and the outcome must not depend on the layout.
+      if (end - start > maxRecord) {
+        const reason = `a record of more than ${sizeText(maxRecord)} (--max-record-size): skipped`;
+        problems.push({ path: this.file.display, line: null, reason: `Records[${k / 2}]: ${reason}` });
+        continue;
+      }
       const hasIam = a < iam.length && (iam[a] as number) < end;
       const hasBedrock = b < bedrock.length && (bedrock[b] as number) < end;
       if (!hasIam && !hasBedrock) {
@@ -257,6 +364,10 @@ class Scan {
         skipped[why] += 1;
         continue;
       }
+      if (nestingExceeds(record, MAX_JSON_DEPTH)) {
+        problems.push({ path: this.file.display, line: null, reason: `Records[${k / 2}]: ${TOO_DEEP}` });
+        continue;
+      }
       try {
         found.push({ envelope: 'record', value: JSON.parse(record) as Record<string, unknown>, line: null });
       } catch {
@@ -266,7 +377,9 @@ class Scan {
     this.result.records += spans.length / 2;
     this.result.skipped = skipped;
     this.parsedOne(found.length);
-    this.result.entries.push(...found);
+    // A loop, not push(...found): spreading 100,000+ arguments overflows the stack.
+    for (const e of found) this.result.entries.push(e);
+    for (const p of problems) this.result.problems.push(p);
     return true;
   }
 
@@ -277,7 +390,11 @@ class Scan {
       let end = text.indexOf('\n', start);
       if (end < 0) end = text.length;
       line += 1;
-      this.line(text.slice(start, end), line);
+      if (line % PROGRESS_EVERY === 0) this.progress();
+      const one = text.slice(start, end);
+      const long = this.oversize(one, 'a line');
+      if (long) this.problem(line, long);
+      else this.line(one, line);
       start = end + 1;
     }
   }
@@ -439,59 +556,64 @@ function looksLineDelimited(text: string): boolean {
   }
 }
 
-async function startsWithGzipMagic(path: string): Promise<boolean> {
-  const fh = await open(path, 'r');
-  try {
-    const head = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(head, 0, 2, 0);
-    return bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
-  } finally {
-    await fh.close();
-  }
-}
-
 /**
- * NDJSON, streamed line by line through gunzip: memory stays at one line whatever the file's size. A read or
- * decompression error ends the file with a problem; the lines before it count.
+ * NDJSON, streamed line by line through gunzip: memory stays at one line whatever the file's size, and a line
+ * longer than the record limit is dropped as it streams (reported with its number), never held whole. A read
+ * or decompression error, or the file limit, ends the file with a problem; the lines before it count.
  */
-async function streamLines(scan: Scan): Promise<void> {
-  const { file } = scan;
-  let gzip: boolean;
-  try {
-    gzip = await startsWithGzipMagic(file.absolute);
-  } catch (err) {
-    scan.problem(null, `cannot read: ${messageOf(err)}`);
-    return;
-  }
-  if (!gzip && file.display.toLowerCase().endsWith('.gz')) {
-    scan.problem(null, 'cannot decompress (gzip): not in gzip format');
-    return;
-  }
-  const raw = createReadStream(file.absolute);
-  let input: Readable = raw;
-  let failure: string | null = null;
-  raw.on('error', (err) => {
-    failure ??= `cannot read: ${messageOf(err)}`;
-    input.destroy();
-  });
-  if (gzip) {
-    const gunzip = createGunzip();
-    gunzip.on('error', (err) => {
-      failure ??= `cannot decompress (gzip): ${messageOf(err)}`;
-    });
-    input = raw.pipe(gunzip);
-  }
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+async function streamLines(scan: Scan, options: ScanOptions): Promise<void> {
+  const { limits } = scan;
+  const maxLine = limits.maxRecordBytes;
+  let parts: Buffer[] = [];
+  let partBytes = 0;
+  let tooLong = false;
   let n = 0;
+  const endLine = () => {
+    n += 1;
+    if (tooLong) {
+      scan.problem(n, `a line of more than ${sizeText(maxLine)} (--max-record-size): skipped`);
+    } else if (partBytes > 0) {
+      let bytes = parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts, partBytes);
+      if (n === 1 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) bytes = bytes.subarray(3);
+      scan.result.invalidUtf8 += invalidUtf8(bytes);
+      scan.line(bytes.toString('utf8'), n);
+    }
+    parts = [];
+    partBytes = 0;
+    tooLong = false;
+  };
   try {
-    for await (const l of lines) {
-      n += 1;
-      scan.line(n === 1 && l.charCodeAt(0) === 0xfeff ? l.slice(1) : l, n);
+    for await (const chunk of readChunks(scan.file, {
+      maxBytes: limits.maxFileBytes,
+      onProgress: options.onProgress,
+      signal: options.signal,
+    })) {
+      let pos = 0;
+      while (pos < chunk.length) {
+        const nl = chunk.indexOf(0x0a, pos);
+        const end = nl < 0 ? chunk.length : nl;
+        if (!tooLong && end > pos) {
+          if (partBytes + (end - pos) > maxLine) {
+            tooLong = true;
+            parts = [];
+            partBytes = 0;
+          } else {
+            parts.push(chunk.subarray(pos, end));
+            partBytes += end - pos;
+          }
+        }
+        if (nl < 0) break;
+        endLine();
+        pos = nl + 1;
+      }
     }
   } catch (err) {
-    failure ??= messageOf(err);
+    if (err instanceof InputTooLargeError) scan.problem(null, `${err.message}: read no further`);
+    else if (err instanceof InputReadError) scan.problem(null, err.message);
+    else throw err;
+    return;
   }
-  if (failure !== null) scan.problem(null, failure);
+  if (partBytes > 0 || tooLong) endLine();
 }
 
 /**
@@ -504,52 +626,56 @@ export const STREAM_JSON_ABOVE_BYTES = 8 * 1024 * 1024;
 const PEEK_BYTES = 1024 * 1024;
 
 /** True when the file's first line is a JSON object on its own and more follows (NDJSON). */
-async function peekLineDelimited(file: InputFile): Promise<boolean> {
-  const gzip = await startsWithGzipMagic(file.absolute);
-  const raw = createReadStream(file.absolute);
-  const input: Readable = gzip ? raw.pipe(createGunzip()) : raw;
+async function peekLineDelimited(file: InputFile, limits: ReadLimits): Promise<boolean> {
   const chunks: Buffer[] = [];
   let size = 0;
   try {
-    for await (const chunk of input) {
-      const buf = chunk as Buffer;
-      chunks.push(buf);
-      size += buf.length;
-      const nl = Buffer.concat(chunks).indexOf(0x0a);
+    for await (const chunk of readChunks(file, { maxBytes: limits.maxFileBytes })) {
+      chunks.push(chunk);
+      size += chunk.length;
+      const nl = chunk.indexOf(0x0a);
       if (nl >= 0 || size >= PEEK_BYTES) {
-        const head = Buffer.concat(chunks).toString('utf8');
+        const head = Buffer.concat(chunks).subarray(0, Math.min(size, PEEK_BYTES)).toString('utf8');
         return looksLineDelimited(head.charCodeAt(0) === 0xfeff ? head.slice(1) : head);
       }
     }
     return false;
   } catch {
     return false;
-  } finally {
-    raw.destroy();
-    input.destroy();
   }
 }
 
 /**
- * Scans one input file. Never throws for bad input: problems are in the result. `streamAboveBytes` is for
- * tests (default STREAM_JSON_ABOVE_BYTES).
+ * Scans one input file. Never throws for bad input: problems are in the result (a file that cannot be read,
+ * or goes over a limit, is one problem naming it).
  */
 export async function scanFile(
   file: InputFile,
   filter: ScanFilter,
-  streamAboveBytes = STREAM_JSON_ABOVE_BYTES,
+  options: ScanOptions = {},
 ): Promise<FileScan> {
   scanCounter.files += 1;
-  const scan = new Scan(file, filter);
-  const stream =
-    isLineDelimited(file.display) ||
-    (file.bytes > streamAboveBytes && (await peekLineDelimited(file).catch(() => false)));
-  if (stream) {
-    await streamLines(scan);
-    return scan.result;
+  const limits = options.limits ?? DEFAULT_READ_LIMITS;
+  const scan = new Scan(file, filter, limits, options.onProgress ?? (() => {}));
+  try {
+    const stream =
+      isLineDelimited(file.display) ||
+      (file.bytes > (options.streamAboveBytes ?? STREAM_JSON_ABOVE_BYTES) &&
+        (await peekLineDelimited(file, limits)));
+    if (stream) {
+      await streamLines(scan, options);
+      return scan.result;
+    }
+    const loaded = await loadBytes(file, {
+      maxBytes: limits.maxFileBytes,
+      onProgress: options.onProgress,
+      signal: options.signal,
+    });
+    if ('error' in loaded) scan.problem(null, loaded.error);
+    else scan.document(loaded.bytes);
+  } catch (err) {
+    // Not bad input as such (e.g. text longer than V8 can hold): still this file's problem, not the run's.
+    scan.problem(null, `cannot be read: ${messageOf(err)}`);
   }
-  const loaded = await loadBytes(file);
-  if ('error' in loaded) scan.problem(null, loaded.error);
-  else scan.document(loaded.bytes);
   return scan.result;
 }

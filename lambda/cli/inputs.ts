@@ -1,7 +1,9 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { isUtf8 } from 'node:buffer';
+import { constants, type Dirent, type Stats } from 'node:fs';
+import { type FileHandle, open, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { promisify } from 'node:util';
-import { gunzip } from 'node:zlib';
+import type { Readable } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 import { directoryMayHold, logFileMayHold, OPEN_WINDOW, type ReplayWindow } from './archive-window';
 
 /**
@@ -13,8 +15,6 @@ import { directoryMayHold, logFileMayHold, OPEN_WINDOW, type ReplayWindow } from
  * caller decides which entries matter, so the cost of zod validation is paid only for the rare relevant one.
  * Error messages never quote file content (a record may hold a secret).
  */
-
-const gunzipAsync = promisify(gunzip);
 
 /** Extensions picked up when walking a directory (each also as `.gz`). */
 const INPUT_EXTENSIONS = ['.json', '.jsonl', '.ndjson'] as const;
@@ -84,13 +84,39 @@ interface Discovery {
   skippedByDate: number;
 }
 
+/** What a file that is not a regular file is, for the message that skips it. */
+function kindOf(s: Stats): string {
+  if (s.isDirectory()) return 'a directory';
+  if (s.isFIFO()) return 'a FIFO';
+  if (s.isSocket()) return 'a socket';
+  if (s.isCharacterDevice()) return 'a character device';
+  if (s.isBlockDevice()) return 'a block device';
+  return 'not a file';
+}
+
+/** Why a file is skipped unread: reading a FIFO or a device blocks or never ends. */
+function notRegular(s: Stats): string {
+  return `not a regular file (${kindOf(s)}): skipped`;
+}
+
 async function walk(
   dirDisplay: string,
   dirAbsolute: string,
   window: ReplayWindow,
   out: Discovery,
 ): Promise<void> {
-  const entries = await readdir(dirAbsolute, { withFileTypes: true });
+  let entries: Dirent[];
+  try {
+    entries = await readdir(dirAbsolute, { withFileTypes: true });
+  } catch (err) {
+    // One unreadable directory is reported; its siblings and the rest of the argument are still searched.
+    out.problems.push({
+      path: dirDisplay,
+      line: null,
+      reason: `cannot read the directory: ${reasonOf(err)}`,
+    });
+    return;
+  }
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
     const display = join(dirDisplay, e.name);
@@ -99,7 +125,7 @@ async function walk(
       if (e.name === DIGEST_DIRECTORY) continue;
       if (directoryMayHold(window, absolute)) await walk(display, absolute, window, out);
       else out.skippedByDate += 1;
-    } else if ((e.isFile() || e.isSymbolicLink()) && isInputName(e.name)) {
+    } else if (isInputName(e.name)) {
       if (!logFileMayHold(window, e.name)) {
         out.skippedByDate += 1;
         continue;
@@ -108,6 +134,7 @@ async function walk(
         // A symbolic link is followed to a file (not to a directory: no cycles to guard against).
         const s = await stat(absolute);
         if (s.isFile()) out.files.push({ display, absolute, bytes: s.size });
+        else if (!s.isDirectory()) out.problems.push({ path: display, line: null, reason: notRegular(s) });
       } catch (err) {
         out.problems.push({ path: display, line: null, reason: reasonOf(err) });
       }
@@ -135,7 +162,8 @@ export async function discoverInputs(
     try {
       const s = await stat(absolute);
       if (s.isDirectory()) await walk(arg, absolute, window, found);
-      else found.files.push({ display: arg, absolute, bytes: s.size });
+      else if (s.isFile()) found.files.push({ display: arg, absolute, bytes: s.size });
+      else found.problems.push({ path: arg, line: null, reason: notRegular(s) });
     } catch (err) {
       found.problems.push({ path: arg, line: null, reason: reasonOf(err) });
       continue;
@@ -277,28 +305,187 @@ export function itemsOf(value: unknown, line: number | null, out: Item[]): strin
   return UNRECOGNISED;
 }
 
-/** zlib's output chunk: the default (16 KiB) costs several times the CPU on multi-MiB log files. */
-const GUNZIP_CHUNK = 1 << 20;
+/** zlib's output chunk, and the read size: the default (16 KiB) costs several times the CPU on multi-MiB files. */
+const READ_CHUNK = 1 << 20;
 
-/** Reads a file whole, gunzipped when it is gzip; the error says which step failed. */
-export async function loadBytes(file: InputFile): Promise<{ bytes: Buffer } | { error: string }> {
-  let buf: Buffer;
+export const MiB = 1024 * 1024;
+
+/**
+ * Bounds on what replay reads (the CLI's --max-file-size and --max-record-size), so that no input, however
+ * made, can take the process's memory: a gzip bomb is cut off at maxFileBytes, and no single JSON text longer
+ * than maxRecordBytes is decoded or parsed (a line of NDJSON is dropped as it streams, never held whole).
+ */
+export interface ReadLimits {
+  /** Bytes read from one file, after decompression. */
+  maxFileBytes: number;
+  /** Bytes of one record or JSON line. */
+  maxRecordBytes: number;
+}
+
+/**
+ * A CloudTrail log file is at most some tens of MiB once decompressed (a 5-minute delivery), an EventBridge
+ * event at most 256 KiB: 512 MiB per file and 32 MiB per record are generous for real input, and bound memory
+ * (a file read whole is one Buffer, and 512 MiB is about the longest string V8 can make of it).
+ */
+export const DEFAULT_READ_LIMITS: ReadLimits = { maxFileBytes: 512 * MiB, maxRecordBytes: 32 * MiB };
+
+/** A size limit as the user set it: whole MiB, else bytes (tests use small limits). */
+export function sizeText(bytes: number): string {
+  return bytes % MiB === 0 ? `${bytes / MiB} MiB` : `${bytes} bytes`;
+}
+
+/** A file that could not be read (in full): the message is the problem's reason. */
+export class InputReadError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'InputReadError';
+  }
+}
+
+/** A file that holds more than the limit (decompressed); what was read before it may have been used. */
+export class InputTooLargeError extends InputReadError {
+  constructor(
+    readonly limit: number,
+    readonly gzip: boolean,
+  ) {
+    super(`more than ${sizeText(limit)}${gzip ? ' once decompressed' : ''} (--max-file-size)`);
+    this.name = 'InputTooLargeError';
+  }
+}
+
+export interface ReadOptions {
+  /** Bytes (decompressed) after which reading stops with InputTooLargeError. */
+  maxBytes: number;
+  /** Called as bytes arrive: the watchdog's sign that the file is making progress. */
+  onProgress?: () => void;
+  /** Aborting stops the read and closes the file (a file given up on by the watchdog). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Opens a file only if it is a regular file. O_NONBLOCK: opening a FIFO for reading would otherwise wait for
+ * a writer for ever (and a path checked earlier may have been replaced since).
+ */
+async function openRegular(path: string): Promise<FileHandle> {
+  let fh: FileHandle;
   try {
-    buf = await readFile(file.absolute);
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
-    return { error: `cannot read: ${reasonOf(err)}` };
+    throw new InputReadError(`cannot read: ${reasonOf(err)}`);
   }
-  const gzipped = buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-  if (gzipped) {
+  try {
+    const s = await fh.stat();
+    if (!s.isFile()) throw new InputReadError(notRegular(s));
+    return fh;
+  } catch (err) {
+    await fh.close();
+    throw err instanceof InputReadError ? err : new InputReadError(`cannot read: ${reasonOf(err)}`);
+  }
+}
+
+/**
+ * The bytes of a file, decompressed when it starts with gzip's magic number, in chunks of about 1 MiB. Throws
+ * InputReadError (its message is the problem) when the file cannot be read or decompressed, and
+ * InputTooLargeError once more than `maxBytes` came out of it.
+ */
+export async function* readChunks(file: InputFile, options: ReadOptions): AsyncGenerator<Buffer> {
+  const fh = await openRegular(file.absolute);
+  let input: Readable | null = null;
+  let readFailure: unknown = null;
+  const abort = () => input?.destroy(new Error('given up'));
+  options.signal?.addEventListener('abort', abort, { once: true });
+  try {
+    const head = Buffer.alloc(2);
+    let gzip: boolean;
     try {
-      buf = await gunzipAsync(buf, { chunkSize: GUNZIP_CHUNK });
+      const { bytesRead } = await fh.read(head, 0, 2, 0);
+      gzip = bytesRead === 2 && head[0] === 0x1f && head[1] === 0x8b;
     } catch (err) {
-      return { error: `cannot decompress (gzip): ${reasonOf(err)}` };
+      throw new InputReadError(`cannot read: ${reasonOf(err)}`);
     }
-  } else if (file.display.toLowerCase().endsWith('.gz')) {
-    return { error: 'cannot decompress (gzip): not in gzip format' };
+    if (!gzip && file.display.toLowerCase().endsWith('.gz')) {
+      throw new InputReadError('cannot decompress (gzip): not in gzip format');
+    }
+    const raw = fh.createReadStream({ start: 0, highWaterMark: READ_CHUNK, autoClose: false });
+    raw.on('error', (err) => {
+      readFailure ??= err;
+    });
+    if (gzip) {
+      const gunzip = createGunzip({ chunkSize: READ_CHUNK });
+      raw.on('error', (err) => gunzip.destroy(err));
+      input = raw.pipe(gunzip);
+    } else {
+      input = raw;
+    }
+    if (options.signal?.aborted) abort();
+    let total = 0;
+    const chunks = input[Symbol.asyncIterator]();
+    for (;;) {
+      let next: IteratorResult<unknown>;
+      try {
+        next = await chunks.next();
+      } catch (err) {
+        if (readFailure !== null || !gzip)
+          throw new InputReadError(`cannot read: ${reasonOf(readFailure ?? err)}`);
+        throw new InputReadError(`cannot decompress (gzip): ${reasonOf(err)}`);
+      }
+      if (next.done) return;
+      const chunk = next.value as Buffer;
+      total += chunk.length;
+      if (total > options.maxBytes) throw new InputTooLargeError(options.maxBytes, gzip);
+      options.onProgress?.();
+      yield chunk;
+    }
+  } finally {
+    options.signal?.removeEventListener('abort', abort);
+    input?.destroy();
+    await fh.close();
   }
-  return { bytes: buf };
+}
+
+/** Reads a file whole, gunzipped when it is gzip, at most `maxBytes` of it; the error says which step failed. */
+export async function loadBytes(
+  file: InputFile,
+  options: ReadOptions,
+): Promise<{ bytes: Buffer } | { error: string }> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of readChunks(file, options)) {
+      chunks.push(chunk);
+      size += chunk.length;
+    }
+  } catch (err) {
+    if (err instanceof InputTooLargeError) return { error: `${err.message}: not read` };
+    if (err instanceof InputReadError) return { error: err.message };
+    throw err;
+  }
+  return { bytes: chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size) };
+}
+
+const REPLACEMENT = '\ufffd';
+const REPLACEMENT_UTF8 = Buffer.from(REPLACEMENT, 'utf8');
+/** Bytes decoded at a time when counting (never one string of a whole file). */
+const COUNT_STEP = 16 * MiB;
+
+/**
+ * How many invalid UTF-8 sequences the bytes hold: each becomes one U+FFFD when decoded (as replay decodes
+ * them), so this is the number of replacement characters decoding makes, less those the text really holds.
+ * Fast when the bytes are valid UTF-8 (the usual case).
+ */
+export function invalidUtf8(bytes: Uint8Array): number {
+  if (isUtf8(bytes)) return 0;
+  const decoder = new TextDecoder('utf-8', { ignoreBOM: true });
+  let replaced = 0;
+  for (let at = 0; at < bytes.length; at += COUNT_STEP) {
+    const end = Math.min(at + COUNT_STEP, bytes.length);
+    const text = decoder.decode(bytes.subarray(at, end), { stream: end < bytes.length });
+    for (let i = text.indexOf(REPLACEMENT); i >= 0; i = text.indexOf(REPLACEMENT, i + 1)) replaced += 1;
+  }
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let real = 0;
+  for (let i = buf.indexOf(REPLACEMENT_UTF8); i >= 0; i = buf.indexOf(REPLACEMENT_UTF8, i + 3)) real += 1;
+  return replaced - real;
 }
 
 /** UTF-8 text of a file's bytes, without a byte order mark. */

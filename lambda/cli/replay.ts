@@ -35,7 +35,7 @@ import {
 } from '../domain/usage-pipeline';
 import type { BearerUse, UsageAggregate, UsageSource } from '../domain/usage-types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
-import { defaultJobs, scanFiles } from './archive-pool';
+import { DEFAULT_STALL_MS, defaultJobs, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
 import { inWindow, logFileTime, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
 import {
@@ -46,7 +46,15 @@ import {
   summaryText,
   type UsageTotals,
 } from './format';
-import { discoverInputs, type Entry, type InputProblem, messageOf } from './inputs';
+import {
+  DEFAULT_READ_LIMITS,
+  discoverInputs,
+  type Entry,
+  type InputProblem,
+  MiB,
+  messageOf,
+  type ReadLimits,
+} from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
 import { startProgress } from './replay-progress';
 import { lockStore } from './store-lock';
@@ -81,6 +89,12 @@ export interface ReplayOptions {
   jobs?: number | string;
   /** No progress bar and no totals: only decisions (stdout) and problems (stderr). */
   quiet?: boolean;
+  /** MiB read from one file at most, decompressed (a larger file is reported, not read). Default 512. */
+  maxFileSize?: number | string;
+  /** MiB of one record or JSON line at most (a longer one is reported and skipped). Default 32. */
+  maxRecordSize?: number | string;
+  /** Seconds a file may make no progress before it is reported and given up on. Default 120. */
+  stallTimeout?: number | string;
 }
 
 export const DEFAULT_STORE_DIR = '.keyguard';
@@ -114,6 +128,40 @@ const MAX_JOBS = 64;
 
 /** A bad --jobs value. */
 export class ReplayUsageError extends Error {}
+
+/** A whole number from 1 to max, or undefined when absent; the error names the option and the unit. */
+function wholeNumber(
+  option: string,
+  value: number | string | undefined,
+  unit: string,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value.trim()) ? Number(value) : Number.NaN;
+  if (!Number.isInteger(n) || n < 1 || n > max) {
+    throw new ReplayUsageError(
+      `${option}: ${JSON.stringify(String(value))} is not a whole number of ${unit} from 1 to ${max}`,
+    );
+  }
+  return n;
+}
+
+/**
+ * `--max-file-size`, `--max-record-size` (MiB) and `--stall-timeout` (seconds). The upper bounds are what Node
+ * can hold: a file read whole is one Buffer (4 GiB at most), a record one string (512 MiB at most).
+ */
+export function parseReadBounds(options: ReplayOptions): { limits: ReadLimits; stallMs: number } {
+  const file = wholeNumber('--max-file-size', options.maxFileSize, 'MiB', 4096);
+  const record = wholeNumber('--max-record-size', options.maxRecordSize, 'MiB', 256);
+  const stall = wholeNumber('--stall-timeout', options.stallTimeout, 'seconds', 86_400);
+  return {
+    limits: {
+      maxFileBytes: file === undefined ? DEFAULT_READ_LIMITS.maxFileBytes : file * MiB,
+      maxRecordBytes: record === undefined ? DEFAULT_READ_LIMITS.maxRecordBytes : record * MiB,
+    },
+    stallMs: stall === undefined ? DEFAULT_STALL_MS : stall * 1000,
+  };
+}
 
 /** `--jobs`: a whole number from 1 to MAX_JOBS; absent means one per available core. */
 export function parseJobs(value: number | string | undefined): number {
@@ -189,6 +237,8 @@ interface Collected {
 interface CollectOptions {
   window: ReplayWindow;
   jobs: number;
+  /** What one file and one record may hold, and how long a file may make no progress. */
+  bounds: { limits: ReadLimits; stallMs: number };
   quiet: boolean;
   /** Per account: uses at or before this time were replayed by an earlier run on this store. */
   countedThrough: ReadonlyMap<string, string>;
@@ -229,17 +279,26 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
     totalFiles: files.length,
   });
   const events: SourcedEvent[] = [];
-  const seenEventIds = new Set<string>();
+  /** eventID → where it was first read and its normalised content, to tell a copy from a conflicting one. */
+  const seenEventIds = new Map<string, { at: string; content: string }>();
   let seq = 0;
   let bearerCandidates = 0;
   let unusable = 0;
   const usage = new UsageFolder(options.countedThrough);
   try {
-    for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, options.jobs)) {
+    for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, options.jobs, options.bounds)) {
       progress.fileDone(file.bytes);
       totals.filesRead += 1;
       if (scan.problems.length > 0) totals.filesWithErrors += 1;
       for (const p of scan.problems) report(p);
+      // Not a failure: the file is replayed as decoded (JSON's structure is ASCII, so the damage is inside
+      // strings), but CloudTrail writes valid UTF-8 only: the file was damaged or made by something else.
+      if (scan.invalidUtf8 > 0) {
+        const n = scan.invalidUtf8;
+        const what =
+          n === 1 ? '1 invalid UTF-8 sequence, read as' : `${n} invalid UTF-8 sequences, each read as`;
+        problem(io, `warning: ${file.display}`, `${what} U+FFFD`);
+      }
       totals.eventsRead += scan.records;
       // A record dated after its log file was delivered (or well after this run) is not believed.
       const delivered = logFileTime(basename(file.absolute));
@@ -280,11 +339,27 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
         totals.relevant += 1;
         // CloudTrail may deliver a record twice, and the same event can arrive both in a log file and as an
         // EventBridge event: replay each eventID once.
-        if (seenEventIds.has(one.event.meta.eventId)) {
+        // A copy with other content is corruption or forgery, and replay cannot tell which copy is true: the
+        // first read (input order, so the same for any --jobs) is replayed, and the conflict is reported.
+        const content = JSON.stringify(one.event);
+        const first = seenEventIds.get(one.event.meta.eventId);
+        if (first) {
           bump(totals.ignored, 'duplicate-record');
+          if (first.content !== content) {
+            report({
+              path: file.display,
+              line: entry.line,
+              reason:
+                `event ${one.event.meta.eventId} was already read from ${first.at} with different content ` +
+                '(corruption or forgery): the first copy is replayed, this one is not',
+            });
+          }
           continue;
         }
-        seenEventIds.add(one.event.meta.eventId);
+        seenEventIds.set(one.event.meta.eventId, {
+          at: where({ path: file.display, line: entry.line }),
+          content,
+        });
         events.push({ event: one.event, seq: seq++ });
       }
     }
@@ -646,9 +721,11 @@ export async function runReplay(
   const version = policyVersion(config);
   let window: ReplayWindow;
   let jobs: number;
+  let bounds: ReturnType<typeof parseReadBounds>;
   try {
     window = parseWindow(options.since, options.until);
     jobs = parseJobs(options.jobs);
+    bounds = parseReadBounds(options);
   } catch (err) {
     if (err instanceof ReplayWindowError || err instanceof ReplayUsageError) {
       failure(io, err.message);
@@ -684,6 +761,7 @@ export async function runReplay(
     const collected = await collect(paths, io, {
       window,
       jobs,
+      bounds,
       quiet: options.quiet === true,
       countedThrough,
       now: new Date(),

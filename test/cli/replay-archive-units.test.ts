@@ -218,7 +218,7 @@ describe('scanFile: a large .json file of JSON lines', () => {
     const file = truncatedLines(tempDir());
 
     // Act
-    const scan = await scanFile(file, REPLAY_FILTER, 0);
+    const scan = await scanFile(file, REPLAY_FILTER, { streamAboveBytes: 0 });
 
     // Assess
     expect(scan.entries).toHaveLength(1);
