@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import { csvField } from '../../lambda/cli/csv';
 import { guardedIO } from '../../lambda/cli/io';
 import { mapVisible, terminalSafe, visible, visibleLines } from '../../lambda/cli/terminal-text';
 
@@ -164,5 +166,68 @@ describe('terminalSafe (the guard on every write)', () => {
     // Assess
     expect(written).toEqual(['a\\u001b[2J\n', 'b\\u202e\n', '\r\x1b[K']);
     expect(io.stderr.isTTY).toBe(true);
+  });
+});
+
+describe('properties (seeded fast-check, bounded in runs and time)', () => {
+  const RUN = { seed: 20261207, numRuns: 500, interruptAfterTimeLimit: 10_000 };
+  /** Any text, with the characters that matter over-represented. */
+  const hostile = fc
+    .array(
+      fc.oneof(
+        fc.string({ unit: 'binary', maxLength: 8 }),
+        fc.constantFrom('\n', '\r', '\t', '\x00', ESC, '\x7f', '\x85', '\x9b', RLO, '\u2066', '\u200d'),
+        fc.constantFrom('=', '+', '-', '@', '\uff1d', '\uff0b', '\uff0d', '\uff20', ' ', '\u3000', '\\'),
+        fc.constantFrom('\ud800', '\udfff', '\u{e0041}', '👩‍💻'),
+      ),
+      { maxLength: 12 },
+    )
+    .map((parts) => parts.join(''));
+  const UNSAFE_LEFT = /(?![\u200c\u200d])[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Cs}]/u;
+
+  it('visible() leaves nothing a terminal obeys, and no line break', () => {
+    fc.assert(
+      fc.property(hostile, (s) => {
+        const shown = visible(s);
+        return !UNSAFE_LEFT.test(shown) && !/[\n\r]/.test(shown);
+      }),
+      RUN,
+    );
+  });
+
+  it('visible() changes nothing in text without such characters', () => {
+    fc.assert(
+      fc.property(hostile, (s) => {
+        const safe = s.replace(new RegExp(UNSAFE_LEFT.source, 'gu'), '');
+        return visible(safe) === safe;
+      }),
+      RUN,
+    );
+  });
+
+  it('terminalSafe() keeps JSON the same value and leaves nothing a terminal obeys', () => {
+    fc.assert(
+      fc.property(hostile, (s) => {
+        const out = terminalSafe(`${JSON.stringify({ s })}\n`);
+        return JSON.parse(out).s === s && !UNSAFE_LEFT.test(out.slice(0, -1));
+      }),
+      RUN,
+    );
+  });
+
+  it('csvField() never starts with a formula character after blanks or controls, and keeps RFC 4180 quoting', () => {
+    const formula = /^["]?[\s\p{Cc}\p{Cf}]*[=+\-@\uff1d\uff0b\uff0d\uff20]/u;
+    fc.assert(
+      fc.property(hostile, (s) => {
+        const f = csvField(s);
+        const unquoted = f.startsWith('"') ? f.slice(1, -1).replace(/""/g, '"') : f;
+        return (
+          !formula.test(f) &&
+          !UNSAFE_LEFT.test(f.replace(/[\r\n\t]/g, '')) &&
+          (!/[",\r\n]/.test(unquoted) || (f.startsWith('"') && f.endsWith('"')))
+        );
+      }),
+      RUN,
+    );
   });
 });
