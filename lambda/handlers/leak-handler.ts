@@ -78,7 +78,18 @@ export interface LeakRuntime {
    */
   usage?: UsageSource;
   now?: () => Date;
+  /**
+   * Time the checks of one batch may take together (ms). Past it, further keys in the batch are not checked
+   * (UNVERIFIED: a critical notice, no automatic deactivation), so that a slow Bedrock and many distinct keys
+   * cannot push a batch past the function's timeout and leave every finding in it undecided.
+   * @default 20000 (a third of the function's 60 s)
+   */
+  verificationBudgetMs?: number;
+  /** Monotonic milliseconds, for the budget. @default performance.now */
+  clock?: () => number;
 }
+
+export const DEFAULT_VERIFICATION_BUDGET_MS = 20_000;
 
 export class InvalidLogEventError extends Error {
   constructor(detail: string) {
@@ -181,6 +192,10 @@ export function createLeakHandler(rt: LeakRuntime) {
    * notified once, so writing it a thousand times does not send a thousand notices.
    */
   let rejectedNotified = new Set<string>();
+  /** Milliseconds spent on checks in the batch being scanned. */
+  let verificationSpentMs = 0;
+  const budgetMs = rt.verificationBudgetMs ?? DEFAULT_VERIFICATION_BUDGET_MS;
+  const clock = rt.clock ?? (() => performance.now());
 
   function count(name: string, dimension: [string, string] | null): void {
     const m = metrics.singleMetric();
@@ -490,7 +505,15 @@ export function createLeakHandler(rt: LeakRuntime) {
   ): Promise<LeakVerification> {
     const key = keyInText(text, span, fingerprint);
     let v: LeakVerification;
-    if (key === null) {
+    if (verificationSpentMs >= budgetMs) {
+      v = {
+        result: 'UNVERIFIED',
+        method: 'none',
+        checkedAt: now().toISOString(),
+        reason: `the checks of this batch took their whole budget (${budgetMs} ms): no call made`,
+        principal: null,
+      };
+    } else if (key === null) {
       v = {
         result: 'UNVERIFIED',
         method: 'none',
@@ -499,6 +522,7 @@ export function createLeakHandler(rt: LeakRuntime) {
         principal: null,
       };
     } else {
+      const started = clock();
       try {
         v = await rt.verifier.verify(candidate(key));
       } catch (err) {
@@ -509,6 +533,8 @@ export function createLeakHandler(rt: LeakRuntime) {
           reason: `the check failed: ${err instanceof Error ? err.name : 'unknown error'}`,
           principal: null,
         };
+      } finally {
+        verificationSpentMs += clock() - started;
       }
     }
     count('LeakVerifications', ['result', v.result]);
@@ -522,6 +548,7 @@ export function createLeakHandler(rt: LeakRuntime) {
 
   async function scan(data: LogsData): Promise<LeakResult> {
     rejectedNotified = new Set();
+    verificationSpentMs = 0;
     if (data.messageType === 'CONTROL_MESSAGE') {
       logger.info('control message ignored', { logGroup: data.logGroup });
       return { status: 'ignored', reason: 'control-message' };

@@ -584,6 +584,50 @@ describe('leak handler: only a verified leak deactivates', () => {
     expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
   });
 
+  it('stops checking when the batch has spent its verification budget: the rest are unverified, not lost', async () => {
+    // Prepare: four distinct keys; each check takes 8 s of a 20 s budget (a fake monotonic clock)
+    const rt = await freshRuntime('audit');
+    // Each user has its own key
+    iam.on(ListServiceSpecificCredentialsCommand).callsFake((input: { UserName?: string }) => ({
+      ServiceSpecificCredentials: [
+        {
+          ...bedrockKey(`ACCA${input.UserName?.slice(-4).toUpperCase()}`, 'Active'),
+          UserName: input.UserName,
+        },
+      ],
+    }));
+    let clockMs = 0;
+    const slow: LeakVerifier = {
+      verify: async (candidate) => {
+        clockMs += 8000;
+        return verifier.verify(candidate);
+      },
+    };
+    const keys = ['budget-1', 'budget-2', 'budget-3', 'budget-4'].map((seed) => fakeLongTermKey(seed));
+
+    // Act
+    const result = await createLeakHandler({ ...rt, verifier: slow, clock: () => clockMs })(
+      subscriptionEvent(keys.map((k, i) => ({ id: `${LINE_ID}${i}`, message: k }))),
+    );
+
+    // Assess: three checks (0, 8 and 16 s spent before each), the fourth finding decided without one
+    expect(verifier.asked).toHaveLength(3);
+    expect(result).toMatchObject({
+      findings: [
+        { verification: 'VERIFIED' },
+        { verification: 'VERIFIED' },
+        { verification: 'VERIFIED' },
+        { outcome: 'unverified', verification: 'UNVERIFIED' },
+      ],
+    });
+    const lastKey = (result as { findings: Array<{ keyIds: string[] }> }).findings[3]?.keyIds[0] ?? '';
+    const [last] = await decisionsOf(rt, lastKey);
+    expect(last?.action).toBe('NOTIFY');
+    expect(last?.leak?.verification?.reason).toBe(
+      'the checks of this batch took their whole budget (20000 ms): no call made',
+    );
+  });
+
   it('a redelivered REJECTED finding is not recorded or notified again', async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
