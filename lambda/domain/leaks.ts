@@ -1,4 +1,4 @@
-import { fingerprint, redactedForm } from '../shared/redact';
+import { createHash } from 'node:crypto';
 
 /**
  * Finds Amazon Bedrock API keys in text, offline. A candidate is reported only when it decodes to the documented
@@ -16,6 +16,17 @@ import { fingerprint, redactedForm } from '../shared/redact';
  */
 
 export type LeakKind = 'LONG_TERM' | 'SHORT_TERM';
+
+/** A stable fingerprint of a key (a SHA-256 of the unescaped key): correlates findings without showing the key. */
+export function fingerprint(secret: string): string {
+  return `sha256:${createHash('sha256').update(secret).digest('hex').slice(0, 16)}`;
+}
+
+/** What may be shown of a key: its prefix and last 4 characters. */
+export function redactedForm(secret: string): string {
+  const prefix = secret.startsWith('ABSK') ? 'ABSK' : 'bedrock-api-key-';
+  return `${prefix}…${secret.slice(-4)}`;
+}
 
 export interface LongTermFacts {
   userName: string;
@@ -111,6 +122,8 @@ interface BodyCut {
 interface BodyRead {
   /** The possible cuts, longest first. */
   cuts: BodyCut[];
+  /** Everything read, whether or not it can be a key. */
+  run: BodyCut;
   /** Characters of the text examined. */
   work: number;
 }
@@ -184,16 +197,18 @@ class DecodedHead {
  * stops where the decoded text can no longer be a key of `kind` (DecodedHead): the run past that point is not
  * a key, and no cut before it changes.
  */
-function readBody(text: string, start: number, kind: LeakKind): BodyRead {
+function readBody(text: string, start: number, kind: LeakKind | 'ANY'): BodyRead {
   const cuts: BodyCut[] = [];
-  const decoded = new DecodedHead(kind);
+  // 'ANY': the whole escaped base64 run, however long and whatever it decodes to (redaction of key-shaped text).
+  const decoded = kind === 'ANY' ? undefined : new DecodedHead(kind);
+  const maxBody = kind === 'ANY' ? Number.POSITIVE_INFINITY : MAX_KEY_BODY;
   let body = '';
   let padding = 0;
   let i = start;
   let endedOnBreak = false;
   let breaks = 0;
   let dead = false;
-  while (body.length <= MAX_KEY_BODY) {
+  while (body.length <= maxBody) {
     const c = text.charCodeAt(i);
     let ch: string | undefined;
     let width = 1;
@@ -236,7 +251,7 @@ function readBody(text: string, start: number, kind: LeakKind): BodyRead {
     body += ch;
     i += width;
     endedOnBreak = false;
-    if (!decoded.add(ch)) {
+    if (decoded && !decoded.add(ch)) {
       dead = true;
       break;
     }
@@ -244,7 +259,7 @@ function readBody(text: string, start: number, kind: LeakKind): BodyRead {
   // A run longer than any key, or one that stopped decoding to a key, is not one key; but a key may still end at
   // a JSON line break inside it.
   if (!dead && !endedOnBreak && body.length > 0 && body.length <= MAX_KEY_BODY) cuts.push({ body, end: i });
-  return { cuts: cuts.reverse(), work: i - start + MAX_ESCAPE_BACKSLASHES + 6 };
+  return { cuts: cuts.reverse(), run: { body, end: i }, work: i - start + MAX_ESCAPE_BACKSLASHES + 6 };
 }
 
 /** Strict base64: length a multiple of 4, padding only at the end, no stray bits (it re-encodes to itself). */
@@ -440,4 +455,56 @@ export function findLeakSpans(text: string, opts: { now: Date; work?: DetectionW
     if (nextShort !== -1 && nextShort < from) nextShort = search(SHORT_PREFIX);
   }
   return found;
+}
+
+/** Unescaped base64 characters after a prefix from which a run is redacted though it is no valid key (truncated). */
+const MIN_SHAPED_BODY: Record<LeakKind, number> = { LONG_TERM: 40, SHORT_TERM: 20 };
+
+/** A stretch of text that holds key material, with what may be shown in its place. */
+export interface KeyMaterialSpan {
+  index: number;
+  end: number;
+  redacted: string;
+  fingerprint: string;
+}
+
+/**
+ * Every stretch of `text` to redact, in order, not overlapping: each key `findLeakSpans` finds (in every context
+ * it reads: escapes, line breaks), and around them anything key-shaped though not a valid key (a truncated or
+ * altered key): a prefix followed by at least 40 (`ABSK`) or 20 (short-term) base64 characters, read through the
+ * same escapes. Linear in the text, as detection is.
+ */
+export function findKeyMaterial(text: string): KeyMaterialSpan[] {
+  const out: KeyMaterialSpan[] = [];
+  let pos = 0;
+  const shaped = (limit: number): void => {
+    // Runs are read only up to `limit` (the next key's start), so a key keeps its own fingerprint.
+    const within = text.slice(0, limit);
+    let nextLong = within.indexOf(LONG_PREFIX, pos);
+    let nextShort = within.indexOf(SHORT_PREFIX, pos);
+    while (nextLong !== -1 || nextShort !== -1) {
+      const kind: LeakKind =
+        nextShort === -1 || (nextLong !== -1 && nextLong < nextShort) ? 'LONG_TERM' : 'SHORT_TERM';
+      const index = kind === 'LONG_TERM' ? nextLong : nextShort;
+      const prefix = kind === 'LONG_TERM' ? LONG_PREFIX : SHORT_PREFIX;
+      const { run } = readBody(within, index + prefix.length, 'ANY');
+      let from = index + 1;
+      if (run.body.length >= MIN_SHAPED_BODY[kind]) {
+        const key = prefix + run.body;
+        out.push({ index, end: run.end, redacted: redactedForm(key), fingerprint: fingerprint(key) });
+        from = run.end;
+      }
+      if (nextLong !== -1 && nextLong < from) nextLong = within.indexOf(LONG_PREFIX, from);
+      if (nextShort !== -1 && nextShort < from) nextShort = within.indexOf(SHORT_PREFIX, from);
+    }
+    pos = limit;
+  };
+  // Whether a short-term key has expired does not matter here: any instant will do.
+  for (const span of findLeakSpans(text, { now: new Date(0) })) {
+    shaped(span.index);
+    out.push({ index: span.index, end: span.end, redacted: span.redacted, fingerprint: span.fingerprint });
+    pos = span.end;
+  }
+  shaped(text.length);
+  return out;
 }

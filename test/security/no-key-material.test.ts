@@ -15,7 +15,7 @@ import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../lambda/adapters/
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
-import { containsKeyMaterial, redactSecrets } from '../../lambda/shared/redact';
+import { containsKeyMaterial, fingerprint, redactedForm, redactSecrets } from '../../lambda/shared/redact';
 import { captureOutput } from '../support/capture';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import {
@@ -26,6 +26,7 @@ import {
   tagUserRecord,
 } from '../support/events';
 import { answerPlainUser } from '../support/iam-facts';
+import { escapeRichLongTermKey, KEY_ENCODINGS } from '../support/key-encodings';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
 /**
@@ -224,5 +225,134 @@ describe('no key material leaves the function or the CLI', () => {
     );
     expect(redactSecrets(ownerTagSecret)).toBe(redactSecrets(ownerTagSecret));
     expect(redactSecrets(ownerTagSecret)).not.toBe(redactSecrets(fakeLongTermKey('another')));
+  });
+});
+
+/**
+ * Issue 10, item 3: a key in a tag value is redacted however it is written (every context `keyguard scan` reads),
+ * in the decision, the audit store, logs, notices and CLI output; the decision shows the fingerprint scan reports.
+ */
+describe('no key material from encoded keys in tag values', () => {
+  const longKey = escapeRichLongTermKey('owner-tag-encoded');
+  const shortKey = fakeShortTermKey('owner-tag-encoded');
+  const CASES: Array<[string, string, string]> = [
+    ...KEY_ENCODINGS.map(([name, write]): [string, string, string] => [
+      `long-term key, ${name}`,
+      longKey,
+      write(longKey),
+    ]),
+    ['short-term key, plain', shortKey, shortKey],
+    ['short-term key, URL-encoded', shortKey, encodeURIComponent(shortKey)],
+  ];
+
+  it.each(CASES)(
+    'redacts an owner tag holding a %s in the decision and everything else',
+    async (_n, key, written) => {
+      // Prepare
+      const keyId = `ACCAENC${fingerprint(written).slice(7, 21).toUpperCase()}`;
+      const user = `enc-${keyId.slice(-6).toLowerCase()}`;
+      iam.on(ListServiceSpecificCredentialsCommand).resolves({
+        ServiceSpecificCredentials: [
+          {
+            UserName: user,
+            Status: 'Active',
+            CreateDate: new Date('2026-11-20T09:31:02Z'),
+            ServiceSpecificCredentialId: keyId,
+            ServiceName: 'bedrock.amazonaws.com',
+            ServiceCredentialAlias: `${user}-at-111122223333`,
+          },
+        ],
+      });
+      iam.on(ListUserTagsCommand).resolves({ Tags: [{ Key: 'owner', Value: written }] });
+      answerPlainUser(iam);
+      sns.on(PublishCommand).resolves({ MessageId: 'm' });
+      const config = parseConfig({ mode: 'audit' });
+      const handler = createCredentialEventHandler({
+        config,
+        policyVersion: policyVersion(config),
+        ...TABLES,
+        topicArn: 'arn:aws:sns:us-east-1:111122223333:notices',
+        governedAccountId: '111122223333',
+        iamFor: () => new IAMClient({ region: 'us-east-1' }),
+        dynamo: db.client,
+        sns: new SNSClient({ region: 'us-east-1' }),
+        logger: new Logger({ serviceName: 'keyguard-credential-event', logLevel: 'DEBUG' }),
+        metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-credential-event' }),
+      });
+      const out = captureOutput();
+
+      // Act
+      let result: unknown;
+      try {
+        result = await handler(eventBridgeEvent(tagUserRecord(user, { owner: written })), lambdaContext());
+      } finally {
+        out.restore();
+      }
+
+      // Assess: the decision names the owner by redacted form and scan's fingerprint; the key is nowhere.
+      const decisions = (await scanAll(db, TABLES.decisionsTable)).filter((d) => d.keyId === keyId);
+      expect(decisions.length).toBeGreaterThanOrEqual(1);
+      for (const d of decisions) {
+        expect((d.owner as { value: string }).value).toBe(`${redactedForm(key)} [${fingerprint(key)}]`);
+      }
+      const items = JSON.stringify([
+        ...(await scanAll(db, TABLES.decisionsTable)),
+        ...(await scanAll(db, TABLES.keysTable)),
+        ...(await scanAll(db, TABLES.idempotencyTable)),
+      ]);
+      const published = JSON.stringify(sns.commandCalls(PublishCommand).map((c) => c.args[0].input));
+      for (const text of [items, published, out.text(), JSON.stringify(result)]) {
+        expect(leakedFragments(text, [key, written])).toEqual([]);
+      }
+    },
+  );
+
+  it('keeps them out of keyguard replay output (table and JSON) and its store', async () => {
+    // Prepare: one user per case, each created with a key and tagged with the key written its way.
+    const dir = mkdtempSync(join(tmpdir(), 'keyguard-leak-enc-'));
+    const store = join(dir, 'store');
+    const records = CASES.flatMap(([, , written], i) => {
+      const user = `enc-user-${i}`;
+      return [
+        createCredentialRecord({
+          userName: user,
+          keyId: `ACCAENCODED0000000${String(i).padStart(3, '0')}`,
+          eventTime: '2026-11-20T09:31:02Z',
+        }),
+        { ...tagUserRecord(user, { owner: written }), eventTime: '2026-11-20T10:00:00Z' },
+      ];
+    });
+    writeFileSync(join(dir, 'trail.json'), JSON.stringify({ Records: records }));
+    let out = '';
+    let err = '';
+    const io = {
+      cwd: dir,
+      stdout: { write: (t: string) => (out += t) },
+      stderr: { write: (t: string) => (err += t) },
+    };
+
+    try {
+      // Act
+      const codes = [
+        await runReplay(['.'], { store }, io),
+        await runReplay(['.'], { store, json: true }, io),
+      ];
+      const db = await startEmbeddedDynamo({ path: store });
+      let items = '';
+      try {
+        items = JSON.stringify(await scanAll(db, REPLAY_TABLES.decisionsTable));
+      } finally {
+        await db.close();
+      }
+
+      // Assess: every case was decided on (its fingerprint shows), and no key, however written, is anywhere.
+      expect(codes).toEqual([0, 0]);
+      for (const [, key] of CASES) expect(out).toContain(fingerprint(key));
+      for (const [, key, written] of CASES) {
+        for (const text of [out, err, items]) expect(leakedFragments(text, [key, written])).toEqual([]);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
