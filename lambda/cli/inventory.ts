@@ -28,6 +28,7 @@ import { csvRecord } from './csv';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeControl } from './io';
+import { visible } from './terminal-text';
 
 /**
  * `keyguard inventory`: every Bedrock key of the live account, read-only, through the same code as the sweep
@@ -361,7 +362,7 @@ async function listKeys(
   if (policyAsksUnused && !usageTable) {
     unusedNotShown = `Last uses are unknown without the usage table (--usage-table or ${USAGE_TABLE_ENV}): UNUSED is not shown.`;
   } else if (policyAsksUnused && !evaluatesUnused) {
-    unusedNotShown = `UNUSED is not shown: no Bedrock API key use is recorded in ${usageTable} yet (usage tracking starts with the first recorded use).`;
+    unusedNotShown = `UNUSED is not shown: no Bedrock API key use is recorded in ${visible(usageTable ?? '')} yet (usage tracking starts with the first recorded use).`;
   }
 
   if (opts.csv) io.stdout.write(csvRecord(CSV_HEADER));
