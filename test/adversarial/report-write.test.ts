@@ -185,3 +185,29 @@ describe('keyguard report --html: planted temporary names', () => {
     );
   });
 });
+
+describe('keyguard scan --write-baseline: the same writer', () => {
+  it('refuses a symlink at the baseline path (exit 2, naming it); the target is untouched', () => {
+    // Prepare
+    const dir = tempDir();
+    const victim = victimIn(dir);
+    symlinkSync(victim, join(dir, 'baseline.json'));
+    writeFileSync(join(dir, 'clean.txt'), 'nothing here\n');
+
+    // Act
+    const r = spawnSync(
+      process.execPath,
+      [join(REPO, 'bin', 'keyguard.js'), 'scan', '--write-baseline', 'baseline.json', 'clean.txt'],
+      { cwd: dir, encoding: 'utf8', timeout: TIME_LIMIT_MS },
+    );
+
+    // Assess
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(
+      `keyguard: baseline.json: cannot write baseline: baseline.json is a symbolic link (to ${victim})`,
+    );
+    expect(r.stderr).not.toContain('--force');
+    expect(readFileSync(victim, 'utf8')).toBe('precious, not yours\n');
+    expect(readlinkSync(join(dir, 'baseline.json'))).toBe(victim);
+  });
+});
