@@ -13,8 +13,11 @@ import { visible } from './terminal-text';
  */
 const FORMULA_START = /^(?:[\s\p{Cc}\p{Cf}]*[=+\-@\uFF1D\uFF0B\uFF0D\uFF20]|[\p{Cc}])/u;
 
-/** Line breaks and tabs are data in a quoted field; every other control or bidi character is shown escaped. */
-const KEPT_RAW = /([\r\n\t])/;
+/**
+ * Line breaks (LF, CRLF) and tabs are data in a quoted field; every other control or bidi character, a lone
+ * carriage return included (it rewinds a terminal line), is shown escaped.
+ */
+const KEPT_RAW = /(\r\n|\n|\t)/;
 
 /**
  * One RFC 4180 field: formula-like values get a leading apostrophe; control, bidi and invisible characters

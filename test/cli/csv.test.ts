@@ -37,7 +37,7 @@ describe('csvField', () => {
     // Act / Assess
     expect(csvField('\x00=1+1')).toBe("'\\x00=1+1");
     expect(csvField('\x00plain')).toBe("'\\x00plain");
-    expect(csvField('\r=1')).toBe('"\'\r=1"');
+    expect(csvField('\r=1')).toBe("'\\r=1");
     expect(csvField('\x1b[2J')).toBe("'\\x1b[2J");
   });
 
@@ -48,6 +48,7 @@ describe('csvField', () => {
     expect(csvField('x\x9b31m')).toBe('x\\x9b31m');
     expect(csvField('alice\u202egnp.exe')).toBe('alice\\u202egnp.exe');
     expect(csvField('tab\tinside')).toBe('tab\tinside');
+    expect(csvField('over\rwritten')).toBe('over\\rwritten');
   });
 
   it('leaves ordinary values alone', () => {
