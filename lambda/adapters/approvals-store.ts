@@ -10,6 +10,7 @@ import {
 import { z } from 'zod';
 import type { ApprovalSource } from '../domain/pipeline';
 import { type Approval, isViolationCode, type ViolationCode } from '../domain/types';
+import { boundItem, boundString } from '../shared/bounded';
 
 /**
  * The approvals table: explicit, expiring exceptions and reviews, written only by approvers (the `keyguard
@@ -24,6 +25,10 @@ import { type Approval, isViolationCode, type ViolationCode } from '../domain/ty
 export const APPROVALS_BY_ACCOUNT_INDEX = 'byAccount';
 const APPROVAL_PREFIX = 'APPROVAL#';
 const REVIEW_PREFIX = 'REVIEW#';
+/** Attributes that identify an approval or review item (and its index): never cut by boundItem. */
+const APPROVAL_KEYS = ['pk', 'sk', 'approvalAccount', 'accountId', 'keyId', 'approvalId', 'reviewId'];
+/** Reasons and notes are written by people on purpose: kept up to 64 KB each (the item still fits 400 KB). */
+const TEXT_MAX_BYTES = 64 * 1024;
 
 /** CreateTable input matching the deployed table (the CDK tests check the two agree). */
 export function approvalsTableDefinition(name: string): CreateTableCommandInput {
@@ -227,12 +232,18 @@ export class DynamoApprovalsStore implements ApprovalSource {
       await this.doc.send(
         new PutCommand({
           TableName: this.tableName,
-          Item: {
-            pk: keyPk(approval.accountId, approval.keyId),
-            sk: `${APPROVAL_PREFIX}${approval.approvalId}`,
-            approvalAccount: approval.accountId,
-            ...approval,
-          },
+          // Free text (reasons, names) bounded below DynamoDB's item limit; the keys are left as they are.
+          Item: boundItem(
+            {
+              pk: keyPk(approval.accountId, approval.keyId),
+              sk: `${APPROVAL_PREFIX}${approval.approvalId}`,
+              approvalAccount: approval.accountId,
+              ...approval,
+            },
+            `approval ${approval.approvalId}`,
+            APPROVAL_KEYS,
+            TEXT_MAX_BYTES,
+          ),
           ConditionExpression: 'attribute_not_exists(pk)',
         }),
       );
@@ -275,8 +286,8 @@ export class DynamoApprovalsStore implements ApprovalSource {
             'attribute_exists(pk) AND (attribute_not_exists(revokedAt) OR attribute_type(revokedAt, :nullType))',
           ExpressionAttributeValues: {
             ':at': by.revokedAt,
-            ':by': by.revokedBy,
-            ':why': by.reason,
+            ':by': boundString(by.revokedBy),
+            ':why': boundString(by.reason, TEXT_MAX_BYTES),
             ':nullType': 'NULL',
           },
           ReturnValues: 'ALL_NEW',
@@ -300,11 +311,16 @@ export class DynamoApprovalsStore implements ApprovalSource {
     await this.doc.send(
       new PutCommand({
         TableName: this.tableName,
-        Item: {
-          pk: keyPk(review.accountId, review.keyId),
-          sk: `${REVIEW_PREFIX}${review.reviewedAt}#${review.reviewId}`,
-          ...review,
-        },
+        Item: boundItem(
+          {
+            pk: keyPk(review.accountId, review.keyId),
+            sk: `${REVIEW_PREFIX}${review.reviewedAt}#${review.reviewId}`,
+            ...review,
+          },
+          `review ${review.reviewId}`,
+          APPROVAL_KEYS,
+          TEXT_MAX_BYTES,
+        ),
         ConditionExpression: 'attribute_not_exists(pk)',
       }),
     );

@@ -8,8 +8,9 @@ import {
 } from '@aws-sdk/lib-dynamodb';
 import { type ChainLink, nextLink, type StoredDecisionItem } from '../domain/audit-chain';
 import { UNOWNED } from '../domain/notice';
-import type { AuditLog, KnownKey } from '../domain/pipeline';
+import { type AuditLog, boundDecision, type KnownKey } from '../domain/pipeline';
 import { type Action, canonicalDecision, type Decision, type ViolationCode } from '../domain/types';
+import { boundItem } from '../shared/bounded';
 
 /**
  * The audit store: an append-only decisions table and a keys table (current state per key), used by the
@@ -210,7 +211,9 @@ export class DynamoAuditLog implements AuditLog {
    * Appends a decision and chains it. Idempotent per decision id: a decision already on record is returned as
    * it is (never overwritten) and, if an earlier attempt stopped before chaining it, chained now.
    */
-  async recordDecision(decision: Decision): Promise<{ decision: Decision; duplicate: boolean }> {
+  async recordDecision(given: Decision): Promise<{ decision: Decision; duplicate: boolean }> {
+    // Bounded before it is stored and chained (a no-op for decisions the pipeline built: they are bounded already).
+    const decision = boundDecision(given);
     const item: Record<string, unknown> = {
       pk: decisionPk(decision.accountId, decision.keyId),
       sk: decision.decisionId,
@@ -413,7 +416,8 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   async putKnownKey(key: KnownKey): Promise<void> {
-    await this.doc.send(new PutCommand({ TableName: this.names.keysTable, Item: { ...key } }));
+    const item = boundItem({ ...key }, `key ${key.accountId} ${key.keyId}`, ['accountId', 'keyId']);
+    await this.doc.send(new PutCommand({ TableName: this.names.keysTable, Item: item }));
   }
 
   /** Every key the store knows (all pages). For the embedded store of `keyguard replay`; a full scan. */

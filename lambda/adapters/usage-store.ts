@@ -6,6 +6,7 @@ import {
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { UsageAggregate, UsageSource, UseSubject } from '../domain/usage-types';
+import { boundString } from '../shared/bounded';
 import { requireEnv } from '../shared/env';
 
 /**
@@ -84,6 +85,15 @@ export class UsageReadIncompleteError extends Error {
   }
 }
 
+/** Longest model or region name kept in a subject's sets (UTF-8 bytes; real ones are far shorter). */
+const SET_MEMBER_MAX_BYTES = 256;
+
+/** DynamoDB's (and dynalite's) refusal of an item over 400 KB. */
+function isItemTooLarge(err: unknown): boolean {
+  const e = err as { name?: unknown; message?: unknown } | null;
+  return e?.name === 'ValidationException' && /item size/i.test(String(e.message));
+}
+
 function isConditionalCheckFailed(err: unknown): boolean {
   return (
     err instanceof ConditionalCheckFailedException ||
@@ -134,11 +144,28 @@ export class DynamoUsageStore implements UsageSource {
     }
   }
 
+  /**
+   * A subject's models and regions are sets that only grow. Should a subject's item reach DynamoDB's 400 KB limit
+   * (thousands of distinct model names in its calls), its calls and times are still recorded, without the sets.
+   */
   private async recordOne(a: UsageAggregate): Promise<void> {
+    try {
+      await this.recordWith(a);
+    } catch (err) {
+      if (!isItemTooLarge(err) || (a.models.length === 0 && a.regions.length === 0)) throw err;
+      await this.recordWith({ ...a, models: [], regions: [] });
+    }
+  }
+
+  private async recordWith(a: UsageAggregate): Promise<void> {
     const key = { accountId: a.accountId, subject: subjectKey(a.subject) };
     const counters = this.countersUpdate(a);
     const attemptSet = 'lastAttemptAt = :a, lastSourceIp = :ip, lastUserAgent = :ua';
-    const attemptValues = { ':a': a.lastAttemptAt, ':ip': a.lastSourceIp, ':ua': a.lastUserAgent };
+    const attemptValues = {
+      ':a': a.lastAttemptAt,
+      ':ip': a.lastSourceIp === null ? null : boundString(a.lastSourceIp),
+      ':ua': a.lastUserAgent === null ? null : boundString(a.lastUserAgent),
+    };
     const attemptNewer = '(attribute_not_exists(lastAttemptAt) OR lastAttemptAt < :a)';
     const usedNewer = '(attribute_not_exists(lastUsedAt) OR lastUsedAt < :u)';
     try {
@@ -219,11 +246,11 @@ export class DynamoUsageStore implements UsageSource {
     // A string set may not be empty: add only what the batch saw.
     if (a.regions.length > 0) {
       adds.push('regions :regions');
-      values[':regions'] = new Set(a.regions);
+      values[':regions'] = new Set(a.regions.map((r) => boundString(r, SET_MEMBER_MAX_BYTES)));
     }
     if (a.models.length > 0) {
       adds.push('models :models');
-      values[':models'] = new Set(a.models);
+      values[':models'] = new Set(a.models.map((m) => boundString(m, SET_MEMBER_MAX_BYTES)));
     }
     return { set: `SET ${sets.join(', ')}`, add: `ADD ${adds.join(', ')}`, values };
   }

@@ -8,6 +8,9 @@ import { BEDROCK_SERVICE } from './types';
  * record (they should be redacted, but nothing guarantees it) and are never copied anywhere.
  */
 
+/** Longest eventID accepted (CloudTrail's are 36-character UUIDs). */
+const EVENT_ID_MAX = 128;
+
 const UserIdentitySchema = z.looseObject({
   type: z.string().optional(),
   arn: z.string().optional(),
@@ -23,7 +26,8 @@ export const CloudTrailRecordSchema = z.looseObject({
   eventTime: z.string().min(1),
   eventSource: z.string().min(1),
   eventName: z.string().min(1),
-  eventID: z.string().min(1),
+  // Event ids are UUIDs; a decision's id (a table sort key, at most 1024 bytes) is built from it.
+  eventID: z.string().min(1).max(EVENT_ID_MAX),
   awsRegion: z.string().optional(),
   recipientAccountId: z.string().optional(),
   userIdentity: UserIdentitySchema.optional(),
@@ -226,6 +230,24 @@ export class EventShapeError extends Error {
   }
 }
 
+/**
+ * IAM's limits are 64 characters for a user name and 128 for a credential id; anything longer is not a real
+ * record, and would make a table key DynamoDB refuses (a decision's key holds them).
+ */
+const USER_NAME_MAX = 128;
+const KEY_ID_MAX = 128;
+
+/** Throws EventShapeError when an identifier is longer than IAM allows (the value is never repeated). */
+function boundedId(record: CloudTrailRecord, field: string, value: string, max: number): void {
+  if (value.length > max) {
+    throw new EventShapeError(
+      record.eventID,
+      record.eventName,
+      `${field} (${value.length} characters, at most ${max})`,
+    );
+  }
+}
+
 function str(v: unknown): string | null {
   return typeof v === 'string' && v.length > 0 ? v : null;
 }
@@ -307,6 +329,13 @@ function credentialEvent(record: CloudTrailRecord, meta: EventMeta): Classificat
         'responseElements.serviceSpecificCredential.serviceSpecificCredentialId',
       );
     if (!userName) throw new EventShapeError(record.eventID, record.eventName, 'requestParameters.userName');
+    boundedId(
+      record,
+      'responseElements.serviceSpecificCredential.serviceSpecificCredentialId',
+      keyId,
+      KEY_ID_MAX,
+    );
+    boundedId(record, 'requestParameters.userName', userName, USER_NAME_MAX);
     const status = str(cred?.status);
     const age = req.credentialAgeDays;
     return {
@@ -347,6 +376,8 @@ function credentialEvent(record: CloudTrailRecord, meta: EventMeta): Classificat
   const userName =
     str(req.userName) ?? (record.userIdentity?.type === 'IAMUser' ? str(record.userIdentity.userName) : null);
   if (!userName) throw new EventShapeError(record.eventID, record.eventName, 'requestParameters.userName');
+  boundedId(record, 'requestParameters.serviceSpecificCredentialId', keyId, KEY_ID_MAX);
+  boundedId(record, 'requestParameters.userName', userName, USER_NAME_MAX);
   const requested = str(req.status);
   return {
     relevant: true,
@@ -381,6 +412,7 @@ function userAccessEvent(record: CloudTrailRecord, meta: EventMeta): Classificat
     userName = str(record.userIdentity.userName);
   }
   if (!userName) throw new EventShapeError(record.eventID, name, 'requestParameters.userName');
+  boundedId(record, 'requestParameters.userName', userName, USER_NAME_MAX);
   return { relevant: true, event: { kind: 'user-access', action: name, meta, userName } };
 }
 
@@ -419,6 +451,7 @@ export function classifyRecord(record: CloudTrailRecord, context: RecordContext 
   const req = obj(record.requestParameters) ?? {};
   const userName = str(req.userName);
   if (!userName) throw new EventShapeError(record.eventID, name, 'requestParameters.userName');
+  boundedId(record, 'requestParameters.userName', userName, USER_NAME_MAX);
   const removed = Array.isArray(req.tagKeys)
     ? req.tagKeys.filter((k): k is string => typeof k === 'string')
     : [];

@@ -1,3 +1,4 @@
+import { boundItem } from '../shared/bounded';
 import type { Config } from '../shared/config';
 import type { KeyEvent } from './cloudtrail';
 import { evaluate } from './evaluate';
@@ -283,6 +284,8 @@ export async function decideKey(
     const why = step.alert.reason;
     decision = { ...decision, reason: decision.reason ? `${decision.reason}; ${why}` : why };
   }
+  // Values come from tags, CloudTrail and callers: bounded before anything compares, records or sends them.
+  decision = boundDecision(decision);
   if (decision.action === 'DEACTIVATE' && opts.config.mode === 'enforce') {
     const applied = await deps.enforcer.deactivate(accountId, userName, keyId);
     decision = { ...decision, applied };
@@ -307,6 +310,14 @@ export async function decideKey(
     recorded: !recorded.duplicate,
     notified: Boolean(decision.notice),
   };
+}
+
+/**
+ * A decision with every value bounded (shared/bounded.ts): a 500k-character tag is stored cut, with its hash, not
+ * refused by DynamoDB. The identifiers (the item's keys) are bounded where they are read (cloudtrail.ts).
+ */
+export function boundDecision(decision: Decision): Decision {
+  return boundItem(decision, `decision ${decision.decisionId}`, ['accountId', 'keyId', 'decisionId']);
 }
 
 /**

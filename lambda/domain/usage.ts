@@ -1,3 +1,4 @@
+import { boundString } from '../shared/bounded';
 import { redactSecrets } from '../shared/redact';
 import { accountOf, type CloudTrailRecord, implausibleTime, type RecordContext } from './cloudtrail';
 import { parseAwsDate } from './dates';
@@ -56,6 +57,19 @@ function flag(v: unknown): boolean | null {
   if (v === true || (typeof v === 'string' && v.toLowerCase() === 'true')) return true;
   if (v === false || (typeof v === 'string' && v.toLowerCase() === 'false')) return false;
   return null;
+}
+
+/**
+ * Identities become the usage table's sort key (`principal#<arn>`, at most 1024 bytes) and names are stored in
+ * sets: longer values are cut with their hash (shared/bounded.ts), so distinct values stay distinct. Real ARNs and
+ * model ids are far shorter.
+ */
+const IDENTITY_MAX_BYTES = 512;
+const NAME_MAX_BYTES = 256;
+
+function bounded(v: unknown, maxBytes: number): string | null {
+  const s = str(v);
+  return s === null ? null : boundString(s, maxBytes);
 }
 
 /** Caller-controlled text is stored and shown: bounded, with anything key-shaped redacted. */
@@ -121,7 +135,7 @@ export function describeUsage(record: CloudTrailRecord, context: RecordContext =
   return {
     use: {
       accountId,
-      region,
+      region: boundString(region, NAME_MAX_BYTES),
       eventSource: source,
       eventName: record.eventName,
       eventId: record.eventID,
@@ -129,14 +143,14 @@ export function describeUsage(record: CloudTrailRecord, context: RecordContext =
       eventTime,
       declaredKeyType,
       principal: {
-        type,
-        arn: str(id.arn),
-        userName: type === 'IAMUser' ? str(id.userName) : null,
-        sessionIssuerArn: str(issuer?.arn),
-        accessKeyId: str(id.accessKeyId),
+        type: bounded(type, NAME_MAX_BYTES) as string,
+        arn: bounded(id.arn, IDENTITY_MAX_BYTES),
+        userName: type === 'IAMUser' ? bounded(id.userName, IDENTITY_MAX_BYTES) : null,
+        sessionIssuerArn: bounded(issuer?.arn, IDENTITY_MAX_BYTES),
+        accessKeyId: bounded(id.accessKeyId, NAME_MAX_BYTES),
       },
       // Runtime APIs name the model `modelId`; the OpenAI-compatible mantle API names it `model`.
-      modelId: str(req.modelId) ?? str(req.model),
+      modelId: bounded(str(req.modelId) ?? str(req.model), NAME_MAX_BYTES),
       sourceIp: callerText(record.sourceIPAddress),
       userAgent: callerText(record.userAgent),
       errorCode: str(record.errorCode),

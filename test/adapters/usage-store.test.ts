@@ -194,6 +194,42 @@ describe('DynamoUsageStore against dynalite', () => {
     });
   });
 
+  it('keeps counting a subject whose model set has reached the item size limit (the sets stop growing)', async () => {
+    // Prepare: 3 batches of 700 distinct 200-character model names (over 400 KB together)
+    const subject = { kind: 'key' as const, keyId: 'ACCAEXAMPLEUSAGEBIG1', userName: 'svc-models' };
+    const batch = (b: number) =>
+      aggregate({
+        subject,
+        calls: 700,
+        failedCalls: 700,
+        models: Array.from({ length: 700 }, (_, i) => `m${b}-${i}-${'x'.repeat(190)}`),
+        lastAttemptAt: `2026-11-2${b}T10:00:00.000Z`,
+      });
+
+    // Act
+    for (const b of [1, 2, 3]) await store.recordUses([batch(b)]);
+
+    // Assess: every call counted, the last attempt moved on; the set holds what fitted
+    const item = (await scanAll(db, TABLES.usageTable)).find((i) => i.subject === 'key#ACCAEXAMPLEUSAGEBIG1');
+    expect(item).toMatchObject({ calls: 2100, failedCalls: 2100, lastAttemptAt: '2026-11-23T10:00:00.000Z' });
+    expect((item?.models as Set<string>).size).toBeGreaterThanOrEqual(700);
+    expect((item?.models as Set<string>).size).toBeLessThan(2100);
+  });
+
+  it('stores a 100,000-character model name cut to 256 bytes with its hash', async () => {
+    // Prepare
+    const subject = { kind: 'key' as const, keyId: 'ACCAEXAMPLEUSAGEBIG2', userName: 'svc-models' };
+
+    // Act
+    await store.recordUses([aggregate({ subject, models: ['n'.repeat(100_000)] })]);
+
+    // Assess
+    const item = (await scanAll(db, TABLES.usageTable)).find((i) => i.subject === 'key#ACCAEXAMPLEUSAGEBIG2');
+    const [model] = [...(item?.models as Set<string>)];
+    expect(Buffer.byteLength(model ?? '')).toBeLessThanOrEqual(256);
+    expect(model).toMatch(/…\[truncated [\d,]+ chars, sha256:[0-9a-f]{16}\]$/);
+  });
+
   it('writes one item per subject kind under its own sort key', async () => {
     // Act
     await store.recordUses([

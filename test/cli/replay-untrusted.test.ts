@@ -196,3 +196,71 @@ describe('keyguard replay: whose event it is', () => {
     expect(out.stdout()).toBe('');
   });
 });
+
+describe('keyguard replay: values over DynamoDB’s item limit', () => {
+  it('replays a user tagged with 500,000-character values: decisions recorded with the values cut and hashed', async () => {
+    // Prepare
+    const root = tempDir();
+    const huge = `alice-${'w'.repeat(499_994)}`;
+    writeLog(root, 'us-east-1', '20261120T0905Z', [
+      tagUserRecord('2026-11-20T08:59:00Z', USER, { ...FULL_TAGS, owner: huge, purpose: huge }),
+      createKeyRecord('2026-11-20T09:00:00Z', USER, KEY, { ageDays: 30 }),
+    ]);
+    const store = tempDir();
+    const out = captureIO(root);
+
+    // Act
+    const code = await runReplay(
+      ['.'],
+      { store, config: configFile(), json: true, quiet: true, jobs: 1 },
+      out.io,
+    );
+    const again = captureIO(root);
+    const rerun = await runReplay(
+      ['.'],
+      { store, config: configFile(), json: true, quiet: true, jobs: 1 },
+      again.io,
+    );
+
+    // Assess: decided and recorded (the store holds it), and a re-run finds the same decision on record
+    expect(out.stderr()).toBe('');
+    expect(code).toBe(0);
+    const [decision] = jsonLines(out.stdout());
+    expect(decision?.owner.value).toMatch(/^alice-w+…\[truncated 499,\d{3} chars, sha256:[0-9a-f]{16}\]$/);
+    expect(rerun).toBe(0);
+    expect(jsonLines(again.stdout()).map((d) => d.decisionId)).toEqual([decision?.decisionId]);
+    const db = await startEmbeddedDynamo({ path: store });
+    try {
+      const stored = await scanAll(db, REPLAY_TABLES.decisionsTable);
+      expect(stored.filter((i) => i.sk === decision?.decisionId)).toHaveLength(1);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('refuses a record whose user name is longer than IAM allows, naming the field, and replays the rest', async () => {
+    // Prepare
+    const root = tempDir();
+    const forged = createKeyRecord('2026-11-20T09:30:00Z', 'u'.repeat(500_000), 'ACCAUNTRUSTEDKEY0003');
+    writeLog(root, 'us-east-1', '20261120T0905Z', [
+      createKeyRecord('2026-11-20T09:00:00Z', USER, KEY, { ageDays: 30 }),
+      forged,
+    ]);
+    const out = captureIO(root);
+
+    // Act
+    const code = await runReplay(
+      ['.'],
+      { store: tempDir(), config: configFile(), json: true, jobs: 1 },
+      out.io,
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out.stderr()).toContain(
+      `CreateServiceSpecificCredential ${String(forged.eventID)}: missing or invalid requestParameters.userName (500000 characters, at most 128)`,
+    );
+    expect(out.stderr().length).toBeLessThan(2000);
+    expect(jsonLines(out.stdout()).map((d) => d.keyId)).toEqual([KEY]);
+  });
+});

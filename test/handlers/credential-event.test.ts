@@ -175,6 +175,36 @@ describe('credential-event handler', () => {
     expect(publish?.Message).toContain('NEVER_EXPIRES');
   });
 
+  it('records a decision about a user whose owner tag is 500,000 characters: cut, with its hash, never refused', async () => {
+    // Prepare: a tag far over DynamoDB's 400 KB item limit (IAM caps tags; the store must not rely on it)
+    const rt = await freshRuntime('audit');
+    const huge = `owner-${'q'.repeat(499_994)}`;
+    iam.on(ListUserTagsCommand).resolves({
+      Tags: [
+        { Key: 'owner', Value: huge },
+        { Key: 'purpose', Value: huge },
+      ],
+      IsTruncated: false,
+    });
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
+
+    // Act
+    const result = await createCredentialEventHandler(rt)(
+      eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY })),
+      lambdaContext(),
+    );
+
+    // Assess: recorded, with the owner cut to a bounded value that names the cut and the hash of the whole
+    expect(result).toMatchObject({ status: 'decided', decisions: [{ keyId: KEY }] });
+    const [decision] = await decisionsIn(rt);
+    expect(decision?.owner.value).toMatch(/^owner-q+…\[truncated 499,\d{3} chars, sha256:[0-9a-f]{16}\]$/);
+    expect(JSON.stringify(decision).length).toBeLessThan(20_000);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known?.owner).toBe(decision?.owner.value);
+  });
+
   it('only plans the deactivation in audit mode: IAM is never changed', async () => {
     const rt = await freshRuntime('audit');
     iam
