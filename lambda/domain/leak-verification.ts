@@ -1,7 +1,5 @@
 import type { Config } from '../shared/config';
-import { isNeverExpiring } from './evaluate';
-import type { KeyMetadata } from './pipeline';
-import type { Decision, LeakEvidence, LeakVerification, Owner, Trigger } from './types';
+import type { LeakEvidence, LeakVerification } from './types';
 
 /**
  * Whether a found key is a working key, and what that allows. The alias a long-term key decodes to
@@ -73,63 +71,6 @@ export function describeVerification(leak: LeakEvidence, config: Config): string
     ? `${verificationNote(v)}; leakDetection.deactivateUnverified is true, so it is treated as leaked`
     : `${verificationNote(v)}, so it was not deactivated automatically ` +
         '(leakDetection.deactivateUnverified is false): check whether it is the real key and deactivate it if so';
-}
-
-export interface RejectedLeakInput {
-  decisionId: string;
-  now: Date;
-  accountId: string;
-  userName: string;
-  /** The key the string named (one of the user's keys, as the finding was matched). */
-  meta: KeyMetadata;
-  owner: Owner;
-  trigger: Trigger;
-  leak: LeakEvidence;
-  /** Where the leak was found, in words (evaluate's describeLeak). */
-  where: string;
-  config: Config;
-  policyVersion: string;
-}
-
-/**
- * The decision on a found string that Bedrock rejected: NOTIFY, never an action, about this finding only (the
- * key's other violations are the sweep's business), and nothing remembered on the key, so a later evaluation
- * does not inherit a leak that was not one.
- */
-export function rejectedLeakDecision(i: RejectedLeakInput): Decision {
-  const candidates =
-    i.leak.candidates && i.leak.candidates.length > 1 ? ` (one of ${i.leak.candidates.join(', ')})` : '';
-  return {
-    decisionId: i.decisionId,
-    decidedAt: i.now.toISOString(),
-    keyId: i.meta.keyId,
-    userName: i.userName,
-    accountId: i.accountId,
-    keyType: 'LONG_TERM',
-    status: i.meta.status,
-    trigger: i.trigger,
-    createdAt: i.meta.createdAt,
-    expiresAt: i.meta.expiresAt,
-    neverExpires: isNeverExpiring(i.meta.expiresAt),
-    owner: i.owner,
-    violations: [
-      {
-        code: 'LEAKED',
-        severity: 'medium',
-        detail:
-          `a string shaped as a Bedrock API key of user ${i.userName}${candidates} was found in ${i.where}; ` +
-          `${describeVerification(i.leak, i.config)}. It is forged (the user name is public), or a key that is ` +
-          'inactive, expired or deleted; nothing was deactivated',
-      },
-    ],
-    action: 'NOTIFY',
-    applied: false,
-    mode: i.config.mode,
-    deadline: null,
-    policyVersion: i.policyVersion,
-    notice: 'first',
-    leak: i.leak,
-  };
 }
 
 /** One escape a key picks up in transit (leaks.ts reads the same): JSON `\/`, `\u002B`…, URL `%2B`…, `\n`. */

@@ -12,13 +12,8 @@ import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapter
 import { SnsNotifier } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
 import { describeLeak, resolveOwner } from '../domain/evaluate';
-import {
-  type KeyCandidate,
-  keyInText,
-  type LeakVerifier,
-  rejectedLeakDecision,
-  verificationNote,
-} from '../domain/leak-verification';
+import { rejectedLeakDecision, shortTermLeakDecision } from '../domain/leak-decision';
+import { type KeyCandidate, keyInText, type LeakVerifier } from '../domain/leak-verification';
 import {
   findLeakSpans,
   type LeakFinding,
@@ -438,43 +433,18 @@ export function createLeakHandler(rt: LeakRuntime) {
       at,
     );
     const leak: LeakEvidence = { ...evidence, issuer, verification };
-    const decision: Decision = {
+    const decision = shortTermLeakDecision({
       decisionId,
-      decidedAt: at.toISOString(),
-      keyId: facts.accessKeyId,
-      userName: issuer ? (issuer.split(':').pop() ?? issuer) : 'unknown',
+      now: at,
       accountId,
-      keyType: 'SHORT_TERM',
-      status: 'Active',
+      facts,
+      issuer,
       trigger: { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp },
-      createdAt: facts.signedAt,
-      expiresAt: facts.expiresAt,
-      neverExpires: false,
-      owner: issuer
-        ? { value: issuer, source: 'creator' }
-        : { value: rt.config.fallbackOwner, source: 'fallback' },
-      violations: [
-        {
-          code: 'LEAKED',
-          severity: rejected ? 'medium' : 'critical',
-          detail: rejected
-            ? `a string shaped as a short-term key signed by ${issuer ?? 'an unknown principal'} with access key id ` +
-              `${facts.accessKeyId} (region ${facts.region}) was found in ${describeLeak(evidence)}; ` +
-              `${verificationNote(verification)}. It is forged, or a key that no longer works (its signer's ` +
-              'session or access key revoked); nothing needs revoking'
-            : `a short-term key signed by ${issuer ?? 'an unknown principal'} with access key id ${facts.accessKeyId} ` +
-              `(region ${facts.region}) was found in ${describeLeak(evidence)}; it works until ${facts.expiresAt}; ` +
-              verificationNote(verification),
-        },
-      ],
-      action: 'NOTIFY',
-      applied: false,
-      mode: rt.config.mode,
-      deadline: null,
-      policyVersion: rt.policyVersion,
-      notice: rejected && rejectedNotified.has(f.fingerprint) ? null : 'first',
       leak,
-    };
+      notify: !(rejected && rejectedNotified.has(f.fingerprint)),
+      config: rt.config,
+      policyVersion: rt.policyVersion,
+    });
     // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
     if (decision.notice) await notifier.notify(decision);
     if (rejected) rejectedNotified.add(f.fingerprint);

@@ -1,10 +1,6 @@
 import { type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
-import {
-  keyInText,
-  leakMayDeactivate,
-  leakToRemember,
-  rejectedLeakDecision,
-} from '../../lambda/domain/leak-verification';
+import { rejectedLeakDecision } from '../../lambda/domain/leak-decision';
+import { keyInText, leakMayDeactivate, leakToRemember } from '../../lambda/domain/leak-verification';
 import { findLeakSpans } from '../../lambda/domain/leaks';
 import { buildNotice } from '../../lambda/domain/notice';
 import { planNotice } from '../../lambda/domain/staging';
