@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { visibleLines } from '../lambda/cli/terminal-text';
 import { ConfigError } from '../lambda/shared/config';
 import { buildApp } from '../lib/app';
 import { RegionError } from '../lib/keyguard-stack';
@@ -13,7 +14,8 @@ try {
 } catch (err) {
   if (err instanceof ConfigError || err instanceof RegionError) {
     // A setting is wrong: say which, without a stack trace.
-    console.error(`BedrockKeyGuard: ${err.message}`);
+    // The message quotes config values: shown with control and bidi characters escaped, its lines kept.
+    console.error(`BedrockKeyGuard: ${visibleLines(err.message)}`);
     process.exit(1);
   }
   throw err;

@@ -360,3 +360,26 @@ describe('keyguard inventory and usage errors: hostile values', () => {
     ]);
   });
 });
+
+describe('the CDK app (bin/app.ts): a config error quoting a hostile value', () => {
+  it('shows a bidi override in the echoed value as an escape, the message lines kept', () => {
+    // Prepare
+    const dir = tempDir();
+    writeFile(join(dir, 'keyguard.config.json'), JSON.stringify({ mode: `enf${RLO}orce${CLEAR}` }));
+
+    // Act
+    const r = spawnSync(join(REPO, 'node_modules', '.bin', 'tsx'), [join(REPO, 'bin', 'app.ts')], {
+      cwd: dir,
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+
+    // Assess
+    expect(r.status).toBe(1);
+    expect(r.stderr).not.toMatch(RAW_CONTROL);
+    expect(lines(r.stderr)).toEqual([
+      'BedrockKeyGuard: invalid configuration',
+      expect.stringContaining('keyguard.config.json: mode: got "enf\\u202eorce\\u001b[2J\\u001b[H"'),
+    ]);
+  });
+});
