@@ -6,7 +6,7 @@ import { LeakStreamScanner } from '../../lambda/domain/leak-stream';
 import { findLeaks } from '../../lambda/domain/leaks';
 import { describeUsage } from '../../lambda/domain/usage';
 import { ConfigError, parseConfig } from '../../lambda/shared/config';
-import { fingerprint } from '../../lambda/shared/redact';
+import { fingerprint, redactSecrets } from '../../lambda/shared/redact';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
 /**
@@ -271,6 +271,26 @@ describe('fuzz: scanned text', () => {
           const found = findLeaks(text, { now: NOW }).map((f) => f.fingerprint);
           expect(found).toContain(fingerprint(key));
           expect(leakedFragments(JSON.stringify(findLeaks(text, { now: NOW })), keys)).toEqual([]);
+          return true;
+        },
+      ),
+      RUN(1500),
+    );
+  });
+
+  it('redaction removes every planted key in every encoding, keeping the text around it', () => {
+    fc.assert(
+      fc.property(
+        noise,
+        delimiter,
+        fc.constantFrom(...keys),
+        fc.constantFrom(...ENCODINGS),
+        delimiter,
+        noise,
+        (before, open, key, encode, close, after) => {
+          const redacted = redactSecrets(`${before}${open}${encode(key)}${close}${after}`);
+          expect(leakedFragments(redacted, keys)).toEqual([]);
+          expect(redacted).toContain(fingerprint(key));
           return true;
         },
       ),
