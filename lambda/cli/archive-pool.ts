@@ -238,8 +238,10 @@ async function* withWorkers(
         watchdog.progress(response.id);
         return;
       }
-      // A worker answers in the order it was asked (one file at a time).
-      slot.queue.shift();
+      // A worker answers in the order it was asked (one file at a time); an answer out of turn is taken too.
+      const at = slot.queue.indexOf(response.id);
+      if (at < 0) return;
+      slot.queue.splice(at, 1);
       if (response.kind === 'result') {
         parseCounter.records += response.scan.parsed;
         scanCounter.files += 1;
@@ -247,7 +249,7 @@ async function* withWorkers(
       } else {
         fail(response.id, `cannot be read: ${response.error}`);
       }
-      watchHead(slot);
+      if (at === 0) watchHead(slot);
       dispatch();
       signal();
     });
@@ -268,8 +270,9 @@ async function* withWorkers(
   };
 
   const watchdog = new Watchdog(stallMs, (id) => {
-    const slot = slots.find((s) => s.queue[0] === id);
+    const slot = slots.find((s) => s.queue.includes(id));
     if (slot) retire(slot, stallReason(stallMs));
+    else fail(id, stallReason(stallMs));
   });
 
   try {

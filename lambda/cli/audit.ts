@@ -6,7 +6,7 @@ import { type Command, Option } from 'commander';
 import { byDecidedAt, type DecisionQuery, DynamoAuditLog } from '../adapters/audit-store';
 import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
-import { type EmbeddedDynamo, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
+import { type EmbeddedDynamo, startEmbeddedDynamo, storeFailure } from '../adapters/embedded-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
@@ -311,6 +311,12 @@ export function sourceFailure(
     problem(io, command, source?.notFound ?? messageOf(err));
     return EXIT_INPUT;
   }
+  // The embedded store's disk failed (full): named with the store; its lock is released by source.close().
+  const disk = storeFailure(err);
+  if (disk) {
+    problem(io, source?.label ?? command, disk);
+    return EXIT_INPUT;
+  }
   const aws = awsFailure(err);
   if (aws) {
     problem(io, command, aws);
@@ -346,7 +352,8 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
       }
       decisions = [];
       for (const accountId of accounts) {
-        decisions.push(...(await source.log.findDecisions({ ...q, key: { accountId, keyId } })));
+        for (const d of await source.log.findDecisions({ ...q, key: { accountId, keyId } }))
+          decisions.push(d);
       }
       decisions.sort(byDecidedAt);
     } else {

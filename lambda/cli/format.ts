@@ -55,7 +55,12 @@ function ownerLabel(d: Decision): string {
  */
 export function renderTable(header: readonly string[], cells: readonly (readonly string[])[]): string {
   const rows = cells.map((r) => r.map(visible));
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  // A loop, not Math.max(...rows): spreading 100,000+ arguments overflows the stack.
+  const widths = header.map((h, i) => {
+    let width = h.length;
+    for (const r of rows) width = Math.max(width, (r[i] ?? '').length);
+    return width;
+  });
   const line = (cells: readonly string[]) =>
     cells
       .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))

@@ -63,7 +63,7 @@ export function barChart(c: ChartText, bars: readonly Bar[], color = BAR_COLOR):
   const row = 24;
   const width = labelWidth + plotWidth + 60;
   const height = Math.max(1, bars.length) * row + 8;
-  const max = Math.max(1, ...bars.map((b) => b.value));
+  const max = bars.reduce((m, b) => Math.max(m, b.value), 1);
   const parts = [svgOpen(c, width, height)];
   bars.forEach((b, i) => {
     const y = 4 + i * row;
@@ -91,7 +91,7 @@ export function stackedDayChart(c: ChartText, days: readonly DayBar[]): string {
   const step = days.length > 60 ? 4 : days.length > 20 ? 12 : 40;
   const width = Math.max(480, left + days.length * step + 20);
   const height = top + plotHeight + 40;
-  const max = Math.max(1, ...days.map((d) => d.total));
+  const max = days.reduce((m, d) => Math.max(m, d.total), 1);
   const parts = [svgOpen(c, width, height)];
   ACTIONS.forEach((a, i) => {
     const x = left + i * 110;
