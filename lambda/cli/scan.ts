@@ -2,8 +2,8 @@ import { spawn } from 'node:child_process';
 import type { Dirent } from 'node:fs';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { StringDecoder } from 'node:string_decoder';
-import { LeakStreamScanner, type StreamFinding } from '../domain/leak-stream';
+import { ByteLeakScanner } from '../domain/leak-bytes';
+import type { StreamFinding } from '../domain/leak-stream';
 import type { LeakKind, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { writeOutputFile } from './output-file';
@@ -14,7 +14,8 @@ export const EXIT_FOUND = 1;
 
 /**
  * `keyguard scan`: finds Bedrock API keys in files, folders, stdin and git history. Files are read in chunks and
- * scanned with overlap (never loaded whole); binary files (a NUL byte in the first 8 KB) are skipped. Output
+ * scanned with overlap (never loaded whole); UTF-16 with a byte order mark is decoded, binary files (a NUL byte in
+ * the first 8 KB) are searched as bytes (domain/leak-bytes.ts). Output
  * never holds a key: only its redacted form, fingerprint and decoded facts.
  */
 
@@ -56,48 +57,6 @@ export interface LocatedFinding extends StreamFinding {
   commit?: string;
 }
 
-const SNIFF_BYTES = 8192;
-
-/** Bytes in, findings out: sniffs for binary content, decodes UTF-8 across chunks, scans with overlap. */
-class ByteScan {
-  private readonly scanner: LeakStreamScanner;
-  private readonly decoder = new StringDecoder('utf8');
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private decided = false;
-  binary = false;
-
-  constructor(now: Date, overlap: number | undefined) {
-    this.scanner = new LeakStreamScanner(overlap === undefined ? { now } : { now, overlap });
-  }
-
-  write(bytes: Buffer): StreamFinding[] {
-    if (this.binary) return [];
-    if (this.decided) return this.scanner.push(this.decoder.write(bytes));
-    this.pending.push(bytes);
-    this.pendingBytes += bytes.length;
-    return this.pendingBytes >= SNIFF_BYTES ? this.decide() : [];
-  }
-
-  end(): StreamFinding[] {
-    if (this.binary) return [];
-    const head = this.decided ? [] : this.decide();
-    if (this.binary) return [];
-    return [...head, ...this.scanner.push(this.decoder.end()), ...this.scanner.end()];
-  }
-
-  private decide(): StreamFinding[] {
-    this.decided = true;
-    const head = Buffer.concat(this.pending);
-    this.pending = [];
-    if (head.subarray(0, SNIFF_BYTES).includes(0)) {
-      this.binary = true;
-      return [];
-    }
-    return this.scanner.push(this.decoder.write(head));
-  }
-}
-
 class ScanRun {
   readonly errors: string[] = [];
   readonly reported: LocatedFinding[] = [];
@@ -105,7 +64,11 @@ class ScanRun {
   suppressedInline = 0;
   suppressedBaseline = 0;
   sources = 0;
-  binarySkipped = 0;
+  /** Sources read as bytes (binary) and as UTF-16; invalid UTF-8 sequences read as U+FFFD, and in how many sources. */
+  binary = 0;
+  utf16 = 0;
+  invalidUtf8 = 0;
+  invalidUtf8Sources = 0;
   private readonly now: Date;
 
   constructor(
@@ -117,8 +80,9 @@ class ScanRun {
     this.now = deps.now();
   }
 
-  newByteScan(): ByteScan {
-    return new ByteScan(this.now, this.deps.overlap);
+  newByteScan(): ByteLeakScanner {
+    const { overlap } = this.deps;
+    return new ByteLeakScanner(overlap === undefined ? { now: this.now } : { now: this.now, overlap });
   }
 
   fail(where: string, reason: string): void {
@@ -141,10 +105,15 @@ class ScanRun {
     }
   }
 
-  finishSource(scan: ByteScan, path: string, commit?: string): void {
+  finishSource(scan: ByteLeakScanner, path: string, commit?: string): void {
     this.take(scan.end(), path, commit);
     this.sources += 1;
-    if (scan.binary) this.binarySkipped += 1;
+    if (scan.encoding === 'binary') this.binary += 1;
+    if (scan.encoding === 'utf-16le' || scan.encoding === 'utf-16be') this.utf16 += 1;
+    if (scan.invalidUtf8 > 0) {
+      this.invalidUtf8 += scan.invalidUtf8;
+      this.invalidUtf8Sources += 1;
+    }
   }
 
   async scanFile(file: string, shown: string): Promise<void> {
@@ -157,7 +126,6 @@ class ScanRun {
         const { bytesRead } = await handle.read(buf, 0, buf.length, null);
         if (bytesRead === 0) break;
         this.take(scan.write(Buffer.from(buf.subarray(0, bytesRead))), shown);
-        if (scan.binary) break;
       }
       this.finishSource(scan, shown);
     } catch (err) {
@@ -328,9 +296,9 @@ async function blobIntroductions(
 }
 
 interface BlobSink {
-  start(): ByteScan;
-  data(scan: ByteScan, sha: string, bytes: Buffer): void;
-  end(scan: ByteScan, sha: string): void;
+  start(): ByteLeakScanner;
+  data(scan: ByteLeakScanner, sha: string, bytes: Buffer): void;
+  end(scan: ByteLeakScanner, sha: string): void;
 }
 
 /** Streams the objects through `git cat-file --batch`, one blob at a time, in chunks as they arrive. */
@@ -338,7 +306,7 @@ function catBlobs(git: string, repo: string, shas: string[], sink: BlobSink): Pr
   return new Promise((resolvePromise, reject) => {
     const child = spawn(git, ['-C', repo, 'cat-file', '--batch'], { stdio: ['pipe', 'pipe', 'pipe'] });
     let header = Buffer.alloc(0);
-    let current: { sha: string; remaining: number; scan?: ByteScan } | undefined;
+    let current: { sha: string; remaining: number; scan?: ByteLeakScanner } | undefined;
     let skipNewline = false;
     let err = '';
     let failed: unknown;
@@ -572,7 +540,13 @@ export async function runScan(
   io.stderr.write(
     `keyguard scan: ${run.reported.length} key${run.reported.length === 1 ? '' : 's'} found ` +
       `(${counts.LONG_TERM} long-term, ${counts.SHORT_TERM} short-term) in ${run.sources} source` +
-      `${run.sources === 1 ? '' : 's'} scanned; ${run.binarySkipped} binary skipped; suppressed: ` +
+      `${run.sources === 1 ? '' : 's'} scanned; ${run.binary} binary searched as bytes; ` +
+      (run.utf16 > 0 ? `${run.utf16} UTF-16; ` : '') +
+      (run.invalidUtf8 > 0
+        ? `${run.invalidUtf8} invalid UTF-8 sequence${run.invalidUtf8 === 1 ? '' : 's'} read as U+FFFD in ` +
+          `${run.invalidUtf8Sources} source${run.invalidUtf8Sources === 1 ? '' : 's'}; `
+        : '') +
+      'suppressed: ' +
       `${run.suppressedInline} by keyguard:allow, ${run.suppressedBaseline} by baseline; ` +
       `${run.errors.length} error${run.errors.length === 1 ? '' : 's'}\n`,
   );

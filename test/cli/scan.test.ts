@@ -51,7 +51,7 @@ const lines = (s: string): JsonFinding[] =>
     .filter((l) => l)
     .map((l) => JSON.parse(l) as JsonFinding);
 
-/** A project with keys in several kinds of file, a .git directory and a binary file. */
+/** A project with keys in several kinds of file, a .git directory and a binary file (a key after a NUL byte). */
 function project(): string {
   const dir = tempDir('keyguard-scan-');
   writeFile(join(dir, '.env'), `# local\nAWS_BEARER_TOKEN_BEDROCK=${LONG}\n`);
@@ -68,7 +68,7 @@ function project(): string {
 }
 
 describe('keyguard scan: files and folders', () => {
-  it('finds every planted key with path, position, kind and facts, skipping .git and binary files', async () => {
+  it('finds every planted key with path, position, kind and facts, skipping .git, searching binary files as bytes', async () => {
     // Prepare
     const dir = project();
 
@@ -107,6 +107,13 @@ describe('keyguard scan: files and folders', () => {
         facts: expect.objectContaining({ accountId: '444455556666' }),
       }),
       expect.objectContaining({
+        path: 'image.bin',
+        line: 1,
+        column: 5,
+        kind: 'LONG_TERM',
+        fingerprint: fingerprint(LONG),
+      }),
+      expect.objectContaining({
         path: 'logs/app.log',
         line: 1,
         column: 26,
@@ -124,7 +131,7 @@ describe('keyguard scan: files and folders', () => {
       }),
     ]);
     expect(r.stderr).toContain(
-      '4 keys found (2 long-term, 2 short-term) in 6 sources scanned; 1 binary skipped',
+      '5 keys found (3 long-term, 2 short-term) in 6 sources scanned; 1 binary searched as bytes;',
     );
   });
 
@@ -274,7 +281,8 @@ describe('keyguard scan: allow-listing', () => {
     expect([...baseline].sort()).toEqual([LONG, SHORT, LONG_2, EXPIRED].map(fingerprint).sort());
     expect(again.code).toBe(0);
     expect(again.stdout).toBe('');
-    expect(again.stderr).toContain('suppressed: 0 by keyguard:allow, 4 by baseline');
+    // Five findings (the binary file holds a key of .env again) of four keys.
+    expect(again.stderr).toContain('suppressed: 0 by keyguard:allow, 5 by baseline');
   });
 
   it('accepts the json output lines as a baseline, and reports keys not in it', async () => {
@@ -411,7 +419,7 @@ describe('keyguard scan --format sarif', () => {
       expect(rule.help.text).toEqual(expect.any(String));
       expect(rule.properties['security-severity']).toMatch(/^\d+(\.\d+)?$/);
     }
-    expect(run.results).toHaveLength(4);
+    expect(run.results).toHaveLength(5);
     for (const result of run.results) {
       expect(['bedrock-long-term-api-key', 'bedrock-short-term-api-key']).toContain(result.ruleId);
       expect(run.tool.driver.rules[result.ruleIndex].id).toBe(result.ruleId);
