@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import {
   type DynamoDBDocumentClient,
@@ -7,6 +8,7 @@ import {
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
 import { type ChainLink, nextLink, type StoredDecisionItem } from '../domain/audit-chain';
+import type { SignedHead } from '../domain/audit-verify';
 import { UNOWNED } from '../domain/notice';
 import { type AuditLog, boundDecision, type KnownKey } from '../domain/pipeline';
 import { type Action, canonicalDecision, type Decision, type ViolationCode } from '../domain/types';
@@ -33,6 +35,13 @@ export interface AuditTableNames {
 }
 
 export const BY_OWNER_INDEX = 'byOwner';
+/**
+ * Sparse GSI over chain links only: chainHour (`<YYYY-MM-DDTHH>#<shard>`) + chainedAt, so the digest function
+ * reads the links chained since the previous digest without scanning the table. Sixteen shards per hour spread
+ * a sweep's burst of links over sixteen index partitions.
+ */
+export const BY_CHAIN_HOUR_INDEX = 'byChainHour';
+export const CHAIN_HOUR_SHARDS = 16;
 
 /** CreateTable inputs matching the deployed tables (the CDK tests check the two agree). */
 export function auditTableDefinitions(names: AuditTableNames): CreateTableCommandInput[] {
@@ -45,6 +54,8 @@ export function auditTableDefinitions(names: AuditTableNames): CreateTableComman
         { AttributeName: 'sk', AttributeType: 'S' },
         { AttributeName: 'ownerKey', AttributeType: 'S' },
         { AttributeName: 'decidedAt', AttributeType: 'S' },
+        { AttributeName: 'chainHour', AttributeType: 'S' },
+        { AttributeName: 'chainedAt', AttributeType: 'S' },
       ],
       KeySchema: [
         { AttributeName: 'pk', KeyType: 'HASH' },
@@ -58,6 +69,14 @@ export function auditTableDefinitions(names: AuditTableNames): CreateTableComman
             { AttributeName: 'decidedAt', KeyType: 'RANGE' },
           ],
           Projection: { ProjectionType: 'ALL' },
+        },
+        {
+          IndexName: BY_CHAIN_HOUR_INDEX,
+          KeySchema: [
+            { AttributeName: 'chainHour', KeyType: 'HASH' },
+            { AttributeName: 'chainedAt', KeyType: 'RANGE' },
+          ],
+          Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: [...CHAIN_HOUR_PROJECTION] },
         },
       ],
     },
@@ -85,8 +104,21 @@ function decisionPk(accountId: string, keyId: string): string {
   return `${accountId}#${keyId}`;
 }
 
+/** Attributes the byChainHour index carries besides its keys and the table's. */
+export const CHAIN_HOUR_PROJECTION = ['seq', 'hash', 'decisionId'] as const;
+
 /** Prefix of the chain partitions (an account id is 12 digits, so no decision partition starts with it). */
 export const CHAIN_PK_PREFIX = 'chain#';
+/** The partition of the digest log: one item per signed digest (its hash, window and archive object). */
+export const DIGEST_PK = 'digest#log';
+
+/** `<YYYY-MM-DDTHH>#<shard>` of a link: the byChainHour partition it lands in. */
+export function chainHour(pk: string, chainedAt: string, shard?: number): string {
+  const s =
+    shard ??
+    Number.parseInt(createHash('sha256').update(pk).digest('hex').slice(0, 4), 16) % CHAIN_HOUR_SHARDS;
+  return `${chainedAt.slice(0, 13)}#${s}`;
+}
 const SEQ_DIGITS = 12;
 
 export function chainPk(accountId: string, keyId: string): string {
@@ -97,9 +129,9 @@ function seqKey(seq: number): string {
   return String(seq).padStart(SEQ_DIGITS, '0');
 }
 
-/** Whether a stored item of the decisions table is a chain link rather than a decision. */
+/** Whether a stored item of the decisions table is a chain link or a digest record rather than a decision. */
 function isChainItem(item: Record<string, unknown>): boolean {
-  return typeof item.pk === 'string' && item.pk.startsWith(CHAIN_PK_PREFIX);
+  return typeof item.pk === 'string' && (item.pk.startsWith(CHAIN_PK_PREFIX) || item.pk === DIGEST_PK);
 }
 
 function isConditionalCheckFailed(err: unknown): boolean {
@@ -131,6 +163,28 @@ export class ChainContentionError extends Error {
     super(`audit chain of ${accountId}/${keyId}: lost the race for the next link ${CHAIN_ATTEMPTS} times`);
     this.name = 'ChainContentionError';
   }
+}
+
+/**
+ * One entry of the digest log (small: the document itself, which lists up to every key, is in the archive).
+ * The next digest chains to `digestHash` and starts its window at `windowEnd`.
+ */
+export interface DigestRecord {
+  time: string;
+  digestHash: string;
+  windowEnd: string;
+  objectKey: string;
+}
+
+function headOf(item: Record<string, unknown>): SignedHead {
+  const pk = String(item.pk).slice(CHAIN_PK_PREFIX.length);
+  const hash = pk.indexOf('#');
+  return {
+    accountId: pk.slice(0, hash),
+    keyId: pk.slice(hash + 1),
+    seq: Number(item.seq),
+    hash: String(item.hash),
+  };
 }
 
 /** A key the decisions table holds something about: its decision partition and/or its chain. */
@@ -266,7 +320,7 @@ export class DynamoAuditLog implements AuditLog {
         await this.doc.send(
           new PutCommand({
             TableName: this.names.decisionsTable,
-            Item: { pk, sk: seqKey(link.seq), ...link },
+            Item: { pk, sk: seqKey(link.seq), chainHour: chainHour(pk, link.chainedAt), ...link },
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
@@ -385,6 +439,7 @@ export class DynamoAuditLog implements AuditLog {
       );
       for (const item of res.Items ?? []) {
         const raw = String(item.pk);
+        if (raw === DIGEST_PK) continue;
         const pk = raw.startsWith(CHAIN_PK_PREFIX) ? raw.slice(CHAIN_PK_PREFIX.length) : raw;
         const hash = pk.indexOf('#');
         if (hash < 0 || seen.has(pk)) continue;
@@ -393,6 +448,85 @@ export class DynamoAuditLog implements AuditLog {
       start = res.LastEvaluatedKey;
     } while (start);
     return [...seen.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, k]) => k);
+  }
+
+  /**
+   * The links chained in [start, end) (byChainHour: one Query per hour and shard; eventually consistent, so the
+   * digest function leaves a margin before `end`).
+   */
+  async linksChainedBetween(start: Date, end: Date): Promise<SignedHead[]> {
+    const out: SignedHead[] = [];
+    const from = start.toISOString();
+    const to = end.toISOString();
+    for (let h = Math.floor(start.getTime() / 3_600_000); h * 3_600_000 < end.getTime(); h++) {
+      const hour = new Date(h * 3_600_000).toISOString();
+      for (let shard = 0; shard < CHAIN_HOUR_SHARDS; shard++) {
+        const items = await this.queryItems({
+          TableName: this.names.decisionsTable,
+          IndexName: BY_CHAIN_HOUR_INDEX,
+          KeyConditionExpression: 'chainHour = :h AND chainedAt BETWEEN :from AND :to',
+          ExpressionAttributeValues: { ':h': chainHour('', hour, shard), ':from': from, ':to': to },
+        });
+        for (const i of items) if (String(i.chainedAt) < to) out.push(headOf(i));
+      }
+    }
+    return out;
+  }
+
+  /** Every link of the table (a scan, filtered in DynamoDB): the first digest, which has no predecessor. */
+  async allLinks(): Promise<SignedHead[]> {
+    const out: SignedHead[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({
+          TableName: this.names.decisionsTable,
+          FilterExpression: 'begins_with(pk, :chain)',
+          ProjectionExpression: 'pk, seq, #hash',
+          ExpressionAttributeNames: { '#hash': 'hash' },
+          ExpressionAttributeValues: { ':chain': CHAIN_PK_PREFIX },
+          ConsistentRead: true,
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of res.Items ?? []) out.push(headOf(item));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out;
+  }
+
+  /** The newest entry of the digest log, or null (consistent read). */
+  async latestDigest(): Promise<DigestRecord | null> {
+    const res = await this.doc.send(
+      new QueryCommand({
+        TableName: this.names.decisionsTable,
+        KeyConditionExpression: 'pk = :pk',
+        ExpressionAttributeValues: { ':pk': DIGEST_PK },
+        ScanIndexForward: false,
+        Limit: 1,
+        ConsistentRead: true,
+      }),
+    );
+    const item = res.Items?.[0];
+    return item
+      ? {
+          time: String(item.time),
+          digestHash: String(item.digestHash),
+          windowEnd: String(item.windowEnd),
+          objectKey: String(item.objectKey),
+        }
+      : null;
+  }
+
+  /** Appends a digest to the digest log (conditional: a digest time is written once). */
+  async recordDigest(record: DigestRecord): Promise<void> {
+    await this.doc.send(
+      new PutCommand({
+        TableName: this.names.decisionsTable,
+        Item: { pk: DIGEST_PK, sk: record.time, ...record },
+        ConditionExpression: 'attribute_not_exists(pk)',
+      }),
+    );
   }
 
   private async queryItems(

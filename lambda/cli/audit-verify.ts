@@ -1,5 +1,10 @@
+import { KMSClient } from '@aws-sdk/client-kms';
+import { S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
-import { type RecordProblem, type SignedHeads, verifyRecord } from '../domain/audit-verify';
+import { S3AuditArchive, signingPublicKey } from '../adapters/audit-archive';
+import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
+import { checkDigests, type DigestCheck } from '../domain/audit-digest';
+import { type RecordProblem, verifyRecord } from '../domain/audit-verify';
 import {
   type AuditDeps,
   type AuditSource,
@@ -27,12 +32,33 @@ export const EXIT_TAMPERED = 1;
 export interface VerifyOptions {
   store?: string;
   table?: string;
+  /** The audit archive bucket holding the signed digests (stack output AuditArchiveBucketName). */
+  archiveBucket?: string;
   json?: boolean;
 }
 
+export const ARCHIVE_BUCKET_ENV = 'KEYGUARD_ARCHIVE_BUCKET';
+
 export interface VerifyDeps extends AuditDeps {
-  /** The heads the latest signed digest vouches for (signature already checked), or null when there is none. */
-  signedHeads?: (opts: VerifyOptions) => Promise<SignedHeads | null>;
+  /** Reads and checks the signed digests of an archive bucket. @default S3 and KMS through the SDK chain */
+  digests?: (bucket: string) => Promise<DigestCheck>;
+}
+
+/**
+ * Every digest of the bucket, each signature checked locally with the public key from kms:GetPublicKey (the
+ * private key never leaves KMS; verifying needs kms:GetPublicKey, s3:ListBucket and s3:GetObject only).
+ */
+export async function archiveDigests(
+  bucket: string,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<DigestCheck> {
+  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
+  const s3 = new S3Client({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+  const kms = new KMSClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+  const digests = await new S3AuditArchive(s3, bucket, 1).listDigests();
+  const keys = new Map<string, Uint8Array>();
+  for (const id of new Set(digests.map((d) => d.signingKeyId))) keys.set(id, await signingPublicKey(kms, id));
+  return checkDigests(digests, keys);
 }
 
 function where(p: RecordProblem): string {
@@ -41,18 +67,41 @@ function where(p: RecordProblem): string {
   return `key ${p.accountId}/${p.keyId}${seq}${decision}`;
 }
 
+function firstProblem(digest: DigestCheck['problems'], record: RecordProblem[]): string {
+  const d = digest[0];
+  if (d) return `digest of ${d.digestTime}`;
+  return where(record[0] as RecordProblem);
+}
+
 export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: VerifyDeps): Promise<number> {
   let source: AuditSource | undefined;
   try {
+    const env = deps.env ?? process.env;
+    const bucket = opts.archiveBucket?.trim() || env[ARCHIVE_BUCKET_ENV]?.trim() || undefined;
+    if (bucket && opts.store?.trim()) {
+      throw new AuditUsageError(
+        '--archive-bucket: the embedded store has no signed digests; use it with --table',
+      );
+    }
     source = await openAuditSource(opts, io, deps, false);
-    const signed = deps.signedHeads ? await deps.signedHeads(opts) : null;
-    const result = await verifyRecord(source.log, signed);
+    const check = bucket ? await (deps.digests ?? ((b) => archiveDigests(b, env)))(bucket) : null;
+    const result = await verifyRecord(source.log, check?.signed ?? null);
+    const digestProblems = check?.problems ?? [];
+    const failures = digestProblems.length + result.problems.length;
     const legacyCount = result.legacy.reduce((n, l) => n + l.decisionIds.length, 0);
     if (opts.json) {
-      io.stdout.write(
-        `${JSON.stringify({ source: source.label, intact: result.problems.length === 0, ...result })}\n`,
-      );
+      const out = {
+        source: source.label,
+        intact: failures === 0,
+        ...result,
+        digestProblems,
+        orphanDigests: check?.orphans ?? [],
+      };
+      io.stdout.write(`${JSON.stringify(out)}\n`);
     } else {
+      for (const p of digestProblems) {
+        io.stdout.write(`DIGEST: digest of ${visible(p.digestTime)}: ${visible(p.detail)}\n`);
+      }
       for (const p of result.problems) {
         io.stdout.write(`${p.kind.toUpperCase()}: ${visible(where(p))}: ${visible(p.detail)}\n`);
       }
@@ -65,15 +114,20 @@ export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: Verif
           ? `Chained twice (concurrent redelivery, not a rewrite): ${result.chainedTwice.length} decision(s).`
           : '',
         result.digest
-          ? `Signed digest: ${result.digest.time} (${result.digest.digests} digest(s), signatures valid, ${result.digest.heads} head(s) checked); ${result.unsignedLinks} link(s) newer than it, not yet signed.`
-          : 'Signed digest: none checked (hash chains only: a deletion of the newest decisions of a key is not detectable without one).',
-        result.problems.length
-          ? `NOT INTACT: ${result.problems.length} problem(s); the first: ${visible(where(result.problems[0] as RecordProblem))}.`
+          ? `Signed digests: ${result.digest.digests}, the latest ${result.digest.time}; ${result.digest.heads} signed head(s) checked against the table; ${result.unsignedLinks} link(s) not yet signed.`
+          : bucket
+            ? 'Signed digests: none in the archive yet.'
+            : 'Signed digests: not checked (no --archive-bucket): deleting the newest decisions of a key is detectable only against a signed digest.',
+        check?.orphans.length
+          ? `Orphan digests (signed, not chained to: a digest run that stopped early): ${check.orphans.length}.`
+          : '',
+        failures
+          ? `NOT INTACT: ${failures} problem(s); the first: ${visible(firstProblem(digestProblems, result.problems))}.`
           : 'Intact: every chained decision matches its hash. Read-only: nothing was changed.',
       ].filter(Boolean);
       io.stdout.write(`${lines.join('\n')}\n`);
     }
-    return result.problems.length ? EXIT_TAMPERED : EXIT_OK;
+    return failures ? EXIT_TAMPERED : EXIT_OK;
   } catch (err) {
     // A verification that could not finish is never "tampered" (1) nor "intact" (0).
     if (err instanceof AuditUsageError) io.stderr.write(`keyguard: ${visible(err.message)}\n`);
@@ -93,11 +147,15 @@ decision recorded since chaining began is chained, and, when a signed digest of 
 checks the signature and that no chain ends before (or differs at) the head it signed.
 
 Source: the embedded store of \`keyguard replay\` (--store, default ${DEFAULT_STORE_DIR}) or the deployed
-decisions table (--table or ${DECISIONS_TABLE_ENV}); permissions: dynamodb:Scan and dynamodb:Query on it.
+decisions table (--table or ${DECISIONS_TABLE_ENV}); permissions: dynamodb:Scan and dynamodb:Query on it. With
+--archive-bucket (or ${ARCHIVE_BUCKET_ENV}) every signed digest in the audit archive is read, its signature
+checked locally with the key's public half (kms:GetPublicKey; s3:ListBucket, s3:GetObject), the chain of
+digests followed back, and every head they signed compared with the table.
 
 Exit codes:
   0  intact (legacy decisions recorded before chaining are listed as not covered)
-  1  tamper evidence: an altered, missing or unchained record, a gap, or a contradicted digest (each named)
+  1  tamper evidence: an altered, missing or unchained record, a gap, a chain shorter than or different from
+     a signed head, a bad digest signature or a digest missing from the chain of digests (each named)
   2  could not verify: bad usage, no store, no credentials, access denied, another AWS error
 `;
 
@@ -117,6 +175,10 @@ export function registerAuditVerifyCommand(
     )
     .addOption(storeOption())
     .addOption(decisionsTableOption())
+    .option(
+      '--archive-bucket <name>',
+      `audit archive bucket: check the signed digests too (stack output AuditArchiveBucketName; default: $${ARCHIVE_BUCKET_ENV})`,
+    )
     .option('--json', 'the full result as one JSON object on stdout')
     .addHelpText('after', VERIFY_HELP)
     .action(async (_opts: VerifyOptions, cmd: Command) => {

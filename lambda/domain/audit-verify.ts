@@ -20,7 +20,7 @@ export interface SignedHead {
   hash: string;
 }
 
-/** The heads a verified (signature checked) digest chain vouches for, latest per key. */
+/** The heads a verified (signatures checked) chain of digests vouches for: every head of every digest. */
 export interface SignedHeads {
   /** The latest digest's time. */
   time: string;
@@ -65,7 +65,13 @@ export async function verifyRecord(source: ChainSource, signed: SignedHeads | nu
     digest: signed ? { time: signed.time, digests: signed.digests, heads: signed.heads.length } : null,
     problems: [],
   };
-  const signedByKey = new Map((signed?.heads ?? []).map((h) => [keyOf(h.accountId, h.keyId), h]));
+  const signedByKey = new Map<string, SignedHead[]>();
+  for (const h of signed?.heads ?? []) {
+    const k = keyOf(h.accountId, h.keyId);
+    const list = signedByKey.get(k) ?? [];
+    list.push(h);
+    signedByKey.set(k, list);
+  }
   const seen = new Set<string>();
   for (const { accountId, keyId } of await source.keysOnRecord()) {
     seen.add(keyOf(accountId, keyId));
@@ -78,44 +84,46 @@ export async function verifyRecord(source: ChainSource, signed: SignedHeads | nu
     for (const decisionId of report.chainedTwice) result.chainedTwice.push({ accountId, keyId, decisionId });
     for (const p of report.problems) result.problems.push({ ...p, accountId, keyId });
 
-    const head = signedByKey.get(keyOf(accountId, keyId));
-    if (!head) {
-      result.unsignedLinks += report.links;
-      continue;
-    }
-    const atSigned = links.find((l) => l.seq === head.seq);
+    const signedHeads = signedByKey.get(keyOf(accountId, keyId)) ?? [];
     const last = links.reduce((m, l) => Math.max(m, l.seq), 0);
-    result.unsignedLinks += links.filter((l) => l.seq > head.seq).length;
-    if (!atSigned) {
-      result.problems.push({
-        kind: 'behind-digest',
-        accountId,
-        keyId,
-        seq: head.seq,
-        detail:
-          `the digest of ${signed?.time} signed seq ${head.seq} as this key's head, but the chain ` +
-          (last === 0 ? 'has no links' : `ends at seq ${last}`) +
-          ' (decisions deleted after they were signed)',
-      });
-    } else if (atSigned.hash !== head.hash) {
-      result.problems.push({
-        kind: 'digest-mismatch',
-        accountId,
-        keyId,
-        seq: head.seq,
-        decisionId: atSigned.decisionId,
-        detail: `the link at seq ${head.seq} is not the one the digest of ${signed?.time} signed (chain rewritten after signing)`,
-      });
+    const maxSigned = signedHeads.reduce((m, h) => Math.max(m, h.seq), 0);
+    result.unsignedLinks += links.filter((l) => l.seq > maxSigned).length;
+    for (const head of signedHeads) {
+      const atSigned = links.find((l) => l.seq === head.seq);
+      if (!atSigned) {
+        result.problems.push({
+          kind: 'behind-digest',
+          accountId,
+          keyId,
+          seq: head.seq,
+          detail:
+            `a signed digest names seq ${head.seq} as this key's head, but the chain ` +
+            (last === 0 ? 'has no links' : `ends at seq ${last}`) +
+            ' (links deleted after they were signed)',
+        });
+      } else if (atSigned.hash !== head.hash) {
+        result.problems.push({
+          kind: 'digest-mismatch',
+          accountId,
+          keyId,
+          seq: head.seq,
+          decisionId: atSigned.decisionId,
+          detail: `the link at seq ${head.seq} is not the one a signed digest names (the chain was rewritten after signing)`,
+        });
+      }
     }
   }
+  const reported = new Set<string>();
   for (const head of signed?.heads ?? []) {
-    if (seen.has(keyOf(head.accountId, head.keyId))) continue;
+    const k = keyOf(head.accountId, head.keyId);
+    if (seen.has(k) || reported.has(k)) continue;
+    reported.add(k);
     result.problems.push({
       kind: 'chain-missing',
       accountId: head.accountId,
       keyId: head.keyId,
       seq: head.seq,
-      detail: `the digest of ${signed?.time} signed a chain of ${head.seq} link(s) for this key; the table holds nothing about it`,
+      detail: `a signed digest names a chain of ${head.seq} link(s) for this key; the table holds nothing about it`,
     });
   }
   return result;

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { DeleteCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { Command, CommanderError } from 'commander';
 import { auditTableDefinitions, chainPk, DynamoAuditLog } from '../../lambda/adapters/audit-store';
@@ -10,8 +11,16 @@ import { registerAuditCommand } from '../../lambda/cli/audit';
 import { registerAuditVerifyCommand, type VerifyDeps } from '../../lambda/cli/audit-verify';
 import { REPLAY_TABLES } from '../../lambda/cli/replay';
 import { nextLink } from '../../lambda/domain/audit-chain';
+import {
+  buildDigest,
+  checkDigests,
+  digestBytes,
+  SIGNING_ALGORITHM,
+  type SignedDigest,
+} from '../../lambda/domain/audit-digest';
 import type { Decision } from '../../lambda/domain/types';
 import { startTestDynamo, TABLES } from '../support/dynamo';
+import { testSigningKey } from '../support/kms-signing';
 import { ACCOUNT, captureIO, removeTempDirs, tempDir } from './helpers';
 
 /** `keyguard audit verify …` through commander, as bin/keyguard.ts wires it. */
@@ -256,6 +265,70 @@ describe('keyguard audit verify on the embedded store', () => {
     } finally {
       await db.close();
     }
+  });
+
+  it('with --archive-bucket checks the signed digests: a digest altered after signing is named, exit 1', async () => {
+    const db = await startTestDynamo();
+    try {
+      const log = new DynamoAuditLog(db.doc, TABLES);
+      for (let n = 0; n < 2; n++) await log.recordDecision(decision(KEY_B, n));
+      const key = testSigningKey();
+      const doc = buildDigest(
+        await log.allLinks(),
+        { start: null, end: '2026-12-07T12:00:00.000Z' },
+        null,
+        new Date('2026-12-07T12:00:00Z'),
+      );
+      const signed: SignedDigest = {
+        digest: doc,
+        signingKeyId: 'arn:aws:kms:us-east-1:111122223333:key/k',
+        algorithm: SIGNING_ALGORITHM,
+        signature: Buffer.from(
+          key.signDigest(createHash('sha256').update(digestBytes(doc)).digest()),
+        ).toString('base64'),
+      };
+      const keys = new Map([[signed.signingKeyId, key.publicKeyDer]]);
+      const buckets: string[] = [];
+      const deps = (digests: SignedDigest[]): VerifyDeps => ({
+        doc: () => db.doc,
+        env: {},
+        digests: async (bucket) => {
+          buckets.push(bucket);
+          return checkDigests(digests, keys);
+        },
+      });
+
+      const ok = await verify(
+        ['--table', TABLES.decisionsTable, '--archive-bucket', 'archive'],
+        deps([signed]),
+      );
+      const altered = { ...signed, digest: { ...doc, heads: doc.heads.map((h) => ({ ...h, seq: 1 })) } };
+      const bad = await verify(
+        ['--table', TABLES.decisionsTable, '--archive-bucket', 'archive'],
+        deps([altered]),
+      );
+
+      expect(buckets).toEqual(['archive', 'archive']);
+      expect(ok.code).toBe(0);
+      expect(ok.stdout).toContain(
+        'Signed digests: 1, the latest 2026-12-07T12:00:00.000Z; 1 signed head(s) checked',
+      );
+      expect(bad.code).toBe(1);
+      expect(bad.stdout).toContain(
+        'DIGEST: digest of 2026-12-07T12:00:00.000Z: its signature does not match its content',
+      );
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('refuses --archive-bucket with the embedded store (it has no digests): exit 2', async () => {
+    const dir = await makeStore();
+
+    const r = await verify(['--store', dir, '--archive-bucket', 'archive']);
+
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--archive-bucket');
   });
 
   it('cannot verify without a store: exit 2, never 0 or 1', async () => {

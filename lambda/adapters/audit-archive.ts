@@ -1,0 +1,134 @@
+import { createHash } from 'node:crypto';
+import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { canonicalJson } from '../domain/audit-chain';
+import {
+  type DigestDocument,
+  digestBytes,
+  SIGNING_ALGORITHM,
+  type SignedDigest,
+} from '../domain/audit-digest';
+
+/**
+ * The audit archive: an S3 bucket with Object Lock in compliance mode, where every decision, chain link and
+ * signed digest is written once and cannot be deleted or overwritten by anyone (the account root included)
+ * until its retention ends. And the KMS asymmetric key that signs the digests.
+ *
+ * Object keys:
+ *   decisions/<accountId>/<keyId>/<decisionId, URI-encoded>.json   the decision item as stored
+ *   chains/<accountId>/<keyId>/<seq, 12 digits>.json                the chain link as stored
+ *   digests/<time>.json                                             a SignedDigest
+ */
+
+export const DIGEST_PREFIX = 'digests/';
+
+export function decisionObjectKey(accountId: string, keyId: string, decisionId: string): string {
+  return `decisions/${accountId}/${keyId}/${encodeURIComponent(decisionId)}.json`;
+}
+
+export function chainObjectKey(accountId: string, keyId: string, seq: number): string {
+  return `chains/${accountId}/${keyId}/${String(seq).padStart(12, '0')}.json`;
+}
+
+export function digestObjectKey(time: string): string {
+  return `${DIGEST_PREFIX}${time}.json`;
+}
+
+/** S3 refused a write because the object already exists (a redelivery): the archived copy stands. */
+function isAlreadyThere(err: unknown): boolean {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } } | null;
+  return e?.name === 'PreconditionFailed' || e?.$metadata?.httpStatusCode === 412;
+}
+
+export class S3AuditArchive {
+  constructor(
+    private readonly s3: S3Client,
+    private readonly bucket: string,
+    private readonly retentionDays: number,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * Writes one object, locked in COMPLIANCE mode for the retention period, only if it does not exist yet
+   * (`If-None-Match: *`): an archived record is never replaced, and a redelivered one is not written twice.
+   * Returns false when it already existed.
+   */
+  async putOnce(key: string, body: unknown): Promise<boolean> {
+    const text = canonicalJson(body);
+    const retainUntil = new Date(this.now().getTime() + this.retentionDays * 86_400_000);
+    try {
+      await this.s3.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: key,
+          Body: text,
+          ContentType: 'application/json',
+          IfNoneMatch: '*',
+          ObjectLockMode: 'COMPLIANCE',
+          ObjectLockRetainUntilDate: retainUntil,
+          ChecksumSHA256: createHash('sha256').update(text, 'utf8').digest('base64'),
+        }),
+      );
+      return true;
+    } catch (err) {
+      if (isAlreadyThere(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Every signed digest in the archive, oldest first (all pages). */
+  async listDigests(): Promise<SignedDigest[]> {
+    const keys: string[] = [];
+    let token: string | undefined;
+    do {
+      const res = await this.s3.send(
+        new ListObjectsV2Command({ Bucket: this.bucket, Prefix: DIGEST_PREFIX, ContinuationToken: token }),
+      );
+      for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key);
+      token = res.IsTruncated ? res.NextContinuationToken : undefined;
+    } while (token);
+    keys.sort();
+    const out: SignedDigest[] = [];
+    for (const key of keys) {
+      const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
+      const text = await res.Body?.transformToString('utf8');
+      out.push(JSON.parse(text ?? 'null') as SignedDigest);
+    }
+    return out;
+  }
+}
+
+/** Signs digest documents with the KMS asymmetric key (RSA_2048, SIGN_VERIFY). */
+export class KmsDigestSigner {
+  constructor(
+    private readonly kms: KMSClient,
+    private readonly keyId: string,
+  ) {}
+
+  /** kms:Sign over SHA-256 of the document's canonical JSON (MessageType DIGEST: any size). */
+  async sign(doc: DigestDocument): Promise<SignedDigest> {
+    const digest = createHash('sha256').update(digestBytes(doc)).digest();
+    const res = await this.kms.send(
+      new SignCommand({
+        KeyId: this.keyId,
+        Message: digest,
+        MessageType: 'DIGEST',
+        SigningAlgorithm: SIGNING_ALGORITHM,
+      }),
+    );
+    if (!res.Signature) throw new Error(`kms:Sign with ${this.keyId} returned no signature`);
+    return {
+      digest: doc,
+      signingKeyId: res.KeyId ?? this.keyId,
+      algorithm: SIGNING_ALGORITHM,
+      signature: Buffer.from(res.Signature).toString('base64'),
+    };
+  }
+}
+
+/** The public half of a signing key (DER SubjectPublicKeyInfo), for local verification by `audit verify`. */
+export async function signingPublicKey(kms: KMSClient, keyId: string): Promise<Uint8Array> {
+  const res = await kms.send(new GetPublicKeyCommand({ KeyId: keyId }));
+  if (!res.PublicKey) throw new Error(`kms:GetPublicKey ${keyId} returned no key`);
+  return res.PublicKey;
+}
