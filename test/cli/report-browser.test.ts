@@ -324,17 +324,16 @@ describe('the HTML report in headless Chromium', () => {
   it('shows bidi overrides, isolates and escape characters as visible, highlighted escapes', async () => {
     // Act
     const bidi = await render(bidiFile);
-    const row = bidi.page.locator(`#inventory tbody tr[data-key="${BIDI_KEY}"]`);
-    const cells = await row.evaluate((r: HTMLTableRowElement) => [
-      r.cells[1]?.textContent,
-      r.cells[3]?.textContent,
-    ]);
-    const marks = await row
-      .locator('.ctl')
-      .evaluateAll((els) =>
-        els.map((e) => ({ text: e.textContent, background: getComputedStyle(e).backgroundColor })),
-      );
-    const page = await bidi.page.evaluate(() => document.body.textContent ?? '');
+    const row = `#inventory tbody tr[data-key="${BIDI_KEY}"]`;
+    const tds = await bidi.page.$$eval(`${row} td`, (cs) => cs.map((c) => c.textContent));
+    const cells = [tds[1], tds[3]];
+    const marks = await bidi.page.$$eval(`${row} .ctl`, (els) =>
+      els.map((e) => ({
+        text: e.textContent,
+        background: e.ownerDocument.defaultView?.getComputedStyle(e).backgroundColor,
+      })),
+    );
+    const page = (await bidi.page.locator('body').textContent()) ?? '';
 
     // Assess
     expect(cells).toEqual(['invoice-\\u202efdp.exe', 'team\\u2067@\\x1b[2Jevil\\u2069']);
