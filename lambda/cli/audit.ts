@@ -6,7 +6,7 @@ import { type Command, Option } from 'commander';
 import { byDecidedAt, type DecisionQuery, DynamoAuditLog } from '../adapters/audit-store';
 import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
-import { type EmbeddedDynamo, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
+import { type EmbeddedDynamo, startEmbeddedDynamo, storeFailure } from '../adapters/embedded-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
@@ -309,6 +309,12 @@ export function sourceFailure(
   }
   if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
     problem(io, command, source?.notFound ?? messageOf(err));
+    return EXIT_INPUT;
+  }
+  // The embedded store's disk failed (full): named with the store; its lock is released by source.close().
+  const disk = storeFailure(err);
+  if (disk) {
+    problem(io, source?.label ?? command, disk);
     return EXIT_INPUT;
   }
   const aws = awsFailure(err);

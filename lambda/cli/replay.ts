@@ -1,7 +1,12 @@
 import { basename, resolve } from 'node:path';
 import { ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { auditTableDefinitions, DynamoAuditLog } from '../adapters/audit-store';
-import { type EmbeddedDynamo, ensureTables, startEmbeddedDynamo } from '../adapters/embedded-dynamodb';
+import {
+  type EmbeddedDynamo,
+  ensureTables,
+  startEmbeddedDynamo,
+  storeFailure,
+} from '../adapters/embedded-dynamodb';
 import { DynamoUsageStore, usageTableDefinition } from '../adapters/usage-store';
 import {
   type CloudTrailRecord,
@@ -877,10 +882,32 @@ export async function runReplay(
     }
     return collected.problems > 0 ? EXIT_INPUT : EXIT_OK;
   } catch (err) {
+    // A full (or failing) disk: named, with the store, as bad input is; the lock is released below and what was
+    // written before stays (LevelDB writes whole batches): a re-run completes once there is room.
+    const disk = storeFailure(err);
+    if (disk !== null) {
+      problem(io, `store ${storeArg}`, disk);
+      return EXIT_INPUT;
+    }
     failure(io, `replay failed: ${messageOf(err)}`);
     return EXIT_FAILURE;
   } finally {
+    await closeStore(store, unlock, io, storeArg);
+  }
+}
+
+/** Closes the embedded store and always releases the lock, even when closing fails (reported, not thrown). */
+async function closeStore(
+  store: EmbeddedDynamo,
+  unlock: () => void,
+  io: CliIO,
+  storeArg: string,
+): Promise<void> {
+  try {
     await store.close();
+  } catch (err) {
+    problem(io, `store ${storeArg}`, `not closed cleanly (${storeFailure(err) ?? messageOf(err)})`);
+  } finally {
     unlock();
   }
 }

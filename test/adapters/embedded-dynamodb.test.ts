@@ -1,7 +1,15 @@
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import { ensureTables, startEmbeddedDynamo, storeFailure } from '../../lambda/adapters/embedded-dynamodb';
 import { usageTableDefinition } from '../../lambda/adapters/usage-store';
+
+const { injectEnospc } = require('../support/level-faults') as {
+  injectEnospc: (after: number) => () => void;
+};
 
 interface Server {
   listen(port: number, host: string, cb: () => void): void;
@@ -35,6 +43,43 @@ describe('ensureTables', () => {
     } finally {
       client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
+
+describe('startEmbeddedDynamo: a full disk', () => {
+  it('fails the request with a message saying no space is left (no uncaught error), and keeps what was written', async () => {
+    // Prepare: a persisted store, one item written, then the disk is full
+    const dir = mkdtempSync(join(tmpdir(), 'keyguard-enospc-'));
+    const db = await startEmbeddedDynamo({ path: dir });
+    let restore = () => {};
+    try {
+      await ensureTables(db.client, [usageTableDefinition('t-usage')]);
+      await db.doc.send(new PutCommand({ TableName: 't-usage', Item: { accountId: 'a', subject: 'kept' } }));
+      restore = injectEnospc(0);
+
+      // Act
+      const err = await db.doc
+        .send(new PutCommand({ TableName: 't-usage', Item: { accountId: 'a', subject: 'lost' } }))
+        .then(
+          () => null,
+          (e: unknown) => e,
+        );
+      restore();
+      const again = await db.doc.send(
+        new PutCommand({ TableName: 't-usage', Item: { accountId: 'a', subject: 'after' } }),
+      );
+
+      // Assess
+      expect(storeFailure(err)).toMatch(
+        /^no space left on device \(IO error: .*000003\.log: No space left on device\); free some space/,
+      );
+      expect(storeFailure(new Error('something else'))).toBeNull();
+      expect(again.$metadata.httpStatusCode).toBe(200);
+    } finally {
+      restore();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
