@@ -173,16 +173,6 @@ Examples:
 `;
 
 /**
- * Builds the program with its output going to `io`; commander never exits the process. `approvalsDeps` gives
- * the AWS clients of the approval commands (created only when one runs).
- */
-export function buildProgram(
-  io: CliIO,
-  setExitCode: (code: number) => void,
-  approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
-  inventoryDeps: () => InventoryDeps = () => defaultInventoryDeps(),
-  scanDeps: () => ScanDeps = () => defaultScanDeps(pkg.version),
-/**
  * A commander usage error quotes the argument it rejects, which may hold anything: the message is one line,
  * shown through visible() (a newline in the argument cannot start a line of its own), then commander's own
  * suggestion line, if any (it names a known option or command, never the argument).
@@ -194,6 +184,16 @@ function usageErrorText(message: string): string {
   return `${visible(own)}${suggestion ? suggestion[0] : ''}\n`;
 }
 
+/**
+ * Builds the program with its output going to `io`; commander never exits the process. `approvalsDeps` gives
+ * the AWS clients of the approval commands (created only when one runs).
+ */
+export function buildProgram(
+  io: CliIO,
+  setExitCode: (code: number) => void,
+  approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
+  inventoryDeps: () => InventoryDeps = () => defaultInventoryDeps(),
+  scanDeps: () => ScanDeps = () => defaultScanDeps(pkg.version),
 ): Command {
   const program = new Command()
     .name('keyguard')
