@@ -139,8 +139,10 @@ export interface UsageTotals {
   longTermCalls: number;
   /** Long-term keys the calls were attributed to. */
   keys: number;
-  /** Users whose calls could not be attributed to one key (two Active keys). */
+  /** Users whose calls could not be attributed to one key (two keys). */
   usersWithSeveralKeys: number;
+  /** Users whose calls could not be attributed because the store knows none of their keys. */
+  usersWithUnknownKeys: number;
   shortTermCalls: number;
   /** Principals that signed short-term keys. */
   principals: number;
@@ -159,11 +161,14 @@ function plural(n: number, one: string, many: string): string {
 }
 
 export function usageText(u: UsageTotals): string {
-  const onKeys =
-    plural(u.keys, 'key', 'keys') +
-    (u.usersWithSeveralKeys > 0
-      ? ` and ${plural(u.usersWithSeveralKeys, 'user', 'users')} with two keys`
-      : '');
+  const unattributed = [
+    u.usersWithSeveralKeys > 0 ? `${plural(u.usersWithSeveralKeys, 'user', 'users')} with two keys` : null,
+    u.usersWithUnknownKeys > 0
+      ? `${plural(u.usersWithUnknownKeys, 'user', 'users')} with keys unknown to this store`
+      : null,
+  ].filter((x): x is string => x !== null);
+  const parts = [plural(u.keys, 'key', 'keys'), ...unattributed];
+  const onKeys = parts.length > 1 ? `${parts.slice(0, -1).join(', ')} and ${parts.at(-1)}` : parts.join('');
   return (
     `Usage: ${plural(u.calls, 'bearer-token call', 'bearer-token calls')} (${num(u.longTermCalls)} long-term on ${onKeys}, ` +
     `${num(u.shortTermCalls)} short-term by ${plural(u.principals, 'principal', 'principals')})` +

@@ -620,12 +620,16 @@ class UsageTally {
   private shortTerm = 0;
   private earlier = 0;
   private readonly keys = new Set<string>();
+  /** Users holding two keys: their calls cannot be credited to one. */
   private readonly users = new Set<string>();
+  /** Users none of whose keys this store knows (created before the replayed logs, or elsewhere). */
+  private readonly unknownKeys = new Set<string>();
   private readonly principals = new Set<string>();
   /** Per account, the latest call this run counted (the store's mark moves to it). */
   readonly latestCounted = new Map<string, string>();
 
-  add(subjects: readonly SubjectUsage[]): void {
+  /** `keysUnknown`: the users (`<account>|<user>`) of these subjects none of whose keys the directory knows. */
+  add(subjects: readonly SubjectUsage[], keysUnknown: ReadonlySet<string> = new Set()): void {
     for (const { aggregate: a } of subjects) {
       this.calls += a.calls;
       const mark = this.latestCounted.get(a.accountId);
@@ -637,7 +641,10 @@ class UsageTally {
       } else {
         this.longTerm += a.calls;
         if (s.kind === 'key') this.keys.add(`${a.accountId}|${s.keyId}`);
-        else this.users.add(`${a.accountId}|${s.userName}`);
+        else {
+          const user = `${a.accountId}|${s.userName}`;
+          (keysUnknown.has(user) ? this.unknownKeys : this.users).add(user);
+        }
       }
     }
   }
@@ -652,6 +659,7 @@ class UsageTally {
       longTermCalls: this.longTerm,
       keys: this.keys.size,
       usersWithSeveralKeys: this.users.size,
+      usersWithUnknownKeys: this.unknownKeys.size,
       shortTermCalls: this.shortTerm,
       principals: this.principals.size,
       countedEarlier: this.earlier,
@@ -804,6 +812,30 @@ export async function runReplay(
     // As in the key-usage function: a usage decision evaluates UNUSED from the usage just recorded.
     const usageDeps = { ...deps, usage: usageStore };
     const tally = new UsageTally();
+    /** Users already warned about (one warning per user, whatever the number of calls). */
+    const warned = new Set<string>();
+    /**
+     * The users of these subjects whose calls were credited to no key because the store knows none of their keys;
+     * with long-term keys forbidden, each is warned about once: no decision can name the key.
+     */
+    const unknownKeyUsers = async (subjects: readonly SubjectUsage[]): Promise<Set<string>> => {
+      const out = new Set<string>();
+      for (const { aggregate: a } of subjects) {
+        if (a.keyType !== 'LONG_TERM' || a.subject.kind !== 'user') continue;
+        const { userName } = a.subject;
+        if ((await directory.listUserKeys(a.accountId, userName)).length > 0) continue;
+        const user = `${a.accountId}|${userName}`;
+        out.add(user);
+        if (config.allowLongTermKeys || warned.has(user)) continue;
+        warned.add(user);
+        io.stderr.write(
+          `keyguard: warning: user ${userName} in account ${a.accountId} made long-term bearer-token calls ` +
+            `(from ${a.firstUsedAt}) with a key this store does not know; allowLongTermKeys is false, but no ` +
+            'decision can name the key: replay the logs of its creation, or look the user up in IAM\n',
+        );
+      }
+      return out;
+    };
     let next = 0;
     /** The usage chunks that come before the IAM event at this index (all that are left, at the end). */
     const usageBefore = async (epoch: number) => {
@@ -825,7 +857,7 @@ export async function runReplay(
           { directory, recorder: usageStore, deps: usageDeps },
           { config, policyVersion: version, now: new Date(latest), triggerKind: 'replay' },
         );
-        tally.add(outcome.subjects);
+        tally.add(outcome.subjects, await unknownKeyUsers(outcome.subjects));
         for (const { result } of outcome.decisions) {
           // A usage decision is recorded only when it is news (or was on an earlier run).
           if (!result.recorded && !result.duplicate) continue;
