@@ -12,15 +12,10 @@ import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapter
 import { SnsNotifier } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
 import { describeLeak, resolveOwner } from '../domain/evaluate';
+import { findBatchLeaks, MAX_BATCH_BYTES } from '../domain/leak-batch';
 import { rejectedLeakDecision, shortTermLeakDecision } from '../domain/leak-decision';
 import { type KeyCandidate, keyInText, type LeakVerifier } from '../domain/leak-verification';
-import {
-  findLeakSpans,
-  type LeakFinding,
-  type LeakSpan,
-  type LongTermFacts,
-  type ShortTermFacts,
-} from '../domain/leaks';
+import type { LeakFinding, LeakSpan, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
 import type {
   Decision,
@@ -146,8 +141,15 @@ export function parseSubscriptionEvent(raw: unknown): LogsData {
   if (!outer.success) throw new InvalidLogEventError(issuesOf(outer.error));
   let json: unknown;
   try {
-    json = JSON.parse(gunzipSync(Buffer.from(outer.data.awslogs.data, 'base64')).toString('utf8'));
-  } catch {
+    // Bounded (domain/leak-batch.ts): a payload no delivery can reach is refused before it costs memory or time.
+    const raw = gunzipSync(Buffer.from(outer.data.awslogs.data, 'base64'), {
+      maxOutputLength: MAX_BATCH_BYTES,
+    });
+    json = JSON.parse(raw.toString('utf8'));
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new InvalidLogEventError(`awslogs.data decompresses to more than ${MAX_BATCH_BYTES} bytes`);
+    }
     throw new InvalidLogEventError('awslogs.data is not base64 of gzipped JSON');
   }
   const data = LogsDataSchema.safeParse(json);
@@ -536,9 +538,11 @@ export function createLeakHandler(rt: LeakRuntime) {
         }
         return answer;
       };
-    for (const e of data.logEvents) {
+    // Every message is scanned before any decision (bounded work: domain/leak-batch.ts).
+    const batch = findBatchLeaks(data.logEvents, { now: now() });
+    for (const { event: e, spans } of batch.found) {
       const timestamp = new Date(e.timestamp).toISOString();
-      for (const span of findLeakSpans(e.message, { now: now() })) {
+      for (const span of spans) {
         const { index: _index, end: _end, ...f } = span;
         count('LeaksFound', ['kind', f.kind]);
         const location: LeakLocation = {
@@ -574,6 +578,8 @@ export function createLeakHandler(rt: LeakRuntime) {
       logGroup: data.logGroup,
       logStream: data.logStream,
       logEvents: data.logEvents.length,
+      scannedChars: batch.chars,
+      detectionWork: batch.work,
       findings: findings.length,
     });
     return {

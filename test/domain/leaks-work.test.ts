@@ -1,3 +1,4 @@
+import { MAX_WORK_PER_CHAR } from '../../lambda/domain/leak-batch';
 import { LeakStreamScanner } from '../../lambda/domain/leak-stream';
 import { type DetectionWork, findLeakSpans, findLeaks } from '../../lambda/domain/leaks';
 import { fingerprint } from '../../lambda/shared/redact';
@@ -12,9 +13,6 @@ import { fakeLongTermKey, fakeShortTermKey } from '../support/secrets';
 
 const NOW = new Date('2026-11-20T09:41:02Z');
 const b64 = (s: string) => Buffer.from(s).toString('base64');
-
-/** Work units per character of text that detection may spend, whatever the text. */
-const MAX_WORK_PER_CHAR = 16;
 
 function fill(unit: string, length: number): string {
   return unit.repeat(Math.ceil(length / unit.length)).slice(0, length);
