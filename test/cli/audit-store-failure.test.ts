@@ -1,0 +1,25 @@
+import { STORE_IO_PREFIX } from '../../lambda/adapters/embedded-dynamodb';
+import { type AuditSource, sourceFailure } from '../../lambda/cli/audit';
+import { captureIO, REPO } from './helpers';
+
+describe('audit and report: a store whose disk fails', () => {
+  it('say "no space left on device" with the store, exit 2 (not a crash or "failed")', () => {
+    // Prepare: the error the embedded store's client throws when LevelDB cannot write (see embedded-dynamodb.ts)
+    const err = Object.assign(
+      new Error(`${STORE_IO_PREFIX}IO error: /data/.keyguard/000005.log: No space left on device`),
+      { name: 'InternalServerError', $metadata: { httpStatusCode: 500 } },
+    );
+    const out = captureIO(REPO);
+    const source = { label: 'store .keyguard', notFound: 'no audit store' } as AuditSource;
+
+    // Act
+    const code = sourceFailure(err, out.io, 'audit', source);
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out.stderr()).toBe(
+      'keyguard: store .keyguard: no space left on device (IO error: /data/.keyguard/000005.log: No space left on ' +
+        'device); free some space and run again: what was written before is kept\n',
+    );
+  });
+});
