@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { visibleLines } from '../lambda/cli/terminal-text';
 import { ConfigError } from '../lambda/shared/config';
+import { visibleLines } from '../lambda/shared/visible-text';
 import { buildApp } from '../lib/app';
 import { RegionError } from '../lib/keyguard-stack';
 

@@ -24,8 +24,8 @@ import { registerPolicyCommand } from '../lambda/cli/policy';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
 import { registerReportCommand } from '../lambda/cli/report';
 import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
-import { visible, visibleLines } from '../lambda/cli/terminal-text';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
+import { visible, visibleLines } from '../lambda/shared/visible-text';
 import pkg from '../package.json';
 
 /** The `keyguard` CLI: commander wiring only; each command lives in lambda/cli/. */
@@ -407,7 +407,7 @@ export async function main(
   scanDeps?: () => ScanDeps,
 ): Promise<number> {
   let code = EXIT_OK;
-  // Every command's output passes the terminal guard (terminal-text.ts), whatever its printers did.
+  // Every command's output passes the terminal guard (shared/visible-text.ts), whatever its printers did.
   const io = guardedIO(rawIO);
   const program = buildProgram(
     io,

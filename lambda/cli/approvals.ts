@@ -26,10 +26,10 @@ import {
 } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
+import { visible } from '../shared/visible-text';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure } from './io';
-import { visible } from './terminal-text';
 import { endOfDay, parseTimeInput } from './time-input';
 
 /**

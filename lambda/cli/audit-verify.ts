@@ -5,6 +5,7 @@ import { S3AuditArchive, signingPublicKey } from '../adapters/audit-archive';
 import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
 import { checkDigests, type DigestCheck } from '../domain/audit-digest';
 import { type RecordProblem, verifyRecord } from '../domain/audit-verify';
+import { visible } from '../shared/visible-text';
 import {
   type AuditDeps,
   type AuditSource,
@@ -19,7 +20,6 @@ import {
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { DEFAULT_STORE_DIR } from './replay';
-import { visible } from './terminal-text';
 
 /**
  * `keyguard audit verify`: proves the decision record has not been altered since it was written, or names the

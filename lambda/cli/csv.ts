@@ -1,4 +1,4 @@
-import { visible } from './terminal-text';
+import { visible } from '../shared/visible-text';
 
 /**
  * CSV output (`inventory --csv`, `audit --csv`): RFC 4180 records, safe to open in a spreadsheet and to print.
@@ -21,7 +21,7 @@ const KEPT_RAW = /(\r\n|\n|\t)/;
 
 /**
  * One RFC 4180 field: formula-like values get a leading apostrophe; control, bidi and invisible characters
- * other than line breaks and tabs become visible escapes (`\x00`, `\x1b`, `\u202e`, see terminal-text.ts);
+ * other than line breaks and tabs become visible escapes (`\x00`, `\x1b`, `\u202e`, see shared/visible-text.ts);
  * quoted when it holds a comma, a quote or a line break, quotes doubled.
  */
 export function csvField(value: string): string {

@@ -1,5 +1,5 @@
 import { canonicalDecision, type Decision } from '../domain/types';
-import { visible } from './terminal-text';
+import { visible } from '../shared/visible-text';
 
 /**
  * Output of `keyguard replay`: decision JSON (one object per line) and the readable table and totals.
@@ -14,7 +14,7 @@ import { visible } from './terminal-text';
 export function decisionJson(d: Decision): string {
   // JSON.stringify escapes C0 controls but leaves DEL, C1 controls and bidi characters (U+202E…) raw. That is
   // acceptable for machine output, which a program reads, not a person; on the CLI's streams the terminal
-  // guard (terminal-text.ts terminalSafe) writes them as \uXXXX escapes anyway, which is the same JSON.
+  // guard (shared/visible-text.ts terminalSafe) writes them as \uXXXX escapes anyway, which is the same JSON.
   return JSON.stringify(canonicalDecision(d));
 }
 

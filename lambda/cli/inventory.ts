@@ -24,11 +24,11 @@ import {
   type WaivedViolation,
 } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+import { visible } from '../shared/visible-text';
 import { csvRecord } from './csv';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeControl } from './io';
-import { visible } from './terminal-text';
 
 /**
  * `keyguard inventory`: every Bedrock key of the live account, read-only, through the same code as the sweep

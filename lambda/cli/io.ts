@@ -1,4 +1,4 @@
-import { terminalSafe, visible, visibleLines } from './terminal-text';
+import { terminalSafe, visible, visibleLines } from '../shared/visible-text';
 
 /**
  * What a command needs from its process, injected so that commands run the same from `bin/keyguard.js` and

@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { visible } from './terminal-text';
+import { visible } from '../shared/visible-text';
 
 /**
  * The one way the CLI writes a file (`report --html`, `scan --write-baseline`): into a new temporary file

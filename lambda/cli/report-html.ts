@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mapVisible } from '../shared/visible-text';
 import { type Bar, LIFETIME_UNKNOWN, MAX_DAYS, type ReportData, type ReportKey } from './report-data';
 import { ACTION_COLORS, barChart, escapeHtml, escapeMarkup, stackedDayChart } from './report-svg';
-import { mapVisible } from './terminal-text';
 
 /**
  * The HTML of `keyguard report`: one self-contained file. Styles, charts (inline SVG) and the small table

@@ -1,5 +1,5 @@
+import { visible } from '../shared/visible-text';
 import { ACTIONS, type Bar, type DayBar } from './report-data';
-import { visible } from './terminal-text';
 
 /**
  * Inline SVG charts for `keyguard report`, drawn on the server: no chart library, no script, no font or image
@@ -20,7 +20,7 @@ export function escapeMarkup(value: string): string {
 
 /**
  * Escapes text for HTML and SVG content and attribute values. Control, bidi and invisible characters are shown
- * as escapes (`\n`, `\u202e`, see terminal-text.ts): a bidi override in an owner tag would otherwise reorder
+ * as escapes (`\n`, `\u202e`, see shared/visible-text.ts): a bidi override in an owner tag would otherwise reorder
  * what the page shows, and a name would read as another.
  */
 export function escapeHtml(value: string): string {

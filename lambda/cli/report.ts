@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { visible } from '../shared/visible-text';
 import {
   type AuditDeps,
   type AuditSource,
@@ -18,7 +19,6 @@ import { checkOutputTarget, OutputFileError, type OutputFileOptions, writeOutput
 import { DEFAULT_STORE_DIR } from './replay';
 import { buildReportData } from './report-data';
 import { renderReportHtml } from './report-html';
-import { visible } from './terminal-text';
 
 /**
  * `keyguard report --html FILE`: one self-contained HTML page (inventory, lifetime distribution, expiry

@@ -5,9 +5,9 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { ByteLeakScanner } from '../domain/leak-bytes';
 import type { StreamFinding } from '../domain/leak-stream';
 import type { LeakKind, LongTermFacts, ShortTermFacts } from '../domain/leaks';
+import { visible } from '../shared/visible-text';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { writeOutputFile } from './output-file';
-import { visible } from './terminal-text';
 
 /** Keys were found (not in the baseline, not allowed inline). */
 export const EXIT_FOUND = 1;

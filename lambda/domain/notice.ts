@@ -1,4 +1,5 @@
 import type { Config } from '../shared/config';
+import { terminalSafe, visible } from '../shared/visible-text';
 import type { Decision, Severity, Violation } from './types';
 import { topSeverity } from './types';
 
@@ -169,6 +170,15 @@ const STAGE_PREFIX: Record<NonNullable<Decision['notice']>, string> = {
   expiring: 'Expiring: ',
 };
 
+/**
+ * The body of a notice: each line with its control and bidi characters shown as escapes (a user name or tag
+ * holding a newline cannot add a line that reads as ours, nor reorder one), then the decision record as JSON,
+ * whose strings escape them the same way (the parsed record is the decision, unchanged).
+ */
+function noticeBody(lines: readonly string[], d: Decision): string {
+  return [...lines.map(visible), '', 'Decision record:', terminalSafe(JSON.stringify(d, null, 2))].join('\n');
+}
+
 /** The notice of a leaked short-term key: who signed it, where it was found, until when it works, how to revoke. */
 function shortTermLeakNotice(d: Decision, config: Config): Notice {
   const severity = topSeverity(d.violations);
@@ -201,10 +211,7 @@ function shortTermLeakNotice(d: Decision, config: Config): Notice {
     lines.push(`- ${v.code} (${v.severity}): ${v.detail}`);
     lines.push(`  Fix: ${remedy(v, d, config)}`);
   }
-  lines.push('');
-  lines.push('Decision record:');
-  lines.push(JSON.stringify(d, null, 2));
-  return { subject, body: lines.join('\n'), attributes: { owner, severity, action: d.action } };
+  return { subject, body: noticeBody(lines, d), attributes: { owner, severity, action: d.action } };
 }
 
 /** Builds the notice for a decision: subject, a body a person can act on, and filterable attributes. */
@@ -257,8 +264,5 @@ export function buildNotice(d: Decision, config: Config): Notice {
         'Replace it with a key that has an expiry; turning this one back on would bring the same violation back.',
     );
   }
-  lines.push('');
-  lines.push('Decision record:');
-  lines.push(JSON.stringify(d, null, 2));
-  return { subject, body: lines.join('\n'), attributes: { owner, severity, action: d.action } };
+  return { subject, body: noticeBody(lines, d), attributes: { owner, severity, action: d.action } };
 }

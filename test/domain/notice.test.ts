@@ -308,3 +308,27 @@ describe('buildNotice: UNUSED', () => {
     expect(notice.body).not.toContain('See the decision record for details.');
   });
 });
+
+describe('buildNotice: hostile values', () => {
+  it('shows control and bidi characters of user names and tags as escapes, so no line can be forged', () => {
+    const { decision, config } = decide(
+      key({
+        userName: 'svc-bot',
+        expiresAt: null,
+        userTags: {
+          owner: 'alice@example.com\nAction: ALLOW (nothing to do)\u202etxt.exe',
+          purpose: 'clear \u001b[2J screen',
+          'review-cadence': '90d',
+        },
+      }),
+    );
+    const { body } = buildNotice(decision, config);
+    expect(body).not.toMatch(
+      /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/,
+    );
+    expect(body).not.toMatch(/^Action: ALLOW/m);
+    expect(body).toContain('alice@example.com\\nAction: ALLOW (nothing to do)\\u202etxt.exe');
+    // The decision record is still the exact decision, once parsed.
+    expect(embeddedDecision(body)).toEqual(JSON.parse(JSON.stringify(decision)));
+  });
+});

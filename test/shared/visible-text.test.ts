@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { csvField } from '../../lambda/cli/csv';
 import { guardedIO } from '../../lambda/cli/io';
-import { mapVisible, terminalSafe, visible, visibleLines } from '../../lambda/cli/terminal-text';
+import { mapVisible, terminalSafe, visible, visibleLines } from '../../lambda/shared/visible-text';
 
 /** Issue 10, item 5: what reaches a terminal must not be able to drive it. */
 

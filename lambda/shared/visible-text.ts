@@ -1,5 +1,6 @@
 /**
- * Text the CLI prints for a person is read on a terminal, and a terminal obeys what it is sent: a file name,
+ * Text shown to a person (the CLI's output on a terminal, the body of an owner notice read in a mail client) obeys
+ * what it is sent. Text the CLI prints for a person is read on a terminal, and a terminal obeys what it is sent: a file name,
  * user name or tag value holding a newline can forge a finding line, ESC / CSI / OSC sequences (and their
  * 8-bit C1 forms) can clear the screen, retitle the window or hide text, and bidirectional overrides make one
  * name read as another. Every value that came from input is therefore shown through `visible()` before it is
