@@ -2,6 +2,7 @@ import { CfnOutput, Stack, type StackProps, Token, Validations } from 'aws-cdk-l
 import type { Construct } from 'constructs';
 import type { Config } from '../lambda/shared/config';
 import { Approvals } from './constructs/approvals';
+import { AuditIntegrity } from './constructs/audit-integrity';
 import { AuditTables } from './constructs/audit-tables';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
@@ -47,6 +48,8 @@ export interface KeyguardStackProps extends StackProps {
 /** Bedrock Key Guard, single-account mode. Pinned to us-east-1 (IAM events arrive only there). */
 export class KeyguardStack extends Stack {
   public readonly tables: AuditTables;
+  /** Signed digests of the audit hash chains and the Object Lock archive of the decision record. */
+  public readonly auditIntegrity: AuditIntegrity;
   public readonly alerts: OwnerAlerts;
   public readonly approvals: Approvals;
   public readonly credentialEvents: CredentialEventFunction;
@@ -67,6 +70,11 @@ export class KeyguardStack extends Stack {
 
     const usageRegions = props.config.usage.regions;
     this.tables = new AuditTables(this, 'AuditTables', { usageTracking: usageRegions.length > 0 });
+    this.auditIntegrity = new AuditIntegrity(this, 'AuditIntegrity', {
+      decisionsTable: this.tables.decisions,
+      retentionDays: props.config.audit.retentionDays,
+      digestSchedule: props.config.audit.digestSchedule,
+    });
     this.alerts = new OwnerAlerts(this, 'OwnerAlerts', {
       subscriptions: props.config.notifications.subscriptions,
     });
@@ -162,6 +170,19 @@ export class KeyguardStack extends Stack {
       description: 'Append-only audit of every decision (query by pk "<account>#<keyId>" or index byOwner)',
       value: this.tables.decisions.tableName,
     });
+    new CfnOutput(this, 'AuditArchiveBucketName', {
+      value: this.auditIntegrity.archive.bucketName,
+      description:
+        'Object Lock archive of decisions, chain links and signed digests (keyguard audit verify --archive-bucket)',
+    });
+    new CfnOutput(this, 'AuditSigningKeyArn', {
+      value: this.auditIntegrity.signingKey.keyArn,
+      description: 'KMS key that signs the audit digests (verify with kms:GetPublicKey)',
+    });
+    new CfnOutput(this, 'AuditFailureQueueUrl', {
+      value: this.auditIntegrity.failureQueue.queueUrl,
+      description: 'Archive exports and digest runs that failed after their retries',
+    });
     new CfnOutput(this, 'KeysTableName', {
       description: 'Current state of every Bedrock key seen',
       value: this.tables.keys.tableName,
@@ -196,7 +217,12 @@ export class KeyguardStack extends Stack {
       value: this.sweep.failureQueue.queueUrl,
     });
 
-    const functions = [this.credentialEvents.function, this.sweep.function];
+    const functions = [
+      this.credentialEvents.function,
+      this.sweep.function,
+      this.auditIntegrity.archiveFunction,
+      this.auditIntegrity.digestFunction,
+    ];
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
     if (this.keyUsage) functions.push(this.keyUsage.function);
     for (const fn of functions) {

@@ -5,6 +5,8 @@ import { Construct } from 'constructs';
 
 /** Name of the decisions table's GSI that lists an owner's decisions by time. */
 export const BY_OWNER_INDEX = 'byOwner';
+/** Sparse GSI over chain links (lambda/adapters/audit-store.ts): what the digest function reads. */
+export const BY_CHAIN_HOUR_INDEX = 'byChainHour';
 
 /**
  * What every writer of the decisions table is granted (lambda/adapters/audit-store.ts `recordDecision`): GetItem
@@ -89,6 +91,8 @@ export class AuditTables extends Construct {
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
       removalPolicy: RemovalPolicy.RETAIN,
       deletionProtection: true,
+      // Every new decision and chain link is exported to the Object Lock archive (AuditIntegrity).
+      stream: dynamodb.StreamViewType.NEW_IMAGE,
       // `Resource: *` means this table: a resource policy cannot name its own table's ARN (circular reference).
       resourcePolicy: new iam.PolicyDocument({
         statements: [
@@ -107,6 +111,13 @@ export class AuditTables extends Construct {
       partitionKey: { name: 'ownerKey', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'decidedAt', type: dynamodb.AttributeType.STRING },
       projectionType: dynamodb.ProjectionType.ALL,
+    });
+    this.decisions.addGlobalSecondaryIndex({
+      indexName: BY_CHAIN_HOUR_INDEX,
+      partitionKey: { name: 'chainHour', type: dynamodb.AttributeType.STRING },
+      sortKey: { name: 'chainedAt', type: dynamodb.AttributeType.STRING },
+      projectionType: dynamodb.ProjectionType.INCLUDE,
+      nonKeyAttributes: ['seq', 'hash', 'decisionId'],
     });
 
     this.keys = new dynamodb.Table(this, 'KeysTable', {

@@ -14,6 +14,8 @@ test('NodejsFunction bundles each handler (credential-event, sweep) into index.j
   // Assess
   const functions = Object.entries(resourcesOf(Template.fromStack(stack), 'AWS::Lambda::Function'));
   expect(functions.map(([id]) => id.replace(/[A-F0-9]{8}$/, '')).sort()).toEqual([
+    'AuditIntegrityArchiveFunction',
+    'AuditIntegrityDigestFunction',
     'CredentialEventFunctionHandlerFunction',
     'InventorySweepHandlerFunction',
   ]);

@@ -85,8 +85,10 @@ describe('KeyUsageFunction', () => {
   test('is absent without usage.regions', () => {
     // Assess
     expect(withoutUsage.stack.keyUsage).toBeUndefined();
-    withoutUsage.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 0);
-    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 2);
+    // Only the audit archive's mapping (decisions table stream); the credential-event, sweep and audit functions.
+    withoutUsage.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 4);
+    expect(JSON.stringify(withoutUsage.template.toJSON())).not.toContain('KeyUsageFunction');
   });
 
   test('runs Node.js 22 on ARM64 with 512 MB, 60 s and its own retained 1-year log group', () => {
@@ -143,7 +145,9 @@ describe('KeyUsageFunction', () => {
 
   test('reads the usage queue in batches of up to 100, waiting up to 30 s to fill one', () => {
     // Assess
-    const [mapping, ...others] = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
+    const [mapping, ...others] = Object.entries(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'))
+      .filter(([id]) => id.startsWith('KeyUsageFunction'))
+      .map(([, m]) => m);
     expect(others).toEqual([]);
     expect(mapping?.Properties).toEqual({
       FunctionName: { Ref: FUNCTION },

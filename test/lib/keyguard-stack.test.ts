@@ -242,7 +242,7 @@ describe('queues', () => {
     const queues = resourcesOf(template, 'AWS::SQS::Queue');
     const keys = resourcesOf(template, 'AWS::KMS::Key');
     // Assess
-    expect(Object.keys(queues)).toHaveLength(4);
+    expect(Object.keys(queues)).toHaveLength(5);
     for (const [queueId, queue] of Object.entries(queues)) {
       const keyRef = queue.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] };
       expect(keys[keyRef['Fn::GetAtt'][0]]?.Properties.EnableKeyRotation).toBe(true);
@@ -295,7 +295,17 @@ describe('AuditTables', () => {
         ],
         Projection: { ProjectionType: 'ALL' },
       },
+      {
+        IndexName: 'byChainHour',
+        KeySchema: [
+          { AttributeName: 'chainHour', KeyType: 'HASH' },
+          { AttributeName: 'chainedAt', KeyType: 'RANGE' },
+        ],
+        Projection: { ProjectionType: 'INCLUDE', NonKeyAttributes: ['seq', 'hash', 'decisionId'] },
+      },
     ]);
+    // Every new item is exported to the Object Lock archive from the stream.
+    expect(decisions.Properties.StreamSpecification).toEqual({ StreamViewType: 'NEW_IMAGE' });
     expect(decisions.DeletionPolicy).toBe('Retain');
     expect(decisions.Properties.DeletionProtectionEnabled).toBe(true);
   });
@@ -422,6 +432,9 @@ describe('outputs', () => {
     expect(Object.keys(outputs).sort()).toEqual([
       'ApprovalsTableName',
       'ApproverRoleArn',
+      'AuditArchiveBucketName',
+      'AuditFailureQueueUrl',
+      'AuditSigningKeyArn',
       'DecisionsTableName',
       'EventDeadLetterQueueUrl',
       'EventFailureQueueUrl',
@@ -549,8 +562,9 @@ describe('IAM: the function role', () => {
     expect(all.length).toBeGreaterThan(0);
     expect(actions.filter((a) => /^iam:(Create|Delete|Reset|Put|Attach|Tag|Untag|Pass)/.test(a))).toEqual([]);
     expect(actions.filter((a) => a === '*' || a.endsWith(':*'))).toEqual([]);
-    // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts).
-    expect(resources.filter((r) => r === '*')).toHaveLength(2);
+    // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts), and
+    // the audit archive function's dynamodb:ListStreams (acknowledged in audit-integrity.ts).
+    expect(resources.filter((r) => r === '*')).toHaveLength(3);
     expect(
       all
         .filter((s) => s.Effect === 'Allow' && resourcesOfStatement(s).includes('*'))
@@ -558,6 +572,7 @@ describe('IAM: the function role', () => {
         .sort(),
     ).toEqual([
       'cloudtrail:LookupEvents',
+      'dynamodb:ListStreams',
       'iam:GenerateCredentialReport',
       'iam:GetAccountAuthorizationDetails',
       'iam:GetCredentialReport',
@@ -567,7 +582,7 @@ describe('IAM: the function role', () => {
   test('has no managed policies', () => {
     // Assess
     const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
-    expect(roles).toHaveLength(4);
+    expect(roles).toHaveLength(7);
     for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     expect(resourcesOf(template, 'AWS::IAM::ManagedPolicy')).toEqual({});
   });
@@ -597,22 +612,32 @@ describe('IAM: the function role', () => {
 describe('the whole stack', () => {
   test('has the expected resources', () => {
     // Assess
-    template.resourceCountIs('AWS::Lambda::Function', 2);
+    // AuditIntegrity: archive and digest functions (their roles and log groups), the archive bucket, the
+    // signing key, a failure queue (and its key), the digest schedule (and its role), the stream mapping.
+    template.resourceCountIs('AWS::Lambda::Function', 4);
     template.resourceCountIs('AWS::DynamoDB::Table', 5);
-    template.resourceCountIs('AWS::SQS::Queue', 4);
+    template.resourceCountIs('AWS::SQS::Queue', 5);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 2);
     template.resourceCountIs('AWS::Events::Rule', 1);
-    template.resourceCountIs('AWS::KMS::Key', 5);
-    template.resourceCountIs('AWS::IAM::Role', 4);
-    template.resourceCountIs('AWS::Logs::LogGroup', 2);
-    template.resourceCountIs('AWS::Scheduler::Schedule', 2);
+    template.resourceCountIs('AWS::KMS::Key', 7);
+    template.resourceCountIs('AWS::IAM::Role', 7);
+    template.resourceCountIs('AWS::Logs::LogGroup', 4);
+    template.resourceCountIs('AWS::Scheduler::Schedule', 3);
+    template.resourceCountIs('AWS::S3::Bucket', 1);
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
   });
 
   test('without usage.regions has no usage tracking: no governance bus, usage queue, function or table', () => {
     // Assess
     template.resourceCountIs('AWS::Events::EventBus', 0);
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 0);
+    // The one event source mapping is the audit archive's (decisions table stream), not a usage queue.
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: {
+        'Fn::GetAtt': [logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'), 'StreamArn'],
+      },
+    });
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
     expect(stack.governanceBus).toBeUndefined();
     expect(stack.keyUsage).toBeUndefined();
     expect(stack.usageForwarding).toBeUndefined();
@@ -651,7 +676,13 @@ describe('the whole stack', () => {
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*]',
         'AwsSolutions-IAM5[Resource::*]',
         `AwsSolutions-IAM5[Resource::<${logicalIdOf('AWS::Lambda::Function', 'InventorySweep')}.Arn>:*]`,
+        `AwsSolutions-IAM5[Resource::<${logicalIdOf('AWS::Lambda::Function', 'AuditIntegrityDigestFunction')}.Arn>:*]`,
+        ...['decisions', 'chains', 'anomalies', 'digests'].map(
+          (prefix) =>
+            `AwsSolutions-IAM5[Resource::<${logicalIdOf('AWS::S3::Bucket', 'AuditIntegrityArchive')}.Arn>/${prefix}/*]`,
+        ),
         'AwsSolutions-L1',
+        'AwsSolutions-S1',
         'AwsSolutions-SQS3',
       ].sort(),
     );
