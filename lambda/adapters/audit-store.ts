@@ -119,6 +119,7 @@ export function chainHour(pk: string, chainedAt: string, shard?: number): string
     Number.parseInt(createHash('sha256').update(pk).digest('hex').slice(0, 4), 16) % CHAIN_HOUR_SHARDS;
   return `${chainedAt.slice(0, 13)}#${s}`;
 }
+
 const SEQ_DIGITS = 12;
 
 export function chainPk(accountId: string, keyId: string): string {
