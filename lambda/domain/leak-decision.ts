@@ -35,6 +35,8 @@ export interface RejectedLeakInput {
 export function rejectedLeakDecision(i: RejectedLeakInput): Decision {
   const candidates =
     i.leak.candidates && i.leak.candidates.length > 1 ? ` (one of ${i.leak.candidates.join(', ')})` : '';
+  const others = (i.leak.sightings?.logEvents ?? 1) - 1;
+  const elsewhere = others > 0 ? ` and in ${others} other log events of the batch` : '';
   return {
     decisionId: i.decisionId,
     decidedAt: i.now.toISOString(),
@@ -53,11 +55,66 @@ export function rejectedLeakDecision(i: RejectedLeakInput): Decision {
         code: 'LEAKED',
         severity: 'medium',
         detail:
-          `a string shaped as a Bedrock API key of user ${i.userName}${candidates} was found in ${i.where}; ` +
+          `a string shaped as a Bedrock API key of user ${i.userName}${candidates} was found in ${i.where}${elsewhere}; ` +
           `${describeVerification(i.leak, i.config)}. It is forged (the user name is public), or a key that is ` +
           'inactive, expired or deleted; nothing was deactivated',
       },
     ],
+    action: 'NOTIFY',
+    applied: false,
+    mode: i.config.mode,
+    deadline: null,
+    policyVersion: i.policyVersion,
+    notice: 'first',
+    leak: i.leak,
+  };
+}
+
+export interface LeakGroupInput extends Omit<RejectedLeakInput, 'leak'> {
+  /** REJECTED: every string was rejected. UNVERIFIED: the user's unverified strings past the per-user bound. */
+  result: 'REJECTED' | 'UNVERIFIED';
+  /** The first string's evidence, with `sightings` (counts and samples) and a summarised verification. */
+  leak: LeakEvidence & { sightings: NonNullable<LeakEvidence['sightings']> };
+  /** How many unverified strings of this user were decided one by one before this group. */
+  decidedOneByOne: number;
+}
+
+/**
+ * One decision for many strings naming one user in one batch (bounded work per batch: domain/leak-plan.ts): NOTIFY,
+ * never an action, nothing remembered on the key. REJECTED: medium, as rejectedLeakDecision says for one string.
+ * UNVERIFIED: critical, since one of them may be the working key: a person checks (the sample of fingerprints
+ * and log event ids says where to look).
+ */
+export function leakGroupDecision(i: LeakGroupInput): Decision {
+  const s = i.leak.sightings;
+  const candidates =
+    i.leak.candidates && i.leak.candidates.length > 1 ? ` (one of ${i.leak.candidates.join(', ')})` : '';
+  const sample =
+    s.strings > s.fingerprints.length ? ` (fingerprints of the first ${s.fingerprints.length} recorded)` : '';
+  const found =
+    `${s.strings} distinct strings shaped as Bedrock API keys of user ${i.userName}${candidates} were found in ` +
+    `${s.logEvents} log events of ${i.where}${sample}`;
+  const detail =
+    i.result === 'REJECTED'
+      ? `${found}; Bedrock rejected each of them: none is a working key (${i.leak.verification?.reason ?? 'rejected'}). ` +
+        'They are forged (the user name is public), or keys that are inactive, expired or deleted; nothing was deactivated'
+      : `${found} beyond the ${i.decidedOneByOne} decided one by one; they could not be verified ` +
+        `(${i.leak.verification?.reason ?? 'no check made'}). One of them may be a working key: check the log events ` +
+        'and deactivate the key if it leaked; nothing was deactivated automatically';
+  return {
+    decisionId: i.decisionId,
+    decidedAt: i.now.toISOString(),
+    keyId: i.meta.keyId,
+    userName: i.userName,
+    accountId: i.accountId,
+    keyType: 'LONG_TERM',
+    status: i.meta.status,
+    trigger: i.trigger,
+    createdAt: i.meta.createdAt,
+    expiresAt: i.meta.expiresAt,
+    neverExpires: isNeverExpiring(i.meta.expiresAt),
+    owner: i.owner,
+    violations: [{ code: 'LEAKED', severity: i.result === 'REJECTED' ? 'medium' : 'critical', detail }],
     action: 'NOTIFY',
     applied: false,
     mode: i.config.mode,

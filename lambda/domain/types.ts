@@ -126,6 +126,22 @@ export interface LeakEvidence {
    * as UNVERIFIED (never deactivated automatically unless `leakDetection.deactivateUnverified`).
    */
   verification?: LeakVerification;
+  /**
+   * Present when the decision covers more than one sighting in its batch: a string seen in several log events,
+   * or a group of strings naming one user decided together (all its rejected strings, or its unverified ones
+   * past the per-user bound: lambda/domain/leak-plan.ts). The fields above describe the first of them.
+   */
+  sightings?: LeakSightings;
+}
+
+/** Counts (complete) and samples (the first ones, in batch order, at most 20) of what a leak decision covers. */
+export interface LeakSightings {
+  /** Distinct key strings (fingerprints). */
+  strings: number;
+  /** Log events holding at least one of them. */
+  logEvents: number;
+  fingerprints: string[];
+  logEventIds: string[];
 }
 
 export interface Decision {
@@ -342,6 +358,16 @@ function canonicalLeak(l: LeakEvidence): LeakEvidence {
             checkedAt: l.verification.checkedAt,
             reason: l.verification.reason,
             ...(l.verification.principal !== undefined ? { principal: l.verification.principal } : {}),
+          },
+        }
+      : {}),
+    ...(l.sightings
+      ? {
+          sightings: {
+            strings: l.sightings.strings,
+            logEvents: l.sightings.logEvents,
+            fingerprints: [...l.sightings.fingerprints],
+            logEventIds: [...l.sightings.logEventIds],
           },
         }
       : {}),

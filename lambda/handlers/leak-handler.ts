@@ -13,7 +13,17 @@ import { SnsNotifier } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
 import { describeLeak, resolveOwner } from '../domain/evaluate';
 import { findBatchLeaks, MAX_BATCH_BYTES } from '../domain/leak-batch';
-import { rejectedLeakDecision, shortTermLeakDecision } from '../domain/leak-decision';
+import { leakGroupDecision, rejectedLeakDecision, shortTermLeakDecision } from '../domain/leak-decision';
+import {
+  type LeakGroup,
+  MAX_UNVERIFIED_PER_SUBJECT,
+  notDecided,
+  type PlanCandidate,
+  planBatch,
+  sightingsOf,
+  VERIFICATION_CONCURRENCY,
+  verificationOrder,
+} from '../domain/leak-plan';
 import { type KeyCandidate, keyInText, type LeakVerifier } from '../domain/leak-verification';
 import type { LeakFinding, LeakSpan, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
@@ -23,6 +33,7 @@ import type {
   LeakLocation,
   LeakVerification,
   LeakVerificationResult,
+  Trigger,
 } from '../domain/types';
 import type { UsageSource } from '../domain/usage-types';
 import type { Config } from '../shared/config';
@@ -34,7 +45,10 @@ import { fingerprint } from '../shared/redact';
  * read-only call to Bedrock authenticated by the found key: is it a working key?) and goes through the same
  * pipeline as a credential event (LEAKED: deactivated in enforce mode only when verified, critical notice, audit
  * decision); a string Bedrock rejects (forged, or a dead key) is recorded and notified, never acted on; a leaked
- * short-term key still within its lifetime is traced to its signer with CloudTrail and reported. Nothing here
+ * short-term key still within its lifetime is traced to its signer with CloudTrail and reported. The work per batch
+ * is bounded whatever the batch holds (domain/leak-plan.ts): every distinct string is checked first (concurrently,
+ * within a budget), verified leaks are decided first, forged strings are decided together per user, and what is
+ * over a bound or out of time is logged and counted, never failing the batch. Nothing here
  * logs, stores or publishes a log message or a key: only fingerprints, redacted forms and locations; the key is
  * held in memory for the verification call only.
  * Failures are thrown, so Lambda retries the batch and then sends it to the failure destination.
@@ -59,7 +73,8 @@ export interface LeakRuntime {
   metrics: Metrics;
   /**
    * Whether a found key is a working key (BedrockKeyProbe live). Asked at most once per distinct key per batch,
-   * and only for a key that could be acted on (a key of the governed account, of a user that has keys).
+   * and only for a key that could be acted on (a long-term key of the governed account, a live short-term key),
+   * before the key's user is looked up: whatever the number of forged strings, IAM is asked once per user.
    */
   verifier: LeakVerifier;
   /**
@@ -69,7 +84,7 @@ export interface LeakRuntime {
   usage?: UsageSource;
   now?: () => Date;
   /**
-   * Time the checks of one batch may take together (ms). Past it, further keys in the batch are not checked
+   * Time the checks of one batch may take together (ms, wall clock). Past it, further keys in the batch are not checked
    * (UNVERIFIED: a critical notice, no automatic deactivation), so that a slow Bedrock and many distinct keys
    * cannot push a batch past the function's timeout and leave every finding in it undecided.
    * @default 20000 (a third of the function's 60 s)
@@ -77,9 +92,18 @@ export interface LeakRuntime {
   verificationBudgetMs?: number;
   /** Monotonic milliseconds, for the budget. @default performance.now */
   clock?: () => number;
+  /**
+   * Time (ms) kept for decisions: once the invocation has less than this left, only verified leaks are still
+   * decided (the rest is logged and counted), and checks stop when less than twice this is left.
+   * @default 10000
+   */
+  deadlineReserveMs?: number;
+  /** Checks in flight at once. @default VERIFICATION_CONCURRENCY (16) */
+  verificationConcurrency?: number;
 }
 
 export const DEFAULT_VERIFICATION_BUDGET_MS = 20_000;
+export const DEFAULT_DEADLINE_RESERVE_MS = 10_000;
 
 export class InvalidLogEventError extends Error {
   constructor(detail: string) {
@@ -111,6 +135,8 @@ export type FindingOutcome =
   /** Not verified (no telling answer): a critical notice, no automatic deactivation. */
   | 'unverified'
   | 'duplicate'
+  /** Over a per-batch bound, or out of time: logged with counts and a metric, not decided (domain/leak-plan.ts). */
+  | 'not-decided'
   | 'expired'
   | 'foreign-account'
   | 'no-bedrock-keys';
@@ -157,6 +183,29 @@ export function parseSubscriptionEvent(raw: unknown): LogsData {
   return data.data;
 }
 
+/** One sighting of a string: a log event holding it (a key repeated within one message is one sighting). */
+interface Sighting {
+  location: LeakLocation;
+  /** Rank in the batch (results are returned in this order). */
+  order: number;
+}
+
+/** A distinct string of the batch, with every log event it was found in. */
+interface Candidate extends PlanCandidate {
+  /** The finding at its first sighting. */
+  finding: LeakFinding;
+  /** Its first message and span there: the key is read back from them for the check, in memory only. */
+  text: string;
+  span: LeakSpan;
+  sightings: Sighting[];
+  verification?: LeakVerification;
+}
+
+/** The Lambda context's clock (absent in tests and local drivers: no deadline then). */
+export interface LeakContext {
+  getRemainingTimeInMillis(): number;
+}
+
 export function createLeakHandler(rt: LeakRuntime) {
   const { logger, metrics } = rt;
   const directory = new IamKeyDirectory(rt.iamFor);
@@ -183,44 +232,82 @@ export function createLeakHandler(rt: LeakRuntime) {
   }
   const issuers = new CloudTrailIssuerLookup(rt.cloudTrailFor);
   const now = rt.now ?? (() => new Date());
-  /**
-   * Fingerprints of rejected strings already notified in the batch being scanned (reset per batch; a function
-   * instance handles one batch at a time): a forged string repeated in many lines is recorded for each line but
-   * notified once, so writing it a thousand times does not send a thousand notices.
-   */
-  let rejectedNotified = new Set<string>();
-  /** Milliseconds spent on checks in the batch being scanned. */
-  let verificationSpentMs = 0;
   const budgetMs = rt.verificationBudgetMs ?? DEFAULT_VERIFICATION_BUDGET_MS;
+  const reserveMs = rt.deadlineReserveMs ?? DEFAULT_DEADLINE_RESERVE_MS;
+  const concurrency = rt.verificationConcurrency ?? VERIFICATION_CONCURRENCY;
   const clock = rt.clock ?? (() => performance.now());
 
-  function count(name: string, dimension: [string, string] | null): void {
+  function count(name: string, dimension: [string, string] | null, value = 1): void {
     const m = metrics.singleMetric();
     if (dimension) m.addDimension(dimension[0], dimension[1]);
-    m.addMetric(name, MetricUnit.Count, 1);
+    m.addMetric(name, MetricUnit.Count, value);
+  }
+
+  /** State of the batch being scanned (a function instance handles one batch at a time). */
+  interface BatchState {
+    results: Array<FindingResult & { order: number }>;
+    /** The user's Bedrock keys, listed once per batch. */
+    userKeys: Map<string, Promise<KeyMetadata[]>>;
+    /** The first log event naming each subject (a group decision's trigger: the same on every delivery). */
+    firstOfSubject: Map<string, LeakLocation>;
+    /** Time left in the invocation (ms). */
+    remaining: () => number;
+  }
+
+  function settle(
+    b: BatchState,
+    c: Candidate,
+    outcome: FindingOutcome,
+    keyIds: string[],
+    verification?: LeakVerificationResult | null,
+  ): void {
+    for (const s of c.sightings) {
+      b.results.push({
+        kind: c.finding.kind,
+        fingerprint: c.fingerprint,
+        redacted: c.finding.redacted,
+        logEventId: s.location.logEventId,
+        outcome,
+        keyIds,
+        ...(verification ? { verification } : {}),
+        order: s.order,
+      });
+    }
   }
 
   function ignored(
+    b: BatchState,
     reason: 'foreign-account' | 'no-bedrock-keys' | 'expired',
     f: LeakFinding,
-    location: LeakLocation,
-  ): FindingResult {
+    sighting: Sighting,
+  ): void {
     logger.info('leaked key not acted on', {
       reason,
       kind: f.kind,
       fingerprint: f.fingerprint,
       redacted: f.redacted,
-      location,
+      location: sighting.location,
     });
     count('IgnoredLeaks', ['reason', reason]);
-    return {
+    b.results.push({
       kind: f.kind,
       fingerprint: f.fingerprint,
       redacted: f.redacted,
-      logEventId: location.logEventId,
+      logEventId: sighting.location.logEventId,
       outcome: reason,
       keyIds: [],
-    };
+      order: sighting.order,
+    });
+  }
+
+  function keysOf(b: BatchState, facts: LongTermFacts): Promise<KeyMetadata[]> {
+    const id = `${facts.accountId}/${facts.userName}`;
+    let keys = b.userKeys.get(id);
+    if (!keys) {
+      keys = directory.listUserKeys(facts.accountId, facts.userName);
+      b.userKeys.set(id, keys);
+    }
+    return keys;
   }
 
   /**
@@ -249,92 +336,160 @@ export function createLeakHandler(rt: LeakRuntime) {
     return null;
   }
 
+  /** The evidence of a string: its first sighting, and the counts when it was seen in several log events. */
+  function evidenceOf(c: Candidate): LeakEvidence {
+    const first = c.sightings[0] as Sighting;
+    return {
+      fingerprint: c.fingerprint,
+      redacted: c.finding.redacted,
+      location: first.location,
+      ...(c.sightings.length > 1
+        ? {
+            sightings: sightingsOf(
+              c.sightings.map((s) => ({ fingerprint: c.fingerprint, logEventId: s.location.logEventId })),
+            ),
+          }
+        : {}),
+    };
+  }
+
+  function decisionIdOf(c: Candidate): string {
+    const loc = (c.sightings[0] as Sighting).location;
+    return decisionIdFor('leak', loc.timestamp, `${loc.logEventId}/${c.fingerprint}`);
+  }
+
+  function triggerOf(location: LeakLocation): Trigger {
+    return { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp };
+  }
+
   /**
-   * A string Bedrock rejected: recorded and notified (medium) on each key it was matched to, never acted on, and
-   * not remembered on the key (no leak history, no staged notices), so nothing later inherits it.
+   * Strings naming one user decided together (domain/leak-plan.ts): all its rejected strings, or its unverified
+   * ones past the per-user bound. One decision per key the strings name, one notice, nothing acted on and nothing
+   * remembered on the key. The decision id is the user's first log event in the batch: a redelivery finds it.
    */
-  async function rejected(
-    f: LeakFinding,
-    facts: LongTermFacts,
-    targets: KeyMetadata[],
-    location: LeakLocation,
-    leak: LeakEvidence,
-    decisionId: string,
-  ): Promise<FindingResult> {
+  async function group(b: BatchState, g: LeakGroup<Candidate>): Promise<void> {
+    const facts = (g.candidates[0] as Candidate).finding.longTerm as LongTermFacts;
+    const keys = await keysOf(b, facts);
+    if (keys.length === 0) {
+      for (const c of g.candidates) for (const s of c.sightings) ignored(b, 'no-bedrock-keys', c.finding, s);
+      return;
+    }
+    const { targets, certain } = targetsFor(keys, facts);
+    const known = await Promise.all(targets.map((k) => audit.getKnownKey(facts.accountId, k.keyId)));
+    let members = g.candidates;
+    if (g.result === 'REJECTED') {
+      // A redelivered batch: a key this batch got deactivated is rejected by now. The leak remembered on the key
+      // says so: that string is finished one by one, with the decision on record.
+      const remembered = new Set(known.map((k) => k?.history?.leak?.fingerprint));
+      for (const c of members.filter((m) => remembered.has(m.fingerprint))) await longTerm(b, c);
+      members = members.filter((m) => !remembered.has(m.fingerprint));
+      if (members.length === 0) return;
+    }
+    const first = members[0] as Candidate;
+    const trigger = triggerOf(b.firstOfSubject.get(g.subject) ?? (first.sightings[0] as Sighting).location);
+    const decisionId = decisionIdFor(
+      'leak',
+      trigger.eventTime as string,
+      `${trigger.eventId}/${g.result.toLowerCase()}/${facts.userName}`,
+    );
+    const base = evidenceOf(first);
+    const leak = {
+      ...base,
+      ...(certain ? {} : { candidates: targets.map((k) => k.keyId) }),
+      ...(first.verification ? { verification: first.verification } : {}),
+      sightings: sightingsOf(
+        members.flatMap((c) =>
+          c.sightings.map((s) => ({ fingerprint: c.fingerprint, logEventId: s.location.logEventId })),
+        ),
+      ),
+    };
     let duplicate = false;
-    for (const meta of targets) {
+    let notified = false;
+    let userTags: Record<string, string> | null = null;
+    for (const [i, meta] of targets.entries()) {
       if (await audit.getDecision(facts.accountId, meta.keyId, decisionId)) {
         duplicate = true;
         continue;
       }
-      const [userTags, known] = await Promise.all([
-        directory.getUserTags(facts.accountId, facts.userName),
-        audit.getKnownKey(facts.accountId, meta.keyId),
-      ]);
-      const built = rejectedLeakDecision({
+      userTags ??= await directory.getUserTags(facts.accountId, facts.userName);
+      const input = {
         decisionId,
         now: now(),
         accountId: facts.accountId,
         userName: facts.userName,
         meta,
         owner: resolveOwner(
-          { ...meta, accountId: facts.accountId, userTags, creator: known?.creator ?? null },
+          { ...meta, accountId: facts.accountId, userTags, creator: known[i]?.creator ?? null },
           rt.config,
         ),
-        trigger: { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp },
-        leak,
+        trigger,
         where: describeLeak(leak),
         config: rt.config,
         policyVersion: rt.policyVersion,
-      });
-      const decision: Decision = rejectedNotified.has(f.fingerprint) ? { ...built, notice: null } : built;
-      // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
-      if (decision.notice) await notifier.notify(decision);
+      };
+      const built =
+        g.result === 'REJECTED' && leak.sightings.strings === 1
+          ? rejectedLeakDecision({ ...input, leak })
+          : leakGroupDecision({
+              ...input,
+              leak,
+              result: g.result,
+              decidedOneByOne: MAX_UNVERIFIED_PER_SUBJECT,
+            });
+      // One notice per group. Notice first, then the record: a failure in between re-sends it on retry.
+      const decision: Decision = notified ? { ...built, notice: null } : built;
+      if (decision.notice) {
+        await notifier.notify(decision);
+        notified = true;
+      }
       const recorded = await audit.recordDecision(decision);
       duplicate ||= recorded.duplicate;
-      logger.info('found key rejected by Bedrock: not acted on', {
-        kind: f.kind,
-        fingerprint: f.fingerprint,
-        redacted: f.redacted,
-        location,
+      logger.info('found strings decided together: not acted on', {
+        result: g.result,
         accountId: facts.accountId,
         userName: facts.userName,
         keyId: meta.keyId,
         decisionId,
-        verification: leak.verification,
+        sightings: leak.sightings,
+        duplicate: recorded.duplicate,
       });
     }
-    rejectedNotified.add(f.fingerprint);
-    return {
-      kind: f.kind,
-      fingerprint: f.fingerprint,
-      redacted: f.redacted,
-      logEventId: location.logEventId,
-      outcome: duplicate ? 'duplicate' : 'rejected',
-      keyIds: targets.map((k) => k.keyId),
-      verification: 'REJECTED',
-    };
+    const outcome: FindingOutcome = duplicate
+      ? 'duplicate'
+      : g.result === 'REJECTED'
+        ? 'rejected'
+        : 'unverified';
+    for (const c of members) {
+      settle(
+        b,
+        c,
+        outcome,
+        targets.map((k) => k.keyId),
+        c.verification?.result,
+      );
+    }
   }
 
-  async function longTerm(
-    f: LeakFinding,
-    facts: LongTermFacts,
-    location: LeakLocation,
-    evidence: LeakEvidence,
-    verify: () => Promise<LeakVerification>,
-  ): Promise<FindingResult> {
-    if (facts.accountId !== rt.governedAccountId) return ignored('foreign-account', f, location);
-    const keys = await directory.listUserKeys(facts.accountId, facts.userName);
-    if (keys.length === 0) return ignored('no-bedrock-keys', f, location);
+  async function longTerm(b: BatchState, c: Candidate): Promise<void> {
+    const facts = c.finding.longTerm as LongTermFacts;
+    const keys = await keysOf(b, facts);
+    if (keys.length === 0) {
+      for (const s of c.sightings) ignored(b, 'no-bedrock-keys', c.finding, s);
+      return;
+    }
     const { targets, certain } = targetsFor(keys, facts);
+    const evidence = evidenceOf(c);
     const found: LeakEvidence = certain ? evidence : { ...evidence, candidates: targets.map((k) => k.keyId) };
-    const decisionId = decisionIdFor('leak', location.timestamp, `${location.logEventId}/${f.fingerprint}`);
-    // A redelivered finding is finished with the verification on record: it is not checked again (the key may
-    // be Inactive by now, by keyguard's own deactivation, and would then be rejected).
+    const decisionId = decisionIdOf(c);
+    // A redelivered finding is finished with the verification on record (the key may be Inactive by now, by
+    // keyguard's own deactivation, and would then be rejected).
     const earlier = await onRecord(targets, facts.accountId, decisionId);
-    const verification = earlier ? (earlier.leak?.verification ?? null) : await verify();
+    const verification = earlier ? (earlier.leak?.verification ?? null) : (c.verification ?? null);
     const leak: LeakEvidence = verification ? { ...found, verification } : found;
-    if (verification?.result === 'REJECTED') return rejected(f, facts, targets, location, leak, decisionId);
+    if (verification?.result === 'REJECTED') {
+      // Only a string remembered as a leak of this key and not on record for this batch comes here.
+      return group(b, { subject: c.subject, result: 'REJECTED', candidates: [c] });
+    }
     const decisions: Decision[] = [];
     let duplicate = false;
     for (const meta of targets) {
@@ -344,7 +499,7 @@ export function createLeakHandler(rt: LeakRuntime) {
           keyId: meta.keyId,
           userName: facts.userName,
           meta,
-          trigger: { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp },
+          trigger: triggerOf(evidence.location),
           decisionId,
           record: 'always',
           leak,
@@ -356,10 +511,11 @@ export function createLeakHandler(rt: LeakRuntime) {
       duplicate ||= step.duplicate;
       decisions.push(step.decision);
       logger.info('leaked key decided', {
-        kind: f.kind,
-        fingerprint: f.fingerprint,
-        redacted: f.redacted,
-        location,
+        kind: c.finding.kind,
+        fingerprint: c.fingerprint,
+        redacted: c.finding.redacted,
+        location: evidence.location,
+        sightings: c.sightings.length,
         accountId: step.decision.accountId,
         userName: step.decision.userName,
         keyId: step.decision.keyId,
@@ -385,47 +541,31 @@ export function createLeakHandler(rt: LeakRuntime) {
               ? 'unverified'
               : 'recorded';
     const result = decisions[0]?.leak?.verification?.result ?? verification?.result;
-    return {
-      kind: f.kind,
-      fingerprint: f.fingerprint,
-      redacted: f.redacted,
-      logEventId: location.logEventId,
+    settle(
+      b,
+      c,
       outcome,
-      keyIds: decisions.map((d) => d.keyId),
-      ...(result ? { verification: result } : {}),
-    };
+      decisions.map((d) => d.keyId),
+      result,
+    );
   }
 
-  async function shortTerm(
-    f: LeakFinding,
-    facts: ShortTermFacts,
-    location: LeakLocation,
-    evidence: LeakEvidence,
-    verify: () => Promise<LeakVerification>,
-  ): Promise<FindingResult> {
-    // An expired key works nowhere: no check is needed (or made), and nothing is recorded.
-    if (facts.expired) return ignored('expired', f, location);
+  async function shortTerm(b: BatchState, c: Candidate): Promise<void> {
+    const facts = c.finding.shortTerm as ShortTermFacts;
     const at = now();
     const accountId = rt.governedAccountId;
-    const decisionId = decisionIdFor('leak', location.timestamp, `${location.logEventId}/${f.fingerprint}`);
-    const result = (outcome: FindingOutcome, checked?: LeakVerification | null): FindingResult => ({
-      kind: f.kind,
-      fingerprint: f.fingerprint,
-      redacted: f.redacted,
-      logEventId: location.logEventId,
-      outcome,
-      keyIds: [facts.accessKeyId],
-      ...(checked ? { verification: checked.result } : {}),
-    });
+    const decisionId = decisionIdOf(c);
+    const evidence = evidenceOf(c);
     // A redelivered batch: this finding is already on record (and its notice sent).
     const earlier = await audit.getDecision(accountId, facts.accessKeyId, decisionId);
-    if (earlier) return result('duplicate', earlier.leak?.verification);
-
+    if (earlier) {
+      settle(b, c, 'duplicate', [facts.accessKeyId], earlier.leak?.verification?.result);
+      return;
+    }
     // Nothing is deactivated for a short-term key (it is no IAM credential), but the notice tells its signer to
     // revoke sessions or an access key: a string Bedrock rejects (forged, or already dead) must not say so.
-    const verification = await verify();
+    const verification = c.verification as LeakVerification;
     const rejected = verification.result === 'REJECTED';
-
     // Calls made with the access key id around the signing show who holds it (the signer's session can be
     // older than the signing, by up to the longest session: 12 h).
     const issuer = await issuers.issuerOf(
@@ -441,21 +581,21 @@ export function createLeakHandler(rt: LeakRuntime) {
       accountId,
       facts,
       issuer,
-      trigger: { kind: 'leak', eventId: location.logEventId, eventTime: location.timestamp },
+      trigger: triggerOf(evidence.location),
       leak,
-      notify: !(rejected && rejectedNotified.has(f.fingerprint)),
+      notify: true,
       config: rt.config,
       policyVersion: rt.policyVersion,
     });
     // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
     if (decision.notice) await notifier.notify(decision);
-    if (rejected) rejectedNotified.add(f.fingerprint);
     const recorded = await audit.recordDecision(decision);
     logger.info('leaked short-term key reported', {
-      kind: f.kind,
-      fingerprint: f.fingerprint,
-      redacted: f.redacted,
-      location,
+      kind: c.finding.kind,
+      fingerprint: c.fingerprint,
+      redacted: c.finding.redacted,
+      location: evidence.location,
+      sightings: c.sightings.length,
       accessKeyId: facts.accessKeyId,
       issuer,
       expiresAt: facts.expiresAt,
@@ -463,83 +603,90 @@ export function createLeakHandler(rt: LeakRuntime) {
       verification,
       duplicate: recorded.duplicate,
     });
-    return result(recorded.duplicate ? 'duplicate' : rejected ? 'rejected' : 'notified', verification);
+    settle(
+      b,
+      c,
+      recorded.duplicate ? 'duplicate' : rejected ? 'rejected' : 'notified',
+      [facts.accessKeyId],
+      verification.result,
+    );
+  }
+
+  function unverified(reason: string): LeakVerification {
+    return { result: 'UNVERIFIED', method: 'none', checkedAt: now().toISOString(), reason, principal: null };
   }
 
   /**
-   * Reads the key back from its log line (in memory only, for this call) and asks the verifier. Never throws:
+   * Reads the key back from its log line (in memory only, for this call) and asks the verifier, unless the
+   * batch's checks have used their budget or the invocation's time is needed for the decisions. Never throws:
    * a verifier failure is an UNVERIFIED answer.
    */
-  async function verifyOnce(
-    text: string,
-    span: LeakSpan,
-    candidate: (key: string) => KeyCandidate,
-  ): Promise<LeakVerification> {
-    const key = keyInText(text, span, fingerprint);
+  async function verifyOnce(b: BatchState, c: Candidate, startedAt: number): Promise<LeakVerification> {
     let v: LeakVerification;
-    if (verificationSpentMs >= budgetMs) {
-      v = {
-        result: 'UNVERIFIED',
-        method: 'none',
-        checkedAt: now().toISOString(),
-        reason: `the checks of this batch took their whole budget (${budgetMs} ms): no call made`,
-        principal: null,
-      };
+    const key = keyInText(c.text, c.span, fingerprint);
+    if (clock() - startedAt >= budgetMs) {
+      v = unverified(`the checks of this batch took their whole budget (${budgetMs} ms): no call made`);
+    } else if (b.remaining() < 2 * reserveMs) {
+      v = unverified("the function's remaining time was kept for deciding the batch: no call made");
     } else if (key === null) {
-      v = {
-        result: 'UNVERIFIED',
-        method: 'none',
-        checkedAt: now().toISOString(),
-        reason: 'the key could not be read back from its log line for the check',
-        principal: null,
-      };
+      v = unverified('the key could not be read back from its log line for the check');
     } else {
-      const started = clock();
+      const f = c.finding;
+      const candidate: KeyCandidate =
+        f.kind === 'LONG_TERM' && f.longTerm
+          ? { kind: 'LONG_TERM', key, accountId: f.longTerm.accountId, userName: f.longTerm.userName }
+          : { kind: 'SHORT_TERM', key, region: f.shortTerm?.region ?? '' };
       try {
-        v = await rt.verifier.verify(candidate(key));
+        v = await rt.verifier.verify(candidate);
       } catch (err) {
-        v = {
-          result: 'UNVERIFIED',
-          method: 'none',
-          checkedAt: now().toISOString(),
-          reason: `the check failed: ${err instanceof Error ? err.name : 'unknown error'}`,
-          principal: null,
-        };
-      } finally {
-        verificationSpentMs += clock() - started;
+        v = unverified(`the check failed: ${err instanceof Error ? err.name : 'unknown error'}`);
       }
     }
     count('LeakVerifications', ['result', v.result]);
     logger.info('found key checked', {
-      fingerprint: span.fingerprint,
-      redacted: span.redacted,
+      fingerprint: c.fingerprint,
+      redacted: c.finding.redacted,
       verification: v,
     });
     return v;
   }
 
-  async function scan(data: LogsData): Promise<LeakResult> {
-    rejectedNotified = new Set();
-    verificationSpentMs = 0;
+  /** Strings not decided in this batch (over a bound, or out of time): logged with counts, and counted. */
+  function notDecidedHere(b: BatchState, cs: Candidate[], reason: 'bound' | 'deadline'): void {
+    if (cs.length === 0) return;
+    const summary = notDecided(
+      cs.map((c) => ({
+        fingerprint: c.fingerprint,
+        subject: c.subject,
+        result: c.verification?.result ?? 'UNVERIFIED',
+        findings: c.sightings.length,
+      })),
+    );
+    logger.warn('leak findings not decided in this batch', { reason, ...summary });
+    count('LeaksNotDecided', ['reason', reason], cs.length);
+    for (const c of cs) settle(b, c, 'not-decided', [], c.verification?.result);
+  }
+
+  async function decide(b: BatchState, c: Candidate): Promise<void> {
+    if (c.kind === 'LONG_TERM') await longTerm(b, c);
+    else await shortTerm(b, c);
+  }
+
+  async function scan(data: LogsData, context: LeakContext | undefined): Promise<LeakResult> {
     if (data.messageType === 'CONTROL_MESSAGE') {
       logger.info('control message ignored', { logGroup: data.logGroup });
       return { status: 'ignored', reason: 'control-message' };
     }
-    const findings: FindingResult[] = [];
-    // One verification per distinct key per batch, however often the key is repeated.
-    const verifications = new Map<string, Promise<LeakVerification>>();
-    const verifierFor =
-      (text: string, span: LeakSpan, candidate: (key: string) => KeyCandidate) =>
-      (): Promise<LeakVerification> => {
-        let answer = verifications.get(span.fingerprint);
-        if (!answer) {
-          answer = verifyOnce(text, span, candidate);
-          verifications.set(span.fingerprint, answer);
-        }
-        return answer;
-      };
+    const b: BatchState = {
+      results: [],
+      userKeys: new Map(),
+      firstOfSubject: new Map(),
+      remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
+    };
     // Every message is scanned before any decision (bounded work: domain/leak-batch.ts).
     const batch = findBatchLeaks(data.logEvents, { now: now() });
+    const candidates = new Map<string, Candidate>();
+    let order = 0;
     for (const { event: e, spans } of batch.found) {
       const timestamp = new Date(e.timestamp).toISOString();
       for (const span of spans) {
@@ -553,27 +700,57 @@ export function createLeakHandler(rt: LeakRuntime) {
           line: f.line,
           column: f.column,
         };
-        const evidence: LeakEvidence = { fingerprint: f.fingerprint, redacted: f.redacted, location };
-        const longFacts = f.longTerm;
-        if (f.kind === 'LONG_TERM' && longFacts) {
-          const candidate = (key: string): KeyCandidate => ({
-            kind: 'LONG_TERM',
-            key,
-            accountId: longFacts.accountId,
-            userName: longFacts.userName,
+        const sighting: Sighting = { location, order: order++ };
+        const subject = f.longTerm
+          ? `${f.longTerm.accountId}/${f.longTerm.userName}`
+          : f.shortTerm?.accessKeyId;
+        if (!subject) continue;
+        // Keys that cannot be acted on are not checked: another account's, an expired short-term key.
+        if (f.longTerm && f.longTerm.accountId !== rt.governedAccountId) {
+          ignored(b, 'foreign-account', f, sighting);
+          continue;
+        }
+        if (f.shortTerm?.expired) {
+          ignored(b, 'expired', f, sighting);
+          continue;
+        }
+        if (!b.firstOfSubject.has(subject)) b.firstOfSubject.set(subject, location);
+        const known = candidates.get(f.fingerprint);
+        if (known) known.sightings.push(sighting);
+        else {
+          candidates.set(f.fingerprint, {
+            fingerprint: f.fingerprint,
+            kind: f.kind,
+            subject,
+            order: sighting.order,
+            finding: f,
+            text: e.message,
+            span,
+            sightings: [sighting],
           });
-          findings.push(
-            await longTerm(f, longFacts, location, evidence, verifierFor(e.message, span, candidate)),
-          );
-        } else if (f.kind === 'SHORT_TERM' && f.shortTerm) {
-          const region = f.shortTerm.region;
-          const candidate = (key: string): KeyCandidate => ({ kind: 'SHORT_TERM', key, region });
-          findings.push(
-            await shortTerm(f, f.shortTerm, location, evidence, verifierFor(e.message, span, candidate)),
-          );
         }
       }
     }
+    // Each distinct string checked once, a bounded number at a time, round robin over users (domain/leak-plan.ts).
+    const startedAt = clock();
+    await eachBounded(verificationOrder([...candidates.values()]), concurrency, async (c) => {
+      c.verification = await verifyOnce(b, c, startedAt);
+    });
+    const plan = planBatch([...candidates.values()], (c) => c.verification?.result ?? 'UNVERIFIED');
+    // Verified leaks first, whatever the time: a retry finishes them if the invocation runs out.
+    for (const c of plan.verified) await decide(b, c);
+    const late: Candidate[] = [];
+    for (const c of plan.individual) {
+      if (b.remaining() < reserveMs) late.push(c);
+      else await decide(b, c);
+    }
+    for (const g of plan.groups) {
+      if (b.remaining() < reserveMs) late.push(...g.candidates);
+      else await group(b, g);
+    }
+    notDecidedHere(b, plan.overflow, 'bound');
+    notDecidedHere(b, late, 'deadline');
+    const findings = b.results.sort((x, y) => x.order - y.order).map(({ order: _o, ...r }) => r);
     logger.info('log batch scanned', {
       logGroup: data.logGroup,
       logStream: data.logStream,
@@ -581,6 +758,9 @@ export function createLeakHandler(rt: LeakRuntime) {
       scannedChars: batch.chars,
       detectionWork: batch.work,
       findings: findings.length,
+      distinctStrings: candidates.size,
+      verified: plan.verified.length,
+      groups: plan.groups.length,
     });
     return {
       status: 'scanned',
@@ -591,9 +771,9 @@ export function createLeakHandler(rt: LeakRuntime) {
     };
   }
 
-  return async function handler(event: unknown): Promise<LeakResult> {
+  return async function handler(event: unknown, context?: LeakContext): Promise<LeakResult> {
     try {
-      return await scan(parseSubscriptionEvent(event));
+      return await scan(parseSubscriptionEvent(event), context);
     } catch (err) {
       // The error is logged by name and message only: none of them carries a log line.
       logger.error('log batch failed; Lambda retries it, then sends it to the failure destination', {
@@ -604,4 +784,20 @@ export function createLeakHandler(rt: LeakRuntime) {
       metrics.publishStoredMetrics();
     }
   };
+}
+
+/** Runs `fn` on every item, at most `limit` at a time, in the order given. */
+async function eachBounded<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
 }

@@ -17,6 +17,7 @@ import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { Decision } from '../../lambda/domain/types';
 import { createLeakHandler, type LeakRuntime } from '../../lambda/handlers/leak-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { fingerprint } from '../../lambda/shared/redact';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
@@ -188,7 +189,8 @@ describe('adversarial: a forged leak of a real user', () => {
     // Act
     const result = await handler(batch([`GET /search?q=${forged[0]} 200`, `User-Agent: ${forged[1]}`]));
 
-    // Assess: no IAM change, one verification call per distinct key, each rejected and recorded as such
+    // Assess: no IAM change, one verification call per distinct key, each rejected, recorded together (one
+    // decision per user and batch, with the count and fingerprints of the strings) and notified once
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
     expect(bedrock.requests).toHaveLength(2);
     expect(result).toMatchObject({
@@ -198,17 +200,24 @@ describe('adversarial: a forged leak of a real user', () => {
       ],
     });
     const recorded = await decisions(rt);
-    expect(recorded).toHaveLength(2);
+    expect(recorded).toHaveLength(1);
+    expect(recorded[0]?.leak?.sightings).toEqual({
+      strings: 2,
+      logEvents: 2,
+      fingerprints: forged.map(fingerprint),
+      logEventIds: [expect.stringMatching(/0$/), expect.stringMatching(/1$/)],
+    });
+    expect(recorded[0]?.violations[0]?.detail).toContain('2 distinct strings');
     for (const d of recorded) {
       expect(d).toMatchObject({ action: 'NOTIFY', applied: false, status: 'Active' });
       expect(d.leak?.verification).toMatchObject({ result: 'REJECTED', checkedAt: NOW.toISOString() });
       expect(d.violations).toHaveLength(1);
       expect(d.violations[0]).toMatchObject({ code: 'LEAKED', severity: 'medium' });
-      expect(d.violations[0]?.detail).toContain('not a working key');
+      expect(d.violations[0]?.detail).toContain('none is a working key');
       expect(d.violations[0]?.detail).toContain('nothing was deactivated');
     }
     const notices = sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
-    expect(notices).toHaveLength(2);
+    expect(notices).toHaveLength(1);
     for (const n of notices) {
       expect(n.MessageAttributes?.severity?.StringValue).toBe('medium');
       expect(n.Message).toContain('forged');
@@ -325,8 +334,16 @@ describe('adversarial: a forged leak of a real user', () => {
       url: 'https://bedrock.us-east-1.amazonaws.com/foundation-models',
     });
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
-    // Each line is on record; its owner hears once, not twenty times
-    expect(await decisions(rt)).toHaveLength(20);
+    // One decision counting the twenty lines (and naming them, up to 20); its owner hears once
+    const [d, ...more] = await decisions(rt);
+    expect(more).toEqual([]);
+    expect(d?.leak?.sightings).toMatchObject({
+      strings: 1,
+      logEvents: 20,
+      fingerprints: [fingerprint(forged)],
+    });
+    expect(d?.leak?.sightings?.logEventIds).toHaveLength(20);
+    expect(d?.violations[0]?.detail).toContain('and in 19 other log events');
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 });

@@ -454,21 +454,27 @@ describe('leak handler: only a verified leak deactivates', () => {
     expect(verifier.asked).toEqual([{ kind: 'LONG_TERM', key: LONG, accountId: ACCOUNT, userName: USER }]);
   });
 
-  it('does not ask about keys it would not act on (another account, a user without keys)', async () => {
+  it("does not ask about another account's keys; a user without keys is asked about (before IAM) but nothing is recorded", async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
     iam.on(ListServiceSpecificCredentialsCommand).resolves({ ServiceSpecificCredentials: [] });
 
     // Act
-    await createLeakHandler(rt)(
+    const result = await createLeakHandler(rt)(
       subscriptionEvent([
         { id: LINE_ID, message: FOREIGN },
         { id: `${LINE_ID}1`, message: LONG },
       ]),
     );
 
-    // Assess
-    expect(verifier.asked).toEqual([]);
+    // Assess: the check comes first so that IAM is asked once per user whatever the number of strings
+    expect(verifier.asked).toEqual([{ kind: 'LONG_TERM', key: LONG, accountId: ACCOUNT, userName: USER }]);
+    expect(result).toMatchObject({
+      findings: [{ outcome: 'foreign-account' }, { outcome: 'no-bedrock-keys', keyIds: [] }],
+    });
+    expect(iam).toHaveReceivedCommandTimes(ListServiceSpecificCredentialsCommand, 1);
+    expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
+    expect(sns.calls()).toHaveLength(0);
   });
 
   it('REJECTED: no IAM change, a medium NOTIFY decision saying forged or inactive, no leak remembered', async () => {
@@ -561,7 +567,7 @@ describe('leak handler: only a verified leak deactivates', () => {
     );
   });
 
-  it('a redelivered batch is finished with the verification on record, without a second check', async () => {
+  it('a redelivered batch is finished with the verification on record, though a new check rejects the deactivated key', async () => {
     // Prepare: the first delivery deactivated the key; IAM now shows it Inactive (a new check would be rejected)
     const rt = await freshRuntime('enforce');
     oneKey();
@@ -578,7 +584,9 @@ describe('leak handler: only a verified leak deactivates', () => {
 
     // Assess
     expect(again).toMatchObject({ findings: [{ outcome: 'duplicate', verification: 'VERIFIED' }] });
-    expect(verifier.asked).toHaveLength(1);
+    // Checked again (every delivery checks its distinct strings first), but the leak remembered on the key and
+    // the decision on record win over the new answer
+    expect(verifier.asked).toHaveLength(2);
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
     expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
@@ -642,7 +650,7 @@ describe('leak handler: only a verified leak deactivates', () => {
 
     // Assess
     expect(again).toMatchObject({ findings: [{ outcome: 'duplicate', verification: 'REJECTED' }] });
-    expect(verifier.asked).toHaveLength(1);
+    expect(verifier.asked).toHaveLength(2);
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
     expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
   });
