@@ -60,6 +60,17 @@ export class AuditIntegrity extends Construct {
       objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
       removalPolicy: RemovalPolicy.RETAIN,
     });
+    // Object Lock keeps every locked version, but a plain DELETE would still add a delete marker that hides the
+    // current one from listings (a digest seemingly gone). Nobody deletes here, whatever their IAM policies say.
+    this.archive.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'NobodyDeletesArchivedRecords',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+        resources: [this.archive.arnForObjects('*')],
+      }),
+    );
     Validations.of(this.archive).acknowledge({
       id: 'AwsSolutions-S1',
       reason:

@@ -145,6 +145,14 @@ describe('AuditIntegrity: Object Lock archive, signing key, digest and archive f
       .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
       .find((st) => st.Condition?.Bool?.['aws:SecureTransport'] === 'false');
     expect(policy?.Effect).toBe('Deny');
+    const noDelete = Object.values(resourcesOf(template, 'AWS::S3::BucketPolicy'))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+      .find((st) => st.Sid === 'NobodyDeletesArchivedRecords');
+    expect(noDelete).toMatchObject({
+      Effect: 'Deny',
+      Principal: { AWS: '*' },
+      Action: ['s3:DeleteObject', 's3:DeleteObjectVersion'],
+    });
   });
 
   test('retention follows audit.retentionDays', () => {
