@@ -55,6 +55,27 @@ export interface VerifyResult {
 
 const keyOf = (accountId: string, keyId: string) => `${accountId}#${keyId}`;
 
+/** Keys read at once: a deployed table with tens of thousands of keys is two Queries per key. */
+const READ_CONCURRENCY = 8;
+
+/** Each key's links and decision items, in the order of `keys`, a few keys in flight (memory: those few). */
+async function* readKeys(
+  source: ChainSource,
+  keys: readonly { accountId: string; keyId: string }[],
+): AsyncGenerator<{ accountId: string; keyId: string; links: ChainLink[]; items: StoredDecisionItem[] }> {
+  for (let i = 0; i < keys.length; i += READ_CONCURRENCY) {
+    const batch = keys.slice(i, i + READ_CONCURRENCY);
+    const loaded = await Promise.all(
+      batch.map(async (k) => ({
+        ...k,
+        links: await source.chainLinks(k.accountId, k.keyId),
+        items: await source.decisionItems(k.accountId, k.keyId),
+      })),
+    );
+    yield* loaded;
+  }
+}
+
 export async function verifyRecord(source: ChainSource, signed: SignedHeads | null): Promise<VerifyResult> {
   const result: VerifyResult = {
     keys: 0,
@@ -73,10 +94,8 @@ export async function verifyRecord(source: ChainSource, signed: SignedHeads | nu
     signedByKey.set(k, list);
   }
   const seen = new Set<string>();
-  for (const { accountId, keyId } of await source.keysOnRecord()) {
+  for await (const { accountId, keyId, links, items } of readKeys(source, await source.keysOnRecord())) {
     seen.add(keyOf(accountId, keyId));
-    const links = await source.chainLinks(accountId, keyId);
-    const items = await source.decisionItems(accountId, keyId);
     const report = verifyKeyChain(links, items);
     result.keys += 1;
     result.links += report.links;
