@@ -77,8 +77,11 @@ export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: Verif
   let source: AuditSource | undefined;
   try {
     const env = deps.env ?? process.env;
-    const bucket = opts.archiveBucket?.trim() || env[ARCHIVE_BUCKET_ENV]?.trim() || undefined;
-    if (bucket && opts.store?.trim()) {
+    const store = opts.store?.trim();
+    // The environment's bucket goes with the deployed table; an explicit --store has no digests to check.
+    const bucket =
+      opts.archiveBucket?.trim() || (store ? undefined : env[ARCHIVE_BUCKET_ENV]?.trim()) || undefined;
+    if (bucket && store) {
       throw new AuditUsageError(
         '--archive-bucket: the embedded store has no signed digests; use it with --table',
       );

@@ -326,9 +326,15 @@ describe('keyguard audit verify on the embedded store', () => {
     const dir = await makeStore();
 
     const r = await verify(['--store', dir, '--archive-bucket', 'archive']);
+    // The environment's bucket belongs to the deployed table: --store ignores it.
+    const withEnv = await verify(['--store', dir], {
+      ...NO_AWS,
+      env: { KEYGUARD_ARCHIVE_BUCKET: 'archive' },
+    });
 
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--archive-bucket');
+    expect(withEnv.code).toBe(0);
   });
 
   it('cannot verify without a store: exit 2, never 0 or 1', async () => {
