@@ -10,7 +10,8 @@ import type { LeakSightings, LeakVerificationResult } from './types';
  *    robin over the users (and access key ids) they name, within the verification budget: a flood naming one
  *    user does not hold back the check of another user's key.
  * 2. Then the strings are decided in this order: VERIFIED ones (always, one decision per string), UNVERIFIED
- *    ones one by one up to MAX_UNVERIFIED_PER_SUBJECT per user, then GROUPS: per user, one decision for all
+ *    ones one by one up to MAX_UNVERIFIED_PER_SUBJECT per user and MAX_UNVERIFIED_PER_BATCH in all, then
+ *    GROUPS: per user, one decision for all
  *    its REJECTED strings and one for its UNVERIFIED strings past that bound (counts and a bounded sample of
  *    fingerprints and log event ids: LeakSightings). At most MAX_GROUPS group decisions per batch, and
  *    MAX_REJECTED_SHORT_TERM rejected short-term strings decided one by one (each needs CloudTrail lookups).
@@ -18,14 +19,18 @@ import type { LeakSightings, LeakVerificationResult } from './types';
  *    VERIFIED strings waits for time), is not decided: it is logged with counts and a sample of fingerprints
  *    and counted in a metric, never dropped silently, and the batch does not fail because of it.
  *
- * So the pipeline runs at most (verified strings) + MAX_UNVERIFIED_PER_SUBJECT × (users) … bounded by the
- * constants below plus the real keys in the batch, not by the number of forged strings. Pure: no I/O.
+ * So the pipeline runs at most once per VERIFIED string (only a working key is one: an attacker cannot add
+ * any), plus MAX_UNVERIFIED_PER_BATCH + MAX_REJECTED_SHORT_TERM + MAX_GROUPS decisions: the work of a batch
+ * does not grow with the number of forged strings in it. Only the checks do (one call each, concurrent and
+ * within the budget). Pure: no I/O.
  */
 
 /** Checks in flight at once. */
 export const VERIFICATION_CONCURRENCY = 16;
 /** Distinct UNVERIFIED strings of one user (or access key id) decided one by one; the rest are grouped. */
 export const MAX_UNVERIFIED_PER_SUBJECT = 3;
+/** UNVERIFIED strings decided one by one per batch, all subjects together; the rest are grouped per user. */
+export const MAX_UNVERIFIED_PER_BATCH = 10;
 /** Rejected short-term strings decided one by one per batch (each costs CloudTrail lookups); the rest logged. */
 export const MAX_REJECTED_SHORT_TERM = 3;
 /** Group decisions (all REJECTED or excess UNVERIFIED strings of one user) per batch; the rest logged. */
@@ -66,6 +71,8 @@ export interface LeakGroup<C> {
   result: 'REJECTED' | 'UNVERIFIED';
   /** In batch order. */
   candidates: C[];
+  /** Strings of this subject with the same result decided one by one before the group (UNVERIFIED only). */
+  oneByOne: number;
 }
 
 export interface BatchPlan<C> {
@@ -87,6 +94,8 @@ export function planBatch<C extends PlanCandidate>(
   const sorted = [...candidates].sort((a, b) => a.order - b.order);
   const plan: BatchPlan<C> = { verified: [], individual: [], groups: [], overflow: [] };
   const unverifiedOf = new Map<string, number>();
+  const oneByOneOf = new Map<string, number>();
+  let unverifiedOneByOne = 0;
   let rejectedShort = 0;
   const unverifiedGroups = new Map<string, LeakGroup<C>>();
   const rejectedGroups = new Map<string, LeakGroup<C>>();
@@ -98,8 +107,11 @@ export function planBatch<C extends PlanCandidate>(
     } else if (result === 'UNVERIFIED') {
       const seen = unverifiedOf.get(c.subject) ?? 0;
       unverifiedOf.set(c.subject, seen + 1);
-      if (seen < MAX_UNVERIFIED_PER_SUBJECT) plan.individual.push(c);
-      else if (c.kind === 'SHORT_TERM') overflowShort.push(c);
+      if (seen < MAX_UNVERIFIED_PER_SUBJECT && unverifiedOneByOne < MAX_UNVERIFIED_PER_BATCH) {
+        plan.individual.push(c);
+        unverifiedOneByOne += 1;
+        oneByOneOf.set(c.subject, (oneByOneOf.get(c.subject) ?? 0) + 1);
+      } else if (c.kind === 'SHORT_TERM') overflowShort.push(c);
       else addTo(unverifiedGroups, c, 'UNVERIFIED');
     } else if (c.kind === 'SHORT_TERM') {
       if (rejectedShort < MAX_REJECTED_SHORT_TERM) plan.individual.push(c);
@@ -109,6 +121,7 @@ export function planBatch<C extends PlanCandidate>(
       addTo(rejectedGroups, c, 'REJECTED');
     }
   }
+  for (const g of unverifiedGroups.values()) g.oneByOne = oneByOneOf.get(g.subject) ?? 0;
   const groups = [...unverifiedGroups.values(), ...rejectedGroups.values()];
   plan.groups = groups.slice(0, MAX_GROUPS);
   plan.overflow = [...overflowShort, ...groups.slice(MAX_GROUPS).flatMap((g) => g.candidates)].sort(
@@ -124,7 +137,7 @@ function addTo<C extends PlanCandidate>(
 ): void {
   const g = groups.get(c.subject);
   if (g) g.candidates.push(c);
-  else groups.set(c.subject, { subject: c.subject, result, candidates: [c] });
+  else groups.set(c.subject, { subject: c.subject, result, candidates: [c], oneByOne: 0 });
 }
 
 /** One string seen in one log event. */

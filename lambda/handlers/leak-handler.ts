@@ -16,7 +16,6 @@ import { findBatchLeaks, MAX_BATCH_BYTES } from '../domain/leak-batch';
 import { leakGroupDecision, rejectedLeakDecision, shortTermLeakDecision } from '../domain/leak-decision';
 import {
   type LeakGroup,
-  MAX_UNVERIFIED_PER_SUBJECT,
   notDecided,
   type PlanCandidate,
   planBatch,
@@ -434,7 +433,7 @@ export function createLeakHandler(rt: LeakRuntime) {
               ...input,
               leak,
               result: g.result,
-              decidedOneByOne: MAX_UNVERIFIED_PER_SUBJECT,
+              decidedOneByOne: g.oneByOne,
             });
       // One notice per group. Notice first, then the record: a failure in between re-sends it on retry.
       const decision: Decision = notified ? { ...built, notice: null } : built;
@@ -488,7 +487,7 @@ export function createLeakHandler(rt: LeakRuntime) {
     const leak: LeakEvidence = verification ? { ...found, verification } : found;
     if (verification?.result === 'REJECTED') {
       // Only a string remembered as a leak of this key and not on record for this batch comes here.
-      return group(b, { subject: c.subject, result: 'REJECTED', candidates: [c] });
+      return group(b, { subject: c.subject, result: 'REJECTED', candidates: [c], oneByOne: 0 });
     }
     const decisions: Decision[] = [];
     let duplicate = false;

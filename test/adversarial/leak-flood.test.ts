@@ -14,7 +14,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import { BedrockKeyProbe, type FetchLike } from '../../lambda/adapters/bedrock-key-probe';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
-import { MAX_SAMPLE } from '../../lambda/domain/leak-plan';
+import { MAX_GROUPS, MAX_SAMPLE } from '../../lambda/domain/leak-plan';
 import type { Decision } from '../../lambda/domain/types';
 import { createLeakHandler, type LeakRuntime } from '../../lambda/handlers/leak-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
@@ -353,6 +353,103 @@ describe('leak function on a flood of distinct forged keys', () => {
       });
       expect(logged?.fingerprints).toEqual(forged.slice(0, MAX_SAMPLE).map(fingerprint));
       expect(out.text()).toContain('"LeaksNotDecided"');
+    },
+    LIMIT_MS,
+  );
+  it(
+    'when no string can be verified, the real key among them gets a critical notice and nothing is deactivated',
+    async () => {
+      // Prepare: Bedrock answers 503 to everything (no telling answer), 500 forged strings and the real key
+      const unavailable: FetchLike = async () =>
+        new Response('{"message":"Service Unavailable"}', { status: 503 });
+      const rt = await runtime(unavailable);
+      const forged = forgedKeys(500);
+      dynamoCalls = [];
+
+      // Act
+      const result = await createLeakHandler(rt)(batch(floodMessages(forged, 10)));
+
+      // Assess: nothing deactivated; the real key is in the user's unverified group, whose notice is critical
+      expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
+      const findings = result.status === 'scanned' ? result.findings : [];
+      expect(findings.find((f) => f.fingerprint === fingerprint(REAL_KEY))).toMatchObject({
+        outcome: 'unverified',
+        verification: 'UNVERIFIED',
+      });
+      const decisions = await decisionsOnKey(rt);
+      const group = decisions.find((d) => (d.leak?.sightings?.strings ?? 0) > 1);
+      expect(group).toMatchObject({
+        action: 'NOTIFY',
+        applied: false,
+        leak: { sightings: { strings: 498 }, verification: { result: 'UNVERIFIED' } },
+      });
+      expect(group?.violations[0]?.severity).toBe('critical');
+      // Three strings one by one, then the group: a bounded number of decisions and calls
+      expect(decisions).toHaveLength(4);
+      expect(work().iam).toBeLessThanOrEqual(6);
+      expect(work().sns).toBeLessThanOrEqual(4);
+      expect(dynamoCalls.length).toBeLessThanOrEqual(60);
+      const severities = sns
+        .commandCalls(PublishCommand)
+        .map((c) => c.args[0].input.MessageAttributes?.severity?.StringValue);
+      expect(severities).toContain('critical');
+      // Every string checked is logged with its fingerprint (the real one too): a person can find it
+      const checked = out
+        .lines()
+        .filter((l) => l.message === 'found key checked')
+        .map((l) => l.fingerprint);
+      expect(checked).toContain(fingerprint(REAL_KEY));
+      expect(checked).toHaveLength(501);
+    },
+    LIMIT_MS,
+  );
+
+  it(
+    'strings naming many users: at most MAX_GROUPS group decisions, the rest logged and counted, the real key decided',
+    async () => {
+      // Prepare: 5 forged strings for each of 30 users that all have a key, then the real key of USER
+      iam.on(ListServiceSpecificCredentialsCommand).callsFake((input: { UserName?: string }) => ({
+        ServiceSpecificCredentials: [
+          {
+            UserName: input.UserName,
+            Status: 'Active',
+            ServiceCredentialAlias: `${input.UserName}-at-${ACCOUNT}`,
+            CreateDate: new Date('2026-10-01T00:00:00Z'),
+            ExpirationDate: new Date('2026-12-30T00:00:00Z'),
+            ServiceSpecificCredentialId:
+              input.UserName === USER
+                ? KEY_ID
+                : `ACCA${String(input.UserName).toUpperCase().replace(/-/g, '')}`,
+            ServiceName: 'bedrock.amazonaws.com',
+          },
+        ],
+      }));
+      const rt = await runtime(simulatedBedrock().fetch);
+      const users = Array.from({ length: 30 }, (_v, i) => `team-${i}`);
+      const lines = users.map(
+        (u) =>
+          `GET /q=${Array.from({ length: 5 }, () => `ABSK${Buffer.from(`${u}-at-${ACCOUNT}:${randomBytes(45).toString('base64')}`).toString('base64')}`).join(' ')}`,
+      );
+      lines.push(`token=${REAL_KEY}`);
+
+      // Act
+      const result = await createLeakHandler(rt)(batch(lines));
+
+      // Assess
+      const findings = result.status === 'scanned' ? result.findings : [];
+      expect(findings.find((f) => f.fingerprint === fingerprint(REAL_KEY))?.outcome).toBe('deactivated');
+      expect(findings.filter((f) => f.outcome === 'rejected')).toHaveLength(MAX_GROUPS * 5);
+      expect(findings.filter((f) => f.outcome === 'not-decided')).toHaveLength((30 - MAX_GROUPS) * 5);
+      const logged = out.lines().find((l) => l.message === 'leak findings not decided in this batch');
+      expect(logged).toMatchObject({
+        reason: 'bound',
+        strings: 100,
+        subjects: 20,
+        byResult: { REJECTED: 100 },
+      });
+      // IAM: one listing and one tag read per group and for the real key, and its deactivation (re-read, update)
+      expect(iam.calls().length).toBeLessThanOrEqual(2 * (MAX_GROUPS + 1) + 2);
+      expect(sns.calls().length).toBe(MAX_GROUPS + 1);
     },
     LIMIT_MS,
   );
