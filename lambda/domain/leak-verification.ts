@@ -24,15 +24,28 @@ export interface LeakVerifier {
 }
 
 /**
+ * `LeakVerification.method` of a string the leak function did not check at all because its batch had used its
+ * verification budget or needed its remaining time (domain/leak-plan.ts). Anyone who can write to a subscribed log
+ * can cause that (a flood of distinct strings), so unlike a check that failed it never deactivates, whatever
+ * `leakDetection.deactivateUnverified` says.
+ */
+export const SKIPPED_CHECK = 'skipped';
+
+function skipped(leak: LeakEvidence): boolean {
+  return leak.verification?.result === 'UNVERIFIED' && leak.verification.method === SKIPPED_CHECK;
+}
+
+/**
  * Whether this leak may deactivate a key: a verified one, or an unverified one (including a leak recorded before
- * keys were verified) when the policy opts in. A rejected one never.
+ * keys were verified) when the policy opts in, unless it was not checked at all (SKIPPED_CHECK). A rejected one
+ * never.
  */
 export function leakMayDeactivate(leak: LeakEvidence | null | undefined, config: Config): boolean {
   if (!leak) return false;
   const result = leak.verification?.result ?? 'UNVERIFIED';
   if (result === 'VERIFIED') return true;
   if (result === 'REJECTED') return false;
-  return config.leakDetection.deactivateUnverified;
+  return config.leakDetection.deactivateUnverified && !skipped(leak);
 }
 
 /** The leak to remember on the key: a verified one is not replaced by a later finding that is not. */
@@ -67,6 +80,13 @@ export function describeVerification(leak: LeakEvidence, config: Config): string
     );
   }
   if (v.result !== 'UNVERIFIED') return verificationNote(v);
+  if (skipped(leak)) {
+    return (
+      `${verificationNote(v)}, so it was not deactivated automatically, even with ` +
+      'leakDetection.deactivateUnverified (a flood of strings can leave a batch without time to check): ' +
+      'check whether it is the real key and deactivate it if so'
+    );
+  }
   return config.leakDetection.deactivateUnverified
     ? `${verificationNote(v)}; leakDetection.deactivateUnverified is true, so it is treated as leaked`
     : `${verificationNote(v)}, so it was not deactivated automatically ` +

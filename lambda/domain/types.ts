@@ -99,7 +99,10 @@ export type LeakVerificationResult = 'VERIFIED' | 'REJECTED' | 'UNVERIFIED';
 
 export interface LeakVerification {
   result: LeakVerificationResult;
-  /** The call made, e.g. `bedrock:ListFoundationModels us-east-1` (`none` when no call was made). */
+  /**
+   * The call made, e.g. `bedrock:ListFoundationModels us-east-1` (`none` when no call could be made, `skipped`
+   * when none was tried: the batch's budget or time was used up; such a leak never deactivates automatically).
+   */
   method: string;
   /** When the answer came (ISO). */
   checkedAt: string;

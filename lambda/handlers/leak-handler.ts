@@ -23,7 +23,7 @@ import {
   VERIFICATION_CONCURRENCY,
   verificationOrder,
 } from '../domain/leak-plan';
-import { type KeyCandidate, keyInText, type LeakVerifier } from '../domain/leak-verification';
+import { type KeyCandidate, keyInText, type LeakVerifier, SKIPPED_CHECK } from '../domain/leak-verification';
 import type { LeakFinding, LeakSpan, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
 import type {
@@ -611,8 +611,8 @@ export function createLeakHandler(rt: LeakRuntime) {
     );
   }
 
-  function unverified(reason: string): LeakVerification {
-    return { result: 'UNVERIFIED', method: 'none', checkedAt: now().toISOString(), reason, principal: null };
+  function unverified(reason: string, method = 'none'): LeakVerification {
+    return { result: 'UNVERIFIED', method, checkedAt: now().toISOString(), reason, principal: null };
   }
 
   /**
@@ -624,9 +624,15 @@ export function createLeakHandler(rt: LeakRuntime) {
     let v: LeakVerification;
     const key = keyInText(c.text, c.span, fingerprint);
     if (clock() - startedAt >= budgetMs) {
-      v = unverified(`the checks of this batch took their whole budget (${budgetMs} ms): no call made`);
+      v = unverified(
+        `the checks of this batch took their whole budget (${budgetMs} ms): no call made`,
+        SKIPPED_CHECK,
+      );
     } else if (b.remaining() < 2 * reserveMs) {
-      v = unverified("the function's remaining time was kept for deciding the batch: no call made");
+      v = unverified(
+        "the function's remaining time was kept for deciding the batch: no call made",
+        SKIPPED_CHECK,
+      );
     } else if (key === null) {
       v = unverified('the key could not be read back from its log line for the check');
     } else {

@@ -1,6 +1,11 @@
 import { type EvaluationContext, evaluate } from '../../lambda/domain/evaluate';
 import { rejectedLeakDecision } from '../../lambda/domain/leak-decision';
-import { keyInText, leakMayDeactivate, leakToRemember } from '../../lambda/domain/leak-verification';
+import {
+  keyInText,
+  leakMayDeactivate,
+  leakToRemember,
+  SKIPPED_CHECK,
+} from '../../lambda/domain/leak-verification';
 import { findLeakSpans } from '../../lambda/domain/leaks';
 import { buildNotice } from '../../lambda/domain/notice';
 import { planNotice } from '../../lambda/domain/staging';
@@ -255,6 +260,19 @@ describe('evaluate: only a verified leak deactivates', () => {
     expect(d.action).toBe('NOTIFY');
     expect(d.violations[0]).toMatchObject({ code: 'LEAKED', severity: 'medium' });
     expect(leakMayDeactivate(leak, config)).toBe(false);
+  });
+
+  it('an UNVERIFIED leak that was never checked (budget or time used up) does not deactivate, even with the opt-in', () => {
+    const config = parseConfig({ mode: 'enforce', leakDetection: { deactivateUnverified: true } });
+    const failed = { ...LEAK, verification: verification('UNVERIFIED') };
+    const skipped = { ...LEAK, verification: { ...verification('UNVERIFIED'), method: SKIPPED_CHECK } };
+
+    expect(evaluate(key(), ctx({ config, leak: failed })).action).toBe('DEACTIVATE');
+    expect(evaluate(key(), ctx({ config, leak: skipped })).action).toBe('NOTIFY');
+    // Remembered on the key, it does not deactivate at a later sweep either
+    expect(
+      evaluate(key(), ctx({ config, leak: null, history: { ...EMPTY_HISTORY, leak: skipped } })).action,
+    ).toBe('NOTIFY');
   });
 
   it('a later unverified finding does not undo a verified leak remembered on the key', () => {

@@ -636,6 +636,55 @@ describe('leak handler: only a verified leak deactivates', () => {
     );
   });
 
+  it('a string left unchecked by the budget is never deactivated automatically, even with deactivateUnverified', async () => {
+    // Prepare: the opt-in is for a check that fails; a flood of strings exhausting the budget must not trigger it
+    const rt = await freshRuntime('enforce', NOW, { deactivateUnverified: true });
+    iam.on(ListServiceSpecificCredentialsCommand).callsFake((input: { UserName?: string }) => ({
+      ServiceSpecificCredentials: [
+        {
+          ...bedrockKey(`ACCA${input.UserName?.slice(-4).toUpperCase()}`, 'Active'),
+          UserName: input.UserName,
+        },
+      ],
+    }));
+    verifier.answer = 'UNVERIFIED';
+    let clockMs = 0;
+    const slow: LeakVerifier = {
+      verify: async (candidate) => {
+        clockMs += 8000;
+        return verifier.verify(candidate);
+      },
+    };
+    const keys = ['skip-1', 'skip-2', 'skip-3', 'skip-4'].map((seed) => fakeLongTermKey(seed));
+
+    // Act
+    const result = await createLeakHandler({
+      ...rt,
+      verifier: slow,
+      clock: () => clockMs,
+      verificationConcurrency: 1,
+    })(subscriptionEvent(keys.map((k, i) => ({ id: `${LINE_ID}${i}`, message: k }))));
+
+    // Assess: the three checked (unverified: the opt-in applies) are deactivated, the unchecked one is not
+    const findings = (result as { findings: Array<{ outcome: string; keyIds: string[] }> }).findings;
+    expect(findings.map((f) => f.outcome)).toEqual([
+      'deactivated',
+      'deactivated',
+      'deactivated',
+      'unverified',
+    ]);
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 3);
+    const [last] = await decisionsOf(rt, findings[3]?.keyIds[0] ?? '');
+    expect(last).toMatchObject({
+      action: 'NOTIFY',
+      applied: false,
+      leak: { verification: { result: 'UNVERIFIED', method: 'skipped' } },
+    });
+    expect(last?.violations.find((v) => v.code === 'LEAKED')?.detail).toContain(
+      'not deactivated automatically, even with leakDetection.deactivateUnverified',
+    );
+  });
+
   it('a redelivered REJECTED finding is not recorded or notified again', async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
