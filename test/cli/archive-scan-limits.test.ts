@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { MAX_JSON_DEPTH, nestingExceeds, scanFile } from '../../lambda/cli/archive-scan';
 import { type InputFile, invalidUtf8, MiB } from '../../lambda/cli/inputs';
-import { REPLAY_FILTER } from '../../lambda/cli/replay';
+import { parseReadBounds, REPLAY_FILTER } from '../../lambda/cli/replay';
 import { createKeyRecord, removeTempDirs, tempDir, writeFile } from './helpers';
 
 /**
@@ -135,5 +135,28 @@ describe('invalidUtf8', () => {
     expect(invalidUtf8(Buffer.from('plain ascii and é and \ufffd'))).toBe(0);
     expect(invalidUtf8(Buffer.from([0x61, 0xff, 0xfe, 0x62, 0xc3]))).toBe(3);
     expect(invalidUtf8(Buffer.concat([Buffer.from('\ufffd'), Buffer.from([0xe2, 0x82])]))).toBe(1);
+  });
+});
+
+describe('parseReadBounds (--max-file-size, --max-record-size, --stall-timeout)', () => {
+  it('defaults to 512 MiB per file, 32 MiB per record and 120 s without progress', () => {
+    // Act / Assess
+    expect(parseReadBounds({})).toEqual({
+      limits: { maxFileBytes: 512 * MiB, maxRecordBytes: 32 * MiB },
+      stallMs: 120_000,
+    });
+    expect(parseReadBounds({ maxFileSize: '2048', maxRecordSize: '1', stallTimeout: '5' })).toEqual({
+      limits: { maxFileBytes: 2048 * MiB, maxRecordBytes: MiB },
+      stallMs: 5000,
+    });
+  });
+
+  it.each([
+    [{ maxFileSize: '4097' }, '--max-file-size: "4097" is not a whole number of MiB from 1 to 4096'],
+    [{ maxRecordSize: '1.5' }, '--max-record-size: "1.5" is not a whole number of MiB from 1 to 256'],
+    [{ stallTimeout: '-1' }, '--stall-timeout: "-1" is not a whole number of seconds from 1 to 86400'],
+  ])('refuses %j, naming the option', (options, message) => {
+    // Act / Assess
+    expect(() => parseReadBounds(options)).toThrow(message);
   });
 });
