@@ -130,9 +130,9 @@ export interface LeakEvidence {
    */
   verification?: LeakVerification;
   /**
-   * Present when the decision covers more than one sighting in its batch: a string seen in several log events,
-   * or a group of strings naming one user decided together (all its rejected strings, or its unverified ones
-   * past the per-user bound: lambda/domain/leak-plan.ts). The fields above describe the first of them.
+   * Present on a decision about a string seen in several log events of its batch, and on every group decision
+   * (strings naming one user decided together: all its rejected strings, or its unverified ones past the bounds,
+   * lambda/domain/leak-plan.ts). The fields above describe the first of them.
    */
   sightings?: LeakSightings;
 }

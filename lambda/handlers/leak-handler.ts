@@ -365,8 +365,9 @@ export function createLeakHandler(rt: LeakRuntime) {
    * Strings naming one user decided together (domain/leak-plan.ts): all its rejected strings, or its unverified
    * ones past the per-user bound. One decision per key the strings name, one notice, nothing acted on and nothing
    * remembered on the key. The decision id is the user's first log event in the batch: a redelivery finds it.
+   * `own`: one string a decision of its own (its id per string), from longTerm.
    */
-  async function group(b: BatchState, g: LeakGroup<Candidate>): Promise<void> {
+  async function group(b: BatchState, g: LeakGroup<Candidate>, own?: { decisionId: string }): Promise<void> {
     const facts = (g.candidates[0] as Candidate).finding.longTerm as LongTermFacts;
     const keys = await keysOf(b, facts);
     if (keys.length === 0) {
@@ -376,21 +377,29 @@ export function createLeakHandler(rt: LeakRuntime) {
     const { targets, certain } = targetsFor(keys, facts);
     const known = await Promise.all(targets.map((k) => audit.getKnownKey(facts.accountId, k.keyId)));
     let members = g.candidates;
-    if (g.result === 'REJECTED') {
+    if (g.result === 'REJECTED' && !own) {
       // A redelivered batch: a key this batch got deactivated is rejected by now. The leak remembered on the key
-      // says so: that string is finished one by one, with the decision on record.
-      const remembered = new Set(known.map((k) => k?.history?.leak?.fingerprint));
-      for (const c of members.filter((m) => remembered.has(m.fingerprint))) await longTerm(b, c);
-      members = members.filter((m) => !remembered.has(m.fingerprint));
+      // says so, and the decision on record for this batch: that string is finished one by one with it. (A key
+      // deactivated for an earlier batch's leak has no decision for this one: it is rejected now, with the rest.)
+      const leaks = new Set(known.map((k) => k?.history?.leak?.fingerprint));
+      const finished = new Set<string>();
+      for (const c of members.filter((m) => leaks.has(m.fingerprint))) {
+        if (!(await onRecord(targets, facts.accountId, decisionIdOf(c)))) continue;
+        await longTerm(b, c);
+        finished.add(c.fingerprint);
+      }
+      members = members.filter((m) => !finished.has(m.fingerprint));
       if (members.length === 0) return;
     }
     const first = members[0] as Candidate;
     const trigger = triggerOf(b.firstOfSubject.get(g.subject) ?? (first.sightings[0] as Sighting).location);
-    const decisionId = decisionIdFor(
-      'leak',
-      trigger.eventTime as string,
-      `${trigger.eventId}/${g.result.toLowerCase()}/${facts.userName}`,
-    );
+    const decisionId =
+      own?.decisionId ??
+      decisionIdFor(
+        'leak',
+        trigger.eventTime as string,
+        `${trigger.eventId}/${g.result.toLowerCase()}/${facts.userName}`,
+      );
     const base = evidenceOf(first);
     const leak = {
       ...base,
@@ -486,8 +495,12 @@ export function createLeakHandler(rt: LeakRuntime) {
     const verification = earlier ? (earlier.leak?.verification ?? null) : (c.verification ?? null);
     const leak: LeakEvidence = verification ? { ...found, verification } : found;
     if (verification?.result === 'REJECTED') {
-      // Only a string remembered as a leak of this key and not on record for this batch comes here.
-      return group(b, { subject: c.subject, result: 'REJECTED', candidates: [c], oneByOne: 0 });
+      // Not expected (rejected strings are decided in groups): a decision on record saying REJECTED.
+      return group(
+        b,
+        { subject: c.subject, result: 'REJECTED', candidates: [c], oneByOne: 0 },
+        { decisionId },
+      );
     }
     const decisions: Decision[] = [];
     let duplicate = false;

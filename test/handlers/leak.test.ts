@@ -685,6 +685,45 @@ describe('leak handler: only a verified leak deactivates', () => {
     );
   });
 
+  it('a key deactivated for a leak, found again in a later batch, is recorded as rejected now (and the batch ends)', async () => {
+    // Prepare: the first batch deactivates the key (the leak is remembered on it); then IAM shows it Inactive
+    // and Bedrock rejects it
+    const rt = await freshRuntime('enforce');
+    oneKey();
+    const handler = createLeakHandler(rt);
+    await handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Inactive')] });
+    verifier.answer = 'REJECTED';
+
+    const forged = `ABSK${Buffer.from(`${ALIAS}:${'f'.repeat(60)}`).toString('base64')}`;
+
+    // Act: the same key in a new log event, with a forged string of the same user
+    const later = await handler(
+      subscriptionEvent([
+        { id: `${LINE_ID}8`, message: `again ${LONG}` },
+        { id: `${LINE_ID}9`, message: forged },
+      ]),
+    );
+
+    // Assess: both rejected now, recorded together; nothing deactivated again
+    expect(later).toMatchObject({
+      findings: [
+        { outcome: 'rejected', verification: 'REJECTED' },
+        { outcome: 'rejected', verification: 'REJECTED' },
+      ],
+    });
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    const decisions = await decisionsOf(rt, KEY_A);
+    expect(
+      decisions.map((d) => [d.action, d.leak?.verification?.result, d.leak?.sightings?.strings]),
+    ).toEqual([
+      ['DEACTIVATE', 'VERIFIED', undefined],
+      ['NOTIFY', 'REJECTED', 2],
+    ]);
+  }, 15_000);
+
   it('a redelivered REJECTED finding is not recorded or notified again', async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
