@@ -1,3 +1,5 @@
+import type { LongTermFacts } from './leaks';
+import type { KeyMetadata } from './pipeline';
 import type { LeakSightings, LeakVerificationResult } from './types';
 
 /**
@@ -194,4 +196,21 @@ export function notDecided(
     subjects: subjects.size,
     fingerprints: items.slice(0, MAX_SAMPLE).map((i) => i.fingerprint),
   };
+}
+
+/**
+ * The keys a leaked long-term key may be: it names its user and account, not its key id. The key decided on: the
+ * user's only key; else the one whose alias matches; else the user's only Active key. Otherwise (`certain` false)
+ * every candidate gets a critical notice naming them all, and none is deactivated (keyguard will not guess).
+ */
+export function leakTargets(
+  keys: KeyMetadata[],
+  facts: LongTermFacts,
+): { targets: KeyMetadata[]; certain: boolean } {
+  if (keys.length === 1) return { targets: keys, certain: true };
+  const byAlias = keys.filter((k) => k.alias === facts.alias);
+  if (byAlias.length === 1) return { targets: byAlias, certain: true };
+  const active = keys.filter((k) => k.status === 'Active');
+  if (active.length === 1) return { targets: active, certain: true };
+  return { targets: active.length > 1 ? active : keys, certain: false };
 }

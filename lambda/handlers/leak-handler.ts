@@ -16,6 +16,7 @@ import { findBatchLeaks, MAX_BATCH_BYTES } from '../domain/leak-batch';
 import { leakGroupDecision, rejectedLeakDecision, shortTermLeakDecision } from '../domain/leak-decision';
 import {
   type LeakGroup,
+  leakTargets,
   notDecided,
   type PlanCandidate,
   planBatch,
@@ -309,23 +310,6 @@ export function createLeakHandler(rt: LeakRuntime) {
     return keys;
   }
 
-  /**
-   * A leaked long-term key names its user and account, not its key id. The key decided on: the user's only key;
-   * else the one whose alias matches; else the user's only Active key. Otherwise every candidate gets a critical
-   * notice naming them all, and none is deactivated (keyguard will not guess).
-   */
-  function targetsFor(
-    keys: KeyMetadata[],
-    facts: LongTermFacts,
-  ): { targets: KeyMetadata[]; certain: boolean } {
-    if (keys.length === 1) return { targets: keys, certain: true };
-    const byAlias = keys.filter((k) => k.alias === facts.alias);
-    if (byAlias.length === 1) return { targets: byAlias, certain: true };
-    const active = keys.filter((k) => k.status === 'Active');
-    if (active.length === 1) return { targets: active, certain: true };
-    return { targets: active.length > 1 ? active : keys, certain: false };
-  }
-
   /** A finding already on record under this decision id for one of these keys (a redelivered batch). */
   async function onRecord(targets: KeyMetadata[], accountId: string, decisionId: string) {
     for (const meta of targets) {
@@ -374,7 +358,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       for (const c of g.candidates) for (const s of c.sightings) ignored(b, 'no-bedrock-keys', c.finding, s);
       return;
     }
-    const { targets, certain } = targetsFor(keys, facts);
+    const { targets, certain } = leakTargets(keys, facts);
     const known = await Promise.all(targets.map((k) => audit.getKnownKey(facts.accountId, k.keyId)));
     let members = g.candidates;
     if (g.result === 'REJECTED' && !own) {
@@ -485,7 +469,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       for (const s of c.sightings) ignored(b, 'no-bedrock-keys', c.finding, s);
       return;
     }
-    const { targets, certain } = targetsFor(keys, facts);
+    const { targets, certain } = leakTargets(keys, facts);
     const evidence = evidenceOf(c);
     const found: LeakEvidence = certain ? evidence : { ...evidence, candidates: targets.map((k) => k.keyId) };
     const decisionId = decisionIdOf(c);
