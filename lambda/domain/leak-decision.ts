@@ -3,7 +3,7 @@ import { describeLeak, isNeverExpiring } from './evaluate';
 import { describeVerification, verificationNote } from './leak-verification';
 import type { ShortTermFacts } from './leaks';
 import type { KeyMetadata } from './pipeline';
-import type { Decision, LeakEvidence, Owner, Trigger } from './types';
+import type { Decision, LeakEvidence, Owner, Trigger, Violation } from './types';
 
 /**
  * The leak decisions that do not go through evaluate(): a found string Bedrock rejected (about a long-term key's
@@ -37,6 +37,21 @@ export function rejectedLeakDecision(i: RejectedLeakInput): Decision {
     i.leak.candidates && i.leak.candidates.length > 1 ? ` (one of ${i.leak.candidates.join(', ')})` : '';
   const others = (i.leak.sightings?.logEvents ?? 1) - 1;
   const elsewhere = others > 0 ? ` and in ${others} other log events of the batch` : '';
+  return notifyOnlyLeakDecision(i, {
+    code: 'LEAKED',
+    severity: 'medium',
+    detail:
+      `a string shaped as a Bedrock API key of user ${i.userName}${candidates} was found in ${i.where}${elsewhere}; ` +
+      `${describeVerification(i.leak, i.config)}. It is forged (the user name is public), or a key that is ` +
+      'inactive, expired or deleted; nothing was deactivated',
+  });
+}
+
+/**
+ * A leak decision that only tells (NOTIFY, nothing applied, no deadline, nothing remembered on the key), with the
+ * key's metadata as IAM lists it and the one LEAKED violation given.
+ */
+function notifyOnlyLeakDecision(i: RejectedLeakInput, violation: Violation): Decision {
   return {
     decisionId: i.decisionId,
     decidedAt: i.now.toISOString(),
@@ -50,16 +65,7 @@ export function rejectedLeakDecision(i: RejectedLeakInput): Decision {
     expiresAt: i.meta.expiresAt,
     neverExpires: isNeverExpiring(i.meta.expiresAt),
     owner: i.owner,
-    violations: [
-      {
-        code: 'LEAKED',
-        severity: 'medium',
-        detail:
-          `a string shaped as a Bedrock API key of user ${i.userName}${candidates} was found in ${i.where}${elsewhere}; ` +
-          `${describeVerification(i.leak, i.config)}. It is forged (the user name is public), or a key that is ` +
-          'inactive, expired or deleted; nothing was deactivated',
-      },
-    ],
+    violations: [violation],
     action: 'NOTIFY',
     applied: false,
     mode: i.config.mode,
@@ -101,28 +107,11 @@ export function leakGroupDecision(i: LeakGroupInput): Decision {
       : `${found} beyond the ${i.decidedOneByOne} decided one by one; they could not be verified ` +
         `(${i.leak.verification?.reason ?? 'no check made'}). One of them may be a working key: check the log events ` +
         'and deactivate the key if it leaked; nothing was deactivated automatically';
-  return {
-    decisionId: i.decisionId,
-    decidedAt: i.now.toISOString(),
-    keyId: i.meta.keyId,
-    userName: i.userName,
-    accountId: i.accountId,
-    keyType: 'LONG_TERM',
-    status: i.meta.status,
-    trigger: i.trigger,
-    createdAt: i.meta.createdAt,
-    expiresAt: i.meta.expiresAt,
-    neverExpires: isNeverExpiring(i.meta.expiresAt),
-    owner: i.owner,
-    violations: [{ code: 'LEAKED', severity: i.result === 'REJECTED' ? 'medium' : 'critical', detail }],
-    action: 'NOTIFY',
-    applied: false,
-    mode: i.config.mode,
-    deadline: null,
-    policyVersion: i.policyVersion,
-    notice: 'first',
-    leak: i.leak,
-  };
+  return notifyOnlyLeakDecision(i, {
+    code: 'LEAKED',
+    severity: i.result === 'REJECTED' ? 'medium' : 'critical',
+    detail,
+  });
 }
 
 export interface ShortTermLeakInput {
