@@ -10,39 +10,45 @@ import { redactSecrets } from './redact';
  * audit mode, 90-day keys, 72 h grace, no deletion ever.
  */
 
-const tagKey = z
-  .string()
+/**
+ * A string checked by a pattern: its length is checked first and a string too long is refused without running the
+ * pattern (`abort`). A pattern run over a value of megabytes can exhaust the regular-expression engine's stack
+ * (RangeError instead of a config error); no valid value of these settings is longer than `max`.
+ */
+function patterned(max: number): z.ZodString {
+  return z.string().max(max, { abort: true });
+}
+
+const tagKey = patterned(128)
   .min(1)
-  .max(128)
   .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u, 'must be a valid IAM tag key (letters, digits, spaces, _.:/=+-@)');
 
-const email = z.email('must be an email address');
+/** RFC 5321 caps an address at 254 characters; longer values never reach the email pattern. */
+const email = patterned(254).pipe(z.email('must be an email address'));
 
 /** CloudWatch Logs group names: 1..512 characters of `a-zA-Z0-9_-/.#` (CreateLogGroup API reference). */
-const logGroupName = z
-  .string()
-  .regex(/^[\w\-/.#]{1,512}$/, 'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)');
+const logGroupName = patterned(512).regex(
+  /^[\w\-/.#]{1,512}$/,
+  'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)',
+);
 
 /** A commercial-partition region name as Bedrock uses them (us-east-1, eu-central-2, ap-southeast-4...). */
-const awsRegion = z
-  .string()
-  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, 'must be an AWS region name such as us-east-1 or eu-central-1');
+const awsRegion = patterned(32).regex(
+  /^[a-z]{2}(-gov)?-[a-z]+-\d$/,
+  'must be an AWS region name such as us-east-1 or eu-central-1',
+);
 
 /** An Organizations SCP target: the root (r-…), an OU (ou-…) or an account id. */
-const scpTarget = z
-  .string()
-  .regex(
-    /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$/,
-    'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
-  );
+const scpTarget = patterned(80).regex(
+  /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$/,
+  'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
+);
 
 /** An EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields). */
-const scheduleExpression = z
-  .string()
-  .regex(
-    /^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
-    'must be rate(N minutes|hours|days) or cron(6 fields)',
-  );
+const scheduleExpression = patterned(256).regex(
+  /^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
+  'must be rate(N minutes|hours|days) or cron(6 fields)',
+);
 
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
@@ -51,7 +57,7 @@ export const NotificationSubscriptionSchema = z.strictObject({
    * Only notices whose `owner` message attribute is one of these values reach this subscription
    * (an SNS filter policy). Omit to receive every notice.
    */
-  owners: z.array(z.string().min(1)).min(1).optional(),
+  owners: z.array(z.string().min(1).max(256)).min(1).optional(),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -81,9 +87,10 @@ export const ConfigSchema = z.strictObject({
    */
   approvers: z
     .array(
-      z
-        .string()
-        .regex(/^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/, 'must be an IAM role or user ARN'),
+      patterned(2048).regex(
+        /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/,
+        'must be an IAM role or user ARN',
+      ),
     )
     .default([]),
   sweep: z

@@ -527,18 +527,22 @@ describe('leakDetection (log quarantine)', () => {
   });
 
   it.each([
-    ['an ARN', 'arn:aws:logs:us-east-1:111122223333:log-group:/aws/lambda/x'],
-    ['a name with a space', 'my logs'],
-    ['an empty name', ''],
-    ['a name longer than 512 characters', 'a'.repeat(513)],
-  ])('rejects %s, naming the key', (_label, name) => {
+    [
+      'an ARN',
+      'arn:aws:logs:us-east-1:111122223333:log-group:/aws/lambda/x',
+      'must be a CloudWatch Logs group name',
+    ],
+    ['a name with a space', 'my logs', 'must be a CloudWatch Logs group name'],
+    ['an empty name', '', 'must be a CloudWatch Logs group name'],
+    ['a name longer than 512 characters', 'a'.repeat(513), 'allowed: at most 512 character(s)'],
+  ])('rejects %s, naming the key', (_label, name, why) => {
     const message = configErrorFor({ leakDetection: { logGroups: ['/aws/lambda/ok', name] } });
 
     // A value longer than 200 characters is shown cut, with its length.
     const shown = JSON.stringify(name);
     const echoed = shown.length > 200 ? `${shown.slice(0, 200)}… (${shown.length} chars)` : shown;
     expect(message).toContain(`${SOURCE}: leakDetection.logGroups.1: got ${echoed}`);
-    expect(message).toContain('must be a CloudWatch Logs group name');
+    expect(message).toContain(why);
   });
 
   it('rejects an unknown key under leakDetection and lists logGroups', () => {
@@ -623,6 +627,44 @@ describe('usage, maxIdleDays and guardrails', () => {
 });
 
 describe('config: hostile and unlucky files', () => {
+  it('never runs a pattern over a huge value: every patterned setting refuses it by length first', () => {
+    // Prepare: a 5 MB value in every setting checked by a pattern. Over megabytes, a pattern can exhaust the
+    // regular-expression engine's stack (seen in this suite: RangeError instead of a config error).
+    const huge = `x${'y'.repeat(5_000_000)}`;
+    const inputs: Record<string, unknown> = {
+      'tags.owner': { tags: { owner: huge } },
+      'notifications.subscriptions.0.email': { notifications: { subscriptions: [{ email: huge }] } },
+      'notifications.subscriptions.0.owners.0': {
+        notifications: { subscriptions: [{ email: 'a@example.com', owners: [huge] }] },
+      },
+      'approvers.0': { approvers: [huge] },
+      'leakDetection.logGroups.0': { leakDetection: { logGroups: [huge] } },
+      'usage.regions.0': { usage: { regions: [huge] } },
+      'guardrails.scpTargetIds.0': { guardrails: { scpTargetIds: [huge] } },
+    };
+    // The settings' patterns are anchored (^…$); zod's own length count uses an unanchored, linear one.
+    const patternRuns: number[] = [];
+    const test = jest.spyOn(RegExp.prototype, 'test').mockImplementation(function (
+      this: RegExp,
+      text: string,
+    ) {
+      if (this.source.startsWith('^')) patternRuns.push(String(text).length);
+      return RegExp.prototype.exec.call(this, text) !== null;
+    });
+    try {
+      for (const [key, input] of Object.entries(inputs)) {
+        // Act
+        const message = configErrorFor(input);
+        // Assess: the setting is named, with its length limit
+        expect(message).toContain(`${SOURCE}: ${key}: got "x`);
+        expect(message).toMatch(/allowed: at most \d+ character\(s\)/);
+      }
+    } finally {
+      test.mockRestore();
+    }
+    expect(patternRuns.filter((length) => length > 10_000)).toEqual([]);
+  });
+
   let dir: string;
 
   beforeEach(() => {
