@@ -324,6 +324,7 @@ describe('buildNotice: hostile values', () => {
     );
     const { body } = buildNotice(decision, config);
     expect(body).not.toMatch(
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: the test looks for exactly these characters
       /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u200e\u200f\u202a-\u202e\u2066-\u2069]/,
     );
     expect(body).not.toMatch(/^Action: ALLOW/m);
