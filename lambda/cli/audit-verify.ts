@@ -10,10 +10,10 @@ import {
   type AuditDeps,
   type AuditSource,
   AuditUsageError,
-  awsFailure,
   DECISIONS_TABLE_ENV,
   decisionsTableOption,
   defaultAuditDeps,
+  knownSourceProblem,
   openAuditSource,
   storeOption,
 } from './audit';
@@ -133,10 +133,9 @@ export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: Verif
     return failures ? EXIT_TAMPERED : EXIT_OK;
   } catch (err) {
     // A verification that could not finish is never "tampered" (1) nor "intact" (0).
-    if (err instanceof AuditUsageError) io.stderr.write(`keyguard: ${visible(err.message)}\n`);
-    else if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
-      problem(io, 'audit verify', source?.notFound ?? messageOf(err));
-    } else problem(io, 'audit verify', awsFailure(err) ?? `could not complete: ${messageOf(err)}`);
+    if (!knownSourceProblem(err, io, 'audit verify', source)) {
+      problem(io, 'audit verify', `could not complete: ${messageOf(err)}`);
+    }
     return EXIT_INPUT;
   } finally {
     await source?.close();

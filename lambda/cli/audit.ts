@@ -297,31 +297,45 @@ export function awsFailure(err: unknown): string | null {
  * The exit code (and stderr line) of a failed read of the decision record, shared by `audit` and `report`: bad
  * usage and AWS errors (no credentials, access denied, a missing table) are 2, anything else 1.
  */
+/**
+ * Reports a failed read of the audit source that has a known cause (bad usage, a missing store or table, the
+ * embedded store's disk, an AWS error) and returns true; false leaves an unknown failure to the caller.
+ */
+export function knownSourceProblem(
+  err: unknown,
+  io: CliIO,
+  command: string,
+  source: AuditSource | undefined,
+): boolean {
+  if (err instanceof AuditUsageError) {
+    failure(io, err.message);
+    return true;
+  }
+  if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
+    problem(io, command, source?.notFound ?? messageOf(err));
+    return true;
+  }
+  // The embedded store's disk failed (full): named with the store; its lock is released by source.close().
+  const disk = storeFailure(err);
+  if (disk) {
+    problem(io, source?.label ?? command, disk);
+    return true;
+  }
+  const aws = awsFailure(err);
+  if (aws) {
+    problem(io, command, aws);
+    return true;
+  }
+  return false;
+}
+
 export function sourceFailure(
   err: unknown,
   io: CliIO,
   command: string,
   source: AuditSource | undefined,
 ): number {
-  if (err instanceof AuditUsageError) {
-    failure(io, err.message);
-    return EXIT_INPUT;
-  }
-  if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
-    problem(io, command, source?.notFound ?? messageOf(err));
-    return EXIT_INPUT;
-  }
-  // The embedded store's disk failed (full): named with the store; its lock is released by source.close().
-  const disk = storeFailure(err);
-  if (disk) {
-    problem(io, source?.label ?? command, disk);
-    return EXIT_INPUT;
-  }
-  const aws = awsFailure(err);
-  if (aws) {
-    problem(io, command, aws);
-    return EXIT_INPUT;
-  }
+  if (knownSourceProblem(err, io, command, source)) return EXIT_INPUT;
   problem(io, `${command} failed`, messageOf(err));
   return EXIT_FAILURE;
 }
