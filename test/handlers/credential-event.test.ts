@@ -391,6 +391,38 @@ describe('credential-event handler', () => {
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 
+  it('handles one CloudTrail event delivered in two envelopes with different ids once: the key is detail.eventID', async () => {
+    // Prepare: EventBridge may deliver the same CloudTrail event (same detail.eventID) in envelopes whose own
+    // `id` differs, so keying idempotency on the envelope would run the pipeline twice.
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolvesOnce({ ServiceSpecificCredentials: [liveKey('Active')] })
+      .resolvesOnce({ ServiceSpecificCredentials: [liveKey('Active')] })
+      .resolves({ ServiceSpecificCredentials: [liveKey('Inactive')] });
+    const handler = createCredentialEventHandler(rt);
+    const first = eventBridgeEvent(createCredentialRecord({ userName: USER, keyId: KEY }));
+    const again: Record<string, unknown> = {
+      ...structuredClone(first),
+      id: 'b2c9d0e1-6f7a-4b3c-9d8e-0f1a2b3c4d5e',
+    };
+    expect(again.id).not.toBe(first.id);
+    expect(again.detail).toEqual(first.detail);
+
+    // Act
+    const firstResult = await handler(first, lambdaContext());
+    const callsAfterFirst = iam.calls().length;
+    const againResult = await handler(again, lambdaContext());
+
+    // Assess: the second delivery returns the stored result without calling IAM, recording or notifying again
+    expect(againResult).toEqual(firstResult);
+    expect(iam.calls()).toHaveLength(callsAfterFirst);
+    expect(await decisionsIn(rt)).toHaveLength(1);
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(await scanAll(db, rt.idempotencyTable)).toHaveLength(1);
+  });
+
   it('rethrows IAM throttling so Lambda retries; the retry records exactly one decision', async () => {
     const rt = await freshRuntime('audit');
     const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $fault: 'client' });
