@@ -3,6 +3,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import { redactSecrets } from './redact';
+import { scheduleProblem } from './schedule';
 
 /**
  * The one policy configuration, shared by the CDK app (synth), the Lambda functions (env) and the CLI.
@@ -32,11 +33,19 @@ const logGroupName = patterned(512).regex(
   'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)',
 );
 
-/** A commercial-partition region name as Bedrock uses them (us-east-1, eu-central-2, ap-southeast-4...). */
-const awsRegion = patterned(32).regex(
-  /^[a-z]{2}(-gov)?-[a-z]+-\d$/,
-  'must be an AWS region name such as us-east-1 or eu-central-1',
-);
+/**
+ * A commercial-partition region name as Bedrock uses them (us-east-1, eu-central-2, ap-southeast-4...). GovCloud
+ * (us-gov-*) and China (cn-*) regions are other partitions: their events cannot be put on a bus in us-east-1.
+ */
+const awsRegion = patterned(32)
+  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, {
+    message: 'must be an AWS region name such as us-east-1 or eu-central-1',
+    abort: true,
+  })
+  .refine((region) => !/^(us-gov|cn)-/.test(region), {
+    message:
+      'is in another AWS partition (aws-us-gov or aws-cn): its events cannot be forwarded to us-east-1 of the aws partition',
+  });
 
 /** An Organizations SCP target: the root (r-…), an OU (ou-…) or an account id. */
 const scpTarget = patterned(80).regex(
@@ -44,11 +53,11 @@ const scpTarget = patterned(80).regex(
   'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
 );
 
-/** An EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields). */
-const scheduleExpression = patterned(256).regex(
-  /^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\(\S+ \S+ \S+ \S+ \S+ \S+\))$/,
-  'must be rate(N minutes|hours|days) or cron(6 fields)',
-);
+/** An EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields), by Scheduler's rules. */
+const scheduleExpression = patterned(256).superRefine((expression, ctx) => {
+  const problem = scheduleProblem(expression);
+  if (problem) ctx.addIssue({ code: 'custom', message: problem });
+});
 
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
@@ -164,7 +173,21 @@ export const ConfigSchema = z.strictObject({
   leakDetection: z
     .strictObject({
       /** Log group names (not ARNs), each given a subscription filter feeding the leak function. */
-      logGroups: z.array(logGroupName).max(50).default([]),
+      logGroups: z
+        .array(logGroupName)
+        .max(50)
+        .superRefine((groups, ctx) => {
+          // One subscription filter per listed group, named for the stack: a group listed twice gets two filters
+          // of one name, which CloudWatch Logs refuses at deploy time.
+          const first = new Map<string, number>();
+          for (const [i, group] of groups.entries()) {
+            const at = first.get(group);
+            if (at === undefined) first.set(group, i);
+            else
+              ctx.addIssue({ code: 'custom', path: [i], message: `listed twice (also at logGroups.${at})` });
+          }
+        })
+        .default([]),
       /**
        * A found long-term key is deactivated (enforce mode) only when Bedrock confirms it is a working key. When
        * the check cannot tell (network error, timeout, throttling), the owner gets a critical notice and the key

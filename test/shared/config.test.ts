@@ -761,3 +761,53 @@ describe('config: hostile and unlucky files', () => {
     expect(message).not.toContain(key.slice(4, 40));
   });
 });
+
+describe('config: values AWS would refuse at deploy time (issue 11)', () => {
+  it.each([
+    ['cron(0 * * * ? *)'],
+    ['cron(0 12 ? * MON-FRI *)'],
+    ['cron(15 10 ? * 6L 2026-2030)'],
+    ['cron(0/5 8-17 ? * 2-6 *)'],
+    ['cron(0 0 L * ? *)'],
+    ['cron(0 9 3W * ? *)'],
+    ['cron(0 9 ? * 3#2 *)'],
+    ['cron(30 2 1,15 JAN,JUL ? *)'],
+    ['cron(0 */6 * * ? *)'],
+  ])('accepts the Scheduler cron expression %s', (schedule) => {
+    expect(parseConfig({ sweep: { schedule } }).sweep.schedule).toBe(schedule);
+  });
+
+  it.each([
+    ['cron(0 * * * * *)', 'day-of-month and day-of-week'],
+    ['cron(0 12 ? * ? *)', 'day-of-month and day-of-week'],
+    ['cron(0 12 1 * MON *)', 'day-of-month and day-of-week'],
+    ['cron(60 * * * ? *)', 'minutes'],
+    ['cron(0 24 * * ? *)', 'hours'],
+    ['cron(0 0 32 * ? *)', 'day-of-month'],
+    ['cron(0 0 * 13 ? *)', 'month'],
+    ['cron(0 0 ? * 8 *)', 'day-of-week'],
+    ['cron(0 0 * * ? 2200)', 'year'],
+    ['cron(0 0 ? * 3#1,6#3 *)', 'day-of-week'],
+    ['cron(0 0 5/ * ? *)', 'day-of-month'],
+    ['cron(a b c d e f)', 'minutes'],
+  ])('refuses %s, naming the field (%s)', (schedule, field) => {
+    const message = configErrorFor({ sweep: { schedule } });
+    expect(message).toContain(`sweep.schedule: got ${JSON.stringify(schedule)}`);
+    expect(message).toContain(field);
+  });
+
+  it('refuses the same log group listed twice (two subscription filters of one name on one log group)', () => {
+    const message = configErrorFor({ leakDetection: { logGroups: ['/app/a', '/app/b', '/app/a'] } });
+    expect(message).toContain('leakDetection.logGroups.2: got "/app/a"');
+    expect(message).toContain('listed twice');
+  });
+
+  it.each([['us-gov-west-1'], ['cn-north-1'], ['cn-northwest-1']])(
+    'refuses %s: another partition, whose events cannot reach us-east-1',
+    (region) => {
+      const message = configErrorFor({ usage: { regions: [region] } });
+      expect(message).toContain(`usage.regions.0: got "${region}"`);
+      expect(message).toContain('partition');
+    },
+  );
+});
