@@ -14,6 +14,7 @@ import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
 import {
   DynamoSweepStateStore,
+  SweepLeaseLostError,
   type SweepState,
   sweepStateTableDefinition,
 } from '../../lambda/adapters/sweep-state';
@@ -144,6 +145,15 @@ function context(remaining: () => number, awsRequestId: string): Context {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** A promise with its resolver, so a test can wait for (or release) a point inside a mocked call. */
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve: () => void = () => undefined;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
 const notices = () => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
 
 describe('sweep: discovery and reconciliation', () => {
@@ -598,27 +608,26 @@ describe('sweep: resumption, failures and concurrency', () => {
   });
 
   it('refuses a second invocation while one is running, and lets a stale one be taken over', async () => {
-    // Prepare: the first invocation blocks inside its first IAM page
+    // Prepare: the first invocation blocks inside its first IAM page (it holds the lease by then)
     const w = await world();
     fiveKeys(w);
-    let release: () => void = () => undefined;
-    const gate = new Promise<void>((resolve) => {
-      release = resolve;
-    });
+    const entered = deferred();
+    const gate = deferred();
     iam
       .on(ListServiceSpecificCredentialsCommand, { AllUsers: true, Marker: undefined })
       .callsFakeOnce(async (input) => {
-        await gate;
+        entered.resolve();
+        await gate.promise;
         return w.fake.listKeys(input);
       })
       .callsFake((input) => w.fake.listKeys(input));
     const running = w.run({}, () => 600_000, 'req-a');
-    await new Promise((r) => setTimeout(r, 200));
+    await entered.promise;
     // Act
     const second = await w.run({}, () => 600_000, 'req-b');
     // Assess
     expect(second).toMatchObject({ status: 'locked', sweepId: 'sweep-1' });
-    release();
+    gate.resolve();
     expect(await running).toMatchObject({ status: 'done', counters: { keysSeen: 5, decisionsRecorded: 5 } });
 
     // Prepare: a holder that died 21 minutes ago, mid-sweep
@@ -646,6 +655,72 @@ describe('sweep: resumption, failures and concurrency', () => {
     // Assess
     expect(takeover).toMatchObject({ status: 'done', sweepId: 'sweep-stuck' });
     expect(await store.get(ACCOUNT)).toMatchObject({ holder: null, phase: 'done', sweepId: 'sweep-stuck' });
+    expect(
+      out.lines().some((l) => l.message === 'took over a sweep whose holder stopped sending heartbeats'),
+    ).toBe(true);
+  });
+
+  it('a holder whose lease was taken over cannot save: its save is refused, it stops, and the new holder finishes', async () => {
+    // Prepare: invocation A takes the lease and blocks inside its first IAM page
+    const w = await world();
+    fiveKeys(w);
+    const aEntered = deferred();
+    const aGate = deferred();
+    const bEntered = deferred();
+    const bGate = deferred();
+    iam
+      .on(ListServiceSpecificCredentialsCommand, { AllUsers: true, Marker: undefined })
+      .callsFakeOnce(async (input) => {
+        aEntered.resolve();
+        await aGate.promise;
+        return w.fake.listKeys(input);
+      })
+      .callsFakeOnce(async (input) => {
+        bEntered.resolve();
+        await bGate.promise;
+        return w.fake.listKeys(input);
+      })
+      .callsFake((input) => w.fake.listKeys(input));
+    const a = w.run({}, () => 600_000, 'req-a');
+    const aOutcome = a.then(
+      () => null,
+      (err: unknown) => err,
+    );
+    await aEntered.promise;
+    // A's heartbeat goes stale, and invocation B takes the sweep over (and blocks in its own first page)
+    w.clock.now = T0 + 21 * 60_000;
+    const b = w.run({}, () => 600_000, 'req-b');
+    await bEntered.promise;
+    const takenOver = await w.state();
+    expect(takenOver).toMatchObject({ sweepId: 'sweep-1', holder: 'req-b', invocations: 2, pages: 0 });
+
+    // Act: A gets its page, decides it and tries to save its progress
+    aGate.resolve();
+    const aError = await aOutcome;
+
+    // Assess: A's save was refused; A wrote nothing to the state (no save, no release) and stopped there
+    expect(aError).toBeInstanceOf(SweepLeaseLostError);
+    expect((aError as Error).message).toContain('req-a');
+    expect(await w.state()).toEqual(takenOver);
+    expect(
+      iam.commandCalls(ListServiceSpecificCredentialsCommand).map((c) => c.args[0].input.Marker),
+    ).toEqual([undefined, undefined]);
+    const failed = out.lines().find((l) => l.message?.toString().startsWith('sweep failed'));
+    expect(failed?.error).toMatchObject({ name: 'SweepLeaseLostError' });
+    expect(out.lines().some((l) => l.message?.toString().startsWith('could not release'))).toBe(false);
+
+    // Act: B goes on
+    bGate.resolve();
+    const done = await b;
+
+    // Assess: B finishes the sweep alone; the page A decided is counted once, each key has one decision
+    expect(done).toMatchObject({
+      status: 'done',
+      sweepId: 'sweep-1',
+      counters: { keysSeen: 5, decisionsRecorded: 5, noticesSent: 3 },
+    });
+    expect(await w.state()).toMatchObject({ holder: null, phase: 'done', pages: 3, invocations: 2 });
+    for (let i = 1; i <= 5; i++) expect(await w.decisions(`ACCAEXAMPLEKEYRESUME${i}`)).toHaveLength(1);
     expect(
       out.lines().some((l) => l.message === 'took over a sweep whose holder stopped sending heartbeats'),
     ).toBe(true);
