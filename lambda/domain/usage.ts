@@ -23,6 +23,18 @@ import type { BearerUse, UsageAggregate, UseSubject } from './usage-types';
 
 export const BEDROCK_SOURCES = ['bedrock.amazonaws.com', 'bedrock-mantle.amazonaws.com'] as const;
 
+/**
+ * The EventBridge `source` of Bedrock's CloudTrail events (mantle's is unverified: both are accepted, see the
+ * usage forwarding rules). Only AWS services can put events whose source starts with `aws.` (PutEvents refuses
+ * it), so an event with another source on the governance bus was written by someone, not recorded by CloudTrail.
+ */
+export const BEDROCK_EVENT_SOURCES = ['aws.bedrock', 'aws.bedrock-mantle'] as const;
+
+/** Whether an EventBridge event comes from Bedrock itself (not from a custom rule or PutEvents). */
+export function isBedrockEventSource(source: string): boolean {
+  return (BEDROCK_EVENT_SOURCES as readonly string[]).includes(source);
+}
+
 export type UsageIgnoreReason =
   /** Not a Bedrock (runtime or mantle) event. */
   | 'not-bedrock'

@@ -13,7 +13,7 @@ import { DynamoUsageStore } from '../adapters/usage-store';
 import { type EventBridgeEvent, EventBridgeEventSchema, latestPlausibleTime } from '../domain/cloudtrail';
 import type { KeyStepResult, PipelineDeps } from '../domain/pipeline';
 import type { ViolationCode } from '../domain/types';
-import { describeUsage, type UsageIgnoreReason } from '../domain/usage';
+import { describeUsage, isBedrockEventSource, type UsageIgnoreReason } from '../domain/usage';
 import { processUses, type UsageCause } from '../domain/usage-pipeline';
 import type { BearerUse } from '../domain/usage-types';
 import type { Config } from '../shared/config';
@@ -65,7 +65,8 @@ const SqsEventSchema = z.object({
   Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string() })),
 });
 
-export type UsageSkipReason = UsageIgnoreReason | 'foreign-account' | 'not-an-event';
+/** `not-aws-source`: an event whose `source` is not Bedrock's, i.e. put by a custom rule or PutEvents (forged use). */
+export type UsageSkipReason = UsageIgnoreReason | 'foreign-account' | 'not-an-event' | 'not-aws-source';
 
 export interface UsageDecisionResult {
   decisionId: string;
@@ -179,6 +180,14 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
       const event = parseBody(r.messageId, r.body);
       if (!event) {
         skip('not-an-event');
+        continue;
+      }
+      if (!isBedrockEventSource(event.source)) {
+        logger.warn('usage event not from Bedrock skipped', {
+          messageId: r.messageId,
+          source: redactSecrets(event.source).slice(0, 64),
+        });
+        skip('not-aws-source');
         continue;
       }
       const c = describeUsage(event.detail, { envelopeAccount: event.account, notAfter });

@@ -4,6 +4,7 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { BEDROCK_EVENT_SOURCES } from '../../lambda/domain/usage';
 import { FailureQueue } from './failure-queue';
 
 /**
@@ -37,7 +38,7 @@ export const BEDROCK_BEARER_TOKEN_PATTERN = {
  * `aws.bedrock`): both are accepted, and `eventSource` keeps the match exact.
  */
 export const MANTLE_BEARER_TOKEN_PATTERN = {
-  source: ['aws.bedrock', 'aws.bedrock-mantle'],
+  source: [...BEDROCK_EVENT_SOURCES],
   'detail-type': ['AWS API Call via CloudTrail'],
   detail: {
     eventSource: ['bedrock-mantle.amazonaws.com'],

@@ -360,6 +360,37 @@ describe('key-usage handler: recording use', () => {
     ).toBe(true);
   });
 
+  it.each([['my.app'], ['aws.iam'], ['aws.bedrockx']])(
+    'an event whose source is not a Bedrock service source (%j: put by a custom rule or PutEvents) is not counted',
+    async (source) => {
+      // Prepare: a well-formed bearer-token call of the governed account, in an envelope a user wrote
+      const rt = await freshRuntime();
+      listKeys({ id: KEY_A, status: 'Active' });
+      const m = message(recordOf(RUNTIME, '2026-11-20T10:00:00Z'));
+      const body = { ...(JSON.parse(m.body) as Record<string, unknown>), source };
+
+      // Act
+      const result = await createKeyUsageHandler(rt)(sqsEvent([{ ...m, body: JSON.stringify(body) }]));
+
+      // Assess: skipped and counted, nothing recorded, IAM not asked
+      expect(result).toMatchObject({ uses: 0, skipped: { 'not-aws-source': 1 } });
+      expect(await usageItems(rt)).toHaveLength(0);
+      expect(iam.calls()).toHaveLength(0);
+    },
+  );
+
+  it('events of both Bedrock sources (aws.bedrock, aws.bedrock-mantle) are counted', async () => {
+    const rt = await freshRuntime();
+    listKeys({ id: KEY_A, status: 'Active' });
+    const a = message(recordOf(RUNTIME, '2026-11-20T10:00:00Z'));
+    const b = message(recordOf(RUNTIME, '2026-11-20T10:01:00Z'));
+    const mantle = { ...(JSON.parse(b.body) as Record<string, unknown>), source: 'aws.bedrock-mantle' };
+
+    const result = await createKeyUsageHandler(rt)(sqsEvent([a, { ...b, body: JSON.stringify(mantle) }]));
+
+    expect(result).toMatchObject({ uses: 2 });
+  });
+
   it('a call without recipientAccountId forwarded from a foreign bus is foreign, whatever account its caller claims', async () => {
     // Prepare: the caller names the governed account; the envelope is another account's
     const rt = await freshRuntime();
