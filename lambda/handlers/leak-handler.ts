@@ -67,6 +67,11 @@ export interface LeakRuntime {
   iamFor: IamClientProvider;
   /** CloudTrail client per region (event history is regional). */
   cloudTrailFor: CloudTrailClientProvider;
+  /**
+   * Timeout of one LookupEvents call (ms): a region that does not answer makes the signer unknown, not the batch fail.
+   * @default LOOKUP_TIMEOUT_MS (3000)
+   */
+  issuerLookupTimeoutMs?: number;
   dynamo: DynamoDBClient;
   sns: SNSClient;
   logger: Logger;
@@ -230,7 +235,10 @@ export function createLeakHandler(rt: LeakRuntime) {
       regions: rt.config.usage.regions,
     });
   }
-  const issuers = new CloudTrailIssuerLookup(rt.cloudTrailFor);
+  const issuers = new CloudTrailIssuerLookup(
+    rt.cloudTrailFor,
+    rt.issuerLookupTimeoutMs !== undefined ? { timeoutMs: rt.issuerLookupTimeoutMs } : {},
+  );
   const now = rt.now ?? (() => new Date());
   const budgetMs = rt.verificationBudgetMs ?? DEFAULT_VERIFICATION_BUDGET_MS;
   const reserveMs = rt.deadlineReserveMs ?? DEFAULT_DEADLINE_RESERVE_MS;
@@ -564,12 +572,22 @@ export function createLeakHandler(rt: LeakRuntime) {
     const rejected = verification.result === 'REJECTED';
     // Calls made with the access key id around the signing show who holds it (the signer's session can be
     // older than the signing, by up to the longest session: 12 h).
-    const issuer = await issuers.issuerOf(
+    // Never throws: a region not called or failing (forged, not enabled, denied, timed out) leaves the signer unknown.
+    const { issuer, unknownReason } = await issuers.issuerOf(
       facts.accessKeyId,
       facts.region,
       new Date(Date.parse(facts.signedAt) - 12 * HOUR_MS),
       at,
     );
+    if (unknownReason) {
+      logger.warn('short-term key signer not looked up everywhere', {
+        fingerprint: c.fingerprint,
+        accessKeyId: facts.accessKeyId,
+        region: facts.region,
+        reason: unknownReason,
+      });
+      count('IssuerLookupsFailed', null);
+    }
     const leak: LeakEvidence = { ...evidence, issuer, verification };
     const decision = shortTermLeakDecision({
       decisionId,
@@ -594,6 +612,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       sightings: c.sightings.length,
       accessKeyId: facts.accessKeyId,
       issuer,
+      issuerUnknownReason: unknownReason,
       expiresAt: facts.expiresAt,
       decisionId,
       verification,

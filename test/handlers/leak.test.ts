@@ -1,7 +1,11 @@
 import { gzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
+import {
+  CloudTrailClient,
+  CloudTrailServiceException,
+  LookupEventsCommand,
+} from '@aws-sdk/client-cloudtrail';
 import {
   IAMClient,
   ListServiceSpecificCredentialsCommand,
@@ -22,6 +26,7 @@ import {
 } from '../../lambda/handlers/leak-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { fingerprint } from '../../lambda/shared/redact';
+import { handBuiltShortTermKey } from '../support/bedrock-tokens';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
@@ -1056,5 +1061,150 @@ describe('leak handler: usage tracking', () => {
       );
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ level: 'WARN', regions: ['us-east-1'] });
+  });
+});
+
+describe('leak handler: the signer lookup never fails the batch (issue 11 item 12)', () => {
+  /** A live short-term key (signed 09:31:02Z for 1 h) naming `region`, with its own access key id. */
+  function shortTermIn(region: string): string {
+    return handBuiltShortTermKey({
+      credential: `AKIAI44QH8DHBEXAMPLE/20261120/${region}/bedrock/aws4_request`,
+    });
+  }
+
+  /** A batch holding that short-term key and the user's real long-term key (the only key of its user). */
+  function mixedBatch(short: string) {
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+    return subscriptionEvent([
+      { id: 'e-short', message: `Authorization: Bearer ${short}` },
+      { id: LINE_ID, message: `DEBUG client config {"apiKey":"${LONG}"}` },
+    ]);
+  }
+
+  function findingsOf(result: LeakResult): unknown[] {
+    expect(result.status).toBe('scanned');
+    return result.status === 'scanned' ? result.findings : [];
+  }
+
+  function lookupWarning(): Record<string, unknown> | undefined {
+    return out.lines().find((l) => l.message === 'short-term key signer not looked up everywhere');
+  }
+
+  it('a forged region (zz-fake-1): no CloudTrail client or call for it, us-east-1 searched, the real leak decided', async () => {
+    // Prepare: Bedrock rejects the forged short-term string, accepts the long-term key
+    verifier = new (class extends FakeVerifier {
+      override async verify(c: KeyCandidate): Promise<LeakVerification> {
+        const v = await super.verify(c);
+        return c.kind === 'SHORT_TERM' ? { ...v, result: 'REJECTED' } : v;
+      }
+    })();
+    const asked: string[] = [];
+    const rt: LeakRuntime = {
+      ...(await freshRuntime('enforce')),
+      cloudTrailFor: (region) => {
+        asked.push(region);
+        return new CloudTrailClient({ region });
+      },
+    };
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(mixedBatch(shortTermIn('zz-fake-1')));
+
+    // Assess
+    expect(asked).toEqual(['us-east-1']);
+    expect(cloudtrail).toHaveReceivedCommandTimes(LookupEventsCommand, 1);
+    expect(findingsOf(result)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'LONG_TERM', outcome: 'deactivated', keyIds: [KEY_A] }),
+        expect.objectContaining({
+          kind: 'SHORT_TERM',
+          outcome: 'rejected',
+          keyIds: ['AKIAI44QH8DHBEXAMPLE'],
+        }),
+      ]),
+    );
+    expect(iam).toHaveReceivedCommandWith(UpdateServiceSpecificCredentialCommand, {
+      ServiceSpecificCredentialId: KEY_A,
+      Status: 'Inactive',
+    });
+    expect(lookupWarning()).toMatchObject({
+      level: 'WARN',
+      accessKeyId: 'AKIAI44QH8DHBEXAMPLE',
+      region: 'zz-fake-1',
+      reason: 'zz-fake-1: not a known AWS commercial region, not called',
+    });
+    const [d] = await decisionsOf(rt, 'AKIAI44QH8DHBEXAMPLE');
+    expect(d?.leak?.issuer).toBeNull();
+    expect(out.text()).toContain('"IssuerLookupsFailed"');
+  });
+
+  it('an opt-in region the account has not enabled (UnrecognizedClientException): signer unknown with the reason, the batch decided', async () => {
+    // Prepare: every LookupEvents call fails as a disabled region answers
+    const rt = await freshRuntime('enforce');
+    cloudtrail.on(LookupEventsCommand).callsFake(async (input: { LookupAttributes?: unknown }) => {
+      expect(input.LookupAttributes).toBeDefined();
+      throw new CloudTrailServiceException({
+        name: 'UnrecognizedClientException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+        message: 'The security token included in the request is invalid.',
+      });
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(mixedBatch(shortTermIn('ap-southeast-7')));
+
+    // Assess
+    expect(cloudtrail).toHaveReceivedCommandTimes(LookupEventsCommand, 2);
+    expect(findingsOf(result)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'LONG_TERM', outcome: 'deactivated', keyIds: [KEY_A] }),
+        expect.objectContaining({
+          kind: 'SHORT_TERM',
+          outcome: 'notified',
+          keyIds: ['AKIAI44QH8DHBEXAMPLE'],
+        }),
+      ]),
+    );
+    expect(lookupWarning()?.reason).toBe(
+      'ap-southeast-7: credentials not accepted in this region: an opt-in region the account has not enabled? (UnrecognizedClientException); ' +
+        'us-east-1: credentials not accepted in this region: an opt-in region the account has not enabled? (UnrecognizedClientException)',
+    );
+    const shortNotice = publishedMessages().find((m) => m.message.includes('AKIAI44QH8DHBEXAMPLE'));
+    expect(shortNotice?.owner).toBe('security@example.com');
+    expect(shortNotice?.message).toContain('Signed by: unknown');
+  });
+
+  it('a LookupEvents call that hangs times out: signer unknown, the batch decided within the timeouts', async () => {
+    // Prepare
+    const rt: LeakRuntime = { ...(await freshRuntime('enforce')), issuerLookupTimeoutMs: 20 };
+    cloudtrail.on(LookupEventsCommand).callsFake(() => new Promise(() => {}));
+    const handler = createLeakHandler(rt);
+    const started = Date.now();
+
+    // Act
+    const result = await handler(mixedBatch(shortTermIn('eu-west-1')));
+
+    // Assess
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(findingsOf(result)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ kind: 'LONG_TERM', outcome: 'deactivated', keyIds: [KEY_A] }),
+        expect.objectContaining({
+          kind: 'SHORT_TERM',
+          outcome: 'notified',
+          keyIds: ['AKIAI44QH8DHBEXAMPLE'],
+        }),
+      ]),
+    );
+    expect(lookupWarning()?.reason).toBe(
+      'eu-west-1: timed out after 20 ms; us-east-1: timed out after 20 ms',
+    );
+    const [d] = await decisionsOf(rt, 'AKIAI44QH8DHBEXAMPLE');
+    expect(d?.leak?.issuer).toBeNull();
   });
 });
