@@ -197,7 +197,10 @@ function shortTermLeakNotice(d: Decision, config: Config): Notice {
       : `A short-term Bedrock API key signed with access key id ${d.keyId} was found in a log. Whoever reads that log can call Bedrock as its signer until it expires.`,
   );
   lines.push('');
-  lines.push(`Signed by: ${issuer ?? 'unknown (not found in CloudTrail event history)'}`);
+  const missed = d.leak?.issuerUnknownReason;
+  lines.push(
+    `Signed by: ${issuer ?? `unknown (not found in CloudTrail event history${missed ? `; not searched everywhere: ${missed}` : ''})`}`,
+  );
   if (d.leak) {
     const l = d.leak.location;
     lines.push(

@@ -125,6 +125,11 @@ export interface LeakEvidence {
   /** The principal that signed a leaked short-term key (from CloudTrail), when found. */
   issuer?: string | null;
   /**
+   * Why the signer of a short-term key may have been missed: a region that was not called (not a known region) or
+   * whose lookup failed (not enabled, denied, timed out). Absent when every region searched answered.
+   */
+  issuerUnknownReason?: string;
+  /**
    * Whether the found string is a working key. Absent on leaks recorded before keys were verified: those count
    * as UNVERIFIED (never deactivated automatically unless `leakDetection.deactivateUnverified`).
    */
@@ -353,6 +358,7 @@ function canonicalLeak(l: LeakEvidence): LeakEvidence {
     },
     ...(l.candidates ? { candidates: [...l.candidates] } : {}),
     ...(l.issuer !== undefined ? { issuer: l.issuer } : {}),
+    ...(l.issuerUnknownReason ? { issuerUnknownReason: l.issuerUnknownReason } : {}),
     ...(l.verification
       ? {
           verification: {

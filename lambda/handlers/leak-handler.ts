@@ -588,7 +588,12 @@ export function createLeakHandler(rt: LeakRuntime) {
       });
       count('IssuerLookupsFailed', null);
     }
-    const leak: LeakEvidence = { ...evidence, issuer, verification };
+    const leak: LeakEvidence = {
+      ...evidence,
+      issuer,
+      ...(unknownReason ? { issuerUnknownReason: unknownReason } : {}),
+      verification,
+    };
     const decision = shortTermLeakDecision({
       decisionId,
       now: at,

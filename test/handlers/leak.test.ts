@@ -1138,6 +1138,7 @@ describe('leak handler: the signer lookup never fails the batch (issue 11 item 1
     });
     const [d] = await decisionsOf(rt, 'AKIAI44QH8DHBEXAMPLE');
     expect(d?.leak?.issuer).toBeNull();
+    expect(d?.leak?.issuerUnknownReason).toBe('zz-fake-1: not a known AWS commercial region, not called');
     expect(out.text()).toContain('"IssuerLookupsFailed"');
   });
 
@@ -1176,7 +1177,9 @@ describe('leak handler: the signer lookup never fails the batch (issue 11 item 1
     );
     const shortNotice = publishedMessages().find((m) => m.message.includes('AKIAI44QH8DHBEXAMPLE'));
     expect(shortNotice?.owner).toBe('security@example.com');
-    expect(shortNotice?.message).toContain('Signed by: unknown');
+    expect(shortNotice?.message).toContain(
+      'Signed by: unknown (not found in CloudTrail event history; not searched everywhere: ap-southeast-7: credentials not accepted',
+    );
   });
 
   it('a LookupEvents call that hangs times out: signer unknown, the batch decided within the timeouts', async () => {
@@ -1206,5 +1209,8 @@ describe('leak handler: the signer lookup never fails the batch (issue 11 item 1
     );
     const [d] = await decisionsOf(rt, 'AKIAI44QH8DHBEXAMPLE');
     expect(d?.leak?.issuer).toBeNull();
+    expect(d?.leak?.issuerUnknownReason).toBe(
+      'eu-west-1: timed out after 20 ms; us-east-1: timed out after 20 ms',
+    );
   });
 });
