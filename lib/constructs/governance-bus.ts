@@ -1,6 +1,7 @@
 import { Duration, Stack } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as cxapi from 'aws-cdk-lib/cx-api';
@@ -36,6 +37,9 @@ export function governanceBusArn(scope: Construct): string {
  * What the governance bus passes to the usage queue: the union of the two forwarding patterns (usage-forwarding.ts).
  * Forwarded events keep their source, detail-type and detail, so the same fields match here.
  */
+/** The usage rule's name on the governance bus (its ARN is `rule/<bus>/<name>`). */
+export const USAGE_RULE_NAME = 'bedrock-key-guard-usage';
+
 export const USAGE_EVENT_PATTERN = {
   source: [...new Set([...BEDROCK_BEARER_TOKEN_PATTERN.source, ...MANTLE_BEARER_TOKEN_PATTERN.source])],
   'detail-type': BEDROCK_BEARER_TOKEN_PATTERN['detail-type'],
@@ -104,6 +108,9 @@ export class GovernanceBus extends Construct {
     allowEventBridgeDeadLetterDelivery(this.ruleDeadLetterQueue);
 
     this.usageRule = new events.Rule(this, 'UsageRule', {
+      // A fixed name: the queue's key policy names the rule by ARN, which CloudFormation could not resolve from the
+      // rule itself (key -> rule -> queue -> key would be a cycle).
+      ruleName: USAGE_RULE_NAME,
       description: 'Bedrock API key use forwarded to the governance bus, queued for the key-usage function',
       eventBus: this.bus,
       eventPattern: {
@@ -120,6 +127,35 @@ export class GovernanceBus extends Construct {
         deadLetterQueue: this.ruleDeadLetterQueue,
         retryAttempts: 4,
         maxEventAge: Duration.hours(2),
+      }),
+    );
+    // CDK's grant admits EventBridge deliveries of any rule of this account (aws:SourceAccount): anyone who can
+    // create a rule could feed forged uses to the key-usage function and hide UNUSED. Only this rule may deliver.
+    const usageRuleArn = Stack.of(this).formatArn({
+      service: 'events',
+      resource: 'rule',
+      resourceName: `${GOVERNANCE_BUS_NAME}/${USAGE_RULE_NAME}`,
+    });
+    const notThisRule = { ArnNotEquals: { 'aws:SourceArn': usageRuleArn } };
+    const eventBridge = new iam.ServicePrincipal('events.amazonaws.com');
+    this.usageQueue.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyTheUsageRuleDelivers',
+        effect: iam.Effect.DENY,
+        principals: [eventBridge],
+        actions: ['sqs:SendMessage'],
+        resources: [this.usageQueue.queueArn],
+        conditions: notThisRule,
+      }),
+    );
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlyTheUsageRuleEncrypts',
+        effect: iam.Effect.DENY,
+        principals: [eventBridge],
+        actions: ['kms:*'],
+        resources: ['*'],
+        conditions: notThisRule,
       }),
     );
   }

@@ -372,12 +372,56 @@ describe('main stack: usage in us-east-1', () => {
     const allows = queuePolicyStatements(main, queueId).filter((s) => s.Effect === 'Allow');
     const keyAllows = (
       resourceOf(main, 'AWS::KMS::Key', keyId).Properties.KeyPolicy as { Statement: Statement[] }
-    ).Statement.filter((s) => JSON.stringify(s.Principal).includes('events.amazonaws.com'));
+    ).Statement.filter(
+      (s) => s.Effect === 'Allow' && JSON.stringify(s.Principal).includes('events.amazonaws.com'),
+    );
     // Assess
     expect(allows.map((s) => [s.Principal, s.Condition])).toEqual([
       [{ Service: 'events.amazonaws.com' }, thisAccount],
     ]);
     expect(keyAllows.map((s) => s.Condition)).toEqual([thisAccount]);
+  });
+
+  test("only the usage rule's EventBridge deliveries reach the usage queue and its key (another rule is denied)", () => {
+    // Prepare: a rule anyone in the account could create must not feed forged uses to the key-usage function
+    const queueId = onlyId(main, 'AWS::SQS::Queue', 'GovernanceBusUsageQueue');
+    const keyId = onlyId(main, 'AWS::KMS::Key', 'GovernanceBusUsageQueueKey');
+    const rule = resourceOf(
+      main,
+      'AWS::Events::Rule',
+      onlyId(main, 'AWS::Events::Rule', 'GovernanceBusUsageRule'),
+    );
+    const ruleArn = {
+      'Fn::Join': [
+        '',
+        [
+          'arn:',
+          { Ref: 'AWS::Partition' },
+          ':events:us-east-1:',
+          { Ref: 'AWS::AccountId' },
+          `:rule/bedrock-key-guard-governance/${rule.Properties.Name}`,
+        ],
+      ],
+    };
+    const onlyThisRule = { ArnNotEquals: { 'aws:SourceArn': ruleArn } };
+    const queueDenies = queuePolicyStatements(main, queueId).filter((s) => s.Effect === 'Deny');
+    const keyDenies = (
+      resourceOf(main, 'AWS::KMS::Key', keyId).Properties.KeyPolicy as { Statement: Statement[] }
+    ).Statement.filter((s) => s.Effect === 'Deny');
+    // Assess
+    expect(queueDenies).toContainEqual(
+      expect.objectContaining({
+        Principal: { Service: 'events.amazonaws.com' },
+        Action: 'sqs:SendMessage',
+        Condition: onlyThisRule,
+      }),
+    );
+    expect(keyDenies).toContainEqual(
+      expect.objectContaining({
+        Principal: { Service: 'events.amazonaws.com' },
+        Condition: onlyThisRule,
+      }),
+    );
   });
 
   test('outputs the bus ARN, the usage table, both usage DLQs and the us-east-1 forwarding DLQ', () => {
