@@ -130,7 +130,10 @@ export class GovernanceBus extends Construct {
       }),
     );
     // CDK's grant admits EventBridge deliveries of any rule of this account (aws:SourceAccount): anyone who can
-    // create a rule could feed forged uses to the key-usage function and hide UNUSED. Only this rule may deliver.
+    // create a rule could feed forged uses to the key-usage function and hide UNUSED. Only this rule may deliver
+    // (the queue-policy condition EventBridge documents for SQS targets). The key is left as CDK grants it:
+    // whether EventBridge's KMS calls carry aws:SourceArn is not documented, a deny on a missing key would stop
+    // every delivery, and the key alone lets no other rule put a message on the queue.
     const usageRuleArn = Stack.of(this).formatArn({
       service: 'events',
       resource: 'rule',
@@ -145,16 +148,6 @@ export class GovernanceBus extends Construct {
         principals: [eventBridge],
         actions: ['sqs:SendMessage'],
         resources: [this.usageQueue.queueArn],
-        conditions: notThisRule,
-      }),
-    );
-    key.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'OnlyTheUsageRuleEncrypts',
-        effect: iam.Effect.DENY,
-        principals: [eventBridge],
-        actions: ['kms:*'],
-        resources: ['*'],
         conditions: notThisRule,
       }),
     );
