@@ -1,6 +1,7 @@
 import type { KeyCandidate, LeakVerifier } from '../domain/leak-verification';
 import type { LeakVerification, LeakVerificationResult } from '../domain/types';
 import { redactSecrets } from '../shared/redact';
+import { COMMERCIAL_REGIONS } from './cloudtrail-issuers';
 
 /**
  * Asks Amazon Bedrock whether a found key is a working key, the way secret scanners verify a token before
@@ -199,6 +200,12 @@ export class BedrockKeyProbe implements LeakVerifier {
     });
     if (!REGION.test(region))
       return done('UNVERIFIED', `"${clip(region)}" is not a region name: no call made`);
+    // A forged short-term key can name any well-formed region: only the aws partition's are called.
+    if (!COMMERCIAL_REGIONS.has(region))
+      return done(
+        'UNVERIFIED',
+        `${region} is not a region of the aws partition known to keyguard: no call made`,
+      );
     const signal = AbortSignal.timeout(this.timeoutMs);
     let res: Response;
     try {

@@ -80,6 +80,19 @@ describe('BedrockKeyProbe: the request', () => {
     expect(v.result).toBe('UNVERIFIED');
     expect(v.reason).toContain('no call made');
   });
+
+  it.each([['zz-fake-1'], ['cn-north-1'], ['us-gov-west-1']])(
+    'makes no call for %s, shaped as a region but not one of the aws partition (a forged token names any)',
+    async (region) => {
+      const { fetch, seen } = answering(200, '{}');
+
+      const v = await probe(fetch).verify({ ...SHORT, region });
+
+      expect(seen).toEqual([]);
+      expect(v.result).toBe('UNVERIFIED');
+      expect(v.reason).toContain('no call made');
+    },
+  );
 });
 
 describe('BedrockKeyProbe: what each answer means', () => {
