@@ -122,9 +122,16 @@ export class InventorySweep extends Construct {
     const anyUser = anyIamResource(this, account, 'user');
     const policy = new iam.Policy(this, 'IamAccess', {
       statements: [
+        // ListServiceSpecificCredentials with AllUsers names no user, and AWS does not document which resource
+        // IAM then authorizes (user/* or *): granted on *, which holds both, so the first page cannot be denied.
         new iam.PolicyStatement({
-          sid: 'ListKeysAndLateUserTags',
-          actions: ['iam:ListServiceSpecificCredentials', 'iam:ListUserTags'],
+          sid: 'ListAllBedrockKeys',
+          actions: ['iam:ListServiceSpecificCredentials'],
+          resources: ['*'],
+        }),
+        new iam.PolicyStatement({
+          sid: 'LateUserTags',
+          actions: ['iam:ListUserTags'],
           resources: [anyUser],
         }),
         new iam.PolicyStatement({
@@ -148,7 +155,7 @@ export class InventorySweep extends Construct {
     Validations.of(policy).acknowledge({
       id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
       reason:
-        'Keys may sit on any IAM user, so no narrower resource than user/* exists for listing them, reading a ' +
+        'Keys may sit on any IAM user, so no narrower resource than user/* exists for reading a ' +
         "late user's tags, or deactivating a key. UpdateServiceSpecificCredential is condition-scoped to " +
         'iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; no create/delete/reset action is granted.',
     });
@@ -156,8 +163,10 @@ export class InventorySweep extends Construct {
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:
         'GetAccountAuthorizationDetails, GenerateCredentialReport and GetCredentialReport are account-level IAM ' +
-        'reads that name no resource (their Service Authorization Reference rows list no resource type), and ' +
-        'cloudtrail:LookupEvents supports no resource-level permissions. All four are read-only.',
+        'reads that name no resource (their Service Authorization Reference rows list no resource type), ' +
+        'cloudtrail:LookupEvents supports no resource-level permissions, and ListServiceSpecificCredentials ' +
+        'with AllUsers=true names no user: AWS does not document whether IAM then checks user/* or *, so it is ' +
+        'granted on * (which covers both). All five are read-only and return no secret.',
     });
 
     // --- DynamoDB: item actions, written out (grant*() would add index ARNs and DeleteItem) -----------------------

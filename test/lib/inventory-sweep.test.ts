@@ -198,13 +198,18 @@ describe('InventorySweep: the function role', () => {
     );
   });
 
-  test('lists keys on users of the governed account; account-level reads and LookupEvents on * (no resource type)', () => {
+  test('lists every key with AllUsers on * (IAM does not document which resource it checks when no user is named); account-level reads and LookupEvents on *', () => {
     // Act
-    const [list] = byAction('iam:ListServiceSpecificCredentials');
+    const list = byAction('iam:ListServiceSpecificCredentials');
+    const [tags] = byAction('iam:ListUserTags');
     const [reads] = byAction('iam:GetAccountAuthorizationDetails');
     const [lookup] = byAction('cloudtrail:LookupEvents');
-    // Assess
-    expect(list?.Resource).toEqual(anyUser);
+    // Assess: one statement grants the listing on *, which holds user/* too; tags stay on the account's users
+    expect(list).toHaveLength(1);
+    expect(actionsOf(list[0] as Statement)).toEqual(['iam:ListServiceSpecificCredentials']);
+    expect(list[0]?.Resource).toBe('*');
+    expect(actionsOf(tags as Statement)).toEqual(['iam:ListUserTags']);
+    expect(tags?.Resource).toEqual(anyUser);
     expect(actionsOf(reads as Statement).sort()).toEqual([
       'iam:GenerateCredentialReport',
       'iam:GetAccountAuthorizationDetails',

@@ -562,9 +562,10 @@ describe('IAM: the function role', () => {
     expect(all.length).toBeGreaterThan(0);
     expect(actions.filter((a) => /^iam:(Create|Delete|Reset|Put|Attach|Tag|Untag|Pass)/.test(a))).toEqual([]);
     expect(actions.filter((a) => a === '*' || a.endsWith(':*'))).toEqual([]);
-    // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts), and
-    // the audit archive function's dynamodb:ListStreams (acknowledged in audit-integrity.ts).
-    expect(resources.filter((r) => r === '*')).toHaveLength(3);
+    // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts: the
+    // account-level reads, LookupEvents, and ListServiceSpecificCredentials with AllUsers), and the audit archive
+    // function's dynamodb:ListStreams (acknowledged in audit-integrity.ts).
+    expect(resources.filter((r) => r === '*')).toHaveLength(4);
     expect(
       all
         .filter((s) => s.Effect === 'Allow' && resourcesOfStatement(s).includes('*'))
@@ -576,6 +577,7 @@ describe('IAM: the function role', () => {
       'iam:GenerateCredentialReport',
       'iam:GetAccountAuthorizationDetails',
       'iam:GetCredentialReport',
+      'iam:ListServiceSpecificCredentials',
     ]);
   });
 
