@@ -1,26 +1,18 @@
 import { randomBytes } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
-import {
-  IAMClient,
-  ListServiceSpecificCredentialsCommand,
-  ListUserTagsCommand,
-  UpdateServiceSpecificCredentialCommand,
-} from '@aws-sdk/client-iam';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import { IAMClient, UpdateServiceSpecificCredentialCommand } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import { BedrockKeyProbe, type FetchLike } from '../../lambda/adapters/bedrock-key-probe';
+import type { FetchLike } from '../../lambda/adapters/bedrock-key-probe';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { Decision } from '../../lambda/domain/types';
 import { createLeakHandler, type LeakRuntime } from '../../lambda/handlers/leak-handler';
-import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { fingerprint } from '../../lambda/shared/redact';
 import { type Capture, captureOutput } from '../support/capture';
-import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import { scanAll, startTestDynamo } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
+import { leakRuntime, longTermKeyOf, mockGovernedUser, subscriptionBatch } from '../support/leak-harness';
 import { fakeShortTermKey, leakedFragments } from '../support/secrets';
 
 /**
@@ -39,14 +31,13 @@ const cloudtrail = mockClient(CloudTrailClient);
 const NOW = new Date('2026-11-20T10:00:00Z');
 const USER = 'svc-chatbot';
 const KEY_ID = 'ACCAEXAMPLEREALKEY001';
-const LOG_GROUP = '/aws/apigateway/public-api';
 /** The one secret Bedrock accepts for the user's real key (never written by the attacker). */
 const REAL_SECRET = randomBytes(45).toString('base64');
-const REAL_KEY = `ABSK${Buffer.from(`${USER}-at-${ACCOUNT}:${REAL_SECRET}`).toString('base64')}`;
+const REAL_KEY = longTermKeyOf(USER, REAL_SECRET);
 
 /** What an attacker can write: the real user's public alias and a secret of their choosing. */
 function forgedKey(): string {
-  return `ABSK${Buffer.from(`${USER}-at-${ACCOUNT}:${randomBytes(45).toString('base64')}`).toString('base64')}`;
+  return longTermKeyOf(USER);
 }
 
 type Endpoint = (authorization: string) => { status: number; body: string; errorType?: string } | 'hang';
@@ -84,7 +75,6 @@ function simulatedBedrock(answer?: Endpoint) {
 
 let db: EmbeddedDynamo;
 let out: Capture;
-let table = 0;
 
 beforeAll(async () => {
   db = await startTestDynamo();
@@ -94,85 +84,28 @@ afterAll(async () => {
 });
 
 beforeEach(() => {
-  iam.reset();
-  sns.reset();
-  cloudtrail.reset();
-  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
-  iam.on(ListServiceSpecificCredentialsCommand).resolves({
-    ServiceSpecificCredentials: [
-      {
-        UserName: USER,
-        Status: 'Active',
-        ServiceCredentialAlias: `${USER}-at-${ACCOUNT}`,
-        CreateDate: new Date('2026-10-01T00:00:00Z'),
-        ExpirationDate: new Date('2026-12-30T00:00:00Z'),
-        ServiceSpecificCredentialId: KEY_ID,
-        ServiceName: 'bedrock.amazonaws.com',
-      },
-    ],
-  });
-  iam.on(ListUserTagsCommand).resolves({
-    Tags: [
-      { Key: 'owner', Value: 'team-chat@example.com' },
-      { Key: 'purpose', Value: 'customer chatbot' },
-      { Key: 'review-cadence', Value: '90d' },
-    ],
-    IsTruncated: false,
-  });
-  iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
-  cloudtrail.on(LookupEventsCommand).resolves({ Events: [] });
+  mockGovernedUser(
+    { iam, sns, cloudtrail },
+    {
+      name: USER,
+      keyId: KEY_ID,
+      tags: [
+        { Key: 'owner', Value: 'team-chat@example.com' },
+        { Key: 'purpose', Value: 'customer chatbot' },
+        { Key: 'review-cadence', Value: '90d' },
+      ],
+    },
+  );
   out = captureOutput();
 });
 afterEach(() => out.restore());
 
-async function runtime(fetch: FetchLike, leakDetection: Record<string, unknown> = {}): Promise<LeakRuntime> {
-  table += 1;
-  const names = {
-    decisionsTable: `${TABLES.decisionsTable}-forged-${table}`,
-    keysTable: `${TABLES.keysTable}-forged-${table}`,
-    idempotencyTable: `${TABLES.idempotencyTable}-forged-${table}`,
-    approvalsTable: `${TABLES.approvalsTable}-forged-${table}`,
-  };
-  await createTestTables(db, names);
-  const config = parseConfig({
-    mode: 'enforce',
-    leakDetection: { logGroups: [LOG_GROUP], ...leakDetection },
-  });
-  return {
-    config,
-    policyVersion: policyVersion(config),
-    decisionsTable: names.decisionsTable,
-    keysTable: names.keysTable,
-    approvalsTable: names.approvalsTable,
-    topicArn: `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`,
-    governedAccountId: ACCOUNT,
-    iamFor: () => new IAMClient({ region: 'us-east-1' }),
-    cloudTrailFor: (region) => new CloudTrailClient({ region }),
-    dynamo: db.client,
-    sns: new SNSClient({ region: 'us-east-1' }),
-    logger: new Logger({ serviceName: 'keyguard-leak' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-leak' }),
-    verifier: new BedrockKeyProbe({ region: 'us-east-1', fetch, timeoutMs: 200, now: () => NOW }),
-    now: () => NOW,
-  };
+function runtime(fetch: FetchLike, leakDetection: Record<string, unknown> = {}): Promise<LeakRuntime> {
+  return leakRuntime(db, { fetch, now: NOW, probeTimeoutMs: 200, leakDetection });
 }
 
 /** A batch as CloudWatch Logs delivers it, the attacker's text in each line (e.g. a logged query string). */
-function batch(messages: string[]): { awslogs: { data: string } } {
-  const payload = {
-    messageType: 'DATA_MESSAGE',
-    owner: ACCOUNT,
-    logGroup: LOG_GROUP,
-    logStream: '2026/11/20/access',
-    subscriptionFilters: ['keyguard-bedrock-key-leaks'],
-    logEvents: messages.map((message, i) => ({
-      id: `3784121057423184628901435679843725498326472193471987234${i}`,
-      timestamp: Date.parse('2026-11-20T09:40:00Z'),
-      message,
-    })),
-  };
-  return { awslogs: { data: gzipSync(Buffer.from(JSON.stringify(payload))).toString('base64') } };
-}
+const batch = subscriptionBatch;
 
 async function decisions(rt: LeakRuntime): Promise<Decision[]> {
   return new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY_ID);

@@ -1,17 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import { gzipSync } from 'node:zlib';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
-import {
-  IAMClient,
-  ListServiceSpecificCredentialsCommand,
-  ListUserTagsCommand,
-  UpdateServiceSpecificCredentialCommand,
-} from '@aws-sdk/client-iam';
-import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
+import { IAMClient, UpdateServiceSpecificCredentialCommand } from '@aws-sdk/client-iam';
+import { SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
-import { BedrockKeyProbe, type FetchLike } from '../../lambda/adapters/bedrock-key-probe';
+import type { FetchLike } from '../../lambda/adapters/bedrock-key-probe';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { MAX_BATCH_BYTES } from '../../lambda/domain/leak-batch';
 import {
@@ -19,11 +11,11 @@ import {
   InvalidLogEventError,
   type LeakRuntime,
 } from '../../lambda/handlers/leak-handler';
-import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { fingerprint } from '../../lambda/shared/redact';
 import { type Capture, captureOutput } from '../support/capture';
-import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { startTestDynamo } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
+import { leakRuntime, longTermKeyOf, mockGovernedUser, subscriptionPayload } from '../support/leak-harness';
 
 /**
  * Issue 10, item 2, in the leak function: a few 256 KiB log messages dense with key prefixes used to push a
@@ -38,8 +30,7 @@ const cloudtrail = mockClient(CloudTrailClient);
 const NOW = new Date('2026-11-20T10:00:00Z');
 const USER = 'svc-dense';
 const KEY_ID = 'ACCAEXAMPLEDENSEKEY01';
-const LOG_GROUP = '/aws/apigateway/public-api';
-const REAL_KEY = `ABSK${Buffer.from(`${USER}-at-${ACCOUNT}:${randomBytes(45).toString('base64')}`).toString('base64')}`;
+const REAL_KEY = longTermKeyOf(USER);
 const LIMIT_MS = 60_000;
 const KiB = 1024;
 
@@ -59,74 +50,16 @@ afterAll(async () => {
   await db.close();
 });
 beforeEach(() => {
-  iam.reset();
-  sns.reset();
-  cloudtrail.reset();
-  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
-  iam.on(ListServiceSpecificCredentialsCommand).resolves({
-    ServiceSpecificCredentials: [
-      {
-        UserName: USER,
-        Status: 'Active',
-        ServiceCredentialAlias: `${USER}-at-${ACCOUNT}`,
-        CreateDate: new Date('2026-10-01T00:00:00Z'),
-        ExpirationDate: new Date('2026-12-30T00:00:00Z'),
-        ServiceSpecificCredentialId: KEY_ID,
-        ServiceName: 'bedrock.amazonaws.com',
-      },
-    ],
-  });
-  iam
-    .on(ListUserTagsCommand)
-    .resolves({ Tags: [{ Key: 'owner', Value: 'team@example.com' }], IsTruncated: false });
-  iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
-  cloudtrail.on(LookupEventsCommand).resolves({ Events: [] });
+  mockGovernedUser({ iam, sns, cloudtrail }, { name: USER, keyId: KEY_ID });
   out = captureOutput();
 });
 afterEach(() => out.restore());
 
-async function runtime(): Promise<LeakRuntime> {
-  const names = {
-    decisionsTable: `${TABLES.decisionsTable}-dense`,
-    keysTable: `${TABLES.keysTable}-dense`,
-    idempotencyTable: `${TABLES.idempotencyTable}-dense`,
-    approvalsTable: `${TABLES.approvalsTable}-dense`,
-  };
-  await createTestTables(db, names);
-  const config = parseConfig({ mode: 'enforce', leakDetection: { logGroups: [LOG_GROUP] } });
-  return {
-    config,
-    policyVersion: policyVersion(config),
-    ...names,
-    topicArn: `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`,
-    governedAccountId: ACCOUNT,
-    iamFor: () => new IAMClient({ region: 'us-east-1' }),
-    cloudTrailFor: (region) => new CloudTrailClient({ region }),
-    dynamo: db.client,
-    sns: new SNSClient({ region: 'us-east-1' }),
-    logger: new Logger({ serviceName: 'keyguard-leak' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-leak' }),
-    verifier: new BedrockKeyProbe({ region: 'us-east-1', fetch, timeoutMs: 500, now: () => NOW }),
-    now: () => NOW,
-  };
+function runtime(): Promise<LeakRuntime> {
+  return leakRuntime(db, { fetch, now: NOW, probeTimeoutMs: 500 });
 }
 
-function payload(messages: string[]): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      messageType: 'DATA_MESSAGE',
-      owner: ACCOUNT,
-      logGroup: LOG_GROUP,
-      logStream: '2026/11/20/access',
-      subscriptionFilters: ['keyguard-bedrock-key-leaks'],
-      logEvents: messages.map((message, i) => ({
-        id: `3784121057423184628901435679843725498326472193471987${String(i).padStart(4, '0')}`,
-        timestamp: Date.parse('2026-11-20T09:40:00Z'),
-        message,
-      })),
-    }),
-  );
-}
+const payload = subscriptionPayload;
 
 function fill(unit: string, size: number): string {
   return unit.repeat(Math.ceil(size / unit.length)).slice(0, size);

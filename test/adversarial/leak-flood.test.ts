@@ -1,12 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { gzipSync } from 'node:zlib';
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
+import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import {
   IAMClient,
   ListServiceSpecificCredentialsCommand,
-  ListUserTagsCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
@@ -17,11 +13,11 @@ import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { MAX_GROUPS, MAX_SAMPLE } from '../../lambda/domain/leak-plan';
 import type { Decision } from '../../lambda/domain/types';
 import { createLeakHandler, type LeakRuntime } from '../../lambda/handlers/leak-handler';
-import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { fingerprint } from '../../lambda/shared/redact';
 import { type Capture, captureOutput } from '../support/capture';
-import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import { scanAll, startTestDynamo } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
+import { leakRuntime, longTermKeyOf, mockGovernedUser, subscriptionBatch } from '../support/leak-harness';
 import { leakedFragments } from '../support/secrets';
 
 /**
@@ -42,16 +38,11 @@ const cloudtrail = mockClient(CloudTrailClient);
 const NOW = new Date('2026-11-20T10:00:00Z');
 const USER = 'svc-flooded';
 const KEY_ID = 'ACCAEXAMPLEFLOODKEY01';
-const LOG_GROUP = '/aws/apigateway/public-api';
-const REAL_KEY = `ABSK${Buffer.from(`${USER}-at-${ACCOUNT}:${randomBytes(45).toString('base64')}`).toString('base64')}`;
+const REAL_KEY = longTermKeyOf(USER);
 const LIMIT_MS = 120_000;
 
 function forgedKeys(n: number): string[] {
-  return Array.from(
-    { length: n },
-    () =>
-      `ABSK${Buffer.from(`${USER}-at-${ACCOUNT}:${randomBytes(45).toString('base64')}`).toString('base64')}`,
-  );
+  return Array.from({ length: n }, () => longTermKeyOf(USER));
 }
 
 /** Bedrock over HTTPS, simulated: only the real key authenticates. `onReal` runs when the real key is checked. */
@@ -73,7 +64,6 @@ function simulatedBedrock(onReal: () => void = () => undefined) {
 
 let db: EmbeddedDynamo;
 let out: Capture;
-let table = 0;
 /** DynamoDB requests by command name (every request the function's tables receive). */
 let dynamoCalls: string[] = [];
 
@@ -91,77 +81,16 @@ afterAll(async () => {
   await db.close();
 });
 beforeEach(() => {
-  iam.reset();
-  sns.reset();
-  cloudtrail.reset();
-  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
-  iam.on(ListServiceSpecificCredentialsCommand).resolves({
-    ServiceSpecificCredentials: [
-      {
-        UserName: USER,
-        Status: 'Active',
-        ServiceCredentialAlias: `${USER}-at-${ACCOUNT}`,
-        CreateDate: new Date('2026-10-01T00:00:00Z'),
-        ExpirationDate: new Date('2026-12-30T00:00:00Z'),
-        ServiceSpecificCredentialId: KEY_ID,
-        ServiceName: 'bedrock.amazonaws.com',
-      },
-    ],
-  });
-  iam
-    .on(ListUserTagsCommand)
-    .resolves({ Tags: [{ Key: 'owner', Value: 'team@example.com' }], IsTruncated: false });
-  iam.on(UpdateServiceSpecificCredentialCommand).resolves({});
-  cloudtrail.on(LookupEventsCommand).resolves({ Events: [] });
+  mockGovernedUser({ iam, sns, cloudtrail }, { name: USER, keyId: KEY_ID });
   out = captureOutput();
 });
 afterEach(() => out.restore());
 
-async function runtime(fetch: FetchLike): Promise<LeakRuntime> {
-  table += 1;
-  const names = {
-    decisionsTable: `${TABLES.decisionsTable}-flood-${table}`,
-    keysTable: `${TABLES.keysTable}-flood-${table}`,
-    idempotencyTable: `${TABLES.idempotencyTable}-flood-${table}`,
-    approvalsTable: `${TABLES.approvalsTable}-flood-${table}`,
-  };
-  await createTestTables(db, names);
-  const config = parseConfig({ mode: 'enforce', leakDetection: { logGroups: [LOG_GROUP] } });
-  return {
-    config,
-    policyVersion: policyVersion(config),
-    decisionsTable: names.decisionsTable,
-    keysTable: names.keysTable,
-    approvalsTable: names.approvalsTable,
-    topicArn: `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`,
-    governedAccountId: ACCOUNT,
-    iamFor: () => new IAMClient({ region: 'us-east-1' }),
-    cloudTrailFor: (region) => new CloudTrailClient({ region }),
-    dynamo: db.client,
-    sns: new SNSClient({ region: 'us-east-1' }),
-    logger: new Logger({ serviceName: 'keyguard-leak' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-leak' }),
-    verifier: new BedrockKeyProbe({ region: 'us-east-1', fetch, timeoutMs: 500, now: () => NOW }),
-    now: () => NOW,
-  };
+function runtime(fetch: FetchLike): Promise<LeakRuntime> {
+  return leakRuntime(db, { fetch, now: NOW, probeTimeoutMs: 500 });
 }
 
-/** A subscription delivery: base64(gzip(JSON)), one log event per message. */
-function batch(messages: string[]): { awslogs: { data: string } } {
-  const payload = {
-    messageType: 'DATA_MESSAGE',
-    owner: ACCOUNT,
-    logGroup: LOG_GROUP,
-    logStream: '2026/11/20/access',
-    subscriptionFilters: ['keyguard-bedrock-key-leaks'],
-    logEvents: messages.map((message, i) => ({
-      id: `3784121057423184628901435679843725498326472193471987${String(i).padStart(4, '0')}`,
-      timestamp: Date.parse('2026-11-20T09:40:00Z'),
-      message,
-    })),
-  };
-  return { awslogs: { data: gzipSync(Buffer.from(JSON.stringify(payload))).toString('base64') } };
-}
+const batch = subscriptionBatch;
 
 /** `n` distinct forged keys, `perLine` to a logged request line, then the real key in the last line. */
 function floodMessages(forged: string[], perLine: number): string[] {
