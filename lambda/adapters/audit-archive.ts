@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
 import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
 import { canonicalJson } from '../domain/audit-chain';
 import {
+  DIGEST_VERSION,
   type DigestDocument,
   digestBytes,
   SIGNING_ALGORITHM,
@@ -76,26 +78,90 @@ export class S3AuditArchive {
     }
   }
 
-  /** Every signed digest in the archive, oldest first (all pages). */
-  async listDigests(): Promise<SignedDigest[]> {
-    const keys: string[] = [];
+  /**
+   * Every signed digest in the archive (all pages), and every object under `digests/` that is not one: too large
+   * to be a digest, not JSON, or not shaped as a SignedDigest. Those are named, never parsed into the check (an
+   * object planted there is itself tamper evidence).
+   */
+  async listDigests(): Promise<{ digests: SignedDigest[]; unreadable: UnreadableDigest[] }> {
+    const objects: Array<{ key: string; size: number | undefined }> = [];
     let token: string | undefined;
     do {
       const res = await this.s3.send(
         new ListObjectsV2Command({ Bucket: this.bucket, Prefix: DIGEST_PREFIX, ContinuationToken: token }),
       );
-      for (const o of res.Contents ?? []) if (o.Key) keys.push(o.Key);
+      for (const o of res.Contents ?? []) if (o.Key) objects.push({ key: o.Key, size: o.Size });
       token = res.IsTruncated ? res.NextContinuationToken : undefined;
     } while (token);
-    keys.sort();
-    const out: SignedDigest[] = [];
-    for (const key of keys) {
+    objects.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const digests: SignedDigest[] = [];
+    const unreadable: UnreadableDigest[] = [];
+    const tooLarge = `larger than ${MAX_DIGEST_BYTES} bytes, more than any digest holds: not read`;
+    for (const { key, size } of objects) {
+      if (size !== undefined && size > MAX_DIGEST_BYTES) {
+        unreadable.push({ key, reason: tooLarge });
+        continue;
+      }
       const res = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }));
-      const text = await res.Body?.transformToString('utf8');
-      out.push(JSON.parse(text ?? 'null') as SignedDigest);
+      const text = (await res.Body?.transformToString('utf8')) ?? '';
+      if (text.length > MAX_DIGEST_BYTES) {
+        unreadable.push({ key, reason: tooLarge });
+        continue;
+      }
+      const read = parseSignedDigest(text);
+      if ('digest' in read) digests.push(read.digest);
+      else unreadable.push({ key, reason: read.reason });
     }
-    return out;
+    return { digests, unreadable };
   }
+}
+
+/** An object under `digests/` that is not a signed digest, and why. */
+export interface UnreadableDigest {
+  key: string;
+  reason: string;
+}
+
+/** A digest lists at most one head per key: 64 MiB is far beyond any account's keys. */
+export const MAX_DIGEST_BYTES = 64 * 1024 * 1024;
+
+const SignedHeadSchema = z.strictObject({
+  accountId: z.string(),
+  keyId: z.string(),
+  seq: z.number().int().nonnegative(),
+  hash: z.string(),
+});
+
+/** Loose objects: unknown fields are kept, so the signature is checked over the document exactly as stored. */
+const SignedDigestSchema = z.looseObject({
+  digest: z.looseObject({
+    version: z.literal(DIGEST_VERSION),
+    time: z.string(),
+    windowStart: z.string().nullable(),
+    windowEnd: z.string(),
+    previousDigestHash: z.string().nullable(),
+    heads: z.array(SignedHeadSchema),
+  }),
+  signingKeyId: z.string(),
+  algorithm: z.literal(SIGNING_ALGORITHM),
+  signature: z.string(),
+});
+
+/** One digest object's text as a SignedDigest, or why it is not one. */
+function parseSignedDigest(text: string): { digest: SignedDigest } | { reason: string } {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    return { reason: `not a signed digest: not valid JSON (${err instanceof Error ? err.name : 'error'})` };
+  }
+  const parsed = SignedDigestSchema.safeParse(json);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    const where = first?.path.length ? first.path.join('.') : '(root)';
+    return { reason: `not a signed digest: ${where}: ${first?.message ?? 'invalid'}` };
+  }
+  return { digest: parsed.data as SignedDigest };
 }
 
 /** Signs digest documents with the KMS asymmetric key (RSA_2048, SIGN_VERIFY). */

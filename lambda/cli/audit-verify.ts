@@ -55,10 +55,13 @@ export async function archiveDigests(
   const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
   const s3 = new S3Client({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
   const kms = new KMSClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
-  const digests = await new S3AuditArchive(s3, bucket, 1).listDigests();
+  const { digests, unreadable } = await new S3AuditArchive(s3, bucket, 1).listDigests();
   const keys = new Map<string, Uint8Array>();
   for (const id of new Set(digests.map((d) => d.signingKeyId))) keys.set(id, await signingPublicKey(kms, id));
-  return checkDigests(digests, keys);
+  const check = checkDigests(digests, keys);
+  // An object under digests/ that is not a digest was written by someone: named by its object key.
+  const planted = unreadable.map((u) => ({ digestTime: u.key, detail: u.reason }));
+  return { ...check, problems: [...planted, ...check.problems] };
 }
 
 function where(p: RecordProblem): string {

@@ -78,3 +78,55 @@ describe('archiveDigests: what audit verify --archive-bucket reads', () => {
     expect(check.signed?.heads).toHaveLength(3);
   });
 });
+
+describe('archiveDigests: objects planted under digests/ that are not digests', () => {
+  it.each([
+    ['not JSON', '{"digest": ', 'not valid JSON'],
+    ['JSON null', 'null', 'not a signed digest'],
+    ['a wrong shape', JSON.stringify({ digest: { time: 5 }, signature: 7 }), 'not a signed digest'],
+    ['deeply nested', `${'['.repeat(100_000)}${']'.repeat(100_000)}`, 'not a signed digest'],
+  ])(
+    'a digest object that is %s is named as tamper evidence; the real digests are still checked',
+    async (_l, text, why) => {
+      // Prepare: one real digest and, beside it, an object someone wrote under digests/
+      const real = signed(1, null, '2026-12-07T10:00:00.000Z');
+      s3.on(ListObjectsV2Command).resolves({
+        Contents: [
+          { Key: 'digests/2026-12-07T10:00:00.000Z.json' },
+          { Key: 'digests/2026-12-07T10:30:00.000Z.json' },
+        ],
+        IsTruncated: false,
+      });
+      s3.on(GetObjectCommand, { Key: 'digests/2026-12-07T10:00:00.000Z.json' }).callsFake(() => ({
+        Body: body(real),
+      }));
+      s3.on(GetObjectCommand, { Key: 'digests/2026-12-07T10:30:00.000Z.json' }).callsFake(() => ({
+        Body: { transformToString: async () => text } as never,
+        ContentLength: text.length,
+      }));
+      kms.on(GetPublicKeyCommand).resolves({ KeyId: KEY_ARN, PublicKey: key.publicKeyDer });
+      // Act
+      const check = await archiveDigests('archive', { AWS_REGION: 'us-east-1' });
+      // Assess
+      expect(check.problems).toEqual([
+        { digestTime: 'digests/2026-12-07T10:30:00.000Z.json', detail: expect.stringContaining(why) },
+      ]);
+      expect(check.signed).toMatchObject({ time: '2026-12-07T10:00:00.000Z', digests: 1 });
+    },
+  );
+
+  it('does not read an object larger than any digest can be; it is named instead', async () => {
+    s3.on(ListObjectsV2Command).resolves({
+      Contents: [{ Key: 'digests/huge.json', Size: 2 * 1024 ** 3 }],
+      IsTruncated: false,
+    });
+    kms.on(GetPublicKeyCommand).resolves({ KeyId: KEY_ARN, PublicKey: key.publicKeyDer });
+
+    const check = await archiveDigests('archive', { AWS_REGION: 'us-east-1' });
+
+    expect(s3).toHaveReceivedCommandTimes(GetObjectCommand, 0);
+    expect(check.problems).toEqual([
+      { digestTime: 'digests/huge.json', detail: expect.stringContaining('larger than') },
+    ]);
+  });
+});
