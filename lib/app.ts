@@ -1,5 +1,5 @@
-import { App } from 'aws-cdk-lib';
-import { loadConfig } from '../lambda/shared/config';
+import { Annotations, App } from 'aws-cdk-lib';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../lambda/shared/config';
 import { GUARDRAILS_STACK_NAME, GuardrailsStack } from './guardrails-stack';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
 import { UsageStack, usageStackName } from './usage-stack';
@@ -10,7 +10,8 @@ export const STACK_NAME = 'BedrockKeyGuard';
 export interface BuildAppProps {
   /**
    * CDK context, for tests; the CLI's `-c key=value` and cdk.json context reach the App on their own.
-   * Keys read: `config` (policy file path), `region` (must be us-east-1).
+   * Keys read: `config` (policy file path), `region` (must be us-east-1), `guardrails` (`true` adds the
+   * guardrails stack; see {@link GUARDRAILS_CONTEXT}).
    * @default - none beyond what the CDK CLI provides
    */
   readonly context?: Record<string, unknown>;
@@ -22,32 +23,86 @@ export interface BuildAppProps {
   readonly outdir?: string;
 }
 
+/** The context key that adds the guardrails stack to the app: `npx cdk deploy -c guardrails=true BedrockKeyGuardGuardrails`. */
+export const GUARDRAILS_CONTEXT = 'guardrails';
+
+/** A CDK context value (`-c key=value` or cdk.json) of the wrong shape; the message names the key and the value. */
+export class ContextError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ContextError';
+  }
+}
+
 function stringContext(app: App, key: string): string | undefined {
   const value: unknown = app.node.tryGetContext(key);
   if (value === undefined || value === null || value === '') return undefined;
   if (typeof value !== 'string') {
-    throw new Error(`context ${key}: got ${JSON.stringify(value)}; allowed: a string`);
+    throw new ContextError(`context ${key}: got ${JSON.stringify(value)}; allowed: a string`);
   }
   return value;
+}
+
+/** `-c key=true|false` (the CLI gives a string) or a cdk.json boolean; absent is false. Anything else is an error. */
+function booleanContext(app: App, key: string): boolean {
+  const value: unknown = app.node.tryGetContext(key);
+  if (value === undefined || value === null || value === '' || value === false || value === 'false')
+    return false;
+  if (value === true || value === 'true') return true;
+  throw new ContextError(
+    `context ${key}: got ${JSON.stringify(value)}; allowed: "true" | "false" (or a boolean)`,
+  );
+}
+
+const GUARDRAILS_DEPLOY_COMMAND = `npx cdk deploy -c ${GUARDRAILS_CONTEXT}=true ${GUARDRAILS_STACK_NAME}`;
+
+/** Whose credentials the guardrails step takes, per `guardrails.deploy`. */
+function guardrailsCredentials(deploy: 'scp' | 'managed-policy'): string {
+  return deploy === 'scp'
+    ? "with the organization's management account's credentials, or a delegated administrator's for " +
+        'Organizations policies (Organizations refuses CreatePolicy from any other account), in an account ' +
+        'bootstrapped in us-east-1'
+    : 'with the credentials of the account that should hold the managed policy (bootstrapped in us-east-1)';
 }
 
 /**
  * Composes the CDK app: reads context once, validates it (bad config -> ConfigError naming file, key and
  * value; another region -> RegionError), and builds the main stack, one usage stack per `usage.regions` entry
- * other than us-east-1 (which the main stack forwards itself), and the guardrails stack when one is deployed. bin/app.ts and the tests both use this.
+ * other than us-east-1 (which the main stack forwards itself), and the guardrails stack only when asked for with
+ * `-c guardrails=true`. bin/app.ts and the tests both use this.
+ *
+ * The guardrails are a step of their own, never part of `cdk deploy --all`: an SCP can be created only by the
+ * organization's management account or a delegated administrator, whose credentials are usually not the governed
+ * account's; and a managed policy follows the same rule, so that what `--all` deploys never depends on
+ * `guardrails.deploy`, and a deny that restrains the account's principals is always deployed on purpose. Without the
+ * flag, a config that asks for guardrails gets an info message on the main stack saying how to deploy them; the flag
+ * with `guardrails.deploy` `none` is a {@link ConfigError} (nothing to deploy: a typo or the wrong config file).
  */
 export function buildApp(props: BuildAppProps = {}): {
   app: App;
   stack: KeyguardStack;
   usageStacks: UsageStack[];
-  /** The preventive policies' stack, when `guardrails.deploy` is `scp` or `managed-policy`. */
+  /** The preventive policies' stack, with `-c guardrails=true` (then `guardrails.deploy` is `scp` or `managed-policy`). */
   guardrails?: GuardrailsStack;
 } {
   const app = new App({ context: props.context, outdir: props.outdir });
 
   const region = stringContext(app, 'region') ?? GOVERNANCE_REGION;
   if (region !== GOVERNANCE_REGION) throw new RegionError(region);
-  const { config } = loadConfig(stringContext(app, 'config'), props.cwd);
+  const withGuardrails = booleanContext(app, GUARDRAILS_CONTEXT);
+  const { config, source } = loadConfig(stringContext(app, 'config'), props.cwd);
+  const { deploy } = config.guardrails;
+  if (withGuardrails && deploy === 'none') {
+    const where =
+      source === 'defaults'
+        ? `guardrails.deploy: got "none" (the default: no ${DEFAULT_CONFIG_FILE} in ${props.cwd ?? process.cwd()}; ` +
+          'give one with -c config=FILE)'
+        : `${source}: guardrails.deploy: got "none"`;
+    throw new ConfigError(
+      `${where}; -c ${GUARDRAILS_CONTEXT}=true deploys the guardrails stack, which needs guardrails.deploy ` +
+        '"scp" | "managed-policy". Set it in the config, or drop the flag.',
+    );
+  }
 
   const stack = new KeyguardStack(app, STACK_NAME, {
     stackName: STACK_NAME,
@@ -69,15 +124,22 @@ export function buildApp(props: BuildAppProps = {}): {
       return usage;
     });
 
-  // Its own stack: an SCP must be deployed with the organization's management (or delegated administrator)
-  // account's credentials, which are usually not the governed account's.
-  const guardrails =
-    config.guardrails.deploy === 'none'
-      ? undefined
-      : new GuardrailsStack(app, GUARDRAILS_STACK_NAME, {
-          stackName: GUARDRAILS_STACK_NAME,
-          env: { account: props.account, region: GOVERNANCE_REGION },
-          config,
-        });
+  // Its own stack, and only on request (see above): never part of `cdk deploy --all` or a plain `cdk synth`.
+  let guardrails: GuardrailsStack | undefined;
+  if (deploy !== 'none') {
+    if (withGuardrails) {
+      guardrails = new GuardrailsStack(app, GUARDRAILS_STACK_NAME, {
+        stackName: GUARDRAILS_STACK_NAME,
+        env: { account: props.account, region: GOVERNANCE_REGION },
+        config,
+      });
+    } else {
+      Annotations.of(stack).addInfo(
+        `guardrails.deploy is "${deploy}": the ${GUARDRAILS_STACK_NAME} stack is not part of this deployment ` +
+          `(nor of cdk deploy --all). Deploy it as a step of its own, ${guardrailsCredentials(deploy)}: ` +
+          `${GUARDRAILS_DEPLOY_COMMAND} --profile <profile> (README: Guardrails).`,
+      );
+    }
+  }
   return { app, stack, usageStacks, ...(guardrails ? { guardrails } : {}) };
 }

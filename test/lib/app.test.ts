@@ -1,13 +1,16 @@
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError, parseConfig, policyVersion } from '../../lambda/shared/config';
-import { buildApp } from '../../lib/app';
+import { buildApp, ContextError } from '../../lib/app';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { RegionError } from '../../lib/keyguard-stack';
 import { build, emptyDir, NO_BUNDLING, resourcesOf, writeConfig } from './helpers';
+
+const REPO = join(__dirname, '..', '..');
 
 function errorOf(act: () => unknown): Error {
   try {
@@ -159,31 +162,155 @@ describe('OwnerAlerts', () => {
 });
 
 describe('buildApp: guardrails', () => {
-  test('no guardrails stack by default (keyguard policy only prints them)', () => {
+  test('no guardrails stack by default (keyguard policy only prints them), and no message', () => {
     // Act
     const built = build();
     // Assess
     expect(built.guardrails).toBeUndefined();
     expect(built.app.node.tryFindChild('BedrockKeyGuardGuardrails')).toBeUndefined();
+    expect(Annotations.fromStack(built.stack).findInfo('*', Match.anyValue())).toEqual([]);
+  });
+
+  test.each(['scp', 'managed-policy'])(
+    'deploy %s without -c guardrails=true: the app (what cdk deploy --all and cdk synth see) has no guardrails stack',
+    (deploy) => {
+      // Prepare
+      const config = writeConfig({ guardrails: { deploy, scpTargetIds: ['ou-ab12-cd34ef56'] } });
+      // Act
+      const built = build({ context: { config }, account: '123456789012' });
+      // Assess
+      expect(built.guardrails).toBeUndefined();
+      expect(built.app.node.tryFindChild('BedrockKeyGuardGuardrails')).toBeUndefined();
+      expect(built.app.synth().stacks.map((s) => s.stackName)).toEqual(['BedrockKeyGuard']);
+    },
+  );
+
+  test.each(['scp', 'managed-policy'])(
+    'deploy %s without the flag: synth says, on the main stack, how to deploy the guardrails as a step of their own',
+    (deploy) => {
+      // Prepare
+      const config = writeConfig({ guardrails: { deploy } });
+      // Act
+      const { stack } = build({ context: { config } });
+      // Assess
+      const infos = Annotations.fromStack(stack).findInfo('/BedrockKeyGuard', Match.anyValue());
+      expect(infos).toHaveLength(1);
+      const text = String(infos[0]?.entry.data);
+      expect(text).toContain(`guardrails.deploy is "${deploy}"`);
+      expect(text).toContain('npx cdk deploy -c guardrails=true BedrockKeyGuardGuardrails');
+      expect(text).toContain('not part of this deployment');
+    },
+  );
+
+  test('the message for scp names the credentials it needs (management account or delegated administrator)', () => {
+    // Prepare
+    const config = writeConfig({ guardrails: { deploy: 'scp' } });
+    // Act
+    const { stack } = build({ context: { config } });
+    // Assess
+    Annotations.fromStack(stack).hasInfo(
+      '/BedrockKeyGuard',
+      Match.stringLikeRegexp('management account.*delegated administrator'),
+    );
   });
 
   test.each([
     ['scp', 'AWS::Organizations::Policy'],
     ['managed-policy', 'AWS::IAM::ManagedPolicy'],
   ])(
-    'deploy %s adds the BedrockKeyGuardGuardrails stack in us-east-1 with a %s, nag-clean',
+    'deploy %s with -c guardrails=true adds the BedrockKeyGuardGuardrails stack in us-east-1 with a %s, nag-clean',
     (deploy, type) => {
       // Prepare
       const config = writeConfig({ guardrails: { deploy, scpTargetIds: ['ou-ab12-cd34ef56'] } });
       // Act
-      const { guardrails } = build({ context: { config }, account: '123456789012' });
+      const built = build({ context: { config, guardrails: 'true' }, account: '123456789012' });
       // Assess
+      const { guardrails } = built;
       expect(guardrails?.stackName).toBe('BedrockKeyGuardGuardrails');
       expect(guardrails?.region).toBe('us-east-1');
+      expect(guardrails?.account).toBe('123456789012');
       const template = Template.fromStack(guardrails as Stack);
       expect(Object.keys(resourcesOf(template, type))).toHaveLength(1);
       const report = new AwsSolutionsChecks().validateScope(guardrails as Stack);
       expect(report.violations.map((v) => v.ruleName)).toEqual([]);
+      // Asked for: no reminder on the main stack.
+      expect(Annotations.fromStack(built.stack).findInfo('*', Match.anyValue())).toEqual([]);
     },
   );
+
+  test('the flag as a boolean (cdk.json context) works like "true"; false like no flag', () => {
+    // Prepare
+    const config = writeConfig({ guardrails: { deploy: 'scp' } });
+    // Act
+    const on = build({ context: { config, guardrails: true } });
+    const off = build({ context: { config, guardrails: false } });
+    const offString = build({ context: { config, guardrails: 'false' } });
+    // Assess
+    expect(on.guardrails?.stackName).toBe('BedrockKeyGuardGuardrails');
+    expect(off.guardrails).toBeUndefined();
+    expect(offString.guardrails).toBeUndefined();
+    Annotations.fromStack(offString.stack).hasInfo(
+      '/BedrockKeyGuard',
+      Match.stringLikeRegexp('guardrails=true'),
+    );
+  });
+
+  test('-c guardrails=true with guardrails.deploy "none" is a config error naming the file, the key and the value', () => {
+    // Prepare
+    const config = writeConfig({ guardrails: { deploy: 'none' } });
+    // Act
+    const error = errorOf(() => build({ context: { config, guardrails: 'true' } }));
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toContain(`${config}: guardrails.deploy: got "none"`);
+    expect(error.message).toContain('-c guardrails=true');
+    expect(error.message).toContain('"scp" | "managed-policy"');
+  });
+
+  test('-c guardrails=true with no config file at all names the defaults and how to give a file', () => {
+    // Act
+    const error = errorOf(() => build({ context: { guardrails: 'true' } }));
+    // Assess
+    expect(error).toBeInstanceOf(ConfigError);
+    expect(error.message).toMatch(
+      /^guardrails\.deploy: got "none" \(the default: no keyguard\.config\.json in /,
+    );
+    expect(error.message).toContain('-c config=FILE');
+  });
+
+  test.each([['yes'], ['TRUE'], ['1'], [1], [{}], [['true']]])(
+    'a bad -c guardrails value (%j) is a context error naming the key, the value and what is allowed',
+    (value) => {
+      // Prepare
+      const config = writeConfig({ guardrails: { deploy: 'scp' } });
+      // Act
+      const error = errorOf(() => build({ context: { config, guardrails: value } }));
+      // Assess
+      expect(error).toBeInstanceOf(ContextError);
+      expect(error.message).toBe(
+        `context guardrails: got ${JSON.stringify(value)}; allowed: "true" | "false" (or a boolean)`,
+      );
+    },
+  );
+});
+
+describe('the CDK app (bin/app.ts): context errors', () => {
+  test('a bad -c guardrails value exits 1 with the message and no stack trace', () => {
+    // Act: the CDK CLI hands -c values to the app in CDK_CONTEXT_JSON
+    const r = spawnSync(join(REPO, 'node_modules', '.bin', 'tsx'), [join(REPO, 'bin', 'app.ts')], {
+      cwd: emptyDir(),
+      encoding: 'utf8',
+      timeout: 120_000,
+      env: {
+        ...process.env,
+        CDK_CONTEXT_JSON: JSON.stringify({ guardrails: 'yes' }),
+        CDK_OUTDIR: emptyDir(),
+      },
+    });
+    // Assess
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'BedrockKeyGuard: context guardrails: got "yes"; allowed: "true" | "false" (or a boolean)',
+    ]);
+    expect(r.status).toBe(1);
+  });
 });
