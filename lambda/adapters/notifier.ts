@@ -2,7 +2,7 @@ import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
 import { buildNotice } from '../domain/notice';
 import type { Notifier } from '../domain/pipeline';
 import type { Decision } from '../domain/types';
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 
 /**
  * Owner notices on SNS. Message attributes `owner`, `severity` and `action` let each subscription filter
@@ -12,7 +12,7 @@ export class SnsNotifier implements Notifier {
   constructor(
     private readonly sns: SNSClient,
     private readonly topicArn: string,
-    private readonly config: Config,
+    private readonly config: Policy,
   ) {}
 
   async notify(decision: Decision): Promise<void> {

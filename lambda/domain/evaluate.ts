@@ -1,4 +1,4 @@
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
 import { DAY_MS, HOUR_MS } from './dates';
 import { describeVerification, leakMayDeactivate } from './leak-verification';
@@ -27,7 +27,7 @@ import type { KeyUsage } from './usage-types';
 export const NEVER_EXPIRES_YEAR = 2100;
 
 export interface EvaluationContext {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   /** The decision clock: wall time live, the event's time in replay. */
   now: Date;
@@ -58,7 +58,7 @@ export function describeLeak(leak: LeakEvidence): string {
 function leakViolations(
   key: KeySnapshot,
   leak: LeakEvidence | null | undefined,
-  config: Config,
+  config: Policy,
 ): Violation[] {
   if (!leak) return [];
   const which =
@@ -87,7 +87,7 @@ function tagValue(tags: Record<string, string>, key: string): string | null {
 }
 
 /** Owner tag, else the key's creator, else the configured fallback (source recorded for the audit). */
-export function resolveOwner(key: KeySnapshot, config: Config): Owner {
+export function resolveOwner(key: KeySnapshot, config: Policy): Owner {
   const tagged = tagValue(key.userTags, config.tags.owner);
   // A tag value is free text (256 chars: a pasted key fits); it is copied into decisions, notices and logs.
   if (tagged) return { value: redactSecrets(tagged), source: 'tag' };
@@ -95,7 +95,7 @@ export function resolveOwner(key: KeySnapshot, config: Config): Owner {
   return { value: config.fallbackOwner, source: 'fallback' };
 }
 
-function lifetimeViolations(key: KeySnapshot, config: Config, now: Date): Violation[] {
+function lifetimeViolations(key: KeySnapshot, config: Policy, now: Date): Violation[] {
   if (isNeverExpiring(key.expiresAt)) {
     return [
       {
@@ -131,7 +131,7 @@ function lifetimeViolations(key: KeySnapshot, config: Config, now: Date): Violat
   return out;
 }
 
-function tagViolations(key: KeySnapshot, config: Config): Violation[] {
+function tagViolations(key: KeySnapshot, config: Policy): Violation[] {
   const out: Violation[] = [];
   const t = config.tags;
   if (!tagValue(key.userTags, t.owner)) {
@@ -165,7 +165,7 @@ function tagViolations(key: KeySnapshot, config: Config): Violation[] {
   return out;
 }
 
-function reviewViolations(key: KeySnapshot, config: Config, history: KeyHistory, now: Date): Violation[] {
+function reviewViolations(key: KeySnapshot, config: Policy, history: KeyHistory, now: Date): Violation[] {
   const cadence = tagValue(key.userTags, config.tags.reviewCadence);
   const days = cadence ? parseCadenceDays(cadence) : null;
   if (days === null) return [];
@@ -230,7 +230,7 @@ function accessViolations(key: KeySnapshot): Violation[] {
  */
 function unusedViolations(
   key: KeySnapshot,
-  config: Config,
+  config: Policy,
   usage: KeyUsage | null | undefined,
   now: Date,
 ): Violation[] {

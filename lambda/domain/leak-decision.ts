@@ -1,4 +1,4 @@
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import { describeLeak, isNeverExpiring } from './evaluate';
 import { describeVerification, verificationNote } from './leak-verification';
 import type { ShortTermFacts } from './leaks';
@@ -23,7 +23,7 @@ export interface RejectedLeakInput {
   leak: LeakEvidence;
   /** Where the leak was found, in words (evaluate's describeLeak). */
   where: string;
-  config: Config;
+  config: Policy;
   policyVersion: string;
 }
 
@@ -127,7 +127,7 @@ export interface ShortTermLeakInput {
   leak: LeakEvidence;
   /** Whether this decision sends the notice (false: a rejected string already notified in this batch). */
   notify: boolean;
-  config: Config;
+  config: Policy;
   policyVersion: string;
 }
 

@@ -1,4 +1,4 @@
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import type { LeakEvidence, LeakVerification } from './types';
 
 /**
@@ -40,7 +40,7 @@ function skipped(leak: LeakEvidence): boolean {
  * keys were verified) when the policy opts in, unless it was not checked at all (SKIPPED_CHECK). A rejected one
  * never.
  */
-export function leakMayDeactivate(leak: LeakEvidence | null | undefined, config: Config): boolean {
+export function leakMayDeactivate(leak: LeakEvidence | null | undefined, config: Policy): boolean {
   if (!leak) return false;
   const result = leak.verification?.result ?? 'UNVERIFIED';
   if (result === 'VERIFIED') return true;
@@ -69,7 +69,7 @@ export function verificationNote(v: LeakVerification): string {
 }
 
 /** One sentence on the verification and what it allowed, for violation details and notices. */
-export function describeVerification(leak: LeakEvidence, config: Config): string {
+export function describeVerification(leak: LeakEvidence, config: Policy): string {
   const v = leak.verification;
   if (!v) {
     return (

@@ -1,4 +1,4 @@
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import { terminalSafe, visible } from '../shared/visible-text';
 import type { Decision, Severity, Violation } from './types';
 import { topSeverity } from './types';
@@ -18,7 +18,7 @@ function ascii(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?');
 }
 
-function remedy(v: Violation, d: Decision, config: Config): string {
+function remedy(v: Violation, d: Decision, config: Policy): string {
   const u = d.userName;
   switch (v.code) {
     case 'NEVER_EXPIRES':
@@ -180,7 +180,7 @@ function noticeBody(lines: readonly string[], d: Decision): string {
 }
 
 /** The notice of a leaked short-term key: who signed it, where it was found, until when it works, how to revoke. */
-function shortTermLeakNotice(d: Decision, config: Config): Notice {
+function shortTermLeakNotice(d: Decision, config: Policy): Notice {
   const severity = topSeverity(d.violations);
   const owner = d.owner.value ?? UNOWNED;
   const issuer = d.leak?.issuer ?? null;
@@ -218,7 +218,7 @@ function shortTermLeakNotice(d: Decision, config: Config): Notice {
 }
 
 /** Builds the notice for a decision: subject, a body a person can act on, and filterable attributes. */
-export function buildNotice(d: Decision, config: Config): Notice {
+export function buildNotice(d: Decision, config: Policy): Notice {
   if (d.keyType === 'SHORT_TERM') return shortTermLeakNotice(d, config);
   const severity = topSeverity(d.violations);
   const owner = d.owner.value ?? UNOWNED;

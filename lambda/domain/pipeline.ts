@@ -1,5 +1,5 @@
 import { boundItem } from '../shared/bounded';
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import type { KeyEvent } from './cloudtrail';
 import { evaluate } from './evaluate';
 import { planNotice } from './staging';
@@ -126,7 +126,7 @@ export interface PipelineDeps {
 }
 
 export interface PipelineOptions {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   now: Date;
   triggerKind: Extract<Trigger['kind'], 'event' | 'replay'>;
@@ -325,7 +325,7 @@ export function boundDecision(decision: Decision): Decision {
  * the policy tracks usage and has a maxIdleDays, the account's tracking start and the key's last use from
  * `deps.usage`. Null when no use of the account was ever recorded: "unused" cannot be told from "not tracked".
  */
-async function usageOf(step: KeyStep, deps: PipelineDeps, config: Config): Promise<KeyUsage | null> {
+async function usageOf(step: KeyStep, deps: PipelineDeps, config: Policy): Promise<KeyUsage | null> {
   if (step.usage !== undefined) return step.usage;
   if (!deps.usage || config.usage.regions.length === 0 || config.maxIdleDays === null) return null;
   if (step.meta?.status !== 'Active') return null;
@@ -387,7 +387,7 @@ async function remember(
 
 /** Options of a sweep evaluation (the trigger is built by the sweep). */
 export interface SweepOptions {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   now: Date;
 }

@@ -1,4 +1,4 @@
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import { DAY_MS, HOUR_MS } from './dates';
 import { leakToRemember } from './leak-verification';
 import {
@@ -35,7 +35,7 @@ function escalatingCodes(d: Decision): ViolationCode[] {
 function stagedNotice(
   d: Decision,
   prev: NoticeState | null,
-  config: Config,
+  config: Policy,
   now: Date,
 ): {
   kind: NoticeKind | null;
@@ -78,13 +78,13 @@ function stagedNotice(
 }
 
 /** Expiry reminders due now: thresholds reached and not yet sent (a late discovery sends one, not several). */
-function dueExpiryThresholds(d: Decision, history: KeyHistory, config: Config, now: Date): number[] {
+function dueExpiryThresholds(d: Decision, history: KeyHistory, config: Policy, now: Date): number[] {
   if (!d.violations.some((v) => v.code === 'EXPIRING_SOON') || !d.expiresAt) return [];
   const daysLeft = (Date.parse(d.expiresAt) - now.getTime()) / DAY_MS;
   return config.expiryWarningDays.filter((t) => daysLeft <= t && !history.expiryReminders.includes(t));
 }
 
-export function planNotice(d: Decision, history: KeyHistory, config: Config, now: Date): NoticePlan {
+export function planNotice(d: Decision, history: KeyHistory, config: Policy, now: Date): NoticePlan {
   const staged = stagedNotice(d, history.notice, config, now);
   const expiring = dueExpiryThresholds(d, history, config, now);
   const kind: NoticeKind | null = staged.kind ?? (expiring.length > 0 ? 'expiring' : null);

@@ -1,4 +1,4 @@
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import {
   decideKey,
   decisionIdFor,
@@ -45,7 +45,7 @@ export interface UsagePorts {
 }
 
 export interface UsageOptions {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   /** The evaluation time: the clock in the live function, the chunk's latest use in replay. */
   now: Date;

@@ -19,7 +19,7 @@ import {
 } from '../domain/cloudtrail';
 import { type PipelineDeps, processKeyEvent } from '../domain/pipeline';
 import type { UsageSource } from '../domain/usage-types';
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 
 /**
  * The credential-event function: EventBridge (IAM CloudTrail event) → validate → classify → pipeline.
@@ -28,7 +28,7 @@ import type { Config } from '../shared/config';
  */
 
 export interface CredentialEventRuntime {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   decisionsTable: string;
   keysTable: string;

@@ -3,14 +3,14 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient, iamClient, snsClient } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
 import { usageStoreFromEnv } from '../adapters/usage-store';
-import { CONFIG_ENV, parseConfig } from '../shared/config';
+import { CONFIG_ENV, parsePolicy } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createCredentialEventHandler } from './credential-event-handler';
 
 /** Lambda entry point. Everything is initialised once per container, and a bad environment fails the cold start. */
 
 const env = process.env;
-const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+const config = parsePolicy(requireEnv(env, CONFIG_ENV));
 const iam = iamClient();
 const dynamo = dynamoClient();
 // Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated here.

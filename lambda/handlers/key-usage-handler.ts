@@ -16,7 +16,7 @@ import type { ViolationCode } from '../domain/types';
 import { describeUsage, isBedrockEventSource, type UsageIgnoreReason } from '../domain/usage';
 import { processUses, type UsageCause } from '../domain/usage-pipeline';
 import type { BearerUse } from '../domain/usage-types';
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
 
 /**
@@ -36,7 +36,7 @@ import { redactSecrets } from '../shared/redact';
  */
 
 export interface KeyUsageRuntime {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   decisionsTable: string;
   keysTable: string;

@@ -2,14 +2,14 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient, iamClient, snsClient } from '../adapters/clients';
 import { USAGE_TABLE_ENV } from '../adapters/usage-store';
-import { CONFIG_ENV, parseConfig } from '../shared/config';
+import { CONFIG_ENV, parsePolicy } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createKeyUsageHandler } from './key-usage-handler';
 
 /** Lambda entry point of flow 3 (key usage). Initialised once per container; a bad environment fails the cold start. */
 
 const env = process.env;
-const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+const config = parsePolicy(requireEnv(env, CONFIG_ENV));
 const iam = iamClient();
 
 export const handler = createKeyUsageHandler({

@@ -35,7 +35,7 @@ import {
   type PipelineDeps,
 } from '../domain/pipeline';
 import type { KeyUsage, UsageSource } from '../domain/usage-types';
-import type { Config } from '../shared/config';
+import type { Policy } from '../shared/config';
 
 /**
  * The inventory sweep (flow 2): every Bedrock key of the governed account, page by page, through the same
@@ -55,7 +55,7 @@ export interface CreatorSource {
 }
 
 export interface SweepRuntime {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   decisionsTable: string;
   keysTable: string;

@@ -5,14 +5,14 @@ import { cloudTrailClient, dynamoClient, iamClient, snsClient } from '../adapter
 import { CloudTrailCreatorLookup } from '../adapters/cloudtrail-creators';
 import { documentClient } from '../adapters/document-client';
 import { usageStoreFromEnv } from '../adapters/usage-store';
-import { CONFIG_ENV, parseConfig } from '../shared/config';
+import { CONFIG_ENV, parsePolicy } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createSweepHandler } from './sweep-handler';
 
 /** Lambda entry point of the inventory sweep. Initialised once per container; a bad environment fails the cold start. */
 
 const env = process.env;
-const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+const config = parsePolicy(requireEnv(env, CONFIG_ENV));
 const dynamo = dynamoClient();
 // Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated.
 const usage = usageStoreFromEnv(env, documentClient(dynamo));

@@ -37,7 +37,7 @@ const logGroupName = patterned(512).regex(
  * A commercial-partition region name as Bedrock uses them (us-east-1, eu-central-2, ap-southeast-4...). GovCloud
  * (us-gov-*) and China (cn-*) regions are other partitions: their events cannot be put on a bus in us-east-1.
  */
-const awsRegion = patterned(32)
+const awsRegion = patterned(20)
   .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, {
     message: 'must be an AWS region name such as us-east-1 or eu-central-1',
     abort: true,
@@ -59,6 +59,22 @@ const scheduleExpression = patterned(256).superRefine((expression, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: problem });
 });
 
+/**
+ * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see the README's
+ * Configuration section and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
+ */
+/** An SNS filter policy allows at most 150 value combinations: one owner is one value. */
+export const OWNERS_PER_SUBSCRIPTION_MAX = 100;
+/** Each subscription is one CloudFormation resource of the main stack (500 per template). */
+export const SUBSCRIPTIONS_MAX = 50;
+/** The approvers are checked by the approval function, from its environment (4 KB in all for a function). */
+export const APPROVERS_MAX = 10;
+/** Longest approver ARN: `arn:aws:iam::<12 digits>:role/` + a path and a 64-character role name. */
+export const APPROVER_ARN_MAX = 200;
+
+/** Control characters (C0, DEL, C1): never in a name that notices and terminals show. */
+const CONTROL = /\p{Cc}/u;
+
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
   email,
@@ -66,7 +82,7 @@ export const NotificationSubscriptionSchema = z.strictObject({
    * Only notices whose `owner` message attribute is one of these values reach this subscription
    * (an SNS filter policy). Omit to receive every notice.
    */
-  owners: z.array(z.string().min(1).max(256)).min(1).optional(),
+  owners: z.array(z.string().min(1).max(256)).min(1).max(OWNERS_PER_SUBSCRIPTION_MAX).optional(),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -96,11 +112,12 @@ export const ConfigSchema = z.strictObject({
    */
   approvers: z
     .array(
-      patterned(2048).regex(
+      patterned(APPROVER_ARN_MAX).regex(
         /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/,
         'must be an IAM role or user ARN',
       ),
     )
+    .max(APPROVERS_MAX)
     .default([]),
   sweep: z
     .strictObject({
@@ -122,7 +139,13 @@ export const ConfigSchema = z.strictObject({
     })
     .default({ retentionDays: 365, digestSchedule: 'rate(1 hour)' }),
   /** Who is told when a key has neither an owner tag nor a known creator. */
-  fallbackOwner: z.string().min(1).max(256).nullable().default(null),
+  fallbackOwner: z
+    .string()
+    .min(1)
+    .max(256)
+    .refine((v) => !CONTROL.test(v), 'must not contain control characters (it is shown in notices)')
+    .nullable()
+    .default(null),
   /** Whether long-term keys may exist at all (false: every long-term key is a violation). */
   allowLongTermKeys: z.boolean().default(true),
   /**
@@ -166,7 +189,7 @@ export const ConfigSchema = z.strictObject({
     }),
   notifications: z
     .strictObject({
-      subscriptions: z.array(NotificationSubscriptionSchema).default([]),
+      subscriptions: z.array(NotificationSubscriptionSchema).max(SUBSCRIPTIONS_MAX).default([]),
     })
     .default({ subscriptions: [] }),
   /** Log quarantine: CloudWatch Logs groups whose lines are scanned for Bedrock API keys (none by default). */
@@ -199,6 +222,50 @@ export const ConfigSchema = z.strictObject({
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
+
+/**
+ * What the deployed functions decide with: the config without what only the stack and the CLI use (approvers,
+ * subscriptions, the scanned log groups, guardrails, schedules, the archive). Its JSON is a function's
+ * `KEYGUARD_CONFIG`: Lambda allows 4 KB of environment in all, and the whole config of a large deployment (50 log
+ * groups, 50 subscriptions) is several times that. A full Config is a Policy, so the CLI passes its config as is.
+ */
+export const PolicySchema = ConfigSchema.pick({
+  mode: true,
+  maxAgeDays: true,
+  gracePeriodHours: true,
+  tags: true,
+  expiryWarningDays: true,
+  finalWarningHours: true,
+  maxApprovalDays: true,
+  fallbackOwner: true,
+  allowLongTermKeys: true,
+  maxIdleDays: true,
+  usage: true,
+}).extend({
+  leakDetection: z
+    .strictObject({ deactivateUnverified: z.boolean().default(false) })
+    .default({ deactivateUnverified: false }),
+});
+
+export type Policy = z.infer<typeof PolicySchema>;
+
+/** The part of a config the functions receive (see PolicySchema); a region listed twice is passed once. */
+export function functionPolicy(config: Config): Policy {
+  return PolicySchema.parse({
+    mode: config.mode,
+    maxAgeDays: config.maxAgeDays,
+    gracePeriodHours: config.gracePeriodHours,
+    tags: config.tags,
+    expiryWarningDays: config.expiryWarningDays,
+    finalWarningHours: config.finalWarningHours,
+    maxApprovalDays: config.maxApprovalDays,
+    fallbackOwner: config.fallbackOwner,
+    allowLongTermKeys: config.allowLongTermKeys,
+    maxIdleDays: config.maxIdleDays,
+    usage: { regions: [...new Set(config.usage.regions)] },
+    leakDetection: { deactivateUnverified: config.leakDetection.deactivateUnverified },
+  });
+}
 export type ConfigInput = z.input<typeof ConfigSchema>;
 
 /** The default config file, looked up in the current directory. */
@@ -305,6 +372,26 @@ export function formatIssues(source: string, input: unknown, issues: readonly z.
   if (issues.length > ISSUES_MAX)
     lines.push(`${source}: … and ${issues.length - ISSUES_MAX} more problem(s)`);
   return lines.join('\n');
+}
+
+/**
+ * A function's policy from its environment (`KEYGUARD_CONFIG`, written by the stack from functionPolicy): a value
+ * that is not valid JSON or not a policy fails the cold start naming the variable and the key.
+ */
+export function parsePolicy(json: string, source = CONFIG_ENV): Policy {
+  let input: unknown;
+  try {
+    input = JSON.parse(json);
+  } catch (err) {
+    throw new ConfigError(
+      `${source}: not valid JSON (${cut(err instanceof Error ? err.message : String(err))})`,
+    );
+  }
+  const result = PolicySchema.safeParse(input);
+  if (!result.success) {
+    throw new ConfigError(`invalid configuration\n${formatIssues(source, input, result.error.issues)}`);
+  }
+  return result.data;
 }
 
 /** Validates an already-parsed object; throws ConfigError naming the source, key, value and what is allowed. */

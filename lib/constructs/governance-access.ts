@@ -3,7 +3,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type { Construct } from 'constructs';
-import { CONFIG_ENV, type Config, policyVersion } from '../../lambda/shared/config';
+import { CONFIG_ENV, type Config, functionPolicy, policyVersion } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
 
 /**
@@ -163,7 +163,12 @@ export interface PipelineEnvironmentProps {
   readonly topic: sns.ITopic;
 }
 
-/** The environment every pipeline function reads (lambda/handlers/*: requireEnv). */
+/**
+ * The environment every pipeline function reads (lambda/handlers/*: requireEnv). The policy is the part of the
+ * config that decisions depend on (functionPolicy), not the whole config: Lambda allows 4 KB of environment per
+ * function, and the approvers, subscriptions and scanned log groups of a large config are several times that.
+ * POLICY_VERSION is still the whole config's version, the one the CLI computes from the same file.
+ */
 export function pipelineEnvironment(p: PipelineEnvironmentProps): Record<string, string> {
   return {
     DECISIONS_TABLE_NAME: p.decisionsTable.tableName,
@@ -171,7 +176,7 @@ export function pipelineEnvironment(p: PipelineEnvironmentProps): Record<string,
     APPROVALS_TABLE_NAME: p.approvalsTable.tableName,
     TOPIC_ARN: p.topic.topicArn,
     GOVERNED_ACCOUNT_ID: p.account,
-    [CONFIG_ENV]: JSON.stringify(p.config),
+    [CONFIG_ENV]: JSON.stringify(functionPolicy(p.config)),
     POLICY_VERSION: policyVersion(p.config),
     POWERTOOLS_SERVICE_NAME: p.serviceName,
     POWERTOOLS_METRICS_NAMESPACE: 'BedrockKeyGuard',

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ConfigError, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { ConfigError, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { buildApp, ContextError } from '../../lib/app';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { RegionError } from '../../lib/keyguard-stack';
@@ -101,7 +101,7 @@ describe('buildApp: config', () => {
     // Act
     const { template } = build();
     // Assess
-    expect(JSON.parse(envOf(template).KEYGUARD_CONFIG as string)).toEqual(parseConfig({}));
+    expect(JSON.parse(envOf(template).KEYGUARD_CONFIG as string)).toEqual(functionPolicy(parseConfig({})));
   });
 });
 

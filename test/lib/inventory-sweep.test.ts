@@ -1,7 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CONFIG_ENV, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { CONFIG_ENV, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { KeyguardStack } from '../../lib/keyguard-stack';
 import {
   actionsOf,
@@ -144,7 +144,7 @@ describe('InventorySweep: function', () => {
     );
     expect(env.SWEEP_STATE_TABLE_NAME).toEqual({ Ref: STATE });
     expect(env.KEYS_TABLE_NAME).toEqual({ Ref: idOf('AWS::DynamoDB::Table', 'AuditTablesKeys') });
-    expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(CONFIG);
+    expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(functionPolicy(CONFIG));
     expect(env.POLICY_VERSION).toBe(policyVersion(CONFIG));
     expect(env.POWERTOOLS_SERVICE_NAME).toBe('keyguard-sweep');
   });

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { Validations } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { CONFIG_ENV, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { CONFIG_ENV, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { KEY_USAGE_TABLE_ACTIONS } from '../../lib/constructs/key-usage-function';
 import { PROJECT_ROOT } from '../../lib/constructs/keyguard-function';
 import { actionsOf, build, resourcesOf, resourcesOfStatement, type Statement, writeConfig } from './helpers';
@@ -138,7 +138,7 @@ describe('KeyUsageFunction', () => {
       Ref: onlyId(template, 'AWS::DynamoDB::Table', 'AuditTablesDecisions'),
     });
     expect(env.GOVERNED_ACCOUNT_ID).toEqual({ Ref: 'AWS::AccountId' });
-    expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(CONFIG);
+    expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(functionPolicy(CONFIG));
     expect(env.POLICY_VERSION).toBe(policyVersion(CONFIG));
     expect(env.POWERTOOLS_SERVICE_NAME).toBe('keyguard-key-usage');
   });

@@ -2,7 +2,7 @@ import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { approvalsTableDefinition } from '../../lambda/adapters/approvals-store';
-import { CONFIG_ENV, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { CONFIG_ENV, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from '../../lib/keyguard-stack';
 import {
   actionsOf,
@@ -216,12 +216,25 @@ describe('CredentialEventFunction', () => {
     });
     expect(env.TOPIC_ARN).toEqual({ Ref: logicalIdOf('AWS::SNS::Topic', 'OwnerAlerts') });
     expect(env.GOVERNED_ACCOUNT_ID).toEqual({ Ref: 'AWS::AccountId' });
-    expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(CONFIG);
+    expect(JSON.parse(env[CONFIG_ENV] as string)).toEqual(functionPolicy(CONFIG));
     expect(env.POLICY_VERSION).toBe(policyVersion(CONFIG));
     expect(env.NODE_OPTIONS).toBe('--enable-source-maps');
     expect(env.POWERTOOLS_SERVICE_NAME).toBe('keyguard-credential-event');
     expect(env.POWERTOOLS_METRICS_NAMESPACE).toBe('BedrockKeyGuard');
     expect(env.POWERTOOLS_LOG_LEVEL).toBe('INFO');
+  });
+
+  test('is given the policy its decisions depend on, not the subscriptions', () => {
+    // Prepare
+    const [, fn] = credentialEventFunction(template);
+    const env = (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+    // Act
+    const policy = JSON.parse(env[CONFIG_ENV] as string) as Record<string, unknown>;
+    // Assess: the decision settings are there, what only the stack uses is not (Lambda: 4 KB of environment)
+    expect(policy).toMatchObject({ mode: 'enforce', maxAgeDays: 30 });
+    expect(policy).not.toHaveProperty('notifications');
+    expect(policy).not.toHaveProperty('approvers');
+    expect(JSON.stringify(env)).not.toContain('platform-leads@example.com');
   });
 
   test('sends failed async invocations to its failure queue after 2 retries within 6 hours', () => {

@@ -5,8 +5,10 @@ import {
   type Config,
   ConfigError,
   DEFAULT_CONFIG_FILE,
+  functionPolicy,
   loadConfig,
   parseConfig,
+  parsePolicy,
   policyVersion,
 } from '../../lambda/shared/config';
 import { fakeLongTermKey } from '../support/secrets';
@@ -730,12 +732,14 @@ describe('config: hostile and unlucky files', () => {
   });
 
   it('cuts long unknown keys, lists only the first few, and bounds the number of lines', () => {
-    // Prepare: 1,000 unknown keys, one of them 100,000 characters long, and 500 bad list items
+    // Prepare: 1,000 unknown keys, one of them 100,000 characters long, and 40 bad list items (the list's bound)
     const input: Record<string, unknown> = { [`k${'z'.repeat(100_000)}`]: 1 };
     for (let i = 0; i < 1000; i++) input[`unknown${i}`] = i;
     // Act
     const unknown = configErrorFor(input);
-    const items = configErrorFor({ approvers: Array.from({ length: 500 }, (_, i) => `not-an-arn-${i}`) });
+    const items = configErrorFor({
+      usage: { regions: Array.from({ length: 40 }, (_, i) => `not-a-region-${i}`) },
+    });
     // Assess
     expect(unknown.length).toBeLessThan(2000);
     expect(unknown).toContain('and 991 more');
@@ -810,4 +814,93 @@ describe('config: values AWS would refuse at deploy time (issue 11)', () => {
       expect(message).toContain('partition');
     },
   );
+});
+
+describe('config: every list is bounded (issue 11)', () => {
+  const arn = (i: number) => `arn:aws:iam::123456789012:role/approver-${i}`;
+  it.each([
+    ['approvers', { approvers: Array.from({ length: 11 }, (_, i) => arn(i)) }, 'approvers', 10],
+    [
+      'notifications.subscriptions',
+      {
+        notifications: {
+          subscriptions: Array.from({ length: 51 }, (_, i) => ({ email: `s${i}@example.com` })),
+        },
+      },
+      'notifications.subscriptions',
+      50,
+    ],
+    [
+      'notifications.subscriptions[].owners',
+      {
+        notifications: {
+          subscriptions: [
+            { email: 'a@example.com', owners: Array.from({ length: 101 }, (_, i) => `team-${i}`) },
+          ],
+        },
+      },
+      'notifications.subscriptions.0.owners',
+      100,
+    ],
+  ])('refuses %s one longer than its bound', (_name, input, key, max) => {
+    const message = configErrorFor(input);
+    expect(message).toContain(`${key}: got [`);
+    expect(message).toContain(`allowed: at most ${max} item(s)`);
+  });
+
+  it('refuses an approver ARN longer than 200 characters', () => {
+    const long = `arn:aws:iam::123456789012:role/${'p/'.repeat(90)}approver`;
+    expect(configErrorFor({ approvers: [long] })).toContain(
+      'approvers.0: got "arn:aws:iam::123456789012:role/p/p',
+    );
+  });
+
+  it('refuses a fallback owner with control characters (shown in notices and terminals)', () => {
+    expect(configErrorFor({ fallbackOwner: 'ops\u001b[2Jteam' })).toContain(
+      'fallbackOwner: got "ops\\u001b[2Jteam"',
+    );
+  });
+});
+
+describe('functionPolicy / parsePolicy: what a function receives in KEYGUARD_CONFIG (issue 11)', () => {
+  const config = parseConfig({
+    mode: 'enforce',
+    maxAgeDays: 30,
+    approvers: ['arn:aws:iam::123456789012:role/security'],
+    notifications: { subscriptions: [{ email: 'security@example.com', owners: ['team-a'] }] },
+    leakDetection: { logGroups: ['/app/a'], deactivateUnverified: true },
+    usage: { regions: ['eu-west-1', 'us-east-1', 'eu-west-1'] },
+    guardrails: { deploy: 'scp', scpTargetIds: ['r-abcd'] },
+    sweep: { schedule: 'rate(2 hours)' },
+  });
+
+  it('keeps every setting a decision depends on, and drops what only the stack and the CLI use', () => {
+    // Act
+    const policy = functionPolicy(config);
+    // Assess
+    expect(policy).toEqual({
+      mode: 'enforce',
+      maxAgeDays: 30,
+      gracePeriodHours: config.gracePeriodHours,
+      tags: config.tags,
+      expiryWarningDays: config.expiryWarningDays,
+      finalWarningHours: config.finalWarningHours,
+      maxApprovalDays: config.maxApprovalDays,
+      fallbackOwner: null,
+      allowLongTermKeys: true,
+      maxIdleDays: config.maxIdleDays,
+      usage: { regions: ['eu-west-1', 'us-east-1'] },
+      leakDetection: { deactivateUnverified: true },
+    });
+  });
+
+  it('round-trips through JSON as the function reads it', () => {
+    expect(parsePolicy(JSON.stringify(functionPolicy(config)))).toEqual(functionPolicy(config));
+  });
+
+  it('refuses, naming the variable and the key, a value that is not a policy', () => {
+    expect(() => parsePolicy('{"mode":"delete"}')).toThrow(/KEYGUARD_CONFIG: mode: got "delete"/);
+    expect(() => parsePolicy('{"approvers":[]}')).toThrow(/KEYGUARD_CONFIG: unknown key\(s\) "approvers"/);
+    expect(() => parsePolicy('not json')).toThrow(/KEYGUARD_CONFIG: not valid JSON/);
+  });
 });
