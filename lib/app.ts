@@ -54,6 +54,9 @@ function booleanContext(app: App, key: string): boolean {
   );
 }
 
+/** Id of the synth message that says the guardrails are a step of their own (acknowledgeable: `acknowledgeInfo`). */
+export const GUARDRAILS_SEPARATE_STEP = 'keyguard:guardrails-separate-step';
+
 const GUARDRAILS_DEPLOY_COMMAND = `npx cdk deploy -c ${GUARDRAILS_CONTEXT}=true ${GUARDRAILS_STACK_NAME}`;
 
 /** Whose credentials the guardrails step takes, per `guardrails.deploy`. */
@@ -134,7 +137,8 @@ export function buildApp(props: BuildAppProps = {}): {
         config,
       });
     } else {
-      Annotations.of(stack).addInfo(
+      Annotations.of(stack).addInfoV2(
+        GUARDRAILS_SEPARATE_STEP,
         `guardrails.deploy is "${deploy}": the ${GUARDRAILS_STACK_NAME} stack is not part of this deployment ` +
           `(nor of cdk deploy --all). Deploy it as a step of its own, ${guardrailsCredentials(deploy)}: ` +
           `${GUARDRAILS_DEPLOY_COMMAND} --profile <profile> (README: Guardrails).`,

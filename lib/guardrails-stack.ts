@@ -14,7 +14,8 @@ export interface GuardrailsStackProps extends StackProps {
 /**
  * The preventive guardrails, in a stack of their own: an SCP must be deployed with management-account
  * credentials, which the governance stack never needs, and a managed policy may belong to another account
- * than the governance one. Built by the app only when `guardrails.deploy` is not `none`.
+ * than the governance one. Built by the app only on request (`-c guardrails=true`, with `guardrails.deploy` not
+ * `none`), so that `cdk deploy --all` never deploys it with the governed account's credentials: see lib/app.ts.
  */
 export class GuardrailsStack extends Stack {
   public readonly guardrails: GuardrailPolicies;

@@ -5,7 +5,7 @@ import { App, Stack } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ConfigError, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
-import { buildApp, ContextError } from '../../lib/app';
+import { buildApp, ContextError, GUARDRAILS_SEPARATE_STEP } from '../../lib/app';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { RegionError } from '../../lib/keyguard-stack';
 import { build, emptyDir, NO_BUNDLING, resourcesOf, writeConfig } from './helpers';
@@ -199,6 +199,7 @@ describe('buildApp: guardrails', () => {
       expect(text).toContain(`guardrails.deploy is "${deploy}"`);
       expect(text).toContain('npx cdk deploy -c guardrails=true BedrockKeyGuardGuardrails');
       expect(text).toContain('not part of this deployment');
+      expect(text).toContain(GUARDRAILS_SEPARATE_STEP);
     },
   );
 
