@@ -30,7 +30,7 @@ import { visible } from '../shared/visible-text';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure } from './io';
-import { endOfDay, parseTimeInput } from './time-input';
+import { endOfDay, parseTimeInput } from '../shared/time-input';
 
 /**
  * `keyguard approve`, `keyguard approvals list|revoke` and `keyguard review` (flow 5 of design.md): explicit,

@@ -1,4 +1,4 @@
-import { parseTimeInput } from './time-input';
+import { parseTimeInput } from '../shared/time-input';
 
 /**
  * `keyguard replay --since/--until`: the time window, and the cheap tests that skip whole parts of a CloudTrail

@@ -17,7 +17,7 @@ import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
 import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
 import { lockStore } from './store-lock';
-import { endOfDay, parseTimeInput } from './time-input';
+import { endOfDay, parseTimeInput } from '../shared/time-input';
 
 /**
  * `keyguard audit`: reads the decision record back, by key, owner, violation code, action and time, from the

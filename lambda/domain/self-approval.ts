@@ -110,3 +110,48 @@ export function selfApprovalConflict(
   }
   return null;
 }
+
+/**
+ * IAM Identity Center's permission-set roles: AWS sets their sessions' names (the user's name), so two sessions of
+ * one such role with different names are two people. Any other role's session name is chosen by whoever assumes
+ * the role (`--role-session-name`).
+ */
+const IDENTITY_CENTER_ROLE = /^AWSReservedSSO_/;
+
+/**
+ * The creator's role, when the creator was a session of a role whose session names are the assumer's choice, and the
+ * caller is a session of the same role: the caller may be the creator under another name, so it is treated as the
+ * creator ("no principal approves a key it created", the principal being the role). Null otherwise.
+ */
+export function sharedRoleConflict(callerArn: string, creator: string | null): SelfApprovalConflict | null {
+  if (!creator) return null;
+  const caller = parsePrincipal(callerArn);
+  const made = ARN.exec(creator.trim());
+  if (!caller.role || !made) return null;
+  const [, partition, service, account, resource] = made as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
+  const [type, roleName = ''] = resource.split('/');
+  if (service.toLowerCase() !== 'sts' || type?.toLowerCase() !== 'assumed-role') return null;
+  if (IDENTITY_CENTER_ROLE.test(roleName)) return null;
+  return arnToken(partition, 'iam', account, `role/${roleName}`) === caller.role
+    ? { role: 'creator', value: creator }
+    : null;
+}
+
+/**
+ * Whether the caller is one of `approvers` (IAM user or role ARNs): the same user, or a session of the same role.
+ * Compared by ARN only (partition, account, type and name; IAM paths dropped, since a session ARN carries none),
+ * never by a session's name.
+ */
+export function isListedApprover(callerArn: string, approvers: readonly string[]): boolean {
+  const caller = [...callerTokens(callerArn)].filter((t) => t.startsWith('arn:'));
+  return approvers.some((a) => {
+    const listed = [...subjectTokens(a)].filter((t) => t.startsWith('arn:'));
+    return listed.some((t) => caller.includes(t));
+  });
+}

@@ -1,0 +1,144 @@
+import { z } from 'zod';
+import { isViolationCode, VIOLATION_CODES } from './types';
+
+/**
+ * What `keyguard approve | review | approvals list | approvals revoke` send to the stack's approval function (an
+ * IAM-authenticated Lambda function URL) and what it answers. Shared by the CLI and the function, so the two can
+ * never disagree on a field. The request never names the approver: the function takes the caller's identity from
+ * the SigV4-signed request, as Lambda authenticated it (requestContext.authorizer.iam), never from the body.
+ */
+
+/** Longest reason or note accepted (a person's explanation, not a document). */
+export const TEXT_MAX = 4096;
+/** IAM key ids are 20 characters today; generous for other id shapes, short enough to echo in a message. */
+const ID_MAX = 128;
+
+const accountId = z.string().regex(/^\d{12}$/, 'must be a 12-digit account id');
+const id = z.string().trim().min(1, 'required').max(ID_MAX);
+const text = z.string().trim().min(1, 'must not be empty (say why, for the audit)').max(TEXT_MAX);
+
+export const CoversSchema = z.union([
+  z.literal('ALL'),
+  z
+    .array(
+      z
+        .string()
+        .refine(isViolationCode, { message: `must be a violation code (${VIOLATION_CODES.join(', ')})` }),
+    )
+    .min(1)
+    .max(VIOLATION_CODES.length),
+]);
+
+export const ApprovalRequestSchema = z.discriminatedUnion('action', [
+  z.strictObject({
+    action: z.literal('approve'),
+    /** The key's account; default the caller's. */
+    accountId: accountId.optional(),
+    keyId: id,
+    reason: text,
+    /** A date (`YYYY-MM-DD`, through the end of that day, UTC) or an ISO-8601 timestamp with a zone. */
+    until: z.string().trim().min(1).max(64),
+    covers: CoversSchema,
+  }),
+  z.strictObject({
+    action: z.literal('revoke'),
+    accountId: accountId.optional(),
+    approvalId: id,
+    reason: text,
+  }),
+  z.strictObject({
+    action: z.literal('review'),
+    accountId: accountId.optional(),
+    keyId: id,
+    note: text,
+  }),
+  z.strictObject({
+    action: z.literal('list'),
+    accountId: accountId.optional(),
+    keyId: id.optional(),
+  }),
+]);
+
+export type ApprovalRequest = z.infer<typeof ApprovalRequestSchema>;
+
+/** An approval as the function returns it. */
+export const ApprovalViewSchema = z.strictObject({
+  approvalId: z.string(),
+  accountId: z.string(),
+  keyId: z.string(),
+  covers: z.union([z.literal('ALL'), z.array(z.string())]),
+  reason: z.string(),
+  approver: z.string(),
+  approvedAt: z.string(),
+  until: z.string(),
+  revokedAt: z.string().nullable(),
+  revokedBy: z.string().nullable(),
+  revokeReason: z.string().nullable(),
+});
+
+export type ApprovalView = z.infer<typeof ApprovalViewSchema>;
+
+export const ApprovalResponseSchema = z.discriminatedUnion('action', [
+  z.strictObject({
+    action: z.literal('approve'),
+    approval: ApprovalViewSchema,
+    userName: z.string(),
+    decisionId: z.string(),
+  }),
+  z.strictObject({
+    action: z.literal('revoke'),
+    approval: ApprovalViewSchema,
+    decisionId: z.string(),
+  }),
+  z.strictObject({
+    action: z.literal('review'),
+    reviewId: z.string(),
+    accountId: z.string(),
+    keyId: z.string(),
+    userName: z.string(),
+    reviewer: z.string(),
+    reviewedAt: z.string(),
+    decisionId: z.string(),
+  }),
+  z.strictObject({
+    action: z.literal('list'),
+    accountId: z.string(),
+    approvals: z.array(ApprovalViewSchema),
+  }),
+]);
+
+export type ApprovalResponse = z.infer<typeof ApprovalResponseSchema>;
+
+/**
+ * Why a request was not carried out, with the HTTP status the function answers: `invalid` (400: the request is
+ * malformed or a value is out of range), `refused` (403: the caller may not do this: not an approver, or the
+ * key's owner or creator), `not-found` (404: unknown key or approval), `conflict` (409: already revoked), `internal`
+ * (500: see the function's log, by request id).
+ */
+export const APPROVAL_ERROR_STATUS = {
+  invalid: 400,
+  refused: 403,
+  'not-found': 404,
+  conflict: 409,
+  internal: 500,
+} as const;
+
+export type ApprovalErrorKind = keyof typeof APPROVAL_ERROR_STATUS;
+
+export const ApprovalErrorSchema = z.strictObject({
+  error: z.enum(Object.keys(APPROVAL_ERROR_STATUS) as [ApprovalErrorKind, ...ApprovalErrorKind[]]),
+  message: z.string(),
+});
+
+export type ApprovalErrorBody = z.infer<typeof ApprovalErrorSchema>;
+
+/** A request the function did not carry out. */
+export class ApprovalError extends Error {
+  constructor(
+    readonly kind: ApprovalErrorKind,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApprovalError';
+  }
+}
