@@ -79,9 +79,10 @@ export class KeyguardStack extends Stack {
       subscriptions: props.config.notifications.subscriptions,
     });
     this.approvals = new Approvals(this, 'Approvals', {
-      approvers: props.config.approvers,
+      config: props.config,
       keysTable: this.tables.keys,
       decisionsTable: this.tables.decisions,
+      governedAccountId: props.governedAccountId,
     });
     this.credentialEvents = new CredentialEventFunction(this, 'CredentialEventFunction', {
       config: props.config,
@@ -159,9 +160,10 @@ export class KeyguardStack extends Stack {
         topic: this.alerts.topic,
         governedAccountId: props.governedAccountId,
       });
-      new CfnOutput(this, 'LeakFailureQueueUrl', {
-        description: 'Log batches the leak function failed on after all retries',
-        value: this.leakQuarantine.failureQueue.queueUrl,
+      new CfnOutput(this, 'LeakUndecidedQueueUrl', {
+        description:
+          'Leak findings the leak function could not decide (redacted records: no key, no log line)',
+        value: this.leakQuarantine.undecidedQueue.queueUrl,
       });
     }
 
@@ -188,12 +190,16 @@ export class KeyguardStack extends Stack {
       value: this.tables.keys.tableName,
     });
     new CfnOutput(this, 'ApprovalsTableName', {
-      description: 'Approvals and reviews (keyguard approve / review; KEYGUARD_APPROVALS_TABLE)',
+      description: 'Approvals and reviews, written only by the approval function (read by keyguard inventory)',
       value: this.approvals.table.tableName,
     });
-    new CfnOutput(this, 'ApproverRoleArn', {
-      description: 'Role to assume to run keyguard approve / review / approvals revoke',
-      value: this.approvals.approverRole.roleArn,
+    new CfnOutput(this, 'ApprovalsUrl', {
+      description: 'IAM-authenticated URL of the approval function (keyguard approve --url; KEYGUARD_APPROVALS_URL)',
+      value: this.approvals.url.url,
+    });
+    new CfnOutput(this, 'ApproverPolicyArn', {
+      description: 'Managed policy to attach to approvers: lets them call the approval function URL',
+      value: this.approvals.approverPolicy.managedPolicyArn,
     });
     new CfnOutput(this, 'OwnerNoticeTopicArn', {
       description: 'SNS topic of owner notices (attributes: owner, severity, action)',
@@ -222,6 +228,7 @@ export class KeyguardStack extends Stack {
       this.sweep.function,
       this.auditIntegrity.archiveFunction,
       this.auditIntegrity.digestFunction,
+      this.approvals.function,
     ];
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
     if (this.keyUsage) functions.push(this.keyUsage.function);

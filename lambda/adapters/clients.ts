@@ -2,6 +2,7 @@ import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { SQSClient } from '@aws-sdk/client-sqs';
 
 /**
  * SDK clients with one retry policy: the SDK's standard retry mode retries throttling and transient
@@ -28,4 +29,8 @@ export function snsClient(): SNSClient {
 
 export function dynamoClient(): DynamoDBClient {
   return new DynamoDBClient({ maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+}
+
+export function sqsClient(): SQSClient {
+  return new SQSClient({ maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
 }

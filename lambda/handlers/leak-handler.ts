@@ -24,6 +24,12 @@ import {
   VERIFICATION_CONCURRENCY,
   verificationOrder,
 } from '../domain/leak-plan';
+import {
+  type UndecidedLeak,
+  type UndecidedLeakSink,
+  type UndecidedReason,
+  undecidedSightings,
+} from '../domain/leak-undecided';
 import { type KeyCandidate, keyInText, type LeakVerifier, SKIPPED_CHECK } from '../domain/leak-verification';
 import type { LeakFinding, LeakSpan, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
@@ -36,8 +42,8 @@ import type {
   Trigger,
 } from '../domain/types';
 import type { UsageSource } from '../domain/usage-types';
-import type { Config } from '../shared/config';
-import { fingerprint } from '../shared/redact';
+import type { Policy } from '../shared/config';
+import { fingerprint, redactSecrets } from '../shared/redact';
 
 /**
  * The leak function (log quarantine): a CloudWatch Logs subscription batch → every log event scanned with
@@ -51,11 +57,18 @@ import { fingerprint } from '../shared/redact';
  * over a bound or out of time is logged and counted, never failing the batch. Nothing here
  * logs, stores or publishes a log message or a key: only fingerprints, redacted forms and locations; the key is
  * held in memory for the verification call only.
- * Failures are thrown, so Lambda retries the batch and then sends it to the failure destination.
+ *
+ * Failures (issue 11, item 11): the function has NO on-failure destination, because Lambda's failure record of an
+ * asynchronous invocation carries the whole request: the log lines, with live keys. So a failure never fails the
+ * batch: each string (or group) is decided on its own, a failing one is tried again (DECISION_ATTEMPTS in all, with
+ * backoff, while the invocation has time), and what is still not decided, like what is over a bound or out of time,
+ * is sent to the function's own undecided-leaks queue as redacted records (domain/leak-undecided.ts) while the
+ * other findings of the batch are decided. Only a batch that is no subscription event, or whose undecided records
+ * cannot be queued, still throws: Lambda retries it, then drops it (AsyncEventsDropped, alarmed), storing nothing.
  */
 
 export interface LeakRuntime {
-  config: Config;
+  config: Policy;
   policyVersion: string;
   decisionsTable: string;
   keysTable: string;
@@ -105,10 +118,19 @@ export interface LeakRuntime {
   deadlineReserveMs?: number;
   /** Checks in flight at once. @default VERIFICATION_CONCURRENCY (16) */
   verificationConcurrency?: number;
+  /** Where findings not decided are kept: redacted records only (the SQS adapter in lambda/adapters/undecided-leaks.ts). */
+  undecided: UndecidedLeakSink;
+  /** Tries to decide one string (or group) before it is queued as undecided. @default DECISION_ATTEMPTS (3) */
+  decisionAttempts?: number;
+  /** Wait before the second try (ms), doubled for each further one. @default DECISION_RETRY_DELAY_MS (1000) */
+  decisionRetryDelayMs?: number;
 }
 
 export const DEFAULT_VERIFICATION_BUDGET_MS = 20_000;
 export const DEFAULT_DEADLINE_RESERVE_MS = 10_000;
+/** Tries per string before it is queued as undecided (on top of the SDK's own retries of each call). */
+export const DECISION_ATTEMPTS = 3;
+export const DECISION_RETRY_DELAY_MS = 1000;
 
 export class InvalidLogEventError extends Error {
   constructor(detail: string) {
@@ -142,6 +164,8 @@ export type FindingOutcome =
   | 'duplicate'
   /** Over a per-batch bound, or out of time: logged with counts and a metric, not decided (domain/leak-plan.ts). */
   | 'not-decided'
+  /** Deciding it failed after the retries: logged, counted and queued (redacted) as undecided. */
+  | 'failed'
   | 'expired'
   | 'foreign-account'
   | 'no-bedrock-keys';
@@ -244,6 +268,8 @@ export function createLeakHandler(rt: LeakRuntime) {
   const reserveMs = rt.deadlineReserveMs ?? DEFAULT_DEADLINE_RESERVE_MS;
   const concurrency = rt.verificationConcurrency ?? VERIFICATION_CONCURRENCY;
   const clock = rt.clock ?? (() => performance.now());
+  const attempts = Math.max(1, rt.decisionAttempts ?? DECISION_ATTEMPTS);
+  const retryDelayMs = rt.decisionRetryDelayMs ?? DECISION_RETRY_DELAY_MS;
 
   function count(name: string, dimension: [string, string] | null, value = 1): void {
     const m = metrics.singleMetric();
@@ -260,6 +286,10 @@ export function createLeakHandler(rt: LeakRuntime) {
     firstOfSubject: Map<string, LeakLocation>;
     /** Time left in the invocation (ms). */
     remaining: () => number;
+    /** Fingerprints with a result (decided or ignored): a retry decides only the others. */
+    settled: Set<string>;
+    /** Strings not decided, queued at the end of the batch (redacted records). */
+    undecided: UndecidedLeak[];
   }
 
   function settle(
@@ -269,6 +299,7 @@ export function createLeakHandler(rt: LeakRuntime) {
     keyIds: string[],
     verification?: LeakVerificationResult | null,
   ): void {
+    b.settled.add(c.fingerprint);
     for (const s of c.sightings) {
       b.results.push({
         kind: c.finding.kind,
@@ -297,6 +328,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       location: sighting.location,
     });
     count('IgnoredLeaks', ['reason', reason]);
+    b.settled.add(f.fingerprint);
     b.results.push({
       kind: f.kind,
       fingerprint: f.fingerprint,
@@ -312,8 +344,13 @@ export function createLeakHandler(rt: LeakRuntime) {
     const id = `${facts.accountId}/${facts.userName}`;
     let keys = b.userKeys.get(id);
     if (!keys) {
-      keys = directory.listUserKeys(facts.accountId, facts.userName);
-      b.userKeys.set(id, keys);
+      const listed = directory.listUserKeys(facts.accountId, facts.userName);
+      // A failed listing is not remembered: the retry of the finding lists again.
+      listed.catch(() => {
+        if (b.userKeys.get(id) === listed) b.userKeys.delete(id);
+      });
+      b.userKeys.set(id, listed);
+      keys = listed;
     }
     return keys;
   }
@@ -690,7 +727,77 @@ export function createLeakHandler(rt: LeakRuntime) {
     );
     logger.warn('leak findings not decided in this batch', { reason, ...summary });
     count('LeaksNotDecided', ['reason', reason], cs.length);
-    for (const c of cs) settle(b, c, 'not-decided', [], c.verification?.result);
+    for (const c of cs) {
+      settle(b, c, 'not-decided', [], c.verification?.result);
+      queueUndecided(b, c, reason);
+    }
+  }
+
+  /** A redacted record of a string not decided, for the undecided-leaks queue: never the key, never the line. */
+  function queueUndecided(b: BatchState, c: Candidate, reason: UndecidedReason, error?: string): void {
+    const f = c.finding;
+    b.undecided.push({
+      kind: f.kind,
+      fingerprint: c.fingerprint,
+      redacted: f.redacted,
+      ...(f.longTerm ? { accountId: f.longTerm.accountId, userName: f.longTerm.userName } : {}),
+      ...(f.shortTerm ? { accessKeyId: f.shortTerm.accessKeyId } : {}),
+      verification: c.verification?.result ?? null,
+      reason,
+      ...(error ? { error } : {}),
+      sightings: c.sightings.length,
+      logEvents: undecidedSightings(c.sightings.map((s) => s.location)),
+    });
+  }
+
+  /** An error by name and message, the message redacted (an SDK error could echo anything it was given). */
+  function describeError(err: unknown): { name: string; message: string } {
+    return err instanceof Error
+      ? { name: err.name, message: redactSecrets(err.message) }
+      : { name: 'unknown error', message: '' };
+  }
+
+  /**
+   * Decides `cs` (one string, or a group's strings) with `run`, trying again while some are not settled, up to
+   * `attempts` tries and while the invocation has time; `run` gets the strings still to decide. What is still not
+   * decided then is logged, counted and queued as undecided: one finding's failure never fails the batch.
+   */
+  async function attempt(
+    b: BatchState,
+    cs: Candidate[],
+    run: (pending: Candidate[]) => Promise<void>,
+  ): Promise<void> {
+    let pending = cs;
+    let lastError: { name: string; message: string } = { name: 'unknown error', message: '' };
+    for (let i = 1; i <= attempts; i++) {
+      try {
+        await run(pending);
+        return;
+      } catch (err) {
+        lastError = describeError(err);
+        pending = pending.filter((c) => !b.settled.has(c.fingerprint));
+        logger.warn('deciding a leak finding failed', {
+          attempt: i,
+          of: attempts,
+          fingerprints: pending.map((c) => c.fingerprint),
+          error: lastError,
+        });
+        if (pending.length === 0) return;
+        const delay = retryDelayMs * 2 ** (i - 1);
+        if (i === attempts || b.remaining() - delay < reserveMs) break;
+        if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+      }
+    }
+    logger.error('leak findings not decided: queued as undecided (redacted)', {
+      reason: 'error',
+      fingerprints: pending.map((c) => c.fingerprint),
+      error: lastError,
+    });
+    count('LeaksNotDecided', ['reason', 'error'], pending.length);
+    for (const c of pending) {
+      settle(b, c, 'failed', [], c.verification?.result);
+      queueUndecided(b, c, 'error', lastError.name);
+    }
   }
 
   async function decide(b: BatchState, c: Candidate): Promise<void> {
@@ -708,6 +815,8 @@ export function createLeakHandler(rt: LeakRuntime) {
       userKeys: new Map(),
       firstOfSubject: new Map(),
       remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
+      settled: new Set(),
+      undecided: [],
     };
     // Every message is scanned before any decision (bounded work: domain/leak-batch.ts).
     const batch = findBatchLeaks(data.logEvents, { now: now() });
@@ -764,18 +873,25 @@ export function createLeakHandler(rt: LeakRuntime) {
     });
     const plan = planBatch([...candidates.values()], (c) => c.verification?.result ?? 'UNVERIFIED');
     // Verified leaks first, whatever the time: a retry finishes them if the invocation runs out.
-    for (const c of plan.verified) await decide(b, c);
+    // Each string (or group) on its own: a failure is retried, then queued as undecided, never failing the rest.
+    const one = (c: Candidate) => attempt(b, [c], async () => decide(b, c));
+    for (const c of plan.verified) await one(c);
     const late: Candidate[] = [];
     for (const c of plan.individual) {
       if (b.remaining() < reserveMs) late.push(c);
-      else await decide(b, c);
+      else await one(c);
     }
     for (const g of plan.groups) {
       if (b.remaining() < reserveMs) late.push(...g.candidates);
-      else await group(b, g);
+      else await attempt(b, g.candidates, (pending) => group(b, { ...g, candidates: pending }));
     }
     notDecidedHere(b, plan.overflow, 'bound');
     notDecidedHere(b, late, 'deadline');
+    if (b.undecided.length > 0) {
+      // Throws when the queue cannot take them: the batch fails then (retried, then dropped: nothing stored).
+      await rt.undecided.record({ logGroup: data.logGroup, logStream: data.logStream, leaks: b.undecided });
+      logger.info('undecided leak findings queued', { strings: b.undecided.length });
+    }
     const findings = b.results.sort((x, y) => x.order - y.order).map(({ order: _o, ...r }) => r);
     logger.info('log batch scanned', {
       logGroup: data.logGroup,
@@ -802,8 +918,10 @@ export function createLeakHandler(rt: LeakRuntime) {
       return await scan(parseSubscriptionEvent(event), context);
     } catch (err) {
       // The error is logged by name and message only: none of them carries a log line.
-      logger.error('log batch failed; Lambda retries it, then sends it to the failure destination', {
-        error: err as Error,
+      // No failure destination (its record would hold the log lines): after Lambda's retries the event is dropped
+      // and counted in AWS/Lambda AsyncEventsDropped, which is alarmed (lib/constructs/leak-quarantine.ts).
+      logger.error('log batch failed; Lambda retries it, then drops it (no failure destination)', {
+        error: describeError(err),
       });
       throw err;
     } finally {

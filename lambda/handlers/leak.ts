@@ -2,17 +2,18 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { BedrockKeyProbe } from '../adapters/bedrock-key-probe';
-import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient } from '../adapters/clients';
+import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient, sqsClient } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
+import { SqsUndecidedLeaks } from '../adapters/undecided-leaks';
 import { usageStoreFromEnv } from '../adapters/usage-store';
-import { CONFIG_ENV, parseConfig } from '../shared/config';
+import { CONFIG_ENV, parsePolicy } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createLeakHandler } from './leak-handler';
 
 /** Lambda entry point of the log quarantine. Initialised once per container; a bad environment fails the cold start. */
 
 const env = process.env;
-const config = parseConfig(JSON.parse(requireEnv(env, CONFIG_ENV)), CONFIG_ENV);
+const config = parsePolicy(requireEnv(env, CONFIG_ENV));
 const iam = iamClient();
 const dynamo = dynamoClient();
 // Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated here.
@@ -44,5 +45,7 @@ export const handler = createLeakHandler({
   // Long-term keys are checked against Bedrock in the function's own region (Lambda sets AWS_REGION); the call
   // is authenticated by the found key alone and needs no permission of the function's role.
   verifier: new BedrockKeyProbe({ region: requireEnv(env, 'AWS_REGION') }),
+  // Findings not decided, as redacted records (the function has no failure destination: it would hold the lines).
+  undecided: new SqsUndecidedLeaks(sqsClient(), requireEnv(env, 'UNDECIDED_LEAKS_QUEUE_URL')),
   ...(usage ? { usage } : {}),
 });

@@ -1,17 +1,18 @@
-import { Stack, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import type * as sns from 'aws-cdk-lib/aws-sns';
-import type * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
 import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
-import { FailureQueue } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
   anyIamResource,
@@ -50,9 +51,10 @@ export interface LeakQuarantineProps {
    * @default - usage not tracked: no USAGE_TABLE_NAME, no grant
    */
   readonly usageTable?: dynamodb.ITable;
-  /** Destination of batches that still fail after the retries. @default - a new FailureQueue */
-  readonly failureQueue?: sqs.IQueue;
 }
+
+/** The function's variable holding the undecided-leaks queue's URL (lambda/handlers/leak.ts). */
+export const UNDECIDED_LEAKS_QUEUE_ENV = 'UNDECIDED_LEAKS_QUEUE_URL';
 
 /**
  * Log quarantine (issue 4): a subscription filter on each named log group feeds the `leak` function, which scans
@@ -64,11 +66,25 @@ export interface LeakQuarantineProps {
  * authenticated by the found key alone: the role needs no permission for it (and has none). The function is not
  * attached to a VPC; deployed into one, it needs outbound HTTPS (a NAT gateway, or an interface endpoint for
  * `com.amazonaws.<region>.bedrock`), else every check times out and leaks are only notified (UNVERIFIED).
+ *
+ * Failures (issue 11, item 11): the function has NO on-failure destination. Lambda's failure record of an
+ * asynchronous invocation holds the whole request, i.e. the log lines with live keys, and would keep them for 14 days.
+ * Instead the handler decides each finding on its own and sends what it could not decide to `undecidedQueue` as
+ * redacted records (fingerprint, redacted form, what the key names, where it was seen, why); an invocation that
+ * still fails (a crash, a time-out, the queue unreachable) is retried by Lambda and then dropped with nothing
+ * stored, which `droppedEventsAlarm` reports on the owner-notice topic, as `undecidedAlarm` reports queued records.
  */
 export class LeakQuarantine extends Construct {
   public readonly function: NodejsFunction;
   public readonly role: iam.IRole;
-  public readonly failureQueue: sqs.IQueue;
+  /** Redacted records of findings the function could not decide (never a key, never a log line): read by an operator. */
+  public readonly undecidedQueue: sqs.Queue;
+  /** The customer-managed key encrypting `undecidedQueue`. */
+  public readonly undecidedQueueKey: kms.Key;
+  /** Invocations Lambda dropped after its retries (AWS/Lambda AsyncEventsDropped >= 1): their findings are lost. */
+  public readonly droppedEventsAlarm: cloudwatch.Alarm;
+  /** Records waiting in `undecidedQueue`. */
+  public readonly undecidedAlarm: cloudwatch.Alarm;
   public readonly subscriptionFilters: logs.SubscriptionFilter[];
 
   constructor(scope: Construct, id: string, props: LeakQuarantineProps) {
@@ -76,16 +92,53 @@ export class LeakQuarantine extends Construct {
     const stack = Stack.of(this);
     const account = props.governedAccountId ?? stack.account;
 
-    this.failureQueue = props.failureQueue ?? new FailureQueue(this, 'FailureQueue').queue;
     const fn = new KeyguardFunction(this, 'Handler', {
       entry: 'lambda/handlers/leak.ts',
       description: 'Scans subscribed log groups for Bedrock API keys and quarantines leaked ones',
       environment: pipelineEnvironment({ ...props, serviceName: 'keyguard-leak', account }),
-      onFailure: new SqsDestination(this.failureQueue),
+      // No onFailure: the failure record would hold the request, i.e. the log lines with live keys (see above).
+      // A crashed invocation is retried twice (decisions are idempotent), then dropped and alarmed.
       retryAttempts: 2,
     });
     this.function = fn.function;
     this.role = fn.role;
+
+    // --- Undecided leaks: redacted records only; the function may send, nothing else ----------------------------
+    this.undecidedQueueKey = new kms.Key(this, 'UndecidedLeaksKey', {
+      enableKeyRotation: true,
+      description: `Encrypts the SQS queue ${this.node.path}/UndecidedLeaks`,
+    });
+    this.undecidedQueue = new sqs.Queue(this, 'UndecidedLeaks', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: this.undecidedQueueKey,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+    Validations.of(this.undecidedQueue).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason:
+        'Nothing consumes this queue: it holds redacted records of leak findings the function could not decide, for ' +
+        'an operator to read (README, Log quarantine) until they expire after 14 days. A dead-letter queue needs a ' +
+        'consumer whose failures it catches; there is none.',
+    });
+    this.role.attachInlinePolicy(
+      new iam.Policy(this, 'UndecidedLeaksAccess', {
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'SendUndecidedLeaks',
+            actions: ['sqs:SendMessage'],
+            resources: [this.undecidedQueue.queueArn],
+          }),
+          // What SendMessage to a queue encrypted with a customer-managed key needs (no Encrypt, no ReEncrypt).
+          new iam.PolicyStatement({
+            sid: 'EncryptUndecidedLeaks',
+            actions: ['kms:GenerateDataKey', 'kms:Decrypt'],
+            resources: [this.undecidedQueueKey.keyArn],
+          }),
+        ],
+      }),
+    );
+    this.function.addEnvironment(UNDECIDED_LEAKS_QUEUE_ENV, this.undecidedQueue.queueUrl);
     for (const [name, value] of Object.entries(usageReadAccess(this.role, props.usageTable))) {
       this.function.addEnvironment(name, value);
     }
@@ -134,6 +187,71 @@ export class LeakQuarantine extends Construct {
     props.topic.grantPublish(this.role);
 
     acknowledgeGeneratedKmsGrants(this.role);
+
+    // --- Alarms on the owner-notice topic: dropped invocations, and records waiting in the undecided queue --------
+    const alarmPrefix = `${stack.stackName}-leak-`;
+    this.droppedEventsAlarm = new cloudwatch.Alarm(this, 'DroppedEventsAlarm', {
+      alarmName: `${alarmPrefix}dropped-batches`,
+      alarmDescription:
+        'The leak function failed on a log batch after Lambda retried it twice (crash, time-out, or its undecided ' +
+        'queue unreachable): the batch was dropped, storing nothing, and its findings are not decided. Read the ' +
+        "function's logs for the error, then scan the log group for that time with keyguard scan.",
+      metric: new cloudwatch.Metric({
+        namespace: 'AWS/Lambda',
+        metricName: 'AsyncEventsDropped',
+        dimensionsMap: { FunctionName: this.function.functionName },
+        statistic: cloudwatch.Stats.SUM,
+        period: Duration.minutes(5),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.undecidedAlarm = new cloudwatch.Alarm(this, 'UndecidedLeaksAlarm', {
+      alarmName: `${alarmPrefix}undecided-findings`,
+      alarmDescription:
+        'The leak function queued findings it could not decide (redacted records: fingerprint, where, why) in its ' +
+        'undecided-leaks queue. Read them there (README, Log quarantine) and decide them by hand.',
+      metric: this.undecidedQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: Duration.minutes(5),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    for (const alarm of [this.droppedEventsAlarm, this.undecidedAlarm]) {
+      alarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
+    }
+    // CloudWatch publishes as cloudwatch.amazonaws.com, on behalf of these alarms only (matched by name, not by
+    // ARN: the key's policy naming an alarm that names the topic that names the key would be a cycle).
+    const alarmArns = `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarmPrefix}*`;
+    const fromTheseAlarms = {
+      ArnLike: { 'aws:SourceArn': alarmArns },
+      StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+    };
+    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    props.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'LeakAlarmsPublish',
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [props.topic.topicArn],
+        conditions: fromTheseAlarms,
+      }),
+    );
+    // An encrypted topic: CloudWatch needs the topic's key to publish (SNS docs, "compatibility with AWS services").
+    props.topic.masterKey?.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'LeakAlarmsPublishEncrypted',
+        principals: [cloudWatch],
+        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        resources: ['*'],
+        conditions: fromTheseAlarms,
+      }),
+    );
 
     // --- One subscription filter per log group (LambdaDestination adds logs.amazonaws.com's invoke permission) --
     const destination = new LambdaDestination(this.function);

@@ -13,9 +13,12 @@ import {
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { SqsUndecidedLeaks } from '../../lambda/adapters/undecided-leaks';
+import { UNDECIDED_MESSAGE_TYPE } from '../../lambda/domain/leak-undecided';
 import type { KeyCandidate, LeakVerifier } from '../../lambda/domain/leak-verification';
 import type { Decision, LeakVerification, LeakVerificationResult } from '../../lambda/domain/types';
 import {
@@ -35,6 +38,8 @@ import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/s
 const iam = mockClient(IAMClient);
 const sns = mockClient(SNSClient);
 const cloudtrail = mockClient(CloudTrailClient);
+const sqs = mockClient(SQSClient);
+const UNDECIDED_QUEUE = `https://sqs.us-east-1.amazonaws.com/${ACCOUNT}/keyguard-undecided-leaks`;
 const TOPIC = `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`;
 /** fakeShortTermKey is signed 2026-11-20T09:31:02Z for 43200 s: valid until 21:31:02Z. */
 const NOW = new Date('2026-11-20T10:00:00Z');
@@ -124,6 +129,9 @@ async function freshRuntime(
     metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-leak' }),
     verifier,
     now: () => now,
+    undecided: new SqsUndecidedLeaks(new SQSClient({ region: 'us-east-1' }), UNDECIDED_QUEUE),
+    // Retries without waiting (the waits are the defaults' business, not these tests').
+    decisionRetryDelayMs: 0,
   };
 }
 
@@ -185,6 +193,7 @@ async function everythingWritten(rt: LeakRuntime, results: unknown[]): Promise<s
     JSON.stringify(sns.commandCalls(PublishCommand).map((c) => c.args[0].input)),
     JSON.stringify(iam.calls().map((c) => c.args[0].input)),
     JSON.stringify(cloudtrail.calls().map((c) => c.args[0].input)),
+    JSON.stringify(sqs.calls().map((c) => c.args[0].input)),
     JSON.stringify(items),
     JSON.stringify(results),
   ].join('\n');
@@ -194,7 +203,9 @@ beforeEach(() => {
   iam.reset();
   sns.reset();
   cloudtrail.reset();
+  sqs.reset();
   sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  sqs.on(SendMessageCommand).resolves({ MessageId: 'q-1' });
   iam.on(ListUserTagsCommand).resolves({
     Tags: [
       { Key: 'owner', Value: 'team-chat@example.com' },
@@ -418,19 +429,203 @@ describe('leak handler: long-term keys', () => {
     expect(line).toMatchObject({ reason: 'foreign-account', fingerprint: fingerprint(FOREIGN) });
     expect(out.text()).toContain('"IgnoredLeaks"');
   });
+});
 
-  it('propagates IAM throttling so that Lambda retries the batch', async () => {
+/** The undecided-leaks messages the handler sent, parsed. */
+function undecidedMessages(): Array<Record<string, unknown> & { leaks: Array<Record<string, unknown>> }> {
+  return sqs.commandCalls(SendMessageCommand).map((c) => {
+    expect(c.args[0].input.QueueUrl).toBe(UNDECIDED_QUEUE);
+    return JSON.parse(c.args[0].input.MessageBody ?? '{}');
+  });
+}
+
+describe('leak handler: a failure never fails the batch, and never queues a key (issue 11 item 11)', () => {
+  function oneActiveKey(): void {
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+  }
+
+  it('IAM throttled on every try: resolves, tries 3 times, queues a redacted record of the finding and nothing of the key', async () => {
     // Prepare
     const rt = await freshRuntime('enforce');
-    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+    const throttled = Object.assign(new Error(`Rate exceeded for ${LONG}`), { name: 'Throttling' });
     iam.on(ListServiceSpecificCredentialsCommand).rejects(throttled);
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(
+      subscriptionEvent([{ id: LINE_ID, message: `DEBUG client config {"apiKey":"${LONG}"}` }]),
+    );
+
+    // Assess: not decided, said so, and queued as a redacted record
+    expect(result).toMatchObject({ findings: [{ kind: 'LONG_TERM', outcome: 'failed', keyIds: [] }] });
+    expect(iam).toHaveReceivedCommandTimes(ListServiceSpecificCredentialsCommand, 3);
+    expect(sns.calls()).toHaveLength(0);
+    expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
+    expect(sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
+    expect(sqs).toHaveReceivedCommandWith(SendMessageCommand, {
+      MessageAttributes: { type: { DataType: 'String', StringValue: UNDECIDED_MESSAGE_TYPE } },
+    });
+    expect(undecidedMessages()).toEqual([
+      {
+        type: UNDECIDED_MESSAGE_TYPE,
+        version: 1,
+        logGroup: LOG_GROUP,
+        logStream: LOG_STREAM,
+        part: 1,
+        parts: 1,
+        leaks: [
+          {
+            kind: 'LONG_TERM',
+            fingerprint: fingerprint(LONG),
+            redacted: `ABSK…${LONG.slice(-4)}`,
+            accountId: ACCOUNT,
+            userName: USER,
+            verification: 'VERIFIED',
+            reason: 'error',
+            error: 'Throttling',
+            sightings: 1,
+            logEvents: [
+              {
+                logEventId: LINE_ID,
+                timestamp: '2026-11-20T09:40:00.000Z',
+                line: 1,
+                column: 'DEBUG client config {"apiKey":"'.length + 1,
+              },
+            ],
+          },
+        ],
+      },
+    ]);
+    expect(
+      out.lines().find((l) => l.message === 'leak findings not decided: queued as undecided (redacted)'),
+    ).toMatchObject({
+      level: 'ERROR',
+      reason: 'error',
+      fingerprints: [fingerprint(LONG)],
+    });
+    expect(out.text()).toContain('"LeaksNotDecided"');
+    // The error message held the key: neither the queue nor the logs repeat it.
+    expect(leakedFragments(await everythingWritten(rt, [result]), PLANTED)).toEqual([]);
+  });
+
+  it('a transient failure is tried again: the second try decides the finding and nothing is queued', async () => {
+    // Prepare: IAM throttles the first listing only
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .rejectsOnce(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }))
+      .resolves({ ServiceSpecificCredentials: [bedrockKey(KEY_A, 'Active')] });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]));
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'deactivated', keyIds: [KEY_A] }] });
+    // The failed listing, the retry's listing, and the enforcer's re-read before deactivating.
+    expect(iam).toHaveReceivedCommandTimes(ListServiceSpecificCredentialsCommand, 3);
+    expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
+    expect(sqs.calls()).toHaveLength(0);
+  });
+
+  it('SNS failing for one finding: that finding is queued, the other findings of the batch are still decided', async () => {
+    // Prepare: the long-term key's notice cannot be published; the short-term key's can
+    const rt = await freshRuntime('enforce');
+    oneActiveKey();
+    cloudtrail.on(LookupEventsCommand).resolves({
+      Events: [
+        { CloudTrailEvent: JSON.stringify({ userIdentity: { arn: ROLE_SESSION, accessKeyId: AKID } }) },
+      ],
+    });
+    sns.on(PublishCommand).callsFake(async (input: { Subject?: string }) => {
+      if (input.Subject?.includes(KEY_A)) {
+        throw Object.assign(new Error('KMS key disabled'), { name: 'KMSDisabledException' });
+      }
+      return { MessageId: 'm-2' };
+    });
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(
+      subscriptionEvent([
+        { id: 'l-1', message: `export AWS_BEARER_TOKEN_BEDROCK=${LONG}` },
+        { id: 'l-2', message: `{"headers":{"authorization":"Bearer ${SHORT}"}}` },
+      ]),
+    );
+
+    // Assess: the short-term key decided (notice + record); the long-term key queued with the error's name
+    expect(result).toMatchObject({
+      findings: [
+        { kind: 'LONG_TERM', outcome: 'failed', logEventId: 'l-1' },
+        { kind: 'SHORT_TERM', outcome: 'notified', logEventId: 'l-2', keyIds: [AKID] },
+      ],
+    });
+    expect(await decisionsOf(rt, AKID)).toHaveLength(1);
+    // The long-term key's decision is on record (recorded before its notice); each retry re-sent the notice.
+    expect(await decisionsOf(rt, KEY_A)).toHaveLength(1);
+    expect(
+      sns.commandCalls(PublishCommand).filter((c) => c.args[0].input.Subject?.includes(KEY_A)),
+    ).toHaveLength(3);
+    const [message, ...more] = undecidedMessages();
+    expect(more).toEqual([]);
+    expect(message?.leaks).toEqual([
+      expect.objectContaining({
+        kind: 'LONG_TERM',
+        fingerprint: fingerprint(LONG),
+        reason: 'error',
+        error: 'KMSDisabledException',
+        logEvents: [expect.objectContaining({ logEventId: 'l-1' })],
+      }),
+    ]);
+    expect(leakedFragments(await everythingWritten(rt, [result]), PLANTED)).toEqual([]);
+  });
+
+  it('findings left when the invocation runs out of time are queued too (reason deadline)', async () => {
+    // Prepare: 5 s left, less than the reserve kept for decisions: nothing but VERIFIED strings is decided
+    const rt = await freshRuntime('enforce');
+    oneActiveKey();
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(subscriptionEvent([{ id: LINE_ID, message: SHORT }]), {
+      getRemainingTimeInMillis: () => 5000,
+    });
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ kind: 'SHORT_TERM', outcome: 'not-decided' }] });
+    const [message] = undecidedMessages();
+    expect(message?.leaks).toEqual([
+      expect.objectContaining({
+        kind: 'SHORT_TERM',
+        fingerprint: fingerprint(SHORT),
+        accessKeyId: AKID,
+        verification: 'UNVERIFIED',
+        reason: 'deadline',
+      }),
+    ]);
+    expect(leakedFragments(JSON.stringify(sqs.calls().map((c) => c.args[0].input)), PLANTED)).toEqual([]);
+  });
+
+  it('the undecided queue unreachable: the batch fails (Lambda retries, then drops it: no destination holds it), logging no key', async () => {
+    // Prepare
+    const rt = await freshRuntime('enforce');
+    iam
+      .on(ListServiceSpecificCredentialsCommand)
+      .rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+    sqs.on(SendMessageCommand).rejects(Object.assign(new Error('Access denied'), { name: 'AccessDenied' }));
     const handler = createLeakHandler(rt);
 
     // Act + Assess
     await expect(handler(subscriptionEvent([{ id: LINE_ID, message: LONG }]))).rejects.toThrow(
-      'Rate exceeded',
+      'Access denied',
     );
-    expect(sns.calls()).toHaveLength(0);
+    expect(out.lines().find((l) => String(l.message).startsWith('log batch failed'))).toMatchObject({
+      level: 'ERROR',
+      error: { name: 'AccessDenied', message: 'Access denied' },
+    });
+    expect(leakedFragments(out.text(), PLANTED)).toEqual([]);
   });
 });
 

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { PROJECT_ROOT } from '../../lib/constructs/keyguard-function';
-import { LEAK_FILTER_PATTERN } from '../../lib/constructs/leak-quarantine';
+import { LEAK_FILTER_PATTERN, UNDECIDED_LEAKS_QUEUE_ENV } from '../../lib/constructs/leak-quarantine';
 import { actionsOf, build, resourcesOf, resourcesOfStatement, type Statement, writeConfig } from './helpers';
 
 const LOG_GROUPS = ['/aws/lambda/chatbot', 'ci/build-logs'];
@@ -23,6 +23,8 @@ function onlyId(type: string, prefix: string): string {
 
 const functionId = onlyId('AWS::Lambda::Function', 'LeakQuarantine');
 const roleId = onlyId('AWS::IAM::Role', 'LeakQuarantine');
+const queueId = onlyId('AWS::SQS::Queue', 'LeakQuarantine');
+const queueKeyId = onlyId('AWS::KMS::Key', 'LeakQuarantine');
 
 function leakRoleStatements(): Statement[] {
   return Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
@@ -48,7 +50,7 @@ describe('LeakQuarantine', () => {
     expect(JSON.stringify(t.toJSON())).not.toContain('LeakQuarantine');
   });
 
-  test('adds one function, its log group, role, failure queue and key, and one subscription per log group', () => {
+  test('adds one function, its log group, role, undecided-leaks queue and key, two alarms, and one subscription per log group', () => {
     const count = (t: Template, type: string) => Object.keys(resourcesOf(t, type)).length;
     const added = (type: string) => count(template, type) - count(withoutLeaks.template, type);
     expect({
@@ -61,6 +63,7 @@ describe('LeakQuarantine', () => {
       permissions: added('AWS::Lambda::Permission'),
       tables: added('AWS::DynamoDB::Table'),
       topics: added('AWS::SNS::Topic'),
+      alarms: added('AWS::CloudWatch::Alarm'),
     }).toEqual({
       functions: 1,
       logGroups: 1,
@@ -71,6 +74,7 @@ describe('LeakQuarantine', () => {
       permissions: LOG_GROUPS.length,
       tables: 0,
       topics: 0,
+      alarms: 2,
     });
   });
 
@@ -103,13 +107,104 @@ describe('LeakQuarantine', () => {
     for (const name of LOG_GROUPS) expect(sources).toContain(`:log-group:${name}:*`);
   });
 
-  test('sends failed batches to its encrypted failure queue after 2 retries', () => {
-    const queueId = onlyId('AWS::SQS::Queue', 'LeakQuarantine');
-    template.hasResourceProperties('AWS::Lambda::EventInvokeConfig', {
+  test('has no failure destination or dead-letter queue: their record would hold the request, i.e. the log lines with keys (issue 11 item 11)', () => {
+    // Lambda's on-failure record of an asynchronous invocation carries the whole request (awslogs.data).
+    const configs = Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig')).filter(
+      (c) => JSON.stringify(c.Properties.FunctionName) === JSON.stringify({ Ref: functionId }),
+    );
+    expect(configs).toHaveLength(1);
+    expect(configs[0]?.Properties).toEqual({
       FunctionName: { Ref: functionId },
+      Qualifier: '$LATEST',
       MaximumRetryAttempts: 2,
-      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId, 'Arn'] } } },
+      MaximumEventAgeInSeconds: 6 * 3600,
     });
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[functionId];
+    expect(fn?.Properties.DeadLetterConfig).toBeUndefined();
+    // Nothing anywhere names the function as the source of a destination (no EventBridge/SQS/SNS/Lambda target).
+    for (const c of Object.values(resourcesOf(template, 'AWS::Lambda::EventInvokeConfig'))) {
+      if (c.Properties.DestinationConfig)
+        expect(JSON.stringify(c.Properties.FunctionName)).not.toContain(functionId);
+    }
+  });
+
+  test('queues undecided findings in a queue of its own: KMS with its own rotated key, TLS only, 14 days', () => {
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      KmsMasterKeyId: { 'Fn::GetAtt': [queueKeyId, 'Arn'] },
+      MessageRetentionPeriod: 14 * 24 * 3600,
+    });
+    template.hasResourceProperties('AWS::KMS::Key', { EnableKeyRotation: true });
+    expect(resourcesOf(template, 'AWS::KMS::Key')[queueKeyId]?.Properties.EnableKeyRotation).toBe(true);
+    const policies = Object.values(resourcesOf(template, 'AWS::SQS::QueuePolicy')).filter((p) =>
+      JSON.stringify(p.Properties.Queues).includes(queueId),
+    );
+    expect(policies).toHaveLength(1);
+    expect(policies[0]?.Properties.PolicyDocument).toMatchObject({
+      Statement: [
+        {
+          Effect: 'Deny',
+          Action: 'sqs:*',
+          Principal: { AWS: '*' },
+          Condition: { Bool: { 'aws:SecureTransport': 'false' } },
+        },
+      ],
+    });
+  });
+
+  test('alarms on the owner-notice topic when Lambda drops an invocation (AsyncEventsDropped) or findings wait undecided', () => {
+    const alarms = Object.values(resourcesOf(template, 'AWS::CloudWatch::Alarm')).map((a) => a.Properties);
+    const topic = onlyId('AWS::SNS::Topic', 'OwnerAlerts');
+    expect(alarms).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          Namespace: 'AWS/Lambda',
+          MetricName: 'AsyncEventsDropped',
+          Dimensions: [{ Name: 'FunctionName', Value: { Ref: functionId } }],
+          Statistic: 'Sum',
+          Period: 300,
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          TreatMissingData: 'notBreaching',
+          AlarmActions: [{ Ref: topic }],
+        }),
+        expect.objectContaining({
+          Namespace: 'AWS/SQS',
+          MetricName: 'ApproximateNumberOfMessagesVisible',
+          Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+          Threshold: 1,
+          ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+          AlarmActions: [{ Ref: topic }],
+        }),
+      ]),
+    );
+    // CloudWatch may publish (and use the topic's key) on behalf of these alarms only.
+    const cloudWatch = (doc: unknown) =>
+      (doc as { Statement: Statement[] }).Statement.filter(
+        (st) => JSON.stringify(st.Principal) === JSON.stringify({ Service: 'cloudwatch.amazonaws.com' }),
+      );
+    const topicPolicy = Object.values(resourcesOf(template, 'AWS::SNS::TopicPolicy')).flatMap((p) =>
+      cloudWatch(p.Properties.PolicyDocument),
+    );
+    const topicKey = Object.values(resourcesOf(template, 'AWS::KMS::Key')).flatMap((k) =>
+      cloudWatch(k.Properties.KeyPolicy),
+    );
+    for (const [statements, actions] of [
+      [topicPolicy, ['sns:Publish']],
+      [topicKey, ['kms:GenerateDataKey*', 'kms:Decrypt']],
+    ] as const) {
+      expect(statements).toHaveLength(1);
+      expect(actionsOf(statements[0] as Statement)).toEqual(actions);
+      expect(JSON.stringify(statements[0]?.Condition)).toContain(
+        `:alarm:${withLeaks.stack.stackName}-leak-*`,
+      );
+      expect(statements[0]?.Condition).toMatchObject({
+        StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+      });
+    }
+    const names = alarms.map((a) => a.AlarmName).sort();
+    expect(names).toEqual(
+      ['dropped-batches', 'undecided-findings'].map((n) => `${withLeaks.stack.stackName}-leak-${n}`),
+    );
   });
 
   test('passes the function what it needs', () => {
@@ -129,8 +224,10 @@ describe('LeakQuarantine', () => {
         'POWERTOOLS_METRICS_NAMESPACE',
         'POWERTOOLS_SERVICE_NAME',
         'TOPIC_ARN',
+        UNDECIDED_LEAKS_QUEUE_ENV,
       ].sort(),
     );
+    expect(env[UNDECIDED_LEAKS_QUEUE_ENV]).toEqual({ Ref: queueId });
   });
 });
 
@@ -147,17 +244,28 @@ describe('IAM: the leak function role', () => {
         'iam:ListUserTags',
         'iam:UpdateServiceSpecificCredential',
         'kms:Decrypt',
-        'kms:Encrypt',
+        'kms:GenerateDataKey',
         'kms:GenerateDataKey*',
-        'kms:ReEncrypt*',
         'logs:CreateLogStream',
         'logs:PutLogEvents',
         'sns:Publish',
-        'sqs:GetQueueAttributes',
-        'sqs:GetQueueUrl',
         'sqs:SendMessage',
       ].sort(),
     );
+  });
+
+  test('may only send to its undecided-leaks queue (no receive, no delete) and use its key for that alone', () => {
+    const onQueue = leakRoleStatements().filter((s) => JSON.stringify(s).includes(queueId));
+    const onKey = leakRoleStatements().filter((s) => JSON.stringify(s).includes(queueKeyId));
+    expect(onQueue.map((s) => [actionsOf(s), resourcesOfStatement(s)])).toEqual([
+      [['sqs:SendMessage'], [{ 'Fn::GetAtt': [queueId, 'Arn'] }]],
+    ]);
+    expect(onKey.map((s) => [[...actionsOf(s)].sort(), resourcesOfStatement(s)])).toEqual([
+      [['kms:Decrypt', 'kms:GenerateDataKey'], [{ 'Fn::GetAtt': [queueKeyId, 'Arn'] }]],
+    ]);
+    // No SQS action on any other queue.
+    const sqsStatements = leakRoleStatements().filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
+    expect(sqsStatements).toEqual(onQueue);
   });
 
   test('changes only Bedrock keys, on users of the governed account', () => {

@@ -18,6 +18,7 @@ import type { LeakRuntime } from '../../lambda/handlers/leak-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { createTestTables, TABLES } from './dynamo';
 import { ACCOUNT } from './events';
+import { RecordedUndecidedLeaks } from './undecided-leaks';
 
 /**
  * The real leak handler, end to end, for the adversarial tests: one governed user with one Bedrock key (IAM, SNS
@@ -111,6 +112,8 @@ export async function leakRuntime(
       timeoutMs: opts.probeTimeoutMs,
       now,
     }),
+    // Findings not decided stay in memory here (the SQS adapter has its own tests: test/handlers/leak.test.ts).
+    undecided: new RecordedUndecidedLeaks(),
     now,
   };
 }

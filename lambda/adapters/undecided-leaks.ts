@@ -1,0 +1,33 @@
+import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import {
+  UNDECIDED_MESSAGE_TYPE,
+  type UndecidedLeakBatch,
+  type UndecidedLeakSink,
+  undecidedMessages,
+} from '../domain/leak-undecided';
+
+/**
+ * The leak function's undecided-leaks queue (SQS, KMS-encrypted): one message per log batch with findings the
+ * function could not decide (split when large), redacted records only (domain/leak-undecided.ts). Nothing consumes
+ * the queue: an operator reads it (README, "Log quarantine"). A send that still fails after the SDK's retries
+ * throws.
+ */
+export class SqsUndecidedLeaks implements UndecidedLeakSink {
+  constructor(
+    private readonly sqs: SQSClient,
+    private readonly queueUrl: string,
+  ) {}
+
+  async record(batch: UndecidedLeakBatch): Promise<void> {
+    if (batch.leaks.length === 0) return;
+    for (const body of undecidedMessages(batch)) {
+      await this.sqs.send(
+        new SendMessageCommand({
+          QueueUrl: this.queueUrl,
+          MessageBody: body,
+          MessageAttributes: { type: { DataType: 'String', StringValue: UNDECIDED_MESSAGE_TYPE } },
+        }),
+      );
+    }
+  }
+}
