@@ -810,6 +810,14 @@ export function createLeakHandler(rt: LeakRuntime) {
       logger.info('control message ignored', { logGroup: data.logGroup });
       return { status: 'ignored', reason: 'control-message' };
     }
+    // Before anything can fail: if this invocation is dropped, this line says which log events to look at again.
+    logger.info('log batch received', {
+      logGroup: data.logGroup,
+      logStream: data.logStream,
+      logEvents: data.logEvents.length,
+      firstEventAt: timeOf(data.logEvents[0]?.timestamp),
+      lastEventAt: timeOf(data.logEvents.at(-1)?.timestamp),
+    });
     const b: BatchState = {
       results: [],
       userKeys: new Map(),
@@ -928,6 +936,13 @@ export function createLeakHandler(rt: LeakRuntime) {
       metrics.publishStoredMetrics();
     }
   };
+}
+
+/** A log event's time (ISO), or null for an empty batch or a time out of range. */
+function timeOf(ms: number | undefined): string | null {
+  if (ms === undefined) return null;
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? null : d.toISOString();
 }
 
 /** Runs `fn` on every item, at most `limit` at a time, in the order given. */

@@ -625,6 +625,14 @@ describe('leak handler: a failure never fails the batch, and never queues a key 
       level: 'ERROR',
       error: { name: 'AccessDenied', message: 'Access denied' },
     });
+    // What to fetch and scan again once Lambda has dropped the batch:
+    expect(out.lines().find((l) => l.message === 'log batch received')).toMatchObject({
+      logGroup: LOG_GROUP,
+      logStream: LOG_STREAM,
+      logEvents: 1,
+      firstEventAt: '2026-11-20T09:40:00.000Z',
+      lastEventAt: '2026-11-20T09:40:00.000Z',
+    });
     expect(leakedFragments(out.text(), PLANTED)).toEqual([]);
   });
 });

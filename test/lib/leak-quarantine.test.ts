@@ -42,8 +42,8 @@ function logsPermissions(t: Template) {
 describe('LeakQuarantine', () => {
   test('is absent by default: the stack without log groups has no leak function and no subscription', () => {
     const t = withoutLeaks.template;
-    // The credential-event and sweep functions, and the audit archive and digest functions.
-    t.resourceCountIs('AWS::Lambda::Function', 4);
+    // The credential-event, sweep and approval functions, and the audit archive and digest functions.
+    t.resourceCountIs('AWS::Lambda::Function', 5);
     t.resourceCountIs('AWS::Logs::SubscriptionFilter', 0);
     expect(logsPermissions(t)).toEqual([]);
     expect(withoutLeaks.stack.leakQuarantine).toBeUndefined();
