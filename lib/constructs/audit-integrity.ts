@@ -3,8 +3,7 @@ import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
-import { DynamoEventSource, SqsDlq } from 'aws-cdk-lib/aws-lambda-event-sources';
+import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -13,7 +12,6 @@ import { Construct } from 'constructs';
 import { nagResourceId } from '../nag-finding';
 import { BY_CHAIN_HOUR_INDEX } from './audit-tables';
 import { FailureQueue } from './failure-queue';
-import { acknowledgeGeneratedKmsGrants } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
 
 export interface AuditIntegrityProps {
@@ -110,7 +108,7 @@ export class AuditIntegrity extends Construct {
         // Records stay in the stream for 24 h: keep retrying within that, then hand the batch to the queue.
         retryAttempts: 50,
         maxRecordAge: Duration.hours(24),
-        onFailure: new SqsDlq(this.failureQueue),
+        onFailure: failures.eventSourceDlq(),
       }),
     );
     archiveFn.role.addToPrincipalPolicy(
@@ -137,7 +135,7 @@ export class AuditIntegrity extends Construct {
         ARCHIVE_RETENTION_DAYS: String(props.retentionDays),
         SIGNING_KEY_ID: this.signingKey.keyArn,
       },
-      onFailure: new SqsDestination(this.failureQueue),
+      onFailure: failures.destination(),
       retryAttempts: 2,
       maxEventAge: Duration.hours(1),
     });
@@ -228,8 +226,7 @@ export class AuditIntegrity extends Construct {
           "table's stream.",
       });
     }
-    acknowledgeGeneratedKmsGrants(archiveFn.role);
-    acknowledgeGeneratedKmsGrants(digestRole);
+    // No KMS wildcard to acknowledge: the failure queue grants send only (FailureQueue.destination / eventSourceDlq).
     const schedulerPolicy = schedulerRole.node.tryFindChild('DefaultPolicy');
     if (schedulerPolicy) {
       Validations.of(schedulerPolicy).acknowledge({

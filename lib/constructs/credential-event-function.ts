@@ -1,14 +1,13 @@
 import { Stack } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as iam from 'aws-cdk-lib/aws-iam';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import type { Config } from '../../lambda/shared/config';
 import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
-import { FailureQueue } from './failure-queue';
+import { FailureQueue, sendOnlyDestination } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
   grantItemActions,
@@ -83,7 +82,8 @@ export class CredentialEventFunction extends Construct {
         ...pipelineEnvironment({ ...props, serviceName: 'keyguard-credential-event', account }),
         IDEMPOTENCY_TABLE_NAME: props.idempotencyTable.tableName,
       },
-      onFailure: new SqsDestination(this.failureQueue),
+      // Send only (sqs:SendMessage, the key's GenerateDataKey + Decrypt): not CDK's SqsDestination grant.
+      onFailure: sendOnlyDestination(this.failureQueue),
       retryAttempts: 2,
     });
     this.function = this.keyguardFunction.function;
@@ -121,7 +121,7 @@ export class CredentialEventFunction extends Construct {
     // --- SNS: publish owner notices (grantPublish also grants the topic key's Decrypt/GenerateDataKey*) --------
     props.topic.grantPublish(this.role);
 
-    // --- Findings on CDK-generated grants (SqsDestination -> grantSendMessages, grantPublish) ------------------
+    // --- Findings on CDK-generated grants (grantPublish) ---------------------------------------------------------
     acknowledgeGeneratedKmsGrants(this.role);
   }
 }

@@ -24,7 +24,28 @@ export function anyIamResource(
   return Stack.of(scope).formatArn({ service: 'iam', region: '', account, resource, resourceName: '*' });
 }
 
-/** UpdateServiceSpecificCredential, only for Bedrock credentials (CodeCommit, Keyspaces... are out of reach). */
+/**
+ * What every acknowledgement covering {@link deactivateBedrockKeysStatement} says about it. The grant cannot be
+ * limited to deactivation: the Service Authorization Reference lists only iam:ServiceSpecificCredentialServiceName
+ * as a condition key of UpdateServiceSpecificCredential, none for the requested status. What watches a
+ * reactivation is the credential-event flow (credential-event-rule.ts matches UpdateServiceSpecificCredential;
+ * evaluate() raises REACTIVATED_WITHOUT_APPROVAL) and the sweep, whatever principal made the call.
+ */
+export const UPDATE_BEDROCK_KEYS_REASON =
+  'UpdateServiceSpecificCredential is condition-scoped to iam:ServiceSpecificCredentialServiceName = ' +
+  'bedrock.amazonaws.com. It also allows reactivation (Status=Active): IAM has no condition key for the requested ' +
+  'status (the only one for this action is the service name), so it cannot be limited to Inactive. keyguard only ' +
+  'ever sends Status=Inactive (IamEnforcer), and a reactivation by any principal, this role included, is watched: ' +
+  'it is an UpdateServiceSpecificCredential CloudTrail event that the credential-event rule routes to the ' +
+  'credential-event function, which re-reads the key from IAM; a key keyguard deactivated that is Active again ' +
+  'without an approval is REACTIVATED_WITHOUT_APPROVAL (critical: recorded, notified, deactivated again in ' +
+  'enforce mode), and the sweep finds the same when the event is lost. The caller is in the CloudTrail record. ' +
+  'No create, delete or reset action is granted.';
+
+/**
+ * UpdateServiceSpecificCredential, only for Bedrock credentials (CodeCommit, Keyspaces... are out of reach). It
+ * allows Status=Active too (no condition key restricts the status): see {@link UPDATE_BEDROCK_KEYS_REASON}.
+ */
 export function deactivateBedrockKeysStatement(anyUser: string): iam.PolicyStatement {
   return new iam.PolicyStatement({
     sid: 'DeactivateBedrockKeysOnly',
@@ -83,8 +104,7 @@ export function keyUserAccessPolicy(scope: Construct, account: string, whyAnyUse
     reason:
       `${whyAnyUser} IAM offers no resource narrower than user/* for that. The actions are reads (keys, tags, the ` +
       "user's policies, access key metadata and login profile: none returns a secret) and " +
-      'UpdateServiceSpecificCredential, which is condition-scoped to iam:ServiceSpecificCredentialServiceName = ' +
-      'bedrock.amazonaws.com; no create/delete/reset action is granted.',
+      UPDATE_BEDROCK_KEYS_REASON,
   });
   Validations.of(policy).acknowledge({
     id: `AwsSolutions-IAM5[Resource::${nagResourceId(scope, anyGroup)}]`,
@@ -119,18 +139,23 @@ export function grantItemActions(
 }
 
 /**
- * Acknowledges the KMS wildcard actions that CDK's grantSendMessages (SqsDestination: the failure queue) and
- * grantPublish (the topic) add to a role's default policy.
+ * Acknowledges the KMS wildcard actions that CDK's generated grants put in a role's default policy, and only those
+ * the policy holds when called (call it after the grants): kms:GenerateDataKey* from grantPublish (the topic's
+ * key); kms:ReEncrypt* (and GenerateDataKey*) only from CDK's grantSendMessages, i.e. a queue still bound through
+ * SqsDestination / SqsDlq. FailureQueue.destination() / eventSourceDlq() / grantSend() grant neither.
  */
 export function acknowledgeGeneratedKmsGrants(role: iam.IRole): void {
   const defaultPolicy = role.node.tryFindChild('DefaultPolicy');
-  if (!defaultPolicy) return;
-  for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*']) {
+  if (!(defaultPolicy instanceof iam.Policy)) return;
+  const rendered = defaultPolicy.document.toJSON() as { Statement?: Array<{ Action: string | string[] }> };
+  const granted = new Set((rendered?.Statement ?? []).flatMap((s) => [s.Action].flat()));
+  for (const action of ['kms:GenerateDataKey*', 'kms:ReEncrypt*'].filter((a) => granted.has(a))) {
     Validations.of(defaultPolicy).acknowledge({
       id: `AwsSolutions-IAM5[Action::${action}]`,
       reason:
-        `${action} comes from CDK's grantSendMessages (SqsDestination) / grantPublish and is limited to the ` +
-        "resources of those grants: the failure queue's and the topic's own customer-managed keys.",
+        `${action} comes from CDK's grantPublish (the owner-notice topic) or grantSendMessages (a queue bound ` +
+        "through SqsDestination) and is limited to the resources of those grants: the topic's and that queue's " +
+        'own customer-managed keys.',
     });
   }
 }

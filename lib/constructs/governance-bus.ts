@@ -4,9 +4,8 @@ import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
-import * as cxapi from 'aws-cdk-lib/cx-api';
 import { Construct } from 'constructs';
-import { FailureQueue } from './failure-queue';
+import { FailureQueue, SEND_KEY_ACTIONS, SEND_QUEUE_ACTIONS } from './failure-queue';
 import {
   allowEventBridgeDeadLetterDelivery,
   BEDROCK_BEARER_TOKEN_PATTERN,
@@ -60,6 +59,28 @@ export interface GovernanceBusProps {
 }
 
 /**
+ * An SQS rule target like aws-events-targets' SqsQueue, without the grant its bind() makes (grantSendMessages to
+ * events.amazonaws.com: sqs:GetQueueAttributes/GetQueueUrl and kms:Encrypt/ReEncrypt* beyond what delivery
+ * needs). The caller writes the queue and key policies; the DLQ's queue policy is added as SqsQueue adds it.
+ */
+class QueueTargetWithoutGrant implements events.IRuleTarget {
+  constructor(
+    private readonly queue: sqs.IQueue,
+    private readonly props: targets.TargetBaseProps,
+  ) {}
+
+  bind(rule: events.IRule): events.RuleTargetConfig {
+    if (this.props.deadLetterQueue)
+      targets.addToDeadLetterQueueResourcePolicy(rule, this.props.deadLetterQueue);
+    return {
+      ...targets.bindBaseTargetConfig(this.props),
+      arn: this.queue.queueArn,
+      targetResource: this.queue,
+    };
+  }
+}
+
+/**
  * Flow 3, us-east-1: the custom `bedrock-key-guard-governance` bus that every region's UsageForwarding puts
  * bearer-token events on, and a rule that queues them (SQS, KMS-encrypted, with a redrive DLQ) for the key-usage
  * function. The queue turns one event per call into batches: a busy key costs one write per batch.
@@ -81,11 +102,6 @@ export class GovernanceBus extends Construct {
 
   constructor(scope: Construct, id: string, props: GovernanceBusProps = {}) {
     super(scope, id);
-    // CDK's SqsQueue target leaves the queue and key grants to events.amazonaws.com unconditioned for a KMS-encrypted
-    // queue unless this flag is on (then: aws:SourceAccount). Set here, before any child, so it applies to this
-    // construct only and the rest of the app's templates are unchanged.
-    this.node.setContext(cxapi.EVENTS_TARGET_QUEUE_SAME_ACCOUNT, true);
-
     this.bus = new events.EventBus(this, 'Bus', {
       eventBusName: GOVERNANCE_BUS_NAME,
       description: 'Bedrock Key Guard: Bedrock API key use forwarded from every usage region',
@@ -123,15 +139,36 @@ export class GovernanceBus extends Construct {
     // ENABLED rule here even though the regional rule let it through.
     receiveAllManagementEvents(this.usageRule);
     this.usageRule.addTarget(
-      new targets.SqsQueue(this.usageQueue, {
+      new QueueTargetWithoutGrant(this.usageQueue, {
         deadLetterQueue: this.ruleDeadLetterQueue,
         retryAttempts: 4,
         maxEventAge: Duration.hours(2),
       }),
     );
-    // CDK's grant admits EventBridge deliveries of any rule of this account (aws:SourceAccount): anyone who can
+    // What EventBridge needs as a producer, written out: sqs:SendMessage on the queue, kms:GenerateDataKey +
+    // kms:Decrypt on its key (SQS Developer Guide, "Amazon SQS Key management", AWS services as event sources).
+    // CDK's SqsQueue target would also give it sqs:GetQueueAttributes/GetQueueUrl and kms:Encrypt/ReEncrypt*/
+    // GenerateDataKey*. Both for this account's rules only, as CDK's EVENTS_TARGET_QUEUE_SAME_ACCOUNT does.
+    const thisAccount = { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } };
+    this.usageQueue.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: [...SEND_QUEUE_ACTIONS],
+        resources: [this.usageQueue.queueArn],
+        conditions: thisAccount,
+      }),
+    );
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: [...SEND_KEY_ACTIONS],
+        resources: ['*'],
+        conditions: thisAccount,
+      }),
+    );
+    // The grants above admit EventBridge deliveries of any rule of this account (aws:SourceAccount): anyone who can
     // create a rule could feed forged uses to the key-usage function and hide UNUSED. Only this rule may deliver
-    // (the queue-policy condition EventBridge documents for SQS targets). The key is left as CDK grants it:
+    // (the queue-policy condition EventBridge documents for SQS targets). The key keeps aws:SourceAccount only:
     // whether EventBridge's KMS calls carry aws:SourceArn is not documented, a deny on a missing key would stop
     // every delivery, and the key alone lets no other rule put a message on the queue.
     const usageRuleArn = Stack.of(this).formatArn({

@@ -1,7 +1,6 @@
 import { Duration, RemovalPolicy, Stack, Validations } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import { SqsDestination } from 'aws-cdk-lib/aws-lambda-destinations';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import * as scheduler from 'aws-cdk-lib/aws-scheduler';
 import * as targets from 'aws-cdk-lib/aws-scheduler-targets';
@@ -18,6 +17,7 @@ import {
   deactivateBedrockKeysStatement,
   grantItemActions,
   pipelineEnvironment,
+  UPDATE_BEDROCK_KEYS_REASON,
   USAGE_READ_ACTIONS,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
@@ -110,7 +110,7 @@ export class InventorySweep extends Construct {
         SWEEP_STATE_TABLE_NAME: this.stateTable.tableName,
         ...(props.usageTable ? { USAGE_TABLE_NAME: props.usageTable.tableName } : {}),
       },
-      onFailure: new SqsDestination(this.failureQueue),
+      onFailure: failures.destination(),
       retryAttempts: 2,
       // A sweep request older than this is superseded by the next scheduled one.
       maxEventAge: Duration.hours(1),
@@ -156,8 +156,7 @@ export class InventorySweep extends Construct {
       id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
       reason:
         'Keys may sit on any IAM user, so no narrower resource than user/* exists for reading a ' +
-        "late user's tags, or deactivating a key. UpdateServiceSpecificCredential is condition-scoped to " +
-        'iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; no create/delete/reset action is granted.',
+        `late user's tags, or deactivating a key. ${UPDATE_BEDROCK_KEYS_REASON}`,
     });
     Validations.of(policy).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',

@@ -198,6 +198,58 @@ describe('usage queue', () => {
   });
 });
 
+describe('usage queue: EventBridge is a producer only (issue 11 item 13)', () => {
+  test("the key policy gives events.amazonaws.com exactly GenerateDataKey + Decrypt, for this account's rules", () => {
+    // Act
+    const forEvents = (
+      resourceOf(template, 'AWS::KMS::Key', QUEUE_KEY).Properties.KeyPolicy as { Statement: Statement[] }
+    ).Statement.filter((s) => JSON.stringify(s.Principal).includes('events.amazonaws.com'));
+    // Assess: no kms:Encrypt, kms:ReEncrypt* or GenerateDataKey* variants (SQS: a producer needs these two)
+    expect(forEvents.map((s) => [s.Effect, [...actionsOf(s)].sort(), s.Condition])).toEqual([
+      [
+        'Allow',
+        ['kms:Decrypt', 'kms:GenerateDataKey'],
+        { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      ],
+    ]);
+  });
+
+  test('the queue policy allows EventBridge SendMessage only (no GetQueueAttributes / GetQueueUrl)', () => {
+    // Act
+    const allows = queuePolicyStatements(template, QUEUE).filter(
+      (s) => s.Effect === 'Allow' && JSON.stringify(s.Principal).includes('events.amazonaws.com'),
+    );
+    // Assess
+    expect(allows.map((s) => [s.Principal, actionsOf(s), s.Condition])).toEqual([
+      [
+        { Service: 'events.amazonaws.com' },
+        ['sqs:SendMessage'],
+        { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
+      ],
+    ]);
+  });
+
+  test('the usage rule still targets the usage queue, with its retries and dead-letter queue', () => {
+    // Act
+    const rule = resourceOf(
+      template,
+      'AWS::Events::Rule',
+      onlyId(template, 'AWS::Events::Rule', 'GovernanceBusUsageRule'),
+    );
+    // Assess
+    expect(rule.Properties.Targets).toEqual([
+      {
+        Id: 'Target0',
+        Arn: arnOf(QUEUE),
+        DeadLetterConfig: {
+          Arn: arnOf(onlyId(template, 'AWS::SQS::Queue', 'GovernanceBusRuleDeadLetterQueue')),
+        },
+        RetryPolicy: { MaximumRetryAttempts: 4, MaximumEventAgeInSeconds: 7200 },
+      },
+    ]);
+  });
+});
+
 describe('KeyUsageFunction: the role', () => {
   test('has exactly the actions the flow needs', () => {
     // Act
