@@ -190,11 +190,13 @@ export class KeyguardStack extends Stack {
       value: this.tables.keys.tableName,
     });
     new CfnOutput(this, 'ApprovalsTableName', {
-      description: 'Approvals and reviews, written only by the approval function (read by keyguard inventory)',
+      description:
+        'Approvals and reviews, written only by the approval function (read by keyguard inventory)',
       value: this.approvals.table.tableName,
     });
     new CfnOutput(this, 'ApprovalsUrl', {
-      description: 'IAM-authenticated URL of the approval function (keyguard approve --url; KEYGUARD_APPROVALS_URL)',
+      description:
+        'IAM-authenticated URL of the approval function (keyguard approve --url; KEYGUARD_APPROVALS_URL)',
       value: this.approvals.url.url,
     });
     new CfnOutput(this, 'ApproverPolicyArn', {

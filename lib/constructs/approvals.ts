@@ -1,15 +1,21 @@
-import { RemovalPolicy } from 'aws-cdk-lib';
+import { RemovalPolicy, Stack } from 'aws-cdk-lib';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { Construct } from 'constructs';
+import type { ApprovalPolicy } from '../../lambda/handlers/approval-service';
+import { type Config, policyVersion } from '../../lambda/shared/config';
 import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
+import { grantItemActions } from './governance-access';
+import { KeyguardFunction } from './keyguard-function';
 
 /** Name of the approvals table's sparse GSI: approvals (not reviews) by account and approval id. */
 export const APPROVALS_BY_ACCOUNT_INDEX = 'byAccount';
 
 /**
- * Item-level writes on the approvals table. Denied by its resource policy to every principal but the approvers.
- * BatchWriteItem and the PartiQL statements are their own IAM actions, so each is named.
+ * Item-level writes on the approvals table. Denied by its resource policy to every principal but the approval
+ * function. BatchWriteItem and the PartiQL statements are their own IAM actions, so each is named.
  */
 export const APPROVAL_WRITE_ACTIONS = [
   'dynamodb:PutItem',
@@ -17,70 +23,96 @@ export const APPROVAL_WRITE_ACTIONS = [
   'dynamodb:PartiQLInsert',
   'dynamodb:PartiQLUpdate',
 ] as const;
-/** Denied to everyone, approvers included: approvals are revoked (kept on record), never deleted. */
+/** Denied to everyone, the approval function included: approvals are revoked (kept on record), never deleted. */
 export const APPROVAL_DELETE_ACTIONS = [
   'dynamodb:DeleteItem',
   'dynamodb:BatchWriteItem',
   'dynamodb:PartiQLDelete',
 ] as const;
+/** Changing or removing the table's resource policy: only CloudFormation may (a stack update, on record). */
+export const RESOURCE_POLICY_ACTIONS = [
+  'dynamodb:PutResourcePolicy',
+  'dynamodb:DeleteResourcePolicy',
+] as const;
+/**
+ * The CloudFormation execution role `cdk bootstrap` creates (any qualifier): the principal a `cdk deploy` changes
+ * the table's resource policy as. A deployment without it (no service role) goes through CloudFormation's forward
+ * access session, which `aws:CalledVia` names.
+ */
+export const CDK_EXECUTION_ROLE_PATTERN = 'arn:*:iam::*:role/cdk-*-cfn-exec-role-*';
+
+/** What an approver's own policy needs: both actions on this function, only through an IAM-authenticated URL. */
+export function approverStatements(functionArn: string): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid: 'CallTheApprovalFunctionUrl',
+      actions: ['lambda:InvokeFunctionUrl'],
+      resources: [functionArn],
+      conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+    }),
+    // Since October 2025 a function URL call also needs lambda:InvokeFunction; only through the URL.
+    new iam.PolicyStatement({
+      sid: 'InvokeOnlyThroughTheUrl',
+      actions: ['lambda:InvokeFunction'],
+      resources: [functionArn],
+      conditions: { Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } },
+    }),
+  ];
+}
 
 export interface ApprovalsProps {
-  /**
-   * IAM principals (role or user ARNs, from config `approvers`) that may write approvals besides the approver
-   * role, and that may assume the approver role. Empty: the role is assumable by the account (its admins grant
-   * sts:AssumeRole to whom they choose).
-   */
-  readonly approvers: readonly string[];
-  /** The keys table: the approver reads a key's owner and creator from it (GetItem only). */
+  /** The validated policy: approvers, maxApprovalDays, mode, fallbackOwner and its version. */
+  readonly config: Config;
+  /** The keys table: the function reads a key's owner and creator from it (GetItem only). */
   readonly keysTable: dynamodb.ITable;
-  /** The decisions table: every approval, revocation and review is appended to it (PutItem only). */
+  /** The decisions table: every approval, revocation and review is appended to it. */
   readonly decisionsTable: dynamodb.ITable;
+  /** Account whose keys may be approved. @default - the stack's account */
+  readonly governedAccountId?: string;
 }
 
 /**
- * Flow 5 of design.md: the approvals table (explicit, expiring exceptions and reviews) and the approver role
- * that `keyguard approve|review|approvals` run under. Writes are restricted twice: by IAM (only the approver
- * role is granted them here) and by the table's resource policy, which denies item writes to any principal that
- * is neither the approver role nor a configured approver, whatever their IAM policies say (an administrator's
- * `dynamodb:*` included). Nobody may delete an item. The resource policy denies only item-level actions, so
- * CloudFormation (and the table's owners) can still manage the table and its policy.
+ * Flow 5 of design.md: the approvals table (explicit, expiring exceptions and reviews) and the approval function
+ * that writes it, behind a function URL with AWS_IAM authentication. `keyguard approve | review | approvals` sign
+ * their requests with the caller's own credentials; Lambda authenticates the caller and gives the function its
+ * identity, which is the approver of record. The function enforces the rules (listed approvers, never one's own
+ * key, at most maxApprovalDays); the table's resource policy lets no other principal write an item (an
+ * administrator's `dynamodb:*` included), nobody delete one, and only CloudFormation change the policy itself.
+ * Who may call the URL is IAM's decision: the ApproverPolicy managed policy grants exactly that, to attach to
+ * approvers' roles (it is attached to nothing here); config `approvers` narrows it further in the function.
  *
  * Construct ids are part of logical ids: renaming `Table` replaces (and, with RETAIN, orphans) the table.
  */
 export class Approvals extends Construct {
   /** pk = `<accountId>#<keyId>`, sk = `APPROVAL#<id>` | `REVIEW#<reviewedAt>#<id>`; GSI byAccount. */
   public readonly table: dynamodb.Table;
-  /** The role approvers assume to run the approval commands. */
-  public readonly approverRole: iam.Role;
+  /** The approval function (the only writer of the table). */
+  public readonly function: NodejsFunction;
+  /** Its IAM-authenticated URL, the one the CLI calls. */
+  public readonly url: lambda.FunctionUrl;
+  /** Attach to approvers: lambda:InvokeFunctionUrl and lambda:InvokeFunction (through the URL) on the function. */
+  public readonly approverPolicy: iam.ManagedPolicy;
 
   constructor(scope: Construct, id: string, props: ApprovalsProps) {
     super(scope, id);
+    const stack = Stack.of(this);
+    const account = props.governedAccountId ?? stack.account;
 
-    // The CLI identifies an approver through the role session's name (what it compares with a key's owner and
-    // creator to refuse self-approval), so the session name must not be the caller's choice: only an IAM user may
-    // assume the role, and only under its own user name. (Principals without a user name, such as IAM Identity
-    // Center sessions, are listed in `approvers` and write directly: their session name is set by AWS.)
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, resolved by IAM, not by JavaScript
-    const ownName = { StringEquals: { 'sts:RoleSessionName': '${aws:username}' } };
-    const [first, ...rest] = props.approvers;
-    this.approverRole = new iam.Role(this, 'ApproverRole', {
-      assumedBy: (first ? new iam.ArnPrincipal(first) : new iam.AccountRootPrincipal()).withConditions(
-        ownName,
-      ),
+    const policy: ApprovalPolicy = {
+      mode: props.config.mode,
+      maxApprovalDays: props.config.maxApprovalDays,
+      fallbackOwner: props.config.fallbackOwner,
+      approvers: props.config.approvers,
+    };
+    const fn = new KeyguardFunction(this, 'Handler', {
+      entry: 'lambda/handlers/approval.ts',
       description:
-        'Bedrock Key Guard approvers: keyguard approve / review / approvals (write approvals, append audit decisions)',
+        'Records approvals, revocations and reviews for the IAM-authenticated caller (keyguard approve)',
+      // Called synchronously through the URL: an asynchronous invocation carries no caller and is refused anyway.
+      retryAttempts: 0,
     });
-    for (const arn of rest) {
-      this.approverRole.assumeRolePolicy?.addStatements(
-        new iam.PolicyStatement({
-          actions: ['sts:AssumeRole'],
-          principals: [new iam.ArnPrincipal(arn)],
-          conditions: ownName,
-        }),
-      );
-    }
+    this.function = fn.function;
 
-    const allowedWriters = [this.approverRole.roleArn, ...props.approvers];
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
       sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
@@ -94,12 +126,12 @@ export class Approvals extends Construct {
       resourcePolicy: new iam.PolicyDocument({
         statements: [
           new iam.PolicyStatement({
-            sid: 'OnlyApproversWriteApprovals',
+            sid: 'OnlyTheApprovalFunctionWrites',
             effect: iam.Effect.DENY,
             principals: [new iam.AnyPrincipal()],
             actions: [...APPROVAL_WRITE_ACTIONS],
             resources: ['*'],
-            conditions: { ArnNotEquals: { 'aws:PrincipalArn': allowedWriters } },
+            conditions: { ArnNotEquals: { 'aws:PrincipalArn': fn.role.roleArn } },
           }),
           new iam.PolicyStatement({
             sid: 'NobodyDeletesApprovals',
@@ -107,6 +139,18 @@ export class Approvals extends Construct {
             principals: [new iam.AnyPrincipal()],
             actions: [...APPROVAL_DELETE_ACTIONS],
             resources: ['*'],
+          }),
+          new iam.PolicyStatement({
+            sid: 'PolicyChangesOnlyThroughCloudFormation',
+            effect: iam.Effect.DENY,
+            principals: [new iam.AnyPrincipal()],
+            actions: [...RESOURCE_POLICY_ACTIONS],
+            resources: ['*'],
+            // Denied unless CloudFormation makes the call: as the cdk execution role, or on the caller's behalf.
+            conditions: {
+              ArnNotLike: { 'aws:PrincipalArn': CDK_EXECUTION_ROLE_PATTERN },
+              'ForAllValues:StringNotEquals': { 'aws:CalledVia': 'cloudformation.amazonaws.com' },
+            },
           }),
         ],
       }),
@@ -118,39 +162,40 @@ export class Approvals extends Construct {
       projectionType: dynamodb.ProjectionType.ALL,
     });
 
-    // The approver's permissions, action by action (sts:GetCallerIdentity needs no permission). No Scan, no
-    // DeleteItem, nothing on the keys table but GetItem, on the decisions table only what appending
-    // a decision to its hash chain needs (DECISIONS_APPEND_ACTIONS).
-    const indexArn = `${this.table.tableArn}/index/${APPROVALS_BY_ACCOUNT_INDEX}`;
-    this.approverRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'WriteAndReadApprovals',
-        actions: ['dynamodb:GetItem', 'dynamodb:Query', 'dynamodb:PutItem', 'dynamodb:UpdateItem'],
-        resources: [this.table.tableArn],
-      }),
-    );
-    this.approverRole.addToPrincipalPolicy(
+    // Only what the function uses (approvals-store.ts, audit-store.ts): no Scan, no DeleteItem, nothing on the keys
+    // table but GetItem, on the decisions table only what appending a decision to its hash chain needs.
+    grantItemActions(fn.role, this.table, 'WriteAndReadApprovals', [
+      'dynamodb:GetItem',
+      'dynamodb:Query',
+      'dynamodb:PutItem',
+      'dynamodb:UpdateItem',
+    ]);
+    fn.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'FindApprovalsByAccount',
         actions: ['dynamodb:Query'],
-        resources: [indexArn],
+        resources: [`${this.table.tableArn}/index/${APPROVALS_BY_ACCOUNT_INDEX}`],
       }),
     );
-    this.approverRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadKeyOwnerAndCreator',
-        actions: ['dynamodb:GetItem'],
-        resources: [props.keysTable.tableArn],
-      }),
-    );
-    this.approverRole.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'AppendAuditDecisions',
-        // As every writer of the decisions table: conditional puts of a decision and its chain link, after reading
-        // the chain's head (Query) and, for a redelivered decision, the one on record (GetItem).
-        actions: DECISIONS_APPEND_ACTIONS,
-        resources: [props.decisionsTable.tableArn],
-      }),
-    );
+    grantItemActions(fn.role, props.keysTable, 'ReadKeyOwnerAndCreator', ['dynamodb:GetItem']);
+    grantItemActions(fn.role, props.decisionsTable, 'AppendAuditDecisions', DECISIONS_APPEND_ACTIONS);
+
+    this.function.addEnvironment('APPROVAL_POLICY', JSON.stringify(policy));
+    this.function.addEnvironment('POLICY_VERSION', policyVersion(props.config));
+    this.function.addEnvironment('GOVERNED_ACCOUNT_ID', account);
+    this.function.addEnvironment('APPROVALS_TABLE_NAME', this.table.tableName);
+    this.function.addEnvironment('KEYS_TABLE_NAME', props.keysTable.tableName);
+    this.function.addEnvironment('DECISIONS_TABLE_NAME', props.decisionsTable.tableName);
+    this.function.addEnvironment('POWERTOOLS_SERVICE_NAME', 'keyguard-approval');
+    this.function.addEnvironment('POWERTOOLS_LOG_LEVEL', 'INFO');
+
+    this.url = this.function.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM });
+
+    this.approverPolicy = new iam.ManagedPolicy(this, 'ApproverPolicy', {
+      description:
+        'Bedrock Key Guard approvers: call the approval function URL (keyguard approve / review / approvals). ' +
+        'Attach to the roles or users of the people who approve; config "approvers" may narrow it further.',
+      statements: approverStatements(this.function.functionArn),
+    });
   }
 }

@@ -1,7 +1,6 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { approvalsTableDefinition } from '../../lambda/adapters/approvals-store';
 import { CONFIG_ENV, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from '../../lib/keyguard-stack';
 import {
@@ -444,7 +443,8 @@ describe('outputs', () => {
     // Assess
     expect(Object.keys(outputs).sort()).toEqual([
       'ApprovalsTableName',
-      'ApproverRoleArn',
+      'ApprovalsUrl',
+      'ApproverPolicyArn',
       'AuditArchiveBucketName',
       'AuditFailureQueueUrl',
       'AuditSigningKeyArn',
@@ -591,12 +591,14 @@ describe('IAM: the function role', () => {
     ]);
   });
 
-  test('has no managed policies', () => {
+  test('has no managed policies; the one managed policy (for approvers) is attached to nothing', () => {
     // Assess
     const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
     expect(roles).toHaveLength(7);
     for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
-    expect(resourcesOf(template, 'AWS::IAM::ManagedPolicy')).toEqual({});
+    const managed = Object.entries(resourcesOf(template, 'AWS::IAM::ManagedPolicy'));
+    expect(managed.map(([id]) => id)).toEqual([expect.stringMatching(/^ApprovalsApproverPolicy/)]);
+    expect(managed[0]?.[1].Properties.Roles).toBeUndefined();
   });
 
   test('decisions table is append-only: GetItem, Query (the chain head) and PutItem, never UpdateItem or DeleteItem', () => {
@@ -626,7 +628,9 @@ describe('the whole stack', () => {
     // Assess
     // AuditIntegrity: archive and digest functions (their roles and log groups), the archive bucket, the
     // signing key, a failure queue (and its key), the digest schedule (and its role), the stream mapping.
-    template.resourceCountIs('AWS::Lambda::Function', 4);
+    // Approvals: the approval function (its role and log group) and its URL.
+    template.resourceCountIs('AWS::Lambda::Function', 5);
+    template.resourceCountIs('AWS::Lambda::Url', 1);
     template.resourceCountIs('AWS::DynamoDB::Table', 5);
     template.resourceCountIs('AWS::SQS::Queue', 5);
     template.resourceCountIs('AWS::SNS::Topic', 1);
@@ -634,7 +638,7 @@ describe('the whole stack', () => {
     template.resourceCountIs('AWS::Events::Rule', 1);
     template.resourceCountIs('AWS::KMS::Key', 7);
     template.resourceCountIs('AWS::IAM::Role', 7);
-    template.resourceCountIs('AWS::Logs::LogGroup', 4);
+    template.resourceCountIs('AWS::Logs::LogGroup', 5);
     template.resourceCountIs('AWS::Scheduler::Schedule', 3);
     template.resourceCountIs('AWS::S3::Bucket', 1);
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
@@ -730,209 +734,4 @@ describe('organization mode seam', () => {
   });
 });
 
-describe('Approvals', () => {
-  const APPROVER_USER = 'arn:aws:iam::111122223333:user/security/carol';
-  const APPROVER_ROLE = 'arn:aws:iam::111122223333:role/SecurityLead';
-  // A second synthesis with approvers named in config.
-  const withApprovers = build({
-    context: { config: writeConfig({ ...CONFIG_INPUT, approvers: [APPROVER_USER, APPROVER_ROLE] }) },
-  });
-  const approvalsId = (t: Template) =>
-    Object.keys(resourcesOf(t, 'AWS::DynamoDB::Table')).filter((id) => id.startsWith('ApprovalsTable'));
-  const roleId = (t: Template) =>
-    Object.keys(resourcesOf(t, 'AWS::IAM::Role')).filter((id) => id.startsWith('ApprovalsApproverRole'));
-  const tableOf = (t: Template) => {
-    const [id, ...more] = approvalsId(t);
-    if (!id || more.length > 0) throw new Error('expected one approvals table');
-    return {
-      id,
-      table: resourcesOf(t, 'AWS::DynamoDB::Table')[id] as {
-        Properties: Record<string, unknown>;
-        DeletionPolicy?: string;
-      },
-    };
-  };
-  const approverStatements = (t: Template): Statement[] => {
-    const [id] = roleId(t);
-    return Object.values(resourcesOf(t, 'AWS::IAM::Policy'))
-      .filter((p) => JSON.stringify(p.Properties.Roles).includes(`"${id}"`))
-      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
-  };
-
-  test("table: the adapter's schema (pk/sk, sparse byAccount index), on-demand, PITR, AWS managed KMS key, retained, protected", () => {
-    // Prepare
-    const { table } = tableOf(template);
-    const definition = approvalsTableDefinition('x');
-    // Assess
-    expect(table.Properties.KeySchema).toEqual(definition.KeySchema);
-    expect(table.Properties.AttributeDefinitions).toEqual(
-      expect.arrayContaining(definition.AttributeDefinitions ?? []),
-    );
-    expect(table.Properties.GlobalSecondaryIndexes).toEqual(definition.GlobalSecondaryIndexes);
-    expect(table.Properties).toMatchObject({
-      BillingMode: 'PAY_PER_REQUEST',
-      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
-      SSESpecification: { SSEEnabled: true },
-      DeletionProtectionEnabled: true,
-    });
-    expect((table.Properties.SSESpecification as Record<string, unknown>).KMSMasterKeyId).toBeUndefined();
-    expect(table.DeletionPolicy).toBe('Retain');
-  });
-
-  test('resource policy: item writes denied to all but the approver role and config approvers; deletes denied to all; nothing table-level', () => {
-    // Prepare
-    const { table } = tableOf(withApprovers.template);
-    const [approverRoleId] = roleId(withApprovers.template);
-    const policy = (table.Properties.ResourcePolicy as { PolicyDocument: { Statement: Statement[] } })
-      .PolicyDocument;
-    // Assess
-    expect(policy.Statement).toEqual([
-      {
-        Sid: 'OnlyApproversWriteApprovals',
-        Effect: 'Deny',
-        Principal: { AWS: '*' },
-        Action: [
-          'dynamodb:PutItem',
-          'dynamodb:UpdateItem',
-          'dynamodb:PartiQLInsert',
-          'dynamodb:PartiQLUpdate',
-        ],
-        Resource: '*',
-        Condition: {
-          ArnNotEquals: {
-            'aws:PrincipalArn': [{ 'Fn::GetAtt': [approverRoleId, 'Arn'] }, APPROVER_USER, APPROVER_ROLE],
-          },
-        },
-      },
-      {
-        Sid: 'NobodyDeletesApprovals',
-        Effect: 'Deny',
-        Principal: { AWS: '*' },
-        Action: ['dynamodb:DeleteItem', 'dynamodb:BatchWriteItem', 'dynamodb:PartiQLDelete'],
-        Resource: '*',
-      },
-    ]);
-    // CloudFormation keeps managing the table: no table-level action is denied.
-    const denied = policy.Statement.flatMap(actionsOf);
-    expect(denied.filter((a) => /Table|ResourcePolicy|Describe|\*/.test(a))).toEqual([]);
-  });
-
-  test('resource policy without config approvers allows only the approver role to write', () => {
-    const { table } = tableOf(template);
-    const [approverRoleId] = roleId(template);
-    const [writes] = (table.Properties.ResourcePolicy as { PolicyDocument: { Statement: Statement[] } })
-      .PolicyDocument.Statement;
-    expect(writes?.Condition).toEqual({
-      ArnNotEquals: { 'aws:PrincipalArn': [{ 'Fn::GetAtt': [approverRoleId, 'Arn'] }] },
-    });
-  });
-
-  test('approver role: exactly PutItem/UpdateItem/GetItem/Query on approvals (and Query on its index), GetItem on keys, PutItem on decisions', () => {
-    // Prepare
-    const { id: approvalsTableId } = tableOf(template);
-    const keysId = logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesKeys');
-    const decisionsId = logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions');
-    // Act
-    const grants = approverStatements(template).map((s) => ({
-      effect: s.Effect,
-      actions: actionsOf(s).sort(),
-      resource: s.Resource,
-    }));
-    // Assess
-    expect(grants).toEqual([
-      {
-        effect: 'Allow',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query', 'dynamodb:UpdateItem'],
-        resource: { 'Fn::GetAtt': [approvalsTableId, 'Arn'] },
-      },
-      {
-        effect: 'Allow',
-        actions: ['dynamodb:Query'],
-        resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [approvalsTableId, 'Arn'] }, '/index/byAccount']] },
-      },
-      { effect: 'Allow', actions: ['dynamodb:GetItem'], resource: { 'Fn::GetAtt': [keysId, 'Arn'] } },
-      {
-        effect: 'Allow',
-        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
-        resource: { 'Fn::GetAtt': [decisionsId, 'Arn'] },
-      },
-    ]);
-    const [, role] = onlyOf(resourcesOf(template, 'AWS::IAM::Role'), roleId(template));
-    expect(role.Properties.ManagedPolicyArns).toBeUndefined();
-  });
-
-  test("approver role is assumable by the account, or only by the configured approvers, and only under the caller's own IAM user name", () => {
-    // Prepare
-    const trust = (t: Template) =>
-      (
-        onlyOf(resourcesOf(t, 'AWS::IAM::Role'), roleId(t))[1].Properties.AssumeRolePolicyDocument as {
-          Statement: Statement[];
-        }
-      ).Statement;
-    // Assess
-    // The session name is what the self-approval check compares with a key's owner and creator: it must be the
-    // assuming IAM user's own name, never one the caller picks.
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: an IAM policy variable, resolved by IAM, not by JavaScript
-    const ownName = { StringEquals: { 'sts:RoleSessionName': '${aws:username}' } };
-    expect(trust(template)).toEqual([
-      {
-        Effect: 'Allow',
-        Action: 'sts:AssumeRole',
-        Condition: ownName,
-        Principal: {
-          AWS: {
-            'Fn::Join': [
-              '',
-              ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':root'],
-            ],
-          },
-        },
-      },
-    ]);
-    expect(trust(withApprovers.template)).toEqual([
-      { Effect: 'Allow', Action: 'sts:AssumeRole', Condition: ownName, Principal: { AWS: APPROVER_USER } },
-      { Effect: 'Allow', Action: 'sts:AssumeRole', Condition: ownName, Principal: { AWS: APPROVER_ROLE } },
-    ]);
-  });
-
-  test('the function may only read approvals (GetItem, Query on the table), and gets the table name', () => {
-    // Prepare
-    const { id: approvalsTableId } = tableOf(template);
-    const [approverRoleId] = roleId(template);
-    const [, fn] = credentialEventFunction(template);
-    // Act: every statement of every role other than the approver role that touches the approvals table
-    const others = Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
-      .filter((p) => !JSON.stringify(p.Properties.Roles).includes(`"${approverRoleId}"`))
-      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
-      .filter((s) => JSON.stringify(s.Resource).includes(`"${approvalsTableId}"`));
-    // Assess
-    // The credential-event function and the inventory sweep: each GetItem and Query only.
-    expect([...new Set(others.flatMap(actionsOf))].sort()).toEqual(['dynamodb:GetItem', 'dynamodb:Query']);
-    expect(
-      roleStatements().filter((s) => JSON.stringify(s.Resource).includes(`"${approvalsTableId}"`)),
-    ).toHaveLength(1);
-    expect(
-      (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables.APPROVALS_TABLE_NAME,
-    ).toEqual({
-      Ref: approvalsTableId,
-    });
-  });
-
-  test('outputs name the approvals table and the approver role', () => {
-    const outputs = template.findOutputs('*');
-    expect(outputs.ApprovalsTableName?.Value).toEqual({ Ref: tableOf(template).id });
-    expect(outputs.ApproverRoleArn?.Value).toEqual({ 'Fn::GetAtt': [roleId(template)[0], 'Arn'] });
-  });
-
-  test('with config approvers the stack is still cdk-nag clean', () => {
-    expect(new AwsSolutionsChecks().validateScope(withApprovers.stack).violations).toEqual([]);
-  });
-});
-
-/** The one entry of `resources` whose id is in `ids` (fails the test otherwise). */
-function onlyOf<T>(resources: Record<string, T>, ids: string[]): [string, T] {
-  const [id, ...more] = ids;
-  const r = id === undefined ? undefined : resources[id];
-  if (!id || r === undefined || more.length > 0) throw new Error(`expected exactly one of ${ids.join(', ')}`);
-  return [id, r];
-}
+// The approvals table, the approval function and who may call it: test/lib/approvals.test.ts.
