@@ -1,5 +1,8 @@
+// @cloud-copilot/iam-simulate is AGPL: a devDependency imported only by tests.
+
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { Validations } from 'aws-cdk-lib';
 import type { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -227,6 +230,73 @@ describe('usage queue: EventBridge is a producer only (issue 11 item 13)', () =>
         { StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } } },
       ],
     ]);
+  });
+
+  test('iam-simulate: EventBridge of this account may send to the queue and use the key to send; nothing else', async () => {
+    // Prepare
+    const account = '111122223333';
+    const queueArn = `arn:aws:sqs:us-east-1:${account}:usage`;
+    const keyArn = `arn:aws:kms:us-east-1:${account}:key/usage`;
+    const usageRule = `arn:aws:events:us-east-1:${account}:rule/bedrock-key-guard-governance/bedrock-key-guard-usage`;
+    const resolve = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(resolve);
+      if (v === null || typeof v !== 'object') return v;
+      const o = v as Record<string, unknown>;
+      if ('Ref' in o)
+        return ({ 'AWS::Partition': 'aws', 'AWS::AccountId': account } as Record<string, string>)[
+          o.Ref as string
+        ];
+      if ('Fn::GetAtt' in o) return queueArn;
+      if ('Fn::Join' in o) {
+        const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+        return parts.map(resolve).join(sep);
+      }
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolve(x)]));
+    };
+    const keyPolicy = resolve(resourceOf(template, 'AWS::KMS::Key', QUEUE_KEY).Properties.KeyPolicy);
+    const queuePolicy = resolve({ Version: '2012-10-17', Statement: queuePolicyStatements(template, QUEUE) });
+    const eventBridge = async (action: string, sourceAccount = account) => {
+      const onKey = action.startsWith('kms:');
+      const result = await runSimulation(
+        {
+          request: {
+            principal: 'events.amazonaws.com',
+            action,
+            resource: { resource: onKey ? keyArn : queueArn, accountId: account },
+            contextVariables: {
+              'aws:SourceAccount': sourceAccount,
+              'aws:SourceArn': usageRule,
+              'aws:SecureTransport': 'true',
+            },
+          },
+          identityPolicies: [],
+          serviceControlPolicies: [],
+          resourceControlPolicies: [],
+          resourcePolicy: (onKey ? keyPolicy : queuePolicy) as never,
+        },
+        {},
+      );
+      if (result.resultType !== 'single')
+        throw new Error(`simulation did not run: ${JSON.stringify(result)}`);
+      return `${action} ${result.overallResult}`;
+    };
+    const needed = ['sqs:SendMessage', 'kms:GenerateDataKey', 'kms:Decrypt'];
+    const unneeded = [
+      'sqs:GetQueueAttributes',
+      'sqs:GetQueueUrl',
+      'kms:Encrypt',
+      'kms:ReEncryptFrom',
+      'kms:ReEncryptTo',
+      'kms:GenerateDataKeyWithoutPlaintext',
+    ];
+    // Act
+    const allowed = await Promise.all(needed.map((a) => eventBridge(a)));
+    const refused = await Promise.all(unneeded.map((a) => eventBridge(a)));
+    const otherAccount = await Promise.all(needed.map((a) => eventBridge(a, '444455556666')));
+    // Assess
+    expect(allowed).toEqual(needed.map((a) => `${a} Allowed`));
+    expect(refused.filter((r) => r.endsWith(' Allowed'))).toEqual([]);
+    expect(otherAccount.filter((r) => r.endsWith(' Allowed'))).toEqual([]);
   });
 
   test('the usage rule still targets the usage queue, with its retries and dead-letter queue', () => {
