@@ -71,12 +71,19 @@ export interface BundleBenchOptions {
   requireRuns: number;
 }
 
-/** Lambda entries: `*.ts` in lambda/handlers/, except `*-handler.ts` (factories the entries wire up). */
+/**
+ * Lambda entries: `*.ts` in lambda/handlers/, except `*-handler.ts` and `*-service.ts` (the factories and rules the
+ * entries wire up).
+ */
 export function handlerEntries(): string[] {
   return readdirSync(HANDLERS_DIR)
     .filter(
       (f) =>
-        f.endsWith('.ts') && !f.endsWith('-handler.ts') && !f.endsWith('.d.ts') && !f.endsWith('.test.ts'),
+        f.endsWith('.ts') &&
+        !f.endsWith('-handler.ts') &&
+        !f.endsWith('-service.ts') &&
+        !f.endsWith('.d.ts') &&
+        !f.endsWith('.test.ts'),
     )
     .sort()
     .map((f) => join(HANDLERS_DIR, f));

@@ -5,7 +5,7 @@ import { buildApp } from '../../lib/app';
 import { emptyDir, resourcesOf } from './helpers';
 
 // The one test that really bundles (local esbuild, no Docker): slow, so kept alone.
-test('NodejsFunction bundles each handler (credential-event, sweep) into index.js with a source map', () => {
+test('NodejsFunction bundles each handler (approval, audit, credential-event, sweep) into index.js with a source map', () => {
   // Prepare
   const outdir = emptyDir();
   const { app, stack } = buildApp({ cwd: emptyDir(), outdir });
@@ -14,6 +14,7 @@ test('NodejsFunction bundles each handler (credential-event, sweep) into index.j
   // Assess
   const functions = Object.entries(resourcesOf(Template.fromStack(stack), 'AWS::Lambda::Function'));
   expect(functions.map(([id]) => id.replace(/[A-F0-9]{8}$/, '')).sort()).toEqual([
+    'ApprovalsHandlerFunction',
     'AuditIntegrityArchiveFunction',
     'AuditIntegrityDigestFunction',
     'CredentialEventFunctionHandlerFunction',
