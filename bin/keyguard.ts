@@ -1,12 +1,12 @@
 import { Command, CommanderError, Option } from 'commander';
 import {
+  APPROVALS_URL_ENV,
   type ApprovalsDeps,
   defaultApprovalsDeps,
   runApprove,
   runListApprovals,
   runReview,
   runRevoke,
-  TABLE_ENV,
 } from '../lambda/cli/approvals';
 import { registerAuditCommand } from '../lambda/cli/audit';
 import { registerAuditVerifyCommand } from '../lambda/cli/audit-verify';
@@ -102,18 +102,24 @@ Examples:
 `;
 
 const APPROVALS_HELP = `
-Who may run it: an approver, i.e. a session of the stack's approver role (output ApproverRoleArn) or a
-principal listed in "approvers" in the config; the approvals table refuses writes from anyone else.
-The approver of record is the caller's identity from STS GetCallerIdentity. Nobody may approve or review
-a key they own or created (owner tag, creator ARN, role, user name, or SSO session name/email).
-AWS access uses the standard SDK chain (AWS_PROFILE, SSO, env credentials, AWS_ENDPOINT_URL_*), region
-us-east-1 unless AWS_REGION says otherwise. Table names default to the environment variables
-${TABLE_ENV.approvalsTable}, ${TABLE_ENV.keysTable} and ${TABLE_ENV.decisionsTable}.
+How it works: the command sends its request to the stack's approval function (a Lambda function URL with
+AWS_IAM authentication: --url or ${APPROVALS_URL_ENV}, from the stack output ApprovalsUrl), signed with
+your own AWS credentials (the standard SDK chain: AWS_PROFILE, SSO, environment variables). The function
+applies the rules and writes the records; nobody else may write the approvals table.
+
+Who may run it: a principal with lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function
+(attach the managed policy of the stack output ApproverPolicy), and, when "approvers" is set in the
+stack's config, one of the principals listed there. The approver of record is the identity AWS
+authenticated for the request. Nobody may approve or review a key they own or created (owner tag, creator
+ARN, role, user name, or SSO session name/email), nor through a session of the role that created it,
+unless that role is an IAM Identity Center role (AWSReservedSSO_*), whose sessions are distinct people.
+maxApprovalDays and the other rules are the deployed function's.
 
 Exit codes:
   0  done
-  1  unexpected failure (e.g. no credentials, access denied)
-  2  bad usage or refused (self-approval, unknown key, --until out of range, unknown code, empty reason)
+  1  unexpected failure (the function failed, or could not be reached in time)
+  2  bad usage or refused (self-approval, not an approver, unknown key or approval, already revoked,
+     --until out of range, unknown code, empty reason, no URL, no AWS credentials, access denied)
 `;
 
 const SCAN_HELP = `
@@ -137,18 +143,14 @@ Examples:
   $ keyguard scan --git --format sarif > keyguard.sarif
 `;
 
-/** Adds the table options (defaulting to the KEYGUARD_*_TABLE environment variables) to a command. */
-function tableOptions(cmd: Command, which: ReadonlyArray<keyof typeof TABLE_ENV>): Command {
-  const flags: Record<keyof typeof TABLE_ENV, [string, string]> = {
-    approvalsTable: ['--approvals-table <name>', 'approvals table (stack output ApprovalsTableName)'],
-    keysTable: ['--keys-table <name>', 'keys table (stack output KeysTableName)'],
-    decisionsTable: ['--decisions-table <name>', 'decisions table (stack output DecisionsTableName)'],
-  };
-  for (const w of which) cmd.addOption(new Option(flags[w][0], flags[w][1]).env(TABLE_ENV[w]));
-  return cmd;
+/** Adds --url (defaulting to KEYGUARD_APPROVALS_URL) and --account to an approvals command. */
+function approvalOptions(cmd: Command): Command {
+  return cmd
+    .addOption(
+      new Option('--url <url>', 'approval function URL (stack output ApprovalsUrl)').env(APPROVALS_URL_ENV),
+    )
+    .addOption(new Option('--account <id>', "the key's account (default: the caller's account)"));
 }
-
-const ALL_TABLES = ['approvalsTable', 'keysTable', 'decisionsTable'] as const;
 
 const INVENTORY_HELP = `
 AWS access: the standard AWS SDK credential and endpoint chain (AWS_PROFILE, SSO, environment variables,
@@ -250,21 +252,13 @@ export function buildProgram(
       setExitCode(await runReplay(paths, opts, io));
     });
 
-  const configOption = () =>
-    new Option(
-      '-c, --config <file>',
-      `policy config file, for maxApprovalDays (default: ./${DEFAULT_CONFIG_FILE})`,
-    );
-  const accountOption = () =>
-    new Option('--account <id>', "the key's account (default: the caller's account)");
-
-  tableOptions(
+  approvalOptions(
     program
       .command('approve')
       .summary('approve a key as an explicit, expiring exception (never your own key)')
       .description(
-        'Record an approval: the violations it covers are waived for this key until --until. It is written to ' +
-          'the approvals table and appended to the audit as a decision.',
+        'Record an approval: the violations it covers are waived for this key until --until. The approval ' +
+          'function records it in the approvals table and appends it to the audit as a decision.',
       )
       .requiredOption('--key <id>', 'the key id (ServiceSpecificCredentialId, ACCA…)')
       .requiredOption('--reason <text>', 'why the key may live (recorded in the audit)')
@@ -275,10 +269,7 @@ export function buildProgram(
       .option(
         '--covers <codes>',
         'comma-separated violation codes it waives (default: every code except LEAKED)',
-      )
-      .addOption(accountOption())
-      .addOption(configOption()),
-    ALL_TABLES,
+      ),
   )
     .addHelpText('after', APPROVALS_HELP)
     .action(async (opts: Parameters<typeof runApprove>[0]) => {
@@ -289,35 +280,30 @@ export function buildProgram(
     .command('approvals')
     .summary('list or revoke approvals')
     .description('List or revoke approvals recorded with `keyguard approve`.');
-  tableOptions(
+  approvalOptions(
     approvals
       .command('list')
       .description('List the approvals of the account (or of one key), with their state.')
       .option('--key <id>', 'only the approvals of this key')
-      .addOption(accountOption())
       .option('--json', 'one approval JSON object per line'),
-    ['approvalsTable'],
   )
     .addHelpText('after', APPROVALS_HELP)
     .action(async (opts: Parameters<typeof runListApprovals>[0]) => {
       setExitCode(await runListApprovals(opts, io, approvalsDeps()));
     });
-  tableOptions(
+  approvalOptions(
     approvals
       .command('revoke')
       .description('Revoke an approval: the violations it covered apply again at the next evaluation.')
       .requiredOption('--approval <id>', 'the approval id (see `keyguard approvals list`)')
-      .requiredOption('--reason <text>', 'why it is revoked (recorded in the audit)')
-      .addOption(accountOption())
-      .addOption(configOption()),
-    ALL_TABLES,
+      .requiredOption('--reason <text>', 'why it is revoked (recorded in the audit)'),
   )
     .addHelpText('after', APPROVALS_HELP)
     .action(async (opts: Parameters<typeof runRevoke>[0]) => {
       setExitCode(await runRevoke(opts, io, approvalsDeps()));
     });
 
-  tableOptions(
+  approvalOptions(
     program
       .command('review')
       .summary('record a review of a key (resets its review clock; never your own key)')
@@ -325,10 +311,7 @@ export function buildProgram(
         'Record that the key was reviewed and is still needed: REVIEW_OVERDUE is measured from the latest review.',
       )
       .requiredOption('--key <id>', 'the key id (ServiceSpecificCredentialId, ACCA…)')
-      .requiredOption('--note <text>', 'what was checked (recorded in the audit)')
-      .addOption(accountOption())
-      .addOption(configOption()),
-    ALL_TABLES,
+      .requiredOption('--note <text>', 'what was checked (recorded in the audit)'),
   )
     .addHelpText('after', APPROVALS_HELP)
     .action(async (opts: Parameters<typeof runReview>[0]) => {

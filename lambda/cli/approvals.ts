@@ -1,81 +1,77 @@
-import { randomUUID } from 'node:crypto';
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
-import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import {
-  ApprovalAlreadyRevokedError,
-  ApprovalNotFoundError,
-  DynamoApprovalsStore,
-  type StoredApproval,
-} from '../adapters/approvals-store';
-import { DynamoAuditLog } from '../adapters/audit-store';
-import { documentClient } from '../adapters/document-client';
-import { DAY_MS } from '../domain/dates';
-import { isNeverExpiring } from '../domain/evaluate';
-import { decisionIdFor, type KnownKey } from '../domain/pipeline';
-import { selfApprovalConflict } from '../domain/self-approval';
+  ApprovalClient,
+  ApprovalForbiddenError,
+  ApprovalTransportError,
+  ApprovalUrlError,
+  type CredentialsProvider,
+  DEFAULT_REGION,
+  MissingCredentialsError,
+} from '../adapters/approval-client';
 import {
-  type Approval,
-  type Decision,
-  isApprovalActive,
-  isViolationCode,
-  type OwnerSource,
-  type Trigger,
-  VIOLATION_CODES,
-  type ViolationCode,
-} from '../domain/types';
-import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+  ApprovalError,
+  type ApprovalRequest,
+  type ApprovalResponse,
+  type ApprovalView,
+} from '../domain/approval-protocol';
+import { isViolationCode, VIOLATION_CODES, type ViolationCode } from '../domain/types';
 import { redactSecrets } from '../shared/redact';
 import { visible } from '../shared/visible-text';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure } from './io';
-import { endOfDay, parseTimeInput } from '../shared/time-input';
 
 /**
  * `keyguard approve`, `keyguard approvals list|revoke` and `keyguard review` (flow 5 of design.md): explicit,
- * expiring, attributable exceptions and reviews, written to the approvals table by an approver (the stack's
- * approver role, or a principal named in `approvers`). The approver is whoever STS GetCallerIdentity says
- * the caller is; it may be neither the key's owner nor its creator. Every approval, revocation and review
- * is also appended to the decisions table as an audit decision.
+ * expiring, attributable exceptions and reviews. The CLI does not write any table: it sends the request to the
+ * stack's approval function (an IAM-authenticated Lambda function URL, stack output ApprovalsUrl), signed with the
+ * caller's own AWS credentials. The function applies the rules (approvers, no self-approval, maxApprovalDays) with
+ * the caller's identity as AWS authenticated it, and records the approval and its audit decision. This module only
+ * reads options, checks what it can without AWS (early feedback), and prints the answer.
  */
 
-/** Environment variables naming the tables (the stack outputs print their values). */
+/**
+ * Environment variables naming the stack's tables (the stack outputs print their values), for the read-only
+ * commands (`keyguard audit`, `keyguard inventory`): the approval commands write through the function only.
+ */
 export const TABLE_ENV = {
   approvalsTable: 'KEYGUARD_APPROVALS_TABLE',
   keysTable: 'KEYGUARD_KEYS_TABLE',
   decisionsTable: 'KEYGUARD_DECISIONS_TABLE',
 } as const;
 
-/** Region of the stack's tables (the stack is pinned to us-east-1); AWS_REGION overrides it. */
-export const DEFAULT_REGION = 'us-east-1';
+/** Region of the stack (pinned to us-east-1), for the commands that read its tables; AWS_REGION overrides it. */
+export { DEFAULT_REGION };
 
-/** AWS access, injected so tests can use a mocked STS and an embedded DynamoDB. */
+/** Environment variable giving the function URL (the stack output ApprovalsUrl). */
+export const APPROVALS_URL_ENV = 'KEYGUARD_APPROVALS_URL';
+
+/** How the commands reach AWS: injected so tests can sign with test credentials and call a local emulator. */
 export interface ApprovalsDeps {
-  sts: STSClient;
-  doc: DynamoDBDocumentClient;
+  credentials: CredentialsProvider;
+  /** The profile the credentials come from (AWS_PROFILE), named when none can be loaded. */
+  profile?: string;
+  /** Signing region when the URL is not a Lambda function URL naming one. */
+  fallbackRegion?: string;
+  fetch?: typeof fetch;
+  timeoutMs?: number;
+  /** The clock of `approvals list` (an approval's state). */
   now?: () => Date;
-  newId?: () => string;
 }
 
-/** Clients through the standard SDK credential and endpoint chain (profiles, SSO, env, AWS_ENDPOINT_URL_*). */
+/** The standard SDK credential chain (AWS_PROFILE, SSO, environment, container and instance roles). */
 export function defaultApprovalsDeps(env: NodeJS.ProcessEnv = process.env): ApprovalsDeps {
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION;
+  const profile = env.AWS_PROFILE || undefined;
   return {
-    sts: new STSClient({ region }),
-    doc: documentClient(new DynamoDBClient({ region })),
+    credentials: defaultProvider(profile ? { profile } : {}),
+    ...(profile ? { profile } : {}),
+    fallbackRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION,
   };
 }
 
-interface TableOptions {
-  approvalsTable?: string;
-  keysTable?: string;
-  decisionsTable?: string;
-}
-
-interface CommonOptions extends TableOptions {
-  /** Policy config file (maxApprovalDays, mode). */
-  config?: string;
+interface CommonOptions {
+  /** The approval function URL (stack output ApprovalsUrl); default KEYGUARD_APPROVALS_URL. */
+  url?: string;
   /** Account of the key; default the caller's account. */
   account?: string;
 }
@@ -88,9 +84,7 @@ export interface ApproveOptions extends CommonOptions {
   covers?: string;
 }
 
-export interface ListOptions {
-  approvalsTable?: string;
-  account?: string;
+export interface ListOptions extends CommonOptions {
   key?: string;
   json?: boolean;
 }
@@ -105,47 +99,15 @@ export interface ReviewOptions extends CommonOptions {
   note?: string;
 }
 
-/** A refusal or a usage problem: reported on stderr, exit code 2. */
-class RefusedError extends Error {
+/** A usage problem found before anything is sent: reported on stderr, exit code 2. */
+class UsageError extends Error {
   constructor(message: string) {
     super(message);
-    this.name = 'RefusedError';
+    this.name = 'UsageError';
   }
 }
 
 const ACCOUNT_ID = /^\d{12}$/;
-/**
- * `--until`: a date `YYYY-MM-DD` means through the end of that day, UTC (23:59:59.999Z); a full ISO-8601
- * timestamp must name its zone (`Z` or an offset), so nobody's local clock changes the moment. The result must
- * be in the future and at most `maxApprovalDays` from now. Returns the moment as an ISO string (UTC).
- */
-export function parseUntil(value: string, now: Date, maxApprovalDays: number): string {
-  const t = parseTimeInput(value);
-  let until: Date;
-  if (t.kind === 'date') until = endOfDay(t.start);
-  else if (t.kind === 'instant') until = t.at;
-  else if (t.kind === 'bad-date')
-    throw new RefusedError(`--until: ${JSON.stringify(value)} is not a calendar date`);
-  else if (t.kind === 'bad-timestamp') {
-    throw new RefusedError(`--until: ${JSON.stringify(value)} is not a valid timestamp`);
-  } else {
-    throw new RefusedError(
-      `--until: got ${JSON.stringify(value)}; allowed: a date YYYY-MM-DD (through the end of that day, UTC) or an ` +
-        'ISO-8601 timestamp with a zone, e.g. 2027-03-31T17:00:00Z',
-    );
-  }
-  if (until.getTime() <= now.getTime()) {
-    throw new RefusedError(`--until: ${until.toISOString()} is not in the future (now ${now.toISOString()})`);
-  }
-  const latest = new Date(now.getTime() + maxApprovalDays * DAY_MS);
-  if (until.getTime() > latest.getTime()) {
-    throw new RefusedError(
-      `--until: ${until.toISOString()} is more than maxApprovalDays (${maxApprovalDays}) away; the latest allowed is ` +
-        `${latest.toISOString()}`,
-    );
-  }
-  return until.toISOString();
-}
 
 /**
  * `--covers NEVER_EXPIRES,EXCEEDS_MAX_AGE`: known codes only (listed when one is not); omitted = every code
@@ -158,175 +120,95 @@ export function parseCovers(value: string | undefined): ViolationCode[] | 'ALL' 
     .map((c) => c.trim().toUpperCase())
     .filter((c) => c.length > 0);
   if (codes.length === 0)
-    throw new RefusedError(`--covers: no violation code given; allowed: ${VIOLATION_CODES.join(', ')}`);
+    throw new UsageError(`--covers: no violation code given; allowed: ${VIOLATION_CODES.join(', ')}`);
   const unknown = codes.filter((c) => !isViolationCode(c));
   if (unknown.length > 0) {
-    throw new RefusedError(
+    throw new UsageError(
       `--covers: unknown violation code(s) ${unknown.join(', ')}; allowed: ${VIOLATION_CODES.join(', ')}`,
     );
   }
   return [...new Set(codes)] as ViolationCode[];
 }
 
-/** Free text that is stored and printed: required, and anything shaped like a Bedrock key is redacted. */
+function coversText(covers: ApprovalView['covers']): string {
+  return covers === 'ALL' ? 'every violation code except LEAKED' : covers.join(', ');
+}
+
+/**
+ * Free text that is recorded: required; anything shaped like a Bedrock key is redacted before it leaves the
+ * machine (the function redacts again: it cannot rely on its callers).
+ */
 function requiredText(option: string, value: string | undefined): string {
   const text = (value ?? '').trim();
-  if (text.length === 0) throw new RefusedError(`${option}: must not be empty (say why, for the audit)`);
+  if (text.length === 0) throw new UsageError(`${option}: must not be empty (say why, for the audit)`);
   return redactSecrets(text);
 }
 
 function requiredValue(option: string, value: string | undefined): string {
   const v = (value ?? '').trim();
-  if (v.length === 0) throw new RefusedError(`${option}: required`);
+  if (v.length === 0) throw new UsageError(`${option}: required`);
   return v;
 }
 
-function tableName(option: keyof TableOptions, flag: string, given: string | undefined): string {
-  if (given && given.trim().length > 0) return given.trim();
-  throw new RefusedError(
-    `${flag}: no table name; pass ${flag} or set ${TABLE_ENV[option]} (the stack outputs print the names)`,
-  );
-}
-
-function accountOption(value: string | undefined): string | undefined {
-  if (value === undefined) return undefined;
+function accountOption(value: string | undefined): { accountId?: string } {
+  if (value === undefined) return {};
   if (!ACCOUNT_ID.test(value))
-    throw new RefusedError(`--account: got ${JSON.stringify(value)}; allowed: 12 digits`);
-  return value;
+    throw new UsageError(`--account: got ${JSON.stringify(value)}; allowed: 12 digits`);
+  return { accountId: value };
 }
 
-function loadPolicy(path: string | undefined, io: CliIO): Config {
-  try {
-    return loadConfig(path, io.cwd).config;
-  } catch (err) {
-    if (err instanceof ConfigError) throw new RefusedError(err.message);
-    throw err;
-  }
-}
-
-interface Caller {
-  arn: string;
-  account: string;
-}
-
-/** The caller as STS sees it: the approver or reviewer of record. */
-async function whoAmI(sts: STSClient): Promise<Caller> {
-  const res = await sts.send(new GetCallerIdentityCommand({}));
-  if (!res.Arn || !res.Account) throw new Error('STS GetCallerIdentity returned no Arn/Account');
-  return { arn: res.Arn, account: res.Account };
-}
-
-/** The owner source is not kept on the key: it is inferred from the values that are. */
-function ownerSource(known: KnownKey, config: Config): OwnerSource {
-  if (known.owner === null) return 'fallback';
-  if (known.creator !== null && known.owner === known.creator) return 'creator';
-  if (config.fallbackOwner !== null && known.owner === config.fallbackOwner) return 'fallback';
-  return 'tag';
-}
-
-/** The audit decision for an approval, revocation or review: the key as known, nothing acted on. */
-function auditDecision(
-  known: KnownKey,
-  config: Config,
-  trigger: Required<Pick<Trigger, 'kind' | 'eventId' | 'eventName' | 'eventTime'>>,
-  triggerId: string,
-  reason: string,
-): Decision {
-  return {
-    decisionId: decisionIdFor(trigger.kind, trigger.eventTime, triggerId),
-    decidedAt: trigger.eventTime,
-    keyId: known.keyId,
-    userName: known.userName,
-    accountId: known.accountId,
-    keyType: 'LONG_TERM',
-    status: known.status,
-    trigger,
-    createdAt: known.createdAt,
-    expiresAt: known.expiresAt,
-    neverExpires: isNeverExpiring(known.expiresAt),
-    owner: { value: known.owner, source: ownerSource(known, config) },
-    violations: [],
-    action: 'ALLOW',
-    applied: false,
-    mode: config.mode,
-    deadline: null,
-    policyVersion: policyVersion(config),
-    reason,
-  };
-}
-
-function coversText(covers: ViolationCode[] | 'ALL'): string {
-  return covers === 'ALL' ? 'every violation code except LEAKED' : covers.join(', ');
-}
-
-function refuseSelf(callerArn: string, known: KnownKey, what: string): void {
-  const conflict = selfApprovalConflict(callerArn, known);
-  if (conflict) {
-    throw new RefusedError(
-      `refused: you (${callerArn}) are the ${conflict.role} of key ${known.keyId} (${conflict.role} ${conflict.value}); ` +
-        `nobody may ${what} a key they own or created: ask another approver`,
+function client(opts: CommonOptions, deps: ApprovalsDeps): ApprovalClient {
+  const url = (opts.url ?? '').trim();
+  if (url.length === 0) {
+    throw new UsageError(
+      `--url: no approval function URL; pass --url or set ${APPROVALS_URL_ENV} to the stack output ApprovalsUrl`,
     );
   }
+  return new ApprovalClient({
+    url,
+    credentials: deps.credentials,
+    ...(deps.profile ? { profile: deps.profile } : {}),
+    ...(deps.fallbackRegion ? { fallbackRegion: deps.fallbackRegion } : {}),
+    ...(deps.fetch ? { fetch: deps.fetch } : {}),
+    ...(deps.timeoutMs !== undefined ? { timeoutMs: deps.timeoutMs } : {}),
+  });
 }
 
-async function knownKeyOrRefuse(
-  audit: DynamoAuditLog,
-  accountId: string,
-  keyId: string,
-  table: string,
-): Promise<KnownKey> {
-  const known = await audit.getKnownKey(accountId, keyId);
-  if (!known) {
-    throw new RefusedError(
-      `key ${keyId} is not known in account ${accountId} (keys table ${table}): only keys keyguard has evaluated ` +
-        'can be approved or reviewed (check the key id and --account)',
+/** Sends `request` and returns the answer of the expected action (the protocol pairs them). */
+async function call<A extends ApprovalRequest['action']>(
+  opts: CommonOptions,
+  deps: ApprovalsDeps,
+  request: Extract<ApprovalRequest, { action: A }>,
+): Promise<Extract<ApprovalResponse, { action: A }>> {
+  const response = await client(opts, deps).send(request);
+  if (response.action !== request.action) {
+    throw new ApprovalTransportError(
+      `the approval function answered a ${response.action} to a ${request.action}`,
     );
   }
-  return known;
+  return response as Extract<ApprovalResponse, { action: A }>;
 }
 
-/** Runs a command body: refusals and usage problems exit 2, anything else 1, each with one stderr line. */
+/**
+ * Runs a command body: usage problems, refusals and anything the caller can fix (URL, credentials, permission)
+ * exit 2; the function's internal failures, network problems and anything else exit 1; each with one stderr line.
+ */
 async function run(io: CliIO, body: () => Promise<void>): Promise<number> {
   try {
     await body();
     return EXIT_OK;
   } catch (err) {
+    failure(io, messageOf(err));
+    if (err instanceof ApprovalError) return err.kind === 'internal' ? EXIT_FAILURE : EXIT_INPUT;
     if (
-      err instanceof RefusedError ||
-      err instanceof ApprovalNotFoundError ||
-      err instanceof ApprovalAlreadyRevokedError
+      err instanceof UsageError ||
+      err instanceof ApprovalUrlError ||
+      err instanceof MissingCredentialsError ||
+      err instanceof ApprovalForbiddenError
     ) {
-      failure(io, err.message);
       return EXIT_INPUT;
     }
-    failure(io, messageOf(err));
     return EXIT_FAILURE;
-  }
-}
-
-function stores(deps: ApprovalsDeps, tables: { approvals: string; keys: string; decisions: string }) {
-  return {
-    approvals: new DynamoApprovalsStore(deps.doc, tables.approvals),
-    audit: new DynamoAuditLog(deps.doc, { decisionsTable: tables.decisions, keysTable: tables.keys }),
-  };
-}
-
-function allTables(opts: TableOptions) {
-  return {
-    approvals: tableName('approvalsTable', '--approvals-table', opts.approvalsTable),
-    keys: tableName('keysTable', '--keys-table', opts.keysTable),
-    decisions: tableName('decisionsTable', '--decisions-table', opts.decisionsTable),
-  };
-}
-
-/** Records an audit decision; the approvals-table write it follows has already happened, so say so if it fails. */
-async function recordAudit(audit: DynamoAuditLog, decision: Decision, what: string): Promise<void> {
-  try {
-    await audit.recordDecision(decision);
-  } catch (err) {
-    throw new Error(
-      `${what} is recorded, but its audit decision ${decision.decisionId} could not be written: ${messageOf(err)}`,
-    );
   }
 }
 
@@ -335,47 +217,17 @@ export async function runApprove(opts: ApproveOptions, io: CliIO, deps: Approval
   return run(io, async () => {
     const keyId = requiredValue('--key', opts.key);
     const reason = requiredText('--reason', opts.reason);
-    const untilArg = requiredValue('--until', opts.until);
+    // Sent as typed: the function reads it against its own clock and maxApprovalDays.
+    const until = requiredValue('--until', opts.until);
     const covers = parseCovers(opts.covers);
     const account = accountOption(opts.account);
-    const tables = allTables(opts);
-    const config = loadPolicy(opts.config, io);
-    const now = (deps.now ?? (() => new Date()))();
-    const until = parseUntil(untilArg, now, config.maxApprovalDays);
-
-    const caller = await whoAmI(deps.sts);
-    const accountId = account ?? caller.account;
-    const { approvals, audit } = stores(deps, tables);
-    const known = await knownKeyOrRefuse(audit, accountId, keyId, tables.keys);
-    refuseSelf(caller.arn, known, 'approve');
-
-    const approvedAt = now.toISOString();
-    const approval: Approval = {
-      approvalId: (deps.newId ?? randomUUID)(),
-      accountId,
-      keyId,
-      covers,
-      reason,
-      approver: caller.arn,
-      approvedAt,
-      until,
-      revokedAt: null,
-      revokedBy: null,
-    };
-    await approvals.putApproval(approval);
-    const decision = auditDecision(
-      known,
-      config,
-      { kind: 'approval', eventId: approval.approvalId, eventName: 'Approve', eventTime: approvedAt },
-      approval.approvalId,
-      `approval ${approval.approvalId} by ${caller.arn} waives ${coversText(covers)} until ${until}: ${reason}`,
-    );
-    await recordAudit(audit, decision, `approval ${approval.approvalId}`);
+    const res = await call(opts, deps, { action: 'approve', ...account, keyId, reason, until, covers });
+    const a = res.approval;
     io.stdout.write(
-      `Approved key ${visible(keyId)} (user ${visible(known.userName)}, account ${visible(accountId)}): ` +
-        `${coversText(covers)} until ${visible(until)}\n` +
-        `  approval ${visible(approval.approvalId)}, approver ${visible(caller.arn)}\n` +
-        `  audit decision ${visible(decision.decisionId)}\n`,
+      `Approved key ${visible(a.keyId)} (user ${visible(res.userName)}, account ${visible(a.accountId)}): ` +
+        `${visible(coversText(a.covers))} until ${visible(a.until)}\n` +
+        `  approval ${visible(a.approvalId)}, approver ${visible(a.approver)}\n` +
+        `  audit decision ${visible(res.decisionId)}\n`,
     );
   });
 }
@@ -386,45 +238,11 @@ export async function runRevoke(opts: RevokeOptions, io: CliIO, deps: ApprovalsD
     const approvalId = requiredValue('--approval', opts.approval);
     const reason = requiredText('--reason', opts.reason);
     const account = accountOption(opts.account);
-    const tables = allTables(opts);
-    const config = loadPolicy(opts.config, io);
-    const now = (deps.now ?? (() => new Date()))();
-
-    const caller = await whoAmI(deps.sts);
-    const accountId = account ?? caller.account;
-    const { approvals, audit } = stores(deps, tables);
-    const revokedAt = now.toISOString();
-    // Revoking only ever makes evaluation stricter: any approver may revoke, including the key's owner.
-    const revoked = await approvals.revokeApproval(accountId, approvalId, {
-      revokedAt,
-      revokedBy: caller.arn,
-      reason,
-    });
-    const known: KnownKey = (await audit.getKnownKey(accountId, revoked.keyId)) ?? {
-      accountId,
-      keyId: revoked.keyId,
-      userName: '(unknown)',
-      status: 'Deleted',
-      createdAt: null,
-      expiresAt: null,
-      creator: null,
-      owner: null,
-      lastDecisionId: '',
-      lastDecisionAt: '',
-    };
-    const decision = auditDecision(
-      known,
-      config,
-      { kind: 'approval', eventId: approvalId, eventName: 'RevokeApproval', eventTime: revokedAt },
-      `${approvalId}.revoked`,
-      `approval ${approvalId} (${coversText(revoked.covers)} until ${revoked.until}, by ${revoked.approver}) ` +
-        `revoked by ${caller.arn}: ${reason}`,
-    );
-    await recordAudit(audit, decision, `the revocation of approval ${approvalId}`);
+    const res = await call(opts, deps, { action: 'revoke', ...account, approvalId, reason });
     io.stdout.write(
-      `Revoked approval ${visible(approvalId)} of key ${visible(revoked.keyId)} (account ${visible(accountId)}); ` +
-        'its violations apply again\n' +
-        `  audit decision ${visible(decision.decisionId)}\n`,
+      `Revoked approval ${visible(res.approval.approvalId)} of key ${visible(res.approval.keyId)} ` +
+        `(account ${visible(res.approval.accountId)}); its violations apply again\n` +
+        `  audit decision ${visible(res.decisionId)}\n`,
     );
   });
 }
@@ -435,45 +253,30 @@ export async function runReview(opts: ReviewOptions, io: CliIO, deps: ApprovalsD
     const keyId = requiredValue('--key', opts.key);
     const note = requiredText('--note', opts.note);
     const account = accountOption(opts.account);
-    const tables = allTables(opts);
-    const config = loadPolicy(opts.config, io);
-    const now = (deps.now ?? (() => new Date()))();
-
-    const caller = await whoAmI(deps.sts);
-    const accountId = account ?? caller.account;
-    const { approvals, audit } = stores(deps, tables);
-    const known = await knownKeyOrRefuse(audit, accountId, keyId, tables.keys);
-    refuseSelf(caller.arn, known, 'review');
-
-    const reviewedAt = now.toISOString();
-    const reviewId = (deps.newId ?? randomUUID)();
-    await approvals.putReview({ reviewId, accountId, keyId, reviewer: caller.arn, reviewedAt, note });
-    const decision = auditDecision(
-      known,
-      config,
-      { kind: 'review', eventId: reviewId, eventName: 'Review', eventTime: reviewedAt },
-      reviewId,
-      `reviewed by ${caller.arn} (the review clock restarts ${reviewedAt}): ${note}`,
-    );
-    await recordAudit(audit, decision, `review ${reviewId}`);
+    const res = await call(opts, deps, { action: 'review', ...account, keyId, note });
     io.stdout.write(
-      `Reviewed key ${visible(keyId)} (user ${visible(known.userName)}, account ${visible(accountId)}) at ` +
-        `${reviewedAt}; reviewer ${visible(caller.arn)}\n` +
-        `  audit decision ${visible(decision.decisionId)}\n`,
+      `Reviewed key ${visible(res.keyId)} (user ${visible(res.userName)}, account ${visible(res.accountId)}) at ` +
+        `${visible(res.reviewedAt)}; reviewer ${visible(res.reviewer)}\n` +
+        `  audit decision ${visible(res.decisionId)}\n`,
     );
   });
 }
 
 export type ApprovalState = 'active' | 'pending' | 'expired' | 'revoked';
 
-export function approvalState(a: StoredApproval, now: Date): ApprovalState {
+/** As the evaluation reads an approval (isApprovalActive): in force from approvedAt until `until`, unless revoked. */
+export function approvalState(
+  a: Pick<ApprovalView, 'revokedAt' | 'approvedAt' | 'until'>,
+  now: Date,
+): ApprovalState {
   if (a.revokedAt !== null) return 'revoked';
-  if (isApprovalActive(a, now)) return 'active';
-  return Date.parse(a.approvedAt) > now.getTime() ? 'pending' : 'expired';
+  const t = now.getTime();
+  if (Date.parse(a.approvedAt) > t) return 'pending';
+  return t < Date.parse(a.until) ? 'active' : 'expired';
 }
 
 /** One approval as `approvals list --json` prints it (stable field order). */
-export function approvalJson(a: StoredApproval, now: Date): string {
+export function approvalJson(a: ApprovalView, now: Date): string {
   return JSON.stringify({
     approvalId: a.approvalId,
     accountId: a.accountId,
@@ -493,18 +296,18 @@ export function approvalJson(a: StoredApproval, now: Date): string {
 /** `keyguard approvals list`: returns the exit code. */
 export async function runListApprovals(opts: ListOptions, io: CliIO, deps: ApprovalsDeps): Promise<number> {
   return run(io, async () => {
-    const table = tableName('approvalsTable', '--approvals-table', opts.approvalsTable);
-    const account = accountOption(opts.account) ?? (await whoAmI(deps.sts)).account;
+    const account = accountOption(opts.account);
     const key = opts.key?.trim() || undefined;
+    const res = await call(opts, deps, { action: 'list', ...account, ...(key ? { keyId: key } : {}) });
     const now = (deps.now ?? (() => new Date()))();
-    const list = await new DynamoApprovalsStore(deps.doc, table).listApprovals(account, key);
+    const list = res.approvals;
     if (opts.json) {
       for (const a of list) io.stdout.write(`${approvalJson(a, now)}\n`);
       return;
     }
     if (list.length === 0) {
       io.stdout.write(
-        `No approvals${key ? ` for key ${visible(key)}` : ''} in account ${visible(account)}.\n`,
+        `No approvals${key ? ` for key ${visible(key)}` : ''} in account ${visible(res.accountId)}.\n`,
       );
       return;
     }
