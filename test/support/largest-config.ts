@@ -1,0 +1,209 @@
+import { COMMERCIAL_REGIONS } from '../../lambda/adapters/cloudtrail-issuers';
+import { type ConfigInput, ConfigSchema } from '../../lambda/shared/config';
+import { scheduleProblem } from '../../lambda/shared/schedule';
+
+/**
+ * The largest config lambda/shared/config.ts's ConfigSchema accepts, for the deployability check
+ * (test/lib/deployability.test.ts): every list at its longest, every string at its longest (valid by the
+ * setting's pattern, distinct where a list's items must be), every number at its maximum. The bounds are read from
+ * the schema itself, so this follows the schema when a bound changes; a list or string the schema leaves unbounded
+ * has no largest value and throws, naming its path.
+ *
+ * `wide`: free text and tag keys (which allow any Unicode letter) written with a three-byte UTF-8 letter instead of
+ * ASCII: the same length in characters as the schema counts them, three times the bytes. What AWS measures in bytes
+ * (a function's environment) is largest with it.
+ */
+
+// zod 4 keeps a schema's checks in `_zod.bag` (maximum, minimum, patterns) and its structure in `_zod.def`.
+type Introspected = {
+  _zod: { def: Record<string, unknown> & { type: string }; bag: Record<string, unknown> };
+};
+
+function inner(schema: unknown): Introspected {
+  let cur = schema as Introspected;
+  for (;;) {
+    const def = cur._zod.def;
+    if (['default', 'optional', 'nullable', 'prefault', 'readonly', 'nonoptional'].includes(def.type)) {
+      cur = def.innerType as Introspected;
+    } else if (def.type === 'pipe') {
+      cur = def.in as Introspected;
+    } else {
+      return cur;
+    }
+  }
+}
+
+/** The schema at a dotted path of ConfigSchema (`[]` steps into a list's items). */
+export function schemaAt(path: string): Introspected {
+  let cur = inner(ConfigSchema);
+  for (const step of path.split('.')) {
+    if (step === '[]') {
+      cur = inner(cur._zod.def.element);
+      continue;
+    }
+    const shape = cur._zod.def.shape as Record<string, unknown> | undefined;
+    if (!shape || !(step in shape)) throw new Error(`ConfigSchema has no ${path} (at ${step})`);
+    cur = inner(shape[step]);
+  }
+  return cur;
+}
+
+/** The maximum (length, count or value) the schema allows at a path; throws when it has none. */
+export function maxAt(path: string): number {
+  const schema = schemaAt(path);
+  let max = Number.POSITIVE_INFINITY;
+  // `.max(n)` on a string or list is a max_length check, on a number a less_than check (inclusive).
+  const checks = (schema._zod.def.checks ?? []) as Introspected[];
+  for (const check of checks) {
+    const def = check._zod.def as { check?: string; maximum?: unknown; value?: unknown; inclusive?: boolean };
+    if (def.check === 'max_length' && typeof def.maximum === 'number') max = Math.min(max, def.maximum);
+    if (def.check === 'less_than' && typeof def.value === 'number') {
+      max = Math.min(max, def.inclusive ? def.value : def.value - 1);
+    }
+  }
+  if (!Number.isFinite(max))
+    throw new Error(`ConfigSchema leaves ${path} unbounded: it has no largest value`);
+  return max;
+}
+
+/** Every list of the schema, by path: the deployability check proves each is at its maximum. */
+export const ARRAY_PATHS = [
+  'expiryWarningDays',
+  'approvers',
+  'usage.regions',
+  'guardrails.scpTargetIds',
+  'notifications.subscriptions',
+  'notifications.subscriptions.[].owners',
+  'leakDetection.logGroups',
+] as const;
+
+/** A letter that is three bytes in UTF-8 (KATAKANA LETTER A, \p{L}). */
+const WIDE_LETTER = '\u30a2';
+
+/** `prefix` + index, padded with `fill` to exactly `length` characters. */
+function padded(prefix: string, length: number, fill = 'x'): string {
+  if (prefix.length > length) throw new Error(`${prefix} is longer than ${length}`);
+  return prefix + fill.repeat(length - prefix.length);
+}
+
+/** The longest schedule expression EventBridge Scheduler's cron rules (and the schema) accept, at most `max` characters. */
+export function longestSchedule(max: number): string {
+  const list = (from: number, to: number, count: number) =>
+    Array.from({ length: count }, (_v, i) => String(from + i))
+      .filter((v) => Number(v) <= to)
+      .join(',');
+  let best = '';
+  for (let minutes = 60; minutes >= 1; minutes -= 1) {
+    for (let hours = 24; hours >= 1; hours -= 1) {
+      for (const yearStep of ['', '/1', '/10', '/100', '/1000']) {
+        const expression = `cron(${list(0, 59, minutes)} ${list(0, 23, hours)} ? ${list(1, 12, 12)} MON,TUE,WED,THU,FRI,SAT,SUN 1970-2199${yearStep})`;
+        if (
+          expression.length <= max &&
+          expression.length > best.length &&
+          scheduleProblem(expression) === null
+        ) {
+          best = expression;
+        }
+      }
+    }
+    if (best.length === max) break;
+  }
+  if (!best) throw new Error(`no schedule expression fits in ${max} characters`);
+  return best;
+}
+
+/** An email address of exactly `length` characters, distinct per `index` (case-insensitively). */
+function email(index: number, length: number): string {
+  const domain = '@example.com';
+  const local = `k${index}-`;
+  return padded(local, length - domain.length, 'a') + domain;
+}
+
+export interface LargestConfigOptions {
+  /** Free text and tag keys in a three-byte letter (see the file comment). @default false */
+  readonly wide?: boolean;
+  /** `guardrails.deploy`: the SCP or the managed policy (one config holds only one). @default 'scp' */
+  readonly guardrails?: 'scp' | 'managed-policy';
+}
+
+/** The largest config the schema accepts (see the file comment). */
+export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
+  const letter = options.wide ? WIDE_LETTER : 'x';
+  const text = (prefix: string, length: number) => padded(prefix, length, letter);
+
+  const regionsMax = maxAt('usage.regions');
+  const byLength = [...COMMERCIAL_REGIONS].sort((a, b) => b.length - a.length || a.localeCompare(b));
+  // Every commercial region, then (the schema allows a region listed twice) the longest names again.
+  const regions = byLength.slice(0, regionsMax);
+  for (let i = 0; regions.length < regionsMax; i += 1) regions.push(byLength[i % byLength.length] as string);
+
+  const approverMax = maxAt('approvers.[]');
+  const approverPrefix = 'arn:aws:iam::123456789012:role/keyguard/approvers/';
+  const scpTargetLength = Math.min(maxAt('guardrails.scpTargetIds.[]'), 'ou-'.length + 32 + 1 + 32);
+  const scheduleMax = maxAt('sweep.schedule');
+
+  return {
+    mode: 'enforce',
+    maxAgeDays: maxAt('maxAgeDays'),
+    gracePeriodHours: maxAt('gracePeriodHours'),
+    tags: {
+      owner: text('owner', maxAt('tags.owner')),
+      purpose: text('purpose', maxAt('tags.purpose')),
+      reviewCadence: text('review', maxAt('tags.reviewCadence')),
+    },
+    expiryWarningDays: Array.from(
+      { length: maxAt('expiryWarningDays') },
+      (_v, i) => maxAt('expiryWarningDays.[]') - i,
+    ),
+    finalWarningHours: maxAt('finalWarningHours'),
+    maxApprovalDays: maxAt('maxApprovalDays'),
+    approvers: Array.from({ length: maxAt('approvers') }, (_v, i) =>
+      padded(`${approverPrefix}${i}-`, approverMax, 'a'),
+    ),
+    sweep: { schedule: longestSchedule(scheduleMax) },
+    audit: {
+      retentionDays: maxAt('audit.retentionDays'),
+      digestSchedule: longestSchedule(maxAt('audit.digestSchedule')),
+    },
+    fallbackOwner: text('fallback', maxAt('fallbackOwner')),
+    allowLongTermKeys: false,
+    maxIdleDays: maxAt('maxIdleDays'),
+    usage: { regions },
+    guardrails: {
+      exemptTag: {
+        key: text('exempt', maxAt('guardrails.exemptTag.key')),
+        value: text('value', maxAt('guardrails.exemptTag.value')),
+      },
+      deploy: options.guardrails ?? 'scp',
+      scpTargetIds: Array.from({ length: maxAt('guardrails.scpTargetIds') }, (_v, i) => {
+        const first = padded(`${i}`, 32, 'a');
+        return `ou-${first}-${'b'.repeat(scpTargetLength - 'ou-'.length - 32 - 1)}`;
+      }),
+    },
+    notifications: {
+      subscriptions: Array.from({ length: maxAt('notifications.subscriptions') }, (_v, i) => ({
+        email: email(i, maxAt('notifications.subscriptions.[].email')),
+        owners: Array.from({ length: maxAt('notifications.subscriptions.[].owners') }, (_w, j) =>
+          text(`owner-${i}-${j}-`, maxAt('notifications.subscriptions.[].owners.[]')),
+        ),
+      })),
+    },
+    leakDetection: {
+      logGroups: Array.from({ length: maxAt('leakDetection.logGroups') }, (_v, i) =>
+        padded(`/aws/app/group-${i}/`, maxAt('leakDetection.logGroups.[]'), 'g'),
+      ),
+      deactivateUnverified: true,
+    },
+  };
+}
+
+/** The list at a path of a config (the first subscription's owners for the nested path). */
+export function arrayAt(config: ConfigInput, path: (typeof ARRAY_PATHS)[number]): unknown[] {
+  let cur: unknown = config;
+  for (const step of path.split('.')) {
+    if (step === '[]') cur = (cur as unknown[])[0];
+    else cur = (cur as Record<string, unknown>)[step];
+  }
+  if (!Array.isArray(cur)) throw new Error(`${path} is not a list in this config`);
+  return cur;
+}
