@@ -582,6 +582,32 @@ describe('leak handler: a failure never fails the batch, and never queues a key 
     expect(leakedFragments(await everythingWritten(rt, [result]), PLANTED)).toEqual([]);
   });
 
+  it('a group decision failing on every try: each of its strings is queued, once, and the batch resolves', async () => {
+    // Prepare: two strings naming the user that Bedrock rejects (decided together), and the user's tags unreadable
+    const rt = await freshRuntime('enforce');
+    oneActiveKey();
+    verifier.answer = 'REJECTED';
+    iam.on(ListUserTagsCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'Throttling' }));
+    const forged = ['f', 'g'].map((c) => `ABSK${Buffer.from(`${ALIAS}:${c.repeat(60)}`).toString('base64')}`);
+    const handler = createLeakHandler(rt);
+
+    // Act
+    const result = await handler(
+      subscriptionEvent(forged.map((key, i) => ({ id: `${LINE_ID}${i}`, message: `token=${key}` }))),
+    );
+
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'failed' }, { outcome: 'failed' }] });
+    expect(iam).toHaveReceivedCommandTimes(ListUserTagsCommand, 3);
+    expect(await scanAll(db, rt.decisionsTable)).toEqual([]);
+    const messages = undecidedMessages();
+    expect(messages).toHaveLength(1);
+    expect(messages[0]?.leaks.map((l) => [l.fingerprint, l.verification, l.reason, l.error])).toEqual(
+      forged.map((key) => [fingerprint(key), 'REJECTED', 'error', 'Throttling']),
+    );
+    expect(leakedFragments(await everythingWritten(rt, [result]), [...PLANTED, ...forged])).toEqual([]);
+  });
+
   it('findings left when the invocation runs out of time are queued too (reason deadline)', async () => {
     // Prepare: 5 s left, less than the reserve kept for decisions: nothing but VERIFIED strings is decided
     const rt = await freshRuntime('enforce');
