@@ -107,10 +107,10 @@ AWS_IAM authentication: --url or ${APPROVALS_URL_ENV}, from the stack output App
 your own AWS credentials (the standard SDK chain: AWS_PROFILE, SSO, environment variables). The function
 applies the rules and writes the records; nobody else may write the approvals table.
 
-Who may run it: a principal with lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function
-(attach the managed policy of the stack output ApproverPolicy), and, when "approvers" is set in the
-stack's config, one of the principals listed there. The approver of record is the identity AWS
-authenticated for the request. Nobody may approve or review a key they own or created (owner tag, creator
+Who may run it: a principal with lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval
+function (attach the stack's managed policy ApproverPolicy, output ApproverPolicyArn), and, when "approvers"
+is set in the stack's config, one of the principals listed there. The approver of record is the identity
+AWS authenticated for the request. Nobody may approve or review a key they own or created (owner tag, creator
 ARN, role, user name, or SSO session name/email), nor through a session of the role that created it,
 unless that role is an IAM Identity Center role (AWSReservedSSO_*), whose sessions are distinct people.
 maxApprovalDays and the other rules are the deployed function's.

@@ -250,8 +250,8 @@ export class ApprovalClient {
       throw new ApprovalForbiddenError(
         `access denied by the approval function URL ${where}: AWS did not accept the signed request ` +
           '(the caller lacks lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function, or the ' +
-          "credentials are not valid). Attach the managed policy of the stack's ApproverPolicy output to your " +
-          'role or user, or ask whoever administers the stack to',
+          "credentials are not valid). Attach the stack's managed policy ApproverPolicy (stack output " +
+          'ApproverPolicyArn) to your role or user, or ask whoever administers the stack to',
       );
     }
     throw new ApprovalTransportError(

@@ -591,7 +591,7 @@ describe('keyguard approve: reaching the function', () => {
     expect(err).toContain(
       'lacks lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function',
     );
-    expect(err).toContain("stack's ApproverPolicy output");
+    expect(err).toContain("stack's managed policy ApproverPolicy (stack output ApproverPolicyArn)");
     for (const s of [
       'wrong-secret',
       carol.accessKeyId,
