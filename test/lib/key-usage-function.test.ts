@@ -88,9 +88,10 @@ describe('KeyUsageFunction', () => {
   test('is absent without usage.regions', () => {
     // Assess
     expect(withoutUsage.stack.keyUsage).toBeUndefined();
-    // Only the audit archive's mapping (decisions table stream); the credential-event, sweep and audit functions.
+    // Only the audit archive's mapping (decisions table stream); the credential-event, sweep, approval and the two
+    // audit functions.
     withoutUsage.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
-    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 4);
+    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 5);
     expect(JSON.stringify(withoutUsage.template.toJSON())).not.toContain('KeyUsageFunction');
   });
 
