@@ -53,6 +53,98 @@ const scpTarget = patterned(80).regex(
   'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
 );
 
+/** A 12-digit AWS account id. */
+const accountId = patterned(12).regex(/^\d{12}$/, 'must be a 12-digit AWS account id');
+/** An Organizations OU id (ou-…-…), as AWS Organizations writes them. */
+const ouId = patterned(80).regex(
+  /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/,
+  'must be an organizational unit id (ou-…-…)',
+);
+/** Where the organization mode governs: the root (r-…) or an OU. */
+const orgTarget = patterned(80).regex(
+  /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/,
+  'must be the organization root (r-…) or an organizational unit (ou-…-…)',
+);
+/** IAM role names: 1..64 of `\w+=,.@-` (CreateRole API reference). */
+const roleName = patterned(64).regex(
+  /^[\w+=,.@-]{1,64}$/,
+  'must be an IAM role name (1-64 of a-z A-Z 0-9 _+=,.@-)',
+);
+
+/** Refuses a value listed twice in one list, naming both places. */
+function unique<T>(what: string) {
+  return (items: readonly T[], ctx: z.RefinementCtx) => {
+    const first = new Map<T, number>();
+    for (const [i, item] of items.entries()) {
+      const at = first.get(item);
+      if (at === undefined) first.set(item, i);
+      else ctx.addIssue({ code: 'custom', path: [i], message: `listed twice (also at ${what}.${at})` });
+    }
+  };
+}
+
+/** Bounds of the organization settings (their lists reach the hub's functions and the spokes' StackSet). */
+export const ORG_TARGETS_MAX = 20;
+export const ORG_EXCLUDED_MAX = 100;
+export const OVERRIDES_MAX = 20;
+export const OVERRIDE_OUS_MAX = 10;
+export const OVERRIDE_ACCOUNTS_MAX = 20;
+
+/**
+ * Organization mode (hub and spokes): the hub stack governs every ACTIVE account under `targets` (nested OUs
+ * included) but `excludeAccounts`, through the member role each spoke stack creates.
+ */
+export const OrganizationSchema = z.strictObject({
+  /** The organization's id (o-…): the hub bus and the member roles admit its principals only. */
+  id: patterned(40).regex(/^o-[a-z0-9]{10,32}$/, 'must be an organization id (o-…)'),
+  /** The management account: its own spoke is a plain stack (StackSets never deploy to it). */
+  managementAccountId: accountId,
+  /** The root or OUs whose accounts are governed (the StackSet's deployment targets). */
+  targets: z.array(orgTarget).min(1).max(ORG_TARGETS_MAX).superRefine(unique('organization.targets')),
+  /** Accounts under `targets` that are not governed. */
+  excludeAccounts: z
+    .array(accountId)
+    .max(ORG_EXCLUDED_MAX)
+    .superRefine(unique('organization.excludeAccounts'))
+    .default([]),
+  /** The role the spokes create and the hub's functions assume in each governed account. */
+  memberRoleName: roleName.default('BedrockKeyGuardMember'),
+  /** Accounts swept at once (the sweep queue's event source mapping: Lambda allows 2..1000). */
+  sweepConcurrency: z.number().int().min(2).max(1000).default(5),
+});
+
+export type OrganizationConfig = z.infer<typeof OrganizationSchema>;
+
+/**
+ * A policy for some accounts of the organization: by account id, or by OU (an account's nearest OU with an
+ * override wins; an account override wins over any OU). Only decision settings can be overridden.
+ */
+export const OverrideSchema = z
+  .strictObject({
+    ous: z.array(ouId).min(1).max(OVERRIDE_OUS_MAX).superRefine(unique('ous')).optional(),
+    accounts: z.array(accountId).min(1).max(OVERRIDE_ACCOUNTS_MAX).superRefine(unique('accounts')).optional(),
+    mode: z.enum(['audit', 'enforce']).optional(),
+    maxAgeDays: z.number().int().min(1).max(36600).optional(),
+    gracePeriodHours: z.number().int().min(0).max(8760).optional(),
+    allowLongTermKeys: z.boolean().optional(),
+    maxIdleDays: z.number().int().min(1).max(3650).nullable().optional(),
+  })
+  .superRefine((o, ctx) => {
+    if ((o.ous === undefined) === (o.accounts === undefined)) {
+      ctx.addIssue({ code: 'custom', message: 'must name either "ous" or "accounts" (one of the two)' });
+    }
+    const { ous: _o, accounts: _a, ...settings } = o;
+    if (Object.keys(settings).length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        message:
+          'overrides nothing: name at least one of mode, maxAgeDays, gracePeriodHours, allowLongTermKeys, maxIdleDays',
+      });
+    }
+  });
+
+export type Override = z.infer<typeof OverrideSchema>;
+
 /** An EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields), by Scheduler's rules. */
 const scheduleExpression = patterned(256).superRefine((expression, ctx) => {
   const problem = scheduleProblem(expression);
@@ -187,6 +279,10 @@ export const ConfigSchema = z.strictObject({
       deploy: 'none',
       scpTargetIds: [],
     }),
+  /** Organization mode (hub and spokes); null: this account only, as the stack is deployed. */
+  organization: OrganizationSchema.nullable().default(null),
+  /** Per-OU and per-account policies of the organization (needs `organization`). */
+  overrides: z.array(OverrideSchema).max(OVERRIDES_MAX).default([]),
   notifications: z
     .strictObject({
       subscriptions: z.array(NotificationSubscriptionSchema).max(SUBSCRIPTIONS_MAX).default([]),
@@ -407,7 +503,39 @@ export function parseConfig(input: unknown, source = 'config'): Config {
   if (!result.success) {
     throw new ConfigError(`invalid configuration\n${formatIssues(source, input, result.error.issues)}`);
   }
+  const problems = crossFieldIssues(result.data);
+  if (problems.length > 0) {
+    throw new ConfigError(`invalid configuration\n${formatIssues(source, input, problems)}`);
+  }
   return result.data;
+}
+
+/**
+ * Rules across settings (each issue names the key it is about): overrides need organization mode, and an account
+ * or OU named by two overrides would leave "which policy applies" to the order of the file.
+ */
+function crossFieldIssues(config: Config): z.core.$ZodIssue[] {
+  const issues: z.core.$ZodIssue[] = [];
+  const issue = (path: PropertyKey[], message: string) =>
+    issues.push({ code: 'custom', path, message, input: undefined } as z.core.$ZodIssue);
+  if (config.overrides.length > 0 && config.organization === null) {
+    issue(['overrides'], 'needs "organization": overrides apply to accounts and OUs of an organization');
+  }
+  for (const kind of ['accounts', 'ous'] as const) {
+    const first = new Map<string, number>();
+    for (const [i, o] of config.overrides.entries()) {
+      for (const [j, id] of (o[kind] ?? []).entries()) {
+        const at = first.get(id);
+        if (at === undefined) first.set(id, i);
+        else if (at !== i)
+          issue(
+            ['overrides', i, kind, j],
+            `also in overrides.${at}.${kind}: one policy per ${kind === 'ous' ? 'OU' : 'account'}`,
+          );
+      }
+    }
+  }
+  return issues;
 }
 
 /**
@@ -456,12 +584,15 @@ function canonical(value: unknown): unknown {
 export function policyVersion(config: Config): string {
   // Which log groups are scanned does not change how a found key is decided either; nor do the regions usage
   // comes from, or the preventive policies (they act in IAM, before any key exists), or how the record is archived.
+  // Nor does where it is deployed (organization), and each override has its own version (overrideVersion).
   const {
     notifications: _ignored,
     leakDetection: _scanned,
     usage: _regions,
     guardrails: _preventive,
     audit: _archive,
+    organization: _where,
+    overrides: _overrides,
     ...policy
   } = config;
   // Whether an unverified leak deactivates does change decisions. It is hashed only when set, so the versions of

@@ -49,6 +49,8 @@ describe('parseConfig: defaults', () => {
       fallbackOwner: null,
       allowLongTermKeys: true,
       notifications: { subscriptions: [] },
+      organization: null,
+      overrides: [],
       leakDetection: { logGroups: [], deactivateUnverified: false },
       maxIdleDays: 90,
       usage: { regions: [] },
@@ -98,6 +100,18 @@ describe('parseConfig: defaults', () => {
         deploy: 'scp',
         scpTargetIds: ['r-ab12', 'ou-ab12-cd34ef56', '111122223333'],
       },
+      organization: {
+        id: 'o-a1b2c3d4e5',
+        managementAccountId: '111111111111',
+        targets: ['ou-ab12-cd34ef56', 'r-ab12'],
+        excludeAccounts: ['222222222222'],
+        memberRoleName: 'BedrockKeyGuardMember',
+        sweepConcurrency: 5,
+      },
+      overrides: [
+        { ous: ['ou-ab12-sandbox1'], mode: 'enforce', maxAgeDays: 30 },
+        { accounts: ['333333333333'], allowLongTermKeys: false },
+      ],
     };
     // Act
     const config = parseConfig(input);
@@ -902,5 +916,93 @@ describe('functionPolicy / parsePolicy: what a function receives in KEYGUARD_CON
     expect(() => parsePolicy('{"mode":"delete"}')).toThrow(/KEYGUARD_CONFIG: mode: got "delete"/);
     expect(() => parsePolicy('{"approvers":[]}')).toThrow(/KEYGUARD_CONFIG: unknown key\(s\) "approvers"/);
     expect(() => parsePolicy('not json')).toThrow(/KEYGUARD_CONFIG: not valid JSON/);
+  });
+});
+
+describe('organization and overrides (issue 12)', () => {
+  const organization = { id: 'o-a1b2c3d4e5', managementAccountId: '111111111111', targets: ['r-ab12'] };
+
+  it('fills the organization defaults: member role name, sweep concurrency, no exclusions', () => {
+    expect(parseConfig({ organization }).organization).toEqual({
+      ...organization,
+      excludeAccounts: [],
+      memberRoleName: 'BedrockKeyGuardMember',
+      sweepConcurrency: 5,
+    });
+  });
+
+  it('leaves the policy version of a config without organization or overrides as it was', () => {
+    const base = parseConfig({ maxAgeDays: 30 });
+    const org = parseConfig({
+      maxAgeDays: 30,
+      organization,
+      overrides: [{ accounts: ['333333333333'], mode: 'enforce' }],
+    });
+    expect(policyVersion(org)).toBe(policyVersion(base));
+  });
+
+  it.each([
+    [
+      'an organization id',
+      { organization: { ...organization, id: 'org-1' } },
+      'organization.id: got "org-1"',
+    ],
+    [
+      'a target that is an account',
+      { organization: { ...organization, targets: ['111122223333'] } },
+      'organization.targets.0',
+    ],
+    ['no target', { organization: { ...organization, targets: [] } }, 'organization.targets: got []'],
+    [
+      'a target listed twice',
+      { organization: { ...organization, targets: ['r-ab12', 'r-ab12'] } },
+      'listed twice (also at organization.targets.0)',
+    ],
+    [
+      'a member role name with a slash',
+      { organization: { ...organization, memberRoleName: 'team/Member' } },
+      'organization.memberRoleName',
+    ],
+    [
+      'a sweep concurrency of 1 (Lambda allows 2..1000)',
+      { organization: { ...organization, sweepConcurrency: 1 } },
+      'allowed: >= 2',
+    ],
+    [
+      'overrides without an organization',
+      { overrides: [{ accounts: ['333333333333'], mode: 'enforce' }] },
+      'overrides: got',
+    ],
+    [
+      'an override naming both ous and accounts',
+      {
+        organization,
+        overrides: [{ ous: ['ou-ab12-cd34ef56'], accounts: ['333333333333'], mode: 'enforce' }],
+      },
+      'either "ous" or "accounts"',
+    ],
+    [
+      'an override that overrides nothing',
+      { organization, overrides: [{ accounts: ['333333333333'] }] },
+      'overrides nothing',
+    ],
+    [
+      'an override of a setting that cannot be overridden',
+      { organization, overrides: [{ accounts: ['333333333333'], approvers: [] }] },
+      'unknown key(s) "approvers"',
+    ],
+    [
+      'an account in two overrides',
+      {
+        organization,
+        overrides: [
+          { accounts: ['333333333333'], mode: 'enforce' },
+          { accounts: ['333333333333'], maxAgeDays: 7 },
+        ],
+      },
+      'overrides.1.accounts.0: got "333333333333"; also in overrides.0.accounts',
+    ],
+  ])('refuses %s, naming the key', (_what, input, expected) => {
+    expect(configErrorFor(input)).toContain(expected);
   });
 });
