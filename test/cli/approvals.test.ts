@@ -34,7 +34,7 @@ import {
   type TestIdentity,
 } from '../support/function-url-emulator';
 import { fakeLongTermKey, leakedFragments } from '../support/secrets';
-import { captureIO, REPO, removeTempDirs, tempDir } from './helpers';
+import { captureIO, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
 
 // Load the TypeScript CLI itself (an extension-less import would find the bin/keyguard.js shim).
 const { main } = require(join(REPO, 'bin', 'keyguard.ts')) as typeof import('../../bin/keyguard');
@@ -1088,7 +1088,7 @@ describe('keyguard CLI wiring', () => {
     const w = await world();
     const erin = identityOf(`arn:aws:sts::${ACCOUNT}:assumed-role/KeyApprovers/erin@example.com`);
     const saved = { ...process.env };
-    delete process.env.AWS_PROFILE;
+    for (const v of ['AWS_PROFILE', 'AWS_REGION', 'AWS_DEFAULT_REGION']) delete process.env[v];
     process.env.KEYGUARD_APPROVALS_URL = w.url;
     process.env.AWS_ACCESS_KEY_ID = erin.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = erin.secretAccessKey;
@@ -1122,6 +1122,43 @@ describe('keyguard CLI wiring', () => {
     expect(out.stderr()).toBe('');
     expect(code).toBe(0);
     expect((await w.store.listApprovals(ACCOUNT, KEY)).map((a) => a.approver)).toEqual([erin.userArn]);
+  });
+
+  it('AWS_PROFILE naming a profile that has no credentials: exit 2, one line naming it, nothing sent', async () => {
+    // Prepare: the SDK's own chain, with empty config files and no instance or container metadata to ask.
+    const w = await world();
+    const dir = tempDir();
+    const saved = { ...process.env };
+    for (const v of [
+      'AWS_ACCESS_KEY_ID',
+      'AWS_SECRET_ACCESS_KEY',
+      'AWS_SESSION_TOKEN',
+      'AWS_WEB_IDENTITY_TOKEN_FILE',
+      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+      'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+    ]) {
+      delete process.env[v];
+    }
+    Object.assign(process.env, {
+      AWS_PROFILE: 'keyguard-approver',
+      AWS_CONFIG_FILE: writeFile(join(dir, 'config'), ''),
+      AWS_SHARED_CREDENTIALS_FILE: writeFile(join(dir, 'credentials'), ''),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    const out = captureIO(w.cwd);
+    let code: number;
+
+    // Act
+    try {
+      code = await main(['node', 'keyguard', 'approvals', 'list', '--url', w.url], out.io);
+    } finally {
+      process.env = saved;
+    }
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out.stderr()).toMatch(/^keyguard: no AWS credentials for profile keyguard-approver: [^\n]+\n$/);
+    expect(w.fn.events.length + w.fn.forbidden).toBe(0);
   });
 
   it('--url on the command line, and the table and config options are gone', async () => {
