@@ -83,12 +83,16 @@ function unique<T>(what: string) {
   };
 }
 
-/** Bounds of the organization settings (their lists reach the hub's functions and the spokes' StackSet). */
+/**
+ * Bounds of the organization settings. The hub's functions read them (with the overrides) from one SSM parameter,
+ * which holds at most 8 KB (advanced tier): the largest organization and overrides the schema accepts fit it.
+ * OU overrides are how a large organization scales; account overrides are for exceptions.
+ */
 export const ORG_TARGETS_MAX = 20;
-export const ORG_EXCLUDED_MAX = 100;
-export const OVERRIDES_MAX = 20;
-export const OVERRIDE_OUS_MAX = 10;
-export const OVERRIDE_ACCOUNTS_MAX = 20;
+export const ORG_EXCLUDED_MAX = 50;
+export const OVERRIDES_MAX = 10;
+export const OVERRIDE_OUS_MAX = 5;
+export const OVERRIDE_ACCOUNTS_MAX = 10;
 
 /**
  * Organization mode (hub and spokes): the hub stack governs every ACTIVE account under `targets` (nested OUs
