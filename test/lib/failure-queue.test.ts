@@ -48,7 +48,7 @@ function idOf(stack: Stack, element: unknown): string {
   return stack.getLogicalId(element as CfnElement);
 }
 
-describe('FailureQueue: senders get sqs:SendMessage and the key's GenerateDataKey + Decrypt only (issue 11 item 13)', () => {
+describe("FailureQueue: senders get sqs:SendMessage and the key's GenerateDataKey + Decrypt only (issue 11 item 13)", () => {
   // Prepare (shared): a bare stack with one function per way of sending.
   const stack = new Stack(new App(), 'Bare', { env: { account: ACCOUNT, region: REGION } });
   const failures = new FailureQueue(stack, 'Failures');
