@@ -76,6 +76,8 @@ const LOGS_SUBSCRIPTION_FILTERS_PER_GROUP = 2;
 /** Amazon EventBridge quotas (EventBridge User Guide): event pattern size 2,048 characters (default; adjustable to 4,096), rules per event bus 300 (default). */
 const EVENT_PATTERN_CHARS = 2048;
 const RULES_PER_BUS = 300;
+/** Same page: targets per rule, 5 (not adjustable). */
+const TARGETS_PER_RULE = 5;
 
 // --- What is measured --------------------------------------------------------------------------------------------
 
@@ -170,6 +172,7 @@ beforeAll(() => {
   stacks.push(
     guardrailsStackOf(largestConfig({ guardrails: 'managed-policy' })),
     guardrailsStackOf(largestConfig({ guardrails: 'managed-policy', wide: true })),
+    guardrailsStackOf(largestConfig({ wide: true })),
   );
 });
 
@@ -349,7 +352,8 @@ describe('the app synthesized with the largest config stays within AWS limits', 
         found += 1;
       }
     }
-    expect(found).toBe(1);
+    // The SCP of the largest config, ASCII and wide.
+    expect(found).toBe(2);
   });
 
   test('DynamoDB resource policies, KMS key policies, SQS queue policies', () => {
@@ -448,13 +452,19 @@ describe('the app synthesized with the largest config stays within AWS limits', 
     }
   });
 
-  test('EventBridge: event pattern size, rules per bus, schedule expressions (rules and Scheduler)', () => {
+  test('EventBridge: event pattern size, targets per rule, rules per bus, schedule expressions (rules and Scheduler)', () => {
     const perBus = new Map<string, number>();
     let schedules = 0;
     for (const s of stacks) {
       for (const [id, rule] of resources(s, 'AWS::Events::Rule')) {
         const bus = `${s.ctx.region}:${String(resolved(s, rule.Properties?.EventBusName ?? 'default'))}`;
         perBus.set(bus, (perBus.get(bus) ?? 0) + 1);
+        const targets = (rule.Properties?.Targets as unknown[] | undefined) ?? [];
+        record('EventBridge targets per rule', `${s.name}/${id}`, targets.length, TARGETS_PER_RULE);
+        expect({ rule: id, targets: targets.length }).toEqual({
+          rule: id,
+          targets: expect.toBeWithin(0, TARGETS_PER_RULE + 1),
+        });
         const pattern = rule.Properties?.EventPattern;
         if (pattern !== undefined) {
           const size = JSON.stringify(resolved(s, pattern)).length;
