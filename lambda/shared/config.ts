@@ -349,6 +349,22 @@ export const PolicySchema = ConfigSchema.pick({
 
 export type Policy = z.infer<typeof PolicySchema>;
 
+/**
+ * Organization mode's settings as the hub's functions read them: from one SSM parameter (name in the
+ * ORG_SETTINGS_PARAMETER environment variable), not the environment, which they would not fit.
+ */
+export const OrgSettingsSchema = z.strictObject({
+  organization: OrganizationSchema,
+  overrides: z.array(OverrideSchema).max(OVERRIDES_MAX),
+});
+
+export type OrgSettings = z.infer<typeof OrgSettingsSchema>;
+
+/** The organization settings of a config, or null when it governs one account. */
+export function orgSettings(config: Config): OrgSettings | null {
+  return config.organization ? { organization: config.organization, overrides: config.overrides } : null;
+}
+
 /** The part of a config the functions receive (see PolicySchema); a region listed twice is passed once. */
 export function functionPolicy(config: Config): Policy {
   return PolicySchema.parse({
