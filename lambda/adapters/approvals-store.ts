@@ -13,8 +13,8 @@ import { type Approval, isViolationCode, type ViolationCode } from '../domain/ty
 import { boundItem, boundString } from '../shared/bounded';
 
 /**
- * The approvals table: explicit, expiring exceptions and reviews, written only by approvers (the `keyguard
- * approve|review|approvals revoke` commands, under the approver role) and read by the functions.
+ * The approvals table: explicit, expiring exceptions and reviews, written only by the approval function (which
+ * `keyguard approve|review|approvals revoke` call through its IAM-authenticated URL) and read by the functions.
  *
  * pk = "<accountId>#<keyId>"; sk = `APPROVAL#<approvalId>` or `REVIEW#<reviewedAt>#<reviewId>` (reviews sort
  * chronologically). GSI byAccount (sparse: approvals only): approvalAccount = accountId, approvalId, so that
@@ -63,7 +63,7 @@ export interface Review {
   reviewId: string;
   accountId: string;
   keyId: string;
-  /** Principal ARN from STS GetCallerIdentity. */
+  /** Principal ARN Lambda authenticated for the approval function URL's request. */
   reviewer: string;
   reviewedAt: string;
   note: string;

@@ -1,6 +1,7 @@
 /**
  * "Never self-granted": whether the caller of `keyguard approve` / `keyguard review` is the key's owner or
- * creator. Pure. The caller is an STS GetCallerIdentity ARN; owner and creator are whatever the keys table
+ * creator. Pure. The caller is the principal ARN Lambda authenticated (the approval function URL's SigV4
+ * signature: requestContext.authorizer.iam.userArn); owner and creator are whatever the keys table
  * holds (an owner tag value, often an email; a creator principal ARN from CloudTrail).
  *
  * Both sides are reduced to identity tokens and any shared token is a conflict:

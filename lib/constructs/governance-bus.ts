@@ -32,13 +32,13 @@ export function governanceBusArn(scope: Construct): string {
   });
 }
 
+/** The usage rule's name on the governance bus (its ARN is `rule/<bus>/<name>`). */
+export const USAGE_RULE_NAME = 'bedrock-key-guard-usage';
+
 /**
  * What the governance bus passes to the usage queue: the union of the two forwarding patterns (usage-forwarding.ts).
  * Forwarded events keep their source, detail-type and detail, so the same fields match here.
  */
-/** The usage rule's name on the governance bus (its ARN is `rule/<bus>/<name>`). */
-export const USAGE_RULE_NAME = 'bedrock-key-guard-usage';
-
 export const USAGE_EVENT_PATTERN = {
   source: [...new Set([...BEDROCK_BEARER_TOKEN_PATTERN.source, ...MANTLE_BEARER_TOKEN_PATTERN.source])],
   'detail-type': BEDROCK_BEARER_TOKEN_PATTERN['detail-type'],
@@ -124,8 +124,8 @@ export class GovernanceBus extends Construct {
     allowEventBridgeDeadLetterDelivery(this.ruleDeadLetterQueue);
 
     this.usageRule = new events.Rule(this, 'UsageRule', {
-      // A fixed name: the queue's key policy names the rule by ARN, which CloudFormation could not resolve from the
-      // rule itself (key -> rule -> queue -> key would be a cycle).
+      // A fixed name: the queue's policy names the rule by ARN, which CloudFormation could not resolve from the rule
+      // itself (queue -> rule -> queue would be a cycle).
       ruleName: USAGE_RULE_NAME,
       description: 'Bedrock API key use forwarded to the governance bus, queued for the key-usage function',
       eventBus: this.bus,

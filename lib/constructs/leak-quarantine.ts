@@ -19,6 +19,7 @@ import {
   deactivateBedrockKeysStatement,
   grantItemActions,
   pipelineEnvironment,
+  UPDATE_BEDROCK_KEYS_REASON,
   usageReadAccess,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
@@ -165,9 +166,7 @@ export class LeakQuarantine extends Construct {
       id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
       reason:
         'A leaked long-term key names its IAM user, which can be any user of the governed account: IAM offers no ' +
-        'narrower resource. The reads return metadata only (no secret); UpdateServiceSpecificCredential is ' +
-        'condition-scoped to iam:ServiceSpecificCredentialServiceName = bedrock.amazonaws.com; nothing is created, ' +
-        'reset or deleted.',
+        `narrower resource. The reads return metadata only (no secret). ${UPDATE_BEDROCK_KEYS_REASON}`,
     });
     Validations.of(policy).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
