@@ -63,9 +63,12 @@ const LAMBDA_ENVIRONMENT_BYTES = 4 * 1024;
 const DYNAMODB_RESOURCE_POLICY_BYTES = 20 * 1024;
 /** KMS PutKeyPolicy / CreateKey API reference: "The policy size limit is 32 kilobytes (32768 bytes)". */
 const KMS_KEY_POLICY_BYTES = 32768;
-/** Amazon SQS policy quotas (SQS Developer Guide): 8,192 bytes, 20 statements, 50 principals, 10 conditions. */
+/** Amazon SQS policy quotas (SQS Developer Guide): 8,192 bytes, 20 statements, 50 principals, 10 conditions, 7 actions per statement. */
 const SQS_POLICY_BYTES = 8192;
 const SQS_POLICY_STATEMENTS = 20;
+const SQS_POLICY_PRINCIPALS = 50;
+const SQS_POLICY_CONDITIONS = 10;
+const SQS_POLICY_ACTIONS_PER_STATEMENT = 7;
 /** Filter policy constraints in Amazon SNS (SNS Developer Guide): 150 value combinations, 5 keys, 256 KB; 200 filter policies per topic (default quota). */
 const SNS_FILTER_COMBINATIONS = 150;
 const SNS_FILTER_KEYS = 5;
@@ -89,6 +92,11 @@ interface StackUnderTest {
 }
 
 type Resource = { Type: string; Properties?: Record<string, unknown> };
+type SqsStatement = {
+  Principal?: unknown;
+  Action?: unknown;
+  Condition?: Record<string, Record<string, unknown>>;
+};
 
 function resources(stack: StackUnderTest, type: string): [string, Resource][] {
   return Object.entries(stack.template.Resources ?? {}).filter(([, r]) => r.Type === type);
@@ -375,8 +383,32 @@ describe('the app synthesized with the largest config stays within AWS limits', 
         expect({ key: id, size }).toEqual({ key: id, size: expect.toBeWithin(0, KMS_KEY_POLICY_BYTES + 1) });
       }
       for (const [id, queuePolicy] of resources(s, 'AWS::SQS::QueuePolicy')) {
-        const doc = resolved<{ Statement: unknown[] }>(s, queuePolicy.Properties?.PolicyDocument);
+        const doc = resolved<{ Statement: SqsStatement[] }>(s, queuePolicy.Properties?.PolicyDocument);
         const size = jsonBytes(doc);
+        const listOf = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
+        const principals = doc.Statement.flatMap((st) =>
+          typeof st.Principal === 'object' && st.Principal !== null
+            ? Object.values(st.Principal).flatMap(listOf)
+            : listOf(st.Principal),
+        ).length;
+        const conditions = doc.Statement.flatMap((st) =>
+          Object.values(st.Condition ?? {}).flatMap(Object.keys),
+        ).length;
+        const actions = Math.max(...doc.Statement.map((st) => listOf(st.Action).length));
+        expect({ queuePolicy: id, principals, conditions, actions }).toEqual({
+          queuePolicy: id,
+          principals: expect.toBeWithin(0, SQS_POLICY_PRINCIPALS + 1),
+          conditions: expect.toBeWithin(0, SQS_POLICY_CONDITIONS + 1),
+          actions: expect.toBeWithin(1, SQS_POLICY_ACTIONS_PER_STATEMENT + 1),
+        });
+        record('SQS queue policy principals', `${s.name}/${id}`, principals, SQS_POLICY_PRINCIPALS);
+        record('SQS queue policy conditions', `${s.name}/${id}`, conditions, SQS_POLICY_CONDITIONS);
+        record(
+          'SQS queue policy actions per statement',
+          `${s.name}/${id}`,
+          actions,
+          SQS_POLICY_ACTIONS_PER_STATEMENT,
+        );
         record('SQS queue policy (bytes)', `${s.name}/${id}`, size, SQS_POLICY_BYTES);
         record('SQS queue policy statements', `${s.name}/${id}`, doc.Statement.length, SQS_POLICY_STATEMENTS);
         expect({ queuePolicy: id, size, statements: doc.Statement.length }).toEqual({

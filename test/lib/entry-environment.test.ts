@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
+import { Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import type { Construct } from 'constructs';
-import { STACK_NAME } from '../../lib/app';
 import { type CfnTemplate, resolveValue } from '../support/cfn-values';
 import { build, writeConfig } from './helpers';
 
@@ -74,41 +75,52 @@ function functionsOf(config: unknown): FunctionUnderTest[] {
     entries.set(scope, [...(entries.get(scope) ?? []), options.entry]);
     return original.call(bundlingModule.Bundling, scope, options);
   });
+  // The guardrails stack is part of the app only with -c guardrails=true (and a config that deploys it).
+  const guardrails = (config as { guardrails?: { deploy?: string } }).guardrails?.deploy ?? 'none';
   let built: ReturnType<typeof build>;
   try {
-    built = build({ context: { config: writeConfig(config) } });
+    built = build({
+      context: { config: writeConfig(config), ...(guardrails === 'none' ? {} : { guardrails: 'true' }) },
+    });
   } finally {
     spy.mockRestore();
   }
-  const { stack } = built;
-  const template = built.template.toJSON() as CfnTemplate;
-  const ctx = { template, stackName: STACK_NAME, region: stack.region };
 
+  // Every stack of the app (main, usage, guardrails): a function added to any of them is found.
+  const templates = new Map<Stack, CfnTemplate>();
   const found: FunctionUnderTest[] = [];
-  for (const node of stack.node.findAll()) {
+  for (const node of built.app.node.findAll()) {
     const cfn = node as unknown as { cfnResourceType?: string; node: Construct['node'] };
     if (cfn.cfnResourceType !== 'AWS::Lambda::Function') continue;
+    const stack = Stack.of(node);
+    let template = templates.get(stack);
+    if (!template) {
+      template = Template.fromStack(stack).toJSON() as CfnTemplate;
+      templates.set(stack, template);
+    }
     const logicalId = stack.getLogicalId(node as never);
+    const name = `${stack.stackName}/${logicalId}`;
     // The CfnFunction is the NodejsFunction's `Resource`; the NodejsFunction's scope is what bundle() was given.
     const owner = cfn.node.scope?.node.scope as Construct | undefined;
     const candidates = owner ? (entries.get(owner) ?? []) : [];
     if (candidates.length !== 1) {
       throw new Error(
-        `${logicalId} (${cfn.node.path}): its entry file is not known (${candidates.length} bundled in its ` +
+        `${name} (${cfn.node.path}): its entry file is not known (${candidates.length} bundled in its ` +
           'construct); every keyguard function must be a NodejsFunction with its own entry so that this test loads it',
       );
     }
     const resource = template.Resources?.[logicalId];
     const env = (resource?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
       ?.Variables;
+    const ctx = { template, stackName: stack.stackName, region: stack.region };
     const variables = resolveValue(ctx, env ?? {}) as Record<string, string>;
     found.push({
-      logicalId,
+      logicalId: name,
       entry: resolve(candidates[0] as string)
         .slice(REPO.length + 1)
         .replaceAll('\\', '/'),
       variables,
-      runtime: runtimeVariables(stack.region, `${STACK_NAME}-${logicalId}`.slice(0, 64)),
+      runtime: runtimeVariables(stack.region, `${stack.stackName}-${logicalId}`.slice(0, 64)),
     });
   }
   return found;
@@ -215,7 +227,7 @@ function conditional(fn: FunctionUnderTest): Set<string> {
 }
 
 describe('Lambda entry points load with the environment the template gives them', () => {
-  test('every keyguard function of the stack is found, each with its own entry under lambda/handlers/', () => {
+  test('every keyguard function of the app is found, each with its own entry under lambda/handlers/', () => {
     // Assess: seven with every feature (five always, key-usage and leak with usage and log groups); a new function
     // is picked up without changing this test.
     expect(full.length).toBeGreaterThanOrEqual(7);
