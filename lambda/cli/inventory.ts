@@ -325,33 +325,103 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
   }
 }
 
-interface Tables {
+export interface Tables {
   keysTable: string | null;
   approvalsTable: string | null;
   usageTable: string | null;
 }
 
-/** Lists and evaluates every key, printing each as it goes for --json/--csv; returns every row. */
+/** The tables' readers (each only when its table is named); shared by every account of one run. */
+export interface AccountStores {
+  /** Only getKnownKey (GetItem on the keys table) is ever called: the decisions table is never touched. */
+  known: DynamoAuditLog | null;
+  /** Only recordsFor (Query on the approvals table) is ever called. */
+  approvals: DynamoApprovalsStore | null;
+  /** Only lastUsedFor (BatchGetItem) and the tracking start (GetItem) are read from the usage table. */
+  usage: DynamoUsageStore | null;
+  usageTable: string | null;
+}
+
+export function openStores(doc: DynamoDBDocumentClient, tables: Tables): AccountStores {
+  return {
+    known: tables.keysTable
+      ? new DynamoAuditLog(doc, { decisionsTable: '', keysTable: tables.keysTable })
+      : null,
+    approvals: tables.approvalsTable ? new DynamoApprovalsStore(doc, tables.approvalsTable) : null,
+    usage: tables.usageTable ? new DynamoUsageStore(doc, tables.usageTable) : null,
+    usageTable: tables.usageTable,
+  };
+}
+
+/** One account to read: its IAM client (the caller's own, or the member role's) and the policy it is decided by. */
+export interface AccountRead {
+  iam: IAMClient;
+  accountId: string;
+  config: Config;
+  policyVersion: string;
+  stores: AccountStores;
+  now: Date;
+  snapshot?: SnapshotOptions;
+  /** Called with each row as soon as it is evaluated (for --json/--csv streaming). */
+  onRow?: (row: InventoryRow) => void;
+  /** Called after each page with the pages fetched and keys evaluated so far in this account. */
+  onPage?: (pages: number, keys: number) => void;
+}
+
+export interface AccountListing {
+  rows: InventoryRow[];
+  /** Why UNUSED is not shown although the policy asks for it; null when it is shown or not asked for. */
+  unusedNotShown: string | null;
+}
+
+/** Lists and evaluates every key of one account; returns every row. */
 async function listKeys(
   opts: InventoryOptions,
   config: Config,
-  { keysTable, approvalsTable, usageTable }: Tables,
+  tables: Tables,
   io: CliIO,
   deps: InventoryDeps,
   progress: Progress,
 ): Promise<Listing> {
   const now = (deps.now ?? (() => new Date()))();
-  const version = policyVersion(config);
   const caller = await deps.sts.send(new GetCallerIdentityCommand({}));
   const accountId = caller.Account;
   if (!accountId) throw new Error('STS GetCallerIdentity returned no account');
-  const directory = new IamKeyDirectory(() => deps.iam);
-  // Only getKnownKey (GetItem on the keys table) is ever called: the decisions table is never touched.
-  const known = keysTable ? new DynamoAuditLog(deps.doc, { decisionsTable: '', keysTable }) : null;
-  // Only recordsFor (Query on the approvals table) is ever called.
-  const approvalSource = approvalsTable ? new DynamoApprovalsStore(deps.doc, approvalsTable) : null;
-  // Only lastUsedFor (BatchGetItem) and the tracking start (GetItem) are read from the usage table.
-  const usageStore = usageTable ? new DynamoUsageStore(deps.doc, usageTable) : null;
+  const stores = openStores(deps.doc, tables);
+  if (opts.csv) io.stdout.write(csvRecord(CSV_HEADER));
+  progress.update(0, 0);
+  const { rows, unusedNotShown } = await readAccount({
+    iam: deps.iam,
+    accountId,
+    config,
+    policyVersion: policyVersion(config),
+    stores,
+    now,
+    ...(deps.snapshot ? { snapshot: deps.snapshot } : {}),
+    onRow: (row) => {
+      if (opts.json) io.stdout.write(`${JSON.stringify(row)}\n`);
+      else if (opts.csv) io.stdout.write(csvRow(row));
+    },
+    onPage: (pages, keys) => progress.update(pages, keys),
+  });
+  return {
+    rows,
+    reviewsUnknown: stores.known === null && stores.approvals === null,
+    approvalsUnknown: stores.approvals === null,
+    unusedNotShown,
+  };
+}
+
+/**
+ * Reads one account's keys through the sweep's code (pages of ListServiceSpecificCredentials(AllUsers), the bulk
+ * AccountSnapshot) and evaluates each with `evaluate()`. The same for `keyguard inventory` (the caller's account)
+ * and `keyguard inventory --org` (each member account, through its member role's IAM client).
+ */
+export async function readAccount(read: AccountRead): Promise<AccountListing> {
+  const { iam, accountId, config, stores, now } = read;
+  const version = read.policyVersion;
+  const directory = new IamKeyDirectory(() => iam);
+  const { known, approvals: approvalSource, usage: usageStore, usageTable } = stores;
   // Read-only, as the sweep: tracking starts with the first use the key-usage function recorded.
   const trackingSince = usageStore ? await usageStore.trackingSince(accountId) : null;
   // As the sweep: UNUSED only when the policy tracks usage and some use was ever recorded (otherwise "unused"
@@ -365,18 +435,16 @@ async function listKeys(
     unusedNotShown = `UNUSED is not shown: no Bedrock API key use is recorded in ${visible(usageTable ?? '')} yet (usage tracking starts with the first recorded use).`;
   }
 
-  if (opts.csv) io.stdout.write(csvRecord(CSV_HEADER));
   // The snapshot (authorization details, credential report) loads while the first key page is fetched.
-  const snapshotLoading = AccountSnapshot.load(deps.iam, accountId, deps.snapshot);
+  const snapshotLoading = AccountSnapshot.load(iam, accountId, read.snapshot);
   snapshotLoading.catch(() => undefined);
   const rows: InventoryRow[] = [];
   let pages = 0;
   let marker: string | null = null;
-  progress.update(0, 0);
   do {
-    const page = await listBedrockKeysPage(deps.iam, marker);
+    const page = await listBedrockKeysPage(iam, marker);
     pages += 1;
-    progress.update(pages, rows.length);
+    read.onPage?.(pages, rows.length);
     const snapshot = await snapshotLoading;
     const records = await mapLimit(page.keys, KEY_READS_IN_FLIGHT, (k) =>
       known ? known.getKnownKey(accountId, k.keyId) : Promise.resolve<KnownKey | null>(null),
@@ -439,16 +507,10 @@ async function listKeys(
         ...(d.waived ? { waived: d.waived } : {}),
       };
       rows.push(row);
-      if (opts.json) io.stdout.write(`${JSON.stringify(row)}\n`);
-      else if (opts.csv) io.stdout.write(csvRow(row));
+      read.onRow?.(row);
     }
-    progress.update(pages, rows.length);
+    read.onPage?.(pages, rows.length);
     marker = page.nextMarker;
   } while (marker);
-  return {
-    rows,
-    reviewsUnknown: known === null && approvalSource === null,
-    approvalsUnknown: approvalSource === null,
-    unusedNotShown,
-  };
+  return { rows, unusedNotShown };
 }
