@@ -1,0 +1,246 @@
+import { GetUserCommand, IAMClient } from '@aws-sdk/client-iam';
+import { AssumeRoleCommand, STSClient, STSServiceException } from '@aws-sdk/client-sts';
+import { mockClient } from 'aws-sdk-client-mock';
+import {
+  CREDENTIAL_REFRESH_MS,
+  MemberAccess,
+  MemberRoleError,
+  sessionNameFor,
+  UngovernedAccountError,
+} from '../../lambda/adapters/member-access';
+import { OrganizationSchema } from '../../lambda/shared/config';
+
+const sts = mockClient(STSClient);
+const iam = mockClient(IAMClient);
+const HUB = '999999999999';
+const MEMBER_A = '333333333333';
+const MEMBER_B = '444444444444';
+const EXCLUDED = '222222222222';
+const T0 = new Date('2026-11-20T09:00:00Z');
+const HOUR = 3_600_000;
+
+const organization = OrganizationSchema.parse({
+  id: 'o-a1b2c3d4e5',
+  managementAccountId: '111111111111',
+  targets: ['ou-ab12-cd34ef56'],
+  excludeAccounts: [EXCLUDED],
+  memberRoleName: 'KeyGuardMemberTest',
+});
+
+/** STS answers AssumeRole with credentials naming the account, valid for an hour from `issuedAt()`. */
+function answerAssumeRole(issuedAt: () => Date) {
+  let n = 0;
+  sts.on(AssumeRoleCommand).callsFake((input: { RoleArn: string }) => {
+    n += 1;
+    const account = input.RoleArn.split(':')[4];
+    return {
+      Credentials: {
+        AccessKeyId: `ASIA${account}N${n}`,
+        SecretAccessKey: 'secret-not-real',
+        SessionToken: `token-${n}`,
+        Expiration: new Date(issuedAt().getTime() + HOUR),
+      },
+    };
+  });
+}
+
+function access(now: () => Date = () => T0, org = organization) {
+  return new MemberAccess({
+    organization: org,
+    hubAccountId: HUB,
+    functionName: 'credential-event',
+    hubIam: new IAMClient({ region: 'us-east-1' }),
+    sts: new STSClient({ region: 'us-east-1' }),
+    now,
+  });
+}
+
+/** The credentials the client that sent the n-th IAM call signs with. */
+async function credentialsOfIamCall(n: number) {
+  const call = iam.commandCalls(GetUserCommand)[n];
+  const client = call?.thisValue as IAMClient;
+  const provider = client.config.credentials as () => Promise<{ accessKeyId: string }>;
+  return provider();
+}
+
+beforeEach(() => {
+  sts.reset();
+  iam.reset();
+  iam.on(GetUserCommand).resolves({});
+});
+
+describe('MemberAccess', () => {
+  it('acts in the hub account with the function credentials: no AssumeRole', async () => {
+    // Prepare
+    const hubIam = new IAMClient({ region: 'us-east-1' });
+    const a = new MemberAccess({
+      organization,
+      hubAccountId: HUB,
+      functionName: 'sweep',
+      hubIam,
+      sts: new STSClient({}),
+    });
+
+    // Act
+    const client = await a.iamFor(HUB);
+
+    // Assess
+    expect(client).toBe(hubIam);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 0);
+  });
+
+  it('assumes the member role of each account, with the function session name, and signs with its credentials', async () => {
+    // Prepare
+    answerAssumeRole(() => T0);
+    const a = access();
+
+    // Act
+    await (await a.iamFor(MEMBER_A)).send(new GetUserCommand({}));
+    await (await a.iamFor(MEMBER_B)).send(new GetUserCommand({}));
+
+    // Assess
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 2);
+    expect(sts.commandCalls(AssumeRoleCommand).map((c) => c.args[0].input)).toEqual([
+      {
+        RoleArn: `arn:aws:iam::${MEMBER_A}:role/KeyGuardMemberTest`,
+        RoleSessionName: 'keyguard-credential-event',
+      },
+      {
+        RoleArn: `arn:aws:iam::${MEMBER_B}:role/KeyGuardMemberTest`,
+        RoleSessionName: 'keyguard-credential-event',
+      },
+    ]);
+    expect((await credentialsOfIamCall(0)).accessKeyId).toBe(`ASIA${MEMBER_A}N1`);
+    expect((await credentialsOfIamCall(1)).accessKeyId).toBe(`ASIA${MEMBER_B}N2`);
+  });
+
+  it('caches credentials per account until five minutes before expiry, then assumes the role again', async () => {
+    // Prepare
+    let now = T0;
+    answerAssumeRole(() => now);
+    const a = access(() => now);
+
+    // Act: three uses within the hour, one inside the refresh window, one after
+    const first = await a.credentialsFor(MEMBER_A);
+    now = new Date(T0.getTime() + 30 * 60_000);
+    const second = await a.credentialsFor(MEMBER_A);
+    await a.iamFor(MEMBER_A);
+    now = new Date(T0.getTime() + HOUR - CREDENTIAL_REFRESH_MS - 1);
+    const lastCached = await a.credentialsFor(MEMBER_A);
+    const callsBeforeWindow = sts.commandCalls(AssumeRoleCommand).length;
+    now = new Date(T0.getTime() + HOUR - CREDENTIAL_REFRESH_MS);
+    const renewed = await a.credentialsFor(MEMBER_A);
+    const renewedAgain = await a.credentialsFor(MEMBER_A);
+
+    // Assess
+    expect(second).toBe(first);
+    expect(lastCached).toBe(first);
+    expect(callsBeforeWindow).toBe(1);
+    expect(renewed.accessKeyId).toBe(`ASIA${MEMBER_A}N2`);
+    expect(renewedAgain).toBe(renewed);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 2);
+  });
+
+  it('shares one AssumeRole between concurrent first uses of an account', async () => {
+    // Prepare
+    answerAssumeRole(() => T0);
+    const a = access();
+
+    // Act
+    const clients = await Promise.all([a.iamFor(MEMBER_A), a.iamFor(MEMBER_A), a.iamFor(MEMBER_A)]);
+
+    // Assess
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 1);
+    expect(new Set(clients).size).toBe(1);
+  });
+
+  it('turns AccessDenied into a MemberRoleError naming the account and role, and does not cache the failure', async () => {
+    // Prepare
+    sts
+      .on(AssumeRoleCommand)
+      .rejectsOnce(
+        new STSServiceException({
+          name: 'AccessDenied',
+          $fault: 'client',
+          $metadata: {},
+          message:
+            'User: arn:aws:sts::999999999999:assumed-role/hub/fn is not authorized to perform: sts:AssumeRole',
+        }),
+      )
+      .resolves({
+        Credentials: {
+          AccessKeyId: 'ASIAAFTER',
+          SecretAccessKey: 's',
+          SessionToken: 't',
+          Expiration: new Date(T0.getTime() + HOUR),
+        },
+      });
+    const a = access();
+
+    // Act
+    const failure = await a.iamFor(MEMBER_A).catch((e: unknown) => e);
+    const later = await a.credentialsFor(MEMBER_A);
+
+    // Assess
+    expect(failure).toBeInstanceOf(MemberRoleError);
+    const e = failure as MemberRoleError;
+    expect(e.accountId).toBe(MEMBER_A);
+    expect(e.roleArn).toBe(`arn:aws:iam::${MEMBER_A}:role/KeyGuardMemberTest`);
+    expect(e.code).toBe('AccessDenied');
+    expect(e.message).toContain(`account ${MEMBER_A}`);
+    expect(e.message).toContain(`arn:aws:iam::${MEMBER_A}:role/KeyGuardMemberTest`);
+    expect(later.accessKeyId).toBe('ASIAAFTER');
+  });
+
+  it('lets other STS errors (throttling past retries) through unchanged, for Lambda to retry', async () => {
+    // Prepare
+    const throttled = new STSServiceException({
+      name: 'Throttling',
+      $fault: 'client',
+      $metadata: {},
+      message: 'Rate exceeded',
+    });
+    sts.on(AssumeRoleCommand).rejects(throttled);
+    const a = access();
+
+    // Act
+    const failure = await a.iamFor(MEMBER_A).catch((e: unknown) => e);
+
+    // Assess
+    expect(failure).not.toBeInstanceOf(MemberRoleError);
+    expect((failure as Error).name).toBe('Throttling');
+  });
+
+  it('refuses excluded accounts, non-account ids and, without an organization, any account but the hub', async () => {
+    // Prepare
+    const a = access();
+    const single = access(() => T0, null as never);
+
+    // Act
+    const excluded = await a.iamFor(EXCLUDED).catch((e: unknown) => e);
+    const bogus = await a.iamFor('12345').catch((e: unknown) => e);
+    const other = await single.iamFor(MEMBER_A).catch((e: unknown) => e);
+
+    // Assess
+    expect(excluded).toBeInstanceOf(UngovernedAccountError);
+    expect((excluded as Error).message).toContain('excludeAccounts');
+    expect(bogus).toBeInstanceOf(UngovernedAccountError);
+    expect(other).toBeInstanceOf(UngovernedAccountError);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 0);
+  });
+
+  it('names sessions keyguard-<function> within STS rules', () => {
+    expect(sessionNameFor('sweep')).toBe('keyguard-sweep');
+    expect(sessionNameFor('a b/c'.repeat(20))).toMatch(/^keyguard-[\w+=,.@-]{1,55}$/);
+  });
+
+  it('builds the role ARN in the given partition', () => {
+    const a = new MemberAccess({
+      organization,
+      hubAccountId: HUB,
+      functionName: 'leak',
+      partition: 'aws-cn',
+    });
+    expect(a.roleArnFor(MEMBER_A)).toBe(`arn:aws-cn:iam::${MEMBER_A}:role/KeyGuardMemberTest`);
+  });
+});
