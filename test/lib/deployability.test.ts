@@ -25,6 +25,10 @@ import { emptyDir, NO_BUNDLING, writeConfig } from './helpers';
  * deploy time (table names, ARNs, URLs) are measured at their longest (test/support/cfn-values.ts).
  */
 
+// Synthesizing the largest config (40 usage regions, every list full) takes tens of seconds on a loaded machine: a
+// generous limit against a hang, not a performance assertion.
+jest.setTimeout(300_000);
+
 // `expect.toBeWithin(floor, ceiling)`: floor <= value < ceiling (an asymmetric matcher, so a failure shows the figure).
 expect.extend({
   toBeWithin(received: unknown, floor: number, ceiling: number) {

@@ -23,6 +23,10 @@ const bundlingModule = require(
   join(require.resolve('aws-cdk-lib'), '..', 'aws-lambda-nodejs', 'lib', 'bundling.js'),
 ) as { Bundling: { bundle: (scope: Construct, options: { entry: string }) => unknown } };
 
+// Three syntheses and a few dozen isolated loads take tens of seconds on a loaded machine: a generous limit against
+// a hang, not a performance assertion.
+jest.setTimeout(300_000);
+
 const ENV_MODULE = '../../lambda/shared/env';
 const REPO = resolve(__dirname, '..', '..');
 
