@@ -35,8 +35,8 @@ export class MemberRoleError extends Error {
     detail: string,
   ) {
     super(
-      `account ${accountId}: cannot assume the member role ${roleArn} (${code}: ${detail}); ` +
-        'is the spoke stack deployed there, and does its role trust this function?',
+      `account ${accountId}: cannot assume the role ${roleArn} (${code}: ${detail}); ` +
+        'is the role deployed there (spoke stack, or management stack for the reader), and does it trust this function?',
     );
     this.name = 'MemberRoleError';
   }
@@ -78,12 +78,6 @@ export interface MemberCredentials {
   expiration?: Date;
 }
 
-interface CachedCredentials {
-  credentials: Promise<MemberCredentials>;
-  /** When the cached credentials must be renewed (their expiry minus CREDENTIAL_REFRESH_MS); set once resolved. */
-  renewAt: number | null;
-}
-
 const ACCOUNT_ID = /^\d{12}$/;
 
 /** The session name STS records in the member account's CloudTrail: `keyguard-<function>`, within STS's rules. */
@@ -99,7 +93,7 @@ export class MemberAccess {
   private readonly sessionName: string;
   private readonly excluded: ReadonlySet<string>;
   private readonly clients = new Map<string, IAMClient>();
-  private readonly cache = new Map<string, CachedCredentials>();
+  private readonly roles = new Map<string, AssumedRoleCredentials>();
 
   constructor(private readonly options: MemberAccessOptions) {
     this.hubIam = options.hubIam ?? iamClient();
@@ -156,43 +150,69 @@ export class MemberAccess {
 
   /** The member role's credentials for an account: cached until five minutes before they expire. */
   credentialsFor(accountId: string): Promise<MemberCredentials> {
-    const cached = this.cache.get(accountId);
-    if (cached && (cached.renewAt === null || this.now().getTime() < cached.renewAt)) {
-      return cached.credentials;
+    let role = this.roles.get(accountId);
+    if (!role) {
+      role = new AssumedRoleCredentials(this.sts, this.roleArnFor(accountId), this.sessionName, this.now);
+      this.roles.set(accountId, role);
     }
-    const entry: CachedCredentials = { credentials: this.assume(accountId), renewAt: null };
-    this.cache.set(accountId, entry);
-    entry.credentials.then(
+    return role.get();
+  }
+}
+
+/**
+ * One role's temporary credentials, assumed with STS when first needed and again from five minutes before they
+ * expire; concurrent callers share one AssumeRole. A failure is not kept: the next call assumes the role again.
+ * Errors that say the role cannot be used (AccessDenied, NoSuchEntity, STS disabled in the region) become a
+ * MemberRoleError naming the role's account and ARN; others (throttling past the SDK's retries) pass unchanged.
+ */
+export class AssumedRoleCredentials {
+  private pending: Promise<MemberCredentials> | null = null;
+  /** When the credentials must be renewed; null while the AssumeRole call is in flight. */
+  private renewAt: number | null = null;
+
+  constructor(
+    private readonly sts: STSClient,
+    readonly roleArn: string,
+    private readonly sessionName: string,
+    private readonly now: () => Date = () => new Date(),
+  ) {}
+
+  get(): Promise<MemberCredentials> {
+    if (this.pending && (this.renewAt === null || this.now().getTime() < this.renewAt)) return this.pending;
+    const p = this.assume();
+    this.pending = p;
+    this.renewAt = null;
+    p.then(
       (c) => {
-        // Without an expiry (STS always sends one) nothing is reused: renewAt in the past.
-        entry.renewAt = c.expiration ? c.expiration.getTime() - CREDENTIAL_REFRESH_MS : 0;
+        // Without an expiry (STS always sends one) nothing is reused.
+        if (this.pending === p)
+          this.renewAt = c.expiration ? c.expiration.getTime() - CREDENTIAL_REFRESH_MS : 0;
       },
       () => {
-        // A failure is not cached: the next event for the account tries again.
-        if (this.cache.get(accountId) === entry) this.cache.delete(accountId);
+        if (this.pending === p) this.pending = null;
       },
     );
-    return entry.credentials;
+    return p;
   }
 
-  private async assume(accountId: string): Promise<MemberCredentials> {
-    const roleArn = this.roleArnFor(accountId);
+  private async assume(): Promise<MemberCredentials> {
+    const accountId = this.roleArn.split(':')[4] ?? '';
     let res: AssumeRoleCommandOutput;
     try {
       res = await this.sts.send(
-        new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: this.sessionName }),
+        new AssumeRoleCommand({ RoleArn: this.roleArn, RoleSessionName: this.sessionName }),
       );
     } catch (err) {
       const name = (err as { name?: unknown } | null)?.name;
       if (typeof name === 'string' && ROLE_UNUSABLE.has(name)) {
         const message = err instanceof Error ? err.message.slice(0, 300) : String(err);
-        throw new MemberRoleError(accountId, roleArn, name, message);
+        throw new MemberRoleError(accountId, this.roleArn, name, message);
       }
       throw err;
     }
     const c = res.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey) {
-      throw new MemberRoleError(accountId, roleArn, 'NoCredentials', 'STS answered without credentials');
+      throw new MemberRoleError(accountId, this.roleArn, 'NoCredentials', 'STS answered without credentials');
     }
     return {
       accessKeyId: c.AccessKeyId,
