@@ -113,7 +113,7 @@ describe('OrgPlacement', () => {
     const found = await placement.locate(ACCOUNT);
 
     // Assess
-    expect(failure.name).toBe('AccessDeniedException');
+    expect((failure as Error).name).toBe('AccessDeniedException');
     expect(found?.ouPath).toEqual([OU_TOP, OU_SANDBOX]);
   });
 
