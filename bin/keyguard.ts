@@ -19,6 +19,7 @@ import {
   runInventory,
   USAGE_TABLE_ENV,
 } from '../lambda/cli/inventory';
+import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, runOrgInventory } from '../lambda/cli/inventory-org';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, guardedIO } from '../lambda/cli/io';
 import { registerPolicyCommand } from '../lambda/cli/policy';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
@@ -163,16 +164,32 @@ Without a keys table the last review is "unknown" and REVIEW_OVERDUE is not eval
 the last use is "unknown" and UNUSED is not evaluated. A progress line is
 shown on stderr when it is a terminal.
 
+Organization (--org): run with credentials of the management account or of the delegated administrator. The
+governed accounts (ACTIVE accounts under organization.targets, nested OUs included, minus
+organization.excludeAccounts; --ou and --account narrow them) are read from Organizations, the member role
+(--role-name, default organization.memberRoleName) is assumed in each with session name keyguard-inventory, and
+each account is read as above and decided by the policy that applies to it (account override, else nearest OU
+override, else the base policy). Every row names its account and policy version; a per-account summary ends the
+output. The account of your credentials is read with them directly. Needs organizations:ListChildren,
+ListAccountsForParent, ListParents, DescribeAccount, sts:AssumeRole of the member roles.
+
 Exit codes:
-  0  the whole inventory was listed
+  0  the whole inventory was listed (with --org: every account was read)
   1  unexpected failure
   2  bad usage or config, no AWS credentials, access denied or another AWS error (reported on stderr)
+  3  --org: some accounts could not be read (each named on stderr with its reason); the others were listed
 
 Examples:
   $ AWS_PROFILE=security keyguard inventory
+  $ AWS_PROFILE=org-admin keyguard inventory --org --ou ou-ab12-cd34ef56 --csv > org-keys.csv
   $ keyguard inventory --csv --keys-table BedrockKeyGuard-AuditTablesKeys-ABC123 > keys.csv
   $ keyguard inventory --json | jq -c 'select(.violations | length > 0)'
 `;
+
+/** A repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
 
 /**
  * A commander usage error quotes the argument it rejects, which may hold anything: the message is one line,
@@ -350,9 +367,21 @@ export function buildProgram(
         'usage table: last use of each key, and UNUSED (stack output UsageTableName)',
       ).env(USAGE_TABLE_ENV),
     )
+    .option(
+      '--org',
+      'every governed account of the organization (management or delegated administrator credentials)',
+    )
+    .option('--role-name <name>', '--org: member role to assume (default: organization.memberRoleName)')
+    .option('--ou <id>', '--org: only accounts under this OU or root (repeatable)', collect)
+    .option('--account <id>', '--org: only this account (repeatable)', collect)
+    .option(
+      '--concurrency <n>',
+      `--org: accounts read at once, 1 to ${MAX_CONCURRENCY} (default: ${DEFAULT_CONCURRENCY})`,
+    )
     .addHelpText('after', INVENTORY_HELP)
     .action(async (opts: InventoryOptions) => {
-      setExitCode(await runInventory(opts, io, inventoryDeps()));
+      const run = opts.org ? runOrgInventory : runInventory;
+      setExitCode(await run(opts, io, inventoryDeps()));
     });
 
   program

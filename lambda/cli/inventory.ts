@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { IAMClient } from '@aws-sdk/client-iam';
+import { IAMClient, type IAMClientConfig } from '@aws-sdk/client-iam';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
@@ -58,6 +59,16 @@ export interface InventoryOptions {
   approvalsTable?: string;
   /** Usage table: last use per key, and UNUSED; default KEYGUARD_USAGE_TABLE, else none ("unknown"). */
   usageTable?: string;
+  /** Every governed account of the organization (`keyguard inventory --org`, lambda/cli/inventory-org.ts). */
+  org?: boolean;
+  /** --org only: the member role to assume; default organization.memberRoleName. */
+  roleName?: string;
+  /** --org only: accounts under these OUs (or the root) only. */
+  ou?: string[];
+  /** --org only: these accounts only. */
+  account?: string[];
+  /** --org only: accounts read at once (1..50, default 5), as given on the command line. */
+  concurrency?: string;
 }
 
 export const APPROVALS_TABLE_ENV = 'KEYGUARD_APPROVALS_TABLE';
@@ -74,7 +85,14 @@ export interface InventoryDeps {
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   snapshot?: SnapshotOptions;
+  /** --org only: Organizations through the standard chain (management account or delegated administrator). */
+  organizations?: OrganizationsClient;
+  /** --org only: an IAM client acting with a member role's credentials, through the same endpoint chain. */
+  iamWith?: (credentials: MemberCredentials) => IAMClient;
 }
+
+/** Credentials an IAM client is given (a member role's, refreshed before they expire). */
+export type MemberCredentials = NonNullable<IAMClientConfig['credentials']>;
 
 /** Clients through the standard SDK credential and endpoint chain; IAM's region defaults to us-east-1. */
 export function defaultInventoryDeps(env: NodeJS.ProcessEnv = process.env): InventoryDeps {
@@ -85,6 +103,9 @@ export function defaultInventoryDeps(env: NodeJS.ProcessEnv = process.env): Inve
     sts: new STSClient({ region, ...retry }),
     doc: documentClient(new DynamoDBClient({ region, ...retry })),
     env,
+    // Organizations and IAM are global services with their endpoints in us-east-1.
+    organizations: new OrganizationsClient({ region: IAM_REGION, ...retry }),
+    iamWith: (credentials) => new IAMClient({ region, ...retry, credentials }),
   };
 }
 
@@ -107,7 +128,7 @@ export interface InventoryRow {
   waived?: WaivedViolation[];
 }
 
-class UsageError extends Error {
+export class UsageError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'UsageError';
@@ -117,7 +138,11 @@ class UsageError extends Error {
 /** Keys-table reads per page run this many at a time. */
 const KEY_READS_IN_FLIGHT = 16;
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+export async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array(items.length);
   let next = 0;
   const worker = async () => {
@@ -148,8 +173,12 @@ export const CSV_HEADER = [
   'violations',
 ] as const;
 
-function csvRow(r: InventoryRow): string {
-  return csvRecord([
+export function csvRow(r: InventoryRow): string {
+  return csvRecord(csvFields(r));
+}
+
+export function csvFields(r: InventoryRow): string[] {
+  return [
     r.accountId,
     r.userName,
     r.keyId,
@@ -163,14 +192,14 @@ function csvRow(r: InventoryRow): string {
     r.lastUsedAt ?? '',
     topSeverity(r.violations),
     r.violations.map((v) => v.code).join(';'),
-  ]);
+  ];
 }
 
 function day(iso: string | null): string {
   return iso ? iso.slice(0, 10) : '-';
 }
 
-function inventoryTable(rows: readonly InventoryRow[]): string {
+export function inventoryTable(rows: readonly InventoryRow[]): string {
   const header = [
     'ACCOUNT',
     'USER',
@@ -225,7 +254,7 @@ const REJECTED_CREDENTIALS = new Set([
 const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation']);
 
 /** A clear sentence for what stopped the inventory in AWS, or null when it is not an AWS access problem. */
-function awsProblem(err: unknown): string | null {
+export function awsProblem(err: unknown): string | null {
   const name = (err as { name?: unknown } | null)?.name;
   const message = messageOf(err);
   if (typeof name !== 'string') return null;
@@ -249,6 +278,18 @@ function awsProblem(err: unknown): string | null {
   return null;
 }
 
+/** --role-name, --ou, --account and --concurrency only mean something with --org. */
+export function refuseOrgOnlyFlags(opts: InventoryOptions): void {
+  if (opts.org) return;
+  const given = [
+    opts.roleName !== undefined ? '--role-name' : null,
+    opts.ou && opts.ou.length > 0 ? '--ou' : null,
+    opts.account && opts.account.length > 0 ? '--account' : null,
+    opts.concurrency !== undefined ? '--concurrency' : null,
+  ].filter((f): f is string => f !== null);
+  if (given.length > 0) throw new UsageError(`${given.join(', ')}: only with --org`);
+}
+
 interface Listing {
   rows: InventoryRow[];
   /** REVIEW_OVERDUE was left out: without the keys table the last review is unknown. */
@@ -264,6 +305,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
   const progress = new Progress(io);
   try {
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
+    refuseOrgOnlyFlags(opts);
     let config: Config;
     try {
       config = loadConfig(opts.config, io.cwd).config;
