@@ -2,6 +2,13 @@ import { Annotations, App } from 'aws-cdk-lib';
 import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../lambda/shared/config';
 import { GUARDRAILS_STACK_NAME, GuardrailsStack } from './guardrails-stack';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
+import {
+  MANAGEMENT_STACK_NAME,
+  ManagementStack,
+  SPOKE_STACK_SET_STACK_NAME,
+  SpokeStackSetStack,
+} from './management-stack';
+import { SpokeStack, spokeRegions, spokeStackName } from './spoke-stack';
 import { UsageStack, usageStackName } from './usage-stack';
 
 /** The stack's name (and id) in every environment. */
@@ -25,6 +32,16 @@ export interface BuildAppProps {
 
 /** The context key that adds the guardrails stack to the app: `npx cdk deploy -c guardrails=true BedrockKeyGuardGuardrails`. */
 export const GUARDRAILS_CONTEXT = 'guardrails';
+
+/**
+ * The context key that adds organization mode's stacks deployed outside the hub: `-c management=true` adds
+ * BedrockKeyGuardManagement (the Organizations reader role), BedrockKeyGuardSpokeStackSet (the spokes' StackSet) and
+ * the management account's own spoke, BedrockKeyGuardSpoke (us-east-1) and BedrockKeyGuardSpoke-<region> (each other
+ * usage region), which StackSets never deploy. Needs `organization` in the config and {@link HUB_ACCOUNT_CONTEXT}.
+ */
+export const MANAGEMENT_CONTEXT = 'management';
+/** The hub's 12-digit account id, for the stacks of {@link MANAGEMENT_CONTEXT} (they name the hub's roles and bus). */
+export const HUB_ACCOUNT_CONTEXT = 'hubAccount';
 
 /** A CDK context value (`-c key=value` or cdk.json) of the wrong shape; the message names the key and the value. */
 export class ContextError extends Error {
@@ -87,6 +104,13 @@ export function buildApp(props: BuildAppProps = {}): {
   usageStacks: UsageStack[];
   /** The preventive policies' stack, with `-c guardrails=true` (then `guardrails.deploy` is `scp` or `managed-policy`). */
   guardrails?: GuardrailsStack;
+  /** Organization mode's stacks outside the hub, with `-c management=true`. */
+  organization?: {
+    management: ManagementStack;
+    stackSet: SpokeStackSetStack;
+    /** The management account's spoke: us-east-1 first, then each other usage region. */
+    spokes: SpokeStack[];
+  };
 } {
   const app = new App({ context: props.context, outdir: props.outdir });
 
@@ -145,5 +169,52 @@ export function buildApp(props: BuildAppProps = {}): {
       );
     }
   }
-  return { app, stack, usageStacks, ...(guardrails ? { guardrails } : {}) };
+  // Organization mode's other accounts: deployed on request only, each with that account's credentials.
+  let organization:
+    | { management: ManagementStack; stackSet: SpokeStackSetStack; spokes: SpokeStack[] }
+    | undefined;
+  if (booleanContext(app, MANAGEMENT_CONTEXT)) {
+    const org = config.organization;
+    if (!org) {
+      throw new ConfigError(
+        `${source === 'defaults' ? `organization (no ${DEFAULT_CONFIG_FILE} in ${props.cwd ?? process.cwd()})` : `${source}: organization`}: ` +
+          `got null; -c ${MANAGEMENT_CONTEXT}=true deploys organization mode's management stacks, which need ` +
+          '"organization" in the config. Set it, or drop the flag.',
+      );
+    }
+    const hubAccountId = stringContext(app, HUB_ACCOUNT_CONTEXT);
+    if (hubAccountId === undefined || !/^\d{12}$/.test(hubAccountId)) {
+      throw new ContextError(
+        `context ${HUB_ACCOUNT_CONTEXT}: got ${JSON.stringify(hubAccountId ?? null)}; allowed: the hub account's ` +
+          `12-digit id (required with -c ${MANAGEMENT_CONTEXT}=true: the management stacks name the hub's roles and bus)`,
+      );
+    }
+    const orgProps = { config, organization: org, hubAccountId };
+    const management = new ManagementStack(app, MANAGEMENT_STACK_NAME, {
+      ...orgProps,
+      stackName: MANAGEMENT_STACK_NAME,
+      env: { account: props.account, region: GOVERNANCE_REGION },
+    });
+    const stackSet = new SpokeStackSetStack(app, SPOKE_STACK_SET_STACK_NAME, {
+      ...orgProps,
+      stackName: SPOKE_STACK_SET_STACK_NAME,
+      env: { account: props.account, region: GOVERNANCE_REGION },
+    });
+    const spokes = spokeRegions(config).map((r) => {
+      const name = spokeStackName(r);
+      return new SpokeStack(app, name, {
+        ...orgProps,
+        stackName: name,
+        env: { account: props.account, region: r },
+      });
+    });
+    organization = { management, stackSet, spokes };
+  }
+  return {
+    app,
+    stack,
+    usageStacks,
+    ...(guardrails ? { guardrails } : {}),
+    ...(organization ? { organization } : {}),
+  };
 }

@@ -11,6 +11,8 @@ import { InventorySweep } from './constructs/inventory-sweep';
 import { KeyUsageFunction } from './constructs/key-usage-function';
 import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
 import { LeakQuarantine } from './constructs/leak-quarantine';
+import { type HubDecidingFunction, OrgHub } from './constructs/org-hub';
+import type { HubDecider } from './constructs/org-roles';
 import { OwnerAlerts } from './constructs/owner-alerts';
 import { UsageForwarding } from './constructs/usage-forwarding';
 
@@ -57,8 +59,13 @@ export class KeyguardStack extends Stack {
   public readonly sweep: InventorySweep;
   /** The log quarantine, when `leakDetection.logGroups` names log groups. */
   public readonly leakQuarantine?: LeakQuarantine;
-  /** The governance bus and usage queue, when `usage.regions` lists regions (flow 3). */
+  /**
+   * The governance bus, when `usage.regions` lists regions (flow 3; with its usage queue) or in organization mode
+   * (spokes forward to it).
+   */
   public readonly governanceBus?: GovernanceBus;
+  /** Organization mode's hub additions (forwarded-event rule, settings parameter, cross-account access). */
+  public readonly organizationHub?: OrgHub;
   /** The key-usage function, when `usage.regions` lists regions. */
   public readonly keyUsage?: KeyUsageFunction;
   /** us-east-1's own forwarding to the governance bus, when `usage.regions` lists us-east-1. */
@@ -107,11 +114,18 @@ export class KeyguardStack extends Stack {
       usageTable: this.tables.usage,
     });
 
-    if (this.tables.usage) {
-      this.governanceBus = new GovernanceBus(this, 'GovernanceBus');
+    const organization = props.config.organization;
+    if (this.tables.usage || organization) {
+      this.governanceBus = new GovernanceBus(this, 'GovernanceBus', {
+        usage: this.tables.usage !== undefined,
+        ...(organization ? { organizationId: organization.id } : {}),
+      });
+    }
+    const usageQueues = this.governanceBus?.usage;
+    if (this.tables.usage && this.governanceBus && usageQueues) {
       this.keyUsage = new KeyUsageFunction(this, 'KeyUsageFunction', {
         config: props.config,
-        queue: this.governanceBus.usageQueue,
+        queue: usageQueues.queue,
         usageTable: this.tables.usage,
         decisionsTable: this.tables.decisions,
         keysTable: this.tables.keys,
@@ -135,11 +149,11 @@ export class KeyguardStack extends Stack {
       });
       new CfnOutput(this, 'UsageDeadLetterQueueUrl', {
         description: 'Usage events the key-usage function failed on 5 times',
-        value: this.governanceBus.usageDeadLetterQueue.queueUrl,
+        value: usageQueues.deadLetterQueue.queueUrl,
       });
       new CfnOutput(this, 'UsageRuleDeadLetterQueueUrl', {
         description: 'Usage events EventBridge could not deliver to the usage queue',
-        value: this.governanceBus.ruleDeadLetterQueue.queueUrl,
+        value: usageQueues.ruleDeadLetterQueue.queueUrl,
       });
       if (this.usageForwarding) {
         new CfnOutput(this, 'UsageForwardingDeadLetterQueueUrl', {
@@ -164,6 +178,36 @@ export class KeyguardStack extends Stack {
         description:
           'Leak findings the leak function could not decide (redacted records: no key, no log line)',
         value: this.leakQuarantine.undecidedQueue.queueUrl,
+      });
+    }
+
+    if (organization && this.governanceBus) {
+      const deciders: Partial<Record<HubDecider, HubDecidingFunction>> = {
+        credentialEvent: this.credentialEvents,
+        sweep: this.sweep,
+        ...(this.leakQuarantine ? { leak: this.leakQuarantine } : {}),
+        ...(this.keyUsage ? { keyUsage: this.keyUsage } : {}),
+      };
+      this.organizationHub = new OrgHub(this, 'OrganizationHub', {
+        config: props.config,
+        organization,
+        bus: this.governanceBus.bus,
+        credentialEventFunction: this.credentialEvents.function,
+        deciders,
+      });
+      if (!usageQueues) {
+        new CfnOutput(this, 'GovernanceBusArn', {
+          description: 'Bus the spokes forward IAM credential events (and Bedrock API key use) to',
+          value: this.governanceBus.bus.eventBusArn,
+        });
+      }
+      new CfnOutput(this, 'ForwardedEventDeadLetterQueueUrl', {
+        description: 'Forwarded credential events EventBridge could not deliver to the function',
+        value: this.organizationHub.forwardedCredentialEventRule.deadLetterQueue.queueUrl,
+      });
+      new CfnOutput(this, 'OrganizationSettingsParameter', {
+        description: 'SSM parameter with the organization settings the hub functions read',
+        value: this.organizationHub.settings.parameterName,
       });
     }
 

@@ -56,6 +56,30 @@ export interface GovernanceBusProps {
   readonly visibilityTimeout?: Duration;
   /** Receives of a message before it moves to the usage dead-letter queue. @default 5 */
   readonly maxReceiveCount?: number;
+  /**
+   * Whether the usage rule and queues exist (usage tracking). Organization mode needs the bus without them when
+   * `usage.regions` is empty.
+   * @default true
+   */
+  readonly usage?: boolean;
+  /**
+   * Organization mode: the organization whose principals may put events on the bus (spokes forward IAM and usage
+   * events to it). Without it the bus has no resource policy and only this account puts events on it.
+   * @default - no resource policy
+   */
+  readonly organizationId?: string;
+}
+
+/** The usage part of the governance bus (flow 3). */
+export interface UsageQueues {
+  /** The rule on the governance bus that queues usage events. */
+  readonly rule: events.Rule;
+  /** Usage events waiting for the key-usage function. */
+  readonly queue: sqs.Queue;
+  /** Usage events the key-usage function failed on `maxReceiveCount` times. */
+  readonly deadLetterQueue: sqs.IQueue;
+  /** Usage events EventBridge could not put on the usage queue. */
+  readonly ruleDeadLetterQueue: sqs.IQueue;
 }
 
 /**
@@ -89,16 +113,13 @@ class QueueTargetWithoutGrant implements events.IRuleTarget {
  * `maxReceiveCount` times moves to the usage DLQ.
  */
 export class GovernanceBus extends Construct {
-  /** The governance bus. No resource policy: only this account's rules (same account) put events on it. */
+  /**
+   * The governance bus. Without `organizationId`, no resource policy: only this account's rules put events on it;
+   * with it, principals of the organization may put events (EventBridge sets each event's `account` to the sender).
+   */
   public readonly bus: events.EventBus;
-  /** The rule on the governance bus that queues usage events. */
-  public readonly usageRule: events.Rule;
-  /** Usage events waiting for the key-usage function. */
-  public readonly usageQueue: sqs.Queue;
-  /** Usage events the key-usage function failed on `maxReceiveCount` times. */
-  public readonly usageDeadLetterQueue: sqs.IQueue;
-  /** Usage events EventBridge could not put on the usage queue. */
-  public readonly ruleDeadLetterQueue: sqs.IQueue;
+  /** The usage rule and queues, unless `usage` is false. */
+  public readonly usage?: UsageQueues;
 
   constructor(scope: Construct, id: string, props: GovernanceBusProps = {}) {
     super(scope, id);
@@ -106,24 +127,38 @@ export class GovernanceBus extends Construct {
       eventBusName: GOVERNANCE_BUS_NAME,
       description: 'Bedrock Key Guard: Bedrock API key use forwarded from every usage region',
     });
+    if (props.organizationId) {
+      // PutEvents only, by principals of the organization only (a spoke's forwarding role). Events of aws.* sources
+      // cannot be put by anyone (PutEvents refuses them): forwarded IAM and Bedrock events cannot be forged.
+      this.bus.addToResourcePolicy(
+        new iam.PolicyStatement({
+          sid: 'OrganizationPrincipalsPutEvents',
+          principals: [new iam.AnyPrincipal()],
+          actions: ['events:PutEvents'],
+          resources: [this.bus.eventBusArn],
+          conditions: { StringEquals: { 'aws:PrincipalOrgID': props.organizationId } },
+        }),
+      );
+    }
+    if (props.usage === false) return;
 
-    this.usageDeadLetterQueue = new FailureQueue(this, 'UsageDeadLetterQueue').queue;
+    const usageDeadLetterQueue = new FailureQueue(this, 'UsageDeadLetterQueue').queue;
     const key = new kms.Key(this, 'UsageQueueKey', {
       enableKeyRotation: true,
       description: `Encrypts the SQS queue ${this.node.path}/UsageQueue`,
     });
-    this.usageQueue = new sqs.Queue(this, 'UsageQueue', {
+    const usageQueue = new sqs.Queue(this, 'UsageQueue', {
       encryption: sqs.QueueEncryption.KMS,
       encryptionMasterKey: key,
       enforceSSL: true,
       visibilityTimeout: props.visibilityTimeout ?? Duration.minutes(6),
-      deadLetterQueue: { queue: this.usageDeadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
+      deadLetterQueue: { queue: usageDeadLetterQueue, maxReceiveCount: props.maxReceiveCount ?? 5 },
     });
 
-    this.ruleDeadLetterQueue = new FailureQueue(this, 'RuleDeadLetterQueue').queue;
-    allowEventBridgeDeadLetterDelivery(this.ruleDeadLetterQueue);
+    const ruleDeadLetterQueue = new FailureQueue(this, 'RuleDeadLetterQueue').queue;
+    allowEventBridgeDeadLetterDelivery(ruleDeadLetterQueue);
 
-    this.usageRule = new events.Rule(this, 'UsageRule', {
+    const usageRule = new events.Rule(this, 'UsageRule', {
       // A fixed name: the queue's policy names the rule by ARN, which CloudFormation could not resolve from the rule
       // itself (queue -> rule -> queue would be a cycle).
       ruleName: USAGE_RULE_NAME,
@@ -137,10 +172,10 @@ export class GovernanceBus extends Construct {
     });
     // Rule states apply on custom buses too: a forwarded read-only management event would not match a plain
     // ENABLED rule here even though the regional rule let it through.
-    receiveAllManagementEvents(this.usageRule);
-    this.usageRule.addTarget(
-      new QueueTargetWithoutGrant(this.usageQueue, {
-        deadLetterQueue: this.ruleDeadLetterQueue,
+    receiveAllManagementEvents(usageRule);
+    usageRule.addTarget(
+      new QueueTargetWithoutGrant(usageQueue, {
+        deadLetterQueue: ruleDeadLetterQueue,
         retryAttempts: 4,
         maxEventAge: Duration.hours(2),
       }),
@@ -150,11 +185,11 @@ export class GovernanceBus extends Construct {
     // CDK's SqsQueue target would also give it sqs:GetQueueAttributes/GetQueueUrl and kms:Encrypt/ReEncrypt*/
     // GenerateDataKey*. Both for this account's rules only, as CDK's EVENTS_TARGET_QUEUE_SAME_ACCOUNT does.
     const thisAccount = { StringEquals: { 'aws:SourceAccount': Stack.of(this).account } };
-    this.usageQueue.addToResourcePolicy(
+    usageQueue.addToResourcePolicy(
       new iam.PolicyStatement({
         principals: [new iam.ServicePrincipal('events.amazonaws.com')],
         actions: [...SEND_QUEUE_ACTIONS],
-        resources: [this.usageQueue.queueArn],
+        resources: [usageQueue.queueArn],
         conditions: thisAccount,
       }),
     );
@@ -178,15 +213,21 @@ export class GovernanceBus extends Construct {
     });
     const notThisRule = { ArnNotEquals: { 'aws:SourceArn': usageRuleArn } };
     const eventBridge = new iam.ServicePrincipal('events.amazonaws.com');
-    this.usageQueue.addToResourcePolicy(
+    usageQueue.addToResourcePolicy(
       new iam.PolicyStatement({
         sid: 'OnlyTheUsageRuleDelivers',
         effect: iam.Effect.DENY,
         principals: [eventBridge],
         actions: ['sqs:SendMessage'],
-        resources: [this.usageQueue.queueArn],
+        resources: [usageQueue.queueArn],
         conditions: notThisRule,
       }),
     );
+    this.usage = {
+      rule: usageRule,
+      queue: usageQueue,
+      deadLetterQueue: usageDeadLetterQueue,
+      ruleDeadLetterQueue,
+    };
   }
 }

@@ -1,0 +1,52 @@
+import { Stack } from 'aws-cdk-lib';
+import type { Construct } from 'constructs';
+import type { Config } from '../../lambda/shared/config';
+
+/**
+ * Names that tie the hub, the management account and the spokes together in organization mode. A spoke is an inline
+ * StackSet template deployed in other accounts, and the management stack is deployed in another account too: neither
+ * can resolve a reference to a hub resource, so what they must name (the hub's deciding roles, its bus) has a fixed
+ * name, set by the hub in organization mode only (a single-account template keeps CloudFormation-generated names).
+ */
+
+/** The management account's read-only Organizations role (lib/management-stack.ts). */
+export const ORG_READER_ROLE_NAME = 'BedrockKeyGuardOrgReader';
+
+/** The hub function roles that act in member accounts, by the function they run. */
+export const HUB_ROLE_NAMES = {
+  credentialEvent: 'BedrockKeyGuard-CredentialEvent',
+  sweep: 'BedrockKeyGuard-Sweep',
+  leak: 'BedrockKeyGuard-Leak',
+  keyUsage: 'BedrockKeyGuard-KeyUsage',
+} as const;
+
+export type HubDecider = keyof typeof HUB_ROLE_NAMES;
+
+/**
+ * The hub functions that call IAM in a governed account, hence assume the member role and read the organization:
+ * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups, key-usage
+ * when `usage.regions` lists regions (the hub stack creates those functions under the same conditions). The
+ * approval and audit functions never call IAM.
+ */
+export function hubDeciders(config: Config): HubDecider[] {
+  const deciders: HubDecider[] = ['credentialEvent', 'sweep'];
+  if (config.leakDetection.logGroups.length > 0) deciders.push('leak');
+  if (config.usage.regions.length > 0) deciders.push('keyUsage');
+  return deciders;
+}
+
+/** `arn:<partition>:iam::<account>:role/<name>` (IAM ARNs have no region). */
+export function roleArn(scope: Construct, account: string, name: string): string {
+  return Stack.of(scope).formatArn({
+    service: 'iam',
+    region: '',
+    account,
+    resource: 'role',
+    resourceName: name,
+  });
+}
+
+/** The exact ARNs of the hub's deciding roles, for the trust policies of the member and reader roles. */
+export function hubRoleArns(scope: Construct, config: Config, hubAccountId: string): string[] {
+  return hubDeciders(config).map((d) => roleArn(scope, hubAccountId, HUB_ROLE_NAMES[d]));
+}
