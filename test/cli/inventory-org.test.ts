@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { ORG_CSV_HEADER, type OrgInventoryRow } from '../../lambda/cli/inventory-org';
+import { STSClient } from '@aws-sdk/client-sts';
+import { defaultInventoryDeps } from '../../lambda/cli/inventory';
+import { ORG_CSV_HEADER, type OrgInventoryRow, runOrgInventory } from '../../lambda/cli/inventory-org';
 import { overrideVersion } from '../../lambda/domain/org-policy';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { FakeIamAccount } from '../support/fake-iam-account';
@@ -446,6 +448,73 @@ describe('keyguard inventory --org', () => {
     expect(code).toBe(0);
     expect(jsonRows(stdout)).toHaveLength(2);
     expect(org.calls('sts', 'AssumeRole')).toHaveLength(3);
+  });
+
+  it('reads the caller’s own account with the caller’s credentials when it is governed (no member role there)', async () => {
+    // Prepare: the whole organization (the root) is governed, the management account included.
+    writeFile(
+      join(dir, 'keyguard.config.json'),
+      JSON.stringify({ ...ORG_CONFIG, organization: { ...ORG_CONFIG.organization, targets: ['r-ab12'] } }),
+    );
+
+    // Act
+    const { code, stdout } = await inventory('--json');
+
+    // Assess
+    expect(code).toBe(3);
+    expect(jsonRows(stdout).find((r) => r.accountId === MANAGEMENT)?.keyId).toBe('ACCAMANAGEMENTKEY0001');
+    expect(org.calls('sts', 'AssumeRole').map((r) => r.params.RoleArn)).not.toContain(
+      `arn:aws:iam::${MANAGEMENT}:role/BedrockKeyGuardMember`,
+    );
+    expect(new Set(org.calls('iam').map((r) => r.callerAccount))).toEqual(new Set([MANAGEMENT, PROD, TEAM]));
+  });
+
+  it('an account whose member role may not read IAM is named with the reason; the others are read', async () => {
+    // Prepare
+    await startOrg(() => {
+      const o = organization();
+      const team = o.members.get(TEAM);
+      if (team) team.denyIam = true;
+      return o;
+    });
+
+    // Act
+    const { code, stdout, stderr } = await inventory('--json');
+
+    // Assess
+    expect(code).toBe(3);
+    expect([...new Set(jsonRows(stdout).map((r) => r.accountId))]).toEqual([PROD]);
+    expect(stderr).toMatch(
+      new RegExp(`\\nkeyguard: account ${TEAM} \\(team-a\\): access denied \\(User: .*iam:`),
+    );
+    expect(stderr).toContain(`keyguard: account ${SANDBOX} (sandbox): cannot assume`);
+    expect(stderr).toMatch(new RegExp(`${PROD}\\s+prod-api\\s+\\S+ \\(base\\)\\s+2\\s+1\\s+ok`));
+  });
+
+  it('an AssumeRole throttled past the SDK’s retries is named as such; the others are read', async () => {
+    // Prepare: STS with 2 attempts (the CLI's client has 6: the same path, shorter backoff).
+    await startOrg(() => {
+      const o = organization();
+      const prod = o.members.get(PROD);
+      if (prod) prod.throttleAssumeRole = 1000;
+      return o;
+    });
+    const out = captureIO(dir);
+    const deps = {
+      ...defaultInventoryDeps(),
+      sts: new STSClient({ region: 'us-east-1', maxAttempts: 2, retryMode: 'standard' }),
+    };
+
+    // Act
+    const code = await runOrgInventory({ org: true, json: true }, out.io, deps);
+
+    // Assess
+    expect(code).toBe(3);
+    expect(out.stderr()).toContain(
+      `keyguard: account ${PROD} (prod-api): sts:AssumeRole of arn:aws:iam::${PROD}:role/BedrockKeyGuardMember ` +
+        "throttled past the SDK's retries (Throttling, 2 attempts)\n",
+    );
+    expect(jsonRows(out.stdout()).map((r) => r.accountId)).toEqual([TEAM]);
   });
 
   it('--concurrency 1 reads one account at a time; 1..50 are accepted, with the same rows', async () => {

@@ -27,6 +27,8 @@ export interface FakeMember {
   denyAssumeRole?: boolean;
   /** The first N AssumeRole calls for this account are throttled. */
   throttleAssumeRole?: number;
+  /** Every IAM call made with the member role's credentials is denied (a role without the read permissions). */
+  denyIam?: boolean;
 }
 
 export interface RecordedRequest {
@@ -88,6 +90,14 @@ export class FakeOrganization {
 
   constructor(readonly managementAccountId: string) {
     this.managementIam = new FakeIamAccount(managementAccountId);
+    // The management account sits under the root; no member role there unless a test gives it one.
+    this.members.set(managementAccountId, {
+      accountId: managementAccountId,
+      name: 'management',
+      parent: this.rootId,
+      iam: this.managementIam,
+      denyAssumeRole: true,
+    });
   }
 
   ou(id: string, parent: string = this.rootId): this {
@@ -369,6 +379,13 @@ export class FakeOrganization {
     const account =
       callerAccount === this.managementAccountId ? this.managementIam : this.members.get(callerAccount)?.iam;
     if (!account) throw new FakeAwsError(403, 'AccessDenied', 'no such account');
+    if (this.members.get(callerAccount)?.denyIam) {
+      throw new FakeAwsError(
+        403,
+        'AccessDenied',
+        `User: arn:aws:sts::${callerAccount}:assumed-role/member/keyguard-inventory is not authorized to perform: iam:${action}`,
+      );
+    }
     switch (action) {
       case 'ListServiceSpecificCredentials':
         return toXml(
