@@ -7,7 +7,8 @@ import { topSeverity } from './types';
 export interface Notice {
   subject: string;
   body: string;
-  attributes: { owner: string; severity: Severity | 'info'; action: Decision['action'] };
+  /** SNS message attributes subscriptions filter on; `account` is the key's account (organization mode). */
+  attributes: { owner: string; severity: Severity | 'info'; action: Decision['action']; account: string };
 }
 
 /** SNS subjects must be printable ASCII and "less than 100 characters long" (Publish API reference). */
@@ -214,7 +215,11 @@ function shortTermLeakNotice(d: Decision, config: Policy): Notice {
     lines.push(`- ${v.code} (${v.severity}): ${v.detail}`);
     lines.push(`  Fix: ${remedy(v, d, config)}`);
   }
-  return { subject, body: noticeBody(lines, d), attributes: { owner, severity, action: d.action } };
+  return {
+    subject,
+    body: noticeBody(lines, d),
+    attributes: { owner, severity, action: d.action, account: d.accountId },
+  };
 }
 
 /** Builds the notice for a decision: subject, a body a person can act on, and filterable attributes. */
@@ -267,5 +272,9 @@ export function buildNotice(d: Decision, config: Policy): Notice {
         'Replace it with a key that has an expiry; turning this one back on would bring the same violation back.',
     );
   }
-  return { subject, body: noticeBody(lines, d), attributes: { owner, severity, action: d.action } };
+  return {
+    subject,
+    body: noticeBody(lines, d),
+    attributes: { owner, severity, action: d.action, account: d.accountId },
+  };
 }

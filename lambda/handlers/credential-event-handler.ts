@@ -8,9 +8,11 @@ import type { Context } from 'aws-lambda';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
+import type { GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { IamUserFacts } from '../adapters/iam-user-facts';
-import { SnsNotifier } from '../adapters/notifier';
+import { MemberRoleError } from '../adapters/member-access';
+import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
 import {
   classifyRecord,
   type EventBridgeEvent,
@@ -42,6 +44,14 @@ export interface CredentialEventRuntime {
    */
   governedAccountId: string;
   iamFor: IamClientProvider;
+  /**
+   * Organization mode (issue 12): the event's account (the forwarded event's envelope account) is the account
+   * decided and acted in, through its member role, with its effective policy (overrides); an event from an account
+   * that is not governed (excluded, not a member, not under the targets) is ignored and counted
+   * (EventsFromUngovernedAccounts). `iamFor` and `governedAccountId` are then not used to pick the account.
+   * @default none: only `governedAccountId` is governed, with `iamFor`
+   */
+  organization?: () => Promise<GovernedAccounts>;
   dynamo: DynamoDBClient;
   sns: SNSClient;
   logger: Logger;
@@ -77,19 +87,27 @@ export type CredentialEventResult =
 
 export function createCredentialEventHandler(rt: CredentialEventRuntime) {
   const { logger, metrics } = rt;
-  const directory = new IamKeyDirectory(rt.iamFor);
+  const organization = rt.organization;
+  // In organization mode every IAM call goes to the account the event came from, through its member role.
+  const iamFor: IamClientProvider = organization
+    ? async (accountId) => (await organization()).iamFor(accountId)
+    : rt.iamFor;
+  const notifierOptions: SnsNotifierOptions = organization
+    ? { accountName: async (accountId) => (await organization()).accountName(accountId) }
+    : {};
+  const directory = new IamKeyDirectory(iamFor);
   const deps: PipelineDeps = {
     directory,
     audit: new DynamoAuditLog(documentClient(rt.dynamo), {
       decisionsTable: rt.decisionsTable,
       keysTable: rt.keysTable,
     }),
-    enforcer: new IamEnforcer(rt.iamFor, directory),
+    enforcer: new IamEnforcer(iamFor, directory),
     // Active approvals waive the codes they cover; the latest review restarts the review clock.
     approvals: new DynamoApprovalsStore(documentClient(rt.dynamo), rt.approvalsTable),
-    notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
+    notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config, notifierOptions),
     // Policies and other credentials of the key's user: BROAD_PERMISSIONS and USER_HAS_OTHER_CREDENTIALS.
-    facts: new IamUserFacts(rt.iamFor),
+    facts: new IamUserFacts(iamFor),
     // Without it a tag edit would drop UNUSED: a false "resolved" notice and the grace deadline cleared.
     ...(rt.usage ? { usage: rt.usage } : {}),
   };
@@ -101,6 +119,38 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     });
   }
   const now = rt.now ?? (() => new Date());
+  // An override's notices quote its own settings (e.g. its maxAgeDays in the remedy): one notifier per policy.
+  const depsByVersion = new Map<string, PipelineDeps>([[rt.policyVersion, deps]]);
+  function depsFor(policy: Policy, version: string): PipelineDeps {
+    let d = depsByVersion.get(version);
+    if (!d) {
+      d = { ...deps, notifier: new SnsNotifier(rt.sns, rt.topicArn, policy, notifierOptions) };
+      depsByVersion.set(version, d);
+    }
+    return d;
+  }
+
+  /** The policy an event's account is decided with, or why the account is not governed. */
+  async function policyOf(
+    accountId: string,
+  ): Promise<{ config: Policy; policyVersion: string } | { ungoverned: string }> {
+    if (!organization) {
+      return accountId === rt.governedAccountId
+        ? { config: rt.config, policyVersion: rt.policyVersion }
+        : { ungoverned: 'foreign-account' };
+    }
+    const accounts = await organization();
+    const g = await accounts.check(accountId);
+    if (!g.governed) return { ungoverned: g.reason };
+    const effective = accounts.policyFor(rt.config, rt.policyVersion, g.placement);
+    if (effective.appliedOverride) {
+      logger.appendKeys({
+        appliedOverride: effective.appliedOverride,
+        policyVersion: effective.policyVersion,
+      });
+    }
+    return { config: effective.policy, policyVersion: effective.policyVersion };
+  }
 
   const ignored = (
     reason: string,
@@ -137,13 +187,19 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     if (!c.relevant) return ignored(c.reason, c.eventId, c.eventName, c.detail);
 
     const keyEvent = c.event;
-    if (keyEvent.meta.accountId !== rt.governedAccountId) {
-      return ignored('foreign-account', keyEvent.meta.eventId, keyEvent.meta.eventName);
+    const { accountId, eventId, eventName } = keyEvent.meta;
+    const policy = await policyOf(accountId);
+    if ('ungoverned' in policy) {
+      if (!organization) return ignored('foreign-account', eventId, eventName);
+      // Never acted on: not this deployment's account to change (a forwarded event cannot be forged by a member,
+      // but the organization may hold accounts keyguard was told to leave alone).
+      metrics.addMetric('EventsFromUngovernedAccounts', MetricUnit.Count, 1);
+      return ignored('ungoverned-account', eventId, eventName, `account ${accountId}: ${policy.ungoverned}`);
     }
-    logger.appendKeys({ eventId: keyEvent.meta.eventId, eventName: keyEvent.meta.eventName });
-    const result = await processKeyEvent(keyEvent, deps, {
-      config: rt.config,
-      policyVersion: rt.policyVersion,
+    logger.appendKeys({ eventId, eventName, accountId });
+    const result = await processKeyEvent(keyEvent, depsFor(policy.config, policy.policyVersion), {
+      config: policy.config,
+      policyVersion: policy.policyVersion,
       now: now(),
       triggerKind: 'event',
     });
@@ -157,6 +213,7 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
         keyId: decision.keyId,
         action: decision.action,
         applied: decision.applied,
+        policyVersion: decision.policyVersion,
         violations: decision.violations.map((v) => v.code),
         duplicate,
         notified,
@@ -200,8 +257,16 @@ export function createCredentialEventHandler(rt: CredentialEventRuntime) {
     try {
       return await idempotent(parse(event));
     } catch (err) {
+      if (err instanceof MemberRoleError) {
+        // One account's role is unusable: only its events fail (and reach the failure destination); the account and
+        // role are named so the spoke can be fixed, and the count alarms on it.
+        metrics.addMetric('MemberRoleFailures', MetricUnit.Count, 1);
+      }
       logger.error('credential event failed; Lambda retries it, then sends it to the failure destination', {
         eventId: typeof id === 'string' ? id : undefined,
+        ...(err instanceof MemberRoleError
+          ? { accountId: err.accountId, roleArn: err.roleArn, code: err.code }
+          : {}),
         error: err as Error,
       });
       throw err;

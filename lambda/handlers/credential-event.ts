@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { dynamoClient, iamClient, snsClient } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
+import { governedAccountsFromEnv } from '../adapters/governed-accounts';
 import { usageStoreFromEnv } from '../adapters/usage-store';
 import { CONFIG_ENV, parsePolicy } from '../shared/config';
 import { requireEnv } from '../shared/env';
@@ -15,6 +16,15 @@ const iam = iamClient();
 const dynamo = dynamoClient();
 // Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated here.
 const usage = usageStoreFromEnv(env, documentClient(dynamo));
+const governedAccountId = requireEnv(env, 'GOVERNED_ACCOUNT_ID');
+// Organization mode when the hub stack sets ORG_SETTINGS_PARAMETER: the settings are read from SSM on first use,
+// member accounts are reached through their member role (session keyguard-credential-event), and Organizations
+// through ORG_READER_ROLE_ARN (absent: the hub is the delegated administrator and reads it itself).
+const organization = governedAccountsFromEnv(env, {
+  functionName: 'credential-event',
+  hubAccountId: governedAccountId,
+  hubIam: iam,
+});
 
 export const handler = createCredentialEventHandler({
   config,
@@ -24,9 +34,10 @@ export const handler = createCredentialEventHandler({
   approvalsTable: requireEnv(env, 'APPROVALS_TABLE_NAME'),
   idempotencyTable: requireEnv(env, 'IDEMPOTENCY_TABLE_NAME'),
   topicArn: requireEnv(env, 'TOPIC_ARN'),
-  governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
-  // One account for now; organization mode will return a client for an assumed role per member account.
+  governedAccountId,
+  // The hub's own account; in organization mode `organization` gives the client of each governed account.
   iamFor: () => iam,
+  ...(organization ? { organization } : {}),
   dynamo,
   sns: snsClient(),
   logger: new Logger(),

@@ -201,6 +201,8 @@ describe('buildNotice: attributes (SNS filter policy inputs)', () => {
       owner: 'alice@example.com',
       severity: highest(decision.violations),
       action: 'DEACTIVATE',
+      // The key's account: subscriptions of an organization filter on it.
+      account: decision.accountId,
     });
   });
 
@@ -263,7 +265,12 @@ describe('buildNotice: policy without long-term keys, and inactive keys', () => 
 
     const notice = buildNotice(decision, config);
 
-    expect(notice.attributes).toEqual({ owner: 'alice@example.com', severity: 'high', action: 'DEACTIVATE' });
+    expect(notice.attributes).toEqual({
+      owner: 'alice@example.com',
+      severity: 'high',
+      action: 'DEACTIVATE',
+      account: decision.accountId,
+    });
     expect(notice.body).toContain('LONG_TERM_NOT_ALLOWED (high)');
     expect(notice.body).toContain('short-term keys');
     expect(notice.body).toContain(`delete key ${decision.keyId} from user ${decision.userName}`);

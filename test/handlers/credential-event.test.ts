@@ -170,6 +170,8 @@ describe('credential-event handler', () => {
       owner: { DataType: 'String', StringValue: 'team-chat@example.com' },
       severity: { DataType: 'String', StringValue: 'high' },
       action: { DataType: 'String', StringValue: 'DEACTIVATE' },
+      // Subscriptions can filter by account (organization mode); harmless with one account.
+      account: { DataType: 'String', StringValue: ACCOUNT },
     });
     expect(publish?.Message).toContain(`account ${ACCOUNT}`);
     expect(publish?.Message).toContain('NEVER_EXPIRES');
