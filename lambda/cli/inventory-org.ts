@@ -1,7 +1,6 @@
 import {
   ChildType,
   DescribeAccountCommand,
-  ListParentsCommand,
   type OrganizationsClient,
   paginateListAccountsForParent,
   paginateListChildren,
@@ -12,6 +11,7 @@ import {
   GetCallerIdentityCommand,
   type STSClient,
 } from '@aws-sdk/client-sts';
+import { isActive, ouPathOf } from '../adapters/organizations';
 import { effectivePolicy } from '../domain/org-policy';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { visible } from '../shared/visible-text';
@@ -154,21 +154,6 @@ export function parseOrgFlags(opts: InventoryOptions): OrgFlags {
   };
 }
 
-/** The OU ids above `id` (an OU or an account), root down to its parent, root excluded. */
-async function ouPathOf(org: OrganizationsClient, id: string): Promise<string[]> {
-  const path: string[] = [];
-  let child = id;
-  // Organizations nests OUs at most 5 deep under the root; the bound only guards against a bad answer.
-  for (let depth = 0; depth < 10; depth += 1) {
-    const res = await org.send(new ListParentsCommand({ ChildId: child }));
-    const parent = res.Parents?.[0];
-    if (!parent?.Id || parent.Type === 'ROOT') return path;
-    path.unshift(parent.Id);
-    child = parent.Id;
-  }
-  throw new Error(`the parents of ${id} go deeper than an organization can`);
-}
-
 /** Whether an account at `ouPath` is under one of `scopes` (the root, or an OU on its path). */
 function under(ouPath: readonly string[], scopes: readonly string[]): boolean {
   return scopes.some((s) => s.startsWith('r-') || ouPath.includes(s));
@@ -183,7 +168,9 @@ export interface AccountSelection {
 }
 
 /**
- * The accounts to read. Without --account: every ACTIVE account under --ou (default organization.targets), nested
+ * The accounts to read (with the Organizations adapter's `ouPathOf`/`isActive`; not its `listGovernedAccounts`,
+ * which always adds the hub's account, whereas the CLI's caller may be the management account outside the targets,
+ * and which does not narrow an --ou to the targets). Without --account: every ACTIVE account under --ou (default organization.targets), nested
  * OUs included, that is under organization.targets (when configured) and not excluded. With --account: each named
  * account, described and placed (ListParents), or refused with the reason.
  */
@@ -206,7 +193,7 @@ export async function selectAccounts(
         const res = await org.send(new DescribeAccountCommand({ AccountId: accountId }));
         const state = res.Account?.State ?? res.Account?.Status;
         name = res.Account?.Name ?? '';
-        if (state !== 'ACTIVE') {
+        if (!res.Account || !isActive(res.Account)) {
           refused.push({ accountId, reason: `not ACTIVE in the organization (${state ?? 'no state'})` });
           continue;
         }
@@ -239,7 +226,7 @@ export async function selectAccounts(
     visited.add(parentId);
     for await (const page of paginateListAccountsForParent({ client: org }, { ParentId: parentId })) {
       for (const a of page.Accounts ?? []) {
-        if (!a.Id || (a.State ?? a.Status) !== 'ACTIVE') continue;
+        if (!a.Id || !isActive(a)) continue;
         if (targets && !under(ouPath, targets)) continue;
         if (excludedIds.has(a.Id)) {
           excluded += 1;
