@@ -601,6 +601,24 @@ describe('keyguard inventory --org', () => {
     expect(stderr).toContain('organizations:ListParents');
   });
 
+  it('shows accounts read so far on a terminal only, and clears the line before the summary', async () => {
+    // Prepare
+    let terminal = '';
+    const piped = captureIO(dir);
+    const tty = captureIO(dir);
+    const ttyIO = { ...tty.io, stderr: { write: (t: string) => (terminal += t), isTTY: true } };
+
+    // Act
+    await main(['node', 'keyguard', 'inventory', '--org', '--json'], piped.io);
+    await main(['node', 'keyguard', 'inventory', '--org', '--json'], ttyIO);
+
+    // Assess
+    expect(piped.stderr()).not.toContain('account(s) read');
+    expect(terminal).toContain('\r\x1b[Kinventory: 0/3 account(s) read, 0 key(s)');
+    expect(terminal).toContain('\r\x1b[Kinventory: 3/3 account(s) read, 3 key(s)\r\x1b[K');
+    expect(terminal.slice(terminal.lastIndexOf('\r\x1b[K') + 4)).toMatch(/^ACCOUNT\s+NAME\s+POLICY/);
+  });
+
   it('documents --org and exit code 3 in --help', async () => {
     // Act
     const out = captureIO(dir);
