@@ -1,11 +1,18 @@
 import { ConditionalCheckFailedException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
-import { type DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  type DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  ScanCommand,
+} from '@aws-sdk/lib-dynamodb';
 
 /**
  * The state of the running inventory sweep, one small item per governed account (partition key `accountId`).
  * It is also the sweep's lease: an invocation works on the sweep only while the item names it as `holder`, and
  * every write is conditional on that, so two invocations never sweep the same account at the same time. A
- * holder whose heartbeat is older than the stale limit (it was killed mid-way) may be taken over.
+ * holder whose heartbeat is older than the stale limit (it was killed mid-way) may be taken over. The item also
+ * holds the account's coverage record ({@link SweepCoverage}).
  */
 
 export type SweepPhase = 'keys' | 'gone' | 'done';
@@ -48,6 +55,74 @@ export interface SweepState {
   finishedAt: string | null;
   /** Start of the sweep finished before this one (bounds the creator look-up window). */
   previousStartedAt: string | null;
+  /** Coverage: when the last complete sweep of the account finished (absent: never). */
+  lastCompletedAt?: string | null;
+  /** Coverage: the id of that sweep. */
+  lastCompletedSweepId?: string | null;
+  /** Coverage: the last sweep attempt of the account that failed, and why (absent: none recorded). */
+  lastFailure?: SweepFailure | null;
+}
+
+/** A failed sweep attempt: when, which sweep (null: none started), and the error's name and message. */
+export interface SweepFailure {
+  at: string;
+  sweepId: string | null;
+  reason: string;
+}
+
+/**
+ * The coverage record of one account, kept on its sweep state item (so every sweep write carries it and no other
+ * table or permission is needed): when it was last swept completely, and the last failure. The CLI reads it with
+ * {@link DynamoSweepStateStore.coverage}. A failure newer than `lastCompletedAt` means the account is not covered
+ * since then.
+ */
+export interface SweepCoverage {
+  accountId: string;
+  lastCompletedAt: string | null;
+  lastCompletedSweepId: string | null;
+  lastFailure: SweepFailure | null;
+  /** The sweep in progress (phase keys or gone), if any. */
+  running: { sweepId: string; startedAt: string; phase: SweepPhase } | null;
+}
+
+/** The longest failure reason kept (AWS error messages are short; this bounds a surprise). */
+export const FAILURE_REASON_MAX = 500;
+
+/** `Name: message` of an error, bounded; never more than the error said (AWS errors carry no key material). */
+export function failureReason(err: unknown): string {
+  const e = err as { name?: unknown; message?: unknown } | null;
+  const name = typeof e?.name === 'string' ? e.name : 'Error';
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  const reason = `${name}: ${message}`;
+  return reason.length > FAILURE_REASON_MAX ? `${reason.slice(0, FAILURE_REASON_MAX - 1)}…` : reason;
+}
+
+/** The coverage fields of a state item. */
+export function coverageOf(state: SweepState): SweepCoverage {
+  return {
+    accountId: state.accountId,
+    lastCompletedAt: state.lastCompletedAt ?? null,
+    lastCompletedSweepId: state.lastCompletedSweepId ?? null,
+    lastFailure: state.lastFailure ?? null,
+    running:
+      state.phase === 'done'
+        ? null
+        : { sweepId: state.sweepId, startedAt: state.startedAt, phase: state.phase },
+  };
+}
+
+/** The coverage fields to carry from the previous state item into a new sweep's first item. */
+export function carriedCoverage(
+  previous: SweepState | null,
+): Pick<SweepState, 'lastCompletedAt' | 'lastCompletedSweepId' | 'lastFailure'> {
+  if (!previous) return {};
+  return {
+    ...(previous.lastCompletedAt !== undefined ? { lastCompletedAt: previous.lastCompletedAt } : {}),
+    ...(previous.lastCompletedSweepId !== undefined
+      ? { lastCompletedSweepId: previous.lastCompletedSweepId }
+      : {}),
+    ...(previous.lastFailure !== undefined ? { lastFailure: previous.lastFailure } : {}),
+  };
 }
 
 export class SweepLeaseLostError extends Error {
@@ -80,6 +155,20 @@ export class DynamoSweepStateStore {
     private readonly doc: DynamoDBDocumentClient,
     private readonly tableName: string,
   ) {}
+
+  /** The coverage record of each account (one Scan, paginated), sorted by account id: for the CLI. */
+  async coverage(): Promise<SweepCoverage[]> {
+    const out: SweepCoverage[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({ TableName: this.tableName, ExclusiveStartKey: start, ConsistentRead: true }),
+      );
+      for (const item of res.Items ?? []) out.push(coverageOf(item as SweepState));
+      start = res.LastEvaluatedKey;
+    } while (start);
+    return out.sort((a, b) => a.accountId.localeCompare(b.accountId));
+  }
 
   async get(accountId: string): Promise<SweepState | null> {
     const res = await this.doc.send(
