@@ -1,0 +1,176 @@
+#!/usr/bin/env node
+/**
+ * Builds the `keyguard` CLI into dist/ with esbuild, so that bin/keyguard.js starts compiled JavaScript instead
+ * of transpiling TypeScript at every start (tsx). Run by `npm run build:cli`, and by `npm ci`/`npm install` of
+ * the repository (`prepare`).
+ *
+ * Output (CommonJS, Node 20, minified, with source maps):
+ *   dist/keyguard.js        the CLI (bin/keyguard.ts) and the project code it imports, commander and zod
+ *   dist/vendor.js          the AWS SDK, Smithy and cli-progress, loaded only when a command first uses one of
+ *                           their exports (see lazyPackages): `--version`, `--help`, `scan`, `replay`, `policy`
+ *                           never parse these ~3 MB
+ *   dist/archive-worker.js  the replay scan worker (lambda/cli/archive-worker-main.ts). archive-pool.ts starts
+ *                           `join(__dirname, 'archive-worker.js')`: from the bundle __dirname is dist/, so it
+ *                           finds this file; from source it finds lambda/cli/archive-worker.js (the tsx shim)
+ *   dist/inputs.json        the project files the bundles were built from: bin/keyguard.js runs the bundle only
+ *                           while none of them is newer (a checkout being edited runs from source instead)
+ *
+ * External (not bundled, so a runtime dependency of the package): dynalite, the embedded DynamoDB, which loads
+ * LevelDB's native addon (classic-level) and is resolved from its own folder at run time.
+ *
+ * Source maps: `node --enable-source-maps dist/keyguard.js …` gives stacks in the TypeScript sources. Not on by
+ * default: Node reads and parses a bundle's whole map when it loads the bundle, which would cost more than the
+ * CLI's start itself.
+ */
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
+
+const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
+const DIST = join(ROOT, 'dist');
+const rootRequire = createRequire(join(ROOT, 'package.json'));
+
+/** Packages left out of the bundles: a runtime dependency of the installed package. */
+export const EXTERNAL = ['dynalite'];
+
+/** Packages the project imports whose code goes to dist/vendor.js and runs only on first use of an export. */
+const LAZY = /^(@aws-sdk\/|@smithy\/|cli-progress$)/;
+
+const COMMON = {
+  absWorkingDir: ROOT,
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  sourcemap: true,
+  // Maps point at the sources by path and line; leaving the sources' text out keeps the package small.
+  sourcesContent: false,
+  // KEYGUARD_BUILD_MINIFY=0 keeps names and layout readable, for profiling (node --cpu-prof).
+  minify: process.env.KEYGUARD_BUILD_MINIFY !== '0',
+  // Class and function names stay readable in errors (e.g. the SDK's error names, `err.name` checks).
+  keepNames: true,
+  external: EXTERNAL,
+  logLevel: 'warning',
+};
+
+/** `import { a, type B, c as d } from 'pkg'` (also `import type {…}`, and across lines). */
+function namedImports(source, pkg) {
+  const quoted = pkg.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const re = new RegExp(`import\\s+(?:type\\s+)?\\{([^}]*)\\}\\s*from\\s*['"]${quoted}['"]`, 'g');
+  const names = [];
+  for (const m of source.matchAll(re)) {
+    for (const spec of m[1].split(',')) {
+      const name = spec
+        .trim()
+        .replace(/^type\s+/, '')
+        .split(/\s+as\s+/)[0];
+      if (name) names.push(name);
+    }
+  }
+  return names;
+}
+
+/**
+ * esbuild plugin for the main bundles: an import of a LAZY package from project code resolves to a small module
+ * whose exports are getters that load dist/vendor.js, and the package in it, on first access. Only the names the
+ * project imports get a getter (a getter per export of every SDK client would itself cost tens of milliseconds
+ * at start): they are read from the importing files and checked against the package's real exports (type-only
+ * names are dropped); an import the pattern does not understand fails the build rather than leave a name out.
+ */
+function lazyPackages(used) {
+  return {
+    name: 'keyguard-lazy-packages',
+    setup(build) {
+      build.onResolve({ filter: LAZY }, (args) => {
+        if (args.importer.includes('/node_modules/')) {
+          throw new Error(
+            `${args.importer} imports ${args.path}: it would be bundled twice (main and vendor)`,
+          );
+        }
+        if (args.kind !== 'import-statement') {
+          throw new Error(
+            `${args.importer}: ${args.kind} of ${args.path}; the CLI build expects import { … } from`,
+          );
+        }
+        const found = namedImports(readFileSync(args.importer, 'utf8'), args.path);
+        if (found.length === 0) {
+          throw new Error(
+            `${args.importer}: no import { … } from '${args.path}' found (the CLI build needs the names)`,
+          );
+        }
+        used.add(args.path);
+        // One small module per importing file, with that file's names (the vendor bundle loads each package once).
+        return {
+          path: `${args.path}|${relative(ROOT, args.importer)}`,
+          namespace: 'lazy',
+          pluginData: found,
+        };
+      });
+      build.onResolve({ filter: /^\.\/vendor\.js$/, namespace: 'lazy' }, () => ({
+        path: './vendor.js',
+        external: true,
+      }));
+      build.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => {
+        const pkg = args.path.slice(0, args.path.indexOf('|'));
+        const real = rootRequire(pkg);
+        const exported = [...new Set(args.pluginData)].filter((n) => n in real).sort();
+        const contents = [
+          'let real;',
+          `const load = () => real ?? (real = require('./vendor.js')[${JSON.stringify(pkg)}]());`,
+          `for (const name of ${JSON.stringify(exported)})`,
+          '  Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] });',
+          "Object.defineProperty(exports, '__esModule', { value: true });",
+        ].join('\n');
+        return { contents, loader: 'js', resolveDir: ROOT };
+      });
+    },
+  };
+}
+
+/** Builds the CLI into `outdir` (default dist/, emptied first); returns the esbuild metafiles. */
+export async function buildCli({ outdir = DIST } = {}) {
+  rmSync(outdir, { recursive: true, force: true });
+  mkdirSync(outdir, { recursive: true });
+  const used = new Set();
+  const main = await esbuild.build({
+    ...COMMON,
+    entryPoints: { keyguard: 'bin/keyguard.ts', 'archive-worker': 'lambda/cli/archive-worker-main.ts' },
+    outdir,
+    plugins: [lazyPackages(used)],
+    metafile: true,
+  });
+  const packages = [...used].sort();
+  const vendor = await esbuild.build({
+    ...COMMON,
+    stdin: {
+      contents: `module.exports = {\n${packages.map((p) => `  ${JSON.stringify(p)}: () => require(${JSON.stringify(p)}),`).join('\n')}\n};\n`,
+      resolveDir: ROOT,
+      sourcefile: 'vendor-entry.js',
+      loader: 'js',
+    },
+    outfile: join(outdir, 'vendor.js'),
+    metafile: true,
+  });
+  const inputs = Object.keys(main.metafile.inputs)
+    .filter((p) => !p.includes('node_modules/') && !p.includes(':'))
+    .sort();
+  writeFileSync(
+    join(outdir, 'inputs.json'),
+    `${JSON.stringify({ inputs: [...inputs, 'package.json', 'package-lock.json'] }, null, 1)}\n`,
+  );
+  return { main: main.metafile, vendor: vendor.metafile };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  // `--outdir DIR` builds elsewhere than dist/ (the tests build into a temporary copy of the package).
+  const at = process.argv.indexOf('--outdir');
+  const outdir = at > 0 ? resolve(process.argv[at + 1] ?? '') : DIST;
+  const t0 = Date.now();
+  const { main, vendor } = await buildCli({ outdir });
+  const sizes = Object.entries({ ...main.outputs, ...vendor.outputs })
+    .filter(([p]) => !p.endsWith('.map'))
+    .map(([p, o]) => `${relative(ROOT, join(ROOT, p))} ${(o.bytes / 1024).toFixed(0)} KiB`);
+  process.stderr.write(`keyguard CLI built in ${Date.now() - t0} ms: ${sizes.join(', ')}\n`);
+}
