@@ -171,7 +171,9 @@ organization.excludeAccounts; --ou and --account narrow them) are read from Orga
 each account is read as above and decided by the policy that applies to it (account override, else nearest OU
 override, else the base policy). Every row names its account and policy version; a per-account summary ends the
 output. The account of your credentials is read with them directly. Needs organizations:ListChildren,
-ListAccountsForParent, ListParents, DescribeAccount, sts:AssumeRole of the member roles.
+ListAccountsForParent, ListParents, DescribeAccount, sts:AssumeRole of the member roles. The spoke stack's member
+role trusts only the hub's functions: from the management account or the delegated administrator, name a role
+you may assume in the member accounts with --role-name (e.g. OrganizationAccountAccessRole).
 
 Exit codes:
   0  the whole inventory was listed (with --org: every account was read)
@@ -181,7 +183,7 @@ Exit codes:
 
 Examples:
   $ AWS_PROFILE=security keyguard inventory
-  $ AWS_PROFILE=org-admin keyguard inventory --org --ou ou-ab12-cd34ef56 --csv > org-keys.csv
+  $ AWS_PROFILE=org-admin keyguard inventory --org --role-name OrganizationAccountAccessRole --csv > org-keys.csv
   $ keyguard inventory --csv --keys-table BedrockKeyGuard-AuditTablesKeys-ABC123 > keys.csv
   $ keyguard inventory --json | jq -c 'select(.violations | length > 0)'
 `;

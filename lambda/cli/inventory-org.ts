@@ -303,8 +303,9 @@ async function memberCredentials(sts: STSClient, roleArn: string): Promise<Membe
       const name = errorName(err);
       if (ROLE_UNUSABLE.has(name)) {
         throw new AccountReadError(
-          `cannot assume ${roleArn} (${name}: ${messageOf(err)}): the member role is missing there or does not ` +
-            'trust these credentials (is the spoke stack deployed, and is --role-name right?)',
+          `cannot assume ${roleArn} (${name}: ${messageOf(err)}): the role is missing there or does not trust ` +
+            "these credentials (the spoke stack's member role trusts only the hub's functions: name a role you may " +
+            'assume with --role-name)',
         );
       }
       if (THROTTLED.has(name)) {

@@ -253,8 +253,9 @@ describe('keyguard inventory --org', () => {
     expect(stderr).toBe(
       `keyguard: account ${SANDBOX} (sandbox): cannot assume arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardMember ` +
         `(AccessDenied: User: arn:aws:iam::${MANAGEMENT}:user/org-admin is not authorized to perform: sts:AssumeRole ` +
-        `on resource: arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardMember): the member role is missing there or does ` +
-        'not trust these credentials (is the spoke stack deployed, and is --role-name right?)\n',
+        `on resource: arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardMember): the role is missing there or does not ` +
+        "trust these credentials (the spoke stack's member role trusts only the hub's functions: name a role you " +
+        'may assume with --role-name)\n',
     );
     expectNoCredentials(stdout + stderr);
   });
