@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
 
@@ -143,5 +143,126 @@ describe('keyguard command line', () => {
     expect(jsonLines(audit.stdout())).toHaveLength(12);
     expect(reportCode).toBe(0);
     expect(readFileSync(html, 'utf8')).toMatch(/^<!DOCTYPE html>/i);
+  });
+});
+
+/**
+ * The built CLI (scripts/build-cli.mjs) as bin/keyguard.js runs it, in a temporary copy of the checkout (bin, the
+ * sources, package.json; node_modules linked), built there, so the repository's own dist/ is left alone.
+ */
+describe('bin/keyguard.js with the built CLI (dist/)', () => {
+  let stage = '';
+  const PROBE_MARK = 'typescript modules loaded: ';
+
+  beforeAll(() => {
+    stage = tempDir('keyguard-bin-stage-');
+    for (const f of ['package.json', 'bin/keyguard.js', 'bin/keyguard.ts', 'lambda', 'examples'])
+      cpSync(join(REPO, f), join(stage, f), { recursive: true });
+    symlinkSync(join(REPO, 'node_modules'), join(stage, 'node_modules'));
+    // Reports, at exit, how many TypeScript modules the process loaded (through tsx): none from the bundle.
+    writeFileSync(
+      join(stage, 'probe.js'),
+      `process.on('exit', () => process.stderr.write('\\n${PROBE_MARK}' + ` +
+        `Object.keys(require.cache).filter((f) => f.endsWith('.ts')).length + '\\n'));\n`,
+    );
+    const build = spawnSync(
+      process.execPath,
+      [join(REPO, 'scripts', 'build-cli.mjs'), '--outdir', join(stage, 'dist')],
+      { cwd: REPO, encoding: 'utf8', timeout: 120_000 },
+    );
+    if (build.status !== 0) throw new Error(`build failed: ${build.stderr}`);
+  }, 180_000);
+
+  function keyguard(root: string, ...args: string[]) {
+    const r = spawnSync(
+      process.execPath,
+      ['-r', join(stage, 'probe.js'), join(root, 'bin', 'keyguard.js'), ...args],
+      { cwd: root, encoding: 'utf8', env: { ...process.env }, timeout: 60_000 },
+    );
+    const probe = new RegExp(`\\n${PROBE_MARK}(\\d+)\\n$`).exec(r.stderr);
+    return {
+      status: r.status,
+      stdout: r.stdout,
+      stderr: probe ? r.stderr.slice(0, probe.index) : r.stderr,
+      tsModules: probe ? Number(probe[1]) : Number.NaN,
+    };
+  }
+
+  it('runs the bundle, loading no TypeScript, for --version and a replay on worker threads', () => {
+    // Act
+    const version = keyguard(stage, '--version');
+    const replay = keyguard(
+      stage,
+      'replay',
+      '--json',
+      '--jobs',
+      '2',
+      '--store',
+      tempDir(),
+      'examples/cloudtrail',
+      'examples/events',
+    );
+
+    // Assess
+    expect(version).toMatchObject({
+      status: 0,
+      stdout: `${JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')).version}\n`,
+      tsModules: 0,
+    });
+    expect(replay.status).toBe(0);
+    expect(replay.tsModules).toBe(0);
+    expect(jsonLines(replay.stdout)).toHaveLength(15);
+    expect(replay.stderr).toMatch(/^Files: 9 read, 0 with errors$/m);
+    expect(replay.stderr).not.toMatch(/warning/i);
+  });
+
+  it('writes the code cache after a run and survives a corrupt one, rewriting it', () => {
+    // Prepare
+    const cache = join(stage, 'dist', 'keyguard.js.v8cache');
+    keyguard(stage, '--version');
+    const written = existsSync(cache);
+    writeFileSync(cache, 'not a V8 code cache');
+
+    // Act
+    const r = keyguard(stage, 'policy', '--kind', 'scp');
+
+    // Assess
+    expect(written).toBe(true);
+    expect(r.status).toBe(0);
+    expect(r.tsModules).toBe(0);
+    expect((JSON.parse(r.stdout) as { Statement: unknown[] }).Statement.length).toBeGreaterThan(0);
+    expect(readFileSync(cache, 'utf8')).not.toBe('not a V8 code cache');
+  });
+
+  it('runs from source (tsx) when a source file is newer than the bundle, with no notice off a terminal', () => {
+    // Prepare: bin/keyguard.ts edited after the build
+    const source = join(stage, 'bin', 'keyguard.ts');
+    const built = statSync(join(stage, 'dist', 'keyguard.js')).mtime;
+    utimesSync(source, new Date(), new Date(built.getTime() + 60_000));
+
+    // Act
+    const r = keyguard(stage, 'replay', '--json', '--store', tempDir(), 'examples/events');
+
+    // Assess
+    expect(r.status).toBe(0);
+    expect(r.tsModules).toBeGreaterThan(0);
+    expect(jsonLines(r.stdout)).toHaveLength(3);
+    expect(r.stderr).not.toContain('running from source');
+  });
+
+  it('fails clearly when neither the bundle nor the sources are there', () => {
+    // Prepare: a copy of the package with its dist/ missing
+    const broken = tempDir('keyguard-bin-broken-');
+    cpSync(join(REPO, 'bin', 'keyguard.js'), join(broken, 'bin', 'keyguard.js'));
+
+    // Act
+    const r = keyguard(broken, '--version');
+
+    // Assess
+    expect(r.status).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(
+      `${join(broken, 'dist', 'keyguard.js')} is missing: this copy of the package was not built`,
+    );
   });
 });
