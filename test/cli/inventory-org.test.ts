@@ -433,6 +433,32 @@ describe('keyguard inventory --org', () => {
     expect(jsonRows(byFlag.stdout)).toHaveLength(2);
   });
 
+  it('assumes organization.memberRoleName of the config when no --role-name is given', async () => {
+    // Prepare
+    await startOrg(() => {
+      const o = organization();
+      for (const m of o.members.values()) m.roleName = 'OrgKeyAuditor';
+      return o;
+    });
+    writeFile(
+      join(dir, 'keyguard.config.json'),
+      JSON.stringify({
+        ...ORG_CONFIG,
+        organization: { ...ORG_CONFIG.organization, memberRoleName: 'OrgKeyAuditor' },
+      }),
+    );
+
+    // Act
+    const { code, stdout } = await inventory('--json', '--account', PROD);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(jsonRows(stdout)).toHaveLength(2);
+    expect(org.calls('sts', 'AssumeRole').map((r) => r.params.RoleArn)).toEqual([
+      `arn:aws:iam::${PROD}:role/OrgKeyAuditor`,
+    ]);
+  });
+
   it('retries a throttled AssumeRole with the SDK’s backoff and reads the account', async () => {
     // Prepare
     await startOrg(() => {
