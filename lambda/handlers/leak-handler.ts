@@ -8,8 +8,9 @@ import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { type CloudTrailClientProvider, CloudTrailIssuerLookup } from '../adapters/cloudtrail-issuers';
 import { documentClient } from '../adapters/document-client';
+import type { GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
-import { SnsNotifier } from '../adapters/notifier';
+import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
 import { describeLeak, resolveOwner } from '../domain/evaluate';
 import { findBatchLeaks, MAX_BATCH_BYTES } from '../domain/leak-batch';
@@ -78,6 +79,13 @@ export interface LeakRuntime {
   /** The only account whose keys may be matched and deactivated; keys of other accounts are ignored. */
   governedAccountId: string;
   iamFor: IamClientProvider;
+  /**
+   * Organization mode (issue 12): a leaked long-term key is matched and acted on in the account it decodes to,
+   * through that account's member role and with its effective policy, when keyguard governs the account; a key of
+   * an account it does not govern is not acted on (outcome `ungoverned-account`, logged with why, counted).
+   * @default none: only `governedAccountId`, with `iamFor`
+   */
+  organization?: () => Promise<GovernedAccounts>;
   /** CloudTrail client per region (event history is regional). */
   cloudTrailFor: CloudTrailClientProvider;
   /**
@@ -168,6 +176,8 @@ export type FindingOutcome =
   | 'failed'
   | 'expired'
   | 'foreign-account'
+  /** Organization mode: the key's account is not governed (excluded, not a member, outside the targets). */
+  | 'ungoverned-account'
   | 'no-bedrock-keys';
 
 export interface FindingResult {
@@ -237,16 +247,24 @@ export interface LeakContext {
 
 export function createLeakHandler(rt: LeakRuntime) {
   const { logger, metrics } = rt;
-  const directory = new IamKeyDirectory(rt.iamFor);
+  const organization = rt.organization;
+  // In organization mode IAM calls go to the account a key decodes to, through its member role.
+  const iamFor: IamClientProvider = organization
+    ? async (accountId) => (await organization()).iamFor(accountId)
+    : rt.iamFor;
+  const notifierOptions: SnsNotifierOptions = organization
+    ? { accountName: async (accountId) => (await organization()).accountName(accountId) }
+    : {};
+  const directory = new IamKeyDirectory(iamFor);
   const audit = new DynamoAuditLog(documentClient(rt.dynamo), {
     decisionsTable: rt.decisionsTable,
     keysTable: rt.keysTable,
   });
-  const notifier = new SnsNotifier(rt.sns, rt.topicArn, rt.config);
+  const notifier = new SnsNotifier(rt.sns, rt.topicArn, rt.config, notifierOptions);
   const deps: PipelineDeps = {
     directory,
     audit,
-    enforcer: new IamEnforcer(rt.iamFor, directory),
+    enforcer: new IamEnforcer(iamFor, directory),
     notifier,
     approvals: new DynamoApprovalsStore(documentClient(rt.dynamo), rt.approvalsTable),
     // A leak decision about an idle key keeps its UNUSED (no false "resolved" for that code).
@@ -264,6 +282,35 @@ export function createLeakHandler(rt: LeakRuntime) {
     rt.issuerLookupTimeoutMs !== undefined ? { timeoutMs: rt.issuerLookupTimeoutMs } : {},
   );
   const now = rt.now ?? (() => new Date());
+
+  /** The policy a key's account is decided with (its notifier quotes that policy), or why it is not governed. */
+  interface AccountPolicy {
+    config: Policy;
+    policyVersion: string;
+    deps: PipelineDeps;
+    notifier: SnsNotifier;
+  }
+  const base: AccountPolicy = { config: rt.config, policyVersion: rt.policyVersion, deps, notifier };
+  const byVersion = new Map<string, AccountPolicy>([[rt.policyVersion, base]]);
+  async function policyOf(accountId: string): Promise<AccountPolicy | { ungoverned: string }> {
+    if (!organization) return accountId === rt.governedAccountId ? base : { ungoverned: 'foreign-account' };
+    const accounts = await organization();
+    const g = await accounts.check(accountId);
+    if (!g.governed) return { ungoverned: g.reason };
+    const effective = accounts.policyFor(rt.config, rt.policyVersion, g.placement);
+    let p = byVersion.get(effective.policyVersion);
+    if (!p) {
+      const n = new SnsNotifier(rt.sns, rt.topicArn, effective.policy, notifierOptions);
+      p = {
+        config: effective.policy,
+        policyVersion: effective.policyVersion,
+        deps: { ...deps, notifier: n },
+        notifier: n,
+      };
+      byVersion.set(effective.policyVersion, p);
+    }
+    return p;
+  }
   const budgetMs = rt.verificationBudgetMs ?? DEFAULT_VERIFICATION_BUDGET_MS;
   const reserveMs = rt.deadlineReserveMs ?? DEFAULT_DEADLINE_RESERVE_MS;
   const concurrency = rt.verificationConcurrency ?? VERIFICATION_CONCURRENCY;
@@ -290,6 +337,34 @@ export function createLeakHandler(rt: LeakRuntime) {
     settled: Set<string>;
     /** Strings not decided, queued at the end of the batch (redacted records). */
     undecided: UndecidedLeak[];
+    /** Organization mode: whether each account named by a key is governed (asked once per account per batch). */
+    governance: Map<string, Promise<string | null>>;
+  }
+
+  /**
+   * Why a key's account is not governed, or null. In organization mode a failure to tell (Organizations throttled
+   * past retries, the reader denied) is null here: the key goes on to its decision, which asks again and, failing
+   * still, is retried and queued as undecided like any failed decision (the batch itself never fails for it).
+   */
+  function ungovernedAccount(b: BatchState, accountId: string): Promise<string | null> {
+    if (!organization) return Promise.resolve(accountId === rt.governedAccountId ? null : 'foreign-account');
+    let answer = b.governance.get(accountId);
+    if (!answer) {
+      answer = organization()
+        .then((accounts) => accounts.check(accountId))
+        .then(
+          (g) => (g.governed ? null : g.reason),
+          () => null,
+        );
+      b.governance.set(accountId, answer);
+    }
+    return answer;
+  }
+
+  /** A key of an account keyguard does not act in: as before for one account, with why in organization mode. */
+  function ignoredAccount(b: BatchState, f: LeakFinding, sighting: Sighting, why: string): void {
+    if (!organization) ignored(b, 'foreign-account', f, sighting);
+    else ignored(b, 'ungoverned-account', f, sighting, `account ${f.longTerm?.accountId ?? '?'}: ${why}`);
   }
 
   function settle(
@@ -316,12 +391,14 @@ export function createLeakHandler(rt: LeakRuntime) {
 
   function ignored(
     b: BatchState,
-    reason: 'foreign-account' | 'no-bedrock-keys' | 'expired',
+    reason: 'foreign-account' | 'ungoverned-account' | 'no-bedrock-keys' | 'expired',
     f: LeakFinding,
     sighting: Sighting,
+    detail?: string,
   ): void {
     logger.info('leaked key not acted on', {
       reason,
+      ...(detail ? { detail } : {}),
       kind: f.kind,
       fingerprint: f.fingerprint,
       redacted: f.redacted,
@@ -398,6 +475,12 @@ export function createLeakHandler(rt: LeakRuntime) {
    */
   async function group(b: BatchState, g: LeakGroup<Candidate>, own?: { decisionId: string }): Promise<void> {
     const facts = (g.candidates[0] as Candidate).finding.longTerm as LongTermFacts;
+    const policy = await policyOf(facts.accountId);
+    if ('ungoverned' in policy) {
+      for (const c of g.candidates)
+        for (const s of c.sightings) ignoredAccount(b, c.finding, s, policy.ungoverned);
+      return;
+    }
     const keys = await keysOf(b, facts);
     if (keys.length === 0) {
       for (const c of g.candidates) for (const s of c.sightings) ignored(b, 'no-bedrock-keys', c.finding, s);
@@ -457,12 +540,12 @@ export function createLeakHandler(rt: LeakRuntime) {
         meta,
         owner: resolveOwner(
           { ...meta, accountId: facts.accountId, userTags, creator: known[i]?.creator ?? null },
-          rt.config,
+          policy.config,
         ),
         trigger,
         where: describeLeak(leak),
-        config: rt.config,
-        policyVersion: rt.policyVersion,
+        config: policy.config,
+        policyVersion: policy.policyVersion,
       };
       const built =
         g.result === 'REJECTED' && leak.sightings.strings === 1
@@ -476,7 +559,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       // One notice per group. Notice first, then the record: a failure in between re-sends it on retry.
       const decision: Decision = notified ? { ...built, notice: null } : built;
       if (decision.notice) {
-        await notifier.notify(decision);
+        await policy.notifier.notify(decision);
         notified = true;
       }
       const recorded = await audit.recordDecision(decision);
@@ -509,6 +592,11 @@ export function createLeakHandler(rt: LeakRuntime) {
 
   async function longTerm(b: BatchState, c: Candidate): Promise<void> {
     const facts = c.finding.longTerm as LongTermFacts;
+    const policy = await policyOf(facts.accountId);
+    if ('ungoverned' in policy) {
+      for (const s of c.sightings) ignoredAccount(b, c.finding, s, policy.ungoverned);
+      return;
+    }
     const keys = await keysOf(b, facts);
     if (keys.length === 0) {
       for (const s of c.sightings) ignored(b, 'no-bedrock-keys', c.finding, s);
@@ -545,8 +633,8 @@ export function createLeakHandler(rt: LeakRuntime) {
           record: 'always',
           leak,
         },
-        deps,
-        { config: rt.config, policyVersion: rt.policyVersion, now: now() },
+        policy.deps,
+        { config: policy.config, policyVersion: policy.policyVersion, now: now() },
       );
       if (!step) continue;
       duplicate ||= step.duplicate;
@@ -825,6 +913,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
       settled: new Set(),
       undecided: [],
+      governance: new Map(),
     };
     // Every message is scanned before any decision (bounded work: domain/leak-batch.ts).
     const batch = findBatchLeaks(data.logEvents, { now: now() });
@@ -849,8 +938,9 @@ export function createLeakHandler(rt: LeakRuntime) {
           : f.shortTerm?.accessKeyId;
         if (!subject) continue;
         // Keys that cannot be acted on are not checked: another account's, an expired short-term key.
-        if (f.longTerm && f.longTerm.accountId !== rt.governedAccountId) {
-          ignored(b, 'foreign-account', f, sighting);
+        const ungoverned = f.longTerm ? await ungovernedAccount(b, f.longTerm.accountId) : null;
+        if (ungoverned) {
+          ignoredAccount(b, f, sighting, ungoverned);
           continue;
         }
         if (f.shortTerm?.expired) {

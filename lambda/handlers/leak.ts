@@ -4,6 +4,7 @@ import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { BedrockKeyProbe } from '../adapters/bedrock-key-probe';
 import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient, sqsClient } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
+import { governedAccountsFromEnv } from '../adapters/governed-accounts';
 import { SqsUndecidedLeaks } from '../adapters/undecided-leaks';
 import { usageStoreFromEnv } from '../adapters/usage-store';
 import { CONFIG_ENV, parsePolicy } from '../shared/config';
@@ -19,6 +20,14 @@ const dynamo = dynamoClient();
 // Set by the stack only when usage.regions is not empty: absent, UNUSED is not evaluated here.
 const usage = usageStoreFromEnv(env, documentClient(dynamo));
 const cloudTrail = new Map<string, CloudTrailClient>();
+const governedAccountId = requireEnv(env, 'GOVERNED_ACCOUNT_ID');
+// Organization mode when the hub stack sets ORG_SETTINGS_PARAMETER: a leaked key is acted on in its own account
+// through the member role (session keyguard-leak) when that account is governed.
+const organization = governedAccountsFromEnv(env, {
+  functionName: 'leak',
+  hubAccountId: governedAccountId,
+  hubIam: iam,
+});
 
 export const handler = createLeakHandler({
   config,
@@ -27,8 +36,9 @@ export const handler = createLeakHandler({
   keysTable: requireEnv(env, 'KEYS_TABLE_NAME'),
   approvalsTable: requireEnv(env, 'APPROVALS_TABLE_NAME'),
   topicArn: requireEnv(env, 'TOPIC_ARN'),
-  governedAccountId: requireEnv(env, 'GOVERNED_ACCOUNT_ID'),
+  governedAccountId,
   iamFor: () => iam,
+  ...(organization ? { organization } : {}),
   // Event history is regional: one client per region a short-term key names, created on first use.
   cloudTrailFor: (region) => {
     let c = cloudTrail.get(region);
