@@ -3,6 +3,9 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  // TypeScript first: `import … from '../../bin/keyguard'` must load the CLI's source (which the SDK mocks see),
+  // never the bin/keyguard.js launcher that runs the esbuild bundle with its own copy of the SDK.
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'cjs', 'json', 'node'],
   transform: { '^.+\\.ts$': ['@swc/jest', { jsc: { target: 'es2022' } }] },
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],
   setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
