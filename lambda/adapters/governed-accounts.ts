@@ -33,6 +33,11 @@ export class GovernedAccounts {
     // Refused before any Organizations call: an excluded account, or a value that is not an account id.
     const early = this.access.ungovernedReason(accountId);
     if (early) return { governed: false, accountId, reason: early };
+    // The hub's own account is always governed: Organizations is asked only when an OU override could apply to it
+    // (so its events are decided even while the reader role is unavailable).
+    if (accountId === this.access.hubAccountId && !this.settings.overrides.some((o) => o.ous)) {
+      return { governed: true, accountId, name: null, placement: { accountId, ouPath: [] } };
+    }
     const found = await this.locator.locate(accountId);
     const why = ungovernedReason(this.settings.organization, this.access.hubAccountId, accountId, found);
     if (why) return { governed: false, accountId, reason: why };
