@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
  * win over the defaults.
  */
 
-export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep', 'scan'] as const;
+export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep', 'scan', 'cli'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -22,12 +22,12 @@ export interface BenchOptions {
   scanMb: number;
 }
 
-export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|scan[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--scan-mb N]
+export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|scan|cli[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--scan-mb N]
 
   --only          run only these benchmarks (repeatable or comma-separated; default: all)
   --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 2048: at least 2 GiB, as issue 6 asks)
   --replay-runs   runs of \`keyguard replay\` over the archive (env BENCH_REPLAY_RUNS; default 3)
-  --require-runs  cold-start samples per bundle (env BENCH_REQUIRE_RUNS; default 15)
+  --require-runs  cold-start samples per bundle, and per CLI start-up command (env BENCH_REQUIRE_RUNS; default 15)
   --sweep-users   IAM users of the simulated account the sweep bench sweeps, 2 keys each (env BENCH_SWEEP_USERS; default 10000)
   --scan-mb       size of the generated corpus \`keyguard scan\`, ripgrep and secretlint scan, in MiB (env BENCH_SCAN_MB; default 500)
 

@@ -2,6 +2,7 @@ import { availableParallelism, cpus, loadavg, platform, release, totalmem } from
 import { performance } from 'node:perf_hooks';
 import { version as esbuildVersion } from 'esbuild';
 import { runBundleBench } from './bundle.bench';
+import { buildCliForBench, runCliStartBench } from './cli-start.bench';
 import { runEvaluateBench } from './evaluate.bench';
 import { type BenchName, BenchUsageError, parseBenchOptions, USAGE } from './options';
 import { runReplayBench } from './replay.bench';
@@ -45,10 +46,13 @@ async function main(): Promise<number> {
     bundle: () => runBundleBench({ requireRuns: options.requireRuns }),
     sweep: () => runSweepBench({ users: options.sweepUsers }),
     scan: () => runScanBench({ scanMb: options.scanMb }),
+    cli: () => runCliStartBench({ runs: options.requireRuns }),
   };
 
   process.stdout.write(`${machineInfo()}\n`);
   const t0 = performance.now();
+  // The benchmarks that run bin/keyguard.js measure the CLI as built from the current sources.
+  if (['replay', 'scan', 'cli'].some((n) => options.only.has(n as BenchName))) buildCliForBench();
   let failures = 0;
   for (const name of options.only) {
     let section: Section;
