@@ -49,6 +49,8 @@ const NAME_MAX: Record<string, number> = {
   'AWS::Events::Rule': 64,
   'AWS::Scheduler::Schedule': 64,
   'AWS::Scheduler::ScheduleGroup': 64,
+  // CloudFormation names a parameter CFN-<logical id>-<random>; SSM allows 1011 characters, ARN included.
+  'AWS::SSM::Parameter': 1011 - 'arn:aws:ssm:us-east-1:123456789012:parameter/'.length,
 };
 
 /** The property that names a resource of each type, when the template names it. */
@@ -65,6 +67,7 @@ const NAME_PROPERTY: Record<string, string> = {
   'AWS::Events::Rule': 'Name',
   'AWS::Scheduler::Schedule': 'Name',
   'AWS::Scheduler::ScheduleGroup': 'Name',
+  'AWS::SSM::Parameter': 'Name',
 };
 
 function resourceOf(
@@ -124,6 +127,10 @@ function arnOf(ctx: ResolveContext, logicalId: string): string {
       return `arn:aws:events:${reg}:${a}:rule/${physicalName(ctx, logicalId)}`;
     case 'AWS::Scheduler::Schedule':
       return `arn:aws:scheduler:${reg}:${a}:schedule/default/${physicalName(ctx, logicalId)}`;
+    case 'AWS::SSM::Parameter': {
+      const name = physicalName(ctx, logicalId);
+      return `arn:aws:ssm:${reg}:${a}:parameter${name.startsWith('/') ? '' : '/'}${name}`;
+    }
     default:
       throw new Error(`no worst-case ARN known for ${r.Type} (${logicalId})`);
   }
