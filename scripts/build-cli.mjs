@@ -7,8 +7,8 @@
  * Output (CommonJS, Node 20, minified, with source maps):
  *   dist/keyguard.js        the CLI (bin/keyguard.ts) and the project code it imports, commander and zod
  *   dist/vendor.js          the AWS SDK, Smithy and cli-progress, loaded only when a command first uses one of
- *                           their exports (see lazyPackages): `--version`, `--help`, `scan`, `replay`, `policy`
- *                           never parse these ~3 MB
+ *                           their exports (see lazyPackages): `--version`, `--help`, `scan` and `policy` never
+ *                           parse this 1.3 MB
  *   dist/archive-worker.js  the replay scan worker (lambda/cli/archive-worker-main.ts). archive-pool.ts starts
  *                           `join(__dirname, 'archive-worker.js')`: from the bundle __dirname is dist/, so it
  *                           finds this file; from source it finds lambda/cli/archive-worker.js (the tsx shim)
@@ -18,7 +18,7 @@
  * External (not bundled, so a runtime dependency of the package): dynalite, the embedded DynamoDB, which loads
  * LevelDB's native addon (classic-level) and is resolved from its own folder at run time.
  *
- * Source maps: `node --enable-source-maps dist/keyguard.js …` gives stacks in the TypeScript sources. Not on by
+ * Source maps: `node --enable-source-maps bin/keyguard.js …` gives stacks in the TypeScript sources. Not on by
  * default: Node reads and parses a bundle's whole map when it loads the bundle, which would cost more than the
  * CLI's start itself.
  */
