@@ -15,7 +15,7 @@ import {
   type ResolveContext,
   resolveValue,
 } from '../support/cfn-values';
-import { ARRAY_PATHS, arrayAt, largestConfig, maxAt } from '../support/largest-config';
+import { ARRAY_PATHS, arrayAt, largestConfig, maxAt, schemaPaths, valuesAt } from '../support/largest-config';
 import { emptyDir, NO_BUNDLING, writeConfig } from './helpers';
 
 /**
@@ -78,6 +78,15 @@ const SNS_FILTER_COMBINATIONS = 150;
 const SNS_FILTER_KEYS = 5;
 const SNS_FILTER_BYTES = 256 * 1024;
 const SNS_FILTER_POLICIES_PER_TOPIC = 200;
+/** CloudFormation CreateStackSet API reference: TemplateBody "a maximum length of 51,200 bytes" (the spokes' StackSet is inline). */
+const STACK_SET_TEMPLATE_BODY_BYTES = 51200;
+/**
+ * Systems Manager Parameter Store: a standard parameter holds 4,096 characters ("Standard tier parameters support a
+ * maximum parameter value of 4096 characters", PutParameter's ValidationException), an advanced one 8 KB
+ * (Parameter Store quotas); Intelligent-Tiering picks advanced when the value needs it.
+ */
+const SSM_STANDARD_VALUE_CHARS = 4096;
+const SSM_ADVANCED_VALUE_BYTES = 8192;
 /** CloudWatch Logs PutSubscriptionFilter API reference: "Each log group can have up to two subscription filters". */
 const LOGS_SUBSCRIPTION_FILTERS_PER_GROUP = 2;
 /** Amazon EventBridge quotas (EventBridge User Guide): event pattern size 2,048 characters (default; adjustable to 4,096), rules per event bus 300 (default). */
@@ -121,7 +130,14 @@ function synthesize(config: ConfigInput): StackUnderTest[] {
   const { app } = buildApp({
     cwd: emptyDir(),
     outdir,
-    context: { ...NO_BUNDLING, config: writeConfig(config), guardrails: 'true' },
+    // Every stack: the guardrails, and organization mode's management stacks and the management account's spokes.
+    context: {
+      ...NO_BUNDLING,
+      config: writeConfig(config),
+      guardrails: 'true',
+      management: 'true',
+      hubAccount: '123456789012',
+    },
   });
   const assembly = app.synth();
   return assembly.stacks.map((artifact: CloudFormationStackArtifact) => {
@@ -220,23 +236,27 @@ describe('the largest config the schema accepts', () => {
   test.each(ARRAY_PATHS)('%s is at its maximum: one more item is refused as too big', (path) => {
     // Prepare
     const config = structuredClone(LARGEST);
-    const list = arrayAt(config, path);
+    const { list, at } = arrayAt(config, path);
     expect(list).toHaveLength(maxAt(path));
     // Act
     list.push(structuredClone(list.at(-1)));
     const result = ConfigSchema.safeParse(config);
     // Assess
     const issues = result.success ? [] : result.error.issues;
-    const at = path.replaceAll('.[]', '.0').split('.');
     expect(issues).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({
-          code: 'too_big',
-          origin: 'array',
-          path: at.map((p) => (/^\d+$/.test(p) ? Number(p) : p)),
-        }),
-      ]),
+      expect.arrayContaining([expect.objectContaining({ code: 'too_big', origin: 'array', path: at })]),
     );
+  });
+
+  test('fills every list of the schema (a list added to the schema is named here until it is filled)', () => {
+    expect([...schemaPaths().lists].sort()).toEqual([...ARRAY_PATHS].sort());
+  });
+
+  test('sets every setting of the schema, none left to its default or null', () => {
+    const unset = schemaPaths().settings.filter(
+      (path) => !valuesAt(LARGEST, path).some((v) => v !== undefined && v !== null),
+    );
+    expect(unset).toEqual([]);
   });
 
   test('every string is at its maximum length: one more character is refused', () => {
@@ -534,6 +554,46 @@ describe('the app synthesized with the largest config stays within AWS limits', 
     }
     expect(schedules).toBeGreaterThanOrEqual(2);
   });
+  test("CloudFormation: the spokes' StackSet template is inline (TemplateBody)", () => {
+    let found = 0;
+    for (const s of stacks) {
+      for (const [id, set] of resources(s, 'AWS::CloudFormation::StackSet')) {
+        const body = set.Properties?.TemplateBody;
+        if (body === undefined) continue;
+        found += 1;
+        const size = jsonBytes(resolved(s, body));
+        record('StackSet TemplateBody (bytes)', `${s.name}/${id}`, size, STACK_SET_TEMPLATE_BODY_BYTES);
+        expect({ stackSet: id, size }).toEqual({
+          stackSet: id,
+          size: expect.toBeWithin(1, STACK_SET_TEMPLATE_BODY_BYTES + 1),
+        });
+      }
+    }
+    expect(found).toBe(1);
+  });
+
+  test('Systems Manager: parameter values (the organization settings)', () => {
+    let found = 0;
+    for (const s of stacks) {
+      for (const [id, parameter] of resources(s, 'AWS::SSM::Parameter')) {
+        found += 1;
+        const value = String(resolved(s, parameter.Properties?.Value));
+        const tier = String(parameter.Properties?.Tier ?? 'Standard');
+        const [size, max] =
+          tier === 'Standard'
+            ? [value.length, SSM_STANDARD_VALUE_CHARS]
+            : [Buffer.byteLength(value, 'utf8'), SSM_ADVANCED_VALUE_BYTES];
+        record(`SSM parameter value (${tier})`, `${s.name}/${id}`, size, max);
+        expect({ parameter: id, tier, size }).toEqual({
+          parameter: id,
+          tier,
+          size: expect.toBeWithin(1, max + 1),
+        });
+      }
+    }
+    expect(found).toBeGreaterThanOrEqual(1);
+  });
+
   test('IAM: every role trust policy', () => {
     for (const s of stacks) {
       for (const [id, role] of resources(s, 'AWS::IAM::Role')) {

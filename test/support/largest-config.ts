@@ -66,16 +66,57 @@ export function maxAt(path: string): number {
   return max;
 }
 
-/** Every list of the schema, by path: the deployability check proves each is at its maximum. */
+/** Every list the generator fills, by path: the deployability check proves each is at its maximum. */
 export const ARRAY_PATHS = [
   'expiryWarningDays',
   'approvers',
   'usage.regions',
   'guardrails.scpTargetIds',
+  'organization.targets',
+  'organization.excludeAccounts',
+  'overrides',
+  'overrides.[].ous',
+  'overrides.[].accounts',
   'notifications.subscriptions',
   'notifications.subscriptions.[].owners',
   'leakDetection.logGroups',
 ] as const;
+
+/**
+ * Every list and every other setting the schema has, by path, read from the schema: a setting added to the schema
+ * and not filled by largestConfig is named by the deployability check instead of being left at its default.
+ */
+export function schemaPaths(): { lists: string[]; settings: string[] } {
+  const lists: string[] = [];
+  const settings: string[] = [];
+  const walk = (schema: unknown, path: string) => {
+    const s = inner(schema);
+    if (s._zod.def.type === 'object') {
+      for (const [key, child] of Object.entries(s._zod.def.shape as Record<string, unknown>)) {
+        walk(child, path ? `${path}.${key}` : key);
+      }
+    } else if (s._zod.def.type === 'array') {
+      lists.push(path);
+      walk(s._zod.def.element, `${path}.[]`);
+    } else {
+      settings.push(path);
+    }
+  };
+  walk(ConfigSchema, '');
+  return { lists, settings };
+}
+
+/** The values at a path of a config: every item of a list (`[]`), so a setting of some items only is found. */
+export function valuesAt(config: unknown, path: string): unknown[] {
+  let current: unknown[] = [config];
+  for (const step of path.split('.')) {
+    current = current.flatMap((v) => {
+      if (step === '[]') return Array.isArray(v) ? v : [];
+      return v !== null && typeof v === 'object' && step in v ? [(v as Record<string, unknown>)[step]] : [];
+    });
+  }
+  return current;
+}
 
 /** A letter that is three bytes in UTF-8 (KATAKANA LETTER A, \p{L}). */
 const WIDE_LETTER = '\u30a2';
@@ -110,6 +151,11 @@ export function longestSchedule(max: number): string {
   }
   if (!best) throw new Error(`no schedule expression fits in ${max} characters`);
   return best;
+}
+
+/** The longest OU id Organizations writes (`ou-` + 32 + `-` + 32 characters), distinct per `tag`. */
+function ouId(tag: string): string {
+  return `ou-${padded(tag, 32, 'a')}-${'b'.repeat(32)}`;
 }
 
 /** An email address of exactly `length` characters, distinct per `index` (case-insensitively). */
@@ -180,6 +226,31 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
         return `ou-${first}-${'b'.repeat(scpTargetLength - 'ou-'.length - 32 - 1)}`;
       }),
     },
+    organization: {
+      id: padded('o-', Math.min(maxAt('organization.id'), 'o-'.length + 32), 'a'),
+      managementAccountId: '999988887777',
+      targets: Array.from({ length: maxAt('organization.targets') }, (_v, i) => ouId(`t${i}`)),
+      excludeAccounts: Array.from({ length: maxAt('organization.excludeAccounts') }, (_v, i) =>
+        String(100000000000 + i),
+      ),
+      memberRoleName: padded('KeyGuardMember', maxAt('organization.memberRoleName'), 'M'),
+      sweepConcurrency: maxAt('organization.sweepConcurrency'),
+    },
+    // The first override names accounts, the others OUs (longer): one override names either.
+    overrides: Array.from({ length: maxAt('overrides') }, (_v, i) => ({
+      ...(i === 0
+        ? {
+            accounts: Array.from({ length: maxAt('overrides.[].accounts') }, (_w, j) =>
+              String(200000000000 + j),
+            ),
+          }
+        : { ous: Array.from({ length: maxAt('overrides.[].ous') }, (_w, j) => ouId(`o${i}x${j}`)) }),
+      mode: 'enforce' as const,
+      maxAgeDays: maxAt('overrides.[].maxAgeDays'),
+      gracePeriodHours: maxAt('overrides.[].gracePeriodHours'),
+      allowLongTermKeys: false,
+      maxIdleDays: maxAt('overrides.[].maxIdleDays'),
+    })),
     notifications: {
       subscriptions: Array.from({ length: maxAt('notifications.subscriptions') }, (_v, i) => ({
         email: email(i, maxAt('notifications.subscriptions.[].email')),
@@ -197,13 +268,25 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
   };
 }
 
-/** The list at a path of a config (the first subscription's owners for the nested path). */
-export function arrayAt(config: ConfigInput, path: (typeof ARRAY_PATHS)[number]): unknown[] {
+/** The list at a path of a config (for a nested path, the first item's list that is there) and its path. */
+export function arrayAt(
+  config: ConfigInput,
+  path: (typeof ARRAY_PATHS)[number],
+): { list: unknown[]; at: (string | number)[] } {
   let cur: unknown = config;
-  for (const step of path.split('.')) {
-    if (step === '[]') cur = (cur as unknown[])[0];
-    else cur = (cur as Record<string, unknown>)[step];
+  const at: (string | number)[] = [];
+  const steps = path.split('.');
+  for (const [n, step] of steps.entries()) {
+    if (step === '[]') {
+      const next = steps[n + 1] as string;
+      const i = (cur as Record<string, unknown>[]).findIndex((item) => next in item);
+      at.push(i);
+      cur = (cur as unknown[])[i];
+    } else {
+      at.push(step);
+      cur = (cur as Record<string, unknown>)[step];
+    }
   }
   if (!Array.isArray(cur)) throw new Error(`${path} is not a list in this config`);
-  return cur;
+  return { list: cur, at };
 }
