@@ -244,3 +244,29 @@ describe('MemberAccess', () => {
     expect(a.roleArnFor(MEMBER_A)).toBe(`arn:aws-cn:iam::${MEMBER_A}:role/KeyGuardMemberTest`);
   });
 });
+
+describe('MemberAccess retries', () => {
+  it("retries throttling with the SDK's standard mode: member IAM clients and the default STS client alike", async () => {
+    // Prepare
+    answerAssumeRole(() => T0);
+    const a = new MemberAccess({
+      organization,
+      hubAccountId: HUB,
+      functionName: 'sweep',
+      hubIam: new IAMClient({ region: 'us-east-1' }),
+      now: () => T0,
+    });
+
+    // Act
+    const member = await a.iamFor(MEMBER_A);
+    const stsClient = sts.commandCalls(AssumeRoleCommand)[0]?.thisValue as STSClient;
+
+    // Assess
+    for (const client of [member, stsClient]) {
+      expect(await client.config.maxAttempts()).toBe(6);
+      const mode = client.config.retryMode as unknown;
+      expect(typeof mode === 'function' ? await (mode as () => Promise<string>)() : mode).toBe('standard');
+    }
+    expect(await member.config.region()).toBe('us-east-1');
+  });
+});
