@@ -1,13 +1,8 @@
-import {
-  DescribeAccountCommand,
-  ListParentsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
-import { STSClient } from '@aws-sdk/client-sts';
+import { DescribeAccountCommand, type OrganizationsClient } from '@aws-sdk/client-organizations';
 import type { AccountPlacement } from '../domain/org-policy';
 import type { OrganizationConfig } from '../shared/config';
-import { IAM_REGION, SDK_MAX_ATTEMPTS } from './clients';
-import { AssumedRoleCredentials, sessionNameFor } from './member-access';
+import { sessionNameFor } from './member-access';
+import { isActive, ORG_READER_ROLE_ENV, organizationsClient, ouPathOf } from './organizations';
 
 /**
  * Where an account sits in the organization (issue 12): its OUs from the root down (Organizations ListParents,
@@ -18,7 +13,7 @@ import { AssumedRoleCredentials, sessionNameFor } from './member-access';
  * costs a few calls an hour; an account that is not a member is asked again after five minutes (it may be joining).
  */
 
-export const ORG_READER_ENV = 'ORG_READER_ROLE_ARN';
+export const ORG_READER_ENV = ORG_READER_ROLE_ENV;
 
 /** How long an account's place is trusted; an account moved to another OU is decided by its new OU after that. */
 export const PLACEMENT_TTL_MS = 3_600_000;
@@ -27,21 +22,16 @@ export const NOT_MEMBER_TTL_MS = 5 * 60_000;
 
 /** Organizations' answer for one account. */
 export interface AccountInOrganization extends AccountPlacement {
-  /** The root (r-…) the path starts from. */
-  rootId: string;
   /** The account's name; null when Organizations gives none. */
   name: string | null;
-  /** ACTIVE, SUSPENDED, PENDING_CLOSURE, CLOSED…; null when Organizations gives none. */
-  state: string | null;
+  /** Whether Organizations reports the account ACTIVE (organizations.ts isActive). */
+  active: boolean;
 }
 
 export interface AccountLocator {
   /** The account's place in the organization, or null when it is not a member of it. */
   locate(accountId: string): Promise<AccountInOrganization | null>;
 }
-
-/** OUs are nested at most five levels deep (Organizations quotas): a longer walk is a loop, not an organization. */
-const MAX_DEPTH = 10;
 
 function isNotFound(err: unknown): boolean {
   const name = (err as { name?: unknown } | null)?.name;
@@ -91,29 +81,15 @@ export class OrgPlacement implements AccountLocator {
 
   private async read(accountId: string): Promise<AccountInOrganization | null> {
     const org = this.options.organizations;
-    const ous: string[] = [];
-    let child = accountId;
-    let rootId: string | null = null;
     try {
-      for (let depth = 0; depth < MAX_DEPTH && rootId === null; depth += 1) {
-        const res = await org.send(new ListParentsCommand({ ChildId: child }));
-        // An account and an OU have exactly one parent.
-        const parent = res.Parents?.[0];
-        if (!parent?.Id) throw new Error(`Organizations ListParents gave no parent for ${child}`);
-        if (parent.Type === 'ROOT') rootId = parent.Id;
-        else {
-          ous.unshift(parent.Id);
-          child = parent.Id;
-        }
-      }
-      if (rootId === null) throw new Error(`account ${accountId}: OU path deeper than ${MAX_DEPTH} levels`);
+      // The same walk as the sweep's listing (organizations.ts), so both place an account alike.
+      const ouPath = await ouPathOf(org, accountId);
       const { Account } = await org.send(new DescribeAccountCommand({ AccountId: accountId }));
       return {
         accountId,
-        ouPath: ous,
-        rootId,
+        ouPath,
         name: Account?.Name ?? null,
-        state: Account?.State ?? null,
+        active: Account ? isActive(Account) : false,
       };
     } catch (err) {
       if (isNotFound(err)) return null;
@@ -135,31 +111,15 @@ export function ungovernedReason(
   if (accountId === hubAccountId) return null;
   if (organization.excludeAccounts.includes(accountId)) return 'excluded (organization.excludeAccounts)';
   if (!found) return `not a member of organization ${organization.id}`;
-  const under = [found.rootId, ...found.ouPath];
-  if (!organization.targets.some((t) => under.includes(t))) {
-    return `not under organization.targets (its path: ${under.join('/')})`;
+  // An organization has one root: a root target covers every member.
+  if (!organization.targets.some((t) => t.startsWith('r-') || found.ouPath.includes(t))) {
+    return `not under organization.targets (its OU path: ${found.ouPath.join('/') || '(directly under the root)'})`;
   }
-  if (found.state !== null && found.state !== 'ACTIVE') return `account state ${found.state}, not ACTIVE`;
+  if (!found.active) return 'not ACTIVE in Organizations';
   return null;
-}
-
-/**
- * The Organizations client the hub reads with: through the reader role when one is given (session
- * `keyguard-<function>`, credentials cached until five minutes before expiry), else the function's own credentials.
- */
-export function organizationsClient(
-  readerRoleArn: string | null,
-  functionName: string,
-  sts: STSClient = new STSClient({ maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' }),
-): OrganizationsClient {
-  const base = { region: IAM_REGION, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' } as const;
-  if (!readerRoleArn) return new OrganizationsClient(base);
-  const reader = new AssumedRoleCredentials(sts, readerRoleArn, sessionNameFor(functionName));
-  return new OrganizationsClient({ ...base, credentials: () => reader.get() });
 }
 
 /** The placement reader of a hub function, from ORG_READER_ROLE_ARN (absent: the hub reads Organizations itself). */
 export function orgPlacementFromEnv(env: NodeJS.ProcessEnv, functionName: string): OrgPlacement {
-  const reader = env[ORG_READER_ENV]?.trim() || null;
-  return new OrgPlacement({ organizations: organizationsClient(reader, functionName) });
+  return new OrgPlacement({ organizations: organizationsClient(env, sessionNameFor(functionName)) });
 }

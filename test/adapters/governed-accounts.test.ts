@@ -8,7 +8,6 @@ import { type OrgSettings, OrgSettingsSchema, parseConfig, policyVersion } from 
 
 const HUB = '999999999999';
 const MEMBER = '333333333333';
-const ROOT = 'r-ab12';
 const OU = 'ou-ab12-workload';
 const OU_SANDBOX = 'ou-ab12-sandbox1';
 
@@ -44,10 +43,9 @@ function accountsWith(settings: OrgSettings, locator: AccountLocator): GovernedA
 
 const placed = (accountId: string, ouPath: string[]): AccountInOrganization => ({
   accountId,
-  rootId: ROOT,
   ouPath,
   name: `name-${accountId}`,
-  state: 'ACTIVE',
+  active: true,
 });
 
 describe('GovernedAccounts', () => {

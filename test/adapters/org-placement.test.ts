@@ -9,7 +9,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import {
   NOT_MEMBER_TTL_MS,
   OrgPlacement,
-  organizationsClient,
+  orgPlacementFromEnv,
   PLACEMENT_TTL_MS,
   ungovernedReason,
 } from '../../lambda/adapters/org-placement';
@@ -67,10 +67,9 @@ describe('OrgPlacement', () => {
     // Assess
     expect(found).toEqual({
       accountId: ACCOUNT,
-      rootId: ROOT,
       ouPath: [OU_TOP, OU_SANDBOX],
       name: 'sandbox-team-a',
-      state: 'ACTIVE',
+      active: true,
     });
     expect(orgs.commandCalls(ListParentsCommand).map((c) => c.args[0].input.ChildId)).toEqual([
       ACCOUNT,
@@ -129,9 +128,11 @@ describe('OrgPlacement', () => {
       },
     });
     const reader = 'arn:aws:iam::111111111111:role/BedrockKeyGuardOrgReader';
-    const client = organizationsClient(reader, 'credential-event', new STSClient({}));
+    const placement = orgPlacementFromEnv({ ORG_READER_ROLE_ARN: reader }, 'credential-event');
 
     // Act
+    await placement.locate(ACCOUNT);
+    const client = orgs.commandCalls(ListParentsCommand)[0]?.thisValue as OrganizationsClient;
     const creds = await (client.config.credentials as () => Promise<{ accessKeyId: string }>)();
 
     // Assess
@@ -145,17 +146,17 @@ describe('OrgPlacement', () => {
 });
 
 describe('ungovernedReason', () => {
-  const under = {
-    accountId: ACCOUNT,
-    rootId: ROOT,
-    ouPath: [OU_TOP, OU_SANDBOX],
-    name: null,
-    state: 'ACTIVE',
-  };
+  const under = { accountId: ACCOUNT, ouPath: [OU_TOP, OU_SANDBOX], name: null, active: true };
 
   it('governs an ACTIVE member under a target (nested OUs included) and the hub always', () => {
     expect(ungovernedReason(organization, '999999999999', ACCOUNT, under)).toBeNull();
     expect(ungovernedReason(organization, '999999999999', '999999999999', null)).toBeNull();
+  });
+
+  it('governs every ACTIVE member, even one directly under the root, when a target is the root', () => {
+    const wholeOrg = { ...organization, targets: [ROOT] };
+    expect(ungovernedReason(wholeOrg, '9', ACCOUNT, { ...under, ouPath: [] })).toBeNull();
+    expect(ungovernedReason(wholeOrg, '9', ACCOUNT, null)).toBe('not a member of organization o-a1b2c3d4e5');
   });
 
   it('refuses excluded accounts, non-members, accounts outside the targets and accounts not ACTIVE', () => {
@@ -168,8 +169,8 @@ describe('ungovernedReason', () => {
     expect(
       ungovernedReason(organization, '9', ACCOUNT, { ...under, ouPath: ['ou-ab12-elsewhere'] }),
     ).toContain('not under organization.targets');
-    expect(ungovernedReason(organization, '9', ACCOUNT, { ...under, state: 'SUSPENDED' })).toBe(
-      'account state SUSPENDED, not ACTIVE',
+    expect(ungovernedReason(organization, '9', ACCOUNT, { ...under, active: false })).toBe(
+      'not ACTIVE in Organizations',
     );
   });
 });
