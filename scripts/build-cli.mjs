@@ -38,6 +38,13 @@ export const EXTERNAL = ['dynalite'];
 /** Packages the project imports whose code goes to dist/vendor.js and runs only on first use of an export. */
 const LAZY = /^(@aws-sdk\/|@smithy\/|cli-progress$)/;
 
+/**
+ * Node built-ins that Node does not load at start itself, loaded on first use too: at the top of the bundle
+ * they would cost a fifth of the start (crypto, child_process, worker_threads, zlib and what they pull in).
+ */
+const LAZY_BUILTIN =
+  /^node:(buffer|child_process|crypto|fs\/promises|net|os|stream|string_decoder|util|worker_threads|zlib)$/;
+
 const COMMON = {
   absWorkingDir: ROOT,
   bundle: true,
@@ -49,8 +56,8 @@ const COMMON = {
   sourcesContent: false,
   // KEYGUARD_BUILD_MINIFY=0 keeps names and layout readable, for profiling (node --cpu-prof).
   minify: process.env.KEYGUARD_BUILD_MINIFY !== '0',
-  // Class and function names stay readable in errors (e.g. the SDK's error names, `err.name` checks).
-  keepNames: true,
+  // No keepNames: it wraps every function and class in a naming call at load (a tenth of the start); error
+  // names the code checks are set explicitly (`this.name = …`, the SDK's exception names), as in the Lambda bundles.
   external: EXTERNAL,
   logLevel: 'warning',
 };
@@ -74,7 +81,8 @@ function namedImports(source, pkg) {
 
 /**
  * esbuild plugin for the main bundles: an import of a LAZY package from project code resolves to a small module
- * whose exports are getters that load dist/vendor.js, and the package in it, on first access. Only the names the
+ * whose exports are getters that load dist/vendor.js, and the package in it, on first access (a LAZY_BUILTIN: the
+ * built-in module, on first access). Only the names the
  * project imports get a getter (a getter per export of every SDK client would itself cost tens of milliseconds
  * at start): they are read from the importing files and checked against the package's real exports (type-only
  * names are dropped); an import the pattern does not understand fails the build rather than leave a name out.
@@ -83,11 +91,19 @@ function lazyPackages(used) {
   return {
     name: 'keyguard-lazy-packages',
     setup(build) {
-      build.onResolve({ filter: LAZY }, (args) => {
-        if (args.importer.includes('/node_modules/')) {
+      const lazy = new RegExp(`${LAZY.source}|${LAZY_BUILTIN.source}`);
+      build.onResolve({ filter: lazy }, (args) => {
+        // The small modules' own require of the built-in: left to esbuild (external, as every built-in).
+        if (args.namespace === 'lazy') return undefined;
+        const builtin = LAZY_BUILTIN.test(args.path);
+        if (!builtin && args.importer.includes('/node_modules/')) {
           throw new Error(
             `${args.importer} imports ${args.path}: it would be bundled twice (main and vendor)`,
           );
+        }
+        // A package's own require of a built-in (commander's child_process): getters for all its exports.
+        if (builtin && args.importer.includes('/node_modules/')) {
+          return { path: `${args.path}|*`, namespace: 'lazy', pluginData: null };
         }
         if (args.kind !== 'import-statement') {
           throw new Error(
@@ -100,7 +116,7 @@ function lazyPackages(used) {
             `${args.importer}: no import { … } from '${args.path}' found (the CLI build needs the names)`,
           );
         }
-        used.add(args.path);
+        if (!builtin) used.add(args.path);
         // One small module per importing file, with that file's names (the vendor bundle loads each package once).
         return {
           path: `${args.path}|${relative(ROOT, args.importer)}`,
@@ -115,10 +131,14 @@ function lazyPackages(used) {
       build.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => {
         const pkg = args.path.slice(0, args.path.indexOf('|'));
         const real = rootRequire(pkg);
-        const exported = [...new Set(args.pluginData)].filter((n) => n in real).sort();
+        const exported = args.pluginData
+          ? [...new Set(args.pluginData)].filter((n) => n in real).sort()
+          : Object.keys(real).filter((n) => n !== 'default');
         const contents = [
           'let real;',
-          `const load = () => real ?? (real = require('./vendor.js')[${JSON.stringify(pkg)}]());`,
+          LAZY_BUILTIN.test(pkg)
+            ? `const load = () => real ?? (real = require(${JSON.stringify(pkg)}));`
+            : `const load = () => real ?? (real = require('./vendor.js')[${JSON.stringify(pkg)}]());`,
           `for (const name of ${JSON.stringify(exported)})`,
           '  Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] });',
           "Object.defineProperty(exports, '__esModule', { value: true });",
