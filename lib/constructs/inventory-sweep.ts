@@ -55,6 +55,12 @@ export interface InventorySweepProps {
   readonly usageTable?: dynamodb.ITable;
   /** Handler file relative to the repository root. @default 'lambda/handlers/sweep.ts' */
   readonly entry?: string;
+  /**
+   * Whether the schedules invoke the function. False in organization mode: the function then consumes the sweep
+   * queue (OrgSweep), whose scheduler function runs on `sweep.schedule`, and a paused sweep re-enqueues its account.
+   * @default true
+   */
+  readonly scheduled?: boolean;
 }
 
 /**
@@ -75,12 +81,12 @@ export class InventorySweep extends Construct {
   public readonly stateTable: dynamodb.Table;
   /** Failed deliveries of both schedules and failed asynchronous invocations of the function. */
   public readonly failureQueue: sqs.IQueue;
-  /** The configured sweep schedule. */
-  public readonly schedule: scheduler.Schedule;
-  /** The 5-minute continuation schedule. */
-  public readonly continuation: scheduler.Schedule;
+  /** The configured sweep schedule (absent in organization mode). */
+  public readonly schedule?: scheduler.Schedule;
+  /** The 5-minute continuation schedule (absent in organization mode). */
+  public readonly continuation?: scheduler.Schedule;
   /** The role EventBridge Scheduler assumes to invoke the function and write to the dead-letter queue. */
-  public readonly schedulerRole: iam.Role;
+  public readonly schedulerRole?: iam.Role;
   public readonly keyguardFunction: KeyguardFunction;
 
   constructor(scope: Construct, id: string, props: InventorySweepProps) {
@@ -189,17 +195,19 @@ export class InventorySweep extends Construct {
     acknowledgeGeneratedKmsGrants(this.role);
 
     // --- Schedules -----------------------------------------------------------------------------------------------
-    this.schedulerRole = new iam.Role(this, 'SchedulerRole', {
+    if (props.scheduled === false) return;
+    const schedulerRole = new iam.Role(this, 'SchedulerRole', {
       assumedBy: new iam.ServicePrincipal('scheduler.amazonaws.com', {
         conditions: { StringEquals: { 'aws:SourceAccount': stack.account } },
       }),
       description: `EventBridge Scheduler invoking ${this.node.path}`,
     });
     // The dead-letter queue is KMS-encrypted: Scheduler writes to it with this role.
-    failures.encryptionKey.grant(this.schedulerRole, 'kms:GenerateDataKey', 'kms:Decrypt');
+    this.schedulerRole = schedulerRole;
+    failures.encryptionKey.grant(schedulerRole, 'kms:GenerateDataKey', 'kms:Decrypt');
     const target = (input: Record<string, unknown>) =>
       new targets.LambdaInvoke(this.function, {
-        role: this.schedulerRole,
+        role: schedulerRole,
         input: scheduler.ScheduleTargetInput.fromObject(input),
         deadLetterQueue: this.failureQueue,
         retryAttempts: 2,
@@ -217,7 +225,7 @@ export class InventorySweep extends Construct {
       target: target({ continue: true }),
       timeWindow: scheduler.TimeWindow.off(),
     });
-    const schedulerPolicy = this.schedulerRole.node.tryFindChild('DefaultPolicy');
+    const schedulerPolicy = schedulerRole.node.tryFindChild('DefaultPolicy');
     if (schedulerPolicy) {
       Validations.of(schedulerPolicy).acknowledge({
         id: `AwsSolutions-IAM5[Resource::<${Stack.of(this).getLogicalId(
