@@ -24,6 +24,11 @@ import { DEFAULT_READ_LIMITS, type InputFile, messageOf, type ReadLimits } from 
  * it was reading are given to a worker again, unread.
  */
 
+/**
+ * The worker's entry beside this code: from source, lambda/cli/archive-worker.js (registers tsx, then loads the
+ * TypeScript worker); from the built CLI, whose __dirname is dist/, dist/archive-worker.js (the worker's own
+ * bundle, scripts/build-cli.mjs).
+ */
 const WORKER_ENTRY = join(__dirname, 'archive-worker.js');
 /** Files queued per worker, so a worker never waits for the main thread between two files. */
 const PER_WORKER = 2;
