@@ -2,7 +2,7 @@ import { Stack, type StackProps, Validations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type { Construct } from 'constructs';
 import type { Config, OrganizationConfig } from '../lambda/shared/config';
-import { hubRoleArns, ORG_READER_ROLE_NAME } from './constructs/org-roles';
+import { ORG_READER_ROLE_NAME, readerTrustedRoleArns } from './constructs/org-roles';
 import { trustOnly } from './constructs/org-spoke-parts';
 import { OrgSpokeStackSet } from './constructs/org-spoke-stack-set';
 
@@ -32,7 +32,7 @@ export interface OrgStackProps extends StackProps {
 /**
  * Organization mode, management account: `BedrockKeyGuardOrgReader`, a read-only Organizations role (Organizations
  * answers only the management account and delegated administrators) trusted by the exact ARNs of the hub's deciding
- * roles, while they are principals of the organization. Deploy after the hub: IAM refuses a trust policy naming a
+ * roles and of the organization sweep's scheduler role, while they are principals of the organization. Deploy after the hub: IAM refuses a trust policy naming a
  * role that does not exist yet.
  */
 export class ManagementStack extends Stack {
@@ -60,7 +60,11 @@ export class ManagementStack extends Stack {
         }),
       },
     });
-    trustOnly(this.readerRole, hubRoleArns(this, props.config, props.hubAccountId), props.organization.id);
+    trustOnly(
+      this.readerRole,
+      readerTrustedRoleArns(this, props.config, props.hubAccountId),
+      props.organization.id,
+    );
     Validations.of(this.readerRole).acknowledge({
       id: 'AwsSolutions-IAM5[Resource::*]',
       reason:

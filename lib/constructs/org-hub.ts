@@ -7,7 +7,13 @@ import { Construct } from 'constructs';
 import { type Config, type OrganizationConfig, orgSettings } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
 import { CredentialEventRule } from './credential-event-rule';
-import { HUB_ROLE_NAMES, type HubDecider, ORG_READER_ROLE_NAME, roleArn } from './org-roles';
+import {
+  HUB_ROLE_NAMES,
+  HUB_SCHEDULER_ROLE_NAME,
+  type HubDecider,
+  ORG_READER_ROLE_NAME,
+  roleArn,
+} from './org-roles';
 
 /** The SSM parameter that holds the organization settings (JSON of orgSettings(config)). */
 export const ORG_SETTINGS_PARAMETER_NAME = '/bedrock-key-guard/organization-settings';
@@ -117,5 +123,16 @@ export class OrgHub extends Construct {
           "member role's trust policy names this role's exact ARN as well.",
       });
     }
+  }
+
+  /**
+   * Names the organization sweep's scheduler role `BedrockKeyGuard-SweepScheduler`, the name the management account's
+   * reader role trusts (org-roles.ts readerTrustedRoleArns). Its grants (sts:AssumeRole on the reader role,
+   * ORG_READER_ROLE_ARN) are the org sweep construct's own.
+   */
+  public addOrganizationsReader(role: iam.IRole): void {
+    if (!(role instanceof iam.Role))
+      throw new Error('OrgHub: the scheduler role must be an iam.Role created by the stack');
+    (role.node.defaultChild as iam.CfnRole).roleName = HUB_SCHEDULER_ROLE_NAME;
   }
 }

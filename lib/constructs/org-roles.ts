@@ -23,6 +23,12 @@ export const HUB_ROLE_NAMES = {
 export type HubDecider = keyof typeof HUB_ROLE_NAMES;
 
 /**
+ * The hub role that reads Organizations but never acts in a member account: the organization sweep's scheduler
+ * function (lists the governed accounts, queues one message each). Trusted by the reader role, not the member role.
+ */
+export const HUB_SCHEDULER_ROLE_NAME = 'BedrockKeyGuard-SweepScheduler';
+
+/**
  * The hub functions that call IAM in a governed account, hence assume the member role and read the organization:
  * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups, key-usage
  * when `usage.regions` lists regions (the hub stack creates those functions under the same conditions). The
@@ -49,4 +55,12 @@ export function roleArn(scope: Construct, account: string, name: string): string
 /** The exact ARNs of the hub's deciding roles, for the trust policies of the member and reader roles. */
 export function hubRoleArns(scope: Construct, config: Config, hubAccountId: string): string[] {
   return hubDeciders(config).map((d) => roleArn(scope, hubAccountId, HUB_ROLE_NAMES[d]));
+}
+
+/**
+ * The exact ARNs the management account's reader role trusts: every deciding role (they find an account's OU path for
+ * its overrides) and the organization sweep's scheduler role (org-hub.ts OrgHub.addOrganizationsReader names it).
+ */
+export function readerTrustedRoleArns(scope: Construct, config: Config, hubAccountId: string): string[] {
+  return [...hubRoleArns(scope, config, hubAccountId), roleArn(scope, hubAccountId, HUB_SCHEDULER_ROLE_NAME)];
 }

@@ -1,7 +1,7 @@
 // @cloud-copilot/iam-simulate is AGPL: a devDependency imported only by tests.
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { Template } from 'aws-cdk-lib/assertions';
-import { HUB_ROLE_NAMES } from '../../lib/constructs/org-roles';
+import { HUB_ROLE_NAMES, HUB_SCHEDULER_ROLE_NAME } from '../../lib/constructs/org-roles';
 import { build, resourcesOf, type Statement, writeConfig } from './helpers';
 import { HUB, MANAGEMENT, MEMBER, ORG_CONFIG, ORG_ID, OUTSIDE } from './org-support';
 
@@ -280,6 +280,25 @@ describe('Organizations reader role (management stack)', () => {
     expect(
       await assume(`arn:aws:iam::${OUTSIDE}:role/${HUB_ROLE_NAMES.sweep}`, OTHER_ORG, ALLOW_ALL),
     ).not.toBe('Allowed');
+  });
+
+  test("iam-simulate: the organization sweep's scheduler role may assume it, and not the member role", async () => {
+    const scheduler = hubRole(HUB_SCHEDULER_ROLE_NAME);
+    const identity = {
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: [READER_ROLE, MEMBER_ROLE] }],
+    };
+    expect(await assume(scheduler, ORG_ID, identity)).toBe('Allowed');
+    const member = await simulate({
+      principal: scheduler,
+      action: 'sts:AssumeRole',
+      resource: MEMBER_ROLE,
+      resourceAccount: MEMBER,
+      identity,
+      resourcePolicy: memberTrust,
+      context: { 'aws:PrincipalOrgID': ORG_ID, 'aws:ResourceOrgID': ORG_ID },
+    });
+    expect(member).not.toBe('Allowed');
   });
 
   test('iam-simulate: it reads the organization and changes nothing', async () => {

@@ -5,7 +5,7 @@ import { orgSettings, parseConfig } from '../../lambda/shared/config';
 import { CREDENTIAL_EVENT_PATTERN } from '../../lib/constructs/credential-event-rule';
 import { GOVERNANCE_BUS_NAME } from '../../lib/constructs/governance-bus';
 import { ORG_SETTINGS_PARAMETER_NAME } from '../../lib/constructs/org-hub';
-import { HUB_ROLE_NAMES } from '../../lib/constructs/org-roles';
+import { HUB_ROLE_NAMES, HUB_SCHEDULER_ROLE_NAME } from '../../lib/constructs/org-roles';
 import {
   MEMBER_ACCOUNT_READS,
   MEMBER_GROUP_READS,
@@ -215,13 +215,23 @@ describe('hub in organization mode', () => {
     },
   );
 
-  test('no other function gets organization access or a fixed role name', () => {
-    const named = Object.values(roles).filter((r) => r.Properties.RoleName !== undefined);
-    expect(named.map((r) => r.Properties.RoleName).sort()).toEqual(Object.values(HUB_ROLE_NAMES).sort());
-    const withOrgEnv = Object.keys(functions).filter((id) =>
-      JSON.stringify(functions[id]?.Properties.Environment ?? {}).includes('ORG_SETTINGS_PARAMETER'),
+  test('no other function gets organization settings or a fixed role name (beyond the org sweep scheduler)', () => {
+    // The deciding roles, and the organization sweep's scheduler role once OrgHub.addOrganizationsReader names it.
+    const named = Object.values(roles)
+      .map((r) => r.Properties.RoleName)
+      .filter((n) => n !== undefined && n !== HUB_SCHEDULER_ROLE_NAME);
+    expect(named.sort()).toEqual(Object.values(HUB_ROLE_NAMES).sort());
+    const withOrgEnv = Object.keys(functions).filter(
+      (id) =>
+        JSON.stringify(functions[id]?.Properties.Environment ?? {}).includes('ORG_SETTINGS_PARAMETER') &&
+        !id.startsWith('OrganizationSweep'),
     );
-    expect(withOrgEnv).toHaveLength(4);
+    expect(withOrgEnv.map((id) => deciders.find(([, prefix]) => id.startsWith(prefix))?.[0]).sort()).toEqual([
+      'credentialEvent',
+      'keyUsage',
+      'leak',
+      'sweep',
+    ]);
   });
 
   test('cdk-nag: the hub in organization mode has no unacknowledged finding', () => {
@@ -496,7 +506,11 @@ describe('management stack', () => {
     expect(trust.Statement).toHaveLength(1);
     expect(trust.Statement[0]?.Condition).toEqual({ StringEquals: { 'aws:PrincipalOrgID': ORG_ID } });
     expect(JSON.stringify(trust.Statement[0]?.Principal)).not.toMatch(/:root/);
-    expect(((trust.Statement[0] as Statement).Principal as { AWS: unknown[] }).AWS).toHaveLength(4);
+    expect(((trust.Statement[0] as Statement).Principal as { AWS: unknown[] }).AWS).toEqual(
+      [...Object.values(HUB_ROLE_NAMES), HUB_SCHEDULER_ROLE_NAME].map((n) =>
+        partitionArn(`:iam::${HUB}:role/${n}`),
+      ),
+    );
     expect(role.Properties.Policies).toEqual([
       {
         PolicyName: 'OrganizationsRead',
