@@ -62,12 +62,17 @@ const COMMON = {
   logLevel: 'warning',
 };
 
-/** `import { a, type B, c as d } from 'pkg'` (also `import type {…}`, and across lines). */
+/**
+ * The names of `import { a, type B, c as d } from 'pkg'` statements (also `import type {…}`, across lines) in a
+ * source, with how many such statements there are and how many times the source names the package at all.
+ */
 function namedImports(source, pkg) {
   const quoted = pkg.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
   const re = new RegExp(`import\\s+(?:type\\s+)?\\{([^}]*)\\}\\s*from\\s*['"]${quoted}['"]`, 'g');
   const names = [];
+  let statements = 0;
   for (const m of source.matchAll(re)) {
+    statements += 1;
     for (const spec of m[1].split(',')) {
       const name = spec
         .trim()
@@ -76,16 +81,18 @@ function namedImports(source, pkg) {
       if (name) names.push(name);
     }
   }
-  return names;
+  const mentions = source.match(new RegExp(`['"]${quoted}['"]`, 'g'))?.length ?? 0;
+  return { names, statements, mentions };
 }
 
 /**
  * esbuild plugin for the main bundles: an import of a LAZY package from project code resolves to a small module
  * whose exports are getters that load dist/vendor.js, and the package in it, on first access (a LAZY_BUILTIN: the
- * built-in module, on first access). Only the names the
- * project imports get a getter (a getter per export of every SDK client would itself cost tens of milliseconds
- * at start): they are read from the importing files and checked against the package's real exports (type-only
- * names are dropped); an import the pattern does not understand fails the build rather than leave a name out.
+ * built-in module, on first access). Where a file only has `import { … } from` statements for the package, only
+ * the names it imports get a getter (one per export of every SDK client would itself cost tens of milliseconds
+ * at start), read from the file and checked against the package's real exports (type-only names are dropped);
+ * any other form of import in that file gets a getter for every export. A package in node_modules that imports a
+ * LAZY package fails the build: it would otherwise be bundled twice.
  */
 function lazyPackages(used) {
   return {
@@ -105,18 +112,14 @@ function lazyPackages(used) {
         if (builtin && args.importer.includes('/node_modules/')) {
           return { path: `${args.path}|*`, namespace: 'lazy', pluginData: null };
         }
-        if (args.kind !== 'import-statement') {
-          throw new Error(
-            `${args.importer}: ${args.kind} of ${args.path}; the CLI build expects import { … } from`,
-          );
-        }
-        const found = namedImports(readFileSync(args.importer, 'utf8'), args.path);
-        if (found.length === 0) {
-          throw new Error(
-            `${args.importer}: no import { … } from '${args.path}' found (the CLI build needs the names)`,
-          );
-        }
         if (!builtin) used.add(args.path);
+        // Only `import { … } from` in the importing file: getters for the names it imports. Any other form there
+        // (namespace, default, require, re-export, dynamic import): getters for every export, slower but complete.
+        const named =
+          args.kind === 'import-statement'
+            ? namedImports(readFileSync(args.importer, 'utf8'), args.path)
+            : null;
+        const found = named && named.statements === named.mentions ? named.names : null;
         // One small module per importing file, with that file's names (the vendor bundle loads each package once).
         return {
           path: `${args.path}|${relative(ROOT, args.importer)}`,
@@ -133,7 +136,7 @@ function lazyPackages(used) {
         const real = rootRequire(pkg);
         const exported = args.pluginData
           ? [...new Set(args.pluginData)].filter((n) => n in real).sort()
-          : Object.keys(real).filter((n) => n !== 'default');
+          : Object.keys(real).filter((n) => n !== '__esModule');
         const contents = [
           'let real;',
           LAZY_BUILTIN.test(pkg)
@@ -141,7 +144,8 @@ function lazyPackages(used) {
             : `const load = () => real ?? (real = require('./vendor.js')[${JSON.stringify(pkg)}]());`,
           `for (const name of ${JSON.stringify(exported)})`,
           '  Object.defineProperty(exports, name, { enumerable: true, get: () => load()[name] });',
-          "Object.defineProperty(exports, '__esModule', { value: true });",
+          // As the real module: with __esModule, a default import is its `default`, else the module itself.
+          real.__esModule ? "Object.defineProperty(exports, '__esModule', { value: true });" : '',
         ].join('\n');
         return { contents, loader: 'js', resolveDir: ROOT };
       });

@@ -159,11 +159,13 @@ describe('bin/keyguard.js with the built CLI (dist/)', () => {
     for (const f of ['package.json', 'bin/keyguard.js', 'bin/keyguard.ts', 'lambda', 'examples'])
       cpSync(join(REPO, f), join(stage, f), { recursive: true });
     symlinkSync(join(REPO, 'node_modules'), join(stage, 'node_modules'));
-    // Reports, at exit, how many TypeScript modules the process loaded (through tsx): none from the bundle.
+    // Reports, at exit, how many TypeScript modules the process loaded (through tsx: none from the bundle), and
+    // whether it loaded dist/vendor.js (the AWS SDK).
     writeFileSync(
       join(stage, 'probe.js'),
       `process.on('exit', () => process.stderr.write('\\n${PROBE_MARK}' + ` +
-        `Object.keys(require.cache).filter((f) => f.endsWith('.ts')).length + '\\n'));\n`,
+        `Object.keys(require.cache).filter((f) => f.endsWith('.ts')).length + ' ' + ` +
+        `Object.keys(require.cache).some((f) => f.endsWith('vendor.js')) + '\\n'));\n`,
     );
     const build = spawnSync(
       process.execPath,
@@ -179,12 +181,13 @@ describe('bin/keyguard.js with the built CLI (dist/)', () => {
       ['-r', join(stage, 'probe.js'), join(root, 'bin', 'keyguard.js'), ...args],
       { cwd: root, encoding: 'utf8', env: { ...process.env }, timeout: 60_000 },
     );
-    const probe = new RegExp(`\\n${PROBE_MARK}(\\d+)\\n$`).exec(r.stderr);
+    const probe = new RegExp(`\\n${PROBE_MARK}(\\d+) (true|false)\\n$`).exec(r.stderr);
     return {
       status: r.status,
       stdout: r.stdout,
       stderr: probe ? r.stderr.slice(0, probe.index) : r.stderr,
       tsModules: probe ? Number(probe[1]) : Number.NaN,
+      sdkLoaded: probe?.[2] === 'true',
     };
   }
 
@@ -214,6 +217,21 @@ describe('bin/keyguard.js with the built CLI (dist/)', () => {
     expect(jsonLines(replay.stdout)).toHaveLength(15);
     expect(replay.stderr).toMatch(/^Files: 9 read, 0 with errors$/m);
     expect(replay.stderr).not.toMatch(/warning/i);
+  });
+
+  it('loads the AWS SDK (dist/vendor.js) only for a command that uses it', () => {
+    // Prepare
+    const dir = tempDir();
+    writeFileSync(join(dir, 'notes.txt'), 'no key here\n');
+
+    // Act
+    const help = keyguard(stage, '--help');
+    const scan = keyguard(stage, 'scan', dir);
+    const replay = keyguard(stage, 'replay', '--store', tempDir(), 'examples/events');
+
+    // Assess
+    expect([help.status, scan.status, replay.status]).toEqual([0, 0, 0]);
+    expect([help.sdkLoaded, scan.sdkLoaded, replay.sdkLoaded]).toEqual([false, false, true]);
   });
 
   it('writes the code cache after a run and survives a corrupt one, rewriting it', () => {
