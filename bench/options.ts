@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
  * win over the defaults.
  */
 
-export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep', 'scan', 'cli'] as const;
+export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep', 'org-sweep', 'scan', 'cli'] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -20,15 +20,21 @@ export interface BenchOptions {
   sweepUsers: number;
   /** Size of the generated scan corpus (source trees and logs with planted keys), in MiB. */
   scanMb: number;
+  /** Member accounts of the simulated organization the org-sweep bench sweeps. */
+  orgAccounts: number;
+  /** Bedrock keys in all, spread evenly over those accounts. */
+  orgKeys: number;
 }
 
-export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|scan|cli[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--scan-mb N]
+export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|org-sweep|scan|cli[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--org-accounts N] [--org-keys N] [--scan-mb N]
 
   --only          run only these benchmarks (repeatable or comma-separated; default: all)
   --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 2048: at least 2 GiB, as issue 6 asks)
   --replay-runs   runs of \`keyguard replay\` over the archive (env BENCH_REPLAY_RUNS; default 3)
   --require-runs  cold-start samples per bundle, and per CLI start-up command (env BENCH_REQUIRE_RUNS; default 15)
   --sweep-users   IAM users of the simulated account the sweep bench sweeps, 2 keys each (env BENCH_SWEEP_USERS; default 10000)
+  --org-accounts  member accounts of the simulated organization the org-sweep bench sweeps, 1% denying AssumeRole (env BENCH_ORG_ACCOUNTS; default 500)
+  --org-keys      Bedrock keys in all over those accounts (env BENCH_ORG_KEYS; default 20000)
   --scan-mb       size of the generated corpus \`keyguard scan\`, ripgrep and secretlint scan, in MiB (env BENCH_SCAN_MB; default 500)
 
 Peak RSS comes from /usr/bin/time -v when available; BENCH_NO_GNU_TIME=1 forces the in-process fallback.`;
@@ -79,6 +85,8 @@ export function parseBenchOptions(
     requireRuns: positiveInt('--require-runs', values['require-runs'] ?? env.BENCH_REQUIRE_RUNS, 15),
     sweepUsers: positiveInt('--sweep-users', values['sweep-users'] ?? env.BENCH_SWEEP_USERS, 10_000),
     scanMb: positiveInt('--scan-mb', values['scan-mb'] ?? env.BENCH_SCAN_MB, 500),
+    orgAccounts: positiveInt('--org-accounts', values['org-accounts'] ?? env.BENCH_ORG_ACCOUNTS, 500),
+    orgKeys: positiveInt('--org-keys', values['org-keys'] ?? env.BENCH_ORG_KEYS, 20_000),
   };
 }
 
@@ -94,6 +102,8 @@ function parse(argv: readonly string[]) {
       'require-runs': { type: 'string' },
       'sweep-users': { type: 'string' },
       'scan-mb': { type: 'string' },
+      'org-accounts': { type: 'string' },
+      'org-keys': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

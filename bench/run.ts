@@ -1,10 +1,12 @@
 import { availableParallelism, cpus, loadavg, platform, release, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { version as esbuildVersion } from 'esbuild';
+import { OrganizationSchema } from '../lambda/shared/config';
 import { runBundleBench } from './bundle.bench';
 import { buildCliForBench, runCliStartBench } from './cli-start.bench';
 import { runEvaluateBench } from './evaluate.bench';
 import { type BenchName, BenchUsageError, parseBenchOptions, USAGE } from './options';
+import { runOrgSweepBench } from './org-sweep.bench';
 import { runReplayBench } from './replay.bench';
 import { renderSection, type Section } from './report';
 import { runScanBench } from './scan.bench';
@@ -45,6 +47,13 @@ async function main(): Promise<number> {
     replay: () => runReplayBench({ archiveMb: options.archiveMb, runs: options.replayRuns }),
     bundle: () => runBundleBench({ requireRuns: options.requireRuns }),
     sweep: () => runSweepBench({ users: options.sweepUsers }),
+    // At the default organization.sweepConcurrency.
+    'org-sweep': () =>
+      runOrgSweepBench({
+        accounts: options.orgAccounts,
+        keys: options.orgKeys,
+        concurrency: OrganizationSchema.shape.sweepConcurrency.parse(undefined),
+      }),
     scan: () => runScanBench({ scanMb: options.scanMb }),
     cli: () => runCliStartBench({ runs: options.requireRuns }),
   };

@@ -288,7 +288,7 @@ class FakeIamEndpoint {
  * dynalite in a child process (in memory), so DynamoDB's work runs beside the sweep rather than on its thread,
  * as a remote service would; the tests use the in-process variant.
  */
-async function startChildDynalite(): Promise<EmbeddedDynamo> {
+export async function startChildDynalite(): Promise<EmbeddedDynamo> {
   const cli = require.resolve('dynalite/cli.js');
   const child = spawn(
     process.execPath,
