@@ -22,9 +22,9 @@
  * default: Node reads and parses a bundle's whole map when it loads the bundle, which would cost more than the
  * CLI's start itself.
  */
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 
@@ -153,10 +153,29 @@ function lazyPackages(used) {
   };
 }
 
-/** Builds the CLI into `outdir` (default dist/, emptied first); returns the esbuild metafiles. */
+/**
+ * Builds the CLI into `outdir` (default dist/, replaced whole); returns the esbuild metafiles. The build goes to a
+ * sibling folder first, then takes the place of the old one by two renames, so a CLI starting meanwhile finds
+ * either the old build or the new one (or, between the renames, none, and runs from source), never half of one.
+ */
 export async function buildCli({ outdir = DIST } = {}) {
-  rmSync(outdir, { recursive: true, force: true });
-  mkdirSync(outdir, { recursive: true });
+  const final = outdir;
+  const temp = `${final}.building-${process.pid}`;
+  rmSync(temp, { recursive: true, force: true });
+  mkdirSync(temp, { recursive: true });
+  try {
+    const metafiles = await buildInto(temp);
+    const old = `${final}.old-${process.pid}`;
+    if (existsSync(final)) renameSync(final, old);
+    renameSync(temp, final);
+    rmSync(old, { recursive: true, force: true });
+    return metafiles;
+  } finally {
+    rmSync(temp, { recursive: true, force: true });
+  }
+}
+
+async function buildInto(outdir) {
   const used = new Set();
   const main = await esbuild.build({
     ...COMMON,
@@ -195,6 +214,6 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { main, vendor } = await buildCli({ outdir });
   const sizes = Object.entries({ ...main.outputs, ...vendor.outputs })
     .filter(([p]) => !p.endsWith('.map'))
-    .map(([p, o]) => `${relative(ROOT, join(ROOT, p))} ${(o.bytes / 1024).toFixed(0)} KiB`);
+    .map(([p, o]) => `${relative(ROOT, join(outdir, basename(p)))} ${(o.bytes / 1024).toFixed(0)} KiB`);
   process.stderr.write(`keyguard CLI built in ${Date.now() - t0} ms: ${sizes.join(', ')}\n`);
 }
