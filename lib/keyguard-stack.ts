@@ -13,6 +13,7 @@ import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
 import { LeakQuarantine } from './constructs/leak-quarantine';
 import { type HubDecidingFunction, OrgHub } from './constructs/org-hub';
 import type { HubDecider } from './constructs/org-roles';
+import { OrgSweep } from './constructs/org-sweep';
 import { OwnerAlerts } from './constructs/owner-alerts';
 import { UsageForwarding } from './constructs/usage-forwarding';
 
@@ -66,6 +67,8 @@ export class KeyguardStack extends Stack {
   public readonly governanceBus?: GovernanceBus;
   /** Organization mode's hub additions (forwarded-event rule, settings parameter, cross-account access). */
   public readonly organizationHub?: OrgHub;
+  /** Organization mode: the sweep queue, its scheduler function and schedule (one message per governed account). */
+  public readonly organizationSweep?: OrgSweep;
   /** The key-usage function, when `usage.regions` lists regions. */
   public readonly keyUsage?: KeyUsageFunction;
   /** us-east-1's own forwarding to the governance bus, when `usage.regions` lists us-east-1. */
@@ -112,6 +115,8 @@ export class KeyguardStack extends Stack {
       topic: this.alerts.topic,
       governedAccountId: props.governedAccountId,
       usageTable: this.tables.usage,
+      // Organization mode: the sweep function consumes the sweep queue (OrgSweep below) instead.
+      ...(props.config.organization ? { scheduled: false } : {}),
     });
 
     const organization = props.config.organization;
@@ -209,6 +214,26 @@ export class KeyguardStack extends Stack {
         description: 'SSM parameter with the organization settings the hub functions read',
         value: this.organizationHub.settings.parameterName,
       });
+      this.organizationSweep = new OrgSweep(this, 'OrganizationSweep', {
+        config: props.config,
+        sweep: this.sweep,
+        orgSettingsParameter: this.organizationHub.settings,
+        orgReaderRoleArn: this.organizationHub.readerRoleArn,
+        hubAccountId: props.governedAccountId,
+      });
+      this.organizationHub.addOrganizationsReader(this.organizationSweep.schedulerFunctionRole);
+      new CfnOutput(this, 'SweepQueueUrl', {
+        description: 'One message per governed account and sweep round (organization mode)',
+        value: this.organizationSweep.queue.queueUrl,
+      });
+      new CfnOutput(this, 'SweepDeadLetterQueueUrl', {
+        description: 'Accounts whose sweep failed on every delivery (each also reported to fallbackOwner)',
+        value: this.organizationSweep.deadLetterQueue.queueUrl,
+      });
+      new CfnOutput(this, 'SweepSchedulerFailureQueueUrl', {
+        description: 'Organization sweep rounds the scheduler function could not queue after its retries',
+        value: this.organizationSweep.schedulerFailureQueue.queueUrl,
+      });
     }
 
     // What an operator needs after `cdk deploy`: where to read the audit and where failures wait.
@@ -278,6 +303,7 @@ export class KeyguardStack extends Stack {
     ];
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
     if (this.keyUsage) functions.push(this.keyUsage.function);
+    if (this.organizationSweep) functions.push(this.organizationSweep.schedulerFunction);
     for (const fn of functions) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',
