@@ -252,7 +252,7 @@ describe('bin/keyguard.js with the built CLI (dist/)', () => {
     expect(readFileSync(cache, 'utf8')).not.toBe('not a V8 code cache');
   });
 
-  it('runs from source (tsx) when a source file is newer than the bundle, with no notice off a terminal', () => {
+  it('runs from source (tsx) when a source file is newer than the bundle, with a notice on a terminal only', () => {
     // Prepare: bin/keyguard.ts edited after the build
     const source = join(stage, 'bin', 'keyguard.ts');
     const built = statSync(join(stage, 'dist', 'keyguard.js')).mtime;
@@ -260,12 +260,22 @@ describe('bin/keyguard.js with the built CLI (dist/)', () => {
 
     // Act
     const r = keyguard(stage, 'replay', '--json', '--store', tempDir(), 'examples/events');
+    // On a terminal (util-linux `script` gives the command one), a one-line notice says why the start is slow.
+    const onTerminal = spawnSync(
+      'script',
+      ['-qec', `${process.execPath} ${join(stage, 'bin', 'keyguard.js')} --version`, '/dev/null'],
+      { cwd: stage, encoding: 'utf8', timeout: 60_000 },
+    );
 
     // Assess
     expect(r.status).toBe(0);
     expect(r.tsModules).toBeGreaterThan(0);
     expect(jsonLines(r.stdout)).toHaveLength(3);
     expect(r.stderr).not.toContain('running from source');
+    expect(onTerminal.status).toBe(0);
+    expect(onTerminal.stdout).toContain(
+      'keyguard: dist/ is older than the sources: running from source (slow start; npm run build:cli)',
+    );
   });
 
   it('fails clearly when neither the bundle nor the sources are there', () => {
