@@ -24,10 +24,14 @@ type Manifest = { version: string; dependencies?: Record<string, string>; files:
 const NPM_BIN = dirname(process.execPath);
 const manifest = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as Manifest;
 
-/** The environment without npm's lifecycle variables (jest may run under `npm test`), and a quiet npm. */
+/**
+ * The environment without npm's lifecycle variables (jest may run under `npm test`, whose npm_config_local_prefix
+ * and npm_package_* describe this repository), but with the npm cache and user config in force; a quiet npm.
+ */
 function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k)) env[k] = v;
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^npm_/i.test(k) || /^npm_config_(cache|userconfig)$/i.test(k)) env[k] = v;
   return { ...env, PATH: `${NPM_BIN}:${env.PATH ?? ''}`, npm_config_update_notifier: 'false' };
 }
 
