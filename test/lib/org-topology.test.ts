@@ -216,7 +216,8 @@ describe('hub in organization mode', () => {
   );
 
   test('no other function gets organization settings or a fixed role name (beyond the org sweep scheduler)', () => {
-    // The deciding roles, and the organization sweep's scheduler role once OrgHub.addOrganizationsReader names it.
+    // The deciding roles, and the organization sweep's scheduler role (named by OrgHub.addOrganizationsReader).
+    expect(Object.values(roles).map((r) => r.Properties.RoleName)).toContain(HUB_SCHEDULER_ROLE_NAME);
     const named = Object.values(roles)
       .map((r) => r.Properties.RoleName)
       .filter((n) => n !== undefined && n !== HUB_SCHEDULER_ROLE_NAME);
