@@ -607,6 +607,51 @@ describe('sweep: resumption, failures and concurrency', () => {
     expect(out.lines().some((l) => l.message?.toString().startsWith('sweep failed'))).toBe(true);
   });
 
+  it('keeps the coverage record: the failure and its reason, then the complete sweep, carried into the next sweep', async () => {
+    // Prepare: the second page is throttled past the SDK's retries once
+    const w = await world();
+    fiveKeys(w);
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $metadata: {} });
+    iam
+      .on(ListServiceSpecificCredentialsCommand, { AllUsers: true, Marker: '2' })
+      .rejectsOnce(throttled)
+      .callsFake((input) => w.fake.listKeys(input));
+    const store = new DynamoSweepStateStore(db.doc, w.rt.sweepStateTable);
+    // Act: a failed sweep
+    await expect(w.run()).rejects.toThrow('Rate exceeded');
+    // Assess: the failure, and no complete sweep yet
+    expect(await store.coverage()).toEqual([
+      {
+        accountId: ACCOUNT,
+        lastCompletedAt: null,
+        lastCompletedSweepId: null,
+        lastFailure: { at: iso(T0), sweepId: 'sweep-1', reason: 'Throttling: Rate exceeded' },
+        running: { sweepId: 'sweep-1', startedAt: iso(T0), phase: 'keys' },
+      },
+    ]);
+    // Act: the retry completes it, an hour later
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+    // Assess: completed now; the earlier failure is kept (older than the completion)
+    expect(await store.coverage()).toEqual([
+      expect.objectContaining({
+        lastCompletedAt: iso(T0 + HOUR_MS),
+        lastCompletedSweepId: 'sweep-1',
+        lastFailure: expect.objectContaining({ reason: 'Throttling: Rate exceeded' }),
+        running: null,
+      }),
+    ]);
+    // Act: the next sweep starts: the record is carried
+    w.clock.now = T0 + 2 * HOUR_MS;
+    await w.run();
+    expect(await w.state()).toMatchObject({
+      sweepId: 'sweep-2',
+      lastCompletedAt: iso(T0 + 2 * HOUR_MS),
+      lastCompletedSweepId: 'sweep-2',
+      lastFailure: { sweepId: 'sweep-1' },
+    });
+  });
+
   it('refuses a second invocation while one is running, and lets a stale one be taken over', async () => {
     // Prepare: the first invocation blocks inside its first IAM page (it holds the lease by then)
     const w = await world();
