@@ -159,8 +159,11 @@ const scheduleExpression = patterned(256).superRefine((expression, ctx) => {
  * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see the README's
  * Configuration section and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
  */
-/** An SNS filter policy allows at most 150 value combinations: one owner is one value. */
-export const OWNERS_PER_SUBSCRIPTION_MAX = 100;
+/**
+ * An SNS filter policy allows at most 150 value combinations (one owner is one value); the filter policies of 50
+ * subscriptions with 40 owners of 256 characters keep the stack's template well under CloudFormation's 1 MB.
+ */
+export const OWNERS_PER_SUBSCRIPTION_MAX = 40;
 /** Each subscription is one CloudFormation resource of the main stack (500 per template). */
 export const SUBSCRIPTIONS_MAX = 50;
 /** The approvers are checked by the approval function, from its environment (4 KB in all for a function). */
@@ -171,6 +174,27 @@ export const APPROVER_ARN_MAX = 200;
 /** Control characters (C0, DEL, C1): never in a name that notices and terminals show. */
 const CONTROL = /\p{Cc}/u;
 
+/**
+ * Free text of 1..max characters that is Unicode text: a lone surrogate (JSON can carry `\ud800`) is no character of
+ * any name, and JSON writes each one back as six bytes (a function's environment has 4 KB).
+ */
+const LONE_SURROGATE = /\p{Cs}/u;
+function text(max: number): z.ZodString {
+  return z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((v) => !LONE_SURROGATE.test(v), 'must be Unicode text (it holds a lone surrogate)');
+}
+
+/**
+ * What an IAM policy document may hold: tab, line feed, carriage return and U+0020..U+00FF (IAM name requirements);
+ * a guardrail's exempt tag is written into its policy documents.
+ */
+const IAM_POLICY_TEXT = /^[\t\n\r\u0020-\u00ff]*$/;
+const IAM_POLICY_TEXT_MESSAGE =
+  'must use only characters an IAM policy document accepts (U+0020..U+00FF): the guardrail policies quote it';
+
 export const NotificationSubscriptionSchema = z.strictObject({
   /** Email endpoint subscribed to the owner-notice topic. */
   email,
@@ -178,7 +202,7 @@ export const NotificationSubscriptionSchema = z.strictObject({
    * Only notices whose `owner` message attribute is one of these values reach this subscription
    * (an SNS filter policy). Omit to receive every notice.
    */
-  owners: z.array(z.string().min(1).max(256)).min(1).max(OWNERS_PER_SUBSCRIPTION_MAX).optional(),
+  owners: z.array(text(256)).min(1).max(OWNERS_PER_SUBSCRIPTION_MAX).optional(),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -235,10 +259,7 @@ export const ConfigSchema = z.strictObject({
     })
     .default({ retentionDays: 365, digestSchedule: 'rate(1 hour)' }),
   /** Who is told when a key has neither an owner tag nor a known creator. */
-  fallbackOwner: z
-    .string()
-    .min(1)
-    .max(256)
+  fallbackOwner: text(256)
     .refine((v) => !CONTROL.test(v), 'must not contain control characters (it is shown in notices)')
     .nullable()
     .default(null),
@@ -265,8 +286,8 @@ export const ConfigSchema = z.strictObject({
       /** Principals carrying this tag (key and value) are exempt from every guardrail deny. */
       exemptTag: z
         .strictObject({
-          key: tagKey.default('keyguard:guardrail-exempt'),
-          value: z.string().min(1).max(256).default('true'),
+          key: tagKey.regex(IAM_POLICY_TEXT, IAM_POLICY_TEXT_MESSAGE).default('keyguard:guardrail-exempt'),
+          value: text(256).regex(IAM_POLICY_TEXT, IAM_POLICY_TEXT_MESSAGE).default('true'),
         })
         .default({ key: 'keyguard:guardrail-exempt', value: 'true' }),
       /**

@@ -1,4 +1,4 @@
-import { Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -252,16 +252,38 @@ export class LeakQuarantine extends Construct {
       }),
     );
 
-    // --- One subscription filter per log group (LambdaDestination adds logs.amazonaws.com's invoke permission) --
-    const destination = new LambdaDestination(this.function);
-    this.subscriptionFilters = props.logGroupNames.map(
-      (name, i) =>
-        new logs.SubscriptionFilter(this, `Subscription${i}`, {
+    // --- One subscription filter per log group, one invoke permission for them all -------------------------------
+    // LambdaDestination would add a permission per log group (its SourceArn), and each is a statement of the
+    // function's resource-based policy, which Lambda caps at 20 KB: about 22 groups with long names. One statement
+    // admits CloudWatch Logs for any log group of this account and region: a group subscribed by someone else only
+    // adds lines to scan (a found key is still checked with Bedrock before anything is acted on).
+    if (props.logGroupNames.length > 0) {
+      this.function.addPermission('LogsInvoke', {
+        principal: new iam.ServicePrincipal('logs.amazonaws.com'),
+        action: 'lambda:InvokeFunction',
+        sourceAccount: stack.account,
+        sourceArn: stack.formatArn({
+          service: 'logs',
+          resource: 'log-group',
+          resourceName: '*',
+          arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+        }),
+      });
+      const invoke = this.function.permissionsNode.findChild('LogsInvoke');
+      const destination = new LambdaDestination(this.function, { addPermissions: false });
+      this.subscriptionFilters = props.logGroupNames.map((name, i) => {
+        const filter = new logs.SubscriptionFilter(this, `Subscription${i}`, {
           logGroup: logs.LogGroup.fromLogGroupName(this, `LogGroup${i}`, name),
           destination,
           filterPattern: logs.FilterPattern.literal(LEAK_FILTER_PATTERN),
           filterName: 'keyguard-bedrock-key-leaks',
-        }),
-    );
+        });
+        // CloudWatch Logs tests delivery when the filter is created: the permission must exist first.
+        filter.node.addDependency(invoke);
+        return filter;
+      });
+    } else {
+      this.subscriptionFilters = [];
+    }
   }
 }

@@ -49,7 +49,9 @@ declare global {
 
 // --- AWS's limits, each with its source --------------------------------------------------------------------------
 
-/** CloudFormation quotas ("Understand CloudFormation quotas", CloudFormation User Guide): resources, outputs and parameters declared in one template. */
+/** CloudFormation quotas ("Understand CloudFormation quotas", CloudFormation User Guide): template body in an S3 object (the CDK uploads templates to its assets bucket). */
+const TEMPLATE_BODY_S3_BYTES = 1024 * 1024;
+/** Same page: resources, outputs and parameters declared in one template. */
 const TEMPLATE_RESOURCES = 500;
 const TEMPLATE_OUTPUTS = 200;
 const TEMPLATE_PARAMETERS = 200;
@@ -59,8 +61,15 @@ const IAM_TRUST_POLICY_CHARS = 2048;
 const IAM_ROLE_INLINE_CHARS = 10240;
 /** Same page: "Each managed policy cannot exceed 6,144 characters". */
 const IAM_MANAGED_POLICY_CHARS = 6144;
+/**
+ * Same page, IAM name requirements: "Policy documents can contain only the following Unicode characters: horizontal
+ * tab (U+0009), linefeed (U+000A), carriage return (U+000D), and characters in the range U+0020 to U+00FF."
+ */
+const IAM_POLICY_CHARACTERS = /^[\t\n\r\u0020-\u00ff]*$/;
 /** Quotas and service limits of AWS Organizations (Organizations User Guide), maximum size of a policy document: service control policy 5,120 characters. */
 const SCP_CHARS = 5120;
+/** Lambda quotas (Lambda Developer Guide): function resource-based policy 20 KB (re:Post "The final policy size is bigger than the limit": 20 KB, not adjustable). */
+const LAMBDA_RESOURCE_POLICY_BYTES = 20 * 1024;
 /** Lambda quotas: "Function environment variables: 4 KB, for all environment variables associated with the function, in aggregate". */
 const LAMBDA_ENVIRONMENT_BYTES = 4 * 1024;
 /** DynamoDB resource-based policy considerations (DynamoDB Developer Guide): 20 KB, white space counted. */
@@ -623,6 +632,102 @@ describe('the app synthesized with the largest config stays within AWS limits', 
       );
       const size = lambdaEnvironmentBytes(variables);
       record(`Lambda environment (bytes${wide ? ', wide' : ''})`, id, size, LAMBDA_ENVIRONMENT_BYTES);
+      expect({ function: id, size }).toEqual({
+        function: id,
+        size: expect.toBeWithin(0, LAMBDA_ENVIRONMENT_BYTES + 1),
+      });
+    }
+  });
+});
+
+/**
+ * Limits the first run of this check found broken (issue 11): a template over 1 MB (50 subscriptions x 100 owners),
+ * the leak function's resource policy over 20 KB (a permission per log group), a non-Latin-1 exempt tag in the
+ * guardrail policies, lone surrogates in the function environment. Fixed by the schema's bounds (40 owners, Latin-1
+ * exempt tag, Unicode text only) and one invoke permission for every subscribed log group.
+ */
+describe('the app synthesized with the largest config: limits found broken, now held', () => {
+  test('CloudFormation: template body size (the CDK uploads the template to S3)', () => {
+    for (const s of stacks) {
+      record('CloudFormation template body (bytes)', s.name, s.templateBytes, TEMPLATE_BODY_S3_BYTES);
+      expect({ stack: s.name, bytes: s.templateBytes }).toEqual({
+        stack: s.name,
+        bytes: expect.toBeWithin(0, TEMPLATE_BODY_S3_BYTES + 1),
+      });
+    }
+  });
+
+  test('Lambda: resource-based policy of each function (its AWS::Lambda::Permission statements)', () => {
+    for (const s of stacks) {
+      const statements = new Map<string, unknown[]>();
+      for (const [sid, permission] of resources(s, 'AWS::Lambda::Permission')) {
+        const p = resolved<Record<string, string>>(s, permission.Properties);
+        const fn = targetOf(permission.Properties?.FunctionName) ?? String(p.FunctionName);
+        // The statement Lambda stores for AddPermission (GetPolicy shows this shape).
+        const condition: Record<string, Record<string, string>> = {};
+        if (p.SourceAccount) condition.StringEquals = { 'AWS:SourceAccount': p.SourceAccount };
+        if (p.SourceArn) condition.ArnLike = { 'AWS:SourceArn': p.SourceArn };
+        const statement = {
+          // CloudFormation names the statement as it names resources: <stack>-<logical id>-<random>, 100 at most.
+          Sid: `${s.name}-${sid}-A1B2C3D4E5F6G`.slice(0, 100),
+          Effect: 'Allow',
+          Principal: { Service: p.Principal },
+          Action: p.Action,
+          Resource: `arn:aws:lambda:${s.ctx.region}:123456789012:function:${'f'.repeat(64)}`,
+          ...(Object.keys(condition).length > 0 ? { Condition: condition } : {}),
+        };
+        statements.set(fn, [...(statements.get(fn) ?? []), statement]);
+      }
+      for (const [fn, statement] of statements) {
+        const size = jsonBytes({ Version: '2012-10-17', Id: 'default', Statement: statement });
+        record('Lambda resource-based policy (bytes)', `${s.name}/${fn}`, size, LAMBDA_RESOURCE_POLICY_BYTES);
+        expect({ function: fn, size }).toEqual({
+          function: fn,
+          size: expect.toBeWithin(0, LAMBDA_RESOURCE_POLICY_BYTES + 1),
+        });
+      }
+    }
+  });
+
+  test('IAM and Organizations policy documents contain only the characters IAM accepts', () => {
+    let checked = 0;
+    for (const s of stacks) {
+      const documents: [string, unknown][] = [];
+      for (const [id, r] of resources(s, 'AWS::IAM::Role'))
+        documents.push([id, r.Properties?.AssumeRolePolicyDocument]);
+      for (const type of ['AWS::IAM::Policy', 'AWS::IAM::ManagedPolicy']) {
+        for (const [id, r] of resources(s, type)) documents.push([id, r.Properties?.PolicyDocument]);
+      }
+      for (const [id, r] of resources(s, 'AWS::Organizations::Policy'))
+        documents.push([id, r.Properties?.Content]);
+      for (const [id, doc] of documents) {
+        const text = JSON.stringify(resolved(s, doc));
+        const outside = [...new Set([...text].filter((c) => !IAM_POLICY_CHARACTERS.test(c)))].join('');
+        expect({ document: `${s.name}/${id}`, outside }).toEqual({
+          document: `${s.name}/${id}`,
+          outside: '',
+        });
+        checked += 1;
+      }
+    }
+    expect(checked).toBeGreaterThan(10);
+  });
+
+  test("Lambda: a fallbackOwner of lone surrogates (not Unicode text) is refused, or fits the function's environment", () => {
+    // Prepare: JSON.parse reads "\\ud800" as a lone surrogate; JSON.stringify writes it back as six characters.
+    const config = largestConfig({ wide: true }) as { fallbackOwner: string };
+    config.fallbackOwner = '\ud800'.repeat(maxAt('fallbackOwner'));
+    // Act
+    const accepted = ConfigSchema.safeParse(config).success;
+    const main = accepted ? mainStackOf(config as ConfigInput) : undefined;
+    // Assess
+    for (const [id, fn] of main ? resources(main, 'AWS::Lambda::Function') : []) {
+      const variables = resolved<Record<string, string>>(
+        main as StackUnderTest,
+        (fn.Properties?.Environment as { Variables?: unknown } | undefined)?.Variables ?? {},
+      );
+      const size = lambdaEnvironmentBytes(variables);
+      record('Lambda environment (bytes, lone surrogates)', id, size, LAMBDA_ENVIRONMENT_BYTES);
       expect({ function: id, size }).toEqual({
         function: id,
         size: expect.toBeWithin(0, LAMBDA_ENVIRONMENT_BYTES + 1),

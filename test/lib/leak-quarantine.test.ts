@@ -71,7 +71,7 @@ describe('LeakQuarantine', () => {
       queues: 1,
       keys: 1,
       subscriptions: LOG_GROUPS.length,
-      permissions: LOG_GROUPS.length,
+      permissions: 1,
       tables: 0,
       topics: 0,
       alarms: 2,
@@ -93,18 +93,30 @@ describe('LeakQuarantine', () => {
     expect(LEAK_FILTER_PATTERN).toBe('%ABSK|bedrock-api-key-%');
   });
 
-  test('lets CloudWatch Logs invoke the function for the subscribed log groups only', () => {
+  test('lets CloudWatch Logs of this account and region invoke the function, in one statement however many groups (issue 11: 20 KB resource policy)', () => {
     const permissions = logsPermissions(template);
-    expect(permissions).toHaveLength(LOG_GROUPS.length);
-    for (const p of permissions) {
-      expect(p.Properties).toMatchObject({
-        Action: 'lambda:InvokeFunction',
-        Principal: 'logs.amazonaws.com',
-        FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
-      });
-    }
-    const sources = JSON.stringify(permissions.map((p) => p.Properties.SourceArn));
-    for (const name of LOG_GROUPS) expect(sources).toContain(`:log-group:${name}:*`);
+    expect(permissions).toHaveLength(1);
+    expect(permissions[0]?.Properties).toEqual({
+      Action: 'lambda:InvokeFunction',
+      Principal: 'logs.amazonaws.com',
+      FunctionName: { 'Fn::GetAtt': [functionId, 'Arn'] },
+      SourceAccount: { Ref: 'AWS::AccountId' },
+      SourceArn: {
+        'Fn::Join': [
+          '',
+          ['arn:', { Ref: 'AWS::Partition' }, ':logs:us-east-1:', { Ref: 'AWS::AccountId' }, ':log-group:*'],
+        ],
+      },
+    });
+    // Every subscription filter is created after it (CloudWatch Logs tests delivery when a filter is created).
+    const [permissionId] = Object.entries(resourcesOf(template, 'AWS::Lambda::Permission')).find(
+      ([, p]) => p.Properties.Principal === 'logs.amazonaws.com',
+    ) ?? [''];
+    const filters = Object.values(
+      template.toJSON().Resources as Record<string, { Type: string; DependsOn?: string[] }>,
+    ).filter((r) => r.Type === 'AWS::Logs::SubscriptionFilter');
+    expect(filters).toHaveLength(LOG_GROUPS.length);
+    for (const f of filters) expect(f.DependsOn).toContain(permissionId);
   });
 
   test('has no failure destination or dead-letter queue: their record would hold the request, i.e. the log lines with keys (issue 11 item 11)', () => {

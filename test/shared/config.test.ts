@@ -849,12 +849,12 @@ describe('config: every list is bounded (issue 11)', () => {
       {
         notifications: {
           subscriptions: [
-            { email: 'a@example.com', owners: Array.from({ length: 101 }, (_, i) => `team-${i}`) },
+            { email: 'a@example.com', owners: Array.from({ length: 41 }, (_, i) => `team-${i}`) },
           ],
         },
       },
       'notifications.subscriptions.0.owners',
-      100,
+      40,
     ],
   ])('refuses %s one longer than its bound', (_name, input, key, max) => {
     const message = configErrorFor(input);
@@ -867,6 +867,40 @@ describe('config: every list is bounded (issue 11)', () => {
     expect(configErrorFor({ approvers: [long] })).toContain(
       'approvers.0: got "arn:aws:iam::123456789012:role/p/p',
     );
+  });
+
+  it.each([
+    ['fallbackOwner', { fallbackOwner: 'ops\ud800team' }],
+    [
+      'notifications.subscriptions.0.owners.0',
+      { notifications: { subscriptions: [{ email: 'a@example.com', owners: ['\udc00'] }] } },
+    ],
+    ['guardrails.exemptTag.value', { guardrails: { exemptTag: { value: 'yes\ud800' } } }],
+  ])('refuses a lone surrogate in %s (not Unicode text; JSON writes it as six bytes)', (key, input) => {
+    const message = configErrorFor(input);
+    expect(message).toContain(`${key}: got`);
+    expect(message).toContain('lone surrogate');
+  });
+
+  it.each([
+    ['guardrails.exemptTag.key', { guardrails: { exemptTag: { key: 'セキュリティ' } } }],
+    ['guardrails.exemptTag.value', { guardrails: { exemptTag: { value: 'はい' } } }],
+  ])(
+    'refuses %s with characters an IAM policy document cannot hold (the guardrail policies quote it)',
+    (key, input) => {
+      const message = configErrorFor(input);
+      expect(message).toContain(`${key}: got`);
+      expect(message).toContain('U+0020..U+00FF');
+    },
+  );
+
+  it('accepts a Latin-1 exempt tag (é is within U+00FF)', () => {
+    expect(
+      parseConfig({ guardrails: { exemptTag: { key: 'sécurité', value: 'oui' } } }).guardrails.exemptTag,
+    ).toEqual({
+      key: 'sécurité',
+      value: 'oui',
+    });
   });
 
   it('refuses a fallback owner with control characters (shown in notices and terminals)', () => {

@@ -11,7 +11,8 @@ import { scheduleProblem } from '../../lambda/shared/schedule';
  *
  * `wide`: free text and tag keys (which allow any Unicode letter) written with a three-byte UTF-8 letter instead of
  * ASCII: the same length in characters as the schema counts them, three times the bytes. What AWS measures in bytes
- * (a function's environment) is largest with it.
+ * (a function's environment) is largest with it. The guardrail's exempt tag, which its policy documents quote, may
+ * hold only U+0020..U+00FF (what IAM accepts in a policy): it is written with a two-byte Latin-1 letter instead.
  */
 
 // zod 4 keeps a schema's checks in `_zod.bag` (maximum, minimum, patterns) and its structure in `_zod.def`.
@@ -120,6 +121,8 @@ export function valuesAt(config: unknown, path: string): unknown[] {
 
 /** A letter that is three bytes in UTF-8 (KATAKANA LETTER A, \p{L}). */
 const WIDE_LETTER = '\u30a2';
+/** The widest letter an IAM policy document accepts: é, U+00E9, two bytes in UTF-8. */
+const LATIN1_LETTER = '\u00e9';
 
 /** `prefix` + index, padded with `fill` to exactly `length` characters. */
 function padded(prefix: string, length: number, fill = 'x'): string {
@@ -176,6 +179,8 @@ export interface LargestConfigOptions {
 export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
   const letter = options.wide ? WIDE_LETTER : 'x';
   const text = (prefix: string, length: number) => padded(prefix, length, letter);
+  const latin1 = (prefix: string, length: number) =>
+    padded(prefix, length, options.wide ? LATIN1_LETTER : 'x');
 
   const regionsMax = maxAt('usage.regions');
   const byLength = [...COMMERCIAL_REGIONS].sort((a, b) => b.length - a.length || a.localeCompare(b));
@@ -217,8 +222,8 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
     usage: { regions },
     guardrails: {
       exemptTag: {
-        key: text('exempt', maxAt('guardrails.exemptTag.key')),
-        value: text('value', maxAt('guardrails.exemptTag.value')),
+        key: latin1('exempt', maxAt('guardrails.exemptTag.key')),
+        value: latin1('value', maxAt('guardrails.exemptTag.value')),
       },
       deploy: options.guardrails ?? 'scp',
       scpTargetIds: Array.from({ length: maxAt('guardrails.scpTargetIds') }, (_v, i) => {
