@@ -191,7 +191,6 @@ export class KeyguardStack extends Stack {
         credentialEvent: this.credentialEvents,
         sweep: this.sweep,
         ...(this.leakQuarantine ? { leak: this.leakQuarantine } : {}),
-        ...(this.keyUsage ? { keyUsage: this.keyUsage } : {}),
       };
       this.organizationHub = new OrgHub(this, 'OrganizationHub', {
         config: props.config,

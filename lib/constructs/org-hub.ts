@@ -46,7 +46,8 @@ export interface OrgHubProps {
  * - the SSM parameter of the organization settings (orgSettings(config)), named in ORG_SETTINGS_PARAMETER;
  * - for each deciding function: a fixed role name (the member and reader roles, in other accounts, trust it by ARN),
  *   ssm:GetParameter on that parameter, sts:AssumeRole on the member role of accounts of the organization only
- *   (aws:ResourceOrgID) and on the management account's reader role (ORG_READER_ROLE_ARN).
+ *   (aws:ResourceOrgID) and, for those that read the organization (all but the sweep, whose queue message carries
+ *   the account's OU path), on the management account's reader role (ORG_READER_ROLE_ARN).
  */
 export class OrgHub extends Construct {
   public readonly forwardedCredentialEventRule: CredentialEventRule;
@@ -92,7 +93,9 @@ export class OrgHub extends Construct {
       // A fixed name: spokes and the management stack trust this role by its exact ARN, from other accounts.
       (decider.role.node.defaultChild as iam.CfnRole).roleName = HUB_ROLE_NAMES[kind];
       decider.function.addEnvironment(ORG_SETTINGS_PARAMETER_ENV, this.settings.parameterName);
-      decider.function.addEnvironment(ORG_READER_ROLE_ARN_ENV, this.readerRoleArn);
+      // The sweep never reads Organizations: its queue message carries the account's OU path.
+      const readsOrganization = kind !== 'sweep';
+      if (readsOrganization) decider.function.addEnvironment(ORG_READER_ROLE_ARN_ENV, this.readerRoleArn);
       const policy = new iam.Policy(this, `${kind}Access`, {
         statements: [
           new iam.PolicyStatement({
@@ -106,11 +109,15 @@ export class OrgHub extends Construct {
             resources: [anyMemberRole],
             conditions: { StringEquals: { 'aws:ResourceOrgID': org.id } },
           }),
-          new iam.PolicyStatement({
-            sid: 'AssumeOrganizationsReader',
-            actions: ['sts:AssumeRole'],
-            resources: [this.readerRoleArn],
-          }),
+          ...(readsOrganization
+            ? [
+                new iam.PolicyStatement({
+                  sid: 'AssumeOrganizationsReader',
+                  actions: ['sts:AssumeRole'],
+                  resources: [this.readerRoleArn],
+                }),
+              ]
+            : []),
         ],
       });
       decider.role.attachInlinePolicy(policy);

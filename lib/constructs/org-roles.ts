@@ -30,14 +30,15 @@ export const HUB_SCHEDULER_ROLE_NAME = 'BedrockKeyGuard-SweepScheduler';
 
 /**
  * The hub functions that call IAM in a governed account, hence assume the member role and read the organization:
- * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups, key-usage
- * when `usage.regions` lists regions (the hub stack creates those functions under the same conditions). The
- * approval and audit functions never call IAM.
+ * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups (the hub
+ * stack creates it under the same condition). The approval and audit functions never call IAM; key-usage does not
+ * act in member accounts yet.
  */
 export function hubDeciders(config: Config): HubDecider[] {
   const deciders: HubDecider[] = ['credentialEvent', 'sweep'];
   if (config.leakDetection.logGroups.length > 0) deciders.push('leak');
-  if (config.usage.regions.length > 0) deciders.push('keyUsage');
+  // Not key-usage yet: it decides the hub account's usage only (usage forwarded from a member account is skipped as
+  // foreign-account), so it gets no member role, settings or reader access until it acts in member accounts.
   return deciders;
 }
 
@@ -58,9 +59,21 @@ export function hubRoleArns(scope: Construct, config: Config, hubAccountId: stri
 }
 
 /**
- * The exact ARNs the management account's reader role trusts: every deciding role (they find an account's OU path for
- * its overrides) and the organization sweep's scheduler role (org-hub.ts OrgHub.addOrganizationsReader names it).
+ * The deciding functions that read the organization themselves (an account's OU path, for its overrides): all but
+ * the sweep, whose queue message carries the account's OU path from the scheduler's listing.
+ */
+export function organizationReaders(config: Config): HubDecider[] {
+  return hubDeciders(config).filter((d) => d !== 'sweep');
+}
+
+/**
+ * The exact ARNs the management account's reader role trusts: the deciding roles that read the organization
+ * (organizationReaders) and the organization sweep's scheduler role (org-hub.ts OrgHub.addOrganizationsReader names
+ * it).
  */
 export function readerTrustedRoleArns(scope: Construct, config: Config, hubAccountId: string): string[] {
-  return [...hubRoleArns(scope, config, hubAccountId), roleArn(scope, hubAccountId, HUB_SCHEDULER_ROLE_NAME)];
+  return [
+    ...organizationReaders(config).map((d) => roleArn(scope, hubAccountId, HUB_ROLE_NAMES[d])),
+    roleArn(scope, hubAccountId, HUB_SCHEDULER_ROLE_NAME),
+  ];
 }

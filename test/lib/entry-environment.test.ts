@@ -188,8 +188,18 @@ function loadEntry(entry: string, env: Record<string, string>): LoadResult {
   return { handler, error, read, required };
 }
 
-/** Every optional feature on: usage tracking (us-east-1 and another region), the log quarantine, notifications, approvers, guardrails. */
+/**
+ * Every optional feature on: organization mode (the hub: member accounts, overrides), usage tracking (us-east-1 and
+ * another region), the log quarantine, notifications, approvers, guardrails.
+ */
 const FULL_CONFIG = {
+  organization: {
+    id: 'o-abcdef0123',
+    managementAccountId: '111122223333',
+    targets: ['ou-ab12-cdef3456'],
+    excludeAccounts: ['444455556666'],
+  },
+  overrides: [{ ous: ['ou-ab12-cdef3456'], mode: 'audit' }],
   mode: 'enforce',
   approvers: ['arn:aws:iam::123456789012:role/KeyApprovers'],
   usage: { regions: ['us-east-1', 'eu-west-1'] },
@@ -205,6 +215,9 @@ const MINIMAL_CONFIG = {};
 /** Every feature but usage tracking: the log quarantine without a usage table. */
 const NO_USAGE_CONFIG = { ...FULL_CONFIG, usage: { regions: [] } };
 
+/** Every feature but organization mode: the functions of a single-account stack. */
+const SINGLE_ACCOUNT_CONFIG = { ...FULL_CONFIG, organization: null, overrides: [] };
+
 let full: FunctionUnderTest[];
 let minimal: FunctionUnderTest[];
 let variants: FunctionUnderTest[][];
@@ -212,7 +225,7 @@ let variants: FunctionUnderTest[][];
 beforeAll(() => {
   full = functionsOf(FULL_CONFIG);
   minimal = functionsOf(MINIMAL_CONFIG);
-  variants = [minimal, functionsOf(NO_USAGE_CONFIG)];
+  variants = [minimal, functionsOf(NO_USAGE_CONFIG), functionsOf(SINGLE_ACCOUNT_CONFIG)];
 });
 
 /**
@@ -257,6 +270,7 @@ describe('Lambda entry points load with the environment the template gives them'
     ['every optional feature on', () => full],
     ['the defaults', () => minimal],
     ['every feature but usage tracking', () => variants[1] ?? []],
+    ['every feature but organization mode', () => variants[2] ?? []],
   ])(
     'with %s, each entry loads, exports a handler function and reads every variable it is given',
     (_name, functions) => {

@@ -154,19 +154,19 @@ describe('hub in organization mode', () => {
     ['credentialEvent', 'CredentialEventFunction'],
     ['sweep', 'InventorySweep'],
     ['leak', 'LeakQuarantine'],
-    ['keyUsage', 'KeyUsageFunction'],
   ] as const;
 
   test.each(deciders)(
-    '%s: fixed role name, ORG_SETTINGS_PARAMETER, ORG_READER_ROLE_ARN, and exactly its organization access',
+    '%s: fixed role name, ORG_SETTINGS_PARAMETER, ORG_READER_ROLE_ARN (not the sweep), and exactly its organization access',
     (kind, prefix) => {
       const [fnId, fn] = Object.entries(functions).find(([id]) => id.startsWith(prefix)) ?? [];
       expect(fnId).toBeDefined();
       const env = ((fn as { Properties: Json }).Properties.Environment as { Variables: Json }).Variables;
       const settingsId = Object.keys(resourcesOf(hub, 'AWS::SSM::Parameter'))[0];
       expect(env.ORG_SETTINGS_PARAMETER).toEqual({ Ref: settingsId });
+      // The sweep never reads Organizations: its queue message carries the account's OU path.
       expect(env.ORG_READER_ROLE_ARN).toEqual(
-        partitionArn(`:iam::${MANAGEMENT}:role/BedrockKeyGuardOrgReader`),
+        kind === 'sweep' ? undefined : partitionArn(`:iam::${MANAGEMENT}:role/BedrockKeyGuardOrgReader`),
       );
       const roleId = ((fn as { Properties: Json }).Properties.Role as { 'Fn::GetAtt': [string, string] })[
         'Fn::GetAtt'
@@ -205,12 +205,16 @@ describe('hub in organization mode', () => {
           Resource: partitionArn(':iam::*:role/BedrockKeyGuardMember'),
           Condition: { StringEquals: { 'aws:ResourceOrgID': ORG_ID } },
         },
-        {
-          Sid: 'AssumeOrganizationsReader',
-          Effect: 'Allow',
-          Action: 'sts:AssumeRole',
-          Resource: partitionArn(`:iam::${MANAGEMENT}:role/BedrockKeyGuardOrgReader`),
-        },
+        ...(kind === 'sweep'
+          ? []
+          : [
+              {
+                Sid: 'AssumeOrganizationsReader',
+                Effect: 'Allow',
+                Action: 'sts:AssumeRole',
+                Resource: partitionArn(`:iam::${MANAGEMENT}:role/BedrockKeyGuardOrgReader`),
+              },
+            ]),
       ]);
     },
   );
@@ -221,7 +225,10 @@ describe('hub in organization mode', () => {
     const named = Object.values(roles)
       .map((r) => r.Properties.RoleName)
       .filter((n) => n !== undefined && n !== HUB_SCHEDULER_ROLE_NAME);
-    expect(named.sort()).toEqual(Object.values(HUB_ROLE_NAMES).sort());
+    // key-usage does not act in member accounts yet (org-roles.ts hubDeciders): no fixed name, no settings.
+    expect(named.sort()).toEqual(
+      [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.leak, HUB_ROLE_NAMES.sweep].sort(),
+    );
     const withOrgEnv = Object.keys(functions).filter(
       (id) =>
         JSON.stringify(functions[id]?.Properties.Environment ?? {}).includes('ORG_SETTINGS_PARAMETER') &&
@@ -229,7 +236,6 @@ describe('hub in organization mode', () => {
     );
     expect(withOrgEnv.map((id) => deciders.find(([, prefix]) => id.startsWith(prefix))?.[0]).sort()).toEqual([
       'credentialEvent',
-      'keyUsage',
       'leak',
       'sweep',
     ]);
@@ -373,12 +379,9 @@ describe('spoke template', () => {
           Effect: 'Allow',
           Action: 'sts:AssumeRole',
           Principal: {
-            AWS: [
-              HUB_ROLE_NAMES.credentialEvent,
-              HUB_ROLE_NAMES.sweep,
-              HUB_ROLE_NAMES.leak,
-              HUB_ROLE_NAMES.keyUsage,
-            ].map((n) => partitionArn(`:iam::${HUB}:role/${n}`)),
+            AWS: [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.sweep, HUB_ROLE_NAMES.leak].map((n) =>
+              partitionArn(`:iam::${HUB}:role/${n}`),
+            ),
           },
           Condition: { StringEquals: { 'aws:PrincipalOrgID': ORG_ID } },
         },
@@ -508,7 +511,8 @@ describe('management stack', () => {
     expect(trust.Statement[0]?.Condition).toEqual({ StringEquals: { 'aws:PrincipalOrgID': ORG_ID } });
     expect(JSON.stringify(trust.Statement[0]?.Principal)).not.toMatch(/:root/);
     expect(((trust.Statement[0] as Statement).Principal as { AWS: unknown[] }).AWS).toEqual(
-      [...Object.values(HUB_ROLE_NAMES), HUB_SCHEDULER_ROLE_NAME].map((n) =>
+      // The deciding roles that read the organization (not the sweep: its messages carry OU paths), and the scheduler.
+      [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.leak, HUB_SCHEDULER_ROLE_NAME].map((n) =>
         partitionArn(`:iam::${HUB}:role/${n}`),
       ),
     );
