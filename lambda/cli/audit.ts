@@ -9,6 +9,7 @@ import { documentClient } from '../adapters/document-client';
 import { type EmbeddedDynamo, startEmbeddedDynamo, storeFailure } from '../adapters/embedded-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
+import { endOfDay, parseTimeInput } from '../shared/time-input';
 import { visible } from '../shared/visible-text';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
 import { csvRecord } from './csv';
@@ -17,7 +18,6 @@ import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
 import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
 import { lockStore } from './store-lock';
-import { endOfDay, parseTimeInput } from '../shared/time-input';
 
 /**
  * `keyguard audit`: reads the decision record back, by key, owner, violation code, action and time, from the
