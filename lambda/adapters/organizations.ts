@@ -7,8 +7,9 @@ import {
   paginateListAccountsForParent,
   paginateListChildren,
 } from '@aws-sdk/client-organizations';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { STSClient } from '@aws-sdk/client-sts';
 import { SDK_MAX_ATTEMPTS } from './clients';
+import { AssumedRoleCredentials, type MemberCredentials } from './member-access';
 
 /**
  * The governed accounts of an organization (issue 12), read from AWS Organizations: the ACTIVE accounts under the
@@ -21,14 +22,6 @@ import { SDK_MAX_ATTEMPTS } from './clients';
  * jitter on throttling: Organizations allows only a few requests per second per account); past its retries the
  * error propagates and the whole listing fails, so a partial list is never mistaken for the organization.
  */
-
-/** AWS credentials as the SDK's providers resolve them (structurally @smithy/types' AssumedCredentials). */
-export interface AssumedCredentials {
-  accessKeyId: string;
-  secretAccessKey: string;
-  sessionToken: string;
-  expiration: Date;
-}
 
 /** One governed account. */
 export interface GovernedAccount {
@@ -58,12 +51,10 @@ export const ORG_READER_ROLE_ENV = 'ORG_READER_ROLE_ARN';
 /** Organizations is a global service with its endpoint in us-east-1. */
 const ORGANIZATIONS_REGION = 'us-east-1';
 
-/** Credentials are renewed this long before they expire. */
-const REFRESH_BEFORE_MS = 5 * 60_000;
-
 /**
- * Credentials of `roleArn` through STS AssumeRole, cached until 5 minutes before they expire. STS calls use the
- * SDK's standard retry (STS throttles too).
+ * Credentials of `roleArn` through STS AssumeRole, cached until 5 minutes before they expire, as an SDK credential
+ * provider: member-access.ts AssumedRoleCredentials (the one cache of assumed credentials, shared with the member
+ * roles). STS calls use the SDK's standard retry (STS throttles too).
  */
 export function assumedRoleCredentials(
   roleArn: string,
@@ -74,31 +65,9 @@ export function assumedRoleCredentials(
     retryMode: 'standard',
   }),
   now: () => number = Date.now,
-): () => Promise<AssumedCredentials> {
-  let cached: AssumedCredentials | null = null;
-  let pending: Promise<AssumedCredentials> | null = null;
-  return async () => {
-    if (cached && cached.expiration.getTime() - REFRESH_BEFORE_MS > now()) return cached;
-    pending ??= (async () => {
-      try {
-        const res = await sts.send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: sessionName }));
-        const c = res.Credentials;
-        if (!c?.AccessKeyId || !c.SecretAccessKey || !c.SessionToken || !c.Expiration) {
-          throw new Error(`sts:AssumeRole of ${roleArn} returned no credentials`);
-        }
-        cached = {
-          accessKeyId: c.AccessKeyId,
-          secretAccessKey: c.SecretAccessKey,
-          sessionToken: c.SessionToken,
-          expiration: c.Expiration,
-        };
-        return cached;
-      } finally {
-        pending = null;
-      }
-    })();
-    return pending;
-  };
+): () => Promise<MemberCredentials> {
+  const role = new AssumedRoleCredentials(sts, roleArn, sessionName, () => new Date(now()));
+  return () => role.get();
 }
 
 /**
