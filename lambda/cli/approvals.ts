@@ -13,6 +13,7 @@ import {
   type ApprovalRequest,
   type ApprovalResponse,
   type ApprovalView,
+  coversText,
 } from '../domain/approval-protocol';
 import { isViolationCode, VIOLATION_CODES, type ViolationCode } from '../domain/types';
 import { redactSecrets } from '../shared/redact';
@@ -128,10 +129,6 @@ export function parseCovers(value: string | undefined): ViolationCode[] | 'ALL' 
     );
   }
   return [...new Set(codes)] as ViolationCode[];
-}
-
-function coversText(covers: ApprovalView['covers']): string {
-  return covers === 'ALL' ? 'every violation code except LEAKED' : covers.join(', ');
 }
 
 /**

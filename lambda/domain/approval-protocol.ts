@@ -61,6 +61,11 @@ export const ApprovalRequestSchema = z.discriminatedUnion('action', [
 
 export type ApprovalRequest = z.infer<typeof ApprovalRequestSchema>;
 
+/** What an approval covers, in words (the audit decision's reason and the CLI's output say it the same way). */
+export function coversText(covers: readonly string[] | 'ALL'): string {
+  return covers === 'ALL' ? 'every violation code except LEAKED' : covers.join(', ');
+}
+
 /** An approval as the function returns it. */
 export const ApprovalViewSchema = z.strictObject({
   approvalId: z.string(),

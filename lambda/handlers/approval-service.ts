@@ -6,7 +6,12 @@ import {
   type StoredApproval,
 } from '../adapters/approvals-store';
 import type { DynamoAuditLog } from '../adapters/audit-store';
-import { ApprovalError, type ApprovalRequest, type ApprovalResponse } from '../domain/approval-protocol';
+import {
+  ApprovalError,
+  type ApprovalRequest,
+  type ApprovalResponse,
+  coversText,
+} from '../domain/approval-protocol';
 import { DAY_MS } from '../domain/dates';
 import { isNeverExpiring } from '../domain/evaluate';
 import { decisionIdFor, type KnownKey } from '../domain/pipeline';
@@ -84,10 +89,6 @@ export function parseUntil(value: string, now: Date, maxApprovalDays: number): s
     );
   }
   return until.toISOString();
-}
-
-export function coversText(covers: ViolationCode[] | 'ALL'): string {
-  return covers === 'ALL' ? 'every violation code except LEAKED' : covers.join(', ');
 }
 
 function view(a: StoredApproval): StoredApproval {

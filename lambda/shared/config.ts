@@ -320,17 +320,9 @@ export const ConfigSchema = z.strictObject({
       logGroups: z
         .array(logGroupName)
         .max(50)
-        .superRefine((groups, ctx) => {
-          // One subscription filter per listed group, named for the stack: a group listed twice gets two filters
-          // of one name, which CloudWatch Logs refuses at deploy time.
-          const first = new Map<string, number>();
-          for (const [i, group] of groups.entries()) {
-            const at = first.get(group);
-            if (at === undefined) first.set(group, i);
-            else
-              ctx.addIssue({ code: 'custom', path: [i], message: `listed twice (also at logGroups.${at})` });
-          }
-        })
+        // One subscription filter per listed group, named for the stack: a group listed twice gets two filters of
+        // one name, which CloudWatch Logs refuses at deploy time.
+        .superRefine(unique('logGroups'))
         .default([]),
       /**
        * A found long-term key is deactivated (enforce mode) only when Bedrock confirms it is a working key. When
