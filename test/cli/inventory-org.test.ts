@@ -260,6 +260,22 @@ describe('keyguard inventory --org', () => {
     expectNoCredentials(stdout + stderr);
   });
 
+  it('shows an account name holding terminal escapes and bidi controls escaped, in the table, summary and stderr', async () => {
+    // Prepare: a member account's administrator chooses its name (account:PutAccountName), so it is untrusted text.
+    const hostile = 'prod\x1b[2J\x1b]8;;https://evil.example\x07x\u202eipa';
+    await startOrg(() => {
+      const o = organization();
+      for (const m of o.members.values()) if (m.name === 'prod-api' || m.name === 'sandbox') m.name = hostile;
+      return o;
+    });
+    // Act
+    const { stdout, stderr } = await inventory();
+    // Assess: the names are there, but no byte of them can move the cursor, clear the screen or reorder text
+    expect(stdout + stderr).toContain('prod');
+    expect(stdout + stderr).not.toMatch(/[\x1b\x07\u202e]/);
+    expect(stdout).toContain('prod\\x1b[2J');
+  });
+
   it('assumes only the governed accounts’ member roles, as keyguard-inventory, and reads each account with its own credentials', async () => {
     // Act
     await inventory();
