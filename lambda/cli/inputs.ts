@@ -30,10 +30,16 @@ import { directoryMayHold, logFileMayHold, OPEN_WINDOW, type ReplayWindow } from
 /** Extensions picked up when walking a directory (each also as `.gz`). */
 const INPUT_EXTENSIONS = ['.json', '.jsonl', '.ndjson'] as const;
 const LINE_EXTENSIONS = ['.jsonl', '.ndjson'] as const;
-/** CloudTrail digest files sit next to log files and are not logs. */
-const DIGEST_MARKER = '_CloudTrail-Digest_';
-/** The S3 layout's digest tree (`AWSLogs/<account>/CloudTrail-Digest/...`): never searched. */
-const DIGEST_DIRECTORY = 'CloudTrail-Digest';
+/**
+ * CloudTrail digest files and Insights files sit next to log files and are not logs of API calls: an Insights
+ * event only counts calls (its `insightDetails` name an event, never a key).
+ */
+const NOT_LOG_MARKERS = ['_CloudTrail-Digest_', '_CloudTrail-Insight_'] as const;
+/**
+ * The S3 layout's digest and Insights trees (`AWSLogs/[o-org/]<account>/CloudTrail-Digest/...`,
+ * `.../CloudTrail-Insight/...`): never searched.
+ */
+const NOT_LOG_DIRECTORIES: ReadonlySet<string> = new Set(['CloudTrail-Digest', 'CloudTrail-Insight']);
 export interface InputFile {
   /** As shown to the user: the argument, joined with the path below it for files found in a directory. */
   display: string;
@@ -62,7 +68,10 @@ function stripGz(name: string): string {
 
 function isInputName(name: string): boolean {
   const base = stripGz(name.toLowerCase());
-  return !name.includes(DIGEST_MARKER) && INPUT_EXTENSIONS.some((ext) => base.endsWith(ext));
+  return (
+    !NOT_LOG_MARKERS.some((marker) => name.includes(marker)) &&
+    INPUT_EXTENSIONS.some((ext) => base.endsWith(ext))
+  );
 }
 
 export function isLineDelimited(name: string): boolean {
@@ -133,7 +142,7 @@ async function walk(
     const display = join(dirDisplay, e.name);
     const absolute = join(dirAbsolute, e.name);
     if (e.isDirectory()) {
-      if (e.name === DIGEST_DIRECTORY) continue;
+      if (NOT_LOG_DIRECTORIES.has(e.name)) continue;
       if (directoryMayHold(window, absolute)) await walk(display, absolute, window, out);
       else out.skippedByDate += 1;
     } else if (isInputName(e.name)) {
