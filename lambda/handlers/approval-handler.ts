@@ -4,6 +4,7 @@ import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'a
 import { z } from 'zod';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
+import type { GovernedAccounts } from '../adapters/governed-accounts';
 import {
   APPROVAL_ERROR_STATUS,
   ApprovalError,
@@ -29,6 +30,11 @@ export interface ApprovalRuntime {
   policy: ApprovalPolicy;
   policyVersion: string;
   governedAccountId: string;
+  /**
+   * Organization mode (ORG_SETTINGS_PARAMETER set): the governed accounts, whose keys may be approved as well as the
+   * hub's. The same check credential-event decides with. @default none: keys of `governedAccountId` only
+   */
+  organization?: () => Promise<GovernedAccounts>;
   approvalsTable: string;
   keysTable: string;
   decisionsTable: string;
@@ -84,10 +90,19 @@ function bodyText(event: LambdaFunctionURLEvent): string {
 }
 
 export function createApprovalHandler(rt: ApprovalRuntime) {
+  const { organization } = rt;
   const service = new ApprovalService({
     policy: rt.policy,
     policyVersion: rt.policyVersion,
     governedAccountId: rt.governedAccountId,
+    ...(organization
+      ? {
+          ungovernedReason: async (accountId: string) => {
+            const g = await (await organization()).check(accountId);
+            return g.governed ? null : g.reason;
+          },
+        }
+      : {}),
     approvals: new DynamoApprovalsStore(rt.doc, rt.approvalsTable),
     audit: new DynamoAuditLog(rt.doc, { decisionsTable: rt.decisionsTable, keysTable: rt.keysTable }),
     ...(rt.now ? { now: rt.now } : {}),

@@ -15,7 +15,13 @@ import {
 import { DAY_MS } from '../domain/dates';
 import { isNeverExpiring } from '../domain/evaluate';
 import { decisionIdFor, type KnownKey } from '../domain/pipeline';
-import { isListedApprover, selfApprovalConflict, sharedRoleConflict } from '../domain/self-approval';
+import {
+  callerTokens,
+  isListedApprover,
+  selfApprovalConflict,
+  sharedRoleConflict,
+  subjectTokens,
+} from '../domain/self-approval';
 import type { Approval, Decision, OwnerSource, Trigger, ViolationCode } from '../domain/types';
 import { redactSecrets } from '../shared/redact';
 import { endOfDay, parseTimeInput } from '../shared/time-input';
@@ -39,8 +45,18 @@ export interface ApprovalServiceDeps {
   policy: ApprovalPolicy;
   /** The whole config's version, recorded on every audit decision (POLICY_VERSION). */
   policyVersion: string;
-  /** The account the stack governs: callers from elsewhere are refused, keys of elsewhere are not known. */
+  /**
+   * The hub's account (the stack's own): the only account whose principals may call, and the only account whose keys
+   * may be approved in a single-account deployment.
+   */
   governedAccountId: string;
+  /**
+   * Organization mode: why keyguard does not govern an account, or null when it does (governed-accounts.ts: ACTIVE
+   * accounts under organization.targets minus excludeAccounts, and the hub). Keys of governed member accounts may then
+   * be approved too. Asked only for another account than the hub's, after the caller is admitted.
+   * @default none: only keys of `governedAccountId`
+   */
+  ungovernedReason?: (accountId: string) => Promise<string | null>;
   approvals: DynamoApprovalsStore;
   audit: DynamoAuditLog;
   now?: () => Date;
@@ -113,12 +129,7 @@ export class ApprovalService {
   async handle(caller: Caller, request: ApprovalRequest): Promise<ApprovalResponse> {
     this.admit(caller);
     const accountId = request.accountId ?? caller.accountId;
-    if (accountId !== this.deps.governedAccountId) {
-      throw new ApprovalError(
-        'not-found',
-        `account ${accountId} is not governed by this stack (it governs ${this.deps.governedAccountId})`,
-      );
-    }
+    await this.requireGoverned(accountId);
     switch (request.action) {
       case 'approve':
         return this.approve(caller, accountId, request);
@@ -135,12 +146,19 @@ export class ApprovalService {
     }
   }
 
-  /** Only principals of the governed account, and only listed approvers when the policy lists any. */
+  /**
+   * Only principals of the hub's account, and only listed approvers when the policy lists any. In organization mode
+   * too: the security team approves from the hub, and nobody in a member account (a key's own user or its creator
+   * there included) approves anything.
+   */
   private admit(caller: Caller): void {
     if (caller.accountId !== this.deps.governedAccountId) {
       throw new ApprovalError(
         'refused',
-        `refused: ${caller.arn} is not a principal of the governed account ${this.deps.governedAccountId}`,
+        this.deps.ungovernedReason
+          ? `refused: ${caller.arn} is not a principal of the hub account ${this.deps.governedAccountId} ` +
+              '(approvals of every governed account are made from the hub account)'
+          : `refused: ${caller.arn} is not a principal of the governed account ${this.deps.governedAccountId}`,
       );
     }
     const { approvers } = this.deps.policy;
@@ -148,6 +166,26 @@ export class ApprovalService {
       throw new ApprovalError(
         'refused',
         `refused: ${caller.arn} is not an approver (config "approvers" lists ${approvers.length} principal(s))`,
+      );
+    }
+  }
+
+  /** Keys of the hub's account, and in organization mode of the accounts keyguard governs; never of another. */
+  private async requireGoverned(accountId: string): Promise<void> {
+    const hub = this.deps.governedAccountId;
+    if (accountId === hub) return;
+    if (!this.deps.ungovernedReason) {
+      throw new ApprovalError(
+        'not-found',
+        `account ${accountId} is not governed by this stack (it governs ${hub})`,
+      );
+    }
+    const why = await this.deps.ungovernedReason(accountId);
+    if (why !== null) {
+      throw new ApprovalError(
+        'not-found',
+        `account ${accountId} is not governed by this stack (${why}): only keys of the hub account ${hub} and of ` +
+          "the organization's governed accounts can be approved, revoked, reviewed or listed",
       );
     }
   }
@@ -173,6 +211,17 @@ export class ApprovalService {
   }
 
   private refuseSelf(caller: Caller, known: KnownKey, what: string): void {
+    // The IAM user holding the key, in the key's account (a member account's, in organization mode): compared by
+    // ARN and by name like an owner or creator, so the same name in the hub (a user, or a session named so) is it.
+    const holder = `arn:aws:iam::${known.accountId}:user/${known.userName}`;
+    const mine = callerTokens(caller.arn);
+    if ([...subjectTokens(holder)].some((t) => mine.has(t))) {
+      throw new ApprovalError(
+        'refused',
+        `refused: you (${caller.arn}) are the IAM user of key ${known.keyId} (user ${known.userName} in account ` +
+          `${known.accountId}); nobody may ${what} a key they hold: ask another approver`,
+      );
+    }
     const conflict = selfApprovalConflict(caller.arn, known) ?? sharedRoleConflict(caller.arn, known.creator);
     if (conflict) {
       throw new ApprovalError(

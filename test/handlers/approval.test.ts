@@ -189,6 +189,7 @@ describe('approval function: the approver is the authenticated caller', () => {
 describe('approval function: nobody approves or reviews a key they own or created', () => {
   it.each([
     ['the creator (IAM user)', BOB_USER, 'creator'],
+    ["the key's own IAM user", `arn:aws:iam::${ACCOUNT}:user/${USER}`, 'IAM user'],
     [
       'the owner (SSO session named as the owner tag)',
       `arn:aws:sts::${ACCOUNT}:assumed-role/AWSReservedSSO_Dev_0123/alice@example.com`,
