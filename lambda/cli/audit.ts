@@ -40,7 +40,8 @@ export interface AuditSourceOptions {
 
 export interface AuditOptions extends AuditSourceOptions {
   key?: string;
-  account?: string;
+  /** Repeatable: decisions about keys of any of these accounts. */
+  account?: string[];
   owner?: string;
   code?: string;
   action?: string;
@@ -175,6 +176,30 @@ export function parseTimeBound(flag: '--since' | '--until', value: string): Date
 const ACTIONS: readonly Action[] = ['ALLOW', 'NOTIFY', 'DEACTIVATE', 'DELETE'];
 const ACCOUNT_ID = /^\d{12}$/;
 
+/**
+ * The accounts `--account` names (repeatable: any of them), each 12 digits; undefined when none is given. A bad
+ * value is named exactly as typed (through `visible()`, so it cannot forge output on a terminal).
+ */
+export function auditAccounts(values: readonly string[] | undefined): Set<string> | undefined {
+  if (values === undefined || values.length === 0) return undefined;
+  const accounts = new Set<string>();
+  for (const value of values) {
+    const account = value.trim();
+    if (!ACCOUNT_ID.test(account)) {
+      throw new AuditUsageError(
+        `--account: got ${visible(JSON.stringify(value))}; allowed: an AWS account id of 12 digits`,
+      );
+    }
+    accounts.add(account);
+  }
+  return accounts;
+}
+
+/** Commander's collector for a repeatable option. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 /** The query the filter options describe, validated (without the key's account, resolved later). */
 export function auditQuery(opts: AuditOptions): Omit<DecisionQuery, 'key'> & { limit?: number } {
   const q: Omit<DecisionQuery, 'key'> & { limit?: number } = {};
@@ -227,9 +252,10 @@ function trigger(d: Decision): string {
 
 export function auditTable(decisions: readonly Decision[]): string {
   return renderTable(
-    ['DECIDED AT', 'KEY ID', 'USER', 'OWNER', 'ACTION', 'VIOLATIONS', 'TRIGGER'],
+    ['DECIDED AT', 'ACCOUNT', 'KEY ID', 'USER', 'OWNER', 'ACTION', 'VIOLATIONS', 'TRIGGER'],
     decisions.map((d) => [
       shortTime(d.decidedAt),
+      d.accountId,
       d.keyId,
       d.userName,
       d.owner.value ?? '(none)',
@@ -278,6 +304,20 @@ export function auditCsvRow(d: Decision): string {
     d.trigger.eventId ?? '',
     d.policyVersion,
   ]);
+}
+
+/**
+ * `Accounts: 2 (111122223333: 3, 444455556666: 1)` when the decisions are about keys of more than one account
+ * (organization mode), else nothing: a single account's listing reads as before.
+ */
+export function perAccountLine(decisions: readonly Decision[]): string {
+  const counts = new Map<string, number>();
+  for (const d of decisions) counts.set(d.accountId, (counts.get(d.accountId) ?? 0) + 1);
+  if (counts.size < 2) return '';
+  const parts = [...counts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([account, n]) => `${visible(account)}: ${n}`);
+  return `Accounts: ${counts.size} (${parts.join(', ')})\n`;
 }
 
 /** A clear sentence for an AWS failure (no credentials, denied, no such table), or null. */
@@ -347,17 +387,13 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     const q = auditQuery(opts);
     const keyId = trimmed(opts.key);
     if (opts.key !== undefined && keyId === undefined) throw new AuditUsageError('--key: must not be empty');
-    const account = trimmed(opts.account);
-    if (account !== undefined && !ACCOUNT_ID.test(account)) {
-      throw new AuditUsageError(`--account: got ${JSON.stringify(opts.account)}; allowed: 12 digits`);
-    }
-    if (account !== undefined && keyId === undefined) throw new AuditUsageError('--account: only with --key');
+    const accountFilter = auditAccounts(opts.account);
     source = await openAuditSource(opts, io, deps, false);
 
     let decisions: Decision[];
     if (keyId !== undefined) {
       let accounts: string[];
-      if (account !== undefined) accounts = [account];
+      if (accountFilter !== undefined) accounts = [...accountFilter];
       else if (source.hasKeysTable) accounts = await source.log.accountsWithKey(keyId);
       else {
         throw new AuditUsageError(
@@ -371,12 +407,18 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
       }
       decisions.sort(byDecidedAt);
     } else {
-      decisions = await source.log.findDecisions(q);
+      // Filtered here, not in DynamoDB: a filter expression would not make the read (a Scan or the owner's
+      // index Query) read fewer items.
+      decisions = (await source.log.findDecisions(q)).filter(
+        (d) => accountFilter === undefined || accountFilter.has(d.accountId),
+      );
     }
     // --limit keeps the most recent ones, still printed oldest first.
     if (q.limit !== undefined && decisions.length > q.limit) decisions = decisions.slice(-q.limit);
 
-    const summary = `Decisions: ${decisions.length} (${visible(source.label)}). Read-only: nothing was changed.\n`;
+    const summary =
+      `Decisions: ${decisions.length} (${visible(source.label)}). Read-only: nothing was changed.\n` +
+      perAccountLine(decisions);
     if (opts.json) {
       for (const d of decisions) io.stdout.write(`${decisionJson(d)}\n`);
       io.stderr.write(summary);
@@ -403,8 +445,10 @@ Source: the embedded store written by \`keyguard replay\` (--store, default ${DE
 environment credentials, AWS_ENDPOINT_URL_*), region us-east-1 unless AWS_REGION says otherwise. Permissions:
 dynamodb:Query and dynamodb:Scan on the decisions table and its byOwner index, dynamodb:Scan on the keys table.
 
-Filters AND together. --key reads the key's partition and --owner the byOwner index; without either, the
-whole decisions table is scanned (filtered in DynamoDB, but every item is read and paid for).
+Filters AND together; --account may be repeated (decisions about keys of any of those accounts). --key reads
+the key's partition (in each --account, else in every account the keys table has it in) and --owner the byOwner
+index; without either, the whole decisions table is scanned (filtered in DynamoDB, but every item is read and
+paid for).
 Keys without an owner are listed under the owner "${UNOWNED}". Dates YYYY-MM-DD are whole days, UTC.
 
 Output, sorted by decision time: a table (default), --json (one decision per line, as replay --json) or --csv
@@ -418,6 +462,7 @@ Exit codes:
 
 Examples:
   $ keyguard audit --owner alice@example.com
+  $ keyguard audit --account 111122223333 --account 444455556666 --code NEVER_EXPIRES
   $ keyguard audit --key ACCAGVIKUZQCWC4UQW63Y --since 2026-11-01 --json
   $ keyguard audit --table BedrockKeyGuard-AuditTablesDecisions-ABC123 --code NEVER_EXPIRES --csv > never.csv
 `;
@@ -457,7 +502,12 @@ export function registerAuditCommand(
     .addOption(decisionsTableOption())
     .addOption(keysTableOption('to find the account of --key'))
     .option('--key <id>', 'only decisions about this key (ServiceSpecificCredentialId, ACCA…)')
-    .option('--account <id>', "the key's account (default: looked up in the keys table)")
+    .option(
+      '--account <id>',
+      "only decisions about keys of this account (12 digits; repeat for several); with --key, the key's " +
+        'account (default: looked up in the keys table)',
+      collect,
+    )
     .option('--owner <value>', `only decisions about keys of this owner ("${UNOWNED}" for none)`)
     .option('--code <CODE>', `only decisions with this violation (${VIOLATION_CODES.join(', ')})`)
     .option('--action <ACTION>', `only decisions with this action (${ACTIONS.join(', ')})`)

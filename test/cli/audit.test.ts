@@ -8,7 +8,17 @@ import type { CliIO } from '../../lambda/cli/io';
 import { runReplay } from '../../lambda/cli/replay';
 import { type Decision, VIOLATION_CODES } from '../../lambda/domain/types';
 import { startTestDynamo, TABLES } from '../support/dynamo';
-import { ACCOUNT, captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
+import {
+  ACCOUNT,
+  captureIO,
+  createKeyRecord,
+  jsonLines,
+  REPO,
+  removeTempDirs,
+  tempDir,
+  writeFile,
+} from './helpers';
+import { inAccount, MANAGEMENT, MEMBER_A, MEMBER_B, orgArchive } from './org-archive';
 
 /** A fresh program configured like bin/keyguard.ts's, with only `audit` registered. */
 async function audit(
@@ -115,7 +125,9 @@ describe('keyguard audit over the embedded store written by replay', () => {
     // Assess
     expect(r.code).toBe(0);
     const lines = r.stdout.split('\n');
-    expect(lines[0]).toMatch(/^DECIDED AT\s+KEY ID\s+USER\s+OWNER\s+ACTION\s+VIOLATIONS\s+TRIGGER$/);
+    expect(lines[0]).toMatch(
+      /^DECIDED AT\s+ACCOUNT\s+KEY ID\s+USER\s+OWNER\s+ACTION\s+VIOLATIONS\s+TRIGGER$/,
+    );
     const rows = lines.slice(1, 1 + replayed.length);
     expect(rows).toHaveLength(replayed.length);
     const deactivations = replayed.filter((d) => d.action === 'DEACTIVATE').length;
@@ -228,7 +240,8 @@ describe('keyguard audit over the embedded store written by replay', () => {
     [['--action', 'PAUSE'], '--action: unknown action'],
     [['--limit', '0'], '--limit'],
     [['--json', '--csv'], 'choose one'],
-    [['--account', '123'], '--account'],
+    [['--account', '123'], '--account: got "123"; allowed: an AWS account id of 12 digits'],
+    [['--account', '111122223333', '--account', 'o-a1b2c3d4e5'], '--account: got "o-a1b2c3d4e5"'],
   ])('refuses bad usage %j with exit 2', async (args, message) => {
     // Act
     const r = await audit(['--store', store, ...args], { deps: NO_AWS });
@@ -372,5 +385,124 @@ describe('keyguard audit against a deployed decisions table (dynalite standing i
     expect(both.stderr).toContain('choose one source');
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('keyguard: audit: table no-such-table or its keys table not found');
+  });
+});
+
+describe('keyguard audit --account over an organization trail replayed into one store', () => {
+  let orgStore: string;
+  let all: Decision[];
+
+  beforeAll(async () => {
+    const { root } = orgArchive();
+    orgStore = join(tempDir(), 'store');
+    const out = captureIO(root);
+    const code = await runReplay(['org-trail-bucket'], { json: true, store: orgStore, jobs: 1 }, out.io);
+    expect(code).toBe(0);
+    all = jsonLines(out.stdout());
+  });
+
+  it('lists only the decisions about keys of that account', async () => {
+    // Act
+    const r = await audit(['--store', orgStore, '--account', MEMBER_A, '--json'], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(0);
+    const got = jsonLines(r.stdout);
+    expect(got.map((d) => [d.accountId, d.keyId])).toEqual([
+      [MEMBER_A, 'ACCAORGMEMBERA000001'],
+      [MEMBER_A, 'ACCAORGMEMBERA000002'],
+    ]);
+    expect(r.stderr).toContain('Decisions: 2 (');
+    expect(r.stderr).not.toContain('Accounts:');
+  });
+
+  it('takes --account several times (any of them) and totals the decisions per account', async () => {
+    // Act
+    const r = await audit(['--store', orgStore, '--account', MEMBER_B, '--account', MEMBER_A], {
+      deps: NO_AWS,
+    });
+    const everything = await audit(['--store', orgStore], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(0);
+    const rows = r.stdout.split('\n').slice(1, 5);
+    expect(rows.map((l) => l.split(/\s{2,}/)[1])).toEqual([MEMBER_A, MEMBER_A, MEMBER_B, MEMBER_B]);
+    expect(r.stdout).toContain(`Decisions: 4 (store ${orgStore})`);
+    expect(r.stdout).toContain(`Accounts: 2 (${MEMBER_A}: 2, ${MEMBER_B}: 2)`);
+    expect(everything.stdout).toContain(`Accounts: 3 (${MANAGEMENT}: 2, ${MEMBER_A}: 2, ${MEMBER_B}: 2)`);
+    expect(all).toHaveLength(6);
+  });
+
+  it('with --key, reads the key in the named accounts only', async () => {
+    // Act
+    const right = await audit(
+      ['--store', orgStore, '--key', 'ACCAORGMEMBERB000001', '--account', MEMBER_B, '--json'],
+      {
+        deps: NO_AWS,
+      },
+    );
+    const wrong = await audit(
+      ['--store', orgStore, '--key', 'ACCAORGMEMBERB000001', '--account', MEMBER_A, '--json'],
+      {
+        deps: NO_AWS,
+      },
+    );
+    const lookedUp = await audit(['--store', orgStore, '--key', 'ACCAORGMEMBERB000001', '--json'], {
+      deps: NO_AWS,
+    });
+
+    // Assess
+    expect(jsonLines(right.stdout).map((d) => d.trigger.eventName)).toEqual([
+      'CreateServiceSpecificCredential',
+      'TagUser',
+    ]);
+    expect(jsonLines(wrong.stdout)).toEqual([]);
+    expect(jsonLines(lookedUp.stdout).map((d) => d.decisionId)).toEqual(
+      jsonLines(right.stdout).map((d) => d.decisionId),
+    );
+  });
+
+  it('names a hostile --account value without letting it drive the terminal', async () => {
+    // Act
+    const r = await audit(['--store', orgStore, '--account', '\u202e333322221111\u001b[2J'], {
+      deps: NO_AWS,
+    });
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--account: got "\\u202e333322221111\\u001b[2J"');
+    expect(r.stderr).not.toContain('\u202e');
+    expect(r.stderr).not.toContain('\u001b');
+  });
+
+  it('shows an account id an archive made up (any text) escaped in the table and the totals', async () => {
+    // Prepare: replay trusts recipientAccountId as text; a crafted file can put anything there.
+    const root = tempDir();
+    const hostile = '\u202e999988887777\u001b]0;owned\u0007';
+    writeFile(
+      join(root, 'crafted.json'),
+      JSON.stringify({
+        Records: [
+          inAccount(
+            createKeyRecord('2026-11-05T10:00:00Z', 'svc-x', 'ACCAHOSTILEACCOUNT01', { ageDays: 5 }),
+            hostile,
+          ),
+          createKeyRecord('2026-11-05T11:00:00Z', 'svc-y', 'ACCAPLAINACCOUNT0001', { ageDays: 5 }),
+        ],
+      }),
+    );
+    const hostileStore = join(tempDir(), 'store');
+    expect(await runReplay(['crafted.json'], { json: true, store: hostileStore }, captureIO(root).io)).toBe(
+      0,
+    );
+
+    // Act
+    const r = await audit(['--store', hostileStore], { deps: NO_AWS });
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('\\u202e999988887777\\x1b]0;owned\\x07');
+    expect(r.stdout).toContain(`Accounts: 2 (${ACCOUNT}: 1, \\u202e999988887777\\x1b]0;owned\\x07: 1)`);
+    for (const raw of ['\u202e', '\u001b', '\u0007']) expect(r.stdout).not.toContain(raw);
   });
 });

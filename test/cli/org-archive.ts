@@ -18,7 +18,7 @@ type Json = Record<string, unknown>;
 
 /** A record of the helpers' account rewritten as one recorded in `account` (recipient, caller and key alias). */
 export function inAccount(record: Json, account: string): Json {
-  const text = JSON.stringify(record).split(ACCOUNT).join(account);
+  const text = JSON.stringify(record).split(ACCOUNT).join(JSON.stringify(account).slice(1, -1));
   return JSON.parse(text) as Json;
 }
 
