@@ -6,9 +6,11 @@ import { z } from 'zod';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
+import type { GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { IamUserFacts } from '../adapters/iam-user-facts';
-import { SnsNotifier } from '../adapters/notifier';
+import { MemberRoleError } from '../adapters/member-access';
+import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
 import { DynamoUsageStore } from '../adapters/usage-store';
 import { type EventBridgeEvent, EventBridgeEventSchema, latestPlausibleTime } from '../domain/cloudtrail';
 import type { KeyStepResult, PipelineDeps } from '../domain/pipeline';
@@ -32,6 +34,14 @@ import { redactSecrets } from '../shared/redact';
  * Store, IAM and SNS failures are thrown, so the batch is retried and finally goes to the queue's DLQ. A retried
  * batch is counted again (call counts are at-least-once); last-used times and decisions are not affected (times
  * only move forward, decision ids are deterministic).
+ *
+ * Organization mode (issue 12): the spokes forward their accounts' usage to the hub bus. The uses of a batch are
+ * taken account by account: each governed account's uses are attributed and decided in that account (IAM through its
+ * member role) with its effective policy (overrides; the decision records that policy's version), uses of accounts
+ * keyguard does not govern are skipped (`ungovernedAccount`, logged with why, EventsFromUngovernedAccounts). One
+ * account's failure (its member role unusable, IAM throttled past retries) fails only its messages: they are
+ * reported as batch item failures (the event source mapping reports them in organization mode), retried, and
+ * finally dead-lettered, while the other accounts' uses are recorded.
  * CloudTrail never logs the key itself; nothing here logs a message body.
  */
 
@@ -44,9 +54,16 @@ export interface KeyUsageRuntime {
   approvalsTable: string;
   usageTable: string;
   topicArn: string;
-  /** The only account whose use is tracked and whose keys may be decided on. */
+  /** The only account whose use is tracked and whose keys may be decided on (organization mode: the hub's own). */
   governedAccountId: string;
   iamFor: IamClientProvider;
+  /**
+   * Organization mode: a use is decided in the account that made it, through its member role, with its effective
+   * policy; uses of accounts keyguard does not govern are skipped. Failures are then per account (batch item
+   * failures) instead of failing the batch.
+   * @default none: only `governedAccountId` is governed, with `iamFor`
+   */
+  organization?: () => Promise<GovernedAccounts>;
   dynamo: DynamoDBClient;
   sns: SNSClient;
   logger: Logger;
@@ -66,7 +83,12 @@ const SqsEventSchema = z.object({
 });
 
 /** `not-aws-source`: an event whose `source` is not Bedrock's, i.e. put by a custom rule or PutEvents (forged use). */
-export type UsageSkipReason = UsageIgnoreReason | 'foreign-account' | 'not-an-event' | 'not-aws-source';
+export type UsageSkipReason =
+  | UsageIgnoreReason
+  | 'foreign-account'
+  | 'ungoverned-account'
+  | 'not-an-event'
+  | 'not-aws-source';
 
 export interface UsageDecisionResult {
   decisionId: string;
@@ -88,6 +110,11 @@ export interface KeyUsageResult {
   /** Store writes: one per subject. */
   subjects: number;
   decisions: UsageDecisionResult[];
+  /**
+   * Organization mode: the messages of accounts whose uses could not be processed (SQS partial batch response:
+   * only these are retried). Absent in single-account mode, where any failure fails the whole batch.
+   */
+  batchItemFailures?: Array<{ itemIdentifier: string }>;
 }
 
 /** Only paths and expectations are reported: values could hold anything. */
@@ -97,23 +124,60 @@ function issuesOf(error: z.ZodError): string {
 
 export function createKeyUsageHandler(rt: KeyUsageRuntime) {
   const { logger, metrics } = rt;
+  const organization = rt.organization;
+  // In organization mode every IAM call goes to the account that made the use, through its member role.
+  const iamFor: IamClientProvider = organization
+    ? async (accountId) => (await organization()).iamFor(accountId)
+    : rt.iamFor;
+  const notifierOptions: SnsNotifierOptions = organization
+    ? { accountName: async (accountId) => (await organization()).accountName(accountId) }
+    : {};
   const doc = documentClient(rt.dynamo);
-  const directory = new IamKeyDirectory(rt.iamFor);
+  const directory = new IamKeyDirectory(iamFor);
   const audit = new DynamoAuditLog(doc, { decisionsTable: rt.decisionsTable, keysTable: rt.keysTable });
   const deps: PipelineDeps = {
     directory,
     audit,
-    enforcer: new IamEnforcer(rt.iamFor, directory),
-    notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config),
+    enforcer: new IamEnforcer(iamFor, directory),
+    notifier: new SnsNotifier(rt.sns, rt.topicArn, rt.config, notifierOptions),
     approvals: new DynamoApprovalsStore(doc, rt.approvalsTable),
     // The same user facts as the event and sweep paths: otherwise a usage decision would differ from theirs
     // in BROAD_PERMISSIONS / USER_HAS_OTHER_CREDENTIALS only, and look like a change.
-    facts: new IamUserFacts(rt.iamFor),
+    facts: new IamUserFacts(iamFor),
   };
   const store = new DynamoUsageStore(doc, rt.usageTable);
   // A usage decision about an Active key evaluates UNUSED from the same table (just written: never idle).
   deps.usage = store;
   const now = rt.now ?? (() => new Date());
+
+  /** The policy an account's uses are decided with (its notifier quotes that policy). */
+  interface AccountPolicy {
+    config: Policy;
+    policyVersion: string;
+    deps: PipelineDeps;
+  }
+  const byVersion = new Map<string, AccountPolicy>([
+    [rt.policyVersion, { config: rt.config, policyVersion: rt.policyVersion, deps }],
+  ]);
+  /** Organization mode: the effective policy of a governed account, or why the account is not governed. */
+  async function policyOf(
+    accounts: GovernedAccounts,
+    accountId: string,
+  ): Promise<AccountPolicy | { ungoverned: string }> {
+    const g = await accounts.check(accountId);
+    if (!g.governed) return { ungoverned: g.reason };
+    const effective = accounts.policyFor(rt.config, rt.policyVersion, g.placement);
+    let p = byVersion.get(effective.policyVersion);
+    if (!p) {
+      p = {
+        config: effective.policy,
+        policyVersion: effective.policyVersion,
+        deps: { ...deps, notifier: new SnsNotifier(rt.sns, rt.topicArn, effective.policy, notifierOptions) },
+      };
+      byVersion.set(effective.policyVersion, p);
+    }
+    return p;
+  }
 
   function count(name: string, value: number, dimension: [string, string] | null = null): void {
     if (value === 0) return;
@@ -160,6 +224,7 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
         ...out,
         accountId: d.accountId,
         userName: d.userName,
+        policyVersion: d.policyVersion,
         eventId: d.trigger.eventId,
       });
       count('Decisions', 1, ['action', d.action]);
@@ -174,7 +239,7 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
     const skip = (reason: UsageSkipReason) => {
       skipped[reason] = (skipped[reason] ?? 0) + 1;
     };
-    const uses: BearerUse[] = [];
+    const uses: Array<{ messageId: string; use: BearerUse }> = [];
     const notAfter = latestPlausibleTime(now());
     for (const r of records) {
       const event = parseBody(r.messageId, r.body);
@@ -211,36 +276,93 @@ export function createKeyUsageHandler(rt: KeyUsageRuntime) {
         skip(c.ignored ?? 'not-bearer-token');
         continue;
       }
-      if (c.use.accountId !== rt.governedAccountId) {
+      if (!organization && c.use.accountId !== rt.governedAccountId) {
         skip('foreign-account');
         continue;
       }
-      uses.push(c.use);
+      uses.push({ messageId: r.messageId, use: c.use });
     }
     for (const [reason, n] of Object.entries(skipped)) count('SkippedUsageRecords', n, ['reason', reason]);
     if (Object.keys(skipped).length > 0) logger.info('usage records skipped', { skipped });
 
-    const outcome = await processUses(
-      uses,
-      { directory, recorder: store, deps },
-      {
-        config: rt.config,
-        policyVersion: rt.policyVersion,
-        now: now(),
-        triggerKind: 'usage',
-      },
-    );
-    const subjects = outcome.subjects;
-    count('BearerTokenCalls', uses.length);
-    count('UsageSubjects', subjects.length);
-    const decisions = outcome.decisions.map((d) => report(d.result, d.cause));
+    const at = now();
+    let recorded = 0;
+    let subjects = 0;
+    const decisions: UsageDecisionResult[] = [];
+    const failed: string[] = [];
+    /** One account's uses through flow 3 with its policy. */
+    const run = async (batch: BearerUse[], policy: AccountPolicy): Promise<void> => {
+      const outcome = await processUses(
+        batch,
+        { directory, recorder: store, deps: policy.deps },
+        { config: policy.config, policyVersion: policy.policyVersion, now: at, triggerKind: 'usage' },
+      );
+      recorded += batch.length;
+      subjects += outcome.subjects.length;
+      decisions.push(...outcome.decisions.map((d) => report(d.result, d.cause)));
+    };
+    if (!organization) {
+      await run(
+        uses.map((u) => u.use),
+        byVersion.get(rt.policyVersion) as AccountPolicy,
+      );
+    } else {
+      const accounts = await organization();
+      const byAccount = new Map<string, Array<{ messageId: string; use: BearerUse }>>();
+      for (const u of uses) {
+        const list = byAccount.get(u.use.accountId);
+        if (list) list.push(u);
+        else byAccount.set(u.use.accountId, [u]);
+      }
+      for (const [accountId, entries] of byAccount) {
+        try {
+          const policy = await policyOf(accounts, accountId);
+          if ('ungoverned' in policy) {
+            // Never acted on: not this deployment's account (excluded, not a member, outside the targets).
+            logger.info('usage of an ungoverned account ignored', {
+              accountId,
+              reason: policy.ungoverned,
+              uses: entries.length,
+            });
+            for (const _ of entries) skip('ungoverned-account');
+            count('SkippedUsageRecords', entries.length, ['reason', 'ungoverned-account']);
+            count('EventsFromUngovernedAccounts', entries.length);
+            continue;
+          }
+          await run(
+            entries.map((e) => e.use),
+            policy,
+          );
+        } catch (err) {
+          // Only this account's messages are retried (and finally dead-lettered); the others are done.
+          if (err instanceof MemberRoleError) count('MemberRoleFailures', 1);
+          logger.error('usage of one account failed; its messages are retried, then dead-lettered', {
+            accountId,
+            messages: entries.length,
+            ...(err instanceof MemberRoleError ? { roleArn: err.roleArn, code: err.code } : {}),
+            error: err as Error,
+          });
+          failed.push(...new Set(entries.map((e) => e.messageId)));
+        }
+      }
+    }
+    count('BearerTokenCalls', recorded);
+    count('UsageSubjects', subjects);
     logger.info('usage batch recorded', {
       messages: records.length,
-      uses: uses.length,
-      subjects: subjects.length,
+      uses: recorded,
+      subjects,
       decisions: decisions.filter((d) => d.recorded).length,
+      ...(failed.length > 0 ? { failedMessages: failed.length } : {}),
     });
-    return { messages: records.length, uses: uses.length, skipped, subjects: subjects.length, decisions };
+    return {
+      messages: records.length,
+      uses: recorded,
+      skipped,
+      subjects,
+      decisions,
+      ...(organization ? { batchItemFailures: failed.map((itemIdentifier) => ({ itemIdentifier })) } : {}),
+    };
   }
 
   return async function handler(event: unknown): Promise<KeyUsageResult> {
