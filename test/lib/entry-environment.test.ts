@@ -1,27 +1,20 @@
 import { join, resolve } from 'node:path';
-import { Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
-import type { Construct } from 'constructs';
-import { type CfnTemplate, resolveValue } from '../support/cfn-values';
-import { build, writeConfig } from './helpers';
+import {
+  FULL_CONFIG,
+  type FunctionUnderTest,
+  functionsOf,
+  MINIMAL_CONFIG,
+  NO_USAGE_CONFIG,
+  SINGLE_ACCOUNT_CONFIG,
+} from '../support/function-environments';
 
 /**
  * Each Lambda entry point (lambda/handlers/*.ts, the files the functions are bundled from) is loaded with the
  * environment the synthesized template gives its function, the way the Lambda runtime loads it at a cold start:
  * a variable name misspelt in an entry file, or one the stack stops giving, fails its cold start here instead of
  * in the account. The variables come from the template only (never from a list in this file), so the test follows
- * whatever the stack gives each function.
+ * whatever the stack gives each function (test/support/function-environments.ts, shared with bench/bundle.bench.ts).
  */
-
-/**
- * The entry file of every NodejsFunction, recorded as the CDK bundles it: `Bundling.bundle(scope, { entry })` is
- * called once per function with the construct the function is created in, so a function's entry is known from
- * the construct tree without relying on descriptions or logical ids. (Loaded by path: aws-cdk-lib does not export
- * the module, and `NodejsFunction` calls it through the same file.)
- */
-const bundlingModule = require(
-  join(require.resolve('aws-cdk-lib'), '..', 'aws-lambda-nodejs', 'lib', 'bundling.js'),
-) as { Bundling: { bundle: (scope: Construct, options: { entry: string }) => unknown } };
 
 // Three syntheses and a few dozen isolated loads take tens of seconds on a loaded machine: a generous limit against
 // a hang, not a performance assertion.
@@ -30,105 +23,8 @@ jest.setTimeout(300_000);
 const ENV_MODULE = '../../lambda/shared/env';
 const REPO = resolve(__dirname, '..', '..');
 
-/** What the Lambda runtime itself sets in every function's environment (Lambda developer guide, "Defined runtime environment variables"). */
-function runtimeVariables(region: string, functionName: string): Record<string, string> {
-  return {
-    AWS_REGION: region,
-    AWS_DEFAULT_REGION: region,
-    AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs22.x',
-    AWS_LAMBDA_FUNCTION_NAME: functionName,
-    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '512',
-    AWS_LAMBDA_FUNCTION_VERSION: '$LATEST',
-    AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
-    AWS_LAMBDA_LOG_GROUP_NAME: `/aws/lambda/${functionName}`,
-    AWS_LAMBDA_LOG_STREAM_NAME: '2026/12/07/[$LATEST]0123456789abcdef0123456789abcdef',
-    AWS_LAMBDA_RUNTIME_API: '127.0.0.1:9001',
-    LAMBDA_TASK_ROOT: '/var/task',
-    LAMBDA_RUNTIME_DIR: '/var/runtime',
-    TZ: ':UTC',
-    _HANDLER: 'index.handler',
-    LANG: 'en_US.UTF-8',
-    PATH: '/var/lang/bin:/usr/local/bin:/usr/bin/:/bin:/opt/bin',
-    // Silences the SDK's "Node 22 will be required" notice on this Node 20 test machine (see setup-env.ts); the
-    // runtime is nodejs22.x, where the SDK prints nothing.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
-  };
-}
-
 /** Variables the function is given that Node.js itself reads at process start, never the module. */
 const READ_BY_NODE = new Set(['NODE_OPTIONS']);
-
-interface FunctionUnderTest {
-  logicalId: string;
-  /** Entry file, relative to the repository root. */
-  entry: string;
-  /** The template's Environment.Variables, intrinsics resolved. */
-  variables: Record<string, string>;
-  /** The runtime's own variables for this function. */
-  runtime: Record<string, string>;
-}
-
-/**
- * Synthesizes the app with a config and returns each AWS::Lambda::Function of the main stack with its entry and
- * environment. A function whose entry is not known (not a NodejsFunction bundled from a file) fails, naming it.
- */
-function functionsOf(config: unknown): FunctionUnderTest[] {
-  const entries = new Map<Construct, string[]>();
-  const original = bundlingModule.Bundling.bundle;
-  const spy = jest.spyOn(bundlingModule.Bundling, 'bundle').mockImplementation((scope, options) => {
-    entries.set(scope, [...(entries.get(scope) ?? []), options.entry]);
-    return original.call(bundlingModule.Bundling, scope, options);
-  });
-  // The guardrails stack is part of the app only with -c guardrails=true (and a config that deploys it).
-  const guardrails = (config as { guardrails?: { deploy?: string } }).guardrails?.deploy ?? 'none';
-  let built: ReturnType<typeof build>;
-  try {
-    built = build({
-      context: { config: writeConfig(config), ...(guardrails === 'none' ? {} : { guardrails: 'true' }) },
-    });
-  } finally {
-    spy.mockRestore();
-  }
-
-  // Every stack of the app (main, usage, guardrails): a function added to any of them is found.
-  const templates = new Map<Stack, CfnTemplate>();
-  const found: FunctionUnderTest[] = [];
-  for (const node of built.app.node.findAll()) {
-    const cfn = node as unknown as { cfnResourceType?: string; node: Construct['node'] };
-    if (cfn.cfnResourceType !== 'AWS::Lambda::Function') continue;
-    const stack = Stack.of(node);
-    let template = templates.get(stack);
-    if (!template) {
-      template = Template.fromStack(stack).toJSON() as CfnTemplate;
-      templates.set(stack, template);
-    }
-    const logicalId = stack.getLogicalId(node as never);
-    const name = `${stack.stackName}/${logicalId}`;
-    // The CfnFunction is the NodejsFunction's `Resource`; the NodejsFunction's scope is what bundle() was given.
-    const owner = cfn.node.scope?.node.scope as Construct | undefined;
-    const candidates = owner ? (entries.get(owner) ?? []) : [];
-    if (candidates.length !== 1) {
-      throw new Error(
-        `${name} (${cfn.node.path}): its entry file is not known (${candidates.length} bundled in its ` +
-          'construct); every keyguard function must be a NodejsFunction with its own entry so that this test loads it',
-      );
-    }
-    const resource = template.Resources?.[logicalId];
-    const env = (resource?.Properties?.Environment as { Variables?: Record<string, unknown> } | undefined)
-      ?.Variables;
-    const ctx = { template, stackName: stack.stackName, region: stack.region };
-    const variables = resolveValue(ctx, env ?? {}) as Record<string, string>;
-    found.push({
-      logicalId: name,
-      entry: resolve(candidates[0] as string)
-        .slice(REPO.length + 1)
-        .replaceAll('\\', '/'),
-      variables,
-      runtime: runtimeVariables(stack.region, `${stack.stackName}-${logicalId}`.slice(0, 64)),
-    });
-  }
-  return found;
-}
 
 interface LoadResult {
   handler: unknown;
@@ -187,36 +83,6 @@ function loadEntry(entry: string, env: Record<string, string>): LoadResult {
   }
   return { handler, error, read, required };
 }
-
-/**
- * Every optional feature on: organization mode (the hub: member accounts, overrides), usage tracking (us-east-1 and
- * another region), the log quarantine, notifications, approvers, guardrails.
- */
-const FULL_CONFIG = {
-  organization: {
-    id: 'o-abcdef0123',
-    managementAccountId: '111122223333',
-    targets: ['ou-ab12-cdef3456'],
-    excludeAccounts: ['444455556666'],
-  },
-  overrides: [{ ous: ['ou-ab12-cdef3456'], mode: 'audit' }],
-  mode: 'enforce',
-  approvers: ['arn:aws:iam::123456789012:role/KeyApprovers'],
-  usage: { regions: ['us-east-1', 'eu-west-1'] },
-  leakDetection: { logGroups: ['/app/one', '/app/two'], deactivateUnverified: true },
-  notifications: { subscriptions: [{ email: 'security@example.com', owners: ['alice', 'bob'] }] },
-  guardrails: { deploy: 'scp', scpTargetIds: ['ou-ab12-cdef3456'] },
-  fallbackOwner: 'platform-team',
-};
-
-/** The defaults: no optional feature. */
-const MINIMAL_CONFIG = {};
-
-/** Every feature but usage tracking: the log quarantine without a usage table. */
-const NO_USAGE_CONFIG = { ...FULL_CONFIG, usage: { regions: [] } };
-
-/** Every feature but organization mode: the functions of a single-account stack. */
-const SINGLE_ACCOUNT_CONFIG = { ...FULL_CONFIG, organization: null, overrides: [] };
 
 let full: FunctionUnderTest[];
 let minimal: FunctionUnderTest[];
