@@ -199,6 +199,11 @@ export class KeyguardStack extends Stack {
         credentialEventFunction: this.credentialEvents.function,
         deciders,
       });
+      // Keys of the governed member accounts may be approved too (checked as credential-event checks them).
+      this.approvals.governOrganization({
+        settings: this.organizationHub.settings,
+        readerRoleArn: this.organizationHub.readerRoleArn,
+      });
       if (!usageQueues) {
         new CfnOutput(this, 'GovernanceBusArn', {
           description: 'Bus the spokes forward IAM credential events (and Bedrock API key use) to',

@@ -3,12 +3,14 @@ import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import type { ApprovalPolicy } from '../../lambda/handlers/approval-service';
 import { type Config, policyVersion } from '../../lambda/shared/config';
 import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
 import { grantItemActions } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
+import { HUB_APPROVAL_ROLE_NAME } from './org-roles';
 
 /** Name of the approvals table's sparse GSI: approvals (not reviews) by account and approval id. */
 export const APPROVALS_BY_ACCOUNT_INDEX = 'byAccount';
@@ -92,6 +94,8 @@ export class Approvals extends Construct {
   public readonly url: lambda.FunctionUrl;
   /** Attach to approvers: lambda:InvokeFunctionUrl and lambda:InvokeFunction (through the URL) on the function. */
   public readonly approverPolicy: iam.ManagedPolicy;
+  /** The function's execution role. */
+  public readonly role: iam.IRole;
 
   constructor(scope: Construct, id: string, props: ApprovalsProps) {
     super(scope, id);
@@ -112,6 +116,7 @@ export class Approvals extends Construct {
       retryAttempts: 0,
     });
     this.function = fn.function;
+    this.role = fn.role;
 
     this.table = new dynamodb.Table(this, 'Table', {
       partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
@@ -197,5 +202,41 @@ export class Approvals extends Construct {
         'Attach to the roles or users of the people who approve; config "approvers" may narrow it further.',
       statements: approverStatements(this.function.functionArn),
     });
+  }
+
+  /**
+   * Organization mode: keys of the governed member accounts may be approved too. The function checks that a key's
+   * account is governed as credential-event does (governed-accounts.ts), so it gets the organization settings
+   * (ORG_SETTINGS_PARAMETER, ssm:GetParameter on that parameter only) and the management account's Organizations
+   * reader role (ORG_READER_ROLE_ARN, sts:AssumeRole on that role only), and its role a fixed name, the one the reader
+   * role trusts (org-roles.ts readerTrustedRoleArns). No member role: the function never calls IAM. Callers are still
+   * principals of this (the hub's) account only.
+   */
+  public governOrganization(props: {
+    readonly settings: ssm.IStringParameter;
+    readonly readerRoleArn: string;
+  }): void {
+    if (!(this.role instanceof iam.Role)) {
+      throw new Error('Approvals: the approval function role must be an iam.Role created by the stack');
+    }
+    (this.role.node.defaultChild as iam.CfnRole).roleName = HUB_APPROVAL_ROLE_NAME;
+    this.function.addEnvironment('ORG_SETTINGS_PARAMETER', props.settings.parameterName);
+    this.function.addEnvironment('ORG_READER_ROLE_ARN', props.readerRoleArn);
+    this.role.attachInlinePolicy(
+      new iam.Policy(this, 'OrganizationAccess', {
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'ReadOrganizationSettings',
+            actions: ['ssm:GetParameter'],
+            resources: [props.settings.parameterArn],
+          }),
+          new iam.PolicyStatement({
+            sid: 'AssumeOrganizationsReader',
+            actions: ['sts:AssumeRole'],
+            resources: [props.readerRoleArn],
+          }),
+        ],
+      }),
+    );
   }
 }

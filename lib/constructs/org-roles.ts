@@ -29,6 +29,12 @@ export type HubDecider = keyof typeof HUB_ROLE_NAMES;
 export const HUB_SCHEDULER_ROLE_NAME = 'BedrockKeyGuard-SweepScheduler';
 
 /**
+ * The approval function's role in organization mode: it reads the organization (is a key's account governed?) but
+ * never acts in a member account. Trusted by the reader role, not the member role.
+ */
+export const HUB_APPROVAL_ROLE_NAME = 'BedrockKeyGuard-Approval';
+
+/**
  * The hub functions that call IAM in a governed account, hence assume the member role and read the organization:
  * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups (the hub
  * stack creates it under the same condition). The approval and audit functions never call IAM; key-usage does not
@@ -68,12 +74,13 @@ export function organizationReaders(config: Config): HubDecider[] {
 
 /**
  * The exact ARNs the management account's reader role trusts: the deciding roles that read the organization
- * (organizationReaders) and the organization sweep's scheduler role (org-hub.ts OrgHub.addOrganizationsReader names
- * it).
+ * (organizationReaders), the organization sweep's scheduler role (org-hub.ts OrgHub.addOrganizationsReader names
+ * it) and the approval function's role (approvals.ts Approvals.governOrganization names it).
  */
 export function readerTrustedRoleArns(scope: Construct, config: Config, hubAccountId: string): string[] {
   return [
     ...organizationReaders(config).map((d) => roleArn(scope, hubAccountId, HUB_ROLE_NAMES[d])),
     roleArn(scope, hubAccountId, HUB_SCHEDULER_ROLE_NAME),
+    roleArn(scope, hubAccountId, HUB_APPROVAL_ROLE_NAME),
   ];
 }

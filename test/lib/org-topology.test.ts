@@ -5,7 +5,11 @@ import { orgSettings, parseConfig } from '../../lambda/shared/config';
 import { CREDENTIAL_EVENT_PATTERN } from '../../lib/constructs/credential-event-rule';
 import { GOVERNANCE_BUS_NAME } from '../../lib/constructs/governance-bus';
 import { ORG_SETTINGS_PARAMETER_NAME } from '../../lib/constructs/org-hub';
-import { HUB_ROLE_NAMES, HUB_SCHEDULER_ROLE_NAME } from '../../lib/constructs/org-roles';
+import {
+  HUB_APPROVAL_ROLE_NAME,
+  HUB_ROLE_NAMES,
+  HUB_SCHEDULER_ROLE_NAME,
+} from '../../lib/constructs/org-roles';
 import {
   MEMBER_ACCOUNT_READS,
   MEMBER_GROUP_READS,
@@ -219,12 +223,14 @@ describe('hub in organization mode', () => {
     },
   );
 
-  test('no other function gets organization settings or a fixed role name (beyond the org sweep scheduler)', () => {
-    // The deciding roles, and the organization sweep's scheduler role (named by OrgHub.addOrganizationsReader).
-    expect(Object.values(roles).map((r) => r.Properties.RoleName)).toContain(HUB_SCHEDULER_ROLE_NAME);
+  test('no other function gets organization settings or a fixed role name (beyond the org sweep scheduler and the approval function)', () => {
+    // The deciding roles, the organization sweep's scheduler role (named by OrgHub.addOrganizationsReader) and the
+    // approval function's (Approvals.governOrganization: it checks a key's account is governed, acts in none).
+    const readers = [HUB_SCHEDULER_ROLE_NAME, HUB_APPROVAL_ROLE_NAME];
+    expect(Object.values(roles).map((r) => r.Properties.RoleName)).toEqual(expect.arrayContaining(readers));
     const named = Object.values(roles)
       .map((r) => r.Properties.RoleName)
-      .filter((n) => n !== undefined && n !== HUB_SCHEDULER_ROLE_NAME);
+      .filter((n) => n !== undefined && !readers.includes(n as string));
     // key-usage does not act in member accounts yet (org-roles.ts hubDeciders): no fixed name, no settings.
     expect(named.sort()).toEqual(
       [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.leak, HUB_ROLE_NAMES.sweep].sort(),
@@ -232,7 +238,8 @@ describe('hub in organization mode', () => {
     const withOrgEnv = Object.keys(functions).filter(
       (id) =>
         JSON.stringify(functions[id]?.Properties.Environment ?? {}).includes('ORG_SETTINGS_PARAMETER') &&
-        !id.startsWith('OrganizationSweep'),
+        !id.startsWith('OrganizationSweep') &&
+        !id.startsWith('ApprovalsHandler'),
     );
     expect(withOrgEnv.map((id) => deciders.find(([, prefix]) => id.startsWith(prefix))?.[0]).sort()).toEqual([
       'credentialEvent',
@@ -511,10 +518,14 @@ describe('management stack', () => {
     expect(trust.Statement[0]?.Condition).toEqual({ StringEquals: { 'aws:PrincipalOrgID': ORG_ID } });
     expect(JSON.stringify(trust.Statement[0]?.Principal)).not.toMatch(/:root/);
     expect(((trust.Statement[0] as Statement).Principal as { AWS: unknown[] }).AWS).toEqual(
-      // The deciding roles that read the organization (not the sweep: its messages carry OU paths), and the scheduler.
-      [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.leak, HUB_SCHEDULER_ROLE_NAME].map((n) =>
-        partitionArn(`:iam::${HUB}:role/${n}`),
-      ),
+      // The deciding roles that read the organization (not the sweep: its messages carry OU paths), the scheduler and
+      // the approval function.
+      [
+        HUB_ROLE_NAMES.credentialEvent,
+        HUB_ROLE_NAMES.leak,
+        HUB_SCHEDULER_ROLE_NAME,
+        HUB_APPROVAL_ROLE_NAME,
+      ].map((n) => partitionArn(`:iam::${HUB}:role/${n}`)),
     );
     expect(role.Properties.Policies).toEqual([
       {
