@@ -137,6 +137,8 @@ export class KeyguardStack extends Stack {
         approvalsTable: this.approvals.table,
         topic: this.alerts.topic,
         governedAccountId: props.governedAccountId,
+        // Organization mode: one member account's failure fails only its messages (the handler reports them).
+        ...(organization ? { reportBatchItemFailures: true } : {}),
       });
       // Bedrock calls in us-east-1 reach only this region's default bus: forward them like any other region's.
       if (usageRegions.includes(GOVERNANCE_REGION)) {
@@ -191,6 +193,7 @@ export class KeyguardStack extends Stack {
         credentialEvent: this.credentialEvents,
         sweep: this.sweep,
         ...(this.leakQuarantine ? { leak: this.leakQuarantine } : {}),
+        ...(this.keyUsage ? { keyUsage: this.keyUsage } : {}),
       };
       this.organizationHub = new OrgHub(this, 'OrganizationHub', {
         config: props.config,

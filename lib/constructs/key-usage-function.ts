@@ -48,6 +48,12 @@ export interface KeyUsageFunctionProps {
   readonly governedAccountId?: string;
   /** Handler file relative to the repository root. @default 'lambda/handlers/key-usage.ts' */
   readonly entry?: string;
+  /**
+   * Organization mode: the handler returns the messages of accounts it could not process (batch item failures), so
+   * that one member account's failure does not retry or dead-letter the others' messages.
+   * @default false (any failure fails the whole batch)
+   */
+  readonly reportBatchItemFailures?: boolean;
 }
 
 /**
@@ -80,6 +86,7 @@ export class KeyUsageFunction extends Construct {
     this.eventSource = new SqsEventSource(props.queue, {
       batchSize: USAGE_BATCH_SIZE,
       maxBatchingWindow: USAGE_BATCHING_WINDOW,
+      ...(props.reportBatchItemFailures ? { reportBatchItemFailures: true } : {}),
     });
     this.function.addEventSource(this.eventSource);
 

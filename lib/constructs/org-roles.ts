@@ -36,15 +36,14 @@ export const HUB_APPROVAL_ROLE_NAME = 'BedrockKeyGuard-Approval';
 
 /**
  * The hub functions that call IAM in a governed account, hence assume the member role and read the organization:
- * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups (the hub
- * stack creates it under the same condition). The approval and audit functions never call IAM; key-usage does not
- * act in member accounts yet.
+ * credential-event and sweep always, the leak function when `leakDetection.logGroups` names log groups, key-usage
+ * when `usage.regions` lists regions (it decides member accounts' forwarded usage in their account); the hub stack
+ * creates those functions under the same conditions. The approval and audit functions never call IAM.
  */
 export function hubDeciders(config: Config): HubDecider[] {
   const deciders: HubDecider[] = ['credentialEvent', 'sweep'];
   if (config.leakDetection.logGroups.length > 0) deciders.push('leak');
-  // Not key-usage yet: it decides the hub account's usage only (usage forwarded from a member account is skipped as
-  // foreign-account), so it gets no member role, settings or reader access until it acts in member accounts.
+  if (config.usage.regions.length > 0) deciders.push('keyUsage');
   return deciders;
 }
 

@@ -126,10 +126,11 @@ describe('member role (spoke)', () => {
     expect(await assume(SWEEP_ROLE, ORG_ID, hubRoleIdentity('InventorySweep'))).toBe('Allowed');
   });
 
-  test('iam-simulate: every hub deciding role may assume it (credential-event, leak)', async () => {
+  test('iam-simulate: every hub deciding role may assume it (credential-event, leak, key-usage)', async () => {
     for (const [name, prefix] of [
       [HUB_ROLE_NAMES.credentialEvent, 'CredentialEventFunction'],
       [HUB_ROLE_NAMES.leak, 'LeakQuarantine'],
+      [HUB_ROLE_NAMES.keyUsage, 'KeyUsageFunction'],
     ] as const) {
       expect([name, await assume(hubRole(name), ORG_ID, hubRoleIdentity(prefix))]).toEqual([name, 'Allowed']);
     }
@@ -275,6 +276,10 @@ describe('Organizations reader role (management stack)', () => {
 
   test('iam-simulate: a hub role that reads the organization may assume it; the sweep (its messages carry the OU path), another principal of the organization or outside may not', async () => {
     expect(await assume(hubRole(HUB_ROLE_NAMES.credentialEvent), ORG_ID, ALLOW_ALL)).toBe('Allowed');
+    // key-usage reads an account's place (excluded? under the targets? which OU override?) with its own policy.
+    expect(await assume(hubRole(HUB_ROLE_NAMES.keyUsage), ORG_ID, hubRoleIdentity('KeyUsageFunction'))).toBe(
+      'Allowed',
+    );
     expect(await assume(SWEEP_ROLE, ORG_ID, ALLOW_ALL)).not.toBe('Allowed');
     expect(await assume(SWEEP_ROLE, ORG_ID, hubRoleIdentity('InventorySweep'))).not.toBe('Allowed');
     expect(await assume(hubRole('Admin'), ORG_ID, ALLOW_ALL)).not.toBe('Allowed');

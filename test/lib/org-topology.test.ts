@@ -158,6 +158,7 @@ describe('hub in organization mode', () => {
     ['credentialEvent', 'CredentialEventFunction'],
     ['sweep', 'InventorySweep'],
     ['leak', 'LeakQuarantine'],
+    ['keyUsage', 'KeyUsageFunction'],
   ] as const;
 
   test.each(deciders)(
@@ -231,10 +232,7 @@ describe('hub in organization mode', () => {
     const named = Object.values(roles)
       .map((r) => r.Properties.RoleName)
       .filter((n) => n !== undefined && !readers.includes(n as string));
-    // key-usage does not act in member accounts yet (org-roles.ts hubDeciders): no fixed name, no settings.
-    expect(named.sort()).toEqual(
-      [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.leak, HUB_ROLE_NAMES.sweep].sort(),
-    );
+    expect(named.sort()).toEqual(Object.values(HUB_ROLE_NAMES).sort());
     const withOrgEnv = Object.keys(functions).filter(
       (id) =>
         JSON.stringify(functions[id]?.Properties.Environment ?? {}).includes('ORG_SETTINGS_PARAMETER') &&
@@ -243,9 +241,18 @@ describe('hub in organization mode', () => {
     );
     expect(withOrgEnv.map((id) => deciders.find(([, prefix]) => id.startsWith(prefix))?.[0]).sort()).toEqual([
       'credentialEvent',
+      'keyUsage',
       'leak',
       'sweep',
     ]);
+  });
+
+  test("key-usage reports batch item failures (one member account's failure retries only its messages)", () => {
+    const mappings = Object.entries(resourcesOf(hub, 'AWS::Lambda::EventSourceMapping')).filter(([id]) =>
+      id.startsWith('KeyUsageFunction'),
+    );
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]?.[1].Properties.FunctionResponseTypes).toEqual(['ReportBatchItemFailures']);
   });
 
   test('cdk-nag: the hub in organization mode has no unacknowledged finding', () => {
@@ -386,9 +393,12 @@ describe('spoke template', () => {
           Effect: 'Allow',
           Action: 'sts:AssumeRole',
           Principal: {
-            AWS: [HUB_ROLE_NAMES.credentialEvent, HUB_ROLE_NAMES.sweep, HUB_ROLE_NAMES.leak].map((n) =>
-              partitionArn(`:iam::${HUB}:role/${n}`),
-            ),
+            AWS: [
+              HUB_ROLE_NAMES.credentialEvent,
+              HUB_ROLE_NAMES.sweep,
+              HUB_ROLE_NAMES.leak,
+              HUB_ROLE_NAMES.keyUsage,
+            ].map((n) => partitionArn(`:iam::${HUB}:role/${n}`)),
           },
           Condition: { StringEquals: { 'aws:PrincipalOrgID': ORG_ID } },
         },
@@ -523,6 +533,7 @@ describe('management stack', () => {
       [
         HUB_ROLE_NAMES.credentialEvent,
         HUB_ROLE_NAMES.leak,
+        HUB_ROLE_NAMES.keyUsage,
         HUB_SCHEDULER_ROLE_NAME,
         HUB_APPROVAL_ROLE_NAME,
       ].map((n) => partitionArn(`:iam::${HUB}:role/${n}`)),
