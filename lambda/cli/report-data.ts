@@ -41,6 +41,18 @@ export interface ReportKey {
   lastDecisionAt: string | null;
 }
 
+/** One account's numbers (organization mode: a report over several accounts' keys and decisions). */
+export interface AccountBar {
+  /** The account id as recorded (replay takes it from the log record, so it is text to escape, not trusted). */
+  accountId: string;
+  /** Keys that still exist (as the other charts count them). */
+  keys: number;
+  /** Existing keys whose latest decision has at least one violation. */
+  withViolations: number;
+  /** Every decision on record about the account's keys. */
+  decisions: number;
+}
+
 export interface ReportData {
   generatedAt: string;
   /** Every key known, Deleted ones included (the table shows them with their status). */
@@ -55,7 +67,12 @@ export interface ReportData {
   days: DayBar[];
   /** The decision days were cut to the most recent MAX_DAYS. */
   daysTruncated: boolean;
+  /** Every account with a key or a decision on record, by account id. */
+  accounts: AccountBar[];
 }
+
+/** At most this many accounts get their own bars on the chart; the rest are summed under "others". */
+export const MAX_ACCOUNT_BARS = 20;
 
 /** At most this many owners get their own bar; the rest are summed under "others". */
 export const MAX_OWNERS = 15;
@@ -175,6 +192,59 @@ function decisionDays(sorted: readonly Decision[]): { days: DayBar[]; truncated:
   return { days, truncated };
 }
 
+function byText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Keys, keys with violations and decisions per account, every account that has any, by account id. */
+function accountBars(keys: readonly ReportKey[], decisions: readonly Decision[]): AccountBar[] {
+  const bars = new Map<string, AccountBar>();
+  const bar = (accountId: string): AccountBar => {
+    let b = bars.get(accountId);
+    if (!b) {
+      b = { accountId, keys: 0, withViolations: 0, decisions: 0 };
+      bars.set(accountId, b);
+    }
+    return b;
+  };
+  for (const k of keys) {
+    const b = bar(k.accountId);
+    if (k.status === 'Deleted') continue;
+    b.keys += 1;
+    if (k.codes.length > 0) b.withViolations += 1;
+  }
+  for (const d of decisions) bar(d.accountId).decisions += 1;
+  return [...bars.values()].sort((a, b) => byText(a.accountId, b.accountId));
+}
+
+/**
+ * The accounts the chart draws: all of them up to MAX_ACCOUNT_BARS, else the ones with the most keys (then
+ * violations, then decisions) and one `others (n)` bar summing the rest.
+ */
+export function chartedAccounts(accounts: readonly AccountBar[]): AccountBar[] {
+  if (accounts.length <= MAX_ACCOUNT_BARS) return [...accounts];
+  const ranked = [...accounts].sort(
+    (a, b) =>
+      b.keys - a.keys ||
+      b.withViolations - a.withViolations ||
+      b.decisions - a.decisions ||
+      byText(a.accountId, b.accountId),
+  );
+  const rest = ranked.slice(MAX_ACCOUNT_BARS - 1);
+  const others: AccountBar = {
+    accountId: `others (${rest.length})`,
+    keys: 0,
+    withViolations: 0,
+    decisions: 0,
+  };
+  for (const a of rest) {
+    others.keys += a.keys;
+    others.withViolations += a.withViolations;
+    others.decisions += a.decisions;
+  }
+  return [...ranked.slice(0, MAX_ACCOUNT_BARS - 1), others];
+}
+
 function compareKeys(a: ReportKey, b: ReportKey): number {
   const ka = `${a.accountId}\u0000${a.userName}\u0000${a.keyId}`;
   const kb = `${b.accountId}\u0000${b.userName}\u0000${b.keyId}`;
@@ -232,5 +302,6 @@ export function buildReportData(
     violations: countBars(live.flatMap((k) => [...new Set(k.codes)])),
     days,
     daysTruncated: truncated,
+    accounts: accountBars(keys, sorted),
   };
 }

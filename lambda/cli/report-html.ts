@@ -1,7 +1,24 @@
 import { createHash } from 'node:crypto';
 import { mapVisible } from '../shared/visible-text';
-import { type Bar, LIFETIME_UNKNOWN, MAX_DAYS, type ReportData, type ReportKey } from './report-data';
-import { ACTION_COLORS, barChart, escapeHtml, escapeMarkup, stackedDayChart } from './report-svg';
+import {
+  type AccountBar,
+  type Bar,
+  chartedAccounts,
+  LIFETIME_UNKNOWN,
+  MAX_ACCOUNT_BARS,
+  MAX_DAYS,
+  type ReportData,
+  type ReportKey,
+} from './report-data';
+import {
+  ACCOUNT_METRICS,
+  ACTION_COLORS,
+  accountChart,
+  barChart,
+  escapeHtml,
+  escapeMarkup,
+  stackedDayChart,
+} from './report-svg';
 
 /**
  * The HTML of `keyguard report`: one self-contained file. Styles, charts (inline SVG) and the small table
@@ -31,6 +48,8 @@ table.counts td,table.counts th{padding:1px 8px;text-align:left}
 .nowrap{white-space:nowrap}
 .bad{color:#a40e26}
 .ctl{font-family:ui-monospace,monospace;color:#a40e26;background:#ffebe9;border-radius:2px;padding:0 1px}
+.filter{margin:.4em 0}
+.filter select{font:inherit;max-width:40em}
 `;
 
 /**
@@ -63,6 +82,22 @@ const SCRIPT = `
     var b = th.querySelector('button');
     if (b) b.addEventListener('click', function () { sortBy(i); });
   });
+  var filter = document.getElementById('account-filter');
+  var shown = document.getElementById('inventory-shown');
+  if (!filter || !shown) return;
+  function applyFilter() {
+    var want = filter.value;
+    var rows = table.tBodies[0].rows;
+    var n = 0;
+    for (var j = 0; j < rows.length; j++) {
+      var show = want === '' || rows[j].getAttribute('data-account') === want;
+      rows[j].hidden = !show;
+      if (show) n++;
+    }
+    shown.textContent = n + ' of ' + rows.length + ' keys shown';
+  }
+  filter.addEventListener('change', applyFilter);
+  applyFilter();
 })();
 `;
 
@@ -84,6 +119,21 @@ function countsTable(caption: string, bars: readonly Bar[]): string {
     `<details><summary>${escapeHtml(caption)} as a table</summary><table class="counts">` +
     `<thead><tr><th scope="col">${escapeHtml(caption)}</th><th scope="col">keys</th></tr></thead>` +
     `<tbody>${rows.join('')}</tbody></table></details>`
+  );
+}
+
+/** The per-account chart's numbers as a table (the chart's fallback), one row per charted account. */
+function accountCounts(accounts: readonly AccountBar[]): string {
+  const rows = accounts.map(
+    (a) =>
+      `<tr><th scope="row">${htmlText(a.accountId)}</th>` +
+      ACCOUNT_METRICS.map((m) => `<td>${a[m.metric]}</td>`).join('') +
+      '</tr>',
+  );
+  return (
+    '<details><summary>Accounts as a table</summary><table class="counts"><thead><tr><th scope="col">Account</th>' +
+    ACCOUNT_METRICS.map((m) => `<th scope="col">${m.legend}</th>`).join('') +
+    `</tr></thead><tbody>${rows.join('')}</tbody></table></details>`
   );
 }
 
@@ -157,7 +207,30 @@ const COLUMNS: Column[] = [
   },
 ];
 
-function inventoryTable(keys: readonly ReportKey[]): string {
+/**
+ * The account filter above the inventory (only for keys of two or more accounts): each option's value is the
+ * account's index, which its rows carry as data-account, so no recorded text is ever compared or put in a value.
+ */
+function accountFilter(accounts: readonly AccountBar[], keys: readonly ReportKey[]): string {
+  const count = new Map<string, number>();
+  for (const k of keys) count.set(k.accountId, (count.get(k.accountId) ?? 0) + 1);
+  // An option holds text only (the parser drops tags in it): the escapes are plain text here.
+  const options = accounts
+    .filter((a) => count.has(a.accountId))
+    .map((a) => {
+      const n = count.get(a.accountId) ?? 0;
+      return `<option value="${accounts.indexOf(a)}">${escapeHtml(a.accountId)} (${n} key${n === 1 ? '' : 's'})</option>`;
+    })
+    .join('');
+  return (
+    '<p class="filter"><label for="account-filter">Account</label> <select id="account-filter">' +
+    `<option value="">All ${count.size} accounts</option>${options}</select> ` +
+    `<span id="inventory-shown" aria-live="polite">${keys.length} of ${keys.length} keys shown</span></p>`
+  );
+}
+
+function inventoryTable(keys: readonly ReportKey[], accounts: readonly AccountBar[]): string {
+  const accountIndex = new Map(accounts.map((a, i) => [a.accountId, i]));
   const head = COLUMNS.map(
     (c) =>
       `<th scope="col" aria-sort="none" data-type="${c.type}"><button type="button">${escapeHtml(c.label)}</button></th>`,
@@ -170,12 +243,15 @@ function inventoryTable(keys: readonly ReportKey[]): string {
         const cls = v.className ? ` class="${v.className}"` : '';
         return `<td${cls}${sort}>${htmlText(v.text)}</td>`;
       }).join('');
-      return `<tr data-key="${escapeHtml(k.keyId)}">${cells}</tr>`;
+      return `<tr data-key="${escapeHtml(k.keyId)}" data-account="${accountIndex.get(k.accountId) ?? ''}">${cells}</tr>`;
     })
     .join('\n');
+  const multi = new Set(keys.map((k) => k.accountId)).size > 1;
   return (
+    (multi ? accountFilter(accounts, keys) : '') +
     '<table id="inventory"><caption>Every key on record, Deleted ones included. Select a column header to sort ' +
-    `by it.</caption><thead><tr>${head}</tr></thead><tbody>\n${body}\n</tbody></table>`
+    `by it${multi ? ', or an account above to show its keys only' : ''}.</caption><thead><tr>${head}</tr></thead>` +
+    `<tbody>\n${body}\n</tbody></table>`
   );
 }
 
@@ -250,6 +326,35 @@ export function renderReportHtml(data: ReportData, meta: ReportMeta): string {
     ),
     countsTable('Violation', data.violations),
   );
+  // One account (a single-account deployment, or a report of one member): no per-account chart, the page
+  // reads as before; the Account column stays.
+  const multiAccount = data.accounts.length > 1;
+  const charted = chartedAccounts(data.accounts);
+  const accounts = multiAccount
+    ? figure(
+        'chart-accounts',
+        'Keys per account',
+        `${data.accounts.length} accounts: existing keys, those with violations, and decisions on record, per account ` +
+          '(each measure scaled to its own largest value)' +
+          (data.accounts.length > MAX_ACCOUNT_BARS
+            ? ` (the ${MAX_ACCOUNT_BARS - 1} with the most keys, the rest summed).`
+            : '.'),
+        accountChart(
+          {
+            id: 'svg-accounts',
+            title: 'Keys, violations and decisions per account',
+            desc: charted
+              .map(
+                (a) =>
+                  `${a.accountId}: ${a.keys} keys, ${a.withViolations} with violations, ${a.decisions} decisions`,
+              )
+              .join('; '),
+          },
+          charted,
+        ),
+        accountCounts(charted),
+      )
+    : '';
   const first = data.days[0]?.day ?? '';
   const last = data.days[data.days.length - 1]?.day ?? '';
   const dayBars: Bar[] = data.days.map((d) => ({ label: d.day, value: d.total }));
@@ -292,7 +397,7 @@ export function renderReportHtml(data: ReportData, meta: ReportMeta): string {
 <h1>Bedrock API keys</h1>
 <p class="summary">Generated ${escapeHtml(data.generatedAt)} from ${htmlText(meta.source)}:
 <span id="count-keys">${data.keys.length}</span> keys on record (<span id="count-live">${live}</span> existing, ${never} never expiring, ${withViolations} with violations),
-<span id="count-decisions">${data.decisions}</span> decisions. No key material is in this report.</p>
+<span id="count-decisions">${data.decisions}</span> decisions${multiAccount ? `, across <span id="count-accounts">${data.accounts.length}</span> accounts` : ''}. No key material is in this report.</p>
 </header>
 <main>
 <div class="charts">
@@ -300,10 +405,11 @@ ${lifetime}
 ${expiry}
 ${owners}
 ${violations}
+${accounts}
 </div>
 ${decisions}
 <section aria-labelledby="inventory-h"><h2 id="inventory-h">Key inventory</h2>
-${inventoryTable(data.keys)}
+${inventoryTable(data.keys, data.accounts)}
 </section>
 </main>
 <script>${SCRIPT}</script>

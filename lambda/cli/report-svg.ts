@@ -1,5 +1,5 @@
 import { visible } from '../shared/visible-text';
-import { ACTIONS, type Bar, type DayBar } from './report-data';
+import { ACTIONS, type AccountBar, type Bar, type DayBar } from './report-data';
 
 /**
  * Inline SVG charts for `keyguard report`, drawn on the server: no chart library, no script, no font or image
@@ -132,6 +132,64 @@ export function stackedDayChart(c: ChartText, days: readonly DayBar[]): string {
   });
   if (days.length === 0)
     parts.push(`<text x="${left}" y="${top + 20}" fill="${TEXT_COLOR}">no decisions</text>`);
+  parts.push('</svg>');
+  return parts.join('');
+}
+
+/** The three numbers of an account's group of bars, in drawing order, with their colours and legend names. */
+export const ACCOUNT_METRICS = [
+  { metric: 'keys', legend: 'keys', color: BAR_COLOR },
+  { metric: 'withViolations', legend: 'keys with violations', color: ACTION_COLORS.DEACTIVATE },
+  { metric: 'decisions', legend: 'decisions', color: '#607d8b' },
+] as const;
+
+/**
+ * Horizontal bars grouped per account: keys, keys with violations and decisions, each metric scaled to its own
+ * largest value (decisions outnumber keys), with a legend. The account id is escaped like any label.
+ */
+export function accountChart(c: ChartText, accounts: readonly AccountBar[]): string {
+  const labelWidth = 220;
+  const plotWidth = 380;
+  const bar = 12;
+  const row = ACCOUNT_METRICS.length * bar + 12;
+  const top = 26;
+  const width = labelWidth + plotWidth + 60;
+  const height = top + Math.max(1, accounts.length) * row + 4;
+  const max = Object.fromEntries(
+    ACCOUNT_METRICS.map(({ metric }) => [metric, accounts.reduce((m, a) => Math.max(m, a[metric]), 1)]),
+  ) as Record<(typeof ACCOUNT_METRICS)[number]['metric'], number>;
+  const parts = [svgOpen(c, width, height)];
+  ACCOUNT_METRICS.forEach((m, i) => {
+    const x = labelWidth + i * 150;
+    parts.push(
+      `<g class="legend"><rect x="${x}" y="6" width="12" height="12" fill="${m.color}"></rect>` +
+        `<text x="${x + 16}" y="16" fill="${TEXT_COLOR}">${m.legend}</text></g>`,
+    );
+  });
+  accounts.forEach((a, i) => {
+    const y = top + i * row;
+    const label = escapeHtml(a.accountId);
+    const tip = `${label}: ${a.keys} keys, ${a.withViolations} with violations, ${a.decisions} decisions`;
+    const bars = ACCOUNT_METRICS.map((m, j) => {
+      const value = a[m.metric];
+      const w = Math.round((value / max[m.metric]) * plotWidth * 10) / 10;
+      const by = y + 2 + j * bar;
+      return (
+        `<rect x="${labelWidth}" y="${by}" width="${w}" height="${bar - 1}" fill="${m.color}" ` +
+        `data-metric="${m.metric}" data-value="${value}"></rect>` +
+        `<text x="${labelWidth + w + 6}" y="${by + bar - 1}" fill="${TEXT_COLOR}" font-size="10">${value}</text>`
+      );
+    }).join('');
+    parts.push(
+      `<g class="account" data-label="${label}" data-keys="${a.keys}" data-violations="${a.withViolations}" ` +
+        `data-decisions="${a.decisions}"><title>${tip}</title>` +
+        `<text x="${labelWidth - 8}" y="${y + row / 2 + 3}" text-anchor="end" fill="${TEXT_COLOR}">${escapeHtml(shorten(a.accountId))}</text>` +
+        `${bars}</g>`,
+    );
+  });
+  if (accounts.length === 0) {
+    parts.push(`<text x="8" y="${top + 14}" fill="${TEXT_COLOR}">nothing to show</text>`);
+  }
   parts.push('</svg>');
   return parts.join('');
 }

@@ -17,7 +17,7 @@ import {
 import { type CliIO, EXIT_OK } from './io';
 import { checkOutputTarget, OutputFileError, type OutputFileOptions, writeOutputFile } from './output-file';
 import { DEFAULT_STORE_DIR } from './replay';
-import { buildReportData } from './report-data';
+import { buildReportData, MAX_ACCOUNT_BARS } from './report-data';
 import { renderReportHtml } from './report-html';
 
 /**
@@ -74,7 +74,8 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
     const withViolations = data.keys.filter((k) => k.status !== 'Deleted' && k.codes.length > 0).length;
     io.stderr.write(
       `Report: ${visible(file)} (${data.keys.length} keys, ${data.liveKeys} existing, ${withViolations} with violations, ` +
-        `${data.decisions} decisions; ${visible(source.label)}). Read-only: nothing was changed.\n`,
+        `${data.decisions} decisions${data.accounts.length > 1 ? `, ${data.accounts.length} accounts` : ''}; ` +
+        `${visible(source.label)}). Read-only: nothing was changed.\n`,
     );
     return EXIT_OK;
   } catch (err) {
@@ -91,7 +92,10 @@ SDK chain (AWS_PROFILE, SSO, environment credentials), region us-east-1 unless A
 Both tables are scanned in full (dynamodb:Scan).
 
 The page is one self-contained file: inline SVG charts (lifetime distribution, expiry timeline, keys per owner,
-violations by code, decisions per day by action) and a key table sortable by any column. It loads nothing
+violations by code, decisions per day by action) and a key table sortable by any column. When the keys and
+decisions span two or more accounts (an organization), it adds a chart of keys, keys with violations and
+decisions per account (the ${MAX_ACCOUNT_BARS - 1} with the most keys and the rest summed, past ${MAX_ACCOUNT_BARS}) and an account filter above
+the key table; a single account's report has neither (its Account column stays). It loads nothing
 from the network (its Content-Security-Policy forbids it) and holds no key material.
 
 Writing FILE: its directory must exist. The page is written to a new temporary file beside it (created

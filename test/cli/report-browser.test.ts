@@ -8,7 +8,17 @@ import { runReplay } from '../../lambda/cli/replay';
 import { runReport } from '../../lambda/cli/report';
 import type { Decision } from '../../lambda/domain/types';
 import { startTestDynamo, TABLES } from '../support/dynamo';
-import { ACCOUNT, captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
+import {
+  ACCOUNT,
+  captureIO,
+  createKeyRecord,
+  jsonLines,
+  REPO,
+  removeTempDirs,
+  tempDir,
+  writeFile,
+} from './helpers';
+import { inAccount, MANAGEMENT, MEMBER_A, MEMBER_B, orgArchive } from './org-archive';
 
 /**
  * The report as a browser shows it: Debian's Chromium, headless, through playwright-core. One launch for the
@@ -33,6 +43,10 @@ let replayed: Decision[];
 let main: Rendered;
 let evilFile: string;
 let bidiFile: string;
+let orgFile: string;
+let mainFile: string;
+/** An account id a crafted log file chose (replay takes it from recipientAccountId). */
+const HOSTILE_ACCOUNT = '<img src=x onerror=alert(4)>\u202e1111';
 const BIDI_KEY = 'ACCAEXAMPLEBIDIKEY001';
 /** Reads as "invoice-exe.pdf" where U+202E is obeyed. */
 const BIDI_USER = 'invoice-\u202efdp.exe';
@@ -145,6 +159,28 @@ beforeAll(async () => {
     await db.close();
   }
 
+  // A fourth, from an organization trail (three accounts) and a crafted file naming a hostile account.
+  const org = orgArchive();
+  writeFile(
+    join(org.root, 'crafted.json'),
+    JSON.stringify({
+      Records: [
+        inAccount(
+          createKeyRecord('2026-11-05T10:00:00Z', 'svc-x', 'ACCAHOSTILEACCOUNT01', { ageDays: 5 }),
+          HOSTILE_ACCOUNT,
+        ),
+      ],
+    }),
+  );
+  const orgStore = join(dir, 'org-store');
+  for (const input of ['org-trail-bucket', 'crafted.json']) {
+    expect(await runReplay([input], { store: orgStore, quiet: true, jobs: 1 }, captureIO(org.root).io)).toBe(
+      0,
+    );
+  }
+  orgFile = join(dir, 'org.html');
+  await writeReport(orgFile, { store: orgStore }, noAws);
+
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -159,7 +195,8 @@ beforeAll(async () => {
   });
   page = await browser.newPage();
   listen(page);
-  main = await render(join(dir, 'report.html'));
+  mainFile = join(dir, 'report.html');
+  main = await render(mainFile);
   evilFile = join(dir, 'evil.html');
   bidiFile = join(dir, 'bidi.html');
 });
@@ -342,5 +379,74 @@ describe('the HTML report in headless Chromium', () => {
     expect(page).not.toMatch(/(?![\n\t])[\u202a-\u202e\u2066-\u2069\p{Cc}]/u);
     expect(bidi.requests).toEqual([bidi.url]);
     expect(bidi.consoleErrors).toEqual([]);
+  });
+
+  it('has no account chart or filter for one account', async () => {
+    // Act (the examples are one account's)
+    const single = await render(mainFile);
+
+    // Assess
+    expect(await single.page.locator('#chart-accounts').count()).toBe(0);
+    expect(await single.page.locator('#account-filter').count()).toBe(0);
+    expect(await single.page.locator('#inventory tbody tr:not([hidden])').count()).toBe(
+      new Set(replayed.map((d) => d.keyId)).size,
+    );
+  });
+
+  it('charts each account and filters the key table by account, also after sorting', async () => {
+    // Prepare
+    const org = await render(orgFile);
+    const visibleAccounts = () =>
+      org.page.$$eval('#inventory tbody tr:not([hidden])', (rs) =>
+        rs.map((r) => r.cells[0]?.textContent ?? ''),
+      );
+    const shown = () => org.page.locator('#inventory-shown').textContent();
+    const options = await org.page.$$eval('#account-filter option', (os) =>
+      os.map((o) => ({ value: o.getAttribute('value') ?? '', text: o.textContent ?? '' })),
+    );
+    const hostileShown = '<img src=x onerror=alert(4)>\\u202e1111';
+    const hostileOption = options.find((o) => o.text.startsWith(hostileShown));
+
+    // Act
+    const all = await visibleAccounts();
+    const groups = await org.page.$$eval('#chart-accounts g.account', (gs) =>
+      gs.map((g) => [g.getAttribute('data-label'), Number(g.getAttribute('data-keys'))]),
+    );
+    await org.page.selectOption('#account-filter', { label: `${MEMBER_A} (2 keys)` });
+    const memberA = await visibleAccounts();
+    const memberAShown = await shown();
+    await org.page.locator('#inventory th', { hasText: 'Expires' }).locator('button').click();
+    const sorted = await visibleAccounts();
+    await org.page.selectOption('#account-filter', hostileOption?.value ?? 'missing');
+    const hostile = await visibleAccounts();
+    await org.page.selectOption('#account-filter', '');
+    const again = await visibleAccounts();
+
+    // Assess
+    expect(options.map((o) => o.text)).toEqual([
+      'All 4 accounts',
+      `${MANAGEMENT} (1 key)`,
+      `${MEMBER_A} (2 keys)`,
+      `${MEMBER_B} (1 key)`,
+      `${hostileShown} (1 key)`,
+    ]);
+    expect(all).toHaveLength(5);
+    expect(await org.page.locator('#inventory-shown').count()).toBe(1);
+    expect(groups).toEqual([
+      [MANAGEMENT, 1],
+      [MEMBER_A, 2],
+      [MEMBER_B, 1],
+      [hostileShown, 1],
+    ]);
+    expect(memberA).toEqual([MEMBER_A, MEMBER_A]);
+    expect(memberAShown).toBe('2 of 5 keys shown');
+    expect(sorted).toEqual([MEMBER_A, MEMBER_A]);
+    expect(hostile).toEqual([hostileShown]);
+    expect(again.sort()).toEqual(all.sort());
+    expect(await shown()).toBe('5 of 5 keys shown');
+    expect(await org.page.locator('img').count()).toBe(0);
+    expect(org.dialogs).toEqual([]);
+    expect(org.requests).toEqual([org.url]);
+    expect(org.consoleErrors).toEqual([]);
   });
 });

@@ -6,11 +6,13 @@ import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { CliIO } from '../../lambda/cli/io';
 import { runReplay } from '../../lambda/cli/replay';
 import { type ReportDeps, registerReportCommand } from '../../lambda/cli/report';
-import { buildReportData, MAX_OWNERS } from '../../lambda/cli/report-data';
+import { buildReportData, chartedAccounts, MAX_ACCOUNT_BARS, MAX_OWNERS } from '../../lambda/cli/report-data';
+import { renderReportHtml } from '../../lambda/cli/report-html';
 import type { KnownKey } from '../../lambda/domain/pipeline';
 import type { Decision } from '../../lambda/domain/types';
 import { startTestDynamo, TABLES } from '../support/dynamo';
 import { ACCOUNT, captureIO, jsonLines, REPO, removeTempDirs, tempDir } from './helpers';
+import { MANAGEMENT, MEMBER_A, MEMBER_B, orgArchive } from './org-archive';
 
 const NOW = new Date('2026-11-23T12:00:00.000Z');
 
@@ -370,5 +372,136 @@ describe('keyguard report --html from deployed tables (dynalite standing in for 
     expect(html).not.toContain('<script>alert');
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');
     expect(html.match(/<script>/g)).toHaveLength(1);
+  });
+});
+
+describe('report per account (organization mode)', () => {
+  const OTHER = '444455556666';
+  const HOSTILE = '<svg onload=alert(3)>\u202e7777\u001b[2J';
+
+  it('counts existing keys, keys with violations and decisions per account, every account by id', () => {
+    // Prepare
+    const keys = [
+      known({ keyId: 'K1', accountId: OTHER }),
+      known({ keyId: 'K2', accountId: OTHER, status: 'Deleted' }),
+      known({ keyId: 'K3' }),
+      known({ keyId: 'K4' }),
+    ];
+    const decisions = [
+      decision({ keyId: 'K1', accountId: OTHER, decidedAt: '2026-11-20T10:00:00.000Z' }),
+      decision({
+        keyId: 'K1',
+        accountId: OTHER,
+        decidedAt: '2026-11-21T10:00:00.000Z',
+        violations: [{ code: 'NEVER_EXPIRES', severity: 'high', detail: 'd' }],
+      }),
+      decision({ keyId: 'K2', accountId: OTHER, decidedAt: '2026-11-21T11:00:00.000Z' }),
+      decision({ keyId: 'K3', decidedAt: '2026-11-21T12:00:00.000Z' }),
+      // A decision about a key the keys table does not hold still counts for its account.
+      decision({ keyId: 'K9', accountId: '999999999999', decidedAt: '2026-11-21T12:00:00.000Z' }),
+    ];
+
+    // Act
+    const data = buildReportData(keys, decisions, NOW);
+
+    // Assess
+    expect(data.accounts).toEqual([
+      { accountId: ACCOUNT, keys: 2, withViolations: 0, decisions: 1 },
+      { accountId: OTHER, keys: 1, withViolations: 1, decisions: 3 },
+      { accountId: '999999999999', keys: 0, withViolations: 0, decisions: 1 },
+    ]);
+  });
+
+  it(`charts at most ${MAX_ACCOUNT_BARS} accounts: those with the most keys, the rest summed as others`, () => {
+    // Prepare
+    const accounts = Array.from({ length: MAX_ACCOUNT_BARS + 5 }, (_, i) => ({
+      accountId: String(100000000000 + i),
+      keys: i,
+      withViolations: 1,
+      decisions: 2,
+    }));
+
+    // Act
+    const charted = chartedAccounts(accounts);
+
+    // Assess
+    expect(charted).toHaveLength(MAX_ACCOUNT_BARS);
+    expect(charted[0]?.keys).toBe(MAX_ACCOUNT_BARS + 4);
+    expect(charted[MAX_ACCOUNT_BARS - 1]).toEqual({
+      accountId: 'others (6)',
+      keys: 0 + 1 + 2 + 3 + 4 + 5,
+      withViolations: 6,
+      decisions: 12,
+    });
+    expect(chartedAccounts(accounts.slice(0, 3))).toEqual(accounts.slice(0, 3));
+  });
+
+  it('draws the account chart and the account filter only for two or more accounts', () => {
+    // Prepare
+    const one = buildReportData([known({ keyId: 'K1' })], [], NOW);
+    const two = buildReportData([known({ keyId: 'K1' }), known({ keyId: 'K2', accountId: OTHER })], [], NOW);
+
+    // Act
+    const single = renderReportHtml(one, { source: 'store .keyguard' });
+    const multi = renderReportHtml(two, { source: 'store .keyguard' });
+
+    // Assess
+    expect(single).not.toContain('id="chart-accounts"');
+    expect(single).not.toContain('id="account-filter"');
+    expect(single).not.toContain('count-accounts');
+    expect(single).toContain('<button type="button">Account</button>');
+    expect(multi).toContain('id="chart-accounts"');
+    expect(multi).toContain('<option value="">All 2 accounts</option>');
+    expect(multi).toContain(`<option value="1">${OTHER} (1 key)</option>`);
+    expect(multi).toContain('data-key="K2" data-account="1"');
+    expect(multi).toMatch(/<g class="account" data-label="444455556666" data-keys="1" data-violations="0"/);
+  });
+
+  it('escapes an account id that is markup, bidi and escape sequences in the chart, the filter and the table', () => {
+    // Prepare: replay takes the account id from the log record, so a crafted archive chooses it.
+    const data = buildReportData(
+      [known({ keyId: 'K1' }), known({ keyId: 'K2', accountId: HOSTILE })],
+      [decision({ keyId: 'K2', accountId: HOSTILE, decidedAt: '2026-11-21T12:00:00.000Z' })],
+      NOW,
+    );
+
+    // Act
+    const html = renderReportHtml(data, { source: 'store .keyguard' });
+
+    // Assess
+    expect(html).not.toContain('<svg onload');
+    for (const raw of ['\u202e', '\u001b']) expect(html).not.toContain(raw);
+    const shown = '&lt;svg onload=alert(3)&gt;\\u202e7777\\x1b[2J';
+    expect(html).toContain(`<option value="1">${shown} (1 key)</option>`);
+    expect(html).toContain(`data-label="${shown}"`);
+    expect(html).toContain(
+      '<td>&lt;svg onload=alert(3)&gt;<span class="ctl">\\u202e</span>7777<span class="ctl">\\x1b</span>[2J</td>',
+    );
+  });
+
+  it('keyguard report over an organization trail replayed into one store: per-account numbers and counts', async () => {
+    // Prepare
+    const { root } = orgArchive();
+    const store = join(tempDir(), 'store');
+    expect(await runReplay(['org-trail-bucket'], { store, jobs: 1, quiet: true }, captureIO(root).io)).toBe(
+      0,
+    );
+    const out = join(tempDir(), 'org.html');
+
+    // Act
+    const r = await report(['--html', out, '--store', store]);
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('(4 keys, 4 existing, 2 with violations, 6 decisions, 3 accounts;');
+    const html = readFileSync(out, 'utf8');
+    const groups = [
+      ...html.matchAll(
+        /<g class="account" data-label="(\d+)" data-keys="(\d+)" data-violations="(\d+)" data-decisions="(\d+)"/g,
+      ),
+    ].map((m) => m.slice(1).join(' '));
+    // MANAGEMENT's key is tagged (no violation left), MEMBER_A's two keys are untagged, MEMBER_B's tagged.
+    expect(groups).toEqual([`${MANAGEMENT} 1 0 2`, `${MEMBER_A} 2 2 2`, `${MEMBER_B} 1 0 2`]);
+    expect(html).toContain('across <span id="count-accounts">3</span> accounts');
   });
 });
