@@ -54,8 +54,8 @@ export interface LeakFinding {
   shortTerm?: ShortTermFacts;
 }
 
-const LONG_PREFIX = 'ABSK';
-const SHORT_PREFIX = 'bedrock-api-key-';
+export const LONG_PREFIX = 'ABSK';
+export const SHORT_PREFIX = 'bedrock-api-key-';
 
 /**
  * Longest key body (unescaped base64 characters) considered: a short-term key with a long session token is about
@@ -355,16 +355,21 @@ interface Located {
   shortTerm?: ShortTermFacts;
 }
 
+/** Characters past the end of a body run that reading it may look at (escapes are read ahead). */
+const READ_AHEAD = MAX_ESCAPE_BACKSLASHES + 6;
+
 function candidateAt(
   text: string,
   index: number,
   kind: LeakKind,
   now: Date,
   work: DetectionWork,
+  extent?: { readTo: number },
 ): Located | undefined {
   const prefix = kind === 'LONG_TERM' ? LONG_PREFIX : SHORT_PREFIX;
   const read = readBody(text, index + prefix.length, kind);
   work.units += read.work;
+  if (extent) extent.readTo = read.run.end + READ_AHEAD;
   for (const cut of read.cuts) {
     // Validation decodes the cut: count it (a cut of the wrong length is refused before decoding).
     if (cut.body.length % 4 === 0) work.units += cut.body.length;
@@ -377,6 +382,38 @@ function candidateAt(
     }
   }
   return undefined;
+}
+
+/** A key found at a given place, without its line and column (the caller counts lines: see leakAt). */
+export type LeakAt = Omit<LeakSpan, 'line' | 'column'>;
+
+/**
+ * The key whose prefix (`ABSK` or `bedrock-api-key-`, as `kind` says) starts at `index` in `text`, if it is one,
+ * and `readTo`: the end of the stretch of `text` read to decide. A scanner that searches raw bytes for the
+ * prefixes decodes only a window after each one: when `readTo` is past the window's end (and the window is not
+ * the end of the input), the answer may change with more text, so it asks again with a larger window.
+ */
+export function leakAt(
+  text: string,
+  index: number,
+  kind: LeakKind,
+  opts: { now: Date; work?: DetectionWork },
+): { leak: LeakAt | undefined; readTo: number } {
+  const extent = { readTo: 0 };
+  const hit = candidateAt(text, index, kind, opts.now, opts.work ?? { units: 0 }, extent);
+  if (!hit) return { leak: undefined, readTo: extent.readTo };
+  return {
+    leak: {
+      kind,
+      fingerprint: fingerprint(hit.key),
+      redacted: redactedForm(hit.key),
+      ...(hit.longTerm ? { longTerm: hit.longTerm } : {}),
+      ...(hit.shortTerm ? { shortTerm: hit.shortTerm } : {}),
+      index,
+      end: hit.end,
+    },
+    readTo: extent.readTo,
+  };
 }
 
 /**
