@@ -166,14 +166,14 @@ shown on stderr when it is a terminal.
 
 Organization (--org): run with credentials of the management account or of the delegated administrator. The
 governed accounts (ACTIVE accounts under organization.targets, nested OUs included, minus
-organization.excludeAccounts; --ou and --account narrow them) are read from Organizations, the member role
-(--role-name, default organization.memberRoleName) is assumed in each with session name keyguard-inventory, and
+organization.excludeAccounts; --ou and --account narrow them) are read from Organizations, the spoke's read-only
+role (--role-name, default BedrockKeyGuardInventory) is assumed in each with session name keyguard-inventory, and
 each account is read as above and decided by the policy that applies to it (account override, else nearest OU
 override, else the base policy). Every row names its account and policy version; a per-account summary ends the
 output. The account of your credentials is read with them directly. Needs organizations:ListChildren,
-ListAccountsForParent, ListParents, DescribeAccount, sts:AssumeRole of the member roles. The spoke stack's member
-role trusts only the hub's functions: from the management account or the delegated administrator, name a role
-you may assume in the member accounts with --role-name (e.g. OrganizationAccountAccessRole).
+ListAccountsForParent, ListParents, DescribeAccount, sts:AssumeRole of arn:aws:iam::*:role/BedrockKeyGuardInventory.
+The spoke stack's BedrockKeyGuardInventory role (IAM reads only) trusts principals of the management account and
+the hub account within the organization; to use another role you may assume there, name it with --role-name.
 
 Exit codes:
   0  the whole inventory was listed (with --org: every account was read)
@@ -183,7 +183,7 @@ Exit codes:
 
 Examples:
   $ AWS_PROFILE=security keyguard inventory
-  $ AWS_PROFILE=org-admin keyguard inventory --org --role-name OrganizationAccountAccessRole --csv > org-keys.csv
+  $ AWS_PROFILE=org-admin keyguard inventory --org --csv > org-keys.csv
   $ keyguard inventory --csv --keys-table BedrockKeyGuard-AuditTablesKeys-ABC123 > keys.csv
   $ keyguard inventory --json | jq -c 'select(.violations | length > 0)'
 `;
@@ -373,7 +373,7 @@ export function buildProgram(
       '--org',
       'every governed account of the organization (management or delegated administrator credentials)',
     )
-    .option('--role-name <name>', '--org: member role to assume (default: organization.memberRoleName)')
+    .option('--role-name <name>', '--org: role to assume in each account (default: BedrockKeyGuardInventory)')
     .option('--ou <id>', '--org: only accounts under this OU or root (repeatable)', collect)
     .option('--account <id>', '--org: only this account (repeatable)', collect)
     .option(

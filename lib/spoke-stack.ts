@@ -2,11 +2,12 @@ import type { ICfnConditionExpression } from 'aws-cdk-lib';
 import { Aws, CfnCondition, Fn, Stack, type StackProps } from 'aws-cdk-lib';
 import * as events from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
-import type { Config, OrganizationConfig } from '../lambda/shared/config';
+import { type Config, ORG_INVENTORY_ROLE_NAME, type OrganizationConfig } from '../lambda/shared/config';
 import { GOVERNANCE_BUS_NAME, GOVERNANCE_BUS_REGION } from './constructs/governance-bus';
 import { hubRoleArns } from './constructs/org-roles';
 import {
   OrgCredentialForwarding,
+  OrgInventoryRole,
   OrgMemberRole,
   onlyWhen,
   spokeDeadLetterQueue,
@@ -52,7 +53,8 @@ function anyOf(conditions: ICfnConditionExpression[]): ICfnConditionExpression {
  * AWS::Region rather than two StackSets (one StackSet: one set of targets, one automatic deployment, one operation
  * queue):
  * - `GovernanceRegion` (us-east-1): the IAM credential-event rule forwarding to the hub bus (IAM's CloudTrail events
- *   reach only the us-east-1 default bus) and the member role (IAM is global: created once per account);
+ *   reach only the us-east-1 default bus), the member role and the read-only inventory role (IAM is global: created
+ *   once per account);
  * - `UsageRegion` (one of `usage.regions`): the usage forwarding rules (usage-forwarding.ts), to the hub bus.
  * The hub's bus and deciding roles are named literally (fixed names in the hub account, org-roles.ts): the template
  * has no Parameters, so a StackSet instance needs nothing but the template.
@@ -60,6 +62,8 @@ function anyOf(conditions: ICfnConditionExpression[]): ICfnConditionExpression {
 export class SpokeStack extends Stack {
   public readonly credentialForwarding: OrgCredentialForwarding;
   public readonly memberRole: OrgMemberRole;
+  /** The read-only role of `keyguard inventory --org` (ORG_INVENTORY_ROLE_NAME). */
+  public readonly inventoryRole: OrgInventoryRole;
   /** Present when `usage.regions` lists regions. */
   public readonly usageForwarding?: UsageForwarding;
   public readonly governanceRegion: CfnCondition;
@@ -84,6 +88,12 @@ export class SpokeStack extends Stack {
       organizationId: props.organization.id,
     });
     onlyWhen(this.memberRole, this.governanceRegion);
+    this.inventoryRole = new OrgInventoryRole(this, 'InventoryRole', {
+      roleName: ORG_INVENTORY_ROLE_NAME,
+      trustedAccountIds: [props.organization.managementAccountId, props.hubAccountId],
+      organizationId: props.organization.id,
+    });
+    onlyWhen(this.inventoryRole, this.governanceRegion);
 
     const usageRegions = [...new Set(props.config.usage.regions)];
     if (usageRegions.length > 0) {

@@ -13,7 +13,13 @@ import {
 } from '@aws-sdk/client-sts';
 import { isActive, ouPathOf } from '../adapters/organizations';
 import { effectivePolicy } from '../domain/org-policy';
-import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+import {
+  type Config,
+  ConfigError,
+  loadConfig,
+  ORG_INVENTORY_ROLE_NAME,
+  policyVersion,
+} from '../shared/config';
 import { visible } from '../shared/visible-text';
 import { csvRecord } from './csv';
 import { renderTable } from './format';
@@ -56,7 +62,11 @@ export const EXIT_ACCOUNTS_UNREAD = 3;
 /** The session name the member accounts' CloudTrail records for the inventory. */
 export const INVENTORY_SESSION_NAME = 'keyguard-inventory';
 
-export const DEFAULT_ROLE_NAME = 'BedrockKeyGuardMember';
+/**
+ * The role assumed in each member account without --role-name: the spoke's read-only inventory role, which trusts
+ * principals of the management and hub accounts (the member role trusts only the hub's functions).
+ */
+export const DEFAULT_ROLE_NAME = ORG_INVENTORY_ROLE_NAME;
 export const DEFAULT_CONCURRENCY = 5;
 export const MAX_CONCURRENCY = 50;
 
@@ -304,8 +314,8 @@ async function memberCredentials(sts: STSClient, roleArn: string): Promise<Membe
       if (ROLE_UNUSABLE.has(name)) {
         throw new AccountReadError(
           `cannot assume ${roleArn} (${name}: ${messageOf(err)}): the role is missing there or does not trust ` +
-            "these credentials (the spoke stack's member role trusts only the hub's functions: name a role you may " +
-            'assume with --role-name)',
+            `these credentials (the spoke stack's ${DEFAULT_ROLE_NAME} role trusts principals of the management and ` +
+            'hub accounts that their own IAM policies let assume it; else name a role you may assume with --role-name)',
         );
       }
       if (THROTTLED.has(name)) {
@@ -411,7 +421,7 @@ export async function runOrgInventory(
     const { organizations, iamWith } = deps;
     if (!organizations || !iamWith)
       throw new Error('inventory --org needs the Organizations and IAM client factories');
-    const roleName = flags.roleName ?? config.organization?.memberRoleName ?? DEFAULT_ROLE_NAME;
+    const roleName = flags.roleName ?? DEFAULT_ROLE_NAME;
     const env = deps.env ?? process.env;
     const stores = openStores(deps.doc, {
       keysTable: opts.keysTable || env[KEYS_TABLE_ENV] || null,

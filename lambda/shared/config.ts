@@ -120,6 +120,13 @@ export const OrganizationSchema = z.strictObject({
 export type OrganizationConfig = z.infer<typeof OrganizationSchema>;
 
 /**
+ * The read-only role every spoke creates for `keyguard inventory --org` (lib/constructs/org-spoke-parts.ts
+ * OrgInventoryRole): trusted by principals of the management and hub accounts, it can only read what the inventory
+ * reads. The CLI assumes it unless `--role-name` names another.
+ */
+export const ORG_INVENTORY_ROLE_NAME = 'BedrockKeyGuardInventory';
+
+/**
  * A policy for some accounts of the organization: by account id, or by OU (an account's nearest OU with an
  * override wins; an account override wins over any OU). Only decision settings can be overridden.
  */

@@ -225,3 +225,97 @@ export class OrgMemberRole extends Construct {
     });
   }
 }
+
+/**
+ * What `keyguard inventory --org` reads in a member account, by resource (lambda/cli/inventory.ts readAccount,
+ * lambda/adapters/iam-inventory.ts): pages of ListServiceSpecificCredentials(AllUsers), the AccountSnapshot
+ * (GetAccountAuthorizationDetails, the credential report), and a key user's tags when the snapshot lacks them
+ * (adapters/iam.ts getUserTags). Nothing else: no policy or group reads one by one, no write.
+ */
+export const INVENTORY_ACCOUNT_READS = [
+  'iam:ListServiceSpecificCredentials',
+  'iam:GetAccountAuthorizationDetails',
+  'iam:GenerateCredentialReport',
+  'iam:GetCredentialReport',
+] as const;
+export const INVENTORY_USER_READS = ['iam:ListUserTags'] as const;
+
+export interface OrgInventoryRoleProps {
+  /** The role's name (`ORG_INVENTORY_ROLE_NAME`, the CLI's default `--role-name`). */
+  readonly roleName: string;
+  /**
+   * The accounts whose principals may assume it: the management account, where `inventory --org` lists the
+   * organization, and the hub (often the delegated administrator). Duplicates are dropped.
+   */
+  readonly trustedAccountIds: string[];
+  /** `organization.id`: the caller must also be a principal of this organization. */
+  readonly organizationId: string;
+}
+
+/**
+ * The role `keyguard inventory --org` assumes in each member account: the inventory's reads and nothing else (no
+ * deactivation, unlike the member role). The people who run it are not known when the spoke is synthesized (their
+ * SSO role ARNs are generated per account), so the trust names the management and hub accounts (their roots:
+ * delegated to each account's IAM, so only a principal that its own account lets call sts:AssumeRole on this role
+ * may), and only while the caller is a principal of the organization. Principals of any other member account, and
+ * the hub's functions (they use the member role), are not trusted.
+ */
+export class OrgInventoryRole extends Construct {
+  public readonly role: iam.Role;
+
+  constructor(scope: Construct, id: string, props: OrgInventoryRoleProps) {
+    super(scope, id);
+    const account = Stack.of(this).account;
+    const anyUser = anyIamResource(this, account, 'user');
+    const trusted = [...new Set(props.trustedAccountIds)];
+    if (trusted.length === 0) throw new Error(`${this.node.path}: no account to trust`);
+
+    this.role = new iam.Role(this, 'Role', {
+      roleName: props.roleName,
+      description:
+        'Bedrock Key Guard inventory (keyguard inventory --org): read Bedrock API keys and their users, read-only',
+      // Replaced below (Role requires an assumedBy).
+      assumedBy: new iam.AccountRootPrincipal(),
+      inlinePolicies: {
+        BedrockKeyInventory: new iam.PolicyDocument({
+          statements: [
+            new iam.PolicyStatement({
+              sid: 'InventoryAccountReads',
+              actions: [...INVENTORY_ACCOUNT_READS],
+              resources: ['*'],
+            }),
+            new iam.PolicyStatement({
+              sid: 'ReadKeyUserTags',
+              actions: [...INVENTORY_USER_READS],
+              resources: [anyUser],
+            }),
+          ],
+        }),
+      },
+    });
+    (this.role.node.defaultChild as iam.CfnRole).assumeRolePolicyDocument = new iam.PolicyDocument({
+      statements: [
+        new iam.PolicyStatement({
+          sid: 'ManagementAndHubPrincipalsOfTheOrganization',
+          actions: ['sts:AssumeRole'],
+          principals: trusted.map((a) => new iam.AccountPrincipal(a)),
+          conditions: { StringEquals: { 'aws:PrincipalOrgID': props.organizationId } },
+        }),
+      ],
+    });
+
+    Validations.of(this.role).acknowledge({
+      id: 'AwsSolutions-IAM5[Resource::*]',
+      reason:
+        'The inventory reads the whole account: ListServiceSpecificCredentials with AllUsers names no user, and ' +
+        'GetAccountAuthorizationDetails, GenerateCredentialReport and GetCredentialReport are account-level IAM ' +
+        'actions with no resource type (Service Authorization Reference). All four are reads that return no secret.',
+    });
+    Validations.of(this.role).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, anyUser)}]`,
+      reason:
+        "ListUserTags (read-only) on a key's user, which can be any IAM user of this account: the owner and purpose " +
+        'tags the inventory evaluates, when the authorization details lack them.',
+    });
+  }
+}

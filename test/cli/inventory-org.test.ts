@@ -251,11 +251,12 @@ describe('keyguard inventory --org', () => {
     expect(stdout).toContain('Keys: 3 (2 with violations)');
     // The unreadable account is named on stderr with its reason.
     expect(stderr).toBe(
-      `keyguard: account ${SANDBOX} (sandbox): cannot assume arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardMember ` +
+      `keyguard: account ${SANDBOX} (sandbox): cannot assume arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardInventory ` +
         `(AccessDenied: User: arn:aws:iam::${MANAGEMENT}:user/org-admin is not authorized to perform: sts:AssumeRole ` +
-        `on resource: arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardMember): the role is missing there or does not ` +
-        "trust these credentials (the spoke stack's member role trusts only the hub's functions: name a role you " +
-        'may assume with --role-name)\n',
+        `on resource: arn:aws:iam::${SANDBOX}:role/BedrockKeyGuardInventory): the role is missing there or does not ` +
+        "trust these credentials (the spoke stack's BedrockKeyGuardInventory role trusts principals of the " +
+        'management and hub accounts that their own IAM policies let assume it; else name a role you may assume ' +
+        'with --role-name)\n',
     );
     expectNoCredentials(stdout + stderr);
   });
@@ -283,7 +284,7 @@ describe('keyguard inventory --org', () => {
     // Assess
     const assumed = org.calls('sts', 'AssumeRole');
     expect(assumed.map((r) => r.params.RoleArn).sort()).toEqual(
-      [PROD, TEAM, SANDBOX].map((a) => `arn:aws:iam::${a}:role/BedrockKeyGuardMember`),
+      [PROD, TEAM, SANDBOX].map((a) => `arn:aws:iam::${a}:role/BedrockKeyGuardInventory`),
     );
     expect(new Set(assumed.map((r) => r.params.RoleSessionName))).toEqual(new Set(['keyguard-inventory']));
     expect(new Set(assumed.map((r) => r.callerAccount))).toEqual(new Set([MANAGEMENT]));
@@ -365,7 +366,7 @@ describe('keyguard inventory --org', () => {
     expect(code).toBe(0);
     expect(jsonRows(stdout).map((r) => r.accountId)).toEqual([TEAM]);
     expect(org.calls('sts', 'AssumeRole').map((r) => r.params.RoleArn)).toEqual([
-      `arn:aws:iam::${TEAM}:role/BedrockKeyGuardMember`,
+      `arn:aws:iam::${TEAM}:role/BedrockKeyGuardInventory`,
     ]);
     expect(stderr).toContain('Accounts: 1 (1 read, 0 not read)');
     expect(stderr).not.toContain('keyguard:');
@@ -398,7 +399,7 @@ describe('keyguard inventory --org', () => {
     );
     expect(stderr).toMatch(new RegExp(`${PROD}\\s+prod-api\\s+\\S+ \\(base\\)\\s+2\\s+1\\s+ok`));
     expect(org.calls('sts', 'AssumeRole').map((r) => r.params.RoleArn)).toEqual([
-      `arn:aws:iam::${PROD}:role/BedrockKeyGuardMember`,
+      `arn:aws:iam::${PROD}:role/BedrockKeyGuardInventory`,
     ]);
   });
 
@@ -428,7 +429,7 @@ describe('keyguard inventory --org', () => {
     expect(rows[0]?.policyVersion).toBe(policyVersion(parseConfig(BASE)));
   });
 
-  it('--role-name assumes that role instead of organization.memberRoleName', async () => {
+  it('--role-name assumes that role instead of BedrockKeyGuardInventory', async () => {
     // Prepare
     await startOrg(() => {
       const o = organization();
@@ -443,19 +444,15 @@ describe('keyguard inventory --org', () => {
     // Assess
     expect(byConfig.code).toBe(3);
     expect(byConfig.stderr).toContain(
-      `cannot assume arn:aws:iam::${PROD}:role/BedrockKeyGuardMember (AccessDenied`,
+      `cannot assume arn:aws:iam::${PROD}:role/BedrockKeyGuardInventory (AccessDenied`,
     );
     expect(byFlag.code).toBe(0);
     expect(jsonRows(byFlag.stdout)).toHaveLength(2);
   });
 
-  it('assumes organization.memberRoleName of the config when no --role-name is given', async () => {
-    // Prepare
-    await startOrg(() => {
-      const o = organization();
-      for (const m of o.members.values()) m.roleName = 'OrgKeyAuditor';
-      return o;
-    });
+  it("assumes the spoke's inventory role without --role-name, never organization.memberRoleName (it trusts only the hub's functions)", async () => {
+    // Prepare: the config names another member role; the accounts hold the spoke's inventory role
+    await startOrg(organization);
     writeFile(
       join(dir, 'keyguard.config.json'),
       JSON.stringify({
@@ -471,7 +468,7 @@ describe('keyguard inventory --org', () => {
     expect(code).toBe(0);
     expect(jsonRows(stdout)).toHaveLength(2);
     expect(org.calls('sts', 'AssumeRole').map((r) => r.params.RoleArn)).toEqual([
-      `arn:aws:iam::${PROD}:role/OrgKeyAuditor`,
+      `arn:aws:iam::${PROD}:role/BedrockKeyGuardInventory`,
     ]);
   });
 
@@ -507,7 +504,7 @@ describe('keyguard inventory --org', () => {
     expect(code).toBe(3);
     expect(jsonRows(stdout).find((r) => r.accountId === MANAGEMENT)?.keyId).toBe('ACCAMANAGEMENTKEY0001');
     expect(org.calls('sts', 'AssumeRole').map((r) => r.params.RoleArn)).not.toContain(
-      `arn:aws:iam::${MANAGEMENT}:role/BedrockKeyGuardMember`,
+      `arn:aws:iam::${MANAGEMENT}:role/BedrockKeyGuardInventory`,
     );
     expect(new Set(org.calls('iam').map((r) => r.callerAccount))).toEqual(new Set([MANAGEMENT, PROD, TEAM]));
   });
@@ -554,7 +551,7 @@ describe('keyguard inventory --org', () => {
     // Assess
     expect(code).toBe(3);
     expect(out.stderr()).toContain(
-      `keyguard: account ${PROD} (prod-api): sts:AssumeRole of arn:aws:iam::${PROD}:role/BedrockKeyGuardMember ` +
+      `keyguard: account ${PROD} (prod-api): sts:AssumeRole of arn:aws:iam::${PROD}:role/BedrockKeyGuardInventory ` +
         "throttled past the SDK's retries (Throttling, 2 attempts)\n",
     );
     expect(jsonRows(out.stdout()).map((r) => r.accountId)).toEqual([TEAM]);

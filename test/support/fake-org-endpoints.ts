@@ -21,7 +21,7 @@ export interface FakeMember {
   parent: string;
   state?: 'ACTIVE' | 'SUSPENDED' | 'PENDING_CLOSURE' | 'CLOSED';
   iam: FakeIamAccount;
-  /** The member role that exists there (AssumeRole of any other name is denied, as for a missing role). */
+  /** The role that exists there (AssumeRole of any other name is denied, as for a missing role). @default BedrockKeyGuardInventory */
   roleName?: string;
   /** AssumeRole of the member role is denied (its trust policy does not admit the caller). */
   denyAssumeRole?: boolean;
@@ -41,7 +41,8 @@ export interface RecordedRequest {
 
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const IAM_NS = 'https://iam.amazonaws.com/doc/2010-05-08/';
-const DEFAULT_ROLE = 'BedrockKeyGuardMember';
+/** The role `keyguard inventory --org` assumes by default (the spoke's read-only inventory role). */
+const DEFAULT_ROLE = 'BedrockKeyGuardInventory';
 
 const esc = (s: string) =>
   s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
