@@ -1,8 +1,9 @@
 import {
-  type CloudTrailClient,
+  CloudTrailClient,
   LookupEventsCommand,
   type LookupEventsCommandOutput,
 } from '@aws-sdk/client-cloudtrail';
+import { SDK_MAX_ATTEMPTS } from './clients';
 
 /**
  * Who signed a short-term Bedrock API key: CloudTrail event history (`LookupEvents`, `AccessKeyId` = the key's
@@ -74,6 +75,30 @@ export const COMMERCIAL_REGIONS: ReadonlySet<string> = new Set([
 ]);
 
 export type CloudTrailClientProvider = (region: string) => CloudTrailClient;
+
+/** Temporary credentials of another account (organization mode: its member role's, member-access.ts). */
+export type AccountCredentials = () => Promise<{
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}>;
+
+/**
+ * CloudTrail clients reading another account's event history with that account's credentials (organization mode: a
+ * short-term key signed in a member account is traced there, through its member role), one per region.
+ */
+export function cloudTrailClientsWith(credentials: AccountCredentials): CloudTrailClientProvider {
+  const clients = new Map<string, CloudTrailClient>();
+  return (region) => {
+    let c = clients.get(region);
+    if (!c) {
+      c = new CloudTrailClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard', credentials });
+      clients.set(region, c);
+    }
+    return c;
+  };
+}
 
 /** What a lookup found: the signer's ARN, or null with why (null reason: every region answered, none knew it). */
 export interface IssuerLookup {

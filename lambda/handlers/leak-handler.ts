@@ -3,13 +3,20 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import { z } from 'zod';
+import * as z from 'zod';
+import { type AccessKeyAccountLookup, StsAccessKeyAccounts } from '../adapters/access-key-accounts';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
-import { type CloudTrailClientProvider, CloudTrailIssuerLookup } from '../adapters/cloudtrail-issuers';
+import {
+  type CloudTrailClientProvider,
+  CloudTrailIssuerLookup,
+  cloudTrailClientsWith,
+  type IssuerLookup,
+} from '../adapters/cloudtrail-issuers';
 import { documentClient } from '../adapters/document-client';
 import type { GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
+import { MemberRoleError } from '../adapters/member-access';
 import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
 import { describeLeak, resolveOwner } from '../domain/evaluate';
@@ -86,7 +93,14 @@ export interface LeakRuntime {
    * @default none: only `governedAccountId`, with `iamFor`
    */
   organization?: () => Promise<GovernedAccounts>;
-  /** CloudTrail client per region (event history is regional). */
+  /**
+   * Organization mode: the account a short-term key's signer belongs to, from its access key id. A key of a governed
+   * member account is traced in that account's event history through its member role; a key of an account keyguard
+   * does not govern is not looked up (outcome `ungoverned-account`).
+   * @default StsAccessKeyAccounts (sts:GetAccessKeyInfo with the function's credentials)
+   */
+  accessKeyAccounts?: AccessKeyAccountLookup;
+  /** CloudTrail client per region (event history is regional), in the function's own account. */
   cloudTrailFor: CloudTrailClientProvider;
   /**
    * Timeout of one LookupEvents call (ms): a region that does not answer makes the signer unknown, not the batch fail.
@@ -277,10 +291,52 @@ export function createLeakHandler(rt: LeakRuntime) {
       regions: rt.config.usage.regions,
     });
   }
-  const issuers = new CloudTrailIssuerLookup(
-    rt.cloudTrailFor,
-    rt.issuerLookupTimeoutMs !== undefined ? { timeoutMs: rt.issuerLookupTimeoutMs } : {},
-  );
+  const lookupOptions = rt.issuerLookupTimeoutMs !== undefined ? { timeoutMs: rt.issuerLookupTimeoutMs } : {};
+  const issuers = new CloudTrailIssuerLookup(rt.cloudTrailFor, lookupOptions);
+  const accessKeyAccounts: AccessKeyAccountLookup | null = organization
+    ? (rt.accessKeyAccounts ?? new StsAccessKeyAccounts())
+    : null;
+  /** Organization mode: each member account's event history, read through its member role. */
+  const memberIssuers = new Map<string, CloudTrailIssuerLookup>();
+  function issuersIn(accounts: GovernedAccounts, accountId: string): CloudTrailIssuerLookup {
+    let lookup = memberIssuers.get(accountId);
+    if (!lookup) {
+      lookup = new CloudTrailIssuerLookup(
+        cloudTrailClientsWith(() => accounts.access.credentialsFor(accountId)),
+        lookupOptions,
+      );
+      memberIssuers.set(accountId, lookup);
+    }
+    return lookup;
+  }
+  /**
+   * Who signed a short-term key, searched in the signer's account: the hub's own with the function's credentials, a
+   * member account through its member role. Never throws: a role that cannot be assumed leaves the signer unknown.
+   */
+  async function signerIn(
+    accountId: string,
+    accessKeyId: string,
+    region: string,
+    since: Date,
+    until: Date,
+  ): Promise<IssuerLookup> {
+    if (!organization || accountId === rt.governedAccountId) {
+      return issuers.issuerOf(accessKeyId, region, since, until);
+    }
+    const accounts = await organization();
+    try {
+      // Assumed first, so that an unusable role is one clear reason rather than one failure per region.
+      await accounts.access.credentialsFor(accountId);
+    } catch (err) {
+      const code =
+        err instanceof MemberRoleError ? err.code : err instanceof Error ? err.name : 'unknown error';
+      return {
+        issuer: null,
+        unknownReason: `account ${accountId}: its member role could not be assumed (${code.slice(0, 32)}), not looked up`,
+      };
+    }
+    return issuersIn(accounts, accountId).issuerOf(accessKeyId, region, since, until);
+  }
   const now = rt.now ?? (() => new Date());
 
   /** The policy a key's account is decided with (its notifier quotes that policy), or why it is not governed. */
@@ -339,6 +395,8 @@ export function createLeakHandler(rt: LeakRuntime) {
     undecided: UndecidedLeak[];
     /** Organization mode: whether each account named by a key is governed (asked once per account per batch). */
     governance: Map<string, Promise<string | null>>;
+    /** Organization mode: the account of each short-term key's access key id (null: STS could not tell). */
+    signerAccounts: Map<string, Promise<string | null>>;
   }
 
   /**
@@ -361,10 +419,33 @@ export function createLeakHandler(rt: LeakRuntime) {
     return answer;
   }
 
+  /**
+   * Organization mode: the account a short-term key was signed in, or null when STS cannot tell now (the key goes on
+   * to its decision, which asks again and, failing still, is retried and queued as undecided).
+   */
+  function signerAccount(b: BatchState, accessKeyId: string): Promise<string | null> {
+    if (!accessKeyAccounts) return Promise.resolve(rt.governedAccountId);
+    let answer = b.signerAccounts.get(accessKeyId);
+    if (!answer) {
+      answer = accessKeyAccounts.accountOf(accessKeyId).then(
+        (a) => a,
+        () => null,
+      );
+      b.signerAccounts.set(accessKeyId, answer);
+    }
+    return answer;
+  }
+
   /** A key of an account keyguard does not act in: as before for one account, with why in organization mode. */
-  function ignoredAccount(b: BatchState, f: LeakFinding, sighting: Sighting, why: string): void {
+  function ignoredAccount(
+    b: BatchState,
+    f: LeakFinding,
+    sighting: Sighting,
+    why: string,
+    accountId = f.longTerm?.accountId ?? '?',
+  ): void {
     if (!organization) ignored(b, 'foreign-account', f, sighting);
-    else ignored(b, 'ungoverned-account', f, sighting, `account ${f.longTerm?.accountId ?? '?'}: ${why}`);
+    else ignored(b, 'ungoverned-account', f, sighting, `account ${accountId}: ${why}`);
   }
 
   function settle(
@@ -682,7 +763,15 @@ export function createLeakHandler(rt: LeakRuntime) {
   async function shortTerm(b: BatchState, c: Candidate): Promise<void> {
     const facts = c.finding.shortTerm as ShortTermFacts;
     const at = now();
-    const accountId = rt.governedAccountId;
+    // The signer's account (organization mode; throws when STS cannot tell: retried, then queued as undecided).
+    const accountId = accessKeyAccounts
+      ? await accessKeyAccounts.accountOf(facts.accessKeyId)
+      : rt.governedAccountId;
+    const policy = await policyOf(accountId);
+    if ('ungoverned' in policy) {
+      for (const s of c.sightings) ignoredAccount(b, c.finding, s, policy.ungoverned, accountId);
+      return;
+    }
     const decisionId = decisionIdOf(c);
     const evidence = evidenceOf(c);
     // A redelivered batch: this finding is already on record (and its notice sent).
@@ -698,7 +787,8 @@ export function createLeakHandler(rt: LeakRuntime) {
     // Calls made with the access key id around the signing show who holds it (the signer's session can be
     // older than the signing, by up to the longest session: 12 h).
     // Never throws: a region not called or failing (forged, not enabled, denied, timed out) leaves the signer unknown.
-    const { issuer, unknownReason } = await issuers.issuerOf(
+    const { issuer, unknownReason } = await signerIn(
+      accountId,
       facts.accessKeyId,
       facts.region,
       new Date(Date.parse(facts.signedAt) - 12 * HOUR_MS),
@@ -728,11 +818,11 @@ export function createLeakHandler(rt: LeakRuntime) {
       trigger: triggerOf(evidence.location),
       leak,
       notify: true,
-      config: rt.config,
-      policyVersion: rt.policyVersion,
+      config: policy.config,
+      policyVersion: policy.policyVersion,
     });
     // Notice first, then the record: a failure in between re-sends the notice on retry rather than losing it.
-    if (decision.notice) await notifier.notify(decision);
+    if (decision.notice) await policy.notifier.notify(decision);
     const recorded = await audit.recordDecision(decision);
     logger.info('leaked short-term key reported', {
       kind: c.finding.kind,
@@ -741,6 +831,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       location: evidence.location,
       sightings: c.sightings.length,
       accessKeyId: facts.accessKeyId,
+      accountId,
       issuer,
       issuerUnknownReason: unknownReason,
       expiresAt: facts.expiresAt,
@@ -914,6 +1005,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       settled: new Set(),
       undecided: [],
       governance: new Map(),
+      signerAccounts: new Map(),
     };
     // Every message is scanned before any decision (bounded work: domain/leak-batch.ts).
     const batch = findBatchLeaks(data.logEvents, { now: now() });
@@ -946,6 +1038,15 @@ export function createLeakHandler(rt: LeakRuntime) {
         if (f.shortTerm?.expired) {
           ignored(b, 'expired', f, sighting);
           continue;
+        }
+        if (f.shortTerm && accessKeyAccounts) {
+          // Organization mode: a short-term key of an account keyguard does not govern is neither checked nor traced.
+          const signedIn = await signerAccount(b, f.shortTerm.accessKeyId);
+          const why = signedIn ? await ungovernedAccount(b, signedIn) : null;
+          if (signedIn && why) {
+            ignoredAccount(b, f, sighting, why, signedIn);
+            continue;
+          }
         }
         if (!b.firstOfSubject.has(subject)) b.firstOfSubject.set(subject, location);
         const known = candidates.get(f.fingerprint);
