@@ -24,7 +24,13 @@ import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, guardedIO } from '../lam
 import { registerPolicyCommand } from '../lambda/cli/policy';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
 import { registerReportCommand } from '../lambda/cli/report';
-import { defaultScanDeps, runScan, type ScanDeps, type ScanOptions } from '../lambda/cli/scan';
+import {
+  defaultScanDeps,
+  defaultScanJobs,
+  runScan,
+  type ScanDeps,
+  type ScanOptions,
+} from '../lambda/cli/scan';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import { visible, visibleLines } from '../lambda/shared/visible-text';
 import pkg from '../package.json';
@@ -128,7 +134,10 @@ Output (never the key: a redacted form with at most the last 4 characters, and a
   text   path:line:column: KIND facts redacted fingerprint (git: commit:path:line:column)
   json   one JSON object per line: path, line, column, kind, facts, redacted, fingerprint (and commit)
   sarif  SARIF 2.1.0 for GitHub code scanning
-A summary goes to stderr. Binary files (a NUL byte in the first 8 KB) and .git directories are skipped.
+A summary goes to stderr. Binary files (a NUL byte in the first 8 KB) are searched as bytes, UTF-16 files
+with a byte order mark are decoded; .git directories are skipped (--git scans the history).
+
+Files are scanned on --jobs worker threads (default: one per core); the output is the same for any --jobs.
 
 Allow-listing: a line containing keyguard:allow is not reported; --baseline FILE ignores known fingerprints
 (a JSON array of fingerprint strings, or the lines of --format json output).
@@ -401,9 +410,10 @@ export function buildProgram(
     .option('--git [repo]', 'also scan every blob reachable from any ref of this repository (default: .)')
     .option('--baseline <file>', 'ignore the findings whose fingerprints are in this file')
     .option('--write-baseline <file>', "write every finding's fingerprint to this file (exit 0)")
+    .option('-j, --jobs <n>', 'files scanned in parallel, on worker threads; 1 = in-process (default: cores)')
     .addHelpText('after', SCAN_HELP)
     .action(async (paths: string[], opts: ScanOptions) => {
-      setExitCode(await runScan(paths, opts, io, scanDeps()));
+      setExitCode(await runScan(paths, { ...opts, jobs: opts.jobs ?? defaultScanJobs() }, io, scanDeps()));
     });
 
   registerPolicyCommand(program, io, setExitCode);

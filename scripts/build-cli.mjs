@@ -12,6 +12,8 @@
  *   dist/archive-worker.js  the replay scan worker (lambda/cli/archive-worker-main.ts). archive-pool.ts starts
  *                           `join(__dirname, 'archive-worker.js')`: from the bundle __dirname is dist/, so it
  *                           finds this file; from source it finds lambda/cli/archive-worker.js (the tsx shim)
+ *   dist/scan-worker.js     the `keyguard scan --jobs N` worker (lambda/cli/scan-worker-main.ts), found the same
+ *                           way by scan-pool.ts (from source: lambda/cli/scan-worker.js)
  *   dist/inputs.json        the project files the bundles were built from: bin/keyguard.js runs the bundle only
  *                           while none of them is newer (a checkout being edited runs from source instead)
  *
@@ -179,7 +181,11 @@ async function buildInto(outdir) {
   const used = new Set();
   const main = await esbuild.build({
     ...COMMON,
-    entryPoints: { keyguard: 'bin/keyguard.ts', 'archive-worker': 'lambda/cli/archive-worker-main.ts' },
+    entryPoints: {
+      keyguard: 'bin/keyguard.ts',
+      'archive-worker': 'lambda/cli/archive-worker-main.ts',
+      'scan-worker': 'lambda/cli/scan-worker-main.ts',
+    },
     outdir,
     plugins: [lazyPackages(used)],
     metafile: true,

@@ -1,14 +1,21 @@
 import { spawn } from 'node:child_process';
 import type { Dirent } from 'node:fs';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
-import { ByteLeakScanner } from '../domain/leak-bytes';
+import type { ByteLeakScanner } from '../domain/leak-bytes';
 import type { StreamFinding } from '../domain/leak-stream';
 import type { LeakKind, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { visible } from '../shared/visible-text';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { writeOutputFile } from './output-file';
+import { FileScanner, type FileScanResult } from './scan-file';
+import { scanFilesOnWorkers } from './scan-pool';
+
+/** `--jobs` when not given: one worker per core. */
+export function defaultScanJobs(): number {
+  return Math.max(1, availableParallelism());
+}
 
 /** Keys were found (not in the baseline, not allowed inline). */
 export const EXIT_FOUND = 1;
@@ -28,6 +35,8 @@ export interface ScanOptions {
   git?: string | boolean;
   baseline?: string;
   writeBaseline?: string;
+  /** Files scanned in parallel on worker threads (a number or its text, from the command line); 1: in-process. */
+  jobs?: number | string;
 }
 
 export interface ScanDeps {
@@ -70,7 +79,7 @@ class ScanRun {
   utf16 = 0;
   invalidUtf8 = 0;
   invalidUtf8Sources = 0;
-  private readonly now: Date;
+  private readonly files: FileScanner;
 
   constructor(
     private readonly io: CliIO,
@@ -78,12 +87,16 @@ class ScanRun {
     private readonly baseline: ReadonlySet<string>,
     private readonly emit: (f: LocatedFinding) => void,
   ) {
-    this.now = deps.now();
+    const { overlap } = deps;
+    this.files = new FileScanner({
+      now: deps.now().toISOString(),
+      chunkSize: deps.chunkSize,
+      ...(overlap === undefined ? {} : { overlap }),
+    });
   }
 
   newByteScan(): ByteLeakScanner {
-    const { overlap } = this.deps;
-    return new ByteLeakScanner(overlap === undefined ? { now: this.now } : { now: this.now, overlap });
+    return this.files.newScan();
   }
 
   fail(where: string, reason: string): void {
@@ -108,6 +121,10 @@ class ScanRun {
 
   finishSource(scan: ByteLeakScanner, path: string, commit?: string): void {
     this.take(scan.end(), path, commit);
+    this.count(scan);
+  }
+
+  private count(scan: Pick<FileScanResult, 'encoding' | 'invalidUtf8'>): void {
     this.sources += 1;
     if (scan.encoding === 'binary') this.binary += 1;
     if (scan.encoding === 'utf-16le' || scan.encoding === 'utf-16be') this.utf16 += 1;
@@ -117,34 +134,44 @@ class ScanRun {
     }
   }
 
-  /** One read buffer for every file (the scanner copies what it keeps). */
-  private readBuffer: Buffer | undefined;
-
-  /**
-   * Reads with synchronous calls: files are read one at a time, and a round trip through libuv's thread pool per
-   * read costs more than the read itself on trees of small files (`--jobs` spreads files across threads).
-   */
   scanFile(file: string, shown: string): void {
-    let fd: number | undefined;
     try {
-      fd = openSync(file, 'r');
-      const scan = this.newByteScan();
-      this.readBuffer ??= Buffer.allocUnsafe(this.deps.chunkSize);
-      const buf = this.readBuffer;
-      for (;;) {
-        const bytesRead = readSync(fd, buf, 0, buf.length, null);
-        if (bytesRead === 0) break;
-        this.take(scan.write(buf.subarray(0, bytesRead)), shown);
-      }
-      this.finishSource(scan, shown);
+      this.count(this.files.scan(file, (found) => this.take(found, shown)));
     } catch (err) {
       this.fail(shown, reason(err));
-    } finally {
-      if (fd !== undefined) closeSync(fd);
     }
   }
 
-  async scanPath(input: string): Promise<void> {
+  /** Scans the files on `jobs` worker threads; findings are taken in the files' order. */
+  async scanFilesOnWorkers(
+    files: ReadonlyArray<{ full: string; shown: string }>,
+    jobs: number,
+  ): Promise<void> {
+    const { overlap } = this.deps;
+    const setup = {
+      now: this.deps.now().toISOString(),
+      chunkSize: this.deps.chunkSize,
+      ...(overlap === undefined ? {} : { overlap }),
+    };
+    await scanFilesOnWorkers(
+      files.map((f) => f.full),
+      jobs,
+      setup,
+      (index, scan) => {
+        const { shown } = files[index] as { shown: string };
+        if (scan.ok) {
+          this.take(scan.result.findings, shown);
+          this.count(scan.result);
+        } else {
+          this.fail(shown, reason(scan.error));
+        }
+      },
+    );
+  }
+
+  /** Scans a file or a folder's files (`sink`: what to do with each file; default: scan it here and now). */
+  async scanPath(input: string, sink?: (full: string, shown: string) => void): Promise<void> {
+    const take = sink ?? ((full: string, shown: string) => this.scanFile(full, shown));
     const full = resolve(this.io.cwd, input);
     let isDir: boolean;
     try {
@@ -154,14 +181,14 @@ class ScanRun {
       return;
     }
     if (!isDir) {
-      this.scanFile(full, this.shownPath(full));
+      take(full, this.shownPath(full));
       return;
     }
-    await this.walk(full);
+    await this.walk(full, take);
   }
 
   /** Directories in name order; `.git` is skipped (use --git for history); symbolic links are not followed. */
-  private async walk(dir: string): Promise<void> {
+  private async walk(dir: string, take: (full: string, shown: string) => void): Promise<void> {
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -173,9 +200,9 @@ class ScanRun {
     for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) {
-        if (e.name !== '.git') await this.walk(p);
+        if (e.name !== '.git') await this.walk(p, take);
       } else if (e.isFile()) {
-        this.scanFile(p, this.shownPath(p));
+        take(p, this.shownPath(p));
       }
     }
   }
@@ -522,6 +549,11 @@ export async function runScan(
     problem(io, 'scan', 'give paths to scan, - for standard input, or --git');
     return EXIT_INPUT;
   }
+  const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
+  if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) {
+    problem(io, 'scan', `--jobs must be a whole number from 1 to 256, not ${visible(String(opts.jobs))}`);
+    return EXIT_INPUT;
+  }
   let baseline = new Set<string>();
   if (opts.baseline) {
     try {
@@ -536,9 +568,29 @@ export async function runScan(
     else if (format === 'json') io.stdout.write(`${jsonLine(f)}\n`);
   };
   const run = new ScanRun(io, deps, baseline, emit);
-  for (const p of paths) {
-    if (p === '-') await run.scanStdin();
-    else await run.scanPath(p);
+  if (jobs === 1) {
+    for (const p of paths) {
+      if (p === '-') await run.scanStdin();
+      else await run.scanPath(p);
+    }
+  } else {
+    // The files are listed first (in the order they would be scanned), then spread over the workers.
+    let files: Array<{ full: string; shown: string }> = [];
+    const flush = async () => {
+      // One file: no worker to start (a file is scanned by one thread whatever --jobs says).
+      if (files.length === 1) for (const f of files) run.scanFile(f.full, f.shown);
+      else if (files.length > 1) await run.scanFilesOnWorkers(files, jobs);
+      files = [];
+    };
+    for (const p of paths) {
+      if (p === '-') {
+        await flush();
+        await run.scanStdin();
+      } else {
+        await run.scanPath(p, (full, shown) => files.push({ full, shown }));
+      }
+    }
+    await flush();
   }
   if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git);
   if (format === 'sarif')

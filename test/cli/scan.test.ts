@@ -461,6 +461,54 @@ describe('keyguard scan: no key material in any output', () => {
   );
 });
 
+describe('keyguard scan --jobs (issue 13: files spread over worker threads)', () => {
+  it('prints the same findings, summary and problems in the same order with 1, 2 and 3 jobs', async () => {
+    // Prepare: the project, more files with keys (one in tiny chunks across boundaries), one unreadable path.
+    const dir = project();
+    for (let i = 0; i < 12; i += 1) {
+      writeFile(
+        join(dir, 'more', `f${i}.txt`),
+        `${'ünï 😀 filler\n'.repeat(i * 50)}k=${i % 2 ? LONG : SHORT}\n`,
+      );
+    }
+
+    // Act
+    const runs = await Promise.all(
+      [1, 2, 3].map((jobs) =>
+        scan(dir, ['.', 'missing.txt', 'more/f3.txt'], { format: 'json', jobs }, { chunkSize: 97 }),
+      ),
+    );
+
+    // Assess
+    const [one, two, three] = runs as [(typeof runs)[0], (typeof runs)[0], (typeof runs)[0]];
+    expect(lines(one.stdout)).toHaveLength(18);
+    expect(one.code).toBe(2);
+    for (const other of [two, three]) {
+      expect(other.code).toBe(one.code);
+      expect(other.stdout).toBe(one.stdout);
+      expect(other.stderr).toBe(one.stderr);
+    }
+    expect(one.stderr).toContain('keyguard: missing.txt: no such file or directory');
+    expect(one.stderr).toContain('1 binary searched as bytes');
+  });
+
+  it.each(['0', '-1', '1.5', 'many'])('refuses --jobs %s, naming the option and the value', async (jobs) => {
+    // Prepare
+    const dir = project();
+    const out = captureIO(dir);
+
+    // Act
+    const code = await main(['node', 'keyguard', 'scan', '--jobs', jobs, '.'], out.io, undefined, () =>
+      deps(),
+    );
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out.stderr()).toContain(`--jobs must be a whole number from 1 to 256, not ${jobs}`);
+    expect(out.stdout()).toBe('');
+  });
+});
+
 describe('keyguard scan: command line', () => {
   it('documents the command in --help', async () => {
     // Prepare
@@ -476,6 +524,7 @@ describe('keyguard scan: command line', () => {
       '--git [repo]',
       '--baseline <file>',
       '--write-baseline <file>',
+      '--jobs <n>',
     ])
       expect(out.stdout()).toContain(option);
     expect(out.stdout()).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*\n\s+2 /);
