@@ -1,5 +1,10 @@
 import { Annotations, App } from 'aws-cdk-lib';
-import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../lambda/shared/config';
+import {
+  ConfigError,
+  DEFAULT_CONFIG_FILE,
+  loadConfig,
+  type OrganizationConfig,
+} from '../lambda/shared/config';
 import { GUARDRAILS_STACK_NAME, GuardrailsStack } from './guardrails-stack';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
 import {
@@ -69,6 +74,31 @@ function booleanContext(app: App, key: string): boolean {
   throw new ContextError(
     `context ${key}: got ${JSON.stringify(value)}; allowed: "true" | "false" (or a boolean)`,
   );
+}
+
+/**
+ * The hub's account for the management stacks: `-c hubAccount=<id>`, else `organization.hubAccountId` of the config
+ * (already validated). Neither, or a context value that is not 12 digits, is a ContextError; both, differing, a
+ * ContextError naming both values (which one is meant cannot be guessed: the spokes would trust the wrong account).
+ */
+function hubAccountOf(app: App, org: OrganizationConfig, source: string): string {
+  const fromContext = stringContext(app, HUB_ACCOUNT_CONTEXT);
+  const fromConfig = org.hubAccountId;
+  if (fromContext === undefined && fromConfig !== undefined) return fromConfig;
+  if (fromContext === undefined || !/^\d{12}$/.test(fromContext)) {
+    throw new ContextError(
+      `context ${HUB_ACCOUNT_CONTEXT}: got ${JSON.stringify(fromContext ?? null)}; allowed: the hub account's ` +
+        `12-digit id (required with -c ${MANAGEMENT_CONTEXT}=true unless the config sets organization.hubAccountId: ` +
+        "the management stacks name the hub's roles and bus)",
+    );
+  }
+  if (fromConfig !== undefined && fromConfig !== fromContext) {
+    throw new ContextError(
+      `context ${HUB_ACCOUNT_CONTEXT}: got "${fromContext}", but ${source}: organization.hubAccountId is ` +
+        `"${fromConfig}"; the hub account must be one: drop -c ${HUB_ACCOUNT_CONTEXT} or make them equal`,
+    );
+  }
+  return fromContext;
 }
 
 /** Id of the synth message that says the guardrails are a step of their own (acknowledgeable: `acknowledgeInfo`). */
@@ -182,13 +212,7 @@ export function buildApp(props: BuildAppProps = {}): {
           '"organization" in the config. Set it, or drop the flag.',
       );
     }
-    const hubAccountId = stringContext(app, HUB_ACCOUNT_CONTEXT);
-    if (hubAccountId === undefined || !/^\d{12}$/.test(hubAccountId)) {
-      throw new ContextError(
-        `context ${HUB_ACCOUNT_CONTEXT}: got ${JSON.stringify(hubAccountId ?? null)}; allowed: the hub account's ` +
-          `12-digit id (required with -c ${MANAGEMENT_CONTEXT}=true: the management stacks name the hub's roles and bus)`,
-      );
-    }
+    const hubAccountId = hubAccountOf(app, org, source);
     const orgProps = { config, organization: org, hubAccountId };
     const management = new ManagementStack(app, MANAGEMENT_STACK_NAME, {
       ...orgProps,

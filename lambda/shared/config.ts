@@ -103,6 +103,11 @@ export const OrganizationSchema = z.strictObject({
   id: patterned(40).regex(/^o-[a-z0-9]{10,32}$/, 'must be an organization id (o-…)'),
   /** The management account: its own spoke is a plain stack (StackSets never deploy to it). */
   managementAccountId: accountId,
+  /**
+   * The hub's account (where the main stack is deployed): the management stacks and the spokes name its roles and
+   * bus. The same as `-c hubAccount=<id>`, which it spares; when both are given they must agree.
+   */
+  hubAccountId: accountId.optional(),
   /** The root or OUs whose accounts are governed (the StackSet's deployment targets). */
   targets: z.array(orgTarget).min(1).max(ORG_TARGETS_MAX).superRefine(unique('organization.targets')),
   /** Accounts under `targets` that are not governed. */

@@ -965,6 +965,15 @@ describe('organization and overrides (issue 12)', () => {
     });
   });
 
+  it('takes the hub account id (optional: -c hubAccount may give it instead)', () => {
+    expect(
+      parseConfig({ organization: { ...organization, hubAccountId: '222222222222' } }).organization,
+    ).toMatchObject({
+      hubAccountId: '222222222222',
+    });
+    expect(parseConfig({ organization }).organization).not.toHaveProperty('hubAccountId');
+  });
+
   it('leaves the policy version of a config without organization or overrides as it was', () => {
     const base = parseConfig({ maxAgeDays: 30 });
     const org = parseConfig({
@@ -996,6 +1005,11 @@ describe('organization and overrides (issue 12)', () => {
       'a member role name with a slash',
       { organization: { ...organization, memberRoleName: 'team/Member' } },
       'organization.memberRoleName',
+    ],
+    [
+      'a hub account id that is not 12 digits',
+      { organization: { ...organization, hubAccountId: '12345' } },
+      'organization.hubAccountId: got "12345"',
     ],
     [
       'a sweep concurrency of 1 (Lambda allows 2..1000)',
