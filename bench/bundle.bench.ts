@@ -27,8 +27,8 @@ const OUT_DIR = join(DATA_DIR, 'bundles');
 
 /**
  * Mirrors KeyguardFunction's `bundling` (lib/constructs/keyguard-function.ts) as NodejsFunction turns it into
- * esbuild flags: `--bundle --platform=node --target=node22 --format=cjs --minify --sourcemap`, nothing external
- * (`externalModules: []`), no `mainFields` (so esbuild's default for platform node applies).
+ * esbuild flags: `--bundle --platform=node --target=node22 --format=cjs --minify --sourcemap
+ * --sources-content=false --main-fields=module,main`, nothing external (`externalModules: []`).
  */
 export const CDK_EQUIVALENT = {
   bundle: true,
@@ -37,6 +37,8 @@ export const CDK_EQUIVALENT = {
   format: 'cjs',
   minify: true,
   sourcemap: true,
+  sourcesContent: false,
+  mainFields: ['module', 'main'] as string[],
   external: [] as string[],
 } as const;
 
@@ -44,8 +46,10 @@ export const CDK_EQUIVALENT = {
 const CONSTRUCT_MARKERS = [
   'minify: true',
   'sourceMap: true',
+  'sourcesContent: false',
   "target: 'node22'",
   'OutputFormat.CJS',
+  "mainFields: ['module', 'main']",
   'externalModules: []',
 ];
 
@@ -117,7 +121,7 @@ function constructDrift(): string {
   const text = readFileSync(CONSTRUCT, 'utf8');
   const missing = CONSTRUCT_MARKERS.filter((m) => !text.includes(m));
   return missing.length === 0
-    ? 'esbuild options mirror lib/constructs/keyguard-function.ts (bundle, platform node, target node22, cjs, minify, sourcemap, nothing external)'
+    ? 'esbuild options mirror lib/constructs/keyguard-function.ts (bundle, platform node, target node22, cjs, minify, sourcemap without sources content, main fields module then main, nothing external)'
     : `WARNING: keyguard-function.ts no longer contains ${missing.join(', ')}: update CDK_EQUIVALENT in bench/bundle.bench.ts`;
 }
 

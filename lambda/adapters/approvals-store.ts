@@ -7,7 +7,7 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
+import * as z from 'zod';
 import type { ApprovalSource } from '../domain/pipeline';
 import { type Approval, isViolationCode, type ViolationCode } from '../domain/types';
 import { boundItem, boundString } from '../shared/bounded';

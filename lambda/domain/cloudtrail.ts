@@ -1,4 +1,4 @@
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseAwsDate } from './dates';
 import { BEDROCK_SERVICE } from './types';
 

@@ -3,7 +3,7 @@ import type { IAMClient } from '@aws-sdk/client-iam';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { z } from 'zod';
+import * as z from 'zod';
 import { failureReason } from '../adapters/sweep-state';
 import { accountFindingNotice } from '../domain/account-finding';
 import { UNOWNED } from '../domain/notice';
