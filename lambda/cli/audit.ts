@@ -11,6 +11,7 @@ import { UNOWNED } from '../domain/notice';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
 import { endOfDay, parseTimeInput } from '../shared/time-input';
 import { visible } from '../shared/visible-text';
+import { AccountNamesError, accountLabel, accountNamesOption, readAccountNames } from './account-names';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
 import { csvRecord } from './csv';
 import { actionLabel, decisionJson, renderTable } from './format';
@@ -50,6 +51,8 @@ export interface AuditOptions extends AuditSourceOptions {
   limit?: string;
   json?: boolean;
   csv?: boolean;
+  /** Names for account ids in the table and the totals (see account-names.ts). */
+  accountNames?: string;
 }
 
 /** AWS access for deployed tables, injected so tests can point it at an embedded DynamoDB. */
@@ -195,6 +198,16 @@ export function auditAccounts(values: readonly string[] | undefined): Set<string
   return accounts;
 }
 
+/** `--account-names FILE`, read before the store is opened; a bad file is bad usage. */
+export function accountNames(file: string | undefined, cwd: string): Map<string, string> | undefined {
+  try {
+    return readAccountNames(file, cwd);
+  } catch (err) {
+    if (err instanceof AccountNamesError) throw new AuditUsageError(err.message);
+    throw err;
+  }
+}
+
 /** Commander's collector for a repeatable option. */
 function collect(value: string, previous: string[] | undefined): string[] {
   return [...(previous ?? []), value];
@@ -250,12 +263,12 @@ function trigger(d: Decision): string {
   return d.trigger.eventName ? `${d.trigger.kind} ${d.trigger.eventName}` : d.trigger.kind;
 }
 
-export function auditTable(decisions: readonly Decision[]): string {
+export function auditTable(decisions: readonly Decision[], names?: ReadonlyMap<string, string>): string {
   return renderTable(
     ['DECIDED AT', 'ACCOUNT', 'KEY ID', 'USER', 'OWNER', 'ACTION', 'VIOLATIONS', 'TRIGGER'],
     decisions.map((d) => [
       shortTime(d.decidedAt),
-      d.accountId,
+      accountLabel(d.accountId, names),
       d.keyId,
       d.userName,
       d.owner.value ?? '(none)',
@@ -310,13 +323,13 @@ export function auditCsvRow(d: Decision): string {
  * `Accounts: 2 (111122223333: 3, 444455556666: 1)` when the decisions are about keys of more than one account
  * (organization mode), else nothing: a single account's listing reads as before.
  */
-export function perAccountLine(decisions: readonly Decision[]): string {
+export function perAccountLine(decisions: readonly Decision[], names?: ReadonlyMap<string, string>): string {
   const counts = new Map<string, number>();
   for (const d of decisions) counts.set(d.accountId, (counts.get(d.accountId) ?? 0) + 1);
   if (counts.size < 2) return '';
   const parts = [...counts.entries()]
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
-    .map(([account, n]) => `${visible(account)}: ${n}`);
+    .map(([account, n]) => `${visible(accountLabel(account, names))}: ${n}`);
   return `Accounts: ${counts.size} (${parts.join(', ')})\n`;
 }
 
@@ -388,6 +401,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     const keyId = trimmed(opts.key);
     if (opts.key !== undefined && keyId === undefined) throw new AuditUsageError('--key: must not be empty');
     const accountFilter = auditAccounts(opts.account);
+    const names = accountNames(opts.accountNames, io.cwd);
     source = await openAuditSource(opts, io, deps, false);
 
     let decisions: Decision[];
@@ -418,7 +432,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
 
     const summary =
       `Decisions: ${decisions.length} (${visible(source.label)}). Read-only: nothing was changed.\n` +
-      perAccountLine(decisions);
+      perAccountLine(decisions, names);
     if (opts.json) {
       for (const d of decisions) io.stdout.write(`${decisionJson(d)}\n`);
       io.stderr.write(summary);
@@ -427,7 +441,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
       for (const d of decisions) io.stdout.write(auditCsvRow(d));
       io.stderr.write(summary);
     } else {
-      if (decisions.length > 0) io.stdout.write(`${auditTable(decisions)}\n\n`);
+      if (decisions.length > 0) io.stdout.write(`${auditTable(decisions, names)}\n\n`);
       else io.stdout.write('No decisions match.\n\n');
       io.stdout.write(summary);
     }
@@ -452,7 +466,10 @@ paid for).
 Keys without an owner are listed under the owner "${UNOWNED}". Dates YYYY-MM-DD are whole days, UTC.
 
 Output, sorted by decision time: a table (default), --json (one decision per line, as replay --json) or --csv
-(RFC 4180 with a header row). Decisions never hold key material.
+(RFC 4180 with a header row). Decisions never hold key material. Decisions about keys of several accounts
+(organization mode) are also totalled per account. Decisions record account ids only: --account-names FILE
+shows names beside them in the table and the totals (the output of keyguard inventory --org --json, or a JSON
+object {"<account id>": "<name>"}); a name is shown escaped, as any recorded text.
 
 Exit codes:
   0  the decisions were listed (possibly none)
@@ -517,6 +534,7 @@ export function registerAuditCommand(
       'decided at or before (YYYY-MM-DD through its end, UTC, or ISO-8601 with a zone)',
     )
     .option('--limit <n>', 'at most n decisions: the most recent ones')
+    .addOption(accountNamesOption())
     .option('--json', 'one decision JSON object per line on stdout; the summary goes to stderr')
     .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')
     .addHelpText('after', AUDIT_HELP)

@@ -26,6 +26,8 @@ export interface DayBar {
 /** One key as the report's inventory shows it. */
 export interface ReportKey {
   accountId: string;
+  /** As {@link AccountBar.accountName}. */
+  accountName: string | null;
   keyId: string;
   userName: string;
   owner: string | null;
@@ -45,6 +47,8 @@ export interface ReportKey {
 export interface AccountBar {
   /** The account id as recorded (replay takes it from the log record, so it is text to escape, not trusted). */
   accountId: string;
+  /** The account's name when one was given (--account-names): chosen by the account's administrator, escaped. */
+  accountName: string | null;
   /** Keys that still exist (as the other charts count them). */
   keys: number;
   /** Existing keys whose latest decision has at least one violation. */
@@ -197,12 +201,16 @@ function byText(a: string, b: string): number {
 }
 
 /** Keys, keys with violations and decisions per account, every account that has any, by account id. */
-function accountBars(keys: readonly ReportKey[], decisions: readonly Decision[]): AccountBar[] {
+function accountBars(
+  keys: readonly ReportKey[],
+  decisions: readonly Decision[],
+  names: ReadonlyMap<string, string> | undefined,
+): AccountBar[] {
   const bars = new Map<string, AccountBar>();
   const bar = (accountId: string): AccountBar => {
     let b = bars.get(accountId);
     if (!b) {
-      b = { accountId, keys: 0, withViolations: 0, decisions: 0 };
+      b = { accountId, accountName: names?.get(accountId) ?? null, keys: 0, withViolations: 0, decisions: 0 };
       bars.set(accountId, b);
     }
     return b;
@@ -233,6 +241,7 @@ export function chartedAccounts(accounts: readonly AccountBar[]): AccountBar[] {
   const rest = ranked.slice(MAX_ACCOUNT_BARS - 1);
   const others: AccountBar = {
     accountId: `others (${rest.length})`,
+    accountName: null,
     keys: 0,
     withViolations: 0,
     decisions: 0,
@@ -251,11 +260,12 @@ function compareKeys(a: ReportKey, b: ReportKey): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-/** Builds the report's numbers. `decisions` may come in any order. */
+/** Builds the report's numbers. `decisions` may come in any order; `names` are account names, where known. */
 export function buildReportData(
   knownKeys: readonly KnownKey[],
   decisions: readonly Decision[],
   now: Date,
+  names?: ReadonlyMap<string, string>,
 ): ReportData {
   const sorted = [...decisions].sort(byDecidedAt);
   const latest = new Map<string, Decision>();
@@ -267,6 +277,7 @@ export function buildReportData(
       const never = keyNeverExpires(k.expiresAt);
       return {
         accountId: k.accountId,
+        accountName: names?.get(k.accountId) ?? null,
         keyId: k.keyId,
         userName: k.userName,
         owner: k.owner,
@@ -302,6 +313,6 @@ export function buildReportData(
     violations: countBars(live.flatMap((k) => [...new Set(k.codes)])),
     days,
     daysTruncated: truncated,
-    accounts: accountBars(keys, sorted),
+    accounts: accountBars(keys, sorted, names),
   };
 }

@@ -17,6 +17,7 @@ import {
   barChart,
   escapeHtml,
   escapeMarkup,
+  shownAccount,
   stackedDayChart,
 } from './report-svg';
 
@@ -126,7 +127,7 @@ function countsTable(caption: string, bars: readonly Bar[]): string {
 function accountCounts(accounts: readonly AccountBar[]): string {
   const rows = accounts.map(
     (a) =>
-      `<tr><th scope="row">${htmlText(a.accountId)}</th>` +
+      `<tr><th scope="row">${htmlText(shownAccount(a))}</th>` +
       ACCOUNT_METRICS.map((m) => `<td>${a[m.metric]}</td>`).join('') +
       '</tr>',
   );
@@ -155,7 +156,7 @@ interface Column {
 }
 
 const COLUMNS: Column[] = [
-  { label: 'Account', type: 'text', cell: (k) => ({ text: k.accountId }) },
+  { label: 'Account', type: 'text', cell: (k) => ({ text: shownAccount(k), sort: shownAccount(k) }) },
   { label: 'User', type: 'text', cell: (k) => ({ text: k.userName }) },
   { label: 'Key ID', type: 'text', cell: (k) => ({ text: k.keyId }) },
   { label: 'Owner', type: 'text', cell: (k) => ({ text: k.owner ?? '', sort: k.owner ?? '' }) },
@@ -219,7 +220,7 @@ function accountFilter(accounts: readonly AccountBar[], keys: readonly ReportKey
     .filter((a) => count.has(a.accountId))
     .map((a) => {
       const n = count.get(a.accountId) ?? 0;
-      return `<option value="${accounts.indexOf(a)}">${escapeHtml(a.accountId)} (${n} key${n === 1 ? '' : 's'})</option>`;
+      return `<option value="${accounts.indexOf(a)}">${escapeHtml(shownAccount(a))} (${n} key${n === 1 ? '' : 's'})</option>`;
     })
     .join('');
   return (
@@ -346,7 +347,7 @@ export function renderReportHtml(data: ReportData, meta: ReportMeta): string {
             desc: charted
               .map(
                 (a) =>
-                  `${a.accountId}: ${a.keys} keys, ${a.withViolations} with violations, ${a.decisions} decisions`,
+                  `${shownAccount(a)}: ${a.keys} keys, ${a.withViolations} with violations, ${a.decisions} decisions`,
               )
               .join('; '),
           },

@@ -143,6 +143,11 @@ export const ACCOUNT_METRICS = [
   { metric: 'decisions', legend: 'decisions', color: '#607d8b' },
 ] as const;
 
+/** `111122223333 (prod)`, or the id alone when no name is known (not escaped: callers escape). */
+export function shownAccount(a: { accountId: string; accountName: string | null }): string {
+  return a.accountName ? `${a.accountId} (${a.accountName})` : a.accountId;
+}
+
 /**
  * Horizontal bars grouped per account: keys, keys with violations and decisions, each metric scaled to its own
  * largest value (decisions outnumber keys), with a legend. The account id is escaped like any label.
@@ -168,7 +173,7 @@ export function accountChart(c: ChartText, accounts: readonly AccountBar[]): str
   });
   accounts.forEach((a, i) => {
     const y = top + i * row;
-    const label = escapeHtml(a.accountId);
+    const label = escapeHtml(shownAccount(a));
     const tip = `${label}: ${a.keys} keys, ${a.withViolations} with violations, ${a.decisions} decisions`;
     const bars = ACCOUNT_METRICS.map((m, j) => {
       const value = a[m.metric];
@@ -183,7 +188,7 @@ export function accountChart(c: ChartText, accounts: readonly AccountBar[]): str
     parts.push(
       `<g class="account" data-label="${label}" data-keys="${a.keys}" data-violations="${a.withViolations}" ` +
         `data-decisions="${a.decisions}"><title>${tip}</title>` +
-        `<text x="${labelWidth - 8}" y="${y + row / 2 + 3}" text-anchor="end" fill="${TEXT_COLOR}">${escapeHtml(shorten(a.accountId))}</text>` +
+        `<text x="${labelWidth - 8}" y="${y + row / 2 + 3}" text-anchor="end" fill="${TEXT_COLOR}">${escapeHtml(shorten(shownAccount(a)))}</text>` +
         `${bars}</g>`,
     );
   });

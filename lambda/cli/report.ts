@@ -1,10 +1,12 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { visible } from '../shared/visible-text';
+import { accountNamesOption } from './account-names';
 import {
   type AuditDeps,
   type AuditSource,
   AuditUsageError,
+  accountNames,
   DECISIONS_TABLE_ENV,
   decisionsTableOption,
   defaultAuditDeps,
@@ -33,6 +35,8 @@ export interface ReportOptions {
   keysTable?: string;
   /** Replace a symbolic link at the --html path by the report (the link's target is never written). */
   force?: boolean;
+  /** Names for account ids (see account-names.ts). */
+  accountNames?: string;
 }
 
 export interface ReportDeps extends AuditDeps {
@@ -64,11 +68,12 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
     const output: OutputFileOptions = { display: file, replaceLink: opts.force === true };
     // Before reading the whole audit: a path that will be refused is refused first.
     asUsage(() => checkOutputTarget(path, output));
+    const names = accountNames(opts.accountNames, io.cwd);
     source = await openAuditSource(opts, io, deps, true);
     const keys = await source.log.allKnownKeys();
     const decisions = await source.log.findDecisions({});
     const now = (deps.now ?? (() => new Date()))();
-    const data = buildReportData(keys, decisions, now);
+    const data = buildReportData(keys, decisions, now, names);
     const html = renderReportHtml(data, { source: source.label });
     asUsage(() => writeOutputFile(path, html, output));
     const withViolations = data.keys.filter((k) => k.status !== 'Deleted' && k.codes.length > 0).length;
@@ -95,7 +100,10 @@ The page is one self-contained file: inline SVG charts (lifetime distribution, e
 violations by code, decisions per day by action) and a key table sortable by any column. When the keys and
 decisions span two or more accounts (an organization), it adds a chart of keys, keys with violations and
 decisions per account (the ${MAX_ACCOUNT_BARS - 1} with the most keys and the rest summed, past ${MAX_ACCOUNT_BARS}) and an account filter above
-the key table; a single account's report has neither (its Account column stays). It loads nothing
+the key table; a single account's report has neither (its Account column stays). Decisions record account ids
+only: --account-names FILE (the output of keyguard inventory --org --json, or {"<account id>": "<name>"}) shows
+each account's name beside its id; names are chosen by each account's administrator and are escaped as any
+recorded text. It loads nothing
 from the network (its Content-Security-Policy forbids it) and holds no key material.
 
 Writing FILE: its directory must exist. The page is written to a new temporary file beside it (created
@@ -135,6 +143,7 @@ export function registerReportCommand(
     .addOption(storeOption())
     .addOption(decisionsTableOption())
     .addOption(keysTableOption('required with --table'))
+    .addOption(accountNamesOption())
     .addHelpText('after', REPORT_HELP)
     .action(async (opts: ReportOptions) => {
       setExitCode(await runReport(opts, io, deps()));

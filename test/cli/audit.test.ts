@@ -462,6 +462,37 @@ describe('keyguard audit --account over an organization trail replayed into one 
     );
   });
 
+  it('--account-names shows each account’s name (chosen by its administrator) escaped; JSON is unchanged', async () => {
+    // Prepare
+    const cwd = tempDir();
+    writeFile(
+      join(cwd, 'names.json'),
+      JSON.stringify({ [MEMBER_A]: 'prod\u202e\u001b[2J<b>', [MEMBER_B]: 'sandbox' }),
+    );
+
+    // Act
+    const table = await audit(['--store', orgStore, '--account-names', 'names.json'], { cwd, deps: NO_AWS });
+    const json = await audit(['--store', orgStore, '--account-names', 'names.json', '--json'], {
+      cwd,
+      deps: NO_AWS,
+    });
+    const bad = await audit(['--store', orgStore, '--account-names', 'missing.json'], { cwd, deps: NO_AWS });
+
+    // Assess
+    expect(table.code).toBe(0);
+    const shownA = `${MEMBER_A} (prod\\u202e\\x1b[2J<b>)`;
+    expect(table.stdout.split('\n').filter((l) => l.includes(`  ${shownA}  ACCA`))).toHaveLength(2);
+    expect(table.stdout).toContain(`${MEMBER_B} (sandbox)`);
+    expect(table.stdout).toContain(`Accounts: 3 (${MANAGEMENT}: 2, ${shownA}: 2, ${MEMBER_B} (sandbox): 2)`);
+    for (const raw of ['\u202e', '\u001b']) expect(table.stdout).not.toContain(raw);
+    expect(json.stdout).not.toContain('prod');
+    expect(jsonLines(json.stdout)).toEqual(
+      all.slice().sort((a, b) => a.decidedAt.localeCompare(b.decidedAt)),
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--account-names missing.json: cannot read');
+  });
+
   it('names a hostile --account value without letting it drive the terminal', async () => {
     // Act
     const r = await audit(['--store', orgStore, '--account', '\u202e333322221111\u001b[2J'], {

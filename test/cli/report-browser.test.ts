@@ -47,6 +47,9 @@ let orgFile: string;
 let mainFile: string;
 /** An account id a crafted log file chose (replay takes it from recipientAccountId). */
 const HOSTILE_ACCOUNT = '<img src=x onerror=alert(4)>\u202e1111';
+/** A member account's name, as its administrator chose it. */
+const MEMBER_A_NAME = '<b>prod</b>\u202e';
+const MEMBER_A_SHOWN = `${MEMBER_A} (<b>prod</b>\\u202e)`;
 const BIDI_KEY = 'ACCAEXAMPLEBIDIKEY001';
 /** Reads as "invoice-exe.pdf" where U+202E is obeyed. */
 const BIDI_USER = 'invoice-\u202efdp.exe';
@@ -179,7 +182,8 @@ beforeAll(async () => {
     );
   }
   orgFile = join(dir, 'org.html');
-  await writeReport(orgFile, { store: orgStore }, noAws);
+  const names = writeFile(join(dir, 'names.json'), JSON.stringify({ [MEMBER_A]: MEMBER_A_NAME }));
+  await writeReport(orgFile, { store: orgStore, accountNames: names }, noAws);
 
   browser = await chromium.launch({
     executablePath: CHROMIUM,
@@ -412,7 +416,7 @@ describe('the HTML report in headless Chromium', () => {
     const groups = await org.page.$$eval('#chart-accounts g.account', (gs) =>
       gs.map((g) => [g.getAttribute('data-label'), Number(g.getAttribute('data-keys'))]),
     );
-    await org.page.selectOption('#account-filter', { label: `${MEMBER_A} (2 keys)` });
+    await org.page.selectOption('#account-filter', { label: `${MEMBER_A_SHOWN} (2 keys)` });
     const memberA = await visibleAccounts();
     const memberAShown = await shown();
     await org.page.locator('#inventory th', { hasText: 'Expires' }).locator('button').click();
@@ -426,7 +430,7 @@ describe('the HTML report in headless Chromium', () => {
     expect(options.map((o) => o.text)).toEqual([
       'All 4 accounts',
       `${MANAGEMENT} (1 key)`,
-      `${MEMBER_A} (2 keys)`,
+      `${MEMBER_A_SHOWN} (2 keys)`,
       `${MEMBER_B} (1 key)`,
       `${hostileShown} (1 key)`,
     ]);
@@ -434,17 +438,18 @@ describe('the HTML report in headless Chromium', () => {
     expect(await org.page.locator('#inventory-shown').count()).toBe(1);
     expect(groups).toEqual([
       [MANAGEMENT, 1],
-      [MEMBER_A, 2],
+      [MEMBER_A_SHOWN, 2],
       [MEMBER_B, 1],
       [hostileShown, 1],
     ]);
-    expect(memberA).toEqual([MEMBER_A, MEMBER_A]);
+    expect(memberA).toEqual([MEMBER_A_SHOWN, MEMBER_A_SHOWN]);
     expect(memberAShown).toBe('2 of 5 keys shown');
-    expect(sorted).toEqual([MEMBER_A, MEMBER_A]);
+    expect(sorted).toEqual([MEMBER_A_SHOWN, MEMBER_A_SHOWN]);
     expect(hostile).toEqual([hostileShown]);
     expect(again.sort()).toEqual(all.sort());
     expect(await shown()).toBe('5 of 5 keys shown');
     expect(await org.page.locator('img').count()).toBe(0);
+    expect(await org.page.locator('b').count()).toBe(0);
     expect(org.dialogs).toEqual([]);
     expect(org.requests).toEqual([org.url]);
     expect(org.consoleErrors).toEqual([]);

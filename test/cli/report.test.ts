@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
@@ -406,9 +406,9 @@ describe('report per account (organization mode)', () => {
 
     // Assess
     expect(data.accounts).toEqual([
-      { accountId: ACCOUNT, keys: 2, withViolations: 0, decisions: 1 },
-      { accountId: OTHER, keys: 1, withViolations: 1, decisions: 3 },
-      { accountId: '999999999999', keys: 0, withViolations: 0, decisions: 1 },
+      { accountId: ACCOUNT, accountName: null, keys: 2, withViolations: 0, decisions: 1 },
+      { accountId: OTHER, accountName: null, keys: 1, withViolations: 1, decisions: 3 },
+      { accountId: '999999999999', accountName: null, keys: 0, withViolations: 0, decisions: 1 },
     ]);
   });
 
@@ -416,6 +416,7 @@ describe('report per account (organization mode)', () => {
     // Prepare
     const accounts = Array.from({ length: MAX_ACCOUNT_BARS + 5 }, (_, i) => ({
       accountId: String(100000000000 + i),
+      accountName: null,
       keys: i,
       withViolations: 1,
       decisions: 2,
@@ -429,6 +430,7 @@ describe('report per account (organization mode)', () => {
     expect(charted[0]?.keys).toBe(MAX_ACCOUNT_BARS + 4);
     expect(charted[MAX_ACCOUNT_BARS - 1]).toEqual({
       accountId: 'others (6)',
+      accountName: null,
       keys: 0 + 1 + 2 + 3 + 4 + 5,
       withViolations: 6,
       decisions: 12,
@@ -475,7 +477,7 @@ describe('report per account (organization mode)', () => {
     expect(html).toContain(`<option value="1">${shown} (1 key)</option>`);
     expect(html).toContain(`data-label="${shown}"`);
     expect(html).toContain(
-      '<td>&lt;svg onload=alert(3)&gt;<span class="ctl">\\u202e</span>7777<span class="ctl">\\x1b</span>[2J</td>',
+      `<td data-sort="${shown}">&lt;svg onload=alert(3)&gt;<span class="ctl">\\u202e</span>7777<span class="ctl">\\x1b</span>[2J</td>`,
     );
   });
 
@@ -503,5 +505,31 @@ describe('report per account (organization mode)', () => {
     // MANAGEMENT's key is tagged (no violation left), MEMBER_A's two keys are untagged, MEMBER_B's tagged.
     expect(groups).toEqual([`${MANAGEMENT} 1 0 2`, `${MEMBER_A} 2 2 2`, `${MEMBER_B} 1 0 2`]);
     expect(html).toContain('across <span id="count-accounts">3</span> accounts');
+
+    // Act: names from a file (a member's administrator chose MEMBER_A's)
+    const names = join(tempDir(), 'names.jsonl');
+    writeFileSync(
+      names,
+      `${JSON.stringify({ accountId: MEMBER_A, accountName: '<script>alert(5)</script>\u202e' })}\n` +
+        `${JSON.stringify({ accountId: MEMBER_B, accountName: 'sandbox' })}\n`,
+    );
+    const named = join(tempDir(), 'named.html');
+    const n = await report(['--html', named, '--store', store, '--account-names', names]);
+    const badNames = await report(['--html', named, '--store', store, '--account-names', out]);
+
+    // Assess
+    expect(n.code).toBe(0);
+    const namedHtml = readFileSync(named, 'utf8');
+    const shownA = `${MEMBER_A} (&lt;script&gt;alert(5)&lt;/script&gt;\\u202e)`;
+    expect(namedHtml).toContain(`data-label="${shownA}"`);
+    expect(namedHtml).toContain(`<option value="1">${shownA} (2 keys)</option>`);
+    expect(namedHtml).toContain(`<option value="2">${MEMBER_B} (sandbox) (1 key)</option>`);
+    expect(namedHtml).toContain(
+      `${MEMBER_A} (&lt;script&gt;alert(5)&lt;/script&gt;<span class="ctl">\\u202e</span>)</td>`,
+    );
+    expect(namedHtml).not.toContain('<script>alert');
+    expect(namedHtml).not.toContain('\u202e');
+    expect(badNames.code).toBe(2);
+    expect(badNames.stderr).toContain('line 1: not JSON');
   });
 });
