@@ -8,13 +8,22 @@ import { IAM_REGION, iamClient, SDK_MAX_ATTEMPTS } from './clients';
  * hub's own account is governed with the function's own credentials; every other governed account through the
  * member role its spoke stack created (`arn:<partition>:iam::<account>:role/<memberRoleName>`), assumed with STS
  * under the session name `keyguard-<function>` so the member's CloudTrail says which function acted. Credentials
- * are cached per account until five minutes before they expire. Throttling is retried by the SDK's standard retry
+ * are cached per account until five minutes before they expire, for at most MEMBER_ACCOUNTS_CACHED accounts (least
+ * recently used evicted first). Throttling is retried by the SDK's standard retry
  * (STS and IAM alike); a role that is missing or does not trust the hub is a MemberRoleError naming the account and
  * the role, so that a caller can set that one account aside and carry on with the others.
  */
 
 /** Credentials are renewed this long before they expire (the SDK's own refresh window is the same). */
 export const CREDENTIAL_REFRESH_MS = 5 * 60_000;
+
+/**
+ * Member accounts whose IAM client and credentials a container keeps (least recently used first out). A client with
+ * its credentials is about 22 KB, so an unbounded cache grows by about 22 MB per 1,000 accounts over a container's
+ * life; 128 accounts (about 3 MB) is more than one container serves in a credential-event burst or a sweep (one
+ * account per message). An evicted account costs one AssumeRole when it is next reached.
+ */
+export const MEMBER_ACCOUNTS_CACHED = 128;
 
 /** STS errors that say "this account's role cannot be used" rather than "try again". */
 const ROLE_UNUSABLE = new Set([
@@ -68,6 +77,14 @@ export interface MemberAccessOptions {
   partition?: string;
   /** The clock credentials' expiry is compared with. @default the system clock */
   now?: () => Date;
+  /** Member accounts kept (client and credentials), least recently used evicted first. @default MEMBER_ACCOUNTS_CACHED */
+  maxAccounts?: number;
+}
+
+/** One member account's cached IAM client (made on first use) and role credentials. */
+interface AccountEntry {
+  role: AssumedRoleCredentials;
+  client?: IAMClient;
 }
 
 /** Temporary credentials of a member role (the SDK's AwsCredentialIdentity shape). */
@@ -92,8 +109,9 @@ export class MemberAccess {
   private readonly now: () => Date;
   private readonly sessionName: string;
   private readonly excluded: ReadonlySet<string>;
-  private readonly clients = new Map<string, IAMClient>();
-  private readonly roles = new Map<string, AssumedRoleCredentials>();
+  private readonly maxAccounts: number;
+  /** Least recently used first (a Map keeps insertion order; a use moves the account to the end). */
+  private readonly accounts = new Map<string, AccountEntry>();
 
   constructor(private readonly options: MemberAccessOptions) {
     this.hubIam = options.hubIam ?? iamClient();
@@ -102,6 +120,33 @@ export class MemberAccess {
     this.now = options.now ?? (() => new Date());
     this.sessionName = sessionNameFor(options.functionName);
     this.excluded = new Set(options.organization?.excludeAccounts ?? []);
+    this.maxAccounts = Math.max(1, options.maxAccounts ?? MEMBER_ACCOUNTS_CACHED);
+  }
+
+  /** The member accounts cached now, sorted (for tests and diagnostics). */
+  cachedAccounts(): string[] {
+    return [...this.accounts.keys()].sort();
+  }
+
+  /**
+   * The account's entry, made most recently used; a new one may evict the least recently used account (its client is
+   * not destroyed: a caller may still hold it, and it assumes the role again through credentialsFor when it signs).
+   */
+  private entryFor(accountId: string): AccountEntry {
+    let entry = this.accounts.get(accountId);
+    if (entry) {
+      this.accounts.delete(accountId);
+    } else {
+      entry = {
+        role: new AssumedRoleCredentials(this.sts, this.roleArnFor(accountId), this.sessionName, this.now),
+      };
+    }
+    this.accounts.set(accountId, entry);
+    for (const oldest of this.accounts.keys()) {
+      if (this.accounts.size <= this.maxAccounts) break;
+      this.accounts.delete(oldest);
+    }
+    return entry;
   }
 
   get hubAccountId(): string {
@@ -135,27 +180,19 @@ export class MemberAccess {
     if (accountId === this.options.hubAccountId) return this.hubIam;
     // Assumed now, so that a role that cannot be used is reported before any IAM call.
     await this.credentialsFor(accountId);
-    let client = this.clients.get(accountId);
-    if (!client) {
-      client = new IAMClient({
-        region: IAM_REGION,
-        maxAttempts: SDK_MAX_ATTEMPTS,
-        retryMode: 'standard',
-        credentials: () => this.credentialsFor(accountId),
-      });
-      this.clients.set(accountId, client);
-    }
-    return client;
+    const entry = this.entryFor(accountId);
+    entry.client ??= new IAMClient({
+      region: IAM_REGION,
+      maxAttempts: SDK_MAX_ATTEMPTS,
+      retryMode: 'standard',
+      credentials: () => this.credentialsFor(accountId),
+    });
+    return entry.client;
   };
 
   /** The member role's credentials for an account: cached until five minutes before they expire. */
   credentialsFor(accountId: string): Promise<MemberCredentials> {
-    let role = this.roles.get(accountId);
-    if (!role) {
-      role = new AssumedRoleCredentials(this.sts, this.roleArnFor(accountId), this.sessionName, this.now);
-      this.roles.set(accountId, role);
-    }
-    return role.get();
+    return this.entryFor(accountId).role.get();
   }
 }
 

@@ -3,6 +3,7 @@ import { AssumeRoleCommand, STSClient, STSServiceException } from '@aws-sdk/clie
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   CREDENTIAL_REFRESH_MS,
+  MEMBER_ACCOUNTS_CACHED,
   MemberAccess,
   MemberRoleError,
   sessionNameFor,
@@ -268,5 +269,69 @@ describe('MemberAccess retries', () => {
       expect(typeof mode === 'function' ? await (mode as () => Promise<string>)() : mode).toBe('standard');
     }
     expect(await member.config.region()).toBe('us-east-1');
+  });
+});
+
+describe('MemberAccess cache bound (one IAM client and credentials per member account)', () => {
+  const MEMBER_C = '555555555555';
+  const bounded = (maxAccounts: number) =>
+    new MemberAccess({
+      organization,
+      hubAccountId: HUB,
+      functionName: 'credential-event',
+      hubIam: new IAMClient({ region: 'us-east-1' }),
+      sts: new STSClient({ region: 'us-east-1' }),
+      now: () => T0,
+      maxAccounts,
+    });
+  const assumedFor = () =>
+    sts.commandCalls(AssumeRoleCommand).map((c) => (c.args[0].input.RoleArn ?? '').split(':')[4]);
+
+  it('reuses a cached account and evicts the least recently used one, client and credentials together', async () => {
+    // Prepare
+    answerAssumeRole(() => T0);
+    const a = bounded(2);
+    const clientA = await a.iamFor(MEMBER_A);
+    const clientB = await a.iamFor(MEMBER_B);
+
+    // Act: A is used again (B is now the least recently used), then C pushes one account out
+    const againA = await a.iamFor(MEMBER_A);
+    await a.iamFor(MEMBER_C);
+    const afterC = await a.iamFor(MEMBER_A);
+    const newB = await a.iamFor(MEMBER_B);
+
+    // Assess: A kept its client and credentials; B was evicted and is assumed afresh, with a new client
+    expect(againA).toBe(clientA);
+    expect(afterC).toBe(clientA);
+    expect(newB).not.toBe(clientB);
+    expect(assumedFor()).toEqual([MEMBER_A, MEMBER_B, MEMBER_C, MEMBER_B]);
+    expect(a.cachedAccounts()).toEqual([MEMBER_A, MEMBER_B].sort());
+  });
+
+  it('keeps at most maxAccounts accounts however many are reached, and an evicted client still signs', async () => {
+    // Prepare
+    answerAssumeRole(() => T0);
+    const a = bounded(3);
+    const accounts = Array.from({ length: 20 }, (_v, i) => String(100000000000 + i));
+
+    // Act
+    const clients: IAMClient[] = [];
+    for (const id of accounts) clients.push(await a.iamFor(id));
+    const cachedAfterAll = a.cachedAccounts();
+    // The first client, evicted long ago, asks for credentials to sign a request
+    const provider = (clients[0] as IAMClient).config.credentials as () => Promise<{ accessKeyId: string }>;
+    const signing = await provider();
+
+    // Assess: the three most recent are cached; the evicted client assumed its role again, which cached it anew
+    expect(cachedAfterAll).toEqual(accounts.slice(17));
+    expect(signing.accessKeyId).toBe(`ASIA${accounts[0]}N21`);
+    expect(a.cachedAccounts()).toEqual([accounts[0], accounts[18], accounts[19]]);
+  });
+
+  it('defaults to a bound of MEMBER_ACCOUNTS_CACHED accounts', async () => {
+    answerAssumeRole(() => T0);
+    const a = access();
+    for (let i = 0; i < MEMBER_ACCOUNTS_CACHED + 5; i += 1) await a.iamFor(String(100000000000 + i));
+    expect(a.cachedAccounts()).toHaveLength(MEMBER_ACCOUNTS_CACHED);
   });
 });
