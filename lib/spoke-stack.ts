@@ -4,7 +4,7 @@ import * as events from 'aws-cdk-lib/aws-events';
 import type { Construct } from 'constructs';
 import { type Config, ORG_INVENTORY_ROLE_NAME, type OrganizationConfig } from '../lambda/shared/config';
 import { GOVERNANCE_BUS_NAME, GOVERNANCE_BUS_REGION } from './constructs/governance-bus';
-import { hubRoleArns } from './constructs/org-roles';
+import { hubDeciders, hubRoleArns } from './constructs/org-roles';
 import {
   OrgCredentialForwarding,
   OrgInventoryRole,
@@ -86,6 +86,7 @@ export class SpokeStack extends Stack {
       roleName: props.organization.memberRoleName,
       trustedRoleArns: hubRoleArns(this, props.config, props.hubAccountId),
       organizationId: props.organization.id,
+      lookUpShortTermSigners: hubDeciders(props.config).includes('leak'),
     });
     onlyWhen(this.memberRole, this.governanceRegion);
     this.inventoryRole = new OrgInventoryRole(this, 'InventoryRole', {

@@ -118,6 +118,16 @@ export class OrgHub extends Construct {
                 }),
               ]
             : []),
+          // The leak function finds the account a short-term key was signed in from its access key id.
+          ...(kind === 'leak'
+            ? [
+                new iam.PolicyStatement({
+                  sid: 'AccountOfShortTermKeySigners',
+                  actions: ['sts:GetAccessKeyInfo'],
+                  resources: ['*'],
+                }),
+              ]
+            : []),
         ],
       });
       decider.role.attachInlinePolicy(policy);
@@ -129,6 +139,14 @@ export class OrgHub extends Construct {
           `Only that role name, and only in accounts of the organization (aws:ResourceOrgID = ${org.id}); each ` +
           "member role's trust policy names this role's exact ARN as well.",
       });
+      if (kind === 'leak') {
+        Validations.of(policy).acknowledge({
+          id: 'AwsSolutions-IAM5[Resource::*]',
+          reason:
+            'sts:GetAccessKeyInfo (which account a leaked short-term key was signed in, from its access key id) has ' +
+            'no resource type: STS authorizes it on "*" only. It returns an account id and nothing else.',
+        });
+      }
     }
   }
 

@@ -133,16 +133,26 @@ export interface OrgMemberRoleProps {
   readonly trustedRoleArns: string[];
   /** `organization.id`: the caller must also be a principal of this organization. */
   readonly organizationId: string;
+  /**
+   * Whether the hub's leak function traces short-term keys signed in this account (it exists: leakDetection.logGroups
+   * names log groups): cloudtrail:LookupEvents, the one call it makes here besides IAM's.
+   * @default false
+   */
+  readonly lookUpShortTermSigners?: boolean;
 }
+
+/** What the leak function calls in a member account's event history to find a short-term key's signer. */
+export const MEMBER_SIGNER_LOOKUPS = ['cloudtrail:LookupEvents'] as const;
 
 /**
  * The member role: what the hub's deciding functions (credential-event, sweep, leak, key-usage) do in this account,
  * and nothing else. The union of their single-account grants against IAM (governance-access.ts keyUserAccessPolicy,
  * inventory-sweep.ts, leak-quarantine.ts): reads of keys, key users and their groups and customer-managed policies,
- * the account-wide reads of the sweep, and iam:UpdateServiceSpecificCredential for Bedrock credentials only. Not
- * granted: cloudtrail:LookupEvents (the single-account sweep's creator attribution and the leak function's short-term
- * signer lookup), DynamoDB, SNS: those stay in the hub. Trusted by the exact hub role ARNs (not the hub account root),
- * and only while the caller is a principal of the organization.
+ * the account-wide reads of the sweep, iam:UpdateServiceSpecificCredential for Bedrock credentials only and, when the
+ * hub has a leak function, cloudtrail:LookupEvents (a leaked short-term key's signer is traced in the account that
+ * signed it). Not granted: the single-account sweep's creator attribution (CloudTrail, not done in member accounts),
+ * DynamoDB, SNS: those stay in the hub. Trusted by the exact hub role ARNs (not the hub account root), and only while
+ * the caller is a principal of the organization.
  */
 export class OrgMemberRole extends Construct {
   public readonly role: iam.Role;
@@ -191,6 +201,15 @@ export class OrgMemberRole extends Construct {
                 StringEquals: { 'iam:ServiceSpecificCredentialServiceName': BEDROCK_SERVICE_NAME },
               },
             }),
+            ...(props.lookUpShortTermSigners
+              ? [
+                  new iam.PolicyStatement({
+                    sid: 'LookUpShortTermKeySigners',
+                    actions: [...MEMBER_SIGNER_LOOKUPS],
+                    resources: ['*'],
+                  }),
+                ]
+              : []),
           ],
         }),
       },
@@ -221,7 +240,12 @@ export class OrgMemberRole extends Construct {
       reason:
         'The sweep reads the whole account: ListServiceSpecificCredentials with AllUsers names no user, and ' +
         'GetAccountAuthorizationDetails, GenerateCredentialReport and GetCredentialReport are account-level IAM ' +
-        'actions with no resource type (Service Authorization Reference). All four are reads that return no secret.',
+        'actions with no resource type (Service Authorization Reference). All four are reads that return no secret.' +
+        (props.lookUpShortTermSigners
+          ? ' cloudtrail:LookupEvents (the leak function finding the signer of a leaked short-term key by its access ' +
+            'key id) supports no resource-level permissions: CloudTrail authorizes it on "*" only. It reads event ' +
+            'history and changes nothing.'
+          : ''),
     });
   }
 }

@@ -181,6 +181,28 @@ describe('member role (spoke)', () => {
     expect(await update('codecommit.amazonaws.com')).not.toBe('Allowed');
   });
 
+  const cloudTrail = (action: string, resource: string) =>
+    simulate({
+      principal: MEMBER_ROLE,
+      action,
+      resource,
+      resourceAccount: MEMBER,
+      identity: memberPermissions,
+    });
+
+  test("iam-simulate: it can read the account's event history (a short-term key's signer), and change no trail", async () => {
+    const TRAIL = `arn:aws:cloudtrail:us-east-1:${MEMBER}:trail/organization-trail`;
+    expect(await cloudTrail('cloudtrail:LookupEvents', '*')).toBe('Allowed');
+    for (const action of [
+      'cloudtrail:StopLogging',
+      'cloudtrail:DeleteTrail',
+      'cloudtrail:UpdateTrail',
+      'cloudtrail:PutEventSelectors',
+    ]) {
+      expect([action, await cloudTrail(action, TRAIL)]).toEqual([action, 'ImplicitlyDenied']);
+    }
+  });
+
   test('iam-simulate: it cannot create, reset or delete a key, nor change a user', async () => {
     for (const action of [
       'iam:CreateServiceSpecificCredential',
@@ -188,6 +210,7 @@ describe('member role (spoke)', () => {
       'iam:DeleteServiceSpecificCredential',
       'iam:AttachUserPolicy',
       'iam:CreateAccessKey',
+      'iam:DeleteUser',
     ]) {
       const result = await simulate({
         principal: MEMBER_ROLE,
@@ -327,5 +350,18 @@ describe('Organizations reader role (management stack)', () => {
     ] as const) {
       expect([action, await run(action, resource)]).toEqual([action, 'ImplicitlyDenied']);
     }
+  });
+});
+
+describe('leak function role (hub)', () => {
+  test('iam-simulate: it may ask STS which account an access key id belongs to (sts:GetAccessKeyInfo)', async () => {
+    const result = await simulate({
+      principal: hubRole(HUB_ROLE_NAMES.leak),
+      action: 'sts:GetAccessKeyInfo',
+      resource: '*',
+      resourceAccount: HUB,
+      identity: hubRoleIdentity('LeakQuarantine'),
+    });
+    expect(result).toBe('Allowed');
   });
 });

@@ -220,6 +220,17 @@ describe('hub in organization mode', () => {
                 Resource: partitionArn(`:iam::${MANAGEMENT}:role/BedrockKeyGuardOrgReader`),
               },
             ]),
+        // The leak function tells a short-term key's account from its access key id (STS, no resource type).
+        ...(kind === 'leak'
+          ? [
+              {
+                Sid: 'AccountOfShortTermKeySigners',
+                Effect: 'Allow',
+                Action: 'sts:GetAccessKeyInfo',
+                Resource: '*',
+              },
+            ]
+          : []),
       ]);
     },
   );
@@ -431,11 +442,14 @@ describe('spoke template', () => {
         Resource: iamArn('user'),
         Condition: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': 'bedrock.amazonaws.com' } },
       },
+      // The hub has a leak function: a short-term key's signer is traced in the account that signed it.
+      { Sid: 'LookUpShortTermKeySigners', Effect: 'Allow', Action: 'cloudtrail:LookupEvents', Resource: '*' },
     ]);
-    // Nothing but IAM reads and the one conditioned write.
+    // Nothing but IAM reads, the one conditioned write and the event history read.
     const actions = policies[0]?.PolicyDocument.Statement.flatMap((s) => [s.Action].flat()) ?? [];
     expect(actions.filter((a) => !/^iam:(List|Get|Generate)/.test(a))).toEqual([
       'iam:UpdateServiceSpecificCredential',
+      'cloudtrail:LookupEvents',
     ]);
   });
 
@@ -446,6 +460,8 @@ describe('spoke template', () => {
       (r) => r.Properties.RoleName === 'BedrockKeyGuardMember',
     );
     expect(JSON.stringify(member?.Properties.AssumeRolePolicyDocument)).not.toMatch(/Leak|KeyUsage/);
+    // No leak function: no event history read either.
+    expect(JSON.stringify(member?.Properties.Policies)).not.toContain('cloudtrail:');
     expect(body.Conditions.UsageRegion).toBeUndefined();
     expect(Object.keys(body.Resources).filter((id) => id.startsWith('Usage'))).toEqual([]);
   });
