@@ -1,7 +1,7 @@
 import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { PublishCommand } from '@aws-sdk/client-sns';
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import * as z from 'zod';
 import { failureReason } from '../adapters/sweep-state';
@@ -25,8 +25,11 @@ import {
  * credentials) and deciding with the account's effective policy (account override > nearest OU > base).
  *
  * A message whose account fails (member role missing or not trusting the hub, access denied, throttled past the
- * SDK's retries) is reported as a batch item failure: SQS delivers it again after the visibility timeout, and after
- * `maxReceiveCount` deliveries moves it to the dead-letter queue. On that last delivery the failure is also
+ * SDK's retries) is reported as a batch item failure: SQS delivers it again, and after `maxReceiveCount` deliveries
+ * moves it to the dead-letter queue. Before reporting it, the handler shortens the failed message's visibility
+ * (ChangeMessageVisibility, as AWS documents for SQS event sources) to FAILED_ACCOUNT_RETRY_SECONDS, so that a failing
+ * account is retried, and dead-lettered, within minutes rather than after the queue's 90-minute visibility timeout
+ * per delivery (which a working sweep of a large account needs). On that last delivery the failure is also
  * recorded as an account-level finding: an error log, the `AccountsNotSwept` metric and one notice to the fallback
  * owner. The account's coverage record (sweep state item) keeps the last failure's reason. Other accounts' messages
  * are independent: they complete whatever one account does.
@@ -34,6 +37,18 @@ import {
  * A sweep that runs low on time saves its marker (as today) and puts a continuation message for its account on the
  * queue, so a large account spans several invocations without the 5-minute continuation schedule.
  */
+
+/**
+ * How long a failed delivery stays invisible before SQS delivers it again, by delivery (1st, 2nd, ...): growing, so a
+ * throttled account gets some rest, and short, so that a failing account reaches the dead-letter queue about six
+ * minutes after its first failure. The last delivery keeps the queue's own timeout (the redrive policy moves it).
+ */
+export const FAILED_ACCOUNT_RETRY_SECONDS: readonly number[] = [120, 240];
+
+function retryDelaySeconds(attempt: number): number {
+  const delays = FAILED_ACCOUNT_RETRY_SECONDS;
+  return delays[Math.min(attempt, delays.length) - 1] ?? (delays[delays.length - 1] as number);
+}
 
 /** One account to sweep, as the scheduler puts it on the queue. */
 export const SweepMessageSchema = z.strictObject({
@@ -186,6 +201,29 @@ export function createQueueSweepHandler(rt: QueueSweepRuntime) {
     }
   }
 
+  /**
+   * Makes a failed message visible again after retryDelaySeconds instead of the queue's visibility timeout. If SQS
+   * refuses (an expired receipt handle), the message still fails and returns after the queue's timeout: only later.
+   */
+  async function retrySoon(record: SQSRecord, attempts: number) {
+    const delay = retryDelaySeconds(attempts);
+    try {
+      await rt.sqs.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: rt.queueUrl,
+          ReceiptHandle: record.receiptHandle,
+          VisibilityTimeout: delay,
+        }),
+      );
+    } catch (err) {
+      logger.warn("could not shorten the failed message's visibility", {
+        messageId: record.messageId,
+        visibilityTimeout: delay,
+        error: err as Error,
+      });
+    }
+  }
+
   return async function handler(event: SQSEvent, context: Context): Promise<SQSBatchResponse> {
     const failures: SQSBatchResponse['batchItemFailures'] = [];
     try {
@@ -211,6 +249,7 @@ export function createQueueSweepHandler(rt: QueueSweepRuntime) {
             error: err as Error,
           });
           if (attempts >= rt.maxReceiveCount) await recordFinding(record, message, err, attempts);
+          else await retrySoon(record, attempts);
         } finally {
           logger.resetKeys();
         }

@@ -24,12 +24,17 @@ export const SWEEP_MAX_RECEIVE_COUNT = 3;
  */
 export const SWEEP_QUEUE_VISIBILITY = Duration.minutes(90);
 
-/** What the sweep function needs on the sweep queue: the event source mapping's three, and SendMessage (continuations). */
+/**
+ * What the sweep function needs on the sweep queue: the event source mapping's three, SendMessage (continuations) and
+ * ChangeMessageVisibility (a failed account's message returns in minutes: sweep-queue-handler.ts
+ * FAILED_ACCOUNT_RETRY_SECONDS, instead of after SWEEP_QUEUE_VISIBILITY per delivery).
+ */
 export const SWEEP_QUEUE_CONSUMER_ACTIONS = [
   'sqs:ReceiveMessage',
   'sqs:DeleteMessage',
   'sqs:GetQueueAttributes',
   'sqs:SendMessage',
+  'sqs:ChangeMessageVisibility',
 ] as const;
 
 /** On the queue's key: Decrypt to receive (SQS "Key management"), GenerateDataKey + Decrypt to send. */
@@ -64,7 +69,8 @@ export interface OrgSweepProps {
  * partial batch responses) and sweeps one account per message through its member role.
  *
  * Failures: an account's message that fails `SWEEP_MAX_RECEIVE_COUNT` times moves to the dead-letter queue (and the
- * sweep function reports it as an account-level finding on that last delivery); the schedule retries delivery to the
+ * sweep function reports it as an account-level finding on that last delivery); the function shortens a failed
+ * message's visibility so that this takes minutes, not the queue's 90-minute timeout per delivery; the schedule retries delivery to the
  * scheduler function and then writes to the scheduler failure queue, which is also the function's on-failure
  * destination. Both queues and the sweep queue are SSE-KMS (customer-managed keys) and TLS-only.
  */
@@ -112,7 +118,7 @@ export class OrgSweep extends Construct {
     // --- The sweep function consumes the queue ---------------------------------------------------------------
     const sweepFn = props.sweep.function;
     const sweepRole = props.sweep.role;
-    // Written out: SqsEventSource's bind() would grant grantConsumeMessages (ChangeMessageVisibility, GetQueueUrl).
+    // Written out: SqsEventSource's bind() would grant grantConsumeMessages (GetQueueUrl as well).
     this.mapping = new lambda.EventSourceMapping(this, 'SweepMapping', {
       target: sweepFn,
       eventSourceArn: this.queue.queueArn,

@@ -10,7 +10,7 @@ import {
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { ChangeMessageVisibilityCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { Context, SQSEvent, SQSRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -19,7 +19,11 @@ import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedde
 import { MemberAccess } from '../../lambda/adapters/member-access';
 import { DynamoSweepStateStore, sweepStateTableDefinition } from '../../lambda/adapters/sweep-state';
 import { DAY_MS } from '../../lambda/domain/dates';
-import { createQueueSweepHandler, type SweepMessage } from '../../lambda/handlers/sweep-queue-handler';
+import {
+  createQueueSweepHandler,
+  FAILED_ACCOUNT_RETRY_SECONDS,
+  type SweepMessage,
+} from '../../lambda/handlers/sweep-queue-handler';
 import {
   type ConfigInput,
   type OrgSettings,
@@ -62,6 +66,7 @@ beforeEach(() => {
   sts.reset();
   sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
   sqs.on(SendMessageCommand).resolves({ MessageId: 'q-1' });
+  sqs.on(ChangeMessageVisibilityCommand).resolves({});
   out = captureOutput();
 });
 afterEach(() => out.restore());
@@ -389,5 +394,60 @@ describe('organization sweep: one account per queue message', () => {
       sweepId: 'sweep-1',
     });
     expect(await w.store.get(MEMBER_A)).toMatchObject({ phase: 'keys', holder: null });
+  });
+});
+
+describe('organization sweep: a failing account reaches the dead-letter queue in minutes, not hours', () => {
+  const visibilityChanges = () =>
+    sqs.commandCalls(ChangeMessageVisibilityCommand).map((c) => c.args[0].input);
+
+  it('a failed delivery before the last comes back after a short, growing delay (ChangeMessageVisibility)', async () => {
+    // Prepare
+    const w = await world();
+    // Act
+    const failures = await w.deliver([message(MEMBER_DENIED)]);
+    // Assess: deliveries 1 and 2 are made visible again soon; the last is left to the redrive policy (DLQ)
+    expect(failures).toEqual([MEMBER_DENIED, MEMBER_DENIED, MEMBER_DENIED]);
+    expect(visibilityChanges()).toEqual([
+      {
+        QueueUrl: QUEUE,
+        ReceiptHandle: `rh-${MEMBER_DENIED}-1`,
+        VisibilityTimeout: FAILED_ACCOUNT_RETRY_SECONDS[0],
+      },
+      {
+        QueueUrl: QUEUE,
+        ReceiptHandle: `rh-${MEMBER_DENIED}-2`,
+        VisibilityTimeout: FAILED_ACCOUNT_RETRY_SECONDS[1],
+      },
+    ]);
+    // From the first failure to the dead-letter queue: minutes (was up to 2 x 90 min of visibility timeout)
+    const total = FAILED_ACCOUNT_RETRY_SECONDS.reduce((a, b) => a + b, 0);
+    expect(total).toBeLessThanOrEqual(15 * 60);
+    expect(FAILED_ACCOUNT_RETRY_SECONDS[1]).toBeGreaterThan(FAILED_ACCOUNT_RETRY_SECONDS[0] as number);
+    expect(findingNotices()).toHaveLength(1);
+  });
+
+  it('a successful sweep changes no visibility', async () => {
+    const w = await world();
+    const failures = await w.deliver([message(MEMBER_A)]);
+    expect(failures).toEqual([]);
+    expect(visibilityChanges()).toEqual([]);
+  });
+
+  it('when the visibility cannot be changed, the message is still reported failed (it returns after the queue timeout)', async () => {
+    // Prepare
+    const w = await world();
+    sqs
+      .on(ChangeMessageVisibilityCommand)
+      .rejects(
+        Object.assign(new Error('The receipt handle has expired.'), { name: 'ReceiptHandleIsInvalid' }),
+      );
+    // Act
+    const res = await w.handler({ Records: [record(message(MEMBER_DENIED), 1)] }, context('req-vis'));
+    // Assess
+    expect(res.batchItemFailures).toEqual([{ itemIdentifier: `msg-${MEMBER_DENIED}` }]);
+    const warned = out.lines().find((l) => l.message === "could not shorten the failed message's visibility");
+    expect(warned).toMatchObject({ messageId: `msg-${MEMBER_DENIED}` });
+    expect(String(warned?.error && JSON.stringify(warned.error))).toContain('ReceiptHandleIsInvalid');
   });
 });

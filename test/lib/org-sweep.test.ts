@@ -124,7 +124,7 @@ describe('OrgSweep: the sweep queue and its event source mapping', () => {
     }
   });
 
-  it('the sweep role gets exactly Receive/Delete/GetQueueAttributes/Send on the queue and Decrypt/GenerateDataKey on its key', () => {
+  it('the sweep role gets exactly Receive/Delete/GetQueueAttributes/Send/ChangeMessageVisibility on the queue and Decrypt/GenerateDataKey on its key', () => {
     const onQueue = statementsOf(SWEEP_ROLE).filter((s) =>
       JSON.stringify(resourcesOfStatement(s)).includes(`"${QUEUE}"`),
     );
@@ -133,9 +133,13 @@ describe('OrgSweep: the sweep queue and its event source mapping', () => {
       JSON.stringify(resourcesOfStatement(s)).includes(`"${KEY}"`),
     );
     expect(onKey.flatMap(actionsOf).sort()).toEqual([...SWEEP_QUEUE_KEY_ACTIONS].sort());
-    // Nothing grants ChangeMessageVisibility or GetQueueUrl (SqsEventSource's grantConsumeMessages would).
+    // ChangeMessageVisibility on the sweep queue only (a failed account returns in minutes); nothing grants
+    // GetQueueUrl (SqsEventSource's grantConsumeMessages would).
+    const visibility = statementsOf(SWEEP_ROLE).filter((s) =>
+      actionsOf(s).includes('sqs:ChangeMessageVisibility'),
+    );
+    expect(visibility.map((s) => resourcesOfStatement(s))).toEqual([[{ 'Fn::GetAtt': [QUEUE, 'Arn'] }]]);
     const all = JSON.stringify(statementsOf(SWEEP_ROLE));
-    expect(all).not.toContain('sqs:ChangeMessageVisibility');
     expect(all).not.toContain('sqs:GetQueueUrl');
   });
 
