@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runReplay } from '../../lambda/cli/replay';
+import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import type { Decision } from '../../lambda/domain/types';
-import { captureIO, jsonLines, removeTempDirs, tempDir } from './helpers';
-import { MANAGEMENT, MEMBER_A, MEMBER_B, ORG_ID, orgArchive } from './org-archive';
+import { scanAll } from '../support/dynamo';
+import { ACCOUNT, captureIO, jsonLines, removeTempDirs, tempDir } from './helpers';
+import { inAccount, MANAGEMENT, MEMBER_A, MEMBER_B, ORG_ID, orgArchive, writeOrgLog } from './org-archive';
 
 /**
  * `keyguard replay` over an organization trail's S3 archive (`AWSLogs/<org id>/<account>/CloudTrail/...`): every
@@ -74,5 +77,77 @@ describe('keyguard replay: an organization trail archive with three accounts', (
     expect(code).toBe(0);
     expect(out.stdout()).toContain('Files: 5 read, 0 with errors');
     expect(out.stdout()).toContain('Events: 6 read, 6 relevant, 0 rejected, 0 without a decision');
+  });
+
+  it('credits a bearer-token call to the key of the calling account’s user, not to a same-named user elsewhere', async () => {
+    // Prepare: svc-shared exists in MANAGEMENT and MEMBER_A, each with one key; MEMBER_A's and MEMBER_B's users call.
+    const { root, dir } = orgArchive();
+    const call = JSON.parse(
+      readFileSync(
+        join(__dirname, '..', 'fixtures', 'cloudtrail', 'bedrock-mantle-chat-completion-absk.json'),
+        'utf8',
+      ),
+    ) as Record<string, unknown>;
+    const byUser = (userName: string, account: string, eventTime: string, n: number) =>
+      inAccount(
+        {
+          ...call,
+          eventTime,
+          eventID: `u0000000-0000-4000-8000-${String(n).padStart(12, '0')}`,
+          userIdentity: {
+            type: 'IAMUser',
+            principalId: `AIDA${userName.toUpperCase().replace(/-/g, '')}`,
+            arn: `arn:aws:iam::${ACCOUNT}:user/${userName}`,
+            accountId: ACCOUNT,
+            userName,
+          },
+        },
+        account,
+      );
+    writeOrgLog(
+      dir,
+      MEMBER_A,
+      '2026-11-04T10:05:00Z',
+      [byUser('svc-shared', MEMBER_A, '2026-11-04T10:00:00Z', 1)],
+      {
+        unique: 'UsageA0000000001',
+      },
+    );
+    writeOrgLog(
+      dir,
+      MEMBER_B,
+      '2026-11-04T11:05:00Z',
+      [byUser('svc-b', MEMBER_B, '2026-11-04T11:00:00Z', 2)],
+      {
+        unique: 'UsageB0000000001',
+      },
+    );
+    const store = tempDir();
+    const out = captureIO(root);
+
+    // Act
+    const code = await runReplay(['org-trail-bucket'], { store, jobs: 2 }, out.io);
+
+    // Assess
+    expect(out.stderr()).not.toMatch(/^keyguard:/m);
+    expect(code).toBe(0);
+    expect(out.stdout()).toContain('Usage: 2 bearer-token calls (2 long-term on 2 keys');
+    const db = await startEmbeddedDynamo({ path: store });
+    let keys: Record<string, unknown>[];
+    try {
+      keys = (await scanAll(db, REPLAY_TABLES.usageTable)).filter((i) =>
+        String(i.subject).startsWith('key#'),
+      );
+    } finally {
+      await db.close();
+    }
+    expect(
+      keys
+        .map((i) => [i.accountId, i.keyId, i.userName, i.calls, i.lastUsedAt])
+        .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+    ).toEqual([
+      [MEMBER_A, 'ACCAORGMEMBERA000001', 'svc-shared', 1, '2026-11-04T10:00:00.000Z'],
+      [MEMBER_B, 'ACCAORGMEMBERB000001', 'svc-b', 1, '2026-11-04T11:00:00.000Z'],
+    ]);
   });
 });
