@@ -103,8 +103,8 @@ decisions per account (the ${MAX_ACCOUNT_BARS - 1} with the most keys and the re
 the key table; a single account's report has neither (its Account column stays). Decisions record account ids
 only: --account-names FILE (the output of keyguard inventory --org --json, or {"<account id>": "<name>"}) shows
 each account's name beside its id; names are chosen by each account's administrator and are escaped as any
-recorded text. It loads nothing
-from the network (its Content-Security-Policy forbids it) and holds no key material.
+recorded text. It loads nothing from the network (its Content-Security-Policy forbids it) and holds no key
+material.
 
 Writing FILE: its directory must exist. The page is written to a new temporary file beside it (created
 exclusively, never through a link, random name) and renamed over FILE, so a reader never sees half a report.
