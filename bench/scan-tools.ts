@@ -49,10 +49,11 @@ function checkExit(tool: string, run: ChildRun): void {
   }
 }
 
-export async function runKeyguard(corpusDir: string): Promise<ToolRun> {
+/** `keyguard scan . --format json`, on `jobs` threads (`--jobs`; default: the CLI's, one per core). */
+export async function runKeyguard(corpusDir: string, jobs?: number): Promise<ToolRun> {
   const run = await runChild({
     command: process.execPath,
-    args: [CLI, 'scan', '.', '--format', 'json'],
+    args: [CLI, 'scan', '.', '--format', 'json', ...(jobs ? ['--jobs', String(jobs)] : [])],
     cwd: corpusDir,
     env: { ...process.env },
     captureStdout: true,
@@ -75,7 +76,7 @@ export async function runKeyguard(corpusDir: string): Promise<ToolRun> {
       fingerprint: f.fingerprint,
     });
   }
-  return { tool: 'keyguard scan', run, findings };
+  return { tool: jobs ? `keyguard scan --jobs ${jobs}` : 'keyguard scan', run, findings };
 }
 
 export function ripgrepAvailable(): Availability {
@@ -89,11 +90,16 @@ export function ripgrepAvailable(): Availability {
   return { ok: true, version: r.stdout.split('\n')[0]?.trim() ?? 'rg' };
 }
 
+/** ripgrep's arguments for gitleaks' two regexes, PCRE2 (`-P`, as issue 13 measures it), matches replaced. */
+export function ripgrepPatternArgs(): string[] {
+  return ['-P', '--replace', '$st', '-e', GITLEAKS_LONG_TERM, '-e', `(?P<st>${GITLEAKS_SHORT_TERM})`];
+}
+
 /**
- * ripgrep with both gitleaks regexes in one pass, as gitleaks applies its rules: hidden and ignored files too
- * (the corpus sits in a gitignored folder and holds `.env` files). Each match is replaced by the short-term
- * literal (named group `st`, the public prefix, not a key) or by nothing, so the output says which rule matched
- * and never holds a key. `threads`: rg's own parallelism (default: all cores).
+ * ripgrep with both gitleaks regexes in one pass (PCRE2, `-P`), as gitleaks applies its rules: hidden and
+ * ignored files too (the corpus sits in a gitignored folder and holds `.env` files). Each match is replaced by
+ * the short-term literal (named group `st`, the public prefix, not a key) or by nothing, so the output says which
+ * rule matched and never holds a key. `threads`: rg's own parallelism (default: all cores).
  */
 export async function runRipgrep(corpusDir: string, threads?: number): Promise<ToolRun> {
   const run = await runChild({
@@ -109,12 +115,7 @@ export async function runRipgrep(corpusDir: string, threads?: number): Promise<T
       '--color',
       'never',
       ...(threads ? ['--threads', String(threads)] : []),
-      '--replace',
-      '$st',
-      '-e',
-      GITLEAKS_LONG_TERM,
-      '-e',
-      `(?P<st>${GITLEAKS_SHORT_TERM})`,
+      ...ripgrepPatternArgs(),
       '.',
     ],
     cwd: corpusDir,
@@ -203,4 +204,50 @@ export async function runSecretlint(corpusDir: string): Promise<ToolRun> {
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** `keyguard scan --git <repo> --format json --jobs N`: the distinct fingerprints it reports. */
+export async function runKeyguardGit(
+  repo: string,
+  jobs: number,
+): Promise<{ run: ChildRun; fingerprints: Set<string> }> {
+  const run = await runChild({
+    command: process.execPath,
+    args: [CLI, 'scan', '--git', repo, '--format', 'json', '--jobs', String(jobs)],
+    cwd: repo,
+    env: { ...process.env },
+    captureStdout: true,
+    peakRss: true,
+  });
+  checkExit('keyguard scan --git', run);
+  const fingerprints = new Set<string>();
+  for (const line of run.stdoutText.split('\n')) {
+    if (line.trim() !== '') fingerprints.add((JSON.parse(line) as { fingerprint: string }).fingerprint);
+  }
+  return { run, fingerprints };
+}
+
+/**
+ * `git log -p --all | rg -P <gitleaks' regexes>` (matches replaced, so no key is printed), through `sh -c` with
+ * the regexes passed as positional parameters (no quoting of them in the script): the lines it matches.
+ */
+export async function runGitLogRipgrep(
+  repo: string,
+  threads: number,
+): Promise<{ run: ChildRun; matches: number }> {
+  const run = await runChild({
+    command: 'sh',
+    args: [
+      '-c',
+      'git log -p --all | rg --no-heading --only-matching --color never --threads "$0" "$@"',
+      String(threads),
+      ...ripgrepPatternArgs(),
+    ],
+    cwd: repo,
+    env: { ...process.env },
+    captureStdout: true,
+    peakRss: false,
+  });
+  checkExit('git log -p | rg', run);
+  return { run, matches: run.stdoutLines };
 }

@@ -4,8 +4,8 @@ import type { FileScanResult, FileScanSetup } from './scan-file';
 import type { ScanFileRequest, ScanFileResponse } from './scan-worker-main';
 
 /**
- * Scans files on worker threads (`keyguard scan --jobs N`), results handed back in the files' order whatever
- * finishes first, so the output is the same for any number of jobs. Each worker has at most PER_WORKER files in
+ * Scans files on N threads (`keyguard scan --jobs N`: this one and N - 1 workers), results handed back in the
+ * files' order whatever finishes first, so the output is the same for any number of jobs. Each worker has at most PER_WORKER files in
  * flight, given as workers answer (a large file does not hold up the others), and results wait for an earlier
  * file at most AHEAD files past it (memory stays bounded by those files' findings).
  */
@@ -20,13 +20,18 @@ const AHEAD = 512;
 
 export type PooledScan = { ok: true; result: FileScanResult } | { ok: false; error: unknown };
 
+/**
+ * Scans `files` on `jobs` threads: this one (`local`, between answers from the workers) and `jobs - 1` workers.
+ * `each` gets every file's result in the files' order.
+ */
 export async function scanFilesOnWorkers(
   files: readonly string[],
   jobs: number,
   setup: FileScanSetup,
+  local: (file: string) => PooledScan,
   each: (index: number, scan: PooledScan) => void,
 ): Promise<void> {
-  const workers = Array.from({ length: Math.min(jobs, files.length) }, () => {
+  const workers = Array.from({ length: Math.max(0, Math.min(jobs, files.length) - 1) }, () => {
     const worker = new Worker(WORKER_ENTRY, { workerData: setup });
     worker.unref();
     return worker;
@@ -37,8 +42,11 @@ export async function scanFilesOnWorkers(
   const inFlight = new Map<Worker, number>();
   try {
     await new Promise<void>((resolve, reject) => {
+      let finished = false;
+      let localBusy = false;
+      const open = () => next < files.length && next < emitted + AHEAD;
       const feed = (worker: Worker) => {
-        while ((inFlight.get(worker) ?? 0) < PER_WORKER && next < files.length && next < emitted + AHEAD) {
+        while ((inFlight.get(worker) ?? 0) < PER_WORKER && open()) {
           const request: ScanFileRequest = { id: next, file: files[next] as string };
           next += 1;
           inFlight.set(worker, (inFlight.get(worker) ?? 0) + 1);
@@ -51,7 +59,35 @@ export async function scanFilesOnWorkers(
           each(emitted, scan);
           emitted += 1;
         }
-        if (emitted === files.length) resolve();
+        if (emitted === files.length && !finished) {
+          finished = true;
+          resolve();
+        }
+      };
+      const fail = (err: unknown) => {
+        finished = true;
+        reject(err);
+      };
+      // This thread scans one file per turn of the event loop, so the workers' answers are taken between files.
+      const runLocal = () => {
+        localBusy = false;
+        if (finished || !open()) return;
+        const id = next;
+        next += 1;
+        try {
+          done.set(id, local(files[id] as string));
+          flush();
+          for (const w of workers) feed(w);
+        } catch (err) {
+          fail(err);
+          return;
+        }
+        wakeLocal();
+      };
+      const wakeLocal = () => {
+        if (localBusy || finished || !open()) return;
+        localBusy = true;
+        setImmediate(runLocal);
       };
       for (const worker of workers) {
         worker.on('message', (response: ScanFileResponse) => {
@@ -65,18 +101,24 @@ export async function scanFilesOnWorkers(
           try {
             flush();
           } catch (err) {
-            reject(err);
+            fail(err);
             return;
           }
           for (const w of workers) feed(w);
+          wakeLocal();
         });
-        worker.on('error', reject);
+        worker.on('error', fail);
         worker.on('exit', (code) => {
-          if (emitted < files.length) reject(new Error(`a scan worker exited with code ${code}`));
+          if (!finished) fail(new Error(`a scan worker exited with code ${code}`));
         });
       }
-      if (files.length === 0) resolve();
+      if (files.length === 0) {
+        finished = true;
+        resolve();
+        return;
+      }
       for (const worker of workers) feed(worker);
+      wakeLocal();
     });
   } finally {
     await Promise.all(workers.map((w) => w.terminate()));

@@ -10,7 +10,7 @@ import { visible } from '../shared/visible-text';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { writeOutputFile } from './output-file';
 import { FileScanner, type FileScanResult } from './scan-file';
-import { scanFilesOnWorkers } from './scan-pool';
+import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
 
 /** `--jobs` when not given: one worker per core. */
 export function defaultScanJobs(): number {
@@ -124,7 +124,7 @@ class ScanRun {
     this.count(scan);
   }
 
-  private count(scan: Pick<FileScanResult, 'encoding' | 'invalidUtf8'>): void {
+  count(scan: Pick<FileScanResult, 'encoding' | 'invalidUtf8'>): void {
     this.sources += 1;
     if (scan.encoding === 'binary') this.binary += 1;
     if (scan.encoding === 'utf-16le' || scan.encoding === 'utf-16be') this.utf16 += 1;
@@ -153,10 +153,20 @@ class ScanRun {
       chunkSize: this.deps.chunkSize,
       ...(overlap === undefined ? {} : { overlap }),
     };
+    const local = (file: string): PooledScan => {
+      const findings: StreamFinding[] = [];
+      try {
+        const result = this.files.scan(file, (found) => findings.push(...found));
+        return { ok: true, result: { ...result, findings } };
+      } catch (error) {
+        return { ok: false, error };
+      }
+    };
     await scanFilesOnWorkers(
       files.map((f) => f.full),
       jobs,
       setup,
+      local,
       (index, scan) => {
         const { shown } = files[index] as { shown: string };
         if (scan.ok) {
@@ -230,11 +240,20 @@ class ScanRun {
     return rel.split(sep).join('/');
   }
 
-  async scanGit(repoArg: string): Promise<void> {
+  /**
+   * Every blob reachable from any ref, each with the first commit that introduced it. The blob list is cut into
+   * `jobs` consecutive parts, each read by its own `git cat-file --batch` (git's inflating and delta resolving
+   * is most of the work, and runs on as many cores); the first part's findings are taken as they come, the
+   * others' kept until the parts before them are done, so the output is the same for any --jobs.
+   */
+  async scanGit(repoArg: string, jobs: number): Promise<void> {
     const repo = resolve(this.io.cwd, repoArg);
+    const git = this.deps.gitBinary;
     try {
-      const introduced = await blobIntroductions(this.deps.gitBinary, repo);
-      const listing = await runGit(this.deps.gitBinary, repo, ['rev-list', '--objects', '--all']);
+      const [introduced, listing] = await Promise.all([
+        blobIntroductions(git, repo),
+        runGit(git, repo, ['rev-list', '--objects', '--all']),
+      ]);
       const blobs = new Map<string, string>();
       for (const line of listing.split('\n')) {
         const space = line.indexOf(' ');
@@ -242,17 +261,49 @@ class ScanRun {
         const sha = line.slice(0, space);
         if (!blobs.has(sha)) blobs.set(sha, line.slice(space + 1));
       }
-      await catBlobs(this.deps.gitBinary, repo, [...blobs.keys()], {
-        start: () => this.newByteScan(),
-        data: (scan, sha, bytes) => {
-          const where = introduced.get(sha);
-          this.take(scan.write(bytes), where?.path ?? blobs.get(sha) ?? sha, where?.commit);
-        },
-        end: (scan, sha) => {
-          const where = introduced.get(sha);
-          this.finishSource(scan, where?.path ?? blobs.get(sha) ?? sha, where?.commit);
-        },
-      });
+      const shas = [...blobs.keys()];
+      const place = (sha: string) => {
+        const where = introduced.get(sha);
+        return { path: where?.path ?? blobs.get(sha) ?? sha, commit: where?.commit };
+      };
+      const parts = Math.max(1, Math.min(jobs, Math.floor(shas.length / 64)));
+      const kept: Array<Array<{ sha: string; findings: StreamFinding[]; scan?: ByteLeakScanner }>> = [];
+      await Promise.all(
+        Array.from({ length: parts }, (_, part) => {
+          const from = Math.floor((part * shas.length) / parts);
+          const to = Math.floor(((part + 1) * shas.length) / parts);
+          const keep: (typeof kept)[number] = [];
+          kept[part] = keep;
+          const streamed = part === 0;
+          return catBlobs(git, repo, shas.slice(from, to), {
+            start: () => this.newByteScan(),
+            data: (scan, sha, bytes) => {
+              const found = scan.write(bytes);
+              if (streamed) {
+                const { path, commit } = place(sha);
+                this.take(found, path, commit);
+              } else if (found.length > 0) {
+                keep.push({ sha, findings: found });
+              }
+            },
+            end: (scan, sha) => {
+              if (streamed) {
+                const { path, commit } = place(sha);
+                this.finishSource(scan, path, commit);
+              } else {
+                keep.push({ sha, findings: scan.end(), scan });
+              }
+            },
+          });
+        }),
+      );
+      for (const keep of kept.slice(1)) {
+        for (const k of keep) {
+          const { path, commit } = place(k.sha);
+          this.take(k.findings, path, commit);
+          if (k.scan) this.count(k.scan);
+        }
+      }
     } catch (err) {
       this.fail(`git ${repoArg}`, reason(err));
     }
@@ -592,7 +643,7 @@ export async function runScan(
     }
     await flush();
   }
-  if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git);
+  if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git, jobs);
   if (format === 'sarif')
     io.stdout.write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
 

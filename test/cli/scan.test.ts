@@ -381,6 +381,34 @@ describe('keyguard scan --git', () => {
     expect(result.properties.commit).toBe(introducing);
   });
 
+  it('prints the same findings in the same order with --jobs 1, 2 and 3 (blobs read by parallel cat-file)', async () => {
+    // Prepare: 300 files (more than one part of blobs per job), keys in some of them, two commits.
+    const { repo } = repoWithDeletedKey();
+    for (let i = 0; i < 300; i += 1) {
+      const key = i % 37 === 0 ? (i % 2 ? LONG_2 : SHORT) : '';
+      writeFile(
+        join(repo, 'many', `f${String(i).padStart(3, '0')}.txt`),
+        `file ${i}\n${'x'.repeat(i * 40)}\n${key}\n`,
+      );
+    }
+    git(repo, 'add', '.');
+    git(repo, 'commit', '-q', '-m', 'many files');
+
+    // Act
+    const runs = await Promise.all(
+      [1, 2, 3].map((jobs) => scan(repo, [], { format: 'json', git: true, jobs }, { chunkSize: 257 })),
+    );
+
+    // Assess
+    const [one, two, three] = runs as [(typeof runs)[0], (typeof runs)[0], (typeof runs)[0]];
+    expect(lines(one.stdout)).toHaveLength(10);
+    for (const other of [two, three]) {
+      expect(other.stdout).toBe(one.stdout);
+      expect(other.stderr).toBe(one.stderr);
+      expect(other.code).toBe(1);
+    }
+  });
+
   it('exits 2 when the directory is not a git repository', async () => {
     // Prepare
     const notRepo = tempDir();
