@@ -152,6 +152,12 @@ export const DEFAULT_VERIFICATION_BUDGET_MS = 20_000;
 export const DEFAULT_DEADLINE_RESERVE_MS = 10_000;
 /** Tries per string before it is queued as undecided (on top of the SDK's own retries of each call). */
 export const DECISION_ATTEMPTS = 3;
+/**
+ * Organization mode: distinct short-term access key ids whose account is asked of STS while a batch is scanned (to
+ * leave out keys of accounts keyguard does not govern before they are checked). A forged flood can name thousands of
+ * ids: past this many, a key's account is asked only if the key is decided (the batch plan bounds those).
+ */
+export const SIGNER_ACCOUNT_LOOKUPS_PER_BATCH = 50;
 export const DECISION_RETRY_DELAY_MS = 1000;
 
 export class InvalidLogEventError extends Error {
@@ -420,12 +426,14 @@ export function createLeakHandler(rt: LeakRuntime) {
   }
 
   /**
-   * Organization mode: the account a short-term key was signed in, or null when STS cannot tell now (the key goes on
-   * to its decision, which asks again and, failing still, is retried and queued as undecided).
+   * Organization mode: the account a short-term key was signed in, or null when STS cannot tell now or the batch has
+   * asked SIGNER_ACCOUNT_LOOKUPS_PER_BATCH ids already (the key goes on to its decision, which asks again and,
+   * failing still, is retried and queued as undecided).
    */
   function signerAccount(b: BatchState, accessKeyId: string): Promise<string | null> {
     if (!accessKeyAccounts) return Promise.resolve(rt.governedAccountId);
     let answer = b.signerAccounts.get(accessKeyId);
+    if (!answer && b.signerAccounts.size >= SIGNER_ACCOUNT_LOOKUPS_PER_BATCH) return Promise.resolve(null);
     if (!answer) {
       answer = accessKeyAccounts.accountOf(accessKeyId).then(
         (a) => a,

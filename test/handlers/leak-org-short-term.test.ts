@@ -28,7 +28,12 @@ import { SqsUndecidedLeaks } from '../../lambda/adapters/undecided-leaks';
 import type { KeyCandidate, LeakVerifier } from '../../lambda/domain/leak-verification';
 import { overrideVersion } from '../../lambda/domain/org-policy';
 import type { Decision, LeakVerification } from '../../lambda/domain/types';
-import { createLeakHandler, type LeakResult, type LeakRuntime } from '../../lambda/handlers/leak-handler';
+import {
+  createLeakHandler,
+  type LeakResult,
+  type LeakRuntime,
+  SIGNER_ACCOUNT_LOOKUPS_PER_BATCH,
+} from '../../lambda/handlers/leak-handler';
 import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { handBuiltShortTermKey } from '../support/bedrock-tokens';
 import { type Capture, captureOutput } from '../support/capture';
@@ -396,6 +401,37 @@ describe('leak handler in organization mode: short-term keys', () => {
     expect(body).toContain(AKID_A);
     expect(leakedFragments(body, [key])).toEqual([]);
     expect(cloudtrail.calls()).toHaveLength(0);
+    expect(sns.calls()).toHaveLength(0);
+  });
+
+  it('a flood of forged short-term keys with distinct access key ids costs a bounded number of STS calls', async () => {
+    // Prepare: 200 distinct ids, all of an account keyguard does not govern, every string rejected by Bedrock
+    answerSts();
+    const ids = Array.from({ length: 200 }, (_, i) => `AKIAFORGED${String(i).padStart(10, '0')}`);
+    sts.on(GetAccessKeyInfoCommand).resolves({ Account: STRANGER });
+    const rt = await freshRuntime();
+    rt.verifier = {
+      verify: async (): Promise<LeakVerification> => ({
+        result: 'REJECTED',
+        method: 'bedrock:ListFoundationModels eu-west-1',
+        checkedAt: NOW.toISOString(),
+        reason: 'test says REJECTED',
+        principal: null,
+      }),
+    };
+
+    // Act
+    const result = (await createLeakHandler(rt)(
+      subscriptionEvent([ids.map((id) => shortTermKeyOf(id)).join(' ')]),
+    )) as LeakResult;
+
+    // Assess: the ids asked while scanning, and at most the 3 rejected short-term strings a batch decides
+    const asked = sts.commandCalls(GetAccessKeyInfoCommand).length;
+    expect(asked).toBeGreaterThanOrEqual(SIGNER_ACCOUNT_LOOKUPS_PER_BATCH);
+    expect(asked).toBeLessThanOrEqual(SIGNER_ACCOUNT_LOOKUPS_PER_BATCH + 3);
+    expect(result.status).toBe('scanned');
+    expect(cloudtrail.calls()).toHaveLength(0);
+    expect(sts).toHaveReceivedCommandTimes(AssumeRoleCommand, 0);
     expect(sns.calls()).toHaveLength(0);
   });
 });
