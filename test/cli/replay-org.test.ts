@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { cpSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
@@ -63,6 +63,27 @@ describe('keyguard replay: an organization trail archive with three accounts', (
     });
     expect(orgCode).toBe(0);
     expect(jsonLines(fromOrg.stdout()).map((d) => d.decisionId)).toEqual(decisions.map((d) => d.decisionId));
+  });
+
+  it('decides an event once when an account trail and the organization trail both delivered it', async () => {
+    // Prepare: the management account also has its own trail (AWSLogs/<account>/...) holding the same records.
+    const { root, dir } = orgArchive();
+    const orgCopy = join(dir, 'AWSLogs', ORG_ID, MANAGEMENT);
+    cpSync(orgCopy, join(dir, 'AWSLogs', MANAGEMENT), { recursive: true });
+    const out = captureIO(root);
+
+    // Act
+    const code = await runReplay(['org-trail-bucket'], { json: true, store: tempDir(), jobs: 2 }, out.io);
+
+    // Assess
+    expect(out.stderr()).not.toMatch(/^keyguard:/m);
+    expect(code).toBe(0);
+    const decisions = jsonLines(out.stdout());
+    expect(decisions.filter((d) => d.accountId === MANAGEMENT).map((d) => d.trigger.eventName)).toEqual([
+      'CreateServiceSpecificCredential',
+      'TagUser',
+    ]);
+    expect(decisions).toHaveLength(6);
   });
 
   it('reads the log files only: digests and Insights files are no events', async () => {
