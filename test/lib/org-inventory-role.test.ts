@@ -1,9 +1,14 @@
 // @cloud-copilot/iam-simulate is AGPL: a devDependency imported only by tests.
 import { runSimulation } from '@cloud-copilot/iam-simulate';
+import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ORG_INVENTORY_ROLE_NAME, parseConfig } from '../../lambda/shared/config';
-import { INVENTORY_ACCOUNT_READS, INVENTORY_USER_READS } from '../../lib/constructs/org-spoke-parts';
+import {
+  INVENTORY_ACCOUNT_READS,
+  INVENTORY_USER_READS,
+  OrgInventoryRole,
+} from '../../lib/constructs/org-spoke-parts';
 import { spokeTemplateBody, TEMPLATE_BODY_MAX_BYTES } from '../../lib/constructs/org-spoke-stack-set';
 import { build, type Statement, writeConfig } from './helpers';
 import { HUB, largestOrgConfig, MANAGEMENT, MEMBER, ORG_CONFIG, ORG_ID, OUTSIDE } from './org-support';
@@ -160,6 +165,23 @@ describe('inventory role (spoke)', () => {
     const body = spokeTemplateBody(c, c.organization as never, HUB);
     expect(body).toContain(ORG_INVENTORY_ROLE_NAME);
     expect(Buffer.byteLength(body, 'utf8')).toBeLessThanOrEqual(TEMPLATE_BODY_MAX_BYTES);
+  });
+
+  test('a hub in the management account is trusted once; no account to trust is refused', () => {
+    const stack = new Stack(new App(), 'Probe');
+    const { role } = new OrgInventoryRole(stack, 'Same', {
+      roleName: ORG_INVENTORY_ROLE_NAME,
+      trustedAccountIds: [MANAGEMENT, MANAGEMENT],
+      organizationId: ORG_ID,
+    });
+    const trust = stack.resolve(
+      (role.node.defaultChild as { assumeRolePolicyDocument: unknown }).assumeRolePolicyDocument,
+    );
+    expect(JSON.stringify(trust).match(/:root/g)).toHaveLength(1);
+    expect(
+      () =>
+        new OrgInventoryRole(stack, 'None', { roleName: 'X', trustedAccountIds: [], organizationId: ORG_ID }),
+    ).toThrow('Probe/None: no account to trust');
   });
 
   test('cdk-nag: the StackSet stack and the plain spokes have no finding', () => {
