@@ -7,6 +7,7 @@ import {
   type AuditSource,
   AuditUsageError,
   accountNames,
+  auditAccounts,
   DECISIONS_TABLE_ENV,
   decisionsTableOption,
   defaultAuditDeps,
@@ -37,6 +38,8 @@ export interface ReportOptions {
   force?: boolean;
   /** Names for account ids (see account-names.ts). */
   accountNames?: string;
+  /** Repeatable: only the keys and decisions of these accounts (the page then holds nothing of the others). */
+  account?: string[];
 }
 
 export interface ReportDeps extends AuditDeps {
@@ -69,9 +72,12 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
     // Before reading the whole audit: a path that will be refused is refused first.
     asUsage(() => checkOutputTarget(path, output));
     const names = accountNames(opts.accountNames, io.cwd);
+    const only = auditAccounts(opts.account);
     source = await openAuditSource(opts, io, deps, true);
-    const keys = await source.log.allKnownKeys();
-    const decisions = await source.log.findDecisions({});
+    const keys = (await source.log.allKnownKeys()).filter((k) => only === undefined || only.has(k.accountId));
+    const decisions = (await source.log.findDecisions({})).filter(
+      (d) => only === undefined || only.has(d.accountId),
+    );
     const now = (deps.now ?? (() => new Date()))();
     const data = buildReportData(keys, decisions, now, names);
     const html = renderReportHtml(data, { source: source.label });
@@ -103,7 +109,8 @@ decisions per account (the ${MAX_ACCOUNT_BARS - 1} with the most keys and the re
 the key table; a single account's report has neither (its Account column stays). Decisions record account ids
 only: --account-names FILE (the output of keyguard inventory --org --json, or {"<account id>": "<name>"}) shows
 each account's name beside its id; names are chosen by each account's administrator and are escaped as any
-recorded text. It loads nothing from the network (its Content-Security-Policy forbids it) and holds no key
+recorded text. --account ID (repeatable) writes a report of those accounts only, e.g. for a member account's
+team: the page then holds nothing about the other accounts. It loads nothing from the network (its Content-Security-Policy forbids it) and holds no key
 material.
 
 Writing FILE: its directory must exist. The page is written to a new temporary file beside it (created
@@ -144,6 +151,12 @@ export function registerReportCommand(
     .addOption(decisionsTableOption())
     .addOption(keysTableOption('required with --table'))
     .addOption(accountNamesOption())
+    .option(
+      '--account <id>',
+      'only the keys and decisions of this account (12 digits; repeat for several): the page holds nothing of ' +
+        'the other accounts',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
     .addHelpText('after', REPORT_HELP)
     .action(async (opts: ReportOptions) => {
       setExitCode(await runReport(opts, io, deps()));

@@ -532,4 +532,30 @@ describe('report per account (organization mode)', () => {
     expect(badNames.code).toBe(2);
     expect(badNames.stderr).toContain('line 1: not JSON');
   });
+
+  it('--account writes a report of those accounts only: nothing of the others is in the page', async () => {
+    // Prepare
+    const { root } = orgArchive();
+    const store = join(tempDir(), 'store');
+    expect(await runReplay(['org-trail-bucket'], { store, jobs: 1, quiet: true }, captureIO(root).io)).toBe(
+      0,
+    );
+    const out = join(tempDir(), 'member-b.html');
+
+    // Act
+    const r = await report(['--html', out, '--store', store, '--account', MEMBER_B]);
+    const bad = await report(['--html', out, '--store', store, '--account', 'all']);
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('(1 keys, 1 existing, 0 with violations, 2 decisions;');
+    const html = readFileSync(out, 'utf8');
+    expect(html).toContain('ACCAORGMEMBERB000001');
+    for (const other of [MANAGEMENT, MEMBER_A, 'ACCAORGMEMBERA000001', 'svc-shared']) {
+      expect(html).not.toContain(other);
+    }
+    expect(html).not.toContain('id="chart-accounts"');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--account: got "all"; allowed: an AWS account id of 12 digits');
+  });
 });
