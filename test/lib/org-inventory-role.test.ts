@@ -2,6 +2,7 @@
 import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { App, Stack } from 'aws-cdk-lib';
 import { Template } from 'aws-cdk-lib/assertions';
+import type { CfnRole } from 'aws-cdk-lib/aws-iam';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { ORG_INVENTORY_ROLE_NAME, parseConfig } from '../../lambda/shared/config';
 import {
@@ -174,9 +175,7 @@ describe('inventory role (spoke)', () => {
       trustedAccountIds: [MANAGEMENT, MANAGEMENT],
       organizationId: ORG_ID,
     });
-    const trust = stack.resolve(
-      (role.node.defaultChild as { assumeRolePolicyDocument: unknown }).assumeRolePolicyDocument,
-    );
+    const trust = stack.resolve((role.node.defaultChild as CfnRole).assumeRolePolicyDocument);
     expect(JSON.stringify(trust).match(/:root/g)).toHaveLength(1);
     expect(
       () =>
