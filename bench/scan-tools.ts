@@ -12,7 +12,12 @@ import { type ChildRun, runChild } from './processes';
  */
 
 const ROOT = resolve(__dirname, '..');
-export const CLI = join(ROOT, 'bin', 'keyguard.js');
+/**
+ * The CLI bundle itself (what bin/keyguard.js runs when it is fresh), built by `npm run bench` before the
+ * benchmarks: bin/keyguard.js would switch to the TypeScript sources through tsx as soon as a source file is
+ * edited during the run (the working tree is shared), which measures another program.
+ */
+export const CLI = join(ROOT, 'dist', 'keyguard.js');
 const SECRETLINT = join(ROOT, 'node_modules', '.bin', 'secretlint');
 
 /** gitleaks' published rules for Bedrock API keys (config/gitleaks.toml: aws-amazon-bedrock-api-key-*). */
