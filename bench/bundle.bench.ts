@@ -145,30 +145,45 @@ function topContributors(meta: Metafile, outfile: string, limit: number): string
 
 interface Variant {
   label: string;
-  args: string[];
+  /** The script `node -e` runs (empty for bare node). */
+  script: string;
   env: NodeJS.ProcessEnv;
 }
 
-async function coldStarts(variants: readonly Variant[], runs: number): Promise<Summary[]> {
-  const samples: number[][] = variants.map(() => []);
+interface ColdStart {
+  /** Spawn to exit, as the issue's ratio is defined. */
+  wall: Summary;
+  /** The process's own CPU time (user + system, process.cpuUsage() at exit): less swayed by other work on a shared machine. */
+  cpu: Summary;
+}
+
+/** Appended to every variant's script (bare node included): prints the process's CPU microseconds at exit. */
+const CPU_AT_EXIT =
+  "process.on('exit',()=>{const u=process.cpuUsage();process.stdout.write(String(u.user+u.system))})";
+
+async function coldStarts(variants: readonly Variant[], runs: number): Promise<ColdStart[]> {
+  const wall: number[][] = variants.map(() => []);
+  const cpu: number[][] = variants.map(() => []);
   // Interleaved, so drift in machine load affects every variant alike.
   for (let i = 0; i < runs; i++) {
     for (const [v, variant] of variants.entries()) {
       const run = await runChild({
         command: process.execPath,
-        args: variant.args,
+        args: ['-e', `${variant.script}${variant.script ? ';' : ''}${CPU_AT_EXIT}`],
         env: variant.env,
         cwd: ROOT,
+        captureStdout: true,
       });
       if (run.exitCode !== 0) {
         throw new Error(
           `${variant.label}: node exited with ${run.exitCode}: ${run.stderr.trim().split('\n')[0]}`,
         );
       }
-      samples[v]?.push(run.wallMs);
+      wall[v]?.push(run.wallMs);
+      cpu[v]?.push(Number(run.stdoutText) / 1000);
     }
   }
-  return samples.map((s) => summarize(s));
+  return variants.map((_, v) => ({ wall: summarize(wall[v] ?? []), cpu: summarize(cpu[v] ?? []) }));
 }
 
 function ms(s: Summary): string {
@@ -201,6 +216,7 @@ export async function runBundleBench(options: BundleBenchOptions): Promise<Secti
   const figures: Figure[] = [];
   const notes = [constructDrift()];
   const summary: string[] = [];
+  const nodeOptions = new Set<string>();
 
   for (const entry of entries) {
     const name = basename(entry, '.ts');
@@ -230,6 +246,7 @@ export async function runBundleBench(options: BundleBenchOptions): Promise<Secti
 
     // As deployed: the template's NODE_OPTIONS (if any); the other variant toggles source maps only.
     const deployedOptions = measured.env.NODE_OPTIONS;
+    nodeOptions.add(deployedOptions ?? '(none)');
     const deployedMaps = (deployedOptions ?? '').split(/\s+/).includes(SOURCE_MAPS_FLAG);
     const envDeployed = envWith(measured.env, deployedOptions);
     const envToggled = envWith(measured.env, withSourceMaps(deployedOptions, !deployedMaps));
@@ -254,9 +271,9 @@ export async function runBundleBench(options: BundleBenchOptions): Promise<Secti
     const requireScript = `require(${JSON.stringify(outfile)})`;
     const [bare, asDeployed, toggled] = await coldStarts(
       [
-        { label: "node -e ''", args: ['-e', ''], env: envBare },
-        { label: 'require(bundle) as deployed', args: ['-e', requireScript], env: envDeployed },
-        { label: 'require(bundle), source maps toggled', args: ['-e', requireScript], env: envToggled },
+        { label: "node -e ''", script: '', env: envBare },
+        { label: 'require(bundle) as deployed', script: requireScript, env: envDeployed },
+        { label: 'require(bundle), source maps toggled', script: requireScript, env: envToggled },
       ],
       options.requireRuns,
     );
@@ -277,38 +294,38 @@ export async function runBundleBench(options: BundleBenchOptions): Promise<Secti
         unit: '',
         detail: topContributors(result.metafile, outfile, 5),
       },
-      { metric: "bare node -e ''", value: num(bare.median, 1), unit: 'ms', detail: ms(bare) },
       {
-        metric: `${name}: cold require${deployedTag(false)}`,
-        value: num(plain.median, 1),
+        metric: "bare node -e ''",
+        value: num(bare.wall.median, 1),
         unit: 'ms',
-        detail: `${ms(plain)}; ${ratio(plain, bare)} bare node`,
-      },
-      {
-        metric: `${name}: cold require / bare node`,
-        value: num(plain.median / bare.median, 2),
-        unit: '×',
-        detail: `p90 ${num(plain.p90 / bare.p90, 2)}×; cost over bare node ${num(plain.median - bare.median, 1)} ms`,
-      },
-      {
-        metric: `${name}: cold require, ${SOURCE_MAPS_FLAG}${deployedTag(true)}`,
-        value: num(sourceMaps.median, 1),
-        unit: 'ms',
-        detail: `${ms(sourceMaps)}; ${ratio(sourceMaps, bare)} bare node`,
-      },
-      {
-        metric: `${name}: cold require / bare node, source maps`,
-        value: num(sourceMaps.median / bare.median, 2),
-        unit: '×',
-        detail: `p90 ${num(sourceMaps.p90 / bare.p90, 2)}×; cost over bare node ${num(sourceMaps.median - bare.median, 1)} ms`,
+        detail: `${ms(bare.wall)}; CPU ${ms(bare.cpu)}`,
       },
     );
-    summary.push(
-      `${name} ${ratio(deployedMaps ? sourceMaps : plain, bare)}${deployedMaps ? ' with source maps' : ''}`,
-    );
+    for (const [label, run, maps] of [
+      ['cold require', plain, false],
+      [`cold require, ${SOURCE_MAPS_FLAG}`, sourceMaps, true],
+    ] as const) {
+      figures.push(
+        {
+          metric: `${name}: ${label}${deployedTag(maps)}`,
+          value: num(run.wall.median, 1),
+          unit: 'ms',
+          detail: `${ms(run.wall)}; cost over bare node ${num(run.wall.median - bare.wall.median, 1)} ms; CPU ${ms(run.cpu)}`,
+        },
+        {
+          metric: `${name}: ${label} / bare node`,
+          value: num(run.wall.median / bare.wall.median, 2),
+          unit: '×',
+          detail: `wall: median ${ratio(run.wall, bare.wall)}; CPU time: median ${ratio(run.cpu, bare.cpu)}`,
+        },
+      );
+    }
+    const shipped = deployedMaps ? sourceMaps : plain;
+    summary.push(`${name} ${ratio(shipped.wall, bare.wall)}, CPU ${ratio(shipped.cpu, bare.cpu)}`);
   }
+  const deployedOptionsNote = ` (NODE_OPTIONS ${[...nodeOptions].join(', ')})`;
   notes.push(
-    `cold require / bare node as deployed (issue 13 goal: ≤ 2×): ${summary.join('; ')}`,
+    `cold require / bare node as deployed${deployedOptionsNote}, wall (issue 13 goal: ≤ 2×) and CPU time: ${summary.join('; ')}`,
     `esbuild ${esbuildVersion}; bundles in ${OUT_DIR}; ${options.requireRuns} interleaved samples per variant, ` +
       'wall time from spawn to exit of `node -e "require(\'<bundle>\')"`: the require and everything the entry does ' +
       "at load (environment parsing and validation, client construction), as Lambda's init phase runs it. Each " +
