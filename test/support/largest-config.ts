@@ -234,6 +234,8 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
     organization: {
       id: padded('o-', Math.min(maxAt('organization.id'), 'o-'.length + 32), 'a'),
       managementAccountId: '999988887777',
+      // The same hub account as the deployability test's -c hubAccount (two different ones are refused).
+      hubAccountId: '123456789012',
       targets: Array.from({ length: maxAt('organization.targets') }, (_v, i) => ouId(`t${i}`)),
       excludeAccounts: Array.from({ length: maxAt('organization.excludeAccounts') }, (_v, i) =>
         String(100000000000 + i),
