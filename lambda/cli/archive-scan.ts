@@ -2,6 +2,7 @@ import {
   DEFAULT_READ_LIMITS,
   describeJsonError,
   type Entry,
+  type InflateBuffer,
   type InputFile,
   type InputProblem,
   InputReadError,
@@ -112,6 +113,16 @@ export interface ScanOptions {
   signal?: AbortSignal;
   /** Tests: see STREAM_JSON_ABOVE_BYTES. */
   streamAboveBytes?: number;
+  /**
+   * Read and decompress a whole file in this thread (loadBytes' `sync`): for worker threads, which wait for it
+   * anyway. The main thread (--jobs 1) reads asynchronously, so that the next files decompress meanwhile.
+   */
+  syncRead?: boolean;
+  /**
+   * With syncRead: the memory gzip files are inflated into, used again for each file (see InflateBuffer). The
+   * caller scans one file at a time with it: a file's bytes are overwritten by the next one's.
+   */
+  inflateBuffer?: InflateBuffer;
 }
 
 /**
@@ -438,25 +449,28 @@ function skipWs(b: Uint8Array, i: number): number {
   }
 }
 
-/** The index of the quote closing the string opened at `i`, or -1. */
-function stringEnd(b: Uint8Array, i: number): number {
-  const len = b.length;
-  let k = i + 1;
+/**
+ * The index of the quote closing the string whose body starts at `from` (just past its opening quote), or -1.
+ * Most of a CloudTrail file's bytes are inside strings: they are skipped by Buffer.indexOf (native) rather than
+ * looked at one by one (a quarter less time for the whole split, measured on the replay benchmark's archive).
+ */
+function closingQuote(b: Buffer, from: number): number {
+  let at = from;
   for (;;) {
-    while (k < len && b[k] !== QUOTE) k++;
-    if (k >= len) return -1;
+    const q = b.indexOf(QUOTE, at);
+    if (q < 0) return -1;
     let n = 0;
-    while (b[k - 1 - n] === BACKSLASH) n++;
-    if (n % 2 === 0) return k;
-    k += 1;
+    while (b[q - 1 - n] === BACKSLASH) n++;
+    if (n % 2 === 0) return q;
+    at = q + 1;
   }
 }
 
 /** The index just past the JSON value starting at `i` (structure only, not validated), or -1. */
-function valueEnd(b: Uint8Array, i: number): number {
+function valueEnd(b: Buffer, i: number): number {
   const c = b[i];
   if (c === QUOTE) {
-    const e = stringEnd(b, i);
+    const e = closingQuote(b, i + 1);
     return e < 0 ? -1 : e + 1;
   }
   if (c === OPEN_BRACE || c === OPEN_BRACKET) {
@@ -465,7 +479,7 @@ function valueEnd(b: Uint8Array, i: number): number {
     while (j < b.length) {
       const d = b[j];
       if (d === QUOTE) {
-        const e = stringEnd(b, j);
+        const e = closingQuote(b, j + 1);
         if (e < 0) return -1;
         j = e + 1;
         continue;
@@ -494,7 +508,8 @@ function valueEnd(b: Uint8Array, i: number): number {
  * structure without decoding or parsing it; null when it is not such a document (or is broken: JSON.parse then
  * says where). Works on UTF-8 bytes: JSON's structural characters never occur inside a multi-byte character.
  */
-export function splitRecords(b: Uint8Array): number[] | null {
+export function splitRecords(bytes: Uint8Array): number[] | null {
+  const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let i = skipWs(b, hasBom(b) ? 3 : 0);
   if (b[i] !== OPEN_BRACE) return null;
   i = skipWs(b, i + 1);
@@ -502,7 +517,7 @@ export function splitRecords(b: Uint8Array): number[] | null {
   if (b[i] === CLOSE_BRACE) return null;
   for (;;) {
     if (b[i] !== QUOTE) return null;
-    const keyEnd = stringEnd(b, i);
+    const keyEnd = closingQuote(b, i + 1);
     if (keyEnd < 0) return null;
     const isRecords = isAscii(b, i + 1, keyEnd, RECORDS_KEY);
     i = skipWs(b, keyEnd + 1);
@@ -670,6 +685,8 @@ export async function scanFile(
       maxBytes: limits.maxFileBytes,
       onProgress: options.onProgress,
       signal: options.signal,
+      sync: options.syncRead,
+      scratch: options.inflateBuffer,
     });
     if ('error' in loaded) scan.problem(null, loaded.error);
     else scan.document(loaded.bytes);

@@ -1,6 +1,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { type FileScan, type ScanFilter, scanFile } from './archive-scan';
-import { type InputFile, messageOf, type ReadLimits } from './inputs';
+import { InflateBuffer, type InputFile, messageOf, type ReadLimits } from './inputs';
 
 /**
  * A replay scan worker: scans the files it is sent (read, gunzip, cheap test, parse the candidates) one at a
@@ -31,6 +31,8 @@ const PROGRESS_MS = 250;
 const port = parentPort;
 if (port === null) throw new Error('archive-worker-main must run in a worker thread');
 const { filter, limits } = workerData as WorkerSetup;
+/** Files are scanned one at a time (see below): each is inflated into the memory of the one before. */
+const inflateBuffer = new InflateBuffer();
 
 async function scanOne(request: ScanRequest, to: NonNullable<typeof port>): Promise<void> {
   let last = 0;
@@ -45,7 +47,7 @@ async function scanOne(request: ScanRequest, to: NonNullable<typeof port>): Prom
     response = {
       kind: 'result',
       id: request.id,
-      scan: await scanFile(request.file, filter, { limits, onProgress }),
+      scan: await scanFile(request.file, filter, { limits, onProgress, syncRead: true, inflateBuffer }),
     };
   } catch (err) {
     response = { kind: 'error', id: request.id, error: messageOf(err) };

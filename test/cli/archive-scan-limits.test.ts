@@ -1,7 +1,20 @@
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { MAX_JSON_DEPTH, nestingExceeds, scanFile } from '../../lambda/cli/archive-scan';
-import { type InputFile, invalidUtf8, MiB } from '../../lambda/cli/inputs';
+import {
+  type FileScan,
+  MAX_JSON_DEPTH,
+  nestingExceeds,
+  type ScanOptions,
+  scanFile,
+} from '../../lambda/cli/archive-scan';
+import {
+  gunzipChunkSize,
+  InflateBuffer,
+  type InputFile,
+  inflateInto,
+  invalidUtf8,
+  MiB,
+} from '../../lambda/cli/inputs';
 import { parseReadBounds, REPLAY_FILTER } from '../../lambda/cli/replay';
 import { createKeyRecord, removeTempDirs, tempDir, writeFile } from './helpers';
 
@@ -114,6 +127,136 @@ describe('scanFile: the file limit', () => {
       [1, []],
       [0, [`more than ${limit} bytes once decompressed (--max-file-size): not read`]],
     ]);
+  });
+});
+
+/** The gzip bytes with the trailer's ISIZE (the size it claims to inflate to) replaced. */
+function withIsize(gz: Buffer, isize: number): Buffer {
+  const out = Buffer.from(gz);
+  out.writeUInt32LE(isize >>> 0, out.length - 4);
+  return out;
+}
+
+describe('scanFile: the gzip trailer is only a hint', () => {
+  it('sizes the output from ISIZE, within what the file can inflate to and the file limit', () => {
+    // Prepare
+    const gz = gzipSync(Buffer.alloc(3 * MiB, 'a'));
+
+    // Act / Assess: one byte more than announced (never a second chunk); never under 1 MiB; a claim past
+    // deflate's ratio or the limit is not believed.
+    expect(gunzipChunkSize(gz, 512 * MiB)).toBe(3 * MiB + 1);
+    expect(gunzipChunkSize(withIsize(gz, 10), 512 * MiB)).toBe(MiB);
+    expect(gunzipChunkSize(withIsize(gz, 0xffffffff), 512 * MiB)).toBe(gz.length * 1032);
+    expect(gunzipChunkSize(gz, 2 * MiB)).toBe(2 * MiB + 1);
+    expect(gunzipChunkSize(Buffer.from([0x1f, 0x8b]), 512 * MiB)).toBe(MiB);
+  });
+
+  it("reads a multi-member gzip file whole (its trailer gives only the last member's size)", async () => {
+    // Prepare: over 3 MiB of records (more than one 1 MiB chunk), gzipped as a large member and a small one.
+    const records: Array<Record<string, unknown>> = Array.from({ length: 3000 }, (_, i) => ({
+      ...createKeyRecord('2026-11-20T09:00:00Z', `svc-${i}`, `ACCAHINT${String(i).padStart(12, '0')}`),
+      pad: 'x'.repeat(900),
+    }));
+    const text = Buffer.from(JSON.stringify({ Records: records }));
+    expect(text.length).toBeGreaterThan(3 * MiB);
+    const cut = text.length - 100;
+    const gz = Buffer.concat([gzipSync(text.subarray(0, cut)), gzipSync(text.subarray(cut))]);
+    expect(gunzipChunkSize(gz, 512 * MiB)).toBe(MiB);
+    const file = input(tempDir(), 'members.json.gz', gz);
+
+    // Act: in this thread's pool (--jobs 1), synchronously, and into reused memory (as worker threads read)
+    const scans = [
+      await scanFile(file, REPLAY_FILTER),
+      await scanFile(file, REPLAY_FILTER, { syncRead: true }),
+      await scanFile(file, REPLAY_FILTER, { syncRead: true, inflateBuffer: new InflateBuffer() }),
+    ];
+
+    // Assess
+    for (const scan of scans) {
+      expect(scan.problems).toEqual([]);
+      expect(scan.records).toBe(3000);
+      expect(scan.entries.map((e) => e.value.eventID)).toEqual(records.map((r) => r.eventID));
+    }
+  });
+
+  it.each([
+    ['too small', 1],
+    ['too large', 0xfffffff0],
+  ])('refuses a file whose ISIZE is forged (%s), and still stops a bomb at the limit', async (_, isize) => {
+    // Prepare: a bomb of 16 MiB against an 8 MiB limit.
+    const dir = tempDir();
+    const text = JSON.stringify({
+      Records: [createKeyRecord('2026-11-20T09:00:00Z', 'svc-a', 'ACCAHINT0001')],
+    });
+    const forged = input(dir, 'forged.json.gz', withIsize(gzipSync(text), isize));
+    const bomb = input(dir, 'bomb.json.gz', withIsize(gzipSync(Buffer.alloc(16 * MiB, ' ')), isize));
+    const limits = { maxFileBytes: 8 * MiB, maxRecordBytes: MiB };
+
+    // Act: asynchronously, synchronously, and into reused memory (worker threads)
+    const scans: FileScan[] = [];
+    const modes: ScanOptions[] = [
+      { limits },
+      { limits, syncRead: true },
+      { limits, syncRead: true, inflateBuffer: new InflateBuffer() },
+    ];
+    for (const mode of modes) {
+      scans.push(await scanFile(forged, REPLAY_FILTER, mode));
+      scans.push(await scanFile(bomb, REPLAY_FILTER, mode));
+    }
+
+    // Assess: zlib checks the trailer against what it inflated.
+    const expected = [
+      ['forged.json.gz: cannot decompress (gzip): incorrect length check'],
+      ['bomb.json.gz: more than 8 MiB once decompressed (--max-file-size): not read'],
+    ];
+    expect(scans.map((s) => s.problems.map((p) => `${p.path}: ${p.reason}`))).toEqual([
+      ...expected,
+      ...expected,
+      ...expected,
+    ]);
+  });
+});
+
+describe('inflateInto: whole files into reused memory (worker threads)', () => {
+  it('inflates each file into the memory of the one before, and refuses truncated and non-gzip input', () => {
+    // Prepare
+    const scratch = new InflateBuffer();
+    const a = Buffer.alloc(2 * MiB + 5, 'a');
+    const b = Buffer.alloc(MiB + 7, 'b');
+    const gzA = gzipSync(a);
+
+    // Act
+    const first = Buffer.from(inflateInto(gzA, 512 * MiB, scratch));
+    const memory = scratch.buffer;
+    const second = inflateInto(gzipSync(b), 512 * MiB, scratch);
+
+    // Assess: the same bytes as zlib's gunzip, in the same memory (the first file's bytes are overwritten).
+    expect(first.equals(a)).toBe(true);
+    expect(second.equals(b)).toBe(true);
+    expect(memory).not.toBeNull();
+    expect(scratch.buffer).toBe(memory);
+    expect(second.buffer === (memory as Buffer).buffer).toBe(true);
+    expect(() => inflateInto(gzA.subarray(0, gzA.length - 100), 512 * MiB, scratch)).toThrow(
+      'unexpected end of file',
+    );
+    expect(() => inflateInto(Buffer.from('not gzip at all'), 512 * MiB, scratch)).toThrow(
+      'incorrect header check',
+    );
+    // After an error the memory still serves the next file.
+    expect(inflateInto(gzipSync(b), 512 * MiB, scratch).equals(b)).toBe(true);
+  });
+
+  it('grows the memory for a file larger than its trailer says, and stops at the limit', () => {
+    // Prepare: two members (the trailer tells only the last one's size)
+    const whole = Buffer.alloc(5 * MiB, 'x');
+    const members = Buffer.concat([gzipSync(whole.subarray(0, 5 * MiB - 10)), gzipSync(whole.subarray(-10))]);
+
+    // Act / Assess
+    expect(inflateInto(members, 512 * MiB, new InflateBuffer()).equals(whole)).toBe(true);
+    expect(inflateInto(members, 5 * MiB, new InflateBuffer()).equals(whole)).toBe(true);
+    expect(() => inflateInto(members, 5 * MiB - 1, new InflateBuffer())).toThrow(
+      expect.objectContaining({ code: 'ERR_BUFFER_TOO_LARGE' }),
+    );
   });
 });
 
