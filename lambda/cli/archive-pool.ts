@@ -16,7 +16,8 @@ import { DEFAULT_READ_LIMITS, type InputFile, messageOf, type ReadLimits } from 
  * Scans replay's input files on several cores: decompression, the cheap test and parsing run in worker
  * threads, one file per task. Results come back in input order whatever finishes first, so the output (and
  * every problem line) is the same for any number of jobs. Memory is bounded by the files in flight: at most
- * two per worker, plus the results waiting for an earlier file.
+ * two per worker, plus the results waiting for an earlier file (a few files' worth, or up to AHEAD_FILES small
+ * ones).
  *
  * No file can stop the run: whatever goes wrong while scanning a file (its worker crashes or exits, its result
  * cannot be passed back, it makes no progress for `stallMs`) fails that file with a problem naming it, and the
@@ -32,6 +33,14 @@ import { DEFAULT_READ_LIMITS, type InputFile, messageOf, type ReadLimits } from 
 const WORKER_ENTRY = join(__dirname, 'archive-worker.js');
 /** Files queued per worker, so a worker never waits for the main thread between two files. */
 const PER_WORKER = 2;
+/**
+ * How far past the file awaited (the next in input order) workers may go while the results waiting hold few
+ * entries and problems: a large file then does not leave the other workers idle, nor does the main thread's
+ * start (opening the store) while workers begin. Results are usually small (a file's few candidates), so the
+ * memory this holds is bounded by AHEAD_ITEMS, not by the files.
+ */
+const AHEAD_FILES = 256;
+const AHEAD_ITEMS = 10_000;
 /** In-process (--jobs 1): files read and decompressed ahead of the one being scanned (overlapped I/O). */
 const READ_AHEAD = 2;
 
@@ -192,10 +201,19 @@ async function* withWorkers(
   let yielded = 0;
   const window = count * PER_WORKER;
 
+  /** Entries and problems of the results waiting in `done`. */
+  let held = 0;
+  const sizeOf = (scan: FileScan) => scan.entries.length + scan.problems.length;
   const finish = (id: number, scan: FileScan) => {
     watchdog.forget(id);
-    if (id >= yielded && !done.has(id)) done.set(id, scan);
+    if (id >= yielded && !done.has(id)) {
+      done.set(id, scan);
+      held += sizeOf(scan);
+    }
   };
+  /** A file may be sent within the window, or further ahead while the results waiting are small. */
+  const mayStart = (id: number) =>
+    id < yielded + window || (id < yielded + AHEAD_FILES && held < AHEAD_ITEMS);
   const fail = (id: number, reason: string) => finish(id, failedScan(files[id] as InputFile, reason));
   const requeue = (id: number) => {
     let at = 0;
@@ -209,7 +227,7 @@ async function* withWorkers(
 
   const dispatch = () => {
     for (const slot of slots) {
-      while (slot.queue.length < PER_WORKER && todo.length > 0 && (todo[0] as number) < yielded + window) {
+      while (slot.queue.length < PER_WORKER && todo.length > 0 && mayStart(todo[0] as number)) {
         const id = todo.shift() as number;
         slot.worker.postMessage({ id, file: files[id] as InputFile } satisfies ScanRequest);
         slot.queue.push(id);
@@ -292,6 +310,7 @@ async function* withWorkers(
         continue;
       }
       done.delete(yielded);
+      held -= sizeOf(scan);
       const file = files[yielded] as InputFile;
       yielded += 1;
       dispatch();

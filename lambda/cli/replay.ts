@@ -40,7 +40,7 @@ import {
 } from '../domain/usage-pipeline';
 import type { BearerUse, UsageAggregate, UsageSource } from '../domain/usage-types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
-import { DEFAULT_STALL_MS, defaultJobs, scanFiles } from './archive-pool';
+import { DEFAULT_STALL_MS, defaultJobs, type ScannedFile, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
 import { inWindow, logFileTime, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
 import {
@@ -257,7 +257,43 @@ interface CollectOptions {
  * matter are counted from their raw text without being parsed (archive-scan.ts); candidates are validated here.
  * Bearer-token calls are folded at once into per-minute aggregates (UsageFolder), never kept one by one.
  */
-async function collect(paths: readonly string[], io: CliIO, options: CollectOptions): Promise<Collected> {
+/** The inputs found, and their scan already begun. */
+interface StartedScan {
+  discovered: Awaited<ReturnType<typeof discoverInputs>>;
+  results: AsyncGenerator<ScannedFile>;
+  /** The first result, asked for at once: that starts the workers (and the first reads). */
+  first: Promise<IteratorResult<ScannedFile>>;
+}
+
+/**
+ * Finds the inputs and starts scanning them before the store is opened: the workers start, and read and
+ * decompress the first files, while this thread loads and opens the embedded store (most of replay's fixed
+ * cost). Nothing is reported yet: collect() reports in input order once the store is open.
+ */
+async function startScan(
+  paths: readonly string[],
+  io: CliIO,
+  options: Pick<CollectOptions, 'window' | 'jobs' | 'bounds'>,
+): Promise<StartedScan> {
+  const discovered = await discoverInputs(paths, io.cwd, options.window);
+  const results = scanFiles(discovered.files, REPLAY_FILTER, options.jobs, options.bounds);
+  const first = results.next();
+  // Awaited by collect(), or dropped by stopScan() when the store cannot be opened.
+  first.catch(() => {});
+  return { discovered, results, first };
+}
+
+/** Stops a scan that will not be collected (its workers are terminated). */
+async function stopScan(started: StartedScan | null): Promise<void> {
+  if (started === null) return;
+  try {
+    await started.results.return(undefined);
+  } catch {
+    // Nothing of it is reported: the run is already failing for another reason.
+  }
+}
+
+async function collect(started: StartedScan, io: CliIO, options: CollectOptions): Promise<Collected> {
   const totals: Collected['totals'] = {
     filesRead: 0,
     filesWithErrors: 0,
@@ -273,7 +309,7 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
     problem(io, where(p), p.reason);
   };
 
-  const { files, problems: missing, skippedByDate } = await discoverInputs(paths, io.cwd, options.window);
+  const { files, problems: missing, skippedByDate } = started.discovered;
   for (const p of missing) report(p);
   totals.filesWithErrors += missing.length;
   totals.filesSkipped = skippedByDate;
@@ -291,7 +327,9 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
   let unusable = 0;
   const usage = new UsageFolder(options.countedThrough);
   try {
-    for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, options.jobs, options.bounds)) {
+    const { results } = started;
+    for (let next = await started.first; !next.done; next = await results.next()) {
+      const { file, scan } = next.value;
       progress.fileDone(file.bytes);
       totals.filesRead += 1;
       if (scan.problems.length > 0) totals.filesWithErrors += 1;
@@ -370,6 +408,8 @@ async function collect(paths: readonly string[], io: CliIO, options: CollectOpti
     }
   } finally {
     progress.stop();
+    // A throw above leaves the scan unfinished: its workers are stopped (a finished scan ignores this).
+    await stopScan(started);
   }
   return { events, totals, problems, bearerCandidates, usage, unusable };
 }
@@ -757,9 +797,18 @@ export async function runReplay(
     problem(io, `store ${storeArg}`, messageOf(err));
     return EXIT_INPUT;
   }
+  let started: StartedScan;
+  try {
+    started = await startScan(paths, io, { window, jobs, bounds });
+  } catch (err) {
+    unlock();
+    failure(io, `replay failed: ${messageOf(err)}`);
+    return EXIT_FAILURE;
+  }
   try {
     store = await startEmbeddedDynamo({ path: storeDir });
   } catch (err) {
+    await stopScan(started);
     unlock();
     problem(io, `store ${storeArg}`, `cannot open (${messageOf(err)})`);
     return EXIT_INPUT;
@@ -771,7 +820,7 @@ export async function runReplay(
       usageTableDefinition(REPLAY_TABLES.usageTable),
     ]);
     const countedThrough = await usageCountedThrough(store);
-    const collected = await collect(paths, io, {
+    const collected = await collect(started, io, {
       window,
       jobs,
       bounds,
@@ -924,6 +973,7 @@ export async function runReplay(
     failure(io, `replay failed: ${messageOf(err)}`);
     return EXIT_FAILURE;
   } finally {
+    await stopScan(started);
     await closeStore(store, unlock, io, storeArg);
   }
 }

@@ -72,6 +72,29 @@ describe('scanFiles with workers: a failing worker fails its file, never the run
     },
   );
 
+  it('keeps the other workers busy past a file that holds up the output order', async () => {
+    // Prepare: the first file never answers; 12 small files follow.
+    const later = Array.from({ length: 12 }, (_, i) => `f${i}.json`);
+    const files = inputs('stall.json', ...later);
+    const answered: Array<[string, number]> = [];
+    let givenUpAt = 0;
+
+    // Act
+    for await (const { file, scan } of scanFiles(files, REPLAY_FILTER, 2, {
+      workerEntry: HOSTILE_WORKER,
+      stallMs: 1000,
+    })) {
+      if (file.display === 'stall.json') givenUpAt = Date.now();
+      else answered.push([file.display, (scan as FileScan & { answeredAt: number }).answeredAt]);
+    }
+
+    // Assess: all but the file queued behind the stalled one (sent again to a new worker) were scanned while the
+    // output waited for the first; with a window of two files per worker only three could be.
+    expect(answered.map(([name]) => name)).toEqual(later);
+    const ahead = answered.filter(([, at]) => at < givenUpAt).length;
+    expect(ahead).toBeGreaterThanOrEqual(later.length - 1);
+  });
+
   it('survives every kind of failure in one run', async () => {
     // Prepare
     const files = inputs('deep.json', 'a.json', 'crash.json', 'b.json', 'exit.json', 'stall.json', 'c.json');

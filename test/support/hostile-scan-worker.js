@@ -23,6 +23,8 @@ parentPort.on('message', (request) => {
   if (name.includes('exit')) process.exit(3);
   if (name.includes('crash')) throw new Error('boom in the worker');
   const scan = scanOf();
+  // When it was answered, for the pool's look-ahead test (an extra field, passed back untouched).
+  scan.answeredAt = Date.now();
   if (name.includes('deep')) {
     let value = { eventName: 'bottom' };
     for (let i = 0; i < 5000; i++) value = { a: value };
