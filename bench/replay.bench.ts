@@ -19,8 +19,13 @@ import { mib, num, progress, renderTable, type Section, summarize } from './repo
  */
 
 const ROOT = resolve(__dirname, '..');
-/** Another checkout's CLI can be measured (e.g. a clean `git archive` of a commit): BENCH_KEYGUARD_CLI. */
-const CLI = resolve(process.env.BENCH_KEYGUARD_CLI ?? join(ROOT, 'bin', 'keyguard.js'));
+/**
+ * The CLI bundle itself (what bin/keyguard.js runs when it is fresh), built by `npm run bench` before the
+ * benchmarks: bin/keyguard.js would switch to the TypeScript sources through tsx as soon as a source file is
+ * edited during the run (the working tree is shared), which measures another program. Another checkout's CLI
+ * can be measured (e.g. a clean `git archive` of a commit): BENCH_KEYGUARD_CLI.
+ */
+const CLI = resolve(process.env.BENCH_KEYGUARD_CLI ?? join(ROOT, 'dist', 'keyguard.js'));
 
 /** The IAM event names replay follows (lambda/cli/replay.ts): the jq filter selects on the same list. */
 export const REPLAY_EVENT_NAMES: readonly string[] = [
@@ -28,6 +33,9 @@ export const REPLAY_EVENT_NAMES: readonly string[] = [
   ...USER_TAG_EVENTS,
   ...USER_LIFECYCLE_EVENTS,
 ];
+
+/** Processes (`xargs -P`) and replay workers (`--jobs`) of the parallel rows: issue 13 compares them at two. */
+const PARALLEL = 2;
 
 /** Inflates every file of a NUL-separated list (argv[1]) with zlib, discarding the output; prints the bytes. */
 const NODE_GUNZIP = [
@@ -142,7 +150,21 @@ function replayTotals(stderr: string): { read: number; relevant: number } | null
   return m ? { read: Number(m[1]), relevant: Number(m[2]) } : null;
 }
 
-function renderRows(rows: readonly Row[], archive: Archive): string {
+/** Median wall seconds of a row. */
+function medianWall(row: Row): number {
+  return summarize(row.runs.map((r) => r.wallMs / 1000)).median;
+}
+
+/** The row's throughput as a multiple of the reference row's (same bytes: the ratio of their wall times). */
+function ratio(row: Row, reference: Row | undefined): string {
+  return reference === undefined ? 'n/a' : `${num(medianWall(reference) / medianWall(row), 2)}×`;
+}
+
+/**
+ * `references`: the rows every other row is compared with (issue 13: replay vs one zcat and vs `xargs -P 2
+ * zcat`), as throughput ratios from the same run.
+ */
+function renderRows(rows: readonly Row[], archive: Archive, references: readonly Row[]): string {
   const m = archive.manifest;
   const body = rows.map((row) => {
     const wall = summarize(row.runs.map((r) => r.wallMs / 1000));
@@ -161,6 +183,7 @@ function renderRows(rows: readonly Row[], archive: Archive): string {
       num(wall.median, 2),
       num(mib(m.uncompressedBytes) / wall.median, 1),
       num(mib(m.compressedBytes) / wall.median, 1),
+      ...references.map((r) => ratio(row, r)),
       num(m.records / wall.median),
       cpu ? num(cpu.median, 1) : 'n/a',
       cpu ? num(mib(m.uncompressedBytes) / cpu.median, 1) : 'n/a',
@@ -170,12 +193,13 @@ function renderRows(rows: readonly Row[], archive: Archive): string {
     ];
   });
   return renderTable(
-    `same ${num(m.files.length)} files, same run (wall time spawn→exit; MiB/s over the archive's uncompressed and gzip bytes; CPU = user+sys of the whole tree)`,
+    `same ${num(m.files.length)} files, same run (wall time spawn→exit; MiB/s over the archive's uncompressed and gzip bytes; × zcat: throughput as a multiple of that row's, from the same run; CPU = user+sys of the whole tree)`,
     [
       'tool',
       'wall s',
       'MiB/s',
       'gzip MiB/s',
+      ...references.map((r) => `× ${r.tool.replace(' > /dev/null', '').replace(' (1 process)', '')}`),
       'records/s',
       'CPU s',
       'MiB/CPU s',
@@ -198,7 +222,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
     // File list for xargs: NUL-separated paths relative to the archive, in delivery order.
     const list = join(work, 'files.list');
     await writeFile(list, `${archive.files.map((f) => relative(archive.dir, f)).join('\0')}\0`);
-    const perBatch = Math.max(1, Math.ceil(archive.files.length / (cores * 8)));
+    const perBatch = Math.max(1, Math.ceil(archive.files.length / (PARALLEL * 8)));
     const rows: Row[] = [];
 
     // zcat first: it also brings the archive into the page cache, so no later row pays for disk reads.
@@ -208,14 +232,19 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
       runs: [await sh(`xargs -0 -a ${shellQuote(list)} zcat > /dev/null`, archive.dir)],
       checks: [],
     });
-    progress(`replay: xargs -P ${cores} zcat`);
+    // Two processes, as `--jobs 2` has two workers (issue 13 compares them); -n spreads the files in batches.
+    progress(`replay: xargs -P ${PARALLEL} zcat`);
     rows.push({
-      tool: `xargs -P ${cores} zcat > /dev/null`,
+      tool: `xargs -P ${PARALLEL} zcat > /dev/null`,
       runs: [
-        await sh(`xargs -0 -a ${shellQuote(list)} -P ${cores} -n ${perBatch} zcat > /dev/null`, archive.dir),
+        await sh(
+          `xargs -0 -a ${shellQuote(list)} -P ${PARALLEL} -n ${perBatch} zcat > /dev/null`,
+          archive.dir,
+        ),
       ],
       checks: [],
     });
+    const references = rows.slice(0, 2);
     // zcat is GNU gzip's inflate; Node (and so keyguard) uses zlib's, which is faster: this row is the floor
     // for a single-threaded Node reader.
     progress('replay: node zlib gunzipSync (1 thread)');
@@ -255,8 +284,8 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
 
     const variants: Array<{ label: string; jobs: number | null }> = support.jobs
       ? [
-          { label: 'keyguard replay (default --jobs)', jobs: null },
           { label: 'keyguard replay --jobs 1', jobs: 1 },
+          { label: `keyguard replay --jobs ${PARALLEL}`, jobs: PARALLEL },
         ]
       : [{ label: 'keyguard replay (no --jobs support)', jobs: null }];
     const totals: string[] = [];
@@ -293,7 +322,7 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
       });
     }
 
-    const table = renderRows(rows, archive);
+    const table = renderRows(rows, archive, references);
     const regions = new Map<string, number>();
     for (const f of m.files) regions.set(f.region, (regions.get(f.region) ?? 0) + f.uncompressedBytes);
     const sizes = m.files.map((f) => f.uncompressedBytes).sort((a, b) => a - b);
@@ -333,6 +362,14 @@ export async function runReplayBench(options: ReplayBenchOptions): Promise<Secti
           unit: 's',
           detail: `${m.generationWorkers} worker threads; ${archive.generatedSeconds === null ? 'cached for this run' : 'generated in this run'}`,
         },
+        ...rows
+          .filter((r) => r.tool.startsWith('keyguard replay'))
+          .map((r) => ({
+            metric: r.tool.replace('keyguard ', ''),
+            value: ratio(r, references[0]).replace('×', ''),
+            unit: '× zcat',
+            detail: `${ratio(r, references[1])} xargs -P ${PARALLEL} zcat (throughput, same run; issue 13's goal ≥ 1.5× zcat)`,
+          })),
         {
           metric: 'key events planted',
           value: num(m.keyEvents),
