@@ -30,9 +30,10 @@ export async function scanFilesOnWorkers(
   setup: FileScanSetup,
   local: (file: string) => PooledScan,
   each: (index: number, scan: PooledScan) => void,
+  workerEntry = WORKER_ENTRY,
 ): Promise<void> {
   const workers = Array.from({ length: Math.max(0, Math.min(jobs, files.length) - 1) }, () => {
-    const worker = new Worker(WORKER_ENTRY, { workerData: setup });
+    const worker = new Worker(workerEntry, { workerData: setup });
     worker.unref();
     return worker;
   });

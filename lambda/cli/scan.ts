@@ -46,6 +46,8 @@ export interface ScanDeps {
   /** Characters kept between chunks; defaults to the longest key's text. */
   overlap?: number;
   stdin?: () => AsyncIterable<Buffer | string>;
+  /** Tests: another entry for the `--jobs` workers (scan-pool.ts). */
+  scanWorkerEntry?: string;
   /** The git executable (spawned directly, no shell). */
   gitBinary: string;
   version: string;
@@ -162,21 +164,30 @@ class ScanRun {
         return { ok: false, error };
       }
     };
-    await scanFilesOnWorkers(
-      files.map((f) => f.full),
-      jobs,
-      setup,
-      local,
-      (index, scan) => {
-        const { shown } = files[index] as { shown: string };
-        if (scan.ok) {
-          this.take(scan.result.findings, shown);
-          this.count(scan.result);
-        } else {
-          this.fail(shown, reason(scan.error));
-        }
-      },
-    );
+    let taken = 0;
+    try {
+      await scanFilesOnWorkers(
+        files.map((f) => f.full),
+        jobs,
+        setup,
+        local,
+        (index, scan) => {
+          const { shown } = files[index] as { shown: string };
+          taken = index + 1;
+          if (scan.ok) {
+            this.take(scan.result.findings, shown);
+            this.count(scan.result);
+          } else {
+            this.fail(shown, reason(scan.error));
+          }
+        },
+        this.deps.scanWorkerEntry,
+      );
+    } catch (err) {
+      // A worker that crashed or exited loses nothing: the files not yet taken are scanned here, in order.
+      problem(this.io, 'scan', `a worker thread failed (${reason(err)}): scanning the rest in-process`);
+      for (const f of files.slice(taken)) this.scanFile(f.full, f.shown);
+    }
   }
 
   /** Scans a file or a folder's files (`sink`: what to do with each file; default: scan it here and now). */

@@ -520,6 +520,25 @@ describe('keyguard scan --jobs (issue 13: files spread over worker threads)', ()
     expect(one.stderr).toContain('1 binary searched as bytes');
   });
 
+  it('scans in-process what a worker that exits left, losing no file and printing the same findings', async () => {
+    // Prepare
+    const dir = project();
+    for (let i = 0; i < 12; i += 1) writeFile(join(dir, 'more', `f${i}.txt`), `k=${i % 2 ? LONG : SHORT}\n`);
+    const exiting = join(REPO, 'test', 'support', 'exiting-scan-worker.js');
+
+    // Act
+    const inProcess = await scan(dir, ['.'], { format: 'json', jobs: 1 });
+    const broken = await scan(dir, ['.'], { format: 'json', jobs: 2 }, { scanWorkerEntry: exiting });
+
+    // Assess
+    expect(broken.stdout).toBe(inProcess.stdout);
+    expect(lines(broken.stdout)).toHaveLength(17);
+    expect(broken.stderr).toContain(
+      'keyguard: scan: a worker thread failed (a scan worker exited with code 3)',
+    );
+    expect(broken.code).toBe(1);
+  });
+
   it.each(['0', '-1', '1.5', 'many'])('refuses --jobs %s, naming the option and the value', async (jobs) => {
     // Prepare
     const dir = project();
