@@ -15,7 +15,7 @@ import type { ScanFileRequest, ScanFileResponse } from './scan-worker-main';
  * (whose __dirname is dist/) dist/scan-worker.js, its own bundle (scripts/build-cli.mjs).
  */
 const WORKER_ENTRY = join(__dirname, 'scan-worker.js');
-const PER_WORKER = 2;
+const PER_WORKER = 8;
 const AHEAD = 512;
 
 export type PooledScan = { ok: true; result: FileScanResult } | { ok: false; error: unknown };
