@@ -1,5 +1,9 @@
+import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { Template } from 'aws-cdk-lib/assertions';
 import { buildApp } from '../../lib/app';
 import { emptyDir, resourcesOf } from './helpers';
@@ -69,5 +73,97 @@ test("bundles are built from the packages' ES module builds, tree-shaken, with s
       id,
       locales: map.sources.filter((s) => /node_modules\/zod\/.*locales\/(?!en\.)/.test(s)),
     }).toEqual({ id, locales: [] });
+  }
+});
+
+/** Runs `node -e script` with exactly `env`, asynchronously (the loopback server answers in this process). */
+function runNode(
+  script: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['-e', script], { env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b) => {
+      stdout += b;
+    });
+    child.stderr.on('data', (b) => {
+      stderr += b;
+    });
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+test("the archive function's bundle, loaded and invoked as Lambda does, writes a decision to S3 through the bundled SDK", async () => {
+  // Prepare: a loopback S3 that records each request and answers as PutObject does.
+  const requests: Array<{ method?: string; url?: string; headers: IncomingHttpHeaders; body: string }> = [];
+  const s3 = createServer((req, res) => {
+    let body = '';
+    req.on('data', (b) => {
+      body += b;
+    });
+    req.on('end', () => {
+      requests.push({ method: req.method, url: req.url, headers: req.headers, body });
+      res.writeHead(200, { ETag: '"0123456789abcdef"' });
+      res.end();
+    });
+  });
+  await new Promise<void>((r) => s3.listen(0, '127.0.0.1', () => r()));
+  const bundle = bundles.find((b) => b.id.startsWith('AuditIntegrityArchiveFunction'));
+  if (!bundle) throw new Error('the archive function was not bundled');
+  const item = {
+    pk: '111122223333#ACCABUNDLEDKEY000001',
+    sk: '2026-12-07T11:59:00.000Z/event/e-1',
+    accountId: '111122223333',
+    keyId: 'ACCABUNDLEDKEY000001',
+    action: 'ALLOW',
+  };
+  const event = {
+    Records: [
+      {
+        eventID: 'ev-1',
+        eventName: 'INSERT',
+        dynamodb: {
+          SequenceNumber: '1',
+          Keys: marshall({ pk: item.pk, sk: item.sk }),
+          NewImage: marshall(item),
+        },
+      },
+    ],
+  };
+  const script =
+    `require(${JSON.stringify(join(bundle.dir, 'index.js'))}).handler(${JSON.stringify(event)})` +
+    '.then((r) => process.stdout.write(JSON.stringify(r)))';
+  try {
+    // Act
+    const run = await runNode(script, {
+      PATH: process.env.PATH ?? '',
+      NODE_OPTIONS: '--enable-source-maps',
+      AWS_REGION: 'us-east-1',
+      AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
+      AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(s3.address() as AddressInfo).port}`,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      ARCHIVE_BUCKET_NAME: 'keyguard-archive',
+      ARCHIVE_RETENTION_DAYS: '30',
+    });
+    // Assess: one locked, checksummed PutObject of the decision, and no failed record.
+    expect({ code: run.code, stderr: run.stderr, result: JSON.parse(run.stdout || 'null') }).toEqual({
+      code: 0,
+      stderr: '',
+      result: { batchItemFailures: [] },
+    });
+    expect(requests).toHaveLength(1);
+    const [put] = requests;
+    expect(put?.method).toBe('PUT');
+    expect(decodeURIComponent(put?.url ?? '')).toContain('ACCABUNDLEDKEY000001');
+    expect(put?.headers['x-amz-object-lock-mode']).toBe('COMPLIANCE');
+    expect(put?.headers['if-none-match']).toBe('*');
+    expect(put?.headers['x-amz-checksum-sha256']).toEqual(expect.any(String));
+    expect(put?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE\//);
+    expect(JSON.parse(put?.body ?? '')).toEqual(expect.objectContaining({ keyId: 'ACCABUNDLEDKEY000001' }));
+  } finally {
+    s3.close();
   }
 });
