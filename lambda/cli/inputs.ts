@@ -12,6 +12,7 @@ import {
   read,
   readFile,
   readFileSync,
+  readSync,
   type Stats,
 } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
@@ -562,6 +563,28 @@ export async function loadBytes(
  */
 export class InflateBuffer {
   buffer: Buffer | null = null;
+  /** The file as read (gzip bytes, or the text of a plain file), in memory used again likewise. */
+  input: Buffer | null = null;
+}
+
+/** Reads the rest of a file (`size` bytes expected, more if it grew) into `scratch`'s input memory. */
+function readInto(fd: number, size: number, scratch: InflateBuffer): Buffer {
+  let buf = scratch.input;
+  // One byte more than expected: the read that finds the end needs no larger buffer.
+  if (buf === null || buf.length < size + 1) buf = Buffer.allocUnsafe(Math.max(size + 1, 64 * 1024));
+  let n = 0;
+  for (;;) {
+    if (n === buf.length) {
+      const grown = Buffer.allocUnsafe(buf.length * 2);
+      buf.copy(grown, 0, 0, n);
+      buf = grown;
+    }
+    const got = readSync(fd, buf, n, buf.length - n, null);
+    if (got === 0) break;
+    n += got;
+  }
+  scratch.input = buf.length > KEEP_INFLATE_BYTES ? null : buf;
+  return buf.subarray(0, n);
 }
 
 /** An InflateBuffer grown past this is not kept after its file (one huge file must not hold memory for good). */
@@ -667,7 +690,7 @@ function loadBytesSync(
       return { error: `${new InputTooLargeError(options.maxBytes, false).message}: not read` };
     let buf: Buffer;
     try {
-      buf = readFileSync(fd);
+      buf = options.scratch ? readInto(fd, size, options.scratch) : readFileSync(fd);
     } catch (err) {
       return { error: `cannot read: ${reasonOf(err)}` };
     }

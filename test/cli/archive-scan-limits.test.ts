@@ -246,6 +246,36 @@ describe('inflateInto: whole files into reused memory (worker threads)', () => {
     expect(inflateInto(gzipSync(b), 512 * MiB, scratch).equals(b)).toBe(true);
   });
 
+  it('scans files one after another in the same memory, a shorter one after a longer, plain or gzipped', async () => {
+    // Prepare
+    const dir = tempDir();
+    const log = (n: number) =>
+      JSON.stringify({
+        Records: Array.from({ length: n }, (_, i) =>
+          createKeyRecord('2026-11-20T09:00:00Z', `svc-${i}`, `ACCAREUSE${String(i).padStart(11, '0')}`),
+        ),
+      });
+    const files = [
+      input(dir, 'long.json', log(40)),
+      input(dir, 'short.json', log(3)),
+      input(dir, 'long.json.gz', gzipSync(log(40))),
+      input(dir, 'short.json.gz', gzipSync(log(3))),
+    ];
+    const inflateBuffer = new InflateBuffer();
+
+    // Act
+    const scans: FileScan[] = [];
+    for (const f of files) scans.push(await scanFile(f, REPLAY_FILTER, { syncRead: true, inflateBuffer }));
+
+    // Assess: nothing of the longer file is read after the shorter one.
+    expect(scans.map((s) => [s.records, s.entries.length, s.problems])).toEqual([
+      [40, 40, []],
+      [3, 3, []],
+      [40, 40, []],
+      [3, 3, []],
+    ]);
+  });
+
   it('grows the memory for a file larger than its trailer says, and stops at the limit', () => {
     // Prepare: two members (the trailer tells only the last one's size)
     const whole = Buffer.alloc(5 * MiB, 'x');
