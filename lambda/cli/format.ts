@@ -69,7 +69,11 @@ export function renderTable(header: readonly string[], cells: readonly (readonly
   return [line(header.map(visible)), ...rows.map(line)].join('\n');
 }
 
-export function decisionTable(rows: readonly DecisionRow[]): string {
+/**
+ * `policyVersion`: the policy of this run; a decision on record from an earlier run under another policy says which
+ * (`earlier run, policy <version>`): it was not re-evaluated.
+ */
+export function decisionTable(rows: readonly DecisionRow[], policyVersion?: string): string {
   const header = [
     'EVENT TIME',
     'EVENT',
@@ -90,7 +94,11 @@ export function decisionTable(rows: readonly DecisionRow[]): string {
     actionLabel(d),
     d.violations.length ? d.violations.map((v) => v.code).join(',') : '-',
     ownerLabel(d),
-    duplicate ? 'earlier run' : 'new',
+    duplicate
+      ? policyVersion === undefined || d.policyVersion === policyVersion
+        ? 'earlier run'
+        : `earlier run, policy ${d.policyVersion}`
+      : 'new',
   ]);
   return renderTable(header, body);
 }
@@ -127,6 +135,8 @@ export interface ReplayTotals {
   owners: number;
   mode: string;
   policyVersion: string;
+  /** Decisions shown that were made under another policy (earlier runs), per policy version; absent: none. */
+  otherPolicies?: Map<string, number>;
   configSource: string;
   store: string;
   /** Flow 3; null when the inputs hold no Bedrock calls at all (the line is left out). */
@@ -206,8 +216,25 @@ export function summaryText(t: ReplayTotals): string {
   lines.push(
     `Owners that would be notified: ${t.owners} (${t.notices} notice${t.notices === 1 ? '' : 's'}; nothing was sent)`,
   );
-  lines.push(
-    `Mode ${t.mode}: enforcement is planned, never applied, in replay. Policy ${visible(t.policyVersion)} (${visible(t.configSource)}); store ${visible(t.store)}`,
-  );
+  const other = [...(t.otherPolicies ?? new Map<string, number>()).values()].reduce((a, b) => a + b, 0);
+  if (other === 0) {
+    lines.push(
+      `Mode ${t.mode}: enforcement is planned, never applied, in replay. Policy ${visible(t.policyVersion)} (${visible(t.configSource)}); store ${visible(t.store)}`,
+    );
+  } else {
+    // Decisions on record stay what the policy that made them decided: this run's policy must not be named as theirs.
+    const made = decisions - other;
+    const policies = t.otherPolicies ?? new Map<string, number>();
+    const under =
+      policies.size === 1
+        ? `policy ${visible([...policies.keys()][0] ?? '')}`
+        : counts(policies, (k) => `policy ${visible(k)}`).replace(/ (\d+)(,|$)/g, ' ($1)$2');
+    const were = other === 1 ? 'was' : 'were';
+    lines.push(
+      `Mode ${t.mode}: enforcement is planned, never applied, in replay. Store ${visible(t.store)}`,
+      `Policy ${visible(t.policyVersion)} (${visible(t.configSource)}) made ${made} of the decisions shown; ` +
+        `${other} ${were} made earlier under ${under} and ${were} not re-evaluated`,
+    );
+  }
   return lines.join('\n');
 }

@@ -937,6 +937,20 @@ export async function runReplay(
 
     const byAction = new Map<string, number>();
     for (const r of rows) bump(byAction, r.decision.action);
+    // A decision on record stays what the policy that made it decided: one made under another policy is shown as
+    // such, never as this policy's (`keyguard preview` shows what this policy would change).
+    const otherPolicies = new Map<string, number>();
+    for (const r of rows)
+      if (r.decision.policyVersion !== version) bump(otherPolicies, r.decision.policyVersion);
+    const other = [...otherPolicies.values()].reduce((a, b) => a + b, 0);
+    if (other > 0) {
+      io.stderr.write(
+        `keyguard: warning: ${other} decision${other === 1 ? '' : 's'} shown ${other === 1 ? 'was' : 'were'} made earlier ` +
+          `under another policy (${[...otherPolicies.keys()].join(', ')}), not under ${version}: replay does not ` +
+          'decide again what is on record; to see what this policy would change, run keyguard preview --config ' +
+          'with it, or replay into a new --store\n',
+      );
+    }
     const totals: ReplayTotals = {
       ...collected.totals,
       decisionsByAction: byAction,
@@ -946,6 +960,7 @@ export async function runReplay(
       owners: new Set(notifier.notices.map((n) => n.attributes.owner)).size,
       mode: config.mode,
       policyVersion: version,
+      otherPolicies,
       configSource,
       store: storeArg,
       usage:
@@ -957,7 +972,7 @@ export async function runReplay(
     if (options.json) {
       if (!options.quiet) io.stderr.write(`${summary}\n`);
     } else {
-      if (rows.length > 0) io.stdout.write(`${decisionTable(rows)}\n\n`);
+      if (rows.length > 0) io.stdout.write(`${decisionTable(rows, version)}\n\n`);
       else io.stdout.write('No decisions: the inputs hold no events about Bedrock API keys.\n\n');
       if (!options.quiet) io.stdout.write(`${summary}\n`);
     }
