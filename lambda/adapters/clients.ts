@@ -11,6 +11,9 @@ import { SQSClient } from '@aws-sdk/client-sqs';
  */
 export const SDK_MAX_ATTEMPTS = 6;
 
+/** The retry settings every client below is built with, for a client built elsewhere (loaded on first use). */
+export const RETRY_POLICY = { maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' } as const;
+
 /** IAM is global; its endpoint is in us-east-1. */
 export const IAM_REGION = 'us-east-1';
 
@@ -32,5 +35,5 @@ export function dynamoClient(): DynamoDBClient {
 }
 
 export function sqsClient(): SQSClient {
-  return new SQSClient({ maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+  return new SQSClient({ ...RETRY_POLICY });
 }

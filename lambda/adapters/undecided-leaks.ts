@@ -1,4 +1,4 @@
-import { SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
+import { SendMessageCommand, SQSClient, type SQSClientConfig } from '@aws-sdk/client-sqs';
 import {
   UNDECIDED_MESSAGE_TYPE,
   type UndecidedLeakBatch,
@@ -30,4 +30,14 @@ export class SqsUndecidedLeaks implements UndecidedLeakSink {
       );
     }
   }
+}
+
+/**
+ * The queue with its own SQS client (`retry`: clients.ts's RETRY_POLICY). The leak function imports this module only
+ * when a batch has findings it could not decide (lambda/handlers/leak.ts), so that the SQS client is neither loaded
+ * nor built at a cold start. Kept free of clients.ts: a module imported from one reached through `import()` is
+ * initialised lazily too, with every client it imports (esbuild), so importing it here would defeat the deferral.
+ */
+export function undecidedLeaksQueue(queueUrl: string, retry: SQSClientConfig): SqsUndecidedLeaks {
+  return new SqsUndecidedLeaks(new SQSClient(retry), queueUrl);
 }

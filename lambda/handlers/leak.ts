@@ -2,11 +2,11 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
 import { BedrockKeyProbe } from '../adapters/bedrock-key-probe';
-import { dynamoClient, iamClient, SDK_MAX_ATTEMPTS, snsClient, sqsClient } from '../adapters/clients';
+import { dynamoClient, iamClient, RETRY_POLICY, SDK_MAX_ATTEMPTS, snsClient } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
 import { governedAccountsFromEnv } from '../adapters/governed-accounts';
-import { SqsUndecidedLeaks } from '../adapters/undecided-leaks';
 import { usageStoreFromEnv } from '../adapters/usage-store';
+import type { UndecidedLeakSink } from '../domain/leak-undecided';
 import { CONFIG_ENV, parsePolicy } from '../shared/config';
 import { requireEnv } from '../shared/env';
 import { createLeakHandler } from './leak-handler';
@@ -28,6 +28,24 @@ const organization = governedAccountsFromEnv(env, {
   hubAccountId: governedAccountId,
   hubIam: iam,
 });
+
+const undecidedQueueUrl = requireEnv(env, 'UNDECIDED_LEAKS_QUEUE_URL');
+let undecidedQueue: UndecidedLeakSink | undefined;
+/**
+ * The undecided-leaks queue is written only when a finding could not be decided, which most invocations never see
+ * (most log batches hold no key, and most keys are decided): its adapter and SQS client are loaded and built on
+ * first use, not at every cold start. A `require` inside the function: esbuild initialises the module it names (and
+ * the SQS client it alone imports) only when that line runs; test/lib/leak-bundle-load.test.ts checks the bundle.
+ * The first batch that needs it pays for it instead.
+ */
+const undecided: UndecidedLeakSink = {
+  record: async (batch) => {
+    undecidedQueue ??= (
+      require('../adapters/undecided-leaks') as typeof import('../adapters/undecided-leaks')
+    ).undecidedLeaksQueue(undecidedQueueUrl, RETRY_POLICY);
+    return undecidedQueue.record(batch);
+  },
+};
 
 export const handler = createLeakHandler({
   config,
@@ -56,6 +74,6 @@ export const handler = createLeakHandler({
   // is authenticated by the found key alone and needs no permission of the function's role.
   verifier: new BedrockKeyProbe({ region: requireEnv(env, 'AWS_REGION') }),
   // Findings not decided, as redacted records (the function has no failure destination: it would hold the lines).
-  undecided: new SqsUndecidedLeaks(sqsClient(), requireEnv(env, 'UNDECIDED_LEAKS_QUEUE_URL')),
+  undecided,
   ...(usage ? { usage } : {}),
 });
