@@ -142,6 +142,12 @@ function isConditionalCheckFailed(err: unknown): boolean {
   );
 }
 
+function addId(ids: Map<string, Set<string>>, pk: string, id: string): void {
+  const set = ids.get(pk);
+  if (set) set.add(id);
+  else ids.set(pk, new Set([id]));
+}
+
 function toLink(item: Record<string, unknown>): ChainLink {
   return {
     seq: Number(item.seq),
@@ -245,13 +251,74 @@ type ReadInput = {
   ExpressionAttributeValues?: Record<string, unknown>;
 };
 
+/**
+ * What a store that this process alone writes holds, read once (see DynamoAuditLog.soleWriter) and then kept up to
+ * date by the log's own writes.
+ */
+interface SoleWriterIndex {
+  /** Every known-key item, as stored, by `<accountId>#<keyId>`. */
+  knownKeys: Map<string, KnownKey>;
+  /** Per decision partition, the ids of the decisions in it. */
+  decisionIds: Map<string, Set<string>>;
+  /** The chain partitions holding at least one link. */
+  chains: Set<string>;
+  /** Per chain partition, its last link, once read or written. */
+  heads: Map<string, ChainLink>;
+}
+
+/** An item as the document client gives it back (undefined values left out, at any depth), as a copy. */
+function asStored<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
 export class DynamoAuditLog implements AuditLog {
+  private index: SoleWriterIndex | null = null;
+
   constructor(
     private readonly doc: DynamoDBDocumentClient,
     private readonly names: AuditTableNames,
   ) {}
 
+  /**
+   * For a store that only this process writes while it runs (`keyguard replay`'s local store, held by its lock):
+   * reads the known keys and the keys of the decisions table once, then answers the reads that the pipeline makes
+   * per decision from memory: a known key, whether a decision id is on record (its item is still read when it is),
+   * a chain's head and a partition's decision ids. Writes still go to the store, conditions included. Returns
+   * every known key. Never for a shared table (the deployed functions): another writer's items would be missed.
+   */
+  async soleWriter(): Promise<KnownKey[]> {
+    const known = await this.allKnownKeys();
+    const index: SoleWriterIndex = {
+      knownKeys: new Map(known.map((k) => [decisionPk(k.accountId, k.keyId), k])),
+      decisionIds: new Map(),
+      chains: new Set(),
+      heads: new Map(),
+    };
+    let start: Record<string, unknown> | undefined;
+    do {
+      const res = await this.doc.send(
+        new ScanCommand({
+          TableName: this.names.decisionsTable,
+          ProjectionExpression: '#pk, #sk',
+          ExpressionAttributeNames: { '#pk': 'pk', '#sk': 'sk' },
+          ExclusiveStartKey: start,
+          ConsistentRead: true,
+        }),
+      );
+      for (const item of res.Items ?? []) {
+        const pk = String(item.pk);
+        if (pk === DIGEST_PK) continue;
+        if (pk.startsWith(CHAIN_PK_PREFIX)) index.chains.add(pk);
+        else addId(index.decisionIds, pk, String(item.sk));
+      }
+      start = res.LastEvaluatedKey;
+    } while (start);
+    this.index = index;
+    return known;
+  }
+
   async getDecision(accountId: string, keyId: string, decisionId: string): Promise<Decision | null> {
+    if (this.index && !this.index.decisionIds.get(decisionPk(accountId, keyId))?.has(decisionId)) return null;
     const res = await this.doc.send(
       new GetCommand({
         TableName: this.names.decisionsTable,
@@ -288,9 +355,11 @@ export class DynamoAuditLog implements AuditLog {
       if (!isConditionalCheckFailed(err)) throw err;
       const existing = await this.getDecisionItem(decision.accountId, decision.keyId, decision.decisionId);
       if (!existing) throw err;
+      if (this.index) addId(this.index.decisionIds, String(item.pk), decision.decisionId);
       await this.chain(decision.accountId, decision.keyId, decision.decisionId, existing, true);
       return { decision: toDecision(existing), duplicate: true };
     }
+    if (this.index) addId(this.index.decisionIds, String(item.pk), decision.decisionId);
     await this.chain(decision.accountId, decision.keyId, decision.decisionId, item, false);
     return { decision, duplicate: false };
   }
@@ -325,9 +394,12 @@ export class DynamoAuditLog implements AuditLog {
             ConditionExpression: 'attribute_not_exists(pk)',
           }),
         );
+        this.index?.chains.add(pk);
+        this.index?.heads.set(pk, toLink(asStored(link) as unknown as Record<string, unknown>));
         return;
       } catch (err) {
         if (!isConditionalCheckFailed(err)) throw err;
+        this.index?.heads.delete(pk);
         // Someone else took this sequence number, possibly for this very decision.
         check = true;
         await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 5 * (attempt + 1))));
@@ -338,6 +410,9 @@ export class DynamoAuditLog implements AuditLog {
 
   /** The last link of a chain partition, or null (consistent read). */
   private async chainHead(pk: string): Promise<ChainLink | null> {
+    const cached = this.index?.heads.get(pk);
+    if (cached) return cached;
+    if (this.index && !this.index.chains.has(pk)) return null;
     const res = await this.doc.send(
       new QueryCommand({
         TableName: this.names.decisionsTable,
@@ -349,7 +424,9 @@ export class DynamoAuditLog implements AuditLog {
       }),
     );
     const item = res.Items?.[0];
-    return item ? toLink(item) : null;
+    const head = item ? toLink(item) : null;
+    if (head) this.index?.heads.set(pk, head);
+    return head;
   }
 
   private async findLink(pk: string, decisionId: string): Promise<boolean> {
@@ -390,6 +467,7 @@ export class DynamoAuditLog implements AuditLog {
 
   /** The ids of the decisions in a key's partition (keys only). */
   private async decisionIds(accountId: string, keyId: string): Promise<string[]> {
+    if (this.index) return [...(this.index.decisionIds.get(decisionPk(accountId, keyId)) ?? [])];
     const items = await this.queryItems({
       TableName: this.names.decisionsTable,
       KeyConditionExpression: 'pk = :pk',
@@ -544,6 +622,10 @@ export class DynamoAuditLog implements AuditLog {
   }
 
   async getKnownKey(accountId: string, keyId: string): Promise<KnownKey | null> {
+    if (this.index) {
+      const known = this.index.knownKeys.get(decisionPk(accountId, keyId));
+      return known ? asStored(known) : null;
+    }
     const res = await this.doc.send(
       new GetCommand({ TableName: this.names.keysTable, Key: { accountId, keyId }, ConsistentRead: true }),
     );
@@ -553,6 +635,7 @@ export class DynamoAuditLog implements AuditLog {
   async putKnownKey(key: KnownKey): Promise<void> {
     const item = boundItem({ ...key }, `key ${key.accountId} ${key.keyId}`, ['accountId', 'keyId']);
     await this.doc.send(new PutCommand({ TableName: this.names.keysTable, Item: item }));
+    this.index?.knownKeys.set(decisionPk(key.accountId, key.keyId), asStored(item) as unknown as KnownKey);
   }
 
   /** Every key the store knows (all pages). For the embedded store of `keyguard replay`; a full scan. */

@@ -840,8 +840,10 @@ export async function runReplay(
 
     const directory = new ReplayDirectory();
     const audit = new DynamoAuditLog(store.doc, REPLAY_TABLES);
-    // Continue from an earlier run on this store: its keys exist unless these logs say otherwise.
-    for (const known of await audit.allKnownKeys()) {
+    // Continue from an earlier run on this store: its keys exist unless these logs say otherwise. The store is
+    // this run's alone (locked), so the audit log reads what it holds once and answers the per-decision reads
+    // (known key, decision on record, chain head) from memory: on a fresh store, 3 requests a decision instead of 7.
+    for (const known of await audit.soleWriter()) {
       if (known.status === 'Deleted') continue;
       const { keyId, userName, status, createdAt, expiresAt } = known;
       directory.seed(known.accountId, { keyId, userName, status, createdAt, expiresAt });

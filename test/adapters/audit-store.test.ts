@@ -3,6 +3,7 @@ import { DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-
 import { mockClient } from 'aws-sdk-client-mock';
 import { BY_OWNER_INDEX, DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { verifyKeyChain } from '../../lambda/domain/audit-chain';
 import type { Decision } from '../../lambda/domain/types';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 
@@ -360,5 +361,109 @@ describe('DynamoAuditLog.findDecisions: which DynamoDB read it makes', () => {
       TableName: TABLES.decisionsTable,
       FilterExpression: '#at <= :until AND #action = :action',
     });
+  });
+});
+
+describe('DynamoAuditLog.soleWriter: the store of keyguard replay, written by one process under its lock', () => {
+  /** The same writes through an ordinary log and through a sole-writer log, each on its own store. */
+  async function twoStores(): Promise<{ plain: EmbeddedDynamo; sole: EmbeddedDynamo }> {
+    return { plain: await startTestDynamo(), sole: await startTestDynamo() };
+  }
+  /** The commands a document client sends, by name. */
+  function sent(doc: DynamoDBDocumentClient): string[] {
+    const names: string[] = [];
+    doc.middlewareStack.add(
+      (next, context) => async (args) => {
+        names.push(String(context.commandName));
+        return next(args);
+      },
+      { step: 'initialize' },
+    );
+    return names;
+  }
+  /** Items without the fields that hold the wall-clock time of chaining (and the hashes that cover it). */
+  async function items(db: EmbeddedDynamo): Promise<Record<string, unknown>[]> {
+    const all: Record<string, unknown>[] = [
+      ...(await scanAll(db, TABLES.decisionsTable)),
+      ...(await scanAll(db, TABLES.keysTable)).map((k) => ({ table: 'keys', ...k })),
+    ];
+    return all
+      .map(({ chainedAt, hash, prevHash, chainHour, ...rest }) => rest)
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  }
+
+  it('writes exactly what the ordinary log writes, and reads nothing per decision on a fresh store', async () => {
+    const { plain, sole } = await twoStores();
+    try {
+      // An earlier run left a decision (chained) and the key's state in both stores.
+      const earlier = decision({
+        decisionId: '2026-11-20T09:31:02.000Z/event/e-1',
+        keyId: 'ACCAEXAMPLEKEYSOLE001',
+      });
+      const state = {
+        accountId: ACCOUNT,
+        keyId: earlier.keyId,
+        userName: 'svc-chatbot',
+        status: 'Active' as const,
+        createdAt: '2026-11-20T09:31:02.000Z',
+        expiresAt: null,
+        creator: null,
+        owner: 'team-chat@example.com',
+        lastDecisionId: earlier.decisionId,
+        lastDecisionAt: earlier.decidedAt,
+        lastAction: undefined,
+      };
+      for (const db of [plain, sole]) {
+        const log = new DynamoAuditLog(db.doc, TABLES);
+        await log.recordDecision(earlier);
+        await log.putKnownKey(state);
+      }
+
+      const ordinary = new DynamoAuditLog(plain.doc, TABLES);
+      const log = new DynamoAuditLog(sole.doc, TABLES);
+      expect(await log.soleWriter()).toEqual(await ordinary.allKnownKeys());
+      const requests = sent(sole.doc);
+      const later = decision({ decisionId: '2026-11-21T09:31:02.000Z/event/e-2', keyId: earlier.keyId });
+      const other = decision({
+        decisionId: '2026-11-21T10:00:00.000Z/event/e-3',
+        keyId: 'ACCAEXAMPLEKEYSOLE002',
+      });
+      for (const l of [ordinary, log]) {
+        // What the pipeline asks per decision: the key's state, whether the decision is on record, then records.
+        expect(await l.getKnownKey(ACCOUNT, earlier.keyId)).toEqual(
+          Object.fromEntries(Object.entries(state).filter(([, v]) => v !== undefined)),
+        );
+        expect(await l.getKnownKey(ACCOUNT, other.keyId)).toBeNull();
+        expect(await l.getDecision(ACCOUNT, later.keyId, later.decisionId)).toBeNull();
+        expect(await l.getDecision(ACCOUNT, earlier.keyId, earlier.decisionId)).toEqual(earlier);
+        expect(await l.recordDecision(later)).toEqual({ decision: later, duplicate: false });
+        expect(await l.recordDecision(other)).toEqual({ decision: other, duplicate: false });
+        expect(await l.recordDecision(later)).toEqual({ decision: later, duplicate: true });
+        await l.putKnownKey({ ...state, keyId: other.keyId, lastDecisionId: other.decisionId });
+        expect(await l.getKnownKey(ACCOUNT, other.keyId)).toMatchObject({ lastDecisionId: other.decisionId });
+        expect(await l.getDecision(ACCOUNT, other.keyId, other.decisionId)).toEqual(other);
+      }
+      const during = [...requests];
+
+      expect(await items(sole)).toEqual(await items(plain));
+      for (const keyId of [earlier.keyId, other.keyId]) {
+        const links = await log.chainLinks(ACCOUNT, keyId);
+        expect(verifyKeyChain(links, await log.decisionItems(ACCOUNT, keyId)).problems).toEqual([]);
+      }
+      // Reads sent: the items of decisions on record, the head of the chain that existed before (once), and the
+      // duplicate's chain lookup; every other read was answered from what soleWriter() read. Writes all went to
+      // the store, conditions included (the duplicate's put was refused by its condition).
+      expect(during.filter((n) => n !== 'PutItemCommand')).toEqual([
+        'GetItemCommand',
+        'QueryCommand',
+        'GetItemCommand',
+        'QueryCommand',
+        'GetItemCommand',
+      ]);
+      expect(during.filter((n) => n === 'PutItemCommand')).toHaveLength(6);
+    } finally {
+      await plain.close();
+      await sole.close();
+    }
   });
 });
