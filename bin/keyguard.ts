@@ -31,6 +31,7 @@ import {
   type ScanDeps,
   type ScanOptions,
 } from '../lambda/cli/scan';
+import { DEFAULT_EXCLUDED_FOLDERS } from '../lambda/cli/scan-exclude';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import { visible, visibleLines } from '../lambda/shared/visible-text';
 import pkg from '../package.json';
@@ -135,7 +136,19 @@ Output (never the key: a redacted form with at most the last 4 characters, and a
   json   one JSON object per line: path, line, column, kind, facts, redacted, fingerprint (and commit)
   sarif  SARIF 2.1.0 for GitHub code scanning
 A summary goes to stderr. Binary files (a NUL byte in the first 8 KB) are searched as bytes, UTF-16 files
-with a byte order mark are decoded; .git directories are skipped (--git scans the history).
+with a byte order mark are decoded.
+
+Excludes (.gitignore syntax): --exclude PATTERN and the lines of .keyguardignore in the current directory,
+matched against paths relative to it (and paths inside the repository for --git and --staged); a file named
+on the command line is always scanned. By default these folders are skipped, and the summary counts them:
+  ${DEFAULT_EXCLUDED_FOLDERS.join(', ')}
+--no-default-excludes scans them; a !pattern re-includes one (e.g. !vendor/).
+
+Git: --git scans every blob of every ref; --since-commit REV and --log-opts "..." scan only the blobs the
+selected commits add or change. --log-opts accepts revisions, -- paths and options that select commits
+(--all --branches --tags --remotes --since= --until= --author= --max-count= -n N --no-merges --first-parent
+…); anything else (--output, --ext-diff, -p, --format, -c…) is refused. --staged scans what the next commit
+would hold (whole staged files, not the working tree): pre-commit hook "keyguard" in .pre-commit-hooks.yaml.
 
 Files are scanned on --jobs worker threads (default: one per core); the output is the same for any --jobs.
 
@@ -151,6 +164,9 @@ Examples:
   $ keyguard scan .
   $ kubectl logs deploy/app | keyguard scan -
   $ keyguard scan --git --format sarif > keyguard.sarif
+  $ keyguard scan --git --since-commit origin/main --format sarif --output keyguard.sarif
+  $ keyguard scan --staged
+  $ keyguard scan . --exclude 'test/fixtures/' --exclude '*.snap'
 `;
 
 /** Adds --url (defaulting to KEYGUARD_APPROVALS_URL) and --account to an approvals command. */
@@ -408,6 +424,22 @@ export function buildProgram(
       new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'sarif']).default('text'),
     )
     .option('--git [repo]', 'also scan every blob reachable from any ref of this repository (default: .)')
+    .option('--since-commit <rev>', 'with --git: only the commits after this one (up to HEAD)')
+    .option(
+      '--log-opts <options>',
+      'with --git: git log options selecting the commits (an allow-list, see below)',
+    )
+    .option('--staged', "scan the index's staged content (git diff --cached), for a pre-commit hook")
+    .option(
+      '--exclude <pattern>',
+      'leave out paths matching this .gitignore-style pattern (repeatable)',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .option(
+      '--no-default-excludes',
+      'also scan .git, node_modules, vendor and the other default-excluded folders',
+    )
+    .option('-o, --output <file>', 'write the findings to this file instead of standard output')
     .option('--baseline <file>', 'ignore the findings whose fingerprints are in this file')
     .option('--write-baseline <file>', "write every finding's fingerprint to this file (exit 0)")
     .option('-j, --jobs <n>', 'files scanned in parallel, on worker threads; 1 = in-process (default: cores)')

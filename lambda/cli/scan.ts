@@ -9,7 +9,9 @@ import type { LeakKind, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { visible } from '../shared/visible-text';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { writeOutputFile } from './output-file';
+import { ExcludeError, Excludes } from './scan-exclude';
 import { FileScanner, type FileScanResult } from './scan-file';
+import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './scan-log-opts';
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
 
 /** `--jobs` when not given: one worker per core. */
@@ -37,6 +39,18 @@ export interface ScanOptions {
   writeBaseline?: string;
   /** Files scanned in parallel on worker threads (a number or its text, from the command line); 1: in-process. */
   jobs?: number | string;
+  /** .gitignore-syntax patterns of paths to leave out (scan-exclude.ts), besides `.keyguardignore`. */
+  exclude?: string[];
+  /** false (`--no-default-excludes`): scan node_modules, .git, vendor… too. */
+  defaultExcludes?: boolean;
+  /** With --git: only the commits after this one (up to HEAD, or the --log-opts revisions). */
+  sinceCommit?: string;
+  /** With --git: git log options selecting the commits (scan-log-opts.ts: an allow-list). */
+  logOpts?: string;
+  /** Scan the staged content of the index (`git diff --cached`), for a pre-commit hook. */
+  staged?: boolean;
+  /** Write the findings (text, json or sarif) to this file instead of standard output. */
+  output?: string;
 }
 
 export interface ScanDeps {
@@ -88,6 +102,7 @@ class ScanRun {
     private readonly deps: ScanDeps,
     private readonly baseline: ReadonlySet<string>,
     private readonly emit: (f: LocatedFinding) => void,
+    readonly excludes: Excludes,
   ) {
     const { overlap } = deps;
     this.files = new FileScanner({
@@ -205,11 +220,24 @@ class ScanRun {
       take(full, this.shownPath(full));
       return;
     }
-    await this.walk(full, take);
+    await this.walk(full, full, take);
   }
 
-  /** Directories in name order; `.git` is skipped (use --git for history); symbolic links are not followed. */
-  private async walk(dir: string, take: (full: string, shown: string) => void): Promise<void> {
+  /**
+   * The path the excludes match: relative to the working directory when inside it, else to the folder given
+   * (`root`), with `/` separators.
+   */
+  private matchPath(full: string, root: string): string {
+    const rel = relative(this.io.cwd, full);
+    const inside = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+    return (inside ? rel : relative(root, full)).split(sep).join('/');
+  }
+
+  /**
+   * Directories in name order; excluded paths (scan-exclude.ts: `.git`, node_modules… by default) are skipped
+   * before they are read or handed to a worker; symbolic links are not followed.
+   */
+  private async walk(root: string, dir: string, take: (full: string, shown: string) => void): Promise<void> {
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -221,9 +249,9 @@ class ScanRun {
     for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) {
-        if (e.name !== '.git') await this.walk(p, take);
+        if (!this.excludes.skip(`${this.matchPath(p, root)}/`)) await this.walk(root, p, take);
       } else if (e.isFile()) {
-        take(p, this.shownPath(p));
+        if (!this.excludes.skip(this.matchPath(p, root))) take(p, this.shownPath(p));
       }
     }
   }
@@ -257,26 +285,46 @@ class ScanRun {
    * is most of the work, and runs on as many cores); the first part's findings are taken as they come, the
    * others' kept until the parts before them are done, so the output is the same for any --jobs.
    */
-  async scanGit(repoArg: string, jobs: number): Promise<void> {
+  async scanGit(repoArg: string, jobs: number, range?: GitRange): Promise<void> {
     const repo = resolve(this.io.cwd, repoArg);
     const git = this.deps.gitBinary;
     try {
-      const [introduced, listing] = await Promise.all([
-        blobIntroductions(git, repo),
-        runGit(git, repo, ['rev-list', '--objects', '--all']),
-      ]);
       const blobs = new Map<string, string>();
-      for (const line of listing.split('\n')) {
-        const space = line.indexOf(' ');
-        if (space === -1) continue;
-        const sha = line.slice(0, space);
-        if (!blobs.has(sha)) blobs.set(sha, line.slice(space + 1));
+      let introduced: Map<string, { commit: string; path: string }>;
+      if (range) {
+        // A range: the blobs the selected commits add or change (as gitleaks and trufflehog scan a range).
+        if (range.sinceCommit !== undefined) {
+          await runGit(git, repo, [
+            'rev-parse',
+            '--verify',
+            '--quiet',
+            '--end-of-options',
+            `${range.sinceCommit}^{commit}`,
+          ]).catch(() => {
+            throw new GitError(`--since-commit ${visible(range.sinceCommit ?? '')}: no such commit`);
+          });
+        }
+        introduced = await blobIntroductions(git, repo, rangeArgs(range));
+      } else {
+        const [all, listing] = await Promise.all([
+          blobIntroductions(git, repo, ['--all']),
+          runGit(git, repo, ['rev-list', '--objects', '--all']),
+        ]);
+        introduced = all;
+        for (const line of listing.split('\n')) {
+          const space = line.indexOf(' ');
+          if (space === -1) continue;
+          const sha = line.slice(0, space);
+          if (!blobs.has(sha)) blobs.set(sha, line.slice(space + 1));
+        }
       }
-      const shas = [...blobs.keys()];
       const place = (sha: string) => {
         const where = introduced.get(sha);
         return { path: where?.path ?? blobs.get(sha) ?? sha, commit: where?.commit };
       };
+      const shas = [...new Set([...blobs.keys(), ...introduced.keys()])].filter(
+        (sha) => !this.excludes.skip(place(sha).path),
+      );
       const parts = Math.max(1, Math.min(jobs, Math.floor(shas.length / 64)));
       const kept: Array<Array<{ sha: string; findings: StreamFinding[]; scan?: ByteLeakScanner }>> = [];
       await Promise.all(
@@ -319,6 +367,59 @@ class ScanRun {
       this.fail(`git ${repoArg}`, reason(err));
     }
   }
+
+  /**
+   * The staged content of the index: each blob `git diff --cached` adds or changes (whole, as it would be
+   * committed, not the working tree's file), for a pre-commit hook. Excludes apply to the paths.
+   */
+  async scanStaged(repoArg: string): Promise<void> {
+    const repo = resolve(this.io.cwd, repoArg);
+    const git = this.deps.gitBinary;
+    try {
+      // Outside a repository `git diff` would compare files (--no-index) and fail on --cached: ask first.
+      await runGit(git, repo, ['rev-parse', '--git-dir']);
+      const raw = await runGit(git, repo, [
+        'diff',
+        '--cached',
+        '--raw',
+        '-z',
+        '--no-abbrev',
+        '--no-renames',
+        '--no-ext-diff',
+        '--no-textconv',
+        '--diff-filter=ACMT',
+      ]);
+      const staged = new Map<string, string>();
+      const fields = raw.split('\0');
+      for (let i = 0; i + 1 < fields.length; i += 2) {
+        const sha = (fields[i] ?? '').split(' ')[3];
+        const path = fields[i + 1] ?? '';
+        if (sha && !/^0+$/.test(sha) && !this.excludes.skip(path) && !staged.has(sha)) staged.set(sha, path);
+      }
+      await catBlobs(git, repo, [...staged.keys()], {
+        start: () => this.newByteScan(),
+        data: (scan, sha, bytes) => this.take(scan.write(bytes), staged.get(sha) ?? sha),
+        end: (scan, sha) => this.finishSource(scan, staged.get(sha) ?? sha),
+      });
+    } catch (err) {
+      this.fail(`git ${repoArg} (staged)`, reason(err));
+    }
+  }
+}
+
+/** `--since-commit` and `--log-opts`, checked. */
+export interface GitRange {
+  sinceCommit?: string;
+  selection?: LogSelection;
+}
+
+/** `git log` arguments for a range: allowed options, then revisions after --end-of-options, then paths. */
+function rangeArgs(range: GitRange): string[] {
+  const sel = range.selection ?? { options: [], revisions: [], paths: [], refSets: false };
+  const revisions = [...sel.revisions];
+  if (revisions.length === 0 && !sel.refSets) revisions.push('HEAD');
+  if (range.sinceCommit !== undefined) revisions.push(`^${range.sinceCommit}`);
+  return [...sel.options, '--end-of-options', ...revisions, '--', ...sel.paths];
 }
 
 /** A short reason for stderr (errno codes in words; `instanceof Error` is not used: errors may cross realms). */
@@ -358,10 +459,13 @@ function runGit(git: string, repo: string, args: string[]): Promise<string> {
 async function blobIntroductions(
   git: string,
   repo: string,
+  selection: string[],
 ): Promise<Map<string, { commit: string; path: string }>> {
+  // The selection goes last: it ends with --end-of-options and revisions when it comes from --log-opts.
   const log = await runGit(git, repo, [
     'log',
-    '--all',
+    '--no-ext-diff',
+    '--no-textconv',
     '--reverse',
     '--root',
     '--raw',
@@ -370,6 +474,7 @@ async function blobIntroductions(
     '--diff-filter=AMT',
     '--format=%x01%H',
     '-z',
+    ...selection,
   ]);
   const map = new Map<string, { commit: string; path: string }>();
   let commit = '';
@@ -607,8 +712,24 @@ export async function runScan(
     problem(io, 'scan', `unknown --format ${format} (text, json or sarif)`);
     return EXIT_INPUT;
   }
-  if (paths.length === 0 && !opts.git) {
-    problem(io, 'scan', 'give paths to scan, - for standard input, or --git');
+  if (paths.length === 0 && !opts.git && !opts.staged) {
+    problem(io, 'scan', 'give paths to scan, - for standard input, --git or --staged');
+    return EXIT_INPUT;
+  }
+  if ((opts.sinceCommit !== undefined || opts.logOpts !== undefined) && !opts.git) {
+    problem(io, 'scan', `${opts.sinceCommit !== undefined ? '--since-commit' : '--log-opts'} needs --git`);
+    return EXIT_INPUT;
+  }
+  let range: GitRange | undefined;
+  let excludes: Excludes;
+  try {
+    if (opts.sinceCommit !== undefined)
+      range = { sinceCommit: checkRevision('--since-commit', opts.sinceCommit) };
+    if (opts.logOpts !== undefined) range = { ...range, selection: parseLogOpts(opts.logOpts) };
+    excludes = Excludes.load(io.cwd, opts);
+  } catch (err) {
+    if (!(err instanceof LogOptsError || err instanceof ExcludeError)) throw err;
+    problem(io, 'scan', visible(err.message));
     return EXIT_INPUT;
   }
   const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
@@ -625,11 +746,15 @@ export async function runScan(
       return EXIT_INPUT;
     }
   }
+  // --output: the findings are kept and written at the end, in one go (output-file.ts), instead of streamed.
+  const kept: string[] = [];
+  const write =
+    opts.output === undefined ? (text: string) => io.stdout.write(text) : (text: string) => kept.push(text);
   const emit = (f: LocatedFinding) => {
-    if (format === 'text') io.stdout.write(`${textLine(f)}\n`);
-    else if (format === 'json') io.stdout.write(`${jsonLine(f)}\n`);
+    if (format === 'text') write(`${textLine(f)}\n`);
+    else if (format === 'json') write(`${jsonLine(f)}\n`);
   };
-  const run = new ScanRun(io, deps, baseline, emit);
+  const run = new ScanRun(io, deps, baseline, emit, excludes);
   if (jobs === 1) {
     for (const p of paths) {
       if (p === '-') await run.scanStdin();
@@ -654,9 +779,21 @@ export async function runScan(
     }
     await flush();
   }
-  if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git, jobs);
-  if (format === 'sarif')
-    io.stdout.write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
+  if (opts.staged) await run.scanStaged(typeof opts.git === 'string' ? opts.git : '.');
+  if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git, jobs, range);
+  if (format === 'sarif') write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
+  let outputFailed = false;
+  if (opts.output !== undefined) {
+    try {
+      writeOutputFile(resolve(io.cwd, opts.output), kept.join(''), {
+        display: opts.output,
+        forceOption: null,
+      });
+    } catch (err) {
+      problem(io, opts.output, `cannot write --output: ${reason(err)}`);
+      outputFailed = true;
+    }
+  }
 
   const counts = { LONG_TERM: 0, SHORT_TERM: 0 };
   for (const f of run.reported) counts[f.kind] += 1;
@@ -669,6 +806,7 @@ export async function runScan(
         ? `${run.invalidUtf8} invalid UTF-8 sequence${run.invalidUtf8 === 1 ? '' : 's'} read as U+FFFD in ` +
           `${run.invalidUtf8Sources} source${run.invalidUtf8Sources === 1 ? '' : 's'}; `
         : '') +
+      run.excludes.summary() +
       'suppressed: ' +
       `${run.suppressedInline} by keyguard:allow, ${run.suppressedBaseline} by baseline; ` +
       `${run.errors.length} error${run.errors.length === 1 ? '' : 's'}\n`,
@@ -690,6 +828,6 @@ export async function runScan(
     }
     return run.errors.length > 0 ? EXIT_INPUT : EXIT_OK;
   }
-  if (run.errors.length > 0) return EXIT_INPUT;
+  if (run.errors.length > 0 || outputFailed) return EXIT_INPUT;
   return run.reported.length > 0 ? EXIT_FOUND : EXIT_OK;
 }
