@@ -22,6 +22,7 @@ import {
 import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, runOrgInventory } from '../lambda/cli/inventory-org';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, guardedIO } from '../lambda/cli/io';
 import { registerPolicyCommand } from '../lambda/cli/policy';
+import { registerPreviewCommand } from '../lambda/cli/preview';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
 import { registerReportCommand } from '../lambda/cli/report';
 import {
@@ -451,6 +452,7 @@ export function buildProgram(
   registerPolicyCommand(program, io, setExitCode);
   registerAuditVerifyCommand(registerAuditCommand(program, io, setExitCode), io, setExitCode);
   registerReportCommand(program, io, setExitCode);
+  registerPreviewCommand(program, io, setExitCode);
 
   return program;
 }
