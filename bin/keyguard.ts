@@ -154,7 +154,9 @@ would hold (whole staged files, not the working tree): pre-commit hook "keyguard
 Files are scanned on --jobs worker threads (default: one per core); the output is the same for any --jobs.
 
 Allow-listing: a line containing keyguard:allow is not reported; --baseline FILE ignores known fingerprints
-(a JSON array of fingerprint strings, or the lines of --format json output).
+(a JSON array of fingerprint strings, or the lines of --format json output). Without --baseline,
+.keyguard-baseline.json in the current directory is read when it exists (the summary names it); a --baseline
+given that does not exist is an error.
 
 Exit codes:
   0  no key found (or --write-baseline written)

@@ -19,6 +19,9 @@ export function defaultScanJobs(): number {
   return Math.max(1, availableParallelism());
 }
 
+/** The baseline read when --baseline is not given, if it exists (in the current directory). */
+export const DEFAULT_BASELINE = '.keyguard-baseline.json';
+
 /** Keys were found (not in the baseline, not allowed inline). */
 export const EXIT_FOUND = 1;
 
@@ -737,12 +740,17 @@ export async function runScan(
     problem(io, 'scan', `--jobs must be a whole number from 1 to 256, not ${visible(String(opts.jobs))}`);
     return EXIT_INPUT;
   }
+  // --baseline FILE must exist; without it, .keyguard-baseline.json is read when there is one.
   let baseline = new Set<string>();
-  if (opts.baseline) {
-    try {
-      baseline = await readBaseline(resolve(io.cwd, opts.baseline));
-    } catch (err) {
-      problem(io, opts.baseline, `cannot read baseline: ${reason(err)}`);
+  const baselineFile = opts.baseline ?? DEFAULT_BASELINE;
+  let baselineUsed: string | undefined;
+  try {
+    baseline = await readBaseline(resolve(io.cwd, baselineFile));
+    baselineUsed = baselineFile;
+  } catch (err) {
+    const missing = (err as { code?: unknown }).code === 'ENOENT';
+    if (opts.baseline !== undefined || !missing) {
+      problem(io, baselineFile, `cannot read baseline: ${reason(err)}`);
       return EXIT_INPUT;
     }
   }
@@ -808,7 +816,8 @@ export async function runScan(
         : '') +
       run.excludes.summary() +
       'suppressed: ' +
-      `${run.suppressedInline} by keyguard:allow, ${run.suppressedBaseline} by baseline; ` +
+      `${run.suppressedInline} by keyguard:allow, ${run.suppressedBaseline} by baseline` +
+      (baselineUsed === undefined ? '; ' : ` ${visible(baselineUsed)}; `) +
       `${run.errors.length} error${run.errors.length === 1 ? '' : 's'}\n`,
   );
 

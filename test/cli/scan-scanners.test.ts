@@ -479,3 +479,59 @@ describe('keyguard scan --output FILE', () => {
     expect(readFileSync(target, 'utf8')).toBe('keep me\n');
   });
 });
+
+describe('keyguard scan: the baseline', () => {
+  function withKey(): string {
+    const dir = tempDir('keyguard-scanners-baseline-');
+    writeFile(join(dir, 'app.env'), `K=${KEY_A}\n`);
+    return dir;
+  }
+
+  it('reads .keyguard-baseline.json from the current directory when --baseline is not given, naming it in the summary', async () => {
+    // Prepare
+    const dir = withKey();
+    const first = await scan(dir, ['.'], { writeBaseline: '.keyguard-baseline.json' });
+
+    // Act
+    const r = await scan(dir, ['.'], {});
+
+    // Assess
+    expect(first.code).toBe(0);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('0 by keyguard:allow, 1 by baseline .keyguard-baseline.json;');
+  });
+
+  it('is no error when there is no .keyguard-baseline.json and --baseline is not given', async () => {
+    // Prepare
+    const dir = withKey();
+
+    // Act
+    const r = await scan(dir, ['.'], { format: 'json' });
+
+    // Assess
+    expect(r.code).toBe(1);
+    expect(paths(r.stdout)).toEqual(['app.env']);
+    expect(r.stderr).toContain('0 by baseline; 0 errors');
+  });
+
+  it('exits 2 naming the file when --baseline is given and does not exist, or the default one is unreadable', async () => {
+    // Prepare
+    const dir = withKey();
+    const broken = withKey();
+    writeFile(join(broken, '.keyguard-baseline.json'), '{not json');
+
+    // Act
+    const explicit = await scan(dir, ['.'], { baseline: 'missing-baseline.json' });
+    const defaultBroken = await scan(broken, ['.'], {});
+
+    // Assess
+    expect(explicit.code).toBe(2);
+    expect(explicit.stderr).toContain(
+      'keyguard: missing-baseline.json: cannot read baseline: no such file or directory',
+    );
+    expect(explicit.stdout).toBe('');
+    expect(defaultBroken.code).toBe(2);
+    expect(defaultBroken.stderr).toMatch(/keyguard: \.keyguard-baseline\.json: cannot read baseline: /);
+  });
+});
