@@ -94,11 +94,16 @@ totals follow the table on stdout, or go to stderr with --json. A progress bar (
 is drawn on stderr when it is a terminal. --quiet drops the progress bar and the totals; problems are
 still reported.
 
+Posture gate: --fail-on low|medium|high|critical exits 1 when, at the end of the run, a key of the store
+(this run's and earlier runs') is Active and its last decision has a violation of that severity or above.
+A key deactivated (an applied decision), expired or deleted does not count; a planned deactivation does.
+It never hides exit 2: an unreadable input still exits 2 (the --fail-on line is still printed).
+
 Exit codes:
   0  every input was read
-  1  unexpected failure
-  2  bad usage or config (e.g. a bad --since, --until or --jobs value), or some input could not be read
-     (reported on stderr with its path and the reason; the rest was replayed)
+  1  unexpected failure; or --fail-on: a key at or above the severity (one line on stderr says how many)
+  2  bad usage or config (e.g. a bad --since, --until, --jobs or --fail-on value), or some input could not be
+     read (reported on stderr with its path and the reason; the rest was replayed)
 
 Examples:
   $ keyguard replay examples/cloudtrail
@@ -203,10 +208,15 @@ ListAccountsForParent, ListParents, DescribeAccount, sts:AssumeRole of arn:aws:i
 The spoke stack's BedrockKeyGuardInventory role (IAM reads only) trusts principals of the management account and
 the hub account within the organization; to use another role you may assume there, name it with --role-name.
 
+Posture gate: --fail-on low|medium|high|critical exits 1 when an Active key, as read now, has a violation of
+that severity or above (waived violations and inactive or expired keys do not count). It never hides the
+other codes: when several apply, 2 wins over 3, and 3 over 1 (the --fail-on line is still printed).
+
 Exit codes:
   0  the whole inventory was listed (with --org: every account was read)
-  1  unexpected failure
-  2  bad usage or config, no AWS credentials, access denied or another AWS error (reported on stderr)
+  1  unexpected failure; or --fail-on: a key at or above the severity (one line on stderr says how many)
+  2  bad usage or config (e.g. a bad --fail-on value), no AWS credentials, access denied or another AWS error
+     (reported on stderr)
   3  --org: some accounts could not be read (each named on stderr with its reason); the others were listed
 
 Examples:
@@ -285,6 +295,10 @@ export function buildProgram(
     .option('--until <date>', 'only records before this time (exclusive; YYYY-MM-DD or ISO-8601 with a zone)')
     .option('-j, --jobs <n>', 'files scanned in parallel, on worker threads; 1 = in-process (default: cores)')
     .option('-q, --quiet', 'no progress bar and no totals: only decisions and problems')
+    .option(
+      '--fail-on <severity>',
+      'exit 1 when a live key ends the run with a violation of this severity or above (low, medium, high, critical)',
+    )
     .option('--max-file-size <MiB>', 'read at most this much of one file, decompressed (default: 512)')
     .option(
       '--max-record-size <MiB>',
@@ -407,6 +421,10 @@ export function buildProgram(
     .option(
       '--concurrency <n>',
       `--org: accounts read at once, 1 to ${MAX_CONCURRENCY} (default: ${DEFAULT_CONCURRENCY})`,
+    )
+    .option(
+      '--fail-on <severity>',
+      'exit 1 when an Active key has a violation of this severity or above (low, medium, high, critical)',
     )
     .addHelpText('after', INVENTORY_HELP)
     .action(async (opts: InventoryOptions) => {

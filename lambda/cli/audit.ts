@@ -14,6 +14,7 @@ import { visible } from '../shared/visible-text';
 import { AccountNamesError, accountLabel, accountNamesOption, readAccountNames } from './account-names';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
 import { csvRecord } from './csv';
+import { countFailing, FailOnError, latestPerKey, parseFailOn, withPosture } from './fail-on';
 import { actionLabel, decisionJson, renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
@@ -53,6 +54,8 @@ export interface AuditOptions extends AuditSourceOptions {
   csv?: boolean;
   /** Names for account ids in the table and the totals (see account-names.ts). */
   accountNames?: string;
+  /** Exit 1 when a key's latest decision in the window has a violation at or above this (fail-on.ts). */
+  failOn?: string;
 }
 
 /** AWS access for deployed tables, injected so tests can point it at an embedded DynamoDB. */
@@ -402,30 +405,47 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     if (opts.key !== undefined && keyId === undefined) throw new AuditUsageError('--key: must not be empty');
     const accountFilter = auditAccounts(opts.account);
     const names = accountNames(opts.accountNames, io.cwd);
-    source = await openAuditSource(opts, io, deps, false);
+    let failOn: ReturnType<typeof parseFailOn>;
+    try {
+      failOn = parseFailOn(opts.failOn);
+    } catch (err) {
+      if (err instanceof FailOnError) throw new AuditUsageError(err.message);
+      throw err;
+    }
+    const opened = await openAuditSource(opts, io, deps, false);
+    source = opened;
 
-    let decisions: Decision[];
-    if (keyId !== undefined) {
-      let accounts: string[];
-      if (accountFilter !== undefined) accounts = [...accountFilter];
-      else if (source.hasKeysTable) accounts = await source.log.accountsWithKey(keyId);
-      else {
-        throw new AuditUsageError(
-          `--key: the key's account is unknown; pass --account, or --keys-table (or ${KEYS_TABLE_ENV}) to look it up`,
-        );
+    const read = async (query: typeof q): Promise<Decision[]> => {
+      if (keyId !== undefined) {
+        let accounts: string[];
+        if (accountFilter !== undefined) accounts = [...accountFilter];
+        else if (opened.hasKeysTable) accounts = await opened.log.accountsWithKey(keyId);
+        else {
+          throw new AuditUsageError(
+            `--key: the key's account is unknown; pass --account, or --keys-table (or ${KEYS_TABLE_ENV}) to look it up`,
+          );
+        }
+        const found: Decision[] = [];
+        for (const accountId of accounts) {
+          for (const d of await opened.log.findDecisions({ ...query, key: { accountId, keyId } }))
+            found.push(d);
+        }
+        return found.sort(byDecidedAt);
       }
-      decisions = [];
-      for (const accountId of accounts) {
-        for (const d of await source.log.findDecisions({ ...q, key: { accountId, keyId } }))
-          decisions.push(d);
-      }
-      decisions.sort(byDecidedAt);
-    } else {
       // Filtered here, not in DynamoDB: a filter expression would not make the read (a Scan or the owner's
       // index Query) read fewer items.
-      decisions = (await source.log.findDecisions(q)).filter(
+      return (await opened.log.findDecisions(query)).filter(
         (d) => accountFilter === undefined || accountFilter.has(d.accountId),
       );
+    };
+    let decisions = await read(q);
+    // --fail-on: each key's latest decision in the window and scope (--key, --account, --owner); --code, --action
+    // and --limit choose rows to show, not the state: a key fixed later is not failing because --code hid the fix.
+    let failing = 0;
+    if (failOn !== undefined) {
+      const { code: _code, action: _action, limit: _limit, ...scope } = q;
+      const inScope = q.code !== undefined || q.action !== undefined ? await read(scope) : decisions;
+      failing = countFailing(latestPerKey(inScope), failOn);
     }
     // --limit keeps the most recent ones, still printed oldest first.
     if (q.limit !== undefined && decisions.length > q.limit) decisions = decisions.slice(-q.limit);
@@ -445,7 +465,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
       else io.stdout.write('No decisions match.\n\n');
       io.stdout.write(summary);
     }
-    return EXIT_OK;
+    return withPosture(EXIT_OK, failOn, failing, "each key's latest decision in the window", io);
   } catch (err) {
     return sourceFailure(err, io, 'audit', source);
   } finally {
@@ -473,7 +493,9 @@ object {"<account id>": "<name>"}); a name is shown escaped, as any recorded tex
 
 Exit codes:
   0  the decisions were listed (possibly none)
-  1  unexpected failure
+  1  unexpected failure; or, with --fail-on, a key whose latest decision in the window (--since/--until,
+     --key, --account, --owner; not --code, --action or --limit) is about an Active key, not deactivated by
+     it, with a violation of that severity or above (one line on stderr says how many keys)
   2  bad usage (unknown code or action, bad date), no audit store, no credentials, access denied or another
      AWS error (reported on stderr)
 
@@ -534,6 +556,11 @@ export function registerAuditCommand(
       'decided at or before (YYYY-MM-DD through its end, UTC, or ISO-8601 with a zone)',
     )
     .option('--limit <n>', 'at most n decisions: the most recent ones')
+    .option(
+      '--fail-on <severity>',
+      "exit 1 when a key's latest decision in the window has a violation of this severity or above " +
+        '(low, medium, high, critical; inactive, expired and deleted keys do not count)',
+    )
     .addOption(accountNamesOption())
     .option('--json', 'one decision JSON object per line on stdout; the summary goes to stderr')
     .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')

@@ -22,6 +22,7 @@ import {
 } from '../shared/config';
 import { visible } from '../shared/visible-text';
 import { csvRecord } from './csv';
+import { countFailing, withPosture } from './fail-on';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import {
@@ -29,6 +30,7 @@ import {
   awsProblem,
   CSV_HEADER,
   csvFields,
+  failOnFlag,
   type InventoryDeps,
   type InventoryOptions,
   type InventoryRow,
@@ -404,6 +406,7 @@ export async function runOrgInventory(
   try {
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
     const flags = parseOrgFlags(opts);
+    const failOn = failOnFlag(opts);
     let config: Config;
     let source: string;
     try {
@@ -548,7 +551,13 @@ export async function runOrgInventory(
     }
     for (const f of failed)
       problem(io, `account ${f.accountId}${f.name ? ` (${f.name})` : ''}`, f.error ?? '');
-    return failed.length > 0 ? EXIT_ACCOUNTS_UNREAD : EXIT_OK;
+    return withPosture(
+      failed.length > 0 ? EXIT_ACCOUNTS_UNREAD : EXIT_OK,
+      failOn,
+      failOn ? countFailing(rows, failOn) : 0,
+      'keys as read now, in the accounts read',
+      io,
+    );
   } catch (err) {
     progress?.done();
     if (err instanceof UsageError) {

@@ -27,6 +27,7 @@ import {
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { visible } from '../shared/visible-text';
 import { csvRecord } from './csv';
+import { countFailing, FailOnError, parseFailOn, withPosture } from './fail-on';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeControl } from './io';
@@ -69,6 +70,8 @@ export interface InventoryOptions {
   account?: string[];
   /** --org only: accounts read at once (1..50, default 5), as given on the command line. */
   concurrency?: string;
+  /** Exit 1 when a live key has a violation at or above this severity (lambda/cli/fail-on.ts). */
+  failOn?: string;
 }
 
 export const APPROVALS_TABLE_ENV = 'KEYGUARD_APPROVALS_TABLE';
@@ -278,6 +281,16 @@ export function awsProblem(err: unknown): string | null {
   return null;
 }
 
+/** The --fail-on severity, or undefined; a bad value is bad usage. */
+export function failOnFlag(opts: InventoryOptions): ReturnType<typeof parseFailOn> {
+  try {
+    return parseFailOn(opts.failOn);
+  } catch (err) {
+    if (err instanceof FailOnError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 /** --role-name, --ou, --account and --concurrency only mean something with --org. */
 export function refuseOrgOnlyFlags(opts: InventoryOptions): void {
   if (opts.org) return;
@@ -306,6 +319,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
   try {
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
     refuseOrgOnlyFlags(opts);
+    const failOn = failOnFlag(opts);
     let config: Config;
     try {
       config = loadConfig(opts.config, io.cwd).config;
@@ -350,7 +364,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
       else io.stdout.write('No Bedrock API keys in this account.\n\n');
       io.stdout.write(summary);
     }
-    return EXIT_OK;
+    return withPosture(EXIT_OK, failOn, failOn ? countFailing(rows, failOn) : 0, 'keys as read now', io);
   } catch (err) {
     progress.done();
     if (err instanceof UsageError) {

@@ -43,6 +43,7 @@ import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/c
 import { DEFAULT_STALL_MS, defaultJobs, type ScannedFile, scanFiles } from './archive-pool';
 import type { ScanFilter } from './archive-scan';
 import { inWindow, logFileTime, parseWindow, type ReplayWindow, ReplayWindowError } from './archive-window';
+import { FailOnError, parseFailOn, storeFailing, withPosture } from './fail-on';
 import {
   type DecisionRow,
   decisionJson,
@@ -100,6 +101,8 @@ export interface ReplayOptions {
   maxRecordSize?: number | string;
   /** Seconds a file may make no progress before it is reported and given up on. Default 120. */
   stallTimeout?: number | string;
+  /** Exit 1 when a live key of the store ends the run with a violation at or above this (fail-on.ts). */
+  failOn?: string;
 }
 
 export const DEFAULT_STORE_DIR = '.keyguard';
@@ -775,12 +778,14 @@ export async function runReplay(
   let window: ReplayWindow;
   let jobs: number;
   let bounds: ReturnType<typeof parseReadBounds>;
+  let failOn: ReturnType<typeof parseFailOn>;
   try {
     window = parseWindow(options.since, options.until);
     jobs = parseJobs(options.jobs);
     bounds = parseReadBounds(options);
+    failOn = parseFailOn(options.failOn);
   } catch (err) {
-    if (err instanceof ReplayWindowError || err instanceof ReplayUsageError) {
+    if (err instanceof ReplayWindowError || err instanceof ReplayUsageError || err instanceof FailOnError) {
       failure(io, err.message);
       return EXIT_INPUT;
     }
@@ -978,7 +983,9 @@ export async function runReplay(
       else io.stdout.write('No decisions: the inputs hold no events about Bedrock API keys.\n\n');
       if (!options.quiet) io.stdout.write(`${summary}\n`);
     }
-    return collected.problems > 0 ? EXIT_INPUT : EXIT_OK;
+    const failing = failOn ? await storeFailing(audit, failOn) : 0;
+    const where = 'the keys of the store at the end of the replay';
+    return withPosture(collected.problems > 0 ? EXIT_INPUT : EXIT_OK, failOn, failing, where, io);
   } catch (err) {
     // A full (or failing) disk: named, with the store, as bad input is; the lock is released below and what was
     // written before stays (LevelDB writes whole batches): a re-run completes once there is room.

@@ -12,9 +12,11 @@ import {
   ACCOUNT,
   captureIO,
   createKeyRecord,
+  iamRecord,
   jsonLines,
   REPO,
   removeTempDirs,
+  tagUserRecord,
   tempDir,
   writeFile,
 } from './helpers';
@@ -535,5 +537,96 @@ describe('keyguard audit --account over an organization trail replayed into one 
     expect(r.stdout).toContain('\\u202e999988887777\\x1b]0;owned\\x07');
     expect(r.stdout).toContain(`Accounts: 2 (${ACCOUNT}: 1, \\u202e999988887777\\x1b]0;owned\\x07: 1)`);
     for (const raw of ['\u202e', '\u001b', '\u0007']) expect(r.stdout).not.toContain(raw);
+  });
+});
+
+describe('keyguard audit --fail-on', () => {
+  const KEY_DELETED = 'ACCAFAILONKEYDELETED1';
+  const KEY_CLEAN = 'ACCAFAILONKEYCLEAN001';
+  const KEY_LOW = 'ACCAFAILONKEYLOW00001';
+  let failStore: string;
+
+  beforeAll(async () => {
+    // svc-never: a never-expiring key (NEVER_EXPIRES, high), deleted on 2026-11-22; svc-clean: a 60-day key, fully
+    // tagged (no violation); svc-low: a 60-day key whose user has no purpose tag (MISSING_PURPOSE, low).
+    const dir = tempDir();
+    const full = { owner: 'team@example.com', purpose: 'tests', 'review-cadence': '90d' };
+    const records = [
+      tagUserRecord('2026-11-20T08:00:00Z', 'svc-never', full),
+      tagUserRecord('2026-11-20T08:00:01Z', 'svc-clean', full),
+      tagUserRecord('2026-11-20T08:00:02Z', 'svc-low', {
+        owner: 'team@example.com',
+        'review-cadence': '90d',
+      }),
+      createKeyRecord('2026-11-20T09:00:00Z', 'svc-never', KEY_DELETED),
+      createKeyRecord('2026-11-20T09:00:01Z', 'svc-clean', KEY_CLEAN, { ageDays: 60 }),
+      createKeyRecord('2026-11-20T09:00:02Z', 'svc-low', KEY_LOW, { ageDays: 60 }),
+      iamRecord('DeleteServiceSpecificCredential', '2026-11-22T10:00:00Z', {
+        userName: 'svc-never',
+        serviceSpecificCredentialId: KEY_DELETED,
+      }),
+    ];
+    writeFile(join(dir, 'trail.json'), JSON.stringify({ Records: records }));
+    failStore = join(dir, 'store');
+    const out = captureIO(dir);
+    expect(
+      await runReplay([join(dir, 'trail.json')], { json: true, store: failStore, jobs: 1 }, out.io),
+    ).toBe(0);
+  });
+
+  const run = (...args: string[]) => audit(['--store', failStore, '--json', ...args], { deps: NO_AWS });
+
+  it('exits 1 when a key’s latest decision in the window is at or above the threshold, 0 below it', async () => {
+    // Act: the window ends before the never-expiring key was deleted
+    const at = await run('--until', '2026-11-21', '--fail-on', 'high');
+    const below = await run('--until', '2026-11-21', '--fail-on', 'critical');
+
+    // Assess
+    expect(jsonLines(at.stdout).find((d) => d.keyId === KEY_DELETED)?.violations).toEqual([
+      expect.objectContaining({ code: 'NEVER_EXPIRES', severity: 'high' }),
+    ]);
+    expect(at.code).toBe(1);
+    expect(at.stderr).toContain(
+      "keyguard: --fail-on high: 1 key(s) with a current violation of severity high or above (each key's latest decision in the window)\n",
+    );
+    expect(below.code).toBe(0);
+    expect(below.stderr).not.toContain('--fail-on');
+  });
+
+  it('a key deleted later in the window no longer counts, even when --code shows only its earlier decision', async () => {
+    // Act
+    const all = await run('--fail-on', 'high');
+    const byCode = await run('--code', 'NEVER_EXPIRES', '--fail-on', 'high');
+    const low = await run('--fail-on', 'low');
+
+    // Assess
+    expect(all.code).toBe(0);
+    expect(jsonLines(byCode.stdout).map((d) => d.keyId)).toEqual([KEY_DELETED]);
+    expect(byCode.code).toBe(0);
+    expect(low.code).toBe(1);
+    expect(low.stderr).toContain('--fail-on low: 1 key(s)');
+  });
+
+  it('exits 0 when the keys selected have no violation; without --fail-on violations leave it 0', async () => {
+    // Act
+    const clean = await run('--key', KEY_CLEAN, '--account', ACCOUNT, '--fail-on', 'low');
+    const absent = await run('--until', '2026-11-21');
+
+    // Assess
+    expect(jsonLines(clean.stdout).flatMap((d) => d.violations)).toEqual([]);
+    expect(jsonLines(clean.stdout).length).toBeGreaterThan(0);
+    expect(clean.code).toBe(0);
+    expect(jsonLines(absent.stdout).some((d) => d.violations.length > 0)).toBe(true);
+    expect(absent.code).toBe(0);
+  });
+
+  it('exits 2 on a bad value, naming the flag and the value', async () => {
+    // Act
+    const r = await run('--fail-on', 'urgent');
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('keyguard: --fail-on: got "urgent"; allowed: low, medium, high, critical\n');
+    expect(r.stdout).toBe('');
   });
 });

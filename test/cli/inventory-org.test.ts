@@ -701,3 +701,42 @@ describe('keyguard inventory --org', () => {
     expectNoCredentials(result.stdout + result.stderr);
   });
 });
+
+describe('keyguard inventory --org --fail-on', () => {
+  it('exits 1 at or above the threshold when every account was read, 0 below it', async () => {
+    // Act
+    const at = await inventory('--json', '--account', TEAM, '--fail-on', 'low');
+    const below = await inventory('--json', '--account', TEAM, '--fail-on', 'critical');
+
+    // Assess
+    const top = jsonRows(at.stdout).flatMap((r) => r.violations.map((v) => v.severity));
+    expect(top.length).toBeGreaterThan(0);
+    expect(top).not.toContain('critical');
+    expect(at.code).toBe(1);
+    expect(at.stderr).toContain(
+      'keyguard: --fail-on low: 1 key(s) with a current violation of severity low or above (keys as read now, in the accounts read)\n',
+    );
+    expect(below.code).toBe(0);
+    expect(below.stderr).not.toContain('--fail-on');
+  });
+
+  it('does not mask exit 3: an unread account wins over the posture, which is still said', async () => {
+    // Act
+    const { code, stderr } = await inventory('--json', '--fail-on', 'low');
+
+    // Assess
+    expect(code).toBe(3);
+    expect(stderr).toContain(`keyguard: account ${SANDBOX} (sandbox): cannot assume`);
+    expect(stderr).toContain('keyguard: --fail-on low: 2 key(s)');
+  });
+
+  it('exits 2 on a bad value, before Organizations is asked', async () => {
+    // Act
+    const { code, stderr } = await inventory('--fail-on', 'none');
+
+    // Assess
+    expect(code).toBe(2);
+    expect(stderr).toBe('keyguard: --fail-on: got "none"; allowed: low, medium, high, critical\n');
+    expect(org.calls('organizations', 'ListChildren')).toEqual([]);
+  });
+});

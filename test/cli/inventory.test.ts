@@ -781,3 +781,146 @@ describe('keyguard inventory: last use (usage table)', () => {
     expect(rows.flatMap((r) => r.violations.map((v) => v.code))).not.toContain('UNUSED');
   });
 });
+
+describe('keyguard inventory --fail-on', () => {
+  /** One page of keys, every user fully tagged and without other credentials or broad grants. */
+  function answerKeys(keys: ReturnType<typeof key>[]) {
+    sts.on(GetCallerIdentityCommand).resolves({
+      Account: ACCOUNT,
+      Arn: `arn:aws:iam::${ACCOUNT}:user/auditor`,
+      UserId: 'AIDAAUDITOR',
+    });
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({
+      ServiceSpecificCredentials: keys,
+      IsTruncated: false,
+    });
+    iam.on(GetAccountAuthorizationDetailsCommand).resolves({
+      UserDetailList: [...new Set(keys.map((k) => k.UserName))].map((u) => user(u, FULL_TAGS)),
+      GroupDetailList: [],
+      Policies: [],
+      IsTruncated: false,
+    });
+    iam.on(GenerateCredentialReportCommand).resolves({ State: 'COMPLETE' });
+    iam.on(GetCredentialReportCommand).resolves({
+      Content: Buffer.from(REPORT_HEADER),
+      ReportFormat: 'text/csv',
+      GeneratedTime: new Date('2026-11-20T11:00:00Z'),
+    });
+  }
+  const compliant = key('ACCAEXAMPLEKEYCHAT001', 'svc-chatbot', {
+    ExpirationDate: new Date('2027-01-15T00:00:00Z'),
+  });
+
+  it('exits 0 when no key has a violation, whatever the threshold', async () => {
+    // Prepare
+    answerKeys([compliant]);
+    const { io, stdout, stderr } = captureIO(tempDir());
+
+    // Act
+    const code = await runInventory({ json: true, failOn: 'low' }, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+    expect(JSON.parse(stdout()).violations).toEqual([]);
+    expect(stderr()).not.toContain('--fail-on');
+  });
+
+  it('exits 0 below the threshold and 1 at or above it, saying how many keys on stderr', async () => {
+    // Prepare: svc-batch has high violations (NEVER_EXPIRES, ...), svc-late a low one (EXPIRING_SOON).
+    const run = async (failOn: string) => {
+      answerAccount();
+      const { io, stdout, stderr } = captureIO(tempDir());
+      const code = await runInventory({ failOn }, io, deps());
+      iam.reset();
+      sts.reset();
+      return { code, stdout: stdout(), stderr: stderr() };
+    };
+
+    // Act
+    const critical = await run('critical');
+    const high = await run('HIGH');
+    const low = await run('low');
+
+    // Assess
+    expect(critical.code).toBe(EXIT_OK);
+    expect(critical.stderr).toBe('');
+    expect(high.code).toBe(1);
+    expect(high.stderr).toBe(
+      'keyguard: --fail-on high: 1 key(s) with a current violation of severity high or above (keys as read now)\n',
+    );
+    expect(high.stdout).toContain('ACCAEXAMPLEKEYBATCH01');
+    expect(low.code).toBe(1);
+    expect(low.stderr).toContain('--fail-on low: 2 key(s)');
+  });
+
+  it('does not count an inactive or expired key: it cannot be used', async () => {
+    // Prepare: never-expiring keys (high), neither of them Active.
+    answerKeys([
+      compliant,
+      key('ACCAEXAMPLEKEYOFF0001', 'svc-off', { Status: 'Inactive' }),
+      key('ACCAEXAMPLEKEYGONE001', 'svc-gone', { Status: 'Expired' }),
+    ]);
+    const { io, stdout } = captureIO(tempDir());
+
+    // Act
+    const code = await runInventory({ json: true, failOn: 'high' }, io, deps());
+
+    // Assess: the violations are still shown
+    expect(code).toBe(EXIT_OK);
+    const rows = stdout()
+      .trimEnd()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { keyId: string; violations: Array<{ code: string }> });
+    const off = rows.find((r) => r.keyId === 'ACCAEXAMPLEKEYOFF0001');
+    expect(off?.violations.map((v) => v.code)).toContain('NEVER_EXPIRES');
+  });
+
+  it('without --fail-on, violations leave the exit code 0 as before', async () => {
+    // Prepare
+    answerAccount();
+    const { io } = captureIO(tempDir());
+
+    // Act
+    const code = await runInventory({}, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_OK);
+  });
+
+  it('exits 2 on a bad value, naming the flag and the value, before reading AWS', async () => {
+    // Prepare
+    answerAccount();
+    const { io, stdout, stderr } = captureIO(tempDir());
+
+    // Act
+    const code = await runInventory({ failOn: 'severe' }, io, deps());
+
+    // Assess
+    expect(code).toBe(EXIT_INPUT);
+    expect(stderr()).toBe('keyguard: --fail-on: got "severe"; allowed: low, medium, high, critical\n');
+    expect(stdout()).toBe('');
+    expect(iam.calls()).toHaveLength(0);
+  });
+
+  it('is wired on the command line', async () => {
+    // Prepare
+    answerAccount();
+    const { io, stderr } = captureIO(tempDir());
+    let code = -1;
+    const program = buildProgram(
+      io,
+      (n) => {
+        code = n;
+      },
+      undefined,
+      () => deps(),
+    );
+
+    // Act
+    await program.parseAsync(['node', 'keyguard', 'inventory', '--json', '--fail-on', 'medium']);
+
+    // Assess
+    expect(code).toBe(1);
+    expect(stderr()).toContain('--fail-on medium: 1 key(s)');
+  });
+});
