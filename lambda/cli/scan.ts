@@ -325,9 +325,12 @@ class ScanRun {
         const where = introduced.get(sha);
         return { path: where?.path ?? blobs.get(sha) ?? sha, commit: where?.commit };
       };
-      const shas = [...new Set([...blobs.keys(), ...introduced.keys()])].filter(
-        (sha) => !this.excludes.skip(place(sha).path),
-      );
+      // Excludes apply to the blobs a commit adds or changes (`introduced`: known to be blobs, counted once each).
+      // rev-list also lists trees, and the rare blob reached only through a merge: those are read as before.
+      const shas = [...new Set([...blobs.keys(), ...introduced.keys()])].filter((sha) => {
+        const where = introduced.get(sha);
+        return where === undefined || !this.excludes.skip(where.path);
+      });
       const parts = Math.max(1, Math.min(jobs, Math.floor(shas.length / 64)));
       const kept: Array<Array<{ sha: string; findings: StreamFinding[]; scan?: ByteLeakScanner }>> = [];
       await Promise.all(

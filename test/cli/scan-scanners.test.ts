@@ -535,3 +535,75 @@ describe('keyguard scan: the baseline', () => {
     expect(defaultBroken.stderr).toMatch(/keyguard: \.keyguard-baseline\.json: cannot read baseline: /);
   });
 });
+
+describe('keyguard scan: the new options on the command line', () => {
+  it('lists them in --help with the default-excluded folders and the --log-opts allow-list', async () => {
+    // Prepare
+    const out = captureIO(REPO);
+
+    // Act
+    const code = await main(['node', 'keyguard', 'scan', '--help'], out.io);
+
+    // Assess
+    expect(code).toBe(0);
+    for (const option of [
+      '--since-commit <rev>',
+      '--log-opts <options>',
+      '--staged',
+      '--exclude <pattern>',
+      '--no-default-excludes',
+      '--output <file>',
+      '.keyguardignore',
+      '.git, node_modules, bower_components, jspm_packages, vendor, .venv, venv, __pycache__, .tox',
+      'anything else (--output, --ext-diff, -p, --format, -c…) is refused',
+      '.keyguard-baseline.json',
+    ])
+      expect(out.stdout()).toContain(option);
+  });
+
+  it('takes --exclude more than once, and --output, through main', async () => {
+    // Prepare
+    const dir = tempDir('keyguard-scanners-main-');
+    writeFile(join(dir, 'a.env'), `K=${KEY_A}\n`);
+    writeFile(join(dir, 'b.snap'), `K=${KEY_B}\n`);
+    writeFile(join(dir, 'fixtures', 'c.txt'), `K=${KEY_C}\n`);
+    const out = captureIO(dir);
+
+    // Act
+    const argv = [
+      'scan',
+      '-f',
+      'json',
+      '--exclude',
+      '*.snap',
+      '--exclude',
+      'fixtures/',
+      '-o',
+      'f.jsonl',
+      '.',
+    ];
+    const code = await main(['node', 'keyguard', ...argv], out.io, undefined, () => deps());
+
+    // Assess
+    expect(code).toBe(1);
+    expect(out.stdout()).toBe('');
+    expect(paths(readFileSync(join(dir, 'f.jsonl'), 'utf8'))).toEqual(['a.env']);
+    expect(out.stderr()).toContain('1 folder and 1 file by --exclude/.keyguardignore');
+  });
+
+  it('skips files of default-excluded folders committed to history, counting them', async () => {
+    // Prepare
+    const repo = newRepo();
+    commit(repo, 'node_modules/dep/index.js', `k="${KEY_B}"\n`, 'vendored');
+    const mine = commit(repo, 'src/app.env', `K=${KEY_A}\n`, 'mine');
+
+    // Act
+    const r = await scan(repo, [], { format: 'json', git: true });
+    const all = await scan(repo, [], { format: 'json', git: true, defaultExcludes: false });
+
+    // Assess
+    expect(commits(r.stdout)).toEqual([`${mine}:src/app.env`]);
+    expect(r.stderr).toContain('skipped: 0 folders and 1 file by default excludes');
+    expect(commits(all.stdout).sort()).toHaveLength(2);
+  });
+});
