@@ -22,6 +22,11 @@ export interface DecisionRow {
   decision: Decision;
   /** Already on record from an earlier run of the same store. */
   duplicate: boolean;
+  /**
+   * With --since: the user's tags may have been set before the window (no CreateUser of it was replayed), so its
+   * MISSING_* violations are unknown, not established: shown as `MISSING_OWNER?`.
+   */
+  tagsUnknown?: boolean;
 }
 
 /** `2026-11-20T09:31:02.000Z` → `2026-11-20 09:31:02Z`. */
@@ -85,14 +90,18 @@ export function decisionTable(rows: readonly DecisionRow[], policyVersion?: stri
     'OWNER (SOURCE)',
     'RECORD',
   ];
-  const body = rows.map(({ decision: d, duplicate }) => [
+  const body = rows.map(({ decision: d, duplicate, tagsUnknown }) => [
     shortTime(d.trigger.eventTime),
     eventLabel(d),
     d.userName,
     d.keyId,
     d.status,
     actionLabel(d),
-    d.violations.length ? d.violations.map((v) => v.code).join(',') : '-',
+    d.violations.length
+      ? d.violations
+          .map((v) => (tagsUnknown && v.code.startsWith('MISSING_') ? `${v.code}?` : v.code))
+          .join(',')
+      : '-',
     ownerLabel(d),
     duplicate
       ? policyVersion === undefined || d.policyVersion === policyVersion
@@ -135,6 +144,8 @@ export interface ReplayTotals {
   owners: number;
   mode: string;
   policyVersion: string;
+  /** With --since: decisions whose MISSING_* violations are unknown before the window (see DecisionRow). */
+  tagsUnknownBeforeWindow?: number;
   /** Decisions shown that were made under another policy (earlier runs), per policy version; absent: none. */
   otherPolicies?: Map<string, number>;
   configSource: string;
@@ -213,6 +224,12 @@ export function summaryText(t: ReplayTotals): string {
     `Decisions: ${decisions} (${t.newDecisions} new, ${t.earlierDecisions} already on record)` +
       (decisions > 0 ? `: ${counts(t.decisionsByAction)}` : ''),
   );
+  const unknown = t.tagsUnknownBeforeWindow ?? 0;
+  if (unknown > 0)
+    lines.push(
+      `  ${unknown} of them ${unknown === 1 ? 'reports' : 'report'} MISSING_* (marked ?) for users whose tags may have been set before --since: ` +
+        'unknown before window, not established',
+    );
   lines.push(
     `Owners that would be notified: ${t.owners} (${t.notices} notice${t.notices === 1 ? '' : 's'}; nothing was sent)`,
   );

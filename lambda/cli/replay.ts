@@ -848,7 +848,9 @@ export async function runReplay(
     // Continue from an earlier run on this store: its keys exist unless these logs say otherwise. The store is
     // this run's alone (locked), so the audit log reads what it holds once and answers the per-decision reads
     // (known key, decision on record, chain head) from memory: on a fresh store, 3 requests a decision instead of 7.
+    let earlierKeys = 0;
     for (const known of await audit.soleWriter()) {
+      earlierKeys++;
       if (known.status === 'Deleted') continue;
       const { keyId, userName, status, createdAt, expiresAt } = known;
       directory.seed(known.accountId, { keyId, userName, status, createdAt, expiresAt });
@@ -950,6 +952,34 @@ export async function runReplay(
     for (const r of rows)
       if (r.decision.policyVersion !== version) bump(otherPolicies, r.decision.policyVersion);
     const other = [...otherPolicies.values()].reduce((a, b) => a + b, 0);
+    // --since: state set before the window (tags, earlier keys) is unknown. A user none of whose CreateUser was
+    // replayed may have had its tags all along: its MISSING_* are marked unknown, never reported as established.
+    let tagsUnknown = 0;
+    if (window.since !== null) {
+      const created = new Set<string>();
+      for (const { event: e } of ordered)
+        if (e.kind === 'user-tags' && e.action === 'CreateUser')
+          created.add(`${e.meta.accountId}|${e.userName}`);
+      for (const r of rows) {
+        const d = r.decision;
+        if (created.has(`${d.accountId}|${d.userName}`)) continue;
+        if (!d.violations.some((v) => v.code.startsWith('MISSING_'))) continue;
+        r.tagsUnknown = true;
+        tagsUnknown++;
+      }
+      const why =
+        earlierKeys === 0
+          ? 'the store is empty: no tags and no earlier keys'
+          : 'tags are not kept in the store';
+      const marked =
+        tagsUnknown === 0
+          ? ''
+          : `; ${tagsUnknown} decision${tagsUnknown === 1 ? ' reports' : 's report'} MISSING_* for users whose tags ` +
+            'may have been set before it (marked ? in the table: unknown before window)';
+      io.stderr.write(
+        `keyguard: warning: --since ${options.since}: state set before the window is unknown (${why})${marked}\n`,
+      );
+    }
     if (other > 0) {
       io.stderr.write(
         `keyguard: warning: ${other} decision${other === 1 ? '' : 's'} shown ${other === 1 ? 'was' : 'were'} made earlier ` +
@@ -968,6 +998,7 @@ export async function runReplay(
       mode: config.mode,
       policyVersion: version,
       otherPolicies,
+      tagsUnknownBeforeWindow: tagsUnknown,
       configSource,
       store: storeArg,
       usage:

@@ -64,3 +64,44 @@ describe('keyguard replay with another policy over an existing store', () => {
     expect(again.stderr()).toBe('');
   });
 });
+
+describe('keyguard replay --since on an empty store', () => {
+  it('warns that earlier state is unknown and marks MISSING_* of users not created in the window', async () => {
+    // Prepare: svc-chatbot was created (with its tags) on 2026-11-20, before the window; svc-rag-indexer in it.
+    const cwd = tempDir();
+    const out = captureIO(cwd);
+
+    // Act
+    const code = await runReplay(
+      [join(EXAMPLES, 'cloudtrail')],
+      { store: tempDir(), since: '2026-11-21' },
+      out.io,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    expect(out.stderr()).toContain(
+      'keyguard: warning: --since 2026-11-21: state set before the window is unknown (the store is empty: no tags and no earlier keys)',
+    );
+    expect(out.stderr()).toMatch(
+      /; 1 decision reports MISSING_\* for users whose tags may have been set before it/,
+    );
+    const lines = out.stdout().split('\n');
+    const chatbot = lines.filter((l) => /\ssvc-chatbot\s/.test(l) && /Create key/.test(l));
+    expect(chatbot.length).toBe(1);
+    for (const l of chatbot) expect(l).toMatch(/MISSING_OWNER\?,MISSING_PURPOSE\?,MISSING_REVIEW_CADENCE\?/);
+    // A user created in the window: its missing tags at key creation are established, not marked.
+    const rag = lines.find((l) => /\ssvc-rag-indexer\s/.test(l) && /Create key/.test(l));
+    expect(rag).toMatch(/\sMISSING_OWNER,MISSING_PURPOSE,MISSING_REVIEW_CADENCE\s/);
+    expect(out.stdout()).toMatch(
+      / 1 of them reports MISSING_\* \(marked \?\) for users whose tags may have been set before --since: unknown before window/,
+    );
+  });
+
+  it('without --since nothing is marked', async () => {
+    const out = captureIO(tempDir());
+    await runReplay([join(EXAMPLES, 'cloudtrail')], { store: tempDir() }, out.io);
+    expect(out.stdout()).not.toContain('?,');
+    expect(out.stderr()).toBe('');
+  });
+});
