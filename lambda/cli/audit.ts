@@ -9,7 +9,7 @@ import { documentClient } from '../adapters/document-client';
 import { type EmbeddedDynamo, startEmbeddedDynamo, storeFailure } from '../adapters/embedded-dynamodb';
 import { UNOWNED } from '../domain/notice';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
-import { endOfDay, parseTimeInput } from '../shared/time-input';
+import { parseTimeInput } from '../shared/time-input';
 import { visible } from '../shared/visible-text';
 import { AccountNamesError, accountLabel, accountNamesOption, readAccountNames } from './account-names';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
@@ -164,12 +164,14 @@ export async function openAuditSource(
 }
 
 /**
- * `--since`/`--until`: `YYYY-MM-DD` is the start (since) or the end (until) of that day, UTC; a timestamp must
- * name its zone, so nobody's local clock moves the window.
+ * `--since` (inclusive) and `--until` (exclusive), as in `keyguard replay`: `YYYY-MM-DD` is midnight UTC at the
+ * start of that day, so `--since 2026-11-01 --until 2026-11-02` is the whole of 1 November and consecutive
+ * windows neither overlap nor leave a gap. A timestamp must name its zone, so nobody's local clock moves the
+ * window. Returns the instant itself (the caller makes `--until` exclusive).
  */
 export function parseTimeBound(flag: '--since' | '--until', value: string): Date {
   const t = parseTimeInput(value);
-  if (t.kind === 'date') return flag === '--since' ? t.start : endOfDay(t.start);
+  if (t.kind === 'date') return t.start;
   if (t.kind === 'instant') return t.at;
   if (t.kind === 'bad-date')
     throw new AuditUsageError(`${flag}: ${JSON.stringify(value)} is not a calendar date`);
@@ -243,9 +245,15 @@ export function auditQuery(opts: AuditOptions): Omit<DecisionQuery, 'key'> & { l
     q.action = known;
   }
   if (opts.since !== undefined) q.since = parseTimeBound('--since', opts.since);
-  if (opts.until !== undefined) q.until = parseTimeBound('--until', opts.until);
-  if (q.since && q.until && q.since.getTime() > q.until.getTime()) {
-    throw new AuditUsageError(`--since ${q.since.toISOString()} is after --until ${q.until.toISOString()}`);
+  if (opts.until !== undefined) {
+    const until = parseTimeBound('--until', opts.until);
+    if (q.since && q.since.getTime() >= until.getTime()) {
+      throw new AuditUsageError(
+        `--since ${JSON.stringify(opts.since)} is not before --until ${JSON.stringify(opts.until)}: the window is empty`,
+      );
+    }
+    // The store's bound is inclusive and decision times are whole milliseconds: before T is at or before T - 1 ms.
+    q.until = new Date(until.getTime() - 1);
   }
   if (opts.limit !== undefined) {
     const n = Number(opts.limit);
@@ -483,7 +491,8 @@ Filters AND together; --account may be repeated (decisions about keys of any of 
 the key's partition (in each --account, else in every account the keys table has it in) and --owner the byOwner
 index; without either, the whole decisions table is scanned (filtered in DynamoDB, but every item is read and
 paid for).
-Keys without an owner are listed under the owner "${UNOWNED}". Dates YYYY-MM-DD are whole days, UTC.
+Keys without an owner are listed under the owner "${UNOWNED}". --since is inclusive and --until exclusive, as in keyguard replay:
+a date YYYY-MM-DD is midnight UTC at its start, so --since 2026-11-21 --until 2026-11-22 is the whole of 21 November.
 
 Output, sorted by decision time: a table (default), --json (one decision per line, as replay --json) or --csv
 (RFC 4180 with a header row). Decisions never hold key material. Decisions about keys of several accounts
@@ -553,7 +562,7 @@ export function registerAuditCommand(
     .option('--since <date>', 'decided at or after (YYYY-MM-DD, UTC, or ISO-8601 with a zone)')
     .option(
       '--until <date>',
-      'decided at or before (YYYY-MM-DD through its end, UTC, or ISO-8601 with a zone)',
+      'decided before this time (exclusive, as replay --until; YYYY-MM-DD is midnight UTC, or ISO-8601 with a zone)',
     )
     .option('--limit <n>', 'at most n decisions: the most recent ones')
     .option(

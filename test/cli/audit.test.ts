@@ -175,7 +175,7 @@ describe('keyguard audit over the embedded store written by replay', () => {
     // Act
     const o = await audit(['--store', store, '--owner', owner, '--json'], { deps: NO_AWS });
     const c = await audit(['--store', store, '--code', 'never_expires', '--json'], { deps: NO_AWS });
-    const t = await audit(['--store', store, '--since', '2026-11-21', '--until', '2026-11-21', '--json'], {
+    const t = await audit(['--store', store, '--since', '2026-11-21', '--until', '2026-11-22', '--json'], {
       deps: NO_AWS,
     });
     const a = await audit(
@@ -238,7 +238,7 @@ describe('keyguard audit over the embedded store written by replay', () => {
   it.each([
     [['--since', '2026-13-01'], '--since'],
     [['--until', '2026-11-20T10:00:00'], '--until'],
-    [['--since', '2026-11-22', '--until', '2026-11-21'], 'is after --until'],
+    [['--since', '2026-11-22', '--until', '2026-11-21'], 'is not before --until'],
     [['--action', 'PAUSE'], '--action: unknown action'],
     [['--limit', '0'], '--limit'],
     [['--json', '--csv'], 'choose one'],
@@ -628,5 +628,50 @@ describe('keyguard audit --fail-on', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toBe('keyguard: --fail-on: got "urgent"; allowed: low, medium, high, critical\n');
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('keyguard audit --until means what replay --until means: the end of the window, exclusive', () => {
+  it('a date is midnight UTC at its start, excluded: --since D --until D+1 is the whole of D', async () => {
+    // Prepare
+    const before21 = replayed.filter((d) => d.decidedAt < '2026-11-21T00:00:00.000Z');
+    const day21 = replayed.filter((d) => d.decidedAt.startsWith('2026-11-21'));
+
+    // Act
+    const until = await audit(['--store', store, '--until', '2026-11-21', '--json'], { deps: NO_AWS });
+    const day = await audit(['--store', store, '--since', '2026-11-21', '--until', '2026-11-22', '--json'], {
+      deps: NO_AWS,
+    });
+
+    // Assess
+    expect(before21.length).toBeGreaterThan(0);
+    expect(jsonLines(until.stdout).map((d) => d.decisionId)).toEqual(before21.map((d) => d.decisionId));
+    expect(day21.length).toBeGreaterThan(0);
+    expect(jsonLines(day.stdout).map((d) => d.decisionId)).toEqual(day21.map((d) => d.decisionId));
+  });
+
+  it('an instant is excluded: a decision made exactly at --until is left out', async () => {
+    // Prepare
+    const last = replayed.at(-1) as Decision;
+    const earlier = replayed.filter((d) => d.decidedAt < last.decidedAt);
+
+    // Act
+    const r = await audit(['--store', store, '--until', last.decidedAt, '--json'], { deps: NO_AWS });
+
+    // Assess
+    expect(jsonLines(r.stdout).map((d) => d.decisionId)).toEqual(earlier.map((d) => d.decisionId));
+  });
+
+  it('refuses an empty window (--since not before --until) with exit 2, as replay does', async () => {
+    // Act
+    const r = await audit(['--store', store, '--since', '2026-11-21', '--until', '2026-11-21'], {
+      deps: NO_AWS,
+    });
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'keyguard: --since "2026-11-21" is not before --until "2026-11-21": the window is empty\n',
+    );
   });
 });
