@@ -74,6 +74,12 @@ export class Excludes {
     return new Excludes(patterns, opts.defaultExcludes !== false);
   }
 
+  /** Whether the excludes match this path (as skip, without counting). */
+  matches(path: string): boolean {
+    if (!this.active || !ignore.isPathValid(path.endsWith('/') ? path.slice(0, -1) : path)) return false;
+    return this.all.ignores(path);
+  }
+
   /**
    * Whether to skip this path (relative, `/`-separated; a folder ends with `/`), counting it when skipped.
    * Paths that cannot be matched (empty, absolute, `..`) are never skipped.

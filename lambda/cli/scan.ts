@@ -223,24 +223,27 @@ class ScanRun {
       take(full, this.shownPath(full));
       return;
     }
-    await this.walk(full, full, take);
+    // A folder named on the command line is scanned even when the excludes match it (`keyguard scan vendor`):
+    // its content is then matched relative to it, not to the working directory.
+    const rel = relative(this.io.cwd, full).split(sep).join('/');
+    const inside = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
+    const base = rel === '' || (inside && !this.excludes.matches(`${rel}/`)) ? this.io.cwd : full;
+    await this.walk(base, full, take);
   }
 
   /**
-   * The path the excludes match: relative to the working directory when inside it, else to the folder given
-   * (`root`), with `/` separators.
+   * The path the excludes match, with `/` separators: relative to `base`, the working directory, or the folder
+   * given when it is outside the working directory or matched by the excludes itself.
    */
-  private matchPath(full: string, root: string): string {
-    const rel = relative(this.io.cwd, full);
-    const inside = rel !== '' && !rel.startsWith('..') && !isAbsolute(rel);
-    return (inside ? rel : relative(root, full)).split(sep).join('/');
+  private matchPath(full: string, base: string): string {
+    return relative(base, full).split(sep).join('/');
   }
 
   /**
    * Directories in name order; excluded paths (scan-exclude.ts: `.git`, node_modules… by default) are skipped
    * before they are read or handed to a worker; symbolic links are not followed.
    */
-  private async walk(root: string, dir: string, take: (full: string, shown: string) => void): Promise<void> {
+  private async walk(base: string, dir: string, take: (full: string, shown: string) => void): Promise<void> {
     let entries: Dirent[];
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -252,9 +255,9 @@ class ScanRun {
     for (const e of entries) {
       const p = join(dir, e.name);
       if (e.isDirectory()) {
-        if (!this.excludes.skip(`${this.matchPath(p, root)}/`)) await this.walk(root, p, take);
+        if (!this.excludes.skip(`${this.matchPath(p, base)}/`)) await this.walk(base, p, take);
       } else if (e.isFile()) {
-        if (!this.excludes.skip(this.matchPath(p, root))) take(p, this.shownPath(p));
+        if (!this.excludes.skip(this.matchPath(p, base))) take(p, this.shownPath(p));
       }
     }
   }

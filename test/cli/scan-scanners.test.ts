@@ -128,6 +128,26 @@ describe('keyguard scan: default excludes', () => {
   });
 });
 
+describe('keyguard scan: a folder named on the command line', () => {
+  it('is scanned even when the excludes match it, its content matched relative to it', async () => {
+    // Prepare
+    const dir = project();
+
+    // Act
+    const modules = await scan(dir, ['node_modules'], { format: 'json' });
+    const vendor = await scan(dir, ['vendor', 'packages/web/node_modules'], {
+      format: 'json',
+      exclude: ['*.php'],
+    });
+
+    // Assess
+    expect(paths(modules.stdout)).toEqual(['node_modules/pkg/index.js']);
+    expect(modules.stderr).not.toContain('skipped:');
+    expect(paths(vendor.stdout)).toEqual(['packages/web/node_modules/dep/x.js']);
+    expect(vendor.stderr).toContain('0 folders and 1 file by --exclude/.keyguardignore');
+  });
+});
+
 describe('keyguard scan --exclude and .keyguardignore', () => {
   function tree(): string {
     const dir = tempDir('keyguard-scanners-ex-');
