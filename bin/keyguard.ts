@@ -145,8 +145,8 @@ A summary goes to stderr. Binary files (a NUL byte in the first 8 KB) are search
 with a byte order mark are decoded.
 
 Excludes (.gitignore syntax): --exclude PATTERN and the lines of .keyguardignore in the current directory,
-matched against paths relative to it (and paths inside the repository for --git and --staged); a file named
-on the command line is always scanned. By default these folders are skipped, and the summary counts them:
+matched against paths relative to it (and paths inside the repository for --git and --staged); a file or
+folder named on the command line is always scanned. By default these folders are skipped, and the summary counts them:
   ${DEFAULT_EXCLUDED_FOLDERS.join(', ')}
 --no-default-excludes scans them; a !pattern re-includes one (e.g. !vendor/).
 
