@@ -51,6 +51,27 @@ export interface PreviewOptions extends AuditSourceOptions {
   json?: boolean;
   /** Evaluate as of this instant (ISO-8601 with a zone, or YYYY-MM-DD); default now. */
   at?: string;
+  /** Repeatable `ACCOUNT=ou-a/ou-b`: an account's OUs from the root down, so OU overrides can apply to it. */
+  ouPath?: string[];
+}
+
+const OU_ID = /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/;
+
+/** `--ou-path ACCOUNT=ou-a/ou-b` (repeatable) as account id → OU ids from the root down; errors name the value. */
+export function parseOuPaths(values: readonly string[] | undefined): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const v of values ?? []) {
+    const m = /^(\d{12})=(.+)$/.exec(v.trim());
+    const ous = m ? (m[2] as string).split('/') : [];
+    if (!m || ous.some((o) => !OU_ID.test(o))) {
+      throw new AuditUsageError(
+        `--ou-path: ${JSON.stringify(v)} is not ACCOUNT=OU[/OU...] (a 12-digit account id, then its OU ids from ` +
+          'the root down, e.g. 111122223333=ou-ab12-prod0001/ou-ab12-team0001)',
+      );
+    }
+    out.set(m[1] as string, ous);
+  }
+  return out;
 }
 
 export interface PreviewDeps extends AuditDeps {
@@ -215,6 +236,7 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
       throw err;
     }
     const at = parseAt(opts.at, (deps.now ?? (() => new Date()))());
+    const ouPaths = parseOuPaths(opts.ouPath);
     const nextVersion = policyVersion(next.config);
     const currentVersion = policyVersion(current.config);
 
@@ -231,9 +253,12 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
     /** Accounts whose OU path is unknown while an OU override exists: evaluated without OU overrides. */
     const ouUnknown = new Set<string>();
     const place = (config: Config, version: string, accountId: string) => {
-      if (config.overrides.some((o) => (o.ous?.length ?? 0) > 0)) ouUnknown.add(accountId);
-      // The store does not keep the accounts' OU paths: overrides naming the account apply, OU overrides cannot.
-      return effectivePolicy(config, version, config.overrides, { accountId, ouPath: [] });
+      // The store does not keep the accounts' OU paths: without --ou-path, overrides naming the account apply and
+      // OU overrides cannot.
+      const ouPath = ouPaths.get(accountId);
+      if (ouPath === undefined && config.overrides.some((o) => (o.ous?.length ?? 0) > 0))
+        ouUnknown.add(accountId);
+      return effectivePolicy(config, version, config.overrides, { accountId, ouPath: ouPath ?? [] });
     };
 
     for (const k of known.sort((a, b) =>
@@ -316,7 +341,7 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
     if (ouUnknown.size > 0)
       notes.push(
         `OU overrides not applied: the OU path of ${ouUnknown.size} account(s) (${[...ouUnknown].sort().join(', ')}) ` +
-          'is not known to the store; overrides naming accounts are applied',
+          'is not known to the store (give it with --ou-path); overrides naming accounts are applied',
       );
     const skipped = { deleted, noDecision, approved, notRebuilt };
     if (approved > 0)
@@ -402,7 +427,8 @@ Both policies are evaluated over the same keys at the same instant, so only the 
 taken as its latest decision recorded it (the store keeps no tag values: the owner tag, and whether the purpose
 and review-cadence tags were set, come from that decision); keys flagged LEAKED, UNUSED or
 REACTIVATED_WITHOUT_APPROVAL, and keys with an approval, are counted and not previewed. With organization
-overrides, overrides naming an account apply; OU overrides cannot (the store does not keep OU paths: a note says so).
+overrides, overrides naming an account apply; OU overrides apply only to accounts whose OUs --ou-path gives
+(the store does not keep OU paths: a note names the other accounts).
 
 Exit codes: 0 preview printed (whether or not keys change), 2 bad usage, a bad config or an unreadable store or
 table, 1 unexpected failure.
@@ -437,6 +463,12 @@ export function registerPreviewCommand(
     .addOption(decisionsTableOption())
     .addOption(keysTableOption('the keys to preview (required with --table)'))
     .option('--at <time>', 'evaluate as of this time (YYYY-MM-DD, UTC, or ISO-8601 with a zone; default now)')
+    .option(
+      '--ou-path <account=ous>',
+      "an account's OU ids from the root down, e.g. 111122223333=ou-ab12-prod0001/ou-ab12-team0001, so OU " +
+        'overrides apply to it (repeatable)',
+      (v: string, prev: string[] = []) => [...prev, v],
+    )
     .option(
       '--json',
       'one JSON object on stdout: the changes, the counts per owner and account, and the notes',

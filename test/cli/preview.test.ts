@@ -5,7 +5,7 @@ import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { PreviewChange } from '../../lambda/cli/preview';
 import { runPreview } from '../../lambda/cli/preview';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
-import { ACCOUNT, captureIO, EXAMPLES, removeTempDirs, tempDir, writeFile } from './helpers';
+import { ACCOUNT, captureIO, EXAMPLES, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
 
 /**
  * `keyguard preview` (issue 14): over a store filled by replaying examples/cloudtrail under an audit-mode policy,
@@ -163,6 +163,37 @@ describe('keyguard preview over the local store', () => {
     );
   });
 
+  it('--ou-path gives an account its OUs: an OU override then applies to it, and no note is printed', async () => {
+    // Prepare
+    const org = {
+      mode: 'audit',
+      organization: { id: 'o-a1b2c3d4e5', managementAccountId: '999999999999', targets: ['r-ab12'] },
+      overrides: [{ ous: ['ou-ab12-sandbox1'], mode: 'enforce', allowLongTermKeys: false }],
+    };
+    const config = writeFile(join(cwd, 'org-ou.json'), JSON.stringify(org));
+    const known = captureIO(cwd);
+    const unknown = captureIO(cwd);
+    const bad = captureIO(cwd);
+
+    // Act
+    await runPreview(
+      { config, current, store, at: AT, ouPath: [`${ACCOUNT}=ou-ab12-prod0001/ou-ab12-sandbox1`] },
+      known.io,
+      NO_AWS,
+    );
+    await runPreview({ config, current, store, at: AT }, unknown.io, NO_AWS);
+    const code = await runPreview({ config, current, store, ouPath: [`${ACCOUNT}=sandbox`] }, bad.io, NO_AWS);
+
+    // Assess
+    expect(known.stdout()).toMatch(/DEACTIVATE \(applied\) \[ou:ou-ab12-sandbox1\]/);
+    expect(known.stdout()).toMatch(/^Would be deactivated \(4\):$/m);
+    expect(known.stdout()).not.toContain('OU overrides not applied');
+    expect(unknown.stdout()).toContain('Keys: 6 known, 5 evaluated, 0 would change');
+    expect(unknown.stdout()).toContain('Note: OU overrides not applied');
+    expect(code).toBe(2);
+    expect(bad.stderr()).toContain(`--ou-path: "${ACCOUNT}=sandbox" is not ACCOUNT=OU[/OU...]`);
+  });
+
   it('refuses a missing new config, naming the file, and a store that does not exist', async () => {
     const a = captureIO(cwd);
     expect(await runPreview({ config: 'nope.json', store }, a.io, NO_AWS)).toBe(2);
@@ -209,5 +240,41 @@ describe('keyguard preview --table (dynalite standing in for the deployed tables
     const out = captureIO(cwd);
     expect(await runPreview({ config: strict, table: REPLAY_TABLES.decisionsTable }, out.io, NO_AWS)).toBe(2);
     expect(out.stderr()).toContain('--keys-table: no table name');
+  });
+});
+
+describe('keyguard preview on the command line', () => {
+  it('passes --config, --current, --store, --at, --ou-path (repeatable) and --json through', async () => {
+    // Prepare
+    const { main } = require(join(REPO, 'bin', 'keyguard.ts')) as typeof import('../../bin/keyguard');
+    const out = captureIO(cwd);
+
+    // Act
+    const code = await main(
+      [
+        'node',
+        'keyguard',
+        'preview',
+        '--config',
+        strict,
+        '--current',
+        current,
+        '--store',
+        store,
+        '--at',
+        AT,
+        '--ou-path',
+        '444455556666=ou-ab12-prod0001',
+        '--ou-path',
+        `${ACCOUNT}=ou-ab12-prod0001`,
+        '--json',
+      ],
+      out.io,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    const r = JSON.parse(out.stdout()) as { keys: { changed: number }; at: string; written: boolean };
+    expect(r).toMatchObject({ keys: { changed: 5 }, at: '2026-11-21T00:00:00.000Z', written: false });
   });
 });
