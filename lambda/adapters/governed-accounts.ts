@@ -1,7 +1,9 @@
 import type { IAMClient } from '@aws-sdk/client-iam';
 import { type AccountPlacement, type EffectivePolicy, effectivePolicy } from '../domain/org-policy';
 import type { OrgSettings, Policy } from '../shared/config';
+import type { IamClientProvider } from './iam';
 import { MemberAccess } from './member-access';
+import type { SnsNotifierOptions } from './notifier';
 import { type AccountLocator, orgPlacementFromEnv, ungovernedReason } from './org-placement';
 import { type OrgSettingsLoader, orgSettingsLoaderFromEnv } from './org-settings';
 
@@ -93,5 +95,21 @@ export function governedAccountsFromEnv(
       built = { settings, accounts: new GovernedAccounts(settings, access, locator) };
     }
     return built.accounts;
+  };
+}
+
+/**
+ * Where a deciding function's IAM calls go and how its notices name accounts: in organization mode, to the account
+ * the key is in through its member role, with the account's name on each notice; otherwise `own` (the function's
+ * own account) and no names.
+ */
+export function accountAccess(
+  organization: (() => Promise<GovernedAccounts>) | undefined,
+  own: IamClientProvider,
+): { iamFor: IamClientProvider; notifierOptions: SnsNotifierOptions } {
+  if (!organization) return { iamFor: own, notifierOptions: {} };
+  return {
+    iamFor: async (accountId) => (await organization()).iamFor(accountId),
+    notifierOptions: { accountName: async (accountId) => (await organization()).accountName(accountId) },
   };
 }

@@ -348,6 +348,14 @@ export const MiB = 1024 * 1024;
 /** Deflate's best ratio is about 1032:1: no gzip member inflates to more than this per compressed byte. */
 const MAX_DEFLATE_RATIO = 1032;
 
+/** Why a gzip file could not be read: over the size limit, or not inflatable. */
+function gunzipFailure(err: unknown, maxBytes: number): string {
+  if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+    return `${new InputTooLargeError(maxBytes, true).message}: not read`;
+  }
+  return `cannot decompress (gzip): ${reasonOf(err)}`;
+}
+
 /**
  * zlib's output chunk for a whole gzip file: the size its trailer announces (ISIZE, the last member's size mod
  * 2^32), plus one byte so the output never fills the chunk exactly (zlib would then allocate another), bounded
@@ -540,10 +548,7 @@ export async function loadBytes(
           maxOutputLength: options.maxBytes,
         });
       } catch (err) {
-        if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-          return { error: `${new InputTooLargeError(options.maxBytes, true).message}: not read` };
-        }
-        return { error: `cannot decompress (gzip): ${reasonOf(err)}` };
+        return { error: gunzipFailure(err, options.maxBytes) };
       }
     } else if (file.display.toLowerCase().endsWith('.gz')) {
       return { error: 'cannot decompress (gzip): not in gzip format' };
@@ -704,10 +709,7 @@ function loadBytesSync(
               maxOutputLength: options.maxBytes,
             });
       } catch (err) {
-        if ((err as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-          return { error: `${new InputTooLargeError(options.maxBytes, true).message}: not read` };
-        }
-        return { error: `cannot decompress (gzip): ${reasonOf(err)}` };
+        return { error: gunzipFailure(err, options.maxBytes) };
       }
     } else if (file.display.toLowerCase().endsWith('.gz')) {
       return { error: 'cannot decompress (gzip): not in gzip format' };

@@ -8,11 +8,11 @@ import type { Context } from 'aws-lambda';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
-import type { GovernedAccounts } from '../adapters/governed-accounts';
+import { accountAccess, type GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { IamUserFacts } from '../adapters/iam-user-facts';
 import { MemberRoleError } from '../adapters/member-access';
-import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
+import { SnsNotifier } from '../adapters/notifier';
 import {
   classifyRecord,
   type EventBridgeEvent,
@@ -88,13 +88,8 @@ export type CredentialEventResult =
 export function createCredentialEventHandler(rt: CredentialEventRuntime) {
   const { logger, metrics } = rt;
   const organization = rt.organization;
-  // In organization mode every IAM call goes to the account the event came from, through its member role.
-  const iamFor: IamClientProvider = organization
-    ? async (accountId) => (await organization()).iamFor(accountId)
-    : rt.iamFor;
-  const notifierOptions: SnsNotifierOptions = organization
-    ? { accountName: async (accountId) => (await organization()).accountName(accountId) }
-    : {};
+  // In organization mode IAM calls go to the key's account, through its member role.
+  const { iamFor, notifierOptions } = accountAccess(organization, rt.iamFor);
   const directory = new IamKeyDirectory(iamFor);
   const deps: PipelineDeps = {
     directory,

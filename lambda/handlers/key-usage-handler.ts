@@ -6,11 +6,11 @@ import * as z from 'zod';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
-import type { GovernedAccounts } from '../adapters/governed-accounts';
+import { accountAccess, type GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { IamUserFacts } from '../adapters/iam-user-facts';
 import { MemberRoleError } from '../adapters/member-access';
-import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
+import { SnsNotifier } from '../adapters/notifier';
 import { DynamoUsageStore } from '../adapters/usage-store';
 import { type EventBridgeEvent, EventBridgeEventSchema, latestPlausibleTime } from '../domain/cloudtrail';
 import type { KeyStepResult, PipelineDeps } from '../domain/pipeline';
@@ -125,13 +125,8 @@ function issuesOf(error: z.ZodError): string {
 export function createKeyUsageHandler(rt: KeyUsageRuntime) {
   const { logger, metrics } = rt;
   const organization = rt.organization;
-  // In organization mode every IAM call goes to the account that made the use, through its member role.
-  const iamFor: IamClientProvider = organization
-    ? async (accountId) => (await organization()).iamFor(accountId)
-    : rt.iamFor;
-  const notifierOptions: SnsNotifierOptions = organization
-    ? { accountName: async (accountId) => (await organization()).accountName(accountId) }
-    : {};
+  // In organization mode IAM calls go to the key's account, through its member role.
+  const { iamFor, notifierOptions } = accountAccess(organization, rt.iamFor);
   const doc = documentClient(rt.dynamo);
   const directory = new IamKeyDirectory(iamFor);
   const audit = new DynamoAuditLog(doc, { decisionsTable: rt.decisionsTable, keysTable: rt.keysTable });

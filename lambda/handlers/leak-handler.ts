@@ -14,10 +14,10 @@ import {
   type IssuerLookup,
 } from '../adapters/cloudtrail-issuers';
 import { documentClient } from '../adapters/document-client';
-import type { GovernedAccounts } from '../adapters/governed-accounts';
+import { accountAccess, type GovernedAccounts } from '../adapters/governed-accounts';
 import { type IamClientProvider, IamEnforcer, IamKeyDirectory } from '../adapters/iam';
 import { MemberRoleError } from '../adapters/member-access';
-import { SnsNotifier, type SnsNotifierOptions } from '../adapters/notifier';
+import { SnsNotifier } from '../adapters/notifier';
 import { HOUR_MS } from '../domain/dates';
 import { describeLeak, resolveOwner } from '../domain/evaluate';
 import { findBatchLeaks, MAX_BATCH_BYTES } from '../domain/leak-batch';
@@ -268,13 +268,8 @@ export interface LeakContext {
 export function createLeakHandler(rt: LeakRuntime) {
   const { logger, metrics } = rt;
   const organization = rt.organization;
-  // In organization mode IAM calls go to the account a key decodes to, through its member role.
-  const iamFor: IamClientProvider = organization
-    ? async (accountId) => (await organization()).iamFor(accountId)
-    : rt.iamFor;
-  const notifierOptions: SnsNotifierOptions = organization
-    ? { accountName: async (accountId) => (await organization()).accountName(accountId) }
-    : {};
+  // In organization mode IAM calls go to the key's account, through its member role.
+  const { iamFor, notifierOptions } = accountAccess(organization, rt.iamFor);
   const directory = new IamKeyDirectory(iamFor);
   const audit = new DynamoAuditLog(documentClient(rt.dynamo), {
     decisionsTable: rt.decisionsTable,
