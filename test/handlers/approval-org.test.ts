@@ -6,12 +6,7 @@ import {
   ListUserTagsCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import {
-  ChildNotFoundException,
-  DescribeAccountCommand,
-  ListParentsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
+import { DescribeAccountCommand, OrganizationsClient } from '@aws-sdk/client-organizations';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import type { LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
@@ -29,6 +24,7 @@ import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/con
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { createCredentialRecord, eventBridgeEvent, lambdaContext } from '../support/events';
 import { answerPlainUser } from '../support/iam-facts';
+import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 
 /**
  * The approval function in organization mode (issue 12): the security team, in the hub account, approves, revokes
@@ -78,7 +74,7 @@ const settings = orgSettings(config);
 if (!settings) throw new Error('test config has no organization');
 
 function answerOrganizations() {
-  const parents: Record<string, { Id: string; Type: string }> = {
+  const parents: Record<string, OrgParent> = {
     [MEMBER]: { Id: OU_SANDBOX, Type: 'ORGANIZATIONAL_UNIT' },
     [EXCLUDED]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [SUSPENDED]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
@@ -87,18 +83,7 @@ function answerOrganizations() {
     [OU_WORKLOADS]: { Id: ROOT, Type: 'ROOT' },
     [OU_OTHER]: { Id: ROOT, Type: 'ROOT' },
   };
-  orgs.on(ListParentsCommand).callsFake((input: { ChildId: string }) => {
-    const p = parents[input.ChildId];
-    if (!p) throw new ChildNotFoundException({ message: 'child not found', $metadata: {} });
-    return { Parents: [p] };
-  });
-  orgs.on(DescribeAccountCommand).callsFake((input: { AccountId: string }) => ({
-    Account: {
-      Id: input.AccountId,
-      Name: `team-${input.AccountId.slice(0, 3)}`,
-      State: input.AccountId === SUSPENDED ? 'SUSPENDED' : 'ACTIVE',
-    },
-  }));
+  answerOrganizationTree(orgs, parents, new Set([SUSPENDED]));
 }
 
 let db: EmbeddedDynamo;

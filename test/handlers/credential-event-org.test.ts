@@ -6,12 +6,7 @@ import {
   ListUserTagsCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import {
-  ChildNotFoundException,
-  DescribeAccountCommand,
-  ListParentsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { AssumeRoleCommand, STSClient, STSServiceException } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -31,6 +26,7 @@ import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { createCredentialRecord, eventBridgeEvent, lambdaContext } from '../support/events';
 import { answerPlainUser } from '../support/iam-facts';
+import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 
 /**
  * Organization mode of the credential-event function (issue 12): a forwarded event is decided in the account that
@@ -89,7 +85,7 @@ const SANDBOX_VERSION = overrideVersion(
 
 /** Organizations: A in workloads/sandbox, B and EXCLUDED in workloads, OUTSIDE_TARGETS in another OU. */
 function answerOrganizations() {
-  const parents: Record<string, { Id: string; Type: string }> = {
+  const parents: Record<string, OrgParent> = {
     [MEMBER_A]: { Id: OU_SANDBOX, Type: 'ORGANIZATIONAL_UNIT' },
     [MEMBER_B]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [EXCLUDED]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
@@ -99,14 +95,7 @@ function answerOrganizations() {
     [OU_WORKLOADS]: { Id: ROOT, Type: 'ROOT' },
     [OU_OTHER]: { Id: ROOT, Type: 'ROOT' },
   };
-  orgs.on(ListParentsCommand).callsFake((input: { ChildId: string }) => {
-    const p = parents[input.ChildId];
-    if (!p) throw new ChildNotFoundException({ message: 'child not found', $metadata: {} });
-    return { Parents: [p] };
-  });
-  orgs.on(DescribeAccountCommand).callsFake((input: { AccountId: string }) => ({
-    Account: { Id: input.AccountId, Name: `team-${input.AccountId.slice(0, 3)}`, State: 'ACTIVE' },
-  }));
+  answerOrganizationTree(orgs, parents);
 }
 
 /** STS: credentials naming the account and the n-th AssumeRole, valid an hour from `issuedAt()`. */

@@ -9,12 +9,7 @@ import {
   ListUserTagsCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import {
-  ChildNotFoundException,
-  DescribeAccountCommand,
-  ListParentsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { AssumeRoleCommand, STSClient, STSServiceException } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -31,6 +26,7 @@ import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/con
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { answerPlainUser } from '../support/iam-facts';
+import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 
 /**
  * Organization mode of the key-usage function (issue 12): usage forwarded by the spokes is attributed and decided in
@@ -87,7 +83,7 @@ const SANDBOX_VERSION = overrideVersion(
 );
 
 function answerOrganizations() {
-  const parents: Record<string, { Id: string; Type: string }> = {
+  const parents: Record<string, OrgParent> = {
     [MEMBER_A]: { Id: OU_SANDBOX, Type: 'ORGANIZATIONAL_UNIT' },
     [MEMBER_B]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [EXCLUDED]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
@@ -95,14 +91,7 @@ function answerOrganizations() {
     [OU_SANDBOX]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [OU_WORKLOADS]: { Id: ROOT, Type: 'ROOT' },
   };
-  orgs.on(ListParentsCommand).callsFake((input: { ChildId: string }) => {
-    const p = parents[input.ChildId];
-    if (!p) throw new ChildNotFoundException({ message: 'child not found', $metadata: {} });
-    return { Parents: [p] };
-  });
-  orgs.on(DescribeAccountCommand).callsFake((input: { AccountId: string }) => ({
-    Account: { Id: input.AccountId, Name: `team-${input.AccountId.slice(0, 3)}`, State: 'ACTIVE' },
-  }));
+  answerOrganizationTree(orgs, parents);
 }
 
 /** STS: credentials naming the account (ASIA<account>…), valid an hour; AccessDenied for `deny`. */

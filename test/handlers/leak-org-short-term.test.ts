@@ -3,12 +3,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
 import { IAMClient } from '@aws-sdk/client-iam';
-import {
-  ChildNotFoundException,
-  DescribeAccountCommand,
-  ListParentsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import {
@@ -38,6 +33,7 @@ import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/con
 import { handBuiltShortTermKey } from '../support/bedrock-tokens';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 import { leakedFragments } from '../support/secrets';
 
 /**
@@ -117,20 +113,13 @@ class VerifiedEverything implements LeakVerifier {
 }
 
 function answerOrganizations() {
-  const parents: Record<string, { Id: string; Type: string }> = {
+  const parents: Record<string, OrgParent> = {
     [MEMBER_A]: { Id: OU_SANDBOX, Type: 'ORGANIZATIONAL_UNIT' },
     [HUB]: { Id: ROOT, Type: 'ROOT' },
     [OU_SANDBOX]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [OU_WORKLOADS]: { Id: ROOT, Type: 'ROOT' },
   };
-  orgs.on(ListParentsCommand).callsFake((input: { ChildId: string }) => {
-    const p = parents[input.ChildId];
-    if (!p) throw new ChildNotFoundException({ message: 'child not found', $metadata: {} });
-    return { Parents: [p] };
-  });
-  orgs.on(DescribeAccountCommand).callsFake((input: { AccountId: string }) => ({
-    Account: { Id: input.AccountId, Name: `team-${input.AccountId.slice(0, 3)}`, State: 'ACTIVE' },
-  }));
+  answerOrganizationTree(orgs, parents);
 }
 
 /** STS: GetAccessKeyInfo by ACCOUNT_OF; AssumeRole gives credentials ASIA<account> (AccessDenied for `deny`). */

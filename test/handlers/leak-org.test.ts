@@ -8,12 +8,7 @@ import {
   ListUserTagsCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
-import {
-  ChildNotFoundException,
-  DescribeAccountCommand,
-  ListParentsCommand,
-  OrganizationsClient,
-} from '@aws-sdk/client-organizations';
+import { OrganizationsClient } from '@aws-sdk/client-organizations';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { AssumeRoleCommand, STSClient, STSServiceException } from '@aws-sdk/client-sts';
@@ -31,6 +26,7 @@ import { createLeakHandler, type LeakResult, type LeakRuntime } from '../../lamb
 import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 import { fakeLongTermKey, leakedFragments } from '../support/secrets';
 
 /**
@@ -106,21 +102,14 @@ class VerifiedEverything implements LeakVerifier {
 }
 
 function answerOrganizations() {
-  const parents: Record<string, { Id: string; Type: string }> = {
+  const parents: Record<string, OrgParent> = {
     [MEMBER_A]: { Id: OU_SANDBOX, Type: 'ORGANIZATIONAL_UNIT' },
     [MEMBER_B]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [EXCLUDED]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [OU_SANDBOX]: { Id: OU_WORKLOADS, Type: 'ORGANIZATIONAL_UNIT' },
     [OU_WORKLOADS]: { Id: ROOT, Type: 'ROOT' },
   };
-  orgs.on(ListParentsCommand).callsFake((input: { ChildId: string }) => {
-    const p = parents[input.ChildId];
-    if (!p) throw new ChildNotFoundException({ message: 'child not found', $metadata: {} });
-    return { Parents: [p] };
-  });
-  orgs.on(DescribeAccountCommand).callsFake((input: { AccountId: string }) => ({
-    Account: { Id: input.AccountId, Name: `team-${input.AccountId.slice(0, 3)}`, State: 'ACTIVE' },
-  }));
+  answerOrganizationTree(orgs, parents);
 }
 
 function answerAssumeRole(deny: ReadonlySet<string> = new Set()) {
