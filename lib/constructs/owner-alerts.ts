@@ -1,3 +1,4 @@
+import { Annotations } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -5,6 +6,9 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { FailureQueue } from './failure-queue';
+
+/** Id of the synth warning for a topic nobody is subscribed to (acknowledge it with this id). */
+export const NO_SUBSCRIPTIONS_WARNING = 'keyguard:no-subscriptions';
 
 /** Message attributes the functions publish with every owner notice (all of type String). */
 export const NOTICE_ATTRIBUTES = ['owner', 'severity', 'action'] as const;
@@ -54,7 +58,17 @@ export class OwnerAlerts extends Construct {
     });
 
     const subs = props.subscriptions ?? [];
-    if (subs.length > 0) {
+    if (subs.length === 0) {
+      // A warning, not an error: synth without credentials or a config must keep working, and a subscriber may
+      // be added outside the stack. But SNS drops a message with no subscriber, silently.
+      Annotations.of(this).addWarningV2(
+        NO_SUBSCRIPTIONS_WARNING,
+        'notifications.subscriptions is empty: the owner-notice topic has no subscriber, so owner notices ' +
+          "(reminders, deactivations, leaks) and the stack's alarms would reach nobody. Add at least one " +
+          '{ "email": "..." } to notifications.subscriptions in keyguard.config.json ' +
+          '(or subscribe to the topic outside this stack).',
+      );
+    } else {
       const failures = new FailureQueue(this, 'DeliveryFailures');
       // SNS encrypts what it redrives with the queue's key: allow it, for this topic only.
       failures.encryptionKey.addToResourcePolicy(

@@ -1,5 +1,5 @@
 import { App, Validations } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { CONFIG_ENV, functionPolicy, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from '../../lib/keyguard-stack';
@@ -394,6 +394,25 @@ describe('OwnerAlerts', () => {
     expect(everything).toMatchObject({ Protocol: 'email' });
     expect(everything?.FilterPolicy).toBeUndefined();
     expect(filtered).toMatchObject({ Protocol: 'email', FilterPolicy: { owner: ['team-a', 'team-b'] } });
+  });
+
+  test('synth warns, naming the setting, when no subscription would receive the notices; not with one', () => {
+    // Prepare: the built-in defaults (no subscription) and an explicit empty list
+    const defaults = build();
+    const emptyList = build({ context: { config: writeConfig({ notifications: { subscriptions: [] } }) } });
+    // Assess: one warning on the owner-notice construct, saying what to add and what happens without it
+    for (const built of [defaults, emptyList]) {
+      const warnings = Annotations.fromStack(built.stack).findWarning(
+        '/BedrockKeyGuard/OwnerAlerts',
+        Match.stringLikeRegexp('notifications\\.subscriptions.*reach nobody'),
+      );
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]?.entry.data).toContain('[ack: keyguard:no-subscriptions]');
+    }
+    // ... and none when the config subscribes someone
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('subscriptions'))).toEqual(
+      [],
+    );
   });
 
   test('redrives undeliverable notices to an encrypted queue SNS may use for this topic only', () => {
