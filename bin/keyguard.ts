@@ -20,7 +20,7 @@ import {
   USAGE_TABLE_ENV,
 } from '../lambda/cli/inventory';
 import { DEFAULT_CONCURRENCY, MAX_CONCURRENCY, runOrgInventory } from '../lambda/cli/inventory-org';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, guardedIO } from '../lambda/cli/io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, guardedIO, terminalOf } from '../lambda/cli/io';
 import { registerPolicyCommand } from '../lambda/cli/policy';
 import { registerPreviewCommand } from '../lambda/cli/preview';
 import { DEFAULT_STORE_DIR, type ReplayOptions, runReplay } from '../lambda/cli/replay';
@@ -516,7 +516,13 @@ export function runAsProcess(): void {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? EXIT_OK);
     throw err;
   });
-  main(process.argv, { stdout: process.stdout, stderr: process.stderr, cwd: process.cwd() }).then(
+  const terminal = terminalOf(process.stdout, process.env);
+  main(process.argv, {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    cwd: process.cwd(),
+    ...(terminal ? { terminal } : {}),
+  }).then(
     (code) => {
       process.exitCode = code;
     },

@@ -17,7 +17,16 @@ import { csvRecord } from './csv';
 import { countFailing, FailOnError, latestPerKey, parseFailOn, withPosture } from './fail-on';
 import { actionLabel, decisionJson, renderTable } from './format';
 import { messageOf } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
+import {
+  type CliIO,
+  EXIT_FAILURE,
+  EXIT_INPUT,
+  EXIT_OK,
+  failure,
+  problem,
+  type TerminalFacts,
+  writeStyled,
+} from './io';
 import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
 import { lockStore } from './store-lock';
 
@@ -274,7 +283,11 @@ function trigger(d: Decision): string {
   return d.trigger.eventName ? `${d.trigger.kind} ${d.trigger.eventName}` : d.trigger.kind;
 }
 
-export function auditTable(decisions: readonly Decision[], names?: ReadonlyMap<string, string>): string {
+export function auditTable(
+  decisions: readonly Decision[],
+  names?: ReadonlyMap<string, string>,
+  terminal?: TerminalFacts,
+): string {
   return renderTable(
     ['DECIDED AT', 'ACCOUNT', 'KEY ID', 'USER', 'OWNER', 'ACTION', 'VIOLATIONS', 'TRIGGER'],
     decisions.map((d) => [
@@ -287,6 +300,7 @@ export function auditTable(decisions: readonly Decision[], names?: ReadonlyMap<s
       d.violations.length ? d.violations.map((v) => v.code).join(',') : '-',
       trigger(d),
     ]),
+    terminal,
   );
 }
 
@@ -469,7 +483,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
       for (const d of decisions) io.stdout.write(auditCsvRow(d));
       io.stderr.write(summary);
     } else {
-      if (decisions.length > 0) io.stdout.write(`${auditTable(decisions, names)}\n\n`);
+      if (decisions.length > 0) writeStyled(io.stdout, `${auditTable(decisions, names, io.terminal)}\n\n`);
       else io.stdout.write('No decisions match.\n\n');
       io.stdout.write(summary);
     }

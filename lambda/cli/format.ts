@@ -1,5 +1,7 @@
+import stringWidth from 'string-width';
 import { canonicalDecision, type Decision } from '../domain/types';
-import { visible } from '../shared/visible-text';
+import { mapVisible, visible } from '../shared/visible-text';
+import type { TerminalFacts } from './io';
 
 /**
  * Output of `keyguard replay`: decision JSON (one object per line) and the readable table and totals.
@@ -53,32 +55,148 @@ function ownerLabel(d: Decision): string {
   return `${d.owner.value ?? '(none)'} (${d.owner.source})`;
 }
 
+/** Printable ASCII only: one column per character, no segmentation needed (the common, fast case). */
+const PLAIN_ASCII = /^[\x20-\x7e]*$/;
+const ESC = '\u001b';
+const graphemes = new Intl.Segmenter('en', { granularity: 'grapheme' });
+
+/**
+ * A cell as it is shown: the pieces truncation may cut between (grapheme clusters of the text, and each
+ * `visible()` escape such as `\x1b` or `\u202e` whole), each with its width in terminal columns (`string-width`:
+ * East Asian wide characters and emoji take two). Never a surrogate half, never half an escape.
+ */
+interface Shown {
+  text: string;
+  width: number;
+  pieces?: { text: string; width: number }[];
+}
+
+function shown(value: string): Shown {
+  if (PLAIN_ASCII.test(value)) return { text: value, width: value.length };
+  const pieces: { text: string; width: number }[] = [];
+  const text = mapVisible(
+    value,
+    (run) => {
+      for (const { segment } of graphemes.segment(run))
+        pieces.push({ text: segment, width: stringWidth(segment) });
+      return run;
+    },
+    (sequence) => {
+      pieces.push({ text: sequence, width: sequence.length });
+      return sequence;
+    },
+  );
+  let width = 0;
+  for (const p of pieces) width += p.width;
+  return { text, width, pieces };
+}
+
+/** The cell cut to `width` columns, ending in `…` when something was left out; its width is ≤ `width`. */
+function cut(cell: Shown, width: number): Shown {
+  if (cell.width <= width) return cell;
+  if (width <= 0) return { text: '', width: 0 };
+  const pieces = cell.pieces ?? [...cell.text].map((ch) => ({ text: ch, width: 1 }));
+  let text = '';
+  let used = 0;
+  for (const p of pieces) {
+    if (used + p.width > width - 1) break;
+    text += p.text;
+    used += p.width;
+  }
+  return { text: `${text}…`, width: used + 1 };
+}
+
+/**
+ * Columns that keep their full width while any other can still shrink: identifiers (a truncated key id or
+ * account cannot be looked up), times and the short fixed vocabularies (action, status, state).
+ */
+const KEEP = /\bID\b|ACCOUNT|APPROVAL|TIME|DECIDED AT|^ACTION$|^STATUS$|^STATE$|^UNTIL$|^CREATED$|^EXPIRES$/;
+/** A free-text column is not cut below this (or its natural width, if smaller); ids not below their own width unless nothing else is left. */
+const MIN_FREE = 8;
+const MIN_ANY = 4;
+
+/**
+ * Column widths that fit `columns` (two spaces between columns): the widest free-text column (user, owner,
+ * violations, reason, trigger…) loses a column at a time, down to MIN_FREE; only then the kept columns (ids,
+ * times, action), widest first, down to MIN_ANY. If even that does not fit, the lines are longer than the terminal.
+ */
+function fitWidths(header: readonly string[], widths: number[], columns: number): number[] {
+  const out = [...widths];
+  let total = out.reduce((a, b) => a + b, 0) + 2 * (out.length - 1);
+  const shrink = (eligible: (i: number) => boolean, floor: number) => {
+    while (total > columns) {
+      let widest = -1;
+      for (let i = 0; i < out.length; i++) {
+        const w = out[i] ?? 0;
+        if (eligible(i) && w > floor && (widest < 0 || w > (out[widest] ?? 0))) widest = i;
+      }
+      if (widest < 0) return;
+      out[widest] = (out[widest] ?? 0) - 1;
+      total -= 1;
+    }
+  };
+  shrink((i) => !KEEP.test(header[i] ?? ''), MIN_FREE);
+  shrink(() => true, MIN_ANY);
+  return out;
+}
+
+/** SGR colour of an action/severity cell: enforcement red, a notice yellow, allowed green. */
+function severityColour(cell: string): string | undefined {
+  if (/^(DEACTIVATE|DELETE)\b/.test(cell)) return `${ESC}[31m`;
+  if (/^NOTIFY\b/.test(cell)) return `${ESC}[33m`;
+  if (/^ALLOW\b/.test(cell)) return `${ESC}[32m`;
+  return undefined;
+}
+
 /**
  * Left-aligned columns separated by two spaces; the last column is not padded. Every cell is shown through
  * `visible()` (a user name, tag value or reason with a newline, an escape sequence or a bidi override stays in
- * its cell, as text), so every table of every command is safe to print on a terminal.
+ * its cell, as text), so every table of every command is safe to print on a terminal. Widths count terminal
+ * columns (wide characters two, escapes as printed).
+ *
+ * With `terminal` (stdout is a TTY, see `CliIO.terminal`): the table fits `terminal.columns` by cutting the
+ * longest free-text cells with `…` (see `fitWidths`; the full values are in `--json`/`--csv`), and with
+ * `terminal.color` the ACTION column is coloured: write such a table with `writeStyled()`. Without it (piped
+ * output, tests), the table is full width and plain, as it always was.
  */
-export function renderTable(header: readonly string[], cells: readonly (readonly string[])[]): string {
-  const rows = cells.map((r) => r.map(visible));
+export function renderTable(
+  header: readonly string[],
+  cells: readonly (readonly string[])[],
+  terminal?: TerminalFacts,
+): string {
+  const head = header.map(shown);
+  const rows = cells.map((r) => r.map(shown));
   // A loop, not Math.max(...rows): spreading 100,000+ arguments overflows the stack.
-  const widths = header.map((h, i) => {
-    let width = h.length;
-    for (const r of rows) width = Math.max(width, (r[i] ?? '').length);
+  let widths = head.map((h, i) => {
+    let width = h.width;
+    for (const r of rows) width = Math.max(width, r[i]?.width ?? 0);
     return width;
   });
-  const line = (cells: readonly string[]) =>
+  if (terminal) widths = fitWidths(header, widths, terminal.columns);
+  const colourAt = terminal?.color ? header.indexOf('ACTION') : -1;
+  const line = (cells: readonly Shown[], isHeader: boolean) =>
     cells
-      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .map((c, i) => {
+        const width = widths[i] ?? 0;
+        const fitted = terminal ? cut(c, width) : c;
+        const pad = i === cells.length - 1 ? '' : ' '.repeat(Math.max(0, width - fitted.width));
+        const colour = !isHeader && i === colourAt ? severityColour(c.text) : undefined;
+        return colour ? `${colour}${fitted.text}${ESC}[0m${pad}` : `${fitted.text}${pad}`;
+      })
       .join('  ')
       .trimEnd();
-  return [line(header.map(visible)), ...rows.map(line)].join('\n');
+  return [line(head, true), ...rows.map((r) => line(r, false))].join('\n');
 }
 
 /**
  * `policyVersion`: the policy of this run; a decision on record from an earlier run under another policy says which
  * (`earlier run, policy <version>`): it was not re-evaluated.
  */
-export function decisionTable(rows: readonly DecisionRow[], policyVersion?: string): string {
+export function decisionTable(
+  rows: readonly DecisionRow[],
+  policyVersion?: string,
+  terminal?: TerminalFacts,
+): string {
   const header = [
     'EVENT TIME',
     'EVENT',
@@ -109,7 +227,7 @@ export function decisionTable(rows: readonly DecisionRow[], policyVersion?: stri
         : `earlier run, policy ${d.policyVersion}`
       : 'new',
   ]);
-  return renderTable(header, body);
+  return renderTable(header, body, terminal);
 }
 
 /** Why events produced no decision, worded for the summary. */

@@ -30,7 +30,17 @@ import { csvRecord } from './csv';
 import { countFailing, FailOnError, parseFailOn, withPosture } from './fail-on';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeControl } from './io';
+import {
+  type CliIO,
+  EXIT_FAILURE,
+  EXIT_INPUT,
+  EXIT_OK,
+  failure,
+  problem,
+  type TerminalFacts,
+  writeControl,
+  writeStyled,
+} from './io';
 
 /**
  * `keyguard inventory`: every Bedrock key of the live account, read-only, through the same code as the sweep
@@ -202,7 +212,7 @@ function day(iso: string | null): string {
   return iso ? iso.slice(0, 10) : '-';
 }
 
-export function inventoryTable(rows: readonly InventoryRow[]): string {
+export function inventoryTable(rows: readonly InventoryRow[], terminal?: TerminalFacts): string {
   const header = [
     'ACCOUNT',
     'USER',
@@ -227,7 +237,7 @@ export function inventoryTable(rows: readonly InventoryRow[]): string {
     r.lastUsedAt === 'unknown' ? 'unknown' : r.lastUsedAt === null ? 'never' : day(r.lastUsedAt),
     r.violations.length > 0 ? r.violations.map((v) => v.code).join(',') : '-',
   ]);
-  return renderTable(header, body);
+  return renderTable(header, body, terminal);
 }
 
 /** Progress on a terminal only: one line, rewritten in place, cleared at the end. */
@@ -360,7 +370,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
     if (opts.json || opts.csv) {
       io.stderr.write(summary);
     } else {
-      if (rows.length > 0) io.stdout.write(`${inventoryTable(rows)}\n\n`);
+      if (rows.length > 0) writeStyled(io.stdout, `${inventoryTable(rows, io.terminal)}\n\n`);
       else io.stdout.write('No Bedrock API keys in this account.\n\n');
       io.stdout.write(summary);
     }

@@ -20,6 +20,56 @@ export interface CliIO {
   stderr: TextSink;
   /** Relative paths (inputs, --config, --store) are resolved against this directory. */
   cwd: string;
+  /**
+   * Present only when stdout is a terminal (see `terminalOf`): tables fit its width and the action column is
+   * coloured. Absent (piped, redirected, in tests by default): full-width tables, no colour, so scripts and
+   * diffs see the same bytes as before.
+   */
+  terminal?: TerminalFacts;
+}
+
+/** What a human-readable printer may assume about the terminal stdout is. */
+export interface TerminalFacts {
+  /** Visible columns of the terminal; tables are truncated to fit. */
+  columns: number;
+  /** Colour the action/severity column (SGR sequences written past the guard, see `writeStyled`). */
+  color: boolean;
+}
+
+/**
+ * The facts of a real stream: none when it is not a TTY. Colour follows https://no-color.org (`NO_COLOR` set to
+ * any non-empty value turns it off) and `FORCE_COLOR=0` turns it off too; `FORCE_COLOR` never turns colour on
+ * for a pipe (a pipe keeps today's plain, full-width output). `TERM=dumb` gets no colour.
+ */
+export function terminalOf(
+  stream: { isTTY?: boolean; columns?: number },
+  env: Readonly<Record<string, string | undefined>>,
+): TerminalFacts | undefined {
+  if (!stream.isTTY) return undefined;
+  const columns = stream.columns && stream.columns > 0 ? stream.columns : 80;
+  const color = !env.NO_COLOR && env.FORCE_COLOR !== '0' && env.TERM !== 'dumb';
+  return { columns, color };
+}
+
+/** The SGR sequences the table printer uses: the only raw escapes ever let past the guard. */
+const ESC = '\u001b';
+const OWN_SGR = new RegExp(`(${ESC}\\[(?:0|31|32|33)m)`);
+
+/**
+ * Writes text that may hold the printer's own colour sequences (`renderTable` with colour on): those go past the
+ * guard, every other part through it. Values in the text already went through `visible()`, so any raw ESC left
+ * in it is one of ours; anything else the guard still escapes.
+ */
+export function writeStyled(sink: TextSink, text: string): void {
+  if (!text.includes(ESC)) {
+    sink.write(text);
+    return;
+  }
+  for (const part of text.split(OWN_SGR)) {
+    if (part === '') continue;
+    if (OWN_SGR.test(part) && part.length <= 5) writeControl(sink, part);
+    else sink.write(part);
+  }
 }
 
 /** Exit codes shared by every command. */

@@ -61,7 +61,7 @@ import {
   messageOf,
   type ReadLimits,
 } from './inputs';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem } from './io';
+import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeStyled } from './io';
 import { startProgress } from './replay-progress';
 import { lockStore } from './store-lock';
 
@@ -1010,7 +1010,7 @@ export async function runReplay(
     if (options.json) {
       if (!options.quiet) io.stderr.write(`${summary}\n`);
     } else {
-      if (rows.length > 0) io.stdout.write(`${decisionTable(rows, version)}\n\n`);
+      if (rows.length > 0) writeStyled(io.stdout, `${decisionTable(rows, version, io.terminal)}\n\n`);
       else io.stdout.write('No decisions: the inputs hold no events about Bedrock API keys.\n\n');
       if (!options.quiet) io.stdout.write(`${summary}\n`);
     }
