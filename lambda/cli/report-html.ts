@@ -26,10 +26,15 @@ import {
  * sorter are inline; a Content-Security-Policy of `default-src 'none'` with hashes for the one style and the
  * one script makes the browser refuse anything else, so the file never reaches the network, even if a value
  * in it were crafted to try (every value is escaped as well).
+ *
+ * The inventory fits a laptop screen (1366 px) without scrolling the page sideways: identifiers and violation
+ * codes wrap between words (a code or an ID stays whole), free text (user names, owner ARNs) wraps anywhere, so
+ * every value is shown in full rather than cut. Only a table too wide for its screen even so scrolls inside its
+ * own box, never the page.
  */
 
 const STYLE = `
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;margin:0 auto;max-width:1200px;padding:16px 24px}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2328;margin:0 auto;max-width:1320px;padding:16px 24px}
 h1{font-size:1.6em;margin:.2em 0}
 h2{font-size:1.2em;margin:1.6em 0 .4em}
 .summary{color:#444}
@@ -42,6 +47,10 @@ table{border-collapse:collapse}
 table.counts td,table.counts th{padding:1px 8px;text-align:left}
 #inventory{width:100%;font-size:.92em}
 #inventory th,#inventory td{border-bottom:1px solid #d0d7de;padding:4px 6px;text-align:left;vertical-align:top}
+#inventory td{overflow-wrap:anywhere}
+#inventory td.word{overflow-wrap:break-word}
+#inventory td.free{min-width:9em}
+.table-wrap{overflow-x:auto;max-width:100%}
 #inventory th button{font:inherit;font-weight:600;background:none;border:0;padding:0;cursor:pointer;color:inherit}
 #inventory th[aria-sort=ascending] button::after{content:" \\25B2"}
 #inventory th[aria-sort=descending] button::after{content:" \\25BC"}
@@ -152,14 +161,26 @@ function day(iso: string | null): string {
 interface Column {
   label: string;
   type: 'text' | 'number' | 'date';
-  cell(k: ReportKey): { text: string; sort?: string; className?: string };
+  /**
+   * `parts`: the text in pieces that each stay on one line (a line may break only between them); their text,
+   * joined by spaces, is `text`.
+   */
+  cell(k: ReportKey): { text: string; sort?: string; className?: string; parts?: string[] };
 }
 
 const COLUMNS: Column[] = [
-  { label: 'Account', type: 'text', cell: (k) => ({ text: shownAccount(k), sort: shownAccount(k) }) },
-  { label: 'User', type: 'text', cell: (k) => ({ text: k.userName }) },
-  { label: 'Key ID', type: 'text', cell: (k) => ({ text: k.keyId }) },
-  { label: 'Owner', type: 'text', cell: (k) => ({ text: k.owner ?? '', sort: k.owner ?? '' }) },
+  {
+    label: 'Account',
+    type: 'text',
+    cell: (k) => ({ text: shownAccount(k), sort: shownAccount(k), className: 'word' }),
+  },
+  { label: 'User', type: 'text', cell: (k) => ({ text: k.userName, className: 'free' }) },
+  { label: 'Key ID', type: 'text', cell: (k) => ({ text: k.keyId, className: 'word' }) },
+  {
+    label: 'Owner',
+    type: 'text',
+    cell: (k) => ({ text: k.owner ?? '', sort: k.owner ?? '', className: 'free' }),
+  },
   { label: 'Status', type: 'text', cell: (k) => ({ text: k.status }) },
   {
     label: 'Created',
@@ -190,21 +211,25 @@ const COLUMNS: Column[] = [
   {
     label: 'Violations (latest decision)',
     type: 'text',
-    cell: (k) => ({ text: k.codes.length ? k.codes.join(', ') : '-', sort: k.codes.join(',') }),
+    cell: (k) => ({
+      text: k.codes.length ? k.codes.join(', ') : '-',
+      sort: k.codes.join(','),
+      className: 'word',
+    }),
   },
   {
     label: 'Last action',
     type: 'text',
-    cell: (k) => ({ text: k.lastAction ?? '', sort: k.lastAction ?? '' }),
+    cell: (k) => ({ text: k.lastAction ?? '', sort: k.lastAction ?? '', className: 'word' }),
   },
   {
     label: 'Last decision',
     type: 'date',
-    cell: (k) => ({
-      text: (k.lastDecisionAt ?? '').replace('T', ' ').replace(/\.\d+Z$/, 'Z'),
-      sort: k.lastDecisionAt ?? '',
-      className: 'nowrap',
-    }),
+    cell: (k) => {
+      const text = (k.lastDecisionAt ?? '').replace('T', ' ').replace(/\.\d+Z$/, 'Z');
+      // Date and time may go on two lines, each whole: the inventory fits a 1366 px screen.
+      return { text, sort: k.lastDecisionAt ?? '', parts: text.split(' ') };
+    },
   },
 ];
 
@@ -242,7 +267,10 @@ function inventoryTable(keys: readonly ReportKey[], accounts: readonly AccountBa
         const v = c.cell(k);
         const sort = v.sort !== undefined ? ` data-sort="${escapeHtml(v.sort)}"` : '';
         const cls = v.className ? ` class="${v.className}"` : '';
-        return `<td${cls}${sort}>${htmlText(v.text)}</td>`;
+        const content = v.parts
+          ? v.parts.map((p) => `<span class="nowrap">${htmlText(p)}</span>`).join(' ')
+          : htmlText(v.text);
+        return `<td${cls}${sort}>${content}</td>`;
       }).join('');
       return `<tr data-key="${escapeHtml(k.keyId)}" data-account="${accountIndex.get(k.accountId) ?? ''}">${cells}</tr>`;
     })
@@ -250,9 +278,9 @@ function inventoryTable(keys: readonly ReportKey[], accounts: readonly AccountBa
   const multi = new Set(keys.map((k) => k.accountId)).size > 1;
   return (
     (multi ? accountFilter(accounts, keys) : '') +
-    '<table id="inventory"><caption>Every key on record, Deleted ones included. Select a column header to sort ' +
+    '<div class="table-wrap"><table id="inventory"><caption>Every key on record, Deleted ones included. Select a column header to sort ' +
     `by it${multi ? ', or an account above to show its keys only' : ''}.</caption><thead><tr>${head}</tr></thead>` +
-    `<tbody>\n${body}\n</tbody></table>`
+    `<tbody>\n${body}\n</tbody></table></div>`
   );
 }
 

@@ -6,7 +6,7 @@ import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { CliIO } from '../../lambda/cli/io';
 import { runReplay } from '../../lambda/cli/replay';
 import { runReport } from '../../lambda/cli/report';
-import type { Decision } from '../../lambda/domain/types';
+import { type Decision, VIOLATION_CODES } from '../../lambda/domain/types';
 import { startTestDynamo, TABLES } from '../support/dynamo';
 import {
   ACCOUNT,
@@ -45,6 +45,7 @@ let evilFile: string;
 let bidiFile: string;
 let orgFile: string;
 let mainFile: string;
+let wideFile: string;
 /** An account id a crafted log file chose (replay takes it from recipientAccountId). */
 const HOSTILE_ACCOUNT = '<img src=x onerror=alert(4)>\u202e1111';
 /** A member account's name, as its administrator chose it. */
@@ -54,6 +55,14 @@ const BIDI_KEY = 'ACCAEXAMPLEBIDIKEY001';
 /** Reads as "invoice-exe.pdf" where U+202E is obeyed. */
 const BIDI_USER = 'invoice-\u202efdp.exe';
 const BIDI_OWNER = 'team\u2067@\x1b[2Jevil\u2069';
+/** Values as long as real ones get: a 64-character IAM user name (the maximum), an SSO role ARN as owner. */
+const WIDE_KEY = 'ACCAEXAMPLEWIDEKEY0001';
+const WIDE_USER = 'svc-bedrock-inference-production-eu-west-1-batch-pipeline-runner';
+const WIDE_OWNER =
+  'arn:aws:iam::123456789012:role/aws-reserved/sso.amazonaws.com/eu-west-1/' +
+  'AWSReservedSSO_PlatformEngineeringAdministrators_0123456789abcdef';
+/** A hostile user name with no place to break a line, and markup and a bidi override in it. */
+const WIDE_HOSTILE = `${'<script>alert(5)</script>'.repeat(6)}\u202e${'x'.repeat(120)}`;
 
 /** One page for the file (a new page costs seconds on a busy machine); each render records its own events. */
 let page: Page;
@@ -155,6 +164,38 @@ beforeAll(async () => {
     });
     await writeReport(
       join(dir, 'bidi.html'),
+      { table: TABLES.decisionsTable, keysTable: TABLES.keysTable },
+      { ...noAws, doc: () => db.doc },
+    );
+
+    // A fifth, adding keys with long names, an ARN owner and every violation code (issue 14: fits 1366 px).
+    const every = VIOLATION_CODES.map((code) => ({ code, severity: 'high' as const, detail: code }));
+    for (const [i, user] of [WIDE_USER, WIDE_HOSTILE].entries()) {
+      const keyId = `${WIDE_KEY}${i}`;
+      await log.recordDecision({
+        ...base,
+        decisionId: `${base.decisionId}-wide-${i}`,
+        keyId,
+        userName: user,
+        owner: { value: WIDE_OWNER, source: 'tag' },
+        violations: every,
+      });
+      await log.putKnownKey({
+        accountId: ACCOUNT,
+        keyId,
+        userName: user,
+        status: 'Active',
+        createdAt: base.createdAt,
+        expiresAt: base.expiresAt,
+        creator: null,
+        owner: WIDE_OWNER,
+        lastDecisionId: `${base.decisionId}-wide-${i}`,
+        lastDecisionAt: base.decidedAt,
+      });
+    }
+    wideFile = join(dir, 'wide.html');
+    await writeReport(
+      wideFile,
       { table: TABLES.decisionsTable, keysTable: TABLES.keysTable },
       { ...noAws, doc: () => db.doc },
     );
@@ -453,5 +494,63 @@ describe('the HTML report in headless Chromium', () => {
     expect(org.dialogs).toEqual([]);
     expect(org.requests).toEqual([org.url]);
     expect(org.consoleErrors).toEqual([]);
+  });
+
+  it('fits a 1366 px wide laptop screen: no page scrolling sideways, every inventory cell in view', async () => {
+    // Prepare
+    await page.setViewportSize({ width: 1366, height: 768 });
+    try {
+      for (const file of [wideFile, orgFile, mainFile]) {
+        // Act
+        const wide = await render(file);
+        // document.documentElement is the <html> element.
+        const size = {
+          page: await wide.page.$eval('html', (html) => html.scrollWidth),
+          table: await wide.page.$eval('#inventory', (t) => t.getBoundingClientRect().right),
+        };
+        const cells = await wide.page.$$eval('#inventory td, #inventory th', (cs) =>
+          cs.map((c) => {
+            const r = c.getBoundingClientRect();
+            return { left: r.left, right: r.right, width: r.width, height: r.height };
+          }),
+        );
+        const hidden = await wide.page.locator('#inventory td:not(:visible)').count();
+
+        // Assess
+        expect(size.page).toBeLessThanOrEqual(1366);
+        expect(size.table).toBeLessThanOrEqual(1366);
+        expect(cells.length).toBeGreaterThan(0);
+        for (const c of cells) {
+          expect(c.left).toBeGreaterThanOrEqual(0);
+          expect(c.right).toBeLessThanOrEqual(1366);
+          expect(c.width).toBeGreaterThan(0);
+          expect(c.height).toBeGreaterThan(0);
+        }
+        expect(hidden).toBe(0);
+        expect(wide.consoleErrors).toEqual([]);
+        expect(wide.dialogs).toEqual([]);
+        expect(wide.requests).toEqual([wide.url]);
+      }
+    } finally {
+      await page.setViewportSize({ width: 1280, height: 720 });
+    }
+  });
+
+  it('shows long values in full in the inventory: nothing cut, nothing interpreted', async () => {
+    // Act
+    const wide = await render(wideFile);
+    const rows = await wide.page.$$eval('#inventory tbody tr[data-key^="ACCAEXAMPLEWIDEKEY"]', (rs) =>
+      rs.map((r) => Array.from({ length: r.cells.length }, (_, i) => r.cells[i]?.textContent ?? '')),
+    );
+
+    // Assess
+    expect(rows.map((r) => r[1]).sort()).toEqual(
+      [WIDE_USER, WIDE_HOSTILE.replace('\u202e', '\\u202e')].sort(),
+    );
+    for (const r of rows) {
+      expect(r[3]).toBe(WIDE_OWNER);
+      expect(r[8]?.split(', ').sort()).toEqual([...VIOLATION_CODES].sort());
+    }
+    expect(await wide.page.locator('script').count()).toBe(1);
   });
 });

@@ -477,7 +477,7 @@ describe('report per account (organization mode)', () => {
     expect(html).toContain(`<option value="1">${shown} (1 key)</option>`);
     expect(html).toContain(`data-label="${shown}"`);
     expect(html).toContain(
-      `<td data-sort="${shown}">&lt;svg onload=alert(3)&gt;<span class="ctl">\\u202e</span>7777<span class="ctl">\\x1b</span>[2J</td>`,
+      `<td class="word" data-sort="${shown}">&lt;svg onload=alert(3)&gt;<span class="ctl">\\u202e</span>7777<span class="ctl">\\x1b</span>[2J</td>`,
     );
   });
 
