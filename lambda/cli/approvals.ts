@@ -318,7 +318,7 @@ export async function runListApprovals(opts: ListOptions, io: CliIO, deps: Appro
       a.revokedAt ? `${a.reason} (revoked by ${a.revokedBy ?? '?'}: ${a.revokeReason ?? ''})` : a.reason,
     ]);
     io.stdout.write(
-      `${renderTable(['APPROVAL', 'KEY ID', 'STATE', 'COVERS', 'UNTIL', 'APPROVER', 'REASON'], rows)}\n`,
+      `${renderTable(['APPROVAL', 'KEY ID', 'STATE', 'COVERS', 'UNTIL', 'APPROVER', 'REASON'], rows, io.terminal)}\n`,
     );
   });
 }

@@ -43,7 +43,16 @@ import {
   USAGE_TABLE_ENV,
   UsageError,
 } from './inventory';
-import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure, problem, writeControl } from './io';
+import {
+  type CliIO,
+  EXIT_FAILURE,
+  EXIT_INPUT,
+  EXIT_OK,
+  failure,
+  problem,
+  type TerminalFacts,
+  writeControl,
+} from './io';
 
 /**
  * `keyguard inventory --org`: every governed account of an AWS Organization, read-only. Run with credentials of
@@ -383,7 +392,7 @@ class OrgProgress {
   }
 }
 
-function summaryTable(outcomes: readonly AccountOutcome[]): string {
+function summaryTable(outcomes: readonly AccountOutcome[], terminal?: TerminalFacts): string {
   const header = ['ACCOUNT', 'NAME', 'POLICY', 'KEYS', 'VIOLATIONS', 'RESULT'];
   const body = outcomes.map((o) => [
     o.accountId,
@@ -393,7 +402,7 @@ function summaryTable(outcomes: readonly AccountOutcome[]): string {
     o.error === null ? String(o.withViolations) : '-',
     o.error === null ? 'ok' : `error: ${o.error}`,
   ]);
-  return renderTable(header, body);
+  return renderTable(header, body, terminal);
 }
 
 /** Runs `keyguard inventory --org`; returns the exit code. Never calls process.exit. */
@@ -539,13 +548,15 @@ export async function runOrgInventory(
     }
     lines.push(...notes);
     const summary =
-      (outcomes.length > 0 ? `${summaryTable(outcomes)}\n\n` : 'No governed account matched.\n\n') +
-      `${lines.join('\n')}\n`;
+      (outcomes.length > 0
+        ? // The facts are stdout's: with --json/--csv this summary goes to stderr, full width.
+          `${summaryTable(outcomes, opts.json || opts.csv ? undefined : io.terminal)}\n\n`
+        : 'No governed account matched.\n\n') + `${lines.join('\n')}\n`;
     if (opts.json || opts.csv) {
       io.stderr.write(summary);
     } else {
       rows.sort((a, b) => a.accountId.localeCompare(b.accountId));
-      if (rows.length > 0) io.stdout.write(`${inventoryTable(rows)}\n\n`);
+      if (rows.length > 0) io.stdout.write(`${inventoryTable(rows, io.terminal)}\n\n`);
       else io.stdout.write('No Bedrock API keys in the accounts read.\n\n');
       io.stdout.write(summary);
     }

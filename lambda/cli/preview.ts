@@ -394,6 +394,7 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
             c.current.violations.join(',') || '-',
             c.next.violations.join(',') || '-',
           ]),
+          io.terminal,
         ),
       );
     }

@@ -807,6 +807,28 @@ describe('keyguard approvals revoke', () => {
 });
 
 describe('keyguard approvals list', () => {
+  it('fits the table to a terminal of 100 columns: the approver and reason are cut with …, the ids stay whole', async () => {
+    // Prepare
+    const w = await world();
+    await runApprove(approveArgs(w), captureIO(w.cwd).io, w.deps);
+    const out = captureIO(w.cwd);
+
+    // Act
+    const code = await runListApprovals(
+      { url: w.url },
+      { ...out.io, terminal: { columns: 100, color: false } },
+      w.deps,
+    );
+
+    // Assess
+    expect(code).toBe(0);
+    const lines = out.stdout().trimEnd().split('\n');
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(100);
+    expect(lines[1]).toMatch(new RegExp(`^id-${n}-1\\s+${KEY}\\s+active\\s+`));
+    expect(lines[1]).toContain('…');
+    expect(lines[1]).not.toContain(CAROL);
+  });
+
   it('prints the account approvals as a table, or one JSON object per line, with their state', async () => {
     // Prepare: one active, one revoked.
     const w = await world();
