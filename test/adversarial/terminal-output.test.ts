@@ -216,7 +216,7 @@ describe('keyguard replay, audit and report: hostile user names and tag values',
       '>team<span class="ctl">\\x1b</span>[2J<span class="ctl">\\x1b</span>[H<span class="ctl">\\x1b</span>]0;pwned' +
         '<span class="ctl">\\x07</span>@<span class="ctl">\\u202e</span>moc.elpmaxe<span class="ctl">\\x9b</span>2J</td>',
     );
-    expect(html).toContain(`<td>bob<span class="ctl">\\n</span>${FORGED_ROW}</td>`);
+    expect(html).toContain(`<td class="free">bob<span class="ctl">\\n</span>${FORGED_ROW}</td>`);
     expect(r.stderr).not.toMatch(RAW_CONTROL);
   });
 });
