@@ -1,4 +1,3 @@
-import { gzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
@@ -33,6 +32,7 @@ import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/con
 import { handBuiltShortTermKey } from '../support/bedrock-tokens';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { subscriptionBatch } from '../support/leak-harness';
 import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 import { leakedFragments } from '../support/secrets';
 
@@ -172,21 +172,9 @@ function answerCloudTrail() {
     );
 }
 
-function subscriptionEvent(messages: string[]) {
-  const payload = {
-    messageType: 'DATA_MESSAGE',
-    owner: HUB,
-    logGroup: LOG_GROUP,
-    logStream: '2026/11/20/[$LATEST]0123456789abcdef',
-    subscriptionFilters: ['keyguard-leaks'],
-    logEvents: messages.map((message, i) => ({
-      id: `3784121057423184628901435679843725498326472193471987234${i}`,
-      timestamp: Date.parse('2026-11-20T09:40:00Z'),
-      message,
-    })),
-  };
-  return { awslogs: { data: gzipSync(Buffer.from(JSON.stringify(payload))).toString('base64') } };
-}
+/** A delivery from the hub's subscribed log group. */
+const subscriptionEvent = (messages: string[]) =>
+  subscriptionBatch(messages, { owner: HUB, logGroup: LOG_GROUP });
 
 let db: EmbeddedDynamo;
 let out: Capture;

@@ -1,4 +1,3 @@
-import { gzipSync } from 'node:zlib';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
@@ -26,6 +25,7 @@ import { createLeakHandler, type LeakResult, type LeakRuntime } from '../../lamb
 import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { subscriptionBatch } from '../support/leak-harness';
 import { answerOrganizationTree, type OrgParent } from '../support/org-tree';
 import { fakeLongTermKey, leakedFragments } from '../support/secrets';
 
@@ -165,21 +165,9 @@ function answerIam() {
     });
 }
 
-function subscriptionEvent(messages: string[]) {
-  const payload = {
-    messageType: 'DATA_MESSAGE',
-    owner: HUB,
-    logGroup: LOG_GROUP,
-    logStream: '2026/11/20/[$LATEST]0123456789abcdef',
-    subscriptionFilters: ['keyguard-leaks'],
-    logEvents: messages.map((message, i) => ({
-      id: `3784121057423184628901435679843725498326472193471987234${i}`,
-      timestamp: Date.parse('2026-11-20T09:40:00Z'),
-      message,
-    })),
-  };
-  return { awslogs: { data: gzipSync(Buffer.from(JSON.stringify(payload))).toString('base64') } };
-}
+/** A delivery from the hub's subscribed log group. */
+const subscriptionEvent = (messages: string[]) =>
+  subscriptionBatch(messages, { owner: HUB, logGroup: LOG_GROUP });
 
 let db: EmbeddedDynamo;
 let out: Capture;

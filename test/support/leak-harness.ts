@@ -118,13 +118,19 @@ export async function leakRuntime(
   };
 }
 
+/** Where a subscription delivery comes from: the log group's account and name. */
+export interface SubscriptionSource {
+  owner?: string;
+  logGroup?: string;
+}
+
 /** The JSON a subscription filter delivers (before gzip and base64), one log event per message. */
-export function subscriptionPayload(messages: string[]): Buffer {
+export function subscriptionPayload(messages: string[], from: SubscriptionSource = {}): Buffer {
   return Buffer.from(
     JSON.stringify({
       messageType: 'DATA_MESSAGE',
-      owner: ACCOUNT,
-      logGroup: LEAK_LOG_GROUP,
+      owner: from.owner ?? ACCOUNT,
+      logGroup: from.logGroup ?? LEAK_LOG_GROUP,
       logStream: '2026/11/20/access',
       subscriptionFilters: ['keyguard-bedrock-key-leaks'],
       logEvents: messages.map((message, i) => ({
@@ -137,6 +143,9 @@ export function subscriptionPayload(messages: string[]): Buffer {
 }
 
 /** A subscription delivery as the function receives it: base64(gzip(JSON)). */
-export function subscriptionBatch(messages: string[]): { awslogs: { data: string } } {
-  return { awslogs: { data: gzipSync(subscriptionPayload(messages)).toString('base64') } };
+export function subscriptionBatch(
+  messages: string[],
+  from: SubscriptionSource = {},
+): { awslogs: { data: string } } {
+  return { awslogs: { data: gzipSync(subscriptionPayload(messages, from)).toString('base64') } };
 }
