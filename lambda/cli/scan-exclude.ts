@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import ignore, { type Ignore } from 'ignore';
+import { readSmallText, SmallFileError } from './small-file';
 
 /**
  * Which paths `keyguard scan` leaves out. Patterns use .gitignore syntax (the `ignore` library, the one eslint and
@@ -116,11 +116,14 @@ function count(n: number, what: string): string {
   return `${n} ${what}${n === 1 ? '' : 's'}`;
 }
 
+/** A .keyguardignore of more than this is refused (a real one is a few lines). */
+export const MAX_IGNORE_FILE_BYTES = 1024 * 1024;
+
 function defaultRead(file: string): string | undefined {
   try {
-    return readFileSync(file, 'utf8');
+    return readSmallText(file, MAX_IGNORE_FILE_BYTES);
   } catch (err) {
-    if ((err as { code?: unknown }).code === 'ENOENT') return undefined;
-    throw new ExcludeError(`cannot read ${IGNORE_FILE}: ${(err as Error).message}`);
+    const why = err instanceof SmallFileError ? err.message : `cannot read: ${(err as Error).message}`;
+    throw new ExcludeError(`${IGNORE_FILE}: ${why}`);
   }
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import type { Dirent } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { ByteLeakScanner } from '../domain/leak-bytes';
@@ -13,6 +13,7 @@ import { ExcludeError, Excludes } from './scan-exclude';
 import { FileScanner, type FileScanResult } from './scan-file';
 import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './scan-log-opts';
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
+import { readSmallText } from './small-file';
 
 /** `--jobs` when not given: one worker per core. */
 export function defaultScanJobs(): number {
@@ -579,9 +580,13 @@ function catBlobs(git: string, repo: string, shas: string[], sink: BlobSink): Pr
   });
 }
 
+/** A baseline of more than this is refused (a fingerprint is about 70 bytes: over 100,000 of them). */
+export const MAX_BASELINE_BYTES = 8 * 1024 * 1024;
+
 /** Reads a baseline: a JSON array of fingerprints (strings or objects with `fingerprint`), or JSON lines. */
 export async function readBaseline(file: string): Promise<Set<string>> {
-  const text = await readFile(file, 'utf8');
+  const text = readSmallText(file, MAX_BASELINE_BYTES);
+  if (text === undefined) throw Object.assign(new Error('no such file or directory'), { code: 'ENOENT' });
   const out = new Set<string>();
   const add = (v: unknown) => {
     if (typeof v === 'string') out.add(v);

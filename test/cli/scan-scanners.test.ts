@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { runScan, type ScanDeps, type ScanOptions } from '../../lambda/cli/scan';
+import { MAX_BASELINE_BYTES, runScan, type ScanDeps, type ScanOptions } from '../../lambda/cli/scan';
+import { MAX_IGNORE_FILE_BYTES } from '../../lambda/cli/scan-exclude';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 import { captureIO, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
 
@@ -553,6 +554,74 @@ describe('keyguard scan: the baseline', () => {
     expect(explicit.stdout).toBe('');
     expect(defaultBroken.code).toBe(2);
     expect(defaultBroken.stderr).toMatch(/keyguard: \.keyguard-baseline\.json: cannot read baseline: /);
+  });
+});
+
+describe('keyguard scan: .keyguardignore and the baseline are files of the scanned repository (hostile)', () => {
+  // A repository can hold a symbolic link where keyguard looks for these files: to /dev/zero (endless), to a FIFO
+  // (opening it would wait for a writer), or a file far larger than any real one. Each is refused, naming the file.
+  function repoWith(name: string, make: (path: string) => void): string {
+    const dir = tempDir('keyguard-scanners-hostile-');
+    writeFile(join(dir, 'app.env'), `K=${KEY_A}\n`);
+    make(join(dir, name));
+    return dir;
+  }
+  const cases: Array<[string, (path: string) => void, RegExp]> = [
+    ['a link to /dev/zero', (p) => symlinkSync('/dev/zero', p), /not a regular file: not read/],
+    ['a FIFO', (p) => execFileSync('mkfifo', [p]), /not a regular file: not read/],
+    ['a directory', (p) => mkdirSync(p), /not a regular file: not read/],
+  ];
+
+  it.each(cases)('.keyguardignore as %s: exit 2, naming it, without reading it', async (_what, make, why) => {
+    // Prepare
+    const dir = repoWith('.keyguardignore', make);
+
+    // Act
+    const r = await scan(dir, ['app.env']);
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(new RegExp(`\\.keyguardignore: ${why.source}`));
+    expect(r.stdout).toBe('');
+  });
+
+  it.each(cases)(
+    '.keyguard-baseline.json as %s: exit 2, naming it, without reading it',
+    async (_what, make, why) => {
+      // Prepare
+      const dir = repoWith('.keyguard-baseline.json', make);
+
+      // Act
+      const r = await scan(dir, ['app.env']);
+
+      // Assess
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        new RegExp(`\\.keyguard-baseline\\.json: cannot read baseline: ${why.source}`),
+      );
+    },
+  );
+
+  it('refuses a .keyguardignore or a baseline larger than its bound, saying both sizes', async () => {
+    // Prepare
+    const ignoreDir = repoWith('.keyguardignore', (p) => writeFile(p, '#'.repeat(MAX_IGNORE_FILE_BYTES + 1)));
+    const baselineDir = repoWith('.keyguard-baseline.json', (p) =>
+      writeFile(p, ' '.repeat(MAX_BASELINE_BYTES + 1)),
+    );
+
+    // Act
+    const ignoreRun = await scan(ignoreDir, ['app.env']);
+    const baselineRun = await scan(baselineDir, ['app.env']);
+
+    // Assess
+    expect(ignoreRun.code).toBe(2);
+    expect(ignoreRun.stderr).toContain(
+      `.keyguardignore: ${MAX_IGNORE_FILE_BYTES + 1} bytes; allowed: at most ${MAX_IGNORE_FILE_BYTES}`,
+    );
+    expect(baselineRun.code).toBe(2);
+    expect(baselineRun.stderr).toContain(
+      `${MAX_BASELINE_BYTES + 1} bytes; allowed: at most ${MAX_BASELINE_BYTES}`,
+    );
   });
 });
 
