@@ -195,7 +195,7 @@ export function buildApp(props: BuildAppProps = {}): {
         GUARDRAILS_SEPARATE_STEP,
         `guardrails.deploy is "${deploy}": the ${GUARDRAILS_STACK_NAME} stack is not part of this deployment ` +
           `(nor of cdk deploy --all). Deploy it as a step of its own, ${guardrailsCredentials(deploy)}: ` +
-          `${GUARDRAILS_DEPLOY_COMMAND} --profile <profile> (README: Guardrails).`,
+          `${GUARDRAILS_DEPLOY_COMMAND} --profile <profile> (docs/commands/policy.md).`,
       );
     }
   }

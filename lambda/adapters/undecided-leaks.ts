@@ -9,7 +9,7 @@ import {
 /**
  * The leak function's undecided-leaks queue (SQS, KMS-encrypted): one message per log batch with findings the
  * function could not decide (split when large), redacted records only (domain/leak-undecided.ts). Nothing consumes
- * the queue: an operator reads it (README, "Log quarantine"). A send that still fails after the SDK's retries
+ * the queue: an operator reads it (docs/operations.md, "Log quarantine"). A send that still fails after the SDK's retries
  * throws.
  */
 export class SqsUndecidedLeaks implements UndecidedLeakSink {

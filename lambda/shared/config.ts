@@ -168,8 +168,8 @@ const scheduleExpression = patterned(256).superRefine((expression, ctx) => {
 });
 
 /**
- * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see the README's
- * Configuration section and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
+ * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see docs/configuration.md
+ * and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
  */
 /**
  * An SNS filter policy allows at most 150 value combinations (one owner is one value); the filter policies of 50
@@ -452,13 +452,13 @@ function knownKeys(path: PropertyKey[]): string {
     }
     if (inner instanceof z.ZodObject) schema = inner.shape[p as string] as z.ZodType;
     else if (inner instanceof z.ZodArray) schema = inner.element as z.ZodType;
-    else return 'see README.md (Configuration)';
+    else return 'see docs/configuration.md';
   }
   let inner: unknown = schema;
   while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional || inner instanceof z.ZodNullable) {
     inner = inner.unwrap();
   }
-  return inner instanceof z.ZodObject ? Object.keys(inner.shape).join(', ') : 'see README.md (Configuration)';
+  return inner instanceof z.ZodObject ? Object.keys(inner.shape).join(', ') : 'see docs/configuration.md';
 }
 
 function valueAt(input: unknown, path: PropertyKey[]): unknown {

@@ -119,7 +119,7 @@ export class LeakQuarantine extends Construct {
       id: 'AwsSolutions-SQS3',
       reason:
         'Nothing consumes this queue: it holds redacted records of leak findings the function could not decide, for ' +
-        'an operator to read (README, Log quarantine) until they expire after 14 days. A dead-letter queue needs a ' +
+        'an operator to read (docs/operations.md, Log quarantine) until they expire after 14 days. A dead-letter queue needs a ' +
         'consumer whose failures it catches; there is none.',
     });
     this.role.attachInlinePolicy(
@@ -211,7 +211,7 @@ export class LeakQuarantine extends Construct {
       alarmName: `${alarmPrefix}undecided-findings`,
       alarmDescription:
         'The leak function queued findings it could not decide (redacted records: fingerprint, where, why) in its ' +
-        'undecided-leaks queue. Read them there (README, Log quarantine) and decide them by hand.',
+        'undecided-leaks queue. Read them there (docs/operations.md, Log quarantine) and decide them by hand.',
       metric: this.undecidedQueue.metricApproximateNumberOfMessagesVisible({
         statistic: cloudwatch.Stats.MAXIMUM,
         period: Duration.minutes(5),

@@ -42,7 +42,7 @@ export interface OrgSpokeStackSetProps {
 }
 
 /**
- * The spokes, as one service-managed StackSet (aws-cdk-lib CfnStackSet; see README "Organization mode"): automatic
+ * The spokes, as one service-managed StackSet (aws-cdk-lib CfnStackSet; see docs/deployment.md, "Organization mode"): automatic
  * deployment to `organization.targets` (an account that joins a target OU gets its spoke, one that leaves loses it),
  * minus `excludeAccounts` and the hub's own account (governed directly), in us-east-1 and every usage region.
  *

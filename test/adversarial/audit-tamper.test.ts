@@ -95,7 +95,7 @@ describe('keyguard audit verify against a tampered store (real CLI, time-limited
     const { store, decisions } = await replayedStore();
     const a = decisions[0] as Record<string, unknown>;
     // A key with at least two decisions: deleting the first link of a one-link chain leaves no chain at all, which
-    // only a signed digest can tell from a key recorded before chaining (see the README).
+    // only a signed digest can tell from a key recorded before chaining (see docs/commands/audit-verify.md).
     const b = decisions.find((d) => d.pk !== a.pk && decisions.filter((o) => o.pk === d.pk).length >= 2);
     if (!a || !b) throw new Error('the examples should give at least two decisions');
     await tamper(store, async (db) => {

@@ -25,7 +25,7 @@ import { leakedFragments } from '../support/secrets';
  * `ABSK` strings naming one real user; a 256 KiB log message holds about 2,000) used to cost the whole pipeline
  * (IAM, DynamoDB, SNS) per string, one after another: past the function's 60 s timeout in AWS, so that a REAL key
  * in the same batch went to the failure queue undecided. Anyone who can write to a subscribed log group can do
- * this (README, threat model).
+ * this (docs/threat-model.md).
  *
  * The real handler runs on such batches (real BedrockKeyProbe over a simulated Bedrock, IAM/SNS mocked, tables in
  * dynalite). The work is COUNTED (IAM, DynamoDB and SNS calls), not timed: it must not grow with the number of
