@@ -161,7 +161,9 @@ Files are scanned on --jobs worker threads (default: one per core); the output i
 Allow-listing: a line containing keyguard:allow is not reported; --baseline FILE ignores known fingerprints
 (a JSON array of fingerprint strings, or the lines of --format json output). Without --baseline,
 .keyguard-baseline.json in the current directory is read when it exists (the summary names it); a --baseline
-given that does not exist is an error.
+given that does not exist is an error. With --since-commit REV it is the repository's .keyguard-baseline.json as
+it is at REV: a change cannot allow-list its own findings by adding their fingerprints (a note says how many it
+added); a new fingerprint takes effect once the change to the baseline is merged.
 
 Exit codes:
   0  no key found (or --write-baseline written)

@@ -13,7 +13,7 @@ import { ExcludeError, Excludes } from './scan-exclude';
 import { FileScanner, type FileScanResult } from './scan-file';
 import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './scan-log-opts';
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
-import { readSmallText } from './small-file';
+import { readSmallText, SmallFileError } from './small-file';
 
 /** `--jobs` when not given: one worker per core. */
 export function defaultScanJobs(): number {
@@ -587,6 +587,37 @@ export const MAX_BASELINE_BYTES = 8 * 1024 * 1024;
 export async function readBaseline(file: string): Promise<Set<string>> {
   const text = readSmallText(file, MAX_BASELINE_BYTES);
   if (text === undefined) throw Object.assign(new Error('no such file or directory'), { code: 'ENOENT' });
+  return parseBaseline(text);
+}
+
+/**
+ * The default baseline as it is at `rev`, at the top of the scanned repository: undefined when it has none, or
+ * when `rev` is no commit (the scan itself reports that). The file is the repository's, so read as hostile: a
+ * regular blob (not a symbolic link or a submodule) of at most MAX_BASELINE_BYTES.
+ */
+async function readBaselineAtRevision(
+  git: string,
+  repo: string,
+  rev: string,
+): Promise<Set<string> | undefined> {
+  try {
+    await runGit(git, repo, ['rev-parse', '--verify', '--quiet', `${rev}^{commit}`]);
+  } catch {
+    return undefined;
+  }
+  const listing = await runGit(git, repo, ['ls-tree', '--full-tree', '-l', rev, '--', DEFAULT_BASELINE]);
+  if (listing.trim() === '') return undefined;
+  const entry = /^(\d+) (\w+) ([0-9a-f]+) +(\d+|-)\t/.exec(listing);
+  if (entry?.[2] !== 'blob' || !['100644', '100755'].includes(entry[1] ?? ''))
+    throw new SmallFileError('not a regular file: not read');
+  const size = Number(entry[4]);
+  if (size > MAX_BASELINE_BYTES)
+    throw new SmallFileError(`${size} bytes; allowed: at most ${MAX_BASELINE_BYTES}`);
+  return parseBaseline(await runGit(git, repo, ['cat-file', 'blob', entry[3] ?? '']));
+}
+
+/** A baseline's text: a JSON array of fingerprints (strings or objects with `fingerprint`), or JSON lines. */
+function parseBaseline(text: string): Set<string> {
   const out = new Set<string>();
   const add = (v: unknown) => {
     if (typeof v === 'string') out.add(v);
@@ -715,6 +746,27 @@ export function sarifLog(findings: readonly LocatedFinding[], version: string): 
 }
 
 /** Runs `keyguard scan`; returns the exit code (0 nothing found, 1 keys found, 2 usage or read errors). */
+/**
+ * With --since-commit, the working tree's .keyguard-baseline.json is not applied: says how many of its fingerprints
+ * are not in the one at REV (those a change adds to silence its own findings). A working-tree file that cannot be
+ * read is not worth a word: it is not used.
+ */
+function noteUnappliedBaseline(io: CliIO, applied: ReadonlySet<string>, rev: string): void {
+  let local: Set<string>;
+  try {
+    local = parseBaseline(readSmallText(resolve(io.cwd, DEFAULT_BASELINE), MAX_BASELINE_BYTES) ?? '');
+  } catch {
+    return;
+  }
+  const extra = [...local].filter((f) => !applied.has(f)).length;
+  if (extra === 0) return;
+  io.stderr.write(
+    `keyguard scan: ${extra} fingerprint${extra === 1 ? '' : 's'} of ./${DEFAULT_BASELINE} ` +
+      `${extra === 1 ? 'is' : 'are'} not in the baseline at ${visible(rev)} and ${extra === 1 ? 'was' : 'were'} ` +
+      'not applied: a change cannot allow-list its own findings (merge the baseline change first, or pass --baseline)\n',
+  );
+}
+
 export async function runScan(
   paths: readonly string[],
   opts: ScanOptions,
@@ -751,18 +803,34 @@ export async function runScan(
     problem(io, 'scan', `--jobs must be a whole number from 1 to 256, not ${visible(String(opts.jobs))}`);
     return EXIT_INPUT;
   }
-  // --baseline FILE must exist; without it, .keyguard-baseline.json is read when there is one.
+  // --baseline FILE must exist; without it, .keyguard-baseline.json is read when there is one: with
+  // --since-commit REV, as it is at REV, so a change cannot allow-list its own findings (its author edits the file).
   let baseline = new Set<string>();
-  const baselineFile = opts.baseline ?? DEFAULT_BASELINE;
   let baselineUsed: string | undefined;
-  try {
-    baseline = await readBaseline(resolve(io.cwd, baselineFile));
-    baselineUsed = baselineFile;
-  } catch (err) {
-    const missing = (err as { code?: unknown }).code === 'ENOENT';
-    if (opts.baseline !== undefined || !missing) {
-      problem(io, baselineFile, `cannot read baseline: ${reason(err)}`);
+  const sinceCommit = opts.baseline === undefined && opts.git ? range?.sinceCommit : undefined;
+  if (sinceCommit !== undefined) {
+    const repo = resolve(io.cwd, typeof opts.git === 'string' ? opts.git : '.');
+    const shown = `${DEFAULT_BASELINE} at ${visible(sinceCommit)}`;
+    try {
+      const atRevision = await readBaselineAtRevision(deps.gitBinary, repo, sinceCommit);
+      baseline = atRevision ?? baseline;
+      baselineUsed = atRevision ? shown : `(none at ${visible(sinceCommit)})`;
+    } catch (err) {
+      problem(io, shown, `cannot read baseline: ${reason(err)}`);
       return EXIT_INPUT;
+    }
+    noteUnappliedBaseline(io, baseline, sinceCommit);
+  } else {
+    const baselineFile = opts.baseline ?? DEFAULT_BASELINE;
+    try {
+      baseline = await readBaseline(resolve(io.cwd, baselineFile));
+      baselineUsed = visible(baselineFile);
+    } catch (err) {
+      const missing = (err as { code?: unknown }).code === 'ENOENT';
+      if (opts.baseline !== undefined || !missing) {
+        problem(io, baselineFile, `cannot read baseline: ${reason(err)}`);
+        return EXIT_INPUT;
+      }
     }
   }
   // --output: the findings are kept and written at the end, in one go (output-file.ts), instead of streamed.
@@ -828,7 +896,7 @@ export async function runScan(
       run.excludes.summary() +
       'suppressed: ' +
       `${run.suppressedInline} by keyguard:allow, ${run.suppressedBaseline} by baseline` +
-      (baselineUsed === undefined ? '; ' : ` ${visible(baselineUsed)}; `) +
+      (baselineUsed === undefined ? '; ' : ` ${baselineUsed}; `) +
       `${run.errors.length} error${run.errors.length === 1 ? '' : 's'}\n`,
   );
 

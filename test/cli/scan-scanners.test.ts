@@ -696,3 +696,109 @@ describe('keyguard scan: the new options on the command line', () => {
     expect(commits(all.stdout).sort()).toHaveLength(2);
   });
 });
+
+describe('keyguard scan --since-commit: the baseline is read as it is at REV (a change cannot allow-list itself)', () => {
+  /** The fingerprint of each key found in `dir`'s files, by path. */
+  async function fingerprints(dir: string): Promise<Record<string, string>> {
+    const r = await scan(dir, ['.'], { format: 'json' });
+    const out: Record<string, string> = {};
+    for (const l of r.stdout.split('\n').filter((x) => x)) {
+      const f = JSON.parse(l) as { path: string; fingerprint: string };
+      out[f.path] = f.fingerprint;
+    }
+    return out;
+  }
+
+  /** main: a.env (KEY_A, accepted in main's baseline); the change: b.env (KEY_B) with its fingerprint added. */
+  async function pullRequest(): Promise<{ repo: string; base: string }> {
+    const repo = newRepo();
+    writeFile(join(repo, 'a.env'), `A=${KEY_A}\n`);
+    writeFile(join(repo, 'b.env'), `B=${KEY_B}\n`);
+    const fp = await fingerprints(repo);
+    commit(repo, 'a.env', `A=${KEY_A}\n`, 'fixture');
+    const base = commit(repo, '.keyguard-baseline.json', `${JSON.stringify([fp['a.env']])}\n`, 'accept A');
+    commit(repo, 'b.env', `B=${KEY_B}\n`, 'add B');
+    commit(repo, 'copy.env', `again=${KEY_A}\n`, 'copy A');
+    commit(repo, '.keyguard-baseline.json', `${JSON.stringify([fp['a.env'], fp['b.env']])}\n`, 'silence B');
+    return { repo, base };
+  }
+
+  it("reports a key whose fingerprint the change itself added to the baseline, and applies the base's baseline", async () => {
+    // Prepare
+    const { repo, base } = await pullRequest();
+
+    // Act
+    const r = await scan(repo, [], { format: 'json', git: true, sinceCommit: base });
+
+    // Assess
+    expect(r.code).toBe(1);
+    expect(commits(r.stdout).map((c) => c.split(':')[1])).toEqual(['b.env']);
+    expect(r.stderr).toContain(`1 by baseline .keyguard-baseline.json at ${base};`);
+    expect(r.stderr).toContain(
+      `keyguard scan: 1 fingerprint of ./.keyguard-baseline.json is not in the baseline at ${base} and was not ` +
+        'applied: a change cannot allow-list its own findings (merge the baseline change first, or pass --baseline)',
+    );
+  });
+
+  it('uses an explicit --baseline FILE as given (the working-tree file)', async () => {
+    // Prepare
+    const { repo, base } = await pullRequest();
+
+    // Act
+    const r = await scan(repo, [], {
+      format: 'json',
+      git: true,
+      sinceCommit: base,
+      baseline: '.keyguard-baseline.json',
+    });
+
+    // Assess
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('2 by baseline .keyguard-baseline.json;');
+  });
+
+  it('has an empty baseline when REV has none, and says so', async () => {
+    // Prepare
+    const repo = newRepo();
+    const base = commit(repo, 'readme.txt', 'hello\n', 'start');
+    commit(repo, 'b.env', `B=${KEY_B}\n`, 'add B');
+    writeFile(join(repo, '.keyguard-baseline.json'), '[]\n');
+
+    // Act
+    const r = await scan(repo, [], { format: 'json', git: true, sinceCommit: base });
+
+    // Assess
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`0 by baseline (none at ${base});`);
+  });
+
+  it.each([
+    [
+      'a symbolic link',
+      (repo: string) => symlinkSync('/dev/zero', join(repo, '.keyguard-baseline.json')),
+      /not a regular file: not read/,
+    ],
+    [
+      'larger than the limit',
+      (repo: string) => writeFile(join(repo, '.keyguard-baseline.json'), 'x'.repeat(MAX_BASELINE_BYTES + 1)),
+      /bytes; allowed: at most/,
+    ],
+  ])('refuses a baseline at REV that is %s (exit 2, naming it)', async (_what, make, why) => {
+    // Prepare
+    const repo = newRepo();
+    make(repo);
+    git(repo, 'add', '.keyguard-baseline.json');
+    git(repo, 'commit', '-q', '-m', 'hostile baseline');
+    const base = git(repo, 'rev-parse', 'HEAD');
+    commit(repo, 'b.env', `B=${KEY_B}\n`, 'add B');
+
+    // Act
+    const r = await scan(repo, [], { format: 'json', git: true, sinceCommit: base });
+
+    // Assess
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain(`keyguard: .keyguard-baseline.json at ${base}: cannot read baseline: `);
+    expect(r.stderr).toMatch(why);
+  });
+});
