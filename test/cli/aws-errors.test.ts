@@ -1,0 +1,346 @@
+import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-cloudformation';
+import { DynamoDBClient, QueryCommand, ThrottlingException } from '@aws-sdk/client-dynamodb';
+import { IAMClient, ListServiceSpecificCredentialsCommand } from '@aws-sdk/client-iam';
+import { AccessDeniedException } from '@aws-sdk/client-organizations';
+import { ExpiredTokenException } from '@aws-sdk/client-sts';
+import { defaultProvider } from '@aws-sdk/credential-provider-node';
+import { ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { documentClient } from '../../lambda/adapters/document-client';
+import {
+  type AwsCallContext,
+  describeAwsFailure,
+  EXIT_AWS,
+  EXIT_CODES,
+  exitCodesHelp,
+  explainAwsFailure,
+  tagAwsErrors,
+} from '../../lambda/cli/aws-errors';
+import {
+  dnsFailure,
+  fakeHandler,
+  jsonError,
+  queryError,
+  TEST_CREDENTIALS,
+  withoutCredentials,
+} from './aws-fakes';
+import { removeTempDirs } from './helpers';
+
+afterAll(removeTempDirs);
+
+const IAM_CTX: AwsCallContext = {
+  command: 'inventory',
+  service: 'IAM',
+  operation: 'ListServiceSpecificCredentials',
+  region: 'us-east-1',
+};
+
+/** What a real client's call throws. */
+async function thrown(send: () => Promise<unknown>): Promise<unknown> {
+  try {
+    await send();
+  } catch (err) {
+    return err;
+  }
+  throw new Error('the call did not fail');
+}
+
+function oneLine(line: string): void {
+  expect(line.endsWith('\n')).toBe(true);
+  expect(line.slice(0, -1)).not.toContain('\n');
+  expect(line.startsWith('keyguard: ')).toBe(true);
+}
+
+describe('describeAwsFailure: real SDK errors', () => {
+  it('no credentials: the real default chain with empty config files names the call and the default chain', async () => {
+    // Prepare: a real IAM client, tagged, with nothing to sign with.
+    const err = await withoutCredentials(() =>
+      thrown(() =>
+        tagAwsErrors(new IAMClient({ region: 'us-east-1' })).send(
+          new ListServiceSpecificCredentialsCommand({}),
+        ),
+      ),
+    );
+    // Act
+    const f = await explainAwsFailure(err, { ...IAM_CTX, operation: 'ignored: the tag names it' });
+    // Assess
+    expect(f?.kind).toBe('no-credentials');
+    expect(f?.exitCode).toBe(EXIT_AWS);
+    oneLine(f?.line ?? '');
+    expect(f?.line).toContain(
+      'keyguard: inventory: IAM ListServiceSpecificCredentials (region us-east-1, default credential chain): no AWS credentials found',
+    );
+    expect(f?.line).toContain('aws sso login');
+  });
+
+  it('unknown profile: the real provider for a profile missing from the config files says the profile is unknown', async () => {
+    const { kind, line } = await withoutCredentials(async () => {
+      const err = await thrown(() => defaultProvider({ profile: 'secuirty' })());
+      return (await explainAwsFailure(err, { ...IAM_CTX, profile: 'secuirty' })) ?? { kind: null, line: '' };
+    }, '[profile security]\nregion = us-east-1\n');
+    expect(kind).toBe('unknown-profile');
+    oneLine(line);
+    expect(line).toContain(
+      '(region us-east-1, profile secuirty): profile secuirty is not in the AWS config files',
+    );
+    expect(line).toContain('aws configure list-profiles');
+  });
+
+  it('a profile that exists but holds no credentials is "no credentials", not unknown', async () => {
+    const kind = await withoutCredentials(async () => {
+      const err = await thrown(() => defaultProvider({ profile: 'security' })());
+      return (await explainAwsFailure(err, { ...IAM_CTX, profile: 'security' }))?.kind;
+    }, '[profile security]\nregion = us-east-1\n');
+    expect(kind).toBe('no-credentials');
+  });
+
+  it('access denied: IAM answers AccessDenied (deserialised by the SDK) and the IAM action is named', async () => {
+    const iam = tagAwsErrors(
+      new IAMClient({
+        region: 'us-east-1',
+        credentials: TEST_CREDENTIALS,
+        requestHandler: fakeHandler({
+          ...queryError(
+            'AccessDenied',
+            'User: arn:aws:iam::111122223333:user/bob is not authorized to perform: iam:ListServiceSpecificCredentials',
+          ),
+          status: 403,
+        }),
+      }),
+    );
+    const err = await thrown(() => iam.send(new ListServiceSpecificCredentialsCommand({})));
+    const f = describeAwsFailure(err, { ...IAM_CTX, service: 'X', operation: 'Y', profile: 'security' });
+    expect(f?.kind).toBe('access-denied');
+    oneLine(f?.line ?? '');
+    expect(f?.line).toBe(
+      'keyguard: inventory: IAM ListServiceSpecificCredentials (region us-east-1, profile security): access denied ' +
+        '(AccessDenied: User: arn:aws:iam::111122223333:user/bob is not authorized to perform: ' +
+        'iam:ListServiceSpecificCredentials). Grant iam:ListServiceSpecificCredentials to the caller, or use a ' +
+        'profile that has it.\n',
+    );
+  });
+
+  it('access denied: an Organizations AccessDeniedException, with the permissions the caller names', () => {
+    const err = new AccessDeniedException({
+      message: 'You don’t have permissions',
+      $metadata: { httpStatusCode: 400 },
+    });
+    const f = describeAwsFailure(err, {
+      command: 'inventory --org',
+      service: 'Organizations',
+      operation: 'ListChildren',
+      region: 'us-east-1',
+      permissions: 'organizations:ListChildren and organizations:ListAccountsForParent',
+    });
+    expect(f?.kind).toBe('access-denied');
+    expect(f?.line).toContain(
+      'Organizations ListChildren (region us-east-1, default credential chain): access denied',
+    );
+    expect(f?.line).toContain(
+      'Grant organizations:ListChildren and organizations:ListAccountsForParent to the caller',
+    );
+  });
+
+  it.each([
+    [
+      'ExpiredTokenException',
+      new ExpiredTokenException({
+        message: 'The security token included in the request is expired',
+        $metadata: {},
+      }),
+    ],
+    [
+      'InvalidClientTokenId',
+      Object.assign(new Error('The security token included in the request is invalid'), {
+        name: 'InvalidClientTokenId',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    ],
+    [
+      'UnrecognizedClientException',
+      Object.assign(new Error('The security token included in the request is invalid.'), {
+        name: 'UnrecognizedClientException',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 400 },
+      }),
+    ],
+    [
+      'SignatureDoesNotMatch',
+      Object.assign(new Error('The request signature we calculated does not match'), {
+        name: 'SignatureDoesNotMatch',
+        $fault: 'client',
+        $metadata: { httpStatusCode: 403 },
+      }),
+    ],
+  ])('rejected credentials: %s', (name, err) => {
+    const f = describeAwsFailure(err, { ...IAM_CTX, profile: 'dev' });
+    expect(f?.kind).toBe('rejected-credentials');
+    expect(f?.line).toContain(`AWS rejected the credentials: expired or invalid (${name}:`);
+    expect(f?.line).toContain('aws sso login --profile dev');
+  });
+
+  it('missing stack: CloudFormation ValidationError "Stack with id X does not exist" in the deploy region', async () => {
+    const cfn = tagAwsErrors(
+      new CloudFormationClient({
+        region: 'us-east-1',
+        credentials: TEST_CREDENTIALS,
+        requestHandler: fakeHandler(
+          queryError('ValidationError', 'Stack with id BedrockKeyGuard does not exist'),
+        ),
+      }),
+    );
+    const err = await thrown(() => cfn.send(new DescribeStacksCommand({ StackName: 'BedrockKeyGuard' })));
+    const f = describeAwsFailure(err, {
+      command: 'audit',
+      service: 'CloudFormation',
+      operation: 'DescribeStacks',
+      region: 'us-east-1',
+      resource: 'stack BedrockKeyGuard',
+    });
+    expect(f?.kind).toBe('stack-not-found');
+    expect(f?.line).toContain(
+      'CloudFormation DescribeStacks (region us-east-1, default credential chain): stack BedrockKeyGuard does not exist in us-east-1',
+    );
+    expect(f?.line).toContain('--stack NAME');
+  });
+
+  it('wrong region: the same missing stack asked for in another region suggests --region us-east-1', () => {
+    const err = Object.assign(new Error('Stack with id BedrockKeyGuard does not exist'), {
+      name: 'ValidationError',
+      $fault: 'client',
+      $metadata: { httpStatusCode: 400 },
+    });
+    const f = describeAwsFailure(err, {
+      service: 'CloudFormation',
+      operation: 'DescribeStacks',
+      region: 'eu-west-1',
+      resource: 'stack BedrockKeyGuard',
+    });
+    expect(f?.kind).toBe('wrong-region');
+    expect(f?.line).toContain('stack BedrockKeyGuard not found in eu-west-1');
+    expect(f?.line).toContain('pass --region us-east-1');
+  });
+
+  it('missing table: DynamoDB ResourceNotFoundException through the document client (tagged on its DynamoDB client)', async () => {
+    const answer = jsonError(400, 'ResourceNotFoundException', 'Requested resource not found');
+    const ddb = tagAwsErrors(
+      new DynamoDBClient({
+        region: 'us-east-1',
+        credentials: TEST_CREDENTIALS,
+        requestHandler: fakeHandler(answer),
+      }),
+    );
+    const err = await thrown(() =>
+      documentClient(ddb).send(new ScanCommand({ TableName: 'keyguard-decisions' })),
+    );
+    const f = describeAwsFailure(err, {
+      command: 'report',
+      service: 'DynamoDB',
+      operation: 'read',
+      region: 'us-east-1',
+      resource: 'table keyguard-decisions',
+    });
+    expect(f?.kind).toBe('table-not-found');
+    expect(f?.line).toContain(
+      'DynamoDB Scan (region us-east-1, default credential chain): table keyguard-decisions does not exist in us-east-1',
+    );
+
+    const elsewhere = describeAwsFailure(err, {
+      service: 'DynamoDB',
+      operation: 'Scan',
+      region: 'eu-central-1',
+      resource: 'table keyguard-decisions',
+    });
+    expect(elsewhere?.kind).toBe('wrong-region');
+    expect(elsewhere?.line).toContain('--region us-east-1');
+  });
+
+  it('throttled after the retries: the attempts are named', () => {
+    const err = new ThrottlingException({
+      message: 'Rate exceeded',
+      $metadata: { attempts: 6, httpStatusCode: 400 },
+    });
+    const f = describeAwsFailure(err, { service: 'DynamoDB', operation: 'Query', region: 'us-east-1' });
+    expect(f?.kind).toBe('throttled');
+    expect(f?.line).toContain('throttled by AWS after 6 attempts (ThrottlingException: Rate exceeded)');
+  });
+
+  it('network unreachable: the DNS failure under the real client names the endpoint', async () => {
+    const host = 'dynamodb.us-east-1.amazonaws.com';
+    const ddb = tagAwsErrors(
+      new DynamoDBClient({
+        region: 'us-east-1',
+        maxAttempts: 1,
+        credentials: TEST_CREDENTIALS,
+        requestHandler: fakeHandler(dnsFailure(host)),
+      }),
+    );
+    const err = await thrown(() =>
+      ddb.send(new QueryCommand({ TableName: 't', KeyConditionExpression: 'a = :a' })),
+    );
+    const f = describeAwsFailure(err, {
+      command: 'audit',
+      service: 'DynamoDB',
+      operation: 'x',
+      region: 'us-east-1',
+    });
+    expect(f?.kind).toBe('network');
+    expect(f?.exitCode).toBe(EXIT_AWS);
+    expect(f?.line).toContain(
+      `DynamoDB Query (region us-east-1, default credential chain): could not reach ${host} (ENOTFOUND`,
+    );
+  });
+
+  it('network: a connection refused under fetch (the approvals function URL) names the endpoint from the cause', () => {
+    const cause = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:9'), {
+      code: 'ECONNREFUSED',
+      address: '127.0.0.1',
+      port: 9,
+    });
+    const err = new Error('could not reach the approval function', { cause });
+    const f = describeAwsFailure(err, {
+      service: 'Lambda function URL',
+      operation: 'approve',
+      region: 'us-east-1',
+    });
+    expect(f?.kind).toBe('network');
+    expect(f?.line).toContain('could not reach 127.0.0.1:9 (ECONNREFUSED');
+  });
+
+  it('an unrecognised AWS error is still one AWS line with the same exit code; a bug is not an AWS failure', () => {
+    const err = Object.assign(new Error('Internal'), {
+      name: 'InternalServerError',
+      $fault: 'server',
+      $metadata: { httpStatusCode: 500 },
+    });
+    expect(describeAwsFailure(err, IAM_CTX)).toMatchObject({ kind: 'aws-error', exitCode: EXIT_AWS });
+    expect(describeAwsFailure(new TypeError('x is undefined'), IAM_CTX)).toBeNull();
+  });
+
+  it('the line holds no key material and no control characters from the message', () => {
+    const key = `ABSK${Buffer.from('BedrockAPIKey-abcd-at-111122223333:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa').toString('base64')}`;
+    const err = Object.assign(new Error(`denied for ${key}\n\u001b[2Jforged line`), {
+      name: 'AccessDenied',
+      $fault: 'client',
+      $metadata: {},
+    });
+    const f = describeAwsFailure(err, IAM_CTX);
+    oneLine(f?.line ?? '');
+    expect(f?.line).not.toContain(key);
+    expect(f?.line).not.toContain('\u001b');
+  });
+});
+
+describe('the exit-code table', () => {
+  it('every help block carries the shared meaning of 0, 1 and 2 word for word, plus the command’s own', () => {
+    const scan = exitCodesHelp({ 1: 'or keys found' });
+    const org = exitCodesHelp({ 3: 'some accounts could not be read' });
+    for (const text of [scan, org, exitCodesHelp()]) {
+      const flat = text.replace(/\n\s+/g, ' ');
+      for (const { code, meaning } of EXIT_CODES) expect(flat).toContain(`${code}  ${meaning}`);
+    }
+    expect(scan.replace(/\n\s+/g, ' ')).toContain('reported on stderr; or keys found');
+    expect(org).toContain('  3  some accounts could not be read');
+    for (const l of org.split('\n')) expect(l.length).toBeLessThanOrEqual(110);
+  });
+});
