@@ -15,7 +15,7 @@ import { AccountNamesError, accountLabel, accountNamesOption, readAccountNames }
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
 import { csvRecord } from './csv';
 import { countFailing, FailOnError, latestPerKey, parseFailOn, withPosture } from './fail-on';
-import { actionLabel, decisionJson, renderTable } from './format';
+import { actionLabel, decisionJson, renderTable, violationsCell } from './format';
 import { messageOf } from './inputs';
 import {
   type CliIO,
@@ -297,7 +297,7 @@ export function auditTable(
       d.userName,
       d.owner.value ?? '(none)',
       actionLabel(d),
-      d.violations.length ? d.violations.map((v) => v.code).join(',') : '-',
+      violationsCell(d.violations),
       trigger(d),
     ]),
     terminal,

@@ -1,5 +1,11 @@
 import stringWidth from 'string-width';
-import { canonicalDecision, type Decision } from '../domain/types';
+import {
+  canonicalDecision,
+  type Decision,
+  type Severity,
+  topSeverity,
+  type Violation,
+} from '../domain/types';
 import { mapVisible, visible } from '../shared/visible-text';
 import type { TerminalFacts } from './io';
 
@@ -140,12 +146,49 @@ function fitWidths(header: readonly string[], widths: number[], columns: number)
   return out;
 }
 
-/** SGR colour of an action/severity cell: enforcement red, a notice yellow, allowed green. */
-function severityColour(cell: string): string | undefined {
+/** SGR colour of an action cell: enforcement red, a notice yellow, allowed green. */
+function actionColour(cell: string): string | undefined {
   if (/^(DEACTIVATE|DELETE)\b/.test(cell)) return `${ESC}[31m`;
   if (/^NOTIFY\b/.test(cell)) return `${ESC}[33m`;
   if (/^ALLOW\b/.test(cell)) return `${ESC}[32m`;
   return undefined;
+}
+
+/** The columns holding an action (a preview has the action now and under the new policy). */
+const ACTION_COLUMNS = new Set(['ACTION', 'NOW', 'NEW']);
+
+/** SGR colour of a severity: critical bold red, high red, medium yellow, low cyan. */
+const SEVERITY_COLOUR: Record<Severity, string> = {
+  critical: `${ESC}[1;31m`,
+  high: `${ESC}[31m`,
+  medium: `${ESC}[33m`,
+  low: `${ESC}[36m`,
+};
+
+/** A cell coloured, on a colour terminal, by a severity (e.g. the worst violation it lists). */
+export interface SeverityCell {
+  readonly text: string;
+  readonly severity: Severity | 'info';
+}
+
+/** A table cell: text, or text with the severity it is coloured by. */
+export type TableCell = string | SeverityCell;
+
+/** The codes of `violations` (`-` when none, or `text` when given), coloured by the worst of them. */
+export function violationsCell(violations: readonly Violation[], text?: string): SeverityCell {
+  return {
+    text: text ?? (violations.length > 0 ? violations.map((v) => v.code).join(',') : '-'),
+    severity: topSeverity(violations),
+  };
+}
+
+function cellText(cell: TableCell): string {
+  return typeof cell === 'string' ? cell : cell.text;
+}
+
+function cellColour(cell: TableCell, header: string): string | undefined {
+  if (typeof cell !== 'string') return cell.severity === 'info' ? undefined : SEVERITY_COLOUR[cell.severity];
+  return ACTION_COLUMNS.has(header) ? actionColour(cell) : undefined;
 }
 
 /**
@@ -156,16 +199,17 @@ function severityColour(cell: string): string | undefined {
  *
  * With `terminal` (stdout is a TTY, see `CliIO.terminal`): the table fits `terminal.columns` by cutting the
  * longest free-text cells with `…` (see `fitWidths`; the full values are in `--json`/`--csv`), and with
- * `terminal.color` the ACTION column is coloured: write such a table with `writeStyled()`. Without it (piped
+ * `terminal.color` the action columns (ACTION, NOW, NEW) are coloured by action, and a SeverityCell (the violations
+ * column, see `violationsCell`) by its severity: write such a table with `writeStyled()`. Without it (piped
  * output, tests), the table is full width and plain, as it always was.
  */
 export function renderTable(
   header: readonly string[],
-  cells: readonly (readonly string[])[],
+  cells: readonly (readonly TableCell[])[],
   terminal?: TerminalFacts,
 ): string {
   const head = header.map(shown);
-  const rows = cells.map((r) => r.map(shown));
+  const rows = cells.map((r) => r.map((c) => shown(cellText(c))));
   // A loop, not Math.max(...rows): spreading 100,000+ arguments overflows the stack.
   let widths = head.map((h, i) => {
     let width = h.width;
@@ -173,19 +217,19 @@ export function renderTable(
     return width;
   });
   if (terminal) widths = fitWidths(header, widths, terminal.columns);
-  const colourAt = terminal?.color ? header.indexOf('ACTION') : -1;
-  const line = (cells: readonly Shown[], isHeader: boolean) =>
+  const line = (cells: readonly Shown[], source?: readonly TableCell[]) =>
     cells
       .map((c, i) => {
         const width = widths[i] ?? 0;
         const fitted = terminal ? cut(c, width) : c;
         const pad = i === cells.length - 1 ? '' : ' '.repeat(Math.max(0, width - fitted.width));
-        const colour = !isHeader && i === colourAt ? severityColour(c.text) : undefined;
+        const raw = source?.[i];
+        const colour = terminal?.color && raw !== undefined ? cellColour(raw, header[i] ?? '') : undefined;
         return colour ? `${colour}${fitted.text}${ESC}[0m${pad}` : `${fitted.text}${pad}`;
       })
       .join('  ')
       .trimEnd();
-  return [line(head, true), ...rows.map((r) => line(r, false))].join('\n');
+  return [line(head), ...rows.map((r, n) => line(r, cells[n]))].join('\n');
 }
 
 /**
@@ -215,11 +259,14 @@ export function decisionTable(
     d.keyId,
     d.status,
     actionLabel(d),
-    d.violations.length
-      ? d.violations
-          .map((v) => (tagsUnknown && v.code.startsWith('MISSING_') ? `${v.code}?` : v.code))
-          .join(',')
-      : '-',
+    violationsCell(
+      d.violations,
+      d.violations.length
+        ? d.violations
+            .map((v) => (tagsUnknown && v.code.startsWith('MISSING_') ? `${v.code}?` : v.code))
+            .join(',')
+        : '-',
+    ),
     ownerLabel(d),
     duplicate
       ? policyVersion === undefined || d.policyVersion === policyVersion

@@ -28,7 +28,7 @@ import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/c
 import { visible } from '../shared/visible-text';
 import { csvRecord } from './csv';
 import { countFailing, FailOnError, parseFailOn, withPosture } from './fail-on';
-import { renderTable } from './format';
+import { renderTable, violationsCell } from './format';
 import { messageOf } from './inputs';
 import {
   type CliIO,
@@ -235,7 +235,7 @@ export function inventoryTable(rows: readonly InventoryRow[], terminal?: Termina
     r.neverExpires ? 'never' : day(r.expiresAt),
     r.lastReviewAt === 'unknown' ? 'unknown' : r.lastReviewAt === null ? 'never' : day(r.lastReviewAt),
     r.lastUsedAt === 'unknown' ? 'unknown' : r.lastUsedAt === null ? 'never' : day(r.lastUsedAt),
-    r.violations.length > 0 ? r.violations.map((v) => v.code).join(',') : '-',
+    violationsCell(r.violations),
   ]);
   return renderTable(header, body, terminal);
 }

@@ -53,7 +53,7 @@ export function terminalOf(
 
 /** The SGR sequences the table printer uses: the only raw escapes ever let past the guard. */
 const ESC = '\u001b';
-const OWN_SGR = new RegExp(`(${ESC}\\[(?:0|31|32|33)m)`);
+const OWN_SGR = new RegExp(`(${ESC}\\[(?:0|1;31|31|32|33|36)m)`);
 
 /**
  * Writes text that may hold the printer's own colour sequences (`renderTable` with colour on): those go past the
@@ -67,7 +67,7 @@ export function writeStyled(sink: TextSink, text: string): void {
   }
   for (const part of text.split(OWN_SGR)) {
     if (part === '') continue;
-    if (OWN_SGR.test(part) && part.length <= 5) writeControl(sink, part);
+    if (OWN_SGR.test(part) && part.length <= 7) writeControl(sink, part);
     else sink.write(part);
   }
 }

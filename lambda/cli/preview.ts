@@ -9,6 +9,8 @@ import {
   type KeySnapshot,
   type OtherCredentials,
   type PermissionFinding,
+  type Severity,
+  topSeverity,
   type ViolationCode,
 } from '../domain/types';
 import { type Config, ConfigError, DEFAULT_CONFIG_FILE, loadConfig, policyVersion } from '../shared/config';
@@ -26,8 +28,8 @@ import {
   sourceFailure,
   storeOption,
 } from './audit';
-import { renderTable } from './format';
-import { type CliIO, EXIT_INPUT, EXIT_OK, failure } from './io';
+import { renderTable, type TableCell } from './format';
+import { type CliIO, EXIT_INPUT, EXIT_OK, failure, writeStyled } from './io';
 
 /**
  * `keyguard preview --config NEW.json`: what a policy change would do, before it acts. For every key the audit
@@ -103,6 +105,8 @@ interface Side {
   /** The policy's mode: a DEACTIVATE in `audit` mode is recorded and notified, never applied. */
   mode: 'audit' | 'enforce';
   violations: ViolationCode[];
+  /** The worst of them (`info` when none): colours the cell on a terminal. */
+  severity: Severity | 'info';
   policyVersion: string;
   /** `account:<id>` or `ou:<id>` when an organization override applied. */
   override: string | null;
@@ -190,6 +194,11 @@ function actionText(s: Side): string {
       ? `${s.action} (${enforced(s) ? 'applied' : 'audit mode: not applied'})`
       : s.action;
   return s.override ? `${a} [${s.override}]` : a;
+}
+
+/** The side's violation codes (`-` when none), coloured on a terminal by the worst of them. */
+function violationsText(s: Side): TableCell {
+  return { text: s.violations.join(',') || '-', severity: s.severity };
 }
 
 function parseAt(value: string | undefined, now: Date): Date {
@@ -300,6 +309,7 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
           action: decision.action,
           mode: placed.policy.mode,
           violations: decision.violations.map((v) => v.code).sort(),
+          severity: topSeverity(decision.violations),
           policyVersion: placed.policyVersion,
           override: placed.appliedOverride,
           owner: decision.owner.value,
@@ -376,27 +386,27 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
       `Current policy ${currentVersion} (${current.source}) -> new policy ${nextVersion} (${next.source})`,
       `Keys: ${known.length} known, ${evaluated} evaluated, ${changes.length} would change`,
     ];
+    // The tables may hold their own colour sequences (writeStyled); every other line goes through the guard.
+    const tables = new Set<string>();
     for (const g of GROUPS) {
       const rows = changes.filter((c) => c.group === g);
       if (rows.length === 0) continue;
-      out.push(
-        '',
-        `${g[0]?.toUpperCase()}${g.slice(1)} (${rows.length}):`,
-        renderTable(
-          ['ACCOUNT', 'USER', 'KEY ID', 'OWNER', 'NOW', 'NEW', 'VIOLATIONS NOW', 'VIOLATIONS NEW'],
-          rows.map((c) => [
-            c.accountId,
-            c.userName,
-            c.keyId,
-            c.owner ?? '(none)',
-            actionText(c.current),
-            actionText(c.next),
-            c.current.violations.join(',') || '-',
-            c.next.violations.join(',') || '-',
-          ]),
-          io.terminal,
-        ),
+      const table = renderTable(
+        ['ACCOUNT', 'USER', 'KEY ID', 'OWNER', 'NOW', 'NEW', 'VIOLATIONS NOW', 'VIOLATIONS NEW'],
+        rows.map((c) => [
+          c.accountId,
+          c.userName,
+          c.keyId,
+          c.owner ?? '(none)',
+          actionText(c.current),
+          actionText(c.next),
+          violationsText(c.current),
+          violationsText(c.next),
+        ]),
+        io.terminal,
       );
+      tables.add(table);
+      out.push('', `${g[0]?.toUpperCase()}${g.slice(1)} (${rows.length}):`, table);
     }
     if (changes.length > 0) {
       out.push('');
@@ -410,7 +420,10 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
       out.push('', 'No key would change.');
     }
     for (const n of notes) out.push(`Note: ${n}`);
-    io.stdout.write(`${out.join('\n')}\n`);
+    for (const line of out) {
+      if (tables.has(line)) writeStyled(io.stdout, `${line}\n`);
+      else io.stdout.write(`${line}\n`);
+    }
     return EXIT_OK;
   } catch (err) {
     if (err instanceof AuditUsageError && source === undefined) {

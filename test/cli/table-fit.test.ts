@@ -1,13 +1,14 @@
 import stringWidth from 'string-width';
-import { renderTable } from '../../lambda/cli/format';
+import { renderTable, violationsCell } from '../../lambda/cli/format';
 import { type CliIO, guardedIO, terminalOf } from '../../lambda/cli/io';
 import { runReplay } from '../../lambda/cli/replay';
+import type { Severity, Violation, ViolationCode } from '../../lambda/domain/types';
 import { captureIO, REPO, removeTempDirs, tempDir } from './helpers';
 
 /** Issue 14, "Output people can read": tables fit the terminal, colour on a TTY, NO_COLOR honoured. */
 
 const ESC = '\u001b';
-const SGR = new RegExp(`${ESC}\\[\\d+m`, 'g');
+const SGR = new RegExp(`${ESC}\\[[\\d;]+m`, 'g');
 /** Terminal columns a printed line takes (colour sequences take none). */
 const columnsOf = (line: string) => stringWidth(line.replace(SGR, ''));
 
@@ -75,6 +76,54 @@ describe('renderTable on a terminal 80 columns wide', () => {
     // Assess
     for (const line of table.split('\n')) expect(columnsOf(line)).toBeLessThanOrEqual(20);
     expect(table.split('\n')[1]).toBe('ACCAEXAMP…  alice-t…');
+  });
+});
+
+describe('renderTable: violation cells coloured by their worst severity', () => {
+  const v = (code: ViolationCode, severity: Severity): Violation => ({ code, severity, detail: code });
+  const rows = [
+    ['ACCA1', 'NOTIFY', violationsCell([v('MISSING_PURPOSE', 'low'), v('NEVER_EXPIRES', 'high')])],
+    ['ACCA2', 'DEACTIVATE', violationsCell([v('LEAKED', 'critical')])],
+    ['ACCA3', 'NOTIFY', violationsCell([v('MISSING_PURPOSE', 'low')])],
+    ['ACCA4', 'NOTIFY', violationsCell([v('REVIEW_OVERDUE', 'medium')])],
+    ['ACCA5', 'ALLOW', violationsCell([])],
+  ];
+
+  it('colours critical bold red, high red, medium yellow, low cyan, and nothing without violations', () => {
+    // Act
+    const table = renderTable(['KEY ID', 'ACTION', 'VIOLATIONS'], rows, { columns: 80, color: true });
+
+    // Assess
+    const lines = table.split('\n');
+    expect(lines[1]).toContain(`${ESC}[31mMISSING_PURPOSE,NEVER_EXPIRES${ESC}[0m`);
+    expect(lines[2]).toContain(`${ESC}[1;31mLEAKED${ESC}[0m`);
+    expect(lines[3]).toContain(`${ESC}[36mMISSING_PURPOSE${ESC}[0m`);
+    expect(lines[4]).toContain(`${ESC}[33mREVIEW_OVERDUE${ESC}[0m`);
+    expect(lines[5]).toMatch(/ALLOW\S*\s+-$/);
+    expect(lines[5]).not.toContain(`-${ESC}`);
+  });
+
+  it('writes the same cells plain without colour (NO_COLOR) and when piped', () => {
+    // Act
+    const noColour = renderTable(['KEY ID', 'ACTION', 'VIOLATIONS'], rows, { columns: 80, color: false });
+    const piped = renderTable(['KEY ID', 'ACTION', 'VIOLATIONS'], rows);
+
+    // Assess
+    expect(noColour).not.toContain(ESC);
+    expect(piped).not.toContain(ESC);
+    expect(piped.split('\n')[2]).toBe('ACCA2   DEACTIVATE  LEAKED');
+  });
+
+  it('colours the actions of the NOW and NEW columns of a preview', () => {
+    // Act
+    const table = renderTable(['KEY ID', 'NOW', 'NEW'], [['ACCA1', 'NOTIFY', 'DEACTIVATE']], {
+      columns: 80,
+      color: true,
+    });
+
+    // Assess
+    expect(table).toContain(`${ESC}[33mNOTIFY${ESC}[0m`);
+    expect(table).toContain(`${ESC}[31mDEACTIVATE${ESC}[0m`);
   });
 });
 
