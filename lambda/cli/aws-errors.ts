@@ -73,6 +73,9 @@ interface OperationTag {
   service: string;
   operation: string;
   endpoint?: string;
+  /** The client's own region and profile: the call that failed, whatever the command's defaults. */
+  region?: string;
+  profile?: string;
 }
 const TAG = Symbol.for('keyguard.awsOperation');
 
@@ -96,6 +99,7 @@ PREFIXES['Lambda function URL'] = 'lambda';
 /** A client of the SDK (v3): its middleware stack (methods are compared bivariantly, so every client fits). */
 interface MiddlewareClient {
   middlewareStack: { add(middleware: unknown, options: unknown): unknown };
+  config?: unknown;
 }
 
 type Next = (args: unknown) => Promise<unknown>;
@@ -120,8 +124,15 @@ export function tagAwsErrors<C extends MiddlewareClient>(client: C): C {
             SERVICES[context.clientName ?? '']?.name ?? context.clientName?.replace(/Client$/, '');
           const operation = context.commandName?.replace(/Command$/, '');
           const host = context.endpointV2?.url?.host;
+          const { region, profile } = await clientWhere(client);
           if (service && operation) {
-            const tag: OperationTag = { service, operation, ...(host ? { endpoint: host } : {}) };
+            const tag: OperationTag = {
+              service,
+              operation,
+              ...(host ? { endpoint: host } : {}),
+              ...(region ? { region } : {}),
+              ...(profile ? { profile } : {}),
+            };
             Object.defineProperty(err, TAG, { value: tag, enumerable: false });
           }
         }
@@ -131,6 +142,21 @@ export function tagAwsErrors<C extends MiddlewareClient>(client: C): C {
     { step: 'initialize', name: 'keyguardAwsErrorTag', override: true },
   );
   return client;
+}
+
+/** A client's configured region (resolved) and profile, from its config; absent when it cannot say. */
+async function clientWhere(client: MiddlewareClient): Promise<{ region?: string; profile?: string }> {
+  let region: unknown = field(client.config, 'region');
+  try {
+    if (typeof region === 'function') region = await (region as () => Promise<unknown>)();
+  } catch {
+    region = undefined;
+  }
+  const profile = field(client.config, 'profile');
+  return {
+    ...(typeof region === 'string' && region ? { region } : {}),
+    ...(typeof profile === 'string' && profile ? { profile } : {}),
+  };
 }
 
 function field(value: unknown, name: string): unknown {
@@ -240,6 +266,7 @@ function kindOf(
   errors: unknown[],
   ctx: AwsCallContext,
   region: string,
+  profile: string | undefined,
 ): { kind: AwsFailureKind; source: unknown } | null {
   const deployRegion = ctx.deployRegion ?? DEPLOY_REGION;
   const notFound = (source: unknown, kind: AwsFailureKind) => ({
@@ -255,7 +282,7 @@ function kindOf(
         return { kind: 'rejected-credentials', source: e };
       }
       return {
-        kind: ctx.profile && ctx.profileKnown === false ? 'unknown-profile' : 'no-credentials',
+        kind: profile && ctx.profileKnown === false ? 'unknown-profile' : 'no-credentials',
         source: e,
       };
     }
@@ -299,14 +326,14 @@ function whoText(profile: string | undefined): string {
  */
 export function describeAwsFailure(err: unknown, ctx: AwsCallContext): AwsFailure | null {
   const errors = chain(err);
-  const region = ctx.region;
-  const found = kindOf(errors, ctx, region);
+  const tag = tagOf(errors);
+  const region = tag?.region ?? ctx.region;
+  const profile = tag?.profile ?? (ctx.profile || undefined);
+  const found = kindOf(errors, ctx, region, profile);
   if (!found) return null;
   const { kind, source } = found;
-  const tag = tagOf(errors);
   const service = tag?.service ?? ctx.service;
   const operation = tag?.operation ?? ctx.operation;
-  const profile = ctx.profile || undefined;
   const who = whoText(profile);
   const name = str(field(source, 'name')) ?? 'Error';
   const message = shortMessage(source);
@@ -401,9 +428,25 @@ export async function profileExists(profile: string): Promise<boolean | undefine
  */
 export async function explainAwsFailure(err: unknown, ctx: AwsCallContext): Promise<AwsFailure | null> {
   const first = describeAwsFailure(err, ctx);
-  if (first?.kind !== 'no-credentials' || !ctx.profile || ctx.profileKnown !== undefined) return first;
-  const known = await profileExists(ctx.profile);
+  const profile = tagOf(chain(err))?.profile ?? ctx.profile;
+  if (first?.kind !== 'no-credentials' || !profile || ctx.profileKnown !== undefined) return first;
+  const known = await profileExists(profile);
   return known === false ? describeAwsFailure(err, { ...ctx, profileKnown: false }) : first;
+}
+
+/**
+ * Reports `err` when it is a failure of AWS: its line on stderr, and its exit code returned; null (nothing
+ * written) for anything else, which the caller reports as before.
+ */
+export async function reportAwsFailure(
+  io: { stderr: { write(chunk: string): unknown } },
+  err: unknown,
+  ctx: AwsCallContext,
+): Promise<number | null> {
+  const failure = await explainAwsFailure(err, ctx);
+  if (!failure) return null;
+  io.stderr.write(failure.line);
+  return failure.exitCode;
 }
 
 /** The region and profile of the standard SDK chain as the commands resolve them (flags, when given, win). */

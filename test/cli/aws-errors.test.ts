@@ -85,6 +85,42 @@ describe('describeAwsFailure: real SDK errors', () => {
     expect(line).toContain('aws configure list-profiles');
   });
 
+  it("unknown profile of a client: the tag names the client's own profile and region, whatever the command assumed", async () => {
+    const f = await withoutCredentials(async () => {
+      const iam = tagAwsErrors(new IAMClient({ region: 'us-east-1', profile: 'secuirty' }));
+      const err = await thrown(() => iam.send(new ListServiceSpecificCredentialsCommand({})));
+      return explainAwsFailure(err, { ...IAM_CTX, region: 'eu-west-3' });
+    });
+    expect(f?.kind).toBe('unknown-profile');
+    expect(f?.line).toContain(
+      'IAM ListServiceSpecificCredentials (region us-east-1, profile secuirty): profile secuirty is not in',
+    );
+  });
+
+  it("wrong region from the client itself: a table missing in the client's region eu-west-1 suggests --region", async () => {
+    const answer = jsonError(400, 'ResourceNotFoundException', 'Requested resource not found');
+    const ddb = tagAwsErrors(
+      new DynamoDBClient({
+        region: 'eu-west-1',
+        credentials: TEST_CREDENTIALS,
+        requestHandler: fakeHandler(answer),
+      }),
+    );
+    const err = await thrown(() =>
+      documentClient(ddb).send(new ScanCommand({ TableName: 'keyguard-decisions' })),
+    );
+    const f = describeAwsFailure(err, {
+      service: 'DynamoDB',
+      operation: 'Scan',
+      region: 'us-east-1',
+      resource: 'table keyguard-decisions',
+    });
+    expect(f?.kind).toBe('wrong-region');
+    expect(f?.line).toContain(
+      'DynamoDB Scan (region eu-west-1, default credential chain): table keyguard-decisions not found in eu-west-1',
+    );
+  });
+
   it('a profile that exists but holds no credentials is "no credentials", not unknown', async () => {
     const kind = await withoutCredentials(async () => {
       const err = await thrown(() => defaultProvider({ profile: 'security' })());
@@ -245,14 +281,13 @@ describe('describeAwsFailure: real SDK errors', () => {
       'DynamoDB Scan (region us-east-1, default credential chain): table keyguard-decisions does not exist in us-east-1',
     );
 
-    const elsewhere = describeAwsFailure(err, {
+    // The client's own region is named, not the command's assumption.
+    const assumed = describeAwsFailure(err, {
       service: 'DynamoDB',
       operation: 'Scan',
       region: 'eu-central-1',
-      resource: 'table keyguard-decisions',
     });
-    expect(elsewhere?.kind).toBe('wrong-region');
-    expect(elsewhere?.line).toContain('--region us-east-1');
+    expect(assumed?.kind).toBe('table-not-found');
   });
 
   it('throttled after the retries: the attempts are named', () => {
