@@ -1,5 +1,5 @@
 import { PublishCommand, type SNSClient } from '@aws-sdk/client-sns';
-import { buildNotice } from '../domain/notice';
+import { buildNotice, type Notice } from '../domain/notice';
 import type { Notifier } from '../domain/pipeline';
 import type { Decision } from '../domain/types';
 import type { Policy } from '../shared/config';
@@ -30,8 +30,13 @@ export class SnsNotifier implements Notifier {
   ) {}
 
   async notify(decision: Decision): Promise<void> {
-    const notice = buildNotice(decision, this.config);
-    const name = this.options.accountName ? await this.options.accountName(decision.accountId) : null;
+    await this.publish(buildNotice(decision, this.config));
+  }
+
+  /** Publishes a built notice (one key's, an owner digest or an account summary), with its attributes. */
+  async publish(notice: Notice): Promise<void> {
+    const account = notice.attributes.account;
+    const name = this.options.accountName ? await this.options.accountName(account) : null;
     const shownName = name ? visible(name).slice(0, ACCOUNT_NAME_MAX) : '';
     await this.sns.send(
       new PublishCommand({

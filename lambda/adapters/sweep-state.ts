@@ -6,6 +6,8 @@ import {
   QueryCommand,
   ScanCommand,
 } from '@aws-sdk/lib-dynamodb';
+import type { PendingNotice } from '../domain/owner-digest';
+import type { ViolationCode } from '../domain/types';
 
 /**
  * The state of the running inventory sweep, one small item per governed account (partition key `accountId`).
@@ -15,7 +17,8 @@ import {
  * holds the account's coverage record ({@link SweepCoverage}).
  */
 
-export type SweepPhase = 'keys' | 'gone' | 'done';
+/** keys: IAM's pages; gone: keys IAM no longer has; digest: the owners' digests (or the summary) are sent. */
+export type SweepPhase = 'keys' | 'gone' | 'digest' | 'done';
 
 export interface SweepCounters {
   /** Keys listed by IAM and evaluated (plus gone candidates found still present when re-checked). */
@@ -25,6 +28,11 @@ export interface SweepCounters {
   keysDeactivated: number;
   /** Keys on record that IAM no longer has, recorded as Deleted. */
   keysGone: number;
+  /**
+   * SNS messages the sweep published: critical notices sent at once, one digest per owner, or the first-deployment
+   * summary (`noticesSent` counts the keys' notices, grouped or not). Absent on states saved before it existed.
+   */
+  messagesSent?: number;
 }
 
 export const ZERO_COUNTERS: SweepCounters = {
@@ -33,6 +41,7 @@ export const ZERO_COUNTERS: SweepCounters = {
   noticesSent: 0,
   keysDeactivated: 0,
   keysGone: 0,
+  messagesSent: 0,
 };
 
 export interface SweepState {
@@ -61,6 +70,13 @@ export interface SweepState {
   lastCompletedSweepId?: string | null;
   /** Coverage: the last sweep attempt of the account that failed, and why (absent: none recorded). */
   lastFailure?: SweepFailure | null;
+  /**
+   * The account had no complete sweep when this one started (a first deployment, or an account newly governed): its
+   * notices go in one summary to the fallback owner instead of one digest per owner. Fixed at the sweep's start.
+   */
+  firstSweep?: boolean;
+  /** Digest phase: the last owner whose digest was sent (owners are sent in sorted order); null: none yet. */
+  digestCursor?: string | null;
 }
 
 /** A failed sweep attempt: when, which sweep (null: none started), and the error's name and message. */
@@ -291,4 +307,50 @@ export async function unseenKnownKeysPage(
   const keys = (res.Items ?? []).map((i) => ({ keyId: i.keyId as string, userName: i.userName as string }));
   const last = res.LastEvaluatedKey?.keyId;
   return { keys, nextCursor: typeof last === 'string' ? last : null };
+}
+
+/** A key whose notice waits in a digest: what the keys table holds for it. */
+export interface PendingKey {
+  keyId: string;
+  userName: string;
+  codes: ViolationCode[];
+  pending: PendingNotice;
+}
+
+/**
+ * Every key of `accountId` whose pending notice goes in digest `digestId` (all pages of the account's partition of
+ * the keys table, filtered: the read covers the partition, what comes back is only the pending keys).
+ */
+export async function pendingNotices(
+  doc: DynamoDBDocumentClient,
+  keysTable: string,
+  accountId: string,
+  digestId: string,
+): Promise<PendingKey[]> {
+  const out: PendingKey[] = [];
+  let start: Record<string, unknown> | undefined;
+  do {
+    const res = await doc.send(
+      new QueryCommand({
+        TableName: keysTable,
+        KeyConditionExpression: 'accountId = :a',
+        FilterExpression: '#p.#d = :digest',
+        ProjectionExpression: 'keyId, userName, violationCodes, #p',
+        ExpressionAttributeNames: { '#p': 'pendingNotice', '#d': 'digest' },
+        ExpressionAttributeValues: { ':a': accountId, ':digest': digestId },
+        ExclusiveStartKey: start,
+        ConsistentRead: true,
+      }),
+    );
+    for (const i of res.Items ?? []) {
+      out.push({
+        keyId: i.keyId as string,
+        userName: i.userName as string,
+        codes: (i.violationCodes as ViolationCode[] | undefined) ?? [],
+        pending: i.pendingNotice as PendingNotice,
+      });
+    }
+    start = res.LastEvaluatedKey;
+  } while (start);
+  return out;
 }

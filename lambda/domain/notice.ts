@@ -12,14 +12,16 @@ export interface Notice {
 }
 
 /** SNS subjects must be printable ASCII and "less than 100 characters long" (Publish API reference). */
-const SUBJECT_MAX = 99;
+export const SUBJECT_MAX = 99;
 export const UNOWNED = 'unowned';
 
-function ascii(s: string): string {
+/** SNS subjects are printable ASCII: anything else is shown as `?`. */
+export function ascii(s: string): string {
   return s.replace(/[^\x20-\x7e]/g, '?');
 }
 
-function remedy(v: Violation, d: Decision, config: Policy): string {
+/** What the owner should do about one violation of a key (also each entry of an owner digest). */
+export function remedy(v: Violation, d: Decision, config: Policy): string {
   const u = d.userName;
   switch (v.code) {
     case 'NEVER_EXPIRES':
@@ -150,7 +152,8 @@ function shortTermRevocation(d: Decision): string {
   );
 }
 
-function headline(d: Decision): string {
+/** What happened to the key, as the end of a sentence about it ("… needs attention"). */
+export function headline(d: Decision): string {
   if (d.notice === 'resolved')
     return d.status === 'Deleted' ? 'is deleted: resolved' : 'is compliant again: resolved';
   if (d.action === 'DEACTIVATE') return d.applied ? 'deactivated' : 'must be deactivated';

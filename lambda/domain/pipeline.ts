@@ -2,6 +2,7 @@ import { boundItem } from '../shared/bounded';
 import type { Policy } from '../shared/config';
 import type { KeyEvent } from './cloudtrail';
 import { evaluate } from './evaluate';
+import { isImmediateNotice, type PendingNotice, pendingNoticeOf } from './owner-digest';
 import { planNotice } from './staging';
 import {
   type Action,
@@ -65,6 +66,11 @@ export interface KnownKey {
   history?: KeyHistory;
   /** The sweep that last saw the key in IAM (a key no sweep sees any more is gone). */
   lastSweepId?: string;
+  /**
+   * The key's latest notice that goes in an owner digest (or first-deployment summary), with what the digest needs
+   * to group and order it. The sweep's digest phase sends the digests whose id it names (owner-digest.ts).
+   */
+  pendingNotice?: PendingNotice;
 }
 
 /** Facts about a key's user beyond its tags; a driver that cannot know them (replay) leaves them out. */
@@ -187,6 +193,12 @@ export interface KeyStep {
    * the caller alerts at most once per key per day, and a retry knows whether this alert was completed.
    */
   alert?: { reason: string; day?: string };
+  /**
+   * The owner digest (or first-deployment summary) this step's notice goes in, unless it is a critical event
+   * (isImmediateNotice), which is sent at once. The decision records it as `noticeDigest`, the key as its
+   * `pendingNotice`. Absent: the notice is sent on its own (events, leaks, usage alerts).
+   */
+  digest?: string;
 }
 
 function changedSince(known: KnownKey | null, d: Decision): boolean {
@@ -226,7 +238,8 @@ export async function decideKey(
       return { decision: earlier, duplicate: true, recorded: false, notified: false };
     }
     const plan = planNotice(earlier, history, opts.config, new Date(earlier.decidedAt));
-    if (earlier.notice) await deps.notifier.notify(earlier);
+    // A notice that goes in a digest is sent by the digest (remember() marks it pending again).
+    if (earlier.notice && !earlier.noticeDigest) await deps.notifier.notify(earlier);
     await remember(deps, step, known, earlier, withAlertDay(plan.history, history, step));
     return { decision: earlier, duplicate: true, recorded: false, notified: Boolean(earlier.notice) };
   }
@@ -293,6 +306,9 @@ export async function decideKey(
   const plan = planNotice(decision, history, opts.config, opts.now);
   // An alert is news on its own; the staged notice state is left as planned.
   decision = { ...decision, notice: plan.notice ?? (step.alert ? 'first' : null) };
+  if (decision.notice && step.digest && !isImmediateNotice(decision)) {
+    decision = { ...decision, noticeDigest: step.digest };
+  }
 
   const mustRecord =
     step.record === 'always' || decision.applied || decision.notice !== null || changedSince(known, decision);
@@ -302,7 +318,7 @@ export async function decideKey(
   }
   const recorded = await deps.audit.recordDecision(decision);
   decision = recorded.decision;
-  if (decision.notice) await deps.notifier.notify(decision);
+  if (decision.notice && !decision.noticeDigest) await deps.notifier.notify(decision);
   await remember(deps, step, known, decision, withAlertDay(plan.history, history, step));
   return {
     decision,
@@ -363,6 +379,8 @@ async function remember(
 ): Promise<void> {
   const d = decision;
   const latest = d && (!known || d.decisionId >= known.lastDecisionId) ? d : null;
+  // A notice waiting for its digest stays pending until a later digest notice replaces it.
+  const pending = (d ? pendingNoticeOf(d) : null) ?? known?.pendingNotice ?? null;
   await deps.audit.putKnownKey({
     accountId: step.accountId,
     keyId: step.keyId,
@@ -382,6 +400,7 @@ async function remember(
       : known?.lastSweepId
         ? { lastSweepId: known.lastSweepId }
         : {}),
+    ...(pending ? { pendingNotice: pending } : {}),
   });
 }
 

@@ -179,6 +179,11 @@ export interface Decision {
   reason?: string;
   /** The owner notice this decision sends, if any. */
   notice?: NoticeKind | null;
+  /**
+   * Set when the notice is delivered grouped rather than on its own: the id of the owner digest
+   * (`digest/<sweepId>`) or first-deployment summary (`summary/<sweepId>`) that carries it.
+   */
+  noticeDigest?: string;
   /** For a leak: where it was found, its fingerprint and redacted form (never the key). */
   leak?: LeakEvidence;
 }
@@ -339,6 +344,7 @@ export function canonicalDecision(d: Decision): Decision {
       : {}),
     ...(d.reason ? { reason: d.reason } : {}),
     ...(d.notice ? { notice: d.notice } : {}),
+    ...(d.noticeDigest ? { noticeDigest: d.noticeDigest } : {}),
     ...(d.leak ? { leak: canonicalLeak(d.leak) } : {}),
   };
 }

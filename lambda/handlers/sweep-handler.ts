@@ -20,6 +20,7 @@ import {
   carriedCoverage,
   DynamoSweepStateStore,
   failureReason,
+  pendingNotices,
   type SweepCounters,
   SweepLeaseLostError,
   type SweepState,
@@ -27,6 +28,7 @@ import {
   ZERO_COUNTERS,
 } from '../adapters/sweep-state';
 import { DAY_MS, HOUR_MS } from '../domain/dates';
+import { buildAccountSummary, buildOwnerDigest, digestIdFor, worstFirst } from '../domain/owner-digest';
 import {
   type ApprovalSource,
   decideKey,
@@ -36,6 +38,7 @@ import {
   type KeyStepResult,
   type PipelineDeps,
 } from '../domain/pipeline';
+import type { Decision } from '../domain/types';
 import type { KeyUsage, UsageSource } from '../domain/usage-types';
 import type { Policy } from '../shared/config';
 
@@ -164,8 +167,15 @@ function add(a: SweepCounters, b: SweepCounters): SweepCounters {
     noticesSent: a.noticesSent + b.noticesSent,
     keysDeactivated: a.keysDeactivated + b.keysDeactivated,
     keysGone: a.keysGone + b.keysGone,
+    messagesSent: (a.messagesSent ?? 0) + (b.messagesSent ?? 0),
   };
 }
+
+/**
+ * Decisions read per owner digest: an entry takes 0.5 to 2 KB, so more than fit one SNS message. Keys beyond it are
+ * counted in the digest's "… and N more keys" (their notices are recorded on their decisions all the same).
+ */
+const DIGEST_DECISIONS_MAX = 500;
 
 function defaultSweepId(startedAt: Date): string {
   return `sweep-${startedAt.toISOString().replace(/[-:.]/g, '')}-${randomUUID().slice(0, 8)}`;
@@ -283,6 +293,8 @@ export function createAccountSweeper(rt: SweeperRuntime) {
         sweepId: state.sweepId,
         creator,
         usage,
+        // Notices go in the owners' digests (or the first sweep's summary), sent when the sweep's keys are done.
+        digest: digestIdFor(state.sweepId, state.firstSweep === true),
       };
       const r: KeyStepResult | null = await decideKey(step, deps, {
         config: config,
@@ -313,6 +325,8 @@ export function createAccountSweeper(rt: SweeperRuntime) {
         noticesSent: d.notice ? 1 : 0,
         keysDeactivated: d.applied ? 1 : 0,
         keysGone: !meta && d.status === 'Deleted' ? 1 : 0,
+        // Only a critical event's notice is published now; the others wait for the digest phase.
+        messagesSent: d.notice && !d.noticeDigest ? 1 : 0,
       };
     }
 
@@ -485,14 +499,14 @@ export function createAccountSweeper(rt: SweeperRuntime) {
             counted = add(counted, c);
           });
           await commit(
-            {
-              ...state,
-              goneCursor: page.nextCursor,
-              phase: page.nextCursor ? 'gone' : 'done',
-              finishedAt: page.nextCursor ? null : clock().toISOString(),
-            },
+            { ...state, goneCursor: page.nextCursor, phase: page.nextCursor ? 'gone' : 'digest' },
             counted,
           );
+        }
+
+        while (state.phase === 'digest') {
+          if (lowOnTime()) return await pause();
+          if (await sendDigests()) return await pause();
         }
         logger.info('sweep finished', {
           sweepId: state.sweepId,
@@ -530,6 +544,80 @@ export function createAccountSweeper(rt: SweeperRuntime) {
         publish(delta);
       }
 
+      /**
+       * The digest phase: the notices this sweep left pending, one message per owner in owner order (the cursor
+       * saved after each, so a resumed or retried phase sends each owner's digest once, or again only if it failed
+       * between the publish and the save), or, on the account's first sweep, one summary to the fallback owner.
+       * Returns true when time ran short before every owner was sent.
+       */
+      async function sendDigests(): Promise<boolean> {
+        const digestId = digestIdFor(state.sweepId, state.firstSweep === true);
+        const pending = await pendingNotices(doc, rt.keysTable, account, digestId);
+        const finished = () => ({ ...state, phase: 'done' as const, finishedAt: clock().toISOString() });
+        if (state.firstSweep) {
+          const summary = buildAccountSummary({
+            accountId: account,
+            digestId,
+            config,
+            keysSeen: state.counters.keysSeen,
+            keys: pending.map((k) => ({
+              keyId: k.keyId,
+              userName: k.userName,
+              owner: k.pending.owner,
+              codes: k.codes,
+              kind: k.pending.kind,
+              severity: k.pending.severity,
+              deadline: k.pending.deadline,
+              action: k.pending.action,
+            })),
+          });
+          if (pending.length > 0) await notifier.publish(summary.notice);
+          logger.info('first-deployment summary sent', {
+            digestId,
+            keys: pending.length,
+            listed: summary.listed,
+            sent: pending.length > 0,
+          });
+          await commit(finished(), { ...ZERO_COUNTERS, messagesSent: pending.length > 0 ? 1 : 0 });
+          return false;
+        }
+        const byOwner = new Map<string, typeof pending>();
+        for (const k of pending) byOwner.set(k.pending.owner, [...(byOwner.get(k.pending.owner) ?? []), k]);
+        const cursor = state.digestCursor ?? null;
+        const owners = [...byOwner.keys()].sort().filter((o) => cursor === null || o > cursor);
+        for (const owner of owners) {
+          if (lowOnTime()) return true;
+          const keys = (byOwner.get(owner) ?? []).sort((a, b) =>
+            worstFirst({ ...a.pending, keyId: a.keyId }, { ...b.pending, keyId: b.keyId }),
+          );
+          const loaded = keys.slice(0, DIGEST_DECISIONS_MAX);
+          const decisions: Decision[] = [];
+          await pool(loaded, concurrency, async (k) => {
+            const d = await audit.getDecision(account, k.keyId, k.pending.decisionId);
+            if (d) decisions.push(d);
+          });
+          const digest = buildOwnerDigest({
+            owner,
+            accountId: account,
+            digestId,
+            decisions,
+            notLoaded: keys.length - decisions.length,
+            config,
+          });
+          await notifier.publish(digest.notice);
+          logger.info('owner digest sent', {
+            digestId,
+            owner,
+            keys: keys.length,
+            listed: digest.listed,
+            omitted: digest.omitted,
+          });
+          await commit({ ...state, digestCursor: owner }, { ...ZERO_COUNTERS, messagesSent: 1 });
+        }
+        await commit(finished(), { ...ZERO_COUNTERS });
+        return false;
+      }
+
       async function pause(): Promise<SweepResult> {
         await store.release(saved, holder);
         state = { ...saved, holder: null };
@@ -551,6 +639,7 @@ export function createAccountSweeper(rt: SweeperRuntime) {
       metrics.addMetric('NoticesSent', MetricUnit.Count, delta.noticesSent);
       metrics.addMetric('KeysDeactivated', MetricUnit.Count, delta.keysDeactivated);
       metrics.addMetric('KeysGone', MetricUnit.Count, delta.keysGone);
+      metrics.addMetric('MessagesSent', MetricUnit.Count, delta.messagesSent ?? 0);
     }
 
     const holder = context.awsRequestId;
@@ -603,6 +692,9 @@ export function createAccountSweeper(rt: SweeperRuntime) {
           holder,
           finishedAt: null,
           previousStartedAt: current?.startedAt ?? null,
+          // No complete sweep on record: a first deployment (or a newly governed account) gets one summary.
+          firstSweep: !current?.lastCompletedSweepId,
+          digestCursor: null,
           ...carriedCoverage(current),
         };
     const staleBefore = new Date(now.getTime() - staleAfter).toISOString();

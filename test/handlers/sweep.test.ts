@@ -189,7 +189,14 @@ describe('sweep: discovery and reconciliation', () => {
       status: 'done',
       sweepId: 'sweep-1',
       phase: 'done',
-      counters: { keysSeen: 3, decisionsRecorded: 3, noticesSent: 2, keysDeactivated: 0, keysGone: 0 },
+      counters: {
+        keysSeen: 3,
+        decisionsRecorded: 3,
+        noticesSent: 2,
+        keysDeactivated: 0,
+        keysGone: 0,
+        messagesSent: 1,
+      },
     });
     // IAM: AllUsers pages only, and the bulk snapshot; no per-user calls
     const lists = iam.commandCalls(ListServiceSpecificCredentialsCommand).map((c) => c.args[0].input);
@@ -220,7 +227,11 @@ describe('sweep: discovery and reconciliation', () => {
       'MISSING_REVIEW_CADENCE',
     ]);
     expect(await w.decisions('ACCAEXAMPLECODECOMMIT')).toEqual([]);
-    expect(notices()).toHaveLength(2);
+    // The account's first sweep: the two notices go in one summary to the fallback owner.
+    expect(never?.noticeDigest).toBe('summary/sweep-1');
+    expect(untagged?.noticeDigest).toBe('summary/sweep-1');
+    expect(notices()).toHaveLength(1);
+    expect(notices()[0]?.MessageAttributes?.owner?.StringValue).toBe('security@example.com');
     expect(await w.state()).toMatchObject({ phase: 'done', holder: null, pages: 2, finishedAt: iso(T0) });
   });
 
@@ -305,6 +316,7 @@ describe('sweep: discovery and reconciliation', () => {
       noticesSent: 1,
       keysDeactivated: 0,
       keysGone: 2,
+      messagesSent: 1,
     });
     const untagged = await w.decisions('ACCAEXAMPLEKEYUNTAG01');
     expect(untagged.map((d) => [d.status, d.notice ?? null])).toEqual([
@@ -525,8 +537,10 @@ describe('sweep: resumption, failures and concurrency', () => {
     expect(first).toMatchObject({
       status: 'paused',
       phase: 'keys',
-      counters: { keysSeen: 4, decisionsRecorded: 4, noticesSent: 2 },
+      counters: { keysSeen: 4, decisionsRecorded: 4, noticesSent: 2, messagesSent: 0 },
     });
+    // Nothing is sent before the sweep has every key: the notices wait for the summary.
+    expect(notices()).toEqual([]);
     expect(await w.state()).toMatchObject({ marker: '4', pages: 2, holder: null, invocations: 1 });
     // Act: the continuation schedule
     w.clock.now = T0 + 5 * 60_000;
@@ -535,8 +549,8 @@ describe('sweep: resumption, failures and concurrency', () => {
     expect(second).toMatchObject({
       status: 'done',
       sweepId: 'sweep-1',
-      counters: { keysSeen: 5, decisionsRecorded: 5, noticesSent: 3, keysGone: 0 },
-      invocation: { keysSeen: 1, decisionsRecorded: 1, noticesSent: 1 },
+      counters: { keysSeen: 5, decisionsRecorded: 5, noticesSent: 3, keysGone: 0, messagesSent: 1 },
+      invocation: { keysSeen: 1, decisionsRecorded: 1, noticesSent: 1, messagesSent: 1 },
     });
     expect(await w.state()).toMatchObject({ invocations: 2, pages: 3, phase: 'done' });
     expect(
@@ -548,22 +562,34 @@ describe('sweep: resumption, failures and concurrency', () => {
       // The decision's time is the sweep's start, whichever invocation made it.
       expect(ds[0]?.decisionId).toBe(`${iso(T0)}/sweep/sweep-1`);
     }
-    expect(notices()).toHaveLength(3);
+    // One summary, listing the three keys with a notice, from both invocations.
+    expect(notices()).toHaveLength(1);
+    for (const k of [1, 3, 5]) expect(notices()[0]?.Message).toContain(`ACCAEXAMPLEKEYRESUME${k}`);
   });
 
   it('after a failure mid-page, the retry redoes that page only: one decision per key, one notice each, exact counters', async () => {
-    // Prepare: SNS fails once on the second page
-    const w = await world();
+    // Prepare: the approvals read fails once for key 3 (the second page); SNS fails the first summary publish
+    let failed = false;
+    const approvals = {
+      recordsFor: async (_account: string, keyId: string) => {
+        if (keyId === 'ACCAEXAMPLEKEYRESUME3' && !failed) {
+          failed = true;
+          throw Object.assign(new Error('DynamoDB unavailable'), { name: 'InternalServerError' });
+        }
+        return { approvals: [], lastReviewAt: null };
+      },
+    };
+    const w = await world({}, { approvals });
     fiveKeys(w);
     let publishes = 0;
     sns.on(PublishCommand).callsFake(() => {
       publishes += 1;
-      if (publishes === 2)
+      if (publishes === 1)
         throw Object.assign(new Error('SNS unavailable'), { name: 'InternalErrorException' });
       return { MessageId: `m-${publishes}` };
     });
     // Act
-    await expect(w.run({}, () => 600_000, 'req-fail')).rejects.toThrow('SNS unavailable');
+    await expect(w.run({}, () => 600_000, 'req-fail')).rejects.toThrow('DynamoDB unavailable');
     // Assess: the first page is saved, the lease released
     expect(await w.state()).toMatchObject({
       phase: 'keys',
@@ -572,22 +598,30 @@ describe('sweep: resumption, failures and concurrency', () => {
       holder: null,
       counters: { keysSeen: 2, decisionsRecorded: 2, noticesSent: 1 },
     });
-    // Act: Lambda's retry (same request id)
+    // Act: Lambda's retry (same request id): the page is redone, then the summary's publish fails
+    await expect(w.run({}, () => 600_000, 'req-fail')).rejects.toThrow('SNS unavailable');
+    expect(await w.state()).toMatchObject({ phase: 'digest', holder: null });
+    // Act: the next retry sends the summary
     const retry = await w.run({}, () => 600_000, 'req-fail');
     // Assess
     expect(retry).toMatchObject({
       status: 'done',
-      counters: { keysSeen: 5, decisionsRecorded: 5, noticesSent: 3, keysDeactivated: 0, keysGone: 0 },
+      counters: {
+        keysSeen: 5,
+        decisionsRecorded: 5,
+        noticesSent: 3,
+        keysDeactivated: 0,
+        keysGone: 0,
+        messagesSent: 1,
+      },
     });
     for (let i = 1; i <= 5; i++) expect(await w.decisions(`ACCAEXAMPLEKEYRESUME${i}`)).toHaveLength(1);
-    // Keys 1, 3, 5 get a first notice; key 3's failed publish is sent again on the retry, nothing else twice.
+    // Keys 1, 3, 5 get a first notice, all in the summary; its failed publish is sent again, once, on the retry.
     const sent = sns.commandCalls(PublishCommand).map((c) => c.args[0].input.Message ?? '');
-    expect(sent).toHaveLength(4);
-    for (const k of [1, 3, 5]) {
-      expect(sent.filter((m) => m.includes(`ACCAEXAMPLEKEYRESUME${k}`)).length).toBeGreaterThanOrEqual(1);
-    }
-    expect(sent.filter((m) => m.includes('ACCAEXAMPLEKEYRESUME1'))).toHaveLength(1);
-    expect(sent.filter((m) => m.includes('ACCAEXAMPLEKEYRESUME5'))).toHaveLength(1);
+    expect(sent).toHaveLength(2);
+    expect(sent[1]).toBe(sent[0]);
+    for (const k of [1, 3, 5]) expect(sent[1]).toContain(`ACCAEXAMPLEKEYRESUME${k}`);
+    for (const k of [2, 4]) expect(sent[1]).not.toContain(`ACCAEXAMPLEKEYRESUME${k}`);
   });
 
   it('rethrows IAM throttling the SDK could not absorb, keeping the progress for the next run', async () => {

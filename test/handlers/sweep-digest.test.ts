@@ -1,0 +1,410 @@
+import { Logger } from '@aws-lambda-powertools/logger';
+import { Metrics } from '@aws-lambda-powertools/metrics';
+import { IAMClient, UpdateServiceSpecificCredentialCommand } from '@aws-sdk/client-iam';
+import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
+import { PutCommand } from '@aws-sdk/lib-dynamodb';
+import type { Context } from 'aws-lambda';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import { type SweepState, sweepStateTableDefinition, ZERO_COUNTERS } from '../../lambda/adapters/sweep-state';
+import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
+import { SNS_MESSAGE_MAX_BYTES } from '../../lambda/domain/owner-digest';
+import type { Decision } from '../../lambda/domain/types';
+import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
+import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { type Capture, captureOutput } from '../support/capture';
+import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { FakeIamAccount } from '../support/fake-iam-account';
+
+/**
+ * Owner digests (issue 14): a sweep sends one message per owner listing their keys worst first, critical events at
+ * once, and, on an account's first sweep, one summary to the fallback owner. The staging stays per key.
+ */
+
+const ACCOUNT = '111122223333';
+const TOPIC = `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`;
+const T0 = Date.parse('2026-11-20T10:00:00Z');
+const iam = mockClient(IAMClient);
+const sns = mockClient(SNSClient);
+const iso = (ms: number) => new Date(ms).toISOString();
+
+let db: EmbeddedDynamo;
+let out: Capture;
+let n = 0;
+
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => {
+  await db.close();
+});
+beforeEach(() => {
+  iam.reset();
+  sns.reset();
+  sns.on(PublishCommand).resolves({ MessageId: 'm-1' });
+  out = captureOutput();
+});
+afterEach(() => out.restore());
+
+const sent = (): PublishCommandInput[] => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+const ownerOf = (m: PublishCommandInput) => m.MessageAttributes?.owner?.StringValue;
+
+function context(awsRequestId: string): Context {
+  return {
+    callbackWaitsForEmptyEventLoop: true,
+    functionName: 'sweep',
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:sweep`,
+    memoryLimitInMB: '1024',
+    awsRequestId,
+    logGroupName: '/aws/lambda/sweep',
+    logStreamName: '2026/11/20/[$LATEST]abcdef',
+    getRemainingTimeInMillis: () => 14 * 60_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/**
+ * Fresh tables and a fake account. `swept`: the account already had a complete sweep (a deployment in service),
+ * so this sweep sends owner digests; without it the first sweep is a first deployment.
+ */
+async function world(config: ConfigInput = {}, swept = true) {
+  n += 1;
+  const names = Object.fromEntries(
+    Object.entries(TABLES).map(([k, v]) => [k, `${v}-digest-${n}`]),
+  ) as typeof TABLES;
+  await createTestTables(db, names);
+  const sweepStateTable = `test-digest-state-${n}`;
+  await ensureTables(db.client, [sweepStateTableDefinition(sweepStateTable)]);
+  if (swept) {
+    const before = iso(T0 - HOUR_MS);
+    const done: SweepState = {
+      accountId: ACCOUNT,
+      sweepId: 'sweep-0',
+      startedAt: before,
+      phase: 'done',
+      marker: null,
+      goneCursor: null,
+      counters: { ...ZERO_COUNTERS },
+      pages: 1,
+      invocations: 1,
+      heartbeatAt: before,
+      holder: null,
+      finishedAt: before,
+      previousStartedAt: null,
+      lastCompletedAt: before,
+      lastCompletedSweepId: 'sweep-0',
+    };
+    await db.doc.send(new PutCommand({ TableName: sweepStateTable, Item: done }));
+  }
+  const cfg = parseConfig({ fallbackOwner: 'security@example.com', ...config });
+  const clock = { now: T0 };
+  const fake = new FakeIamAccount(ACCOUNT);
+  fake.install(iam);
+  let sweepNo = 0;
+  const handler = createSweepHandler({
+    config: cfg,
+    policyVersion: policyVersion(cfg),
+    decisionsTable: names.decisionsTable,
+    keysTable: names.keysTable,
+    sweepStateTable,
+    topicArn: TOPIC,
+    governedAccountId: ACCOUNT,
+    iam: new IAMClient({ region: 'us-east-1' }),
+    dynamo: db.client,
+    sns: new SNSClient({ region: 'us-east-1' }),
+    logger: new Logger({ serviceName: 'keyguard-sweep' }),
+    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-sweep' }),
+    now: () => new Date(clock.now),
+    newSweepId: () => {
+      sweepNo += 1;
+      return `sweep-${sweepNo}`;
+    },
+    snapshot: { sleep: async () => undefined },
+  });
+  const audit = new DynamoAuditLog(db.doc, names);
+  let requests = 0;
+  return {
+    fake,
+    clock,
+    audit,
+    run: async () => {
+      requests += 1;
+      return handler({}, context(`req-${n}-${requests}`));
+    },
+    decisions: (keyId: string): Promise<Decision[]> => audit.decisionsForKey(ACCOUNT, keyId),
+  };
+}
+
+type World = Awaited<ReturnType<typeof world>>;
+
+const tags = (
+  owner: string,
+  more: Record<string, string> = { purpose: 'chatbot', 'review-cadence': '1y' },
+) => ({
+  tags: { owner, ...more },
+});
+
+/** Three owners with several keys each: a never-expiring key (high), one over the maximum age (medium), tags missing (low). */
+function threeOwners(w: World): void {
+  for (const [i, owner] of ['alice', 'bob', 'carol'].entries()) {
+    w.fake.user(`svc-${owner}-a`, tags(`${owner}@example.com`));
+    w.fake.user(`svc-${owner}-b`, tags(`${owner}@example.com`, { 'review-cadence': '1y' }));
+    w.fake
+      // MISSING_PURPOSE (low), grace deadline
+      .key({
+        keyId: `ACCAEXAMPLEKEY${owner.toUpperCase().padEnd(5, 'X')}LOW`,
+        userName: `svc-${owner}-b`,
+        createdAt: iso(T0 - DAY_MS),
+        expiresAt: iso(T0 + 29 * DAY_MS),
+      })
+      // NEVER_EXPIRES (high): DEACTIVATE, planned in audit mode
+      .key({
+        keyId: `ACCAEXAMPLEKEY${owner.toUpperCase().padEnd(5, 'X')}HIG`,
+        userName: `svc-${owner}-a`,
+        createdAt: iso(T0 - 10 * DAY_MS),
+      })
+      // EXCEEDS_MAX_AGE (medium), grace deadline
+      .key({
+        keyId: `ACCAEXAMPLEKEY${owner.toUpperCase().padEnd(5, 'X')}MED`,
+        userName: `svc-${owner}-a`,
+        createdAt: iso(T0 - DAY_MS),
+        expiresAt: iso(T0 + (200 + i) * DAY_MS),
+      });
+  }
+}
+
+describe('sweep: owner digests', () => {
+  it('sends one message per owner, listing each of their keys worst first with what to do and by when', async () => {
+    // Prepare
+    const w = await world();
+    threeOwners(w);
+    // Act
+    const result = await w.run();
+    // Assess: 9 key notices, 3 messages
+    expect(result.counters).toMatchObject({ keysSeen: 9, noticesSent: 9, messagesSent: 3 });
+    const messages = sent();
+    expect(messages.map(ownerOf).sort()).toEqual([
+      'alice@example.com',
+      'bob@example.com',
+      'carol@example.com',
+    ]);
+    for (const m of messages) {
+      const owner = (ownerOf(m) ?? '').split('@')[0]?.toUpperCase().padEnd(5, 'X');
+      const body = m.Message ?? '';
+      const at = (suffix: string) => body.indexOf(`ACCAEXAMPLEKEY${owner}${suffix}`);
+      // Worst first: high, then medium, then low; no other owner's key.
+      expect(at('HIG')).toBeGreaterThan(0);
+      expect(at('HIG')).toBeLessThan(at('MED'));
+      expect(at('MED')).toBeLessThan(at('LOW'));
+      expect(body.match(/ACCAEXAMPLEKEY\w+/g)?.every((k) => k.startsWith(`ACCAEXAMPLEKEY${owner}`))).toBe(
+        true,
+      );
+      // What to do and by when
+      expect(body).toContain('Fix: Create a replacement key with an expiry of at most 90 days');
+      expect(body).toContain(
+        `By: ${iso(T0 + 72 * HOUR_MS)} (after that the key will be reported for deactivation)`,
+      );
+      expect(m.Subject).toMatch(/^\[keyguard\] HIGH: 3 Bedrock API keys of yours need action/);
+      expect(m.MessageAttributes?.severity?.StringValue).toBe('high');
+      expect(m.MessageAttributes?.action?.StringValue).toBe('DEACTIVATE');
+      expect(m.MessageAttributes?.account?.StringValue).toBe(ACCOUNT);
+    }
+    // The audit is per key: each decision records its own notice and the digest that carried it.
+    const [high] = await w.decisions('ACCAEXAMPLEKEYALICEHIG');
+    expect(high).toMatchObject({ notice: 'action', action: 'DEACTIVATE', noticeDigest: 'digest/sweep-1' });
+    const [low] = await w.decisions('ACCAEXAMPLEKEYBOBXXLOW');
+    expect(low).toMatchObject({ notice: 'first', noticeDigest: 'digest/sweep-1' });
+    // A sweep that finds nothing new sends nothing.
+    sns.resetHistory();
+    w.clock.now = T0 + HOUR_MS;
+    expect((await w.run()).counters).toMatchObject({ noticesSent: 0, messagesSent: 0 });
+    expect(sent()).toEqual([]);
+  });
+
+  it('advances the reminder and final warning per key across sweeps, each in one digest, never sent twice', async () => {
+    // Prepare: grace 72 h: reminder half-way (36 h), final warning 24 h before the deadline (48 h)
+    const w = await world();
+    w.fake.user('svc-nopurpose', tags('team@example.com', { 'review-cadence': '1y' }));
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYGRACE01',
+      userName: 'svc-nopurpose',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 60 * DAY_MS),
+    });
+    // A second key of the same owner, first seen at 36 h: its own stages, in the same digests.
+    const perSweep: string[][] = [];
+    // Act
+    for (const h of [0, 1, 36, 37, 48, 49]) {
+      if (h === 36) {
+        w.fake.key({
+          keyId: 'ACCAEXAMPLEKEYGRACE02',
+          userName: 'svc-nopurpose',
+          createdAt: iso(T0 + h * HOUR_MS),
+          expiresAt: iso(T0 + 60 * DAY_MS),
+        });
+      }
+      sns.resetHistory();
+      w.clock.now = T0 + h * HOUR_MS;
+      await w.run();
+      perSweep.push(sent().map((m) => m.Message ?? ''));
+    }
+    // Assess: one digest at 0, 36 and 48 h, none in between
+    expect(perSweep.map((s) => s.length)).toEqual([1, 0, 1, 0, 1, 0]);
+    expect(perSweep[0]?.[0]).toMatch(/\[LOW\] new: Bedrock API key ACCAEXAMPLEKEYGRACE01/);
+    expect(perSweep[2]?.[0]).toMatch(/\[LOW\] reminder: Bedrock API key ACCAEXAMPLEKEYGRACE01/);
+    expect(perSweep[2]?.[0]).toMatch(/\[LOW\] new: Bedrock API key ACCAEXAMPLEKEYGRACE02/);
+    expect(perSweep[4]?.[0]).toMatch(/\[LOW\] FINAL WARNING: Bedrock API key ACCAEXAMPLEKEYGRACE01/);
+    // Key 2's reminder is not due yet at 48 h (half-way from 36 h to 108 h): not listed.
+    expect(perSweep[4]?.[0]).not.toContain('ACCAEXAMPLEKEYGRACE02');
+    const one = await w.decisions('ACCAEXAMPLEKEYGRACE01');
+    expect(one.map((d) => [d.notice ?? null, d.noticeDigest ?? null])).toEqual([
+      ['first', 'digest/sweep-1'],
+      ['reminder', 'digest/sweep-3'],
+      ['final', 'digest/sweep-5'],
+    ]);
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYGRACE01'))?.history?.notice?.stage).toBe(
+      'final',
+    );
+  });
+
+  it('sends a critical event at once, on its own: a deactivation applied (enforce)', async () => {
+    // Prepare
+    const w = await world({ mode: 'enforce' });
+    w.fake.user('svc-never', tags('team@example.com'));
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-never', createdAt: iso(T0 - DAY_MS) });
+    w.fake.user('svc-nopurpose', tags('team@example.com', { 'review-cadence': '1y' }));
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYGRACE01',
+      userName: 'svc-nopurpose',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 30 * DAY_MS),
+    });
+    // Act
+    const result = await w.run();
+    // Assess: the deactivation's own notice, then the owner's digest with the other key only
+    expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 1);
+    expect(result.counters).toMatchObject({ noticesSent: 2, keysDeactivated: 1, messagesSent: 2 });
+    const [immediate, digest] = sent();
+    expect(immediate?.Subject).toBe(
+      '[keyguard] HIGH: Bedrock API key ACCAEXAMPLEKEYNEVER01 on svc-never deactivated',
+    );
+    expect(digest?.Message).toContain('ACCAEXAMPLEKEYGRACE01');
+    expect(digest?.Message).not.toContain('ACCAEXAMPLEKEYNEVER01');
+    const [never] = await w.decisions('ACCAEXAMPLEKEYNEVER01');
+    expect(never).toMatchObject({ notice: 'action', applied: true });
+    expect(never?.noticeDigest).toBeUndefined();
+  });
+
+  it('sends the reactivation of a key it deactivated at once (critical), outside the digest', async () => {
+    // Prepare: deactivated by the sweep (enforce), then turned back on without an approval
+    const w = await world({ mode: 'enforce' });
+    w.fake.user('svc-never', tags('team@example.com'));
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-never', createdAt: iso(T0 - DAY_MS) });
+    await w.run();
+    w.fake.find('ACCAEXAMPLEKEYNEVER01').status = 'Active';
+    sns.resetHistory();
+    w.clock.now = T0 + HOUR_MS;
+    // Act
+    await w.run();
+    // Assess
+    const [latest] = (await w.decisions('ACCAEXAMPLEKEYNEVER01')).slice(-1);
+    expect(latest?.violations.map((v) => v.code)).toContain('REACTIVATED_WITHOUT_APPROVAL');
+    expect(latest?.noticeDigest).toBeUndefined();
+    expect(sent()).toHaveLength(1);
+    expect(sent()[0]?.Subject).toMatch(/CRITICAL: Bedrock API key ACCAEXAMPLEKEYNEVER01/);
+  });
+});
+
+describe('sweep: first deployment', () => {
+  it('sends the fallback owner one summary of the account instead of a first notice per key; stages start there', async () => {
+    // Prepare: no complete sweep on record
+    const w = await world({}, false);
+    threeOwners(w);
+    w.fake.user('svc-untagged', { tags: {} });
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYUNTAG01',
+      userName: 'svc-untagged',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 30 * DAY_MS),
+    });
+    // Act
+    const result = await w.run();
+    // Assess: one message, to the fallback owner
+    expect(result.counters).toMatchObject({ keysSeen: 10, noticesSent: 10, messagesSent: 1 });
+    expect(sent()).toHaveLength(1);
+    const [summary] = sent();
+    expect(summary && ownerOf(summary)).toBe('security@example.com');
+    expect(summary?.Subject).toBe(
+      '[keyguard] HIGH: first sweep of account 111122223333: 10 Bedrock API keys need action',
+    );
+    const body = summary?.Message ?? '';
+    expect(body).toContain('Instead of 10 first notices to their owners, this one summary');
+    // Counts per violation and per owner
+    expect(body).toContain(
+      'Keys per violation:\n  MISSING_PURPOSE: 4\n  EXCEEDS_MAX_AGE: 3\n  NEVER_EXPIRES: 3\n  MISSING_OWNER: 1\n',
+    );
+    expect(body).toContain('Keys per owner (4 owners):');
+    expect(body).toContain('  alice@example.com: 3');
+    expect(body).toContain('  security@example.com: 1');
+    // Worst keys first
+    const lines = body.split('\n').filter((l) => /^ {2}\[/.test(l));
+    expect(lines).toHaveLength(10);
+    expect(lines.slice(0, 3).every((l) => l.startsWith('  [HIGH]'))).toBe(true);
+    expect(lines.slice(-3).every((l) => l.startsWith('  [LOW]'))).toBe(true);
+    // Each key's first notice is recorded, delivered in the summary, and its stages start from this sweep.
+    const [low] = await w.decisions('ACCAEXAMPLEKEYBOBXXLOW');
+    expect(low).toMatchObject({ notice: 'first', noticeDigest: 'summary/sweep-1' });
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYBOBXXLOW'))?.history?.notice).toEqual({
+      codes: ['MISSING_PURPOSE'],
+      stage: 'first',
+      firstNotifiedAt: iso(T0),
+    });
+    // The next sweeps: nothing until the reminders are due, then one digest per owner (not the summary again).
+    sns.resetHistory();
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+    expect(sent()).toEqual([]);
+    w.clock.now = T0 + 36 * HOUR_MS;
+    await w.run();
+    expect(sent().map(ownerOf).sort()).toEqual([
+      'alice@example.com',
+      'bob@example.com',
+      'carol@example.com',
+      'security@example.com',
+    ]);
+    expect(sent()[0]?.Message).toMatch(/reminder: Bedrock API key/);
+  });
+
+  it('keeps a large summary within the SNS limits: the worst keys listed, the rest counted', async () => {
+    // Prepare: more keys than the summary lists (the size limit of digests: test/domain/owner-digest.test.ts)
+    const w = await world({}, false);
+    for (let i = 0; i < 55; i++) {
+      const user = `svc-${String(i).padStart(3, '0')}-${'x'.repeat(50)}`;
+      w.fake.user(user, tags('team@example.com', { 'review-cadence': '1y' }));
+      w.fake.key({
+        keyId: `ACCAEXAMPLEKEYBULK${String(i).padStart(3, '0')}`,
+        userName: user,
+        createdAt: iso(T0),
+        expiresAt: iso(T0 + 30 * DAY_MS),
+      });
+    }
+    // Act
+    await w.run();
+    // Assess: a summary, 50 keys listed, the rest counted; every key's notice recorded as in the summary
+    const [summary] = sent();
+    expect(sent()).toHaveLength(1);
+    expect(summary?.Message?.match(/\] ACCAEXAMPLEKEYBULK/g)).toHaveLength(50);
+    expect(summary?.Message).toContain('… and 5 more keys');
+    const [last] = await w.decisions('ACCAEXAMPLEKEYBULK054');
+    expect(last).toMatchObject({ notice: 'first', noticeDigest: 'summary/sweep-1' });
+    for (const m of sent()) {
+      expect(Buffer.byteLength(m.Message ?? '')).toBeLessThan(SNS_MESSAGE_MAX_BYTES);
+      expect(m.Subject?.length).toBeLessThan(100);
+      expect(m.Subject).toMatch(/^[\x20-\x7e]+$/);
+    }
+  });
+});
