@@ -6,12 +6,13 @@ import { AuditIntegrity } from './constructs/audit-integrity';
 import { AuditTables } from './constructs/audit-tables';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
+import { EffectivePolicy } from './constructs/effective-policy';
 import { GovernanceBus } from './constructs/governance-bus';
 import { InventorySweep } from './constructs/inventory-sweep';
 import { KeyUsageFunction } from './constructs/key-usage-function';
 import { KEYGUARD_RUNTIME } from './constructs/keyguard-function';
 import { LeakQuarantine } from './constructs/leak-quarantine';
-import { type HubDecidingFunction, OrgHub } from './constructs/org-hub';
+import { type HubDecidingFunction, ORG_SETTINGS_PARAMETER_NAME, OrgHub } from './constructs/org-hub';
 import type { HubDecider } from './constructs/org-roles';
 import { OrgSweep } from './constructs/org-sweep';
 import { OwnerAlerts } from './constructs/owner-alerts';
@@ -73,6 +74,8 @@ export class KeyguardStack extends Stack {
   public readonly keyUsage?: KeyUsageFunction;
   /** us-east-1's own forwarding to the governance bus, when `usage.regions` lists us-east-1. */
   public readonly usageForwarding?: UsageForwarding;
+  /** The effective policy (config, policyVersion, mode) published for the CLI in an SSM parameter. */
+  public readonly effectivePolicy: EffectivePolicy;
 
   constructor(scope: Construct, id: string, props: KeyguardStackProps) {
     super(scope, id, { description: 'Bedrock Key Guard: governs Amazon Bedrock API keys', ...props });
@@ -242,6 +245,17 @@ export class KeyguardStack extends Stack {
         value: this.organizationSweep.schedulerFailureQueue.queueUrl,
       });
     }
+
+    this.effectivePolicy = new EffectivePolicy(this, 'EffectivePolicy', {
+      config: props.config,
+      ...(this.organizationHub ? { organizationSettingsParameterName: ORG_SETTINGS_PARAMETER_NAME } : {}),
+    });
+    new CfnOutput(this, 'EffectivePolicyParameterName', {
+      description:
+        'SSM parameter with the effective policy (config, policyVersion, mode) the keyguard CLI evaluates with ' +
+        '(KEYGUARD_POLICY_PARAMETER)',
+      value: this.effectivePolicy.parameter.parameterName,
+    });
 
     // What an operator needs after `cdk deploy`: where to read the audit and where failures wait.
     new CfnOutput(this, 'DecisionsTableName', {

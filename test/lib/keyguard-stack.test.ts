@@ -468,6 +468,7 @@ describe('outputs', () => {
       'AuditFailureQueueUrl',
       'AuditSigningKeyArn',
       'DecisionsTableName',
+      'EffectivePolicyParameterName',
       'EventDeadLetterQueueUrl',
       'EventFailureQueueUrl',
       'KeysTableName',
@@ -477,6 +478,31 @@ describe('outputs', () => {
     ]);
     expect(outputs.DecisionsTableName?.Value).toEqual({
       Ref: logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'),
+    });
+  });
+});
+
+describe('EffectivePolicy', () => {
+  test('publishes the config with the policyVersion and mode every function runs with, named in an output', () => {
+    // Prepare
+    const [id, parameter] = onlyResource(template, 'AWS::SSM::Parameter');
+    const functions = Object.values(resourcesOf(template, 'AWS::Lambda::Function'));
+    // The deciding functions and the approval function (the audit archive and digest functions decide nothing).
+    const versions = functions
+      .map(
+        (f) => (f.Properties.Environment as { Variables: Record<string, unknown> }).Variables.POLICY_VERSION,
+      )
+      .filter((v) => v !== undefined);
+    // Act
+    const doc = JSON.parse(parameter.Properties.Value as string) as Record<string, unknown>;
+    // Assess
+    expect(versions).toHaveLength(3);
+    expect(new Set(versions)).toEqual(new Set([policyVersion(CONFIG)]));
+    expect(doc).toMatchObject({ policyVersion: policyVersion(CONFIG), mode: 'enforce', omitted: [] });
+    expect(doc.config).toEqual(JSON.parse(JSON.stringify(CONFIG)));
+    expect(parameter.Properties).toMatchObject({ Type: 'String', Tier: 'Standard' });
+    expect(template.findOutputs('EffectivePolicyParameterName').EffectivePolicyParameterName?.Value).toEqual({
+      Ref: id,
     });
   });
 });

@@ -71,7 +71,10 @@ describe('single-account templates', () => {
       expect(absent.organization).toBeUndefined();
       const resources = JSON.stringify(absent.template.toJSON().Resources);
       expect(resourcesOf(absent.template, 'AWS::Events::EventBusPolicy')).toEqual({});
-      expect(resourcesOf(absent.template, 'AWS::SSM::Parameter')).toEqual({});
+      // The one parameter is the effective policy (every stack publishes it), not organization settings.
+      expect(
+        Object.values(resourcesOf(absent.template, 'AWS::SSM::Parameter')).map((p) => p.Properties.Name),
+      ).toEqual(['/BedrockKeyGuard/effective-policy/standard']);
       for (const absentThing of [
         'ORG_SETTINGS_PARAMETER',
         'ORG_READER_ROLE_ARN',
@@ -142,7 +145,10 @@ describe('hub in organization mode', () => {
   });
 
   test('the SSM parameter holds orgSettings(config), Intelligent-Tiering', () => {
-    const params = Object.values(resourcesOf(hub, 'AWS::SSM::Parameter'));
+    // The other parameter is the effective policy (test/lib/effective-policy.test.ts).
+    const params = Object.values(resourcesOf(hub, 'AWS::SSM::Parameter')).filter(
+      (p) => p.Properties.Name === ORG_SETTINGS_PARAMETER_NAME,
+    );
     expect(params).toHaveLength(1);
     expect(params[0]?.Properties).toMatchObject({
       Name: ORG_SETTINGS_PARAMETER_NAME,
@@ -167,7 +173,9 @@ describe('hub in organization mode', () => {
       const [fnId, fn] = Object.entries(functions).find(([id]) => id.startsWith(prefix)) ?? [];
       expect(fnId).toBeDefined();
       const env = ((fn as { Properties: Json }).Properties.Environment as { Variables: Json }).Variables;
-      const settingsId = Object.keys(resourcesOf(hub, 'AWS::SSM::Parameter'))[0];
+      const settingsId = Object.entries(resourcesOf(hub, 'AWS::SSM::Parameter')).find(
+        ([, p]) => p.Properties.Name === ORG_SETTINGS_PARAMETER_NAME,
+      )?.[0];
       expect(env.ORG_SETTINGS_PARAMETER).toEqual({ Ref: settingsId });
       // The sweep never reads Organizations: its queue message carries the account's OU path.
       expect(env.ORG_READER_ROLE_ARN).toEqual(
