@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { main } from '../../bin/keyguard';
+import { buildProgram, main } from '../../bin/keyguard';
 import { captureIO, EXAMPLES, REPO, removeTempDirs, tempDir, writeFile } from '../cli/helpers';
 
 /**
@@ -285,5 +285,58 @@ describe('documentation tables', () => {
 
     // Assess
     expect(report).toBe('');
+  });
+});
+
+/** The docs file of a command: docs/commands/<words joined by ->.md, else of its first word; approve and review
+ * are documented with approvals. */
+function commandDoc(words: string[]): string | null {
+  const first = words[0] === 'approve' || words[0] === 'review' ? 'approvals' : (words[0] as string);
+  for (const name of [[first, ...words.slice(1)].join('-'), first]) {
+    const p = join('docs', 'commands', `${name}.md`);
+    if (existsSync(join(REPO, p))) return p;
+  }
+  return null;
+}
+
+interface OptionLike {
+  long?: string;
+}
+interface CommandLike {
+  name(): string;
+  commands: readonly CommandLike[];
+  options: readonly OptionLike[];
+}
+
+describe('documented options', () => {
+  it("every option of every keyguard command is named in that command's docs file", () => {
+    // Prepare: the command tree as bin/keyguard.ts builds it (nothing is run).
+    const silent = { cwd: REPO, stdout: { write: () => true }, stderr: { write: () => true } };
+    const program = buildProgram(silent, () => undefined) as unknown as CommandLike;
+    const missing: string[] = [];
+
+    // Act
+    const walk = (cmd: CommandLike, path: string[]): void => {
+      for (const sub of cmd.commands) {
+        const words = [...path, sub.name()];
+        const longs = sub.options.map((o) => o.long).filter((l): l is string => Boolean(l));
+        if (longs.length > 0) {
+          const doc = commandDoc(words);
+          if (!doc) missing.push(`keyguard ${words.join(' ')}: no docs/commands/ file`);
+          else {
+            const text = readFileSync(join(REPO, doc), 'utf8');
+            for (const long of longs) {
+              if (!new RegExp(`(^|[^\\w-])${long}(?![\\w-])`, 'm').test(text))
+                missing.push(`keyguard ${words.join(' ')} ${long}: not in ${doc}`);
+            }
+          }
+        }
+        walk(sub, words);
+      }
+    };
+    walk(program, []);
+
+    // Assess
+    expect(missing).toEqual([]);
   });
 });
