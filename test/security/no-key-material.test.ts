@@ -11,13 +11,19 @@ import {
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
-import { type EmbeddedDynamo, startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import {
+  type EmbeddedDynamo,
+  ensureTables,
+  startEmbeddedDynamo,
+} from '../../lambda/adapters/embedded-dynamodb';
+import { sweepStateTableDefinition } from '../../lambda/adapters/sweep-state';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
+import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { containsKeyMaterial, fingerprint, redactedForm, redactSecrets } from '../../lambda/shared/redact';
 import { captureOutput } from '../support/capture';
-import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import {
   cloudTrailRecord,
   createCredentialRecord,
@@ -25,6 +31,7 @@ import {
   lambdaContext,
   tagUserRecord,
 } from '../support/events';
+import { FakeIamAccount } from '../support/fake-iam-account';
 import { answerPlainUser } from '../support/iam-facts';
 import { escapeRichLongTermKey, KEY_ENCODINGS } from '../support/key-encodings';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
@@ -354,5 +361,84 @@ describe('no key material from encoded keys in tag values', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('no key material in owner digests and the first-deployment summary', () => {
+  it('keeps keys pasted into tags out of the summary, the digests, the keys table and the logs', async () => {
+    // Prepare: owners, purposes and review cadences that are pasted keys, over two owners' keys
+    iam.reset();
+    sns.reset();
+    sns.on(PublishCommand).resolves({ MessageId: 'm' });
+    const names = Object.fromEntries(
+      Object.entries(TABLES).map(([k, v]) => [k, `${v}-digest`]),
+    ) as typeof TABLES;
+    await createTestTables(db, names);
+    await ensureTables(db.client, [sweepStateTableDefinition('test-digest-secrets-state')]);
+    const t0 = Date.parse('2026-11-20T10:00:00Z');
+    const fake = new FakeIamAccount('111122223333');
+    fake.install(iam);
+    fake.user('svc-a', { tags: { owner: ownerTagSecret, purpose: purposeTagSecret } });
+    fake.user('svc-b', { tags: { owner: 'team@example.com', 'review-cadence': errorSecret } });
+    for (const [i, user] of ['svc-a', 'svc-a', 'svc-b'].entries()) {
+      fake.key({
+        keyId: `ACCAEXAMPLEKEYDIGEST${i}`,
+        userName: user,
+        createdAt: new Date(t0).toISOString(),
+        expiresAt: new Date(t0 + 30 * 86_400_000).toISOString(),
+      });
+    }
+    const clock = { now: t0 };
+    const config = parseConfig({ fallbackOwner: 'security@example.com' });
+    let sweeps = 0;
+    const handler = createSweepHandler({
+      config,
+      policyVersion: policyVersion(config),
+      decisionsTable: names.decisionsTable,
+      keysTable: names.keysTable,
+      sweepStateTable: 'test-digest-secrets-state',
+      topicArn: 'arn:aws:sns:us-east-1:111122223333:notices',
+      governedAccountId: '111122223333',
+      iam: new IAMClient({ region: 'us-east-1' }),
+      dynamo: db.client,
+      sns: new SNSClient({ region: 'us-east-1' }),
+      logger: new Logger({ serviceName: 'keyguard-sweep', logLevel: 'DEBUG' }),
+      metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-sweep' }),
+      now: () => new Date(clock.now),
+      newSweepId: () => {
+        sweeps += 1;
+        return `sweep-${sweeps}`;
+      },
+      snapshot: { sleep: async () => undefined },
+    });
+    const out = captureOutput();
+    // Act: the first sweep (summary), then the reminders (one digest per owner)
+    try {
+      for (const hours of [0, 36]) {
+        clock.now = t0 + hours * 3_600_000;
+        // Time for the whole sweep (the shared context's 55 s is under the sweep's 90 s safety margin).
+        await handler({}, { ...lambdaContext(), getRemainingTimeInMillis: () => 600_000 });
+      }
+    } finally {
+      out.restore();
+    }
+    // Assess: a summary and two digests were sent, and none of them, nor anything stored or logged, holds a key
+    const messages = sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(messages.map((m) => m.Subject?.slice(0, 41))).toEqual([
+      '[keyguard] LOW: first sweep of account 11',
+      '[keyguard] LOW: 2 Bedrock API keys of you',
+      '[keyguard] LOW: 1 Bedrock API key of your',
+    ]);
+    const published = JSON.stringify(messages);
+    const items = JSON.stringify([
+      ...(await scanAll(db, names.decisionsTable)),
+      ...(await scanAll(db, names.keysTable)),
+    ]);
+    expect(published).toContain('ACCAEXAMPLEKEYDIGEST0');
+    expect(leakedFragments(published, SECRETS)).toEqual([]);
+    expect(leakedFragments(items, SECRETS)).toEqual([]);
+    expect(leakedFragments(out.text(), SECRETS)).toEqual([]);
+    // The owner that was a pasted key is grouped and shown under its redacted form.
+    expect(messages[1]?.MessageAttributes?.owner?.StringValue).toBe(redactSecrets(ownerTagSecret));
   });
 });
