@@ -209,6 +209,12 @@ async function run(io: CliIO, body: () => Promise<void>): Promise<number> {
   }
 }
 
+/** `, deployed policy p-…, mode enforce`: what the function recorded the audit decision under (when it says). */
+function recordedUnder(res: { policyVersion?: string | undefined; mode?: string | undefined }): string {
+  if (res.policyVersion === undefined || res.mode === undefined) return '';
+  return `, deployed policy ${visible(res.policyVersion)}, mode ${visible(res.mode)}`;
+}
+
 /** `keyguard approve`: returns the exit code. */
 export async function runApprove(opts: ApproveOptions, io: CliIO, deps: ApprovalsDeps): Promise<number> {
   return run(io, async () => {
@@ -224,7 +230,7 @@ export async function runApprove(opts: ApproveOptions, io: CliIO, deps: Approval
       `Approved key ${visible(a.keyId)} (user ${visible(res.userName)}, account ${visible(a.accountId)}): ` +
         `${visible(coversText(a.covers))} until ${visible(a.until)}\n` +
         `  approval ${visible(a.approvalId)}, approver ${visible(a.approver)}\n` +
-        `  audit decision ${visible(res.decisionId)}\n`,
+        `  audit decision ${visible(res.decisionId)}${recordedUnder(res)}\n`,
     );
   });
 }
@@ -239,7 +245,7 @@ export async function runRevoke(opts: RevokeOptions, io: CliIO, deps: ApprovalsD
     io.stdout.write(
       `Revoked approval ${visible(res.approval.approvalId)} of key ${visible(res.approval.keyId)} ` +
         `(account ${visible(res.approval.accountId)}); its violations apply again\n` +
-        `  audit decision ${visible(res.decisionId)}\n`,
+        `  audit decision ${visible(res.decisionId)}${recordedUnder(res)}\n`,
     );
   });
 }
@@ -254,7 +260,7 @@ export async function runReview(opts: ReviewOptions, io: CliIO, deps: ApprovalsD
     io.stdout.write(
       `Reviewed key ${visible(res.keyId)} (user ${visible(res.userName)}, account ${visible(res.accountId)}) at ` +
         `${visible(res.reviewedAt)}; reviewer ${visible(res.reviewer)}\n` +
-        `  audit decision ${visible(res.decisionId)}\n`,
+        `  audit decision ${visible(res.decisionId)}${recordedUnder(res)}\n`,
     );
   });
 }

@@ -83,17 +83,28 @@ export const ApprovalViewSchema = z.strictObject({
 
 export type ApprovalView = z.infer<typeof ApprovalViewSchema>;
 
+/**
+ * The deployed policy the function recorded its audit decision under (its POLICY_VERSION and mode), for the CLI to
+ * print. Optional: a function deployed before they were answered leaves them out.
+ */
+const RecordedUnder = {
+  policyVersion: z.string().max(64).optional(),
+  mode: z.enum(['audit', 'enforce']).optional(),
+};
+
 export const ApprovalResponseSchema = z.discriminatedUnion('action', [
   z.strictObject({
     action: z.literal('approve'),
     approval: ApprovalViewSchema,
     userName: z.string(),
     decisionId: z.string(),
+    ...RecordedUnder,
   }),
   z.strictObject({
     action: z.literal('revoke'),
     approval: ApprovalViewSchema,
     decisionId: z.string(),
+    ...RecordedUnder,
   }),
   z.strictObject({
     action: z.literal('review'),
@@ -104,6 +115,7 @@ export const ApprovalResponseSchema = z.discriminatedUnion('action', [
     reviewer: z.string(),
     reviewedAt: z.string(),
     decisionId: z.string(),
+    ...RecordedUnder,
   }),
   z.strictObject({
     action: z.literal('list'),

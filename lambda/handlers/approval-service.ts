@@ -271,6 +271,11 @@ export class ApprovalService {
     };
   }
 
+  /** The deployed policy the audit decisions are recorded under, answered to the CLI to print. */
+  private recordedUnder(): { policyVersion: string; mode: ApprovalPolicy['mode'] } {
+    return { policyVersion: this.deps.policyVersion, mode: this.deps.policy.mode };
+  }
+
   /** Appends the audit decision; the approvals-table write it follows has happened, so a failure says so. */
   private async recordAudit(decision: Decision, what: string): Promise<void> {
     try {
@@ -320,6 +325,7 @@ export class ApprovalService {
       approval: { ...approval, revokeReason: null },
       userName: known.userName,
       decisionId: decision.decisionId,
+      ...this.recordedUnder(),
     };
   }
 
@@ -363,7 +369,12 @@ export class ApprovalService {
         `revoked by ${caller.arn}: ${reason}`,
     );
     await this.recordAudit(decision, `the revocation of approval ${r.approvalId}`);
-    return { action: 'revoke', approval: view(revoked), decisionId: decision.decisionId };
+    return {
+      action: 'revoke',
+      approval: view(revoked),
+      decisionId: decision.decisionId,
+      ...this.recordedUnder(),
+    };
   }
 
   private async review(
@@ -400,6 +411,7 @@ export class ApprovalService {
       reviewer: caller.arn,
       reviewedAt,
       decisionId: decision.decisionId,
+      ...this.recordedUnder(),
     };
   }
 }

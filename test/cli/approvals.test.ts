@@ -258,7 +258,7 @@ describe('keyguard approve', () => {
     expect(out.stdout()).toBe(
       `Approved key ${KEY} (user ${USER}, account ${ACCOUNT}): NEVER_EXPIRES until 2027-01-31T23:59:59.999Z\n` +
         `  approval id-${n}-1, approver ${CAROL}\n` +
-        `  audit decision ${NOW.toISOString()}/approval/id-${n}-1\n`,
+        `  audit decision ${NOW.toISOString()}/approval/id-${n}-1, deployed policy test-policy, mode enforce\n`,
     );
     // What went over the wire: a signed POST naming no approver, with the user's --until as typed.
     expect(w.fn.events).toHaveLength(1);
@@ -769,7 +769,7 @@ describe('keyguard approvals revoke', () => {
     expect(codes).toEqual([0, 2]);
     expect(first.stdout()).toBe(
       `Revoked approval id-${n}-1 of key ${KEY} (account ${ACCOUNT}); its violations apply again\n` +
-        `  audit decision ${NOW.toISOString()}/approval/id-${n}-1.revoked\n`,
+        `  audit decision ${NOW.toISOString()}/approval/id-${n}-1.revoked, deployed policy test-policy, mode enforce\n`,
     );
     expect(second.stderr()).toBe(
       `keyguard: approval id-${n}-1 was already revoked at ${NOW.toISOString()} by ${dave}\n`,
@@ -948,7 +948,7 @@ describe('keyguard review', () => {
     expect(decision?.reason).toContain('still used by the nightly batch');
     expect(out.stdout()).toBe(
       `Reviewed key ${KEY} (user ${USER}, account ${ACCOUNT}) at ${NOW.toISOString()}; reviewer ${CAROL}\n` +
-        `  audit decision ${NOW.toISOString()}/review/id-${n}-1\n`,
+        `  audit decision ${NOW.toISOString()}/review/id-${n}-1, deployed policy test-policy, mode enforce\n`,
     );
   });
 
