@@ -111,7 +111,7 @@ let installed = '';
 beforeAll(() => {
   // Prepare: the package staged and built, packed, and installed into an empty folder.
   const stage = tempDir('keyguard-pack-stage-');
-  for (const f of ['package.json', 'README.md', 'bin/keyguard.js', 'examples'])
+  for (const f of ['package.json', 'README.md', 'docs', 'bin/keyguard.js', 'examples'])
     cpSync(join(REPO, f), join(stage, f), { recursive: true });
   ok(
     run(process.execPath, [join(REPO, 'scripts', 'build-cli.mjs'), '--outdir', join(stage, 'dist')], REPO),
@@ -144,7 +144,7 @@ function npxKeyguard(...args: string[]): SpawnSyncReturns<string> {
 }
 
 describe('the packed CLI, installed into an empty folder', () => {
-  it('packs only what runs: the built CLI, the bin shim, examples and README; no TypeScript', () => {
+  it('packs only what runs and its documentation: the built CLI, the bin shim, examples, README and docs/; no TypeScript', () => {
     // Act: what `npm pack` would take from the repository itself
     const listed = JSON.parse(
       ok(run('npm', ['pack', '--dry-run', '--ignore-scripts', '--json'], REPO), 'npm pack --dry-run'),
@@ -152,10 +152,15 @@ describe('the packed CLI, installed into an empty folder', () => {
 
     // Assess
     const paths = (listed[0]?.files ?? []).map((f) => f.path);
-    expect(paths).toEqual(expect.arrayContaining(['bin/keyguard.js', 'package.json', 'README.md']));
+    expect(paths).toEqual(
+      // docs/configuration.md: the file a config error names (see docs/configuration.md) and README.md links to.
+      expect.arrayContaining(['bin/keyguard.js', 'package.json', 'README.md', 'docs/configuration.md']),
+    );
     const outside = paths.filter(
       (p) =>
-        !/^(dist\/[^/]+\.(js|js\.map|json)|bin\/keyguard\.js|examples\/.+|README\.md|package\.json)$/.test(p),
+        !/^(dist\/[^/]+\.(js|js\.map|json)|bin\/keyguard\.js|examples\/.+|README\.md|docs\/.+\.md|package\.json)$/.test(
+          p,
+        ),
     );
     expect(outside).toEqual([]);
     expect(paths.filter((p) => p.endsWith('.ts'))).toEqual([]);
@@ -163,7 +168,13 @@ describe('the packed CLI, installed into an empty folder', () => {
 
   it('installs the bundles, with no TypeScript toolchain and only the runtime dependencies', () => {
     // Assess
-    for (const f of ['dist/keyguard.js', 'dist/vendor.js', 'dist/archive-worker.js', 'bin/keyguard.js'])
+    for (const f of [
+      'dist/keyguard.js',
+      'dist/vendor.js',
+      'dist/archive-worker.js',
+      'bin/keyguard.js',
+      'docs/configuration.md',
+    ])
       expect(existsSync(join(installed, f))).toBe(true);
     expect(filesUnder(installed).filter((f) => f.endsWith('.ts'))).toEqual([]);
     const modules = readdirSync(join(app, 'node_modules'));
