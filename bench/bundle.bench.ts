@@ -4,6 +4,7 @@ import { basename, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { gzipSync } from 'node:zlib';
 import { build, version as esbuildVersion, type Metafile } from 'esbuild';
+import { LAMBDA_CREDENTIALS_ALIAS } from '../lib/constructs/keyguard-function';
 import {
   FULL_CONFIG,
   type FunctionUnderTest,
@@ -25,10 +26,15 @@ const HANDLERS_DIR = join(ROOT, 'lambda', 'handlers');
 const CONSTRUCT = join(ROOT, 'lib', 'constructs', 'keyguard-function.ts');
 const OUT_DIR = join(DATA_DIR, 'bundles');
 
+/** `--alias:<package>=<path>` of the construct's esbuildArgs as the esbuild API takes it. */
+const [aliasedPackage = '', aliasPath = ''] = LAMBDA_CREDENTIALS_ALIAS.split('=');
+
 /**
  * Mirrors KeyguardFunction's `bundling` (lib/constructs/keyguard-function.ts) as NodejsFunction turns it into
  * esbuild flags: `--bundle --platform=node --target=node22 --format=cjs --minify --sourcemap
- * --sources-content=false --main-fields=module,main`, nothing external (`externalModules: []`).
+ * --sources-content=false --main-fields=module,main --alias:@aws-sdk/credential-provider-node=./lambda/adapters/
+ * lambda-credentials.ts`, nothing external (`externalModules: []`). The alias path is resolved from the working
+ * directory: build with `absWorkingDir` the repository root, as NodejsFunction runs esbuild in the project root.
  */
 export const CDK_EQUIVALENT = {
   bundle: true,
@@ -40,6 +46,7 @@ export const CDK_EQUIVALENT = {
   sourcesContent: false,
   mainFields: ['module', 'main'] as string[],
   external: [] as string[],
+  alias: { [aliasedPackage]: aliasPath } as Record<string, string>,
 } as const;
 
 /** The construct's settings this mirror depends on; a missing one means the mirror has drifted. */
@@ -51,6 +58,7 @@ const CONSTRUCT_MARKERS = [
   'OutputFormat.CJS',
   "mainFields: ['module', 'main']",
   'externalModules: []',
+  "esbuildArgs: { '--alias': LAMBDA_CREDENTIALS_ALIAS }",
 ];
 
 /** Credentials as the Lambda runtime gives them (from the execution role); fake: nothing is called at load. */
@@ -121,7 +129,7 @@ function constructDrift(): string {
   const text = readFileSync(CONSTRUCT, 'utf8');
   const missing = CONSTRUCT_MARKERS.filter((m) => !text.includes(m));
   return missing.length === 0
-    ? 'esbuild options mirror lib/constructs/keyguard-function.ts (bundle, platform node, target node22, cjs, minify, sourcemap without sources content, main fields module then main, nothing external)'
+    ? "esbuild options mirror lib/constructs/keyguard-function.ts (bundle, platform node, target node22, cjs, minify, sourcemap without sources content, main fields module then main, nothing external, the SDK's default credential chain aliased to the environment provider)"
     : `WARNING: keyguard-function.ts no longer contains ${missing.join(', ')}: update CDK_EQUIVALENT in bench/bundle.bench.ts`;
 }
 

@@ -76,6 +76,31 @@ test("bundles are built from the packages' ES module builds, tree-shaken, with s
   }
 });
 
+test("the SDK's default credential chain in each bundle is the environment provider alone (Lambda's role credentials)", () => {
+  for (const { id, dir } of bundles) {
+    // Prepare
+    const { sources } = JSON.parse(readFileSync(join(dir, 'index.js.map'), 'utf8')) as { sources: string[] };
+    const packages = new Set(
+      sources.map((s) => /node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(s)?.[1]).filter(Boolean),
+    );
+    // Assess: the alias replaced the chain (no shared files, SSO, web identity, process, container or instance
+    // metadata providers, nor the nested STS/SSO clients they bring); the environment provider is what is left.
+    expect({ id, alias: sources.some((s) => s.endsWith('lambda/adapters/lambda-credentials.ts')) }).toEqual({
+      id,
+      alias: true,
+    });
+    expect({
+      id,
+      chain: [...packages].filter((p) =>
+        /^@aws-sdk\/(credential-provider-(?!env$)[\w-]+|nested-clients)$|^@smithy\/credential-provider-imds$/.test(
+          p ?? '',
+        ),
+      ),
+    }).toEqual({ id, chain: [] });
+    expect(packages).toContain('@aws-sdk/credential-provider-env');
+  }
+});
+
 /** Runs `node -e script` with exactly `env`, asynchronously (the loopback server answers in this process). */
 function runNode(
   script: string,
@@ -143,6 +168,8 @@ test("the archive function's bundle, loaded and invoked as Lambda does, writes a
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'AKIAIOSFODNN7EXAMPLE',
       AWS_SECRET_ACCESS_KEY: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY',
+      // The role's session token, as the Lambda runtime sets it beside the keys.
+      AWS_SESSION_TOKEN: 'IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN',
       AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(s3.address() as AddressInfo).port}`,
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ARCHIVE_BUCKET_NAME: 'keyguard-archive',
@@ -162,6 +189,7 @@ test("the archive function's bundle, loaded and invoked as Lambda does, writes a
     expect(put?.headers['if-none-match']).toBe('*');
     expect(put?.headers['x-amz-checksum-sha256']).toEqual(expect.any(String));
     expect(put?.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE\//);
+    expect(put?.headers['x-amz-security-token']).toBe('IQoJb3JpZ2luX2VjEXAMPLESESSIONTOKEN');
     expect(JSON.parse(put?.body ?? '')).toEqual(expect.objectContaining({ keyId: 'ACCABUNDLEDKEY000001' }));
   } finally {
     s3.close();
