@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { FakeIamAccount } from './fake-iam-account';
+import { FakeIamAccount, type FakeUser } from './fake-iam-account';
 
 /**
  * A fake AWS Organization served over HTTP on loopback: Organizations (JSON 1.1), STS and IAM (query protocol,
@@ -32,7 +33,7 @@ export interface FakeMember {
 }
 
 export interface RecordedRequest {
-  service: 'organizations' | 'sts' | 'iam';
+  service: 'organizations' | 'sts' | 'iam' | 'cloudformation';
   action: string;
   /** The account whose credentials signed the request. */
   callerAccount: string | null;
@@ -41,6 +42,7 @@ export interface RecordedRequest {
 
 const STS_NS = 'https://sts.amazonaws.com/doc/2011-06-15/';
 const IAM_NS = 'https://iam.amazonaws.com/doc/2010-05-08/';
+const CFN_NS = 'http://cloudformation.amazonaws.com/doc/2010-05-15/';
 /** The role `keyguard inventory --org` assumes by default (the spoke's read-only inventory role). */
 const DEFAULT_ROLE = 'BedrockKeyGuardInventory';
 
@@ -116,6 +118,7 @@ export class FakeOrganization {
     const out = [this.callerSecret];
     for (const [, { token }] of this.issued) out.push(token);
     for (const id of this.members.keys()) out.push(this.secretOf(id));
+    out.push(...this.issuedKeySecrets);
     return out;
   }
 
@@ -146,6 +149,8 @@ export class FakeOrganization {
       AWS_ENDPOINT_URL_ORGANIZATIONS: endpoint,
       AWS_ENDPOINT_URL_STS: endpoint,
       AWS_ENDPOINT_URL_IAM: endpoint,
+      // keyguard inventory looks for the deployed stack's outputs: this organization has no such stack.
+      AWS_ENDPOINT_URL_CLOUDFORMATION: endpoint,
       AWS_ACCESS_KEY_ID: this.callerKeyId,
       AWS_SECRET_ACCESS_KEY: this.callerSecret,
       AWS_REGION: 'us-east-1',
@@ -193,6 +198,14 @@ export class FakeOrganization {
       }
       const params = Object.fromEntries(new URLSearchParams(body));
       const action = params.Action ?? 'Unknown';
+      if (scope?.[2] === 'cloudformation') {
+        this.requests.push({ service: 'cloudformation', action, callerAccount, params });
+        throw new FakeAwsError(
+          400,
+          'ValidationError',
+          `Stack with id ${params.StackName ?? ''} does not exist`,
+        );
+      }
       const service = scope?.[2] === 'sts' ? 'sts' : 'iam';
       this.requests.push({ service, action, callerAccount, params });
       if (!callerAccount) {
@@ -215,7 +228,7 @@ export class FakeOrganization {
       if (typeof target === 'string') {
         this.json(res, err.status, { __type: err.code, Message: err.message });
       } else {
-        const ns = scope?.[2] === 'sts' ? STS_NS : IAM_NS;
+        const ns = scope?.[2] === 'sts' ? STS_NS : scope?.[2] === 'cloudformation' ? CFN_NS : IAM_NS;
         this.xml(
           res,
           err.status,
@@ -416,6 +429,164 @@ export class FakeOrganization {
           })),
           IsTruncated: false,
         });
+      default:
+        return this.iamMore(account, action, p);
+    }
+  }
+
+  /** Secrets of the Bedrock keys CreateServiceSpecificCredential issued: none may ever appear in output. */
+  readonly issuedKeySecrets: string[] = [];
+  /**
+   * Called after each IAM call this fake served successfully, with its account, action, parameters and result:
+   * a test delivers the CloudTrail record of a write from here (or queues it) to the functions under test.
+   */
+  onIamCall:
+    | ((call: { account: FakeIamAccount; action: string; params: Record<string, string> }) => void)
+    | null = null;
+  /** The clock of the users and keys this fake creates (a test's injected clock). */
+  now: () => Date = () => new Date();
+  private keySeq = 0;
+
+  private notFound(what: string): FakeAwsError {
+    return new FakeAwsError(404, 'NoSuchEntity', `The ${what} cannot be found.`);
+  }
+
+  private userOf(account: FakeIamAccount, name: string | undefined): FakeUser {
+    const u = account.users.get(name ?? '');
+    if (!u) throw this.notFound(`user with name ${name}`);
+    return u;
+  }
+
+  /** IAM's user writes and the reads of the functions' user facts (query parameters: Tags.member.N.Key…). */
+  private iamMore(account: FakeIamAccount, action: string, p: Record<string, string>): string {
+    const result = this.iamWrite(account, action, p);
+    this.onIamCall?.({ account, action, params: p });
+    return result;
+  }
+
+  private iamWrite(account: FakeIamAccount, action: string, p: Record<string, string>): string {
+    const userArn = (name: string) => `arn:aws:iam::${account.accountId}:user/${name}`;
+    switch (action) {
+      case 'CreateUser': {
+        const name = p.UserName ?? '';
+        if (account.users.has(name)) {
+          throw new FakeAwsError(409, 'EntityAlreadyExists', `User with name ${name} already exists.`);
+        }
+        const tags: Record<string, string> = {};
+        for (let i = 1; p[`Tags.member.${i}.Key`] !== undefined; i++) {
+          tags[p[`Tags.member.${i}.Key`] as string] = p[`Tags.member.${i}.Value`] ?? '';
+        }
+        account.user(name, { tags });
+        return toXml({
+          User: {
+            Path: '/',
+            UserName: name,
+            UserId: `AIDA${name.length}FAKE`,
+            Arn: userArn(name),
+            CreateDate: this.now(),
+          },
+        });
+      }
+      case 'TagUser': {
+        const u = this.userOf(account, p.UserName);
+        u.tags = { ...(u.tags ?? {}) };
+        for (let i = 1; p[`Tags.member.${i}.Key`] !== undefined; i++) {
+          u.tags[p[`Tags.member.${i}.Key`] as string] = p[`Tags.member.${i}.Value`] ?? '';
+        }
+        return '';
+      }
+      case 'ListUsers': {
+        const names = [...account.users.keys()];
+        const start = p.Marker ? Number(p.Marker) : 0;
+        const size = Number(p.MaxItems ?? this.pageSize);
+        const more = start + size < names.length;
+        return toXml({
+          Users: names.slice(start, start + size).map((n) => ({
+            Path: '/',
+            UserName: n,
+            UserId: `AIDA${n.length}FAKE`,
+            Arn: userArn(n),
+            CreateDate: new Date('2026-01-01T00:00:00Z'),
+          })),
+          IsTruncated: more,
+          ...(more ? { Marker: String(start + size) } : {}),
+        });
+      }
+      case 'CreateServiceSpecificCredential': {
+        const name = p.UserName ?? '';
+        this.userOf(account, name);
+        const serviceName = p.ServiceName ?? '';
+        if (account.keys.filter((k) => k.userName === name && k.serviceName === serviceName).length >= 2) {
+          throw new FakeAwsError(409, 'LimitExceeded', 'Cannot exceed quota for CredentialsPerUser: 2');
+        }
+        this.keySeq += 1;
+        const keyId = `ACCAFAKESELF${account.accountId.slice(-4)}${String(this.keySeq).padStart(5, '0')}`;
+        const createdAt = this.now();
+        const days = p.CredentialAgeDays ? Number(p.CredentialAgeDays) : null;
+        const expiresAt = days ? new Date(createdAt.getTime() + days * 86_400_000).toISOString() : null;
+        account.key({ keyId, userName: name, createdAt: createdAt.toISOString(), expiresAt, serviceName });
+        const alias = `${name}-at-${account.accountId}`;
+        const secret = `ABSK${Buffer.from(`${alias}:${createHash('sha256').update(keyId).digest('base64').slice(0, 43)}`).toString('base64')}`;
+        this.issuedKeySecrets.push(secret);
+        return toXml({
+          ServiceSpecificCredential: {
+            CreateDate: createdAt,
+            ...(expiresAt ? { ExpirationDate: new Date(expiresAt) } : {}),
+            ServiceName: serviceName,
+            ServiceCredentialAlias: alias,
+            ServiceCredentialSecret: secret,
+            ServiceSpecificCredentialId: keyId,
+            UserName: name,
+            Status: 'Active',
+          },
+        });
+      }
+      case 'UpdateServiceSpecificCredential': {
+        const k = account.keys.find((x) => x.keyId === p.ServiceSpecificCredentialId);
+        if (!k) throw this.notFound(`Service Specific Credential ${p.ServiceSpecificCredentialId}`);
+        k.status = p.Status as 'Active' | 'Inactive';
+        return '';
+      }
+      case 'DeleteServiceSpecificCredential': {
+        const k = account.keys.find((x) => x.keyId === p.ServiceSpecificCredentialId);
+        if (!k) throw this.notFound(`Service Specific Credential ${p.ServiceSpecificCredentialId}`);
+        account.remove(k.keyId);
+        return '';
+      }
+      case 'DeleteUser': {
+        const name = p.UserName ?? '';
+        this.userOf(account, name);
+        if (account.keys.some((k) => k.userName === name)) {
+          throw new FakeAwsError(
+            409,
+            'DeleteConflict',
+            'Cannot delete entity, must remove credentials first.',
+          );
+        }
+        account.users.delete(name);
+        return '';
+      }
+      case 'ListAttachedUserPolicies':
+        return toXml({
+          AttachedPolicies: (this.userOf(account, p.UserName).attached ?? []).map((a) => ({
+            PolicyName: a.name,
+            PolicyArn: a.arn,
+          })),
+          IsTruncated: false,
+        });
+      case 'ListUserPolicies':
+        return toXml({
+          PolicyNames: (this.userOf(account, p.UserName).inline ?? []).map((i) => i.name),
+          IsTruncated: false,
+        });
+      case 'ListGroupsForUser':
+        return toXml({ Groups: [], IsTruncated: false });
+      case 'ListAccessKeys':
+        return toXml({ AccessKeyMetadata: [], IsTruncated: false });
+      case 'GetLoginProfile':
+        if (!this.userOf(account, p.UserName).password)
+          throw this.notFound(`Login Profile for User ${p.UserName}`);
+        return toXml({ LoginProfile: { UserName: p.UserName, CreateDate: new Date() } });
       default:
         throw new FakeAwsError(400, 'InvalidAction', `the fake IAM does not implement ${action}`);
     }
