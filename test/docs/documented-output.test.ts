@@ -340,3 +340,62 @@ describe('documented options', () => {
     expect(missing).toEqual([]);
   });
 });
+
+describe('how a transcript is compared', () => {
+  const doc = (...lines: string[]) =>
+    lines.map((text, i) => ({ text: normalise(text, '/tmp/x'), line: 10 + i }));
+  const printed = (...lines: string[]) => lines.map((l) => normalise(l, '/tmp/x'));
+  const TABLE = ['KEY ID  ACTION', 'ACCA1   ALLOW', 'ACCA2   NOTIFY', '', 'Decisions: 2 (2 new)'];
+
+  it('matches whatever the columns are padded to, and ... stands for any lines', () => {
+    // Act
+    const drift = firstDrift(
+      doc('KEY ID    ACTION', '...', 'Decisions: 2 (2 new)'),
+      printed('KEY ID  ACTION', 'ACCA1       ALLOW', 'ACCA2       NOTIFY', '', 'Decisions: 2 (2 new)'),
+    );
+
+    // Assess
+    expect(drift).toBeNull();
+  });
+
+  it('a new column is a drift at the documented header line', () => {
+    // Act
+    const drift = firstDrift(doc(...TABLE), printed('KEY ID  ACTION  RECORD', ...TABLE.slice(1)));
+
+    // Assess
+    expect(drift).toMatchObject({ docLine: 10, printedIndex: 0, printed: 'KEY ID  ACTION  RECORD' });
+  });
+
+  it('a changed total is a drift at the documented total', () => {
+    // Act
+    const drift = firstDrift(doc(...TABLE), printed(...TABLE.slice(0, 4), 'Decisions: 3 (3 new)'));
+
+    // Assess
+    expect(drift).toMatchObject({
+      docLine: 14,
+      documented: 'Decisions: 2 (2 new)',
+      printed: 'Decisions: 3 (3 new)',
+    });
+  });
+
+  it('a line no longer printed, or a line printed beyond the documented end, is a drift', () => {
+    // Act
+    const missing = firstDrift(doc(...TABLE), printed(...TABLE.slice(0, 4)));
+    const extra = firstDrift(doc(...TABLE), printed(...TABLE, 'Usage: 1 call'));
+
+    // Assess
+    expect(missing).toMatchObject({ docLine: 14, printed: null });
+    expect(extra).toMatchObject({ docLine: null, printed: 'Usage: 1 call' });
+  });
+
+  it('instants, policy versions, fingerprints and the temporary folder are placeholders; counts are not', () => {
+    // Act
+    const line = normalise(
+      'as of 2026-12-07T21:33:16.627Z policy p-c1c7a578cfce ABSK…wxyz sha256:0123456789abcdef in /tmp/x/store: 12 keys',
+      '/tmp/x',
+    );
+
+    // Assess
+    expect(line).toBe('as of <instant> policy p-<policy> ABSK…wxyz sha256:<fingerprint> in store: 12 keys');
+  });
+});
