@@ -17,6 +17,7 @@ import {
   openAuditSource,
   storeOption,
 } from './audit';
+import { exitCodesHelp } from './aws-errors';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { DEFAULT_STORE_DIR } from './replay';
@@ -136,7 +137,7 @@ export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: Verif
     return failures ? EXIT_TAMPERED : EXIT_OK;
   } catch (err) {
     // A verification that could not finish is never "tampered" (1) nor "intact" (0).
-    if (!knownSourceProblem(err, io, 'audit verify', source)) {
+    if (!(await knownSourceProblem(err, io, 'audit verify', source))) {
       problem(io, 'audit verify', `could not complete: ${messageOf(err)}`);
     }
     return EXIT_INPUT;
@@ -157,11 +158,13 @@ decisions table (--table or ${DECISIONS_TABLE_ENV}); permissions: dynamodb:Scan 
 checked locally with the key's public half (kms:GetPublicKey; s3:ListBucket, s3:GetObject), the chain of
 digests followed back, and every head they signed compared with the table.
 
-Exit codes:
-  0  intact (legacy decisions recorded before chaining are listed as not covered)
-  1  tamper evidence: an altered, missing or unchained record, a gap, a chain shorter than or different from
-     a signed head, a bad digest signature or a digest missing from the chain of digests (each named)
-  2  could not verify: bad usage, no store, no credentials, access denied, another AWS error
+${exitCodesHelp({
+  0: 'intact (legacy decisions recorded before chaining are listed as not covered)',
+  1:
+    'here: tamper evidence: an altered, missing or unchained record, a gap, a chain shorter than or different from a ' +
+    'signed head, a bad digest signature or a digest missing from the chain of digests (each named)',
+  2: 'could not verify, for any reason: a verification that could not finish is never reported as 1',
+})}
 `;
 
 /** Adds `verify` under `keyguard audit`. */

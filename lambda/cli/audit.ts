@@ -13,6 +13,7 @@ import { parseTimeInput } from '../shared/time-input';
 import { visible } from '../shared/visible-text';
 import { AccountNamesError, accountLabel, accountNamesOption, readAccountNames } from './account-names';
 import { DEFAULT_REGION, TABLE_ENV } from './approvals';
+import { awsWhere, exitCodesHelp, reportAwsFailure, tagAwsErrors } from './aws-errors';
 import { csvRecord } from './csv';
 import { countFailing, FailOnError, latestPerKey, parseFailOn, withPosture } from './fail-on';
 import { actionLabel, decisionJson, renderTable, violationsCell } from './format';
@@ -131,7 +132,10 @@ export async function openAuditSource(
       );
     }
     return {
-      log: new DynamoAuditLog(deps.doc(), { decisionsTable: table, keysTable: keysTable ?? '' }),
+      log: new DynamoAuditLog(tagAwsErrors(deps.doc()), {
+        decisionsTable: table,
+        keysTable: keysTable ?? '',
+      }),
       hasKeysTable: keysTable !== undefined,
       label: `table ${table}`,
       notFound: `table ${table} or ${keysTable ?? 'its keys table'} not found`,
@@ -358,36 +362,37 @@ export function perAccountLine(decisions: readonly Decision[], names?: ReadonlyM
   return `Accounts: ${counts.size} (${parts.join(', ')})\n`;
 }
 
-/** A clear sentence for an AWS failure (no credentials, denied, no such table), or null. */
-export function awsFailure(err: unknown): string | null {
-  if ((err as { $metadata?: unknown } | null)?.$metadata === undefined) {
-    const name = (err as { name?: unknown } | null)?.name;
-    if (name === 'CredentialsProviderError' || /could not load credentials/i.test(messageOf(err))) {
-      return `no AWS credentials found (${messageOf(err)}); configure a profile (AWS_PROFILE), SSO or environment credentials`;
-    }
-    return null;
-  }
+/** A failure of the embedded store's DynamoDB (dynalite) that is none of the above, or null. */
+function embeddedFailure(err: unknown): string | null {
+  if ((err as { $metadata?: unknown } | null)?.$metadata === undefined) return null;
   return `AWS error ${String((err as { name?: unknown }).name)}: ${messageOf(err)}`;
 }
 
-/** Runs `keyguard audit`; returns the exit code. Never calls process.exit. */
 /**
- * The exit code (and stderr line) of a failed read of the decision record, shared by `audit` and `report`: bad
- * usage and AWS errors (no credentials, access denied, a missing table) are 2, anything else 1.
+ * Reports a failed read of the audit source that has a known cause (bad usage, a missing store, the embedded
+ * store's disk, an AWS failure of the deployed tables: one line naming service, operation, region and profile,
+ * lambda/cli/aws-errors.ts) and returns true; false leaves an unknown failure to the caller.
  */
-/**
- * Reports a failed read of the audit source that has a known cause (bad usage, a missing store or table, the
- * embedded store's disk, an AWS error) and returns true; false leaves an unknown failure to the caller.
- */
-export function knownSourceProblem(
+export async function knownSourceProblem(
   err: unknown,
   io: CliIO,
   command: string,
   source: AuditSource | undefined,
-): boolean {
+): Promise<boolean> {
   if (err instanceof AuditUsageError) {
     failure(io, err.message);
     return true;
+  }
+  // Deployed tables (or a failure before the source was opened): AWS answered, or could not be asked.
+  if (source === undefined || source.label.startsWith('table ')) {
+    const code = await reportAwsFailure(io, err, {
+      command,
+      service: 'DynamoDB',
+      operation: 'Query/Scan',
+      ...awsWhere(process.env),
+      ...(source ? { resource: source.label } : {}),
+    });
+    if (code !== null) return true;
   }
   if ((err as { name?: unknown } | null)?.name === 'ResourceNotFoundException') {
     problem(io, command, source?.notFound ?? messageOf(err));
@@ -399,21 +404,25 @@ export function knownSourceProblem(
     problem(io, source?.label ?? command, disk);
     return true;
   }
-  const aws = awsFailure(err);
-  if (aws) {
-    problem(io, command, aws);
+  const other = embeddedFailure(err);
+  if (other) {
+    problem(io, command, other);
     return true;
   }
   return false;
 }
 
-export function sourceFailure(
+/**
+ * The exit code (and stderr line) of a failed read of the decision record, shared by `audit`, `report` and
+ * `preview`: bad usage, a missing store and AWS failures are 2 (EXIT_AWS), anything else 1.
+ */
+export async function sourceFailure(
   err: unknown,
   io: CliIO,
   command: string,
   source: AuditSource | undefined,
-): number {
-  if (knownSourceProblem(err, io, command, source)) return EXIT_INPUT;
+): Promise<number> {
+  if (await knownSourceProblem(err, io, command, source)) return EXIT_INPUT;
   problem(io, `${command} failed`, messageOf(err));
   return EXIT_FAILURE;
 }
@@ -489,7 +498,7 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     }
     return withPosture(EXIT_OK, failOn, failing, "each key's latest decision in the window", io);
   } catch (err) {
-    return sourceFailure(err, io, 'audit', source);
+    return await sourceFailure(err, io, 'audit', source);
   } finally {
     await source?.close();
   }
@@ -514,13 +523,14 @@ Output, sorted by decision time: a table (default), --json (one decision per lin
 shows names beside them in the table and the totals (the output of keyguard inventory --org --json, or a JSON
 object {"<account id>": "<name>"}); a name is shown escaped, as any recorded text.
 
-Exit codes:
-  0  the decisions were listed (possibly none)
-  1  unexpected failure; or, with --fail-on, a key whose latest decision in the window (--since/--until,
-     --key, --account, --owner; not --code, --action or --limit) is about an Active key, not deactivated by
-     it, with a violation of that severity or above (one line on stderr says how many keys)
-  2  bad usage (unknown code or action, bad date), no audit store, no credentials, access denied or another
-     AWS error (reported on stderr)
+${exitCodesHelp({
+  0: 'the decisions were listed (possibly none)',
+  1:
+    'or, with --fail-on, a key whose latest decision in the window (--since/--until, --key, --account, --owner; not ' +
+    '--code, --action or --limit) is about an Active key, not deactivated by it, with a violation of that severity ' +
+    'or above (one line on stderr says how many keys)',
+  2: 'e.g. an unknown code or action, a bad date, no audit store',
+})}
 
 Examples:
   $ keyguard audit --owner alice@example.com

@@ -76,6 +76,8 @@ interface OperationTag {
   /** The client's own region and profile: the call that failed, whatever the command's defaults. */
   region?: string;
   profile?: string;
+  /** `table NAME` or `stack NAME`, from the request (AWS's not-found messages do not name it). */
+  resource?: string;
 }
 const TAG = Symbol.for('keyguard.awsOperation');
 
@@ -125,6 +127,7 @@ export function tagAwsErrors<C extends MiddlewareClient>(client: C): C {
           const operation = context.commandName?.replace(/Command$/, '');
           const host = context.endpointV2?.url?.host;
           const { region, profile } = await clientWhere(client);
+          const resource = resourceOf(field(args, 'input'));
           if (service && operation) {
             const tag: OperationTag = {
               service,
@@ -132,6 +135,7 @@ export function tagAwsErrors<C extends MiddlewareClient>(client: C): C {
               ...(host ? { endpoint: host } : {}),
               ...(region ? { region } : {}),
               ...(profile ? { profile } : {}),
+              ...(resource ? { resource } : {}),
             };
             Object.defineProperty(err, TAG, { value: tag, enumerable: false });
           }
@@ -142,6 +146,19 @@ export function tagAwsErrors<C extends MiddlewareClient>(client: C): C {
     { step: 'initialize', name: 'keyguardAwsErrorTag', override: true },
   );
   return client;
+}
+
+/** The table or stack a request names (DynamoDB's TableName or RequestItems, CloudFormation's StackName). */
+function resourceOf(input: unknown): string | undefined {
+  const table = str(field(input, 'TableName'));
+  if (table) return `table ${table}`;
+  const items = field(input, 'RequestItems');
+  if (items !== null && typeof items === 'object') {
+    const names = Object.keys(items);
+    if (names.length > 0) return `table ${names.join(', ')}`;
+  }
+  const stack = str(field(input, 'StackName'));
+  return stack ? `stack ${stack}` : undefined;
 }
 
 /** A client's configured region (resolved) and profile, from its config; absent when it cannot say. */
@@ -339,7 +356,7 @@ export function describeAwsFailure(err: unknown, ctx: AwsCallContext): AwsFailur
   const message = shortMessage(source);
   const said = message ? ` (${name}: ${message})` : ` (${name})`;
   const action = `${PREFIXES[service] ?? service.toLowerCase()}:${operation}`;
-  const what = ctx.resource ?? `the ${service} resource`;
+  const what = tag?.resource ?? ctx.resource ?? `the ${service} resource`;
   const deployRegion = ctx.deployRegion ?? DEPLOY_REGION;
   let why: string;
   let todo: string;

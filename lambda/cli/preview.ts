@@ -28,6 +28,7 @@ import {
   sourceFailure,
   storeOption,
 } from './audit';
+import { exitCodesHelp } from './aws-errors';
 import { renderTable, type TableCell } from './format';
 import { type CliIO, EXIT_INPUT, EXIT_OK, failure, writeStyled } from './io';
 
@@ -430,7 +431,7 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
       failure(io, err.message);
       return EXIT_INPUT;
     }
-    return sourceFailure(err, io, 'preview', source);
+    return await sourceFailure(err, io, 'preview', source);
   } finally {
     await source?.close();
   }
@@ -444,8 +445,10 @@ REACTIVATED_WITHOUT_APPROVAL, and keys with an approval, are counted and not pre
 overrides, overrides naming an account apply; OU overrides apply only to accounts whose OUs --ou-path gives
 (the store does not keep OU paths: a note names the other accounts).
 
-Exit codes: 0 preview printed (whether or not keys change), 2 bad usage, a bad config or an unreadable store or
-table, 1 unexpected failure.
+${exitCodesHelp({
+  0: 'preview printed (whether or not keys change)',
+  2: 'e.g. a bad config, an unreadable store',
+})}
 
 Examples:
   $ keyguard preview --config strict.json                     # over the local store (.keyguard)

@@ -17,6 +17,7 @@ import {
   sourceFailure,
   storeOption,
 } from './audit';
+import { exitCodesHelp } from './aws-errors';
 import { type CliIO, EXIT_OK } from './io';
 import { checkOutputTarget, OutputFileError, type OutputFileOptions, writeOutputFile } from './output-file';
 import { DEFAULT_STORE_DIR } from './replay';
@@ -90,7 +91,7 @@ export async function runReport(opts: ReportOptions, io: CliIO, deps: ReportDeps
     );
     return EXIT_OK;
   } catch (err) {
-    return sourceFailure(err, io, 'report', source);
+    return await sourceFailure(err, io, 'report', source);
   } finally {
     await source?.close();
   }
@@ -119,11 +120,12 @@ An existing regular file is replaced and keeps its permissions; a new file is pr
 refused when it is a symbolic link (its target is never written; --force replaces the link itself with a
 regular file), a directory, a FIFO, a device or a socket.
 
-Exit codes:
-  0  the report was written (its path and counts on stderr)
-  1  unexpected failure
-  2  bad usage (no --html; FILE is a directory, a symbolic link without --force, a FIFO or a device; its
-     directory does not exist), no audit store, no credentials, access denied or another AWS error
+${exitCodesHelp({
+  0: 'the report was written (its path and counts on stderr)',
+  2:
+    'e.g. no --html; FILE is a directory, a symbolic link without --force, a FIFO or a device; its directory does ' +
+    'not exist; no audit store',
+})}
 
 Examples:
   $ keyguard replay examples/cloudtrail && keyguard report --html report.html

@@ -3,7 +3,7 @@ import { type AuditSource, knownSourceProblem, sourceFailure } from '../../lambd
 import { captureIO, REPO } from './helpers';
 
 describe('audit and report: a store whose disk fails', () => {
-  it('say "no space left on device" with the store, exit 2 (not a crash or "failed")', () => {
+  it('say "no space left on device" with the store, exit 2 (not a crash or "failed")', async () => {
     // Prepare: the error the embedded store's client throws when LevelDB cannot write (see embedded-dynamodb.ts)
     const err = Object.assign(
       new Error(`${STORE_IO_PREFIX}IO error: /data/.keyguard/000005.log: No space left on device`),
@@ -13,7 +13,7 @@ describe('audit and report: a store whose disk fails', () => {
     const source = { label: 'store .keyguard', notFound: 'no audit store' } as AuditSource;
 
     // Act
-    const code = sourceFailure(err, out.io, 'audit', source);
+    const code = await sourceFailure(err, out.io, 'audit', source);
 
     // Assess
     expect(code).toBe(2);
@@ -25,7 +25,7 @@ describe('audit and report: a store whose disk fails', () => {
 });
 
 describe('audit verify: a store whose files fail', () => {
-  it('is reported with the same mapping as audit and report (knownSourceProblem), naming the store', () => {
+  it('is reported with the same mapping as audit and report (knownSourceProblem), naming the store', async () => {
     // Prepare: a LevelDB read error, the failure a verify (read only) can meet
     const err = Object.assign(
       new Error(`${STORE_IO_PREFIX}IO error: /data/.keyguard/000005.ldb: Input/output error`),
@@ -38,7 +38,7 @@ describe('audit verify: a store whose files fail', () => {
     const source = { label: 'store .keyguard', notFound: 'no audit store' } as AuditSource;
 
     // Act
-    const known = knownSourceProblem(err, out.io, 'audit verify', source);
+    const known = await knownSourceProblem(err, out.io, 'audit verify', source);
 
     // Assess
     expect(known).toBe(true);

@@ -386,7 +386,10 @@ describe('keyguard audit against a deployed decisions table (dynalite standing i
     expect(both.code).toBe(2);
     expect(both.stderr).toContain('choose one source');
     expect(missing.code).toBe(2);
-    expect(missing.stderr).toContain('keyguard: audit: table no-such-table or its keys table not found');
+    // One line naming service, operation, region and profile (lambda/cli/aws-errors.ts), and what to do.
+    expect(missing.stderr).toMatch(
+      /^keyguard: audit: DynamoDB Scan \(region [a-z0-9-]+, default credential chain\): table no-such-table does not exist in [a-z0-9-]+ \(ResourceNotFoundException: [^\n]*\)\. Check the name[^\n]*--region\.\n$/,
+    );
   });
 });
 

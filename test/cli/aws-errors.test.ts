@@ -274,7 +274,7 @@ describe('describeAwsFailure: real SDK errors', () => {
       service: 'DynamoDB',
       operation: 'read',
       region: 'us-east-1',
-      resource: 'table keyguard-decisions',
+      // no resource: the request's TableName names it
     });
     expect(f?.kind).toBe('table-not-found');
     expect(f?.line).toContain(
