@@ -113,6 +113,41 @@ describe('decideKey', () => {
     expect((await audit.getKnownKey(ACCOUNT, KEY))?.lastDecisionId).toBe(step.decisionId);
   });
 
+  it('a notice that goes in a digest is not sent on its own: recorded on the decision, pending on the key, also on a retry', async () => {
+    // Prepare: the keys-table write fails once, after the decision was recorded
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    let failPut = true;
+    const flaky = Object.assign(Object.create(audit) as DynamoAuditLog, {
+      putKnownKey: async (k: Parameters<DynamoAuditLog['putKnownKey']>[0]) => {
+        if (failPut) {
+          failPut = false;
+          throw new Error('DynamoDB unavailable');
+        }
+        return audit.putKnownKey(k);
+      },
+    });
+    const step = { ...sweepStep('2026-11-02T00:00:00.000Z', 'sweep-1'), digest: 'digest/sweep-1' };
+    // Act
+    await expect(decideKey(step, deps(flaky, {}, sent), opts('2026-11-02T00:00:00.000Z'))).rejects.toThrow(
+      'DynamoDB unavailable',
+    );
+    const retry = await decideKey(step, deps(flaky, {}, sent), opts('2026-11-02T00:05:00.000Z'));
+    // Assess
+    expect(sent).toEqual([]);
+    expect(retry?.decision).toMatchObject({ notice: 'first', noticeDigest: 'digest/sweep-1' });
+    expect(await audit.decisionsForKey(ACCOUNT, KEY)).toHaveLength(1);
+    expect((await audit.getKnownKey(ACCOUNT, KEY))?.pendingNotice).toEqual({
+      digest: 'digest/sweep-1',
+      decisionId: step.decisionId,
+      owner: 'unowned',
+      kind: 'first',
+      severity: 'medium',
+      deadline: retry?.decision.deadline,
+      action: 'NOTIFY',
+    });
+  });
+
   it('does nothing for a step already completed (a redelivery)', async () => {
     const audit = await freshAudit();
     const sent: Decision[] = [];
