@@ -16,6 +16,7 @@ import { type HubDecidingFunction, ORG_SETTINGS_PARAMETER_NAME, OrgHub } from '.
 import type { HubDecider } from './constructs/org-roles';
 import { OrgSweep } from './constructs/org-sweep';
 import { OwnerAlerts } from './constructs/owner-alerts';
+import { SelftestPolicy } from './constructs/selftest-policy';
 import { UsageForwarding } from './constructs/usage-forwarding';
 
 /** The only region keyguard can work in: see {@link RegionError}. */
@@ -76,6 +77,8 @@ export class KeyguardStack extends Stack {
   public readonly usageForwarding?: UsageForwarding;
   /** The effective policy (config, policyVersion, mode) published for the CLI in an SSM parameter. */
   public readonly effectivePolicy: EffectivePolicy;
+  /** The managed policy `keyguard selftest` needs (attached to nothing). */
+  public readonly selftestPolicy: SelftestPolicy;
 
   constructor(scope: Construct, id: string, props: KeyguardStackProps) {
     super(scope, id, { description: 'Bedrock Key Guard: governs Amazon Bedrock API keys', ...props });
@@ -288,6 +291,15 @@ export class KeyguardStack extends Stack {
       description:
         'IAM-authenticated URL of the approval function (keyguard approve --url; KEYGUARD_APPROVALS_URL)',
       value: this.approvals.url.url,
+    });
+    this.selftestPolicy = new SelftestPolicy(this, 'SelftestPolicy', {
+      decisionsTable: this.tables.decisions,
+      policyParameter: this.effectivePolicy.parameter,
+    });
+    new CfnOutput(this, 'SelftestPolicyArn', {
+      description:
+        'Managed policy to attach to whoever runs keyguard selftest (throwaway users keyguard-selftest-* only)',
+      value: this.selftestPolicy.policy.managedPolicyArn,
     });
     new CfnOutput(this, 'ApproverPolicyArn', {
       description: 'Managed policy to attach to approvers: lets them call the approval function URL',

@@ -473,6 +473,7 @@ describe('outputs', () => {
       'EventFailureQueueUrl',
       'KeysTableName',
       'OwnerNoticeTopicArn',
+      'SelftestPolicyArn',
       'SweepFailureQueueUrl',
       'SweepFunctionName',
     ]);
@@ -506,6 +507,85 @@ describe('EffectivePolicy', () => {
     });
   });
 });
+
+describe('SelftestPolicy (what keyguard selftest is granted)', () => {
+  const [policyId, managed] = onlyEntry('AWS::IAM::ManagedPolicy', 'SelftestPolicy');
+  const statements = (managed.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+  const selftestUsers = {
+    'Fn::Join': [
+      '',
+      ['arn:', { Ref: 'AWS::Partition' }, ':iam::', { Ref: 'AWS::AccountId' }, ':user/keyguard-selftest-*'],
+    ],
+  };
+
+  test('IAM writes on keyguard-selftest-* users only, Bedrock keys only; reads of the decisions table, this stack and the effective policy', () => {
+    // Assess
+    expect(statements.map((s) => [s.Sid, s.Effect, actionsOf(s).sort(), s.Resource, s.Condition])).toEqual([
+      [
+        'SelftestUsers',
+        'Allow',
+        [
+          'iam:CreateUser',
+          'iam:DeleteUser',
+          'iam:ListServiceSpecificCredentials',
+          'iam:ListUserTags',
+          'iam:TagUser',
+        ],
+        selftestUsers,
+        undefined,
+      ],
+      [
+        'SelftestBedrockKeys',
+        'Allow',
+        ['iam:CreateServiceSpecificCredential', 'iam:DeleteServiceSpecificCredential'],
+        selftestUsers,
+        { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': 'bedrock.amazonaws.com' } },
+      ],
+      ['FindLeftoverUsers', 'Allow', ['iam:ListUsers'], '*', undefined],
+      [
+        'ReadDecisions',
+        'Allow',
+        ['dynamodb:Query'],
+        { 'Fn::GetAtt': [logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'), 'Arn'] },
+        undefined,
+      ],
+      ['ReadStackOutputs', 'Allow', ['cloudformation:DescribeStacks'], { Ref: 'AWS::StackId' }, undefined],
+      [
+        'ReadEffectivePolicy',
+        'Allow',
+        ['ssm:GetParameter'],
+        expect.objectContaining({ 'Fn::Join': expect.anything() }),
+        undefined,
+      ],
+    ]);
+    expect(JSON.stringify(statements[5]?.Resource)).toContain(
+      onlyResource(template, 'AWS::SSM::Parameter')[0],
+    );
+    expect(template.findOutputs('SelftestPolicyArn').SelftestPolicyArn?.Value).toEqual({ Ref: policyId });
+  });
+
+  test("the stack's own roles gain nothing: no role or role policy names it or any of its IAM writes", () => {
+    // Prepare
+    const rolePolicies = Object.values(resourcesOf(template, 'AWS::IAM::Policy'));
+    const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
+    // Act
+    const granted = rolePolicies
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+      .flatMap(actionsOf);
+    // Assess
+    expect(JSON.stringify(roles)).not.toContain(policyId);
+    expect(JSON.stringify(rolePolicies)).not.toContain(policyId);
+    expect(
+      granted.filter((a) => /^iam:(CreateUser|DeleteUser|TagUser|ListUsers|Create|Delete)/.test(a)),
+    ).toEqual([]);
+  });
+});
+
+function onlyEntry(type: string, prefix: string): [string, ReturnType<typeof onlyResource>[1]] {
+  const found = Object.entries(resourcesOf(template, type)).filter(([id]) => id.startsWith(prefix));
+  if (found.length !== 1) throw new Error(`expected one ${type} under ${prefix}, found ${found.length}`);
+  return found[0] as [string, ReturnType<typeof onlyResource>[1]];
+}
 
 describe('IAM: the function role', () => {
   test('has exactly the actions the flow needs', () => {
@@ -636,14 +716,19 @@ describe('IAM: the function role', () => {
     ]);
   });
 
-  test('has no managed policies; the one managed policy (for approvers) is attached to nothing', () => {
+  test('has no managed policies; the two managed policies (approvers, self-test) are attached to nothing', () => {
     // Assess
     const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
     expect(roles).toHaveLength(7);
     for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     const managed = Object.entries(resourcesOf(template, 'AWS::IAM::ManagedPolicy'));
-    expect(managed.map(([id]) => id)).toEqual([expect.stringMatching(/^ApprovalsApproverPolicy/)]);
-    expect(managed[0]?.[1].Properties.Roles).toBeUndefined();
+    expect(managed.map(([id]) => id).sort()).toEqual([
+      expect.stringMatching(/^ApprovalsApproverPolicy/),
+      expect.stringMatching(/^SelftestPolicy/),
+    ]);
+    for (const [, policy] of managed) {
+      expect(policy.Properties.Roles ?? policy.Properties.Users ?? policy.Properties.Groups).toBeUndefined();
+    }
   });
 
   test('decisions table is append-only: GetItem, Query (the chain head) and PutItem, never UpdateItem or DeleteItem', () => {
@@ -734,6 +819,7 @@ describe('the whole stack', () => {
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:group/*]',
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:policy/*]',
         'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/*]',
+        'AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:iam::<AWS::AccountId>:user/keyguard-selftest-*]',
         'AwsSolutions-IAM5[Resource::*]',
         `AwsSolutions-IAM5[Resource::<${logicalIdOf('AWS::Lambda::Function', 'InventorySweep')}.Arn>:*]`,
         `AwsSolutions-IAM5[Resource::<${logicalIdOf('AWS::Lambda::Function', 'AuditIntegrityDigestFunction')}.Arn>:*]`,

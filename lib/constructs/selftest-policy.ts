@@ -1,0 +1,104 @@
+import { Stack, Validations } from 'aws-cdk-lib';
+import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import type * as ssm from 'aws-cdk-lib/aws-ssm';
+import { Construct } from 'constructs';
+import { SELFTEST_USER_PREFIX } from '../../lambda/shared/selftest';
+import { nagResourceId } from '../nag-finding';
+
+export interface SelftestPolicyProps {
+  /** The decisions table the self-test reads its key's decision from (Query only). */
+  readonly decisionsTable: dynamodb.ITable;
+  /**
+   * The effective-policy parameter (the deployed mode and tag keys).
+   * @default - none: no ssm permission (the self-test then takes the mode from the decision)
+   */
+  readonly policyParameter?: ssm.IParameter;
+}
+
+/**
+ * The managed policy `keyguard selftest` needs (stack output SelftestPolicyArn), attached to nothing: an operator
+ * attaches it to whoever runs the self-test. IAM writes only on users named `keyguard-selftest-*` of this account,
+ * keys only for Bedrock, reads only of the decisions table, the stack and the effective-policy parameter. The stack's
+ * own roles gain nothing from it.
+ */
+export class SelftestPolicy extends Construct {
+  public readonly policy: iam.ManagedPolicy;
+
+  constructor(scope: Construct, id: string, props: SelftestPolicyProps) {
+    super(scope, id);
+    const stack = Stack.of(this);
+    const selftestUsers = stack.formatArn({
+      service: 'iam',
+      region: '',
+      resource: 'user',
+      resourceName: `${SELFTEST_USER_PREFIX}*`,
+    });
+    const statements = [
+      new iam.PolicyStatement({
+        sid: 'SelftestUsers',
+        // CreateUser with tags needs TagUser too; ListUserTags tells a leftover self-test user by its tag;
+        // ListServiceSpecificCredentials finds a user's keys before deleting them and reads the key's status.
+        actions: [
+          'iam:CreateUser',
+          'iam:TagUser',
+          'iam:ListUserTags',
+          'iam:DeleteUser',
+          'iam:ListServiceSpecificCredentials',
+        ],
+        resources: [selftestUsers],
+      }),
+      new iam.PolicyStatement({
+        sid: 'SelftestBedrockKeys',
+        actions: ['iam:CreateServiceSpecificCredential', 'iam:DeleteServiceSpecificCredential'],
+        resources: [selftestUsers],
+        conditions: { StringEquals: { 'iam:ServiceSpecificCredentialServiceName': 'bedrock.amazonaws.com' } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'FindLeftoverUsers',
+        actions: ['iam:ListUsers'],
+        resources: ['*'],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadDecisions',
+        actions: ['dynamodb:Query'],
+        resources: [props.decisionsTable.tableArn],
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadStackOutputs',
+        actions: ['cloudformation:DescribeStacks'],
+        // This stack's own ARN (AWS::StackId): no other stack.
+        resources: [stack.stackId],
+      }),
+      ...(props.policyParameter
+        ? [
+            new iam.PolicyStatement({
+              sid: 'ReadEffectivePolicy',
+              actions: ['ssm:GetParameter'],
+              resources: [props.policyParameter.parameterArn],
+            }),
+          ]
+        : []),
+    ];
+    this.policy = new iam.ManagedPolicy(this, 'Policy', {
+      description:
+        'Bedrock Key Guard self-test (keyguard selftest): throwaway users keyguard-selftest-* with a Bedrock API key, ' +
+        'the decisions table read. Attach to whoever runs the self-test, in a sandbox account.',
+      statements,
+    });
+    Validations.of(this.policy).acknowledge(
+      {
+        id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, selftestUsers)}]`,
+        reason:
+          'Self-test users get a random suffix (keyguard-selftest-<8 hex>) so that runs never collide; the wildcard ' +
+          'is that suffix only, and Bedrock keys are further limited by iam:ServiceSpecificCredentialServiceName.',
+      },
+      {
+        id: 'AwsSolutions-IAM5[Resource::*]',
+        reason:
+          'iam:ListUsers has no resource-level permissions (IAM Service Authorization Reference): it lists user ' +
+          'names only, read to find self-test users left by an earlier run; every write stays on keyguard-selftest-*.',
+      },
+    );
+  }
+}
