@@ -399,3 +399,59 @@ describe('how a transcript is compared', () => {
     expect(line).toBe('as of <instant> policy p-<policy> ABSK…wxyz sha256:<fingerprint> in store: 12 keys');
   });
 });
+
+/** The subcommand named by the leading words of `args` (as far as the tree goes) and the words after it. */
+function subcommandOf(program: CommandLike, args: string[]): { cmd: CommandLike | null; words: string[] } {
+  let cmd: CommandLike | null = null;
+  let level: CommandLike = program;
+  const words: string[] = [];
+  for (const w of args) {
+    const sub = level.commands.find((c) => c.name() === w);
+    if (!sub) break;
+    cmd = sub;
+    level = sub;
+    words.push(w);
+  }
+  return { cmd, words };
+}
+
+describe('documented command lines', () => {
+  it('every --option in a documented `npx keyguard …` line (examples and synopses) is one its command has', () => {
+    // Prepare
+    const silent = { cwd: REPO, stdout: { write: () => true }, stderr: { write: () => true } };
+    const program = buildProgram(silent, () => undefined) as unknown as CommandLike;
+    const wrong: string[] = [];
+    let seen = 0;
+
+    // Act: each `npx keyguard` in a fenced block, with the indented lines that continue a synopsis.
+    for (const file of [...DOC_FILES, 'examples/README.md']) {
+      const lines = readFileSync(join(REPO, file), 'utf8').split('\n');
+      let fenced = false;
+      lines.forEach((line, i) => {
+        if (/^\s*(```|~~~)/.test(line)) fenced = !fenced;
+        const at = fenced ? line.indexOf('npx keyguard') : -1;
+        if (at < 0) return;
+        let text = line.slice(at + 'npx keyguard'.length);
+        for (let k = i + 1; k < lines.length && /^\s{8,}\[/.test(lines[k] as string); k++)
+          text += ` ${lines[k]}`;
+        // Quoted values (git log options in --log-opts), comments and what follows a pipe or && are not ours.
+        text = text.replace(/"[^"]*"|'[^']*'/g, 'VALUE').split(/\s#\s|&&|\|\s|\s>\s/)[0] as string;
+        const { cmd, words } = subcommandOf(program, text.trim().split(/\s+/));
+        if (!cmd) {
+          if (text.trim() !== '') wrong.push(`${file}:${i + 1}: npx keyguard${text}: no such command`);
+          return;
+        }
+        seen += 1;
+        const longs = new Set([...cmd.options.map((o) => o.long), '--help']);
+        for (const flag of text.match(/(?<![\w-])--[a-z][a-z-]*/g) ?? []) {
+          if (!longs.has(flag))
+            wrong.push(`${file}:${i + 1}: keyguard ${words.join(' ')} has no option ${flag}`);
+        }
+      });
+    }
+
+    // Assess
+    expect(seen).toBeGreaterThan(30);
+    expect(wrong).toEqual([]);
+  });
+});
