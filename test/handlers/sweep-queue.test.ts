@@ -287,6 +287,17 @@ describe('organization sweep: one account per queue message', () => {
     expect(a).toHaveLength(1);
     expect(a[0]).toMatchObject({ accountId: MEMBER_A, keyId: 'ACCAMEMBERAKEY000001' });
     expect(await w.audit.decisionsForKey(HUB, 'ACCAMEMBERAKEY000001')).toHaveLength(0);
+    // Owner notices are grouped per account sweep: each account's first sweep sends its own summary
+    const summaries = sns
+      .commandCalls(PublishCommand)
+      .map((c) => c.args[0].input)
+      .filter((i) => i.Subject?.includes('first sweep of account'));
+    expect(summaries.map((i) => i.MessageAttributes?.account?.StringValue).sort()).toEqual(
+      [HUB, MEMBER_A].sort(),
+    );
+    expect(summaries.find((i) => i.MessageAttributes?.account?.StringValue === MEMBER_A)?.Message).toContain(
+      'ACCAMEMBERAKEY000001',
+    );
     // Member A through its member role, session keyguard-sweep; the hub with its own credentials
     expect(sts).toHaveReceivedCommandWith(AssumeRoleCommand, {
       RoleArn: `arn:aws:iam::${MEMBER_A}:role/BedrockKeyGuardMember`,
