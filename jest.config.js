@@ -1,5 +1,10 @@
+const { availableParallelism } = require('node:os');
+
 /** Jest runs TypeScript through SWC (fast); type safety comes from `tsc --noEmit` in `npm test`. */
 module.exports = {
+  // Jest's default is one worker fewer than the cores, which on CI's two cores is one: every file would run in band,
+  // one after the other, on one core. Two workers there; the default (cores - 1) on bigger machines.
+  maxWorkers: Math.max(2, availableParallelism() - 1),
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
