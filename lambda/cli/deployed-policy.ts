@@ -159,7 +159,9 @@ export async function choosePolicy(
   if (opts.config !== undefined) return fromFile(opts.config, io.cwd);
   const named = policyParameterOf(opts, deps.env ?? process.env);
   const parameter = named ?? ((await deps.stackParameter?.())?.trim() || null);
-  if (parameter === null || !deps.ssm) return fromFile(undefined, io.cwd);
+  if (parameter === null) return fromFile(undefined, io.cwd);
+  // A named parameter is never skipped for want of a client: that would be a silent fall back to another policy.
+  if (!deps.ssm) throw new Error(`no SSM client to read the deployed policy (SSM parameter ${parameter})`);
   const deployed = await readDeployedPolicy(
     deps.ssm(),
     parameter,

@@ -89,6 +89,17 @@ describe('choosePolicy', () => {
     expect(chosen).toMatchObject({ source: 'deployed', policyVersion: DEPLOYED_VERSION });
   });
 
+  test('a named parameter is never skipped for want of an SSM client (no silent fall back to the local file)', async () => {
+    // Prepare
+    const { io } = captureIO(cwd({ maxAgeDays: 7 }));
+    // Act
+    const chosen = choosePolicy({}, io, { env: { [POLICY_PARAMETER_ENV]: PARAMETER } });
+    // Assess
+    await expect(chosen).rejects.toThrow(
+      `no SSM client to read the deployed policy (SSM parameter ${PARAMETER})`,
+    );
+  });
+
   test('--config FILE wins: the deployed policy is not read', async () => {
     // Prepare
     publish(DEPLOYED);
