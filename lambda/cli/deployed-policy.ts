@@ -77,8 +77,9 @@ async function parameterValue(ssm: SSMClient, name: string, namedBy: string): Pr
     const region = await ssm.config.region().catch(() => 'unknown');
     if (code === 'ParameterNotFound') {
       throw new DeployedPolicyError(
-        `SSM parameter ${name} (${namedBy}): not found in ${region}. Deploy the stack (its output ` +
-          `EffectivePolicyParameterName names the parameter), or pass --config FILE to evaluate with a local policy`,
+        `SSM parameter ${name} (${namedBy}): not found in ${region} of the account of your credentials (the ` +
+          "stack's account holds it). Deploy the stack (its output EffectivePolicyParameterName names the " +
+          'parameter), use credentials of its account, or pass --config FILE to evaluate with a local policy',
       );
     }
     if (typeof code === 'string' && DENIED.has(code)) {

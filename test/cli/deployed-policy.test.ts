@@ -230,9 +230,10 @@ describe('choosePolicy', () => {
     // Assess
     await expect(chosen).rejects.toThrow(
       new DeployedPolicyError(
-        `SSM parameter ${PARAMETER} (--policy-parameter or ${POLICY_PARAMETER_ENV}): not found in us-east-1. Deploy ` +
-          'the stack (its output EffectivePolicyParameterName names the parameter), or pass --config FILE to ' +
-          'evaluate with a local policy',
+        `SSM parameter ${PARAMETER} (--policy-parameter or ${POLICY_PARAMETER_ENV}): not found in us-east-1 of ` +
+          "the account of your credentials (the stack's account holds it). Deploy the stack (its output " +
+          'EffectivePolicyParameterName names the parameter), use credentials of its account, or pass --config ' +
+          'FILE to evaluate with a local policy',
       ),
     );
   });
