@@ -33,7 +33,9 @@ import {
   type ScanOptions,
 } from '../lambda/cli/scan';
 import { DEFAULT_EXCLUDED_FOLDERS } from '../lambda/cli/scan-exclude';
+import { type AwsFlags, type AwsRun, addAwsOptions, awsRunOrFail } from '../lambda/cli/stack-outputs';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
+import { STACK_NAME, STACK_REGION } from '../lambda/shared/stack';
 import { visible, visibleLines } from '../lambda/shared/visible-text';
 import pkg from '../package.json';
 
@@ -117,9 +119,10 @@ Examples:
 
 const APPROVALS_HELP = `
 How it works: the command sends its request to the stack's approval function (a Lambda function URL with
-AWS_IAM authentication: --url or ${APPROVALS_URL_ENV}, from the stack output ApprovalsUrl), signed with
-your own AWS credentials (the standard SDK chain: AWS_PROFILE, SSO, environment variables). The function
-applies the rules and writes the records; nobody else may write the approvals table.
+AWS_IAM authentication: --url, else ${APPROVALS_URL_ENV}, else the output ApprovalsUrl of the deployed stack
+--stack, default ${STACK_NAME} in ${STACK_REGION}, read with cloudformation:DescribeStacks), signed with your
+own AWS credentials (--profile, else the standard SDK chain: AWS_PROFILE, SSO, environment variables). The
+function applies the rules and writes the records; nobody else may write the approvals table.
 
 Who may run it: a principal with lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval
 function (attach the stack's managed policy ApproverPolicy, output ApproverPolicyArn), and, when "approvers"
@@ -179,21 +182,28 @@ Examples:
   $ keyguard scan . --exclude 'test/fixtures/' --exclude '*.snap'
 `;
 
-/** Adds --url (defaulting to KEYGUARD_APPROVALS_URL) and --account to an approvals command. */
+/** Adds --url (defaulting to KEYGUARD_APPROVALS_URL), --account, --profile, --region and --stack to an approvals command. */
 function approvalOptions(cmd: Command): Command {
-  return cmd
-    .addOption(
-      new Option('--url <url>', 'approval function URL (stack output ApprovalsUrl)').env(APPROVALS_URL_ENV),
-    )
-    .addOption(new Option('--account <id>', "the key's account (default: the caller's account)"));
+  return addAwsOptions(
+    cmd
+      .addOption(
+        new Option(
+          '--url <url>',
+          'approval function URL (default: $KEYGUARD_APPROVALS_URL, else the stack output ApprovalsUrl)',
+        ).env(APPROVALS_URL_ENV),
+      )
+      .addOption(new Option('--account <id>', "the key's account (default: the caller's account)")),
+  );
 }
 
 const INVENTORY_HELP = `
-AWS access: the standard AWS SDK credential and endpoint chain (AWS_PROFILE, SSO, environment variables,
-AWS_ENDPOINT_URL_*); the region defaults to us-east-1. Permissions needed: iam:ListServiceSpecificCredentials,
-iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, iam:GetCredentialReport, iam:ListUserTags,
-sts:GetCallerIdentity (and dynamodb:GetItem on the keys table, dynamodb:GetItem and BatchGetItem on the usage
-table, when they are named).
+AWS access: --profile and --region as in the AWS CLI, else the standard AWS SDK credential and endpoint chain
+(AWS_PROFILE, SSO, environment variables, AWS_ENDPOINT_URL_*); the region defaults to us-east-1. Each table is
+--keys-table (etc.), else its KEYGUARD_* variable, else the output of the deployed stack (--stack, default
+${STACK_NAME}; cloudformation:DescribeStacks); a default stack that is not there is noted and left out.
+Permissions needed: iam:ListServiceSpecificCredentials, iam:GetAccountAuthorizationDetails,
+iam:GenerateCredentialReport, iam:GetCredentialReport, iam:ListUserTags, sts:GetCallerIdentity (and
+dynamodb:GetItem on the keys table, dynamodb:GetItem and BatchGetItem on the usage table, when they are named).
 
 Without a keys table the last review is "unknown" and REVIEW_OVERDUE is not evaluated; without the usage table
 the last use is "unknown" and UNUSED is not evaluated. A progress line is
@@ -252,8 +262,8 @@ function usageErrorText(message: string): string {
 export function buildProgram(
   io: CliIO,
   setExitCode: (code: number) => void,
-  approvalsDeps: () => ApprovalsDeps = () => defaultApprovalsDeps(),
-  inventoryDeps: () => InventoryDeps = () => defaultInventoryDeps(),
+  approvalsDeps: (aws?: AwsRun) => ApprovalsDeps = (aws) => defaultApprovalsDeps(process.env, aws),
+  inventoryDeps: (aws?: AwsRun) => InventoryDeps = (aws) => defaultInventoryDeps(process.env, aws),
   scanDeps: () => ScanDeps = () => defaultScanDeps(pkg.version),
 ): Command {
   const program = new Command()
@@ -335,8 +345,9 @@ export function buildProgram(
       ),
   )
     .addHelpText('after', APPROVALS_HELP)
-    .action(async (opts: Parameters<typeof runApprove>[0]) => {
-      setExitCode(await runApprove(opts, io, approvalsDeps()));
+    .action(async (opts: Parameters<typeof runApprove>[0] & AwsFlags) => {
+      const aws = awsRunOrFail(opts, io);
+      setExitCode(aws ? await runApprove(opts, io, approvalsDeps(aws)) : EXIT_INPUT);
     });
 
   const approvals = program
@@ -351,8 +362,9 @@ export function buildProgram(
       .option('--json', 'one approval JSON object per line'),
   )
     .addHelpText('after', APPROVALS_HELP)
-    .action(async (opts: Parameters<typeof runListApprovals>[0]) => {
-      setExitCode(await runListApprovals(opts, io, approvalsDeps()));
+    .action(async (opts: Parameters<typeof runListApprovals>[0] & AwsFlags) => {
+      const aws = awsRunOrFail(opts, io);
+      setExitCode(aws ? await runListApprovals(opts, io, approvalsDeps(aws)) : EXIT_INPUT);
     });
   approvalOptions(
     approvals
@@ -362,8 +374,9 @@ export function buildProgram(
       .requiredOption('--reason <text>', 'why it is revoked (recorded in the audit)'),
   )
     .addHelpText('after', APPROVALS_HELP)
-    .action(async (opts: Parameters<typeof runRevoke>[0]) => {
-      setExitCode(await runRevoke(opts, io, approvalsDeps()));
+    .action(async (opts: Parameters<typeof runRevoke>[0] & AwsFlags) => {
+      const aws = awsRunOrFail(opts, io);
+      setExitCode(aws ? await runRevoke(opts, io, approvalsDeps(aws)) : EXIT_INPUT);
     });
 
   approvalOptions(
@@ -377,11 +390,12 @@ export function buildProgram(
       .requiredOption('--note <text>', 'what was checked (recorded in the audit)'),
   )
     .addHelpText('after', APPROVALS_HELP)
-    .action(async (opts: Parameters<typeof runReview>[0]) => {
-      setExitCode(await runReview(opts, io, approvalsDeps()));
+    .action(async (opts: Parameters<typeof runReview>[0] & AwsFlags) => {
+      const aws = awsRunOrFail(opts, io);
+      setExitCode(aws ? await runReview(opts, io, approvalsDeps(aws)) : EXIT_INPUT);
     });
 
-  program
+  const inventory = program
     .command('inventory')
     .summary('list the Bedrock API keys of the live account and what the policy says about each (read-only)')
     .description(
@@ -428,11 +442,12 @@ export function buildProgram(
       '--fail-on <severity>',
       'exit 1 when an Active key has a violation of this severity or above (low, medium, high, critical)',
     )
-    .addHelpText('after', INVENTORY_HELP)
-    .action(async (opts: InventoryOptions) => {
-      const run = opts.org ? runOrgInventory : runInventory;
-      setExitCode(await run(opts, io, inventoryDeps()));
-    });
+    .addHelpText('after', INVENTORY_HELP);
+  addAwsOptions(inventory).action(async (opts: InventoryOptions & AwsFlags) => {
+    const run = opts.org ? runOrgInventory : runInventory;
+    const aws = awsRunOrFail(opts, io);
+    setExitCode(aws ? await run(opts, io, inventoryDeps(aws)) : EXIT_INPUT);
+  });
 
   program
     .command('scan')
@@ -483,7 +498,7 @@ export function buildProgram(
 export async function main(
   argv: readonly string[],
   rawIO: CliIO,
-  approvalsDeps?: () => ApprovalsDeps,
+  approvalsDeps?: (aws?: AwsRun) => ApprovalsDeps,
   scanDeps?: () => ScanDeps,
 ): Promise<number> {
   let code = EXIT_OK;

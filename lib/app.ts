@@ -5,6 +5,7 @@ import {
   loadConfig,
   type OrganizationConfig,
 } from '../lambda/shared/config';
+import { STACK_NAME } from '../lambda/shared/stack';
 import { GUARDRAILS_STACK_NAME, GuardrailsStack } from './guardrails-stack';
 import { GOVERNANCE_REGION, KeyguardStack, RegionError } from './keyguard-stack';
 import {
@@ -16,8 +17,8 @@ import {
 import { SpokeStack, spokeRegions, spokeStackName } from './spoke-stack';
 import { UsageStack, usageStackName } from './usage-stack';
 
-/** The stack's name (and id) in every environment. */
-export const STACK_NAME = 'BedrockKeyGuard';
+/** The stack's name (and id) in every environment; shared with the CLI, which finds the stack by it. */
+export { STACK_NAME };
 
 export interface BuildAppProps {
   /**

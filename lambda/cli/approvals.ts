@@ -21,6 +21,7 @@ import { visible } from '../shared/visible-text';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure } from './io';
+import { type AwsRun, awsTarget, type DeployedStack, StackLookupError, stackValue } from './stack-outputs';
 
 /**
  * `keyguard approve`, `keyguard approvals list|revoke` and `keyguard review` (flow 5 of design.md): explicit,
@@ -58,15 +59,23 @@ export interface ApprovalsDeps {
   timeoutMs?: number;
   /** The clock of `approvals list` (an approval's state). */
   now?: () => Date;
+  /** The deployed stack, read for the URL (output ApprovalsUrl) when --url and its variable are not given. */
+  stack?: DeployedStack;
 }
 
-/** The standard SDK credential chain (AWS_PROFILE, SSO, environment, container and instance roles). */
-export function defaultApprovalsDeps(env: NodeJS.ProcessEnv = process.env): ApprovalsDeps {
-  const profile = env.AWS_PROFILE || undefined;
+/**
+ * The standard SDK credential chain (SSO, environment, container and instance roles) of the run's profile
+ * (--profile, else AWS_PROFILE), signing in the run's region (--region, else AWS_REGION, else us-east-1) when
+ * the URL names none; and the run's deployed stack.
+ */
+export function defaultApprovalsDeps(env: NodeJS.ProcessEnv = process.env, aws?: AwsRun): ApprovalsDeps {
+  const target = aws?.target ?? awsTarget({}, env);
+  const { profile } = target;
   return {
     credentials: defaultProvider(profile ? { profile } : {}),
     ...(profile ? { profile } : {}),
-    fallbackRegion: env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION,
+    fallbackRegion: target.region,
+    ...(aws ? { stack: aws.stack } : {}),
   };
 }
 
@@ -154,8 +163,15 @@ function accountOption(value: string | undefined): { accountId?: string } {
   return { accountId: value };
 }
 
-function client(opts: CommonOptions, deps: ApprovalsDeps): ApprovalClient {
-  const url = (opts.url ?? '').trim();
+async function client(opts: CommonOptions, deps: ApprovalsDeps): Promise<ApprovalClient> {
+  let url: string;
+  try {
+    url = (await stackValue('approvalsUrl', opts.url, {}, deps.stack, { flag: '--url' })) ?? '';
+  } catch (err) {
+    if (err instanceof StackLookupError) throw new UsageError(err.message);
+    throw err;
+  }
+  deps.stack?.announce();
   if (url.length === 0) {
     throw new UsageError(
       `--url: no approval function URL; pass --url or set ${APPROVALS_URL_ENV} to the stack output ApprovalsUrl`,
@@ -177,7 +193,7 @@ async function call<A extends ApprovalRequest['action']>(
   deps: ApprovalsDeps,
   request: Extract<ApprovalRequest, { action: A }>,
 ): Promise<Extract<ApprovalResponse, { action: A }>> {
-  const response = await client(opts, deps).send(request);
+  const response = await (await client(opts, deps)).send(request);
   if (response.action !== request.action) {
     throw new ApprovalTransportError(
       `the approval function answered a ${response.action} to a ${request.action}`,

@@ -2,7 +2,6 @@ import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { Command } from 'commander';
 import { S3AuditArchive, signingPublicKey } from '../adapters/audit-archive';
-import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
 import { checkDigests, type DigestCheck } from '../domain/audit-digest';
 import { type RecordProblem, verifyRecord } from '../domain/audit-verify';
 import { visible } from '../shared/visible-text';
@@ -21,6 +20,16 @@ import { exitCodesHelp } from './aws-errors';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { DEFAULT_STORE_DIR } from './replay';
+import {
+  type AwsFlags,
+  type AwsRun,
+  type AwsTarget,
+  addAwsOptions,
+  awsRunOrFail,
+  awsTarget,
+  clientConfig,
+  StackLookupError,
+} from './stack-outputs';
 
 /**
  * `keyguard audit verify`: proves the decision record has not been altered since it was written, or names the
@@ -32,7 +41,7 @@ export const EXIT_TAMPERED = 1;
 
 export interface VerifyOptions {
   store?: string;
-  table?: string;
+  table?: string | true;
   /** The audit archive bucket holding the signed digests (stack output AuditArchiveBucketName). */
   archiveBucket?: string;
   json?: boolean;
@@ -43,6 +52,8 @@ export const ARCHIVE_BUCKET_ENV = 'KEYGUARD_ARCHIVE_BUCKET';
 export interface VerifyDeps extends AuditDeps {
   /** Reads and checks the signed digests of an archive bucket. @default S3 and KMS through the SDK chain */
   digests?: (bucket: string) => Promise<DigestCheck>;
+  /** Region and profile of the S3 and KMS clients. @default AWS_REGION (else us-east-1) and AWS_PROFILE */
+  target?: AwsTarget;
 }
 
 /**
@@ -52,10 +63,10 @@ export interface VerifyDeps extends AuditDeps {
 export async function archiveDigests(
   bucket: string,
   env: NodeJS.ProcessEnv = process.env,
+  target: AwsTarget = awsTarget({}, env),
 ): Promise<DigestCheck> {
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || 'us-east-1';
-  const s3 = new S3Client({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
-  const kms = new KMSClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' });
+  const s3 = new S3Client(clientConfig(target));
+  const kms = new KMSClient(clientConfig(target));
   const { digests, unreadable } = await new S3AuditArchive(s3, bucket, 1).listDigests();
   const keys = new Map<string, Uint8Array>();
   for (const id of new Set(digests.map((d) => d.signingKeyId))) keys.set(id, await signingPublicKey(kms, id));
@@ -83,7 +94,7 @@ export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: Verif
     const env = deps.env ?? process.env;
     const store = opts.store?.trim();
     // The environment's bucket goes with the deployed table; an explicit --store has no digests to check.
-    const bucket =
+    let bucket =
       opts.archiveBucket?.trim() || (store ? undefined : env[ARCHIVE_BUCKET_ENV]?.trim()) || undefined;
     if (bucket && store) {
       throw new AuditUsageError(
@@ -91,7 +102,18 @@ export async function runAuditVerify(opts: VerifyOptions, io: CliIO, deps: Verif
       );
     }
     source = await openAuditSource(opts, io, deps, false);
-    const check = bucket ? await (deps.digests ?? ((b) => archiveDigests(b, env)))(bucket) : null;
+    // The deployed table's archive is the stack's (output AuditArchiveBucketName) unless one is named.
+    if (!bucket && source.deployed && deps.stack) {
+      try {
+        bucket = await deps.stack.value('archiveBucket');
+      } catch (err) {
+        if (err instanceof StackLookupError) throw new AuditUsageError(err.message);
+        throw err;
+      }
+      deps.stack.announce();
+    }
+    const target = deps.target;
+    const check = bucket ? await (deps.digests ?? ((b) => archiveDigests(b, env, target)))(bucket) : null;
     const result = await verifyRecord(source.log, check?.signed ?? null);
     const digestProblems = check?.problems ?? [];
     const failures = digestProblems.length + result.problems.length;
@@ -172,9 +194,12 @@ export function registerAuditVerifyCommand(
   audit: Command,
   io: CliIO,
   setExitCode: (n: number) => void,
-  deps: () => VerifyDeps = () => defaultAuditDeps(),
+  deps: (aws?: AwsRun) => VerifyDeps = (aws) => ({
+    ...defaultAuditDeps(process.env, aws),
+    ...(aws ? { target: aws.target } : {}),
+  }),
 ): Command {
-  return audit
+  const verify = audit
     .command('verify')
     .summary('prove the decision record has not been altered (hash chains, signed digests)')
     .description(
@@ -188,9 +213,11 @@ export function registerAuditVerifyCommand(
       `audit archive bucket: check the signed digests too (stack output AuditArchiveBucketName; default: $${ARCHIVE_BUCKET_ENV})`,
     )
     .option('--json', 'the full result as one JSON object on stdout')
-    .addHelpText('after', VERIFY_HELP)
-    .action(async (_opts: VerifyOptions, cmd: Command) => {
-      // `audit` declares the same --store/--table, and commander lets the parent parse them: merge both levels.
-      setExitCode(await runAuditVerify(cmd.optsWithGlobals<VerifyOptions>(), io, deps()));
-    });
+    .addHelpText('after', VERIFY_HELP);
+  return addAwsOptions(verify).action(async (_opts: VerifyOptions, cmd: Command) => {
+    // `audit` declares the same --store/--table, and commander lets the parent parse them: merge both levels.
+    const opts = cmd.optsWithGlobals<VerifyOptions & AwsFlags>();
+    const aws = awsRunOrFail(opts, io);
+    setExitCode(aws ? await runAuditVerify(opts, io, deps(aws)) : EXIT_INPUT);
+  });
 }

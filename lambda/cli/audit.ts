@@ -4,7 +4,6 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type Command, Option } from 'commander';
 import { byDecidedAt, type DecisionQuery, DynamoAuditLog } from '../adapters/audit-store';
-import { SDK_MAX_ATTEMPTS } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
 import { type EmbeddedDynamo, startEmbeddedDynamo, storeFailure } from '../adapters/embedded-dynamodb';
 import { UNOWNED } from '../domain/notice';
@@ -12,7 +11,7 @@ import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '..
 import { parseTimeInput } from '../shared/time-input';
 import { visible } from '../shared/visible-text';
 import { AccountNamesError, accountLabel, accountNamesOption, readAccountNames } from './account-names';
-import { DEFAULT_REGION, TABLE_ENV } from './approvals';
+import { TABLE_ENV } from './approvals';
 import { awsWhere, exitCodesHelp, reportAwsFailure, tagAwsErrors } from './aws-errors';
 import { csvRecord } from './csv';
 import { countFailing, FailOnError, latestPerKey, parseFailOn, withPosture } from './fail-on';
@@ -29,6 +28,16 @@ import {
   writeStyled,
 } from './io';
 import { DEFAULT_STORE_DIR, REPLAY_TABLES } from './replay';
+import {
+  type AwsFlags,
+  type AwsRun,
+  addAwsOptions,
+  awsRunOrFail,
+  awsTarget,
+  clientConfig,
+  type DeployedStack,
+  StackLookupError,
+} from './stack-outputs';
 import { lockStore } from './store-lock';
 
 /**
@@ -44,8 +53,11 @@ export const KEYS_TABLE_ENV = TABLE_ENV.keysTable;
 export interface AuditSourceOptions {
   /** Embedded store directory; default `.keyguard` (as replay). */
   store?: string;
-  /** Deployed decisions table; default KEYGUARD_DECISIONS_TABLE unless --store is given. */
-  table?: string;
+  /**
+   * Deployed decisions table; default KEYGUARD_DECISIONS_TABLE unless --store is given. `true` (a bare --table):
+   * the deployed one, named by the variable or the stack's output DecisionsTableName.
+   */
+  table?: string | true;
   /** Deployed keys table; default KEYGUARD_KEYS_TABLE. */
   keysTable?: string;
 }
@@ -73,15 +85,20 @@ export interface AuditDeps {
   /** Called only when a deployed table is read. */
   doc: () => DynamoDBDocumentClient;
   env?: NodeJS.ProcessEnv;
+  /** The deployed stack, read for table names not given by a flag or variable; none: they must be given. */
+  stack?: DeployedStack;
 }
 
-/** DynamoDB through the standard SDK credential and endpoint chain; region us-east-1 unless AWS_REGION. */
-export function defaultAuditDeps(env: NodeJS.ProcessEnv = process.env): AuditDeps {
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || DEFAULT_REGION;
+/**
+ * DynamoDB through the standard SDK credential and endpoint chain, in the run's region with its profile
+ * (--region, --profile; else AWS_REGION, AWS_PROFILE, us-east-1), and the run's deployed stack.
+ */
+export function defaultAuditDeps(env: NodeJS.ProcessEnv = process.env, aws?: AwsRun): AuditDeps {
+  const config = clientConfig(aws?.target ?? awsTarget({}, env));
   return {
-    doc: () =>
-      documentClient(new DynamoDBClient({ region, maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' })),
+    doc: () => documentClient(new DynamoDBClient(config)),
     env,
+    ...(aws ? { stack: aws.stack } : {}),
   };
 }
 
@@ -102,6 +119,8 @@ export interface AuditSource {
   label: string;
   /** What to say when DynamoDB has no such table. */
   notFound: string;
+  /** Deployed tables (not the embedded store). */
+  deployed: boolean;
   close(): Promise<void>;
 }
 
@@ -111,8 +130,56 @@ function trimmed(v: string | undefined): string | undefined {
 }
 
 /**
+ * The deployed tables the options ask for (--table, bare or named, KEYGUARD_DECISIONS_TABLE, or an explicit
+ * --stack), each from its flag, else its variable, else the stack's output; undefined: the embedded store.
+ */
+async function deployedTables(
+  opts: AuditSourceOptions,
+  deps: AuditDeps,
+  store: string | undefined,
+  keysTableRequired: boolean,
+): Promise<{ table: string; keysTable: string | undefined } | undefined> {
+  const env = deps.env ?? process.env;
+  const named = opts.table === true ? undefined : trimmed(opts.table);
+  const asked = opts.table === true || named !== undefined || deps.stack?.explicit === true;
+  if (store && asked) {
+    throw new AuditUsageError(
+      `--store and ${named || opts.table === true ? '--table' : '--stack'}: choose one source`,
+    );
+  }
+  if (store) return undefined;
+  try {
+    let fromStack = false;
+    let table = named ?? trimmed(env[DECISIONS_TABLE_ENV]);
+    if (!table && asked && deps.stack) {
+      table = await deps.stack.value('decisionsTable', { flag: '--table NAME' });
+      fromStack = true;
+    }
+    if (!table) {
+      if (asked)
+        throw new AuditUsageError(`--table: no table name; pass --table NAME or set ${DECISIONS_TABLE_ENV}`);
+      return undefined;
+    }
+    let keysTable = trimmed(opts.keysTable) ?? trimmed(env[KEYS_TABLE_ENV]);
+    // The keys table is read from the stack when it is required, or free (the stack was read already).
+    if (!keysTable && deps.stack && (keysTableRequired || fromStack)) {
+      keysTable = await deps.stack.value(
+        'keysTable',
+        keysTableRequired ? { flag: '--keys-table' } : undefined,
+      );
+    }
+    deps.stack?.announce();
+    return { table, keysTable };
+  } catch (err) {
+    if (err instanceof StackLookupError) throw new AuditUsageError(err.message);
+    throw err;
+  }
+}
+
+/**
  * Opens the source the options name. An explicit --store wins over KEYGUARD_DECISIONS_TABLE; --store and
- * --table together are refused. A store directory without a database is refused before anything is created.
+ * --table (or --stack) together are refused. A store directory without a database is refused before anything is
+ * created.
  */
 export async function openAuditSource(
   opts: AuditSourceOptions,
@@ -120,12 +187,10 @@ export async function openAuditSource(
   deps: AuditDeps,
   keysTableRequired: boolean,
 ): Promise<AuditSource> {
-  const env = deps.env ?? process.env;
   const store = trimmed(opts.store);
-  if (store && trimmed(opts.table)) throw new AuditUsageError('--store and --table: choose one source');
-  const table = trimmed(opts.table) ?? (store ? undefined : trimmed(env[DECISIONS_TABLE_ENV]));
-  if (table) {
-    const keysTable = trimmed(opts.keysTable) ?? trimmed(env[KEYS_TABLE_ENV]);
+  const deployed = await deployedTables(opts, deps, store, keysTableRequired);
+  if (deployed) {
+    const { table, keysTable } = deployed;
     if (keysTableRequired && !keysTable) {
       throw new AuditUsageError(
         `--keys-table: no table name; pass --keys-table or set ${KEYS_TABLE_ENV} (stack output KeysTableName)`,
@@ -139,6 +204,7 @@ export async function openAuditSource(
       hasKeysTable: keysTable !== undefined,
       label: `table ${table}`,
       notFound: `table ${table} or ${keysTable ?? 'its keys table'} not found`,
+      deployed: true,
       close: async () => {},
     };
   }
@@ -166,6 +232,7 @@ export async function openAuditSource(
     hasKeysTable: true,
     label: `store ${storeArg}`,
     notFound: noStore,
+    deployed: false,
     close: async () => {
       try {
         await db.close();
@@ -545,8 +612,9 @@ export function storeOption(): Option {
 }
 export function decisionsTableOption(): Option {
   return new Option(
-    '--table <name>',
-    `deployed decisions table (stack output DecisionsTableName; default: $${DECISIONS_TABLE_ENV})`,
+    '--table [name]',
+    `read the deployed decisions table: this one, else $${DECISIONS_TABLE_ENV}, else the stack output ` +
+      'DecisionsTableName',
   );
 }
 export function keysTableOption(why: string): Option {
@@ -561,9 +629,9 @@ export function registerAuditCommand(
   program: Command,
   io: CliIO,
   setExitCode: (n: number) => void,
-  deps: () => AuditDeps = () => defaultAuditDeps(),
+  deps: (aws?: AwsRun) => AuditDeps = (aws) => defaultAuditDeps(process.env, aws),
 ): Command {
-  return program
+  const audit = program
     .command('audit')
     .summary('query the decision record by key, owner, violation code, action or time (read-only)')
     .description(
@@ -597,8 +665,9 @@ export function registerAuditCommand(
     .addOption(accountNamesOption())
     .option('--json', 'one decision JSON object per line on stdout; the summary goes to stderr')
     .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')
-    .addHelpText('after', AUDIT_HELP)
-    .action(async (opts: AuditOptions) => {
-      setExitCode(await runAudit(opts, io, deps()));
-    });
+    .addHelpText('after', AUDIT_HELP);
+  return addAwsOptions(audit).action(async (opts: AuditOptions & AwsFlags) => {
+    const aws = awsRunOrFail(opts, io);
+    setExitCode(aws ? await runAudit(opts, io, deps(aws)) : EXIT_INPUT);
+  });
 }

@@ -35,12 +35,12 @@ import {
   type InventoryOptions,
   type InventoryRow,
   inventoryTable,
+  inventoryTables,
   KEYS_TABLE_ENV,
   type MemberCredentials,
   mapLimit,
   openStores,
   readAccount,
-  USAGE_TABLE_ENV,
   UsageError,
 } from './inventory';
 import {
@@ -53,6 +53,7 @@ import {
   type TerminalFacts,
   writeControl,
 } from './io';
+import { StackLookupError } from './stack-outputs';
 
 /**
  * `keyguard inventory --org`: every governed account of an AWS Organization, read-only. Run with credentials of
@@ -434,12 +435,7 @@ export async function runOrgInventory(
     if (!organizations || !iamWith)
       throw new Error('inventory --org needs the Organizations and IAM client factories');
     const roleName = flags.roleName ?? DEFAULT_ROLE_NAME;
-    const env = deps.env ?? process.env;
-    const stores = openStores(deps.doc, {
-      keysTable: opts.keysTable || env[KEYS_TABLE_ENV] || null,
-      approvalsTable: opts.approvalsTable || env[APPROVALS_TABLE_ENV] || null,
-      usageTable: opts.usageTable || env[USAGE_TABLE_ENV] || null,
-    });
+    const stores = openStores(deps.doc, await inventoryTables(opts, deps));
     const now = (deps.now ?? (() => new Date()))();
 
     const caller = await deps.sts.send(new GetCallerIdentityCommand({}));
@@ -571,7 +567,7 @@ export async function runOrgInventory(
     );
   } catch (err) {
     progress?.done();
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof StackLookupError) {
       failure(io, err.message);
       return EXIT_INPUT;
     }

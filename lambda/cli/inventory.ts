@@ -5,7 +5,7 @@ import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
-import { IAM_REGION, SDK_MAX_ATTEMPTS } from '../adapters/clients';
+import { IAM_REGION } from '../adapters/clients';
 import { documentClient } from '../adapters/document-client';
 import { IamKeyDirectory } from '../adapters/iam';
 import {
@@ -41,6 +41,14 @@ import {
   writeControl,
   writeStyled,
 } from './io';
+import {
+  type AwsRun,
+  awsTarget,
+  clientConfig,
+  type DeployedStack,
+  StackLookupError,
+  stackValue,
+} from './stack-outputs';
 
 /**
  * `keyguard inventory`: every Bedrock key of the live account, read-only, through the same code as the sweep
@@ -102,24 +110,54 @@ export interface InventoryDeps {
   organizations?: OrganizationsClient;
   /** --org only: an IAM client acting with a member role's credentials, through the same endpoint chain. */
   iamWith?: (credentials: MemberCredentials) => IAMClient;
+  /** The deployed stack, read for the tables not named by a flag or variable; none: they stay unknown. */
+  stack?: DeployedStack;
 }
 
 /** Credentials an IAM client is given (a member role's, refreshed before they expire). */
 export type MemberCredentials = NonNullable<IAMClientConfig['credentials']>;
 
-/** Clients through the standard SDK credential and endpoint chain; IAM's region defaults to us-east-1. */
-export function defaultInventoryDeps(env: NodeJS.ProcessEnv = process.env): InventoryDeps {
-  const region = env.AWS_REGION || env.AWS_DEFAULT_REGION || IAM_REGION;
-  const retry = { maxAttempts: SDK_MAX_ATTEMPTS, retryMode: 'standard' as const };
+/**
+ * Clients through the standard SDK credential and endpoint chain, in the run's region and with its profile
+ * (--region, --profile; else AWS_REGION, AWS_PROFILE, us-east-1), and the deployed stack of the run.
+ */
+export function defaultInventoryDeps(env: NodeJS.ProcessEnv = process.env, aws?: AwsRun): InventoryDeps {
+  const target = aws?.target ?? awsTarget({}, env);
+  const config = clientConfig(target);
   return {
-    iam: new IAMClient({ region, ...retry }),
-    sts: new STSClient({ region, ...retry }),
-    doc: documentClient(new DynamoDBClient({ region, ...retry })),
+    iam: new IAMClient(config),
+    sts: new STSClient(config),
+    doc: documentClient(new DynamoDBClient(config)),
     env,
     // Organizations and IAM are global services with their endpoints in us-east-1.
-    organizations: new OrganizationsClient({ region: IAM_REGION, ...retry }),
-    iamWith: (credentials) => new IAMClient({ region, ...retry, credentials }),
+    organizations: new OrganizationsClient(clientConfig(target, IAM_REGION)),
+    // A member role's credentials replace the profile's; the profile still chooses the endpoint settings.
+    iamWith: (credentials) => new IAMClient({ ...config, credentials }),
+    ...(aws ? { stack: aws.stack } : {}),
   };
+}
+
+/**
+ * The tables of a run: each from its flag (or variable, which commander reads into the flag), else its variable,
+ * else the deployed stack's output (announced on stderr); none of them is required. An explicit --stack that
+ * cannot be read is a UsageError.
+ */
+export async function inventoryTables(opts: InventoryOptions, deps: InventoryDeps): Promise<Tables> {
+  const env = deps.env ?? process.env;
+  try {
+    const keysTable = await stackValue('keysTable', opts.keysTable, env, deps.stack);
+    const approvalsTable = await stackValue('approvalsTable', opts.approvalsTable, env, deps.stack);
+    const usageTable = await stackValue('usageTable', opts.usageTable, env, deps.stack);
+    deps.stack?.announce();
+    return {
+      keysTable: keysTable ?? null,
+      approvalsTable: approvalsTable ?? null,
+      usageTable: usageTable ?? null,
+    };
+  } catch (err) {
+    if (err instanceof StackLookupError) throw new UsageError(err.message);
+    throw err;
+  }
 }
 
 /** One key as the inventory shows it (the `--json` line). */
@@ -337,14 +375,11 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
       if (err instanceof ConfigError) throw new UsageError(err.message);
       throw err;
     }
-    const env = deps.env ?? process.env;
-    const keysTable = opts.keysTable || env[KEYS_TABLE_ENV] || null;
-    const approvalsTable = opts.approvalsTable || env[APPROVALS_TABLE_ENV] || null;
-    const usageTable = opts.usageTable || env[USAGE_TABLE_ENV] || null;
+    const tables = await inventoryTables(opts, deps);
     const { rows, reviewsUnknown, approvalsUnknown, unusedNotShown } = await listKeys(
       opts,
       config,
-      { keysTable, approvalsTable, usageTable },
+      tables,
       io,
       deps,
       progress,
@@ -377,7 +412,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
     return withPosture(EXIT_OK, failOn, failOn ? countFailing(rows, failOn) : 0, 'keys as read now', io);
   } catch (err) {
     progress.done();
-    if (err instanceof UsageError) {
+    if (err instanceof UsageError || err instanceof StackLookupError) {
       failure(io, err.message);
       return EXIT_INPUT;
     }

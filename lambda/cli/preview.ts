@@ -31,6 +31,7 @@ import {
 import { exitCodesHelp } from './aws-errors';
 import { renderTable, type TableCell } from './format';
 import { type CliIO, EXIT_INPUT, EXIT_OK, failure, writeStyled } from './io';
+import { type AwsFlags, type AwsRun, addAwsOptions, awsRunOrFail } from './stack-outputs';
 
 /**
  * `keyguard preview --config NEW.json`: what a policy change would do, before it acts. For every key the audit
@@ -461,9 +462,9 @@ export function registerPreviewCommand(
   program: Command,
   io: CliIO,
   setExitCode: (n: number) => void,
-  deps: () => PreviewDeps = () => defaultAuditDeps(),
+  deps: (aws?: AwsRun) => PreviewDeps = (aws) => defaultAuditDeps(process.env, aws),
 ): Command {
-  return program
+  const preview = program
     .command('preview')
     .summary('what a policy change would do to the known keys, before it acts (read-only)')
     .description(
@@ -490,8 +491,9 @@ export function registerPreviewCommand(
       '--json',
       'one JSON object on stdout: the changes, the counts per owner and account, and the notes',
     )
-    .addHelpText('after', PREVIEW_HELP)
-    .action(async (opts: PreviewOptions) => {
-      setExitCode(await runPreview(opts, io, deps()));
-    });
+    .addHelpText('after', PREVIEW_HELP);
+  return addAwsOptions(preview).action(async (opts: PreviewOptions & AwsFlags) => {
+    const aws = awsRunOrFail(opts, io);
+    setExitCode(aws ? await runPreview(opts, io, deps(aws)) : EXIT_INPUT);
+  });
 }

@@ -18,11 +18,12 @@ import {
   storeOption,
 } from './audit';
 import { exitCodesHelp } from './aws-errors';
-import { type CliIO, EXIT_OK } from './io';
+import { type CliIO, EXIT_INPUT, EXIT_OK } from './io';
 import { checkOutputTarget, OutputFileError, type OutputFileOptions, writeOutputFile } from './output-file';
 import { DEFAULT_STORE_DIR } from './replay';
 import { buildReportData, MAX_ACCOUNT_BARS } from './report-data';
 import { renderReportHtml } from './report-html';
+import { type AwsFlags, type AwsRun, addAwsOptions, awsRunOrFail } from './stack-outputs';
 
 /**
  * `keyguard report --html FILE`: one self-contained HTML page (inventory, lifetime distribution, expiry
@@ -33,7 +34,7 @@ import { renderReportHtml } from './report-html';
 export interface ReportOptions {
   html?: string;
   store?: string;
-  table?: string;
+  table?: string | true;
   keysTable?: string;
   /** Replace a symbolic link at the --html path by the report (the link's target is never written). */
   force?: boolean;
@@ -48,8 +49,8 @@ export interface ReportDeps extends AuditDeps {
   now?: () => Date;
 }
 
-export function defaultReportDeps(env: NodeJS.ProcessEnv = process.env): ReportDeps {
-  return defaultAuditDeps(env);
+export function defaultReportDeps(env: NodeJS.ProcessEnv = process.env, aws?: AwsRun): ReportDeps {
+  return defaultAuditDeps(env, aws);
 }
 
 /** A refused output path is bad usage (exit 2), named with the option. */
@@ -138,9 +139,9 @@ export function registerReportCommand(
   program: Command,
   io: CliIO,
   setExitCode: (n: number) => void,
-  deps: () => ReportDeps = () => defaultReportDeps(),
+  deps: (aws?: AwsRun) => ReportDeps = (aws) => defaultReportDeps(process.env, aws),
 ): Command {
-  return program
+  const report = program
     .command('report')
     .summary('write a self-contained HTML report of the keys and decisions (charts, sortable table)')
     .description(
@@ -159,8 +160,9 @@ export function registerReportCommand(
         'the other accounts',
       (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
     )
-    .addHelpText('after', REPORT_HELP)
-    .action(async (opts: ReportOptions) => {
-      setExitCode(await runReport(opts, io, deps()));
-    });
+    .addHelpText('after', REPORT_HELP);
+  return addAwsOptions(report).action(async (opts: ReportOptions & AwsFlags) => {
+    const aws = awsRunOrFail(opts, io);
+    setExitCode(aws ? await runReport(opts, io, deps(aws)) : EXIT_INPUT);
+  });
 }

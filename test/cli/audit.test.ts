@@ -293,7 +293,7 @@ describe('keyguard audit over the embedded store written by replay', () => {
 
     // Assess
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('--table <name>');
+    expect(r.stdout).toContain('--table [name]');
     expect(r.stdout).toContain('whole decisions table is scanned');
     expect(r.stdout).toContain('Exit codes:');
     expect(r.stdout).toContain('$ keyguard audit --owner');
