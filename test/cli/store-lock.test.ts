@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { buildSync } from 'esbuild';
 import { LOCK_FILE, lockStore, StoreBusyError } from '../../lambda/cli/store-lock';
@@ -8,7 +8,8 @@ import { REPO, removeTempDirs, tempDir, writeFile } from './helpers';
 /**
  * The store lock under contention: many processes starting at the same moment on a stale lock must end with
  * exactly one holder, every other one told who holds it. The children run the real module, bundled once with
- * esbuild so that each starts in milliseconds (a start barrier then makes them race).
+ * esbuild so that each starts in milliseconds (a start barrier then makes them race: every racer ready, then one
+ * instant for all).
  */
 
 /** [racers, trials]: as many racers as cores collide most often (the old lock lost most trials); many racers too. */
@@ -35,12 +36,21 @@ beforeAll(() => {
 afterAll(() => removeTempDirs());
 
 /**
- * A child: waits for the start time, takes the lock and reports it; a winner holds the lock until its stdin
- * closes, which the test does once every racer has reported (so no rival can find the lock released).
+ * A child: says it is ready, waits for the go file (written once every racer is ready; it holds the start time),
+ * sleeps until just before that instant and spins to it, takes the lock and reports it; a winner holds the lock until
+ * its stdin closes, which the test does once every racer has reported (so no rival can find the lock released).
  */
 const CHILD = `
+const { readFileSync } = require('node:fs');
 const { lockStore, StoreBusyError } = require(process.argv[1]);
-const [dir, start] = [process.argv[2], Number(process.argv[3])];
+const [dir, go] = [process.argv[2], process.argv[3]];
+const nap = new Int32Array(new SharedArrayBuffer(4));
+process.stdout.write('ready\\n');
+let start = 0;
+while (!start) {
+  try { start = Number(readFileSync(go, 'utf8')); } catch { Atomics.wait(nap, 0, 0, 1); }
+}
+if (start - Date.now() > 3) Atomics.wait(nap, 0, 0, start - Date.now() - 3);
 while (Date.now() < start) {}
 try {
   const release = lockStore(dir);
@@ -61,12 +71,29 @@ interface Outcome {
   pid: number;
 }
 
-/** Starts the racers; resolves when all have exited, closing the winners' stdin once every one has reported. */
-function race(dir: string, start: number, racers: number): Promise<Outcome[]> {
+/** Lines a child has written so far. */
+const linesOf = (out: string) => out.split('\n').length - 1;
+
+/**
+ * Starts the racers; once every one is ready, writes the go file with a start time 20 ms ahead (through a rename,
+ * so a racer never reads half of it); resolves when all have exited, closing the winners' stdin once every one has
+ * reported.
+ */
+function race(dir: string, racers: number): Promise<Outcome[]> {
+  const go = join(tempDir('keyguard-lock-go-'), 'go');
   const children = Array.from({ length: racers }, () =>
-    spawn(process.execPath, ['-e', CHILD, bundle, dir, String(start)], { timeout: 20_000 }),
+    spawn(process.execPath, ['-e', CHILD, bundle, dir, go], { timeout: 20_000 }),
   );
+  let ready = 0;
   let reported = 0;
+  const isReady = () => {
+    if (++ready !== racers) return;
+    writeFileSync(`${go}.tmp`, String(Date.now() + 20));
+    renameSync(`${go}.tmp`, go);
+  };
+  const hasReported = () => {
+    if (++reported === racers) for (const c of children) c.stdin.end();
+  };
   return Promise.all(
     children.map(
       (child) =>
@@ -74,15 +101,19 @@ function race(dir: string, start: number, racers: number): Promise<Outcome[]> {
           let out = '';
           let err = '';
           child.stdout.on('data', (d) => {
-            const had = out.includes('\n');
+            const had = linesOf(out);
             out += d;
-            if (!had && out.includes('\n') && ++reported === racers) for (const c of children) c.stdin.end();
+            const has = linesOf(out);
+            if (had < 1 && has >= 1) isReady();
+            if (had < 2 && has >= 2) hasReported();
           });
           child.stderr.on('data', (d) => (err += d));
           child.on('error', reject);
           child.on('close', (code) => {
-            if (!out.includes('\n') && ++reported === racers) for (const c of children) c.stdin.end();
-            resolve({ code, out, err, pid: child.pid as number });
+            const has = linesOf(out);
+            if (has < 1) isReady();
+            if (has < 2) hasReported();
+            resolve({ code, out: out.replace(/^ready\n/, ''), err, pid: child.pid as number });
           });
         }),
     ),
@@ -102,10 +133,9 @@ describe('lockStore: concurrent takeover of a stale lock', () => {
         // Prepare: a lock left by a process that has exited
         const dir = tempDir();
         writeFile(join(dir, LOCK_FILE), String(deadPid()));
-        const start = Date.now() + 300;
 
         // Act: every racer starts at the same instant
-        const results = await race(dir, start, racers);
+        const results = await race(dir, racers);
 
         // Assess: one winner; every loser names the lock file and the winner's pid; the lock is gone afterwards
         const winners = results.filter((r) => r.code === 0);
