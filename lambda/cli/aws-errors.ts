@@ -34,6 +34,7 @@ export type AwsFailureKind =
   | 'stack-not-found'
   | 'table-not-found'
   | 'wrong-region'
+  | 'not-found'
   | 'throttled'
   | 'network'
   | 'aws-error';
@@ -53,7 +54,7 @@ export interface AwsCallContext {
   resource?: string;
   /** The endpoint, when the error does not name it (e.g. the approvals function URL's origin). */
   endpoint?: string;
-  /** What to grant on access denied (default: the operation's IAM action). */
+  /** Every permission the command needs, named after the denied action on access denied. */
   permissions?: string;
   /** The stack's region; a resource missing from another region suggests --region. @default DEPLOY_REGION */
   deployRegion?: string;
@@ -311,6 +312,9 @@ function kindOf(
     if (name === 'ResourceNotFoundException' || name === 'TableNotFoundException') {
       return notFound(e, 'table-not-found');
     }
+    if (/NotFound(?:Exception)?$|^NoSuch/.test(name) && field(e, '$metadata') !== undefined) {
+      return { kind: 'not-found', source: e };
+    }
   }
   if (networkError(errors)) return { kind: 'network', source: errors[0] };
   for (const e of errors) {
@@ -375,7 +379,9 @@ export function describeAwsFailure(err: unknown, ctx: AwsCallContext): AwsFailur
       break;
     case 'access-denied':
       why = `access denied${said}`;
-      todo = `Grant ${ctx.permissions ?? action} to the caller, or use a profile that has ${ctx.permissions ? 'them' : 'it'}`;
+      todo =
+        `Grant ${action} to the caller, or use a profile that has it` +
+        (ctx.permissions ? ` (${ctx.command ?? 'the command'} needs ${ctx.permissions})` : '');
       break;
     case 'rejected-credentials':
       why = `AWS rejected the credentials: expired or invalid${said}`;
@@ -398,6 +404,11 @@ export function describeAwsFailure(err: unknown, ctx: AwsCallContext): AwsFailur
     case 'wrong-region':
       why = `${what} not found in ${region}${said}`;
       todo = `The stack and its tables live in the region it was deployed to (${deployRegion} by default): pass --region ${deployRegion} (or the stack's region)`;
+      break;
+    case 'not-found':
+      why = `not found${said}`;
+      todo =
+        'Check the name or id given (an --ou, --account, bucket or key), and the account (--profile) and region (--region)';
       break;
     case 'throttled': {
       const n = attempts(source);

@@ -21,6 +21,7 @@ import {
   policyVersion,
 } from '../shared/config';
 import { visible } from '../shared/visible-text';
+import { awsWhere, reportAwsFailure } from './aws-errors';
 import { csvRecord } from './csv';
 import { countFailing, withPosture } from './fail-on';
 import { renderTable } from './format';
@@ -31,6 +32,7 @@ import {
   CSV_HEADER,
   csvFields,
   failOnFlag,
+  INVENTORY_PERMISSIONS,
   type InventoryDeps,
   type InventoryOptions,
   type InventoryRow,
@@ -41,6 +43,7 @@ import {
   mapLimit,
   openStores,
   readAccount,
+  tagInventoryClients,
   UsageError,
 } from './inventory';
 import {
@@ -119,6 +122,11 @@ export interface AccountOutcome {
   /** null: read completely. */
   error: string | null;
 }
+
+/** What listing the organization needs, named after the denied action when Organizations denies one. */
+const ORG_LISTING_PERMISSIONS =
+  'organizations:ListChildren, organizations:ListAccountsForParent, organizations:ListParents and ' +
+  'organizations:DescribeAccount (the management account or the delegated administrator)';
 
 /** What stopped reading the organization itself (before any account): exit 2, as AWS problems are today. */
 class OrgListingError extends Error {
@@ -413,6 +421,7 @@ export async function runOrgInventory(
   deps: InventoryDeps,
 ): Promise<number> {
   let progress: OrgProgress | null = null;
+  tagInventoryClients(deps);
   try {
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
     const flags = parseOrgFlags(opts);
@@ -571,9 +580,26 @@ export async function runOrgInventory(
       failure(io, err.message);
       return EXIT_INPUT;
     }
+    // One line naming the call, region and profile that failed, and what to do (lambda/cli/aws-errors.ts).
+    const listing = err instanceof OrgListingError;
+    const code = await reportAwsFailure(io, listing ? err.cause : err, {
+      command: 'inventory --org',
+      ...(listing
+        ? {
+            service: 'Organizations',
+            operation: 'ListAccountsForParent',
+            permissions: ORG_LISTING_PERMISSIONS,
+          }
+        : {
+            service: 'IAM',
+            operation: 'ListServiceSpecificCredentials',
+            permissions: INVENTORY_PERMISSIONS,
+          }),
+      ...awsWhere(deps.env ?? process.env),
+    });
+    if (code !== null) return code;
     if (err instanceof OrgListingError) {
-      // An answer from AWS is shown as it is (awsProblem's access-denied sentence would name IAM's permissions:
-      // Organizations' are named below); no answer at all (no credentials) as the inventory says it.
+      // Not an AWS failure (no answer from AWS): named with what was being read.
       const answered = (err.cause as { $metadata?: unknown } | null)?.$metadata !== undefined;
       const reason = answered ? null : awsProblem(err.cause);
       problem(

@@ -26,6 +26,7 @@ import {
 } from '../domain/types';
 import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
 import { visible } from '../shared/visible-text';
+import { awsWhere, reportAwsFailure, tagAwsErrors } from './aws-errors';
 import { csvRecord } from './csv';
 import { countFailing, FailOnError, parseFailOn, withPosture } from './fail-on';
 import { renderTable, violationsCell } from './format';
@@ -304,7 +305,21 @@ const REJECTED_CREDENTIALS = new Set([
 ]);
 const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation']);
 
-/** A clear sentence for what stopped the inventory in AWS, or null when it is not an AWS access problem. */
+/** What `inventory` reads, named after the denied action when AWS denies one. */
+export const INVENTORY_PERMISSIONS =
+  'iam:ListServiceSpecificCredentials, iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, ' +
+  'iam:GetCredentialReport, iam:ListUserTags, sts:GetCallerIdentity, and dynamodb:GetItem on the keys table, ' +
+  'dynamodb:Query on the approvals table, dynamodb:GetItem and BatchGetItem on the usage table when named';
+
+/** Every AWS failure of the run names the call that failed (lambda/cli/aws-errors.ts). */
+export function tagInventoryClients(deps: InventoryDeps): void {
+  for (const client of [deps.iam, deps.sts, deps.doc, deps.organizations]) if (client) tagAwsErrors(client);
+}
+
+/**
+ * A sentence for what stopped reading one account of `inventory --org` (its line names the account), or null
+ * when it is not an AWS access problem. A whole command's AWS failure is reported by `reportAwsFailure`.
+ */
 export function awsProblem(err: unknown): string | null {
   const name = (err as { name?: unknown } | null)?.name;
   const message = messageOf(err);
@@ -364,6 +379,7 @@ interface Listing {
 /** Runs `keyguard inventory`; returns the exit code. Never calls process.exit. */
 export async function runInventory(opts: InventoryOptions, io: CliIO, deps: InventoryDeps): Promise<number> {
   const progress = new Progress(io);
+  tagInventoryClients(deps);
   try {
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
     refuseOrgOnlyFlags(opts);
@@ -416,6 +432,14 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
       failure(io, err.message);
       return EXIT_INPUT;
     }
+    const code = await reportAwsFailure(io, err, {
+      command: 'inventory',
+      service: 'IAM',
+      operation: 'ListServiceSpecificCredentials',
+      ...awsWhere(deps.env ?? process.env),
+      permissions: INVENTORY_PERMISSIONS,
+    });
+    if (code !== null) return code;
     const aws = awsProblem(err);
     if (aws) {
       problem(io, 'inventory', aws);

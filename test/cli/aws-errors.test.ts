@@ -172,7 +172,7 @@ describe('describeAwsFailure: real SDK errors', () => {
       'Organizations ListChildren (region us-east-1, default credential chain): access denied',
     );
     expect(f?.line).toContain(
-      'Grant organizations:ListChildren and organizations:ListAccountsForParent to the caller',
+      'Grant organizations:ListChildren to the caller, or use a profile that has it (inventory --org needs organizations:ListChildren and organizations:ListAccountsForParent)',
     );
   });
 

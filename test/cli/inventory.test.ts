@@ -528,7 +528,9 @@ describe('keyguard inventory', () => {
 
     // Assess
     expect(code).toBe(EXIT_INPUT);
-    expect(stderr()).toMatch(/^keyguard: inventory: no AWS credentials found \(Could not load credentials/);
+    expect(stderr()).toMatch(
+      /^keyguard: inventory: IAM ListServiceSpecificCredentials \(region us-east-1, default credential chain\): no AWS credentials found \(CredentialsProviderError: Could not load credentials[^\n]*aws sso login[^\n]*\.\n$/,
+    );
     expect(stdout()).toBe('');
   });
 
@@ -550,9 +552,12 @@ describe('keyguard inventory', () => {
     // Assess
     expect(code).toBe(EXIT_INPUT);
     expect(stderr()).toContain(
-      'keyguard: inventory: access denied (User: arn:aws:iam::111122223333:user/auditor',
+      'keyguard: inventory: IAM ListServiceSpecificCredentials (region us-east-1, default credential chain): access ' +
+        'denied (AccessDenied: User: arn:aws:iam::111122223333:user/auditor',
     );
+    expect(stderr()).toContain('Grant iam:ListServiceSpecificCredentials to the caller');
     expect(stderr()).toContain('iam:GetAccountAuthorizationDetails');
+    expect(stderr().split('\n')).toHaveLength(2);
   });
 
   it('exits 2 on --json with --csv, and on a bad config file, before calling AWS', async () => {
