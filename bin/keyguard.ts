@@ -33,6 +33,7 @@ import {
   type ScanOptions,
 } from '../lambda/cli/scan';
 import { DEFAULT_EXCLUDED_FOLDERS } from '../lambda/cli/scan-exclude';
+import { registerSelftestCommand } from '../lambda/cli/selftest';
 import { type AwsFlags, type AwsRun, addAwsOptions, awsRunOrFail } from '../lambda/cli/stack-outputs';
 import { DEFAULT_CONFIG_FILE } from '../lambda/shared/config';
 import { STACK_NAME, STACK_REGION } from '../lambda/shared/stack';
@@ -490,6 +491,7 @@ export function buildProgram(
   registerAuditVerifyCommand(registerAuditCommand(program, io, setExitCode), io, setExitCode);
   registerReportCommand(program, io, setExitCode);
   registerPreviewCommand(program, io, setExitCode);
+  registerSelftestCommand(program, io, setExitCode);
 
   return program;
 }

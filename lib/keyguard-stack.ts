@@ -295,6 +295,7 @@ export class KeyguardStack extends Stack {
     this.selftestPolicy = new SelftestPolicy(this, 'SelftestPolicy', {
       decisionsTable: this.tables.decisions,
       policyParameter: this.effectivePolicy.parameter,
+      leakLogGroups: props.config.leakDetection.logGroups,
     });
     new CfnOutput(this, 'SelftestPolicyArn', {
       description:

@@ -1,4 +1,4 @@
-import { Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Stack, Validations } from 'aws-cdk-lib';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import type * as ssm from 'aws-cdk-lib/aws-ssm';
@@ -14,6 +14,12 @@ export interface SelftestPolicyProps {
    * @default - none: no ssm permission (the self-test then takes the mode from the decision)
    */
   readonly policyParameter?: ssm.IParameter;
+  /**
+   * The subscribed log groups (leakDetection.logGroups) `keyguard selftest --leak` may write the key to, in streams
+   * named keyguard-selftest-* only.
+   * @default - none: no logs permission
+   */
+  readonly leakLogGroups?: readonly string[];
 }
 
 /**
@@ -80,6 +86,31 @@ export class SelftestPolicy extends Construct {
           ]
         : []),
     ];
+    const groups = props.leakLogGroups ?? [];
+    const groupStreams = (group: string, stream: string) =>
+      stack.formatArn({
+        service: 'logs',
+        resource: 'log-group',
+        resourceName: `${group}:${stream}`,
+        arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+      });
+    const createStream = groups.map((g) => groupStreams(g, '*'));
+    const selftestStreams = groups.map((g) => groupStreams(g, `log-stream:${SELFTEST_USER_PREFIX}*`));
+    if (groups.length > 0) {
+      statements.push(
+        new iam.PolicyStatement({
+          sid: 'LeakTestStream',
+          // --leak: one stream per run in a subscribed group (the key written there is what the leak function catches).
+          actions: ['logs:CreateLogStream'],
+          resources: createStream,
+        }),
+        new iam.PolicyStatement({
+          sid: 'LeakTestLine',
+          actions: ['logs:PutLogEvents', 'logs:DeleteLogStream'],
+          resources: selftestStreams,
+        }),
+      );
+    }
     this.policy = new iam.ManagedPolicy(this, 'Policy', {
       description:
         'Bedrock Key Guard self-test (keyguard selftest): throwaway users keyguard-selftest-* with a Bedrock API key, ' +
@@ -99,6 +130,18 @@ export class SelftestPolicy extends Construct {
           'iam:ListUsers has no resource-level permissions (IAM Service Authorization Reference): it lists user ' +
           'names only, read to find self-test users left by an earlier run; every write stays on keyguard-selftest-*.',
       },
+      ...createStream.map((arn) => ({
+        id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, arn)}]`,
+        reason:
+          'CreateLogStream is authorized on the log group ARN with its ":*" suffix; only in a group the config ' +
+          'subscribes to the leak function (leakDetection.logGroups), for selftest --leak.',
+      })),
+      ...selftestStreams.map((arn) => ({
+        id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, arn)}]`,
+        reason:
+          'Self-test streams get a random suffix (keyguard-selftest-<8 hex>); writes and deletes stay in those ' +
+          'streams of the subscribed groups.',
+      })),
     );
   }
 }

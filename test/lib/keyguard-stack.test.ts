@@ -520,7 +520,9 @@ describe('SelftestPolicy (what keyguard selftest is granted)', () => {
 
   test('IAM writes on keyguard-selftest-* users only, Bedrock keys only; reads of the decisions table, this stack and the effective policy', () => {
     // Assess
-    expect(statements.map((s) => [s.Sid, s.Effect, actionsOf(s).sort(), s.Resource, s.Condition])).toEqual([
+    expect(
+      statements.map((s) => [s.Sid, s.Effect, [...actionsOf(s)].sort(), s.Resource, s.Condition]),
+    ).toEqual([
       [
         'SelftestUsers',
         'Allow',

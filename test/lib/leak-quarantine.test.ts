@@ -324,6 +324,49 @@ describe('IAM: the leak function role', () => {
   });
 });
 
+describe('SelftestPolicy: keyguard selftest --leak', () => {
+  const statementsOf = (t: Template) => {
+    const [managed] = Object.entries(resourcesOf(t, 'AWS::IAM::ManagedPolicy')).filter(([id]) =>
+      id.startsWith('SelftestPolicy'),
+    );
+    return ((managed?.[1].Properties.PolicyDocument ?? { Statement: [] }) as { Statement: Statement[] })
+      .Statement;
+  };
+  const arn = (rest: string) => ({
+    'Fn::Join': [
+      '',
+      [
+        'arn:',
+        { Ref: 'AWS::Partition' },
+        ':logs:us-east-1:',
+        { Ref: 'AWS::AccountId' },
+        `:log-group:${rest}`,
+      ],
+    ],
+  });
+
+  test('may create a stream in each subscribed log group and write and delete only keyguard-selftest-* streams', () => {
+    // Act
+    const logs = statementsOf(template).filter((s) => actionsOf(s).some((a) => a.startsWith('logs:')));
+    // Assess
+    expect(logs.map((s) => [s.Sid, [...actionsOf(s)].sort(), resourcesOfStatement(s)])).toEqual([
+      ['LeakTestStream', ['logs:CreateLogStream'], LOG_GROUPS.map((g) => arn(`${g}:*`))],
+      [
+        'LeakTestLine',
+        ['logs:DeleteLogStream', 'logs:PutLogEvents'],
+        LOG_GROUPS.map((g) => arn(`${g}:log-stream:keyguard-selftest-*`)),
+      ],
+    ]);
+  });
+
+  test('without leak detection it has no logs permission at all', () => {
+    // Assess
+    const actions = statementsOf(withoutLeaks.template).flatMap(actionsOf);
+    expect(actions).toContain('iam:CreateServiceSpecificCredential');
+    expect(actions.filter((a) => a.startsWith('logs:'))).toEqual([]);
+  });
+});
+
 describe('cdk-nag', () => {
   test('the stack with leak detection passes AwsSolutions with no unacknowledged finding', () => {
     const report = new AwsSolutionsChecks().validateScope(withLeaks.stack);
