@@ -5,11 +5,13 @@ import { buildProgram, main } from '../../bin/keyguard';
 import { documentClient } from '../../lambda/adapters/document-client';
 import { type ApprovalsDeps, defaultApprovalsDeps } from '../../lambda/cli/approvals';
 import { defaultAuditDeps, openAuditSource } from '../../lambda/cli/audit';
+import { runAuditVerify, type VerifyOptions } from '../../lambda/cli/audit-verify';
 import { defaultInventoryDeps, type InventoryDeps, inventoryTables } from '../../lambda/cli/inventory';
 import { EXIT_INPUT } from '../../lambda/cli/io';
 import { type AwsRun, awsRun, type DeployedStack } from '../../lambda/cli/stack-outputs';
 import { STACK_NAME } from '../../lambda/shared/stack';
 import { STACK_NAME as APP_STACK_NAME } from '../../lib/app';
+import { startTestDynamo, TABLES } from '../support/dynamo';
 import { captureIO, removeTempDirs, tempDir, writeFile } from './helpers';
 
 const cfn = mockClient(CloudFormationClient);
@@ -433,6 +435,46 @@ describe('the deployed audit tables', () => {
   });
 });
 
+describe('audit verify of the deployed table', () => {
+  it("checks the signed digests of the stack's archive bucket; --archive-bucket wins", async () => {
+    // Prepare: the stack names a (empty) decisions table of an embedded DynamoDB, and its archive bucket.
+    const db = await startTestDynamo();
+    try {
+      deployed({ ...OUTPUTS, DecisionsTableName: TABLES.decisionsTable, KeysTableName: TABLES.keysTable });
+      const checked: string[] = [];
+      const verifyWith = async (opts: VerifyOptions) => {
+        const { out, aws } = runOf();
+        const digests = async (bucket: string) => {
+          checked.push(bucket);
+          return { signed: null, problems: [], orphans: [] };
+        };
+        const code = await runAuditVerify(opts, out.io, {
+          doc: () => db.doc,
+          env: {},
+          stack: aws.stack,
+          digests,
+        });
+        return { code, stderr: out.stderr() };
+      };
+
+      // Act
+      const fromStack = await verifyWith({ table: true });
+      const named = await verifyWith({ table: true, archiveBucket: 'my-archive' });
+
+      // Assess
+      expect([fromStack.code, named.code]).toEqual([0, 0]);
+      expect(checked).toEqual([OUTPUTS.AuditArchiveBucketName, 'my-archive']);
+      expect(fromStack.stderr).toBe(
+        'keyguard: decisions table and keys table from stack BedrockKeyGuard (us-east-1)\n' +
+          'keyguard: audit archive bucket from stack BedrockKeyGuard (us-east-1)\n',
+      );
+      expect(cfn).toHaveReceivedCommandTimes(DescribeStacksCommand, 2);
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 describe('--profile and --region reach every client', () => {
   it('inventory: IAM, STS, DynamoDB, Organizations (us-east-1) and the member-role IAM client', async () => {
     // Prepare
@@ -476,6 +518,8 @@ describe('--profile and --region reach every client', () => {
       profile: 'p',
     });
     expect(awsRun({}, captureIO('.').io, {}).target).toEqual({ region: 'us-east-1' });
+    // Only the flag is checked: the environment's region reaches the SDK as before (e.g. a local emulator's).
+    expect(awsRun({}, captureIO('.').io, { AWS_REGION: 'local' }).target.region).toBe('local');
     expect(
       awsRun({ region: 'eu-west-3' }, captureIO('.').io, { AWS_REGION: 'ap-south-1' }).target.region,
     ).toBe('eu-west-3');
