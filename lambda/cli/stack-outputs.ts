@@ -90,16 +90,16 @@ export function addAwsOptions(cmd: Command): Command {
     );
 }
 
-/** The region and profile of a run: flags first, then the environment, then us-east-1. Bad values are refused. */
+/** The region and profile of a run: flags first, then the environment, then us-east-1. Bad flags are refused. */
 export function awsTarget(flags: AwsFlags, env: NodeJS.ProcessEnv = process.env): AwsTarget {
-  const region =
-    given(flags.region, '--region') ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || STACK_REGION);
-  if (!REGION.test(region)) {
+  const flag = given(flags.region, '--region');
+  // The flag is checked; the environment's region is the SDK's business, as before (a local emulator may use any).
+  if (flag !== undefined && !REGION.test(flag)) {
     throw new StackLookupError(
-      `${flags.region !== undefined ? '--region' : 'AWS_REGION'}: ${JSON.stringify(region)} is not an AWS region ` +
-        `(e.g. ${STACK_REGION})`,
+      `--region: ${JSON.stringify(flag)} is not an AWS region (e.g. ${STACK_REGION})`,
     );
   }
+  const region = flag ?? (env.AWS_REGION || env.AWS_DEFAULT_REGION || STACK_REGION);
   const profile = given(flags.profile, '--profile') ?? (env.AWS_PROFILE || undefined);
   return profile ? { region, profile } : { region };
 }
