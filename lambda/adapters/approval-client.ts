@@ -43,8 +43,9 @@ export class ApprovalUrlError extends Error {
 
 /** No usable AWS credentials (none found, or the profile's could not be loaded). */
 export class MissingCredentialsError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** `cause`: the credential provider's error (the CLI reads whether a named profile exists from it). */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'MissingCredentialsError';
   }
 }
@@ -59,8 +60,9 @@ export class ApprovalForbiddenError extends Error {
 
 /** The function could not be reached, did not answer in time, or answered something that is not the protocol. */
 export class ApprovalTransportError extends Error {
-  constructor(message: string) {
-    super(message);
+  /** `cause`: the network error (ECONNREFUSED, ENOTFOUND, a timeout) when the function could not be reached. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
     this.name = 'ApprovalTransportError';
   }
 }
@@ -176,6 +178,7 @@ export class ApprovalClient {
       throw new MissingCredentialsError(
         `no AWS credentials${profile ? ` for profile ${profile}` : ''}: ${why}. Sign in as for the AWS CLI ` +
           '(aws sso login, a profile in AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)',
+        { cause: err },
       );
     }
   }
@@ -220,10 +223,12 @@ export class ApprovalClient {
       if (name === 'TimeoutError' || name === 'AbortError') {
         throw new ApprovalTransportError(
           `the approval function at ${where} did not answer within ${timeoutMs / 1000} s`,
+          { cause: err },
         );
       }
       throw new ApprovalTransportError(
         `could not reach the approval function at ${where}: ${causeText(err)}`,
+        { cause: err },
       );
     }
     return this.interpret(status, text, where);

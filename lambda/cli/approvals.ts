@@ -6,7 +6,8 @@ import {
   ApprovalUrlError,
   type CredentialsProvider,
   DEFAULT_REGION,
-  MissingCredentialsError,
+  parseApprovalsUrl,
+  regionOf,
 } from '../adapters/approval-client';
 import {
   ApprovalError,
@@ -18,6 +19,7 @@ import {
 import { isViolationCode, VIOLATION_CODES, type ViolationCode } from '../domain/types';
 import { redactSecrets } from '../shared/redact';
 import { visible } from '../shared/visible-text';
+import { reportAwsFailure } from './aws-errors';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_FAILURE, EXIT_INPUT, EXIT_OK, failure } from './io';
@@ -202,25 +204,67 @@ async function call<A extends ApprovalRequest['action']>(
   return response as Extract<ApprovalResponse, { action: A }>;
 }
 
+/** What the approval commands need, named when the function URL refuses the caller. */
+const INVOKE_PERMISSIONS =
+  "lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function: attach the stack's managed " +
+  'policy ApproverPolicy (stack output ApproverPolicyArn)';
+
+/** Where a request goes, for the AWS failure line: the URL's origin and signing region, when the URL parses. */
+function urlWhere(url: string | undefined, deps: ApprovalsDeps): { region: string; endpoint?: string } {
+  const fallback = deps.fallbackRegion ?? DEFAULT_REGION;
+  try {
+    const parsed = parseApprovalsUrl(url ?? '');
+    return { region: regionOf(parsed, fallback), endpoint: parsed.origin };
+  } catch {
+    return { region: fallback };
+  }
+}
+
 /**
- * Runs a command body: usage problems, refusals and anything the caller can fix (URL, credentials, permission)
- * exit 2; the function's internal failures, network problems and anything else exit 1; each with one stderr line.
+ * Runs a command body: usage problems and refusals exit 2 with their line; a failure of AWS (no credentials, an
+ * unknown profile, the function URL's 403, an unreachable URL) is one line naming the call, region and profile and
+ * what to do, exit 2 as in every command (lambda/cli/aws-errors.ts); the function's internal failures and anything
+ * else exit 1.
  */
-async function run(io: CliIO, body: () => Promise<void>): Promise<number> {
+async function run(
+  io: CliIO,
+  command: string,
+  opts: CommonOptions,
+  deps: ApprovalsDeps,
+  body: () => Promise<void>,
+): Promise<number> {
   try {
     await body();
     return EXIT_OK;
   } catch (err) {
-    failure(io, messageOf(err));
-    if (err instanceof ApprovalError) return err.kind === 'internal' ? EXIT_FAILURE : EXIT_INPUT;
-    if (
-      err instanceof UsageError ||
-      err instanceof ApprovalUrlError ||
-      err instanceof MissingCredentialsError ||
-      err instanceof ApprovalForbiddenError
-    ) {
+    if (err instanceof ApprovalError) {
+      failure(io, messageOf(err));
+      return err.kind === 'internal' ? EXIT_FAILURE : EXIT_INPUT;
+    }
+    if (err instanceof UsageError || err instanceof ApprovalUrlError) {
+      failure(io, messageOf(err));
       return EXIT_INPUT;
     }
+    // Lambda's 403 carries no reason the CLI reads (the body is not shown): it is an access-denied answer.
+    const aws =
+      err instanceof ApprovalForbiddenError
+        ? Object.assign(
+            new Error(
+              'HTTP 403 Forbidden: the signature was refused or the caller may not invoke the function',
+            ),
+            { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } },
+          )
+        : err;
+    const code = await reportAwsFailure(io, aws, {
+      command,
+      service: 'Lambda',
+      operation: 'InvokeFunctionUrl',
+      ...urlWhere(opts.url, deps),
+      profile: deps.profile,
+      permissions: INVOKE_PERMISSIONS,
+    });
+    if (code !== null) return code;
+    failure(io, messageOf(err));
     return EXIT_FAILURE;
   }
 }
@@ -233,7 +277,7 @@ function recordedUnder(res: { policyVersion?: string | undefined; mode?: string 
 
 /** `keyguard approve`: returns the exit code. */
 export async function runApprove(opts: ApproveOptions, io: CliIO, deps: ApprovalsDeps): Promise<number> {
-  return run(io, async () => {
+  return run(io, 'approve', opts, deps, async () => {
     const keyId = requiredValue('--key', opts.key);
     const reason = requiredText('--reason', opts.reason);
     // Sent as typed: the function reads it against its own clock and maxApprovalDays.
@@ -253,7 +297,7 @@ export async function runApprove(opts: ApproveOptions, io: CliIO, deps: Approval
 
 /** `keyguard approvals revoke`: returns the exit code. */
 export async function runRevoke(opts: RevokeOptions, io: CliIO, deps: ApprovalsDeps): Promise<number> {
-  return run(io, async () => {
+  return run(io, 'approvals revoke', opts, deps, async () => {
     const approvalId = requiredValue('--approval', opts.approval);
     const reason = requiredText('--reason', opts.reason);
     const account = accountOption(opts.account);
@@ -268,7 +312,7 @@ export async function runRevoke(opts: RevokeOptions, io: CliIO, deps: ApprovalsD
 
 /** `keyguard review`: returns the exit code. */
 export async function runReview(opts: ReviewOptions, io: CliIO, deps: ApprovalsDeps): Promise<number> {
-  return run(io, async () => {
+  return run(io, 'review', opts, deps, async () => {
     const keyId = requiredValue('--key', opts.key);
     const note = requiredText('--note', opts.note);
     const account = accountOption(opts.account);
@@ -314,7 +358,7 @@ export function approvalJson(a: ApprovalView, now: Date): string {
 
 /** `keyguard approvals list`: returns the exit code. */
 export async function runListApprovals(opts: ListOptions, io: CliIO, deps: ApprovalsDeps): Promise<number> {
-  return run(io, async () => {
+  return run(io, 'approvals list', opts, deps, async () => {
     const account = accountOption(opts.account);
     const key = opts.key?.trim() || undefined;
     const res = await call(opts, deps, { action: 'list', ...account, ...(key ? { keyId: key } : {}) });

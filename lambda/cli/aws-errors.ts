@@ -93,6 +93,7 @@ const SERVICES: Record<string, { name: string; prefix: string }> = {
   KMSClient: { name: 'KMS', prefix: 'kms' },
   SSMClient: { name: 'SSM', prefix: 'ssm' },
   LambdaClient: { name: 'Lambda', prefix: 'lambda' },
+  EventBridgeClient: { name: 'EventBridge', prefix: 'events' },
 };
 const PREFIXES: Record<string, string> = Object.fromEntries(
   Object.values(SERVICES).map((s) => [s.name, s.prefix]),
@@ -291,7 +292,8 @@ function kindOf(
     kind: region !== deployRegion ? ('wrong-region' as const) : kind,
     source,
   });
-  for (const e of errors) {
+  // Innermost first: a wrapper's message (e.g. the approvals client's) repeats advice; the cause says what AWS said.
+  for (const e of [...errors].reverse()) {
     const name = str(field(e, 'name')) ?? '';
     const message = str(field(e, 'message')) ?? '';
     if (PROFILE_MISSING.test(message)) return { kind: 'unknown-profile', source: e };

@@ -34,6 +34,7 @@ import {
   type TestIdentity,
 } from '../support/function-url-emulator';
 import { fakeLongTermKey, leakedFragments } from '../support/secrets';
+import { withoutCredentials } from './aws-fakes';
 import { captureIO, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
 
 // Load the TypeScript CLI itself (an extension-less import would find the bin/keyguard.js shim).
@@ -587,10 +588,11 @@ describe('keyguard approve: reaching the function', () => {
     expect(code).toBe(2);
     const err = out.stderr();
     expect(err.trimEnd().split('\n')).toHaveLength(1);
-    expect(err).toContain(`access denied by the approval function URL ${w.url.replace(/\/$/, '')}`);
     expect(err).toContain(
-      'lacks lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function',
+      'keyguard: approve: Lambda InvokeFunctionUrl (region us-east-1, default credential chain): access denied ' +
+        '(AccessDenied: HTTP 403 Forbidden',
     );
+    expect(err).toContain('lambda:InvokeFunctionUrl and lambda:InvokeFunction on the approval function');
     expect(err).toContain("stack's managed policy ApproverPolicy (stack output ApproverPolicyArn)");
     for (const s of [
       'wrong-secret',
@@ -656,7 +658,7 @@ describe('keyguard approve: reaching the function', () => {
     expect(() => parseApprovalsUrl('not a url')).toThrow(/is not a URL/);
   });
 
-  it('no AWS credentials: exit 2, one line naming the profile', async () => {
+  it('no AWS credentials: exit 2, one line naming the call, region and profile', async () => {
     const w = await world();
     const out = captureIO(w.cwd);
     const deps: ApprovalsDeps = {
@@ -668,17 +670,21 @@ describe('keyguard approve: reaching the function', () => {
       },
     };
 
-    const code = await runApprove(approveArgs(w), out.io, deps);
+    // The profile exists (in the config file), without credentials.
+    const code = await withoutCredentials(
+      () => runApprove(approveArgs(w), out.io, deps),
+      '[profile security-approver]\nregion = us-east-1\n',
+    );
 
     expect(code).toBe(2);
     expect(out.stderr()).toMatch(
-      /^keyguard: no AWS credentials for profile security-approver: Could not load credentials from any providers\. /,
+      /^keyguard: approve: Lambda InvokeFunctionUrl \(region us-east-1, profile security-approver\): no AWS credentials found \(CredentialsProviderError: Could not load credentials from any providers\)\. /,
     );
     expect(out.stderr().trimEnd().split('\n')).toHaveLength(1);
     expect(w.fn.events).toHaveLength(0);
   });
 
-  it('nothing listening at the URL: exit 1 naming the URL', async () => {
+  it('nothing listening at the URL: exit 2 (an AWS failure, as in every command) naming the URL', async () => {
     const w = await world();
     const closed = w.url;
     await w.fn.close();
@@ -686,15 +692,16 @@ describe('keyguard approve: reaching the function', () => {
 
     const code = await runApprove(approveArgs(w, { url: closed }), out.io, w.deps);
 
-    expect(code).toBe(1);
+    expect(code).toBe(2);
+    const port = new URL(closed).port;
     expect(out.stderr()).toMatch(
       new RegExp(
-        `^keyguard: could not reach the approval function at ${closed.replace(/\/$/, '')}: .*ECONNREFUSED`,
+        `^keyguard: approve: Lambda InvokeFunctionUrl \\(region us-east-1, default credential chain\\): could not reach 127\\.0\\.0\\.1:${port} \\(ECONNREFUSED[^\\n]*\\)\\. Check the network[^\\n]*\\.\\n$`,
       ),
     );
   });
 
-  it('a function that does not answer in time: exit 1 naming the URL (no hang)', async () => {
+  it('a function that does not answer in time: exit 2 naming the URL (no hang)', async () => {
     // Prepare: a server that reads the request and never answers.
     const silent: Server = createServer(() => undefined);
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
@@ -713,9 +720,11 @@ describe('keyguard approve: reaching the function', () => {
     const code = await runApprove(approveArgs(w, { url }), out.io, { ...w.deps, timeoutMs: 300 });
 
     // Assess
-    expect(code).toBe(1);
-    expect(out.stderr()).toBe(
-      `keyguard: the approval function at ${url.replace(/\/$/, '')} did not answer within 0.3 s\n`,
+    expect(code).toBe(2);
+    expect(out.stderr()).toMatch(
+      new RegExp(
+        `^keyguard: approve: Lambda InvokeFunctionUrl \\(region us-east-1, default credential chain\\): could not reach ${url.replace(/\/$/, '').replace(/\./g, '\\.')} \\(TimeoutError[^\\n]*\\n$`,
+      ),
     );
   });
 
@@ -1146,7 +1155,7 @@ describe('keyguard CLI wiring', () => {
     expect((await w.store.listApprovals(ACCOUNT, KEY)).map((a) => a.approver)).toEqual([erin.userArn]);
   });
 
-  it('AWS_PROFILE naming a profile that has no credentials: exit 2, one line naming it, nothing sent', async () => {
+  it('AWS_PROFILE naming a profile that is not in the config files: exit 2, one line saying so, nothing sent', async () => {
     // Prepare: the SDK's own chain, with empty config files and no instance or container metadata to ask.
     const w = await world();
     const dir = tempDir();
@@ -1179,7 +1188,9 @@ describe('keyguard CLI wiring', () => {
 
     // Assess
     expect(code).toBe(2);
-    expect(out.stderr()).toMatch(/^keyguard: no AWS credentials for profile keyguard-approver: [^\n]+\n$/);
+    expect(out.stderr()).toMatch(
+      /^keyguard: approvals list: Lambda InvokeFunctionUrl \(region us-east-1, profile keyguard-approver\): profile keyguard-approver is not in the AWS config files \(CredentialsProviderError: [^\n]+aws configure list-profiles[^\n]+\n$/,
+    );
     expect(w.fn.events.length + w.fn.forbidden).toBe(0);
   });
 
