@@ -71,7 +71,7 @@ export interface SweepState {
   /** Coverage: the last sweep attempt of the account that failed, and why (absent: none recorded). */
   lastFailure?: SweepFailure | null;
   /**
-   * The account had no complete sweep when this one started (a first deployment, or an account newly governed): its
+   * The account had never been swept when this one started (a first deployment, or an account newly governed): its
    * notices go in one summary to the fallback owner instead of one digest per owner. Fixed at the sweep's start.
    */
   firstSweep?: boolean;

@@ -692,8 +692,10 @@ export function createAccountSweeper(rt: SweeperRuntime) {
           holder,
           finishedAt: null,
           previousStartedAt: current?.startedAt ?? null,
-          // No complete sweep on record: a first deployment (or a newly governed account) gets one summary.
-          firstSweep: !current?.lastCompletedSweepId,
+          // The account was never swept (no state item: it is written when the first sweep starts and kept, and an
+          // unfinished sweep is always continued, never restarted): a first deployment, or an account newly
+          // governed, gets one summary. An item from a version without coverage fields still counts as swept.
+          firstSweep: current === null,
           digestCursor: null,
           ...carriedCoverage(current),
         };

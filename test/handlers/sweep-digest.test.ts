@@ -71,7 +71,7 @@ function context(awsRequestId: string): Context {
  * Fresh tables and a fake account. `swept`: the account already had a complete sweep (a deployment in service),
  * so this sweep sends owner digests; without it the first sweep is a first deployment.
  */
-async function world(config: ConfigInput = {}, swept = true) {
+async function world(config: ConfigInput = {}, swept: boolean | 'without coverage fields' = true) {
   n += 1;
   const names = Object.fromEntries(
     Object.entries(TABLES).map(([k, v]) => [k, `${v}-digest-${n}`]),
@@ -95,8 +95,7 @@ async function world(config: ConfigInput = {}, swept = true) {
       holder: null,
       finishedAt: before,
       previousStartedAt: null,
-      lastCompletedAt: before,
-      lastCompletedSweepId: 'sweep-0',
+      ...(swept === true ? { lastCompletedAt: before, lastCompletedSweepId: 'sweep-0' } : {}),
     };
     await db.doc.send(new PutCommand({ TableName: sweepStateTable, Item: done }));
   }
@@ -377,6 +376,23 @@ describe('sweep: first deployment', () => {
       'security@example.com',
     ]);
     expect(sent()[0]?.Message).toMatch(/reminder: Bedrock API key/);
+  });
+
+  it('is not a first deployment when the account has a state item from a version without coverage fields', async () => {
+    // Prepare
+    const w = await world({}, 'without coverage fields');
+    w.fake.user('svc-nopurpose', tags('team@example.com', { 'review-cadence': '1y' }));
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYGRACE01',
+      userName: 'svc-nopurpose',
+      createdAt: iso(T0),
+      expiresAt: iso(T0 + 30 * DAY_MS),
+    });
+    // Act
+    await w.run();
+    // Assess: the owner's digest, not a summary
+    expect(sent().map(ownerOf)).toEqual(['team@example.com']);
+    expect((await w.decisions('ACCAEXAMPLEKEYGRACE01'))[0]?.noticeDigest).toBe('digest/sweep-1');
   });
 
   it('keeps a large summary within the SNS limits: the worst keys listed, the rest counted', async () => {
