@@ -40,6 +40,7 @@ import {
   clientConfig,
   type DeployedStack,
   StackLookupError,
+  stackValue,
 } from './stack-outputs';
 
 /**
@@ -73,9 +74,6 @@ export interface SelftestOptions extends AwsFlags {
   logGroup?: string;
 }
 
-/** A deployed stack's outputs, as far as the self-test reads them. */
-export type StackOutputs = Pick<DeployedStack, 'value' | 'name'>;
-
 export interface SelftestDeps {
   iam: IAMClient;
   sts: STSClient;
@@ -83,11 +81,13 @@ export interface SelftestDeps {
   doc: DynamoDBDocumentClient;
   /** Reads the effective policy parameter (absent: the mode is taken from the decision). */
   ssm?: SSMClient;
-  stack: StackOutputs;
+  stack: DeployedStack;
   /** Writes the key's line for --leak (in the stack's region, where the subscriptions are). */
   logs?: CloudWatchLogsClient;
   region: string;
   profile?: string;
+  /** KEYGUARD_DECISIONS_TABLE and KEYGUARD_POLICY_PARAMETER win over the stack's outputs. @default process.env */
+  env?: NodeJS.ProcessEnv;
   /** Milliseconds since the epoch. @default Date.now */
   now?: () => number;
   /** Waits `ms`, rejecting when `signal` aborts. @default timers/promises setTimeout */
@@ -181,7 +181,10 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
   try {
     // 1. The stack: its decisions table and the policy it runs with.
     const { value: stackFacts, ms: stackMs } = await timed('stack', async () => {
-      const table = await deps.stack.value('decisionsTable', { flag: '--stack' });
+      const env = deps.env ?? process.env;
+      const table = await stackValue('decisionsTable', undefined, env, deps.stack, {
+        flag: '--stack',
+      });
       return { table: table as string, deployed: await deployedFacts(deps) };
     });
     const { table, deployed } = stackFacts;
@@ -325,7 +328,8 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
 }
 
 async function deployedFacts(deps: SelftestDeps): Promise<DeployedFacts> {
-  const parameter = deps.ssm ? await deps.stack.value('policyParameter') : undefined;
+  const env = deps.env ?? process.env;
+  const parameter = deps.ssm ? await stackValue('policyParameter', undefined, env, deps.stack) : undefined;
   if (!parameter || !deps.ssm) {
     return { mode: null, policyVersion: null, tags: DEFAULT_TAGS, leakLogGroups: null };
   }

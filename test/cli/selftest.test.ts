@@ -17,6 +17,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { STSClient } from '@aws-sdk/client-sts';
 import { mockClient } from 'aws-sdk-client-mock';
+import { main } from '../../bin/keyguard';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import { BedrockKeyProbe, type FetchLike } from '../../lambda/adapters/bedrock-key-probe';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
@@ -256,6 +257,7 @@ function harness(functionConfig: Config | null, extra: Partial<SelftestDeps> = {
     logs: new CloudWatchLogsClient({ region: 'us-east-1' }),
     stack: new DeployedStack('BedrockKeyGuard', false, target, h.io, () => new CloudFormationClient(target)),
     region: 'us-east-1',
+    env: {},
     now: () => clock,
     sleep: async (ms) => {
       h.sleeps.push(ms);
@@ -498,6 +500,57 @@ describe('keyguard selftest', () => {
     expect(everything).toContain('LEAKED');
     expect(leakedFragments(everything, secrets)).toEqual([]);
     expect(readdirSync(cwd)).toEqual([]);
+  });
+
+  it('is a command of the CLI: a --stack that is not deployed fails the stack step (exit 2), and nothing is created', async () => {
+    // Prepare: the CLI's own clients, pointed at the fake account; CloudFormation says there is no such stack
+    cfn.reset();
+    cfn.on(DescribeStacksCommand).callsFake((input: { StackName?: string }) => {
+      throw Object.assign(new Error(`Stack with id ${input.StackName} does not exist`), {
+        name: 'ValidationError',
+        $metadata: { httpStatusCode: 400 },
+      });
+    });
+    const saved = { ...process.env };
+    Object.assign(process.env, org.env(endpoint));
+    delete process.env.AWS_PROFILE;
+    const before = org.requests.length;
+    const out: string[] = [];
+    const err: string[] = [];
+    let code: number;
+    try {
+      // Act
+      code = await main(['node', 'keyguard', 'selftest', '--stack', 'KeyGuardSandbox'], {
+        stdout: { write: (t: string) => out.push(t) },
+        stderr: { write: (t: string) => err.push(t) },
+        cwd,
+      });
+    } finally {
+      for (const k of Object.keys(process.env)) if (!(k in saved)) delete process.env[k];
+      Object.assign(process.env, saved);
+    }
+    allOutput.push(out.join(''), err.join(''));
+
+    // Assess
+    expect(code).toBe(2);
+    expect(out.join('')).toMatch(/FAIL {2}stack {5}.*stack KeyGuardSandbox .*(not found|does not exist)/);
+    expect(err.join('')).toContain('keyguard: selftest: step stack failed');
+    expect(org.requests.length).toBe(before);
+  });
+
+  it('KEYGUARD_DECISIONS_TABLE and KEYGUARD_POLICY_PARAMETER win over the stack, which is then not read', async () => {
+    // Prepare
+    const h = harness(deployedPolicy('enforce'));
+    h.deps.env = { KEYGUARD_DECISIONS_TABLE: TABLES.decisionsTable, KEYGUARD_POLICY_PARAMETER: PARAMETER };
+
+    // Act
+    const code = await run(h);
+
+    // Assess
+    expect(code).toBe(0);
+    expect(cfn.commandCalls(DescribeStacksCommand)).toHaveLength(0);
+    expect(h.stdout()).toContain('mode enforce');
+    expect(h.stdout()).toContain('key deactivated: Inactive in IAM (enforce)');
   });
 
   it('refuses a --timeout that is not a duration, before touching AWS', async () => {
