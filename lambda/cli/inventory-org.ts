@@ -13,16 +13,11 @@ import {
 } from '@aws-sdk/client-sts';
 import { isActive, ouPathOf } from '../adapters/organizations';
 import { effectivePolicy } from '../domain/org-policy';
-import {
-  type Config,
-  ConfigError,
-  loadConfig,
-  ORG_INVENTORY_ROLE_NAME,
-  policyVersion,
-} from '../shared/config';
+import { type Config, ORG_INVENTORY_ROLE_NAME, policyVersion } from '../shared/config';
 import { visible } from '../shared/visible-text';
 import { awsWhere, reportAwsFailure } from './aws-errors';
 import { csvRecord } from './csv';
+import { policyLine } from './deployed-policy';
 import { countFailing, withPosture } from './fail-on';
 import { renderTable } from './format';
 import { messageOf } from './inputs';
@@ -36,6 +31,7 @@ import {
   type InventoryDeps,
   type InventoryOptions,
   type InventoryRow,
+  inventoryPolicy,
   inventoryTable,
   inventoryTables,
   KEYS_TABLE_ENV,
@@ -426,17 +422,11 @@ export async function runOrgInventory(
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
     const flags = parseOrgFlags(opts);
     const failOn = failOnFlag(opts);
-    let config: Config;
-    let source: string;
-    try {
-      ({ config, source } = loadConfig(opts.config, io.cwd));
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(err.message);
-      throw err;
-    }
+    const policy = await inventoryPolicy(opts, io, deps);
+    const { config } = policy;
     if (!config.organization && flags.ous.length === 0 && flags.accounts.length === 0) {
       throw new UsageError(
-        `--org: ${visible(source)} has no "organization" settings: configure organization.targets, or name the ` +
+        `--org: ${visible(policy.source === 'defaults' ? 'defaults' : policy.label)} has no "organization" settings: configure organization.targets, or name the ` +
           'accounts with --ou and/or --account',
       );
     }
@@ -540,6 +530,8 @@ export async function runOrgInventory(
       `Accounts: ${outcomes.length} (${outcomes.length - failed.length} read, ${failed.length} not read)` +
         `${selection.excluded > 0 ? `; ${selection.excluded} left out by organization.excludeAccounts` : ''}. ` +
         `Keys: ${rows.length} (${withViolations} with violations). Read-only: nothing was changed, recorded or sent.`,
+      // The base policy; each account's own (an override's) is in its POLICY column.
+      policyLine(policy),
     ];
     if (stores.approvals === null) {
       lines.push(

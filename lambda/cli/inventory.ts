@@ -1,6 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient, type IAMClientConfig } from '@aws-sdk/client-iam';
 import { OrganizationsClient } from '@aws-sdk/client-organizations';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { GetCallerIdentityCommand, STSClient } from '@aws-sdk/client-sts';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
@@ -24,10 +25,11 @@ import {
   type Violation,
   type WaivedViolation,
 } from '../domain/types';
-import { type Config, ConfigError, loadConfig, policyVersion } from '../shared/config';
+import { type Config, ConfigError, policyVersion } from '../shared/config';
 import { visible } from '../shared/visible-text';
 import { awsWhere, reportAwsFailure, tagAwsErrors } from './aws-errors';
 import { csvRecord } from './csv';
+import { type ChosenPolicy, choosePolicy, DeployedPolicyError, policyLine } from './deployed-policy';
 import { countFailing, FailOnError, parseFailOn, withPosture } from './fail-on';
 import { renderTable, violationsCell } from './format';
 import { messageOf } from './inputs';
@@ -71,8 +73,14 @@ export const KEYS_TABLE_ENV = 'KEYGUARD_KEYS_TABLE';
 export interface InventoryOptions {
   json?: boolean;
   csv?: boolean;
-  /** Policy config file; default `keyguard.config.json` in cwd when present, else the built-in defaults. */
+  /**
+   * Policy config file, which wins over the deployed policy; default the deployed stack's effective policy when a
+   * parameter names it (lambda/cli/deployed-policy.ts), else `keyguard.config.json` in cwd when present, else the
+   * built-in defaults.
+   */
   config?: string;
+  /** SSM parameter of the deployed effective policy; default KEYGUARD_POLICY_PARAMETER, else the stack output. */
+  policyParameter?: string;
   /** Keys table to read last reviews from; default KEYGUARD_KEYS_TABLE, else none ("unknown"). */
   keysTable?: string;
   /** Approvals table: approved codes show as waived, and reviews count; default KEYGUARD_APPROVALS_TABLE. */
@@ -104,6 +112,8 @@ export interface InventoryDeps {
   sts: STSClient;
   /** Read only when a keys, approvals or usage table is named. */
   doc: DynamoDBDocumentClient;
+  /** Read only when the deployed policy's parameter is named (GetParameter). */
+  ssm?: SSMClient;
   env?: NodeJS.ProcessEnv;
   now?: () => Date;
   snapshot?: SnapshotOptions;
@@ -129,6 +139,7 @@ export function defaultInventoryDeps(env: NodeJS.ProcessEnv = process.env, aws?:
     iam: new IAMClient(config),
     sts: new STSClient(config),
     doc: documentClient(new DynamoDBClient(config)),
+    ssm: new SSMClient(config),
     env,
     // Organizations and IAM are global services with their endpoints in us-east-1.
     organizations: new OrganizationsClient(clientConfig(target, IAM_REGION)),
@@ -313,7 +324,8 @@ export const INVENTORY_PERMISSIONS =
 
 /** Every AWS failure of the run names the call that failed (lambda/cli/aws-errors.ts). */
 export function tagInventoryClients(deps: InventoryDeps): void {
-  for (const client of [deps.iam, deps.sts, deps.doc, deps.organizations]) if (client) tagAwsErrors(client);
+  for (const client of [deps.iam, deps.sts, deps.doc, deps.organizations, deps.ssm])
+    if (client) tagAwsErrors(client);
 }
 
 /**
@@ -376,6 +388,28 @@ interface Listing {
   unusedNotShown: string | null;
 }
 
+/**
+ * The policy an inventory evaluates with (lambda/cli/deployed-policy.ts): --config, else the deployed stack's
+ * effective policy, else the local file or the defaults. A bad file or an unusable parameter is a UsageError.
+ */
+export async function inventoryPolicy(
+  opts: InventoryOptions,
+  io: CliIO,
+  deps: InventoryDeps,
+): Promise<ChosenPolicy> {
+  const { ssm, stack } = deps;
+  try {
+    return await choosePolicy(opts, io, {
+      env: deps.env ?? process.env,
+      ...(ssm ? { ssm: () => ssm } : {}),
+      ...(stack ? { stackParameter: () => stack.value('policyParameter') } : {}),
+    });
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof DeployedPolicyError) throw new UsageError(err.message);
+    throw err;
+  }
+}
+
 /** Runs `keyguard inventory`; returns the exit code. Never calls process.exit. */
 export async function runInventory(opts: InventoryOptions, io: CliIO, deps: InventoryDeps): Promise<number> {
   const progress = new Progress(io);
@@ -384,13 +418,8 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
     if (opts.json && opts.csv) throw new UsageError('--json and --csv: choose one output format');
     refuseOrgOnlyFlags(opts);
     const failOn = failOnFlag(opts);
-    let config: Config;
-    try {
-      config = loadConfig(opts.config, io.cwd).config;
-    } catch (err) {
-      if (err instanceof ConfigError) throw new UsageError(err.message);
-      throw err;
-    }
+    const policy = await inventoryPolicy(opts, io, deps);
+    const config = policy.config;
     const tables = await inventoryTables(opts, deps);
     const { rows, reviewsUnknown, approvalsUnknown, unusedNotShown } = await listKeys(
       opts,
@@ -405,6 +434,7 @@ export async function runInventory(opts: InventoryOptions, io: CliIO, deps: Inve
     const withViolations = rows.filter((r) => r.violations.length > 0).length;
     const lines = [
       `Keys: ${rows.length} (${withViolations} with violations). Read-only: nothing was changed, recorded or sent.`,
+      policyLine(policy),
     ];
     if (approvalsUnknown) {
       lines.push(

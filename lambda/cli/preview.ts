@@ -1,4 +1,5 @@
-import type { Command } from 'commander';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { type Command, Option } from 'commander';
 import { evaluate } from '../domain/evaluate';
 import { effectivePolicy } from '../domain/org-policy';
 import type { KnownKey } from '../domain/pipeline';
@@ -29,9 +30,17 @@ import {
   storeOption,
 } from './audit';
 import { exitCodesHelp } from './aws-errors';
+import { choosePolicy, DeployedPolicyError, POLICY_PARAMETER_ENV } from './deployed-policy';
 import { renderTable, type TableCell } from './format';
 import { type CliIO, EXIT_INPUT, EXIT_OK, failure, writeStyled } from './io';
-import { type AwsFlags, type AwsRun, addAwsOptions, awsRunOrFail } from './stack-outputs';
+import {
+  type AwsFlags,
+  type AwsRun,
+  addAwsOptions,
+  awsRunOrFail,
+  awsTarget,
+  clientConfig,
+} from './stack-outputs';
 
 /**
  * `keyguard preview --config NEW.json`: what a policy change would do, before it acts. For every key the audit
@@ -50,8 +59,13 @@ import { type AwsFlags, type AwsRun, addAwsOptions, awsRunOrFail } from './stack
 export interface PreviewOptions extends AuditSourceOptions {
   /** The new policy (required). */
   config?: string;
-  /** The current policy; default `keyguard.config.json` in cwd when present, else the built-in defaults. */
+  /**
+   * The current policy; default the deployed stack's effective policy, else `keyguard.config.json` in cwd when
+   * present, else the built-in defaults.
+   */
   current?: string;
+  /** SSM parameter of the deployed effective policy; default KEYGUARD_POLICY_PARAMETER. */
+  policyParameter?: string;
   json?: boolean;
   /** Evaluate as of this instant (ISO-8601 with a zone, or YYYY-MM-DD); default now. */
   at?: string;
@@ -81,6 +95,30 @@ export function parseOuPaths(values: readonly string[] | undefined): Map<string,
 export interface PreviewDeps extends AuditDeps {
   /** The clock; default the wall clock. */
   now?: () => Date;
+  /** SSM, for the deployed effective policy; default a client of the run's region and profile. */
+  ssm?: () => SSMClient;
+}
+
+/**
+ * The current policy: --current FILE, else the deployed stack's effective policy (lambda/cli/deployed-policy.ts:
+ * named by --policy-parameter or KEYGUARD_POLICY_PARAMETER, or, when the deployed tables are read, by the stack's
+ * output), else ./keyguard.config.json or the built-in defaults. Over the local store the stack is not read.
+ */
+async function currentPolicy(
+  opts: PreviewOptions,
+  io: CliIO,
+  deps: PreviewDeps,
+): Promise<{ config: Config; source: string }> {
+  if (opts.current !== undefined) return loaded(opts.current, io.cwd);
+  const env = deps.env ?? process.env;
+  const { stack } = deps;
+  const deployedTables = opts.table !== undefined;
+  const chosen = await choosePolicy({ policyParameter: opts.policyParameter }, io, {
+    env,
+    ssm: deps.ssm ?? (() => new SSMClient(clientConfig(stack?.target ?? awsTarget({}, env)))),
+    ...(stack && deployedTables ? { stackParameter: () => stack.value('policyParameter') } : {}),
+  });
+  return { config: chosen.config, source: chosen.label };
 }
 
 export type PreviewGroup =
@@ -241,9 +279,10 @@ export async function runPreview(opts: PreviewOptions, io: CliIO, deps: PreviewD
     let current: { config: Config; source: string };
     try {
       next = loaded(opts.config, io.cwd);
-      current = loaded(opts.current, io.cwd);
+      current = await currentPolicy(opts, io, deps);
     } catch (err) {
-      if (err instanceof ConfigError) throw new AuditUsageError(err.message);
+      if (err instanceof ConfigError || err instanceof DeployedPolicyError)
+        throw new AuditUsageError(err.message);
       throw err;
     }
     const at = parseAt(opts.at, (deps.now ?? (() => new Date()))());
@@ -475,7 +514,14 @@ export function registerPreviewCommand(
     .requiredOption('-c, --config <file>', 'the new policy config file')
     .option(
       '--current <file>',
-      `the current policy config file (default: ./${DEFAULT_CONFIG_FILE} if present, else the built-in defaults)`,
+      `the current policy config file (default: the deployed stack's effective policy, else ./${DEFAULT_CONFIG_FILE} ` +
+        'if present, else the built-in defaults)',
+    )
+    .addOption(
+      new Option(
+        '--policy-parameter <name>',
+        'SSM parameter of the deployed effective policy, the current policy (stack output EffectivePolicyParameterName)',
+      ).env(POLICY_PARAMETER_ENV),
     )
     .addOption(storeOption())
     .addOption(decisionsTableOption())

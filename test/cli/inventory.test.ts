@@ -19,6 +19,7 @@ import { EXIT_INPUT, EXIT_OK } from '../../lambda/cli/io';
 import type { KnownKey } from '../../lambda/domain/pipeline';
 import { EMPTY_HISTORY } from '../../lambda/domain/types';
 import type { UsageAggregate } from '../../lambda/domain/usage-types';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import { fakeLongTermKey } from '../support/secrets';
 import { captureIO, removeTempDirs, tempDir, writeFile } from './helpers';
@@ -294,6 +295,7 @@ describe('keyguard inventory', () => {
     });
     expect(stderr()).toBe(
       'Keys: 3 (2 with violations). Read-only: nothing was changed, recorded or sent.\n' +
+        `Policy: ${policyVersion(parseConfig({}))} (built-in defaults).\n` +
         'Approvals are unknown without the approvals table (--approvals-table or KEYGUARD_APPROVALS_TABLE): approved violations are shown as violations.\n' +
         'Last reviews are unknown without the keys table (--keys-table or KEYGUARD_KEYS_TABLE): REVIEW_OVERDUE is not shown.\n',
     );

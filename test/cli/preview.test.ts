@@ -1,10 +1,14 @@
 import { join } from 'node:path';
 import { SNSClient } from '@aws-sdk/client-sns';
+import { GetParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
 import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { PreviewChange } from '../../lambda/cli/preview';
 import { runPreview } from '../../lambda/cli/preview';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
+import { parseConfig, policyVersion } from '../../lambda/shared/config';
+import { publishedPolicy } from '../../lambda/shared/effective-policy';
 import { ACCOUNT, captureIO, EXAMPLES, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
 
 /**
@@ -276,5 +280,52 @@ describe('keyguard preview on the command line', () => {
     expect(code).toBe(0);
     const r = JSON.parse(out.stdout()) as { keys: { changed: number }; at: string; written: boolean };
     expect(r).toMatchObject({ keys: { changed: 5 }, at: '2026-11-21T00:00:00.000Z', written: false });
+  });
+});
+
+describe('keyguard preview: the deployed policy is the current one', () => {
+  const parameter = '/BedrockKeyGuard/effective-policy/standard';
+  const deployed = { mode: 'audit' as const };
+  const ssm = mockClient(SSMClient);
+  afterEach(() => ssm.reset());
+  const withSsm = { ...NO_AWS, env: { KEYGUARD_POLICY_PARAMETER: parameter }, ssm: () => new SSMClient({}) };
+
+  it('named by KEYGUARD_POLICY_PARAMETER: current = the deployed policy, named in the output', async () => {
+    // Prepare
+    ssm
+      .on(GetParameterCommand, { Name: parameter })
+      .resolves({ Parameter: { Value: publishedPolicy(parseConfig(deployed)).value } });
+    const out = captureIO(cwd);
+    // Act
+    const code = await runPreview({ config: strict, store, at: AT }, out.io, withSsm);
+    // Assess
+    expect(code).toBe(0);
+    expect(out.stderr()).toBe('');
+    expect(out.stdout()).toContain(
+      `Current policy ${policyVersion(parseConfig(deployed))} (deployed, SSM parameter ${parameter}) -> new policy`,
+    );
+    // The same changes as with --current naming a file of that policy.
+    expect(out.stdout()).toContain('Keys: 6 known, 5 evaluated, 5 would change');
+  });
+
+  it('--current FILE wins: the deployed policy is not read', async () => {
+    // Act
+    const out = captureIO(cwd);
+    const code = await runPreview({ config: strict, current: strict, store, at: AT }, out.io, withSsm);
+    // Assess
+    expect(code).toBe(0);
+    expect(out.stdout()).toContain('Keys: 6 known, 5 evaluated, 0 would change');
+    expect(ssm.calls()).toHaveLength(0);
+  });
+
+  it('a corrupt deployed policy: exit 2 naming the parameter and the field', async () => {
+    // Prepare
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Value: '{"format":1}' } });
+    const out = captureIO(cwd);
+    // Act
+    const code = await runPreview({ config: strict, store, at: AT }, out.io, withSsm);
+    // Assess
+    expect(code).toBe(2);
+    expect(out.stderr()).toContain(`SSM parameter ${parameter}: policyVersion: got nothing`);
   });
 });
