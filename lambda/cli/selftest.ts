@@ -589,7 +589,7 @@ async function reportFailure(
     permissions: 'the managed policy of the stack output SelftestPolicyArn',
   });
   if (aws) {
-    out(`  FAIL  ${step.padEnd(10)}${aws.line.trim()}`);
+    out(`  FAIL  ${step.padEnd(10)}${aws.line.trim().replace(/^keyguard: selftest: /, '')}`);
     io.stderr.write(aws.line);
     return aws.exitCode;
   }

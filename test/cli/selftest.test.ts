@@ -21,6 +21,7 @@ import { main } from '../../bin/keyguard';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import { BedrockKeyProbe, type FetchLike } from '../../lambda/adapters/bedrock-key-probe';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { tagAwsErrors } from '../../lambda/cli/aws-errors';
 import type { CliIO } from '../../lambda/cli/io';
 import {
   isSelftestUser,
@@ -245,13 +246,16 @@ function harness(functionConfig: Config | null, extra: Partial<SelftestDeps> = {
     );
   };
   const target = { region: 'us-east-1' };
+  // Tagged as defaultSelftestDeps tags them, so a failure names its service and operation.
   h.deps = {
-    iam: fakeIam(),
-    sts: new STSClient({
-      region: 'us-east-1',
-      endpoint,
-      credentials: { accessKeyId: org.callerKeyId, secretAccessKey: org.callerSecret },
-    }),
+    iam: tagAwsErrors(fakeIam()),
+    sts: tagAwsErrors(
+      new STSClient({
+        region: 'us-east-1',
+        endpoint,
+        credentials: { accessKeyId: org.callerKeyId, secretAccessKey: org.callerSecret },
+      }),
+    ),
     doc: db.doc,
     ssm: new SSMClient({ region: 'us-east-1' }),
     logs: new CloudWatchLogsClient({ region: 'us-east-1' }),
@@ -382,6 +386,33 @@ describe('keyguard selftest', () => {
     expect(h.stdout()).toContain('in enforce mode the key should be Inactive in IAM');
     expect(h.stdout()).not.toContain('Self-test passed');
     expect(h.stdout()).toMatch(/ok {4}cleanup {3}deleted user/);
+    expect(selftestUsers()).toEqual([]);
+  });
+
+  it('an AWS failure while creating the key names the call and the policy to attach (exit 2), and the user made is deleted', async () => {
+    // Prepare: the caller may create users but not keys
+    deployedPolicy('audit');
+    const h = harness(null);
+    org.iamDenied.add('CreateServiceSpecificCredential');
+    const created = org.calls('iam', 'CreateUser').length;
+    let code: number;
+    try {
+      // Act
+      code = await run(h);
+    } finally {
+      org.iamDenied.clear();
+    }
+
+    // Assess
+    expect(code).toBe(2);
+    expect(h.stderr()).toMatch(
+      /^keyguard: selftest: IAM CreateServiceSpecificCredential \(region us-east-1, .*\): access denied/,
+    );
+    expect(h.stderr()).toContain('Grant iam:CreateServiceSpecificCredential');
+    expect(h.stderr()).toContain('the managed policy of the stack output SelftestPolicyArn');
+    expect(h.stdout()).toMatch(/FAIL {2}create {4}IAM CreateServiceSpecificCredential/);
+    expect(org.calls('iam', 'CreateUser').length).toBe(created + 1);
+    expect(h.stdout()).toMatch(/ok {4}cleanup {3}deleted user keyguard-selftest-t\d{7} and 0 key\(s\)/);
     expect(selftestUsers()).toEqual([]);
   });
 

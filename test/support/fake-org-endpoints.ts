@@ -458,7 +458,20 @@ export class FakeOrganization {
   }
 
   /** IAM's user writes and the reads of the functions' user facts (query parameters: Tags.member.N.Key…). */
+  /** IAM actions (of iamWrite's) denied to every caller, as a missing permission would. */
+  readonly iamDenied = new Set<string>();
+
   private iamMore(account: FakeIamAccount, action: string, p: Record<string, string>): string {
+    if (this.iamDenied.has(action)) {
+      throw new FakeAwsError(
+        403,
+        'AccessDenied',
+        `User: arn:aws:iam::${account.accountId}:user/org-admin is not authorized to perform: iam:${action} on ` +
+          `resource: arn:aws:iam::${account.accountId}:user/${p.UserName ?? ''} because no identity-based policy ` +
+          'allows the iam:' +
+          `${action} action`,
+      );
+    }
     const result = this.iamWrite(account, action, p);
     this.onIamCall?.({ account, action, params: p });
     return result;
