@@ -10,6 +10,7 @@ import {
 } from '../lambda/cli/approvals';
 import { registerAuditCommand } from '../lambda/cli/audit';
 import { registerAuditVerifyCommand } from '../lambda/cli/audit-verify';
+import { exitCodesHelp } from '../lambda/cli/aws-errors';
 import {
   APPROVALS_TABLE_ENV,
   defaultInventoryDeps,
@@ -102,11 +103,13 @@ Posture gate: --fail-on low|medium|high|critical exits 1 when, at the end of the
 A key deactivated (an applied decision), expired or deleted does not count; a planned deactivation does.
 It never hides exit 2: an unreadable input still exits 2 (the --fail-on line is still printed).
 
-Exit codes:
-  0  every input was read
-  1  unexpected failure; or --fail-on: a key at or above the severity (one line on stderr says how many)
-  2  bad usage or config (e.g. a bad --since, --until, --jobs or --fail-on value), or some input could not be
-     read (reported on stderr with its path and the reason; the rest was replayed)
+${exitCodesHelp({
+  0: 'every input was read',
+  1: 'or --fail-on: a key at or above the severity (one line on stderr says how many)',
+  2:
+    'e.g. a bad --since, --until, --jobs or --fail-on value, or some input could not be read (reported on stderr ' +
+    'with its path and the reason; the rest was replayed)',
+})}
 
 Examples:
   $ keyguard replay examples/cloudtrail
@@ -133,11 +136,14 @@ ARN, role, user name, or SSO session name/email), nor through a session of the r
 unless that role is an IAM Identity Center role (AWSReservedSSO_*), whose sessions are distinct people.
 maxApprovalDays and the other rules are the deployed function's.
 
-Exit codes:
-  0  done
-  1  unexpected failure (the function failed, or could not be reached in time)
-  2  bad usage or refused (self-approval, not an approver, unknown key or approval, already revoked,
-     --until out of range, unknown code, empty reason, no URL, no AWS credentials, access denied)
+${exitCodesHelp({
+  0: 'done',
+  1: 'here: the approval function failed (its request id on stderr)',
+  2:
+    'or refused by the function (self-approval, not an approver, unknown key or approval, already revoked, --until ' +
+    'out of range, unknown code, empty reason), or no URL; the function URL unreachable or not answering in time ' +
+    'is a network failure',
+})}
 `;
 
 const SCAN_HELP = `
@@ -225,12 +231,12 @@ Posture gate: --fail-on low|medium|high|critical exits 1 when an Active key, as 
 that severity or above (waived violations and inactive or expired keys do not count). It never hides the
 other codes: when several apply, 2 wins over 3, and 3 over 1 (the --fail-on line is still printed).
 
-Exit codes:
-  0  the whole inventory was listed (with --org: every account was read)
-  1  unexpected failure; or --fail-on: a key at or above the severity (one line on stderr says how many)
-  2  bad usage or config (e.g. a bad --fail-on value), no AWS credentials, access denied or another AWS error
-     (reported on stderr)
-  3  --org: some accounts could not be read (each named on stderr with its reason); the others were listed
+${exitCodesHelp({
+  0: 'the whole inventory was listed (with --org: every account was read)',
+  1: 'or --fail-on: a key at or above the severity (one line on stderr says how many)',
+  2: 'e.g. a bad --fail-on value',
+  3: '--org: some accounts could not be read (each named on stderr with its reason); the others were listed',
+})}
 
 Examples:
   $ AWS_PROFILE=security keyguard inventory

@@ -36,7 +36,7 @@ describe('keyguard command line', () => {
     for (const option of ['-c, --config <file>', '-s, --store <dir>', '--json'])
       expect(help).toContain(option);
     expect(help).toContain('.json, .jsonl, .ndjson and their .gz');
-    expect(help).toMatch(/Exit codes:\n\s+0 .*\n\s+1 .*\n\s+2 /);
+    expect(help).toMatch(/Exit codes:\n {2}0 {2}.*\n {2}1 {2}.*(\n {5}.*)*\n {2}2 {2}/);
   });
 
   it('exits 2 on a usage error, with the reason on stderr', async () => {
