@@ -16,7 +16,7 @@ import {
   openAuditSource,
   storeOption,
 } from './audit';
-import { exitCodesHelp } from './aws-errors';
+import { exitCodesHelp, tagAwsErrors } from './aws-errors';
 import { messageOf } from './inputs';
 import { type CliIO, EXIT_INPUT, EXIT_OK, problem } from './io';
 import { DEFAULT_STORE_DIR } from './replay';
@@ -65,8 +65,9 @@ export async function archiveDigests(
   env: NodeJS.ProcessEnv = process.env,
   target: AwsTarget = awsTarget({}, env),
 ): Promise<DigestCheck> {
-  const s3 = new S3Client(clientConfig(target));
-  const kms = new KMSClient(clientConfig(target));
+  // Tagged: a failure names S3 or KMS and its operation, not the decisions table's DynamoDB (aws-errors.ts).
+  const s3 = tagAwsErrors(new S3Client(clientConfig(target)));
+  const kms = tagAwsErrors(new KMSClient(clientConfig(target)));
   const { digests, unreadable } = await new S3AuditArchive(s3, bucket, 1).listDigests();
   const keys = new Map<string, Uint8Array>();
   for (const id of new Set(digests.map((d) => d.signingKeyId))) keys.set(id, await signingPublicKey(kms, id));

@@ -99,6 +99,13 @@ const PREFIXES: Record<string, string> = Object.fromEntries(
   Object.values(SERVICES).map((s) => [s.name, s.prefix]),
 );
 PREFIXES['Lambda function URL'] = 'lambda';
+/** Operations whose IAM action has another name. */
+const ACTIONS: Record<string, string> = {
+  'S3 ListObjectsV2': 's3:ListBucket',
+  'S3 ListObjects': 's3:ListBucket',
+  'S3 HeadBucket': 's3:ListBucket',
+  'S3 HeadObject': 's3:GetObject',
+};
 
 /** A client of the SDK (v3): its middleware stack (methods are compared bivariantly, so every client fits). */
 interface MiddlewareClient {
@@ -361,7 +368,8 @@ export function describeAwsFailure(err: unknown, ctx: AwsCallContext): AwsFailur
   const name = str(field(source, 'name')) ?? 'Error';
   const message = shortMessage(source);
   const said = message ? ` (${name}: ${message})` : ` (${name})`;
-  const action = `${PREFIXES[service] ?? service.toLowerCase()}:${operation}`;
+  const action =
+    ACTIONS[`${service} ${operation}`] ?? `${PREFIXES[service] ?? service.toLowerCase()}:${operation}`;
   const what = tag?.resource ?? ctx.resource ?? `the ${service} resource`;
   const deployRegion = ctx.deployRegion ?? DEPLOY_REGION;
   let why: string;

@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { IAMClient } from '@aws-sdk/client-iam';
@@ -12,11 +14,13 @@ import {
   runReview,
 } from '../../lambda/cli/approvals';
 import { type AuditDeps, defaultAuditDeps, runAudit } from '../../lambda/cli/audit';
+import { runAuditVerify } from '../../lambda/cli/audit-verify';
 import { EXIT_AWS, EXIT_CODES } from '../../lambda/cli/aws-errors';
 import { defaultInventoryDeps, type InventoryDeps, runInventory } from '../../lambda/cli/inventory';
 import type { CliIO } from '../../lambda/cli/io';
 import { runPreview } from '../../lambda/cli/preview';
 import { runReport } from '../../lambda/cli/report';
+import { startTestDynamo, TABLES } from '../support/dynamo';
 import { fakeHandler, jsonError, queryError, TEST_CREDENTIALS, withoutCredentials } from './aws-fakes';
 import { captureIO, removeTempDirs, tempDir, writeFile } from './helpers';
 
@@ -217,4 +221,50 @@ describe('one exit-code table', () => {
       for (const { code: c, meaning } of EXIT_CODES) expect(flat).toContain(`\n  ${c}  ${meaning}`);
     },
   );
+});
+
+describe('audit verify --archive-bucket', () => {
+  it('S3 denying the archive is named as S3 and its operation, not the decisions table (exit 2, one line)', async () => {
+    // Prepare: the decisions table in dynalite; S3 (AWS_ENDPOINT_URL_S3) a loopback server answering as S3 does.
+    const s3: Server = createServer((_req, res) => {
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end(
+        '<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message>' +
+          '<RequestId>r-1</RequestId></Error>',
+      );
+    });
+    await new Promise<void>((resolve) => s3.listen(0, '127.0.0.1', resolve));
+    const db = await startTestDynamo();
+    const saved = { ...process.env };
+    Object.assign(process.env, {
+      AWS_ENDPOINT_URL_S3: `http://127.0.0.1:${(s3.address() as AddressInfo).port}`,
+      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
+    });
+    delete process.env.AWS_PROFILE;
+    const out = captureIO(tempDir());
+    let code: number;
+    try {
+      // Act
+      code = await runAuditVerify(
+        { table: TABLES.decisionsTable, archiveBucket: 'keyguard-archive' },
+        out.io,
+        {
+          doc: () => db.doc,
+          env: {},
+          target: { region: 'us-east-1' },
+        },
+      );
+    } finally {
+      process.env = saved;
+      await db.close();
+      await new Promise<void>((resolve) => s3.close(() => resolve()));
+    }
+
+    // Assess
+    expect(code).toBe(EXIT_AWS);
+    expect(out.stderr()).toMatch(
+      /^keyguard: audit verify: S3 ListObjectsV2 \(region us-east-1, default credential chain\): access denied \(AccessDenied: Access Denied\)\. Grant s3:ListBucket to the caller[^\n]*\.\n$/,
+    );
+  });
 });
