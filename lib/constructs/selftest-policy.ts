@@ -22,6 +22,11 @@ export interface SelftestPolicyProps {
   readonly leakLogGroups?: readonly string[];
 }
 
+/** Characters of a log group's two ARNs besides its name (prefix, account, region, stream suffix, quotes). */
+const LOG_GROUP_ARN_OVERHEAD = 140;
+/** Room for the named log groups' ARNs, beside the rest of the policy (about 1,600 characters). */
+const LISTED_LOG_GROUPS_BUDGET = 3500;
+
 /**
  * The managed policy `keyguard selftest` needs (stack output SelftestPolicyArn), attached to nothing: an operator
  * attaches it to whoever runs the self-test. IAM writes only on users named `keyguard-selftest-*` of this account,
@@ -94,8 +99,14 @@ export class SelftestPolicy extends Construct {
         resourceName: `${group}:${stream}`,
         arnFormat: ArnFormat.COLON_RESOURCE_NAME,
       });
-    const createStream = groups.map((g) => groupStreams(g, '*'));
-    const selftestStreams = groups.map((g) => groupStreams(g, `log-stream:${SELFTEST_USER_PREFIX}*`));
+    // Each group named when their ARNs fit (a managed policy holds 6,144 characters; 50 groups of up to 512
+    // characters do not): else any group of this account and region, streams still keyguard-selftest-* only.
+    const listed =
+      groups.reduce((n, g) => n + 2 * g.length + LOG_GROUP_ARN_OVERHEAD, 0) <= LISTED_LOG_GROUPS_BUDGET;
+    const named = listed ? groups : ['*'];
+    const createStream = groups.length > 0 ? named.map((g) => groupStreams(g, '*')) : [];
+    const selftestStreams =
+      groups.length > 0 ? named.map((g) => groupStreams(g, `log-stream:${SELFTEST_USER_PREFIX}*`)) : [];
     if (groups.length > 0) {
       statements.push(
         new iam.PolicyStatement({
@@ -132,9 +143,11 @@ export class SelftestPolicy extends Construct {
       },
       ...createStream.map((arn) => ({
         id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, arn)}]`,
-        reason:
-          'CreateLogStream is authorized on the log group ARN with its ":*" suffix; only in a group the config ' +
-          'subscribes to the leak function (leakDetection.logGroups), for selftest --leak.',
+        reason: listed
+          ? 'CreateLogStream is authorized on the log group ARN with its ":*" suffix; only in a group the config ' +
+            'subscribes to the leak function (leakDetection.logGroups), for selftest --leak.'
+          : 'The subscribed log groups are too many or too long to name within the 6,144 characters of a managed ' +
+            'policy: any group of this account and region, for an empty stream (no read, no other write).',
       })),
       ...selftestStreams.map((arn) => ({
         id: `AwsSolutions-IAM5[Resource::${nagResourceId(this, arn)}]`,
