@@ -6,6 +6,7 @@ import {
   guardrailPolicy,
 } from '../domain/guardrails';
 import { type Config, ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../shared/config';
+import { exitCodesHelp } from './aws-errors';
 import { type CliIO, EXIT_INPUT, EXIT_OK, failure } from './io';
 
 /**
@@ -81,9 +82,7 @@ key when allowLongTermKeys is false, and then also LONG_TERM bearer-token use on
 access keys, passwords, signing certificates and SSH keys on BedrockAPIKey-* users. The stack can deploy the
 scp or identity kind itself: guardrails.deploy in the config.
 
-Exit codes:
-  0  the policy was printed
-  2  bad usage or config (reported on stderr)
+${exitCodesHelp({ 0: 'the policy was printed' })}
 `;
 
 /** Adds `keyguard policy` to the program (bin/keyguard.ts), with its output going to `io`. */

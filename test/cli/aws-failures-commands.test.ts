@@ -195,7 +195,7 @@ describe('the same AWS failure, the same line and exit code in every command', (
   });
 });
 
-describe('one exit-code table', () => {
+describe('one exit-code table (every command that prints one)', () => {
   it.each([
     ['inventory'],
     ['approve'],
@@ -207,6 +207,7 @@ describe('one exit-code table', () => {
     ['report'],
     ['preview'],
     ['replay'],
+    ['policy'],
   ])(
     'keyguard %s %s --help gives the shared meaning of 0, 1 and 2 word for word',
     async (...command: string[]) => {
