@@ -10,6 +10,7 @@ import {
 } from '../lambda/cli/approvals';
 import { registerAuditCommand } from '../lambda/cli/audit';
 import { registerAuditVerifyCommand } from '../lambda/cli/audit-verify';
+import { POLICY_PARAMETER_ENV } from '../lambda/cli/deployed-policy';
 import { exitCodesHelp } from '../lambda/cli/aws-errors';
 import {
   APPROVALS_TABLE_ENV,
@@ -216,6 +217,11 @@ Without a keys table the last review is "unknown" and REVIEW_OVERDUE is not eval
 the last use is "unknown" and UNUSED is not evaluated. A progress line is
 shown on stderr when it is a terminal.
 
+Policy: --config FILE, else the deployed stack's effective policy (SSM parameter named by --policy-parameter,
+${POLICY_PARAMETER_ENV} or the stack output EffectivePolicyParameterName; ssm:GetParameter), else
+./${DEFAULT_CONFIG_FILE}, else the built-in defaults. The summary names the one used (stderr with --json/--csv);
+a local ./${DEFAULT_CONFIG_FILE} that differs from the deployed policy is noted on stderr.
+
 Organization (--org): run with credentials of the management account or of the delegated administrator. The
 governed accounts (ACTIVE accounts under organization.targets, nested OUs included, minus
 organization.excludeAccounts; --ou and --account narrow them) are read from Organizations, the spoke's read-only
@@ -414,7 +420,14 @@ export function buildProgram(
     .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')
     .option(
       '-c, --config <file>',
-      `policy config file (default: ./${DEFAULT_CONFIG_FILE} if present, else the built-in defaults)`,
+      `policy config file, which wins over the deployed policy (default: the deployed stack's effective policy, ` +
+        `else ./${DEFAULT_CONFIG_FILE} if present, else the built-in defaults)`,
+    )
+    .addOption(
+      new Option(
+        '--policy-parameter <name>',
+        'SSM parameter of the deployed effective policy (stack output EffectivePolicyParameterName)',
+      ).env(POLICY_PARAMETER_ENV),
     )
     .addOption(
       new Option(
