@@ -60,9 +60,12 @@ export class ApprovalForbiddenError extends Error {
 
 /** The function could not be reached, did not answer in time, or answered something that is not the protocol. */
 export class ApprovalTransportError extends Error {
+  /** The HTTP status of an answer that is not the protocol (429: Lambda throttled the function URL). */
+  readonly status: number | undefined;
   /** `cause`: the network error (ECONNREFUSED, ENOTFOUND, a timeout) when the function could not be reached. */
-  constructor(message: string, options?: ErrorOptions) {
+  constructor(message: string, options?: ErrorOptions & { status?: number }) {
     super(message, options);
+    this.status = options?.status;
     this.name = 'ApprovalTransportError';
   }
 }
@@ -259,14 +262,7 @@ export class ApprovalClient {
           'ApproverPolicyArn) to your role or user, or ask whoever administers the stack to',
       );
     }
-    throw new ApprovalTransportError(
-      `the approval function at ${where} answered HTTP ${status}${json === undefined ? '' : ` ${visibleSnippet(text)}`}`,
-    );
+    // The body of an answer that is not the protocol is not shown: it may hold anything.
+    throw new ApprovalTransportError(`the approval function at ${where} answered HTTP ${status}`, { status });
   }
-}
-
-/** At most 200 characters of an unexpected answer, on one line (it is printed through visible() by the CLI). */
-function visibleSnippet(text: string): string {
-  const one = text.replace(/\s+/g, ' ').trim();
-  return one.length > 200 ? `${one.slice(0, 200)}…` : one;
 }

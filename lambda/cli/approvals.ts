@@ -246,6 +246,7 @@ async function run(
       return EXIT_INPUT;
     }
     // Lambda's 403 carries no reason the CLI reads (the body is not shown): it is an access-denied answer.
+    // Lambda's 429 (the function URL throttled) is throttling, as any service's.
     const aws =
       err instanceof ApprovalForbiddenError
         ? Object.assign(
@@ -254,7 +255,12 @@ async function run(
             ),
             { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } },
           )
-        : err;
+        : err instanceof ApprovalTransportError && err.status === 429
+          ? Object.assign(new Error('HTTP 429 Too Many Requests'), {
+              name: 'TooManyRequestsException',
+              $metadata: { httpStatusCode: 429 },
+            })
+          : err;
     const code = await reportAwsFailure(io, aws, {
       command,
       service: 'Lambda',

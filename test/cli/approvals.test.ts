@@ -744,6 +744,36 @@ describe('keyguard approve: reaching the function', () => {
     expect(out.stderr()).toContain('the answer is longer than 6,291,456 bytes');
   });
 
+  it('an answer that is not the protocol (HTTP 502): exit 1, its body never shown', async () => {
+    const w = await world();
+    const out = captureIO(w.cwd);
+    const body = '{"Message":"Bad gateway","detail":"\u001b[2J forged ABSK-looking text"}';
+    const deps: ApprovalsDeps = { ...w.deps, fetch: async () => new Response(body, { status: 502 }) };
+
+    const code = await runApprove(approveArgs(w), out.io, deps);
+
+    expect(code).toBe(1);
+    expect(out.stderr()).toBe(
+      `keyguard: the approval function at ${w.url.replace(/\/$/, '')} answered HTTP 502\n`,
+    );
+  });
+
+  it('the function URL throttled (HTTP 429): exit 2, one throttling line as in every command', async () => {
+    const w = await world();
+    const out = captureIO(w.cwd);
+    const deps: ApprovalsDeps = {
+      ...w.deps,
+      fetch: async () => new Response('{"Message":"Rate Exceeded."}', { status: 429 }),
+    };
+
+    const code = await runApprove(approveArgs(w), out.io, deps);
+
+    expect(code).toBe(2);
+    expect(out.stderr()).toMatch(
+      /^keyguard: approve: Lambda InvokeFunctionUrl \(region us-east-1, default credential chain\): throttled by AWS \(TooManyRequestsException: HTTP 429 Too Many Requests\)\. Wait a minute and retry[^\n]*\n$/,
+    );
+  });
+
   it("the function's internal failure: exit 1 with its request id", async () => {
     const w = await world({ missingTables: true });
     const out = captureIO(w.cwd);
