@@ -63,6 +63,8 @@ export { isSelftestUser, SELFTEST_TAG, SELFTEST_USER_PREFIX };
 
 const BEDROCK = 'bedrock.amazonaws.com';
 const FIRST_POLL_MS = 1000;
+/** Beyond its waits, how long a run may take (its IAM calls, checks and cleanup). */
+const RUN_MARGIN_MS = 10 * 60_000;
 const MAX_POLL_MS = 15_000;
 
 export interface SelftestOptions extends AwsFlags {
@@ -202,7 +204,9 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
     ok('stack', `decisions table ${visible(table)}`, stackMs);
 
     // 3. Leftovers of earlier runs.
-    const { value: leftovers, ms: leftoverMs } = await timed('leftovers', () => cleanLeftovers(deps.iam));
+    const { value: leftovers, ms: leftoverMs } = await timed('leftovers', () =>
+      cleanLeftovers(deps.iam, now()),
+    );
     ok(
       'leftovers',
       leftovers.cleaned.length === 0
@@ -216,16 +220,22 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
         `  note  leftovers  ${visible(name)} has the self-test prefix but not the ${SELFTEST_TAG} tag: left alone`,
       );
     }
+    for (const r of leftovers.running) {
+      out(
+        `  note  leftovers  ${visible(r.name)} belongs to a run that may still be going (until ${r.until}): left alone`,
+      );
+    }
 
     // 4. The throwaway user and its never-expiring key.
     const userName = `${SELFTEST_USER_PREFIX}${random()}`;
-    const startedAt = new Date(now()).toISOString();
+    // The tag says until when this run may still be going: a later run deletes the user only after that.
+    const runsUntil = new Date(now() + timeoutMs * (opts.leak ? 2 : 1) + RUN_MARGIN_MS).toISOString();
     const { value: key, ms: createMs } = await timed('create', async () => {
       await deps.iam.send(
         new CreateUserCommand({
           UserName: userName,
           Tags: [
-            { Key: SELFTEST_TAG, Value: startedAt },
+            { Key: SELFTEST_TAG, Value: runsUntil },
             { Key: deployed.tags.owner, Value: who.arn.slice(0, 256) },
             { Key: deployed.tags.purpose, Value: 'keyguard selftest (throwaway, deleted by the self-test)' },
             { Key: deployed.tags.reviewCadence, Value: '1d' },
@@ -344,8 +354,15 @@ async function deployedFacts(deps: SelftestDeps): Promise<DeployedFacts> {
   };
 }
 
-/** Self-test users of earlier runs (name prefix AND tag), deleted with their keys; prefixed users without the tag. */
-async function cleanLeftovers(iam: IAMClient): Promise<{ cleaned: string[]; untagged: string[] }> {
+/**
+ * Self-test users of earlier runs (name prefix AND tag), deleted with their keys once the time their run could
+ * still be going (the tag's value) has passed; those of a run still going (another operator's, or CI's) are left
+ * alone, as are prefixed users without the tag. A tag value that is not a time counts as passed.
+ */
+async function cleanLeftovers(
+  iam: IAMClient,
+  nowMs: number,
+): Promise<{ cleaned: string[]; untagged: string[]; running: Array<{ name: string; until: string }> }> {
   const names: string[] = [];
   let marker: string | undefined;
   do {
@@ -355,16 +372,23 @@ async function cleanLeftovers(iam: IAMClient): Promise<{ cleaned: string[]; unta
   } while (marker);
   const cleaned: string[] = [];
   const untagged: string[] = [];
+  const running: Array<{ name: string; until: string }> = [];
   for (const name of names) {
     const tags = await iam.send(new ListUserTagsCommand({ UserName: name }));
-    if (!(tags.Tags ?? []).some((t) => t.Key === SELFTEST_TAG)) {
+    const tag = (tags.Tags ?? []).find((t) => t.Key === SELFTEST_TAG);
+    if (!tag) {
       untagged.push(name);
+      continue;
+    }
+    const until = Date.parse(tag.Value ?? '');
+    if (Number.isFinite(until) && until > nowMs) {
+      running.push({ name, until: new Date(until).toISOString() });
       continue;
     }
     await deleteUserAndKeys(iam, name);
     cleaned.push(name);
   }
-  return { cleaned, untagged };
+  return { cleaned, untagged, running };
 }
 
 /** Deletes every service-specific credential of a self-test user, then the user. */
@@ -679,7 +703,8 @@ async function cleanup(
 const SELFTEST_HELP = `
 What it does, in the account of your credentials (use a sandbox account):
   1. reads the stack's outputs (DecisionsTableName, EffectivePolicyParameterName) and who you are (STS)
-  2. deletes self-test users left by an earlier run (named ${SELFTEST_USER_PREFIX}*, tagged ${SELFTEST_TAG})
+  2. deletes self-test users left by an earlier run (named ${SELFTEST_USER_PREFIX}*, tagged ${SELFTEST_TAG}
+     with a time that has passed: a run still going, e.g. another operator's, is left alone)
   3. creates user ${SELFTEST_USER_PREFIX}<random> (tagged) and on it a Bedrock API key that never expires;
      the key's secret is never printed or stored (read only with --leak, to write it to the log group)
   4. waits (up to --timeout) for the stack's decision on that key, printing the event → decision latency

@@ -137,8 +137,12 @@ interface Harness {
  * One self-test run's world. `functionConfig`: the policy the credential-event function runs with (null: no event
  * ever reaches it, as with no trail). The function gets the creation record one poll after the key is made.
  */
-function harness(functionConfig: Config | null, extra: Partial<SelftestDeps> = {}): Harness {
-  let clock = Date.parse('2026-12-07T10:00:00Z');
+function harness(
+  functionConfig: Config | null,
+  extra: Partial<SelftestDeps> = {},
+  start = Date.parse('2026-12-07T10:00:00Z'),
+): Harness {
+  let clock = start;
   org.now = () => new Date(clock);
   const fakeIam = () =>
     new IAMClient({
@@ -446,10 +450,16 @@ describe('keyguard selftest', () => {
     expect(first.stdout()).toMatch(/kept {2}cleanup {3}user keyguard-selftest-t\d{7} and its key \(--keep\)/);
     const [kept] = selftestUsers();
     const keptKey = org.managementIam.keys.find((k) => k.userName === kept)?.keyId ?? '';
+    // Its tag says until when its run could still be going: 10:00 + --timeout 15 min + 10 min.
+    expect(org.managementIam.users.get(kept ?? '')?.tags?.[SELFTEST_TAG]).toBe('2026-12-07T10:25:00.000Z');
     org.managementIam.user('keyguard-selftest-lookalike', { tags: { owner: 'someone@example.com' } });
+    // Another operator's run, still going at 11:00 (its tag says until 11:20)
+    org.managementIam.user('keyguard-selftest-running', {
+      tags: { [SELFTEST_TAG]: '2026-12-07T11:20:00.000Z' },
+    });
 
-    // Act
-    const second = harness(config);
+    // Act: an hour later (the kept run's time, 10:00 + 15 min + 10 min, has passed)
+    const second = harness(config, {}, Date.parse('2026-12-07T11:00:00Z'));
     const code = await run(second);
 
     // Assess
@@ -460,11 +470,16 @@ describe('keyguard selftest', () => {
     expect(second.stdout()).toContain(
       `note  leftovers  keyguard-selftest-lookalike has the self-test prefix but not the ${SELFTEST_TAG} tag`,
     );
-    expect(selftestUsers()).toEqual(['keyguard-selftest-lookalike']);
+    expect(second.stdout()).toContain(
+      'note  leftovers  keyguard-selftest-running belongs to a run that may still be going (until 2026-12-07T11:20:00.000Z): left alone',
+    );
+    expect(selftestUsers().sort()).toEqual(['keyguard-selftest-lookalike', 'keyguard-selftest-running']);
+    expect(org.managementIam.users.get(kept ?? '')).toBeUndefined();
     const history = await new DynamoAuditLog(db.doc, TABLES).decisionsForKey(ACCOUNT, keptKey);
     expect(history.length).toBeGreaterThan(0);
     expect(history.every((d) => isSelftestUser(d.userName))).toBe(true);
     org.managementIam.users.delete('keyguard-selftest-lookalike');
+    org.managementIam.users.delete('keyguard-selftest-running');
   });
 
   it('--leak: writes the key to a subscribed log group, waits for the leak function’s LEAKED decision, deletes the stream', async () => {
