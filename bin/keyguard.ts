@@ -10,8 +10,8 @@ import {
 } from '../lambda/cli/approvals';
 import { registerAuditCommand } from '../lambda/cli/audit';
 import { registerAuditVerifyCommand } from '../lambda/cli/audit-verify';
-import { POLICY_PARAMETER_ENV } from '../lambda/cli/deployed-policy';
 import { exitCodesHelp } from '../lambda/cli/aws-errors';
+import { POLICY_PARAMETER_ENV } from '../lambda/cli/deployed-policy';
 import {
   APPROVALS_TABLE_ENV,
   defaultInventoryDeps,
@@ -176,10 +176,16 @@ given that does not exist is an error. With --since-commit REV it is the reposit
 it is at REV: a change cannot allow-list its own findings by adding their fingerprints (a note says how many it
 added); a new fingerprint takes effect once the change to the baseline is merged.
 
+Quarantine: --quarantine sends one event per distinct key (fingerprint, redacted form, decoded facts and
+every location; never the key) to the deployed stack's governance bus, found before scanning from --bus,
+KEYGUARD_BUS or the output GovernanceBusArn of --stack (--region, --profile); the stack's leak function records
+LEAKED and notifies. Needs only events:PutEvents on the bus (the stack's managed policy ScanReporterPolicy).
+
 Exit codes:
   0  no key found (or --write-baseline written)
-  1  keys found
-  2  bad usage, or a file, directory or repository could not be read (reported on stderr; the rest was scanned)
+  1  keys found (and, with --quarantine, all reported)
+  2  bad usage, or a file, directory or repository could not be read (reported on stderr; the rest was scanned),
+     or --quarantine found no bus or could not deliver every report (retried, then each one named on stderr)
 
 Examples:
   $ keyguard scan .
@@ -188,6 +194,7 @@ Examples:
   $ keyguard scan --git --since-commit origin/main --format sarif --output keyguard.sarif
   $ keyguard scan --staged
   $ keyguard scan . --exclude 'test/fixtures/' --exclude '*.snap'
+  $ keyguard scan --git --quarantine
 `;
 
 /** Adds --url (defaulting to KEYGUARD_APPROVALS_URL), --account, --profile, --region and --stack to an approvals command. */
@@ -469,38 +476,53 @@ export function buildProgram(
     setExitCode(aws ? await run(opts, io, inventoryDeps(aws)) : EXIT_INPUT);
   });
 
-  program
-    .command('scan')
-    .summary('find Bedrock API keys in files, folders, standard input or git history (offline)')
-    .description(
-      'Find Amazon Bedrock API keys (long-term ABSK… and short-term bedrock-api-key-…) in files and folders ' +
-        '(recursively), standard input (-) or every blob of a git repository. Each candidate is decoded and ' +
-        'checked for structure; the key itself is never printed, only a redacted form and a fingerprint.',
-    )
-    .argument('[paths...]', 'files or directories to scan; - for standard input')
-    .addOption(
-      new Option('-f, --format <format>', 'output format').choices(['text', 'json', 'sarif']).default('text'),
-    )
-    .option('--git [repo]', 'also scan every blob reachable from any ref of this repository (default: .)')
-    .option('--since-commit <rev>', 'with --git: only the commits after this one (up to HEAD)')
-    .option(
-      '--log-opts <options>',
-      'with --git: git log options selecting the commits (an allow-list, see below)',
-    )
-    .option('--staged', "scan the index's staged content (git diff --cached), for a pre-commit hook")
-    .option(
-      '--exclude <pattern>',
-      'leave out paths matching this .gitignore-style pattern (repeatable)',
-      (value: string, previous: string[] = []) => [...previous, value],
-    )
-    .option(
-      '--no-default-excludes',
-      'also scan .git, node_modules, vendor and the other default-excluded folders',
-    )
-    .option('-o, --output <file>', 'write the findings to this file instead of standard output')
-    .option('--baseline <file>', 'ignore the findings whose fingerprints are in this file')
-    .option('--write-baseline <file>', "write every finding's fingerprint to this file (exit 0)")
-    .option('-j, --jobs <n>', 'files scanned in parallel, on worker threads; 1 = in-process (default: cores)')
+  addAwsOptions(
+    program
+      .command('scan')
+      .summary('find Bedrock API keys in files, folders, standard input or git history (offline)')
+      .description(
+        'Find Amazon Bedrock API keys (long-term ABSK… and short-term bedrock-api-key-…) in files and folders ' +
+          '(recursively), standard input (-) or every blob of a git repository. Each candidate is decoded and ' +
+          'checked for structure; the key itself is never printed, only a redacted form and a fingerprint.',
+      )
+      .argument('[paths...]', 'files or directories to scan; - for standard input')
+      .addOption(
+        new Option('-f, --format <format>', 'output format')
+          .choices(['text', 'json', 'sarif'])
+          .default('text'),
+      )
+      .option('--git [repo]', 'also scan every blob reachable from any ref of this repository (default: .)')
+      .option('--since-commit <rev>', 'with --git: only the commits after this one (up to HEAD)')
+      .option(
+        '--log-opts <options>',
+        'with --git: git log options selecting the commits (an allow-list, see below)',
+      )
+      .option('--staged', "scan the index's staged content (git diff --cached), for a pre-commit hook")
+      .option(
+        '--exclude <pattern>',
+        'leave out paths matching this .gitignore-style pattern (repeatable)',
+        (value: string, previous: string[] = []) => [...previous, value],
+      )
+      .option(
+        '--no-default-excludes',
+        'also scan .git, node_modules, vendor and the other default-excluded folders',
+      )
+      .option('-o, --output <file>', 'write the findings to this file instead of standard output')
+      .option('--baseline <file>', 'ignore the findings whose fingerprints are in this file')
+      .option('--write-baseline <file>', "write every finding's fingerprint to this file (exit 0)")
+      .option(
+        '-j, --jobs <n>',
+        'files scanned in parallel, on worker threads; 1 = in-process (default: cores)',
+      )
+      .option(
+        '--quarantine',
+        "also report every key found to the deployed stack's governance bus (never the key), where it is decided",
+      )
+      .option(
+        '--bus <arn>',
+        'with --quarantine: the governance bus (default: $KEYGUARD_BUS, else the stack output GovernanceBusArn)',
+      ),
+  )
     .addHelpText('after', SCAN_HELP)
     .action(async (paths: string[], opts: ScanOptions) => {
       setExitCode(await runScan(paths, { ...opts, jobs: opts.jobs ?? defaultScanJobs() }, io, scanDeps()));

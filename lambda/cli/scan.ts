@@ -13,6 +13,7 @@ import { ExcludeError, Excludes } from './scan-exclude';
 import { FileScanner, type FileScanResult } from './scan-file';
 import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './scan-log-opts';
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
+import { openQuarantine, type QuarantineDeps, type QuarantineFlags } from './scan-quarantine';
 import { readSmallText, SmallFileError } from './small-file';
 
 /** `--jobs` when not given: one worker per core. */
@@ -55,6 +56,13 @@ export interface ScanOptions {
   staged?: boolean;
   /** Write the findings (text, json or sarif) to this file instead of standard output. */
   output?: string;
+  /** Report every distinct key found to the deployed stack's governance bus (scan-quarantine.ts). */
+  quarantine?: boolean;
+  /** --bus ARN (with --quarantine), and the stack the bus is otherwise read from. */
+  bus?: string;
+  profile?: string;
+  region?: string;
+  stack?: string;
 }
 
 export interface ScanDeps {
@@ -69,6 +77,8 @@ export interface ScanDeps {
   /** The git executable (spawned directly, no shell). */
   gitBinary: string;
   version: string;
+  /** --quarantine: how the bus is found and reported to (tests: mocked clients, no backoff). */
+  quarantine?: QuarantineDeps;
 }
 
 export function defaultScanDeps(version: string): ScanDeps {
@@ -798,6 +808,23 @@ export async function runScan(
     problem(io, 'scan', visible(err.message));
     return EXIT_INPUT;
   }
+  const awsFlags = opts.profile !== undefined || opts.region !== undefined || opts.stack !== undefined;
+  if ((opts.bus !== undefined || awsFlags) && !opts.quarantine) {
+    problem(
+      io,
+      'scan',
+      `${opts.bus !== undefined ? '--bus needs' : '--profile, --region and --stack need'} --quarantine`,
+    );
+    return EXIT_INPUT;
+  }
+  if (opts.quarantine && opts.writeBaseline) {
+    problem(
+      io,
+      'scan',
+      '--quarantine and --write-baseline: a baseline run reports nothing; use one or the other',
+    );
+    return EXIT_INPUT;
+  }
   const jobs = opts.jobs === undefined ? 1 : Number(opts.jobs);
   if (!Number.isInteger(jobs) || jobs < 1 || jobs > 256) {
     problem(io, 'scan', `--jobs must be a whole number from 1 to 256, not ${visible(String(opts.jobs))}`);
@@ -833,6 +860,15 @@ export async function runScan(
       }
     }
   }
+  // --quarantine: the bus is found before anything is scanned (no stack, no scan).
+  const quarantineFlags: QuarantineFlags = {
+    ...(opts.bus !== undefined ? { bus: opts.bus } : {}),
+    ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
+    ...(opts.region !== undefined ? { region: opts.region } : {}),
+    ...(opts.stack !== undefined ? { stack: opts.stack } : {}),
+  };
+  const quarantine = opts.quarantine ? await openQuarantine(quarantineFlags, io, deps.quarantine) : undefined;
+  if (opts.quarantine && !quarantine) return EXIT_INPUT;
   // --output: the findings are kept and written at the end, in one go (output-file.ts), instead of streamed.
   const kept: string[] = [];
   const write =
@@ -916,6 +952,11 @@ export async function runScan(
     }
     return run.errors.length > 0 ? EXIT_INPUT : EXIT_OK;
   }
+  // Reported even when some sources could not be read: what was found is a leak whatever else failed.
+  const delivery = quarantine
+    ? await quarantine.send(run.reported, { version: deps.version, scannedAt: deps.now().toISOString() })
+    : null;
+  if (delivery !== null) return delivery;
   if (run.errors.length > 0 || outputFailed) return EXIT_INPUT;
   return run.reported.length > 0 ? EXIT_FOUND : EXIT_OK;
 }
