@@ -446,7 +446,8 @@ export async function knownSourceProblem(
   command: string,
   source: AuditSource | undefined,
 ): Promise<boolean> {
-  if (err instanceof AuditUsageError) {
+  // A stack that could not be read was described already (its line names the call that failed).
+  if (err instanceof AuditUsageError || err instanceof StackLookupError) {
     failure(io, err.message);
     return true;
   }

@@ -303,8 +303,11 @@ function kindOf(
   for (const e of [...errors].reverse()) {
     const name = str(field(e, 'name')) ?? '';
     const message = str(field(e, 'message')) ?? '';
-    if (PROFILE_MISSING.test(message)) return { kind: 'unknown-profile', source: e };
-    if (NO_CREDENTIALS.has(name) || /could not load credentials/i.test(message)) {
+    // A plain Error or the SDK's provider errors: a message of the CLI's own (e.g. a failure already described,
+    // quoted in a usage error) is never read as one.
+    const provider = NO_CREDENTIALS.has(name) || name === 'Error';
+    if (provider && PROFILE_MISSING.test(message)) return { kind: 'unknown-profile', source: e };
+    if (NO_CREDENTIALS.has(name) || (provider && /could not load credentials/i.test(message))) {
       if (/\bsso\b/i.test(message) && /expired|invalid|refresh/i.test(message)) {
         return { kind: 'rejected-credentials', source: e };
       }

@@ -3,7 +3,7 @@ import { type Command, Option } from 'commander';
 import { RETRY_POLICY } from '../adapters/clients';
 import { STACK_NAME, STACK_REGION } from '../shared/stack';
 import { visible } from '../shared/visible-text';
-import { describeAwsFailure } from './aws-errors';
+import { explainAwsFailure } from './aws-errors';
 import { messageOf } from './inputs';
 import { type CliIO, failure } from './io';
 
@@ -128,6 +128,13 @@ function whereText(target: AwsTarget): string {
 }
 
 type Outputs = ReadonlyMap<string, string>;
+/** Failures of the credentials themselves: no later AWS call of the run can succeed. */
+const CREDENTIAL_KINDS: ReadonlySet<string> = new Set([
+  'no-credentials',
+  'unknown-profile',
+  'rejected-credentials',
+]);
+
 type Lookup =
   | { found: true; outputs: Outputs }
   | { found: false; why: string; missing: boolean; error: unknown };
@@ -179,18 +186,22 @@ export class DeployedStack {
     const lookup = await this.read();
     const stack = `stack ${visible(this.name)} ${whereText(this.target)}`;
     if (!lookup.found) {
-      if (this.explicit || required) {
+      // The one line every command gives for a failed AWS call (aws-errors.ts): service, operation, region,
+      // profile, what went wrong and what to do (an unknown profile said to be one).
+      const failed = await explainAwsFailure(lookup.error, {
+        service: 'CloudFormation',
+        operation: 'DescribeStacks',
+        region: this.target.region,
+        profile: this.target.profile,
+        resource: `stack ${this.name}`,
+        permissions: `cloudformation:DescribeStacks on stack ${this.name}`,
+      });
+      // No credentials, an unknown profile or rejected credentials fail every later call too: said once, here,
+      // instead of a note and then the same failure of the command's own first call (one line, exit 2).
+      const unusable = CREDENTIAL_KINDS.has(failed?.kind ?? '');
+      if (this.explicit || required || unusable) {
         const hint = required ? ` Or pass ${required.flag} or set ${what.env}.` : '';
-        // The one line every command gives for a failed AWS call (aws-errors.ts): service, operation, region,
-        // profile, what went wrong and what to do.
-        const line = describeAwsFailure(lookup.error, {
-          service: 'CloudFormation',
-          operation: 'DescribeStacks',
-          region: this.target.region,
-          profile: this.target.profile,
-          resource: `stack ${this.name}`,
-          permissions: `cloudformation:DescribeStacks on stack ${this.name}`,
-        })?.line;
+        const line = failed?.line;
         const said = line
           ? line.replace(/^keyguard: /, '').replace(/\n$/, '')
           : `${stack}: ${lookup.why}. Deploy it, or name the deployed stack with --stack, --region and --profile.`;

@@ -269,3 +269,51 @@ describe('audit verify --archive-bucket', () => {
     );
   });
 });
+
+describe('through the command line, with the stack lookup first', () => {
+  const lines: Record<string, string[]> = {
+    inventory: ['inventory'],
+    'audit --table': ['audit', '--table'],
+    'audit verify': ['audit', 'verify', '--table'],
+    'report --table': ['report', '--html', 'r.html', '--table'],
+    'preview --table': ['preview', '--config', 'new.json', '--table'],
+    approve: ['approve', '--key', 'ACCAEXAMPLEKEY0000001', '--reason', 'needed', '--until', '2099-01-01'],
+    'approvals list': ['approvals', 'list'],
+    review: ['review', '--key', 'ACCAEXAMPLEKEY0000001', '--note', 'checked'],
+  };
+
+  it.each([
+    ['no credentials', '', /\(region us-east-1, default credential chain\): no AWS credentials found/],
+    [
+      'an unknown profile',
+      'secuirty',
+      /\(region us-east-1, profile secuirty\): profile secuirty is not in the AWS config files/,
+    ],
+  ])(
+    '%s: one line (the first call, DescribeStacks, names it), exit 2, in every command',
+    async (_what, profile, says) => {
+      // Prepare / Act
+      const results = await withoutCredentials(async () => {
+        if (profile) process.env.AWS_PROFILE = profile;
+        const out: Array<{ command: string; code: number; stderr: string }> = [];
+        for (const [command, args] of Object.entries(lines)) {
+          const io = captureIO(cwdWithConfig());
+          const code = await main(['node', 'keyguard', ...args], io.io);
+          out.push({ command, code, stderr: io.stderr() });
+        }
+        return out;
+      });
+
+      // Assess: not a note about the stack and then the same failure again.
+      for (const r of results) {
+        expect({ command: r.command, code: r.code, lines: r.stderr.split('\n').length }).toEqual({
+          command: r.command,
+          code: EXIT_AWS,
+          lines: 2,
+        });
+        expect(r.stderr).toMatch(/^keyguard: CloudFormation DescribeStacks /);
+        expect(r.stderr).toMatch(says);
+      }
+    },
+  );
+});
