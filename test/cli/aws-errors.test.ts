@@ -215,6 +215,29 @@ describe('describeAwsFailure: real SDK errors', () => {
     expect(f?.line).toContain('aws sso login --profile dev');
   });
 
+  it('an expired SSO session is rejected credentials, with the sso login to run', () => {
+    const err = Object.assign(
+      new Error(
+        'The SSO session associated with this profile has expired or is otherwise invalid. To refresh this SSO ' +
+          'session run aws sso login with the corresponding profile.',
+      ),
+      { name: 'TokenProviderError' },
+    );
+    const f = describeAwsFailure(err, { ...IAM_CTX, profile: 'security' });
+    expect(f?.kind).toBe('rejected-credentials');
+    expect(f?.line).toContain('aws sso login --profile security');
+  });
+
+  it("a message of the CLI's own that quotes a credentials failure is not read as one", () => {
+    const quoted = Object.assign(
+      new Error('CloudFormation DescribeStacks (...): Could not load credentials from any providers'),
+      {
+        name: 'StackLookupError',
+      },
+    );
+    expect(describeAwsFailure(quoted, IAM_CTX)).toBeNull();
+  });
+
   it('missing stack: CloudFormation ValidationError "Stack with id X does not exist" in the deploy region', async () => {
     const cfn = tagAwsErrors(
       new CloudFormationClient({
