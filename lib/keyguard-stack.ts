@@ -16,6 +16,7 @@ import { type HubDecidingFunction, ORG_SETTINGS_PARAMETER_NAME, OrgHub } from '.
 import type { HubDecider } from './constructs/org-roles';
 import { OrgSweep } from './constructs/org-sweep';
 import { OwnerAlerts } from './constructs/owner-alerts';
+import { ScanReporterPolicy } from './constructs/scan-reporter-policy';
 import { SelftestPolicy } from './constructs/selftest-policy';
 import { UsageForwarding } from './constructs/usage-forwarding';
 
@@ -61,12 +62,14 @@ export class KeyguardStack extends Stack {
   public readonly credentialEventRule: CredentialEventRule;
   public readonly sweep: InventorySweep;
   /** The log quarantine, when `leakDetection.logGroups` names log groups. */
-  public readonly leakQuarantine?: LeakQuarantine;
+  public readonly leakQuarantine: LeakQuarantine;
   /**
    * The governance bus, when `usage.regions` lists regions (flow 3; with its usage queue) or in organization mode
    * (spokes forward to it).
    */
-  public readonly governanceBus?: GovernanceBus;
+  public readonly governanceBus: GovernanceBus;
+  /** The managed policy `keyguard scan --quarantine` needs (PutEvents on the governance bus, its source only). */
+  public readonly scanReporterPolicy: ScanReporterPolicy;
   /** Organization mode's hub additions (forwarded-event rule, settings parameter, cross-account access). */
   public readonly organizationHub?: OrgHub;
   /** Organization mode: the sweep queue, its scheduler function and schedule (one message per governed account). */
@@ -126,13 +129,28 @@ export class KeyguardStack extends Stack {
     });
 
     const organization = props.config.organization;
-    if (this.tables.usage || organization) {
-      this.governanceBus = new GovernanceBus(this, 'GovernanceBus', {
-        usage: this.tables.usage !== undefined,
-        ...(organization ? { organizationId: organization.id } : {}),
-      });
-    }
-    const usageQueues = this.governanceBus?.usage;
+    // In every deployment (issue 15): `keyguard scan --quarantine` reports leaks to it, whatever else is deployed.
+    this.governanceBus = new GovernanceBus(this, 'GovernanceBus', {
+      usage: this.tables.usage !== undefined,
+      ...(organization ? { organizationId: organization.id } : {}),
+    });
+    new CfnOutput(this, 'GovernanceBusArn', {
+      description:
+        'Governance bus: keyguard scan --quarantine reports leaks to it' +
+        (this.tables.usage ? '; every usage region forwards Bedrock API key use to it' : '') +
+        (organization ? '; the spokes forward IAM credential events to it' : ''),
+      value: this.governanceBus.bus.eventBusArn,
+    });
+    this.scanReporterPolicy = new ScanReporterPolicy(this, 'ScanReporterPolicy', {
+      bus: this.governanceBus.bus,
+    });
+    new CfnOutput(this, 'ScanReporterPolicyArn', {
+      description:
+        'Managed policy to attach to a CI role that runs keyguard scan --quarantine (PutEvents of keyguard.scan ' +
+        'events on the governance bus only)',
+      value: this.scanReporterPolicy.policy.managedPolicyArn,
+    });
+    const usageQueues = this.governanceBus.usage;
     if (this.tables.usage && this.governanceBus && usageQueues) {
       this.keyUsage = new KeyUsageFunction(this, 'KeyUsageFunction', {
         config: props.config,
@@ -152,10 +170,6 @@ export class KeyguardStack extends Stack {
           governanceBus: this.governanceBus.bus,
         });
       }
-      new CfnOutput(this, 'GovernanceBusArn', {
-        description: 'Bus every usage region forwards Bedrock API key use to',
-        value: this.governanceBus.bus.eventBusArn,
-      });
       new CfnOutput(this, 'UsageTableName', {
         description: 'Last use per key, user and short-term key principal (flow 3)',
         value: this.tables.usage.tableName,
@@ -176,23 +190,28 @@ export class KeyguardStack extends Stack {
       }
     }
 
-    if (props.config.leakDetection.logGroups.length > 0) {
-      this.leakQuarantine = new LeakQuarantine(this, 'LeakQuarantine', {
-        config: props.config,
-        logGroupNames: props.config.leakDetection.logGroups,
-        usageTable: this.tables.usage,
-        decisionsTable: this.tables.decisions,
-        keysTable: this.tables.keys,
-        approvalsTable: this.approvals.table,
-        topic: this.alerts.topic,
-        governedAccountId: props.governedAccountId,
-      });
-      new CfnOutput(this, 'LeakUndecidedQueueUrl', {
-        description:
-          'Leak findings the leak function could not decide (redacted records: no key, no log line)',
-        value: this.leakQuarantine.undecidedQueue.queueUrl,
-      });
-    }
+    // In every deployment (issue 15): the leak function decides the keys keyguard scan --quarantine reports on the
+    // governance bus, and, when leakDetection.logGroups names any, the keys found in those log groups.
+    this.leakQuarantine = new LeakQuarantine(this, 'LeakQuarantine', {
+      config: props.config,
+      logGroupNames: props.config.leakDetection.logGroups,
+      usageTable: this.tables.usage,
+      decisionsTable: this.tables.decisions,
+      keysTable: this.tables.keys,
+      approvalsTable: this.approvals.table,
+      topic: this.alerts.topic,
+      governedAccountId: props.governedAccountId,
+      scanReportBus: this.governanceBus.bus,
+    });
+    new CfnOutput(this, 'LeakUndecidedQueueUrl', {
+      description: 'Leak findings the leak function could not decide (redacted records: no key, no log line)',
+      value: this.leakQuarantine.undecidedQueue.queueUrl,
+    });
+    new CfnOutput(this, 'ScanReportDeadLetterQueueUrl', {
+      description:
+        'keyguard scan --quarantine reports EventBridge could not deliver to the leak function (no key)',
+      value: (this.leakQuarantine.scanReportDeadLetterQueue as { queueUrl: string }).queueUrl,
+    });
 
     if (organization && this.governanceBus) {
       const deciders: Partial<Record<HubDecider, HubDecidingFunction>> = {
@@ -213,12 +232,6 @@ export class KeyguardStack extends Stack {
         settings: this.organizationHub.settings,
         readerRoleArn: this.organizationHub.readerRoleArn,
       });
-      if (!usageQueues) {
-        new CfnOutput(this, 'GovernanceBusArn', {
-          description: 'Bus the spokes forward IAM credential events (and Bedrock API key use) to',
-          value: this.governanceBus.bus.eventBusArn,
-        });
-      }
       new CfnOutput(this, 'ForwardedEventDeadLetterQueueUrl', {
         description: 'Forwarded credential events EventBridge could not deliver to the function',
         value: this.organizationHub.forwardedCredentialEventRule.deadLetterQueue.queueUrl,

@@ -48,10 +48,23 @@ export interface EvaluationContext {
 
 /** Where a leak was found, for violation details and notices (no key material: only its fingerprint). */
 export function describeLeak(leak: LeakEvidence): string {
+  return `${whereFound(leak)}; key ${leak.redacted}, fingerprint ${leak.fingerprint}`;
+}
+
+/** Where a leak was found, in words: a log event, or the file a `keyguard scan` report names (and how many more). */
+export function whereFound(leak: Pick<LeakEvidence, 'location' | 'report'>): string {
   const l = leak.location;
+  if (!l.file) {
+    return (
+      `log group ${l.logGroup}, stream ${l.logStream}, event ${l.logEventId} at ${l.timestamp} ` +
+      `(line ${l.line}, column ${l.column})`
+    );
+  }
+  const more = (leak.report?.locationCount ?? 1) - 1;
   return (
-    `log group ${l.logGroup}, stream ${l.logStream}, event ${l.logEventId} at ${l.timestamp} ` +
-    `(line ${l.line}, column ${l.column}); key ${leak.redacted}, fingerprint ${leak.fingerprint}`
+    `file ${l.file.path}${l.file.commit ? ` (commit ${l.file.commit.slice(0, 12)})` : ''} ` +
+    `(line ${l.line}, column ${l.column})${more > 0 ? ` and ${more} more place${more === 1 ? '' : 's'}` : ''}, ` +
+    `reported by keyguard scan at ${l.timestamp} (event ${l.logEventId})`
   );
 }
 

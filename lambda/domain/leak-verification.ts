@@ -31,8 +31,19 @@ export interface LeakVerifier {
  */
 export const SKIPPED_CHECK = 'skipped';
 
+/**
+ * `LeakVerification.method` of a key reported by `keyguard scan --quarantine` (issue 15). The report never carries
+ * the key, so the function cannot ask Bedrock whether it works; and whoever may put events with the report's source
+ * (ScanReporterPolicy: any CI job it is attached to) could name any user of the account. So a report alone never
+ * deactivates, whatever `leakDetection.deactivateUnverified` says: it is recorded (LEAKED, critical) and notified,
+ * and a person checks and deactivates. A report can make keyguard say something, never do something.
+ */
+export const SCAN_REPORT_CHECK = 'scan-report';
+
+/** Not checked at all: no call was made, and none could be trusted to decide (see above). */
 function skipped(leak: LeakEvidence): boolean {
-  return leak.verification?.result === 'UNVERIFIED' && leak.verification.method === SKIPPED_CHECK;
+  const v = leak.verification;
+  return v?.result === 'UNVERIFIED' && (v.method === SKIPPED_CHECK || v.method === SCAN_REPORT_CHECK);
 }
 
 /**
@@ -80,6 +91,14 @@ export function describeVerification(leak: LeakEvidence, config: Policy): string
     );
   }
   if (v.result !== 'UNVERIFIED') return verificationNote(v);
+  if (v.method === SCAN_REPORT_CHECK) {
+    return (
+      'keyguard scan reported it without the key (a report never carries it), so whether it is a working key ' +
+      'could not be checked, and a report alone never deactivates a key, even with ' +
+      'leakDetection.deactivateUnverified (whoever may send reports could name any user): check whether it is the ' +
+      'real key and deactivate it if so'
+    );
+  }
   if (skipped(leak)) {
     return (
       `${verificationNote(v)}, so it was not deactivated automatically, even with ` +

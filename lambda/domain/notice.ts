@@ -1,5 +1,6 @@
 import type { Policy } from '../shared/config';
 import { terminalSafe, visible } from '../shared/visible-text';
+import { whereFound } from './evaluate';
 import type { Decision, Severity, Violation } from './types';
 import { topSeverity } from './types';
 
@@ -206,10 +207,7 @@ function shortTermLeakNotice(d: Decision, config: Policy): Notice {
     `Signed by: ${issuer ?? `unknown (not found in CloudTrail event history${missed ? `; not searched everywhere: ${missed}` : ''})`}`,
   );
   if (d.leak) {
-    const l = d.leak.location;
-    lines.push(
-      `Found in: log group ${l.logGroup}, stream ${l.logStream}, event ${l.logEventId} at ${l.timestamp} (line ${l.line}, column ${l.column})`,
-    );
+    lines.push(`Found in: ${whereFound(d.leak)}`);
     lines.push(`Key: ${d.leak.redacted} (fingerprint ${d.leak.fingerprint})`);
   }
   lines.push(`Signed at: ${d.createdAt ?? 'unknown'}   Expires: ${d.expiresAt ?? 'unknown'}`);

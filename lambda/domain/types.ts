@@ -82,9 +82,29 @@ export interface LeakLocation {
   /** The log event's id and time (ISO). */
   logEventId: string;
   timestamp: string;
-  /** 1-based position of the key in the log message. */
+  /** 1-based position of the key in the log message (in the file, for a scan report). */
   line: number;
   column: number;
+  /**
+   * A leak reported by `keyguard scan --quarantine` (issue 15): the file (and commit) it was found in. Then
+   * `logGroup` is `keyguard scan`, `logStream` the path, `logEventId` the report's EventBridge event id and
+   * `timestamp` the time of the scan.
+   */
+  file?: { path: string; commit?: string };
+}
+
+/** What `keyguard scan --quarantine` reported with a key: every place it was found (the first ones listed). */
+export interface LeakReport {
+  by: 'keyguard scan';
+  scannerVersion: string;
+  /** The EventBridge event that carried the report (the first delivery decided). */
+  eventId: string;
+  scannedAt: string;
+  /** Places the key was found in, and the first of them (at most 100). */
+  locationCount: number;
+  locations: Array<{ path: string; line: number; column: number; commit?: string }>;
+  /** sha256 of every place (scan-report.ts): one decision per key per location set. */
+  locationSetDigest: string;
 }
 
 /**
@@ -134,6 +154,8 @@ export interface LeakEvidence {
    * as UNVERIFIED (never deactivated automatically unless `leakDetection.deactivateUnverified`).
    */
   verification?: LeakVerification;
+  /** A leak reported by `keyguard scan --quarantine`: where the scan found it (never the key). */
+  report?: LeakReport;
   /**
    * Present on a decision about a string seen in several log events of its batch, and on every group decision
    * (strings naming one user decided together: all its rejected strings, or its unverified ones past the bounds,

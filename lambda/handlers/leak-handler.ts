@@ -38,13 +38,21 @@ import {
   type UndecidedReason,
   undecidedSightings,
 } from '../domain/leak-undecided';
-import { type KeyCandidate, keyInText, type LeakVerifier, SKIPPED_CHECK } from '../domain/leak-verification';
+import {
+  type KeyCandidate,
+  keyInText,
+  type LeakVerifier,
+  SCAN_REPORT_CHECK,
+  SKIPPED_CHECK,
+} from '../domain/leak-verification';
 import type { LeakFinding, LeakSpan, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
+import { isScanReportEvent, parseScanReportEvent, type ScanReportEvent } from '../domain/scan-report';
 import type {
   Decision,
   LeakEvidence,
   LeakLocation,
+  LeakReport,
   LeakVerification,
   LeakVerificationResult,
   Trigger,
@@ -214,6 +222,8 @@ export interface FindingResult {
 
 export type LeakResult =
   | { status: 'ignored'; reason: 'control-message' }
+  /** A `keyguard scan --quarantine` report (one key, every place it was found): lambda/domain/scan-report.ts. */
+  | { status: 'reported'; eventId: string; findings: FindingResult[] }
   | { status: 'scanned'; logGroup: string; logStream: string; logEvents: number; findings: FindingResult[] };
 
 /** Only paths and expectations are reported: values could hold anything, including a key. */
@@ -258,6 +268,9 @@ interface Candidate extends PlanCandidate {
   span: LeakSpan;
   sightings: Sighting[];
   verification?: LeakVerification;
+  /** A scan report's key: its decision id (per key and location set) and what the scan reported. */
+  decisionId?: string;
+  report?: LeakReport;
 }
 
 /** The Lambda context's clock (absent in tests and local drivers: no deadline then). */
@@ -532,6 +545,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       fingerprint: c.fingerprint,
       redacted: c.finding.redacted,
       location: first.location,
+      ...(c.report ? { report: c.report } : {}),
       ...(c.sightings.length > 1
         ? {
             sightings: sightingsOf(
@@ -543,6 +557,7 @@ export function createLeakHandler(rt: LeakRuntime) {
   }
 
   function decisionIdOf(c: Candidate): string {
+    if (c.decisionId) return c.decisionId;
     const loc = (c.sightings[0] as Sighting).location;
     return decisionIdFor('leak', loc.timestamp, `${loc.logEventId}/${c.fingerprint}`);
   }
@@ -1115,8 +1130,121 @@ export function createLeakHandler(rt: LeakRuntime) {
     };
   }
 
+  /**
+   * A key reported by `keyguard scan --quarantine` (issue 15), decided as a key found in a log: the same account
+   * checks, the same decision path (LEAKED, the several-candidates rule, short-term keys traced to their signer, one
+   * notice, idempotent records), with one difference: the report does not carry the key, so it is never checked with
+   * Bedrock and never deactivates a key by itself (SCAN_REPORT_CHECK). One decision per key per location set: the
+   * decision id is the fingerprint and the digest of every place it was found, so a redelivered event or the same
+   * scan again records nothing new, and a key found in a new place is decided again with every place.
+   */
+  async function reported(ev: ScanReportEvent, context: LeakContext | undefined): Promise<LeakResult> {
+    const d = ev.detail;
+    const at = now();
+    logger.info('scan report received', {
+      eventId: ev.eventId,
+      senderAccount: ev.senderAccount,
+      kind: d.kind,
+      fingerprint: d.fingerprint,
+      redacted: d.redacted,
+      locationCount: d.locationCount,
+      scanner: d.scanner,
+    });
+    count('LeaksReported', ['kind', d.kind]);
+    const b: BatchState = {
+      results: [],
+      userKeys: new Map(),
+      firstOfSubject: new Map(),
+      remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
+      settled: new Set(),
+      undecided: [],
+      governance: new Map(),
+      signerAccounts: new Map(),
+    };
+    const first = d.locations[0] as (typeof d.locations)[number];
+    const location: LeakLocation = {
+      logGroup: 'keyguard scan',
+      logStream: first.path,
+      logEventId: ev.eventId,
+      timestamp: d.scannedAt,
+      line: first.line,
+      column: first.column,
+      file: { path: first.path, ...(first.commit ? { commit: first.commit } : {}) },
+    };
+    const signedAt = d.shortTerm ? Date.parse(d.shortTerm.signedAt) : 0;
+    const expiresAt = d.shortTerm ? Date.parse(d.shortTerm.expiresAt) : 0;
+    const finding: LeakFinding = {
+      kind: d.kind,
+      line: first.line,
+      column: first.column,
+      fingerprint: d.fingerprint,
+      redacted: d.redacted,
+      ...(d.longTerm ? { longTerm: { ...d.longTerm } } : {}),
+      ...(d.shortTerm
+        ? {
+            shortTerm: {
+              ...d.shortTerm,
+              expiresInSeconds: Math.max(0, Math.round((expiresAt - signedAt) / 1000)),
+              // Decided by the function's clock, not the report's: a forged report cannot keep a dead key alive.
+              expired: expiresAt <= at.getTime(),
+              // Not reported: whether the signer used temporary credentials does not change the decision.
+              hasSessionToken: false,
+            },
+          }
+        : {}),
+    };
+    const sighting: Sighting = { location, order: 0 };
+    const subject = finding.longTerm
+      ? `${finding.longTerm.accountId}/${finding.longTerm.userName}`
+      : (finding.shortTerm?.accessKeyId as string);
+    const report: LeakReport = {
+      by: 'keyguard scan',
+      scannerVersion: d.scanner.version,
+      eventId: ev.eventId,
+      scannedAt: d.scannedAt,
+      locationCount: d.locationCount,
+      locations: d.locations,
+      locationSetDigest: d.locationSetDigest,
+    };
+    const c: Candidate = {
+      fingerprint: d.fingerprint,
+      kind: d.kind,
+      subject,
+      order: 0,
+      finding,
+      text: '',
+      span: { ...finding, index: 0, end: 0 },
+      sightings: [sighting],
+      decisionId: decisionIdFor(
+        'leak',
+        'scan-report',
+        `${d.fingerprint}/${d.locationSetDigest.slice(0, 32)}`,
+      ),
+      report,
+      verification: {
+        result: 'UNVERIFIED',
+        method: SCAN_REPORT_CHECK,
+        checkedAt: at.toISOString(),
+        reason: `reported by keyguard scan ${d.scanner.version} (event ${ev.eventId}) without the key: not checked`,
+        principal: null,
+      },
+    };
+    const ungoverned = finding.longTerm ? await ungovernedAccount(b, finding.longTerm.accountId) : null;
+    if (ungoverned) ignoredAccount(b, finding, sighting, ungoverned);
+    else if (finding.shortTerm?.expired) ignored(b, 'expired', finding, sighting);
+    else {
+      b.firstOfSubject.set(subject, location);
+      await attempt(b, [c], async () => decide(b, c));
+    }
+    if (b.undecided.length > 0) {
+      await rt.undecided.record({ logGroup: 'keyguard scan', logStream: first.path, leaks: b.undecided });
+    }
+    return { status: 'reported', eventId: ev.eventId, findings: b.results.map(({ order: _o, ...r }) => r) };
+  }
+
   return async function handler(event: unknown, context?: LeakContext): Promise<LeakResult> {
     try {
+      if (isScanReportEvent(event)) return await reported(parseScanReportEvent(event), context);
       return await scan(parseSubscriptionEvent(event), context);
     } catch (err) {
       // The error is logged by name and message only: none of them carries a log line.

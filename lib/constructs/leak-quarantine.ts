@@ -2,6 +2,8 @@ import { ArnFormat, Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
@@ -10,9 +12,11 @@ import { LambdaDestination } from 'aws-cdk-lib/aws-logs-destinations';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { SCAN_REPORT_DETAIL_TYPE, SCAN_REPORT_SOURCE } from '../../lambda/domain/scan-report';
 import type { Config } from '../../lambda/shared/config';
 import { nagResourceId } from '../nag-finding';
 import { DECISIONS_APPEND_ACTIONS } from './audit-tables';
+import { FailureQueue } from './failure-queue';
 import {
   acknowledgeGeneratedKmsGrants,
   anyIamResource,
@@ -23,6 +27,7 @@ import {
   usageReadAccess,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
+import { allowEventBridgeDeadLetterDelivery } from './usage-forwarding';
 
 /**
  * Only lines that may hold a key reach the function: a regex filter pattern (`%…%`) matches substrings, so it
@@ -52,6 +57,12 @@ export interface LeakQuarantineProps {
    * @default - usage not tracked: no USAGE_TABLE_NAME, no grant
    */
   readonly usageTable?: dynamodb.ITable;
+  /**
+   * The governance bus `keyguard scan --quarantine` reports leaks to (issue 15): a rule routes its reports (source
+   * `keyguard.scan`) to this function, which decides them as leaks found in a log, never deactivating on a report alone.
+   * @default - no rule: scan reports are not received
+   */
+  readonly scanReportBus?: events.IEventBus;
 }
 
 /** The function's variable holding the undecided-leaks queue's URL (lambda/handlers/leak.ts). */
@@ -87,6 +98,10 @@ export class LeakQuarantine extends Construct {
   /** Records waiting in `undecidedQueue`. */
   public readonly undecidedAlarm: cloudwatch.Alarm;
   public readonly subscriptionFilters: logs.SubscriptionFilter[];
+  /** The rule routing scan reports from the governance bus to the function (with `scanReportBus`). */
+  public readonly scanReportRule?: events.Rule;
+  /** Scan reports EventBridge could not deliver to the function (redacted reports: never a key). */
+  public readonly scanReportDeadLetterQueue?: sqs.IQueue;
 
   constructor(scope: Construct, id: string, props: LeakQuarantineProps) {
     super(scope, id);
@@ -251,6 +266,27 @@ export class LeakQuarantine extends Construct {
         conditions: fromTheseAlarms,
       }),
     );
+
+    // --- Scan reports (issue 15): keyguard scan --quarantine puts one event per key on the governance bus ---------
+    // A report holds no key (fingerprint, redacted form, decoded facts, places), so unlike a log batch it may wait in a
+    // dead-letter queue. Whoever may put events with this source could forge one: the handler never deactivates on a
+    // report alone (lambda/domain/leak-verification.ts, SCAN_REPORT_CHECK).
+    if (props.scanReportBus) {
+      this.scanReportDeadLetterQueue = new FailureQueue(this, 'ScanReportDeadLetterQueue').queue;
+      allowEventBridgeDeadLetterDelivery(this.scanReportDeadLetterQueue);
+      this.scanReportRule = new events.Rule(this, 'ScanReportRule', {
+        description: 'Leaked Bedrock API keys reported by keyguard scan --quarantine, to the leak function',
+        eventBus: props.scanReportBus,
+        eventPattern: { source: [SCAN_REPORT_SOURCE], detailType: [SCAN_REPORT_DETAIL_TYPE] },
+      });
+      this.scanReportRule.addTarget(
+        new targets.LambdaFunction(this.function, {
+          deadLetterQueue: this.scanReportDeadLetterQueue,
+          retryAttempts: 4,
+          maxEventAge: Duration.hours(2),
+        }),
+      );
+    }
 
     // --- One subscription filter per log group, one invoke permission for them all -------------------------------
     // LambdaDestination would add a permission per log group (its SourceArn), and each is a statement of the

@@ -26,12 +26,13 @@ const updaters = stack.node
   );
 
 describe('the acknowledgement of iam:UpdateServiceSpecificCredential (issue 11 item 13)', () => {
-  test('covers the credential-event, sweep and key-usage policies', () => {
-    // Assess
+  test('covers the credential-event, sweep, key-usage and leak policies', () => {
+    // Assess (the leak function is in every deployment: it decides keyguard scan reports, issue 15)
     expect(updaters.map((p) => p.node.path.split('/')[1]).sort()).toEqual([
       'CredentialEventFunction',
       'InventorySweep',
       'KeyUsageFunction',
+      'LeakQuarantine',
     ]);
   });
 

@@ -88,10 +88,10 @@ describe('KeyUsageFunction', () => {
   test('is absent without usage.regions', () => {
     // Assess
     expect(withoutUsage.stack.keyUsage).toBeUndefined();
-    // Only the audit archive's mapping (decisions table stream); the credential-event, sweep, approval and the two
-    // audit functions.
+    // Only the audit archive's mapping (decisions table stream); the credential-event, sweep, approval, leak and the
+    // two audit functions.
     withoutUsage.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
-    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 5);
+    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 6);
     expect(JSON.stringify(withoutUsage.template.toJSON())).not.toContain('KeyUsageFunction');
   });
 
@@ -460,7 +460,7 @@ describe('KeyUsageFunction: the role', () => {
 });
 
 describe('KeyUsageFunction: stack', () => {
-  test('usage tracking adds the bus, its rule, queues, the function and the table, and nothing else', () => {
+  test('usage tracking adds its rule on the governance bus, queues, the function and the table, and nothing else', () => {
     // Prepare
     const count = (t: Template, type: string) => Object.keys(resourcesOf(t, type)).length;
     const added = (type: string) => count(template, type) - count(withoutUsage.template, type);
@@ -478,7 +478,7 @@ describe('KeyUsageFunction: stack', () => {
       topics: added('AWS::SNS::Topic'),
       schedules: added('AWS::Scheduler::Schedule'),
     }).toEqual({
-      buses: 1,
+      buses: 0, // the governance bus is in every deployment (scan reports, issue 15)
       rules: 1,
       queues: 3, // usage queue, its DLQ, the usage rule's DLQ
       keys: 3,

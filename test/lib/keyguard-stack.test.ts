@@ -84,7 +84,7 @@ describe('KeyguardStack: region', () => {
 describe('CredentialEventRule', () => {
   test('matches exactly the Bedrock key events, successful calls only', () => {
     // Assess
-    const [, rule] = onlyResource(template, 'AWS::Events::Rule');
+    const [, rule] = onlyEntry('AWS::Events::Rule', 'CredentialEventRule');
     expect(rule.Properties.EventPattern).toStrictEqual({
       source: ['aws.iam'],
       'detail-type': ['AWS API Call via CloudTrail'],
@@ -142,7 +142,7 @@ describe('CredentialEventRule', () => {
     // Prepare
     const dlqId = logicalIdOf('AWS::SQS::Queue', 'CredentialEventRuleDeadLetterQueue');
     const keyId = logicalIdOf('AWS::KMS::Key', 'CredentialEventRuleDeadLetterQueueKey');
-    const ruleId = onlyResource(template, 'AWS::Events::Rule')[0];
+    const ruleId = onlyEntry('AWS::Events::Rule', 'CredentialEventRule')[0];
     // Assess
     template.hasResourceProperties('AWS::SQS::QueuePolicy', {
       Queues: [{ Ref: dlqId }],
@@ -254,7 +254,8 @@ describe('queues', () => {
     const queues = resourcesOf(template, 'AWS::SQS::Queue');
     const keys = resourcesOf(template, 'AWS::KMS::Key');
     // Assess
-    expect(Object.keys(queues)).toHaveLength(5);
+    // With the leak function's undecided-leaks queue and its scan-report rule's dead-letter queue (issue 15).
+    expect(Object.keys(queues)).toHaveLength(7);
     for (const [queueId, queue] of Object.entries(queues)) {
       const keyRef = queue.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] };
       expect(keys[keyRef['Fn::GetAtt'][0]]?.Properties.EnableKeyRotation).toBe(true);
@@ -471,8 +472,12 @@ describe('outputs', () => {
       'EffectivePolicyParameterName',
       'EventDeadLetterQueueUrl',
       'EventFailureQueueUrl',
+      'GovernanceBusArn',
       'KeysTableName',
+      'LeakUndecidedQueueUrl',
       'OwnerNoticeTopicArn',
+      'ScanReportDeadLetterQueueUrl',
+      'ScanReporterPolicyArn',
       'SelftestPolicyArn',
       'SweepFailureQueueUrl',
       'SweepFunctionName',
@@ -497,7 +502,7 @@ describe('EffectivePolicy', () => {
     // Act
     const doc = JSON.parse(parameter.Properties.Value as string) as Record<string, unknown>;
     // Assess
-    expect(versions).toHaveLength(3);
+    expect(versions).toHaveLength(4);
     expect(new Set(versions)).toEqual(new Set([policyVersion(CONFIG)]));
     expect(doc).toMatchObject({ policyVersion: policyVersion(CONFIG), mode: 'enforce', omitted: [] });
     expect(doc.config).toEqual(JSON.parse(JSON.stringify(CONFIG)));
@@ -505,6 +510,42 @@ describe('EffectivePolicy', () => {
     expect(template.findOutputs('EffectivePolicyParameterName').EffectivePolicyParameterName?.Value).toEqual({
       Ref: id,
     });
+  });
+});
+
+describe('ScanReporterPolicy (what a CI job running keyguard scan --quarantine is granted)', () => {
+  test('events:PutEvents on the governance bus only, for source keyguard.scan only; attached to nothing; in the outputs', () => {
+    // Prepare
+    const [policyId, managed] = onlyEntry('AWS::IAM::ManagedPolicy', 'ScanReporterPolicy');
+    const [busId] = onlyResource(template, 'AWS::Events::EventBus');
+    // Act
+    const statements = (managed.Properties.PolicyDocument as { Statement: Statement[] }).Statement;
+    // Assess
+    expect(statements).toEqual([
+      {
+        Sid: 'PutScanReports',
+        Effect: 'Allow',
+        Action: 'events:PutEvents',
+        Resource: { 'Fn::GetAtt': [busId, 'Arn'] },
+        Condition: { StringEquals: { 'events:source': 'keyguard.scan' } },
+      },
+    ]);
+    expect(managed.Properties.Roles ?? managed.Properties.Users ?? managed.Properties.Groups).toBeUndefined();
+    expect(template.findOutputs('ScanReporterPolicyArn').ScanReporterPolicyArn?.Value).toEqual({
+      Ref: policyId,
+    });
+    expect(template.findOutputs('GovernanceBusArn').GovernanceBusArn?.Value).toEqual({
+      'Fn::GetAtt': [busId, 'Arn'],
+    });
+  });
+
+  test("no role of the stack may put events on the bus (only the policy's holder, with its source)", () => {
+    // Act
+    const granted = Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
+      .flatMap(actionsOf);
+    // Assess
+    expect(granted.filter((a) => a.startsWith('events:'))).toEqual([]);
   });
 });
 
@@ -701,14 +742,16 @@ describe('IAM: the function role', () => {
     expect(actions.filter((a) => a === '*' || a.endsWith(':*'))).toEqual([]);
     // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts: the
     // account-level reads, LookupEvents, and ListServiceSpecificCredentials with AllUsers), and the audit archive
-    // function's dynamodb:ListStreams (acknowledged in audit-integrity.ts).
-    expect(resources.filter((r) => r === '*')).toHaveLength(4);
+    // function's dynamodb:ListStreams (acknowledged in audit-integrity.ts), and the leak function's
+    // cloudtrail:LookupEvents (acknowledged in leak-quarantine.ts).
+    expect(resources.filter((r) => r === '*')).toHaveLength(5);
     expect(
       all
         .filter((s) => s.Effect === 'Allow' && resourcesOfStatement(s).includes('*'))
         .flatMap(actionsOf)
         .sort(),
     ).toEqual([
+      'cloudtrail:LookupEvents',
       'cloudtrail:LookupEvents',
       'dynamodb:ListStreams',
       'iam:GenerateCredentialReport',
@@ -721,11 +764,12 @@ describe('IAM: the function role', () => {
   test('has no managed policies; the two managed policies (approvers, self-test) are attached to nothing', () => {
     // Assess
     const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
-    expect(roles).toHaveLength(7);
+    expect(roles).toHaveLength(8);
     for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     const managed = Object.entries(resourcesOf(template, 'AWS::IAM::ManagedPolicy'));
     expect(managed.map(([id]) => id).sort()).toEqual([
       expect.stringMatching(/^ApprovalsApproverPolicy/),
+      expect.stringMatching(/^ScanReporterPolicy/),
       expect.stringMatching(/^SelftestPolicy/),
     ]);
     for (const [, policy] of managed) {
@@ -761,24 +805,26 @@ describe('the whole stack', () => {
     // AuditIntegrity: archive and digest functions (their roles and log groups), the archive bucket, the
     // signing key, a failure queue (and its key), the digest schedule (and its role), the stream mapping.
     // Approvals: the approval function (its role and log group) and its URL.
-    template.resourceCountIs('AWS::Lambda::Function', 5);
+    // The leak function is in every deployment (issue 15: it decides keyguard scan --quarantine reports).
+    template.resourceCountIs('AWS::Lambda::Function', 6);
     template.resourceCountIs('AWS::Lambda::Url', 1);
     template.resourceCountIs('AWS::DynamoDB::Table', 5);
-    template.resourceCountIs('AWS::SQS::Queue', 5);
+    template.resourceCountIs('AWS::SQS::Queue', 7);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 2);
-    template.resourceCountIs('AWS::Events::Rule', 1);
-    template.resourceCountIs('AWS::KMS::Key', 7);
-    template.resourceCountIs('AWS::IAM::Role', 7);
-    template.resourceCountIs('AWS::Logs::LogGroup', 5);
+    template.resourceCountIs('AWS::Events::Rule', 2);
+    template.resourceCountIs('AWS::KMS::Key', 9);
+    template.resourceCountIs('AWS::IAM::Role', 8);
+    template.resourceCountIs('AWS::Logs::LogGroup', 6);
     template.resourceCountIs('AWS::Scheduler::Schedule', 3);
     template.resourceCountIs('AWS::S3::Bucket', 1);
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
   });
 
-  test('without usage.regions has no usage tracking: no governance bus, usage queue, function or table', () => {
+  test('without usage.regions has no usage tracking: the governance bus alone (for scan reports), no usage queue, function or table', () => {
     // Assess
-    template.resourceCountIs('AWS::Events::EventBus', 0);
+    template.resourceCountIs('AWS::Events::EventBus', 1);
+    expect(stack.governanceBus.usage).toBeUndefined();
     // The one event source mapping is the audit archive's (decisions table stream), not a usage queue.
     template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
       EventSourceArn: {
@@ -786,7 +832,6 @@ describe('the whole stack', () => {
       },
     });
     template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
-    expect(stack.governanceBus).toBeUndefined();
     expect(stack.keyUsage).toBeUndefined();
     expect(stack.usageForwarding).toBeUndefined();
     expect(stack.tables.usage).toBeUndefined();

@@ -23,8 +23,8 @@ function onlyId(type: string, prefix: string): string {
 
 const functionId = onlyId('AWS::Lambda::Function', 'LeakQuarantine');
 const roleId = onlyId('AWS::IAM::Role', 'LeakQuarantine');
-const queueId = onlyId('AWS::SQS::Queue', 'LeakQuarantine');
-const queueKeyId = onlyId('AWS::KMS::Key', 'LeakQuarantine');
+const queueId = onlyId('AWS::SQS::Queue', 'LeakQuarantineUndecidedLeaks');
+const queueKeyId = onlyId('AWS::KMS::Key', 'LeakQuarantineUndecidedLeaksKey');
 
 function leakRoleStatements(): Statement[] {
   return Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
@@ -40,17 +40,17 @@ function logsPermissions(t: Template) {
 }
 
 describe('LeakQuarantine', () => {
-  test('is absent by default: the stack without log groups has no leak function and no subscription', () => {
+  test('without log groups the leak function is still deployed (it decides keyguard scan reports), with no subscription', () => {
     const t = withoutLeaks.template;
-    // The credential-event, sweep and approval functions, and the audit archive and digest functions.
-    t.resourceCountIs('AWS::Lambda::Function', 5);
+    // The credential-event, sweep, approval, audit archive and digest functions, and the leak function (issue 15).
+    t.resourceCountIs('AWS::Lambda::Function', 6);
     t.resourceCountIs('AWS::Logs::SubscriptionFilter', 0);
     expect(logsPermissions(t)).toEqual([]);
-    expect(withoutLeaks.stack.leakQuarantine).toBeUndefined();
-    expect(JSON.stringify(t.toJSON())).not.toContain('LeakQuarantine');
+    expect(withoutLeaks.stack.leakQuarantine.subscriptionFilters).toEqual([]);
+    expect(withoutLeaks.stack.leakQuarantine.scanReportRule).toBeDefined();
   });
 
-  test('adds one function, its log group, role, undecided-leaks queue and key, two alarms, and one subscription per log group', () => {
+  test('log groups add one subscription per log group and one invoke permission for CloudWatch Logs, nothing else', () => {
     const count = (t: Template, type: string) => Object.keys(resourcesOf(t, type)).length;
     const added = (type: string) => count(template, type) - count(withoutLeaks.template, type);
     expect({
@@ -65,17 +65,49 @@ describe('LeakQuarantine', () => {
       topics: added('AWS::SNS::Topic'),
       alarms: added('AWS::CloudWatch::Alarm'),
     }).toEqual({
-      functions: 1,
-      logGroups: 1,
-      roles: 1,
-      queues: 1,
-      keys: 1,
+      functions: 0,
+      logGroups: 0,
+      roles: 0,
+      queues: 0,
+      keys: 0,
       subscriptions: LOG_GROUPS.length,
       permissions: 1,
       tables: 0,
       topics: 0,
-      alarms: 2,
+      alarms: 0,
     });
+  });
+
+  test('scan reports (issue 15): a rule on the governance bus routes source keyguard.scan to the function, with retries and a DLQ', () => {
+    // Prepare
+    const ruleId = onlyId('AWS::Events::Rule', 'LeakQuarantineScanReportRule');
+    const dlqId = onlyId('AWS::SQS::Queue', 'LeakQuarantineScanReportDeadLetterQueue');
+    const busId = onlyId('AWS::Events::EventBus', 'GovernanceBus');
+    // Assess
+    template.hasResourceProperties('AWS::Events::Rule', {
+      EventBusName: { Ref: busId },
+      EventPattern: { source: ['keyguard.scan'], 'detail-type': ['Bedrock API Key Found'] },
+      Targets: [
+        {
+          Arn: { 'Fn::GetAtt': [functionId, 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [dlqId, 'Arn'] } },
+          RetryPolicy: { MaximumRetryAttempts: 4, MaximumEventAgeInSeconds: 7200 },
+        },
+      ],
+    });
+    const invokers = Object.values(resourcesOf(template, 'AWS::Lambda::Permission')).filter(
+      (p) =>
+        p.Properties.Principal === 'events.amazonaws.com' &&
+        JSON.stringify(p.Properties.FunctionName).includes(functionId),
+    );
+    expect(invokers.map((p) => [p.Properties.FunctionName, p.Properties.SourceArn])).toEqual([
+      [{ 'Fn::GetAtt': [functionId, 'Arn'] }, { 'Fn::GetAtt': [ruleId, 'Arn'] }],
+    ]);
+    // No other rule targets the leak function.
+    const targeting = Object.values(resourcesOf(template, 'AWS::Events::Rule')).filter((r) =>
+      JSON.stringify(r.Properties.Targets).includes(functionId),
+    );
+    expect(targeting).toHaveLength(1);
   });
 
   test.each(LOG_GROUPS)(

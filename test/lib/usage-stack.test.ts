@@ -97,7 +97,7 @@ describe('buildApp: usage stacks', () => {
     expect(withoutUsage.app.node.children.filter((c) => c instanceof Stack)).toEqual([withoutUsage.stack]);
     const body = JSON.stringify(withoutUsage.template.toJSON());
     for (const fragment of [
-      'GovernanceBus',
+      'GovernanceBusUsage',
       // Not the bare word KeyUsage: the audit signing key's KMS KeyUsage (SIGN_VERIFY) is unrelated.
       'KeyUsageFunction',
       'UsageForwarding',
@@ -106,7 +106,9 @@ describe('buildApp: usage stacks', () => {
     ]) {
       expect(body).not.toContain(fragment);
     }
-    withoutUsage.template.resourceCountIs('AWS::Events::EventBus', 0);
+    // The governance bus itself is in every deployment (scan reports, issue 15), without its usage rule and queues.
+    withoutUsage.template.resourceCountIs('AWS::Events::EventBus', 1);
+    expect(withoutUsage.stack.governanceBus.usage).toBeUndefined();
   });
 
   test('[us-east-1, eu-west-1]: one usage stack, BedrockKeyGuardUsage-eu-west-1 in eu-west-1, after the main stack', () => {
@@ -132,7 +134,8 @@ describe('buildApp: usage stacks', () => {
     // us-east-1 is not listed: the main stack has the bus but forwards nothing of its own.
     expect(built.stack.usageForwarding).toBeUndefined();
     expect(built.stack.governanceBus).toBeDefined();
-    Template.fromStack(built.stack).resourceCountIs('AWS::Events::Rule', 2);
+    // The credential-event rule, the usage rule and the scan-report rule (issue 15).
+    Template.fromStack(built.stack).resourceCountIs('AWS::Events::Rule', 3);
   });
 
   test('every stack of the app passes cdk-nag AwsSolutions with no unacknowledged finding', () => {
@@ -434,7 +437,7 @@ describe('main stack: usage in us-east-1', () => {
     });
     expect(
       Object.keys(withoutUsage.template.findOutputs('*')).filter((k) => /Usage|Governance/.test(k)),
-    ).toEqual([]);
+    ).toEqual(['GovernanceBusArn']);
   });
 });
 

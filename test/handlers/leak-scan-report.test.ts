@@ -1,0 +1,269 @@
+import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
+import {
+  IAMClient,
+  ListServiceSpecificCredentialsCommand,
+  UpdateServiceSpecificCredentialCommand,
+} from '@aws-sdk/client-iam';
+import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { mockClient } from 'aws-sdk-client-mock';
+import type { FetchLike } from '../../lambda/adapters/bedrock-key-probe';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { findLeaks } from '../../lambda/domain/leaks';
+import {
+  buildScanReports,
+  InvalidScanReportError,
+  type ReportLocation,
+  SCAN_REPORT_DETAIL_TYPE,
+  SCAN_REPORT_SOURCE,
+} from '../../lambda/domain/scan-report';
+import type { Decision } from '../../lambda/domain/types';
+import { createLeakHandler, type LeakRuntime } from '../../lambda/handlers/leak-handler';
+import { type Capture, captureOutput } from '../support/capture';
+import { scanAll, startTestDynamo } from '../support/dynamo';
+import { ACCOUNT } from '../support/events';
+import { leakRuntime, longTermKeyOf, mockGovernedUser } from '../support/leak-harness';
+import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
+
+/**
+ * Issue 15: a key reported by `keyguard scan --quarantine` is decided by the leak function as a key found in a log,
+ * through the same path, on dynalite; the report never carries the key, so it is never checked with Bedrock and
+ * never deactivates a key by itself (an attacker allowed to put reports could name any user).
+ */
+
+const iam = mockClient(IAMClient);
+const sns = mockClient(SNSClient);
+const cloudtrail = mockClient(CloudTrailClient);
+const NOW = new Date('2026-11-20T10:00:00Z');
+const USER = 'svc-reported';
+const KEY_ID = 'ACCAEXAMPLEREPORTED01';
+const KEY = longTermKeyOf(USER);
+const SHORT = fakeShortTermKey('reported-short');
+let probed = 0;
+/** Bedrock, simulated: counts calls (a report must cause none). */
+const fetch: FetchLike = async () => {
+  probed += 1;
+  return new Response('{"modelSummaries":[]}', { status: 200 });
+};
+
+let db: EmbeddedDynamo;
+let out: Capture;
+
+beforeAll(async () => {
+  db = await startTestDynamo();
+});
+afterAll(async () => {
+  await db.close();
+});
+beforeEach(() => {
+  probed = 0;
+  mockGovernedUser({ iam, sns, cloudtrail }, { name: USER, keyId: KEY_ID });
+  out = captureOutput();
+});
+afterEach(() => out.restore());
+
+function runtime(leakDetection: Record<string, unknown> = {}): Promise<LeakRuntime> {
+  return leakRuntime(db, { fetch, now: NOW, probeTimeoutMs: 500, leakDetection });
+}
+
+/** The EventBridge event the rule delivers for `key` found at `places`, built by the CLI's own code. */
+function reportEvent(key: string, places: ReportLocation[], eventId = 'evt-1') {
+  const [found] = findLeaks(key, { now: NOW });
+  if (!found) throw new Error('not a key');
+  const [detail] = buildScanReports(
+    places.map((p) => ({ ...found, ...p })),
+    { version: '1.2.3', scannedAt: '2026-11-20T09:59:00.000Z' },
+  );
+  return {
+    version: '0',
+    id: eventId,
+    source: SCAN_REPORT_SOURCE,
+    'detail-type': SCAN_REPORT_DETAIL_TYPE,
+    account: ACCOUNT,
+    time: '2026-11-20T09:59:01Z',
+    region: 'us-east-1',
+    resources: [],
+    detail,
+  };
+}
+
+const HERE: ReportLocation[] = [
+  { path: 'deploy/.env', line: 3, column: 7 },
+  { path: 'src/app.ts', line: 10, column: 1, commit: 'a'.repeat(40) },
+];
+
+async function decisions(rt: LeakRuntime): Promise<Decision[]> {
+  const items = await scanAll(db, rt.decisionsTable);
+  return items.filter((i) => !String(i.pk).startsWith('chain#')) as unknown as Decision[];
+}
+
+describe('leak function: keys reported by keyguard scan --quarantine', () => {
+  it('LEAKED (critical), one notice, never deactivated in enforce mode, never checked with Bedrock; every place recorded', async () => {
+    // Prepare
+    const rt = await runtime();
+    const handler = createLeakHandler(rt);
+    // Act
+    const result = await handler(reportEvent(KEY, HERE));
+    // Assess
+    expect(result).toMatchObject({
+      status: 'reported',
+      eventId: 'evt-1',
+      findings: [{ kind: 'LONG_TERM', outcome: 'unverified', keyIds: [KEY_ID], verification: 'UNVERIFIED' }],
+    });
+    expect(probed).toBe(0);
+    expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    const [d] = await decisions(rt);
+    expect(d).toMatchObject({
+      keyId: KEY_ID,
+      applied: false,
+      mode: 'enforce',
+      trigger: { kind: 'leak', eventId: 'evt-1' },
+      leak: {
+        location: { file: { path: 'deploy/.env' }, line: 3, column: 7 },
+        verification: { result: 'UNVERIFIED', method: 'scan-report' },
+        report: { by: 'keyguard scan', locationCount: 2, locations: HERE },
+      },
+    });
+    expect(d?.action).not.toBe('DEACTIVATE');
+    const leaked = d?.violations.find((v) => v.code === 'LEAKED');
+    expect(leaked?.severity).toBe('critical');
+    expect(leaked?.detail).toContain(
+      'file deploy/.env (line 3, column 7) and 1 more place, reported by keyguard scan',
+    );
+    expect(leaked?.detail).toContain('a report alone never deactivates a key');
+    const notice = String(sns.commandCalls(PublishCommand)[0]?.args[0].input.Message);
+    expect(notice).toContain('deploy/.env');
+  });
+
+  it('a report never deactivates, even with leakDetection.deactivateUnverified (a forged report names any user)', async () => {
+    // Prepare: the policy deactivates unverified log leaks
+    const rt = await runtime({ deactivateUnverified: true });
+    // Act
+    await createLeakHandler(rt)(reportEvent(KEY, HERE));
+    // Assess
+    expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
+    const [d] = await decisions(rt);
+    expect(d?.applied).toBe(false);
+    expect(d?.action).not.toBe('DEACTIVATE');
+  });
+
+  it('redelivery and the same scan again record nothing twice; a new place is a new decision with every place (the owner, told once, is not told again)', async () => {
+    // Prepare
+    const rt = await runtime();
+    const handler = createLeakHandler(rt);
+    await handler(reportEvent(KEY, HERE, 'evt-1'));
+    // Act: the same event again, the same scan again (a new event), then the key found in a third place too
+    const redelivered = await handler(reportEvent(KEY, HERE, 'evt-1'));
+    const rescanned = await handler(reportEvent(KEY, [...HERE].reverse(), 'evt-2'));
+    const moved = await handler(
+      reportEvent(KEY, [...HERE, { path: 'ci/job.log', line: 1, column: 1 }], 'evt-3'),
+    );
+    // Assess
+    expect(redelivered).toMatchObject({ findings: [{ outcome: 'duplicate' }] });
+    expect(rescanned).toMatchObject({ findings: [{ outcome: 'duplicate' }] });
+    expect(moved).toMatchObject({ findings: [{ outcome: 'unverified' }] });
+    const all = await decisions(rt);
+    expect(all).toHaveLength(2);
+    expect(all.map((d) => d.leak?.report?.locationCount).sort()).toEqual([2, 3]);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+  });
+
+  it('several keys of the user: neither is named as the leaked one (candidates), nothing deactivated', async () => {
+    // Prepare
+    const rt = await runtime();
+    iam.on(ListServiceSpecificCredentialsCommand).resolves({
+      ServiceSpecificCredentials: ['ACCAEXAMPLEREPORTED01', 'ACCAEXAMPLEREPORTED02'].map((id) => ({
+        UserName: USER,
+        Status: 'Active',
+        ServiceCredentialAlias: `${USER}-at-${ACCOUNT}`,
+        CreateDate: new Date('2026-10-01T00:00:00Z'),
+        // An expiry: a never-expiring key is deactivated by the policy whatever triggered its evaluation.
+        ExpirationDate: new Date('2026-12-30T00:00:00Z'),
+        ServiceSpecificCredentialId: id,
+        ServiceName: 'bedrock.amazonaws.com',
+      })),
+    });
+    // Act
+    const result = await createLeakHandler(rt)(reportEvent(KEY, HERE));
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'ambiguous' }] });
+    expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
+    const all = await decisions(rt);
+    expect(all).toHaveLength(2);
+    for (const d of all)
+      expect(d.leak?.candidates).toEqual(['ACCAEXAMPLEREPORTED01', 'ACCAEXAMPLEREPORTED02']);
+  });
+
+  it('a short-term key is traced to its signer with CloudTrail and notified; an expired one only counted', async () => {
+    // Prepare
+    const rt = await runtime();
+    const handler = createLeakHandler(rt);
+    const live = reportEvent(SHORT, HERE);
+    // Act: the fake key was signed 2026-11-20T09:31:02Z for 12 h
+    const result = await handler(live);
+    const expired = await createLeakHandler({ ...rt, now: () => new Date('2026-11-21T10:00:00Z') })(
+      reportEvent(SHORT, HERE, 'evt-later'),
+    );
+    // Assess
+    expect(result).toMatchObject({ findings: [{ kind: 'SHORT_TERM', outcome: 'notified' }] });
+    expect(cloudtrail).toHaveReceivedCommandTimes(LookupEventsCommand, 1);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    expect(expired).toMatchObject({ findings: [{ outcome: 'expired' }] });
+    expect(probed).toBe(0);
+  });
+
+  it("a key of another account is not acted on, without reading that account's IAM", async () => {
+    // Prepare
+    const rt = await runtime();
+    // Act
+    const result = await createLeakHandler(rt)(reportEvent(fakeLongTermKey('other', '444455556666'), HERE));
+    // Assess
+    expect(result).toMatchObject({ findings: [{ outcome: 'foreign-account' }] });
+    expect(iam).not.toHaveReceivedCommand(ListServiceSpecificCredentialsCommand);
+    expect(await decisions(rt)).toEqual([]);
+  });
+
+  it('refuses a malformed or forged report naming only paths: a key in any field, an alias not matching the user', async () => {
+    // Prepare
+    const rt = await runtime();
+    const handler = createLeakHandler(rt);
+    const withKey = reportEvent(KEY, HERE);
+    (withKey.detail as unknown as Record<string, unknown>).redacted = KEY;
+    const mismatched = reportEvent(KEY, HERE);
+    (mismatched.detail as unknown as { longTerm: { userName: string } }).longTerm.userName = 'someone-else';
+    const extra = reportEvent(KEY, HERE);
+    (extra.detail as unknown as Record<string, unknown>).key = KEY;
+    // Act / Assess
+    for (const bad of [withKey, mismatched, extra]) {
+      const err = await handler(bad).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(InvalidScanReportError);
+      expect(leakedFragments(String((err as Error).message), [KEY])).toEqual([]);
+    }
+    expect(await decisions(rt)).toEqual([]);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+  });
+
+  it('writes no fragment of the key to logs, notices, IAM/CloudTrail calls, tables or results', async () => {
+    // Prepare
+    const rt = await runtime();
+    // Act
+    const results = [
+      await createLeakHandler(rt)(reportEvent(KEY, HERE)),
+      await createLeakHandler(rt)(reportEvent(SHORT, HERE)),
+    ];
+    // Assess
+    const everything = [
+      out.text(),
+      JSON.stringify(results),
+      JSON.stringify(sns.calls().map((c) => c.args[0].input)),
+      JSON.stringify(iam.calls().map((c) => c.args[0].input)),
+      JSON.stringify(cloudtrail.calls().map((c) => c.args[0].input)),
+      JSON.stringify(await scanAll(db, rt.decisionsTable)),
+      JSON.stringify(await scanAll(db, rt.keysTable)),
+    ].join('\n');
+    expect(leakedFragments(everything, [KEY, SHORT])).toEqual([]);
+  });
+});
