@@ -1,4 +1,6 @@
+import { join } from 'node:path';
 import { CloudTrailClient, LookupEventsCommand } from '@aws-sdk/client-cloudtrail';
+import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import {
   IAMClient,
   ListServiceSpecificCredentialsCommand,
@@ -8,6 +10,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import type { FetchLike } from '../../lambda/adapters/bedrock-key-probe';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { runScan } from '../../lambda/cli/scan';
 import { findLeaks } from '../../lambda/domain/leaks';
 import {
   buildScanReports,
@@ -18,6 +21,7 @@ import {
 } from '../../lambda/domain/scan-report';
 import type { Decision } from '../../lambda/domain/types';
 import { createLeakHandler, type LeakRuntime } from '../../lambda/handlers/leak-handler';
+import { captureIO, removeTempDirs, tempDir, writeFile } from '../cli/helpers';
 import { type Capture, captureOutput } from '../support/capture';
 import { scanAll, startTestDynamo } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
@@ -33,6 +37,7 @@ import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/s
 const iam = mockClient(IAMClient);
 const sns = mockClient(SNSClient);
 const cloudtrail = mockClient(CloudTrailClient);
+const eventBridge = mockClient(EventBridgeClient);
 const NOW = new Date('2026-11-20T10:00:00Z');
 const USER = 'svc-reported';
 const KEY_ID = 'ACCAEXAMPLEREPORTED01';
@@ -53,6 +58,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await db.close();
+  removeTempDirs();
 });
 beforeEach(() => {
   probed = 0;
@@ -265,5 +271,58 @@ describe('leak function: keys reported by keyguard scan --quarantine', () => {
       JSON.stringify(await scanAll(db, rt.keysTable)),
     ].join('\n');
     expect(leakedFragments(everything, [KEY, SHORT])).toEqual([]);
+  });
+});
+
+describe('the quarantine path end to end: keyguard scan --quarantine -> PutEvents -> the leak function on dynalite', () => {
+  it('a key in two files of a folder: one event with both places and no key, one LEAKED decision naming them', async () => {
+    // Prepare: a project with the key in two files; PutEvents accepting everything
+    const dir = tempDir('keyguard-e2e-');
+    writeFile(join(dir, 'deploy', '.env'), `BEDROCK_KEY=${KEY}\n`);
+    writeFile(join(dir, 'notes.md'), `old key: ${KEY}\n`);
+    eventBridge.reset();
+    eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
+      FailedEntryCount: 0,
+      Entries: input.Entries.map((_, i) => ({ EventId: `e2e-${i}` })),
+    }));
+    const io = captureIO(dir);
+    const rt = await runtime();
+    const handler = createLeakHandler(rt);
+    // Act: the scan, then each entry delivered as the rule delivers it
+    const code = await runScan(
+      ['.'],
+      {
+        quarantine: true,
+        bus: 'arn:aws:events:us-east-1:111122223333:event-bus/bedrock-key-guard-governance',
+      },
+      io.io,
+      { now: () => NOW, chunkSize: 64 * 1024, gitBinary: 'git', version: '9.9.9', quarantine: { env: {} } },
+    );
+    const entries = eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    const results = [];
+    for (const [i, e] of entries.entries()) {
+      results.push(
+        await handler({
+          id: `e2e-${i}`,
+          source: e.Source,
+          'detail-type': e.DetailType,
+          account: ACCOUNT,
+          time: NOW.toISOString(),
+          detail: JSON.parse(e.Detail as string),
+        }),
+      );
+    }
+    // Assess
+    expect(code).toBe(1);
+    expect(entries).toHaveLength(1);
+    expect(leakedFragments(JSON.stringify(entries) + io.stdout() + io.stderr(), [KEY])).toEqual([]);
+    expect(results).toMatchObject([
+      { status: 'reported', findings: [{ outcome: 'unverified', keyIds: [KEY_ID] }] },
+    ]);
+    const [d] = await decisions(rt);
+    expect(d?.leak?.report?.locations.map((l) => l.path).sort()).toEqual(['deploy/.env', 'notes.md']);
+    expect(d?.violations.find((v) => v.code === 'LEAKED')?.severity).toBe('critical');
+    expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
+    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 });
