@@ -15,7 +15,9 @@ import {
   type ScanReportDetail,
 } from '../../lambda/domain/scan-report';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
-import { captureIO, removeTempDirs, tempDir, writeFile } from './helpers';
+import { captureIO, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
+
+const { main } = require(join(REPO, 'bin', 'keyguard.ts')) as typeof import('../../bin/keyguard');
 
 /** keyguard scan --quarantine (issue 15): one event per key on the governance bus, never the key. */
 
@@ -333,6 +335,49 @@ describe('keyguard scan --quarantine', () => {
     const res = await scan(dir, ['.'], { quarantine: true }, { KEYGUARD_BUS: BUS });
     expect(res.code).toBe(1);
     expect(cloudFormation.commandCalls(DescribeStacksCommand)).toHaveLength(0);
+    expect(sentEntries()).toHaveLength(2);
+  });
+
+  it('through the command line: --quarantine with --stack, --region and --profile reads the bus from that stack', async () => {
+    // Prepare
+    acceptAll();
+    cloudFormation.on(DescribeStacksCommand).resolves({
+      Stacks: [
+        {
+          StackName: 'Guard',
+          CreationTime: NOW,
+          StackStatus: 'UPDATE_COMPLETE',
+          Outputs: [{ OutputKey: 'GovernanceBusArn', OutputValue: BUS }],
+        },
+      ],
+    });
+    const dir = project();
+    const out = captureIO(dir);
+    // Act
+    const code = await main(
+      [
+        'node',
+        'keyguard',
+        'scan',
+        '.',
+        '--quarantine',
+        '--stack',
+        'Guard',
+        '--region',
+        'eu-west-1',
+        '--profile',
+        'ci',
+      ],
+      out.io,
+      undefined,
+      () => deps(),
+    );
+    // Assess
+    expect(code).toBe(1);
+    expect(cloudFormation.commandCalls(DescribeStacksCommand)[0]?.args[0].input).toEqual({
+      StackName: 'Guard',
+    });
+    expect(out.stderr()).toContain('governance bus from stack Guard (eu-west-1, profile ci)');
     expect(sentEntries()).toHaveLength(2);
   });
 });
