@@ -180,12 +180,15 @@ Quarantine: --quarantine sends one event per distinct key (fingerprint, redacted
 every location; never the key) to the deployed stack's governance bus, found before scanning from --bus,
 KEYGUARD_BUS or the output GovernanceBusArn of --stack (--region, --profile); the stack's leak function records
 LEAKED and notifies. Needs only events:PutEvents on the bus (the stack's managed policy ScanReporterPolicy).
+Keys found and every one reported: exit 1; a report not delivered (retried, then named on stderr): exit 2.
 
-Exit codes:
-  0  no key found (or --write-baseline written)
-  1  keys found (and, with --quarantine, all reported)
-  2  bad usage, or a file, directory or repository could not be read (reported on stderr; the rest was scanned),
-     or --quarantine found no bus or could not deliver every report (retried, then each one named on stderr)
+${exitCodesHelp({
+  0: 'no key found (or --write-baseline written)',
+  1: 'or keys found',
+  2:
+    'e.g. a file, directory or repository could not be read (reported on stderr; the rest was scanned), or ' +
+    '--quarantine found no bus or could not deliver every report (retried, then each one named on stderr)',
+})}
 
 Examples:
   $ keyguard scan .
