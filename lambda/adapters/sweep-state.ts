@@ -5,6 +5,7 @@ import {
   PutCommand,
   QueryCommand,
   ScanCommand,
+  UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
 import type { PendingNotice } from '../domain/owner-digest';
 import type { ViolationCode } from '../domain/types';
@@ -353,4 +354,38 @@ export async function pendingNotices(
     start = res.LastEvaluatedKey;
   } while (start);
   return out;
+}
+
+/**
+ * Claims a key's notice that waits for the owner's next digest (`NEXT_DIGEST`: an event or usage notice) for digest
+ * `digestId`: only while it is still that notice (same decision, still waiting), so a newer notice written meanwhile
+ * is left for the next digest, never overwritten. Returns whether it was claimed.
+ */
+export async function claimPendingNotice(
+  doc: DynamoDBDocumentClient,
+  keysTable: string,
+  key: { accountId: string; keyId: string },
+  pending: PendingNotice,
+  digestId: string,
+): Promise<boolean> {
+  try {
+    await doc.send(
+      new UpdateCommand({
+        TableName: keysTable,
+        Key: { accountId: key.accountId, keyId: key.keyId },
+        UpdateExpression: 'SET #p.#d = :digest',
+        ConditionExpression: '#p.#d = :waiting AND #p.#id = :decision',
+        ExpressionAttributeNames: { '#p': 'pendingNotice', '#d': 'digest', '#id': 'decisionId' },
+        ExpressionAttributeValues: {
+          ':digest': digestId,
+          ':waiting': pending.digest,
+          ':decision': pending.decisionId,
+        },
+      }),
+    );
+    return true;
+  } catch (err) {
+    if (isConditionFailure(err)) return false;
+    throw err;
+  }
 }

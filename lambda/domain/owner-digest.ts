@@ -33,6 +33,13 @@ export function isImmediateNotice(d: Decision): boolean {
   return d.applied || d.violations.some((v) => IMMEDIATE_VIOLATIONS.includes(v.code));
 }
 
+/**
+ * Where an event-driven notice waits (credential events, key usage): the owner's next digest, whichever sweep sends
+ * it. The decision records this id as its `noticeDigest`; the next sweep's digest phase claims the key's pending
+ * notice for its own digest (the key's `pendingNotice.digest` then names the digest that carried it).
+ */
+export const NEXT_DIGEST = 'digest/next';
+
 /** The id of the digests of one sweep (`digest/<sweepId>`), or of its first-deployment summary. */
 export function digestIdFor(sweepId: string, firstSweep: boolean): string {
   return `${firstSweep ? 'summary' : 'digest'}/${sweepId}`;

@@ -2,7 +2,7 @@ import { boundItem } from '../shared/bounded';
 import type { Policy } from '../shared/config';
 import type { KeyEvent } from './cloudtrail';
 import { evaluate } from './evaluate';
-import { isImmediateNotice, type PendingNotice, pendingNoticeOf } from './owner-digest';
+import { isImmediateNotice, NEXT_DIGEST, type PendingNotice, pendingNoticeOf } from './owner-digest';
 import { planNotice } from './staging';
 import {
   type Action,
@@ -144,6 +144,7 @@ export interface KeyStepResult {
   duplicate: boolean;
   /** A decision was written (a sweep writes one only when something changed). */
   recorded: boolean;
+  /** The notice was published on its own, now (a notice held for a digest is on `decision.noticeDigest`). */
   notified: boolean;
 }
 
@@ -196,7 +197,8 @@ export interface KeyStep {
   /**
    * The owner digest (or first-deployment summary) this step's notice goes in, unless it is a critical event
    * (isImmediateNotice), which is sent at once. The decision records it as `noticeDigest`, the key as its
-   * `pendingNotice`. Absent: the notice is sent on its own (events, leaks, usage alerts).
+   * `pendingNotice`. Events and usage alerts name NEXT_DIGEST (the owner's next digest, claimed by the next sweep).
+   * Absent: the notice is sent on its own (leaks, which are all critical).
    */
   digest?: string;
 }
@@ -241,7 +243,12 @@ export async function decideKey(
     // A notice that goes in a digest is sent by the digest (remember() marks it pending again).
     if (earlier.notice && !earlier.noticeDigest) await deps.notifier.notify(earlier);
     await remember(deps, step, known, earlier, withAlertDay(plan.history, history, step));
-    return { decision: earlier, duplicate: true, recorded: false, notified: Boolean(earlier.notice) };
+    return {
+      decision: earlier,
+      duplicate: true,
+      recorded: false,
+      notified: Boolean(earlier.notice && !earlier.noticeDigest),
+    };
   }
 
   if (!step.meta && !known && !step.created) return null;
@@ -324,7 +331,7 @@ export async function decideKey(
     decision,
     duplicate: recorded.duplicate,
     recorded: !recorded.duplicate,
-    notified: Boolean(decision.notice),
+    notified: Boolean(decision.notice && !decision.noticeDigest),
   };
 }
 
@@ -379,8 +386,12 @@ async function remember(
 ): Promise<void> {
   const d = decision;
   const latest = d && (!known || d.decisionId >= known.lastDecisionId) ? d : null;
-  // A notice waiting for its digest stays pending until a later digest notice replaces it.
-  const pending = (d ? pendingNoticeOf(d) : null) ?? known?.pendingNotice ?? null;
+  // A notice waiting for its digest stays pending until a later digest notice replaces it. The same notice again (a
+  // redelivered event or a retried step) or an older one (a late usage batch) leaves the key's pending notice as it
+  // is: a digest may have claimed or sent it already, and marking it again would send it twice.
+  const fresh = d ? pendingNoticeOf(d) : null;
+  const kept = known?.pendingNotice ?? null;
+  const pending = fresh && !(kept && kept.decisionId >= fresh.decisionId) ? fresh : kept;
   await deps.audit.putKnownKey({
     accountId: step.accountId,
     keyId: step.keyId,
@@ -436,6 +447,9 @@ function eventStep(
       ? { createdAt: createdHere.created.createdAt, expiresAt: createdHere.created.expiresAt }
       : null,
     record: 'always',
+    // Only a critical event's notice is sent at once; the others wait for the owner's next digest. A replay shows
+    // every notice as its own (what it counts is the notices, not the messages).
+    ...(opts.triggerKind === 'event' ? { digest: NEXT_DIGEST } : {}),
   };
 }
 

@@ -1,4 +1,5 @@
 import type { Policy } from '../shared/config';
+import { NEXT_DIGEST } from './owner-digest';
 import {
   decideKey,
   decisionIdFor,
@@ -176,6 +177,9 @@ async function stepsFor(
       userName: meta.userName,
       meta,
       trigger,
+      // Only a critical alert (a reactivated key in use) is sent at once; the others wait for the owner's next
+      // digest. A replay shows every notice as its own.
+      ...(opts.triggerKind === 'usage' ? { digest: NEXT_DIGEST } : {}),
     };
     const known = await deps.audit.getKnownKey(base.accountId, meta.keyId);
     const deactivatedByUs = known?.history?.deactivatedByUs === true && known.status === 'Inactive';

@@ -18,6 +18,7 @@ import {
 import { SnsNotifier } from '../adapters/notifier';
 import {
   carriedCoverage,
+  claimPendingNotice,
   DynamoSweepStateStore,
   failureReason,
   pendingNotices,
@@ -28,7 +29,13 @@ import {
   ZERO_COUNTERS,
 } from '../adapters/sweep-state';
 import { DAY_MS, HOUR_MS } from '../domain/dates';
-import { buildAccountSummary, buildOwnerDigest, digestIdFor, worstFirst } from '../domain/owner-digest';
+import {
+  buildAccountSummary,
+  buildOwnerDigest,
+  digestIdFor,
+  NEXT_DIGEST,
+  worstFirst,
+} from '../domain/owner-digest';
 import {
   type ApprovalSource,
   decideKey,
@@ -552,6 +559,7 @@ export function createAccountSweeper(rt: SweeperRuntime) {
        */
       async function sendDigests(): Promise<boolean> {
         const digestId = digestIdFor(state.sweepId, state.firstSweep === true);
+        await claimWaiting(digestId);
         const pending = await pendingNotices(doc, rt.keysTable, account, digestId);
         const finished = () => ({ ...state, phase: 'done' as const, finishedAt: clock().toISOString() });
         if (state.firstSweep) {
@@ -616,6 +624,31 @@ export function createAccountSweeper(rt: SweeperRuntime) {
         }
         await commit(finished(), { ...ZERO_COUNTERS });
         return false;
+      }
+
+      /**
+       * The notices of events and usage alerts that wait for the owner's next digest (NEXT_DIGEST) join this sweep's
+       * digest, claimed before its first message (the owner cursor still unset; a resumed phase claims again, which
+       * is idempotent): each is claimed while it is still the key's waiting notice, so it is listed in exactly one
+       * digest. Once an owner's digest is sent, a notice marked later waits for the next sweep's.
+       */
+      async function claimWaiting(digestId: string): Promise<void> {
+        if (state.digestCursor) return;
+        const waiting = await pendingNotices(doc, rt.keysTable, account, NEXT_DIGEST);
+        let claimed = 0;
+        await pool(waiting, concurrency, async (k) => {
+          if (
+            await claimPendingNotice(
+              doc,
+              rt.keysTable,
+              { accountId: account, keyId: k.keyId },
+              k.pending,
+              digestId,
+            )
+          )
+            claimed++;
+        });
+        if (waiting.length > 0) logger.info('waiting notices claimed for the digest', { digestId, claimed });
       }
 
       async function pause(): Promise<SweepResult> {

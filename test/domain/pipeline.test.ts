@@ -1,5 +1,6 @@
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { NEXT_DIGEST } from '../../lambda/domain/owner-digest';
 import {
   type ApprovalSource,
   decideKey,
@@ -145,6 +146,30 @@ describe('decideKey', () => {
       severity: 'medium',
       deadline: retry?.decision.deadline,
       action: 'NOTIFY',
+    });
+  });
+
+  it('an older notice for the digest (a late usage batch) never replaces the key’s newer waiting one', async () => {
+    // Prepare: a notice waiting for the next digest, decided at 00:00 on 3 November
+    const audit = await freshAudit();
+    const sent: Decision[] = [];
+    const newer = { ...sweepStep('2026-11-03T00:00:00.000Z', 'sweep-2'), digest: NEXT_DIGEST };
+    await decideKey(newer, deps(audit, {}, sent), opts('2026-11-03T00:00:00.000Z'));
+    // Act: an alert about uses of 2 November arrives late (its own notice, for the digest too)
+    const late = {
+      ...sweepStep('2026-11-02T00:00:00.000Z', 'late-batch'),
+      sweepId: undefined,
+      record: 'always' as const,
+      alert: { reason: 'tried while inactive' },
+      digest: NEXT_DIGEST,
+    };
+    const r = await decideKey(late, deps(audit, {}, sent), opts('2026-11-03T00:05:00.000Z'));
+    // Assess: recorded with its notice for the digest, but the key's waiting notice is still the newer one
+    expect(r?.decision).toMatchObject({ notice: 'first', noticeDigest: NEXT_DIGEST });
+    expect(sent).toEqual([]);
+    expect((await audit.getKnownKey(ACCOUNT, KEY))?.pendingNotice).toMatchObject({
+      digest: NEXT_DIGEST,
+      decisionId: newer.decisionId,
     });
   });
 

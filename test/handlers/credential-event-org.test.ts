@@ -16,6 +16,7 @@ import { GovernedAccounts } from '../../lambda/adapters/governed-accounts';
 import { MemberAccess, MemberRoleError } from '../../lambda/adapters/member-access';
 import { OrgPlacement } from '../../lambda/adapters/org-placement';
 import { overrideVersion } from '../../lambda/domain/org-policy';
+import { NEXT_DIGEST } from '../../lambda/domain/owner-digest';
 import type { Decision } from '../../lambda/domain/types';
 import {
   type CredentialEventRuntime,
@@ -290,10 +291,13 @@ describe('credential-event handler in organization mode', () => {
     expect(SANDBOX_VERSION).not.toBe(BASE_VERSION);
     expect(inSandbox).toMatchObject({ mode: 'enforce', applied: true, policyVersion: SANDBOX_VERSION });
     expect(inWorkloads).toMatchObject({ mode: 'audit', applied: false, policyVersion: BASE_VERSION });
-    // The override's notice quotes the override's maxAgeDays (30), the base one the base policy's.
-    const [noticeA, noticeB] = sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
-    expect(noticeA?.Message).toContain('--credential-age-days 30');
-    expect(noticeB?.Message).toContain(`--credential-age-days ${config.maxAgeDays}`);
+    // The override's notice (an applied deactivation: sent at once) quotes the override's maxAgeDays (30); the
+    // base policy's planned deactivation waits for the owner's next digest.
+    const published = sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
+    expect(published).toHaveLength(1);
+    expect(published[0]?.Message).toContain('--credential-age-days 30');
+    expect(published[0]?.MessageAttributes?.account?.StringValue).toBe(MEMBER_A);
+    expect(inWorkloads?.noticeDigest).toBe(NEXT_DIGEST);
   });
 
   it('notices carry the account id and name as message attributes', async () => {
@@ -301,13 +305,13 @@ describe('credential-event handler in organization mode', () => {
     answerAssumeRole(() => T0);
     const handler = createCredentialEventHandler(await freshRuntime());
 
-    // Act
-    await handler(memberEvent(MEMBER_B, KEY_B), lambdaContext());
+    // Act: an applied deactivation (the sandbox override enforces), sent at once
+    await handler(memberEvent(MEMBER_A, KEY_A), lambdaContext());
 
     // Assess
     const attrs = sns.commandCalls(PublishCommand)[0]?.args[0].input.MessageAttributes;
-    expect(attrs?.account).toEqual({ DataType: 'String', StringValue: MEMBER_B });
-    expect(attrs?.accountName).toEqual({ DataType: 'String', StringValue: 'team-444' });
+    expect(attrs?.account).toEqual({ DataType: 'String', StringValue: MEMBER_A });
+    expect(attrs?.accountName).toEqual({ DataType: 'String', StringValue: 'team-333' });
   });
 
   it.each([

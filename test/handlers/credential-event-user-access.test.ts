@@ -16,6 +16,7 @@ import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { NEXT_DIGEST } from '../../lambda/domain/owner-digest';
 import type { Decision } from '../../lambda/domain/types';
 import {
   type CredentialEventRuntime,
@@ -144,10 +145,16 @@ describe('credential-event handler: calls that give a key user more access', () 
       },
     ]);
     expect(decision?.notice).toBe('first');
-    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
-    const published = sns.commandCalls(PublishCommand)[0]?.args[0].input;
-    expect(published?.Message).toContain('USER_HAS_OTHER_CREDENTIALS');
-    expect(published?.MessageAttributes?.severity?.StringValue).toBe('high');
+    // Not a critical event: the owner hears about it in their next digest.
+    expect(decision?.noticeDigest).toBe(NEXT_DIGEST);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known?.pendingNotice).toMatchObject({
+      digest: NEXT_DIGEST,
+      decisionId: decision?.decisionId,
+      severity: 'high',
+      kind: 'first',
+    });
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
   });
 
@@ -235,8 +242,8 @@ describe('credential-event handler: calls that give a key user more access', () 
       expect.objectContaining({ code: 'BROAD_PERMISSIONS', severity: 'low' }),
     ]);
     expect(decision?.violations[0]?.detail).toContain('AmazonBedrockLimitedAccess');
-    const published = sns.commandCalls(PublishCommand)[0]?.args[0].input;
-    expect(published?.MessageAttributes?.severity?.StringValue).toBe('low');
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known?.pendingNotice).toMatchObject({ digest: NEXT_DIGEST, severity: 'low' });
   });
 
   it('an inline policy allowing bedrock:* is BROAD_PERMISSIONS, high', async () => {

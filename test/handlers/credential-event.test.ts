@@ -15,6 +15,7 @@ import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { IamEnforcer, IamKeyDirectory } from '../../lambda/adapters/iam';
 import { SnsNotifier } from '../../lambda/adapters/notifier';
 import { DynamoUsageStore } from '../../lambda/adapters/usage-store';
+import { NEXT_DIGEST } from '../../lambda/domain/owner-digest';
 import { decideKey, decisionIdFor } from '../../lambda/domain/pipeline';
 import type { Decision } from '../../lambda/domain/types';
 import type { UsageAggregate } from '../../lambda/domain/usage-types';
@@ -207,7 +208,7 @@ describe('credential-event handler', () => {
     expect(known?.owner).toBe(decision?.owner.value);
   });
 
-  it('only plans the deactivation in audit mode: IAM is never changed', async () => {
+  it('only plans the deactivation in audit mode: IAM is never changed, the notice waits for the owner’s digest', async () => {
     const rt = await freshRuntime('audit');
     iam
       .on(ListServiceSpecificCredentialsCommand)
@@ -221,7 +222,17 @@ describe('credential-event handler', () => {
     expect(iam).toHaveReceivedCommandTimes(UpdateServiceSpecificCredentialCommand, 0);
     const [decision] = await decisionsIn(rt);
     expect(decision).toMatchObject({ action: 'DEACTIVATE', applied: false, mode: 'audit' });
-    expect(sns.commandCalls(PublishCommand)[0]?.args[0].input.Message).toContain('planned, not applied');
+    // A planned deactivation is not a critical event: not published now, pending for the next digest.
+    expect(decision).toMatchObject({ notice: 'action', noticeDigest: NEXT_DIGEST });
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known?.pendingNotice).toMatchObject({
+      digest: NEXT_DIGEST,
+      decisionId: decision?.decisionId,
+      owner: 'team-chat@example.com',
+      kind: 'action',
+      action: 'DEACTIVATE',
+    });
   });
 
   it('acts on what IAM says now, not on the event: a key created with an expiry in the event but never-expiring in IAM is deactivated', async () => {
@@ -426,7 +437,7 @@ describe('credential-event handler', () => {
   });
 
   it('rethrows IAM throttling so Lambda retries; the retry records exactly one decision', async () => {
-    const rt = await freshRuntime('audit');
+    const rt = await freshRuntime('enforce');
     const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling', $fault: 'client' });
     iam
       .on(ListServiceSpecificCredentialsCommand)
@@ -447,8 +458,8 @@ describe('credential-event handler', () => {
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
   });
 
-  it('retries a failed SNS publish without writing a second audit item', async () => {
-    const rt = await freshRuntime('audit');
+  it('retries a failed SNS publish of a critical notice (an applied deactivation) without writing a second audit item', async () => {
+    const rt = await freshRuntime('enforce');
     iam
       .on(ListServiceSpecificCredentialsCommand)
       .resolves({ ServiceSpecificCredentials: [liveKey('Active')] });
@@ -466,7 +477,7 @@ describe('credential-event handler', () => {
     expect(sns).toHaveReceivedCommandTimes(PublishCommand, 2);
   });
 
-  it('records a known key deleted in IAM as Deleted, with no action, and tells the owner it is resolved', async () => {
+  it('records a known key deleted in IAM as Deleted, with no action, and tells the owner it is resolved in the next digest', async () => {
     const rt = await freshRuntime('enforce');
     iam
       .on(ListServiceSpecificCredentialsCommand)
@@ -487,8 +498,13 @@ describe('credential-event handler', () => {
     const decisions = await decisionsIn(rt);
     expect(decisions.map((d) => d.status)).toEqual(['Active', 'Deleted']);
     expect(decisions[1]?.notice).toBe('resolved');
-    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
-    expect(sns.commandCalls(PublishCommand)[0]?.args[0].input.Subject).toContain('is deleted: resolved');
+    expect(decisions[1]?.noticeDigest).toBe(NEXT_DIGEST);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY);
+    expect(known).toMatchObject({
+      status: 'Deleted',
+      pendingNotice: { digest: NEXT_DIGEST, decisionId: decisions[1]?.decisionId, kind: 'resolved' },
+    });
   });
 
   it('ignores an update for a credential that is not a Bedrock key it knows (e.g. CodeCommit, or already gone)', async () => {

@@ -20,6 +20,7 @@ import { MemberAccess } from '../../lambda/adapters/member-access';
 import { OrgPlacement } from '../../lambda/adapters/org-placement';
 import { DynamoUsageStore } from '../../lambda/adapters/usage-store';
 import { overrideVersion } from '../../lambda/domain/org-policy';
+import { NEXT_DIGEST } from '../../lambda/domain/owner-digest';
 import type { Decision } from '../../lambda/domain/types';
 import { createKeyUsageHandler, type KeyUsageRuntime } from '../../lambda/handlers/key-usage-handler';
 import { orgSettings, parseConfig, policyVersion } from '../../lambda/shared/config';
@@ -321,12 +322,13 @@ describe('key-usage handler in organization mode', () => {
     expect(SANDBOX_VERSION).not.toBe(BASE_VERSION);
     // Nothing recorded under the hub's account.
     expect(await decisionsOf(rt, HUB)).toEqual([]);
-    // The notices name the account they are about.
+    // The applied deactivation's notice is sent at once and names its account; the planned one waits for the
+    // next digest of its own account.
     const accountsNoticed = sns
       .commandCalls(PublishCommand)
-      .map((c) => c.args[0].input.MessageAttributes?.account?.StringValue)
-      .sort();
-    expect(accountsNoticed).toEqual([MEMBER_A, MEMBER_B]);
+      .map((c) => c.args[0].input.MessageAttributes?.account?.StringValue);
+    expect(accountsNoticed).toEqual([MEMBER_A]);
+    expect(inB?.noticeDigest).toBe(NEXT_DIGEST);
   });
 
   it.each([

@@ -14,6 +14,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { DynamoUsageStore } from '../../lambda/adapters/usage-store';
+import { NEXT_DIGEST } from '../../lambda/domain/owner-digest';
 import { EMPTY_HISTORY } from '../../lambda/domain/types';
 import {
   createKeyUsageHandler,
@@ -470,7 +471,14 @@ describe('key-usage handler: long-term keys not allowed', () => {
       notice: 'action',
     });
     expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
-    expect(sns).toHaveReceivedCommandTimes(PublishCommand, 1);
+    // Not a critical event: the notice waits for the owner's next digest, once.
+    expect(decisions[0]?.noticeDigest).toBe(NEXT_DIGEST);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    expect((await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY_A))?.pendingNotice).toMatchObject({
+      digest: NEXT_DIGEST,
+      decisionId: decisions[0]?.decisionId,
+      kind: 'action',
+    });
     // Usage is still recorded for both batches.
     expect((await usageItems(rt))[0]).toMatchObject({ calls: 3 });
   });
@@ -532,7 +540,7 @@ describe('key-usage handler: long-term keys not allowed', () => {
 });
 
 describe('key-usage handler: a deactivated key still in use', () => {
-  it('one decision and one notice per key per UTC day, naming region, source IP and user agent', async () => {
+  it('one decision and one notice per key per UTC day (for the owner’s digest), naming region, source IP and user agent', async () => {
     // Prepare
     const rt = await freshRuntime();
     listKeys({ id: KEY_A, status: 'Inactive' });
@@ -554,12 +562,12 @@ describe('key-usage handler: a deactivated key still in use', () => {
         keyId: KEY_A,
         cause: 'deactivated-key-in-use',
         recorded: true,
-        notified: true,
+        notified: false,
       }),
     ]);
     expect(r2.decisions).toEqual([]);
     expect(redelivered.decisions).toEqual([]);
-    expect(r3.decisions).toEqual([expect.objectContaining({ recorded: true, notified: true })]);
+    expect(r3.decisions).toEqual([expect.objectContaining({ recorded: true, notified: false })]);
     const decisions = await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY_A);
     expect(decisions.map((d) => d.decisionId)).toEqual([
       `2026-11-20T07:03:29.000Z/usage/${first[1]?.eventID}`,
@@ -575,19 +583,19 @@ describe('key-usage handler: a deactivated key still in use', () => {
     expect(d?.reason).toContain('192.0.2.145');
     expect(d?.reason).toContain('Boto3/1.39.4');
     expect(d?.reason).toContain('2 call(s) on 2026-11-20 (all failed)');
-    const published = sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
-    expect(published).toHaveLength(2);
-    expect(published[0]?.Subject).toContain(`${KEY_A} on ${USER} is inactive but still in use`);
-    expect(published[0]?.Message).toContain('192.0.2.145');
+    // Not a critical event: each day's notice waits for the owner's next digest (the later one replaces the earlier).
+    expect(decisions.map((x) => x.noticeDigest)).toEqual([NEXT_DIGEST, NEXT_DIGEST]);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
     expect(iam).not.toHaveReceivedCommand(UpdateServiceSpecificCredentialCommand);
     const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY_A);
+    expect(known?.pendingNotice).toMatchObject({ digest: NEXT_DIGEST, decisionId: decisions[1]?.decisionId });
     expect(known?.history?.inUseAlertDay).toBe('2026-11-21');
     expect(known?.lastDecisionId).toBe(decisions[1]?.decisionId);
     // Counts are at-least-once: the redelivered batch is counted again
     expect((await usageItems(rt))[0]).toMatchObject({ calls: 6, failedCalls: 6 });
   });
 
-  it('an alert older than the key’s last decision never moves lastDecisionId back, and a failed notice is retried', async () => {
+  it('an alert older than the key’s last decision never moves lastDecisionId back, and its notice is marked for the digest once', async () => {
     // Prepare: the key's last decision (a sweep at noon) is later than the uses the batch reports
     const rt = await freshRuntime();
     listKeys({ id: KEY_A, status: 'Inactive' });
@@ -595,21 +603,21 @@ describe('key-usage handler: a deactivated key still in use', () => {
     await rememberDeactivated(rt, KEY_A, sweepDecision);
     const handler = createKeyUsageHandler(rt);
     const batch = sqsEvent([message(recordOf(DENIED, '2026-11-20T07:00:00Z'))]);
-    sns.on(PublishCommand).rejectsOnce(new Error('SNS unavailable')).resolves({ MessageId: 'm-2' });
 
-    // Act: the publish fails, the batch is retried, then redelivered once more
-    await expect(handler(batch)).rejects.toThrow('SNS unavailable');
-    const retried = await handler(batch);
-    const again = await handler(batch);
+    // Act: the batch, then redelivered twice
+    const first = await handler(batch);
+    const again = [await handler(batch), await handler(batch)];
 
-    // Assess: one decision, its notice sent on the retry, the key's last decision still the later sweep
-    expect(retried.decisions).toEqual([
-      expect.objectContaining({ cause: 'deactivated-key-in-use', duplicate: true, notified: true }),
+    // Assess: one decision, its notice held for the digest (not published), the key's last decision still the sweep
+    expect(first.decisions).toEqual([
+      expect.objectContaining({ cause: 'deactivated-key-in-use', recorded: true, notified: false }),
     ]);
-    expect(again.decisions).toEqual([]);
-    expect(await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY_A)).toHaveLength(1);
-    expect(sns.commandCalls(PublishCommand)).toHaveLength(2);
+    expect(again.map((r) => r.decisions)).toEqual([[], []]);
+    const decisions = await new DynamoAuditLog(db.doc, rt).decisionsForKey(ACCOUNT, KEY_A);
+    expect(decisions).toHaveLength(1);
+    expect(sns).not.toHaveReceivedCommand(PublishCommand);
     const known = await new DynamoAuditLog(db.doc, rt).getKnownKey(ACCOUNT, KEY_A);
+    expect(known?.pendingNotice).toMatchObject({ digest: NEXT_DIGEST, decisionId: decisions[0]?.decisionId });
     expect(known?.lastDecisionId).toBe(sweepDecision);
     expect(known?.history?.inUseAlertDay).toBe('2026-11-20');
   });

@@ -9,13 +9,21 @@ import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
 import { type SweepState, sweepStateTableDefinition, ZERO_COUNTERS } from '../../lambda/adapters/sweep-state';
 import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
-import { SNS_MESSAGE_MAX_BYTES } from '../../lambda/domain/owner-digest';
+import { NEXT_DIGEST, SNS_MESSAGE_MAX_BYTES } from '../../lambda/domain/owner-digest';
 import type { Decision } from '../../lambda/domain/types';
+import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
 import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
 import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
 import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import {
+  createCredentialRecord,
+  credentialChangeRecord,
+  eventBridgeEvent,
+  lambdaContext,
+} from '../support/events';
 import { FakeIamAccount } from '../support/fake-iam-account';
+import { answerPlainUser } from '../support/iam-facts';
 
 /**
  * Owner digests (issue 14): a sweep sends one message per owner listing their keys worst first, critical events at
@@ -130,6 +138,8 @@ async function world(config: ConfigInput = {}, swept: boolean | 'without coverag
     fake,
     clock,
     audit,
+    names,
+    cfg,
     run: async () => {
       requests += 1;
       return handler({}, context(`req-${n}-${requests}`));
@@ -422,5 +432,171 @@ describe('sweep: first deployment', () => {
       expect(m.Subject?.length).toBeLessThan(100);
       expect(m.Subject).toMatch(/^[\x20-\x7e]+$/);
     }
+  });
+});
+
+describe('credential events: non-critical notices wait for the owner’s next digest', () => {
+  /** The credential-event function on the world's tables and fake account (idempotency table: its own, or given). */
+  function events(w: World, idempotencyTable = w.names.idempotencyTable) {
+    answerPlainUser(iam);
+    return createCredentialEventHandler({
+      config: w.cfg,
+      policyVersion: policyVersion(w.cfg),
+      decisionsTable: w.names.decisionsTable,
+      keysTable: w.names.keysTable,
+      idempotencyTable,
+      approvalsTable: w.names.approvalsTable,
+      topicArn: TOPIC,
+      governedAccountId: ACCOUNT,
+      iamFor: () => new IAMClient({ region: 'us-east-1' }),
+      dynamo: db.client,
+      sns: new SNSClient({ region: 'us-east-1' }),
+      logger: new Logger({ serviceName: 'keyguard-credential-event' }),
+      metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-credential-event' }),
+      now: () => new Date(w.clock.now),
+    });
+  }
+  /** A digest's entries about a key: one headline line each (`[SEVERITY] stage: Bedrock API key <id> …`). */
+  const listings = (body: string | undefined, keyId: string) =>
+    (body ?? '').split('\n').filter((l) => l.startsWith('[') && l.includes(`API key ${keyId} `)).length;
+
+  it('holds a planned deactivation’s notice: not published, pending, listed once in the next sweep’s digest', async () => {
+    // Prepare: a key already swept (no notice: compliant), then a never-expiring key created (audit mode)
+    const w = await world();
+    w.fake.user('svc-ok', tags('team@example.com'));
+    w.fake.key({
+      keyId: 'ACCAEXAMPLEKEYOKAY001',
+      userName: 'svc-ok',
+      createdAt: iso(T0 - DAY_MS),
+      expiresAt: iso(T0 + 30 * DAY_MS),
+    });
+    await w.run();
+    expect(sent()).toEqual([]);
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
+    const event = eventBridgeEvent(
+      createCredentialRecord({
+        userName: 'svc-ok',
+        keyId: 'ACCAEXAMPLEKEYNEVER01',
+        eventTime: iso(T0 + 60_000),
+      }),
+    );
+    w.clock.now = T0 + 2 * 60_000;
+
+    // Act: the event, delivered twice
+    const handler = events(w);
+    await handler(event, lambdaContext());
+    await handler(event, lambdaContext());
+
+    // Assess: recorded once, nothing published, pending for the next digest
+    const decisions = await w.decisions('ACCAEXAMPLEKEYNEVER01');
+    expect(decisions).toHaveLength(1);
+    expect(decisions[0]).toMatchObject({ notice: 'action', applied: false, noticeDigest: NEXT_DIGEST });
+    expect(sent()).toEqual([]);
+    const pendingBefore = (await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYNEVER01'))?.pendingNotice;
+    expect(pendingBefore).toMatchObject({ digest: NEXT_DIGEST, decisionId: decisions[0]?.decisionId });
+
+    // Act: the next sweep (it does not notify the key again: its notice was given by the event)
+    w.clock.now = T0 + HOUR_MS;
+    const result = await w.run();
+
+    // Assess: one digest, listing the key once; the key's pending notice names the digest that carried it
+    expect(result.counters).toMatchObject({ messagesSent: 1 });
+    expect(sent()).toHaveLength(1);
+    expect(ownerOf(sent()[0] as PublishCommandInput)).toBe('team@example.com');
+    expect(listings(sent()[0]?.Message, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
+    expect(sent()[0]?.Message).toContain('(planned, not applied: audit mode)');
+    expect(sent()[0]?.Message).toContain(`Decision: ${decisions[0]?.decisionId}`);
+    expect(sent()[0]?.Message).not.toContain('ACCAEXAMPLEKEYOKAY001');
+    const known = await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYNEVER01');
+    expect(known?.pendingNotice).toMatchObject({
+      digest: 'digest/sweep-2',
+      decisionId: decisions[0]?.decisionId,
+    });
+
+    // Act: the event redelivered once more after the digest (its idempotency record gone), then another sweep
+    sns.resetHistory();
+    const expired = `${w.names.idempotencyTable}-expired`;
+    await createTestTables(db, { ...w.names, idempotencyTable: expired });
+    const again = await events(w, expired)(event, lambdaContext());
+    expect(again).toMatchObject({ status: 'decided', decisions: [{ duplicate: true }] });
+    w.clock.now = T0 + 2 * HOUR_MS;
+    await w.run();
+
+    // Assess: never sent again, never marked again
+    expect(sent()).toEqual([]);
+    expect(await w.decisions('ACCAEXAMPLEKEYNEVER01')).toHaveLength(1);
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYNEVER01'))?.pendingNotice?.digest).toBe(
+      'digest/sweep-2',
+    );
+  });
+
+  it('sends a critical event’s notice (an applied deactivation) at once and never lists it in a digest', async () => {
+    // Prepare
+    const w = await world({ mode: 'enforce' });
+    w.fake.user('svc-ok', tags('team@example.com'));
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
+    const event = eventBridgeEvent(
+      createCredentialRecord({
+        userName: 'svc-ok',
+        keyId: 'ACCAEXAMPLEKEYNEVER01',
+        eventTime: iso(T0 - 60_000),
+      }),
+    );
+
+    // Act
+    await events(w)(event, lambdaContext());
+
+    // Assess: published now, on its own; nothing pending
+    expect(sent()).toHaveLength(1);
+    expect(sent()[0]?.Subject).toMatch(/HIGH: Bedrock API key ACCAEXAMPLEKEYNEVER01 on svc-ok deactivated/);
+    const [decision] = await w.decisions('ACCAEXAMPLEKEYNEVER01');
+    expect(decision).toMatchObject({ applied: true, notice: 'action' });
+    expect(decision?.noticeDigest).toBeUndefined();
+    expect((await w.audit.getKnownKey(ACCOUNT, 'ACCAEXAMPLEKEYNEVER01'))?.pendingNotice).toBeUndefined();
+
+    // Act: the next sweep
+    sns.resetHistory();
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+
+    // Assess: the notice is not listed again
+    expect(sent().map((m) => listings(m.Message, 'ACCAEXAMPLEKEYNEVER01'))).toEqual(sent().map(() => 0));
+  });
+
+  it('a key deleted before the next sweep: its waiting notice is replaced by a resolved one, listed once', async () => {
+    // Prepare: a planned deactivation waiting for the digest (audit mode)
+    const w = await world();
+    w.fake.user('svc-ok', tags('team@example.com'));
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
+    const handler = events(w);
+    await handler(
+      eventBridgeEvent(
+        createCredentialRecord({
+          userName: 'svc-ok',
+          keyId: 'ACCAEXAMPLEKEYNEVER01',
+          eventTime: iso(T0 - 120_000),
+        }),
+      ),
+      lambdaContext(),
+    );
+
+    // Act: the key is deleted (its event), then the next sweep
+    w.fake.remove('ACCAEXAMPLEKEYNEVER01');
+    await handler(
+      eventBridgeEvent({
+        ...credentialChangeRecord('DeleteServiceSpecificCredential', 'svc-ok', 'ACCAEXAMPLEKEYNEVER01'),
+        eventTime: iso(T0 - 60_000),
+      }),
+      lambdaContext(),
+    );
+    expect(sent()).toEqual([]);
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+
+    // Assess: one digest, the key listed once, as resolved
+    expect(sent()).toHaveLength(1);
+    const body = sent()[0]?.Message;
+    expect(listings(body, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
+    expect(body).toContain('ACCAEXAMPLEKEYNEVER01 on IAM user svc-ok is deleted: resolved');
   });
 });
