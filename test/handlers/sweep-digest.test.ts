@@ -599,4 +599,32 @@ describe('credential events: non-critical notices wait for the owner’s next di
     expect(listings(body, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
     expect(body).toContain('ACCAEXAMPLEKEYNEVER01 on IAM user svc-ok is deleted: resolved');
   });
+
+  it('a key deleted before the next sweep without an event: the sweep finds it gone, listed once as resolved', async () => {
+    // Prepare: a planned deactivation waiting for the digest (audit mode); the key is then deleted, its event lost
+    const w = await world();
+    w.fake.user('svc-ok', tags('team@example.com'));
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
+    await events(w)(
+      eventBridgeEvent(
+        createCredentialRecord({
+          userName: 'svc-ok',
+          keyId: 'ACCAEXAMPLEKEYNEVER01',
+          eventTime: iso(T0 - 120_000),
+        }),
+      ),
+      lambdaContext(),
+    );
+    w.fake.remove('ACCAEXAMPLEKEYNEVER01');
+
+    // Act
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+
+    // Assess: one digest, the key listed once, as resolved
+    expect(sent()).toHaveLength(1);
+    const body = sent()[0]?.Message;
+    expect(listings(body, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
+    expect(body).toContain('ACCAEXAMPLEKEYNEVER01 on IAM user svc-ok is deleted: resolved');
+  });
 });
