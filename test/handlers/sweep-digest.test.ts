@@ -530,6 +530,57 @@ describe('credential events: non-critical notices wait for the owner’s next di
     );
   });
 
+  it('a notice marked after a digest phase sent its first owner waits for the next sweep: listed once, never lost', async () => {
+    // Prepare: two owners with a key each; the second owner's digest fails once (SNS), after the first was sent
+    const w = await world();
+    for (const who of ['alice', 'bob']) {
+      w.fake.user(`svc-${who}`, tags(`${who}@example.com`));
+      w.fake.key({
+        keyId: `ACCAEXAMPLEKEY${who.toUpperCase().padEnd(5, 'X')}01`,
+        userName: `svc-${who}`,
+        createdAt: iso(T0 - DAY_MS),
+      });
+    }
+    sns.on(PublishCommand).resolvesOnce({ MessageId: 'm-a' }).rejectsOnce(new Error('SNS unavailable'));
+    await expect(w.run()).rejects.toThrow('SNS unavailable');
+    expect(sent().map(ownerOf)).toEqual(['alice@example.com', 'bob@example.com']);
+    sns.reset();
+    sns.on(PublishCommand).resolves({ MessageId: 'm-b' });
+    // Each owner gets a new key while the digest phase is unfinished: their notices wait for the next digest.
+    const handler = events(w);
+    for (const who of ['alice', 'bob']) {
+      const keyId = `ACCAEXAMPLEKEY${who.toUpperCase().padEnd(5, 'X')}02`;
+      w.fake.key({ keyId, userName: `svc-${who}`, createdAt: iso(T0) });
+      await handler(
+        eventBridgeEvent(
+          createCredentialRecord({ userName: `svc-${who}`, keyId, eventTime: iso(T0 + 60_000) }),
+        ),
+        lambdaContext(),
+      );
+    }
+    w.clock.now = T0 + 2 * 60_000;
+
+    // Act: the retry finishes the digest phase (bob's digest), then the next sweep
+    sns.resetHistory();
+    await w.run();
+    const resumed = sent();
+    sns.resetHistory();
+    w.clock.now = T0 + HOUR_MS;
+    await w.run();
+    const next = sent();
+
+    // Assess: bob's digest on the retry lists only the sweep's key; the next sweep's digests list the new keys
+    expect(resumed.map(ownerOf)).toEqual(['bob@example.com']);
+    expect(listings(resumed[0]?.Message, 'ACCAEXAMPLEKEYBOBXX01')).toBe(1);
+    expect(listings(resumed[0]?.Message, 'ACCAEXAMPLEKEYBOBXX02')).toBe(0);
+    expect(next.map(ownerOf).sort()).toEqual(['alice@example.com', 'bob@example.com']);
+    const all = [...resumed, ...next].map((m) => m.Message).join('\n');
+    for (const k of ['ACCAEXAMPLEKEYALICE02', 'ACCAEXAMPLEKEYBOBXX02']) expect(listings(all, k)).toBe(1);
+    for (const k of ['ACCAEXAMPLEKEYALICE01', 'ACCAEXAMPLEKEYBOBXX01']) {
+      expect(listings(next.map((m) => m.Message).join('\n'), k)).toBe(0);
+    }
+  });
+
   it('sends a critical event’s notice (an applied deactivation) at once and never lists it in a digest', async () => {
     // Prepare
     const w = await world({ mode: 'enforce' });
