@@ -413,6 +413,20 @@ export function createLeakHandler(rt: LeakRuntime) {
     signerAccounts: Map<string, Promise<string | null>>;
   }
 
+  /** An empty batch state; its time left is the invocation's (unbounded without a Lambda context, in tests). */
+  function newBatchState(context: LeakContext | undefined): BatchState {
+    return {
+      results: [],
+      userKeys: new Map(),
+      firstOfSubject: new Map(),
+      remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
+      settled: new Set(),
+      undecided: [],
+      governance: new Map(),
+      signerAccounts: new Map(),
+    };
+  }
+
   /**
    * Why a key's account is not governed, or null. In organization mode a failure to tell (Organizations throttled
    * past retries, the reader denied) is null here: the key goes on to its decision, which asks again and, failing
@@ -1015,16 +1029,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       firstEventAt: timeOf(data.logEvents[0]?.timestamp),
       lastEventAt: timeOf(data.logEvents.at(-1)?.timestamp),
     });
-    const b: BatchState = {
-      results: [],
-      userKeys: new Map(),
-      firstOfSubject: new Map(),
-      remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
-      settled: new Set(),
-      undecided: [],
-      governance: new Map(),
-      signerAccounts: new Map(),
-    };
+    const b = newBatchState(context);
     // Every message is scanned before any decision (bounded work: domain/leak-batch.ts).
     const batch = findBatchLeaks(data.logEvents, { now: now() });
     const candidates = new Map<string, Candidate>();
@@ -1151,16 +1156,7 @@ export function createLeakHandler(rt: LeakRuntime) {
       scanner: d.scanner,
     });
     count('LeaksReported', ['kind', d.kind]);
-    const b: BatchState = {
-      results: [],
-      userKeys: new Map(),
-      firstOfSubject: new Map(),
-      remaining: () => (context ? context.getRemainingTimeInMillis() : Number.POSITIVE_INFINITY),
-      settled: new Set(),
-      undecided: [],
-      governance: new Map(),
-      signerAccounts: new Map(),
-    };
+    const b = newBatchState(context);
     const first = d.locations[0] as (typeof d.locations)[number];
     const location: LeakLocation = {
       logGroup: 'keyguard scan',

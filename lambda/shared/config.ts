@@ -609,7 +609,8 @@ export function loadConfig(path?: string, cwd = process.cwd()): { config: Config
   return { config: parseConfig(raw, file), source: file };
 }
 
-function canonical(value: unknown): unknown {
+/** The value with every object's keys sorted (recursively): its JSON is the same whatever the key order. */
+export function canonical(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(canonical);
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(

@@ -2,6 +2,7 @@ import * as z from 'zod';
 import {
   type Config,
   ConfigError,
+  canonical,
   formatIssues,
   type OrgSettings,
   parseConfig,
@@ -194,18 +195,6 @@ export function effectiveConfig(doc: CheckedDocument, source: string, organizati
     );
   }
   return config;
-}
-
-function canonical(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(canonical);
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(
-      Object.keys(value as object)
-        .sort()
-        .map((k) => [k, canonical((value as Record<string, unknown>)[k])]),
-    );
-  }
-  return value;
 }
 
 /**
