@@ -242,9 +242,12 @@ export const ScanReportDetailSchema = z
   });
 
 export class InvalidScanReportError extends Error {
-  constructor(detail: string) {
+  /** The fields out of shape (paths only, e.g. `detail.longTerm.alias`): a value could hold anything, even a key. */
+  readonly fields: string[];
+  constructor(detail: string, fields: string[] = []) {
     super(`event is not a keyguard scan report: ${detail}`);
     this.name = 'InvalidScanReportError';
+    this.fields = fields;
   }
 }
 
@@ -279,11 +282,18 @@ function issuesOf(error: z.ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
+/** The paths of the fields out of shape, under `prefix`, each once. */
+function fieldsOf(error: z.ZodError, prefix: string[] = []): string[] {
+  return [...new Set(error.issues.map((i) => [...prefix, ...i.path.map(String)].join('.') || '(root)'))];
+}
+
 export function parseScanReportEvent(raw: unknown): ScanReportEvent {
   const envelope = EnvelopeSchema.safeParse(raw);
-  if (!envelope.success) throw new InvalidScanReportError(issuesOf(envelope.error));
+  if (!envelope.success) throw new InvalidScanReportError(issuesOf(envelope.error), fieldsOf(envelope.error));
   const detail = ScanReportDetailSchema.safeParse(envelope.data.detail);
-  if (!detail.success) throw new InvalidScanReportError(`detail: ${issuesOf(detail.error)}`);
+  if (!detail.success) {
+    throw new InvalidScanReportError(`detail: ${issuesOf(detail.error)}`, fieldsOf(detail.error, ['detail']));
+  }
   return {
     eventId: envelope.data.id,
     senderAccount: envelope.data.account,

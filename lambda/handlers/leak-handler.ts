@@ -47,7 +47,12 @@ import {
 } from '../domain/leak-verification';
 import type { LeakFinding, LeakSpan, LongTermFacts, ShortTermFacts } from '../domain/leaks';
 import { decideKey, decisionIdFor, type KeyMetadata, type PipelineDeps } from '../domain/pipeline';
-import { isScanReportEvent, parseScanReportEvent, type ScanReportEvent } from '../domain/scan-report';
+import {
+  InvalidScanReportError,
+  isScanReportEvent,
+  parseScanReportEvent,
+  type ScanReportEvent,
+} from '../domain/scan-report';
 import type {
   Decision,
   LeakEvidence,
@@ -81,6 +86,8 @@ import { fingerprint, redactSecrets } from '../shared/redact';
  * is sent to the function's own undecided-leaks queue as redacted records (domain/leak-undecided.ts) while the
  * other findings of the batch are decided. Only a batch that is no subscription event, or whose undecided records
  * cannot be queued, still throws: Lambda retries it, then drops it (AsyncEventsDropped, alarmed), storing nothing.
+ * A `keyguard.scan` report out of shape is skipped instead (logged by its fields, counted in ScanReportsRefused): a
+ * retry cannot mend it, and whoever may put reports could otherwise raise that alarm at will.
  */
 
 export interface LeakRuntime {
@@ -168,6 +175,9 @@ export const DECISION_ATTEMPTS = 3;
 export const SIGNER_ACCOUNT_LOOKUPS_PER_BATCH = 50;
 export const DECISION_RETRY_DELAY_MS = 1000;
 
+/** The shape of an EventBridge event id (a UUID) or a test's: anything else is not logged, it could hold a key. */
+const EVENT_ID = /^[A-Za-z0-9-]{1,64}$/;
+
 export class InvalidLogEventError extends Error {
   constructor(detail: string) {
     super(`event is not a CloudWatch Logs subscription event: ${detail}`);
@@ -224,6 +234,11 @@ export type LeakResult =
   | { status: 'ignored'; reason: 'control-message' }
   /** A `keyguard scan --quarantine` report (one key, every place it was found): lambda/domain/scan-report.ts. */
   | { status: 'reported'; eventId: string; findings: FindingResult[] }
+  /**
+   * A `keyguard.scan` event out of shape, skipped (never thrown: a retry cannot mend it, and whoever may put reports
+   * could otherwise raise the dropped-events alarm at will). Only the fields are named, never their values.
+   */
+  | { status: 'refused'; reason: 'malformed-report'; eventId?: string; fields: string[] }
   | { status: 'scanned'; logGroup: string; logStream: string; logEvents: number; findings: FindingResult[] };
 
 /** Only paths and expectations are reported: values could hold anything, including a key. */
@@ -1238,9 +1253,39 @@ export function createLeakHandler(rt: LeakRuntime) {
     return { status: 'reported', eventId: ev.eventId, findings: b.results.map(({ order: _o, ...r }) => r) };
   }
 
+  /**
+   * A malformed or forged scan report: logged naming its fields (never a value: any could hold a key) and the
+   * EventBridge id when it has the shape of one, counted (ScanReportsRefused, reason malformed), then skipped.
+   * Throwing would only have Lambda retry an event that can never pass, then drop it into the dropped-events alarm.
+   */
+  function refused(event: unknown, err: InvalidScanReportError): LeakResult {
+    const id = (event as { id?: unknown }).id;
+    const eventId = typeof id === 'string' && EVENT_ID.test(id) ? id : undefined;
+    logger.warn('scan report refused: malformed, skipped', {
+      ...(eventId ? { eventId } : {}),
+      fields: err.fields,
+    });
+    count('ScanReportsRefused', ['reason', 'malformed']);
+    return {
+      status: 'refused',
+      reason: 'malformed-report',
+      ...(eventId ? { eventId } : {}),
+      fields: err.fields,
+    };
+  }
+
   return async function handler(event: unknown, context?: LeakContext): Promise<LeakResult> {
     try {
-      if (isScanReportEvent(event)) return await reported(parseScanReportEvent(event), context);
+      if (isScanReportEvent(event)) {
+        let report: ScanReportEvent;
+        try {
+          report = parseScanReportEvent(event);
+        } catch (err) {
+          if (err instanceof InvalidScanReportError) return refused(event, err);
+          throw err;
+        }
+        return await reported(report, context);
+      }
       return await scan(parseSubscriptionEvent(event), context);
     } catch (err) {
       // The error is logged by name and message only: none of them carries a log line.

@@ -105,8 +105,10 @@ class QueueTargetWithoutGrant implements events.IRuleTarget {
 }
 
 /**
- * Flow 3, us-east-1: the custom `bedrock-key-guard-governance` bus that every region's UsageForwarding puts
- * bearer-token events on, and a rule that queues them (SQS, KMS-encrypted, with a redrive DLQ) for the key-usage
+ * Flow 3, us-east-1: the custom `bedrock-key-guard-governance` bus, in every deployment: `keyguard scan --quarantine`
+ * puts its leak reports on it (routed by LeakQuarantine), every region's UsageForwarding puts bearer-token events on
+ * it, and in organization mode the spokes forward IAM credential events to it. Here: the bus, and a rule that queues
+ * the usage events (SQS, KMS-encrypted, with a redrive DLQ) for the key-usage
  * function. The queue turns one event per call into batches: a busy key costs one write per batch.
  *
  * Failures: EventBridge -> queue has a rule-target DLQ (4 retries, 2 hours); a message the function fails on
@@ -125,7 +127,11 @@ export class GovernanceBus extends Construct {
     super(scope, id);
     this.bus = new events.EventBus(this, 'Bus', {
       eventBusName: GOVERNANCE_BUS_NAME,
-      description: 'Bedrock Key Guard: Bedrock API key use forwarded from every usage region',
+      // What this deployment puts on it (as the stack output GovernanceBusArn says).
+      description:
+        'Bedrock Key Guard: leaks reported by keyguard scan --quarantine' +
+        (props.usage === false ? '' : '; Bedrock API key use forwarded from every usage region') +
+        (props.organizationId ? '; IAM credential events forwarded by the spokes' : ''),
     });
     if (props.organizationId) {
       // PutEvents only, by principals of the organization only (a spoke's forwarding role). Events of aws.* sources

@@ -102,6 +102,8 @@ export class LeakQuarantine extends Construct {
   public readonly scanReportRule?: events.Rule;
   /** Scan reports EventBridge could not deliver to the function (redacted reports: never a key). */
   public readonly scanReportDeadLetterQueue?: sqs.IQueue;
+  /** Reports waiting in `scanReportDeadLetterQueue` (as `undecidedAlarm`, on the owner-notice topic). */
+  public readonly scanReportDeadLetterAlarm?: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: LeakQuarantineProps) {
     super(scope, id);
@@ -272,8 +274,27 @@ export class LeakQuarantine extends Construct {
     // dead-letter queue. Whoever may put events with this source could forge one: the handler never deactivates on a
     // report alone (lambda/domain/leak-verification.ts, SCAN_REPORT_CHECK).
     if (props.scanReportBus) {
-      this.scanReportDeadLetterQueue = new FailureQueue(this, 'ScanReportDeadLetterQueue').queue;
-      allowEventBridgeDeadLetterDelivery(this.scanReportDeadLetterQueue);
+      const undelivered = new FailureQueue(this, 'ScanReportDeadLetterQueue').queue;
+      this.scanReportDeadLetterQueue = undelivered;
+      allowEventBridgeDeadLetterDelivery(undelivered);
+      // Alarmed as the undecided queue is, on the owner-notice topic; named with the alarm prefix above, so the
+      // topic and key statements admit it.
+      this.scanReportDeadLetterAlarm = new cloudwatch.Alarm(this, 'ScanReportDeadLetterAlarm', {
+        alarmName: `${alarmPrefix}undelivered-scan-reports`,
+        alarmDescription:
+          'EventBridge could not deliver keyguard scan reports to the leak function (4 retries over 2 hours): they ' +
+          'wait in the scan-report dead-letter queue (output ScanReportDeadLetterQueueUrl; reports hold no key). ' +
+          'Read them there (docs/operations.md, Scan reports), fix the cause, and run keyguard scan --quarantine again.',
+        metric: undelivered.metricApproximateNumberOfMessagesVisible({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
+      this.scanReportDeadLetterAlarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
       this.scanReportRule = new events.Rule(this, 'ScanReportRule', {
         description: 'Leaked Bedrock API keys reported by keyguard scan --quarantine, to the leak function',
         eventBus: props.scanReportBus,

@@ -15,6 +15,7 @@ import { findLeaks } from '../../lambda/domain/leaks';
 import {
   buildScanReports,
   InvalidScanReportError,
+  parseScanReportEvent,
   type ReportLocation,
   SCAN_REPORT_DETAIL_TYPE,
   SCAN_REPORT_SOURCE,
@@ -27,6 +28,7 @@ import { scanAll, startTestDynamo } from '../support/dynamo';
 import { ACCOUNT } from '../support/events';
 import { leakRuntime, longTermKeyOf, mockGovernedUser } from '../support/leak-harness';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
+import { RecordedUndecidedLeaks } from '../support/undecided-leaks';
 
 /**
  * Issue 15: a key reported by `keyguard scan --quarantine` is decided by the leak function as a key found in a log,
@@ -229,27 +231,117 @@ describe('leak function: keys reported by keyguard scan --quarantine', () => {
     expect(await decisions(rt)).toEqual([]);
   });
 
-  it('refuses a malformed or forged report naming only paths: a key in any field, an alias not matching the user', async () => {
-    // Prepare
+  it('skips a malformed or forged report without throwing (a retry never helps): logged naming only its fields, counted, nothing recorded', async () => {
+    // Prepare: a key in a field, an alias not matching the user, an unknown field holding the key
     const rt = await runtime();
     const handler = createLeakHandler(rt);
-    const withKey = reportEvent(KEY, HERE);
+    const withKey = reportEvent(KEY, HERE, 'evt-bad-1');
     (withKey.detail as unknown as Record<string, unknown>).redacted = KEY;
-    const mismatched = reportEvent(KEY, HERE);
+    const mismatched = reportEvent(KEY, HERE, 'evt-bad-2');
     (mismatched.detail as unknown as { longTerm: { userName: string } }).longTerm.userName = 'someone-else';
-    const extra = reportEvent(KEY, HERE);
+    const extra = reportEvent(KEY, HERE, 'evt-bad-3');
     (extra.detail as unknown as Record<string, unknown>).key = KEY;
-    // Act / Assess
-    for (const bad of [withKey, mismatched, extra]) {
-      const err = await handler(bad).then(
-        () => null,
-        (e: unknown) => e,
-      );
-      expect(err).toBeInstanceOf(InvalidScanReportError);
-      expect(leakedFragments(String((err as Error).message), [KEY])).toEqual([]);
-    }
+    // Act
+    const results = [];
+    for (const bad of [withKey, mismatched, extra]) results.push(await handler(bad));
+    // Assess: refused with the fields named, never their values
+    expect(results).toEqual([
+      { status: 'refused', reason: 'malformed-report', eventId: 'evt-bad-1', fields: ['detail.redacted'] },
+      {
+        status: 'refused',
+        reason: 'malformed-report',
+        eventId: 'evt-bad-2',
+        fields: ['detail.longTerm.alias'],
+      },
+      { status: 'refused', reason: 'malformed-report', eventId: 'evt-bad-3', fields: ['detail'] },
+    ]);
+    const refusals = out.lines().filter((l) => l.message === 'scan report refused: malformed, skipped');
+    expect(refusals.map((l) => [l.level, l.eventId, l.fields])).toEqual([
+      ['WARN', 'evt-bad-1', ['detail.redacted']],
+      ['WARN', 'evt-bad-2', ['detail.longTerm.alias']],
+      ['WARN', 'evt-bad-3', ['detail']],
+    ]);
+    const counted = out.lines().filter((l) => 'ScanReportsRefused' in l);
+    expect(counted.map((l) => [l.ScanReportsRefused, l.reason])).toEqual([
+      [1, 'malformed'],
+      [1, 'malformed'],
+      [1, 'malformed'],
+    ]);
+    expect(leakedFragments(out.text() + JSON.stringify(results), [KEY])).toEqual([]);
     expect(await decisions(rt)).toEqual([]);
     expect(sns).not.toHaveReceivedCommand(PublishCommand);
+    expect(iam).not.toHaveReceivedCommand(ListServiceSpecificCredentialsCommand);
+  });
+
+  it('an event from keyguard.scan that is no report at all (no detail, an id that is not one) is skipped the same way', async () => {
+    // Prepare
+    const rt = await runtime();
+    // Act
+    const result = await createLeakHandler(rt)({ source: SCAN_REPORT_SOURCE, id: KEY });
+    // Assess: the id is not echoed (it could be anything), the missing fields are named
+    expect(result).toEqual({
+      status: 'refused',
+      reason: 'malformed-report',
+      fields: ['detail-type', 'account', 'time', 'detail'],
+    });
+    expect(leakedFragments(out.text(), [KEY])).toEqual([]);
+  });
+
+  it('a transient failure still throws so Lambda retries it: IAM throttled past the retries and the undecided queue failing', async () => {
+    // Prepare: IAM throttles every call; the undecided-leaks queue cannot be written either
+    const rt = await runtime();
+    const throttled = Object.assign(new Error('Rate exceeded'), { name: 'Throttling' });
+    iam.on(ListServiceSpecificCredentialsCommand).rejects(throttled);
+    const queueDown = Object.assign(new Error('SQS unavailable'), { name: 'ServiceUnavailable' });
+    const handler = createLeakHandler({
+      ...rt,
+      decisionAttempts: 2,
+      decisionRetryDelayMs: 0,
+      undecided: { record: () => Promise.reject(queueDown) },
+    });
+    // Act
+    const err = await handler(reportEvent(KEY, HERE)).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    // Assess: thrown (retried by Lambda), never counted as a malformed report
+    expect(err).toBe(queueDown);
+    expect(iam).toHaveReceivedCommandTimes(ListServiceSpecificCredentialsCommand, 2);
+    expect(out.text()).not.toContain('ScanReportsRefused');
+  });
+
+  it('a DynamoDB failure past the retries is queued as undecided (redacted), and throws when that queue fails too', async () => {
+    // Prepare: a decisions table that does not exist
+    const rt = { ...(await runtime()), decisionsTable: 'no-such-table', decisionAttempts: 1 };
+    const undecided = new RecordedUndecidedLeaks();
+    // Act
+    const queued = await createLeakHandler({ ...rt, undecided })(reportEvent(KEY, HERE));
+    const thrown = await createLeakHandler({
+      ...rt,
+      undecided: { record: () => Promise.reject(new Error('SQS unavailable')) },
+    })(reportEvent(KEY, HERE)).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    // Assess
+    expect(queued).toMatchObject({ status: 'reported', findings: [{ outcome: 'failed' }] });
+    expect(undecided.batches).toMatchObject([{ logGroup: 'keyguard scan', leaks: [{ reason: 'error' }] }]);
+    expect(thrown).toBeInstanceOf(Error);
+    expect(out.text()).not.toContain('ScanReportsRefused');
+  });
+
+  it('parseScanReportEvent names only the fields of a malformed report (InvalidScanReportError)', () => {
+    const withKey = reportEvent(KEY, HERE);
+    (withKey.detail as unknown as Record<string, unknown>).redacted = KEY;
+    let err: unknown;
+    try {
+      parseScanReportEvent(withKey);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidScanReportError);
+    expect((err as InvalidScanReportError).fields).toEqual(['detail.redacted']);
+    expect(leakedFragments(String((err as Error).message), [KEY])).toEqual([]);
   });
 
   it('writes no fragment of the key to logs, notices, IAM/CloudTrail calls, tables or results', async () => {

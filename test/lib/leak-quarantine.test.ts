@@ -42,8 +42,9 @@ function logsPermissions(t: Template) {
 describe('LeakQuarantine', () => {
   test('without log groups the leak function is still deployed (it decides keyguard scan reports), with no subscription', () => {
     const t = withoutLeaks.template;
-    // The credential-event, sweep, approval, audit archive and digest functions, and the leak function (issue 15).
-    t.resourceCountIs('AWS::Lambda::Function', 6);
+    // The credential-event, sweep, approval, audit archive, digest and decision events functions, and the leak
+    // function (issue 15).
+    t.resourceCountIs('AWS::Lambda::Function', 7);
     t.resourceCountIs('AWS::Logs::SubscriptionFilter', 0);
     expect(logsPermissions(t)).toEqual([]);
     expect(withoutLeaks.stack.leakQuarantine.subscriptionFilters).toEqual([]);
@@ -247,8 +248,36 @@ describe('LeakQuarantine', () => {
     }
     const names = alarms.map((a) => a.AlarmName).sort();
     expect(names).toEqual(
-      ['dropped-batches', 'undecided-findings'].map((n) => `${withLeaks.stack.stackName}-leak-${n}`),
+      ['dropped-batches', 'undecided-findings', 'undelivered-scan-reports'].map(
+        (n) => `${withLeaks.stack.stackName}-leak-${n}`,
+      ),
     );
+  });
+
+  test('alarms on the owner-notice topic when a scan report waits in its dead-letter queue, as for the undecided queue', () => {
+    // Prepare
+    const dlqId = onlyId('AWS::SQS::Queue', 'LeakQuarantineScanReportDeadLetterQueue');
+    const topic = onlyId('AWS::SNS::Topic', 'OwnerAlerts');
+    // Assess: the same metric, statistic, period and threshold as the undecided-leaks alarm, on the DLQ
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: `${withLeaks.stack.stackName}-leak-undelivered-scan-reports`,
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [dlqId, 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: topic }],
+    });
+    // Without log groups too: the scan-report rule and its DLQ are in every deployment.
+    withoutLeaks.template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: `${withoutLeaks.stack.stackName}-leak-undelivered-scan-reports`,
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+    });
+    expect(withLeaks.stack.leakQuarantine.scanReportDeadLetterAlarm).toBeDefined();
   });
 
   test('passes the function what it needs', () => {
