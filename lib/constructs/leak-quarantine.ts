@@ -224,23 +224,31 @@ export class LeakQuarantine extends Construct {
       comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
-    this.undecidedAlarm = new cloudwatch.Alarm(this, 'UndecidedLeaksAlarm', {
-      alarmName: `${alarmPrefix}undecided-findings`,
-      alarmDescription:
-        'The leak function queued findings it could not decide (redacted records: fingerprint, where, why) in its ' +
-        'undecided-leaks queue. Read them there (docs/operations.md, Log quarantine) and decide them by hand.',
-      metric: this.undecidedQueue.metricApproximateNumberOfMessagesVisible({
-        statistic: cloudwatch.Stats.MAXIMUM,
-        period: Duration.minutes(5),
-      }),
-      threshold: 1,
-      evaluationPeriods: 1,
-      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-    });
-    for (const alarm of [this.droppedEventsAlarm, this.undecidedAlarm]) {
+    /** An alarm on the owner-notice topic while a message is visible in `queue`. */
+    const messagesWaiting = (alarmId: string, name: string, description: string, queue: sqs.IQueue) => {
+      const alarm = new cloudwatch.Alarm(this, alarmId, {
+        alarmName: `${alarmPrefix}${name}`,
+        alarmDescription: description,
+        metric: queue.metricApproximateNumberOfMessagesVisible({
+          statistic: cloudwatch.Stats.MAXIMUM,
+          period: Duration.minutes(5),
+        }),
+        threshold: 1,
+        evaluationPeriods: 1,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+      });
       alarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
-    }
+      return alarm;
+    };
+    this.undecidedAlarm = messagesWaiting(
+      'UndecidedLeaksAlarm',
+      'undecided-findings',
+      'The leak function queued findings it could not decide (redacted records: fingerprint, where, why) in its ' +
+        'undecided-leaks queue. Read them there (docs/operations.md, Log quarantine) and decide them by hand.',
+      this.undecidedQueue,
+    );
+    this.droppedEventsAlarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
     // CloudWatch publishes as cloudwatch.amazonaws.com, on behalf of these alarms only (matched by name, not by
     // ARN: the key's policy naming an alarm that names the topic that names the key would be a cycle).
     const alarmArns = `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarmPrefix}*`;
@@ -279,22 +287,14 @@ export class LeakQuarantine extends Construct {
       allowEventBridgeDeadLetterDelivery(undelivered);
       // Alarmed as the undecided queue is, on the owner-notice topic; named with the alarm prefix above, so the
       // topic and key statements admit it.
-      this.scanReportDeadLetterAlarm = new cloudwatch.Alarm(this, 'ScanReportDeadLetterAlarm', {
-        alarmName: `${alarmPrefix}undelivered-scan-reports`,
-        alarmDescription:
-          'EventBridge could not deliver keyguard scan reports to the leak function (4 retries over 2 hours): they ' +
+      this.scanReportDeadLetterAlarm = messagesWaiting(
+        'ScanReportDeadLetterAlarm',
+        'undelivered-scan-reports',
+        'EventBridge could not deliver keyguard scan reports to the leak function (4 retries over 2 hours): they ' +
           'wait in the scan-report dead-letter queue (output ScanReportDeadLetterQueueUrl; reports hold no key). ' +
           'Read them there (docs/operations.md, Scan reports), fix the cause, and run keyguard scan --quarantine again.',
-        metric: undelivered.metricApproximateNumberOfMessagesVisible({
-          statistic: cloudwatch.Stats.MAXIMUM,
-          period: Duration.minutes(5),
-        }),
-        threshold: 1,
-        evaluationPeriods: 1,
-        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-        treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
-      });
-      this.scanReportDeadLetterAlarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
+        undelivered,
+      );
       this.scanReportRule = new events.Rule(this, 'ScanReportRule', {
         description: 'Leaked Bedrock API keys reported by keyguard scan --quarantine, to the leak function',
         eventBus: props.scanReportBus,
