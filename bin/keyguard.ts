@@ -176,6 +176,11 @@ given that does not exist is an error. With --since-commit REV it is the reposit
 it is at REV: a change cannot allow-list its own findings by adding their fingerprints (a note says how many it
 added); a new fingerprint takes effect once the change to the baseline is merged.
 
+S3: s3://BUCKET/PREFIX (any number, mixed with paths) scans every object under the prefix (ListObjectsV2, then
+GetObject streamed; gzip decompressed, at most 512 MiB an object), findings at s3://BUCKET/KEY:line:column, with
+--profile and --region (AWS_ENDPOINT_URL_S3 for another endpoint); --exclude matches keys relative to the prefix,
+--since skips objects last modified before it. Needs s3:ListBucket, s3:GetObject (and kms:Decrypt for SSE-KMS).
+
 Quarantine: --quarantine sends one event per distinct key (fingerprint, redacted form, decoded facts and
 every location; never the key) to the deployed stack's governance bus, found before scanning from --bus,
 KEYGUARD_BUS or the output GovernanceBusArn of --stack (--region, --profile); the stack's leak function records
@@ -488,7 +493,7 @@ export function buildProgram(
           '(recursively), standard input (-) or every blob of a git repository. Each candidate is decoded and ' +
           'checked for structure; the key itself is never printed, only a redacted form and a fingerprint.',
       )
-      .argument('[paths...]', 'files or directories to scan; - for standard input')
+      .argument('[paths...]', 'files or directories to scan; s3://bucket/prefix; - for standard input')
       .addOption(
         new Option('-f, --format <format>', 'output format')
           .choices(['text', 'json', 'sarif'])
@@ -516,6 +521,10 @@ export function buildProgram(
       .option(
         '-j, --jobs <n>',
         'files scanned in parallel, on worker threads; 1 = in-process (default: cores)',
+      )
+      .option(
+        '--since <when>',
+        'with --slack or s3://: only what was posted or modified after this date or duration (2026-11-01, 7d, 12h)',
       )
       .option(
         '--quarantine',

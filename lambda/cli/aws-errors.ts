@@ -263,6 +263,13 @@ function shortMessage(err: unknown): string {
   return one.length > 300 ? `${one.slice(0, 300)}…` : one;
 }
 
+/** The region S3 names in a redirect (header x-amz-bucket-region of the error's response), if it looks like one. */
+function bucketRegionOf(err: unknown): string | undefined {
+  const headers = field(field(err, '$response'), 'headers');
+  const value = str(field(headers, 'x-amz-bucket-region')) ?? str(field(err, 'BucketRegion'));
+  return value && /^[a-z]{2}(-[a-z]+)+-\d{1,2}$/.test(value) ? value : undefined;
+}
+
 function attempts(err: unknown): number | undefined {
   const n = field(field(err, '$metadata'), 'attempts');
   return typeof n === 'number' ? n : undefined;
@@ -319,6 +326,8 @@ function kindOf(
     if (REJECTED.has(name)) return { kind: 'rejected-credentials', source: e };
     if (DENIED.has(name)) return { kind: 'access-denied', source: e };
     if (THROTTLED.has(name) || httpStatus(e) === 429) return { kind: 'throttled', source: e };
+    // S3 answers a bucket of another region with 301 PermanentRedirect (its region in x-amz-bucket-region).
+    if (name === 'PermanentRedirect' || httpStatus(e) === 301) return { kind: 'wrong-region', source: e };
     if (STACK_MISSING.test(message) || name === 'StackNotFoundException')
       return notFound(e, 'stack-not-found');
     if (name === 'ResourceNotFoundException' || name === 'TableNotFoundException') {
@@ -414,10 +423,19 @@ export function describeAwsFailure(err: unknown, ctx: AwsCallContext): AwsFailur
         "Check the name (the stack's outputs name its tables) and that the credentials are for the stack's account; " +
         'if it was deployed in another region, pass --region';
       break;
-    case 'wrong-region':
+    case 'wrong-region': {
+      const bucketRegion = bucketRegionOf(source);
+      if (name === 'PermanentRedirect' || httpStatus(source) === 301) {
+        why = `${what} is not in ${region}${bucketRegion ? `: it is in ${bucketRegion}` : ''}${said}`;
+        todo = bucketRegion
+          ? `Pass --region ${bucketRegion}`
+          : "Pass --region with the bucket's region (aws s3api get-bucket-location --bucket NAME)";
+        break;
+      }
       why = `${what} not found in ${region}${said}`;
       todo = `The stack and its tables live in the region it was deployed to (${deployRegion} by default): pass --region ${deployRegion} (or the stack's region)`;
       break;
+    }
     case 'not-found':
       why = `not found${said}`;
       todo =

@@ -14,7 +14,9 @@ import { FileScanner, type FileScanResult } from './scan-file';
 import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './scan-log-opts';
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
 import { openQuarantine, type QuarantineDeps, type QuarantineFlags } from './scan-quarantine';
+import { parseS3Url, parseSince, type S3Location, type S3ScanDeps, S3Source, S3UrlError } from './scan-s3';
 import { readSmallText, SmallFileError } from './small-file';
+import { type AwsTarget, awsTarget, StackLookupError } from './stack-outputs';
 
 /** `--jobs` when not given: one worker per core. */
 export function defaultScanJobs(): number {
@@ -60,6 +62,8 @@ export interface ScanOptions {
   quarantine?: boolean;
   /** --bus ARN (with --quarantine), and the stack the bus is otherwise read from. */
   bus?: string;
+  /** With --slack or s3://: only what was posted or modified after this date or duration back from now. */
+  since?: string;
   profile?: string;
   region?: string;
   stack?: string;
@@ -79,6 +83,8 @@ export interface ScanDeps {
   version: string;
   /** --quarantine: how the bus is found and reported to (tests: mocked clients, no backoff). */
   quarantine?: QuarantineDeps;
+  /** s3:// sources: the S3 client and the gzip limit (tests: a loopback endpoint, a small limit). */
+  s3?: S3ScanDeps;
 }
 
 export function defaultScanDeps(version: string): ScanDeps {
@@ -133,6 +139,11 @@ class ScanRun {
   fail(where: string, reason: string): void {
     this.errors.push(where);
     problem(this.io, where, reason);
+  }
+
+  /** A source that failed with its own line already on stderr. */
+  failed(where: string): void {
+    this.errors.push(where);
   }
 
   take(findings: StreamFinding[], path: string, commit?: string): void {
@@ -792,6 +803,23 @@ export async function runScan(
     problem(io, 'scan', 'give paths to scan, - for standard input, --git or --staged');
     return EXIT_INPUT;
   }
+  // s3:// arguments: checked before anything is read; --profile and --region also pick their client.
+  const s3 = new Map<string, S3Location>();
+  let since: Date | undefined;
+  try {
+    for (const p of paths) {
+      const loc = parseS3Url(p);
+      if (loc) s3.set(p, loc);
+    }
+    if (opts.since !== undefined) {
+      if (s3.size === 0) throw new S3UrlError('--since needs --slack or an s3:// source');
+      since = parseSince(opts.since, deps.now());
+    }
+  } catch (err) {
+    if (!(err instanceof S3UrlError)) throw err;
+    problem(io, 'scan', err.message);
+    return EXIT_INPUT;
+  }
   if ((opts.sinceCommit !== undefined || opts.logOpts !== undefined) && !opts.git) {
     problem(io, 'scan', `${opts.sinceCommit !== undefined ? '--since-commit' : '--log-opts'} needs --git`);
     return EXIT_INPUT;
@@ -808,13 +836,14 @@ export async function runScan(
     problem(io, 'scan', visible(err.message));
     return EXIT_INPUT;
   }
-  const awsFlags = opts.profile !== undefined || opts.region !== undefined || opts.stack !== undefined;
+  const awsFlags =
+    (s3.size === 0 && (opts.profile !== undefined || opts.region !== undefined)) || opts.stack !== undefined;
   if ((opts.bus !== undefined || awsFlags) && !opts.quarantine) {
-    problem(
-      io,
-      'scan',
-      `${opts.bus !== undefined ? '--bus needs' : '--profile, --region and --stack need'} --quarantine`,
-    );
+    const needs =
+      s3.size === 0
+        ? '--profile, --region and --stack need --quarantine or an s3:// source'
+        : '--stack needs --quarantine';
+    problem(io, 'scan', opts.bus !== undefined ? '--bus needs --quarantine' : needs);
     return EXIT_INPUT;
   }
   if (opts.quarantine && opts.writeBaseline) {
@@ -878,9 +907,26 @@ export async function runScan(
     else if (format === 'json') write(`${jsonLine(f)}\n`);
   };
   const run = new ScanRun(io, deps, baseline, emit, excludes);
+  let s3Source: S3Source | undefined;
+  const scanS3 = async (arg: string, loc: S3Location) => {
+    if (!s3Source) {
+      let target: AwsTarget;
+      try {
+        target = awsTarget({ ...quarantineFlags, stack: undefined }, process.env);
+      } catch (err) {
+        if (!(err instanceof StackLookupError)) throw err;
+        run.fail(arg, err.message);
+        return;
+      }
+      s3Source = new S3Source(target, io, deps.s3);
+    }
+    await s3Source.scan(arg, loc, run, { jobs, command: 'scan', ...(since ? { since } : {}) });
+  };
   if (jobs === 1) {
     for (const p of paths) {
+      const loc = s3.get(p);
       if (p === '-') await run.scanStdin();
+      else if (loc) await scanS3(p, loc);
       else await run.scanPath(p);
     }
   } else {
@@ -893,9 +939,13 @@ export async function runScan(
       files = [];
     };
     for (const p of paths) {
+      const loc = s3.get(p);
       if (p === '-') {
         await flush();
         await run.scanStdin();
+      } else if (loc) {
+        await flush();
+        await scanS3(p, loc);
       } else {
         await run.scanPath(p, (full, shown) => files.push({ full, shown }));
       }
