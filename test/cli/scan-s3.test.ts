@@ -137,6 +137,11 @@ beforeAll(async () => {
   put('logs/f-bomb.gz', gzipSync(Buffer.concat([Buffer.alloc(LIMIT * 4, 0x61), Buffer.from(BOMB_KEY)])));
   put('logs/skip/g.txt', `skipped ${LONG}\n`);
   put('other/h.txt', `not under the prefix ${LONG}\n`);
+  put(
+    'broken/x.gz',
+    Buffer.concat([gzipSync('start of a text').subarray(0, 12), Buffer.from('not deflate at all')]),
+  );
+  put('broken/y.txt', `after ${LONG}\n`);
 });
 
 afterAll(async () => {
@@ -220,6 +225,13 @@ describe('keyguard scan s3://', () => {
     ]);
     expect(one.stderr).toContain('1 object last modified before 2026-11-13T09:41:02.000Z skipped (--since)');
     expect(one.code).toBe(2); // the denied object still counts
+  });
+
+  it('a gzip object that does not inflate is named and the next object scanned', async () => {
+    const { code, stdout, stderr } = await scan(['s3://leaky/broken/'], { format: 'json', jobs: 2 });
+    expect(stderr).toMatch(/keyguard: s3:\/\/leaky\/broken\/x\.gz: cannot decompress \(gzip\): /);
+    expect(findings(stdout).map((f) => f.path)).toEqual(['s3://leaky/broken/y.txt']);
+    expect(code).toBe(2);
   });
 
   it('mixes s3:// and local paths, in the order given', async () => {
