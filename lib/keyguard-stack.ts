@@ -6,6 +6,7 @@ import { AuditIntegrity } from './constructs/audit-integrity';
 import { AuditTables } from './constructs/audit-tables';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
+import { DecisionEvents } from './constructs/decision-events';
 import { EffectivePolicy } from './constructs/effective-policy';
 import { GovernanceBus } from './constructs/governance-bus';
 import { InventorySweep } from './constructs/inventory-sweep';
@@ -68,6 +69,8 @@ export class KeyguardStack extends Stack {
    * (spokes forward to it).
    */
   public readonly governanceBus: GovernanceBus;
+  /** Every new decision put on the governance bus (source keyguard.decisions), from the decisions table's stream. */
+  public readonly decisionEvents: DecisionEvents;
   /** The managed policy `keyguard scan --quarantine` needs (PutEvents on the governance bus, its source only). */
   public readonly scanReporterPolicy: ScanReporterPolicy;
   /** Organization mode's hub additions (forwarded-event rule, settings parameter, cross-account access). */
@@ -140,6 +143,16 @@ export class KeyguardStack extends Stack {
         (this.tables.usage ? '; every usage region forwards Bedrock API key use to it' : '') +
         (organization ? '; the spokes forward IAM credential events to it' : ''),
       value: this.governanceBus.bus.eventBusArn,
+    });
+    this.decisionEvents = new DecisionEvents(this, 'DecisionEvents', {
+      decisionsTable: this.tables.decisions,
+      bus: this.governanceBus.bus,
+    });
+    new CfnOutput(this, 'DecisionEventsFailureQueueUrl', {
+      description:
+        'Decisions table stream records whose decision events could not be put on the governance bus after 24 h ' +
+        'of retries (the record range, never the decision)',
+      value: this.decisionEvents.failureQueue.queueUrl,
     });
     this.scanReporterPolicy = new ScanReporterPolicy(this, 'ScanReporterPolicy', {
       bus: this.governanceBus.bus,
@@ -347,6 +360,7 @@ export class KeyguardStack extends Stack {
       this.auditIntegrity.archiveFunction,
       this.auditIntegrity.digestFunction,
       this.approvals.function,
+      this.decisionEvents.function,
     ];
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
     if (this.keyUsage) functions.push(this.keyUsage.function);

@@ -33,13 +33,14 @@ beforeAll(() => {
 
 afterAll(() => rmSync(outdir, { recursive: true, force: true }));
 
-test('NodejsFunction bundles each handler (approval, audit, credential-event, sweep, leak) into index.js with a source map', () => {
+test('NodejsFunction bundles each handler (approval, audit, credential-event, decision events, sweep, leak) into index.js with a source map', () => {
   // Assess (the leak function is in every deployment: it decides keyguard scan reports, issue 15)
   expect(bundles.map((b) => b.id.replace(/[A-F0-9]{8}$/, '')).sort()).toEqual([
     'ApprovalsHandlerFunction',
     'AuditIntegrityArchiveFunction',
     'AuditIntegrityDigestFunction',
     'CredentialEventFunctionHandlerFunction',
+    'DecisionEventsFunction',
     'InventorySweepHandlerFunction',
     'LeakQuarantineHandlerFunction',
   ]);

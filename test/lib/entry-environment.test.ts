@@ -128,6 +128,7 @@ describe('Lambda entry points load with the environment the template gives them'
         'lambda/handlers/audit-archive.ts',
         'lambda/handlers/audit-digest.ts',
         'lambda/handlers/approval.ts',
+        'lambda/handlers/decision-events.ts',
       ]),
     );
   });

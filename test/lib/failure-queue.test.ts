@@ -213,7 +213,8 @@ function queuePolicyOf(queueId: string): Json {
 
 describe('the composed stack: failure-queue grants (issue 11 item 13)', () => {
   test('the composition has the failure queues this test is about, and functions that send to them', () => {
-    // Assess: credential events, sweep, audit (digest + archive stream), and the EventBridge DLQs
+    // Assess: credential events, sweep, audit (digest + archive stream), decision events (stream), and the
+    // EventBridge DLQs
     expect(failureQueues.length).toBeGreaterThanOrEqual(7);
     expect(
       senders()
@@ -224,6 +225,7 @@ describe('the composed stack: failure-queue grants (issue 11 item 13)', () => {
         'Keyguard/AuditIntegrity/FailureQueue',
         'Keyguard/AuditIntegrity/FailureQueue',
         'Keyguard/CredentialEventFunction/FailureQueue',
+        'Keyguard/DecisionEvents/FailureQueue',
         'Keyguard/InventorySweep/FailureQueue',
       ].map((p) => p.replace('Keyguard', mainStack.node.path)),
     );
@@ -254,7 +256,7 @@ describe('the composed stack: failure-queue grants (issue 11 item 13)', () => {
       return [actionsOn(statements, queue.queueId), actionsOn(statements, queue.keyId)];
     });
     // Assess
-    expect(grants.length).toBe(4);
+    expect(grants.length).toBe(5);
     for (const grant of grants) expect(grant).toEqual([SEND, SEND_KEY]);
   });
 

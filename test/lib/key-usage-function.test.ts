@@ -88,10 +88,10 @@ describe('KeyUsageFunction', () => {
   test('is absent without usage.regions', () => {
     // Assess
     expect(withoutUsage.stack.keyUsage).toBeUndefined();
-    // Only the audit archive's mapping (decisions table stream); the credential-event, sweep, approval, leak and the
-    // two audit functions.
-    withoutUsage.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
-    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 6);
+    // Only the decisions table stream's mappings (audit archive, decision events); the credential-event, sweep,
+    // approval, leak, decision events and the two audit functions.
+    withoutUsage.template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
+    withoutUsage.template.resourceCountIs('AWS::Lambda::Function', 7);
     expect(JSON.stringify(withoutUsage.template.toJSON())).not.toContain('KeyUsageFunction');
   });
 

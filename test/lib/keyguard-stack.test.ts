@@ -254,8 +254,9 @@ describe('queues', () => {
     const queues = resourcesOf(template, 'AWS::SQS::Queue');
     const keys = resourcesOf(template, 'AWS::KMS::Key');
     // Assess
-    // With the leak function's undecided-leaks queue and its scan-report rule's dead-letter queue (issue 15).
-    expect(Object.keys(queues)).toHaveLength(7);
+    // With the leak function's undecided-leaks queue and its scan-report rule's dead-letter queue (issue 15), and
+    // the decision events' failure queue (issue 16).
+    expect(Object.keys(queues)).toHaveLength(8);
     for (const [queueId, queue] of Object.entries(queues)) {
       const keyRef = queue.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] };
       expect(keys[keyRef['Fn::GetAtt'][0]]?.Properties.EnableKeyRotation).toBe(true);
@@ -468,6 +469,7 @@ describe('outputs', () => {
       'AuditArchiveBucketName',
       'AuditFailureQueueUrl',
       'AuditSigningKeyArn',
+      'DecisionEventsFailureQueueUrl',
       'DecisionsTableName',
       'EffectivePolicyParameterName',
       'EventDeadLetterQueueUrl',
@@ -539,13 +541,28 @@ describe('ScanReporterPolicy (what a CI job running keyguard scan --quarantine i
     });
   });
 
-  test("no role of the stack may put events on the bus (only the policy's holder, with its source)", () => {
+  test("no role of the stack may put events on the bus but the decision events function's (and the policy's holder)", () => {
+    // Prepare
+    const [busId] = onlyResource(template, 'AWS::Events::EventBus');
+    const decisionEventsRole = logicalIdOf('AWS::IAM::Role', 'DecisionEventsFunction');
     // Act
-    const granted = Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
-      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement)
-      .flatMap(actionsOf);
+    const granted = Object.values(resourcesOf(template, 'AWS::IAM::Policy')).flatMap((p) =>
+      (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement.filter((s) =>
+        actionsOf(s).some((a) => a.startsWith('events:')),
+      ).map((s) => ({ roles: p.Properties.Roles, statement: s })),
+    );
     // Assess
-    expect(granted.filter((a) => a.startsWith('events:'))).toEqual([]);
+    expect(granted).toEqual([
+      {
+        roles: [{ Ref: decisionEventsRole }],
+        statement: {
+          Sid: 'PutDecisionEvents',
+          Effect: 'Allow',
+          Action: 'events:PutEvents',
+          Resource: { 'Fn::GetAtt': [busId, 'Arn'] },
+        },
+      },
+    ]);
   });
 });
 
@@ -742,9 +759,9 @@ describe('IAM: the function role', () => {
     expect(actions.filter((a) => a === '*' || a.endsWith(':*'))).toEqual([]);
     // Only the inventory sweep's reads that name no resource (acknowledged beside them in inventory-sweep.ts: the
     // account-level reads, LookupEvents, and ListServiceSpecificCredentials with AllUsers), and the audit archive
-    // function's dynamodb:ListStreams (acknowledged in audit-integrity.ts), and the leak function's
-    // cloudtrail:LookupEvents (acknowledged in leak-quarantine.ts).
-    expect(resources.filter((r) => r === '*')).toHaveLength(5);
+    // function's and the decision events function's dynamodb:ListStreams (acknowledged in audit-integrity.ts and
+    // decision-events.ts), and the leak function's cloudtrail:LookupEvents (acknowledged in leak-quarantine.ts).
+    expect(resources.filter((r) => r === '*')).toHaveLength(6);
     expect(
       all
         .filter((s) => s.Effect === 'Allow' && resourcesOfStatement(s).includes('*'))
@@ -753,6 +770,7 @@ describe('IAM: the function role', () => {
     ).toEqual([
       'cloudtrail:LookupEvents',
       'cloudtrail:LookupEvents',
+      'dynamodb:ListStreams',
       'dynamodb:ListStreams',
       'iam:GenerateCredentialReport',
       'iam:GetAccountAuthorizationDetails',
@@ -764,7 +782,7 @@ describe('IAM: the function role', () => {
   test('has no managed policies; the two managed policies (approvers, self-test) are attached to nothing', () => {
     // Assess
     const roles = Object.values(resourcesOf(template, 'AWS::IAM::Role'));
-    expect(roles).toHaveLength(8);
+    expect(roles).toHaveLength(9);
     for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
     const managed = Object.entries(resourcesOf(template, 'AWS::IAM::ManagedPolicy'));
     expect(managed.map(([id]) => id).sort()).toEqual([
@@ -806,32 +824,33 @@ describe('the whole stack', () => {
     // signing key, a failure queue (and its key), the digest schedule (and its role), the stream mapping.
     // Approvals: the approval function (its role and log group) and its URL.
     // The leak function is in every deployment (issue 15: it decides keyguard scan --quarantine reports).
-    template.resourceCountIs('AWS::Lambda::Function', 6);
+    // DecisionEvents (issue 16): its function (role, log group), stream mapping and failure queue (and its key).
+    template.resourceCountIs('AWS::Lambda::Function', 7);
     template.resourceCountIs('AWS::Lambda::Url', 1);
     template.resourceCountIs('AWS::DynamoDB::Table', 5);
-    template.resourceCountIs('AWS::SQS::Queue', 7);
+    template.resourceCountIs('AWS::SQS::Queue', 8);
     template.resourceCountIs('AWS::SNS::Topic', 1);
     template.resourceCountIs('AWS::SNS::Subscription', 2);
     template.resourceCountIs('AWS::Events::Rule', 2);
-    template.resourceCountIs('AWS::KMS::Key', 9);
-    template.resourceCountIs('AWS::IAM::Role', 8);
-    template.resourceCountIs('AWS::Logs::LogGroup', 6);
+    template.resourceCountIs('AWS::KMS::Key', 10);
+    template.resourceCountIs('AWS::IAM::Role', 9);
+    template.resourceCountIs('AWS::Logs::LogGroup', 7);
     template.resourceCountIs('AWS::Scheduler::Schedule', 3);
     template.resourceCountIs('AWS::S3::Bucket', 1);
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 2);
   });
 
   test('without usage.regions has no usage tracking: the governance bus alone (for scan reports), no usage queue, function or table', () => {
     // Assess
     template.resourceCountIs('AWS::Events::EventBus', 1);
     expect(stack.governanceBus.usage).toBeUndefined();
-    // The one event source mapping is the audit archive's (decisions table stream), not a usage queue.
-    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
-      EventSourceArn: {
-        'Fn::GetAtt': [logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'), 'StreamArn'],
-      },
-    });
-    template.resourceCountIs('AWS::Lambda::EventSourceMapping', 1);
+    // The two event source mappings are the audit archive's and the decision events' (decisions table stream),
+    // not a usage queue.
+    const mappings = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping'));
+    expect(mappings.map((m) => m.Properties.EventSourceArn)).toEqual([
+      { 'Fn::GetAtt': [logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'), 'StreamArn'] },
+      { 'Fn::GetAtt': [logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions'), 'StreamArn'] },
+    ]);
     expect(stack.keyUsage).toBeUndefined();
     expect(stack.usageForwarding).toBeUndefined();
     expect(stack.tables.usage).toBeUndefined();
@@ -913,3 +932,71 @@ describe('organization mode seam', () => {
 });
 
 // The approvals table, the approval function and who may call it: test/lib/approvals.test.ts.
+
+describe('DecisionEvents (issue 16: every decision on the governance bus)', () => {
+  const decisionsId = () => logicalIdOf('AWS::DynamoDB::Table', 'AuditTablesDecisions');
+  const functionId = () => logicalIdOf('AWS::Lambda::Function', 'DecisionEventsFunction');
+  const queueId = () => logicalIdOf('AWS::SQS::Queue', 'DecisionEventsFailureQueue');
+
+  test('a mapping on the decisions table stream (NEW_IMAGE) that reports batch item failures, bisects, and ends in its failure queue', () => {
+    // Prepare
+    const table = resourcesOf(template, 'AWS::DynamoDB::Table')[decisionsId()];
+    const mapping = Object.values(resourcesOf(template, 'AWS::Lambda::EventSourceMapping')).find(
+      (m) => JSON.stringify(m.Properties.FunctionName) === JSON.stringify({ Ref: functionId() }),
+    );
+    // Assess
+    expect(table?.Properties.StreamSpecification).toEqual({ StreamViewType: 'NEW_IMAGE' });
+    expect(mapping?.Properties).toEqual({
+      FunctionName: { Ref: functionId() },
+      EventSourceArn: { 'Fn::GetAtt': [decisionsId(), 'StreamArn'] },
+      StartingPosition: 'TRIM_HORIZON',
+      BatchSize: 100,
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 50,
+      MaximumRecordAgeInSeconds: 86_400,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': [queueId(), 'Arn'] } } },
+    });
+    expect(
+      template.findOutputs('DecisionEventsFailureQueueUrl').DecisionEventsFailureQueueUrl?.Value,
+    ).toEqual({
+      Ref: queueId(),
+    });
+  });
+
+  test('the function knows the bus by ARN; its role may put events on that bus, read the stream, log, and send to its queue: nothing else', () => {
+    // Prepare
+    const [busId] = onlyResource(template, 'AWS::Events::EventBus');
+    const roleId = logicalIdOf('AWS::IAM::Role', 'DecisionEventsFunction');
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[functionId()];
+    // Act
+    const statements = Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: roleId }]))
+      .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+    const byAction = Object.fromEntries(
+      statements.flatMap((s) => actionsOf(s).map((a) => [a, resourcesOfStatement(s)])),
+    );
+    // Assess
+    expect(fn?.Properties.Environment).toMatchObject({
+      Variables: {
+        GOVERNANCE_BUS_ARN: { 'Fn::GetAtt': [busId, 'Arn'] },
+      },
+    });
+    expect(Object.keys(byAction).sort()).toEqual([
+      'dynamodb:DescribeStream',
+      'dynamodb:GetRecords',
+      'dynamodb:GetShardIterator',
+      'dynamodb:ListStreams',
+      'events:PutEvents',
+      'kms:Decrypt',
+      'kms:GenerateDataKey',
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'sqs:SendMessage',
+    ]);
+    expect(byAction['events:PutEvents']).toEqual([{ 'Fn::GetAtt': [busId, 'Arn'] }]);
+    expect(byAction['dynamodb:GetRecords']).toEqual([{ 'Fn::GetAtt': [decisionsId(), 'StreamArn'] }]);
+    expect(byAction['dynamodb:ListStreams']).toEqual(['*']);
+    expect(byAction['sqs:SendMessage']).toEqual([{ 'Fn::GetAtt': [queueId(), 'Arn'] }]);
+  });
+});

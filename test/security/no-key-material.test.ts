@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { Metrics } from '@aws-lambda-powertools/metrics';
+import { EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventbridge';
 import {
   IAMClient,
   ListServiceSpecificCredentialsCommand,
@@ -10,6 +11,7 @@ import {
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
+import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   type EmbeddedDynamo,
@@ -19,6 +21,7 @@ import {
 import { sweepStateTableDefinition } from '../../lambda/adapters/sweep-state';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
+import { createDecisionEventsHandler } from '../../lambda/handlers/decision-events-handler';
 import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { containsKeyMaterial, fingerprint, redactedForm, redactSecrets } from '../../lambda/shared/redact';
@@ -440,5 +443,51 @@ describe('no key material in owner digests and the first-deployment summary', ()
     expect(leakedFragments(out.text(), SECRETS)).toEqual([]);
     // The owner that was a pasted key is grouped and shown under its redacted form.
     expect(messages[1]?.MessageAttributes?.owner?.StringValue).toBe(redactSecrets(ownerTagSecret));
+  });
+});
+
+describe('no key material in decision events', () => {
+  it('puts every decision recorded above (secrets in events, tags, errors, encoded keys in tags) without a fragment of a key', async () => {
+    // Prepare: the decisions table as the tests above left it, delivered as its stream delivers new items.
+    const eventBridge = mockClient(EventBridgeClient);
+    eventBridge.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ({
+      FailedEntryCount: 0,
+      Entries: input.Entries.map((_, i) => ({ EventId: `id-${i}` })),
+    }));
+    const longKey = escapeRichLongTermKey('owner-tag-encoded');
+    const shortKey = fakeShortTermKey('owner-tag-encoded');
+    const encoded = [
+      longKey,
+      shortKey,
+      encodeURIComponent(shortKey),
+      ...KEY_ENCODINGS.map(([, write]) => write(longKey)),
+    ];
+    const items = await scanAll(db, TABLES.decisionsTable);
+    const decisions = items.filter((i) => !String(i.pk).startsWith('chain#'));
+    const handler = createDecisionEventsHandler({
+      eventBridge: eventBridge as unknown as EventBridgeClient,
+      busArn: 'arn:aws:events:us-east-1:111122223333:event-bus/bedrock-key-guard-governance',
+      logger: { info: () => undefined, warn: () => undefined },
+    });
+    // Act
+    const res = await handler({
+      Records: items.map((item, i) => ({
+        eventID: `ev-${i}`,
+        eventName: 'INSERT',
+        dynamodb: {
+          SequenceNumber: String(i + 1),
+          NewImage: marshall(item, { removeUndefinedValues: true }) as never,
+        },
+      })),
+    });
+    // Assess: every decision was put, and no entry holds a key or a fragment of one.
+    expect(res).toEqual({ batchItemFailures: [] });
+    const entries = eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    expect(decisions.length).toBeGreaterThanOrEqual(KEY_ENCODINGS.length);
+    expect(entries).toHaveLength(decisions.length);
+    const sent = JSON.stringify(entries);
+    expect(sent).toContain(KEY);
+    expect(leakedFragments(sent, [...SECRETS, ...encoded])).toEqual([]);
+    expect(containsKeyMaterial(sent)).toBe(false);
   });
 });
