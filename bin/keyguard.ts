@@ -176,6 +176,12 @@ given that does not exist is an error. With --since-commit REV it is the reposit
 it is at REV: a change cannot allow-list its own findings by adding their fingerprints (a note says how many it
 added); a new fingerprint takes effect once the change to the baseline is merged.
 
+Slack: --slack reads the channels the token in SLACK_TOKEN can read (API base SLACK_API_URL, default
+https://slack.com/api): messages, thread replies and text files up to 1 MiB; --channel NAME (repeatable) selects
+channels, --since DATE|DURATION only what was posted after it. A finding's place is the message permalink and it
+names the poster's user id. A missing or rejected token: exit 2 before scanning; a channel that cannot be read is
+reported and the others scanned. Rate limits (HTTP 429) are waited out as Retry-After asks.
+
 S3: s3://BUCKET/PREFIX (any number, mixed with paths) scans every object under the prefix (ListObjectsV2, then
 GetObject streamed; gzip decompressed, at most 512 MiB an object), findings at s3://BUCKET/KEY:line:column, with
 --profile and --region (AWS_ENDPOINT_URL_S3 for another endpoint); --exclude matches keys relative to the prefix,
@@ -203,6 +209,8 @@ Examples:
   $ keyguard scan --staged
   $ keyguard scan . --exclude 'test/fixtures/' --exclude '*.snap'
   $ keyguard scan --git --quarantine
+  $ SLACK_TOKEN=xoxp-… keyguard scan --slack --channel deploys --since 7d
+  $ gh run view 123456789 --log | keyguard scan -
 `;
 
 /** Adds --url (defaulting to KEYGUARD_APPROVALS_URL), --account, --profile, --region and --stack to an approvals command. */
@@ -521,6 +529,15 @@ export function buildProgram(
       .option(
         '-j, --jobs <n>',
         'files scanned in parallel, on worker threads; 1 = in-process (default: cores)',
+      )
+      .option(
+        '--slack',
+        'also scan the Slack channels the token in $SLACK_TOKEN can read (messages, threads, files)',
+      )
+      .option(
+        '--channel <name>',
+        'with --slack: only this channel, by name or ID (repeatable)',
+        (value: string, previous: string[] = []) => [...previous, value],
       )
       .option(
         '--since <when>',

@@ -15,6 +15,13 @@ import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
 import { openQuarantine, type QuarantineDeps, type QuarantineFlags } from './scan-quarantine';
 import { parseS3Url, parseSince, type S3Location, type S3ScanDeps, S3Source, S3UrlError } from './scan-s3';
+import {
+  SlackAuthError,
+  type SlackDeps,
+  SlackSource,
+  slackSummary,
+  type TextSink,
+} from './scan-sources/slack';
 import { readSmallText, SmallFileError } from './small-file';
 import { type AwsTarget, awsTarget, StackLookupError } from './stack-outputs';
 
@@ -62,6 +69,10 @@ export interface ScanOptions {
   quarantine?: boolean;
   /** --bus ARN (with --quarantine), and the stack the bus is otherwise read from. */
   bus?: string;
+  /** Scan the Slack channels SLACK_TOKEN can read (scan-sources/slack.ts). */
+  slack?: boolean;
+  /** With --slack: only these channels (names or IDs). */
+  channel?: string[];
   /** With --slack or s3://: only what was posted or modified after this date or duration back from now. */
   since?: string;
   profile?: string;
@@ -85,6 +96,8 @@ export interface ScanDeps {
   quarantine?: QuarantineDeps;
   /** s3:// sources: the S3 client and the gzip limit (tests: a loopback endpoint, a small limit). */
   s3?: S3ScanDeps;
+  /** --slack: the environment (SLACK_TOKEN, SLACK_API_URL) and the wait on Retry-After (tests: no sleeping). */
+  slack?: SlackDeps;
 }
 
 export function defaultScanDeps(version: string): ScanDeps {
@@ -101,6 +114,8 @@ export function defaultScanDeps(version: string): ScanDeps {
 export interface LocatedFinding extends StreamFinding {
   path: string;
   commit?: string;
+  /** A collaboration source's poster of the message (Slack user id), when known. */
+  postedBy?: string;
 }
 
 class ScanRun {
@@ -146,7 +161,7 @@ class ScanRun {
     this.errors.push(where);
   }
 
-  take(findings: StreamFinding[], path: string, commit?: string): void {
+  take(findings: StreamFinding[], path: string, commit?: string, postedBy?: string): void {
     for (const f of findings) {
       this.fingerprints.add(f.fingerprint);
       if (f.allowed) {
@@ -154,11 +169,32 @@ class ScanRun {
       } else if (this.baseline.has(f.fingerprint)) {
         this.suppressedBaseline += 1;
       } else {
-        const located: LocatedFinding = { ...f, path, ...(commit ? { commit } : {}) };
+        const located: LocatedFinding = {
+          ...f,
+          path,
+          ...(commit ? { commit } : {}),
+          ...(postedBy ? { postedBy } : {}),
+        };
         this.reported.push(located);
         this.emit(located);
       }
     }
+  }
+
+  /** A collaboration source's texts (scan-sources/): scanned whole, located once the source knows they hold keys. */
+  textSink(): TextSink {
+    return {
+      scan: (text) => {
+        const scan = this.newByteScan();
+        const found = [...scan.write(typeof text === 'string' ? Buffer.from(text) : text), ...scan.end()];
+        this.count(scan);
+        return {
+          found: found.length > 0,
+          take: (path, postedBy) => this.take(found, path, undefined, postedBy),
+        };
+      },
+      fail: (where, why) => this.fail(where, why),
+    };
   }
 
   finishSource(scan: ByteLeakScanner, path: string, commit?: string): void {
@@ -702,7 +738,8 @@ function where(f: LocatedFinding): string {
 
 /** One finding line; the path and the facts decoded from the key (its user name) are shown through visible(). */
 export function textLine(f: LocatedFinding): string {
-  return visible(`${where(f)}: ${f.kind} ${describe(f)} ${f.redacted} ${f.fingerprint}`);
+  const by = f.postedBy ? ` posted by ${f.postedBy}` : '';
+  return visible(`${where(f)}: ${f.kind} ${describe(f)} ${f.redacted} ${f.fingerprint}${by}`);
 }
 
 export function jsonLine(f: LocatedFinding): string {
@@ -715,6 +752,7 @@ export function jsonLine(f: LocatedFinding): string {
     redacted: f.redacted,
     fingerprint: f.fingerprint,
     ...(f.commit ? { commit: f.commit } : {}),
+    ...(f.postedBy ? { postedBy: f.postedBy } : {}),
   });
 }
 
@@ -759,7 +797,11 @@ export function sarifLog(findings: readonly LocatedFinding[], version: string): 
             },
           ],
           partialFingerprints: { 'keyguardFingerprint/v1': f.fingerprint },
-          properties: { kind: f.kind, ...(f.commit ? { commit: f.commit } : {}) },
+          properties: {
+            kind: f.kind,
+            ...(f.commit ? { commit: f.commit } : {}),
+            ...(f.postedBy ? { postedBy: f.postedBy } : {}),
+          },
         })),
       },
     ],
@@ -799,8 +841,8 @@ export async function runScan(
     problem(io, 'scan', `unknown --format ${format} (text, json or sarif)`);
     return EXIT_INPUT;
   }
-  if (paths.length === 0 && !opts.git && !opts.staged) {
-    problem(io, 'scan', 'give paths to scan, - for standard input, --git or --staged');
+  if (paths.length === 0 && !opts.git && !opts.staged && !opts.slack) {
+    problem(io, 'scan', 'give paths to scan, - for standard input, --git, --staged or --slack');
     return EXIT_INPUT;
   }
   // s3:// arguments: checked before anything is read; --profile and --region also pick their client.
@@ -812,12 +854,16 @@ export async function runScan(
       if (loc) s3.set(p, loc);
     }
     if (opts.since !== undefined) {
-      if (s3.size === 0) throw new S3UrlError('--since needs --slack or an s3:// source');
+      if (s3.size === 0 && !opts.slack) throw new S3UrlError('--since needs --slack or an s3:// source');
       since = parseSince(opts.since, deps.now());
     }
   } catch (err) {
     if (!(err instanceof S3UrlError)) throw err;
     problem(io, 'scan', err.message);
+    return EXIT_INPUT;
+  }
+  if (opts.channel !== undefined && !opts.slack) {
+    problem(io, 'scan', '--channel needs --slack');
     return EXIT_INPUT;
   }
   if ((opts.sinceCommit !== undefined || opts.logOpts !== undefined) && !opts.git) {
@@ -889,6 +935,17 @@ export async function runScan(
       }
     }
   }
+  // --slack: the token is checked (auth.test) before anything is scanned.
+  let slack: SlackSource | undefined;
+  if (opts.slack) {
+    try {
+      slack = await SlackSource.open(deps.slack);
+    } catch (err) {
+      if (!(err instanceof SlackAuthError)) throw err;
+      problem(io, 'scan', err.message);
+      return EXIT_INPUT;
+    }
+  }
   // --quarantine: the bus is found before anything is scanned (no stack, no scan).
   const quarantineFlags: QuarantineFlags = {
     ...(opts.bus !== undefined ? { bus: opts.bus } : {}),
@@ -954,6 +1011,13 @@ export async function runScan(
   }
   if (opts.staged) await run.scanStaged(typeof opts.git === 'string' ? opts.git : '.');
   if (opts.git) await run.scanGit(opts.git === true ? '.' : opts.git, jobs, range);
+  if (slack) {
+    await slack.scan(run.textSink(), {
+      ...(opts.channel ? { channels: opts.channel } : {}),
+      ...(since ? { since } : {}),
+    });
+    io.stderr.write(slackSummary(slack.stats));
+  }
   if (format === 'sarif') write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
   let outputFailed = false;
   if (opts.output !== undefined) {
