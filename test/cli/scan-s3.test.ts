@@ -1,12 +1,15 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runScan, type ScanDeps, type ScanOptions } from '../../lambda/cli/scan';
 import type { ScanReportDetail } from '../../lambda/domain/scan-report';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
-import { captureIO, removeTempDirs, tempDir, writeFile } from './helpers';
+import { captureIO, REPO, removeTempDirs, tempDir, writeFile } from './helpers';
+
+const { main } = require(join(REPO, 'bin', 'keyguard.ts')) as typeof import('../../bin/keyguard');
 
 /**
  * keyguard scan s3://bucket/prefix (issue 15 §2) against a fake S3 on loopback: ListObjectsV2 (path-style
@@ -231,6 +234,37 @@ describe('keyguard scan s3://', () => {
     const { code, stdout, stderr } = await scan(['s3://leaky/broken/'], { format: 'json', jobs: 2 });
     expect(stderr).toMatch(/keyguard: s3:\/\/leaky\/broken\/x\.gz: cannot decompress \(gzip\): /);
     expect(findings(stdout).map((f) => f.path)).toEqual(['s3://leaky/broken/y.txt']);
+    expect(code).toBe(2);
+  });
+
+  it('through the command line: s3:// arguments, --since, --exclude and --region reach the scan', async () => {
+    const out = captureIO(tempDir());
+    const code = await main(
+      [
+        'node',
+        'keyguard',
+        'scan',
+        's3://leaky/logs/',
+        '--since',
+        '7d',
+        '--exclude',
+        'c-*',
+        '--exclude',
+        'skip/',
+      ].concat(['--exclude', 'f-bomb.gz', '--region', 'us-east-1', '--format', 'json', '--jobs', '3']),
+      out.io,
+      undefined,
+      () => deps(),
+    );
+    expect(findings(out.stdout()).map((f) => f.path)).toEqual([
+      's3://leaky/logs/a.txt',
+      's3://leaky/logs/b.log.gz',
+    ]);
+    expect(out.stderr()).toContain(
+      '1 object last modified before 2026-11-13T09:41:02.000Z skipped (--since)',
+    );
+    expect(out.stderr()).toContain('s3://leaky/logs/d-denied.txt');
+    expect(leakedFragments(out.stdout() + out.stderr(), SECRETS)).toEqual([]);
     expect(code).toBe(2);
   });
 
