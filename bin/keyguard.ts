@@ -198,7 +198,8 @@ ${exitCodesHelp({
   1: 'or keys found',
   2:
     'e.g. a file, directory or repository could not be read (reported on stderr; the rest was scanned), or ' +
-    '--quarantine found no bus or could not deliver every report (retried, then each one named on stderr)',
+    '--quarantine found no bus or could not deliver every report (retried, then each one named on stderr), or ' +
+    '--slack had no token or Slack refused it (nothing scanned), or a Slack channel could not be read',
 })}
 
 Examples:

@@ -326,6 +326,20 @@ describe('keyguard scan --slack', () => {
     expect(result.properties.postedBy).toBe('U0DAVE');
   });
 
+  it('a message line with keyguard:allow is not reported, and counted as the summary says', async () => {
+    // Prepare
+    const random = slack.channels[1] as Channel;
+    random.messages = [
+      { ts: '1763500500.000600', text: `test fixture ${SHORT} keyguard:allow`, user: 'U0BOB' },
+    ];
+    // Act
+    const res = await scan({ format: 'json', channel: ['random'] });
+    // Assess
+    expect(res.stdout).toBe('');
+    expect(res.stderr).toContain('suppressed: 1 by keyguard:allow');
+    expect(res.code).toBe(0);
+  });
+
   it('waits out a 429 as Retry-After asks (injected sleep) and counts the wait', async () => {
     // Prepare
     slack.rateLimitOnce = { method: 'conversations.history', retryAfter: '7' };
