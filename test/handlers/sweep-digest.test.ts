@@ -3,27 +3,23 @@ import { Metrics } from '@aws-lambda-powertools/metrics';
 import { IAMClient, UpdateServiceSpecificCredentialCommand } from '@aws-sdk/client-iam';
 import { PublishCommand, type PublishCommandInput, SNSClient } from '@aws-sdk/client-sns';
 import { PutCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
-import { type SweepState, sweepStateTableDefinition, ZERO_COUNTERS } from '../../lambda/adapters/sweep-state';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
+import { type SweepState, ZERO_COUNTERS } from '../../lambda/adapters/sweep-state';
 import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
 import { NEXT_DIGEST, SNS_MESSAGE_MAX_BYTES } from '../../lambda/domain/owner-digest';
-import type { Decision } from '../../lambda/domain/types';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
-import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
-import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
+import { type ConfigInput, policyVersion } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
-import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
+import { createTestTables, startTestDynamo } from '../support/dynamo';
 import {
   createCredentialRecord,
   credentialChangeRecord,
   eventBridgeEvent,
   lambdaContext,
 } from '../support/events';
-import { FakeIamAccount } from '../support/fake-iam-account';
 import { answerPlainUser } from '../support/iam-facts';
+import { sweepWorld } from '../support/sweep-world';
 
 /**
  * Owner digests (issue 14): a sweep sends one message per owner listing their keys worst first, critical events at
@@ -58,35 +54,13 @@ afterEach(() => out.restore());
 const sent = (): PublishCommandInput[] => sns.commandCalls(PublishCommand).map((c) => c.args[0].input);
 const ownerOf = (m: PublishCommandInput) => m.MessageAttributes?.owner?.StringValue;
 
-function context(awsRequestId: string): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'sweep',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:sweep`,
-    memoryLimitInMB: '1024',
-    awsRequestId,
-    logGroupName: '/aws/lambda/sweep',
-    logStreamName: '2026/11/20/[$LATEST]abcdef',
-    getRemainingTimeInMillis: () => 14 * 60_000,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
-
 /**
  * Fresh tables and a fake account. `swept`: the account already had a complete sweep (a deployment in service),
  * so this sweep sends owner digests; without it the first sweep is a first deployment.
  */
 async function world(config: ConfigInput = {}, swept: boolean | 'without coverage fields' = true) {
   n += 1;
-  const names = Object.fromEntries(
-    Object.entries(TABLES).map(([k, v]) => [k, `${v}-digest-${n}`]),
-  ) as typeof TABLES;
-  await createTestTables(db, names);
-  const sweepStateTable = `test-digest-state-${n}`;
-  await ensureTables(db.client, [sweepStateTableDefinition(sweepStateTable)]);
+  const w = await sweepWorld({ db, iam, prefix: 'digest', n, t0: T0, config });
   if (swept) {
     const before = iso(T0 - HOUR_MS);
     const done: SweepState = {
@@ -105,46 +79,16 @@ async function world(config: ConfigInput = {}, swept: boolean | 'without coverag
       previousStartedAt: null,
       ...(swept === true ? { lastCompletedAt: before, lastCompletedSweepId: 'sweep-0' } : {}),
     };
-    await db.doc.send(new PutCommand({ TableName: sweepStateTable, Item: done }));
+    await db.doc.send(new PutCommand({ TableName: w.sweepStateTable, Item: done }));
   }
-  const cfg = parseConfig({ fallbackOwner: 'security@example.com', ...config });
-  const clock = { now: T0 };
-  const fake = new FakeIamAccount(ACCOUNT);
-  fake.install(iam);
-  let sweepNo = 0;
-  const handler = createSweepHandler({
-    config: cfg,
-    policyVersion: policyVersion(cfg),
-    decisionsTable: names.decisionsTable,
-    keysTable: names.keysTable,
-    sweepStateTable,
-    topicArn: TOPIC,
-    governedAccountId: ACCOUNT,
-    iam: new IAMClient({ region: 'us-east-1' }),
-    dynamo: db.client,
-    sns: new SNSClient({ region: 'us-east-1' }),
-    logger: new Logger({ serviceName: 'keyguard-sweep' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-sweep' }),
-    now: () => new Date(clock.now),
-    newSweepId: () => {
-      sweepNo += 1;
-      return `sweep-${sweepNo}`;
-    },
-    snapshot: { sleep: async () => undefined },
-  });
-  const audit = new DynamoAuditLog(db.doc, names);
-  let requests = 0;
   return {
-    fake,
-    clock,
-    audit,
-    names,
-    cfg,
-    run: async () => {
-      requests += 1;
-      return handler({}, context(`req-${n}-${requests}`));
-    },
-    decisions: (keyId: string): Promise<Decision[]> => audit.decisionsForKey(ACCOUNT, keyId),
+    fake: w.fake,
+    clock: w.clock,
+    audit: w.audit,
+    names: w.tables,
+    cfg: w.cfg,
+    run: () => w.run(),
+    decisions: w.decisions,
   };
 }
 

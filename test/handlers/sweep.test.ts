@@ -1,5 +1,3 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import {
   GetAccountAuthorizationDetailsCommand,
   IAMClient,
@@ -8,15 +6,12 @@ import {
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
-import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
+import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import {
   DynamoSweepStateStore,
   SweepLeaseLostError,
   type SweepState,
-  sweepStateTableDefinition,
 } from '../../lambda/adapters/sweep-state';
 import { DynamoUsageStore, usageStoreFromEnv } from '../../lambda/adapters/usage-store';
 import { DAY_MS, HOUR_MS } from '../../lambda/domain/dates';
@@ -28,13 +23,13 @@ import {
   InvalidSweepEventError,
   type SweepRuntime,
 } from '../../lambda/handlers/sweep-handler';
-import { type ConfigInput, parseConfig, policyVersion } from '../../lambda/shared/config';
+import type { ConfigInput } from '../../lambda/shared/config';
 import { type Capture, captureOutput } from '../support/capture';
-import { createTestTables, startTestDynamo, TABLES } from '../support/dynamo';
-import { FakeIamAccount, FULL_TAGS } from '../support/fake-iam-account';
+import { startTestDynamo } from '../support/dynamo';
+import { FULL_TAGS } from '../support/fake-iam-account';
+import { type SweepWorld, sweepContext, sweepWorld } from '../support/sweep-world';
 
 const ACCOUNT = '111122223333';
-const TOPIC = `arn:aws:sns:us-east-1:${ACCOUNT}:keyguard-owner-notices`;
 const T0 = Date.parse('2026-11-20T10:00:00Z');
 const iam = mockClient(IAMClient);
 const sns = mockClient(SNSClient);
@@ -57,92 +52,15 @@ beforeEach(() => {
 });
 afterEach(() => out.restore());
 
-interface World {
-  rt: SweepRuntime;
-  fake: FakeIamAccount;
-  clock: { now: number };
-  audit: DynamoAuditLog;
-  state: () => Promise<SweepState | null>;
-  run: (
-    event?: unknown,
-    remaining?: () => number,
-    requestId?: string,
-  ) => ReturnType<ReturnType<typeof createSweepHandler>>;
-  decisions: (keyId: string) => Promise<Decision[]>;
-  /** This world's table names. */
-  tables: typeof TABLES;
-}
+type World = SweepWorld;
 
 /** Fresh tables (new names), a fake account installed on the IAM mock, and a controllable clock. */
-async function world(config: ConfigInput = {}, over: Partial<SweepRuntime> = {}): Promise<World> {
+function world(config: ConfigInput = {}, over: Partial<SweepRuntime> = {}): Promise<World> {
   n += 1;
-  const names = Object.fromEntries(
-    Object.entries(TABLES).map(([k, v]) => [k, `${v}-sweep-${n}`]),
-  ) as typeof TABLES;
-  await createTestTables(db, names);
-  const sweepStateTable = `test-sweep-state-${n}`;
-  await ensureTables(db.client, [sweepStateTableDefinition(sweepStateTable)]);
-  const cfg = parseConfig({ fallbackOwner: 'security@example.com', ...config });
-  const clock = { now: T0 };
-  const fake = new FakeIamAccount(ACCOUNT);
-  fake.install(iam);
-  let sweepNo = 0;
-  const rt: SweepRuntime = {
-    config: cfg,
-    policyVersion: policyVersion(cfg),
-    decisionsTable: names.decisionsTable,
-    keysTable: names.keysTable,
-    sweepStateTable,
-    topicArn: TOPIC,
-    governedAccountId: ACCOUNT,
-    iam: new IAMClient({ region: 'us-east-1' }),
-    dynamo: db.client,
-    sns: new SNSClient({ region: 'us-east-1' }),
-    logger: new Logger({ serviceName: 'keyguard-sweep' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-sweep' }),
-    now: () => new Date(clock.now),
-    newSweepId: () => {
-      sweepNo += 1;
-      return `sweep-${sweepNo}`;
-    },
-    snapshot: { sleep: async () => undefined },
-    ...over,
-  };
-  const handler = createSweepHandler(rt);
-  const audit = new DynamoAuditLog(db.doc, names);
-  const store = new DynamoSweepStateStore(db.doc, sweepStateTable);
-  let requests = 0;
-  return {
-    rt,
-    fake,
-    clock,
-    audit,
-    state: () => store.get(ACCOUNT),
-    run: (event = {}, remaining = () => 14 * 60_000, requestId) => {
-      requests += 1;
-      return handler(event, context(remaining, requestId ?? `req-${n}-${requests}`));
-    },
-    decisions: (keyId) => audit.decisionsForKey(ACCOUNT, keyId),
-    tables: names,
-  };
+  return sweepWorld({ db, iam, prefix: 'sweep', n, t0: T0, config, over });
 }
 
-function context(remaining: () => number, awsRequestId: string): Context {
-  return {
-    callbackWaitsForEmptyEventLoop: true,
-    functionName: 'sweep',
-    functionVersion: '$LATEST',
-    invokedFunctionArn: `arn:aws:lambda:us-east-1:${ACCOUNT}:function:sweep`,
-    memoryLimitInMB: '1024',
-    awsRequestId,
-    logGroupName: '/aws/lambda/sweep',
-    logStreamName: '2026/11/20/[$LATEST]abcdef',
-    getRemainingTimeInMillis: remaining,
-    done: () => undefined,
-    fail: () => undefined,
-    succeed: () => undefined,
-  };
-}
+const context = sweepContext;
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
