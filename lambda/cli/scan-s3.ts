@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { S3Client } from '@aws-sdk/client-s3';
-import { type S3ObjectEntry, S3Objects } from '../adapters/s3-objects';
+import { S3Objects } from '../adapters/s3-objects';
 import type { ByteEncoding, ByteLeakScanner } from '../domain/leak-bytes';
 import type { StreamFinding } from '../domain/leak-stream';
 import { parseTimeInput } from '../shared/time-input';
@@ -203,61 +203,57 @@ export class S3Source {
    * scanned), an object that cannot be read is named with its s3:// URL and the rest are scanned.
    */
   async scan(arg: string, loc: S3Location, sink: S3Sink, opts: S3ScanOptions): Promise<void> {
-    const listed: S3ObjectEntry[] = [];
-    try {
-      for await (const page of this.objects.list(loc.bucket, loc.prefix)) listed.push(...page);
-    } catch (err) {
-      const failure = await explainAwsFailure(err, {
-        command: opts.command,
-        service: 'S3',
-        operation: 'ListObjectsV2',
-        region: this.target.region,
-        profile: this.target.profile,
-        resource: `bucket ${loc.bucket}`,
-        deployRegion: this.target.region,
-        permissions: `s3:ListBucket on arn:aws:s3:::${loc.bucket} and s3:GetObject on its objects`,
-      });
-      if (!failure) throw err;
-      this.io.stderr.write(failure.line);
-      sink.failed(arg);
-      return;
-    }
     // The excludes match keys relative to the prefix's folder (up to its last /), like paths under a folder.
     const base = loc.prefix.slice(0, loc.prefix.lastIndexOf('/') + 1);
+    const width = Math.max(1, Math.min(opts.jobs, MAX_S3_FETCHES));
+    // Objects are scanned page by page as the listing goes (memory: one page and `width` objects' findings), in
+    // the listing's order (S3's: keys in UTF-8 binary order), whatever order the fetches end in.
+    const pending: Array<Promise<ObjectScan>> = [];
+    const takeFirst = async () => {
+      const done = await (pending.shift() as Promise<ObjectScan>);
+      sink.take(done.findings, done.url);
+      if (done.error === undefined) sink.count(done.scan);
+      else sink.fail(done.url, done.error);
+    };
     let older = 0;
-    const wanted = listed
-      .filter((o) => {
-        if (o.key.endsWith('/') && (o.size ?? 0) === 0) return false; // a console "folder"
-        if (opts.since && o.lastModified && o.lastModified < opts.since) {
-          older += 1;
-          return false;
+    let listingError: unknown;
+    try {
+      for await (const page of this.objects.list(loc.bucket, loc.prefix)) {
+        for (const o of page) {
+          if (o.key.endsWith('/') && (o.size ?? 0) === 0) continue; // a console "folder"
+          if (opts.since && o.lastModified && o.lastModified < opts.since) {
+            older += 1;
+            continue;
+          }
+          if (sink.excludes.skip(o.key.slice(base.length))) continue;
+          pending.push(this.scanObject(loc.bucket, o.key, sink.newByteScan()));
+          if (pending.length >= width) await takeFirst();
         }
-        return !sink.excludes.skip(o.key.slice(base.length));
-      })
-      .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+      }
+    } catch (err) {
+      listingError = err;
+    }
+    while (pending.length > 0) await takeFirst();
     if (opts.since) {
       this.io.stderr.write(
         `keyguard scan: ${visible(arg)}: ${older} object${older === 1 ? '' : 's'} last modified before ` +
           `${opts.since.toISOString()} skipped (--since)\n`,
       );
     }
-    const width = Math.max(1, Math.min(opts.jobs, MAX_S3_FETCHES));
-    const pending: Array<Promise<ObjectScan>> = [];
-    let next = 0;
-    const start = () => {
-      const o = wanted[next];
-      if (o === undefined) return;
-      next += 1;
-      pending.push(this.scanObject(loc.bucket, o.key, sink.newByteScan()));
-    };
-    for (let i = 0; i < width; i += 1) start();
-    for (let i = 0; i < wanted.length; i += 1) {
-      const done = await (pending[i] as Promise<ObjectScan>);
-      start();
-      sink.take(done.findings, done.url);
-      if (done.error === undefined) sink.count(done.scan);
-      else sink.fail(done.url, done.error);
-    }
+    if (listingError === undefined) return;
+    const failure = await explainAwsFailure(listingError, {
+      command: opts.command,
+      service: 'S3',
+      operation: 'ListObjectsV2',
+      region: this.target.region,
+      profile: this.target.profile,
+      resource: `bucket ${loc.bucket}`,
+      deployRegion: this.target.region,
+      permissions: `s3:ListBucket on arn:aws:s3:::${loc.bucket} and s3:GetObject on its objects`,
+    });
+    if (!failure) throw listingError;
+    this.io.stderr.write(failure.line);
+    sink.failed(arg);
   }
 
   private async scanObject(bucket: string, key: string, scan: ByteLeakScanner): Promise<ObjectScan> {

@@ -32,6 +32,8 @@ interface FakeObject {
 }
 
 const objects = new Map<string, FakeObject>();
+/** The continuation token whose page the fake answers with 403 AccessDenied (a listing failing halfway). */
+let deniedPage: string | undefined;
 const requests: string[] = [];
 let server: Server;
 let endpoint: string;
@@ -79,6 +81,10 @@ function handle(req: IncomingMessage, res: ServerResponse): void {
   if (rest.join('/') === '' && url.searchParams.get('list-type') === '2') {
     const prefix = url.searchParams.get('prefix') ?? '';
     const keys = [...objects.keys()].filter((k) => k.startsWith(prefix)).sort();
+    if (deniedPage !== undefined && url.searchParams.get('continuation-token') === deniedPage) {
+      errorXml(res, 403, 'AccessDenied');
+      return;
+    }
     const from = Number(url.searchParams.get('continuation-token') ?? '0');
     const page = keys.slice(from, from + 2);
     const truncated = from + 2 < keys.length;
@@ -266,6 +272,24 @@ describe('keyguard scan s3://', () => {
     expect(out.stderr()).toContain('s3://leaky/logs/d-denied.txt');
     expect(leakedFragments(out.stdout() + out.stderr(), SECRETS)).toEqual([]);
     expect(code).toBe(2);
+  });
+
+  it('a listing denied halfway: what was listed is scanned, then one line, exit 2', async () => {
+    deniedPage = '4';
+    try {
+      const { code, stdout, stderr } = await scan(['s3://leaky/logs/'], { format: 'json', jobs: 3 });
+      expect(findings(stdout).map((f) => f.path)).toEqual([
+        's3://leaky/logs/a.txt',
+        's3://leaky/logs/b.log.gz',
+        's3://leaky/logs/c-bin.dat',
+      ]);
+      const lines = stderr.split('\n').filter((l) => l.startsWith('keyguard: scan:'));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/S3 ListObjectsV2 .*access denied.*Grant s3:ListBucket/);
+      expect(code).toBe(2);
+    } finally {
+      deniedPage = undefined;
+    }
   });
 
   it('mixes s3:// and local paths, in the order given', async () => {
