@@ -27,6 +27,8 @@ interface Msg {
   ts: string;
   text: string;
   user?: string;
+  bot_id?: string;
+  attachments?: Array<Record<string, string>>;
   thread_ts?: string;
   reply_count?: number;
   files?: Array<Record<string, unknown>>;
@@ -324,6 +326,26 @@ describe('keyguard scan --slack', () => {
       'https://acme.slack.com/archives/G003/p1763500600000700',
     );
     expect(result.properties.postedBy).toBe('U0DAVE');
+  });
+
+  it("scans a bot message's attachment texts, each once, located by the message permalink", async () => {
+    // Prepare
+    const random = slack.channels[1] as Channel;
+    random.messages = [
+      {
+        ts: '1763500500.000600',
+        text: 'CI failed',
+        bot_id: 'B0CI',
+        attachments: [{ text: `log:\n${SHORT}`, fallback: `log:\n${SHORT}` }],
+      },
+    ];
+    // Act
+    const res = await scan({ format: 'json', channel: ['random'] });
+    // Assess
+    expect(findings(res.stdout).map((f) => [f.path, f.line, f.column, f.postedBy])).toEqual([
+      ['https://acme.slack.com/archives/C002/p1763500500000600', 2, 1, 'B0CI'],
+    ]);
+    expect(res.code).toBe(1);
   });
 
   it('a message line with keyguard:allow is not reported, and counted as the summary says', async () => {

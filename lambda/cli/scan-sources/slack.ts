@@ -79,6 +79,17 @@ const Message = z.object({
   thread_ts: z.string().optional(),
   reply_count: z.number().optional(),
   files: z.array(SlackFile).optional(),
+  /** Legacy attachments (bots, integrations, unfurls): their text is scanned too. */
+  attachments: z
+    .array(
+      z.object({
+        text: z.string().optional(),
+        pretext: z.string().optional(),
+        fallback: z.string().optional(),
+        title: z.string().optional(),
+      }),
+    )
+    .optional(),
 });
 type Message = z.infer<typeof Message>;
 const AuthTest = z.object({ ok: z.literal(true), url: z.string().optional(), team: z.string().optional() });
@@ -304,8 +315,18 @@ export class SlackSource {
 
   private async message(sink: TextSink, channel: string, message: Message, shown: string): Promise<void> {
     const by = message.user ?? message.bot_id;
-    const text = sink.scan(message.text ?? '');
-    if (text.found) text.take(await this.permalink(channel, message), by);
+    // The message text, then each distinct attachment text (each scanned on its own: lines and columns are its own).
+    const texts = new Set([message.text ?? '']);
+    for (const a of message.attachments ?? [])
+      for (const t of [a.pretext, a.title, a.text, a.fallback]) if (t) texts.add(t);
+    let permalink: string | undefined;
+    for (const t of texts) {
+      const scanned = sink.scan(t);
+      if (scanned.found) {
+        permalink ??= await this.permalink(channel, message);
+        scanned.take(permalink, by);
+      }
+    }
     for (const file of message.files ?? []) await this.file(sink, channel, message, file, shown);
   }
 
