@@ -147,6 +147,7 @@ export class KeyguardStack extends Stack {
     this.decisionEvents = new DecisionEvents(this, 'DecisionEvents', {
       decisionsTable: this.tables.decisions,
       bus: this.governanceBus.bus,
+      topic: this.alerts.topic,
     });
     new CfnOutput(this, 'DecisionEventsFailureQueueUrl', {
       description:

@@ -1,9 +1,12 @@
-import { Duration, Validations } from 'aws-cdk-lib';
+import { Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { FailureQueue } from './failure-queue';
@@ -14,6 +17,8 @@ export interface DecisionEventsProps {
   readonly decisionsTable: dynamodb.Table;
   /** The governance bus the events go to. */
   readonly bus: events.IEventBus;
+  /** The owner-notice topic: the failure queue's alarm publishes to it. */
+  readonly topic: sns.ITopic;
 }
 
 /**
@@ -29,12 +34,15 @@ export interface DecisionEventsProps {
  * throttling, and these are the two.
  *
  * Failures: the mapping retries a failed record (reported as a batch item failure, bisected on errors) for the
- * stream's 24 hours, then sends the record range to the failure queue (output DecisionEventsFailureQueueUrl).
+ * stream's 24 hours, then sends the record range to the failure queue (output DecisionEventsFailureQueueUrl),
+ * and the alarm `<stack>-decision-events-undelivered` tells the owner-notice topic, as for the scan-report DLQ.
  */
 export class DecisionEvents extends Construct {
   public readonly function: lambda.IFunction;
   public readonly role: iam.IRole;
   public readonly failureQueue: sqs.Queue;
+  /** A record range waiting in `failureQueue`: decisions that are not on the bus. */
+  public readonly undeliveredAlarm: cloudwatch.Alarm;
 
   constructor(scope: Construct, id: string, props: DecisionEventsProps) {
     super(scope, id);
@@ -68,6 +76,52 @@ export class DecisionEvents extends Construct {
         sid: 'PutDecisionEvents',
         actions: ['events:PutEvents'],
         resources: [props.bus.eventBusArn],
+      }),
+    );
+
+    // --- Alarm on the owner-notice topic while a record range waits in the failure queue ---------------------------
+    const alarmName = `${Stack.of(this).stackName}-decision-events-undelivered`;
+    this.undeliveredAlarm = new cloudwatch.Alarm(this, 'UndeliveredAlarm', {
+      alarmName,
+      alarmDescription:
+        'Decision events could not be put on the governance bus for 24 hours: the decisions table stream record ' +
+        'range is in the decision events failure queue. Those decisions are recorded (keyguard audit) but were not ' +
+        "sent: read the function's logs for the cause (docs/operations.md, Decision events).",
+      metric: this.failureQueue.metricApproximateNumberOfMessagesVisible({
+        statistic: cloudwatch.Stats.MAXIMUM,
+        period: Duration.minutes(5),
+      }),
+      threshold: 1,
+      evaluationPeriods: 1,
+      comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+      treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+    });
+    this.undeliveredAlarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
+    // CloudWatch publishes as cloudwatch.amazonaws.com, on behalf of this alarm only (named, not referenced: the key's
+    // policy naming an alarm that names the topic that names the key would be a cycle).
+    const fromThisAlarm = {
+      ArnEquals: {
+        'aws:SourceArn': `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarmName}`,
+      },
+      StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+    };
+    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+    props.topic.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DecisionEventsAlarmPublish',
+        principals: [cloudWatch],
+        actions: ['sns:Publish'],
+        resources: [props.topic.topicArn],
+        conditions: fromThisAlarm,
+      }),
+    );
+    props.topic.masterKey?.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'DecisionEventsAlarmPublishEncrypted',
+        principals: [cloudWatch],
+        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        resources: ['*'],
+        conditions: fromThisAlarm,
       }),
     );
 

@@ -1000,3 +1000,75 @@ describe('DecisionEvents (issue 16: every decision on the governance bus)', () =
     expect(byAction['sqs:SendMessage']).toEqual([{ 'Fn::GetAtt': [queueId(), 'Arn'] }]);
   });
 });
+
+describe('DecisionEvents: undelivered decisions alarm on the owner-notice topic', () => {
+  test('an alarm while a record range waits in its failure queue, and CloudWatch may publish for that alarm only', () => {
+    // Prepare
+    const [topicId, topic] = onlyResource(template, 'AWS::SNS::Topic');
+    const keyId = (topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+    const queueId = logicalIdOf('AWS::SQS::Queue', 'DecisionEventsFailureQueue');
+    const alarmName = `${stack.stackName}-decision-events-undelivered`;
+    const fromThisAlarm = {
+      ArnEquals: {
+        'aws:SourceArn': {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':cloudwatch:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              `:alarm:${alarmName}`,
+            ],
+          ],
+        },
+      },
+      StringEquals: { 'aws:SourceAccount': { Ref: 'AWS::AccountId' } },
+    };
+    // Assess: the same metric, statistic, period and threshold as the stack's other queue alarms.
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: alarmName,
+      Namespace: 'AWS/SQS',
+      MetricName: 'ApproximateNumberOfMessagesVisible',
+      Dimensions: [{ Name: 'QueueName', Value: { 'Fn::GetAtt': [queueId, 'QueueName'] } }],
+      Statistic: 'Maximum',
+      Period: 300,
+      EvaluationPeriods: 1,
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      TreatMissingData: 'notBreaching',
+      AlarmActions: [{ Ref: topicId }],
+    });
+    template.hasResourceProperties('AWS::SNS::TopicPolicy', {
+      Topics: [{ Ref: topicId }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          {
+            Sid: 'DecisionEventsAlarmPublish',
+            Effect: 'Allow',
+            Principal: { Service: 'cloudwatch.amazonaws.com' },
+            Action: 'sns:Publish',
+            Resource: { Ref: topicId },
+            Condition: fromThisAlarm,
+          },
+        ]),
+      },
+    });
+    const keyPolicy = resourcesOf(template, 'AWS::KMS::Key')[keyId]?.Properties.KeyPolicy as
+      | { Statement: Statement[] }
+      | undefined;
+    const keyStatements = keyPolicy?.Statement ?? [];
+    expect(keyStatements.filter((s) => s.Sid === 'DecisionEventsAlarmPublishEncrypted')).toEqual([
+      {
+        Sid: 'DecisionEventsAlarmPublishEncrypted',
+        Effect: 'Allow',
+        Principal: { Service: 'cloudwatch.amazonaws.com' },
+        Action: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+        Resource: '*',
+        Condition: fromThisAlarm,
+      },
+    ]);
+  });
+});

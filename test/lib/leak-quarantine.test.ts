@@ -222,10 +222,13 @@ describe('LeakQuarantine', () => {
         }),
       ]),
     );
-    // CloudWatch may publish (and use the topic's key) on behalf of these alarms only.
+    // CloudWatch may publish (and use the topic's key) on behalf of these alarms only (the decision events alarm
+    // has statements of its own, for its name only: keyguard-stack.test.ts).
     const cloudWatch = (doc: unknown) =>
       (doc as { Statement: Statement[] }).Statement.filter(
-        (st) => JSON.stringify(st.Principal) === JSON.stringify({ Service: 'cloudwatch.amazonaws.com' }),
+        (st) =>
+          JSON.stringify(st.Principal) === JSON.stringify({ Service: 'cloudwatch.amazonaws.com' }) &&
+          !st.Sid?.startsWith('DecisionEventsAlarm'),
       );
     const topicPolicy = Object.values(resourcesOf(template, 'AWS::SNS::TopicPolicy')).flatMap((p) =>
       cloudWatch(p.Properties.PolicyDocument),
@@ -247,11 +250,12 @@ describe('LeakQuarantine', () => {
       });
     }
     const names = alarms.map((a) => a.AlarmName).sort();
-    expect(names).toEqual(
-      ['dropped-batches', 'undecided-findings', 'undelivered-scan-reports'].map(
+    expect(names).toEqual([
+      `${withLeaks.stack.stackName}-decision-events-undelivered`,
+      ...['dropped-batches', 'undecided-findings', 'undelivered-scan-reports'].map(
         (n) => `${withLeaks.stack.stackName}-leak-${n}`,
       ),
-    );
+    ]);
   });
 
   test('alarms on the owner-notice topic when a scan report waits in its dead-letter queue, as for the undecided queue', () => {
