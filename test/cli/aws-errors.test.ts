@@ -2,6 +2,7 @@ import { CloudFormationClient, DescribeStacksCommand } from '@aws-sdk/client-clo
 import { DynamoDBClient, QueryCommand, ThrottlingException } from '@aws-sdk/client-dynamodb';
 import { IAMClient, ListServiceSpecificCredentialsCommand } from '@aws-sdk/client-iam';
 import { AccessDeniedException } from '@aws-sdk/client-organizations';
+import { ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { ExpiredTokenException } from '@aws-sdk/client-sts';
 import { defaultProvider } from '@aws-sdk/credential-provider-node';
 import { ScanCommand } from '@aws-sdk/lib-dynamodb';
@@ -118,6 +119,35 @@ describe('describeAwsFailure: real SDK errors', () => {
     expect(f?.kind).toBe('wrong-region');
     expect(f?.line).toContain(
       'DynamoDB Scan (region eu-west-1, default credential chain): table keyguard-decisions not found in eu-west-1',
+    );
+  });
+
+  it("S3's 301 PermanentRedirect is a wrong region; without the region header the line says how to find it", async () => {
+    const s3 = tagAwsErrors(
+      new S3Client({
+        region: 'us-east-1',
+        credentials: TEST_CREDENTIALS,
+        requestHandler: fakeHandler({
+          status: 301,
+          body: '<Error><Code>PermanentRedirect</Code><Message>Use the specified endpoint.</Message></Error>',
+        }),
+      }),
+    );
+    const err = await thrown(() => s3.send(new ListObjectsV2Command({ Bucket: 'ci-logs' })));
+    const f = describeAwsFailure(err, {
+      command: 'scan',
+      service: 'S3',
+      operation: 'ListObjectsV2',
+      region: 'us-east-1',
+      resource: 'bucket ci-logs',
+    });
+    expect(f?.kind).toBe('wrong-region');
+    expect(f?.exitCode).toBe(EXIT_AWS);
+    expect(f?.line).toContain(
+      'S3 ListObjectsV2 (region us-east-1, default credential chain): bucket ci-logs is not in us-east-1 (PermanentRedirect',
+    );
+    expect(f?.line).toContain(
+      "Pass --region with the bucket's region (aws s3api get-bucket-location --bucket NAME).",
     );
   });
 
