@@ -403,6 +403,24 @@ describe('credential events: non-critical notices wait for the owner’s next di
   /** A digest's entries about a key: one headline line each (`[SEVERITY] stage: Bedrock API key <id> …`). */
   const listings = (body: string | undefined, keyId: string) =>
     (body ?? '').split('\n').filter((l) => l.startsWith('[') && l.includes(`API key ${keyId} `)).length;
+  /** One digest was sent, listing ACCAEXAMPLEKEYNEVER01 once, as deleted (resolved). */
+  function expectListedOnceAsResolved(): void {
+    expect(sent()).toHaveLength(1);
+    const body = sent()[0]?.Message;
+    expect(listings(body, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
+    expect(body).toContain('ACCAEXAMPLEKEYNEVER01 on IAM user svc-ok is deleted: resolved');
+  }
+  /** Creates the never-expiring key ACCAEXAMPLEKEYNEVER01 on svc-ok; returns its creation event, at `eventTime`. */
+  function neverExpiringKeyCreated(w: World, eventTime: number) {
+    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
+    return eventBridgeEvent(
+      createCredentialRecord({
+        userName: 'svc-ok',
+        keyId: 'ACCAEXAMPLEKEYNEVER01',
+        eventTime: iso(eventTime),
+      }),
+    );
+  }
 
   it('holds a planned deactivation’s notice: not published, pending, listed once in the next sweep’s digest', async () => {
     // Prepare: a key already swept (no notice: compliant), then a never-expiring key created (audit mode)
@@ -416,14 +434,7 @@ describe('credential events: non-critical notices wait for the owner’s next di
     });
     await w.run();
     expect(sent()).toEqual([]);
-    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
-    const event = eventBridgeEvent(
-      createCredentialRecord({
-        userName: 'svc-ok',
-        keyId: 'ACCAEXAMPLEKEYNEVER01',
-        eventTime: iso(T0 + 60_000),
-      }),
-    );
+    const event = neverExpiringKeyCreated(w, T0 + 60_000);
     w.clock.now = T0 + 2 * 60_000;
 
     // Act: the event, delivered twice
@@ -529,14 +540,7 @@ describe('credential events: non-critical notices wait for the owner’s next di
     // Prepare
     const w = await world({ mode: 'enforce' });
     w.fake.user('svc-ok', tags('team@example.com'));
-    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
-    const event = eventBridgeEvent(
-      createCredentialRecord({
-        userName: 'svc-ok',
-        keyId: 'ACCAEXAMPLEKEYNEVER01',
-        eventTime: iso(T0 - 60_000),
-      }),
-    );
+    const event = neverExpiringKeyCreated(w, T0 - 60_000);
 
     // Act
     await events(w)(event, lambdaContext());
@@ -562,18 +566,8 @@ describe('credential events: non-critical notices wait for the owner’s next di
     // Prepare: a planned deactivation waiting for the digest (audit mode)
     const w = await world();
     w.fake.user('svc-ok', tags('team@example.com'));
-    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
     const handler = events(w);
-    await handler(
-      eventBridgeEvent(
-        createCredentialRecord({
-          userName: 'svc-ok',
-          keyId: 'ACCAEXAMPLEKEYNEVER01',
-          eventTime: iso(T0 - 120_000),
-        }),
-      ),
-      lambdaContext(),
-    );
+    await handler(neverExpiringKeyCreated(w, T0 - 120_000), lambdaContext());
 
     // Act: the key is deleted (its event), then the next sweep
     w.fake.remove('ACCAEXAMPLEKEYNEVER01');
@@ -589,27 +583,14 @@ describe('credential events: non-critical notices wait for the owner’s next di
     await w.run();
 
     // Assess: one digest, the key listed once, as resolved
-    expect(sent()).toHaveLength(1);
-    const body = sent()[0]?.Message;
-    expect(listings(body, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
-    expect(body).toContain('ACCAEXAMPLEKEYNEVER01 on IAM user svc-ok is deleted: resolved');
+    expectListedOnceAsResolved();
   });
 
   it('a key deleted before the next sweep without an event: the sweep finds it gone, listed once as resolved', async () => {
     // Prepare: a planned deactivation waiting for the digest (audit mode); the key is then deleted, its event lost
     const w = await world();
     w.fake.user('svc-ok', tags('team@example.com'));
-    w.fake.key({ keyId: 'ACCAEXAMPLEKEYNEVER01', userName: 'svc-ok', createdAt: iso(T0) });
-    await events(w)(
-      eventBridgeEvent(
-        createCredentialRecord({
-          userName: 'svc-ok',
-          keyId: 'ACCAEXAMPLEKEYNEVER01',
-          eventTime: iso(T0 - 120_000),
-        }),
-      ),
-      lambdaContext(),
-    );
+    await events(w)(neverExpiringKeyCreated(w, T0 - 120_000), lambdaContext());
     w.fake.remove('ACCAEXAMPLEKEYNEVER01');
 
     // Act
@@ -617,9 +598,6 @@ describe('credential events: non-critical notices wait for the owner’s next di
     await w.run();
 
     // Assess: one digest, the key listed once, as resolved
-    expect(sent()).toHaveLength(1);
-    const body = sent()[0]?.Message;
-    expect(listings(body, 'ACCAEXAMPLEKEYNEVER01')).toBe(1);
-    expect(body).toContain('ACCAEXAMPLEKEYNEVER01 on IAM user svc-ok is deleted: resolved');
+    expectListedOnceAsResolved();
   });
 });
