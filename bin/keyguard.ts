@@ -197,7 +197,7 @@ ${exitCodesHelp({
   0: 'no key found (or --write-baseline written)',
   1: 'or keys found',
   2:
-    'e.g. a file, directory or repository could not be read (reported on stderr; the rest was scanned), or ' +
+    'e.g. a file, directory, repository, S3 bucket or object could not be read (reported on stderr; the rest was scanned), or ' +
     '--quarantine found no bus or could not deliver every report (retried, then each one named on stderr), or ' +
     '--slack had no token or Slack refused it (nothing scanned), or a Slack channel could not be read',
 })}
