@@ -45,6 +45,21 @@ async function thrown(send: () => Promise<unknown>): Promise<unknown> {
   throw new Error('the call did not fail');
 }
 
+/** A client's config answering every request with `answer` (no network): signed with test keys, in `region`. */
+function answering(answer: Parameters<typeof fakeHandler>[0], region = 'us-east-1') {
+  return { region, credentials: TEST_CREDENTIALS, requestHandler: fakeHandler(answer) };
+}
+
+/** What a Scan of keyguard-decisions (document client) throws when DynamoDB in `region` has no such table. */
+function missingTableScan(region: string): Promise<unknown> {
+  const ddb = tagAwsErrors(
+    new DynamoDBClient(
+      answering(jsonError(400, 'ResourceNotFoundException', 'Requested resource not found'), region),
+    ),
+  );
+  return thrown(() => documentClient(ddb).send(new ScanCommand({ TableName: 'keyguard-decisions' })));
+}
+
 function oneLine(line: string): void {
   expect(line.endsWith('\n')).toBe(true);
   expect(line.slice(0, -1)).not.toContain('\n');
@@ -99,17 +114,7 @@ describe('describeAwsFailure: real SDK errors', () => {
   });
 
   it("wrong region from the client itself: a table missing in the client's region eu-west-1 suggests --region", async () => {
-    const answer = jsonError(400, 'ResourceNotFoundException', 'Requested resource not found');
-    const ddb = tagAwsErrors(
-      new DynamoDBClient({
-        region: 'eu-west-1',
-        credentials: TEST_CREDENTIALS,
-        requestHandler: fakeHandler(answer),
-      }),
-    );
-    const err = await thrown(() =>
-      documentClient(ddb).send(new ScanCommand({ TableName: 'keyguard-decisions' })),
-    );
+    const err = await missingTableScan('eu-west-1');
     const f = describeAwsFailure(err, {
       service: 'DynamoDB',
       operation: 'Scan',
@@ -124,14 +129,12 @@ describe('describeAwsFailure: real SDK errors', () => {
 
   it("S3's 301 PermanentRedirect is a wrong region; without the region header the line says how to find it", async () => {
     const s3 = tagAwsErrors(
-      new S3Client({
-        region: 'us-east-1',
-        credentials: TEST_CREDENTIALS,
-        requestHandler: fakeHandler({
+      new S3Client(
+        answering({
           status: 301,
           body: '<Error><Code>PermanentRedirect</Code><Message>Use the specified endpoint.</Message></Error>',
         }),
-      }),
+      ),
     );
     const err = await thrown(() => s3.send(new ListObjectsV2Command({ Bucket: 'ci-logs' })));
     const f = describeAwsFailure(err, {
@@ -161,17 +164,15 @@ describe('describeAwsFailure: real SDK errors', () => {
 
   it('access denied: IAM answers AccessDenied (deserialised by the SDK) and the IAM action is named', async () => {
     const iam = tagAwsErrors(
-      new IAMClient({
-        region: 'us-east-1',
-        credentials: TEST_CREDENTIALS,
-        requestHandler: fakeHandler({
+      new IAMClient(
+        answering({
           ...queryError(
             'AccessDenied',
             'User: arn:aws:iam::111122223333:user/bob is not authorized to perform: iam:ListServiceSpecificCredentials',
           ),
           status: 403,
         }),
-      }),
+      ),
     );
     const err = await thrown(() => iam.send(new ListServiceSpecificCredentialsCommand({})));
     const f = describeAwsFailure(err, { ...IAM_CTX, service: 'X', operation: 'Y', profile: 'security' });
@@ -270,13 +271,9 @@ describe('describeAwsFailure: real SDK errors', () => {
 
   it('missing stack: CloudFormation ValidationError "Stack with id X does not exist" in the deploy region', async () => {
     const cfn = tagAwsErrors(
-      new CloudFormationClient({
-        region: 'us-east-1',
-        credentials: TEST_CREDENTIALS,
-        requestHandler: fakeHandler(
-          queryError('ValidationError', 'Stack with id BedrockKeyGuard does not exist'),
-        ),
-      }),
+      new CloudFormationClient(
+        answering(queryError('ValidationError', 'Stack with id BedrockKeyGuard does not exist')),
+      ),
     );
     const err = await thrown(() => cfn.send(new DescribeStacksCommand({ StackName: 'BedrockKeyGuard' })));
     const f = describeAwsFailure(err, {
@@ -311,17 +308,7 @@ describe('describeAwsFailure: real SDK errors', () => {
   });
 
   it('missing table: DynamoDB ResourceNotFoundException through the document client (tagged on its DynamoDB client)', async () => {
-    const answer = jsonError(400, 'ResourceNotFoundException', 'Requested resource not found');
-    const ddb = tagAwsErrors(
-      new DynamoDBClient({
-        region: 'us-east-1',
-        credentials: TEST_CREDENTIALS,
-        requestHandler: fakeHandler(answer),
-      }),
-    );
-    const err = await thrown(() =>
-      documentClient(ddb).send(new ScanCommand({ TableName: 'keyguard-decisions' })),
-    );
+    const err = await missingTableScan('us-east-1');
     const f = describeAwsFailure(err, {
       command: 'report',
       service: 'DynamoDB',
