@@ -259,4 +259,29 @@ describe('decision events (decisions table stream → governance bus)', () => {
     expect(detail.reason.length).toBeLessThanOrEqual(513);
     expect(Buffer.byteLength(entry?.Detail ?? '')).toBeLessThan(256 * 1024);
   });
+  it('a decision that fits no event even reduced: the decisions before it are put, then it is the batch item failure', async () => {
+    // Prepare: 1,000 violations of 600 characters each (the reduced detail still holds every violation).
+    acceptAll();
+    const huge = decision(98, {
+      violations: Array.from({ length: 1000 }, () => ({
+        code: 'MISSING_OWNER' as const,
+        severity: 'medium' as const,
+        detail: 'y'.repeat(600),
+      })),
+    });
+    const item = { pk: `${huge.accountId}#${huge.keyId}`, sk: huge.decisionId, ownerKey: 'o', ...huge };
+    const before = written.filter((i) => !String(i.pk).startsWith('chain#')).slice(0, 3);
+    const stream = streamOf([...before, item]);
+    // Act
+    const res = await handler()(stream);
+    // Assess
+    expect(res).toEqual({
+      batchItemFailures: [{ itemIdentifier: stream.Records[3]?.dynamodb?.SequenceNumber }],
+    });
+    expect(putEntries().flat()).toHaveLength(3);
+    expect(logger.warn).toHaveBeenCalledWith('decision event could not be built', {
+      eventID: stream.Records[3]?.eventID,
+      error: 'DecisionEventTooLargeError',
+    });
+  });
 });
