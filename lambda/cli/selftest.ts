@@ -171,6 +171,16 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
   let code = EXIT_OK;
   let summary: string | null = null;
   let leakKey: string | null = null;
+  /** How the decision and leak waits poll and report their step. */
+  const waiting: WaitContext = {
+    now,
+    sleep,
+    signal,
+    setStep: (s) => {
+      step = s;
+    },
+    timeout: opts.timeout ?? DEFAULT_TIMEOUT,
+  };
 
   const timed = async <T>(name: string, fn: () => Promise<T>): Promise<{ value: T; ms: number }> => {
     step = name;
@@ -262,15 +272,7 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
 
     // 5. The stack's decision on it.
     const created = now();
-    const decision = await waitForDecision(deps, table, who.account, key.keyId, created + timeoutMs, {
-      now,
-      sleep,
-      signal,
-      setStep: (s) => {
-        step = s;
-      },
-      timeout: opts.timeout ?? DEFAULT_TIMEOUT,
-    });
+    const decision = await waitForDecision(deps, table, who.account, key.keyId, created + timeoutMs, waiting);
     const seen = now() - created;
     const latency = key.createdAt ? Date.parse(decision.decidedAt) - key.createdAt.getTime() : null;
     ok(
@@ -306,15 +308,15 @@ export async function runSelftest(opts: SelftestOptions, io: CliIO, deps: Selfte
       });
       const written = now();
       ok('leak', `wrote the key (not shown) to log group ${visible(logGroup)}, stream ${stream}`, writeMs);
-      const leaked = await waitForLeak(deps, table, who.account, key.keyId, logGroup, written + timeoutMs, {
-        now,
-        sleep,
-        signal,
-        setStep: (s) => {
-          step = s;
-        },
-        timeout: opts.timeout ?? DEFAULT_TIMEOUT,
-      });
+      const leaked = await waitForLeak(
+        deps,
+        table,
+        who.account,
+        key.keyId,
+        logGroup,
+        written + timeoutMs,
+        waiting,
+      );
       const fingerprint = leaked.leak?.fingerprint ? `, fingerprint ${leaked.leak.fingerprint}` : '';
       ok(
         'leaked',
