@@ -187,6 +187,20 @@ function moreLine(n: number, owner: string): string {
   );
 }
 
+/** The message of a digest listing `fitted.listed` of `total` keys (the others counted as omitted). */
+function builtDigest(
+  subject: string,
+  attributes: Notice['attributes'],
+  fitted: { body: string; listed: number },
+  total: number,
+): BuiltDigest {
+  return {
+    notice: { subject, body: fitted.body, attributes },
+    listed: fitted.listed,
+    omitted: total - fitted.listed,
+  };
+}
+
 /**
  * Lists entries after `head` while the body stays within `maxBytes`, keeping room for the "… and N more keys" line.
  * Returns the body and how many entries it lists.
@@ -266,15 +280,7 @@ export function buildOwnerDigest(input: OwnerDigestInput): BuiltDigest {
     maxBytes,
     (n) => moreLine(n, owner),
   );
-  return {
-    notice: {
-      subject,
-      body: fitted.body,
-      attributes: { owner, severity, action, account: accountId },
-    },
-    listed: fitted.listed,
-    omitted: total - fitted.listed,
-  };
+  return builtDigest(subject, { owner, severity, action, account: accountId }, fitted, total);
 }
 
 /** A key of the account as the first-deployment summary counts it (from the keys table, no decision read). */
@@ -350,13 +356,5 @@ export function buildAccountSummary(input: AccountSummaryInput): BuiltDigest {
     visible(`  … and ${n} more key${n === 1 ? '' : 's'}: keyguard inventory lists every key of the account.`);
   // Entries are lines here, not paragraphs.
   const fitted = fitEntries(head, entries, needing.length - entries.length, maxBytes, more, '\n');
-  return {
-    notice: {
-      subject,
-      body: fitted.body,
-      attributes: { owner, severity, action, account: accountId },
-    },
-    listed: fitted.listed,
-    omitted: needing.length - fitted.listed,
-  };
+  return builtDigest(subject, { owner, severity, action, account: accountId }, fitted, needing.length);
 }
