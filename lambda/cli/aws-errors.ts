@@ -204,13 +204,15 @@ function chain(err: unknown): unknown[] {
   return out;
 }
 
-const NO_CREDENTIALS = new Set([
+/** Error names of a missing credential (the SDK's providers); also read by inventory's per-account reasons. */
+export const NO_CREDENTIALS = new Set([
   'CredentialsProviderError',
   'ProviderError',
   'TokenProviderError',
   'MissingCredentialsError',
 ]);
-const REJECTED = new Set([
+/** Error names of credentials AWS rejected (expired, unknown, badly signed). */
+export const REJECTED = new Set([
   'ExpiredToken',
   'ExpiredTokenException',
   'InvalidClientTokenId',
@@ -221,7 +223,8 @@ const REJECTED = new Set([
   'InvalidAccessKeyId',
   'InvalidToken',
 ]);
-const DENIED = new Set([
+/** Error names of a denied call. */
+export const DENIED = new Set([
   'AccessDenied',
   'AccessDeniedException',
   'UnauthorizedOperation',

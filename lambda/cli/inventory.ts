@@ -27,7 +27,7 @@ import {
 } from '../domain/types';
 import { type Config, ConfigError, policyVersion } from '../shared/config';
 import { visible } from '../shared/visible-text';
-import { awsWhere, reportAwsFailure, tagAwsErrors } from './aws-errors';
+import { awsWhere, DENIED, NO_CREDENTIALS, REJECTED, reportAwsFailure, tagAwsErrors } from './aws-errors';
 import { csvRecord } from './csv';
 import { type ChosenPolicy, choosePolicy, DeployedPolicyError, policyLine } from './deployed-policy';
 import { countFailing, FailOnError, parseFailOn, withPosture } from './fail-on';
@@ -305,17 +305,6 @@ class Progress {
   }
 }
 
-const NO_CREDENTIALS = new Set(['CredentialsProviderError', 'ProviderError', 'TokenProviderError']);
-const REJECTED_CREDENTIALS = new Set([
-  'ExpiredToken',
-  'ExpiredTokenException',
-  'InvalidClientTokenId',
-  'UnrecognizedClientException',
-  'SignatureDoesNotMatch',
-  'IncompleteSignature',
-]);
-const DENIED = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation']);
-
 /** What `inventory` reads, named after the denied action when AWS denies one. */
 export const INVENTORY_PERMISSIONS =
   'iam:ListServiceSpecificCredentials, iam:GetAccountAuthorizationDetails, iam:GenerateCredentialReport, ' +
@@ -342,7 +331,7 @@ export function awsProblem(err: unknown): string | null {
       '(AWS_PROFILE), SSO (aws sso login), or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY'
     );
   }
-  if (REJECTED_CREDENTIALS.has(name)) return `AWS rejected the credentials (${name}: ${message})`;
+  if (REJECTED.has(name)) return `AWS rejected the credentials (${name}: ${message})`;
   if (DENIED.has(name)) {
     return (
       `access denied (${message}). The inventory needs iam:ListServiceSpecificCredentials, ` +

@@ -16,6 +16,7 @@ import {
   explainAwsFailure,
   tagAwsErrors,
 } from '../../lambda/cli/aws-errors';
+import { awsProblem } from '../../lambda/cli/inventory';
 import {
   dnsFailure,
   fakeHandler,
@@ -417,5 +418,18 @@ describe('the exit-code table', () => {
     expect(scan.replace(/\n\s+/g, ' ')).toContain('reported on stderr; or keys found');
     expect(org).toContain('  3  some accounts could not be read');
     for (const l of org.split('\n')) expect(l.length).toBeLessThanOrEqual(110);
+  });
+});
+
+describe("inventory --org's per-account reasons (awsProblem) read errors as aws-errors does", () => {
+  it.each([
+    ['MissingCredentialsError', 'no AWS credentials found'],
+    ['InvalidAccessKeyId', 'AWS rejected the credentials (InvalidAccessKeyId'],
+    ['InvalidSignatureException', 'AWS rejected the credentials (InvalidSignatureException'],
+    ['InvalidToken', 'AWS rejected the credentials (InvalidToken'],
+    ['AuthorizationError', 'access denied'],
+  ])('%s', (name, reason) => {
+    const err = Object.assign(new Error('the message'), { name });
+    expect(awsProblem(err)).toContain(reason);
   });
 });
