@@ -544,11 +544,12 @@ export async function runOrgInventory(
       );
     }
     lines.push(...notes);
-    const summary =
-      (outcomes.length > 0
+    const table =
+      outcomes.length > 0
         ? // The facts are stdout's: with --json/--csv this summary goes to stderr, full width.
           `${summaryTable(outcomes, opts.json || opts.csv ? undefined : io.terminal)}\n\n`
-        : 'No governed account matched.\n\n') + `${lines.join('\n')}\n`;
+        : 'No governed account matched.\n\n';
+    const summary = `${table}${lines.join('\n')}\n`;
     if (opts.json || opts.csv) {
       io.stderr.write(summary);
     } else {
