@@ -106,9 +106,9 @@ class QueueTargetWithoutGrant implements events.IRuleTarget {
 
 /**
  * Flow 3, us-east-1: the custom `bedrock-key-guard-governance` bus, in every deployment: `keyguard scan --quarantine`
- * puts its leak reports on it (routed by LeakQuarantine), every region's UsageForwarding puts bearer-token events on
- * it, and in organization mode the spokes forward IAM credential events to it. Here: the bus, and a rule that queues
- * the usage events (SQS, KMS-encrypted, with a redrive DLQ) for the key-usage
+ * puts its leak reports on it (routed by LeakQuarantine), DecisionEvents every decision recorded, every region's
+ * UsageForwarding its bearer-token events, and in organization mode the spokes their IAM credential events. Here:
+ * the bus, and a rule that queues the usage events (SQS, KMS-encrypted, with a redrive DLQ) for the key-usage
  * function. The queue turns one event per call into batches: a busy key costs one write per batch.
  *
  * Failures: EventBridge -> queue has a rule-target DLQ (4 retries, 2 hours); a message the function fails on
@@ -129,7 +129,7 @@ export class GovernanceBus extends Construct {
       eventBusName: GOVERNANCE_BUS_NAME,
       // What this deployment puts on it (as the stack output GovernanceBusArn says).
       description:
-        'Bedrock Key Guard: leaks reported by keyguard scan --quarantine' +
+        'Bedrock Key Guard: leaks reported by keyguard scan --quarantine; every decision recorded (DecisionEvents)' +
         (props.usage === false ? '' : '; Bedrock API key use forwarded from every usage region') +
         (props.organizationId ? '; IAM credential events forwarded by the spokes' : ''),
     });

@@ -12,16 +12,17 @@ function descriptionOf(props: GovernanceBusProps): string {
 }
 
 describe('GovernanceBus description', () => {
-  test('says what this deployment puts on the bus: scan reports always, usage and spoke events when deployed', () => {
+  test('says what this deployment puts on the bus: scan reports and decisions always, usage and spoke events when deployed', () => {
     expect(descriptionOf({ usage: false })).toBe(
-      'Bedrock Key Guard: leaks reported by keyguard scan --quarantine',
+      'Bedrock Key Guard: leaks reported by keyguard scan --quarantine; every decision recorded (DecisionEvents)',
     );
     expect(descriptionOf({})).toBe(
-      'Bedrock Key Guard: leaks reported by keyguard scan --quarantine; Bedrock API key use forwarded from every ' +
-        'usage region',
+      'Bedrock Key Guard: leaks reported by keyguard scan --quarantine; every decision recorded (DecisionEvents); ' +
+        'Bedrock API key use forwarded from every usage region',
     );
     expect(descriptionOf({ usage: false, organizationId: 'o-abcdefghij' })).toBe(
-      'Bedrock Key Guard: leaks reported by keyguard scan --quarantine; IAM credential events forwarded by the spokes',
+      'Bedrock Key Guard: leaks reported by keyguard scan --quarantine; every decision recorded (DecisionEvents); ' +
+        'IAM credential events forwarded by the spokes',
     );
   });
 });
