@@ -99,18 +99,7 @@ export class AuditIntegrity extends Construct {
       },
     });
     this.archiveFunction = archiveFn.function;
-    archiveFn.function.addEventSource(
-      new DynamoEventSource(props.decisionsTable, {
-        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
-        bisectBatchOnError: true,
-        reportBatchItemFailures: true,
-        // Records stay in the stream for 24 h: keep retrying within that, then hand the batch to the queue.
-        retryAttempts: 50,
-        maxRecordAge: Duration.hours(24),
-        onFailure: failures.eventSourceDlq(),
-      }),
-    );
+    archiveFn.function.addEventSource(decisionsStreamSource(props.decisionsTable, failures));
     archiveFn.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'WriteLockedRecords',
@@ -239,4 +228,21 @@ export class AuditIntegrity extends Construct {
       });
     }
   }
+}
+
+/**
+ * A reader of the decisions table's stream (the archive, the decision events): from the oldest record, batches of
+ * 100, a failing record reported alone (batch item failures, bisection). Records stay in the stream for 24 h: keep
+ * retrying within that, then hand the record range to `failures`.
+ */
+export function decisionsStreamSource(table: dynamodb.ITable, failures: FailureQueue): DynamoEventSource {
+  return new DynamoEventSource(table, {
+    startingPosition: lambda.StartingPosition.TRIM_HORIZON,
+    batchSize: 100,
+    bisectBatchOnError: true,
+    reportBatchItemFailures: true,
+    retryAttempts: 50,
+    maxRecordAge: Duration.hours(24),
+    onFailure: failures.eventSourceDlq(),
+  });
 }

@@ -1,16 +1,17 @@
-import { Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import type * as events from 'aws-cdk-lib/aws-events';
 import * as iam from 'aws-cdk-lib/aws-iam';
-import * as lambda from 'aws-cdk-lib/aws-lambda';
-import { DynamoEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import type * as lambda from 'aws-cdk-lib/aws-lambda';
 import type * as sns from 'aws-cdk-lib/aws-sns';
 import type * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
+import { decisionsStreamSource } from './audit-integrity';
 import { FailureQueue } from './failure-queue';
 import { KeyguardFunction } from './keyguard-function';
+import { allowAlarmsToPublish } from './owner-alerts';
 
 export interface DecisionEventsProps {
   /** The decisions table, with its NEW_IMAGE stream (AuditTables). */
@@ -59,18 +60,7 @@ export class DecisionEvents extends Construct {
     });
     this.function = fn.function;
     this.role = fn.role;
-    fn.function.addEventSource(
-      new DynamoEventSource(props.decisionsTable, {
-        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: 100,
-        bisectBatchOnError: true,
-        reportBatchItemFailures: true,
-        // Records stay in the stream for 24 h: keep retrying within that, then hand the range to the queue.
-        retryAttempts: 50,
-        maxRecordAge: Duration.hours(24),
-        onFailure: failures.eventSourceDlq(),
-      }),
-    );
+    fn.function.addEventSource(decisionsStreamSource(props.decisionsTable, failures));
     fn.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
         sid: 'PutDecisionEvents',
@@ -97,33 +87,7 @@ export class DecisionEvents extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
     });
     this.undeliveredAlarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
-    // CloudWatch publishes as cloudwatch.amazonaws.com, on behalf of this alarm only (named, not referenced: the key's
-    // policy naming an alarm that names the topic that names the key would be a cycle).
-    const fromThisAlarm = {
-      ArnEquals: {
-        'aws:SourceArn': `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarmName}`,
-      },
-      StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
-    };
-    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
-    props.topic.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'DecisionEventsAlarmPublish',
-        principals: [cloudWatch],
-        actions: ['sns:Publish'],
-        resources: [props.topic.topicArn],
-        conditions: fromThisAlarm,
-      }),
-    );
-    props.topic.masterKey?.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'DecisionEventsAlarmPublishEncrypted',
-        principals: [cloudWatch],
-        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
-        resources: ['*'],
-        conditions: fromThisAlarm,
-      }),
-    );
+    allowAlarmsToPublish(props.topic, 'DecisionEventsAlarmPublish', alarmName);
 
     const policy = fn.role.node.tryFindChild('DefaultPolicy');
     if (policy) {

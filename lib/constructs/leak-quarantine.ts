@@ -1,4 +1,4 @@
-import { ArnFormat, Aws, Duration, Stack, Validations } from 'aws-cdk-lib';
+import { ArnFormat, Duration, Stack, Validations } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
 import * as cloudwatchActions from 'aws-cdk-lib/aws-cloudwatch-actions';
 import type * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
@@ -27,6 +27,7 @@ import {
   usageReadAccess,
 } from './governance-access';
 import { KeyguardFunction } from './keyguard-function';
+import { allowAlarmsToPublish } from './owner-alerts';
 import { allowEventBridgeDeadLetterDelivery } from './usage-forwarding';
 
 /**
@@ -249,33 +250,7 @@ export class LeakQuarantine extends Construct {
       this.undecidedQueue,
     );
     this.droppedEventsAlarm.addAlarmAction(new cloudwatchActions.SnsAction(props.topic));
-    // CloudWatch publishes as cloudwatch.amazonaws.com, on behalf of these alarms only (matched by name, not by
-    // ARN: the key's policy naming an alarm that names the topic that names the key would be a cycle).
-    const alarmArns = `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarmPrefix}*`;
-    const fromTheseAlarms = {
-      ArnLike: { 'aws:SourceArn': alarmArns },
-      StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
-    };
-    const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
-    props.topic.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'LeakAlarmsPublish',
-        principals: [cloudWatch],
-        actions: ['sns:Publish'],
-        resources: [props.topic.topicArn],
-        conditions: fromTheseAlarms,
-      }),
-    );
-    // An encrypted topic: CloudWatch needs the topic's key to publish (SNS docs, "compatibility with AWS services").
-    props.topic.masterKey?.addToResourcePolicy(
-      new iam.PolicyStatement({
-        sid: 'LeakAlarmsPublishEncrypted',
-        principals: [cloudWatch],
-        actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
-        resources: ['*'],
-        conditions: fromTheseAlarms,
-      }),
-    );
+    allowAlarmsToPublish(props.topic, 'LeakAlarmsPublish', `${alarmPrefix}*`);
 
     // --- Scan reports (issue 15): keyguard scan --quarantine puts one event per key on the governance bus ---------
     // A report holds no key (fingerprint, redacted form, decoded facts, places), so unlike a log batch it may wait in a

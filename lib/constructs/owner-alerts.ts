@@ -1,4 +1,4 @@
-import { Annotations } from 'aws-cdk-lib';
+import { Annotations, Aws } from 'aws-cdk-lib';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sns from 'aws-cdk-lib/aws-sns';
@@ -105,4 +105,37 @@ export class OwnerAlerts extends Construct {
       );
     });
   }
+}
+
+/**
+ * Lets CloudWatch publish alarms to the owner-notice topic, and use the topic's key when it is encrypted (SNS docs,
+ * "compatibility with AWS services"), only on behalf of `alarms`: one alarm name, or a name prefix ending in `*`.
+ * Matched by ARN, not by reference: the key's policy naming an alarm that names the topic that names the key would
+ * be a cycle. The statements are `sid` and `${sid}Encrypted`.
+ */
+export function allowAlarmsToPublish(topic: sns.ITopic, sid: string, alarms: string): void {
+  const sourceArn = `arn:${Aws.PARTITION}:cloudwatch:${Aws.REGION}:${Aws.ACCOUNT_ID}:alarm:${alarms}`;
+  const conditions = {
+    [alarms.endsWith('*') ? 'ArnLike' : 'ArnEquals']: { 'aws:SourceArn': sourceArn },
+    StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID },
+  };
+  const cloudWatch = new iam.ServicePrincipal('cloudwatch.amazonaws.com');
+  topic.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid,
+      principals: [cloudWatch],
+      actions: ['sns:Publish'],
+      resources: [topic.topicArn],
+      conditions,
+    }),
+  );
+  topic.masterKey?.addToResourcePolicy(
+    new iam.PolicyStatement({
+      sid: `${sid}Encrypted`,
+      principals: [cloudWatch],
+      actions: ['kms:GenerateDataKey*', 'kms:Decrypt'],
+      resources: ['*'],
+      conditions,
+    }),
+  );
 }
