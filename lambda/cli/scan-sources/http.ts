@@ -31,10 +31,15 @@ export interface SourceHttpOptions {
   maxRetries?: number;
   /** Longest single wait asked by Retry-After that is honoured; longer: the request fails. @default 300 s */
   maxWaitSeconds?: number;
+  /** Largest JSON answer read; a larger one is refused unread (a hostile or broken server). @default 64 MiB */
+  maxJsonBytes?: number;
   /** Tests: no real sleeping. @default setTimeout */
   sleep?: (ms: number) => Promise<void>;
   fetch?: typeof fetch;
 }
+
+/** The largest JSON answer read by default: an API page is a few MiB at most (Slack: 1,000 messages). */
+const MAX_JSON_BYTES = 64 * 1024 * 1024;
 
 /** When Retry-After is missing or unreadable on a 429. */
 const DEFAULT_RETRY_SECONDS = 1;
@@ -56,6 +61,7 @@ export class SourceHttp {
       timeoutMs: 30_000,
       maxRetries: 5,
       maxWaitSeconds: 300,
+      maxJsonBytes: MAX_JSON_BYTES,
       sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
       ...opts,
       authorization: opts.authorization ?? `Bearer ${opts.token}`,
@@ -120,9 +126,18 @@ export class SourceHttp {
       ...init,
       headers: { accept: 'application/json', ...(init.headers as Record<string, string>) },
     });
-    const text = await response.text().catch((err: unknown) => {
+    const bytes = await this.readCapped(response, this.opts.maxJsonBytes).catch((err: unknown) => {
       throw this.error(method, `answer not read (${(err as Error).message ?? String(err)})`, response.status);
     });
+    if (bytes === null) {
+      const mib = Math.round(this.opts.maxJsonBytes / (1024 * 1024));
+      throw this.error(
+        method,
+        `answer larger than ${mib} MiB: refused (a page of this API is far smaller)`,
+        response.status,
+      );
+    }
+    const text = bytes.toString('utf8');
     if (!response.ok) throw this.error(method, `HTTP ${response.status} ${firstLine(text)}`, response.status);
     try {
       return JSON.parse(text) as unknown;
@@ -138,6 +153,11 @@ export class SourceHttp {
       await response.body?.cancel();
       throw this.error(method, `HTTP ${response.status}`, response.status);
     }
+    return this.readCapped(response, maxBytes);
+  }
+
+  /** The body, read up to `maxBytes`: null (and the rest never read) when it is larger. */
+  private async readCapped(response: Response, maxBytes: number): Promise<Buffer | null> {
     const chunks: Buffer[] = [];
     let size = 0;
     if (!response.body) return Buffer.alloc(0);
