@@ -185,3 +185,56 @@ describe('isImmediateNotice', () => {
     }
   });
 });
+
+describe('digests of hostile tag values and user names', () => {
+  // Owners, purposes and user names are whatever someone typed into IAM: terminal escapes, newlines that would
+  // forge a line of the message, bidi overrides, NUL. Every one reaches the message as visible text.
+  const HOSTILE = `mallory\u001b[2J\r\nKey: ACCAFORGEDLINE\u202etxt.exe\u0000`;
+  // C0 controls but newline, DEL and C1, bidi embeddings, overrides and isolates.
+  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+
+  it('an owner digest holds no raw control or bidi character, and no forged line', () => {
+    // Prepare
+    const decisions = [decide(key(1, { userName: HOSTILE, userTags: { owner: HOSTILE, purpose: HOSTILE } }))];
+    // Act
+    const { notice } = buildOwnerDigest({
+      owner: HOSTILE,
+      accountId: '111122223333',
+      digestId: 'digest/sweep-1',
+      decisions,
+      config,
+    });
+    // Assess
+    expect(notice.body).not.toMatch(RAW);
+    expect(notice.body.split('\n').some((l) => l.startsWith('Key: ACCAFORGEDLINE'))).toBe(false);
+    expect(notice.subject).toMatch(/^[\x20-\x7e]{1,99}$/);
+  });
+
+  it('the first-deployment summary holds no raw control or bidi character, and no forged line', () => {
+    // Prepare
+    const keys: SummaryKey[] = [
+      {
+        keyId: 'ACCAEXAMPLEKEY0000001',
+        userName: HOSTILE,
+        owner: HOSTILE,
+        codes: ['NEVER_EXPIRES'],
+        kind: 'action',
+        severity: 'high',
+        deadline: null,
+        action: 'DEACTIVATE',
+      },
+    ];
+    // Act
+    const { notice } = buildAccountSummary({
+      accountId: '111122223333',
+      digestId: 'summary/sweep-1',
+      keys,
+      config,
+      keysSeen: 1,
+    });
+    // Assess
+    expect(notice.body).not.toMatch(RAW);
+    expect(notice.body.split('\n').some((l) => l.startsWith('Key: ACCAFORGEDLINE'))).toBe(false);
+    expect(notice.subject).toMatch(/^[\x20-\x7e]{1,99}$/);
+  });
+});
