@@ -191,7 +191,16 @@ describe('digests of hostile tag values and user names', () => {
   // forge a line of the message, bidi overrides, NUL. Every one reaches the message as visible text.
   const HOSTILE = `mallory\u001b[2J\r\nKey: ACCAFORGEDLINE\u202etxt.exe\u0000`;
   // C0 controls but newline, DEL and C1, bidi embeddings, overrides and isolates.
-  const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+  const raw = (text: string) =>
+    [...text].filter((c) => {
+      const code = c.codePointAt(0) ?? 0;
+      return (
+        (code < 0x20 && code !== 0x0a) ||
+        (code >= 0x7f && code <= 0x9f) ||
+        (code >= 0x202a && code <= 0x202e) ||
+        (code >= 0x2066 && code <= 0x2069)
+      );
+    });
 
   it('an owner digest holds no raw control or bidi character, and no forged line', () => {
     // Prepare
@@ -205,7 +214,7 @@ describe('digests of hostile tag values and user names', () => {
       config,
     });
     // Assess
-    expect(notice.body).not.toMatch(RAW);
+    expect(raw(notice.body)).toEqual([]);
     expect(notice.body.split('\n').some((l) => l.startsWith('Key: ACCAFORGEDLINE'))).toBe(false);
     expect(notice.subject).toMatch(/^[\x20-\x7e]{1,99}$/);
   });
@@ -233,7 +242,7 @@ describe('digests of hostile tag values and user names', () => {
       keysSeen: 1,
     });
     // Assess
-    expect(notice.body).not.toMatch(RAW);
+    expect(raw(notice.body)).toEqual([]);
     expect(notice.body.split('\n').some((l) => l.startsWith('Key: ACCAFORGEDLINE'))).toBe(false);
     expect(notice.subject).toMatch(/^[\x20-\x7e]{1,99}$/);
   });
