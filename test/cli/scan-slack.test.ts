@@ -1,19 +1,18 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runScan, type ScanDeps, type ScanOptions } from '../../lambda/cli/scan';
 import { SourceHttp } from '../../lambda/cli/scan-sources/http';
 import type { ScanReportDetail } from '../../lambda/domain/scan-report';
+import { FakeSlack, type FakeSlackChannel } from '../support/fake-slack';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 import { captureIO, REPO, removeTempDirs, tempDir } from './helpers';
 
 const { main } = require(join(REPO, 'bin', 'keyguard.ts')) as typeof import('../../bin/keyguard');
 
 /**
- * keyguard scan --slack (issue 15 §2) against a fake Slack Web API on loopback: the documented shapes (HTTP 200 with
- * {"ok": false, "error"} for errors, cursor pages in response_metadata.next_cursor, 429 with Retry-After).
+ * keyguard scan --slack (issue 15 §2) against a fake Slack Web API on loopback (test/support/fake-slack.ts: the
+ * documented shapes, cursor pages, 429 with Retry-After, malformed pages).
  */
 
 const NOW = new Date('2026-11-20T09:41:02Z');
@@ -23,137 +22,7 @@ const SHORT = fakeShortTermKey('slack-short');
 const FILE_KEY = fakeLongTermKey('slack-file', '444455556666');
 const SECRETS = [LONG, SHORT, FILE_KEY, TOKEN];
 
-interface Msg {
-  ts: string;
-  text: string;
-  user?: string;
-  bot_id?: string;
-  attachments?: Array<Record<string, string>>;
-  thread_ts?: string;
-  reply_count?: number;
-  files?: Array<Record<string, unknown>>;
-}
-
-interface Channel {
-  id: string;
-  name: string;
-  messages: Msg[];
-  /** conversations.history answers {"ok": false, "error": …} (e.g. missing_scope). */
-  error?: string;
-  /** conversations.history answers a body that is not JSON (and echoes the token). */
-  malformed?: boolean;
-}
-
-interface Request {
-  method: string;
-  params: URLSearchParams;
-  auth: string | undefined;
-}
-
-/** A fake Slack workspace: its answers are built from `channels`, `threads` and `files`. */
-class FakeSlack {
-  readonly requests: Request[] = [];
-  channels: Channel[] = [];
-  threads = new Map<string, Msg[]>();
-  files = new Map<string, string>();
-  authError: string | undefined;
-  /** The first call of this method answers HTTP 429 with Retry-After. */
-  rateLimitOnce: { method: string; retryAfter: string } | undefined;
-  url = '';
-  private server: Server | undefined;
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.answer(req, res));
-    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((r) => this.server?.close(() => r()));
-  }
-
-  calls(method: string): Request[] {
-    return this.requests.filter((r) => r.method === method);
-  }
-
-  private answer(req: IncomingMessage, res: ServerResponse) {
-    const url = new URL(req.url ?? '/', this.url);
-    const method = url.pathname.replace(/^\/api\//, '').replace(/^\//, '');
-    this.requests.push({ method, params: url.searchParams, auth: req.headers.authorization });
-    const json = (body: unknown) => {
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(body));
-    };
-    if (req.headers.authorization !== `Bearer ${TOKEN}`) return json({ ok: false, error: 'not_authed' });
-    if (this.rateLimitOnce?.method === method) {
-      const { retryAfter } = this.rateLimitOnce;
-      this.rateLimitOnce = undefined;
-      res.writeHead(429, { 'retry-after': retryAfter, 'content-type': 'application/json' });
-      res.end(JSON.stringify({ ok: false, error: 'ratelimited' }));
-      return;
-    }
-    const p = url.searchParams;
-    if (method.startsWith('files/')) {
-      res.writeHead(200, { 'content-type': 'text/plain' });
-      res.end(this.files.get(method) ?? '');
-      return;
-    }
-    switch (method) {
-      case 'auth.test':
-        return json(
-          this.authError
-            ? { ok: false, error: this.authError }
-            : { ok: true, url: 'https://acme.slack.com/', team: 'Acme', user_id: 'U0SCANNER' },
-        );
-      case 'conversations.list':
-        return json(
-          page(
-            this.channels.map(({ id, name }) => ({ id, name, is_channel: true })),
-            p,
-            2,
-            'channels',
-          ),
-        );
-      case 'conversations.history': {
-        const channel = this.channels.find((c) => c.id === p.get('channel'));
-        if (!channel) return json({ ok: false, error: 'channel_not_found' });
-        if (channel.error) return json({ ok: false, error: channel.error, needed: 'groups:history' });
-        if (channel.malformed) {
-          res.writeHead(200, { 'content-type': 'text/html' });
-          res.end(`<html>proxy error for Bearer ${TOKEN}</html>`);
-          return;
-        }
-        const oldest = Number(p.get('oldest') ?? '0');
-        // Newest first, as Slack returns history.
-        const messages = channel.messages.filter((m) => Number(m.ts) > oldest).reverse();
-        return json({ ...page(messages, p, 2, 'messages'), has_more: false });
-      }
-      case 'conversations.replies': {
-        const thread = this.threads.get(`${p.get('channel')}:${p.get('ts')}`) ?? [];
-        return json(page(thread, p, 1, 'messages'));
-      }
-      case 'chat.getPermalink': {
-        const ts = p.get('message_ts') ?? '';
-        return json({
-          ok: true,
-          channel: p.get('channel'),
-          permalink: `https://acme.slack.com/archives/${p.get('channel')}/p${ts.replace('.', '')}`,
-        });
-      }
-      default:
-        return json({ ok: false, error: 'unknown_method' });
-    }
-  }
-}
-
-/** One cursor page of `items` (`size` per page); the cursor is the next offset, empty at the end. */
-function page(items: unknown[], p: URLSearchParams, size: number, key: string): Record<string, unknown> {
-  const from = Number(p.get('cursor') ?? '0');
-  const next = from + size < items.length ? String(from + size) : '';
-  return { ok: true, [key]: items.slice(from, from + size), response_metadata: { next_cursor: next } };
-}
-
-const slack = new FakeSlack();
+const slack = new FakeSlack({ token: TOKEN });
 const slept: number[] = [];
 const eventBridge = mockClient(EventBridgeClient);
 
@@ -330,7 +199,7 @@ describe('keyguard scan --slack', () => {
 
   it("scans a bot message's attachment texts, each once, located by the message permalink", async () => {
     // Prepare
-    const random = slack.channels[1] as Channel;
+    const random = slack.channels[1] as FakeSlackChannel;
     random.messages = [
       {
         ts: '1763500500.000600',
@@ -350,7 +219,7 @@ describe('keyguard scan --slack', () => {
 
   it('a message line with keyguard:allow is not reported, and counted as the summary says', async () => {
     // Prepare
-    const random = slack.channels[1] as Channel;
+    const random = slack.channels[1] as FakeSlackChannel;
     random.messages = [
       { ts: '1763500500.000600', text: `test fixture ${SHORT} keyguard:allow`, user: 'U0BOB' },
     ];
@@ -391,7 +260,7 @@ describe('keyguard scan --slack', () => {
 
   it('a channel the token cannot read (missing_scope) is reported and the others scanned', async () => {
     // Prepare
-    const ops = slack.channels[2] as Channel;
+    const ops = slack.channels[2] as FakeSlackChannel;
     ops.error = 'missing_scope';
     // Act
     const res = await scan({ format: 'json' });
@@ -405,7 +274,7 @@ describe('keyguard scan --slack', () => {
 
   it('a malformed page is reported naming Slack and the method, never the token it echoes; the rest is scanned', async () => {
     // Prepare
-    const general = slack.channels[0] as Channel;
+    const general = slack.channels[0] as FakeSlackChannel;
     general.malformed = true;
     // Act
     const res = await scan({ format: 'json' });
