@@ -182,6 +182,13 @@ channels, --since DATE|DURATION only what was posted after it. A finding's place
 names the poster's user id. A missing or rejected token: exit 2 before scanning; a channel that cannot be read is
 reported and the others scanned. Rate limits (HTTP 429) are waited out as Retry-After asks.
 
+Jira: --jira JQL reads the issues the query selects on the Jira Cloud site JIRA_URL (REST API v3, enhanced
+search /rest/api/3/search/jql), as the account JIRA_EMAIL with the API token JIRA_API_TOKEN (HTTP Basic; never
+flags): summaries, descriptions and comments (Atlassian Document Format read as text). --since adds
+updated >= to the query. A finding's place is JIRA_URL/browse/KEY-1 (a comment: ?focusedCommentId=ID) and it names
+the reporter's or commenter's account ID. Missing or rejected credentials: exit 2 before scanning; an issue that
+cannot be read is reported and the others scanned. HTTP 429 is waited out (Retry-After, X-RateLimit-Reset).
+
 S3: s3://BUCKET/PREFIX (any number, mixed with paths) scans every object under the prefix (ListObjectsV2, then
 GetObject streamed; gzip decompressed, at most 512 MiB an object), findings at s3://BUCKET/KEY:line:column, with
 --profile and --region (AWS_ENDPOINT_URL_S3 for another endpoint); --exclude matches keys relative to the prefix,
@@ -199,7 +206,8 @@ ${exitCodesHelp({
   2:
     'e.g. a file, directory, repository, S3 bucket or object could not be read (reported on stderr; the rest was scanned), or ' +
     '--quarantine found no bus or could not deliver every report (retried, then each one named on stderr), or ' +
-    '--slack had no token or Slack refused it (nothing scanned), or a Slack channel could not be read',
+    '--slack had no token or Slack refused it (nothing scanned), or a Slack channel could not be read, or ' +
+    '--jira had no credentials or Jira refused them (nothing scanned), or the search or an issue could not be read',
 })}
 
 Examples:
@@ -211,6 +219,7 @@ Examples:
   $ keyguard scan . --exclude 'test/fixtures/' --exclude '*.snap'
   $ keyguard scan --git --quarantine
   $ SLACK_TOKEN=xoxp-… keyguard scan --slack --channel deploys --since 7d
+  $ JIRA_URL=https://acme.atlassian.net JIRA_EMAIL=… JIRA_API_TOKEN=… keyguard scan --jira 'project = OPS' --since 30d
   $ gh run view 123456789 --log | keyguard scan -
 `;
 
@@ -541,8 +550,12 @@ export function buildProgram(
         (value: string, previous: string[] = []) => [...previous, value],
       )
       .option(
+        '--jira <jql>',
+        'also scan the summaries, descriptions and comments of the Jira Cloud issues this JQL selects ($JIRA_URL)',
+      )
+      .option(
         '--since <when>',
-        'with --slack or s3://: only what was posted or modified after this date or duration (2026-11-01, 7d, 12h)',
+        'with --slack, --jira or s3://: only what was posted or modified after this date or duration (2026-11-01, 7d, 12h)',
       )
       .option(
         '--quarantine',

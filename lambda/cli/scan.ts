@@ -15,6 +15,8 @@ import { checkRevision, LogOptsError, type LogSelection, parseLogOpts } from './
 import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
 import { openQuarantine, type QuarantineDeps, type QuarantineFlags } from './scan-quarantine';
 import { parseS3Url, parseSince, type S3Location, type S3ScanDeps, S3Source, S3UrlError } from './scan-s3';
+import { AtlassianAuthError, type AtlassianDeps } from './scan-sources/atlassian';
+import { JiraSource, jiraSummary } from './scan-sources/jira';
 import {
   SlackAuthError,
   type SlackDeps,
@@ -73,7 +75,9 @@ export interface ScanOptions {
   slack?: boolean;
   /** With --slack: only these channels (names or IDs). */
   channel?: string[];
-  /** With --slack or s3://: only what was posted or modified after this date or duration back from now. */
+  /** Scan the Jira Cloud issues this JQL selects (JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN; scan-sources/jira.ts). */
+  jira?: string;
+  /** With --slack, --jira or s3://: only what was posted or modified after this date or duration back from now. */
   since?: string;
   profile?: string;
   region?: string;
@@ -98,6 +102,8 @@ export interface ScanDeps {
   s3?: S3ScanDeps;
   /** --slack: the environment (SLACK_TOKEN, SLACK_API_URL) and the wait on Retry-After (tests: no sleeping). */
   slack?: SlackDeps;
+  /** --jira and --confluence: the environment (site URLs, JIRA_EMAIL, JIRA_API_TOKEN) and the Retry-After wait. */
+  atlassian?: AtlassianDeps;
 }
 
 export function defaultScanDeps(version: string): ScanDeps {
@@ -841,8 +847,9 @@ export async function runScan(
     problem(io, 'scan', `unknown --format ${format} (text, json or sarif)`);
     return EXIT_INPUT;
   }
-  if (paths.length === 0 && !opts.git && !opts.staged && !opts.slack) {
-    problem(io, 'scan', 'give paths to scan, - for standard input, --git, --staged or --slack');
+  const collaboration = opts.slack || opts.jira !== undefined;
+  if (paths.length === 0 && !opts.git && !opts.staged && !collaboration) {
+    problem(io, 'scan', 'give paths to scan, - for standard input, --git, --staged, --slack or --jira');
     return EXIT_INPUT;
   }
   // s3:// arguments: checked before anything is read; --profile and --region also pick their client.
@@ -854,12 +861,17 @@ export async function runScan(
       if (loc) s3.set(p, loc);
     }
     if (opts.since !== undefined) {
-      if (s3.size === 0 && !opts.slack) throw new S3UrlError('--since needs --slack or an s3:// source');
+      if (s3.size === 0 && !collaboration)
+        throw new S3UrlError('--since needs --slack or an s3:// source (or --jira)');
       since = parseSince(opts.since, deps.now());
     }
   } catch (err) {
     if (!(err instanceof S3UrlError)) throw err;
     problem(io, 'scan', err.message);
+    return EXIT_INPUT;
+  }
+  if (opts.jira !== undefined && opts.jira.trim() === '') {
+    problem(io, 'scan', '--jira needs a JQL query selecting the issues (e.g. "project = OPS")');
     return EXIT_INPUT;
   }
   if (opts.channel !== undefined && !opts.slack) {
@@ -946,6 +958,17 @@ export async function runScan(
       return EXIT_INPUT;
     }
   }
+  // --jira: the credentials are checked (/myself) before anything is scanned.
+  let jira: JiraSource | undefined;
+  if (opts.jira !== undefined) {
+    try {
+      jira = await JiraSource.open(deps.atlassian);
+    } catch (err) {
+      if (!(err instanceof AtlassianAuthError)) throw err;
+      problem(io, 'scan', err.message);
+      return EXIT_INPUT;
+    }
+  }
   // --quarantine: the bus is found before anything is scanned (no stack, no scan).
   const quarantineFlags: QuarantineFlags = {
     ...(opts.bus !== undefined ? { bus: opts.bus } : {}),
@@ -1017,6 +1040,10 @@ export async function runScan(
       ...(since ? { since } : {}),
     });
     io.stderr.write(slackSummary(slack.stats));
+  }
+  if (jira && opts.jira !== undefined) {
+    await jira.scan(run.textSink(), { jql: opts.jira, now: deps.now(), ...(since ? { since } : {}) });
+    io.stderr.write(jiraSummary(jira.stats));
   }
   if (format === 'sarif') write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
   let outputFailed = false;

@@ -36,6 +36,12 @@ export interface SourceHttpOptions {
   /** Tests: no real sleeping. @default setTimeout */
   sleep?: (ms: number) => Promise<void>;
   fetch?: typeof fetch;
+  /** Other secret forms redacted from every message (e.g. the base64 of Basic credentials). */
+  secrets?: readonly string[];
+  /** The API's own words for a non-2xx JSON error body (e.g. Jira's errorMessages); undefined: its first line. */
+  errorDetail?: (body: string) => string | undefined;
+  /** The clock X-RateLimit-Reset and an HTTP-date Retry-After are read against. @default Date.now */
+  now?: () => number;
 }
 
 /** The largest JSON answer read by default: an API page is a few MiB at most (Slack: 1,000 messages). */
@@ -51,9 +57,14 @@ export class SourceHttp {
   waitedMs = 0;
   /** 429 answers received. */
   rateLimited = 0;
-  private readonly opts: Required<Omit<SourceHttpOptions, 'authorization' | 'fetch'>> & {
+  private readonly opts: Required<
+    Omit<SourceHttpOptions, 'authorization' | 'fetch' | 'secrets' | 'errorDetail' | 'now'>
+  > & {
     authorization: string;
     fetch: typeof fetch;
+    secrets: readonly string[];
+    errorDetail: ((body: string) => string | undefined) | undefined;
+    now: () => number;
   };
 
   constructor(opts: SourceHttpOptions) {
@@ -66,13 +77,16 @@ export class SourceHttp {
       ...opts,
       authorization: opts.authorization ?? `Bearer ${opts.token}`,
       fetch: opts.fetch ?? fetch,
+      secrets: opts.secrets ?? [],
+      errorDetail: opts.errorDetail,
+      now: opts.now ?? Date.now,
     };
   }
 
   /** The text with the token (and its Authorization form) replaced: safe to show. */
   redact(text: string): string {
     let out = text;
-    for (const secret of [this.opts.authorization, this.opts.token]) {
+    for (const secret of [this.opts.authorization, this.opts.token, ...this.opts.secrets]) {
       if (secret.length >= 4) out = out.split(secret).join('[token]');
     }
     return out;
@@ -109,8 +123,7 @@ export class SourceHttp {
       if (response.status !== 429) return response;
       this.rateLimited += 1;
       await response.body?.cancel();
-      const header = response.headers.get('retry-after');
-      const seconds = header !== null && /^\d+$/.test(header.trim()) ? Number(header) : DEFAULT_RETRY_SECONDS;
+      const seconds = this.retryAfterSeconds(response.headers);
       if (attempt >= this.opts.maxRetries)
         throw this.error(method, `rate limited (HTTP 429) ${attempt + 1} times in a row: gave up`, 429);
       if (seconds > this.opts.maxWaitSeconds)
@@ -118,6 +131,20 @@ export class SourceHttp {
       this.waitedMs += seconds * 1000;
       await this.opts.sleep(seconds * 1000);
     }
+  }
+
+  /**
+   * The wait a 429 asks for: Retry-After in seconds (or as an HTTP-date), else X-RateLimit-Reset as an ISO 8601
+   * instant (Atlassian sends both; it documents Reset as the request time plus Retry-After), else 1 s.
+   */
+  private retryAfterSeconds(headers: Headers): number {
+    const header = headers.get('retry-after')?.trim();
+    if (header !== undefined && /^\d+$/.test(header)) return Number(header);
+    for (const at of [header, headers.get('x-ratelimit-reset')?.trim()]) {
+      const time = at ? Date.parse(at) : Number.NaN;
+      if (Number.isFinite(time)) return Math.max(1, Math.ceil((time - this.opts.now()) / 1000));
+    }
+    return DEFAULT_RETRY_SECONDS;
   }
 
   /** A JSON answer (HTTP 2xx); anything else is one SourceHttpError line. */
@@ -138,11 +165,28 @@ export class SourceHttp {
       );
     }
     const text = bytes.toString('utf8');
-    if (!response.ok) throw this.error(method, `HTTP ${response.status} ${firstLine(text)}`, response.status);
+    if (!response.ok) {
+      let detail: string | undefined;
+      try {
+        detail = this.opts.errorDetail?.(text);
+      } catch {
+        detail = undefined;
+      }
+      // Redacted before it is cut to one short line: a token cut in two would not be recognised afterwards.
+      throw this.error(
+        method,
+        `HTTP ${response.status} ${firstLine(this.redact(detail ?? text))}`,
+        response.status,
+      );
+    }
     try {
       return JSON.parse(text) as unknown;
     } catch {
-      throw this.error(method, `malformed answer (not JSON: ${firstLine(text)})`, response.status);
+      throw this.error(
+        method,
+        `malformed answer (not JSON: ${firstLine(this.redact(text))})`,
+        response.status,
+      );
     }
   }
 
