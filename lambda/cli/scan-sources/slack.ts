@@ -36,6 +36,36 @@ export interface SlackOptions {
   channels?: readonly string[];
   /** --since: only messages (and replies) posted after this instant. */
   since?: Date;
+  /**
+   * The scheduled scan (lambda/handlers/collaboration-scan.ts): a channel's own `oldest` (its high-water mark, a
+   * message ts), used instead of `since`; undefined for a channel: `since`.
+   */
+  oldestOf?: (channelId: string) => string | undefined;
+  /** Called (and awaited) as each channel is done: what the scheduled scan needs to move its high-water mark. */
+  onChannel?: (done: SlackChannelDone) => Promise<void> | void;
+  /** Asked before each channel: true leaves the channels not yet started unscanned (a time budget). */
+  stop?: () => boolean;
+}
+
+/** One channel scanned (SlackOptions.onChannel). */
+export interface SlackChannelDone {
+  id: string;
+  name?: string | undefined;
+  /** The newest top-level message ts conversations.history returned (none: no message after `oldest`). */
+  newest?: string | undefined;
+  /** Whether conversations.history was read to its last page (false: `newest` says nothing about the rest). */
+  complete: boolean;
+  /** Thread and file reads of the channel that failed (each reported to the sink's `fail`). */
+  failures: number;
+}
+
+/** Whether Slack message ts `a` ("seconds.micros") is later than `b`, compared exactly (not as floating point). */
+export function slackTsAfter(a: string, b: string): boolean {
+  const [as = '', af = ''] = a.split('.');
+  const [bs = '', bf = ''] = b.split('.');
+  if (as.length !== bs.length) return as.length > bs.length;
+  if (as !== bs) return as > bs;
+  return af.padEnd(6, '0') > bf.padEnd(6, '0');
 }
 
 /** The token is missing or Slack rejected it: the scan does not start. */
@@ -263,10 +293,20 @@ export class SlackSource {
       }
       channels = chosen;
     }
-    const oldest = opts.since ? (opts.since.getTime() / 1000).toFixed(6) : undefined;
+    const since = opts.since ? (opts.since.getTime() / 1000).toFixed(6) : undefined;
     for (const channel of channels) {
+      if (opts.stop?.()) break;
+      const oldest = opts.oldestOf?.(channel.id) ?? since;
       const shown = `Slack #${channel.name ?? channel.id}`;
       this.stats.channels += 1;
+      const done: SlackChannelDone = { id: channel.id, name: channel.name, complete: false, failures: 0 };
+      const inChannel: TextSink = {
+        scan: (text) => sink.scan(text),
+        fail: (where, why) => {
+          done.failures += 1;
+          sink.fail(where, why);
+        },
+      };
       try {
         for await (const page of this.pages(
           'conversations.history',
@@ -275,15 +315,18 @@ export class SlackSource {
         )) {
           for (const message of page.messages) {
             this.stats.messages += 1;
-            await this.message(sink, channel.id, message, shown);
+            if (!done.newest || slackTsAfter(message.ts, done.newest)) done.newest = message.ts;
+            await this.message(inChannel, channel.id, message, shown);
             if ((message.reply_count ?? 0) > 0 && (message.thread_ts ?? message.ts) === message.ts)
-              await this.thread(sink, channel.id, message.ts, oldest, shown);
+              await this.thread(inChannel, channel.id, message.ts, oldest, shown);
           }
         }
+        done.complete = true;
       } catch (err) {
         if (!(err instanceof SourceHttpError)) throw err;
         sink.fail(shown, `${err.message}; the other channels are scanned`);
       }
+      await opts.onChannel?.(done);
     }
     this.sync();
   }
