@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import * as z from 'zod';
 import { redactSecrets } from './redact';
 import { scheduleProblem } from './schedule';
+import * as z from './zod';
 
 /**
  * The one policy configuration, shared by the CDK app (synth), the Lambda functions (env) and the CLI.
@@ -16,71 +16,89 @@ import { scheduleProblem } from './schedule';
  * pattern (`abort`). A pattern run over a value of megabytes can exhaust the regular-expression engine's stack
  * (RangeError instead of a config error); no valid value of these settings is longer than `max`.
  */
-function patterned(max: number): z.ZodString {
-  return z.string().max(max, { abort: true });
+function patterned(max: number, ...checks: z.core.$ZodCheck<string>[]): z.ZodMiniString {
+  return z.string().check(z.maxLength(max, { abort: true }), ...checks);
 }
 
-const tagKey = patterned(128)
-  .min(1)
-  .regex(/^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u, 'must be a valid IAM tag key (letters, digits, spaces, _.:/=+-@)');
+/** A whole number from min to max (a JSON number that is not whole, or out of range, is refused). */
+function whole(min: number, max: number): z.ZodMiniNumber {
+  return z.number().check(z.int(), z.gte(min), z.lte(max));
+}
+
+const tagKey = patterned(
+  128,
+  z.minLength(1),
+  z.regex(
+    /^[\p{L}\p{Z}\p{N}_.:/=+\-@]+$/u,
+    'must be a valid IAM tag key (letters, digits, spaces, _.:/=+-@)',
+  ),
+);
 
 /** RFC 5321 caps an address at 254 characters; longer values never reach the email pattern. */
-const email = patterned(254).pipe(z.email('must be an email address'));
+const email = z.pipe(patterned(254), z.email('must be an email address'));
 
 /** CloudWatch Logs group names: 1..512 characters of `a-zA-Z0-9_-/.#` (CreateLogGroup API reference). */
-const logGroupName = patterned(512).regex(
-  /^[\w\-/.#]{1,512}$/,
-  'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)',
+const logGroupName = patterned(
+  512,
+  z.regex(/^[\w\-/.#]{1,512}$/, 'must be a CloudWatch Logs group name (1-512 of a-z A-Z 0-9 _ - / . #)'),
 );
 
 /**
  * A commercial-partition region name as Bedrock uses them (us-east-1, eu-central-2, ap-southeast-4...). GovCloud
  * (us-gov-*) and China (cn-*) regions are other partitions: their events cannot be put on a bus in us-east-1.
  */
-const awsRegion = patterned(20)
-  .regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, {
+const awsRegion = patterned(
+  20,
+  z.regex(/^[a-z]{2}(-gov)?-[a-z]+-\d$/, {
     message: 'must be an AWS region name such as us-east-1 or eu-central-1',
     abort: true,
-  })
-  .refine((region) => !/^(us-gov|cn)-/.test(region), {
+  }),
+  z.refine((region: string) => !/^(us-gov|cn)-/.test(region), {
     message:
       'is in another AWS partition (aws-us-gov or aws-cn): its events cannot be forwarded to us-east-1 of the aws partition',
-  });
+  }),
+);
 
 /** An Organizations SCP target: the root (r-…), an OU (ou-…) or an account id. */
-const scpTarget = patterned(80).regex(
-  /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$/,
-  'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
+const scpTarget = patterned(
+  80,
+  z.regex(
+    /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|\d{12})$/,
+    'must be an organization root (r-…), OU (ou-…-…) or 12-digit account id',
+  ),
 );
 
 /** A 12-digit AWS account id. */
-const accountId = patterned(12).regex(/^\d{12}$/, 'must be a 12-digit AWS account id');
+const accountId = patterned(12, z.regex(/^\d{12}$/, 'must be a 12-digit AWS account id'));
 /** An Organizations OU id (ou-…-…), as AWS Organizations writes them. */
-const ouId = patterned(80).regex(
-  /^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/,
-  'must be an organizational unit id (ou-…-…)',
+const ouId = patterned(
+  80,
+  z.regex(/^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$/, 'must be an organizational unit id (ou-…-…)'),
 );
 /** Where the organization mode governs: the root (r-…) or an OU. */
-const orgTarget = patterned(80).regex(
-  /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/,
-  'must be the organization root (r-…) or an organizational unit (ou-…-…)',
+const orgTarget = patterned(
+  80,
+  z.regex(
+    /^(r-[0-9a-z]{4,32}|ou-[0-9a-z]{4,32}-[a-z0-9]{8,32})$/,
+    'must be the organization root (r-…) or an organizational unit (ou-…-…)',
+  ),
 );
 /** IAM role names: 1..64 of `\w+=,.@-` (CreateRole API reference). */
-const roleName = patterned(64).regex(
-  /^[\w+=,.@-]{1,64}$/,
-  'must be an IAM role name (1-64 of a-z A-Z 0-9 _+=,.@-)',
+const roleName = patterned(
+  64,
+  z.regex(/^[\w+=,.@-]{1,64}$/, 'must be an IAM role name (1-64 of a-z A-Z 0-9 _+=,.@-)'),
 );
 
 /** Refuses a value listed twice in one list, naming both places. */
 function unique<T>(what: string) {
-  return (items: readonly T[], ctx: z.RefinementCtx) => {
+  return z.superRefine((items: T[], ctx) => {
     const first = new Map<T, number>();
     for (const [i, item] of items.entries()) {
       const at = first.get(item);
       if (at === undefined) first.set(item, i);
       else ctx.addIssue({ code: 'custom', path: [i], message: `listed twice (also at ${what}.${at})` });
     }
-  };
+  });
 }
 
 /**
@@ -100,26 +118,27 @@ export const OVERRIDE_ACCOUNTS_MAX = 10;
  */
 export const OrganizationSchema = z.strictObject({
   /** The organization's id (o-…): the hub bus and the member roles admit its principals only. */
-  id: patterned(40).regex(/^o-[a-z0-9]{10,32}$/, 'must be an organization id (o-…)'),
+  id: patterned(40, z.regex(/^o-[a-z0-9]{10,32}$/, 'must be an organization id (o-…)')),
   /** The management account: its own spoke is a plain stack (StackSets never deploy to it). */
   managementAccountId: accountId,
   /**
    * The hub's account (where the main stack is deployed): the management stacks and the spokes name its roles and
    * bus. The same as `-c hubAccount=<id>`, which it spares; when both are given they must agree.
    */
-  hubAccountId: accountId.optional(),
+  hubAccountId: z.optional(accountId),
   /** The root or OUs whose accounts are governed (the StackSet's deployment targets). */
-  targets: z.array(orgTarget).min(1).max(ORG_TARGETS_MAX).superRefine(unique('organization.targets')),
+  targets: z
+    .array(orgTarget)
+    .check(z.minLength(1), z.maxLength(ORG_TARGETS_MAX), unique('organization.targets')),
   /** Accounts under `targets` that are not governed. */
-  excludeAccounts: z
-    .array(accountId)
-    .max(ORG_EXCLUDED_MAX)
-    .superRefine(unique('organization.excludeAccounts'))
-    .default([]),
+  excludeAccounts: z._default(
+    z.array(accountId).check(z.maxLength(ORG_EXCLUDED_MAX), unique('organization.excludeAccounts')),
+    [],
+  ),
   /** The role the spokes create and the hub's functions assume in each governed account. */
-  memberRoleName: roleName.default('BedrockKeyGuardMember'),
+  memberRoleName: z._default(roleName, 'BedrockKeyGuardMember'),
   /** Accounts swept at once (the sweep queue's event source mapping: Lambda allows 2..1000). */
-  sweepConcurrency: z.number().int().min(2).max(1000).default(5),
+  sweepConcurrency: z._default(whole(2, 1000), 5),
 });
 
 export type OrganizationConfig = z.infer<typeof OrganizationSchema>;
@@ -137,35 +156,42 @@ export const ORG_INVENTORY_ROLE_NAME = 'BedrockKeyGuardInventory';
  */
 export const OverrideSchema = z
   .strictObject({
-    ous: z.array(ouId).min(1).max(OVERRIDE_OUS_MAX).superRefine(unique('ous')).optional(),
-    accounts: z.array(accountId).min(1).max(OVERRIDE_ACCOUNTS_MAX).superRefine(unique('accounts')).optional(),
-    mode: z.enum(['audit', 'enforce']).optional(),
-    maxAgeDays: z.number().int().min(1).max(36600).optional(),
-    gracePeriodHours: z.number().int().min(0).max(8760).optional(),
-    allowLongTermKeys: z.boolean().optional(),
-    maxIdleDays: z.number().int().min(1).max(3650).nullable().optional(),
+    ous: z.optional(z.array(ouId).check(z.minLength(1), z.maxLength(OVERRIDE_OUS_MAX), unique('ous'))),
+    accounts: z.optional(
+      z.array(accountId).check(z.minLength(1), z.maxLength(OVERRIDE_ACCOUNTS_MAX), unique('accounts')),
+    ),
+    mode: z.optional(z.enum(['audit', 'enforce'])),
+    maxAgeDays: z.optional(whole(1, 36600)),
+    gracePeriodHours: z.optional(whole(0, 8760)),
+    allowLongTermKeys: z.optional(z.boolean()),
+    maxIdleDays: z.optional(z.nullable(whole(1, 3650))),
   })
-  .superRefine((o, ctx) => {
-    if ((o.ous === undefined) === (o.accounts === undefined)) {
-      ctx.addIssue({ code: 'custom', message: 'must name either "ous" or "accounts" (one of the two)' });
-    }
-    const { ous: _o, accounts: _a, ...settings } = o;
-    if (Object.keys(settings).length === 0) {
-      ctx.addIssue({
-        code: 'custom',
-        message:
-          'overrides nothing: name at least one of mode, maxAgeDays, gracePeriodHours, allowLongTermKeys, maxIdleDays',
-      });
-    }
-  });
+  .check(
+    z.superRefine((o, ctx) => {
+      if ((o.ous === undefined) === (o.accounts === undefined)) {
+        ctx.addIssue({ code: 'custom', message: 'must name either "ous" or "accounts" (one of the two)' });
+      }
+      const { ous: _o, accounts: _a, ...settings } = o;
+      if (Object.keys(settings).length === 0) {
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            'overrides nothing: name at least one of mode, maxAgeDays, gracePeriodHours, allowLongTermKeys, maxIdleDays',
+        });
+      }
+    }),
+  );
 
 export type Override = z.infer<typeof OverrideSchema>;
 
 /** An EventBridge Scheduler expression: rate(N minutes|hours|days) or cron(6 fields), by Scheduler's rules. */
-const scheduleExpression = patterned(256).superRefine((expression, ctx) => {
-  const problem = scheduleProblem(expression);
-  if (problem) ctx.addIssue({ code: 'custom', message: problem });
-});
+const scheduleExpression = patterned(
+  256,
+  z.superRefine((expression: string, ctx) => {
+    const problem = scheduleProblem(expression);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  }),
+);
 
 /**
  * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see docs/configuration.md
@@ -191,12 +217,12 @@ const CONTROL = /\p{Cc}/u;
  * any name, and JSON writes each one back as six bytes (a function's environment has 4 KB).
  */
 const LONE_SURROGATE = /\p{Cs}/u;
-function text(max: number): z.ZodString {
-  return z
-    .string()
-    .min(1)
-    .max(max)
-    .refine((v) => !LONE_SURROGATE.test(v), 'must be Unicode text (it holds a lone surrogate)');
+function text(max: number): z.ZodMiniString {
+  return z.string().check(
+    z.minLength(1),
+    z.maxLength(max),
+    z.refine((v: string) => !LONE_SURROGATE.test(v), 'must be Unicode text (it holds a lone surrogate)'),
+  );
 }
 
 /**
@@ -214,136 +240,164 @@ export const NotificationSubscriptionSchema = z.strictObject({
    * Only notices whose `owner` message attribute is one of these values reach this subscription
    * (an SNS filter policy). Omit to receive every notice.
    */
-  owners: z.array(text(256)).min(1).max(OWNERS_PER_SUBSCRIPTION_MAX).optional(),
+  owners: z.optional(z.array(text(256)).check(z.minLength(1), z.maxLength(OWNERS_PER_SUBSCRIPTION_MAX))),
 });
 
 export const ConfigSchema = z.strictObject({
   /** `audit`: decide, record and notify, never change IAM. `enforce`: also deactivate. */
-  mode: z.enum(['audit', 'enforce']).default('audit'),
+  mode: z._default(z.enum(['audit', 'enforce']), 'audit'),
   /** Longest lifetime a key may be created with (IAM allows 1..36600 days). */
-  maxAgeDays: z.number().int().min(1).max(36600).default(90),
+  maxAgeDays: z._default(whole(1, 36600), 90),
   /** Time an owner gets to fix a non-critical violation before it escalates. */
-  gracePeriodHours: z.number().int().min(0).max(8760).default(72),
+  gracePeriodHours: z._default(whole(0, 8760), 72),
   /** IAM user tag keys that carry a key's metadata. */
-  tags: z
-    .strictObject({
-      owner: tagKey.default('owner'),
-      purpose: tagKey.default('purpose'),
-      reviewCadence: tagKey.default('review-cadence'),
-    })
-    .default({ owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' }),
+  tags: z._default(
+    z.strictObject({
+      owner: z._default(tagKey, 'owner'),
+      purpose: z._default(tagKey, 'purpose'),
+      reviewCadence: z._default(tagKey, 'review-cadence'),
+    }),
+    { owner: 'owner', purpose: 'purpose', reviewCadence: 'review-cadence' },
+  ),
   /** Days before expiry at which the owner is reminded (each reminder is sent once). */
-  expiryWarningDays: z.array(z.number().int().min(1).max(365)).max(10).default([14, 3]),
+  expiryWarningDays: z._default(z.array(whole(1, 365)).check(z.maxLength(10)), [14, 3]),
   /** The last notice before a grace deadline is sent this many hours before it. */
-  finalWarningHours: z.number().int().min(1).max(720).default(24),
+  finalWarningHours: z._default(whole(1, 720), 24),
   /** Longest an approval may run. */
-  maxApprovalDays: z.number().int().min(1).max(3650).default(365),
+  maxApprovalDays: z._default(whole(1, 3650), 365),
   /**
    * IAM principals (role or user ARNs) allowed to write approvals and reviews, besides the approver role the
    * stack creates. Nobody may approve or review a key they own or created.
    */
-  approvers: z
-    .array(
-      patterned(APPROVER_ARN_MAX).regex(
-        /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/,
-        'must be an IAM role or user ARN',
-      ),
-    )
-    .max(APPROVERS_MAX)
-    .default([]),
-  sweep: z
-    .strictObject({
+  approvers: z._default(
+    z
+      .array(
+        patterned(
+          APPROVER_ARN_MAX,
+          z.regex(
+            /^arn:aws[a-z-]*:iam::\d{12}:(role|user)\/[\w+=,.@/-]+$/,
+            'must be an IAM role or user ARN',
+          ),
+        ),
+      )
+      .check(z.maxLength(APPROVERS_MAX)),
+    [],
+  ),
+  sweep: z._default(
+    z.strictObject({
       /** EventBridge Scheduler expression of the inventory sweep. */
-      schedule: scheduleExpression.default('rate(1 hour)'),
-    })
-    .default({ schedule: 'rate(1 hour)' }),
+      schedule: z._default(scheduleExpression, 'rate(1 hour)'),
+    }),
+    { schedule: 'rate(1 hour)' },
+  ),
   /** Tamper evidence of the decision record (hash chains, signed digests, Object Lock archive). */
-  audit: z
-    .strictObject({
+  audit: z._default(
+    z.strictObject({
       /**
        * Days each archived decision and digest is locked in the archive bucket (S3 Object Lock, compliance mode:
        * nobody, the account root included, can delete or overwrite it before then). Raising it later applies to
        * new objects only; it can never be shortened for objects already written.
        */
-      retentionDays: z.number().int().min(1).max(36500).default(365),
+      retentionDays: z._default(whole(1, 36500), 365),
       /** EventBridge Scheduler expression of the signed digest of chain heads. */
-      digestSchedule: scheduleExpression.default('rate(1 hour)'),
-    })
-    .default({ retentionDays: 365, digestSchedule: 'rate(1 hour)' }),
+      digestSchedule: z._default(scheduleExpression, 'rate(1 hour)'),
+    }),
+    { retentionDays: 365, digestSchedule: 'rate(1 hour)' },
+  ),
   /** Who is told when a key has neither an owner tag nor a known creator. */
-  fallbackOwner: text(256)
-    .refine((v) => !CONTROL.test(v), 'must not contain control characters (it is shown in notices)')
-    .nullable()
-    .default(null),
+  fallbackOwner: z._default(
+    z.nullable(
+      text(256).check(
+        z.refine(
+          (v: string) => !CONTROL.test(v),
+          'must not contain control characters (it is shown in notices)',
+        ),
+      ),
+    ),
+    null,
+  ),
   /** Whether long-term keys may exist at all (false: every long-term key is a violation). */
-  allowLongTermKeys: z.boolean().default(true),
+  allowLongTermKeys: z._default(z.boolean(), true),
   /**
    * An Active long-term key not used for this many days is UNUSED (measured from its last use, or from its
    * creation or the start of usage tracking, whichever is later). Null: never. Needs `usage.regions`.
    */
-  maxIdleDays: z.number().int().min(1).max(3650).nullable().default(90),
+  maxIdleDays: z._default(z.nullable(whole(1, 3650)), 90),
   /** Key usage tracking (flow 3): Bedrock CloudTrail events with callWithBearerToken, per region. */
-  usage: z
-    .strictObject({
+  usage: z._default(
+    z.strictObject({
       /**
        * Regions where Bedrock is used: each gets a usage stack forwarding bearer-token calls to the governance
        * bus in us-east-1. None: no usage tracking (and no UNUSED).
        */
-      regions: z.array(awsRegion).max(40).default([]),
-    })
-    .default({ regions: [] }),
+      regions: z._default(z.array(awsRegion).check(z.maxLength(40)), []),
+    }),
+    { regions: [] },
+  ),
   /** Preventive policies (`keyguard policy`, and optionally deployed). */
-  guardrails: z
-    .strictObject({
+  guardrails: z._default(
+    z.strictObject({
       /** Principals carrying this tag (key and value) are exempt from every guardrail deny. */
-      exemptTag: z
-        .strictObject({
-          key: tagKey.regex(IAM_POLICY_TEXT, IAM_POLICY_TEXT_MESSAGE).default('keyguard:guardrail-exempt'),
-          value: text(256).regex(IAM_POLICY_TEXT, IAM_POLICY_TEXT_MESSAGE).default('true'),
-        })
-        .default({ key: 'keyguard:guardrail-exempt', value: 'true' }),
+      exemptTag: z._default(
+        z.strictObject({
+          key: z._default(
+            tagKey.check(z.regex(IAM_POLICY_TEXT, IAM_POLICY_TEXT_MESSAGE)),
+            'keyguard:guardrail-exempt',
+          ),
+          value: z._default(text(256).check(z.regex(IAM_POLICY_TEXT, IAM_POLICY_TEXT_MESSAGE)), 'true'),
+        }),
+        { key: 'keyguard:guardrail-exempt', value: 'true' },
+      ),
       /**
        * `none`: only printed by `keyguard policy`. `scp`: the BedrockKeyGuardGuardrails stack creates an
        * Organizations SCP (deploy it with management-account credentials) attached to `scpTargetIds`.
        * `managed-policy`: it creates an IAM managed policy (identity kind) in this account, to attach.
        */
-      deploy: z.enum(['none', 'scp', 'managed-policy']).default('none'),
+      deploy: z._default(z.enum(['none', 'scp', 'managed-policy']), 'none'),
       /** Roots, OUs or accounts the SCP is attached to (deploy = scp). */
-      scpTargetIds: z.array(scpTarget).max(100).default([]),
-    })
-    .default({
+      scpTargetIds: z._default(z.array(scpTarget).check(z.maxLength(100)), []),
+    }),
+    {
       exemptTag: { key: 'keyguard:guardrail-exempt', value: 'true' },
       deploy: 'none',
       scpTargetIds: [],
-    }),
+    },
+  ),
   /** Organization mode (hub and spokes); null: this account only, as the stack is deployed. */
-  organization: OrganizationSchema.nullable().default(null),
+  organization: z._default(z.nullable(OrganizationSchema), null),
   /** Per-OU and per-account policies of the organization (needs `organization`). */
-  overrides: z.array(OverrideSchema).max(OVERRIDES_MAX).default([]),
-  notifications: z
-    .strictObject({
-      subscriptions: z.array(NotificationSubscriptionSchema).max(SUBSCRIPTIONS_MAX).default([]),
-    })
-    .default({ subscriptions: [] }),
+  overrides: z._default(z.array(OverrideSchema).check(z.maxLength(OVERRIDES_MAX)), []),
+  notifications: z._default(
+    z.strictObject({
+      subscriptions: z._default(
+        z.array(NotificationSubscriptionSchema).check(z.maxLength(SUBSCRIPTIONS_MAX)),
+        [],
+      ),
+    }),
+    { subscriptions: [] },
+  ),
   /** Log quarantine: CloudWatch Logs groups whose lines are scanned for Bedrock API keys (none by default). */
-  leakDetection: z
-    .strictObject({
+  leakDetection: z._default(
+    z.strictObject({
       /** Log group names (not ARNs), each given a subscription filter feeding the leak function. */
-      logGroups: z
-        .array(logGroupName)
-        .max(50)
-        // One subscription filter per listed group, named for the stack: a group listed twice gets two filters of
-        // one name, which CloudWatch Logs refuses at deploy time.
-        .superRefine(unique('logGroups'))
-        .default([]),
+      logGroups: z._default(
+        z.array(logGroupName).check(
+          z.maxLength(50),
+          // One subscription filter per listed group, named for the stack: a group listed twice gets two filters
+          // of one name, which CloudWatch Logs refuses at deploy time.
+          unique('logGroups'),
+        ),
+        [],
+      ),
       /**
        * A found long-term key is deactivated (enforce mode) only when Bedrock confirms it is a working key. When
        * the check cannot tell (network error, timeout, throttling), the owner gets a critical notice and the key
        * stays active, unless this is true. A key Bedrock rejects (forged, inactive) is never deactivated.
        */
-      deactivateUnverified: z.boolean().default(false),
-    })
-    .default({ logGroups: [], deactivateUnverified: false }),
+      deactivateUnverified: z._default(z.boolean(), false),
+    }),
+    { logGroups: [], deactivateUnverified: false },
+  ),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -354,23 +408,26 @@ export type Config = z.infer<typeof ConfigSchema>;
  * `KEYGUARD_CONFIG`: Lambda allows 4 KB of environment in all, and the whole config of a large deployment (50 log
  * groups, 50 subscriptions) is several times that. A full Config is a Policy, so the CLI passes its config as is.
  */
-export const PolicySchema = ConfigSchema.pick({
-  mode: true,
-  maxAgeDays: true,
-  gracePeriodHours: true,
-  tags: true,
-  expiryWarningDays: true,
-  finalWarningHours: true,
-  maxApprovalDays: true,
-  fallbackOwner: true,
-  allowLongTermKeys: true,
-  maxIdleDays: true,
-  usage: true,
-}).extend({
-  leakDetection: z
-    .strictObject({ deactivateUnverified: z.boolean().default(false) })
-    .default({ deactivateUnverified: false }),
-});
+export const PolicySchema = z.extend(
+  z.pick(ConfigSchema, {
+    mode: true,
+    maxAgeDays: true,
+    gracePeriodHours: true,
+    tags: true,
+    expiryWarningDays: true,
+    finalWarningHours: true,
+    maxApprovalDays: true,
+    fallbackOwner: true,
+    allowLongTermKeys: true,
+    maxIdleDays: true,
+    usage: true,
+  }),
+  {
+    leakDetection: z._default(z.strictObject({ deactivateUnverified: z._default(z.boolean(), false) }), {
+      deactivateUnverified: false,
+    }),
+  },
+);
 
 export type Policy = z.infer<typeof PolicySchema>;
 
@@ -380,7 +437,7 @@ export type Policy = z.infer<typeof PolicySchema>;
  */
 export const OrgSettingsSchema = z.strictObject({
   organization: OrganizationSchema,
-  overrides: z.array(OverrideSchema).max(OVERRIDES_MAX),
+  overrides: z.array(OverrideSchema).check(z.maxLength(OVERRIDES_MAX)),
 });
 
 export type OrgSettings = z.infer<typeof OrgSettingsSchema>;
@@ -438,27 +495,28 @@ function describeAllowed(issue: z.core.$ZodIssue): string {
   }
 }
 
+/** The schema inside defaults, optionals and nullables. */
+function unwrapped(schema: z.core.$ZodType | undefined): z.core.$ZodTypeDef | undefined {
+  let def = schema?._zod.def;
+  while (def?.type === 'default' || def?.type === 'optional' || def?.type === 'nullable') {
+    def = (def as z.core.$ZodDefaultDef | z.core.$ZodOptionalDef | z.core.$ZodNullableDef).innerType._zod.def;
+  }
+  return def;
+}
+
 /** Lists the keys the schema accepts at `path`, for "unknown key" messages. */
 function knownKeys(path: PropertyKey[]): string {
-  let schema: z.ZodType = ConfigSchema;
+  let schema: z.core.$ZodType | undefined = ConfigSchema;
   for (const p of path) {
-    let inner: unknown = schema;
-    while (
-      inner instanceof z.ZodDefault ||
-      inner instanceof z.ZodOptional ||
-      inner instanceof z.ZodNullable
-    ) {
-      inner = inner.unwrap();
-    }
-    if (inner instanceof z.ZodObject) schema = inner.shape[p as string] as z.ZodType;
-    else if (inner instanceof z.ZodArray) schema = inner.element as z.ZodType;
+    const def = unwrapped(schema);
+    if (def?.type === 'object') schema = (def as z.core.$ZodObjectDef).shape[p as string];
+    else if (def?.type === 'array') schema = (def as z.core.$ZodArrayDef).element;
     else return 'see docs/configuration.md';
   }
-  let inner: unknown = schema;
-  while (inner instanceof z.ZodDefault || inner instanceof z.ZodOptional || inner instanceof z.ZodNullable) {
-    inner = inner.unwrap();
-  }
-  return inner instanceof z.ZodObject ? Object.keys(inner.shape).join(', ') : 'see docs/configuration.md';
+  const def = unwrapped(schema);
+  return def?.type === 'object'
+    ? Object.keys((def as z.core.$ZodObjectDef).shape).join(', ')
+    : 'see docs/configuration.md';
 }
 
 function valueAt(input: unknown, path: PropertyKey[]): unknown {
