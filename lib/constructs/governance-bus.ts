@@ -87,7 +87,7 @@ export interface UsageQueues {
  * events.amazonaws.com: sqs:GetQueueAttributes/GetQueueUrl and kms:Encrypt/ReEncrypt* beyond what delivery
  * needs). The caller writes the queue and key policies; the DLQ's queue policy is added as SqsQueue adds it.
  */
-class QueueTargetWithoutGrant implements events.IRuleTarget {
+export class QueueTargetWithoutGrant implements events.IRuleTarget {
   constructor(
     private readonly queue: sqs.IQueue,
     private readonly props: targets.TargetBaseProps,

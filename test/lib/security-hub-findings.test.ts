@@ -1,0 +1,164 @@
+import { App, Stack } from 'aws-cdk-lib';
+import { Match, Template } from 'aws-cdk-lib/assertions';
+import { AwsSolutionsChecks } from 'cdk-nag';
+import { GovernanceBus } from '../../lib/constructs/governance-bus';
+import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
+import { SECURITY_HUB_RULE_NAME, SecurityHubFindings } from '../../lib/constructs/security-hub-findings';
+import { actionsOf, NO_BUNDLING, resourcesOf, type Statement } from './helpers';
+
+/** SecurityHubFindings on the governance bus, synthesized once (no bundling). */
+const app = new App({ context: NO_BUNDLING });
+const stack = new Stack(app, 'Hub', { env: { account: '111122223333', region: 'us-east-1' } });
+const bus = new GovernanceBus(stack, 'GovernanceBus', { usage: false });
+const alerts = new OwnerAlerts(stack, 'OwnerAlerts', { subscriptions: [] });
+const findings = new SecurityHubFindings(stack, 'SecurityHubFindings', { bus: bus.bus, topic: alerts.topic });
+const template = Template.fromStack(stack);
+const ref = (c: { node: { defaultChild?: unknown } }) => stack.getLogicalId(c.node.defaultChild as never);
+
+function roleStatements(): Statement[] {
+  const roleId = ref(findings.role as never);
+  return Object.values(resourcesOf(template, 'AWS::IAM::Policy'))
+    .filter((p) => JSON.stringify(p.Properties.Roles).includes(roleId))
+    .flatMap((p) => (p.Properties.PolicyDocument as { Statement: Statement[] }).Statement);
+}
+
+describe('SecurityHubFindings', () => {
+  test('a rule on the governance bus matches the decision events of this account only, into the queue, with a DLQ', () => {
+    template.hasResourceProperties('AWS::Events::Rule', {
+      Name: SECURITY_HUB_RULE_NAME,
+      EventBusName: { Ref: Match.stringLikeRegexp('GovernanceBus') },
+      EventPattern: {
+        source: ['keyguard.decisions'],
+        'detail-type': ['Bedrock API Key Decision'],
+        account: ['111122223333'],
+      },
+      Targets: [
+        Match.objectLike({
+          Arn: { 'Fn::GetAtt': [ref(findings.queue), 'Arn'] },
+          DeadLetterConfig: { Arn: { 'Fn::GetAtt': [ref(findings.ruleDeadLetterQueue), 'Arn'] } },
+          RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 185 },
+        }),
+      ],
+    });
+  });
+
+  test('only that rule may send to the queue; the queue is KMS-encrypted and redrives to the DLQ after 5 receives', () => {
+    template.hasResourceProperties('AWS::SQS::QueuePolicy', {
+      Queues: [{ Ref: ref(findings.queue) }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({
+            Sid: 'OnlyTheSecurityHubRuleDelivers',
+            Principal: { Service: 'events.amazonaws.com' },
+            Action: 'sqs:SendMessage',
+            Condition: {
+              ArnEquals: {
+                'aws:SourceArn': {
+                  'Fn::Join': [
+                    '',
+                    Match.arrayWith([
+                      ':events:us-east-1:111122223333:rule/bedrock-key-guard-governance/bedrock-key-guard-security-hub',
+                    ]),
+                  ],
+                },
+              },
+            },
+          }),
+        ]),
+      },
+    });
+    template.hasResourceProperties('AWS::SQS::Queue', {
+      KmsMasterKeyId: Match.anyValue(),
+      RedrivePolicy: {
+        deadLetterTargetArn: { 'Fn::GetAtt': [ref(findings.deadLetterQueue), 'Arn'] },
+        maxReceiveCount: 5,
+      },
+    });
+  });
+
+  test('the function reads batches of 100 and reports batch item failures, two batches at a time', () => {
+    template.hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+      EventSourceArn: { 'Fn::GetAtt': [ref(findings.queue), 'Arn'] },
+      BatchSize: 100,
+      MaximumBatchingWindowInSeconds: 30,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      ScalingConfig: { MaximumConcurrency: 2 },
+    });
+  });
+
+  test('least privilege: BatchImportFindings on this account and region’s default product, for this account only', () => {
+    const statements = roleStatements();
+    const hub = statements.filter((s) => actionsOf(s).some((a) => a.startsWith('securityhub:')));
+    expect(hub).toEqual([
+      {
+        Sid: 'ImportKeyFindings',
+        Effect: 'Allow',
+        Action: 'securityhub:BatchImportFindings',
+        Resource: {
+          'Fn::Join': [
+            '',
+            [
+              'arn:',
+              { Ref: 'AWS::Partition' },
+              ':securityhub:',
+              { Ref: 'AWS::Region' },
+              ':',
+              { Ref: 'AWS::AccountId' },
+              ':product/',
+              { Ref: 'AWS::AccountId' },
+              '/default',
+            ],
+          ],
+        },
+        Condition: { StringEquals: { 'securityhub:TargetAccount': { Ref: 'AWS::AccountId' } } },
+      },
+    ]);
+    const all = statements.flatMap(actionsOf).sort();
+    expect(all).toEqual(
+      [
+        'dynamodb:GetItem',
+        'dynamodb:PutItem',
+        'kms:Decrypt',
+        'logs:CreateLogStream',
+        'logs:PutLogEvents',
+        'securityhub:BatchImportFindings',
+        'sqs:ChangeMessageVisibility',
+        'sqs:DeleteMessage',
+        'sqs:GetQueueAttributes',
+        'sqs:GetQueueUrl',
+        'sqs:ReceiveMessage',
+      ].sort(),
+    );
+    const dynamo = statements.find((s) => actionsOf(s).includes('dynamodb:PutItem'));
+    expect(dynamo?.Resource).toEqual(
+      expect.arrayContaining([{ 'Fn::GetAtt': [ref(findings.stateTable), 'Arn'] }]),
+    );
+  });
+
+  test('either dead-letter queue holding a message alarms on the owner-notice topic', () => {
+    template.hasResourceProperties('AWS::CloudWatch::Alarm', {
+      AlarmName: 'Hub-security-hub-findings-undelivered',
+      Threshold: 1,
+      ComparisonOperator: 'GreaterThanOrEqualToThreshold',
+      AlarmActions: [{ Ref: ref(alerts.topic as never) }],
+      Metrics: Match.arrayWith([
+        Match.objectLike({ Expression: 'dlq + ruledlq' }),
+        Match.objectLike({ Id: 'dlq' }),
+        Match.objectLike({ Id: 'ruledlq' }),
+      ]),
+    });
+  });
+
+  test('the state table: partition key id, point-in-time recovery, encrypted', () => {
+    template.hasResourceProperties('AWS::DynamoDB::Table', {
+      KeySchema: [{ AttributeName: 'id', KeyType: 'HASH' }],
+      PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+      SSESpecification: { SSEEnabled: true },
+    });
+  });
+
+  test('cdk-nag: no violations (but AwsSolutions-L1, which KeyguardStack acknowledges for every function)', () => {
+    const report = new AwsSolutionsChecks().validateScope(stack);
+    expect(report.violations.filter((v) => v.ruleName !== 'AwsSolutions-L1')).toEqual([]);
+  });
+});
