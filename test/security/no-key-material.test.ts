@@ -10,6 +10,7 @@ import {
   ListUserTagsCommand,
   UpdateServiceSpecificCredentialCommand,
 } from '@aws-sdk/client-iam';
+import { BatchImportFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { marshall } from '@aws-sdk/util-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -18,10 +19,12 @@ import {
   ensureTables,
   startEmbeddedDynamo,
 } from '../../lambda/adapters/embedded-dynamodb';
+import { DynamoFindingsState, findingsStateTableDefinition } from '../../lambda/adapters/findings-state';
 import { sweepStateTableDefinition } from '../../lambda/adapters/sweep-state';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
 import { createDecisionEventsHandler } from '../../lambda/handlers/decision-events-handler';
+import { createSecurityHubFindingsHandler } from '../../lambda/handlers/security-hub-findings-handler';
 import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { containsKeyMaterial, fingerprint, redactedForm, redactSecrets } from '../../lambda/shared/redact';
@@ -489,5 +492,40 @@ describe('no key material in decision events', () => {
     expect(sent).toContain(KEY);
     expect(leakedFragments(sent, [...SECRETS, ...encoded])).toEqual([]);
     expect(containsKeyMaterial(sent)).toBe(false);
+
+    // The same events, queued for Security Hub: every finding imported holds no key or fragment of one either.
+    const securityHub = mockClient(SecurityHubClient);
+    securityHub
+      .on(BatchImportFindingsCommand)
+      .resolves({ SuccessCount: 1, FailedCount: 0, FailedFindings: [] });
+    await ensureTables(db.client, [findingsStateTableDefinition('test-findings-state')]);
+    const findings = createSecurityHubFindingsHandler({
+      securityHub: securityHub as unknown as SecurityHubClient,
+      state: new DynamoFindingsState(db.doc, 'test-findings-state'),
+      target: { partition: 'aws', region: 'us-east-1', accountId: '111122223333' },
+      logger: { info: () => undefined, warn: () => undefined },
+      sleep: async () => undefined,
+    });
+    const queued = await findings({
+      Records: entries.map((e, i) => ({
+        messageId: `m-${i}`,
+        body: JSON.stringify({
+          source: e.Source,
+          'detail-type': e.DetailType,
+          detail: JSON.parse(e.Detail ?? '{}'),
+        }),
+      })) as never,
+    });
+    expect(queued).toEqual({ batchItemFailures: [] });
+    const sentFindings = securityHub
+      .commandCalls(BatchImportFindingsCommand)
+      .flatMap((c) => c.args[0].input.Findings ?? []);
+    // The keys whose owner tag is a pasted key are open findings: their owner goes to Security Hub redacted.
+    expect(sentFindings.length).toBeGreaterThanOrEqual(KEY_ENCODINGS.length);
+    const imported = JSON.stringify(sentFindings);
+    expect(imported).toContain('[sha256:');
+    expect(leakedFragments(imported, [...SECRETS, ...encoded])).toEqual([]);
+    expect(containsKeyMaterial(imported)).toBe(false);
+    expect(leakedFragments(await scanAll(db, 'test-findings-state'), SECRETS)).toEqual([]);
   });
 });
