@@ -189,6 +189,12 @@ updated >= to the query. A finding's place is JIRA_URL/browse/KEY-1 (a comment: 
 the reporter's or commenter's account ID. Missing or rejected credentials: exit 2 before scanning; an issue that
 cannot be read is reported and the others scanned. HTTP 429 is waited out (Retry-After, X-RateLimit-Reset).
 
+Confluence: --confluence KEY (repeatable, or KEY,KEY) reads the current pages of those spaces and their footer and
+inline comments and replies (REST API v2) on the site CONFLUENCE_URL (default: JIRA_URL), with the same JIRA_EMAIL
+and JIRA_API_TOKEN. Page bodies (storage format) are read as text; --since skips pages and comments last modified
+before it. A finding's place is the page's (or comment's) web link. Missing or rejected credentials: exit 2 before
+scanning; a space or page that cannot be read is reported and the others scanned.
+
 S3: s3://BUCKET/PREFIX (any number, mixed with paths) scans every object under the prefix (ListObjectsV2, then
 GetObject streamed; gzip decompressed, at most 512 MiB an object), findings at s3://BUCKET/KEY:line:column, with
 --profile and --region (AWS_ENDPOINT_URL_S3 for another endpoint); --exclude matches keys relative to the prefix,
@@ -207,7 +213,8 @@ ${exitCodesHelp({
     'e.g. a file, directory, repository, S3 bucket or object could not be read (reported on stderr; the rest was scanned), or ' +
     '--quarantine found no bus or could not deliver every report (retried, then each one named on stderr), or ' +
     '--slack had no token or Slack refused it (nothing scanned), or a Slack channel could not be read, or ' +
-    '--jira had no credentials or Jira refused them (nothing scanned), or the search or an issue could not be read',
+    '--jira had no credentials or Jira refused them (nothing scanned), or the search or an issue could not be read, ' +
+    'or --confluence had no credentials or Confluence refused them (nothing scanned), or a space or page could not be read',
 })}
 
 Examples:
@@ -220,6 +227,7 @@ Examples:
   $ keyguard scan --git --quarantine
   $ SLACK_TOKEN=xoxp-… keyguard scan --slack --channel deploys --since 7d
   $ JIRA_URL=https://acme.atlassian.net JIRA_EMAIL=… JIRA_API_TOKEN=… keyguard scan --jira 'project = OPS' --since 30d
+  $ JIRA_URL=https://acme.atlassian.net JIRA_EMAIL=… JIRA_API_TOKEN=… keyguard scan --confluence OPS,ENG
   $ gh run view 123456789 --log | keyguard scan -
 `;
 
@@ -554,8 +562,13 @@ export function buildProgram(
         'also scan the summaries, descriptions and comments of the Jira Cloud issues this JQL selects ($JIRA_URL)',
       )
       .option(
+        '--confluence <space>',
+        'also scan the current pages and comments of this Confluence Cloud space, by key (repeatable, or OPS,ENG)',
+        (value: string, previous: string[] = []) => [...previous, value],
+      )
+      .option(
         '--since <when>',
-        'with --slack, --jira or s3://: only what was posted or modified after this date or duration (2026-11-01, 7d, 12h)',
+        'with --slack, --jira, --confluence or s3://: only what was posted or modified after this date or duration (2026-11-01, 7d, 12h)',
       )
       .option(
         '--quarantine',

@@ -16,6 +16,7 @@ import { type PooledScan, scanFilesOnWorkers } from './scan-pool';
 import { openQuarantine, type QuarantineDeps, type QuarantineFlags } from './scan-quarantine';
 import { parseS3Url, parseSince, type S3Location, type S3ScanDeps, S3Source, S3UrlError } from './scan-s3';
 import { AtlassianAuthError, type AtlassianDeps } from './scan-sources/atlassian';
+import { ConfluenceSource, confluenceSummary, spaceKeys } from './scan-sources/confluence';
 import { JiraSource, jiraSummary } from './scan-sources/jira';
 import {
   SlackAuthError,
@@ -77,6 +78,8 @@ export interface ScanOptions {
   channel?: string[];
   /** Scan the Jira Cloud issues this JQL selects (JIRA_URL, JIRA_EMAIL, JIRA_API_TOKEN; scan-sources/jira.ts). */
   jira?: string;
+  /** Scan the current pages and comments of these Confluence Cloud spaces (keys; repeatable, or comma-separated). */
+  confluence?: string[];
   /** With --slack, --jira or s3://: only what was posted or modified after this date or duration back from now. */
   since?: string;
   profile?: string;
@@ -847,9 +850,13 @@ export async function runScan(
     problem(io, 'scan', `unknown --format ${format} (text, json or sarif)`);
     return EXIT_INPUT;
   }
-  const collaboration = opts.slack || opts.jira !== undefined;
+  const collaboration = opts.slack || opts.jira !== undefined || opts.confluence !== undefined;
   if (paths.length === 0 && !opts.git && !opts.staged && !collaboration) {
-    problem(io, 'scan', 'give paths to scan, - for standard input, --git, --staged, --slack or --jira');
+    problem(
+      io,
+      'scan',
+      'give paths to scan, - for standard input, --git, --staged, --slack, --jira or --confluence',
+    );
     return EXIT_INPUT;
   }
   // s3:// arguments: checked before anything is read; --profile and --region also pick their client.
@@ -862,7 +869,7 @@ export async function runScan(
     }
     if (opts.since !== undefined) {
       if (s3.size === 0 && !collaboration)
-        throw new S3UrlError('--since needs --slack or an s3:// source (or --jira)');
+        throw new S3UrlError('--since needs --slack or an s3:// source (or --jira, --confluence)');
       since = parseSince(opts.since, deps.now());
     }
   } catch (err) {
@@ -872,6 +879,11 @@ export async function runScan(
   }
   if (opts.jira !== undefined && opts.jira.trim() === '') {
     problem(io, 'scan', '--jira needs a JQL query selecting the issues (e.g. "project = OPS")');
+    return EXIT_INPUT;
+  }
+  const spaces = opts.confluence === undefined ? undefined : spaceKeys(opts.confluence);
+  if (spaces !== undefined && spaces.length === 0) {
+    problem(io, 'scan', '--confluence needs a space key (e.g. --confluence OPS, or OPS,ENG)');
     return EXIT_INPUT;
   }
   if (opts.channel !== undefined && !opts.slack) {
@@ -969,6 +981,17 @@ export async function runScan(
       return EXIT_INPUT;
     }
   }
+  // --confluence: the credentials are checked, and the spaces found, before anything is scanned.
+  let confluence: ConfluenceSource | undefined;
+  if (spaces !== undefined) {
+    try {
+      confluence = await ConfluenceSource.open(spaces, deps.atlassian);
+    } catch (err) {
+      if (!(err instanceof AtlassianAuthError)) throw err;
+      problem(io, 'scan', err.message);
+      return EXIT_INPUT;
+    }
+  }
   // --quarantine: the bus is found before anything is scanned (no stack, no scan).
   const quarantineFlags: QuarantineFlags = {
     ...(opts.bus !== undefined ? { bus: opts.bus } : {}),
@@ -1044,6 +1067,10 @@ export async function runScan(
   if (jira && opts.jira !== undefined) {
     await jira.scan(run.textSink(), { jql: opts.jira, now: deps.now(), ...(since ? { since } : {}) });
     io.stderr.write(jiraSummary(jira.stats));
+  }
+  if (confluence) {
+    await confluence.scan(run.textSink(), since ? { since } : {});
+    io.stderr.write(confluenceSummary(confluence.stats));
   }
   if (format === 'sarif') write(`${JSON.stringify(sarifLog(run.reported, deps.version), null, 2)}\n`);
   let outputFailed = false;
