@@ -5,7 +5,16 @@ import { parseArgs } from 'node:util';
  * win over the defaults.
  */
 
-export const BENCH_NAMES = ['evaluate', 'replay', 'bundle', 'sweep', 'org-sweep', 'scan', 'cli'] as const;
+export const BENCH_NAMES = [
+  'evaluate',
+  'replay',
+  'bundle',
+  'sweep',
+  'org-sweep',
+  'scan',
+  'cli',
+  'slack',
+] as const;
 export type BenchName = (typeof BENCH_NAMES)[number];
 
 export interface BenchOptions {
@@ -24,9 +33,13 @@ export interface BenchOptions {
   orgAccounts: number;
   /** Bedrock keys in all, spread evenly over those accounts. */
   orgKeys: number;
+  /** Channels of the fake Slack workspace the slack bench scans. */
+  slackChannels: number;
+  /** Messages in all (top-level and thread replies) over those channels. */
+  slackMessages: number;
 }
 
-export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|org-sweep|scan|cli[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--org-accounts N] [--org-keys N] [--scan-mb N]
+export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|sweep|org-sweep|scan|cli|slack[,...]] [--archive-mb N] [--replay-runs N] [--require-runs N] [--sweep-users N] [--org-accounts N] [--org-keys N] [--scan-mb N]
 
   --only          run only these benchmarks (repeatable or comma-separated; default: all)
   --archive-mb    uncompressed size of the generated CloudTrail archive in MiB (env BENCH_ARCHIVE_MB; default 2048: at least 2 GiB, as issue 6 asks)
@@ -36,6 +49,8 @@ export const USAGE = `Usage: npm run bench -- [--only evaluate|replay|bundle|swe
   --org-accounts  member accounts of the simulated organization the org-sweep bench sweeps, 1% denying AssumeRole (env BENCH_ORG_ACCOUNTS; default 500)
   --org-keys      Bedrock keys in all over those accounts (env BENCH_ORG_KEYS; default 20000)
   --scan-mb       size of the generated corpus \`keyguard scan\`, ripgrep and secretlint scan, in MiB (env BENCH_SCAN_MB; default 500)
+  --slack-channels  channels of the fake Slack workspace \`keyguard scan --slack\` scans (env BENCH_SLACK_CHANNELS; default 200)
+  --slack-messages  messages in it, thread replies included (env BENCH_SLACK_MESSAGES; default 500000)
 
 Peak RSS comes from /usr/bin/time -v when available; BENCH_NO_GNU_TIME=1 forces the in-process fallback.`;
 
@@ -87,6 +102,12 @@ export function parseBenchOptions(
     scanMb: positiveInt('--scan-mb', values['scan-mb'] ?? env.BENCH_SCAN_MB, 500),
     orgAccounts: positiveInt('--org-accounts', values['org-accounts'] ?? env.BENCH_ORG_ACCOUNTS, 500),
     orgKeys: positiveInt('--org-keys', values['org-keys'] ?? env.BENCH_ORG_KEYS, 20_000),
+    slackChannels: positiveInt('--slack-channels', values['slack-channels'] ?? env.BENCH_SLACK_CHANNELS, 200),
+    slackMessages: positiveInt(
+      '--slack-messages',
+      values['slack-messages'] ?? env.BENCH_SLACK_MESSAGES,
+      500_000,
+    ),
   };
 }
 
@@ -104,6 +125,8 @@ function parse(argv: readonly string[]) {
       'scan-mb': { type: 'string' },
       'org-accounts': { type: 'string' },
       'org-keys': { type: 'string' },
+      'slack-channels': { type: 'string' },
+      'slack-messages': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });

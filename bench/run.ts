@@ -10,6 +10,7 @@ import { runOrgSweepBench } from './org-sweep.bench';
 import { runReplayBench } from './replay.bench';
 import { renderSection, type Section } from './report';
 import { runScanBench } from './scan.bench';
+import { runSlackBench } from './slack.bench';
 import { runSweepBench } from './sweep.bench';
 
 /**
@@ -56,12 +57,13 @@ async function main(): Promise<number> {
       }),
     scan: () => runScanBench({ scanMb: options.scanMb }),
     cli: () => runCliStartBench({ runs: options.requireRuns }),
+    slack: () => runSlackBench({ channels: options.slackChannels, messages: options.slackMessages }),
   };
 
   process.stdout.write(`${machineInfo()}\n`);
   const t0 = performance.now();
   // The benchmarks that run bin/keyguard.js measure the CLI as built from the current sources.
-  if (['replay', 'scan', 'cli'].some((n) => options.only.has(n as BenchName))) buildCliForBench();
+  if (['replay', 'scan', 'cli', 'slack'].some((n) => options.only.has(n as BenchName))) buildCliForBench();
   let failures = 0;
   for (const name of options.only) {
     let section: Section;
