@@ -526,6 +526,6 @@ describe('no key material in decision events', () => {
     expect(imported).toContain('[sha256:');
     expect(leakedFragments(imported, [...SECRETS, ...encoded])).toEqual([]);
     expect(containsKeyMaterial(imported)).toBe(false);
-    expect(leakedFragments(await scanAll(db, 'test-findings-state'), SECRETS)).toEqual([]);
+    expect(leakedFragments(JSON.stringify(await scanAll(db, 'test-findings-state')), SECRETS)).toEqual([]);
   });
 });
