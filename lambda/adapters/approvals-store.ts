@@ -7,10 +7,10 @@ import {
   ScanCommand,
   UpdateCommand,
 } from '@aws-sdk/lib-dynamodb';
-import * as z from 'zod';
 import type { ApprovalSource } from '../domain/pipeline';
 import { type Approval, isViolationCode, type ViolationCode } from '../domain/types';
 import { boundItem, boundString } from '../shared/bounded';
+import * as z from '../shared/zod';
 
 /**
  * The approvals table: explicit, expiring exceptions and reviews, written only by the approval function (which
@@ -112,31 +112,32 @@ function isConditionFailed(err: unknown): boolean {
   );
 }
 
-const isoTime = z.string().refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO timestamp');
+const isoTime = z.string().check(z.refine((s) => !Number.isNaN(Date.parse(s)), 'must be an ISO timestamp'));
+const nonEmpty = () => z.string().check(z.minLength(1));
 
 /**
  * The stored shape, checked on read: an item that does not parse is not an approval (it waives nothing), so
  * a malformed or hand-edited item can only make evaluation stricter, never looser.
  */
 const ApprovalItemSchema = z.object({
-  approvalId: z.string().min(1),
-  accountId: z.string().min(1),
-  keyId: z.string().min(1),
+  approvalId: nonEmpty(),
+  accountId: nonEmpty(),
+  keyId: nonEmpty(),
   covers: z.union([z.literal('ALL'), z.array(z.string())]),
   reason: z.string(),
-  approver: z.string().min(1),
+  approver: nonEmpty(),
   approvedAt: isoTime,
   until: isoTime,
-  revokedAt: isoTime.nullish(),
-  revokedBy: z.string().nullish(),
-  revokeReason: z.string().nullish(),
+  revokedAt: z.nullish(isoTime),
+  revokedBy: z.nullish(z.string()),
+  revokeReason: z.nullish(z.string()),
 });
 
 const ReviewItemSchema = z.object({
-  reviewId: z.string().min(1),
-  accountId: z.string().min(1),
-  keyId: z.string().min(1),
-  reviewer: z.string().min(1),
+  reviewId: nonEmpty(),
+  accountId: nonEmpty(),
+  keyId: nonEmpty(),
+  reviewer: nonEmpty(),
   reviewedAt: isoTime,
   note: z.string(),
 });

@@ -1,7 +1,6 @@
 import { createHash } from 'node:crypto';
 import { GetPublicKeyCommand, type KMSClient, SignCommand } from '@aws-sdk/client-kms';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import * as z from 'zod';
 import { canonicalJson } from '../domain/audit-chain';
 import {
   DIGEST_VERSION,
@@ -10,6 +9,7 @@ import {
   SIGNING_ALGORITHM,
   type SignedDigest,
 } from '../domain/audit-digest';
+import * as z from '../shared/zod';
 
 /**
  * The audit archive: an S3 bucket with Object Lock in compliance mode, where every decision, chain link and
@@ -128,7 +128,7 @@ export const MAX_DIGEST_BYTES = 64 * 1024 * 1024;
 const SignedHeadSchema = z.strictObject({
   accountId: z.string(),
   keyId: z.string(),
-  seq: z.number().int().nonnegative(),
+  seq: z.number().check(z.int(), z.nonnegative()),
   hash: z.string(),
 });
 
@@ -137,9 +137,9 @@ const SignedDigestSchema = z.looseObject({
   digest: z.looseObject({
     version: z.literal(DIGEST_VERSION),
     time: z.string(),
-    windowStart: z.string().nullable(),
+    windowStart: z.nullable(z.string()),
     windowEnd: z.string(),
-    previousDigestHash: z.string().nullable(),
+    previousDigestHash: z.nullable(z.string()),
     heads: z.array(SignedHeadSchema),
   }),
   signingKeyId: z.string(),

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../shared/zod';
 import { isViolationCode, VIOLATION_CODES } from './types';
 
 /**
@@ -13,9 +13,11 @@ export const TEXT_MAX = 4096;
 /** IAM key ids are 20 characters today; generous for other id shapes, short enough to echo in a message. */
 const ID_MAX = 128;
 
-const accountId = z.string().regex(/^\d{12}$/, 'must be a 12-digit account id');
-const id = z.string().trim().min(1, 'required').max(ID_MAX);
-const text = z.string().trim().min(1, 'must not be empty (say why, for the audit)').max(TEXT_MAX);
+const accountId = z.string().check(z.regex(/^\d{12}$/, 'must be a 12-digit account id'));
+const id = z.string().check(z.trim(), z.minLength(1, 'required'), z.maxLength(ID_MAX));
+const text = z
+  .string()
+  .check(z.trim(), z.minLength(1, 'must not be empty (say why, for the audit)'), z.maxLength(TEXT_MAX));
 
 export const CoversSchema = z.union([
   z.literal('ALL'),
@@ -23,39 +25,40 @@ export const CoversSchema = z.union([
     .array(
       z
         .string()
-        .refine(isViolationCode, { message: `must be a violation code (${VIOLATION_CODES.join(', ')})` }),
+        .check(
+          z.refine(isViolationCode, { message: `must be a violation code (${VIOLATION_CODES.join(', ')})` }),
+        ),
     )
-    .min(1)
-    .max(VIOLATION_CODES.length),
+    .check(z.minLength(1), z.maxLength(VIOLATION_CODES.length)),
 ]);
 
 export const ApprovalRequestSchema = z.discriminatedUnion('action', [
   z.strictObject({
     action: z.literal('approve'),
     /** The key's account; default the caller's. */
-    accountId: accountId.optional(),
+    accountId: z.optional(accountId),
     keyId: id,
     reason: text,
     /** A date (`YYYY-MM-DD`, through the end of that day, UTC) or an ISO-8601 timestamp with a zone. */
-    until: z.string().trim().min(1).max(64),
+    until: z.string().check(z.trim(), z.minLength(1), z.maxLength(64)),
     covers: CoversSchema,
   }),
   z.strictObject({
     action: z.literal('revoke'),
-    accountId: accountId.optional(),
+    accountId: z.optional(accountId),
     approvalId: id,
     reason: text,
   }),
   z.strictObject({
     action: z.literal('review'),
-    accountId: accountId.optional(),
+    accountId: z.optional(accountId),
     keyId: id,
     note: text,
   }),
   z.strictObject({
     action: z.literal('list'),
-    accountId: accountId.optional(),
-    keyId: id.optional(),
+    accountId: z.optional(accountId),
+    keyId: z.optional(id),
   }),
 ]);
 
@@ -76,9 +79,9 @@ export const ApprovalViewSchema = z.strictObject({
   approver: z.string(),
   approvedAt: z.string(),
   until: z.string(),
-  revokedAt: z.string().nullable(),
-  revokedBy: z.string().nullable(),
-  revokeReason: z.string().nullable(),
+  revokedAt: z.nullable(z.string()),
+  revokedBy: z.nullable(z.string()),
+  revokeReason: z.nullable(z.string()),
 });
 
 export type ApprovalView = z.infer<typeof ApprovalViewSchema>;
@@ -88,8 +91,8 @@ export type ApprovalView = z.infer<typeof ApprovalViewSchema>;
  * print. Optional: a function deployed before they were answered leaves them out.
  */
 const RecordedUnder = {
-  policyVersion: z.string().max(64).optional(),
-  mode: z.enum(['audit', 'enforce']).optional(),
+  policyVersion: z.optional(z.string().check(z.maxLength(64))),
+  mode: z.optional(z.enum(['audit', 'enforce'])),
 };
 
 export const ApprovalResponseSchema = z.discriminatedUnion('action', [

@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../shared/zod';
 import { parseAwsDate } from './dates';
 import { BEDROCK_SERVICE } from './types';
 
@@ -11,40 +11,43 @@ import { BEDROCK_SERVICE } from './types';
 /** Longest eventID accepted (CloudTrail's are 36-character UUIDs). */
 const EVENT_ID_MAX = 128;
 
+const optionalString = () => z.optional(z.string());
+const nonEmpty = () => z.string().check(z.minLength(1));
+
 const UserIdentitySchema = z.looseObject({
-  type: z.string().optional(),
-  arn: z.string().optional(),
-  accountId: z.string().optional(),
-  userName: z.string().optional(),
-  principalId: z.string().optional(),
-  invokedBy: z.string().optional(),
+  type: optionalString(),
+  arn: optionalString(),
+  accountId: optionalString(),
+  userName: optionalString(),
+  principalId: optionalString(),
+  invokedBy: optionalString(),
 });
 
-const Params = z.record(z.string(), z.unknown()).nullable().optional();
+const Params = z.optional(z.nullable(z.record(z.string(), z.unknown())));
 
 export const CloudTrailRecordSchema = z.looseObject({
-  eventTime: z.string().min(1),
-  eventSource: z.string().min(1),
-  eventName: z.string().min(1),
+  eventTime: nonEmpty(),
+  eventSource: nonEmpty(),
+  eventName: nonEmpty(),
   // Event ids are UUIDs; a decision's id (a table sort key, at most 1024 bytes) is built from it.
-  eventID: z.string().min(1).max(EVENT_ID_MAX),
-  awsRegion: z.string().optional(),
-  recipientAccountId: z.string().optional(),
-  userIdentity: UserIdentitySchema.optional(),
+  eventID: z.string().check(z.minLength(1), z.maxLength(EVENT_ID_MAX)),
+  awsRegion: optionalString(),
+  recipientAccountId: optionalString(),
+  userIdentity: z.optional(UserIdentitySchema),
   requestParameters: Params,
   responseElements: Params,
-  errorCode: z.string().optional(),
-  errorMessage: z.string().optional(),
+  errorCode: optionalString(),
+  errorMessage: optionalString(),
 });
 export type CloudTrailRecord = z.infer<typeof CloudTrailRecordSchema>;
 
 export const EventBridgeEventSchema = z.looseObject({
-  id: z.string().min(1),
-  'detail-type': z.string().min(1),
-  source: z.string().min(1),
-  account: z.string().min(1),
-  time: z.string().optional(),
-  region: z.string().optional(),
+  id: nonEmpty(),
+  'detail-type': nonEmpty(),
+  source: nonEmpty(),
+  account: nonEmpty(),
+  time: optionalString(),
+  region: optionalString(),
   detail: CloudTrailRecordSchema,
 });
 export type EventBridgeEvent = z.infer<typeof EventBridgeEventSchema>;

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import * as z from 'zod';
+import * as z from '../shared/zod';
 import type { LeakKind, LongTermFacts, ShortTermFacts } from './leaks';
 
 /**
@@ -174,72 +174,73 @@ const FINGERPRINT = /^sha256:[0-9a-f]{16}$/;
 /** A redacted form: the prefix, an ellipsis and at most the last 4 characters (shared/redact.ts). */
 const REDACTED = /^(ABSK|bedrock-api-key-)…[A-Za-z0-9+/=]{0,4}$/;
 
-const LocationSchema = z
-  .object({
-    path: z.string().min(1).max(MAX_LOCATION_PATH),
-    line: z.number().int().min(1),
-    column: z.number().int().min(1),
-    commit: z
-      .string()
-      .regex(/^[0-9a-f]{40,64}$/)
-      .optional(),
-  })
-  .strict();
+const matching = (pattern: RegExp) => z.string().check(z.regex(pattern));
+const positiveInt = () => z.number().check(z.int(), z.gte(1));
+
+const LocationSchema = z.strictObject({
+  path: z.string().check(z.minLength(1), z.maxLength(MAX_LOCATION_PATH)),
+  line: positiveInt(),
+  column: positiveInt(),
+  commit: z.optional(matching(/^[0-9a-f]{40,64}$/)),
+});
 
 export const ScanReportDetailSchema = z
-  .object({
+  .strictObject({
     schemaVersion: z.literal(1),
     kind: z.enum(['LONG_TERM', 'SHORT_TERM']),
-    fingerprint: z.string().regex(FINGERPRINT),
-    redacted: z.string().regex(REDACTED),
-    longTerm: z
-      .object({
-        alias: z.string().max(200),
-        userName: z.string().regex(IAM_USER),
-        accountId: z.string().regex(ACCOUNT),
-      })
-      .strict()
-      .optional(),
-    shortTerm: z
-      .object({
-        accessKeyId: z.string().regex(ACCESS_KEY_ID),
-        region: z.string().regex(REGION),
+    fingerprint: matching(FINGERPRINT),
+    redacted: matching(REDACTED),
+    longTerm: z.optional(
+      z.strictObject({
+        alias: z.string().check(z.maxLength(200)),
+        userName: matching(IAM_USER),
+        accountId: matching(ACCOUNT),
+      }),
+    ),
+    shortTerm: z.optional(
+      z.strictObject({
+        accessKeyId: matching(ACCESS_KEY_ID),
+        region: matching(REGION),
         signedAt: z.iso.datetime(),
         expiresAt: z.iso.datetime(),
-      })
-      .strict()
-      .optional(),
-    locations: z.array(LocationSchema).min(1).max(MAX_REPORT_LOCATIONS),
-    locationCount: z.number().int().min(1),
-    locationSetDigest: z.string().regex(/^[0-9a-f]{64}$/),
-    scanner: z.object({ name: z.literal('keyguard scan'), version: z.string().max(64) }).strict(),
+      }),
+    ),
+    locations: z.array(LocationSchema).check(z.minLength(1), z.maxLength(MAX_REPORT_LOCATIONS)),
+    locationCount: positiveInt(),
+    locationSetDigest: matching(/^[0-9a-f]{64}$/),
+    scanner: z.strictObject({ name: z.literal('keyguard scan'), version: z.string().check(z.maxLength(64)) }),
     scannedAt: z.iso.datetime(),
   })
-  .strict()
-  .superRefine((d, ctx) => {
-    if (d.kind === 'LONG_TERM' && (!d.longTerm || d.shortTerm))
-      ctx.addIssue({ code: 'custom', path: ['longTerm'], message: 'a LONG_TERM report has longTerm only' });
-    if (d.kind === 'SHORT_TERM' && (!d.shortTerm || d.longTerm))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['shortTerm'],
-        message: 'a SHORT_TERM report has shortTerm only',
-      });
-    if (d.longTerm && d.longTerm.alias !== `${d.longTerm.userName}-at-${d.longTerm.accountId}`)
-      ctx.addIssue({
-        code: 'custom',
-        path: ['longTerm', 'alias'],
-        message: 'is not <userName>-at-<accountId>',
-      });
-    if (d.kind === 'LONG_TERM' && !d.redacted.startsWith('ABSK'))
-      ctx.addIssue({
-        code: 'custom',
-        path: ['redacted'],
-        message: 'is not the redacted form of a long-term key',
-      });
-    if (d.locationCount < d.locations.length)
-      ctx.addIssue({ code: 'custom', path: ['locationCount'], message: 'is less than the locations listed' });
-  });
+  .check(
+    z.superRefine((d, ctx) => {
+      if (d.kind === 'LONG_TERM' && (!d.longTerm || d.shortTerm))
+        ctx.addIssue({ code: 'custom', path: ['longTerm'], message: 'a LONG_TERM report has longTerm only' });
+      if (d.kind === 'SHORT_TERM' && (!d.shortTerm || d.longTerm))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['shortTerm'],
+          message: 'a SHORT_TERM report has shortTerm only',
+        });
+      if (d.longTerm && d.longTerm.alias !== `${d.longTerm.userName}-at-${d.longTerm.accountId}`)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['longTerm', 'alias'],
+          message: 'is not <userName>-at-<accountId>',
+        });
+      if (d.kind === 'LONG_TERM' && !d.redacted.startsWith('ABSK'))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['redacted'],
+          message: 'is not the redacted form of a long-term key',
+        });
+      if (d.locationCount < d.locations.length)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['locationCount'],
+          message: 'is less than the locations listed',
+        });
+    }),
+  );
 
 export class InvalidScanReportError extends Error {
   /** The fields out of shape (paths only, e.g. `detail.longTerm.alias`): a value could hold anything, even a key. */
@@ -253,7 +254,7 @@ export class InvalidScanReportError extends Error {
 
 /** The EventBridge event's envelope, as Lambda receives it from a rule. */
 const EnvelopeSchema = z.object({
-  id: z.string().min(1),
+  id: z.string().check(z.minLength(1)),
   source: z.literal(SCAN_REPORT_SOURCE),
   'detail-type': z.literal(SCAN_REPORT_DETAIL_TYPE),
   account: z.string(),
@@ -278,12 +279,12 @@ export function isScanReportEvent(raw: unknown): boolean {
 }
 
 /** Only paths and expectations are reported: values could hold anything. */
-function issuesOf(error: z.ZodError): string {
+function issuesOf(error: z.core.$ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 
 /** The paths of the fields out of shape, under `prefix`, each once. */
-function fieldsOf(error: z.ZodError, prefix: string[] = []): string[] {
+function fieldsOf(error: z.core.$ZodError, prefix: string[] = []): string[] {
   return [...new Set(error.issues.map((i) => [...prefix, ...i.path.map(String)].join('.') || '(root)'))];
 }
 

@@ -1,7 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import type { Context, LambdaFunctionURLEvent, LambdaFunctionURLResult } from 'aws-lambda';
-import * as z from 'zod';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import type { GovernedAccounts } from '../adapters/governed-accounts';
@@ -13,6 +12,7 @@ import {
   type ApprovalResponse,
 } from '../domain/approval-protocol';
 import { formatIssues } from '../shared/config';
+import * as z from '../shared/zod';
 import { type ApprovalPolicy, ApprovalService, type Caller } from './approval-service';
 
 /**
@@ -47,15 +47,15 @@ export interface ApprovalRuntime {
 /** `APPROVAL_POLICY`: what the approval function decides with, as the stack writes it. */
 export const ApprovalPolicySchema = z.strictObject({
   mode: z.enum(['audit', 'enforce']),
-  maxApprovalDays: z.number().int().min(1),
-  fallbackOwner: z.string().min(1).nullable(),
-  approvers: z.array(z.string().min(1)),
+  maxApprovalDays: z.number().check(z.int(), z.gte(1)),
+  fallbackOwner: z.nullable(z.string().check(z.minLength(1))),
+  approvers: z.array(z.string().check(z.minLength(1))),
 });
 
 /** The identity Lambda authenticated (requestContext.authorizer.iam), or null when the request carries none. */
 const IamIdentitySchema = z.object({
-  userArn: z.string().regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$/),
-  accountId: z.string().regex(/^\d{12}$/),
+  userArn: z.string().check(z.regex(/^arn:aws[a-z-]*:(iam|sts)::\d{12}:.+$/)),
+  accountId: z.string().check(z.regex(/^\d{12}$/)),
 });
 
 function callerOf(event: LambdaFunctionURLEvent): Caller | null {

@@ -2,7 +2,6 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import * as z from 'zod';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
@@ -20,6 +19,7 @@ import { processUses, type UsageCause } from '../domain/usage-pipeline';
 import type { BearerUse } from '../domain/usage-types';
 import type { Policy } from '../shared/config';
 import { redactSecrets } from '../shared/redact';
+import * as z from '../shared/zod';
 
 /**
  * The key-usage function (flow 3): SQS batches of EventBridge events (each `detail` a CloudTrail record of a
@@ -79,7 +79,7 @@ export class InvalidSqsEventError extends Error {
 }
 
 const SqsEventSchema = z.object({
-  Records: z.array(z.looseObject({ messageId: z.string().min(1), body: z.string() })),
+  Records: z.array(z.looseObject({ messageId: z.string().check(z.minLength(1)), body: z.string() })),
 });
 
 /** `not-aws-source`: an event whose `source` is not Bedrock's, i.e. put by a custom rule or PutEvents (forged use). */
@@ -118,7 +118,7 @@ export interface KeyUsageResult {
 }
 
 /** Only paths and expectations are reported: values could hold anything. */
-function issuesOf(error: z.ZodError): string {
+function issuesOf(error: z.core.$ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 

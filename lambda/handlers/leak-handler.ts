@@ -3,7 +3,6 @@ import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { SNSClient } from '@aws-sdk/client-sns';
-import * as z from 'zod';
 import { type AccessKeyAccountLookup, StsAccessKeyAccounts } from '../adapters/access-key-accounts';
 import { DynamoApprovalsStore } from '../adapters/approvals-store';
 import { DynamoAuditLog } from '../adapters/audit-store';
@@ -65,6 +64,7 @@ import type {
 import type { UsageSource } from '../domain/usage-types';
 import type { Policy } from '../shared/config';
 import { fingerprint, redactSecrets } from '../shared/redact';
+import * as z from '../shared/zod';
 
 /**
  * The leak function (log quarantine): a CloudWatch Logs subscription batch → every log event scanned with
@@ -185,7 +185,7 @@ export class InvalidLogEventError extends Error {
   }
 }
 
-const SubscriptionEventSchema = z.object({ awslogs: z.object({ data: z.string().min(1) }) });
+const SubscriptionEventSchema = z.object({ awslogs: z.object({ data: z.string().check(z.minLength(1)) }) });
 
 const LogsDataSchema = z.object({
   messageType: z.string(),
@@ -193,7 +193,9 @@ const LogsDataSchema = z.object({
   logGroup: z.string(),
   logStream: z.string(),
   subscriptionFilters: z.array(z.string()),
-  logEvents: z.array(z.object({ id: z.string().min(1), timestamp: z.number(), message: z.string() })),
+  logEvents: z.array(
+    z.object({ id: z.string().check(z.minLength(1)), timestamp: z.number(), message: z.string() }),
+  ),
 });
 type LogsData = z.infer<typeof LogsDataSchema>;
 
@@ -242,7 +244,7 @@ export type LeakResult =
   | { status: 'scanned'; logGroup: string; logStream: string; logEvents: number; findings: FindingResult[] };
 
 /** Only paths and expectations are reported: values could hold anything, including a key. */
-function issuesOf(error: z.ZodError): string {
+function issuesOf(error: z.core.$ZodError): string {
   return error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
 }
 

@@ -5,7 +5,6 @@ import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { IAMClient } from '@aws-sdk/client-iam';
 import type { SNSClient } from '@aws-sdk/client-sns';
 import type { Context } from 'aws-lambda';
-import * as z from 'zod';
 import { DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
 import { IamEnforcer, IamKeyDirectory } from '../adapters/iam';
@@ -48,6 +47,7 @@ import {
 import type { Decision } from '../domain/types';
 import type { KeyUsage, UsageSource } from '../domain/usage-types';
 import type { Policy } from '../shared/config';
+import * as z from '../shared/zod';
 
 /**
  * The inventory sweep (flow 2): every Bedrock key of the governed account, page by page, through the same
@@ -145,8 +145,8 @@ export class InvalidSweepEventError extends Error {
 
 /** What EventBridge Scheduler sends: `{}` (start or continue) or `{"continue": true}` (continue only). */
 export const SweepEventSchema = z.strictObject({
-  sweepId: z.string().min(1).max(200).optional(),
-  continue: z.boolean().optional(),
+  sweepId: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
+  continue: z.optional(z.boolean()),
 });
 export type SweepEvent = z.infer<typeof SweepEventSchema>;
 

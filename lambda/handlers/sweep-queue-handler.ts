@@ -3,12 +3,12 @@ import type { IAMClient } from '@aws-sdk/client-iam';
 import { PublishCommand } from '@aws-sdk/client-sns';
 import { ChangeMessageVisibilityCommand, SendMessageCommand, type SQSClient } from '@aws-sdk/client-sqs';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import * as z from 'zod';
 import { failureReason } from '../adapters/sweep-state';
 import { accountFindingNotice } from '../domain/account-finding';
 import { UNOWNED } from '../domain/notice';
 import { effectivePolicy } from '../domain/org-policy';
 import type { OrgSettings } from '../shared/config';
+import * as z from '../shared/zod';
 import {
   type CreatorSource,
   createAccountSweeper,
@@ -52,16 +52,16 @@ function retryDelaySeconds(attempt: number): number {
 
 /** One account to sweep, as the scheduler puts it on the queue. */
 export const SweepMessageSchema = z.strictObject({
-  accountId: z.string().regex(/^\d{12}$/, 'must be a 12-digit account id'),
+  accountId: z.string().check(z.regex(/^\d{12}$/, 'must be a 12-digit account id')),
   /** The account's name in Organizations ('' when unknown). */
-  name: z.string().max(200),
+  name: z.string().check(z.maxLength(200)),
   /** OU ids from the root down to the account's parent (root excluded). */
-  ouPath: z.array(z.string().max(100)).max(10),
+  ouPath: z.array(z.string().check(z.maxLength(100))).check(z.maxLength(10)),
   /** When the scheduler started this round (ISO): an account already swept since is not swept again. */
   round: z.iso.datetime(),
   /** A continuation of a paused sweep (put by the sweep function itself). */
-  continue: z.boolean().optional(),
-  sweepId: z.string().min(1).max(200).optional(),
+  continue: z.optional(z.boolean()),
+  sweepId: z.optional(z.string().check(z.minLength(1), z.maxLength(200))),
 });
 export type SweepMessage = z.infer<typeof SweepMessageSchema>;
 

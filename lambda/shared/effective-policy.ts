@@ -1,4 +1,3 @@
-import * as z from 'zod';
 import {
   type Config,
   ConfigError,
@@ -8,6 +7,7 @@ import {
   parseConfig,
   policyVersion,
 } from './config';
+import * as z from './zod';
 
 /**
  * The effective policy a deployed stack runs with, as the stack publishes it (one SSM String parameter, stack output
@@ -135,15 +135,15 @@ export function publishedPolicy(config: Config, organizationSettingsParameter?: 
 
 const DocumentSchema = z.strictObject({
   format: z.literal(EFFECTIVE_POLICY_FORMAT),
-  policyVersion: z.string().regex(/^p-[0-9a-f]{12}$/, 'must be a policy version (p- and 12 hex digits)'),
+  policyVersion: z
+    .string()
+    .check(z.regex(/^p-[0-9a-f]{12}$/, 'must be a policy version (p- and 12 hex digits)')),
   mode: z.enum(['audit', 'enforce']),
   config: z.record(z.string(), z.unknown()),
-  omitted: z.array(z.enum(OMITTABLE)).max(OMITTABLE.length),
-  organizationSettingsParameter: z
-    .string()
-    .max(1011)
-    .regex(/^\/?[\w.\-/]+$/, 'must be an SSM parameter name')
-    .optional(),
+  omitted: z.array(z.enum(OMITTABLE)).check(z.maxLength(OMITTABLE.length)),
+  organizationSettingsParameter: z.optional(
+    z.string().check(z.maxLength(1011), z.regex(/^\/?[\w.\-/]+$/, 'must be an SSM parameter name')),
+  ),
 });
 
 /** A published document, checked for shape (its config is checked by readEffectivePolicy). */
