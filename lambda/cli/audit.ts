@@ -3,10 +3,12 @@ import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { type Command, Option } from 'commander';
+import pkg from '../../package.json';
 import { byDecidedAt, type DecisionQuery, DynamoAuditLog } from '../adapters/audit-store';
 import { documentClient } from '../adapters/document-client';
 import { type EmbeddedDynamo, startEmbeddedDynamo, storeFailure } from '../adapters/embedded-dynamodb';
 import { UNOWNED } from '../domain/notice';
+import { ocsfJson } from '../domain/ocsf';
 import { type Action, type Decision, isViolationCode, VIOLATION_CODES } from '../domain/types';
 import { parseTimeInput } from '../shared/time-input';
 import { visible } from '../shared/visible-text';
@@ -74,6 +76,8 @@ export interface AuditOptions extends AuditSourceOptions {
   limit?: string;
   json?: boolean;
   csv?: boolean;
+  /** `table` (default), `json` (as --json), `csv` (as --csv) or `ocsf` (one OCSF Detection Finding per line). */
+  format?: string;
   /** Names for account ids in the table and the totals (see account-names.ts). */
   accountNames?: string;
   /** Exit 1 when a key's latest decision in the window has a violation at or above this (fail-on.ts). */
@@ -87,6 +91,8 @@ export interface AuditDeps {
   env?: NodeJS.ProcessEnv;
   /** The deployed stack, read for table names not given by a flag or variable; none: they must be given. */
   stack?: DeployedStack;
+  /** keyguard's version, for `--format ocsf` (metadata.product.version); default: package.json's. */
+  version?: string;
 }
 
 /**
@@ -495,10 +501,28 @@ export async function sourceFailure(
   return EXIT_FAILURE;
 }
 
+export const AUDIT_FORMATS = ['table', 'json', 'csv', 'ocsf'] as const;
+export type AuditFormat = (typeof AUDIT_FORMATS)[number];
+
+/** The output format --format, --json and --csv name together (at most one of them). */
+export function auditFormat(opts: Pick<AuditOptions, 'json' | 'csv' | 'format'>): AuditFormat {
+  if (opts.json && opts.csv) throw new AuditUsageError('--json and --csv: choose one output format');
+  if (opts.format === undefined) return opts.json ? 'json' : opts.csv ? 'csv' : 'table';
+  const format = AUDIT_FORMATS.find((f) => f === opts.format?.trim().toLowerCase());
+  if (!format) {
+    throw new AuditUsageError(
+      `--format: got ${visible(JSON.stringify(opts.format))}; allowed: ${AUDIT_FORMATS.join(', ')}`,
+    );
+  }
+  if (opts.json || opts.csv)
+    throw new AuditUsageError(`--format and ${opts.json ? '--json' : '--csv'}: choose one output format`);
+  return format;
+}
+
 export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): Promise<number> {
   let source: AuditSource | undefined;
   try {
-    if (opts.json && opts.csv) throw new AuditUsageError('--json and --csv: choose one output format');
+    const format = auditFormat(opts);
     const q = auditQuery(opts);
     const keyId = trimmed(opts.key);
     if (opts.key !== undefined && keyId === undefined) throw new AuditUsageError('--key: must not be empty');
@@ -552,10 +576,14 @@ export async function runAudit(opts: AuditOptions, io: CliIO, deps: AuditDeps): 
     const summary =
       `Decisions: ${decisions.length} (${visible(source.label)}). Read-only: nothing was changed.\n` +
       perAccountLine(decisions, names);
-    if (opts.json) {
+    if (format === 'json') {
       for (const d of decisions) io.stdout.write(`${decisionJson(d)}\n`);
       io.stderr.write(summary);
-    } else if (opts.csv) {
+    } else if (format === 'ocsf') {
+      const version = deps.version ?? pkg.version;
+      for (const d of decisions) io.stdout.write(`${ocsfJson(d, version)}\n`);
+      io.stderr.write(summary);
+    } else if (format === 'csv') {
       io.stdout.write(csvRecord(AUDIT_CSV_HEADER));
       for (const d of decisions) io.stdout.write(auditCsvRow(d));
       io.stderr.write(summary);
@@ -585,8 +613,9 @@ paid for).
 Keys without an owner are listed under the owner "${UNOWNED}". --since is inclusive and --until exclusive, as in keyguard replay:
 a date YYYY-MM-DD is midnight UTC at its start, so --since 2026-11-21 --until 2026-11-22 is the whole of 21 November.
 
-Output, sorted by decision time: a table (default), --json (one decision per line, as replay --json) or --csv
-(RFC 4180 with a header row). Decisions never hold key material. Decisions about keys of several accounts
+Output, sorted by decision time: a table (default), --json (one decision per line, as replay --json), --csv
+(RFC 4180 with a header row) or --format ocsf (one OCSF 1.5.0 Detection Finding per line, for a SIEM or Amazon
+Security Lake; docs/ocsf.md maps every field). Decisions never hold key material. Decisions about keys of several accounts
 (organization mode) are also totalled per account. Decisions record account ids only: --account-names FILE
 shows names beside them in the table and the totals (the output of keyguard inventory --org --json, or a JSON
 object {"<account id>": "<name>"}); a name is shown escaped, as any recorded text.
@@ -605,6 +634,7 @@ Examples:
   $ keyguard audit --account 111122223333 --account 444455556666 --code NEVER_EXPIRES
   $ keyguard audit --key ACCAGVIKUZQCWC4UQW63Y --since 2026-11-01 --json
   $ keyguard audit --table BedrockKeyGuard-AuditTablesDecisions-ABC123 --code NEVER_EXPIRES --csv > never.csv
+  $ keyguard audit --since 2026-11-01 --format ocsf > decisions.ocsf.jsonl
 `;
 
 /** Where audit and report read from: the local store (default) or the deployed tables. */
@@ -666,6 +696,11 @@ export function registerAuditCommand(
     .addOption(accountNamesOption())
     .option('--json', 'one decision JSON object per line on stdout; the summary goes to stderr')
     .option('--csv', 'CSV (RFC 4180, with a header row) on stdout; the summary goes to stderr')
+    .option(
+      '--format <format>',
+      `output format: ${AUDIT_FORMATS.join(', ')} (ocsf: one OCSF 1.5.0 Detection Finding JSON object per line; ` +
+        'json and csv as --json and --csv; the summary goes to stderr)',
+    )
     .addHelpText('after', AUDIT_HELP);
   return addAwsOptions(audit).action(async (opts: AuditOptions & AwsFlags) => {
     const aws = awsRunOrFail(opts, io);

@@ -8,6 +8,7 @@ import type { CliIO } from '../../lambda/cli/io';
 import { runReplay } from '../../lambda/cli/replay';
 import { type Decision, VIOLATION_CODES } from '../../lambda/domain/types';
 import { startTestDynamo, TABLES } from '../support/dynamo';
+import { ocsfProblems } from '../support/ocsf';
 import {
   ACCOUNT,
   captureIO,
@@ -222,6 +223,41 @@ describe('keyguard audit over the embedded store written by replay', () => {
       action: d.action,
       violations: d.violations.map((v) => v.code).join(';'),
     });
+  });
+
+  it('--format ocsf prints one OCSF 1.5.0 Detection Finding per decision, each valid against the pinned schema', async () => {
+    // Act
+    const r = await audit(['--store', store, '--format', 'ocsf'], { deps: NO_AWS });
+    const asJson = await audit(['--store', store, '--format', 'json'], { deps: NO_AWS });
+
+    // Assess: every decision of the quick start's replay (each action and trigger it makes) maps to a valid event.
+    expect(r.code).toBe(0);
+    const events = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
+    expect(events).toHaveLength(replayed.length);
+    for (const e of events) expect(ocsfProblems(e)).toEqual([]);
+    expect(new Set(replayed.map((d) => d.action)).size).toBeGreaterThan(1);
+    expect(events.map((e) => e.unmapped.keyguard)).toEqual(jsonLines(asJson.stdout));
+    expect(events[0]).toMatchObject({ class_uid: 2004, metadata: { version: '1.5.0' } });
+    expect(r.stderr).toContain(`Decisions: ${replayed.length} (store ${store})`);
+    // --format json is --json; table and csv are the other names.
+    const json = await audit(['--store', store, '--json'], { deps: NO_AWS });
+    expect(asJson.stdout).toBe(json.stdout);
+  });
+
+  it('refuses an unknown --format and a --format beside --json or --csv (exit 2)', async () => {
+    // Act
+    const unknown = await audit(['--store', store, '--format', 'asff'], { deps: NO_AWS });
+    const both = await audit(['--store', store, '--format', 'ocsf', '--json'], { deps: NO_AWS });
+
+    // Assess
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('--format: got "asff"; allowed: table, json, csv, ocsf');
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('--format and --json: choose one output format');
+    expect(unknown.stdout).toBe('');
   });
 
   it('refuses an unknown violation code with exit 2 and lists the allowed ones', async () => {

@@ -1,3 +1,4 @@
+import assert from 'node:assert';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,7 @@ import {
 } from '../../lambda/adapters/embedded-dynamodb';
 import { DynamoFindingsState, findingsStateTableDefinition } from '../../lambda/adapters/findings-state';
 import { sweepStateTableDefinition } from '../../lambda/adapters/sweep-state';
+import { runAudit } from '../../lambda/cli/audit';
 import { REPLAY_TABLES, runReplay } from '../../lambda/cli/replay';
 import { createCredentialEventHandler } from '../../lambda/handlers/credential-event-handler';
 import { createDecisionEventsHandler } from '../../lambda/handlers/decision-events-handler';
@@ -158,7 +160,7 @@ describe('no key material leaves the function or the CLI', () => {
     expect(published).toContain(redactSecrets(ownerTagSecret));
   });
 
-  it('keeps the same secrets out of keyguard replay output (table and JSON) and its store', async () => {
+  it('keeps the same secrets out of keyguard replay output (table and JSON), its store and audit --format ocsf', async () => {
     // Prepare: the same kinds of events, as a CloudTrail log file.
     const dir = mkdtempSync(join(tmpdir(), 'keyguard-leak-'));
     const store = join(dir, 'store');
@@ -198,9 +200,17 @@ describe('no key material leaves the function or the CLI', () => {
     };
 
     try {
-      // Act: table output, then JSON output (a second run on the same store).
+      // Act: table output, then JSON output (a second run on the same store), then the store read back as OCSF.
       const tableCode = await runReplay(['.'], { store }, io);
       const jsonCode = await runReplay(['.'], { store, json: true }, io);
+      const replayOut = out;
+      out = '';
+      const ocsfCode = await runAudit({ store, format: 'ocsf' }, io, {
+        doc: () => assert.fail('no AWS'),
+        env: {},
+      });
+      const ocsf = out;
+      out = replayOut + ocsf;
       const db = await startEmbeddedDynamo({ path: store });
       let items = '';
       try {
@@ -213,7 +223,9 @@ describe('no key material leaves the function or the CLI', () => {
       }
 
       // Assess: replay decided on the key (so the secrets went through it), reported the broken file, leaked nothing.
-      expect([tableCode, jsonCode]).toEqual([2, 2]);
+      expect([tableCode, jsonCode, ocsfCode]).toEqual([2, 2, 0]);
+      expect(ocsf).toContain('"class_uid":2004');
+      expect(ocsf).toContain(redactSecrets(ownerTagSecret));
       expect(out).toContain(KEY);
       expect(items).toContain(KEY);
       expect(err).toContain('broken.json');
