@@ -189,11 +189,11 @@ updated >= to the query. A finding's place is JIRA_URL/browse/KEY-1 (a comment: 
 the reporter's or commenter's account ID. Missing or rejected credentials: exit 2 before scanning; an issue that
 cannot be read is reported and the others scanned. HTTP 429 is waited out (Retry-After, X-RateLimit-Reset).
 
-Confluence: --confluence KEY (repeatable, or KEY,KEY) reads the current pages of those spaces and their footer and
-inline comments and replies (REST API v2) on the site CONFLUENCE_URL (default: JIRA_URL), with the same JIRA_EMAIL
-and JIRA_API_TOKEN. Page bodies (storage format) are read as text; --since skips pages and comments last modified
-before it. A finding's place is the page's (or comment's) web link. Missing or rejected credentials: exit 2 before
-scanning; a space or page that cannot be read is reported and the others scanned.
+Confluence: --confluence KEY (repeatable, or KEY,KEY) reads the current pages and blog posts of those spaces and
+their footer and inline comments and replies (REST API v2) on the site CONFLUENCE_URL (default: JIRA_URL), with
+the same JIRA_EMAIL and JIRA_API_TOKEN. Bodies (storage format) are read as text; --since skips pages, blog posts
+and comments last modified before it. A finding's place is the page's (or comment's) web link. Missing or rejected
+credentials: exit 2 before scanning; a space or page that cannot be read is reported and the others scanned.
 
 S3: s3://BUCKET/PREFIX (any number, mixed with paths) scans every object under the prefix (ListObjectsV2, then
 GetObject streamed; gzip decompressed, at most 512 MiB an object), findings at s3://BUCKET/KEY:line:column, with
@@ -563,7 +563,7 @@ export function buildProgram(
       )
       .option(
         '--confluence <space>',
-        'also scan the current pages and comments of this Confluence Cloud space, by key (repeatable, or OPS,ENG)',
+        'also scan the current pages, blog posts and comments of this Confluence Cloud space, by key (repeatable, or OPS,ENG)',
         (value: string, previous: string[] = []) => [...previous, value],
       )
       .option(

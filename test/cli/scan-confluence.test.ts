@@ -119,6 +119,16 @@ function spaces(): FakeConfluenceSpace[] {
           modifiedAt: hours(5),
         },
       ],
+      blogposts: [
+        {
+          id: '1201',
+          title: 'Setup',
+          storage: `<p>We set up Bedrock with <strong>${entityEncoded(PAGE_KEY)}</strong></p>`,
+          authorId: 'acc-gina',
+          modifiedAt: hours(10),
+          footer: [{ id: '2201', storage: '<p>nice</p>', authorId: 'acc-bob', createdAt: hours(9) }],
+        },
+      ],
     },
   ];
 }
@@ -181,6 +191,7 @@ describe('keyguard scan --confluence', () => {
       [`${wiki()}/spaces/OPS/pages/1002/?focusedCommentId=2002#comment-2002`, 3, 'SHORT_TERM', 'acc-dave'],
       [`${wiki()}/spaces/OPS/pages/1002/?focusedCommentId=2003#comment-2003`, 2, 'LONG_TERM', 'acc-eve'],
       [`${wiki()}/spaces/ENG/pages/1101/Links`, 5, 'LONG_TERM', 'acc-frank'],
+      [`${wiki()}/spaces/ENG/blog/2026/11/20/1201/Setup`, 3, 'LONG_TERM', 'acc-gina'],
     ]);
     // The spaces by key; OPS's pages over two cursor pages, current versions, storage bodies, newest first.
     expect(confluence.calls('/wiki/api/v2/spaces')[0]?.params.get('keys')).toBe('OPS,ENG');
@@ -195,11 +206,16 @@ describe('keyguard scan --confluence', () => {
       '/wiki/api/v2/footer-comments/2001/children',
       '/wiki/api/v2/footer-comments/2002/children',
       '/wiki/api/v2/footer-comments/2003/children',
+      '/wiki/api/v2/footer-comments/2201/children',
     ]);
     expect(confluence.calls('/wiki/api/v2/pages/1003/inline-comments')).toHaveLength(1);
+    expect(confluence.calls('/wiki/api/v2/spaces/98002/blogposts')[0]?.params.get('body-format')).toBe(
+      'storage',
+    );
     expect(confluence.requests.every((r) => r.auth === `Basic ${BASIC}`)).toBe(true);
     expect(res.stderr).toContain(
-      'keyguard scan: Confluence: 2 spaces, 4 pages, 4 comments scanned; 16 API calls, 0 rate-limited (waited 0 s)',
+      'keyguard scan: Confluence: 2 spaces, 4 pages, 1 blog post, 5 comments scanned; 21 API calls, 0 rate-limited ' +
+        '(waited 0 s)',
     );
   });
 
@@ -226,9 +242,9 @@ describe('keyguard scan --confluence', () => {
       () => deps(e),
     );
     // Assess: Old (200 h) and its comments not read; comment 2001 (100 h) not scanned, its reply (1 h) is.
-    expect(findings(out.stdout()).map((f) => f.path)).toHaveLength(4);
+    expect(findings(out.stdout()).map((f) => f.path)).toHaveLength(5);
     expect(confluence.calls('/wiki/api/v2/pages/1003/inline-comments')).toEqual([]);
-    expect(out.stderr()).toContain('Confluence: 2 spaces, 3 pages, 2 comments scanned');
+    expect(out.stderr()).toContain('Confluence: 2 spaces, 3 pages, 1 blog post, 3 comments scanned');
     expect(code).toBe(1);
     expect(leakedFragments(out.stdout() + out.stderr(), SECRETS)).toEqual([]);
   });
@@ -237,7 +253,7 @@ describe('keyguard scan --confluence', () => {
     confluence.rateLimitOnce = { path: '/wiki/api/v2/spaces/98001/pages', headers: { 'retry-after': '4' } };
     const res = await scan({ format: 'json' });
     expect(slept).toEqual([4000]);
-    expect(findings(res.stdout)).toHaveLength(4);
+    expect(findings(res.stdout)).toHaveLength(5);
     expect(res.stderr).toContain('1 rate-limited (waited 4 s)');
   });
 
@@ -263,7 +279,7 @@ describe('keyguard scan --confluence', () => {
     expect(unknown.stderr).toContain(
       'keyguard: Confluence space NOPE: no such space among those the account can see',
     );
-    expect(findings(unknown.stdout)).toHaveLength(1);
+    expect(findings(unknown.stdout)).toHaveLength(2);
     expect(unknown.code).toBe(2);
     const empty = await scan({ confluence: [' , '] });
     expect(empty.stderr).toBe(
@@ -278,7 +294,10 @@ describe('keyguard scan --confluence', () => {
       'keyguard: Confluence space OPS: Confluence GET /wiki/api/v2/spaces/{id}/pages: malformed answer (not JSON',
     );
     expect(res.stderr).toContain('[token]');
-    expect(findings(res.stdout).map((f) => f.path)).toEqual([`${wiki()}/spaces/ENG/pages/1101/Links`]);
+    expect(findings(res.stdout).map((f) => f.path)).toEqual([
+      `${wiki()}/spaces/ENG/pages/1101/Links`,
+      `${wiki()}/spaces/ENG/blog/2026/11/20/1201/Setup`,
+    ]);
     expect(res.code).toBe(2);
   });
 
@@ -295,13 +314,14 @@ describe('keyguard scan --confluence', () => {
     // Act
     const res = await scan({ format: 'json' });
     // Assess
-    expect(res.stderr).toContain('keyguard: Confluence space OPS: page 1 of a list: malformed (id: ');
+    expect(res.stderr).toContain('keyguard: Confluence space OPS: item 1 of a pages list: malformed (id: ');
     expect(res.stderr).toContain(
       `keyguard: Confluence ${wiki()}/spaces/OPS/pages/1002/Team: Confluence GET /wiki/api/v2/pages/{id}/footer-comments: HTTP 500 Internal Server Error; the page and its other comments are scanned`,
     );
     expect(findings(res.stdout).map((f) => f.path)).toEqual([
       `${wiki()}/spaces/OPS/pages/1001/Runbook`,
       `${wiki()}/spaces/ENG/pages/1101/Links`,
+      `${wiki()}/spaces/ENG/blog/2026/11/20/1201/Setup`,
     ]);
     expect(res.code).toBe(2);
   });
@@ -313,7 +333,7 @@ describe('keyguard scan --confluence', () => {
       'keyguard: Confluence space OPS: Confluence GET /wiki/api/v2/spaces/{id}/pages: a next link to another origin ' +
         '(http://127.0.0.2:9) was not followed',
     );
-    expect(findings(res.stdout)).toHaveLength(1);
+    expect(findings(res.stdout)).toHaveLength(2);
     expect(res.code).toBe(2);
   });
 
@@ -364,6 +384,7 @@ describe('keyguard scan --confluence', () => {
     expect(details.flatMap((d) => d.locations.map((l) => l.path)).sort()).toEqual(
       [
         `${wiki()}/spaces/ENG/pages/1101/Links`,
+        `${wiki()}/spaces/ENG/blog/2026/11/20/1201/Setup`,
         `${wiki()}/spaces/OPS/pages/1001/Runbook`,
         `${wiki()}/spaces/OPS/pages/1002/?focusedCommentId=2002#comment-2002`,
         `${wiki()}/spaces/OPS/pages/1002/?focusedCommentId=2003#comment-2003`,

@@ -3,8 +3,9 @@ import type { AddressInfo } from 'node:net';
 
 /**
  * A fake Confluence Cloud site on loopback (test code, not product), answering the REST API v2 shapes `keyguard scan
- * --confluence` uses, all under /wiki: /api/v2/spaces?keys=, /api/v2/spaces/{id}/pages (body-format=storage,
- * status, sort=-modified-date), /api/v2/pages/{id}/footer-comments and inline-comments, and
+ * --confluence` uses, all under /wiki: /api/v2/spaces?keys=, /api/v2/spaces/{id}/pages and blogposts
+ * (body-format=storage, status, sort=-modified-date), /api/v2/{pages|blogposts}/{id}/footer-comments and
+ * inline-comments, and
  * /api/v2/{footer|inline}-comments/{id}/children. Lists are {"results": […], "_links": {"next": "/wiki/api/v2/…?cursor=…",
  * "base": "<site>/wiki"}}; errors are {"errors": [{"status", "code", "title", "detail"}]}; credentials are HTTP Basic.
  */
@@ -34,6 +35,7 @@ export interface FakeConfluenceSpace {
   id: string;
   key: string;
   pages: FakeConfluencePage[];
+  blogposts?: FakeConfluencePage[];
   /** The pages list of this space answers a body that is not JSON, echoing the credentials. */
   malformed?: boolean;
   /** The pages list of this space answers a next link to this (another) origin. */
@@ -133,7 +135,14 @@ export class FakeConfluence {
           .map((s) => ({ id: s.id, key: s.key, name: `${s.key} space`, type: 'global', status: 'current' })),
       );
     }
-    const pages = /^\/wiki\/api\/v2\/spaces\/([^/]+)\/pages$/.exec(path);
+    const pages = /^\/wiki\/api\/v2\/spaces\/([^/]+)\/(pages|blogposts)$/.exec(path);
+    if (pages?.[2] === 'blogposts') {
+      const space = this.spaces.find((s) => s.id === pages[1]);
+      if (!space) return error(404, 'NOT_FOUND', 'Space not found');
+      return list(
+        (space.blogposts ?? []).map((post) => this.page(space, post, p.get('body-format'), 'blog')),
+      );
+    }
     if (pages) {
       const space = this.spaces.find((s) => s.id === pages[1]);
       if (!space) return error(404, 'NOT_FOUND', 'Space not found');
@@ -149,7 +158,7 @@ export class FakeConfluence {
         sorted.sort((a, b) => Date.parse(b.modifiedAt) - Date.parse(a.modifiedAt));
       return list(sorted.map((page) => page.raw ?? this.page(space, page, p.get('body-format'))));
     }
-    const comments = /^\/wiki\/api\/v2\/pages\/([^/]+)\/(footer|inline)-comments$/.exec(path);
+    const comments = /^\/wiki\/api\/v2\/(?:pages|blogposts)\/([^/]+)\/(footer|inline)-comments$/.exec(path);
     if (comments) {
       const [, id, kind] = comments;
       if (this.brokenComments === id) return error(500, 'INTERNAL_SERVER_ERROR', 'Internal Server Error');
@@ -170,7 +179,12 @@ export class FakeConfluence {
     error(404, 'NOT_FOUND', `no such resource ${path}`);
   }
 
-  private page(space: FakeConfluenceSpace, page: FakeConfluencePage, format: string | null): unknown {
+  private page(
+    space: FakeConfluenceSpace,
+    page: FakeConfluencePage,
+    format: string | null,
+    kind: 'pages' | 'blog' = 'pages',
+  ): unknown {
     return {
       id: page.id,
       status: 'current',
@@ -183,7 +197,7 @@ export class FakeConfluence {
         ? { body: { storage: { representation: 'storage', value: page.storage } } }
         : {}),
       _links: {
-        webui: `/spaces/${space.key}/pages/${page.id}/${encodeURIComponent(page.title.replace(/ /g, '+'))}`,
+        webui: `/spaces/${space.key}/${kind === 'blog' ? 'blog/2026/11/20' : 'pages'}/${page.id}/${encodeURIComponent(page.title.replace(/ /g, '+'))}`,
         editui: `/pages/resumedraft.action?draftId=${page.id}`,
         tinyui: `/x/${page.id}`,
       },
@@ -210,7 +224,7 @@ export class FakeConfluence {
 
   private findPage(id: string): { space: FakeConfluenceSpace; page: FakeConfluencePage } | undefined {
     for (const space of this.spaces) {
-      const page = space.pages.find((p) => p.id === id);
+      const page = [...space.pages, ...(space.blogposts ?? [])].find((p) => p.id === id);
       if (page) return { space, page };
     }
     return undefined;
@@ -228,7 +242,7 @@ export class FakeConfluence {
       return undefined;
     };
     for (const space of this.spaces)
-      for (const page of space.pages) {
+      for (const page of [...space.pages, ...(space.blogposts ?? [])]) {
         const comment = walk([...(page.footer ?? []), ...(page.inline ?? [])]);
         if (comment) return { space, page, comment };
       }

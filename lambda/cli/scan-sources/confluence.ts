@@ -14,17 +14,19 @@ import type { TextSink } from './slack';
  * `keyguard scan --confluence <space key>` (issue 15 §2): the current pages of Confluence Cloud spaces and their
  * comments, through the REST API v2 (https://developer.atlassian.com/cloud/confluence/rest/v2/), all under /wiki:
  * - GET /wiki/api/v2/spaces?keys=… finds the spaces' ids, and checks the credentials before anything is scanned;
- * - GET /wiki/api/v2/spaces/{id}/pages?body-format=storage&status=current&sort=-modified-date, every page by the
- *   cursor link `_links.next` (relative to the site; a link to another origin is refused: the credentials go only
- *   to the site);
- * - GET /wiki/api/v2/pages/{id}/footer-comments and …/inline-comments (body-format=storage), and the replies of
- *   each comment (GET /wiki/api/v2/{footer|inline}-comments/{id}/children), cursor pages likewise.
+ * - GET /wiki/api/v2/spaces/{id}/pages, then …/blogposts, with body-format=storage, status=current and
+ *   sort=-modified-date, every page of results by the cursor link `_links.next` (relative to the site; a link to
+ *   another origin is refused: the credentials go only to the site);
+ * - GET /wiki/api/v2/{pages|blogposts}/{id}/footer-comments and …/inline-comments (body-format=storage), and the
+ *   replies of each comment (GET /wiki/api/v2/{footer|inline}-comments/{id}/children), cursor pages likewise.
  * Bodies are storage format (XHTML), read as text (atlassian-text.ts). Errors are Confluence's own words
  * ({"errors": [{"title", "detail"}]}); HTTP 429 is waited out as Retry-After (or X-RateLimit-Reset) asks.
  */
 
 /** Items asked per page (the v2 list endpoints allow up to 250). */
 const PAGE_LIMIT = '250';
+/** What a space holds that people write in: its pages and its blog posts (same shapes in API v2). */
+const CONTENT = ['pages', 'blogposts'] as const;
 /** Reply levels followed under a comment at most (the editor nests far less). */
 const MAX_REPLY_DEPTH = 20;
 
@@ -55,6 +57,7 @@ const ListPage = z.object({ results: z.array(z.unknown()), _links: Links });
 export interface ConfluenceStats {
   spaces: number;
   pages: number;
+  blogposts: number;
   comments: number;
   calls: number;
   rateLimited: number;
@@ -66,6 +69,7 @@ export class ConfluenceSource {
   readonly stats: ConfluenceStats = {
     spaces: 0,
     pages: 0,
+    blogposts: 0,
     comments: 0,
     calls: 0,
     rateLimited: 0,
@@ -171,46 +175,56 @@ export class ConfluenceSource {
       if (!this.wanted.includes(space.key)) continue;
       this.stats.spaces += 1;
       const shown = `Confluence space ${space.key}`;
-      const method = 'GET /wiki/api/v2/spaces/{id}/pages';
       const params = new URLSearchParams({
         'body-format': 'storage',
         status: 'current',
         sort: '-modified-date',
         limit: PAGE_LIMIT,
       });
-      try {
-        outer: for await (const page of this.pages(
-          method,
-          `${this.site}/wiki/api/v2/spaces/${encodeURIComponent(space.id)}/pages?${params}`,
-          ListPage,
-        )) {
-          for (const [index, raw] of page.results.entries()) {
-            const item = Item.safeParse(raw);
-            if (!item.success) {
-              sink.fail(
-                shown,
-                `page ${index + 1} of a list: malformed (${issueText(item.error)}); the others are scanned`,
-              );
-              continue;
+      // Pages, then blog posts: each list on its own, so one that fails leaves the other scanned.
+      for (const content of CONTENT) {
+        const method = `GET /wiki/api/v2/spaces/{id}/${content}`;
+        try {
+          outer: for await (const page of this.pages(
+            method,
+            `${this.site}/wiki/api/v2/spaces/${encodeURIComponent(space.id)}/${content}?${params}`,
+            ListPage,
+          )) {
+            for (const [index, raw] of page.results.entries()) {
+              const item = Item.safeParse(raw);
+              if (!item.success) {
+                sink.fail(
+                  shown,
+                  `item ${index + 1} of a ${content} list: malformed (${issueText(item.error)}); the others are scanned`,
+                );
+                continue;
+              }
+              // Newest first (sort=-modified-date): the first one older than --since ends the list.
+              if (opts.since && olderThan(item.data, opts.since)) break outer;
+              await this.page(sink, space.key, content, item.data, opts.since);
             }
-            // Newest first (sort=-modified-date): the first page older than --since ends the space.
-            if (opts.since && olderThan(item.data, opts.since)) break outer;
-            await this.page(sink, space.key, item.data, opts.since);
           }
+        } catch (err) {
+          if (!(err instanceof SourceHttpError)) throw err;
+          sink.fail(shown, `${err.message}; the rest is scanned`);
         }
-      } catch (err) {
-        if (!(err instanceof SourceHttpError)) throw err;
-        sink.fail(shown, `${err.message}; the other spaces are scanned`);
       }
     }
     this.sync();
   }
 
-  private async page(sink: TextSink, key: string, page: Item, since: Date | undefined): Promise<void> {
-    this.stats.pages += 1;
+  private async page(
+    sink: TextSink,
+    key: string,
+    content: (typeof CONTENT)[number],
+    page: Item,
+    since: Date | undefined,
+  ): Promise<void> {
+    if (content === 'pages') this.stats.pages += 1;
+    else this.stats.blogposts += 1;
     const link = this.webLink(
       page,
-      `/spaces/${encodeURIComponent(key)}/pages/${encodeURIComponent(page.id)}`,
+      `/spaces/${encodeURIComponent(key)}/${content === 'pages' ? 'pages' : 'blog'}/${encodeURIComponent(page.id)}`,
     );
     const text = [page.title ?? '', storageToText(page.body?.storage?.value ?? '')]
       .filter((t) => t)
@@ -218,11 +232,11 @@ export class ConfluenceSource {
     const scanned = sink.scan(text);
     if (scanned.found) scanned.take(link, page.version?.authorId ?? page.authorId);
     for (const kind of ['footer', 'inline'] as const) {
-      const method = `GET /wiki/api/v2/pages/{id}/${kind}-comments`;
+      const method = `GET /wiki/api/v2/${content}/{id}/${kind}-comments`;
       // Each comment, then its replies (breadth first, bounded in depth).
       const queue: Array<{ url: string; method: string; depth: number }> = [
         {
-          url: `${this.site}/wiki/api/v2/pages/${encodeURIComponent(page.id)}/${kind}-comments?body-format=storage&limit=${PAGE_LIMIT}`,
+          url: `${this.site}/wiki/api/v2/${content}/${encodeURIComponent(page.id)}/${kind}-comments?body-format=storage&limit=${PAGE_LIMIT}`,
           method,
           depth: 0,
         },
@@ -297,6 +311,7 @@ export function spaceKeys(values: readonly string[]): string[] {
 export function confluenceSummary(s: ConfluenceStats): string {
   return (
     `keyguard scan: Confluence: ${plural(s.spaces, 'space')}, ${plural(s.pages, 'page')}, ` +
+    `${plural(s.blogposts, 'blog post')}, ` +
     `${plural(s.comments, 'comment')} scanned; ${plural(s.calls, 'API call')}, ${s.rateLimited} rate-limited ` +
     `(waited ${Math.round(s.waitedMs / 1000)} s)\n`
   );
