@@ -18,6 +18,7 @@ import type { HubDecider } from './constructs/org-roles';
 import { OrgSweep } from './constructs/org-sweep';
 import { OwnerAlerts } from './constructs/owner-alerts';
 import { ScanReporterPolicy } from './constructs/scan-reporter-policy';
+import { SecurityHubFindings } from './constructs/security-hub-findings';
 import { SelftestPolicy } from './constructs/selftest-policy';
 import { UsageForwarding } from './constructs/usage-forwarding';
 
@@ -71,6 +72,8 @@ export class KeyguardStack extends Stack {
   public readonly governanceBus: GovernanceBus;
   /** Every new decision put on the governance bus (source keyguard.decisions), from the decisions table's stream. */
   public readonly decisionEvents: DecisionEvents;
+  /** Security Hub findings from the decision events, when `findings.securityHub` is true (issue 16 item 1). */
+  public readonly securityHubFindings?: SecurityHubFindings;
   /** The managed policy `keyguard scan --quarantine` needs (PutEvents on the governance bus, its source only). */
   public readonly scanReporterPolicy: ScanReporterPolicy;
   /** Organization mode's hub additions (forwarded-event rule, settings parameter, cross-account access). */
@@ -155,6 +158,21 @@ export class KeyguardStack extends Stack {
         'of retries (the record range, never the decision)',
       value: this.decisionEvents.failureQueue.queueUrl,
     });
+    if (props.config.findings.securityHub) {
+      this.securityHubFindings = new SecurityHubFindings(this, 'SecurityHubFindings', {
+        bus: this.governanceBus.bus,
+        topic: this.alerts.topic,
+      });
+      new CfnOutput(this, 'SecurityHubFindingsDeadLetterQueueUrl', {
+        description:
+          'Decision events the Security Hub findings function failed on 5 times (the decision, no key)',
+        value: this.securityHubFindings.deadLetterQueue.queueUrl,
+      });
+      new CfnOutput(this, 'SecurityHubRuleDeadLetterQueueUrl', {
+        description: 'Decision events EventBridge could not queue for the Security Hub findings function',
+        value: this.securityHubFindings.ruleDeadLetterQueue.queueUrl,
+      });
+    }
     this.scanReporterPolicy = new ScanReporterPolicy(this, 'ScanReporterPolicy', {
       bus: this.governanceBus.bus,
     });
@@ -366,6 +384,7 @@ export class KeyguardStack extends Stack {
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
     if (this.keyUsage) functions.push(this.keyUsage.function);
     if (this.organizationSweep) functions.push(this.organizationSweep.schedulerFunction);
+    if (this.securityHubFindings) functions.push(this.securityHubFindings.function);
     for (const fn of functions) {
       Validations.of(fn).acknowledge({
         id: 'AwsSolutions-L1',

@@ -398,6 +398,14 @@ export const ConfigSchema = z.strictObject({
     }),
     { logGroups: [], deactivateUnverified: false },
   ),
+  /**
+   * Where findings go besides the audit (issue 16). `securityHub`: each key with violations becomes one AWS Security
+   * Hub finding (ASFF, BatchImportFindings into this account's custom-integration product), updated by every later
+   * decision and archived when the key is fixed, deactivated or deleted. Off by default.
+   */
+  findings: z._default(z.strictObject({ securityHub: z._default(z.boolean(), false) }), {
+    securityHub: false,
+  }),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -688,7 +696,8 @@ export function canonical(value: unknown): unknown {
 export function policyVersion(config: Config): string {
   // Which log groups are scanned does not change how a found key is decided either; nor do the regions usage
   // comes from, or the preventive policies (they act in IAM, before any key exists), or how the record is archived.
-  // Nor does where it is deployed (organization), and each override has its own version (overrideVersion).
+  // Nor does where it is deployed (organization), and each override has its own version (overrideVersion). Nor where
+  // findings are sent (findings).
   const {
     notifications: _ignored,
     leakDetection: _scanned,
@@ -697,6 +706,7 @@ export function policyVersion(config: Config): string {
     audit: _archive,
     organization: _where,
     overrides: _overrides,
+    findings: _shown,
     ...policy
   } = config;
   // Whether an unverified leak deactivates does change decisions. It is hashed only when set, so the versions of

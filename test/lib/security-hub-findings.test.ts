@@ -1,10 +1,11 @@
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
+import { parseConfig } from '../../lambda/shared/config';
 import { GovernanceBus } from '../../lib/constructs/governance-bus';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { SECURITY_HUB_RULE_NAME, SecurityHubFindings } from '../../lib/constructs/security-hub-findings';
-import { actionsOf, NO_BUNDLING, resourcesOf, type Statement } from './helpers';
+import { actionsOf, build, NO_BUNDLING, resourcesOf, type Statement, writeConfig } from './helpers';
 
 /** SecurityHubFindings on the governance bus, synthesized once (no bundling). */
 const app = new App({ context: NO_BUNDLING });
@@ -160,5 +161,26 @@ describe('SecurityHubFindings', () => {
   test('cdk-nag: no violations (but AwsSolutions-L1, which KeyguardStack acknowledges for every function)', () => {
     const report = new AwsSolutionsChecks().validateScope(stack);
     expect(report.violations.filter((v) => v.ruleName !== 'AwsSolutions-L1')).toEqual([]);
+  });
+});
+
+describe('KeyguardStack with findings.securityHub', () => {
+  // One synthesis of the whole stack with the setting on (the defaults, without it, are keyguard-stack.test.ts's).
+  const built = build({ context: { config: writeConfig({ findings: { securityHub: true } }) } });
+
+  test('deploys SecurityHubFindings with its dead-letter queues as outputs, and stays cdk-nag clean', () => {
+    const shf = built.stack.securityHubFindings;
+    expect(shf).toBeDefined();
+    const outputs = built.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(Object.keys(outputs)).toEqual(
+      expect.arrayContaining(['SecurityHubFindingsDeadLetterQueueUrl', 'SecurityHubRuleDeadLetterQueueUrl']),
+    );
+    built.template.hasResourceProperties('AWS::Events::Rule', { Name: SECURITY_HUB_RULE_NAME });
+    expect(new AwsSolutionsChecks().validateScope(built.stack).violations).toEqual([]);
+  });
+
+  test('off by default: the setting parses to false', () => {
+    expect(parseConfig({}).findings).toEqual({ securityHub: false });
+    expect(() => parseConfig({ findings: { securityHub: 'yes' } })).toThrow(/findings\.securityHub/);
   });
 });

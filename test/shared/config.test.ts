@@ -52,6 +52,7 @@ describe('parseConfig: defaults', () => {
       organization: null,
       overrides: [],
       leakDetection: { logGroups: [], deactivateUnverified: false },
+      findings: { securityHub: false },
       maxIdleDays: 90,
       usage: { regions: [] },
       guardrails: {
@@ -93,6 +94,7 @@ describe('parseConfig: defaults', () => {
         ],
       },
       leakDetection: { logGroups: ['/aws/lambda/chatbot', 'app/ci#build-logs'], deactivateUnverified: true },
+      findings: { securityHub: true },
       maxIdleDays: 30,
       usage: { regions: ['us-east-1', 'eu-central-1', 'ap-southeast-4'] },
       guardrails: {
@@ -525,6 +527,25 @@ describe('audit (tamper evidence of the decision record)', () => {
 
   it('does not change the policy version (archiving does not change decisions)', () => {
     expect(policyVersion(parseConfig({ audit: { retentionDays: 30 } }))).toBe(policyVersion(parseConfig({})));
+  });
+});
+
+describe('findings (Security Hub)', () => {
+  it('is off by default, on with findings.securityHub, and does not change the policy version', () => {
+    expect(parseConfig({}).findings).toEqual({ securityHub: false });
+    expect(parseConfig({ findings: { securityHub: true } }).findings).toEqual({ securityHub: true });
+    expect(policyVersion(parseConfig({ findings: { securityHub: true } }))).toBe(
+      policyVersion(parseConfig({})),
+    );
+  });
+
+  it('names the setting and the value when it is not a boolean, and the allowed keys when one is unknown', () => {
+    expect(() => parseConfig({ findings: { securityHub: 'yes' } }, 'keyguard.config.json')).toThrow(
+      /keyguard\.config\.json: findings\.securityHub: got "yes"/,
+    );
+    expect(() => parseConfig({ findings: { securityhub: true } }, 'keyguard.config.json')).toThrow(
+      /findings: unknown key\(s\) "securityhub"; allowed: .*securityHub/,
+    );
   });
 });
 
