@@ -124,7 +124,7 @@ export function functionsOf(config: unknown): FunctionUnderTest[] {
 
 /**
  * Every optional feature on: organization mode (the hub: member accounts, overrides), usage tracking (us-east-1 and
- * another region), the log quarantine, notifications, approvers, guardrails.
+ * another region), the log quarantine, Security Hub findings, notifications, approvers, guardrails.
  */
 export const FULL_CONFIG = {
   organization: {
@@ -140,6 +140,7 @@ export const FULL_CONFIG = {
   leakDetection: { logGroups: ['/app/one', '/app/two'], deactivateUnverified: true },
   notifications: { subscriptions: [{ email: 'security@example.com', owners: ['alice', 'bob'] }] },
   guardrails: { deploy: 'scp', scpTargetIds: ['ou-ab12-cdef3456'] },
+  findings: { securityHub: true },
   fallbackOwner: 'platform-team',
 };
 
