@@ -3,6 +3,7 @@ import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from 
 import { mockClient } from 'aws-sdk-client-mock';
 import { runScan, type ScanDeps, type ScanOptions } from '../../lambda/cli/scan';
 import { ADF_MAX_DEPTH, adfToText } from '../../lambda/cli/scan-sources/atlassian-text';
+import { SourceHttp } from '../../lambda/cli/scan-sources/http';
 import { jqlSince, splitOrderBy } from '../../lambda/cli/scan-sources/jira';
 import type { ScanReportDetail } from '../../lambda/domain/scan-report';
 import { adf, FakeJira, type FakeJiraIssue } from '../support/fake-jira';
@@ -405,5 +406,53 @@ describe('JQL and ADF helpers', () => {
         ],
       }).text,
     ).toBe('@bob\n:key:');
+  });
+});
+
+describe('SourceHttp: Atlassian rate-limit headers and error bodies', () => {
+  /** A client whose answers are `responses` in turn, recording its waits. */
+  function client(responses: Response[], waits: number[]): SourceHttp {
+    return new SourceHttp({
+      source: 'Jira',
+      token: TOKEN,
+      authorization: `Basic ${BASIC}`,
+      secrets: [BASIC],
+      now: () => NOW.getTime(),
+      sleep: async (ms) => {
+        waits.push(ms);
+      },
+      errorDetail: () => {
+        throw new Error('a broken parser never hides the answer');
+      },
+      fetch: async () => responses.shift() ?? new Response('{}'),
+    });
+  }
+
+  it('reads Retry-After as an HTTP-date, and waits 1 s when neither header can be read', async () => {
+    // Prepare
+    const waits: number[] = [];
+    const at = new Date(NOW.getTime() + 30_000).toUTCString();
+    const http = client(
+      [
+        new Response('', { status: 429, headers: { 'retry-after': at } }),
+        new Response('', { status: 429, headers: { 'retry-after': 'soon', 'x-ratelimit-reset': 'later' } }),
+        new Response('{"ok":1}'),
+      ],
+      waits,
+    );
+    // Act
+    const body = await http.json('GET /rest/api/3/myself', 'https://acme.example/rest/api/3/myself');
+    // Assess
+    expect(body).toEqual({ ok: 1 });
+    expect(waits).toEqual([30_000, 1000]);
+  });
+
+  it('an error body whose parser throws is shown as its first line, the Basic credentials redacted', async () => {
+    const http = client([new Response(`denied for Basic ${BASIC}`, { status: 403 })], []);
+    const err = await http.json('GET /x', 'https://acme.example/x').then(
+      () => new Error('no error'),
+      (e: unknown) => e as Error,
+    );
+    expect(err.message).toBe('Jira GET /x: HTTP 403 denied for [token]');
   });
 });
