@@ -20,7 +20,7 @@ import {
   planFinding,
 } from '../domain/security-hub';
 import type { Decision } from '../domain/types';
-import { z } from '../shared/zod';
+import * as z from '../shared/zod';
 
 /**
  * Security Hub findings (issue 16 item 1): SQS batches of decision events (the governance bus's rule

@@ -13,3 +13,9 @@ import { config } from 'zod/mini';
 config(en());
 
 export * from 'zod/mini';
+
+/**
+ * zod/mini's `z` (its whole namespace as one object) is hidden: `import { z }` would make esbuild keep all of zod/mini
+ * and every locale (about 400 KB in a bundle). Use `import * as z from '../shared/zod'`.
+ */
+export declare const z: never;
