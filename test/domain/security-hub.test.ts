@@ -142,6 +142,21 @@ describe('keyFinding', () => {
     expect(f.Title).toMatch(/resolved$/);
   });
 
+  it("organization mode: a member account's key is imported into the hub account, the key's account named in it", () => {
+    // Prepare: the hub (TARGET) decides a key of member account 444455556666.
+    const d = decision({ accountId: '444455556666' });
+    // Act
+    const f = keyFinding(d, NEW, d.decidedAt, TARGET);
+    // Assess: BatchImportFindings with the default product ARN takes only the caller's own account.
+    expect(AsffFindingSchema.safeParse(f).error?.issues).toBeUndefined();
+    expect(f.AwsAccountId).toBe(ACCOUNT);
+    expect(f.ProductArn).toBe(defaultProductArn(TARGET));
+    expect(f.Id).toBe('bedrock-key-guard/444455556666/ACCAEXAMPLEKEYSHUB001');
+    expect(f.Resources[0]?.Id).toBe('arn:aws:iam::444455556666:user/svc-batch-summarizer');
+    expect(f.ProductFields['bedrock-key-guard/keyAccountId']).toBe('444455556666');
+    expect(f.Description).toContain('in account 444455556666');
+  });
+
   it('any user name, detail and owner text still meets the ASFF requirements (property)', () => {
     fc.assert(
       fc.property(

@@ -222,6 +222,28 @@ describe('a key across its life', () => {
   });
 });
 
+describe('decision events as the bus carries them', () => {
+  it('a decision too large for one event (sent reduced, detailTruncated) still makes a valid finding', async () => {
+    // Prepare: five 60 KB violation details: the event carries each cut to 512 characters.
+    const d = decision({
+      violations: Array.from({ length: 5 }, () => ({
+        code: 'MISSING_OWNER' as const,
+        severity: 'medium' as const,
+        detail: 'd'.repeat(60_000),
+      })),
+    });
+    const event = messages([d]);
+    expect(event.Records[0]?.body).toContain('detailTruncated');
+    // Act
+    const res = await handler()(event);
+    // Assess
+    expect(res).toEqual({ batchItemFailures: [] });
+    const [finding] = imported().flat();
+    expect(AsffFindingSchema.safeParse(finding).error?.issues).toBeUndefined();
+    expect(finding?.ProductFields['bedrock-key-guard/decisionId']).toBe(d.decisionId);
+  });
+});
+
 describe('limits and failures', () => {
   const keys = (n: number) =>
     Array.from({ length: n }, (_, i) =>
