@@ -219,6 +219,7 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
     fallbackOwner: text('fallback', maxAt('fallbackOwner')),
     allowLongTermKeys: false,
     maxIdleDays: maxAt('maxIdleDays'),
+    findings: { securityHub: true },
     usage: { regions },
     guardrails: {
       exemptTag: {
