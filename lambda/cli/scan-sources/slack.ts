@@ -1,4 +1,4 @@
-import * as z from 'zod';
+import * as z from '../../shared/zod';
 import { SourceHttp, SourceHttpError, type SourceHttpOptions } from './http';
 
 /**
@@ -87,50 +87,50 @@ const TOKEN_ERRORS = new Set([
   'not_allowed_token_type',
 ]);
 
-const Cursor = z.object({ next_cursor: z.string().optional() }).optional();
+const Cursor = z.optional(z.object({ next_cursor: z.optional(z.string()) }));
 const SlackFile = z.object({
   id: z.string(),
-  name: z.string().optional(),
-  mimetype: z.string().optional(),
-  filetype: z.string().optional(),
-  size: z.number().optional(),
-  mode: z.string().optional(),
-  url_private_download: z.string().optional(),
-  url_private: z.string().optional(),
-  permalink: z.string().optional(),
-  user: z.string().optional(),
+  name: z.optional(z.string()),
+  mimetype: z.optional(z.string()),
+  filetype: z.optional(z.string()),
+  size: z.optional(z.number()),
+  mode: z.optional(z.string()),
+  url_private_download: z.optional(z.string()),
+  url_private: z.optional(z.string()),
+  permalink: z.optional(z.string()),
+  user: z.optional(z.string()),
 });
 type SlackFile = z.infer<typeof SlackFile>;
 const Message = z.object({
   ts: z.string(),
-  text: z.string().optional(),
-  user: z.string().optional(),
-  bot_id: z.string().optional(),
-  thread_ts: z.string().optional(),
-  reply_count: z.number().optional(),
-  files: z.array(SlackFile).optional(),
+  text: z.optional(z.string()),
+  user: z.optional(z.string()),
+  bot_id: z.optional(z.string()),
+  thread_ts: z.optional(z.string()),
+  reply_count: z.optional(z.number()),
+  files: z.optional(z.array(SlackFile)),
   /** Legacy attachments (bots, integrations, unfurls): their text is scanned too. */
-  attachments: z
-    .array(
+  attachments: z.optional(
+    z.array(
       z.object({
-        text: z.string().optional(),
-        pretext: z.string().optional(),
-        fallback: z.string().optional(),
-        title: z.string().optional(),
+        text: z.optional(z.string()),
+        pretext: z.optional(z.string()),
+        fallback: z.optional(z.string()),
+        title: z.optional(z.string()),
       }),
-    )
-    .optional(),
+    ),
+  ),
 });
 type Message = z.infer<typeof Message>;
-const AuthTest = z.object({ ok: z.literal(true), url: z.string().optional(), team: z.string().optional() });
+const AuthTest = z.object({ ok: z.literal(true), url: z.optional(z.string()), team: z.optional(z.string()) });
 const ListPage = z.object({
   ok: z.literal(true),
-  channels: z.array(z.object({ id: z.string(), name: z.string().optional() })),
+  channels: z.array(z.object({ id: z.string(), name: z.optional(z.string()) })),
   response_metadata: Cursor,
 });
 const MessagesPage = z.object({ ok: z.literal(true), messages: z.array(Message), response_metadata: Cursor });
 const Permalink = z.object({ ok: z.literal(true), permalink: z.string() });
-const SlackErrorBody = z.object({ ok: z.literal(false), error: z.string(), needed: z.string().optional() });
+const SlackErrorBody = z.object({ ok: z.literal(false), error: z.string(), needed: z.optional(z.string()) });
 
 /** Text-like file types Slack names in `filetype` (snippets and uploads). */
 const TEXT_FILETYPES = new Set(
@@ -230,7 +230,11 @@ export class SlackSource {
   }
 
   /** A Web API method's answer, checked against `schema`; {"ok": false} and malformed pages throw one line. */
-  private async call<T>(method: string, params: Record<string, string>, schema: z.ZodType<T>): Promise<T> {
+  private async call<T>(
+    method: string,
+    params: Record<string, string>,
+    schema: z.ZodMiniType<T>,
+  ): Promise<T> {
     const query = new URLSearchParams(params).toString();
     try {
       const body = await this.http.json(method, `${this.base}/${method}${query ? `?${query}` : ''}`);
@@ -256,7 +260,7 @@ export class SlackSource {
   private async *pages<T extends { response_metadata?: { next_cursor?: string | undefined } | undefined }>(
     method: string,
     params: Record<string, string>,
-    schema: z.ZodType<T>,
+    schema: z.ZodMiniType<T>,
   ): AsyncGenerator<T> {
     const seen = new Set<string>();
     let cursor = '';
