@@ -137,11 +137,12 @@ export function isOpen(d: Pick<Decision, 'violations' | 'status'>): boolean {
 
 /**
  * What to do with one decision, given the finding's state: `skip` when there is nothing to show (no violation and no
- * finding yet, or the finding already archived and still nothing to show) or when the decision is older than the
- * one already imported; otherwise `import`.
+ * finding yet) or when the decision is older than the one already imported; otherwise `import`. An archived finding
+ * is imported again by each later decision, clean or not, like an open one: two batches about one key imported at
+ * the same moment can leave the older decision in Security Hub, and the key's next decision puts it right.
  */
 export type FindingPlan =
-  | { kind: 'skip'; reason: 'nothing-to-report' | 'already-archived' | 'older-than-imported' }
+  | { kind: 'skip'; reason: 'nothing-to-report' | 'older-than-imported' }
   | { kind: 'import'; recordState: RecordState; isNew: boolean };
 
 export function planFinding(
@@ -153,8 +154,6 @@ export function planFinding(
     // The same decision again (a redelivery, or the import after its state was claimed failed): import it again.
     if (d.decidedAt < prior.updatedAt || (d.decidedAt === prior.updatedAt && d.decisionId < prior.decisionId))
       return { kind: 'skip', reason: 'older-than-imported' };
-    if (!open && prior.recordState === 'ARCHIVED' && d.decisionId !== prior.decisionId)
-      return { kind: 'skip', reason: 'already-archived' };
     return { kind: 'import', recordState: open ? 'ACTIVE' : 'ARCHIVED', isNew: false };
   }
   if (!open) return { kind: 'skip', reason: 'nothing-to-report' };

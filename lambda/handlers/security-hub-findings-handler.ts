@@ -28,7 +28,7 @@ import * as z from '../shared/zod';
  * of this account and region (lambda/domain/security-hub.ts says what each field means).
  *
  * Per batch: the decisions are grouped by finding (a key's latest decision in the batch supersedes its earlier ones),
- * the findings' state is read, each decision is planned (imported, or skipped: nothing to show, already archived, or
+ * the findings' state is read, each decision is planned (imported, or skipped: nothing to show, or
  * older than the decision already imported), and the findings are imported 100 at a time and under the request size
  * limit. Findings BatchImportFindings reports in FailedFindings are sent again with backoff, `attempts` tries in all;
  * a finding still failed (or a call that fails after the SDK's retries) is counted (metric FindingsNotImported),

@@ -236,10 +236,10 @@ describe('planFinding', () => {
       { kind: 'import', recordState: 'ARCHIVED', isNew: false },
     ],
     [
-      'still clean after archiving: nothing',
+      'still clean after archiving: archived again (a concurrent older import is put right)',
       decision({ violations: [] }),
       prior({ recordState: 'ARCHIVED' }),
-      { kind: 'skip', reason: 'already-archived' },
+      { kind: 'import', recordState: 'ARCHIVED', isNew: false },
     ],
     [
       'violations again after archiving: active again',

@@ -120,7 +120,7 @@ function imported(): KeyFinding[][] {
 }
 
 describe('a key across its life', () => {
-  it('one finding, updated: violation → worse → deactivated (archived) → still clean (nothing) → violations again (active)', async () => {
+  it('one finding, updated: violation → worse → deactivated (archived) → still clean (archived) → violations again (active)', async () => {
     // Prepare
     const run = handler();
     const first = decision();
@@ -141,28 +141,47 @@ describe('a key across its life', () => {
     for (const d of [first, worse, deactivated, stillInactive, reactivated]) {
       expect(await run(messages([d]))).toEqual({ batchItemFailures: [] });
     }
-    // Assess: four imports (the still-clean decision changes nothing), one Id, CreatedAt kept, UpdatedAt moving.
+    // Assess: five imports of one Id, CreatedAt kept, UpdatedAt moving, archived while the key cannot be used.
     const findings = imported().flat();
     for (const f of findings) expect(AsffFindingSchema.safeParse(f).error?.issues).toBeUndefined();
-    expect(findings).toHaveLength(4);
+    expect(findings).toHaveLength(5);
     expect(new Set(findings.map((f) => f.Id))).toEqual(
       new Set(['bedrock-key-guard/111122223333/ACCAEXAMPLEKEYSHUB001']),
     );
-    expect(findings.map((f) => f.CreatedAt)).toEqual(Array(4).fill(first.decidedAt));
+    expect(findings.map((f) => f.CreatedAt)).toEqual(Array(5).fill(first.decidedAt));
     expect(findings.map((f) => f.UpdatedAt)).toEqual(
-      [first, worse, deactivated, reactivated].map((d) => d.decidedAt),
+      [first, worse, deactivated, stillInactive, reactivated].map((d) => d.decidedAt),
     );
     expect(findings.map((f) => f.FindingProviderFields.Severity.Label)).toEqual([
       'MEDIUM',
       'CRITICAL',
       'CRITICAL',
+      'INFORMATIONAL',
       'CRITICAL',
     ]);
-    expect(findings.map((f) => f.RecordState)).toEqual(['ACTIVE', 'ACTIVE', 'ARCHIVED', 'ACTIVE']);
-    expect(findings.map((f) => f.Compliance.Status)).toEqual(['FAILED', 'FAILED', 'PASSED', 'FAILED']);
-    expect(findings.map((f) => f.Workflow?.Status)).toEqual(['NEW', undefined, undefined, undefined]);
+    expect(findings.map((f) => f.RecordState)).toEqual([
+      'ACTIVE',
+      'ACTIVE',
+      'ARCHIVED',
+      'ARCHIVED',
+      'ACTIVE',
+    ]);
+    expect(findings.map((f) => f.Compliance.Status)).toEqual([
+      'FAILED',
+      'FAILED',
+      'PASSED',
+      'PASSED',
+      'FAILED',
+    ]);
+    expect(findings.map((f) => f.Workflow?.Status)).toEqual([
+      'NEW',
+      undefined,
+      undefined,
+      undefined,
+      undefined,
+    ]);
     expect(findings.map((f) => f.ProductFields['bedrock-key-guard/decisionId'])).toEqual(
-      [first, worse, deactivated, reactivated].map((d) => d.decisionId),
+      [first, worse, deactivated, stillInactive, reactivated].map((d) => d.decisionId),
     );
     // The state table holds the latest import.
     expect(await scanAll(db, tableName)).toEqual([
