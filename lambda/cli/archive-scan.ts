@@ -18,6 +18,7 @@ import {
   sizeText,
   textOf,
 } from './inputs';
+import { BEDROCK_NEEDLE, HAS_BEDROCK, HAS_IAM, IAM_NEEDLE, RecordWalker, wasmApi } from './record-walk';
 
 /**
  * One input file of `keyguard replay`, scanned for the few records that can matter: IAM events about Bedrock
@@ -55,7 +56,7 @@ const BEDROCK_SOURCE = /eventSource\\?"\s*:\s*\\?"bedrock(?:-mantle)?\.amazonaws
 /** Either field marks a bearer-token call (describeUsage accepts a token type without the flag). */
 const BEARER_MARKS = ['callWithBearerToken', 'bearerTokenType'] as const;
 /** Every Bedrock source contains this: records without it are not read further. */
-const BEDROCK_WORD = 'bedrock';
+const BEDROCK_WORD = BEDROCK_NEEDLE;
 
 export interface FileScan {
   /** The candidate entries, parsed, in file order. */
@@ -114,6 +115,11 @@ export interface ScanOptions {
   /** Tests: see STREAM_JSON_ABOVE_BYTES. */
   streamAboveBytes?: number;
   /**
+   * Tests: walk `{"Records": [...]}` files in JavaScript, as where WebAssembly is not available (record-walk.ts).
+   * @default false
+   */
+  jsWalk?: boolean;
+  /**
    * Read and decompress a whole file in this thread (loadBytes' `sync`): for worker threads, which wait for it
    * anyway. The main thread (--jobs 1) reads asynchronously, so that the next files decompress meanwhile.
    */
@@ -158,17 +164,22 @@ class Scan {
     parsed: 0,
     invalidUtf8: 0,
   };
-  private readonly quoted: string[];
+  /** Any followed event name, quoted (see the constructor). */
+  private readonly quoted: RegExp;
 
   constructor(
     readonly file: InputFile,
     readonly filter: ScanFilter,
     readonly limits: ReadLimits,
     readonly progress: () => void,
+    readonly jsWalk = false,
   ) {
     // `"Name"` in a record; `"Name\` where the record is itself a JSON string (Lake eventJson, LookupEvents
     // CloudTrailEvent, read as raw NDJSON text), whose quotes are escaped.
-    this.quoted = filter.eventNames.flatMap((n) => [`"${n}"`, `"${n}\\`]);
+    // One regular expression rather than a search per name and form: those searches over the IAM records took
+    // 6 % of a worker's time on the replay benchmark's archive (profiled, issue 13).
+    const names = filter.eventNames.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    this.quoted = names.length === 0 ? /(?!)/ : new RegExp(`"(?:${names.join('|')})["\\\\]`);
   }
 
   problem(line: number | null, reason: string): void {
@@ -187,8 +198,7 @@ class Scan {
   /** The cheap test on one record's text: why it cannot matter, or null for a candidate. */
   cheapReason(text: string): SkipReason | null {
     if (!text.includes(this.filter.source)) return this.usageReason(text);
-    for (const q of this.quoted) if (text.includes(q)) return null;
-    return 'unsupported-event';
+    return this.quoted.test(text) ? null : 'unsupported-event';
   }
 
   /** The cheap test for a record that does not mention IAM's source: a Bedrock call with an API key? */
@@ -297,8 +307,9 @@ class Scan {
   /** A whole document: a CloudTrail log file, an event, a record, a Lake or LookupEvents export. */
   document(bytes: Buffer): void {
     this.result.invalidUtf8 += invalidUtf8(bytes);
-    const spans = splitRecords(bytes);
-    if (spans !== null && this.records(bytes, spans)) return;
+    const wasm = this.filter.source === IAM_NEEDLE && !this.jsWalk;
+    const split = splitRecordsFlagged(bytes, wasm ? recordWalker(bytes) : null);
+    if (split !== null && this.records(bytes, split)) return;
     const text = textOf(bytes);
     let value: unknown;
     let failure: string | null = null;
@@ -335,11 +346,14 @@ class Scan {
    * false (and changes nothing) when a candidate is not valid JSON, so the caller parses the whole file and
    * reports where it breaks.
    */
-  private records(bytes: Buffer, spans: readonly number[]): boolean {
-    // One pass over the file for the source; only the records that have it are decoded and looked at again.
-    const iam = occurrences(bytes, this.filter.source);
+  private records(bytes: Buffer, split: SplitRecords): boolean {
+    const { spans, flags } = split;
+    // Which records hold the source (and the Bedrock word): from the walk itself when it ran in WebAssembly
+    // (flags), else one pass over the file for each; only those records are decoded and looked at again.
+    const iam = flags === null ? occurrences(bytes, this.filter.source) : [];
     // Bedrock records are looked at only when usage is followed (most archives hold many SigV4 calls).
-    const bedrock = this.filter.usage === undefined ? [] : occurrences(bytes, BEDROCK_WORD);
+    const bedrock = this.filter.usage === undefined || flags !== null ? [] : occurrences(bytes, BEDROCK_WORD);
+    const usage = this.filter.usage !== undefined;
     const found: Entry[] = [];
     const problems: InputProblem[] = [];
     const skipped = { ...this.result.skipped };
@@ -359,18 +373,18 @@ class Scan {
         problems.push({ path: this.file.display, line: null, reason: `Records[${k / 2}]: ${reason}` });
         continue;
       }
-      const hasIam = a < iam.length && (iam[a] as number) < end;
-      const hasBedrock = b < bedrock.length && (bedrock[b] as number) < end;
+      const f = flags === null ? 0 : (flags[k >>> 1] as number);
+      const hasIam = flags === null ? a < iam.length && (iam[a] as number) < end : (f & HAS_IAM) !== 0;
+      const hasBedrock =
+        flags === null
+          ? b < bedrock.length && (bedrock[b] as number) < end
+          : usage && (f & HAS_BEDROCK) !== 0;
       if (!hasIam && !hasBedrock) {
         skipped['not-iam'] += 1;
         continue;
       }
       const record = bytes.toString('utf8', start, end);
-      const why = hasIam
-        ? this.quoted.some((q) => record.includes(q))
-          ? null
-          : 'unsupported-event'
-        : this.usageReason(record);
+      const why = hasIam ? (this.quoted.test(record) ? null : 'unsupported-event') : this.usageReason(record);
       if (why) {
         skipped[why] += 1;
         continue;
@@ -509,7 +523,61 @@ function valueEnd(b: Buffer, i: number): number {
  * says where). Works on UTF-8 bytes: JSON's structural characters never occur inside a multi-byte character.
  */
 export function splitRecords(bytes: Uint8Array): number[] | null {
+  return splitRecordsFlagged(bytes, null)?.spans ?? null;
+}
+
+/** The spans of splitRecords, and for each record what the WebAssembly walk found in it (else null). */
+export interface SplitRecords {
+  spans: number[];
+  /** Per record, HAS_IAM | HAS_BEDROCK (record-walk.ts); null when the records were walked in JavaScript. */
+  flags: number[] | null;
+}
+
+/**
+ * WebAssembly memory grows but never shrinks: a walker grown past this for one large file is dropped once that
+ * file is walked (as InflateBuffer drops its memory), so one huge file does not hold memory for good.
+ */
+const KEEP_WALKER_BYTES = 64 * 1024 * 1024;
+/** This thread's walker (a file is walked whole before the next: one is enough); null until first needed. */
+let walker: RecordWalker | null = null;
+/** False where WebAssembly cannot run (e.g. node --jitless): the walk is then done in JavaScript. */
+let wasmWorks = wasmApi !== undefined;
+
+/** This thread's walker with the file's bytes loaded, or null where WebAssembly is not available. */
+function recordWalker(bytes: Uint8Array): RecordWalker | null {
+  if (!wasmWorks) return null;
+  try {
+    walker ??= new RecordWalker();
+    walker.load(bytes);
+  } catch {
+    // Out of memory for this file, or no WebAssembly after all: this file (or every file) in JavaScript.
+    if (walker === null) wasmWorks = false;
+    walker = null;
+    return null;
+  }
+  return walker;
+}
+
+/** Drops a walker grown past KEEP_WALKER_BYTES, once the file it holds is walked. */
+function releaseWalker(): void {
+  if (walker !== null && walker.size > KEEP_WALKER_BYTES) walker = null;
+}
+
+/**
+ * splitRecords, with the records' ends (and what they contain) found by `walk` when given (it holds the same
+ * bytes): the structure around them is read here either way.
+ */
+export function splitRecordsFlagged(bytes: Uint8Array, walk: RecordWalker | null): SplitRecords | null {
+  try {
+    return splitWith(bytes, walk);
+  } finally {
+    if (walk !== null) releaseWalker();
+  }
+}
+
+function splitWith(bytes: Uint8Array, walk: RecordWalker | null): SplitRecords | null {
   const b = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const flags: number[] | null = walk === null ? null : [];
   let i = skipWs(b, hasBom(b) ? 3 : 0);
   if (b[i] !== OPEN_BRACE) return null;
   i = skipWs(b, i + 1);
@@ -531,9 +599,10 @@ export function splitRecords(bytes: Uint8Array): number[] | null {
       else {
         for (;;) {
           if (b[i] !== OPEN_BRACE) return null;
-          const end = valueEnd(b, i);
+          const end = walk === null ? valueEnd(b, i) : walk.valueEnd(i);
           if (end < 0) return null;
           spans.push(i, end);
+          flags?.push((walk as RecordWalker).flags);
           i = skipWs(b, end);
           const c = b[i];
           if (c === CLOSE_BRACKET) {
@@ -556,7 +625,7 @@ export function splitRecords(bytes: Uint8Array): number[] | null {
     i = skipWs(b, i + 1);
   }
   if (skipWs(b, i + 1) !== b.length) return null;
-  return spans;
+  return spans === null ? null : { spans, flags };
 }
 
 /** True when the first non-blank line is a JSON object on its own (newline-delimited JSON). */
@@ -671,7 +740,7 @@ export async function scanFile(
 ): Promise<FileScan> {
   scanCounter.files += 1;
   const limits = options.limits ?? DEFAULT_READ_LIMITS;
-  const scan = new Scan(file, filter, limits, options.onProgress ?? (() => {}));
+  const scan = new Scan(file, filter, limits, options.onProgress ?? (() => {}), options.jsWalk);
   try {
     const stream =
       isLineDelimited(file.display) ||
