@@ -4,6 +4,7 @@ import type { Config } from '../lambda/shared/config';
 import { Approvals } from './constructs/approvals';
 import { AuditIntegrity } from './constructs/audit-integrity';
 import { AuditTables } from './constructs/audit-tables';
+import { CollaborationScan } from './constructs/collaboration-scan';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
 import { DecisionEvents } from './constructs/decision-events';
@@ -65,6 +66,8 @@ export class KeyguardStack extends Stack {
   public readonly sweep: InventorySweep;
   /** The log quarantine, when `leakDetection.logGroups` names log groups. */
   public readonly leakQuarantine: LeakQuarantine;
+  /** Scheduled Slack scanning, when `leakDetection.slack` is set (issue 15 §3). */
+  public readonly collaborationScan?: CollaborationScan;
   /**
    * The governance bus, when `usage.regions` lists regions (flow 3; with its usage queue) or in organization mode
    * (spokes forward to it).
@@ -245,6 +248,30 @@ export class KeyguardStack extends Stack {
       value: (this.leakQuarantine.scanReportDeadLetterQueue as { queueUrl: string }).queueUrl,
     });
 
+    // Optional (issue 15 §3): a scheduled function reports keys found in Slack on the same bus, as keyguard scan does.
+    const slack = props.config.leakDetection.slack;
+    if (slack) {
+      this.collaborationScan = new CollaborationScan(this, 'CollaborationScan', {
+        bus: this.governanceBus.bus,
+        slack: {
+          schedule: slack.schedule,
+          channels: slack.channels,
+          initialLookbackHours: slack.initialLookbackHours,
+          ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
+        },
+      });
+      new CfnOutput(this, 'SlackTokenSecretArn', {
+        description:
+          'The Slack token of the scheduled scan: created empty, put it in with aws secretsmanager put-secret-value',
+        value: this.collaborationScan.slackTokenSecretArn,
+      });
+      new CfnOutput(this, 'CollaborationScanFailureQueueUrl', {
+        description:
+          'Scheduled Slack scan runs that failed after their retries (the empty schedule input: no key)',
+        value: this.collaborationScan.failureQueue.queueUrl,
+      });
+    }
+
     if (organization && this.governanceBus) {
       const deciders: Partial<Record<HubDecider, HubDecidingFunction>> = {
         credentialEvent: this.credentialEvents,
@@ -383,6 +410,7 @@ export class KeyguardStack extends Stack {
     ];
     if (this.leakQuarantine) functions.push(this.leakQuarantine.function);
     if (this.keyUsage) functions.push(this.keyUsage.function);
+    if (this.collaborationScan) functions.push(this.collaborationScan.function);
     if (this.organizationSweep) functions.push(this.organizationSweep.schedulerFunction);
     if (this.securityHubFindings) functions.push(this.securityHubFindings.function);
     for (const fn of functions) {

@@ -193,6 +193,42 @@ const scheduleExpression = patterned(
   }),
 );
 
+/** `leakDetection.slack.channels`: each is one entry of the function's SLACK_CHANNELS (4 KB of environment in all). */
+export const SLACK_CHANNELS_MAX = 30;
+
+/**
+ * A Slack channel name as Slack's API documents them (`general`, `#general`: lowercase letters, digits, `-` and `_`,
+ * at most 80) or a channel id (`C0123ABCD`; give the id of a channel whose name has other letters).
+ */
+const slackChannel = patterned(
+  81,
+  z.regex(
+    /^(#?[a-z0-9_-]{1,80}|[CG][A-Z0-9]{2,20})$/,
+    'must be a Slack channel name (lowercase letters, digits, - and _, at most 80) or a channel id such as C0123ABCD',
+  ),
+);
+
+/** The Slack Web API base URL of a private deployment: https only (the token is sent to it). */
+const slackApiUrl = patterned(
+  200,
+  z.regex(/^https:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/, 'must be an https:// URL such as https://slack.com/api'),
+);
+
+/**
+ * Continuous Slack scanning (issue 15 §3): a scheduled function reads what is new since each channel's high-water
+ * mark and reports every key found to the governance bus, as `keyguard scan --slack --quarantine` does.
+ */
+export const SlackScanSchema = z.strictObject({
+  /** EventBridge Scheduler expression of the runs. */
+  schedule: z._default(scheduleExpression, 'rate(15 minutes)'),
+  /** Channel names or ids; empty: every channel the token can read. */
+  channels: z._default(z.array(slackChannel).check(z.maxLength(SLACK_CHANNELS_MAX), unique('channels')), []),
+  /** How far back the first run reads a channel (later runs read from its mark). */
+  initialLookbackHours: z._default(whole(1, 8760), 24),
+  /** The Slack Web API base URL. @default https://slack.com/api */
+  apiUrl: z.optional(slackApiUrl),
+});
+
 /**
  * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see docs/configuration.md
  * and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
@@ -395,6 +431,8 @@ export const ConfigSchema = z.strictObject({
        * stays active, unless this is true. A key Bedrock rejects (forged, inactive) is never deactivated.
        */
       deactivateUnverified: z._default(z.boolean(), false),
+      /** Scheduled Slack scanning; absent (the default): off. */
+      slack: z.optional(SlackScanSchema),
     }),
     { logGroups: [], deactivateUnverified: false },
   ),
@@ -559,6 +597,17 @@ function shownValue(got: unknown): string {
   return cut(JSON.stringify(got) ?? String(got));
 }
 
+/** Settings issue 15 names that the stack does not deploy yet: said so, with what to use instead. */
+function notYet(issue: z.core.$ZodIssue & { code: 'unrecognized_keys' }): string {
+  const named = issue.keys.filter((k) => k === 'jira' || k === 'confluence');
+  if (issue.path.join('.') !== 'leakDetection' || named.length === 0) return '';
+  return (
+    `. leakDetection.${named.join(' and leakDetection.')} ${named.length === 1 ? 'is' : 'are'} not yet supported in ` +
+    'the stack (only leakDetection.slack is): scan Jira and Confluence with keyguard scan --jira / --confluence ' +
+    '--quarantine, e.g. from a scheduled CI job'
+  );
+}
+
 /** Formats zod issues as `source: key: got VALUE; allowed: …` lines a person can act on. */
 export function formatIssues(source: string, input: unknown, issues: readonly z.core.$ZodIssue[]): string {
   const lines = issues.slice(0, ISSUES_MAX).map((issue) => {
@@ -568,7 +617,7 @@ export function formatIssues(source: string, input: unknown, issues: readonly z.
       const known = knownKeys(issue.path);
       const keys = issue.keys.slice(0, KEYS_MAX).map((k) => cut(JSON.stringify(k)));
       const more = issue.keys.length > KEYS_MAX ? ` and ${issue.keys.length - KEYS_MAX} more` : '';
-      return `${source}: ${where}unknown key(s) ${keys.join(', ')}${more}; allowed: ${known}`;
+      return `${source}: ${where}unknown key(s) ${keys.join(', ')}${more}; allowed: ${known}${notYet(issue)}`;
     }
     const key = path.length ? path.join('.') : '(root)';
     const shown = shownValue(valueAt(input, issue.path));

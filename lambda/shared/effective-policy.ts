@@ -38,6 +38,7 @@ export const COMPACT_OMITTED = [
   'notifications.subscriptions',
   'leakDetection.logGroups',
   'guardrails.scpTargetIds',
+  'leakDetection.slack',
 ] as const;
 /** What the organization form leaves out (read from the organization settings parameter instead). */
 const ORGANIZATION_OMITTED = ['organization', 'overrides'] as const;

@@ -3,7 +3,7 @@ import { Template } from 'aws-cdk-lib/assertions';
 import * as events from 'aws-cdk-lib/aws-events';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { CollaborationScan, type CollaborationScanProps } from '../../lib/constructs/collaboration-scan';
-import { actionsOf, NO_BUNDLING, resourcesOf, type Statement } from './helpers';
+import { actionsOf, build, NO_BUNDLING, resourcesOf, type Statement, writeConfig } from './helpers';
 
 /**
  * The scheduled collaboration scan's infrastructure (issue 15 §3): an empty secret for the token, the state table,
@@ -96,11 +96,9 @@ describe('CollaborationScan: the token secret', () => {
 
   test("the function's environment names the secret, never a token, and the channels and lookback", () => {
     // Act
-    const env = (
-      resourcesOf(template, 'AWS::Lambda::Function')[FUNCTION]?.Properties.Environment as {
-        Variables: Record<string, unknown>;
-      }
-    ).Variables;
+    const fn = resourcesOf(template, 'AWS::Lambda::Function')[FUNCTION];
+    const env =
+      (fn?.Properties.Environment as { Variables: Record<string, unknown> } | undefined)?.Variables ?? {};
     // Assess
     expect(env).toMatchObject({
       SLACK_TOKEN_SECRET_ARN: { Ref: SECRET },
@@ -191,3 +189,62 @@ describe('CollaborationScan: cdk-nag', () => {
     expect(stack.resolve(scan.slackTokenSecretArn)).toEqual({ Ref: SECRET });
   });
 });
+
+describe('the stack with leakDetection.slack', () => {
+  // Prepare (shared): the real composition, with and without the setting.
+  const withSlack = build({
+    context: {
+      config: writeConfig({
+        leakDetection: { slack: { channels: ['general'], schedule: 'rate(30 minutes)' } },
+      }),
+    },
+  });
+  const withoutSlack = build();
+
+  test('deploys the scan with the configured settings and outputs its secret and failure queue', () => {
+    // Assess
+    const outputs = withSlack.template.toJSON().Outputs as Record<string, { Value: unknown }>;
+    expect(outputs.SlackTokenSecretArn?.Value).toEqual({
+      Ref: idOfIn(withSlack.template, 'AWS::SecretsManager::Secret', 'CollaborationScanSlackTokenSecret'),
+    });
+    expect(outputs.CollaborationScanFailureQueueUrl).toBeDefined();
+    withSlack.template.hasResourceProperties('AWS::Scheduler::Schedule', {
+      ScheduleExpression: 'rate(30 minutes)',
+    });
+    withSlack.template.hasResourceProperties('AWS::Lambda::Function', {
+      Environment: {
+        Variables: {
+          SLACK_CHANNELS: 'general',
+          GOVERNANCE_BUS_ARN: {
+            'Fn::GetAtt': [idOfIn(withSlack.template, 'AWS::Events::EventBus', 'GovernanceBus'), 'Arn'],
+          },
+        },
+      },
+    });
+  });
+
+  test('is off by default: no secret, no scan function, no output', () => {
+    // Assess
+    withoutSlack.template.resourceCountIs('AWS::SecretsManager::Secret', 0);
+    expect(Object.keys(withoutSlack.template.toJSON().Outputs)).not.toContain('SlackTokenSecretArn');
+    expect(withoutSlack.stack.collaborationScan).toBeUndefined();
+  });
+
+  test('passes cdk-nag AwsSolutions in the stack (the runtime acknowledged with every function)', () => {
+    // Act
+    const report = new AwsSolutionsChecks().validateScope(
+      withSlack.stack.collaborationScan as CollaborationScan,
+    );
+    // Assess
+    expect(report.violations.map((v) => `${v.ruleName} ${v.violatingResources[0]?.constructPath}`)).toEqual(
+      [],
+    );
+  });
+});
+
+/** The logical id of the one resource of a type whose id starts with `prefix`. */
+function idOfIn(t: Template, type: string, prefix: string): string {
+  const ids = Object.keys(resourcesOf(t, type)).filter((id) => id.startsWith(prefix));
+  if (ids.length !== 1) throw new Error(`expected one ${type} under ${prefix}, found ${ids.join(', ')}`);
+  return ids[0] as string;
+}

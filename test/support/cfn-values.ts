@@ -49,6 +49,8 @@ const NAME_MAX: Record<string, number> = {
   'AWS::Events::Rule': 64,
   'AWS::Scheduler::Schedule': 64,
   'AWS::Scheduler::ScheduleGroup': 64,
+  // Secrets Manager: a secret name has at most 512 characters (CreateSecret API reference).
+  'AWS::SecretsManager::Secret': 512,
   // CloudFormation names a parameter CFN-<logical id>-<random>; SSM allows 1011 characters, ARN included.
   'AWS::SSM::Parameter': 1011 - 'arn:aws:ssm:us-east-1:123456789012:parameter/'.length,
 };
@@ -127,6 +129,9 @@ function arnOf(ctx: ResolveContext, logicalId: string): string {
       return `arn:aws:events:${reg}:${a}:rule/${physicalName(ctx, logicalId)}`;
     case 'AWS::Scheduler::Schedule':
       return `arn:aws:scheduler:${reg}:${a}:schedule/default/${physicalName(ctx, logicalId)}`;
+    case 'AWS::SecretsManager::Secret':
+      // Secrets Manager appends a hyphen and six random characters to the name.
+      return `arn:aws:secretsmanager:${reg}:${a}:secret:${physicalName(ctx, logicalId)}-AbCdEf`;
     case 'AWS::SSM::Parameter': {
       const name = physicalName(ctx, logicalId);
       return `arn:aws:ssm:${reg}:${a}:parameter${name.startsWith('/') ? '' : '/'}${name}`;
@@ -167,6 +172,7 @@ function refOf(ctx: ResolveContext, name: string): string {
     case 'AWS::KMS::Key':
       return KMS_KEY_ID;
     case 'AWS::IAM::ManagedPolicy':
+    case 'AWS::SecretsManager::Secret':
       return arnOf(ctx, name);
     default:
       return physicalName(ctx, name);

@@ -124,7 +124,8 @@ export function functionsOf(config: unknown): FunctionUnderTest[] {
 
 /**
  * Every optional feature on: organization mode (the hub: member accounts, overrides), usage tracking (us-east-1 and
- * another region), the log quarantine, Security Hub findings, notifications, approvers, guardrails.
+ * another region), the log quarantine, Security Hub findings, the scheduled Slack scan, notifications, approvers,
+ * guardrails.
  */
 export const FULL_CONFIG = {
   organization: {
@@ -137,7 +138,11 @@ export const FULL_CONFIG = {
   mode: 'enforce',
   approvers: ['arn:aws:iam::123456789012:role/KeyApprovers'],
   usage: { regions: ['us-east-1', 'eu-west-1'] },
-  leakDetection: { logGroups: ['/app/one', '/app/two'], deactivateUnverified: true },
+  leakDetection: {
+    logGroups: ['/app/one', '/app/two'],
+    deactivateUnverified: true,
+    slack: { channels: ['general', 'C0OPS1234'] },
+  },
   notifications: { subscriptions: [{ email: 'security@example.com', owners: ['alice', 'bob'] }] },
   guardrails: { deploy: 'scp', scpTargetIds: ['ou-ab12-cdef3456'] },
   findings: { securityHub: true },

@@ -81,6 +81,7 @@ export const ARRAY_PATHS = [
   'notifications.subscriptions',
   'notifications.subscriptions.[].owners',
   'leakDetection.logGroups',
+  'leakDetection.slack.channels',
 ] as const;
 
 /**
@@ -272,6 +273,14 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
         padded(`/aws/app/group-${i}/`, maxAt('leakDetection.logGroups.[]'), 'g'),
       ),
       deactivateUnverified: true,
+      slack: {
+        schedule: longestSchedule(maxAt('leakDetection.slack.schedule')),
+        channels: Array.from({ length: maxAt('leakDetection.slack.channels') }, (_v, i) =>
+          padded(`#c${i}-`, maxAt('leakDetection.slack.channels.[]'), 'c'),
+        ),
+        initialLookbackHours: maxAt('leakDetection.slack.initialLookbackHours'),
+        apiUrl: padded('https://slack.example.com/api/', maxAt('leakDetection.slack.apiUrl'), 'a'),
+      },
     },
   };
 }
