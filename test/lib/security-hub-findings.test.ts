@@ -1,3 +1,5 @@
+// @cloud-copilot/iam-simulate is AGPL: a devDependency imported only by tests.
+import { runSimulation } from '@cloud-copilot/iam-simulate';
 import { App, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { AwsSolutionsChecks } from 'cdk-nag';
@@ -134,6 +136,66 @@ describe('SecurityHubFindings', () => {
     expect(dynamo?.Resource).toEqual(
       expect.arrayContaining([{ 'Fn::GetAtt': [ref(findings.stateTable), 'Arn'] }]),
     );
+  });
+
+  test.each([
+    [
+      'its own findings into its own default product',
+      'product/111122223333/default',
+      '111122223333',
+      'Allowed',
+    ],
+    [
+      'findings that name another account',
+      'product/111122223333/default',
+      '444455556666',
+      'ImplicitlyDenied',
+    ],
+    ["another product's ARN", 'product/111122223333/other', '111122223333', 'ImplicitlyDenied'],
+    ['into another account', 'product/444455556666/default', '111122223333', 'ImplicitlyDenied'],
+  ])('IAM simulation: BatchImportFindings of %s is %s', async (_name, product, target, expected) => {
+    // Prepare: the role's statements as a deployment in 111122223333 resolves them.
+    const resolve = (v: unknown): unknown => {
+      if (Array.isArray(v)) return v.map(resolve);
+      if (v === null || typeof v !== 'object') return v;
+      const o = v as Record<string, unknown>;
+      if ('Ref' in o)
+        return (
+          (
+            {
+              'AWS::Partition': 'aws',
+              'AWS::Region': 'us-east-1',
+              'AWS::AccountId': '111122223333',
+            } as Record<string, string>
+          )[o.Ref as string] ?? `ref-${String(o.Ref)}`
+        );
+      if ('Fn::GetAtt' in o)
+        return `arn:aws:unknown:us-east-1:111122223333:${(o['Fn::GetAtt'] as string[])[0]}`;
+      if ('Fn::Join' in o) {
+        const [sep, parts] = o['Fn::Join'] as [string, unknown[]];
+        return parts.map((x) => String(resolve(x))).join(sep);
+      }
+      return Object.fromEntries(Object.entries(o).map(([k, x]) => [k, resolve(x)]));
+    };
+    const identity = resolve({ Version: '2012-10-17', Statement: roleStatements() });
+    const account = product.split('/')[1] ?? '';
+    // Act
+    const result = await runSimulation(
+      {
+        request: {
+          principal: 'arn:aws:iam::111122223333:role/findings',
+          action: 'securityhub:BatchImportFindings',
+          resource: { resource: `arn:aws:securityhub:us-east-1:${account}:${product}`, accountId: account },
+          contextVariables: { 'securityhub:TargetAccount': target },
+        },
+        identityPolicies: [{ name: 'identity', policy: identity as never }],
+        serviceControlPolicies: [],
+        resourceControlPolicies: [],
+      },
+      {},
+    );
+    // Assess
+    expect(result.resultType === 'single' ? result.overallResult : result.resultType).toBe(expected);
   });
 
   test('either dead-letter queue holding a message alarms on the owner-notice topic', () => {
