@@ -4,6 +4,7 @@ import type { Config } from '../lambda/shared/config';
 import { Approvals } from './constructs/approvals';
 import { AuditIntegrity } from './constructs/audit-integrity';
 import { AuditTables } from './constructs/audit-tables';
+import { ChatNotices } from './constructs/chat-notices';
 import { CollaborationScan } from './constructs/collaboration-scan';
 import { CredentialEventFunction } from './constructs/credential-event-function';
 import { CredentialEventRule } from './constructs/credential-event-rule';
@@ -75,6 +76,8 @@ export class KeyguardStack extends Stack {
   public readonly governanceBus: GovernanceBus;
   /** Every new decision put on the governance bus (source keyguard.decisions), from the decisions table's stream. */
   public readonly decisionEvents: DecisionEvents;
+  /** Critical notices in Slack / Teams channels, when `notifications.chat` is set (issue 16 item 4). */
+  public readonly chatNotices?: ChatNotices;
   /** Security Hub findings from the decision events, when `findings.securityHub` is true (issue 16 item 1). */
   public readonly securityHubFindings?: SecurityHubFindings;
   /** The managed policy `keyguard scan --quarantine` needs (PutEvents on the governance bus, its source only). */
@@ -161,6 +164,21 @@ export class KeyguardStack extends Stack {
         'of retries (the record range, never the decision)',
       value: this.decisionEvents.failureQueue.queueUrl,
     });
+    // Optional (issue 16 item 4): critical notices also in chat, from the decision events on the bus.
+    const chat = props.config.notifications.chat;
+    if (chat) {
+      this.chatNotices = new ChatNotices(this, 'ChatNotices', {
+        bus: this.governanceBus.bus,
+        alarmTopic: this.alerts.topic,
+        slack: chat.slack,
+        teams: chat.teams,
+      });
+      new CfnOutput(this, 'ChatNoticesTopicArn', {
+        description:
+          'Critical notices for the chat channels (Amazon Q Developer in chat applications custom notifications)',
+        value: this.chatNotices.topic.topicArn,
+      });
+    }
     if (props.config.findings.securityHub) {
       this.securityHubFindings = new SecurityHubFindings(this, 'SecurityHubFindings', {
         bus: this.governanceBus.bus,

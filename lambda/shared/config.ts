@@ -279,6 +279,63 @@ export const NotificationSubscriptionSchema = z.strictObject({
   owners: z.optional(z.array(text(256)).check(z.minLength(1), z.maxLength(OWNERS_PER_SUBSCRIPTION_MAX))),
 });
 
+/** `notifications.chat`: channels per chat application (each is an Amazon Q Developer channel configuration). */
+export const CHAT_CHANNELS_MAX = 10;
+
+/** A Slack channel for critical notices (Amazon Q Developer in chat applications; ids as its console shows them). */
+export const SlackChatSchema = z.strictObject({
+  /** The workspace (team) id shown in the console after the one-time authorisation, e.g. T0123ABCD. */
+  workspaceId: patterned(
+    255,
+    z.regex(
+      /^[0-9A-Z]{1,255}$/,
+      'must be a Slack workspace id (uppercase letters and digits, e.g. T0123ABCD)',
+    ),
+  ),
+  /** The channel id (the end of the channel's link), e.g. C0123ABCDEF. */
+  channelId: patterned(
+    255,
+    z.regex(/^[A-Za-z0-9]{1,255}$/, 'must be a Slack channel id (letters and digits, e.g. C0123ABCDEF)'),
+  ),
+});
+
+const uuid = patterned(
+  36,
+  z.regex(
+    /^[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}$/,
+    'must be a UUID (8-4-4-4-12 hexadecimal digits)',
+  ),
+);
+
+/** A Microsoft Teams channel for critical notices (Amazon Q Developer in chat applications). */
+export const TeamsChatSchema = z.strictObject({
+  /** The team id (a UUID, the groupId of the channel's link). */
+  teamId: uuid,
+  /** The channel id, URL-encoded as in the channel's link: 19%3A…%40thread.tacv2. */
+  channelId: patterned(
+    256,
+    z.regex(
+      /^[\w\-=+/.,]*%3[aA][\w\-=+/.,]*%40[\w\-=+/.,]*$/,
+      'must be a Teams channel id, URL-encoded as in the channel link (19%3A…%40thread.tacv2)',
+    ),
+  ),
+  /** The Microsoft Entra tenant id (a UUID). */
+  tenantId: uuid,
+});
+
+/** Critical notices in chat (issue 16 item 4): at least one channel. */
+export const ChatSchema = z
+  .strictObject({
+    slack: z._default(z.array(SlackChatSchema).check(z.maxLength(CHAT_CHANNELS_MAX)), []),
+    teams: z._default(z.array(TeamsChatSchema).check(z.maxLength(CHAT_CHANNELS_MAX)), []),
+  })
+  .check(
+    z.refine(
+      (c) => c.slack.length + c.teams.length > 0,
+      'needs at least one channel in slack or teams (or leave chat out)',
+    ),
+  );
+
 export const ConfigSchema = z.strictObject({
   /** `audit`: decide, record and notify, never change IAM. `enforce`: also deactivate. */
   mode: z._default(z.enum(['audit', 'enforce']), 'audit'),
@@ -409,6 +466,11 @@ export const ConfigSchema = z.strictObject({
         z.array(NotificationSubscriptionSchema).check(z.maxLength(SUBSCRIPTIONS_MAX)),
         [],
       ),
+      /**
+       * Critical notices also in Slack and Microsoft Teams channels, through Amazon Q Developer in chat applications
+       * (formerly AWS Chatbot); absent (the default): none.
+       */
+      chat: z.optional(ChatSchema),
     }),
     { subscriptions: [] },
   ),

@@ -36,6 +36,7 @@ export const SSM_ADVANCED_VALUE_BYTES = 8192;
 /** Lists that never change a decision (policyVersion leaves them out) and that no CLI command reads from the stack. */
 export const COMPACT_OMITTED = [
   'notifications.subscriptions',
+  'notifications.chat',
   'leakDetection.logGroups',
   'guardrails.scpTargetIds',
   'leakDetection.slack',

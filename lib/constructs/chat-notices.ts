@@ -264,10 +264,12 @@ export class ChatNotices extends Construct {
       reason:
         'A Deny of every action on every resource: the wildcard takes rights away (the channel guardrail), it grants none',
     });
+    // Chatbot configuration names: 1-128 of A-Z a-z 0-9 - _ (a stack name is at most 128 of A-Z a-z 0-9 -).
+    const configName = (kind: string, i: number) => `${stack.stackName.slice(0, 100)}-${kind}-${i}`;
     slack.forEach((c, i) => {
       this.slackChannels.push(
         new chatbot.SlackChannelConfiguration(this, `Slack${i}`, {
-          slackChannelConfigurationName: `${stack.stackName}-slack-${i}`,
+          slackChannelConfigurationName: configName('slack', i),
           slackWorkspaceId: c.workspaceId,
           slackChannelId: c.channelId,
           notificationTopics: [this.topic],
@@ -281,7 +283,7 @@ export class ChatNotices extends Construct {
     teams.forEach((c, i) => {
       this.teamsChannels.push(
         new chatbot.CfnMicrosoftTeamsChannelConfiguration(this, `Teams${i}`, {
-          configurationName: `${stack.stackName}-teams-${i}`,
+          configurationName: configName('teams', i),
           teamId: c.teamId,
           teamsChannelId: c.channelId,
           teamsTenantId: c.tenantId,

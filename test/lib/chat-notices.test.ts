@@ -15,7 +15,7 @@ import { GovernanceBus } from '../../lib/constructs/governance-bus';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { matchesEventPattern } from '../support/event-pattern';
 import { fakeLongTermKey, leakedFragments } from '../support/secrets';
-import { NO_BUNDLING, resourcesOf, type Statement } from './helpers';
+import { build, NO_BUNDLING, resourcesOf, type Statement, writeConfig } from './helpers';
 
 /** ChatNotices (issue 16 item 4) with one Slack and one Teams channel, synthesized once (no bundling). */
 const ACCOUNT = '111122223333';
@@ -379,6 +379,31 @@ describe('ChatNotices', () => {
           alarmTopic: new OwnerAlerts(s, 'A').topic,
         }),
     ).toThrow('ChatNotices: give at least one Slack or Microsoft Teams channel (notifications.chat)');
+  });
+
+  test('the stack deploys it only with notifications.chat, with the topic as an output', () => {
+    const withChat = build({
+      context: {
+        config: writeConfig({
+          notifications: {
+            subscriptions: [{ email: 'sec@example.com' }],
+            chat: { slack: [SLACK], teams: [TEAMS] },
+          },
+        }),
+      },
+    });
+    expect(withChat.stack.chatNotices).toBeDefined();
+    withChat.template.resourceCountIs('AWS::Chatbot::SlackChannelConfiguration', 1);
+    withChat.template.resourceCountIs('AWS::Chatbot::MicrosoftTeamsChannelConfiguration', 1);
+    withChat.template.hasOutput('ChatNoticesTopicArn', {
+      Value: {
+        Ref: withChat.stack.getLogicalId(withChat.stack.chatNotices?.topic.node.defaultChild as never),
+      },
+    });
+    const without = build();
+    expect(without.stack.chatNotices).toBeUndefined();
+    without.template.resourceCountIs('AWS::Chatbot::SlackChannelConfiguration', 0);
+    expect(Object.keys(without.template.findOutputs('ChatNoticesTopicArn'))).toEqual([]);
   });
 
   test('cdk-nag: no violations', () => {

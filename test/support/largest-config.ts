@@ -80,6 +80,8 @@ export const ARRAY_PATHS = [
   'overrides.[].accounts',
   'notifications.subscriptions',
   'notifications.subscriptions.[].owners',
+  'notifications.chat.slack',
+  'notifications.chat.teams',
   'leakDetection.logGroups',
   'leakDetection.slack.channels',
 ] as const;
@@ -267,6 +269,21 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
           text(`owner-${i}-${j}-`, maxAt('notifications.subscriptions.[].owners.[]')),
         ),
       })),
+      chat: {
+        slack: Array.from({ length: maxAt('notifications.chat.slack') }, (_v, i) => ({
+          workspaceId: padded(`T${i}`, maxAt('notifications.chat.slack.[].workspaceId'), 'W'),
+          channelId: padded(`C${i}`, maxAt('notifications.chat.slack.[].channelId'), 'c'),
+        })),
+        teams: Array.from({ length: maxAt('notifications.chat.teams') }, (_v, i) => {
+          const suffix = '%40thread.tacv2';
+          const uuid = (n: number) => `00000000-0000-4000-8000-${String(n).padStart(12, '0')}`;
+          return {
+            teamId: uuid(i),
+            channelId: `${padded(`19%3A${i}x`, maxAt('notifications.chat.teams.[].channelId') - suffix.length, 'a')}${suffix}`,
+            tenantId: uuid(100 + i),
+          };
+        }),
+      },
     },
     leakDetection: {
       logGroups: Array.from({ length: maxAt('leakDetection.logGroups') }, (_v, i) =>
