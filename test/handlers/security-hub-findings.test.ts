@@ -364,6 +364,55 @@ describe('limits and failures', () => {
     expect(await scanAll(db, tableName)).toEqual([]);
   });
 
+  it('the state table unreadable: the batch fails whole (SQS delivers it again), nothing imported', async () => {
+    // Prepare
+    const run = createSecurityHubFindingsHandler({
+      securityHub: securityHub as unknown as SecurityHubClient,
+      state: {
+        get: async () => {
+          throw Object.assign(new Error('throttled'), { name: 'ProvisionedThroughputExceededException' });
+        },
+        put: async () => true,
+      },
+      target: TARGET,
+      logger,
+      sleep,
+    });
+    // Act / Assess
+    await expect(run(messages(keys(2)))).rejects.toThrow('throttled');
+    expect(securityHub.commandCalls(BatchImportFindingsCommand)).toHaveLength(0);
+  });
+
+  it('a finding imported but its state not recorded: its message is retried (the import is repeated, the same update)', async () => {
+    // Prepare
+    const real = new DynamoFindingsState(db.doc, tableName);
+    const ds = keys(2);
+    const run = createSecurityHubFindingsHandler({
+      securityHub: securityHub as unknown as SecurityHubClient,
+      state: {
+        get: (ids) => real.get(ids),
+        put: async (st) => {
+          if (st.id.endsWith(ds[1]?.keyId ?? ''))
+            throw Object.assign(new Error('x'), { name: 'InternalServerError' });
+          return real.put(st);
+        },
+      },
+      target: TARGET,
+      logger,
+      sleep,
+    });
+    const event = messages(ds);
+    // Act
+    const res = await run(event);
+    // Assess
+    expect(res).toEqual({ batchItemFailures: [{ itemIdentifier: event.Records[1]?.messageId }] });
+    expect(imported().flat()).toHaveLength(2);
+    expect(logger.warn).toHaveBeenCalledWith(
+      'finding imported but its state was not recorded: its messages are retried',
+      expect.objectContaining({ error: 'InternalServerError' }),
+    );
+  });
+
   it('a message that is not a decision event is a batch item failure (to the dead-letter queue), never read as one', async () => {
     // Prepare
     const event = messages([decision()]);
