@@ -157,6 +157,7 @@ export class KeyguardStack extends Stack {
       decisionsTable: this.tables.decisions,
       bus: this.governanceBus.bus,
       topic: this.alerts.topic,
+      ocsf: props.config.decisionEvents?.ocsf ?? false,
     });
     new CfnOutput(this, 'DecisionEventsFailureQueueUrl', {
       description:

@@ -1,3 +1,4 @@
+import { ocsfDetectionFinding } from './ocsf';
 import { PUT_EVENTS_MAX_BYTES, putEventsEntrySize } from './scan-report';
 import { canonicalDecision, type Decision } from './types';
 
@@ -12,6 +13,8 @@ import { canonicalDecision, type Decision } from './types';
 export const DECISION_EVENT_SOURCE = 'keyguard.decisions';
 /** `detail-type` of every decision event (one event per decision). */
 export const DECISION_EVENT_DETAIL_TYPE = 'Bedrock API Key Decision';
+/** `detail-type` of the same decision as an OCSF 1.5.0 Detection Finding (docs/ocsf.md). */
+export const DECISION_EVENT_OCSF_DETAIL_TYPE = 'Bedrock API Key Decision (OCSF)';
 
 /**
  * A decision can be stored up to 300 KB (shared/bounded.ts) but an event carries less than 256 KB. A decision whose
@@ -51,15 +54,19 @@ export class DecisionEventTooLargeError extends Error {
 }
 
 /**
- * The event of one decision. Its detail is `JSON.stringify(canonicalDecision(d))`: the bytes `keyguard audit --json`
- * prints for it, the same for every delivery of the same decision.
+ * The event of one decision with the detail `render` makes of it: the canonical decision (what `keyguard audit --json`
+ * prints), or, when that would not fit in an event, the reduced one (no leak evidence, texts cut, `detailTruncated`).
  */
-export function decisionEventEntry(decision: Decision): DecisionEventEntry {
+function fittedEntry(
+  decision: Decision,
+  detailType: string,
+  render: (detail: Decision & { detailTruncated?: unknown }) => unknown,
+): DecisionEventEntry {
   const canonical = canonicalDecision(decision);
-  const entry = (detail: unknown): DecisionEventEntry => ({
+  const entry = (detail: Decision & { detailTruncated?: unknown }): DecisionEventEntry => ({
     Source: DECISION_EVENT_SOURCE,
-    DetailType: DECISION_EVENT_DETAIL_TYPE,
-    Detail: JSON.stringify(detail),
+    DetailType: detailType,
+    Detail: JSON.stringify(render(detail)),
     Time: new Date(canonical.decidedAt),
   });
   const full = entry(canonical);
@@ -77,4 +84,35 @@ export function decisionEventEntry(decision: Decision): DecisionEventEntry {
   if (reducedSize >= PUT_EVENTS_MAX_BYTES)
     throw new DecisionEventTooLargeError(canonical.decisionId, reducedSize);
   return reduced;
+}
+
+/**
+ * The event of one decision. Its detail is `JSON.stringify(canonicalDecision(d))`: the bytes `keyguard audit --json`
+ * prints for it, the same for every delivery of the same decision.
+ */
+export function decisionEventEntry(decision: Decision): DecisionEventEntry {
+  return fittedEntry(decision, DECISION_EVENT_DETAIL_TYPE, (detail) => detail);
+}
+
+/**
+ * The OCSF event of one decision: the line `keyguard audit --format ocsf` prints for it (from the reduced decision
+ * when the full one would not fit). `productVersion` is keyguard's version (metadata.product.version).
+ */
+export function ocsfDecisionEventEntry(decision: Decision, productVersion: string): DecisionEventEntry {
+  return fittedEntry(decision, DECISION_EVENT_OCSF_DETAIL_TYPE, (detail) =>
+    ocsfDetectionFinding(detail, productVersion),
+  );
+}
+
+/**
+ * The events of one decision, in the order they are put: always its keyguard event (the Security Hub findings and
+ * the chat notices are rules on it), then, with `ocsf` (config `decisionEvents.ocsf`), its OCSF event beside it.
+ */
+export function decisionEventEntries(
+  decision: Decision,
+  options: { ocsf: boolean; productVersion: string },
+): DecisionEventEntry[] {
+  const entries = [decisionEventEntry(decision)];
+  if (options.ocsf) entries.push(ocsfDecisionEventEntry(decision, options.productVersion));
+  return entries;
 }

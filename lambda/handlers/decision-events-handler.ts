@@ -4,13 +4,14 @@ import { type EventBridgeClient, PutEventsCommand } from '@aws-sdk/client-eventb
 import { unmarshall } from '@aws-sdk/util-dynamodb';
 import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from 'aws-lambda';
 import { CHAIN_PK_PREFIX, DIGEST_PK } from '../adapters/audit-store';
-import { type DecisionEventEntry, decisionEntrySize, decisionEventEntry } from '../domain/decision-events';
+import { type DecisionEventEntry, decisionEntrySize, decisionEventEntries } from '../domain/decision-events';
 import { PUT_EVENTS_MAX_BYTES, PUT_EVENTS_MAX_ENTRIES } from '../domain/scan-report';
 import type { Decision } from '../domain/types';
 
 /**
  * Decision events (issue 16 item 2): the decisions table's stream (NEW_IMAGE) → one event per new decision on the
- * governance bus (source keyguard.decisions, detail-type 'Bedrock API Key Decision', detail = the decision).
+ * governance bus (source keyguard.decisions, detail-type 'Bedrock API Key Decision', detail = the decision), and with
+ * `ocsf` its OCSF Detection Finding beside it (detail-type 'Bedrock API Key Decision (OCSF)'; issue 16 item 3).
  * Chain links and digest-log items are not decisions and are skipped; so are changes and removals (never made: the
  * table is append-only, and the archive function records them as anomalies).
  *
@@ -32,6 +33,10 @@ export interface DecisionEventsRuntime {
   /** Wait before the second try (ms), doubled each further try. @default 200 */
   baseDelayMs?: number;
   sleep?: (ms: number) => Promise<void>;
+  /** Also put each decision as an OCSF Detection Finding, beside its keyguard event (config decisionEvents.ocsf). */
+  ocsf?: boolean;
+  /** keyguard's version, named by OCSF events (metadata.product.version). @default '0.0.0' */
+  productVersion?: string;
 }
 
 type StreamRecord = DynamoDBStreamEvent['Records'][number];
@@ -80,6 +85,8 @@ export function createDecisionEventsHandler(
 ): (event: DynamoDBStreamEvent) => Promise<DynamoDBBatchResponse> {
   const attempts = Math.max(1, rt.attempts ?? 4);
   const baseDelayMs = rt.baseDelayMs ?? 200;
+  const ocsf = rt.ocsf ?? false;
+  const productVersion = rt.productVersion ?? '0.0.0';
   const sleep = rt.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   const failAt = (seq: string): DynamoDBBatchResponse => ({ batchItemFailures: [{ itemIdentifier: seq }] });
 
@@ -109,11 +116,13 @@ export function createDecisionEventsHandler(
       const decision = decisionOf(r);
       if (!decision) continue;
       try {
-        pending.push({
-          seq,
-          decisionId: decision.decisionId,
-          entry: { ...decisionEventEntry(decision), EventBusName: rt.busArn },
-        });
+        for (const entry of decisionEventEntries(decision, { ocsf, productVersion })) {
+          pending.push({
+            seq,
+            decisionId: decision.decisionId,
+            entry: { ...entry, EventBusName: rt.busArn },
+          });
+        }
       } catch (err) {
         rt.logger.warn('decision event could not be built', {
           eventID: r.eventID,

@@ -506,6 +506,12 @@ export const ConfigSchema = z.strictObject({
   findings: z._default(z.strictObject({ securityHub: z._default(z.boolean(), false) }), {
     securityHub: false,
   }),
+  /**
+   * Decision events on the governance bus (docs/ocsf.md). `ocsf`: also put each decision as an OCSF 1.5.0 Detection
+   * Finding (detail-type `Bedrock API Key Decision (OCSF)`), beside its keyguard event, which always goes (the Security
+   * Hub findings and chat notices read it). Absent (the default): off.
+   */
+  decisionEvents: z.optional(z.strictObject({ ocsf: z._default(z.boolean(), false) })),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;
@@ -808,7 +814,7 @@ export function policyVersion(config: Config): string {
   // Which log groups are scanned does not change how a found key is decided either; nor do the regions usage
   // comes from, or the preventive policies (they act in IAM, before any key exists), or how the record is archived.
   // Nor does where it is deployed (organization), and each override has its own version (overrideVersion). Nor where
-  // findings are sent (findings).
+  // findings are sent (findings), nor the format of the decision events (decisionEvents).
   const {
     notifications: _ignored,
     leakDetection: _scanned,
@@ -818,6 +824,7 @@ export function policyVersion(config: Config): string {
     organization: _where,
     overrides: _overrides,
     findings: _shown,
+    decisionEvents: _events,
     ...policy
   } = config;
   // Whether an unverified leak deactivates does change decisions. It is hashed only when set, so the versions of

@@ -20,12 +20,19 @@ export interface DecisionEventsProps {
   readonly bus: events.IEventBus;
   /** The owner-notice topic: the failure queue's alarm publishes to it. */
   readonly topic: sns.ITopic;
+  /**
+   * Also put each decision as an OCSF 1.5.0 Detection Finding (detail-type `Bedrock API Key Decision (OCSF)`),
+   * beside its keyguard event (config `decisionEvents.ocsf`; docs/ocsf.md).
+   * @default false
+   */
+  readonly ocsf?: boolean;
 }
 
 /**
  * Decision events (issue 16 item 2): a function on the decisions table's stream puts every new decision on the
  * governance bus (source `keyguard.decisions`, detail-type `Bedrock API Key Decision`), so users route them with
- * ordinary EventBridge rules.
+ * ordinary EventBridge rules; with `ocsf`, also as OCSF Detection Findings (detail-type
+ * `Bedrock API Key Decision (OCSF)`, issue 16 item 3).
  *
  * Why the stream and not a PutEvents in every handler: every writer (credential events, sweep, leaks, key usage,
  * approvals) records through the audit store, and the stream sees each recorded decision exactly when it is on
@@ -56,6 +63,7 @@ export class DecisionEvents extends Construct {
       environment: {
         POWERTOOLS_SERVICE_NAME: 'keyguard-decision-events',
         GOVERNANCE_BUS_ARN: props.bus.eventBusArn,
+        DECISION_EVENTS_OCSF: props.ocsf ? 'true' : 'false',
       },
     });
     this.function = fn.function;

@@ -4,10 +4,15 @@ import type { DynamoDBStreamEvent } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoAuditLog } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
-import { DECISION_EVENT_DETAIL_TYPE, DECISION_EVENT_SOURCE } from '../../lambda/domain/decision-events';
+import {
+  DECISION_EVENT_DETAIL_TYPE,
+  DECISION_EVENT_OCSF_DETAIL_TYPE,
+  DECISION_EVENT_SOURCE,
+} from '../../lambda/domain/decision-events';
 import { canonicalDecision, type Decision } from '../../lambda/domain/types';
 import { createDecisionEventsHandler } from '../../lambda/handlers/decision-events-handler';
 import { scanAll, startTestDynamo, TABLES } from '../support/dynamo';
+import { ocsfProblems } from '../support/ocsf';
 
 /**
  * Decision events: the decisions table's stream → one event per decision on the governance bus. The stream records
@@ -283,5 +288,77 @@ describe('decision events (decisions table stream → governance bus)', () => {
       eventID: stream.Records[3]?.eventID,
       error: 'DecisionEventTooLargeError',
     });
+  });
+});
+
+describe('decision events in OCSF too (decisionEvents.ocsf)', () => {
+  function handlerWith(ocsf: boolean) {
+    return createDecisionEventsHandler({
+      eventBridge: eventBridge as unknown as EventBridgeClient,
+      busArn: BUS,
+      logger,
+      sleep: async () => undefined,
+      ocsf,
+      productVersion: '9.9.9',
+    });
+  }
+  const decisionsOnly = () => written.filter((i) => !String(i.pk).startsWith('chain#'));
+
+  it('each decision as its keyguard event, then as its OCSF Detection Finding (valid against the pinned schema)', async () => {
+    // Prepare
+    acceptAll();
+    const items = decisionsOnly().slice(0, 6);
+    // Act
+    const res = await handlerWith(true)(streamOf(items));
+    // Assess
+    expect(res).toEqual({ batchItemFailures: [] });
+    const entries = putEntries().flat();
+    expect(entries.map((e) => e.DetailType)).toEqual(
+      items.flatMap(() => [DECISION_EVENT_DETAIL_TYPE, DECISION_EVENT_OCSF_DETAIL_TYPE]),
+    );
+    expect(entries.every((e) => e.Source === DECISION_EVENT_SOURCE && e.EventBusName === BUS)).toBe(true);
+    const ocsf = entries.filter((e) => e.DetailType === DECISION_EVENT_OCSF_DETAIL_TYPE);
+    ocsf.forEach((e, i) => {
+      const detail = JSON.parse(e.Detail ?? '{}');
+      expect(ocsfProblems(detail)).toEqual([]);
+      expect(detail.unmapped.keyguard).toEqual(
+        JSON.parse(JSON.stringify(canonicalDecision(DECISIONS[i] as Decision))),
+      );
+      expect(detail.metadata.product.version).toBe('9.9.9');
+      expect(e.Time).toEqual(new Date((DECISIONS[i] as Decision).decidedAt));
+    });
+  });
+
+  it('off (the default): only the keyguard events', async () => {
+    // Prepare
+    acceptAll();
+    const items = decisionsOnly().slice(0, 2);
+    // Act
+    await handlerWith(false)(streamOf(items));
+    const off = putEntries().flat();
+    eventBridge.reset();
+    acceptAll();
+    await handler()(streamOf(items));
+    // Assess
+    expect(off.map((e) => e.DetailType)).toEqual([DECISION_EVENT_DETAIL_TYPE, DECISION_EVENT_DETAIL_TYPE]);
+    expect(putEntries().flat()).toEqual(off);
+  });
+
+  it('a decision too large for one event: its OCSF event carries the reduced decision, still valid', async () => {
+    // Prepare
+    acceptAll();
+    const big = decision(97, { reason: 'x'.repeat(300 * 1024) });
+    const item = { pk: `${big.accountId}#${big.keyId}`, sk: big.decisionId, ownerKey: 'o', ...big };
+    // Act
+    const res = await handlerWith(true)(streamOf([item]));
+    // Assess
+    expect(res).toEqual({ batchItemFailures: [] });
+    const entry = putEntries()
+      .flat()
+      .find((e) => e.DetailType === DECISION_EVENT_OCSF_DETAIL_TYPE);
+    const detail = JSON.parse(entry?.Detail ?? '{}');
+    expect(ocsfProblems(detail)).toEqual([]);
+    expect(detail.unmapped.keyguard.detailTruncated).toMatchObject({ omitted: [] });
+    expect(Buffer.byteLength(entry?.Detail ?? '')).toBeLessThan(256 * 1024);
   });
 });

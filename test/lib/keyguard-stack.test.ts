@@ -980,6 +980,7 @@ describe('DecisionEvents (issue 16: every decision on the governance bus)', () =
     expect(fn?.Properties.Environment).toMatchObject({
       Variables: {
         GOVERNANCE_BUS_ARN: { 'Fn::GetAtt': [busId, 'Arn'] },
+        DECISION_EVENTS_OCSF: 'false',
       },
     });
     expect(Object.keys(byAction).sort()).toEqual([

@@ -462,7 +462,7 @@ describe('no key material in owner digests and the first-deployment summary', ()
 });
 
 describe('no key material in decision events', () => {
-  it('puts every decision recorded above (secrets in events, tags, errors, encoded keys in tags) without a fragment of a key', async () => {
+  it('puts every decision recorded above (secrets in events, tags, errors, encoded keys in tags), keyguard and OCSF, without a fragment of a key', async () => {
     // Prepare: the decisions table as the tests above left it, delivered as its stream delivers new items.
     const eventBridge = mockClient(EventBridgeClient);
     eventBridge.on(PutEventsCommand).callsFake((input: { Entries: unknown[] }) => ({
@@ -483,6 +483,7 @@ describe('no key material in decision events', () => {
       eventBridge: eventBridge as unknown as EventBridgeClient,
       busArn: 'arn:aws:events:us-east-1:111122223333:event-bus/bedrock-key-guard-governance',
       logger: { info: () => undefined, warn: () => undefined },
+      ocsf: true,
     });
     // Act
     const res = await handler({
@@ -499,7 +500,11 @@ describe('no key material in decision events', () => {
     expect(res).toEqual({ batchItemFailures: [] });
     const entries = eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
     expect(decisions.length).toBeGreaterThanOrEqual(KEY_ENCODINGS.length);
-    expect(entries).toHaveLength(decisions.length);
+    // Each decision twice: its keyguard event and its OCSF Detection Finding (decisionEvents.ocsf).
+    expect(entries).toHaveLength(decisions.length * 2);
+    expect(entries.filter((e) => e.DetailType === 'Bedrock API Key Decision (OCSF)')).toHaveLength(
+      decisions.length,
+    );
     const sent = JSON.stringify(entries);
     expect(sent).toContain(KEY);
     expect(leakedFragments(sent, [...SECRETS, ...encoded])).toEqual([]);
@@ -518,15 +523,18 @@ describe('no key material in decision events', () => {
       logger: { info: () => undefined, warn: () => undefined },
       sleep: async () => undefined,
     });
+    // (Its rule matches the keyguard detail-type only: the OCSF events are not queued.)
     const queued = await findings({
-      Records: entries.map((e, i) => ({
-        messageId: `m-${i}`,
-        body: JSON.stringify({
-          source: e.Source,
-          'detail-type': e.DetailType,
-          detail: JSON.parse(e.Detail ?? '{}'),
-        }),
-      })) as never,
+      Records: entries
+        .filter((e) => e.DetailType === 'Bedrock API Key Decision')
+        .map((e, i) => ({
+          messageId: `m-${i}`,
+          body: JSON.stringify({
+            source: e.Source,
+            'detail-type': e.DetailType,
+            detail: JSON.parse(e.Detail ?? '{}'),
+          }),
+        })) as never,
     });
     expect(queued).toEqual({ batchItemFailures: [] });
     const sentFindings = securityHub

@@ -549,6 +549,25 @@ describe('findings (Security Hub)', () => {
   });
 });
 
+describe('decisionEvents.ocsf (OCSF decision events)', () => {
+  it('is absent (off) by default, on with decisionEvents.ocsf, and does not change the policy version', () => {
+    expect(parseConfig({}).decisionEvents).toBeUndefined();
+    expect(parseConfig({ decisionEvents: {} }).decisionEvents).toEqual({ ocsf: false });
+    const on = parseConfig({ decisionEvents: { ocsf: true } });
+    expect(on.decisionEvents).toEqual({ ocsf: true });
+    expect(policyVersion(on)).toBe(policyVersion(parseConfig({})));
+  });
+
+  it('names the setting and the value when it is not a boolean, and the allowed keys when one is unknown', () => {
+    expect(() => parseConfig({ decisionEvents: { ocsf: 'yes' } }, 'keyguard.config.json')).toThrow(
+      /keyguard\.config\.json: decisionEvents\.ocsf: got "yes"/,
+    );
+    expect(() => parseConfig({ decisionEvents: { format: 'ocsf' } }, 'keyguard.config.json')).toThrow(
+      /decisionEvents: unknown key\(s\) "format"; allowed: .*ocsf/,
+    );
+  });
+});
+
 describe('leakDetection (log quarantine)', () => {
   it('scans no log group by default', () => {
     const config = parseConfig({});
