@@ -75,6 +75,12 @@ test("bundles are built from the packages' ES module builds, tree-shaken, with s
       id,
       locales: map.sources.filter((s) => /node_modules\/zod\/.*locales\/(?!en\.)/.test(s)),
     }).toEqual({ id, locales: [] });
+    // Assess: the functions' schemas are zod/mini (lambda/shared/zod.ts): full zod's classic API, about three times
+    // the code to compile and slower schemas to build at every cold start, is in no bundle (issue 13).
+    expect({ id, fullZod: map.sources.filter((s) => /node_modules\/zod\/v4\/classic\//.test(s)) }).toEqual({
+      id,
+      fullZod: [],
+    });
   }
 });
 
