@@ -20,6 +20,7 @@ import {
   SCAN_REPORT_DETAIL_TYPE,
   SCAN_REPORT_SOURCE,
   type ScanReportDetail,
+  ScanReportDetailSchema,
 } from '../../lambda/domain/scan-report';
 import {
   type CollaborationScanRuntime,
@@ -203,6 +204,8 @@ describe('collaboration scan: Slack', () => {
       kind: 'SHORT_TERM',
       locations: [{ path: expect.stringContaining('/C002/') }],
     });
+    // What the leak function accepts from the bus (lambda/domain/scan-report.ts), as from keyguard scan --quarantine
+    for (const d of details()) expect(ScanReportDetailSchema.safeParse(d).success).toBe(true);
     expect(JSON.stringify(entries)).not.toContain('ancient');
     expect(leakedFragments(JSON.stringify(entries), SECRETS)).toEqual([]);
     expect(containsKeyMaterial(JSON.stringify(entries))).toBe(false);
