@@ -14,6 +14,7 @@ import {
 import { GovernanceBus } from '../../lib/constructs/governance-bus';
 import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
 import { matchesEventPattern } from '../support/event-pattern';
+import { applyInputTransformer, type InputTransformer } from '../support/input-transformer';
 import { fakeLongTermKey, leakedFragments } from '../support/secrets';
 import { build, NO_BUNDLING, resourcesOf, type Statement, writeConfig } from './helpers';
 
@@ -101,43 +102,11 @@ function ruleProps(): Record<string, unknown> {
   return rule.Properties;
 }
 
-/**
- * EventBridge's input transformer (EventBridge User Guide, "Transforming target input"): each `<name>` of the
- * template is replaced by the value at InputPathsMap[name]: inside a quoted string, the value's text as it is (not
- * escaped: so a value holding a quote would break the JSON, and the test would fail); outside one, the value as JSON.
- */
+/** The chat rule's input transformer applied to `event`, as EventBridge does (test/support/input-transformer.ts). */
 function transform(event: Record<string, unknown>): string {
-  const target = (ruleProps().Targets as Array<Record<string, unknown>>)[0] as {
-    InputTransformer: { InputPathsMap: Record<string, string>; InputTemplate: string };
-  };
-  const { InputPathsMap, InputTemplate } = target.InputTransformer;
-  const atPath = (name: string): unknown => {
-    const path = InputPathsMap[name];
-    if (!path) throw new Error(`no path for <${name}>`);
-    let value: unknown = event;
-    for (const part of path.replace(/^\$\./, '').split('.')) value = (value as Record<string, unknown>)[part];
-    return value;
-  };
-  let out = '';
-  let inString = false;
-  for (let i = 0; i < InputTemplate.length; i += 1) {
-    const c = InputTemplate[i] as string;
-    const placeholder = c === '<' ? /^<([\w-]+)>/.exec(InputTemplate.slice(i)) : null;
-    if (placeholder) {
-      const value = atPath(placeholder[1] as string);
-      out += inString ? String(value) : JSON.stringify(value);
-      i += placeholder[0].length - 1;
-      continue;
-    }
-    if (c === '\\') {
-      out += c + (InputTemplate[i + 1] ?? '');
-      i += 1;
-      continue;
-    }
-    if (c === '"') inString = !inString;
-    out += c;
-  }
-  return out;
+  const target = (ruleProps().Targets as Array<{ InputTransformer: InputTransformer }>)[0];
+  if (!target) throw new Error('no target');
+  return applyInputTransformer(target.InputTransformer, event);
 }
 
 /**

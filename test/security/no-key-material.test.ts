@@ -14,6 +14,8 @@ import {
 import { BatchImportFindingsCommand, SecurityHubClient } from '@aws-sdk/client-securityhub';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { marshall } from '@aws-sdk/util-dynamodb';
+import { App, Stack } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { mockClient } from 'aws-sdk-client-mock';
 import {
   type EmbeddedDynamo,
@@ -30,6 +32,10 @@ import { createSecurityHubFindingsHandler } from '../../lambda/handlers/security
 import { createSweepHandler } from '../../lambda/handlers/sweep-handler';
 import { parseConfig, policyVersion } from '../../lambda/shared/config';
 import { containsKeyMaterial, fingerprint, redactedForm, redactSecrets } from '../../lambda/shared/redact';
+import { CHAT_RULE_NAME, ChatNotices } from '../../lib/constructs/chat-notices';
+import { GovernanceBus } from '../../lib/constructs/governance-bus';
+import { OwnerAlerts } from '../../lib/constructs/owner-alerts';
+import { NO_BUNDLING } from '../lib/helpers';
 import { captureOutput } from '../support/capture';
 import { createTestTables, scanAll, startTestDynamo, TABLES } from '../support/dynamo';
 import {
@@ -41,6 +47,7 @@ import {
 } from '../support/events';
 import { FakeIamAccount } from '../support/fake-iam-account';
 import { answerPlainUser } from '../support/iam-facts';
+import { applyInputTransformer, type InputTransformer } from '../support/input-transformer';
 import { escapeRichLongTermKey, KEY_ENCODINGS } from '../support/key-encodings';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
@@ -547,5 +554,38 @@ describe('no key material in decision events', () => {
     expect(leakedFragments(imported, [...SECRETS, ...encoded])).toEqual([]);
     expect(containsKeyMaterial(imported)).toBe(false);
     expect(leakedFragments(JSON.stringify(await scanAll(db, 'test-findings-state')), SECRETS)).toEqual([]);
+
+    // The same events through the chat notices' rule (issue 16 item 4), its input transformer applied as EventBridge
+    // does: what Amazon Q Developer would post in Slack or Teams holds no key or fragment of one either.
+    const chatStack = new Stack(new App({ context: NO_BUNDLING }), 'Chat', {
+      env: { account: '111122223333', region: 'us-east-1' },
+    });
+    new ChatNotices(chatStack, 'ChatNotices', {
+      bus: new GovernanceBus(chatStack, 'Bus', { usage: false }).bus,
+      alarmTopic: new OwnerAlerts(chatStack, 'Alerts').topic,
+      slack: [{ workspaceId: 'T0123ABCD', channelId: 'C0123ABCDEF' }],
+    });
+    const [chatRule] = Object.values(
+      Template.fromStack(chatStack).findResources('AWS::Events::Rule', {
+        Properties: { Name: CHAT_RULE_NAME },
+      }),
+    ) as Array<{ Properties: { Targets: Array<{ InputTransformer: InputTransformer }> } }>;
+    const transformer = chatRule?.Properties.Targets[0]?.InputTransformer;
+    assert(transformer, 'the chat rule has an input transformer');
+    const posted = entries
+      .filter((e) => e.DetailType === 'Bedrock API Key Decision')
+      .map((e) =>
+        applyInputTransformer(transformer, {
+          source: e.Source,
+          'detail-type': e.DetailType,
+          account: '111122223333',
+          detail: JSON.parse(e.Detail ?? '{}'),
+        }),
+      );
+    expect(posted).toHaveLength(decisions.length);
+    const chatText = JSON.stringify(posted);
+    expect(chatText).toContain('Bedrock API key ACCA');
+    expect(leakedFragments(chatText, [...SECRETS, ...encoded])).toEqual([]);
+    expect(containsKeyMaterial(chatText)).toBe(false);
   });
 });
