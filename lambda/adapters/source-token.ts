@@ -11,11 +11,14 @@ import { GetSecretValueCommand, type SecretsManagerClient } from '@aws-sdk/clien
 export class SourceTokenNotSetError extends Error {
   constructor(
     readonly secretId: string,
-    why: string,
+    /** What is wrong with the value ("has no value yet", "is empty"…). */
+    readonly why: string,
+    /** What --secret-string takes, as the message shows it. */
+    value = '<token>',
   ) {
     super(
       `the token secret ${secretId} ${why}: put the token in with ` +
-        `aws secretsmanager put-secret-value --secret-id ${secretId} --secret-string <token>`,
+        `aws secretsmanager put-secret-value --secret-id ${secretId} --secret-string ${value}`,
     );
     this.name = 'SourceTokenNotSetError';
   }
@@ -44,4 +47,47 @@ export async function readSourceToken(client: SecretsManagerClient, secretId: st
   const token = secret.trim();
   if (token === '') throw new SourceTokenNotSetError(secretId, 'is empty');
   return token;
+}
+
+/** An Atlassian account's e-mail and API token (the Jira secret holds them as JSON). */
+export interface AtlassianCredentials {
+  email: string;
+  apiToken: string;
+}
+
+/** How the Jira secret's value is written (docs/deployment.md shows the same). */
+export const ATLASSIAN_SECRET_EXAMPLE = '\'{"email":"<e-mail>","apiToken":"<API token>"}\'';
+
+/**
+ * The e-mail and API token in `secretId`, a JSON object {"email", "apiToken"}; SourceTokenNotSetError when there is
+ * none or the value is not that object (the message never shows the value).
+ */
+export async function readAtlassianCredentials(
+  client: SecretsManagerClient,
+  secretId: string,
+): Promise<AtlassianCredentials> {
+  let value: string;
+  try {
+    value = await readSourceToken(client, secretId);
+  } catch (err) {
+    if (err instanceof SourceTokenNotSetError)
+      throw new SourceTokenNotSetError(secretId, err.why, ATLASSIAN_SECRET_EXAMPLE);
+    throw err;
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(value);
+  } catch {
+    parsed = undefined;
+  }
+  const o = (parsed && typeof parsed === 'object' ? parsed : {}) as Record<string, unknown>;
+  const email = typeof o.email === 'string' ? o.email.trim() : '';
+  const apiToken = typeof o.apiToken === 'string' ? o.apiToken.trim() : '';
+  if (!email || !apiToken)
+    throw new SourceTokenNotSetError(
+      secretId,
+      'is not a JSON object with a non-empty "email" and "apiToken"',
+      ATLASSIAN_SECRET_EXAMPLE,
+    );
+  return { email, apiToken };
 }

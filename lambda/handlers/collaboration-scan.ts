@@ -7,33 +7,68 @@ import { CollaborationScanState } from '../adapters/collaboration-scan-state';
 import { documentClient } from '../adapters/document-client';
 import { requireEnv } from '../shared/env';
 import { createCollaborationScanHandler } from './collaboration-scan-handler';
+import { createJiraScanHandler, routeCollaborationScan } from './collaboration-scan-jira';
 
 /**
- * Lambda entry point of the scheduled collaboration scan (issue 15 §3). A bad environment fails the cold start.
- * The token is not in the environment: only the ARN of its secret, read at every run.
+ * Lambda entry point of the scheduled collaboration scan (issue 15 §3): Slack when SLACK_TOKEN_SECRET_ARN is set,
+ * Jira when JIRA_SECRET_ARN is; each schedule names its source. A bad environment fails the cold start.
+ * Tokens are not in the environment: only the ARNs of their secrets, read at every run.
  */
 
 const env = process.env;
-const channels = env.SLACK_CHANNELS?.trim();
-const lookbackHours = Number(requireEnv(env, 'SLACK_INITIAL_LOOKBACK_HOURS'));
-if (!Number.isFinite(lookbackHours) || lookbackHours <= 0)
-  throw new Error('environment variable SLACK_INITIAL_LOOKBACK_HOURS is not a positive number of hours');
 
-export const handler = createCollaborationScanHandler({
-  secrets: new SecretsManagerClient({ ...RETRY_POLICY }),
-  slackSecretId: requireEnv(env, 'SLACK_TOKEN_SECRET_ARN'),
-  slack: {
-    ...(env.SLACK_API_URL?.trim() ? { apiUrl: env.SLACK_API_URL.trim() } : {}),
-    ...(channels ? { channels: channels.split(',') } : {}),
-    initialLookbackHours: lookbackHours,
-  },
-  state: new CollaborationScanState(
-    documentClient(dynamoClient()),
-    requireEnv(env, 'COLLABORATION_STATE_TABLE_NAME'),
-    'slack',
-  ),
-  eventBridge: new EventBridgeClient({ ...RETRY_POLICY }),
-  busArn: requireEnv(env, 'GOVERNANCE_BUS_ARN'),
-  logger: new Logger(),
-  metrics: new Metrics(),
-});
+function hours(name: string): number {
+  const value = Number(requireEnv(env, name));
+  if (!Number.isFinite(value) || value <= 0)
+    throw new Error(`environment variable ${name} is not a positive number of hours`);
+  return value;
+}
+
+const secrets = new SecretsManagerClient({ ...RETRY_POLICY });
+const eventBridge = new EventBridgeClient({ ...RETRY_POLICY });
+const doc = documentClient(dynamoClient());
+const table = requireEnv(env, 'COLLABORATION_STATE_TABLE_NAME');
+const busArn = requireEnv(env, 'GOVERNANCE_BUS_ARN');
+const logger = new Logger();
+const metrics = new Metrics();
+
+const slackSecretId = env.SLACK_TOKEN_SECRET_ARN?.trim();
+const channels = env.SLACK_CHANNELS?.trim();
+const slack = slackSecretId
+  ? createCollaborationScanHandler({
+      secrets,
+      slackSecretId,
+      slack: {
+        ...(env.SLACK_API_URL?.trim() ? { apiUrl: env.SLACK_API_URL.trim() } : {}),
+        ...(channels ? { channels: channels.split(',') } : {}),
+        initialLookbackHours: hours('SLACK_INITIAL_LOOKBACK_HOURS'),
+      },
+      state: new CollaborationScanState(doc, table, 'slack'),
+      eventBridge,
+      busArn,
+      logger,
+      metrics,
+    })
+  : undefined;
+
+const jiraSecretId = env.JIRA_SECRET_ARN?.trim();
+const projects = env.JIRA_PROJECTS?.trim();
+const jira = jiraSecretId
+  ? createJiraScanHandler({
+      secrets,
+      jiraSecretId,
+      jira: {
+        site: requireEnv(env, 'JIRA_SITE_URL'),
+        ...(projects ? { projects: projects.split(',') } : { jql: requireEnv(env, 'JIRA_JQL') }),
+        initialLookbackHours: hours('JIRA_INITIAL_LOOKBACK_HOURS'),
+      },
+      state: new CollaborationScanState(doc, table, 'jira'),
+      eventBridge,
+      busArn,
+      logger,
+      metrics,
+    })
+  : undefined;
+if (!slack && !jira) throw new Error('neither SLACK_TOKEN_SECRET_ARN nor JIRA_SECRET_ARN is set');
+
+export const handler = routeCollaborationScan({ ...(slack ? { slack } : {}), ...(jira ? { jira } : {}) });

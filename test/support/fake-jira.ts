@@ -171,12 +171,18 @@ export class FakeJira {
     json(404, { errorMessages: [`no such resource ${path}`], errors: {} });
   }
 
-  /** The issues a JQL selects: all, or those updated within `updated >= "-Nm"` of the site's clock. */
+  /**
+   * The issues a JQL selects: all, or those of `project = "KEY"`, and of those the ones updated within
+   * `updated >= "-Nm"` of the site's clock (compared to the minute, as Jira does).
+   */
   private select(jql: string): FakeJiraIssue[] {
+    const project = /project = "([A-Z][A-Z0-9_]*)"/.exec(jql)?.[1];
+    const inProject = project ? this.issues.filter((i) => i.key.startsWith(`${project}-`)) : this.issues;
     const window = /updated >= "-(\d+)m"/.exec(jql);
-    if (!window) return this.issues;
-    const from = this.now.getTime() - Number(window[1]) * 60_000;
-    return this.issues.filter((i) => Date.parse(i.updated) >= from);
+    if (!window) return inProject;
+    const minute = (ms: number) => Math.floor(ms / 60_000);
+    const from = minute(this.now.getTime()) - Number(window[1]);
+    return inProject.filter((i) => minute(Date.parse(i.updated)) >= from);
   }
 
   private searchIssue(issue: FakeJiraIssue, fields: string[]): unknown {

@@ -61,6 +61,7 @@ const Issue = z.object({
       reporter: User,
       creator: User,
       comment: CommentPage.nullish(),
+      updated: z.string().nullish(),
     })
     .optional(),
 });
@@ -79,6 +80,14 @@ export interface JiraStats {
   calls: number;
   rateLimited: number;
   waitedMs: number;
+}
+
+/** What one scan() read (the scheduled scan moves its high-water mark from it). */
+export interface JiraScanOutcome {
+  /** Whether the search was read to its last page (false: a search page failed, the rest was not read). */
+  complete: boolean;
+  /** The newest `updated` (epoch ms) of the issues read; undefined when none had one. */
+  newestUpdated?: number;
 }
 
 /** A Jira Cloud site opened with credentials /myself accepted. */
@@ -133,9 +142,10 @@ export class JiraSource {
   }
 
   /** Scans every issue the JQL selects into `sink`; an issue that cannot be read is reported and the rest scanned. */
-  async scan(sink: TextSink, opts: JiraOptions): Promise<void> {
+  async scan(sink: TextSink, opts: JiraOptions): Promise<JiraScanOutcome> {
     const jql = opts.since ? jqlSince(opts.jql, opts.since, opts.now) : opts.jql;
     const seen = new Set<string>();
+    const outcome: JiraScanOutcome = { complete: true };
     let token: string | undefined;
     try {
       for (;;) {
@@ -157,6 +167,9 @@ export class JiraSource {
             continue;
           }
           await this.issue(sink, issue.data, opts.since);
+          const updated = Date.parse(issue.data.fields?.updated ?? '');
+          if (Number.isFinite(updated) && updated > (outcome.newestUpdated ?? Number.NEGATIVE_INFINITY))
+            outcome.newestUpdated = updated;
         }
         token = page.nextPageToken ?? undefined;
         if (!token || page.isLast === true) break;
@@ -166,10 +179,12 @@ export class JiraSource {
       }
     } catch (err) {
       if (!(err instanceof SourceHttpError)) throw err;
+      outcome.complete = false;
       const rejected = rejectedCredentials(err.status);
       sink.fail('Jira', rejected ? `${err.message} (${rejected})` : err.message);
     }
     this.sync();
+    return outcome;
   }
 
   private async issue(sink: TextSink, issue: Issue, since: Date | undefined): Promise<void> {
