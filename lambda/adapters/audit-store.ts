@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { ConditionalCheckFailedException, type CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import {
+  BatchWriteCommand,
   type DynamoDBDocumentClient,
   GetCommand,
   PutCommand,
@@ -271,8 +272,46 @@ function asStored<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
+/** BatchWriteItem's limit of items per request. */
+const BATCH_ITEMS = 25;
+/** Requests per batch before items DynamoDB keeps leaving unprocessed make the flush fail. */
+const BATCH_ATTEMPTS = 8;
+
+/** Items a batch left unprocessed after every retry: the flush fails and they stay pending (never dropped). */
+export class UnprocessedWritesError extends Error {
+  constructor(table: string, count: number) {
+    super(`${table}: ${count} item(s) still unprocessed after ${BATCH_ATTEMPTS} batch writes`);
+    this.name = 'UnprocessedWritesError';
+  }
+}
+
+/** Options of DynamoAuditLog.soleWriter. */
+export interface SoleWriterOptions {
+  /**
+   * Keep the writes in memory and write them in batches (BatchWriteItem, 25 items a request) when something is
+   * about to read the store, or on flush(). Their conditions (a decision or a link not existing yet) hold by
+   * construction: the store is this process's alone and the index knows every decision id and each chain's head.
+   */
+  writeBehind?: boolean;
+  /** Wait before retrying a batch's unprocessed items (attempt 0, 1, …); default 2^attempt ms capped at 200. */
+  retryDelayMs?: (attempt: number) => number;
+}
+
+/** Writes kept for the next flush, in the order they are written then: decisions, then links, then keys. */
+interface PendingWrites {
+  decisions: Record<string, unknown>[];
+  links: Record<string, unknown>[];
+  /** The last put of each known key (a later put replaces the earlier one), by `<accountId>#<keyId>`. */
+  keys: Map<string, Record<string, unknown>>;
+  retryDelayMs: (attempt: number) => number;
+}
+
+const defaultRetryDelay = (attempt: number) => Math.min(200, 2 ** attempt);
+
 export class DynamoAuditLog implements AuditLog {
   private index: SoleWriterIndex | null = null;
+  private pending: PendingWrites | null = null;
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly doc: DynamoDBDocumentClient,
@@ -286,7 +325,7 @@ export class DynamoAuditLog implements AuditLog {
    * a chain's head and a partition's decision ids. Writes still go to the store, conditions included. Returns
    * every known key. Never for a shared table (the deployed functions): another writer's items would be missed.
    */
-  async soleWriter(): Promise<KnownKey[]> {
+  async soleWriter(options: SoleWriterOptions = {}): Promise<KnownKey[]> {
     const known = await this.allKnownKeys();
     const index: SoleWriterIndex = {
       knownKeys: new Map(known.map((k) => [decisionPk(k.accountId, k.keyId), k])),
@@ -296,7 +335,7 @@ export class DynamoAuditLog implements AuditLog {
     };
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new ScanCommand({
           TableName: this.names.decisionsTable,
           ProjectionExpression: '#pk, #sk',
@@ -314,12 +353,76 @@ export class DynamoAuditLog implements AuditLog {
       start = res.LastEvaluatedKey;
     } while (start);
     this.index = index;
+    if (options.writeBehind) {
+      this.pending = {
+        decisions: [],
+        links: [],
+        keys: new Map(),
+        retryDelayMs: options.retryDelayMs ?? defaultRetryDelay,
+      };
+    }
     return known;
+  }
+
+  /** The document client, once the pending writes are in the store (every read and unbatched write goes here). */
+  private async ready(): Promise<DynamoDBDocumentClient> {
+    if (this.pending) await this.flush();
+    return this.doc;
+  }
+
+  /**
+   * Writes what writeBehind keeps in memory: the decisions, then their links, then the known keys (the order a
+   * decision's own writes have, so a failure leaves what a process stopped between two of them would: the next
+   * run chains a decision left unchained). A batch is removed from memory only once written; a failure throws
+   * and leaves the rest pending.
+   */
+  async flush(): Promise<void> {
+    const pending = this.pending;
+    if (!pending) return;
+    while (this.flushing) await this.flushing;
+    if (pending.decisions.length + pending.links.length + pending.keys.size === 0) return;
+    this.flushing = (async () => {
+      for (const list of [pending.decisions, pending.links]) {
+        while (list.length > 0) {
+          const batch = list.slice(0, BATCH_ITEMS);
+          await this.batchWrite(this.names.decisionsTable, batch);
+          list.splice(0, batch.length);
+        }
+      }
+      while (pending.keys.size > 0) {
+        const batch = [...pending.keys].slice(0, BATCH_ITEMS);
+        await this.batchWrite(
+          this.names.keysTable,
+          batch.map(([, item]) => item),
+        );
+        // A key put again meanwhile keeps its newer item pending.
+        for (const [id, item] of batch) if (pending.keys.get(id) === item) pending.keys.delete(id);
+      }
+    })();
+    try {
+      await this.flushing;
+    } finally {
+      this.flushing = null;
+    }
+  }
+
+  /** One BatchWriteItem of puts, retrying the items it leaves unprocessed. */
+  private async batchWrite(table: string, items: Record<string, unknown>[]): Promise<void> {
+    let requests = items.map((Item) => ({ PutRequest: { Item } }));
+    for (let attempt = 0; ; attempt++) {
+      const res = await this.doc.send(new BatchWriteCommand({ RequestItems: { [table]: requests } }));
+      const left = (res.UnprocessedItems?.[table] ?? []) as typeof requests;
+      if (left.length === 0) return;
+      if (attempt + 1 >= BATCH_ATTEMPTS) throw new UnprocessedWritesError(table, left.length);
+      requests = left;
+      const wait = this.pending?.retryDelayMs(attempt) ?? 0;
+      await new Promise((r) => setTimeout(r, wait));
+    }
   }
 
   async getDecision(accountId: string, keyId: string, decisionId: string): Promise<Decision | null> {
     if (this.index && !this.index.decisionIds.get(decisionPk(accountId, keyId))?.has(decisionId)) return null;
-    const res = await this.doc.send(
+    const res = await (await this.ready()).send(
       new GetCommand({
         TableName: this.names.decisionsTable,
         Key: { pk: decisionPk(accountId, keyId), sk: decisionId },
@@ -342,9 +445,17 @@ export class DynamoAuditLog implements AuditLog {
       ownerKey: decision.owner.value ?? UNOWNED,
       ...decision,
     };
+    const pk = String(item.pk);
+    if (this.pending && this.index && !this.index.decisionIds.get(pk)?.has(decision.decisionId)) {
+      // Not on record (the index knows every decision id of this sole writer's store): the put's condition holds.
+      this.pending.decisions.push(item);
+      addId(this.index.decisionIds, pk, decision.decisionId);
+      await this.chain(decision.accountId, decision.keyId, decision.decisionId, item, false);
+      return { decision, duplicate: false };
+    }
     try {
       // Append-only: never overwrite a decision already on record.
-      await this.doc.send(
+      await (await this.ready()).send(
         new PutCommand({
           TableName: this.names.decisionsTable,
           Item: item,
@@ -386,8 +497,21 @@ export class DynamoAuditLog implements AuditLog {
       // The first link seals the set of decisions recorded before chaining existed (domain/audit-chain.ts).
       const partition = head ? [] : await this.decisionIds(accountId, keyId);
       const link = nextLink(head, decisionId, item, new Date(), partition);
+      if (this.pending && this.index) {
+        // The head is this store's last link (kept by this sole writer, or read after a flush): the next sequence
+        // number is free, so the put's condition holds.
+        this.pending.links.push({
+          pk,
+          sk: seqKey(link.seq),
+          chainHour: chainHour(pk, link.chainedAt),
+          ...link,
+        });
+        this.index.chains.add(pk);
+        this.index.heads.set(pk, toLink(asStored(link) as unknown as Record<string, unknown>));
+        return;
+      }
       try {
-        await this.doc.send(
+        await (await this.ready()).send(
           new PutCommand({
             TableName: this.names.decisionsTable,
             Item: { pk, sk: seqKey(link.seq), chainHour: chainHour(pk, link.chainedAt), ...link },
@@ -413,7 +537,7 @@ export class DynamoAuditLog implements AuditLog {
     const cached = this.index?.heads.get(pk);
     if (cached) return cached;
     if (this.index && !this.index.chains.has(pk)) return null;
-    const res = await this.doc.send(
+    const res = await (await this.ready()).send(
       new QueryCommand({
         TableName: this.names.decisionsTable,
         KeyConditionExpression: 'pk = :pk',
@@ -432,7 +556,7 @@ export class DynamoAuditLog implements AuditLog {
   private async findLink(pk: string, decisionId: string): Promise<boolean> {
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new QueryCommand({
           TableName: this.names.decisionsTable,
           KeyConditionExpression: 'pk = :pk',
@@ -455,7 +579,7 @@ export class DynamoAuditLog implements AuditLog {
     keyId: string,
     decisionId: string,
   ): Promise<Record<string, unknown> | null> {
-    const res = await this.doc.send(
+    const res = await (await this.ready()).send(
       new GetCommand({
         TableName: this.names.decisionsTable,
         Key: { pk: decisionPk(accountId, keyId), sk: decisionId },
@@ -508,7 +632,7 @@ export class DynamoAuditLog implements AuditLog {
     const seen = new Map<string, ChainedKey>();
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new ScanCommand({
           TableName: this.names.decisionsTable,
           ProjectionExpression: 'pk',
@@ -557,7 +681,7 @@ export class DynamoAuditLog implements AuditLog {
     const out: SignedHead[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new ScanCommand({
           TableName: this.names.decisionsTable,
           FilterExpression: 'begins_with(pk, :chain)',
@@ -576,7 +700,7 @@ export class DynamoAuditLog implements AuditLog {
 
   /** The newest entry of the digest log, or null (consistent read). */
   async latestDigest(): Promise<DigestRecord | null> {
-    const res = await this.doc.send(
+    const res = await (await this.ready()).send(
       new QueryCommand({
         TableName: this.names.decisionsTable,
         KeyConditionExpression: 'pk = :pk',
@@ -599,7 +723,7 @@ export class DynamoAuditLog implements AuditLog {
 
   /** Appends a digest to the digest log (conditional: a digest time is written once). */
   async recordDigest(record: DigestRecord): Promise<void> {
-    await this.doc.send(
+    await (await this.ready()).send(
       new PutCommand({
         TableName: this.names.decisionsTable,
         Item: { pk: DIGEST_PK, sk: record.time, ...record },
@@ -614,7 +738,7 @@ export class DynamoAuditLog implements AuditLog {
     const out: Record<string, unknown>[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+      const res = await (await this.ready()).send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
       for (const item of res.Items ?? []) out.push(item);
       start = res.LastEvaluatedKey;
     } while (start);
@@ -626,7 +750,7 @@ export class DynamoAuditLog implements AuditLog {
       const known = this.index.knownKeys.get(decisionPk(accountId, keyId));
       return known ? asStored(known) : null;
     }
-    const res = await this.doc.send(
+    const res = await (await this.ready()).send(
       new GetCommand({ TableName: this.names.keysTable, Key: { accountId, keyId }, ConsistentRead: true }),
     );
     return res.Item ? (res.Item as KnownKey) : null;
@@ -634,7 +758,12 @@ export class DynamoAuditLog implements AuditLog {
 
   async putKnownKey(key: KnownKey): Promise<void> {
     const item = boundItem({ ...key }, `key ${key.accountId} ${key.keyId}`, ['accountId', 'keyId']);
-    await this.doc.send(new PutCommand({ TableName: this.names.keysTable, Item: item }));
+    if (this.pending && this.index) {
+      this.pending.keys.set(decisionPk(key.accountId, key.keyId), item);
+      this.index.knownKeys.set(decisionPk(key.accountId, key.keyId), asStored(item) as unknown as KnownKey);
+      return;
+    }
+    await (await this.ready()).send(new PutCommand({ TableName: this.names.keysTable, Item: item }));
     this.index?.knownKeys.set(decisionPk(key.accountId, key.keyId), asStored(item) as unknown as KnownKey);
   }
 
@@ -643,7 +772,7 @@ export class DynamoAuditLog implements AuditLog {
     const out: KnownKey[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new ScanCommand({ TableName: this.names.keysTable, ExclusiveStartKey: start, ConsistentRead: true }),
       );
       for (const item of res.Items ?? []) out.push(item as KnownKey);
@@ -745,7 +874,7 @@ export class DynamoAuditLog implements AuditLog {
     const accounts = new Set<string>();
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new ScanCommand({
           TableName: this.names.keysTable,
           FilterExpression: '#k = :k',
@@ -765,7 +894,7 @@ export class DynamoAuditLog implements AuditLog {
     const out: Decision[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(
+      const res = await (await this.ready()).send(
         new ScanCommand({ TableName: this.names.decisionsTable, ...input, ExclusiveStartKey: start }),
       );
       for (const item of res.Items ?? []) if (!isChainItem(item)) out.push(toDecision(item));
@@ -778,7 +907,7 @@ export class DynamoAuditLog implements AuditLog {
     const out: Decision[] = [];
     let start: Record<string, unknown> | undefined;
     do {
-      const res = await this.doc.send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
+      const res = await (await this.ready()).send(new QueryCommand({ ...input, ExclusiveStartKey: start }));
       for (const item of res.Items ?? []) out.push(toDecision(item));
       start = res.LastEvaluatedKey;
     } while (start);

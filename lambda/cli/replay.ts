@@ -847,9 +847,10 @@ export async function runReplay(
     const audit = new DynamoAuditLog(store.doc, REPLAY_TABLES);
     // Continue from an earlier run on this store: its keys exist unless these logs say otherwise. The store is
     // this run's alone (locked), so the audit log reads what it holds once and answers the per-decision reads
-    // (known key, decision on record, chain head) from memory: on a fresh store, 3 requests a decision instead of 7.
+    // (known key, decision on record, chain head) from memory. Its writes (a decision, its link, the key: 3 puts a
+    // decision) wait in memory and go in batches of 25 before anything reads the store, and at the end.
     let earlierKeys = 0;
-    for (const known of await audit.soleWriter()) {
+    for (const known of await audit.soleWriter({ writeBehind: true })) {
       earlierKeys++;
       if (known.status === 'Deleted') continue;
       const { keyId, userName, status, createdAt, expiresAt } = known;
@@ -941,6 +942,7 @@ export async function runReplay(
       }
     }
     await usageBefore(Number.POSITIVE_INFINITY);
+    await audit.flush();
     await usageStore.flush();
     await recordUsageCountedThrough(store, tally.latestCounted);
 

@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, QueryCommand, ScanCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
-import { BY_OWNER_INDEX, DynamoAuditLog } from '../../lambda/adapters/audit-store';
+import { BY_OWNER_INDEX, DynamoAuditLog, UnprocessedWritesError } from '../../lambda/adapters/audit-store';
 import type { EmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { verifyKeyChain } from '../../lambda/domain/audit-chain';
 import type { Decision } from '../../lambda/domain/types';
@@ -464,6 +464,150 @@ describe('DynamoAuditLog.soleWriter: the store of keyguard replay, written by on
     } finally {
       await plain.close();
       await sole.close();
+    }
+  });
+});
+
+describe('DynamoAuditLog.soleWriter({ writeBehind }): keyguard replay’s writes, batched', () => {
+  /** Items without the fields that hold the wall-clock time of chaining (and the hashes that cover it). */
+  async function items(db: EmbeddedDynamo): Promise<Record<string, unknown>[]> {
+    const all: Record<string, unknown>[] = [
+      ...(await scanAll(db, TABLES.decisionsTable)),
+      ...(await scanAll(db, TABLES.keysTable)).map((k) => ({ table: 'keys', ...k })),
+    ];
+    return all
+      .map(({ chainedAt, hash, prevHash, chainHour, ...rest }) => rest)
+      .sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  }
+  const keyState = (keyId: string, lastDecisionId: string) => ({
+    accountId: ACCOUNT,
+    keyId,
+    userName: 'svc-chatbot',
+    status: 'Active' as const,
+    createdAt: '2026-11-20T09:31:02.000Z',
+    expiresAt: null,
+    creator: null,
+    owner: 'team-chat@example.com',
+    lastDecisionId,
+    lastDecisionAt: lastDecisionId.slice(0, 24),
+  });
+  /** 30 decisions over 3 keys (more than one batch), each followed by its key's state, as the pipeline writes. */
+  async function writeSome(log: DynamoAuditLog): Promise<void> {
+    for (let i = 0; i < 30; i++) {
+      const keyId = `ACCAEXAMPLEKEYBATCH0${i % 3}`;
+      const d = decision({
+        decisionId: `2026-11-21T10:00:${String(i).padStart(2, '0')}.000Z/event/e-${i}`,
+        keyId,
+      });
+      expect(await log.recordDecision(d)).toEqual({ decision: d, duplicate: false });
+      await log.putKnownKey(keyState(keyId, d.decisionId));
+    }
+  }
+  /** A document client whose BatchWriteItem calls go through `batch` (the real client otherwise). */
+  function withBatch(
+    db: EmbeddedDynamo,
+    batch: (cmd: BatchWriteCommand) => Promise<unknown>,
+  ): DynamoDBDocumentClient {
+    return {
+      send: (cmd: unknown) =>
+        cmd instanceof BatchWriteCommand ? batch(cmd) : db.doc.send(cmd as QueryCommand),
+    } as unknown as DynamoDBDocumentClient;
+  }
+  async function chainsIntact(log: DynamoAuditLog): Promise<void> {
+    for (const k of ['ACCAEXAMPLEKEYBATCH00', 'ACCAEXAMPLEKEYBATCH01', 'ACCAEXAMPLEKEYBATCH02']) {
+      const links = await log.chainLinks(ACCOUNT, k);
+      expect(links).toHaveLength(10);
+      expect(verifyKeyChain(links, await log.decisionItems(ACCOUNT, k)).problems).toEqual([]);
+    }
+  }
+
+  it('writes nothing until flushed or read, then what the ordinary log writes, in batches of at most 25', async () => {
+    const plain = await startTestDynamo();
+    const sole = await startTestDynamo();
+    try {
+      await writeSome(new DynamoAuditLog(plain.doc, TABLES));
+      const batches: number[] = [];
+      const doc = withBatch(sole, async (cmd) => {
+        batches.push(Object.values(cmd.input.RequestItems ?? {}).flat().length);
+        return sole.doc.send(cmd);
+      });
+      const log = new DynamoAuditLog(doc, TABLES);
+      await log.soleWriter({ writeBehind: true });
+      await writeSome(log);
+      expect(await items(sole)).toEqual([]);
+      // A read first writes what is pending: it sees every decision.
+      expect(await log.decisionsForKey(ACCOUNT, 'ACCAEXAMPLEKEYBATCH01')).toHaveLength(10);
+      // 30 decisions, 30 links, 3 keys (the last state of each).
+      expect(batches).toEqual([25, 5, 25, 5, 3]);
+      await log.flush();
+      expect(batches).toHaveLength(5);
+      expect(await items(sole)).toEqual(await items(plain));
+      await chainsIntact(log);
+    } finally {
+      await plain.close();
+      await sole.close();
+    }
+  });
+
+  it('retries the items a batch leaves unprocessed until they are written', async () => {
+    const db = await startTestDynamo();
+    try {
+      const waits: number[] = [];
+      let refusals = 2;
+      const doc = withBatch(db, async (cmd) => {
+        const [table, requests] = Object.entries(cmd.input.RequestItems ?? {})[0] ?? ['', []];
+        if (refusals-- <= 0) return db.doc.send(cmd);
+        // Throttled: writes the first item only and hands the rest back.
+        await db.doc.send(new BatchWriteCommand({ RequestItems: { [table]: requests.slice(0, 1) } }));
+        return { UnprocessedItems: { [table]: requests.slice(1) } };
+      });
+      const log = new DynamoAuditLog(doc, TABLES);
+      await log.soleWriter({
+        writeBehind: true,
+        retryDelayMs: (attempt) => {
+          waits.push(attempt);
+          return 0;
+        },
+      });
+      await writeSome(log);
+      await log.flush();
+      expect(waits).toEqual([0, 1]);
+      expect(await scanAll(db, TABLES.decisionsTable)).toHaveLength(60);
+      expect(await scanAll(db, TABLES.keysTable)).toHaveLength(3);
+      await chainsIntact(log);
+    } finally {
+      await db.close();
+    }
+  });
+
+  it('reports a batch that fails, or stays unprocessed, and keeps its items pending: nothing is dropped', async () => {
+    const db = await startTestDynamo();
+    try {
+      let mode: 'fail' | 'unprocessed' | 'ok' = 'fail';
+      const doc = withBatch(db, async (cmd) => {
+        if (mode === 'fail') throw new Error('embedded store I/O error: No space left on device');
+        if (mode === 'unprocessed') return { UnprocessedItems: cmd.input.RequestItems };
+        return db.doc.send(cmd);
+      });
+      const log = new DynamoAuditLog(doc, TABLES);
+      await log.soleWriter({ writeBehind: true, retryDelayMs: () => 0 });
+      await writeSome(log);
+      await expect(log.flush()).rejects.toThrow('No space left on device');
+      // A read does not answer from a store that misses what was written.
+      await expect(log.decisionsForKey(ACCOUNT, 'ACCAEXAMPLEKEYBATCH00')).rejects.toThrow('No space left');
+      mode = 'unprocessed';
+      await expect(log.flush()).rejects.toThrow(
+        `${TABLES.decisionsTable}: 25 item(s) still unprocessed after 8 batch writes`,
+      );
+      await expect(log.flush()).rejects.toBeInstanceOf(UnprocessedWritesError);
+      expect(await scanAll(db, TABLES.decisionsTable)).toEqual([]);
+      mode = 'ok';
+      await log.flush();
+      expect(await scanAll(db, TABLES.decisionsTable)).toHaveLength(60);
+      expect(await scanAll(db, TABLES.keysTable)).toHaveLength(3);
+      await chainsIntact(log);
+    } finally {
+      await db.close();
     }
   });
 });
