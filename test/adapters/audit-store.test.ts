@@ -525,7 +525,18 @@ describe('DynamoAuditLog.soleWriter({ writeBehind }): keyguard replay’s writes
     const plain = await startTestDynamo();
     const sole = await startTestDynamo();
     try {
+      const plainCommands: string[] = [];
+      plain.doc.middlewareStack.add(
+        (next, context) => async (args) => {
+          plainCommands.push(String(context.commandName));
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
       await writeSome(new DynamoAuditLog(plain.doc, TABLES));
+      // Without writeBehind (the deployed functions: their decisions table denies BatchWriteItem), one put a write.
+      expect(plainCommands).not.toContain('BatchWriteItemCommand');
+      expect(plainCommands.filter((c) => c === 'PutItemCommand')).toHaveLength(90);
       const batches: number[] = [];
       const doc = withBatch(sole, async (cmd) => {
         batches.push(Object.values(cmd.input.RequestItems ?? {}).flat().length);
