@@ -67,7 +67,7 @@ export class KeyguardStack extends Stack {
   public readonly sweep: InventorySweep;
   /** The log quarantine, when `leakDetection.logGroups` names log groups. */
   public readonly leakQuarantine: LeakQuarantine;
-  /** Scheduled Slack scanning, when `leakDetection.slack` is set (issue 15 §3). */
+  /** Scheduled Slack and Jira scanning, when `leakDetection.slack` or `leakDetection.jira` is set (issue 15 §3). */
   public readonly collaborationScan?: CollaborationScan;
   /**
    * The governance bus, when `usage.regions` lists regions (flow 3; with its usage queue) or in organization mode
@@ -267,26 +267,50 @@ export class KeyguardStack extends Stack {
       value: (this.leakQuarantine.scanReportDeadLetterQueue as { queueUrl: string }).queueUrl,
     });
 
-    // Optional (issue 15 §3): a scheduled function reports keys found in Slack on the same bus, as keyguard scan does.
-    const slack = props.config.leakDetection.slack;
-    if (slack) {
+    // Optional (issue 15 §3): a scheduled function reports keys found in Slack and Jira on the same bus, as
+    // keyguard scan does.
+    const { slack, jira } = props.config.leakDetection;
+    if (slack || jira) {
       this.collaborationScan = new CollaborationScan(this, 'CollaborationScan', {
         bus: this.governanceBus.bus,
-        slack: {
-          schedule: slack.schedule,
-          channels: slack.channels,
-          initialLookbackHours: slack.initialLookbackHours,
-          ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
-        },
+        ...(slack
+          ? {
+              slack: {
+                schedule: slack.schedule,
+                channels: slack.channels,
+                initialLookbackHours: slack.initialLookbackHours,
+                ...(slack.apiUrl ? { apiUrl: slack.apiUrl } : {}),
+              },
+            }
+          : {}),
+        ...(jira
+          ? {
+              jira: {
+                schedule: jira.schedule,
+                siteUrl: jira.siteUrl,
+                initialLookbackHours: jira.initialLookbackHours,
+                ...(jira.projects ? { projects: jira.projects } : {}),
+                ...(jira.jql ? { jql: jira.jql } : {}),
+              },
+            }
+          : {}),
       });
-      new CfnOutput(this, 'SlackTokenSecretArn', {
-        description:
-          'The Slack token of the scheduled scan: created empty, put it in with aws secretsmanager put-secret-value',
-        value: this.collaborationScan.slackTokenSecretArn,
-      });
+      if (this.collaborationScan.slackTokenSecretArn)
+        new CfnOutput(this, 'SlackTokenSecretArn', {
+          description:
+            'The Slack token of the scheduled scan: created empty, put it in with aws secretsmanager put-secret-value',
+          value: this.collaborationScan.slackTokenSecretArn,
+        });
+      if (this.collaborationScan.jiraSecretArn)
+        new CfnOutput(this, 'JiraSecretArn', {
+          description:
+            'The Jira e-mail and API token of the scheduled scan, as JSON {"email","apiToken"}: created empty, put ' +
+            'it in with aws secretsmanager put-secret-value',
+          value: this.collaborationScan.jiraSecretArn,
+        });
       new CfnOutput(this, 'CollaborationScanFailureQueueUrl', {
         description:
-          'Scheduled Slack scan runs that failed after their retries (the empty schedule input: no key)',
+          'Scheduled Slack and Jira scan runs that failed after their retries (the schedule input: no key)',
         value: this.collaborationScan.failureQueue.queueUrl,
       });
     }

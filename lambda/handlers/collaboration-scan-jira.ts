@@ -36,9 +36,9 @@ export const JIRA_MARK_OVERLAP_MS = 60_000;
 export interface JiraScanSettings {
   /** The site URL (https://acme.atlassian.net). */
   site: string;
-  /** Project keys, each with its own mark (or `jql`). */
+  /** Project keys, each with its own mark. */
   projects?: readonly string[];
-  /** A JQL query with one mark (or `projects`). */
+  /** A JQL query: alone, one mark for the query; with `projects`, it narrows each project's search. */
   jql?: string;
   /** How far back a project with no mark yet is read. */
   initialLookbackHours: number;
@@ -95,19 +95,30 @@ const EMPTY: Omit<JiraScanResult, 'status'> = {
 
 /** What one mark covers: a project, or the configured query. */
 export interface JiraTarget {
-  /** The state item id: the project key, or `jql:` + a hash of the query (a changed query starts afresh). */
+  /**
+   * The state item id: the project key; with a query, `jql:` + a hash of it (a project narrowed by it: the key, `:`
+   * and the hash). A changed query starts afresh from the initial lookback.
+   */
   id: string;
   jql: string;
 }
 
-/** The searches of the settings: one per project, or the query (ordered by `updated` unless it says otherwise). */
+/**
+ * The searches of the settings: one per project (narrowed by the query when there is one), or the query alone;
+ * ordered by `updated` unless the query says otherwise.
+ */
 export function jiraTargets(settings: Pick<JiraScanSettings, 'projects' | 'jql'>): JiraTarget[] {
-  if (settings.projects && settings.projects.length > 0)
-    return settings.projects.map((key) => ({ id: key, jql: `project = "${key}" ORDER BY updated ASC` }));
   const jql = (settings.jql ?? '').trim();
+  const hash = jql ? `jql:${createHash('sha256').update(jql).digest('hex').slice(0, 16)}` : '';
+  const { where, orderBy } = splitOrderBy(jql);
+  const order = orderBy || 'ORDER BY updated ASC';
+  if (settings.projects && settings.projects.length > 0)
+    return settings.projects.map((key) => ({
+      id: hash ? `${key}:${hash}` : key,
+      jql: `project = "${key}"${where.trim() ? ` AND (${where.trim()})` : ''} ${order}`,
+    }));
   if (!jql) return [];
-  const id = `jql:${createHash('sha256').update(jql).digest('hex').slice(0, 16)}`;
-  return [{ id, jql: splitOrderBy(jql).orderBy ? jql : `${jql} ORDER BY updated ASC` }];
+  return [{ id: hash, jql: `${where.trim()} ${order}` }];
 }
 
 /** An `updated` instant (epoch ms) as a mark: "seconds.millis", ordered by markKeyOf like a Slack ts. */

@@ -59,7 +59,8 @@ const jira = jiraSecretId
       jiraSecretId,
       jira: {
         site: requireEnv(env, 'JIRA_SITE_URL'),
-        ...(projects ? { projects: projects.split(',') } : { jql: requireEnv(env, 'JIRA_JQL') }),
+        ...(projects ? { projects: projects.split(',') } : {}),
+        ...(env.JIRA_JQL?.trim() ? { jql: env.JIRA_JQL.trim() } : {}),
         initialLookbackHours: hours('JIRA_INITIAL_LOOKBACK_HOURS'),
       },
       state: new CollaborationScanState(doc, table, 'jira'),
@@ -69,6 +70,8 @@ const jira = jiraSecretId
       metrics,
     })
   : undefined;
+if (jira && !projects && !env.JIRA_JQL?.trim())
+  throw new Error('JIRA_SECRET_ARN is set but neither JIRA_PROJECTS nor JIRA_JQL: nothing to scan in Jira');
 if (!slack && !jira) throw new Error('neither SLACK_TOKEN_SECRET_ARN nor JIRA_SECRET_ARN is set');
 
 export const handler = routeCollaborationScan({ ...(slack ? { slack } : {}), ...(jira ? { jira } : {}) });

@@ -230,6 +230,61 @@ export const SlackScanSchema = z.strictObject({
 });
 
 /**
+ * `leakDetection.jira`'s bounds: the site, the projects and the query are the function's JIRA_SITE_URL, JIRA_PROJECTS
+ * and JIRA_JQL, which share its 4 KB of environment with the largest Slack settings (test/lib/deployability.test.ts).
+ */
+export const JIRA_PROJECTS_MAX = 20;
+export const JIRA_SITE_URL_MAX = 100;
+
+/** A Jira Cloud site URL: https only (the e-mail and API token are sent to it), no path beyond the site. */
+const jiraSiteUrl = patterned(
+  JIRA_SITE_URL_MAX,
+  z.regex(
+    /^https:\/\/[A-Za-z0-9.-]+(:\d{1,5})?\/?$/,
+    'must be an https:// site URL such as https://acme.atlassian.net',
+  ),
+);
+
+/** A Jira project key as Jira allows them: an uppercase letter, then uppercase letters, digits or `_` (2 to 10). */
+const jiraProjectKey = patterned(
+  10,
+  z.regex(
+    /^[A-Z][A-Z0-9_]{1,9}$/,
+    'must be a Jira project key (an uppercase letter, then A-Z, 0-9 or _; 2 to 10)',
+  ),
+);
+
+/** `leakDetection.jira.jql` (longer queries: `keyguard scan --jira` from a scheduled CI job). */
+export const JIRA_JQL_MAX = 80;
+
+/**
+ * Continuous Jira scanning (issue 15 §3): a scheduled function reads the issues updated since each project's
+ * high-water mark and reports every key found to the governance bus, as `keyguard scan --jira --quarantine` does.
+ * `projects` (each its own mark), `jql` (one mark for the query), or both (the query narrows each project's search).
+ */
+export const JiraScanSchema = z
+  .strictObject({
+    /** The Jira Cloud site, e.g. https://acme.atlassian.net. */
+    siteUrl: jiraSiteUrl,
+    /** Project keys, each with its own high-water mark. */
+    projects: z.optional(
+      z.array(jiraProjectKey).check(z.minLength(1), z.maxLength(JIRA_PROJECTS_MAX), unique('projects')),
+    ),
+    /** A JQL query: alone, one high-water mark for the query; with `projects`, it narrows each project's search. */
+    jql: z.optional(patterned(JIRA_JQL_MAX, z.minLength(1), z.regex(/\S/, 'must not be blank'))),
+    /** EventBridge Scheduler expression of the runs. */
+    schedule: z._default(scheduleExpression, 'rate(15 minutes)'),
+    /** How far back the first run reads a project (later runs read from its mark). */
+    initialLookbackHours: z._default(whole(1, 8760), 24),
+  })
+  .check(
+    z.superRefine((o, ctx) => {
+      if (o.projects === undefined && o.jql === undefined)
+        ctx.addIssue({ code: 'custom', message: 'must name "projects", "jql" or both (what to scan)' });
+    }),
+  );
+
+/**
  * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see docs/configuration.md
  * and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
  */
@@ -495,6 +550,8 @@ export const ConfigSchema = z.strictObject({
       deactivateUnverified: z._default(z.boolean(), false),
       /** Scheduled Slack scanning; absent (the default): off. */
       slack: z.optional(SlackScanSchema),
+      /** Scheduled Jira scanning; absent (the default): off. */
+      jira: z.optional(JiraScanSchema),
     }),
     { logGroups: [], deactivateUnverified: false },
   ),
@@ -667,12 +724,10 @@ function shownValue(got: unknown): string {
 
 /** Settings issue 15 names that the stack does not deploy yet: said so, with what to use instead. */
 function notYet(issue: z.core.$ZodIssue & { code: 'unrecognized_keys' }): string {
-  const named = issue.keys.filter((k) => k === 'jira' || k === 'confluence');
-  if (issue.path.join('.') !== 'leakDetection' || named.length === 0) return '';
+  if (issue.path.join('.') !== 'leakDetection' || !issue.keys.includes('confluence')) return '';
   return (
-    `. leakDetection.${named.join(' and leakDetection.')} ${named.length === 1 ? 'is' : 'are'} not yet supported in ` +
-    'the stack (only leakDetection.slack is): scan Jira and Confluence with keyguard scan --jira / --confluence ' +
-    '--quarantine, e.g. from a scheduled CI job'
+    '. leakDetection.confluence is not yet supported in the stack (leakDetection.slack and leakDetection.jira ' +
+    'are): scan Confluence with keyguard scan --confluence --quarantine, e.g. from a scheduled CI job'
   );
 }
 

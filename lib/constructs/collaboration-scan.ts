@@ -28,11 +28,26 @@ export interface SlackScanProps {
   readonly initialLookbackHours: number;
 }
 
+export interface JiraScanProps {
+  /** EventBridge Scheduler expression of the runs, e.g. `rate(15 minutes)`. */
+  readonly schedule: string;
+  /** The Jira Cloud site URL (https). */
+  readonly siteUrl: string;
+  /** Project keys, each with its own high-water mark. */
+  readonly projects?: readonly string[];
+  /** A JQL query: alone, one high-water mark; with `projects`, it narrows each project's search. */
+  readonly jql?: string;
+  /** How far back the first run reads a project it has no mark for. */
+  readonly initialLookbackHours: number;
+}
+
 export interface CollaborationScanProps {
   /** The governance bus: reports go there with source `keyguard.scan`, as from `keyguard scan --quarantine`. */
   readonly bus: events.IEventBus;
-  /** Scan Slack (`leakDetection.slack`). */
-  readonly slack: SlackScanProps;
+  /** Scan Slack (`leakDetection.slack`). At least one of `slack` and `jira`. */
+  readonly slack?: SlackScanProps;
+  /** Scan Jira (`leakDetection.jira`). */
+  readonly jira?: JiraScanProps;
 }
 
 /**
@@ -55,19 +70,30 @@ export class CollaborationScan extends Construct {
   public readonly role: iam.IRole;
   /** High-water marks per channel and the run's lease. */
   public readonly stateTable: dynamodb.Table;
-  /** The Slack token's secret, created empty. */
-  public readonly slackTokenSecret: secretsmanager.CfnSecret;
+  /** The Slack token's secret, created empty (with `slack`). */
+  public readonly slackTokenSecret?: secretsmanager.CfnSecret;
   /** Its ARN (the secret's Ref). */
-  public readonly slackTokenSecretArn: string;
+  public readonly slackTokenSecretArn?: string;
+  /** The Jira e-mail and API token's secret ({"email", "apiToken"}), created empty (with `jira`). */
+  public readonly jiraSecret?: secretsmanager.CfnSecret;
+  /** Its ARN (the secret's Ref). */
+  public readonly jiraSecretArn?: string;
   /** Failed schedule deliveries and failed runs. */
   public readonly failureQueue: sqs.IQueue;
-  public readonly schedule: scheduler.Schedule;
+  /** The Slack runs' schedule (input `{}`). */
+  public readonly schedule?: scheduler.Schedule;
+  /** The Jira runs' schedule (input `{"source": "jira"}`). */
+  public readonly jiraSchedule?: scheduler.Schedule;
   /** The role EventBridge Scheduler assumes to invoke the function and write to the failure queue. */
   public readonly schedulerRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: CollaborationScanProps) {
     super(scope, id);
     const stack = Stack.of(this);
+    const { slack, jira } = props;
+    if (!slack && !jira) throw new Error('CollaborationScan needs slack, jira or both');
+    if (jira && !jira.projects?.length && !jira.jql?.trim())
+      throw new Error('CollaborationScan jira needs projects, jql or both');
 
     const failures = new FailureQueue(this, 'FailureQueue');
     this.failureQueue = failures.queue;
@@ -85,32 +111,66 @@ export class CollaborationScan extends Construct {
 
     // No SecretString and no GenerateSecretString: CloudFormation creates an empty secret (no version), so no value
     // is ever in the template. An operator puts the token in with `aws secretsmanager put-secret-value`.
-    this.slackTokenSecret = new secretsmanager.CfnSecret(this, 'SlackTokenSecret', {
-      description:
-        'Bedrock Key Guard: the Slack token of the scheduled leak scan (created empty; put the token in with ' +
-        'aws secretsmanager put-secret-value, see docs/deployment.md)',
-    });
-    // Deleting the stack schedules the secret's deletion (recoverable during the recovery window).
-    this.slackTokenSecret.applyRemovalPolicy(RemovalPolicy.DESTROY);
-    this.slackTokenSecretArn = this.slackTokenSecret.ref;
-    Validations.of(this.slackTokenSecret).acknowledge({
-      id: 'AwsSolutions-SMG4',
-      reason:
-        'The secret holds a Slack token that Slack issues and revokes: Secrets Manager cannot rotate it (there is no ' +
-        'rotation function for Slack). It is replaced by putting a new value; the function reads it at every run.',
-    });
+    if (slack) {
+      this.slackTokenSecret = new secretsmanager.CfnSecret(this, 'SlackTokenSecret', {
+        description:
+          'Bedrock Key Guard: the Slack token of the scheduled leak scan (created empty; put the token in with ' +
+          'aws secretsmanager put-secret-value, see docs/deployment.md)',
+      });
+      // Deleting the stack schedules the secret's deletion (recoverable during the recovery window).
+      this.slackTokenSecret.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      this.slackTokenSecretArn = this.slackTokenSecret.ref;
+      Validations.of(this.slackTokenSecret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The secret holds a Slack token that Slack issues and revokes: Secrets Manager cannot rotate it (there is ' +
+          'no rotation function for Slack). It is replaced by putting a new value; the function reads it at every run.',
+      });
+    }
+    if (jira) {
+      this.jiraSecret = new secretsmanager.CfnSecret(this, 'JiraSecret', {
+        description:
+          'Bedrock Key Guard: the Atlassian e-mail and API token of the scheduled Jira leak scan, as JSON ' +
+          '{"email","apiToken"} (created empty; put it in with aws secretsmanager put-secret-value, see ' +
+          'docs/deployment.md)',
+      });
+      this.jiraSecret.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      this.jiraSecretArn = this.jiraSecret.ref;
+      Validations.of(this.jiraSecret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The secret holds an Atlassian API token that Atlassian issues and expires: Secrets Manager cannot rotate ' +
+          'it (there is no rotation function for Atlassian). It is replaced by putting a new value; the function ' +
+          'reads it at every run.',
+      });
+    }
 
-    const slack = props.slack;
     const fn = new KeyguardFunction(this, 'Handler', {
       entry: 'lambda/handlers/collaboration-scan.ts',
-      description:
-        'Scans what is new in Slack for Bedrock API keys and reports them to the governance bus (scheduled)',
+      description: `Scans what is new in ${[slack ? 'Slack' : '', jira ? 'Jira' : ''].filter(Boolean).join(' and ')} for Bedrock API keys and reports them to the governance bus (scheduled)`,
       timeout: COLLABORATION_SCAN_TIMEOUT,
       environment: {
-        SLACK_TOKEN_SECRET_ARN: this.slackTokenSecretArn,
-        SLACK_INITIAL_LOOKBACK_HOURS: String(slack.initialLookbackHours),
-        ...(slack.apiUrl ? { SLACK_API_URL: slack.apiUrl } : {}),
-        ...(slack.channels && slack.channels.length > 0 ? { SLACK_CHANNELS: slack.channels.join(',') } : {}),
+        ...(slack && this.slackTokenSecretArn
+          ? {
+              SLACK_TOKEN_SECRET_ARN: this.slackTokenSecretArn,
+              SLACK_INITIAL_LOOKBACK_HOURS: String(slack.initialLookbackHours),
+              ...(slack.apiUrl ? { SLACK_API_URL: slack.apiUrl } : {}),
+              ...(slack.channels && slack.channels.length > 0
+                ? { SLACK_CHANNELS: slack.channels.join(',') }
+                : {}),
+            }
+          : {}),
+        ...(jira && this.jiraSecretArn
+          ? {
+              JIRA_SECRET_ARN: this.jiraSecretArn,
+              JIRA_SITE_URL: jira.siteUrl.replace(/\/+$/, ''),
+              JIRA_INITIAL_LOOKBACK_HOURS: String(jira.initialLookbackHours),
+              ...(jira.projects && jira.projects.length > 0
+                ? { JIRA_PROJECTS: jira.projects.join(',') }
+                : {}),
+              ...(jira.jql ? { JIRA_JQL: jira.jql } : {}),
+            }
+          : {}),
         COLLABORATION_STATE_TABLE_NAME: this.stateTable.tableName,
         GOVERNANCE_BUS_ARN: props.bus.eventBusArn,
         POWERTOOLS_SERVICE_NAME: 'keyguard-collaboration-scan',
@@ -125,14 +185,23 @@ export class CollaborationScan extends Construct {
     this.function = fn.function;
     this.role = fn.role;
 
-    // --- IAM: its secret, its state, reports on the bus; nothing else ----------------------------------------------
-    this.role.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        sid: 'ReadSlackToken',
-        actions: ['secretsmanager:GetSecretValue'],
-        resources: [this.slackTokenSecretArn],
-      }),
-    );
+    // --- IAM: its secrets, its state, reports on the bus; nothing else ---------------------------------------------
+    if (this.slackTokenSecretArn)
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadSlackToken',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [this.slackTokenSecretArn],
+        }),
+      );
+    if (this.jiraSecretArn)
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadJiraCredentials',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [this.jiraSecretArn],
+        }),
+      );
     grantItemActions(this.role, this.stateTable, 'ScanState', [...COLLABORATION_STATE_ACTIONS]);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -151,18 +220,28 @@ export class CollaborationScan extends Construct {
       description: `EventBridge Scheduler invoking ${this.node.path}`,
     });
     failures.encryptionKey.grant(this.schedulerRole, 'kms:GenerateDataKey', 'kms:Decrypt');
-    this.schedule = new scheduler.Schedule(this, 'Schedule', {
-      description: 'Bedrock Key Guard: scan what is new in Slack for Bedrock API keys',
-      schedule: scheduler.ScheduleExpression.expression(slack.schedule),
-      target: new targets.LambdaInvoke(this.function, {
+    const target = (input: Record<string, string>) =>
+      new targets.LambdaInvoke(this.function, {
         role: this.schedulerRole,
-        input: scheduler.ScheduleTargetInput.fromObject({}),
+        input: scheduler.ScheduleTargetInput.fromObject(input),
         deadLetterQueue: this.failureQueue,
         retryAttempts: 2,
         maxEventAge: Duration.hours(1),
-      }),
-      timeWindow: scheduler.TimeWindow.off(),
-    });
+      });
+    if (slack)
+      this.schedule = new scheduler.Schedule(this, 'Schedule', {
+        description: 'Bedrock Key Guard: scan what is new in Slack for Bedrock API keys',
+        schedule: scheduler.ScheduleExpression.expression(slack.schedule),
+        target: target({}),
+        timeWindow: scheduler.TimeWindow.off(),
+      });
+    if (jira)
+      this.jiraSchedule = new scheduler.Schedule(this, 'JiraSchedule', {
+        description: 'Bedrock Key Guard: scan what is new in Jira for Bedrock API keys',
+        schedule: scheduler.ScheduleExpression.expression(jira.schedule),
+        target: target({ source: 'jira' }),
+        timeWindow: scheduler.TimeWindow.off(),
+      });
     const schedulerPolicy = this.schedulerRole.node.tryFindChild('DefaultPolicy');
     if (schedulerPolicy) {
       Validations.of(schedulerPolicy).acknowledge({

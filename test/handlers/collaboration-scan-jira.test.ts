@@ -247,6 +247,33 @@ describe('scheduled Jira scan', () => {
     );
   });
 
+  it('with projects and a JQL query, the query narrows each project, which keeps its own mark', async () => {
+    // Prepare: only OPS-1 is labelled public (the fake selects by project; the label is Jira's part)
+    const targets = jiraTargets({ projects: ['OPS', 'SEC'], jql: 'labels = public ORDER BY key ASC' });
+    // Assess
+    expect(targets.map((t) => t.jql)).toEqual([
+      'project = "OPS" AND (labels = public) ORDER BY key ASC',
+      'project = "SEC" AND (labels = public) ORDER BY key ASC',
+    ]);
+    expect(targets.map((t) => t.id)).toEqual([
+      expect.stringMatching(/^OPS:jql:[0-9a-f]{16}$/),
+      expect.stringMatching(/^SEC:jql:[0-9a-f]{16}$/),
+    ]);
+    // Act
+    const result = await createJiraScanHandler(
+      runtime({
+        jira: { site: jira.url, projects: ['OPS', 'SEC'], jql: 'labels = public', initialLookbackHours: 24 },
+      }),
+    )({}, context());
+    // Assess
+    expect(searches()[0]).toBe(
+      '(project = "OPS" AND (labels = public)) AND updated >= "-1440m" ORDER BY updated ASC',
+    );
+    expect(result).toMatchObject({ projects: 2, marksMoved: 2 });
+    const ids = jiraTargets({ projects: ['OPS', 'SEC'], jql: 'labels = public' }).map((t) => `jira/${t.id}`);
+    expect(Object.keys(await marks()).sort()).toEqual(ids);
+  });
+
   it('a search that fails half way keeps its project mark (the keys read are still reported); the others move on', async () => {
     // Prepare: one issue per page; OPS's second page is not JSON (and echoes the credentials)
     jira.searchPage = 1;

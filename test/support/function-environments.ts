@@ -124,7 +124,7 @@ export function functionsOf(config: unknown): FunctionUnderTest[] {
 
 /**
  * Every optional feature on: organization mode (the hub: member accounts, overrides), usage tracking (us-east-1 and
- * another region), the log quarantine, Security Hub findings, the scheduled Slack scan, notifications, approvers,
+ * another region), the log quarantine, Security Hub findings, the scheduled Slack and Jira scans, notifications, approvers,
  * guardrails.
  */
 export const FULL_CONFIG = {
@@ -142,6 +142,7 @@ export const FULL_CONFIG = {
     logGroups: ['/app/one', '/app/two'],
     deactivateUnverified: true,
     slack: { channels: ['general', 'C0OPS1234'] },
+    jira: { siteUrl: 'https://acme.atlassian.net', projects: ['OPS'], jql: 'labels = public' },
   },
   notifications: { subscriptions: [{ email: 'security@example.com', owners: ['alice', 'bob'] }] },
   guardrails: { deploy: 'scp', scpTargetIds: ['ou-ab12-cdef3456'] },

@@ -84,6 +84,7 @@ export const ARRAY_PATHS = [
   'notifications.chat.teams',
   'leakDetection.logGroups',
   'leakDetection.slack.channels',
+  'leakDetection.jira.projects',
 ] as const;
 
 /**
@@ -297,6 +298,15 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
         ),
         initialLookbackHours: maxAt('leakDetection.slack.initialLookbackHours'),
         apiUrl: padded('https://slack.example.com/api/', maxAt('leakDetection.slack.apiUrl'), 'a'),
+      },
+      jira: {
+        siteUrl: padded('https://acme', maxAt('leakDetection.jira.siteUrl'), 'a'),
+        projects: Array.from({ length: maxAt('leakDetection.jira.projects') }, (_v, i) =>
+          padded(`P${i}`, maxAt('leakDetection.jira.projects.[]'), 'X'),
+        ),
+        jql: text('labels = public AND summary ~ ', maxAt('leakDetection.jira.jql')),
+        schedule: longestSchedule(maxAt('leakDetection.jira.schedule')),
+        initialLookbackHours: maxAt('leakDetection.jira.initialLookbackHours'),
       },
     },
   };
