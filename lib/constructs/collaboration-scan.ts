@@ -54,13 +54,15 @@ export interface CollaborationScanProps {
  * Continuous collaboration scanning (issue 15 §3, off by default): an EventBridge Scheduler schedule runs the
  * `collaboration-scan` function, which reads what is new in Slack since each channel's high-water mark (kept in
  * `stateTable`) with the token an operator put in `slackTokenSecret`, and reports every key found on the governance
- * bus as `keyguard scan --quarantine` does; the leak function decides it from there (LeakQuarantine's rule).
+ * bus as `keyguard scan --quarantine` does; the leak function decides it from there (LeakQuarantine's rule). With
+ * `jira`, a second schedule (input `{"source":"jira"}`) runs the same function over the Jira issues updated since
+ * each project's mark, with the e-mail and API token in `jiraSecret`.
  *
- * The stack creates the secret EMPTY (no value: the token never appears in the template, a parameter or the
+ * The stack creates each secret EMPTY (no value: the token never appears in the template, a parameter or the
  * function's environment); until an operator puts the token in (docs/deployment.md), each run logs one error and
  * the TokenNotSet metric and ends.
  *
- * The role: GetSecretValue on the secret, Query/PutItem/UpdateItem on the state table, PutEvents on the bus for source
+ * The role: GetSecretValue on its secret(s), Query/PutItem/UpdateItem on the state table, PutEvents on the bus for source
  * `keyguard.scan` only, its own log group, and sending to its failure queue (Lambda's on-failure destination).
  * Failures: the schedule retries delivery, then the failure queue; a run that throws (an AWS call failed) is retried
  * by Lambda, then lands in the same queue (the request is the schedule's empty input: no key, no token).
