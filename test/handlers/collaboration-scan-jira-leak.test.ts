@@ -30,7 +30,7 @@ import { leakedFragments } from '../support/secrets';
 
 const NOW = new Date('2026-11-20T10:00:00Z');
 const EMAIL = 'scanner@example.com';
-const API_TOKEN = 'ATATT3xFfGF0-fake-end-to-end-jira-token';
+const API_TOKEN = 'ATATT3xFfGF0-fake-end-to-end-jira-api-token-9876543210';
 const USER = 'svc-jira-leak';
 const KEY_ID = 'ACCAEXAMPLEJIRALEAK01';
 const KEY = longTermKeyOf(USER);
