@@ -101,6 +101,8 @@ export interface JiraTarget {
    */
   id: string;
   jql: string;
+  /** Ordered by `updated` ascending (the default): the issues read before a stop are all those up to the newest. */
+  byUpdated: boolean;
 }
 
 /**
@@ -112,13 +114,15 @@ export function jiraTargets(settings: Pick<JiraScanSettings, 'projects' | 'jql'>
   const hash = jql ? `jql:${createHash('sha256').update(jql).digest('hex').slice(0, 16)}` : '';
   const { where, orderBy } = splitOrderBy(jql);
   const order = orderBy || 'ORDER BY updated ASC';
+  const byUpdated = /^order\s+by\s+updated(\s+asc)?$/i.test(order);
   if (settings.projects && settings.projects.length > 0)
     return settings.projects.map((key) => ({
       id: hash ? `${key}:${hash}` : key,
       jql: `project = "${key}"${where.trim() ? ` AND (${where.trim()})` : ''} ${order}`,
+      byUpdated,
     }));
   if (!jql) return [];
-  return [{ id: hash, jql: `${where.trim()} ${order}` }];
+  return [{ id: hash, jql: `${where.trim()} ${order}`, byUpdated }];
 }
 
 /** An `updated` instant (epoch ms) as a mark: "seconds.millis", ordered by markKeyOf like a Slack ts. */
@@ -194,8 +198,14 @@ export function createJiraScanHandler(
       const markMs = mark === undefined ? Number.NaN : jiraMarkMs(mark);
       const since = Number.isFinite(markMs) ? markMs - JIRA_MARK_OVERLAP_MS : lookback;
       found = [];
-      const outcome = await source.scan(sink, { jql: target.jql, since: new Date(since), now: started });
+      const outcome = await source.scan(sink, {
+        jql: target.jql,
+        since: new Date(since),
+        now: started,
+        stop: () => context.getRemainingTimeInMillis() < reserveMs,
+      });
       result.projects += 1;
+      if (outcome.stopped) result.stoppedEarly = true;
 
       const reports = buildScanReports(found, {
         version: SCHEDULED_SCANNER_VERSION,
@@ -226,8 +236,14 @@ export function createJiraScanHandler(
           );
         }
       }
-      // The search not read to its end says nothing of the issues after it: the mark stays, the next run reads again.
-      if (!outcome.complete || !delivered || outcome.newestUpdated === undefined) continue;
+      // A search not read to its end says nothing of the issues after it: the mark stays, the next run reads again.
+      // Except one stopped for time in `updated` order: every issue up to the newest read was read, so the mark moves
+      // there and the next run goes on from it.
+      const partial = outcome.stopped === true && target.byUpdated;
+      if ((!outcome.complete && !partial) || !delivered || outcome.newestUpdated === undefined) {
+        if (outcome.stopped) break;
+        continue;
+      }
       // Re-reading the mark's minute finds the mark's own issue again: only a newer `updated` moves it.
       if (Number.isFinite(markMs) && outcome.newestUpdated <= markMs) continue;
       if (await rt.state.advance(target.id, jiraMarkOf(outcome.newestUpdated), now())) result.marksMoved += 1;
@@ -236,6 +252,7 @@ export function createJiraScanHandler(
           source: 'jira',
           project: target.id,
         });
+      if (outcome.stopped) break;
     }
     result.issues = source.stats.issues;
     result.comments = source.stats.comments;

@@ -374,6 +374,56 @@ describe('scheduled Jira scan', () => {
     expect((await createJiraScanHandler(runtime())({}, context())).status).toBe('scanned');
   });
 
+  it('a search stopped for time in updated order moves its mark to the newest issue read; the next run goes on from there', async () => {
+    // Prepare: one issue a page; time runs low after the first page of OPS (the lease and the project check come first)
+    jira.searchPage = 1;
+    let asked = 0;
+    const running: Context = {
+      ...context(),
+      getRemainingTimeInMillis: () => (++asked <= 2 ? 600_000 : 60_000),
+    };
+    // Act
+    const result = await createJiraScanHandler(runtime())({}, running);
+    // Assess: OPS-1 read and reported, OPS-3 not yet, SEC not started
+    expect(result).toMatchObject({
+      projects: 1,
+      issues: 1,
+      keysReported: 1,
+      marksMoved: 1,
+      stoppedEarly: true,
+    });
+    expect(await marks()).toEqual({ 'jira/OPS': jiraMarkOf(Date.parse(at(120))) });
+    // Act: the next run has time
+    eventBridge.resetHistory();
+    const next = await createJiraScanHandler(runtime())({}, context());
+    // Assess: OPS from its mark minus a minute (OPS-1 again, then OPS-3), then SEC
+    expect(next).toMatchObject({ projects: 2, marksMoved: 2, stoppedEarly: false });
+    expect(details().map((d) => d.kind)).toEqual(['LONG_TERM', 'SHORT_TERM']);
+    expect(await marks()).toEqual({
+      'jira/OPS': jiraMarkOf(Date.parse(at(60))),
+      'jira/SEC': jiraMarkOf(Date.parse(at(180))),
+    });
+  });
+
+  it('a search in another order stopped for time keeps its mark', async () => {
+    // Prepare
+    jira.searchPage = 1;
+    let asked = 0;
+    const running: Context = {
+      ...context(),
+      getRemainingTimeInMillis: () => (++asked <= 2 ? 600_000 : 60_000),
+    };
+    // Act
+    const result = await createJiraScanHandler(
+      runtime({
+        jira: { site: jira.url, projects: ['OPS'], jql: 'ORDER BY key ASC', initialLookbackHours: 24 },
+      }),
+    )({}, running);
+    // Assess
+    expect(result).toMatchObject({ issues: 1, marksMoved: 0, stoppedEarly: true });
+    expect(await marks()).toEqual({});
+  });
+
   it('with too little time left, no project is started', async () => {
     // Act
     const result = await createJiraScanHandler(runtime())({}, context(60_000));

@@ -35,6 +35,8 @@ export interface JiraOptions {
   since?: Date;
   /** The clock --since is measured against (the JQL gets a relative "-Nm", free of time zones). */
   now: Date;
+  /** Asked before each search page after the first: true leaves the rest unread (the scheduled scan's time budget). */
+  stop?: () => boolean;
 }
 
 const User = z.object({ accountId: z.string().optional(), displayName: z.string().optional() }).nullish();
@@ -84,8 +86,10 @@ export interface JiraStats {
 
 /** What one scan() read (the scheduled scan moves its high-water mark from it). */
 export interface JiraScanOutcome {
-  /** Whether the search was read to its last page (false: a search page failed, the rest was not read). */
+  /** Whether the search was read to its last page (false: a search page failed or `stop` said so). */
   complete: boolean;
+  /** `stop` ended the search before its last page. */
+  stopped?: boolean;
   /** The newest `updated` (epoch ms) of the issues read; undefined when none had one. */
   newestUpdated?: number;
 }
@@ -149,6 +153,11 @@ export class JiraSource {
     let token: string | undefined;
     try {
       for (;;) {
+        if (token && opts.stop?.()) {
+          outcome.complete = false;
+          outcome.stopped = true;
+          break;
+        }
         const params = new URLSearchParams({ jql, fields: FIELDS, maxResults: String(SEARCH_PAGE) });
         if (token) params.set('nextPageToken', token);
         const page = await this.get(
