@@ -147,6 +147,7 @@ export const FULL_CONFIG = {
   notifications: { subscriptions: [{ email: 'security@example.com', owners: ['alice', 'bob'] }] },
   guardrails: { deploy: 'scp', scpTargetIds: ['ou-ab12-cdef3456'] },
   findings: { securityHub: true },
+  decisionEvents: { ocsf: true },
   fallbackOwner: 'platform-team',
 };
 

@@ -224,6 +224,7 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
     allowLongTermKeys: false,
     maxIdleDays: maxAt('maxIdleDays'),
     findings: { securityHub: true },
+    decisionEvents: { ocsf: true },
     usage: { regions },
     guardrails: {
       exemptTag: {
