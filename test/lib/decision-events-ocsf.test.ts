@@ -28,7 +28,9 @@ function decisionEventsFunctionEnv(ocsf: boolean | undefined): Record<string, un
     JSON.stringify(f.Properties.Environment ?? {}).includes('GOVERNANCE_BUS_ARN'),
   );
   expect(fns).toHaveLength(1);
-  return (fns[0]?.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
+  const [fn] = fns;
+  if (fn === undefined) throw new Error('no decision-events function in the template');
+  return (fn.Properties.Environment as { Variables: Record<string, unknown> }).Variables;
 }
 
 describe('DecisionEvents ocsf', () => {
