@@ -269,8 +269,8 @@ export class KeyguardStack extends Stack {
 
     // Optional (issue 15 §3): a scheduled function reports keys found in Slack and Jira on the same bus, as
     // keyguard scan does.
-    const { slack, jira } = props.config.leakDetection;
-    if (slack || jira) {
+    const { slack, jira, confluence } = props.config.leakDetection;
+    if (slack || jira || confluence) {
       this.collaborationScan = new CollaborationScan(this, 'CollaborationScan', {
         bus: this.governanceBus.bus,
         ...(slack
@@ -294,6 +294,16 @@ export class KeyguardStack extends Stack {
               },
             }
           : {}),
+        ...(confluence
+          ? {
+              confluence: {
+                schedule: confluence.schedule,
+                siteUrl: confluence.siteUrl,
+                spaces: confluence.spaces,
+                initialLookbackHours: confluence.initialLookbackHours,
+              },
+            }
+          : {}),
       });
       if (this.collaborationScan.slackTokenSecretArn)
         new CfnOutput(this, 'SlackTokenSecretArn', {
@@ -307,6 +317,13 @@ export class KeyguardStack extends Stack {
             'The Jira e-mail and API token of the scheduled scan, as JSON {"email","apiToken"}: created empty, put ' +
             'it in with aws secretsmanager put-secret-value',
           value: this.collaborationScan.jiraSecretArn,
+        });
+      if (this.collaborationScan.confluenceSecretArn)
+        new CfnOutput(this, 'ConfluenceSecretArn', {
+          description:
+            'The Confluence e-mail and API token of the scheduled scan, as JSON {"email","apiToken"}: created empty, ' +
+            'put it in with aws secretsmanager put-secret-value',
+          value: this.collaborationScan.confluenceSecretArn,
         });
       new CfnOutput(this, 'CollaborationScanFailureQueueUrl', {
         description:

@@ -303,25 +303,28 @@ export function createJiraScanHandler(
 
 /** The schedule input naming the source a run scans (the Slack schedule's input is `{}`). */
 export interface CollaborationScanEvent {
-  source?: 'slack' | 'jira';
+  source?: 'slack' | 'jira' | 'confluence';
 }
 
 /**
- * The function's handler: the run scans the source its schedule names (`{"source": "jira"}`); `{}` (the Slack
- * schedule's input) scans Slack, or Jira when Slack is not configured.
+ * The function's handler: the run scans the source its schedule names (`{"source": "jira"}`,
+ * `{"source": "confluence", …}`); `{}` (the Slack schedule's input) scans Slack, or Jira when Slack is not configured.
  */
-export function routeCollaborationScan<S, J>(handlers: {
+export function routeCollaborationScan<S, J, C = never>(handlers: {
   slack?: (event: unknown, context: Context) => Promise<S>;
   jira?: (event: unknown, context: Context) => Promise<J>;
-}): (event: unknown, context: Context) => Promise<S | J> {
+  confluence?: (event: unknown, context: Context) => Promise<C>;
+}): (event: unknown, context: Context) => Promise<S | J | C> {
   return async (event, context) => {
     const named = (event as CollaborationScanEvent | null)?.source;
     const chosen =
-      named === 'jira'
-        ? handlers.jira
-        : named === 'slack'
-          ? handlers.slack
-          : (handlers.slack ?? handlers.jira);
+      named === 'confluence'
+        ? handlers.confluence
+        : named === 'jira'
+          ? handlers.jira
+          : named === 'slack'
+            ? handlers.slack
+            : (handlers.slack ?? handlers.jira);
     if (!chosen)
       throw new Error(`the scheduled scan of ${named ?? 'Slack'} is not configured in this function`);
     return chosen(event, context);

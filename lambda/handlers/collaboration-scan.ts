@@ -6,13 +6,15 @@ import { dynamoClient, RETRY_POLICY } from '../adapters/clients';
 import { CollaborationScanState } from '../adapters/collaboration-scan-state';
 import { documentClient } from '../adapters/document-client';
 import { requireEnv } from '../shared/env';
+import { createConfluenceScanHandler } from './collaboration-scan-confluence';
 import { createCollaborationScanHandler } from './collaboration-scan-handler';
 import { createJiraScanHandler, routeCollaborationScan } from './collaboration-scan-jira';
 
 /**
  * Lambda entry point of the scheduled collaboration scan (issue 15 §3): Slack when SLACK_TOKEN_SECRET_ARN is set,
- * Jira when JIRA_SECRET_ARN is; each schedule names its source. A bad environment fails the cold start.
- * Tokens are not in the environment: only the ARNs of their secrets, read at every run.
+ * Jira when JIRA_SECRET_ARN is; Confluence from its schedule's input (its settings and its secret's ARN: the
+ * environment has no room left for them), checked at every run. Each schedule names its source. A bad environment
+ * fails the cold start. Tokens are not in the environment: only the ARNs of their secrets, read at every run.
  */
 
 const env = process.env;
@@ -72,6 +74,18 @@ const jira = jiraSecretId
   : undefined;
 if (jira && !projects && !env.JIRA_JQL?.trim())
   throw new Error('JIRA_SECRET_ARN is set but neither JIRA_PROJECTS nor JIRA_JQL: nothing to scan in Jira');
-if (!slack && !jira) throw new Error('neither SLACK_TOKEN_SECRET_ARN nor JIRA_SECRET_ARN is set');
+// Confluence needs nothing from the environment: a run with a Confluence schedule's input scans it.
+const confluence = createConfluenceScanHandler({
+  secrets,
+  state: new CollaborationScanState(doc, table, 'confluence'),
+  eventBridge,
+  busArn,
+  logger,
+  metrics,
+});
 
-export const handler = routeCollaborationScan({ ...(slack ? { slack } : {}), ...(jira ? { jira } : {}) });
+export const handler = routeCollaborationScan({
+  ...(slack ? { slack } : {}),
+  ...(jira ? { jira } : {}),
+  confluence,
+});

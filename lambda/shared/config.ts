@@ -285,6 +285,59 @@ export const JiraScanSchema = z
   );
 
 /**
+ * `leakDetection.confluence`'s bounds. Its settings are not in the function's environment (4 KB, nearly filled by the
+ * largest Slack and Jira settings) but in the input of its own schedule (under 4 KB at these bounds), which
+ * the function checks against ConfluenceScheduleInputSchema at every run.
+ */
+export const CONFLUENCE_SPACES_MAX = 50;
+/** Confluence space keys: letters and digits (a personal space: `~` and the account id), at most 64 characters here. */
+const confluenceSpaceKey = patterned(
+  64,
+  z.regex(
+    /^(~[A-Za-z0-9:_-]{1,63}|[A-Za-z0-9]{1,64})$/,
+    'must be a Confluence space key (letters and digits; a personal space: ~ and the account id; at most 64)',
+  ),
+);
+const confluenceSpaces = z
+  .array(confluenceSpaceKey)
+  .check(z.minLength(1), z.maxLength(CONFLUENCE_SPACES_MAX), unique('spaces'));
+
+/**
+ * Continuous Confluence scanning (issue 15 §3): a scheduled function reads the pages and blog posts of each space
+ * modified since the space's high-water mark (and their comments) and reports every key found to the governance bus,
+ * as `keyguard scan --confluence --quarantine` does.
+ */
+export const ConfluenceScanSchema = z.strictObject({
+  /** The Confluence Cloud site, e.g. https://acme.atlassian.net (https only: the e-mail and API token go to it). */
+  siteUrl: jiraSiteUrl,
+  /** Space keys, each with its own high-water mark. */
+  spaces: confluenceSpaces,
+  /** EventBridge Scheduler expression of the runs. */
+  schedule: z._default(scheduleExpression, 'rate(15 minutes)'),
+  /** How far back the first run reads a space (later runs read from its mark). */
+  initialLookbackHours: z._default(whole(1, 8760), 24),
+});
+
+/**
+ * The Confluence schedule's input (`{"source": "confluence", …}`): the settings above as the stack wrote them, and the
+ * ARN of the secret holding the credentials. The function refuses a run whose input does not match.
+ */
+export const ConfluenceScheduleInputSchema = z.strictObject({
+  source: z.literal('confluence'),
+  siteUrl: jiraSiteUrl,
+  spaces: confluenceSpaces,
+  initialLookbackHours: whole(1, 8760),
+  secretArn: patterned(
+    2048,
+    z.regex(
+      /^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:[^\s]+$/,
+      'must be a Secrets Manager secret ARN',
+    ),
+  ),
+});
+export type ConfluenceScheduleInput = z.infer<typeof ConfluenceScheduleInputSchema>;
+
+/**
  * Bounds of the config's lists, each set by what AWS accepts for the resources a list becomes (see docs/configuration.md
  * and test/lib/deployability.test.ts, which deploys the largest config the schema accepts).
  */
@@ -552,6 +605,8 @@ export const ConfigSchema = z.strictObject({
       slack: z.optional(SlackScanSchema),
       /** Scheduled Jira scanning; absent (the default): off. */
       jira: z.optional(JiraScanSchema),
+      /** Scheduled Confluence scanning; absent (the default): off. */
+      confluence: z.optional(ConfluenceScanSchema),
     }),
     { logGroups: [], deactivateUnverified: false },
   ),
@@ -722,15 +777,6 @@ function shownValue(got: unknown): string {
   return cut(JSON.stringify(got) ?? String(got));
 }
 
-/** Settings issue 15 names that the stack does not deploy yet: said so, with what to use instead. */
-function notYet(issue: z.core.$ZodIssue & { code: 'unrecognized_keys' }): string {
-  if (issue.path.join('.') !== 'leakDetection' || !issue.keys.includes('confluence')) return '';
-  return (
-    '. leakDetection.confluence is not yet supported in the stack (leakDetection.slack and leakDetection.jira ' +
-    'are): scan Confluence with keyguard scan --confluence --quarantine, e.g. from a scheduled CI job'
-  );
-}
-
 /** Formats zod issues as `source: key: got VALUE; allowed: …` lines a person can act on. */
 export function formatIssues(source: string, input: unknown, issues: readonly z.core.$ZodIssue[]): string {
   const lines = issues.slice(0, ISSUES_MAX).map((issue) => {
@@ -740,7 +786,7 @@ export function formatIssues(source: string, input: unknown, issues: readonly z.
       const known = knownKeys(issue.path);
       const keys = issue.keys.slice(0, KEYS_MAX).map((k) => cut(JSON.stringify(k)));
       const more = issue.keys.length > KEYS_MAX ? ` and ${issue.keys.length - KEYS_MAX} more` : '';
-      return `${source}: ${where}unknown key(s) ${keys.join(', ')}${more}; allowed: ${known}${notYet(issue)}`;
+      return `${source}: ${where}unknown key(s) ${keys.join(', ')}${more}; allowed: ${known}`;
     }
     const key = path.length ? path.join('.') : '(root)';
     const shown = shownValue(valueAt(input, issue.path));

@@ -40,6 +40,7 @@ export const COMPACT_OMITTED = [
   'leakDetection.logGroups',
   'guardrails.scpTargetIds',
   'leakDetection.slack',
+  'leakDetection.confluence',
 ] as const;
 /** What the organization form leaves out (read from the organization settings parameter instead). */
 const ORGANIZATION_OMITTED = ['organization', 'overrides'] as const;

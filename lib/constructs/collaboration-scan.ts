@@ -41,6 +41,17 @@ export interface JiraScanProps {
   readonly initialLookbackHours: number;
 }
 
+export interface ConfluenceScanProps {
+  /** EventBridge Scheduler expression of the runs, e.g. `rate(15 minutes)`. */
+  readonly schedule: string;
+  /** The Confluence Cloud site URL (https). */
+  readonly siteUrl: string;
+  /** Space keys, each with its own high-water mark. */
+  readonly spaces: readonly string[];
+  /** How far back the first run reads a space it has no mark for. */
+  readonly initialLookbackHours: number;
+}
+
 export interface CollaborationScanProps {
   /** The governance bus: reports go there with source `keyguard.scan`, as from `keyguard scan --quarantine`. */
   readonly bus: events.IEventBus;
@@ -48,6 +59,11 @@ export interface CollaborationScanProps {
   readonly slack?: SlackScanProps;
   /** Scan Jira (`leakDetection.jira`). */
   readonly jira?: JiraScanProps;
+  /**
+   * Scan Confluence (`leakDetection.confluence`). Its settings go in its schedule's input, not in the function's
+   * environment (which the largest Slack and Jira settings nearly fill).
+   */
+  readonly confluence?: ConfluenceScanProps;
 }
 
 /**
@@ -56,7 +72,10 @@ export interface CollaborationScanProps {
  * `stateTable`) with the token an operator put in `slackTokenSecret`, and reports every key found on the governance
  * bus as `keyguard scan --quarantine` does; the leak function decides it from there (LeakQuarantine's rule). With
  * `jira`, a second schedule (input `{"source":"jira"}`) runs the same function over the Jira issues updated since
- * each project's mark, with the e-mail and API token in `jiraSecret`.
+ * each project's mark, with the e-mail and API token in `jiraSecret`. With `confluence`, a third schedule (input
+ * `{"source":"confluence", siteUrl, spaces, initialLookbackHours, secretArn}`) runs it over the pages modified since
+ * each space's mark, with the e-mail and API token in `confluenceSecret` (its own secret, even on the Jira site:
+ * each secret is read by the runs of its own source; an operator puts the same JSON in both).
  *
  * The stack creates each secret EMPTY (no value: the token never appears in the template, a parameter or the
  * function's environment); until an operator puts the token in (docs/deployment.md), each run logs one error and
@@ -80,20 +99,28 @@ export class CollaborationScan extends Construct {
   public readonly jiraSecret?: secretsmanager.CfnSecret;
   /** Its ARN (the secret's Ref). */
   public readonly jiraSecretArn?: string;
+  /** The Confluence e-mail and API token's secret ({"email", "apiToken"}), created empty (with `confluence`). */
+  public readonly confluenceSecret?: secretsmanager.CfnSecret;
+  /** Its ARN (the secret's Ref). */
+  public readonly confluenceSecretArn?: string;
   /** Failed schedule deliveries and failed runs. */
   public readonly failureQueue: sqs.IQueue;
   /** The Slack runs' schedule (input `{}`). */
   public readonly schedule?: scheduler.Schedule;
   /** The Jira runs' schedule (input `{"source": "jira"}`). */
   public readonly jiraSchedule?: scheduler.Schedule;
+  /** The Confluence runs' schedule (input `{"source": "confluence", …}`). */
+  public readonly confluenceSchedule?: scheduler.Schedule;
   /** The role EventBridge Scheduler assumes to invoke the function and write to the failure queue. */
   public readonly schedulerRole: iam.Role;
 
   constructor(scope: Construct, id: string, props: CollaborationScanProps) {
     super(scope, id);
     const stack = Stack.of(this);
-    const { slack, jira } = props;
-    if (!slack && !jira) throw new Error('CollaborationScan needs slack, jira or both');
+    const { slack, jira, confluence } = props;
+    if (!slack && !jira && !confluence) throw new Error('CollaborationScan needs slack, jira or confluence');
+    if (confluence && confluence.spaces.length === 0)
+      throw new Error('CollaborationScan confluence needs spaces');
     if (jira && !jira.projects?.length && !jira.jql?.trim())
       throw new Error('CollaborationScan jira needs projects, jql or both');
 
@@ -147,9 +174,27 @@ export class CollaborationScan extends Construct {
       });
     }
 
+    if (confluence) {
+      this.confluenceSecret = new secretsmanager.CfnSecret(this, 'ConfluenceSecret', {
+        description:
+          'Bedrock Key Guard: the Atlassian e-mail and API token of the scheduled Confluence leak scan, as JSON ' +
+          '{"email","apiToken"} (created empty; put it in with aws secretsmanager put-secret-value, see ' +
+          'docs/deployment.md)',
+      });
+      this.confluenceSecret.applyRemovalPolicy(RemovalPolicy.DESTROY);
+      this.confluenceSecretArn = this.confluenceSecret.ref;
+      Validations.of(this.confluenceSecret).acknowledge({
+        id: 'AwsSolutions-SMG4',
+        reason:
+          'The secret holds an Atlassian API token that Atlassian issues and expires: Secrets Manager cannot rotate ' +
+          'it (there is no rotation function for Atlassian). It is replaced by putting a new value; the function ' +
+          'reads it at every run.',
+      });
+    }
+
     const fn = new KeyguardFunction(this, 'Handler', {
       entry: 'lambda/handlers/collaboration-scan.ts',
-      description: `Scans what is new in ${[slack ? 'Slack' : '', jira ? 'Jira' : ''].filter(Boolean).join(' and ')} for Bedrock API keys and reports them to the governance bus (scheduled)`,
+      description: `Scans what is new in ${[slack ? 'Slack' : '', jira ? 'Jira' : '', confluence ? 'Confluence' : ''].filter(Boolean).join(', ')} for Bedrock API keys and reports them to the governance bus (scheduled)`,
       timeout: COLLABORATION_SCAN_TIMEOUT,
       environment: {
         ...(slack && this.slackTokenSecretArn
@@ -204,6 +249,14 @@ export class CollaborationScan extends Construct {
           resources: [this.jiraSecretArn],
         }),
       );
+    if (this.confluenceSecretArn)
+      this.role.addToPrincipalPolicy(
+        new iam.PolicyStatement({
+          sid: 'ReadConfluenceCredentials',
+          actions: ['secretsmanager:GetSecretValue'],
+          resources: [this.confluenceSecretArn],
+        }),
+      );
     grantItemActions(this.role, this.stateTable, 'ScanState', [...COLLABORATION_STATE_ACTIONS]);
     this.role.addToPrincipalPolicy(
       new iam.PolicyStatement({
@@ -222,7 +275,7 @@ export class CollaborationScan extends Construct {
       description: `EventBridge Scheduler invoking ${this.node.path}`,
     });
     failures.encryptionKey.grant(this.schedulerRole, 'kms:GenerateDataKey', 'kms:Decrypt');
-    const target = (input: Record<string, string>) =>
+    const target = (input: Record<string, unknown>) =>
       new targets.LambdaInvoke(this.function, {
         role: this.schedulerRole,
         input: scheduler.ScheduleTargetInput.fromObject(input),
@@ -242,6 +295,20 @@ export class CollaborationScan extends Construct {
         description: 'Bedrock Key Guard: scan what is new in Jira for Bedrock API keys',
         schedule: scheduler.ScheduleExpression.expression(jira.schedule),
         target: target({ source: 'jira' }),
+        timeWindow: scheduler.TimeWindow.off(),
+      });
+    if (confluence && this.confluenceSecretArn)
+      this.confluenceSchedule = new scheduler.Schedule(this, 'ConfluenceSchedule', {
+        description: 'Bedrock Key Guard: scan what is new in Confluence for Bedrock API keys',
+        schedule: scheduler.ScheduleExpression.expression(confluence.schedule),
+        // The settings the function checks at every run (lambda/handlers/collaboration-scan-confluence.ts).
+        target: target({
+          source: 'confluence',
+          siteUrl: confluence.siteUrl.replace(/\/+$/, ''),
+          spaces: [...confluence.spaces],
+          initialLookbackHours: confluence.initialLookbackHours,
+          secretArn: this.confluenceSecretArn,
+        }),
         timeWindow: scheduler.TimeWindow.off(),
       });
     const schedulerPolicy = this.schedulerRole.node.tryFindChild('DefaultPolicy');

@@ -150,7 +150,7 @@ describe('CollaborationScan with jira', () => {
 
   test('refuses to be created with neither slack nor jira', () => {
     // Act / Assess
-    expect(() => synth({})).toThrow('CollaborationScan needs slack, jira or both');
+    expect(() => synth({})).toThrow('CollaborationScan needs slack, jira or confluence');
   });
 });
 

@@ -172,7 +172,7 @@ describe('EffectivePolicy', () => {
     // Assess
     expect(error).toBeInstanceOf(EffectivePolicyTooLargeError);
     expect((error as Error).message).toMatch(
-      /^effective policy: [\d,]+ bytes even without notifications\.subscriptions, notifications\.chat, leakDetection\.logGroups, guardrails\.scpTargetIds, leakDetection\.slack; an SSM parameter holds at most 8,192 bytes \(Advanced tier\)\. Largest settings: overrides [\d,]+ bytes/,
+      /^effective policy: [\d,]+ bytes even without notifications\.subscriptions, notifications\.chat, leakDetection\.logGroups, guardrails\.scpTargetIds, leakDetection\.slack, leakDetection\.confluence; an SSM parameter holds at most 8,192 bytes \(Advanced tier\)\. Largest settings: overrides [\d,]+ bytes/,
     );
   });
 

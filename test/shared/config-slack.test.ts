@@ -80,18 +80,4 @@ describe('leakDetection.slack', () => {
     // Act / Assess
     expect(errorOf({ leakDetection: { slack } })).toContain(expected);
   });
-
-  it('says that leakDetection.confluence is not yet supported by the stack (leakDetection.jira is)', () => {
-    // Act
-    const message = errorOf({
-      leakDetection: {
-        jira: { siteUrl: 'https://acme.atlassian.net', jql: 'project = OPS' },
-        confluence: {},
-      },
-    });
-    // Assess
-    expect(message).toContain('leakDetection: unknown key(s) "confluence"');
-    expect(message).toContain('leakDetection.confluence is not yet supported in the stack');
-    expect(message).not.toContain('"jira"');
-  });
 });

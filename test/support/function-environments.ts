@@ -124,7 +124,7 @@ export function functionsOf(config: unknown): FunctionUnderTest[] {
 
 /**
  * Every optional feature on: organization mode (the hub: member accounts, overrides), usage tracking (us-east-1 and
- * another region), the log quarantine, Security Hub findings, the scheduled Slack and Jira scans, notifications, approvers,
+ * another region), the log quarantine, Security Hub findings, the scheduled Slack, Jira and Confluence scans, notifications, approvers,
  * guardrails.
  */
 export const FULL_CONFIG = {
@@ -143,6 +143,7 @@ export const FULL_CONFIG = {
     deactivateUnverified: true,
     slack: { channels: ['general', 'C0OPS1234'] },
     jira: { siteUrl: 'https://acme.atlassian.net', projects: ['OPS'], jql: 'labels = public' },
+    confluence: { siteUrl: 'https://acme.atlassian.net', spaces: ['ENG'] },
   },
   notifications: { subscriptions: [{ email: 'security@example.com', owners: ['alice', 'bob'] }] },
   guardrails: { deploy: 'scp', scpTargetIds: ['ou-ab12-cdef3456'] },

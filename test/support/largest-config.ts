@@ -85,6 +85,7 @@ export const ARRAY_PATHS = [
   'leakDetection.logGroups',
   'leakDetection.slack.channels',
   'leakDetection.jira.projects',
+  'leakDetection.confluence.spaces',
 ] as const;
 
 /**
@@ -308,6 +309,14 @@ export function largestConfig(options: LargestConfigOptions = {}): ConfigInput {
         jql: text('labels = public AND summary ~ ', maxAt('leakDetection.jira.jql')),
         schedule: longestSchedule(maxAt('leakDetection.jira.schedule')),
         initialLookbackHours: maxAt('leakDetection.jira.initialLookbackHours'),
+      },
+      confluence: {
+        siteUrl: padded('https://acme', maxAt('leakDetection.confluence.siteUrl'), 'c'),
+        spaces: Array.from({ length: maxAt('leakDetection.confluence.spaces') }, (_v, i) =>
+          padded(`S${i}`, maxAt('leakDetection.confluence.spaces.[]'), 'X'),
+        ),
+        schedule: longestSchedule(maxAt('leakDetection.confluence.schedule')),
+        initialLookbackHours: maxAt('leakDetection.confluence.initialLookbackHours'),
       },
     },
   };

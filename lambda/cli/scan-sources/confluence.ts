@@ -33,6 +33,18 @@ const MAX_REPLY_DEPTH = 20;
 export interface ConfluenceOptions {
   /** --since: only pages whose current version is newer, and only comments whose current version is newer. */
   since?: Date;
+  /** Asked before each further list page: true ends the space's reading there (the scheduled scan's time budget). */
+  stop?: () => boolean;
+}
+
+/** What reading one space came to (the scheduled scan's high-water mark, lambda/handlers/collaboration-scan-confluence.ts). */
+export interface ConfluenceSpaceOutcome {
+  /** Every list of the space was read to its end (or to --since) and nothing in it failed. */
+  complete: boolean;
+  /** `stop` ended the reading before the end. */
+  stopped?: boolean;
+  /** The newest current-version time (epoch ms) of the pages and blog posts read. */
+  newestModified?: number;
 }
 
 const Links = z.object({ next: z.string().optional(), webui: z.string().optional() }).optional();
@@ -171,46 +183,85 @@ export class ConfluenceSource {
           `Confluence space ${key}`,
           'no such space among those the account can see (GET /wiki/api/v2/spaces)',
         );
-    for (const space of this.spaces) {
-      if (!this.wanted.includes(space.key)) continue;
-      this.stats.spaces += 1;
-      const shown = `Confluence space ${space.key}`;
-      const params = new URLSearchParams({
-        'body-format': 'storage',
-        status: 'current',
-        sort: '-modified-date',
-        limit: PAGE_LIMIT,
-      });
-      // Pages, then blog posts: each list on its own, so one that fails leaves the other scanned.
-      for (const content of CONTENT) {
-        const method = `GET /wiki/api/v2/spaces/{id}/${content}`;
-        try {
-          outer: for await (const page of this.pages(
-            method,
-            `${this.site}/wiki/api/v2/spaces/${encodeURIComponent(space.id)}/${content}?${params}`,
-            ListPage,
-          )) {
-            for (const [index, raw] of page.results.entries()) {
-              const item = Item.safeParse(raw);
-              if (!item.success) {
-                sink.fail(
-                  shown,
-                  `item ${index + 1} of a ${content} list: malformed (${issueText(item.error)}); the others are scanned`,
-                );
-                continue;
-              }
-              // Newest first (sort=-modified-date): the first one older than --since ends the list.
-              if (opts.since && olderThan(item.data, opts.since)) break outer;
-              await this.page(sink, space.key, content, item.data, opts.since);
-            }
+    for (const space of this.spaces)
+      if (this.wanted.includes(space.key)) await this.scanSpace(sink, space.key, opts);
+    this.sync();
+  }
+
+  /**
+   * Scans one of the spaces opened (its pages and blog posts, newest first, then each one's comments); a space not
+   * found, or a list or page that cannot be read, is reported to the sink and makes the outcome incomplete.
+   */
+  async scanSpace(
+    sink: TextSink,
+    key: string,
+    opts: ConfluenceOptions = {},
+  ): Promise<ConfluenceSpaceOutcome> {
+    const outcome: ConfluenceSpaceOutcome = { complete: true };
+    const counted: TextSink = {
+      scan: (text) => sink.scan(text),
+      fail: (at, reason) => {
+        outcome.complete = false;
+        sink.fail(at, reason);
+      },
+    };
+    const space = this.spaces.find((s) => s.key === key);
+    if (!space || !this.wanted.includes(key)) {
+      counted.fail(
+        `Confluence space ${key}`,
+        'no such space among those the account can see (GET /wiki/api/v2/spaces)',
+      );
+      return outcome;
+    }
+    this.stats.spaces += 1;
+    const shown = `Confluence space ${space.key}`;
+    const params = new URLSearchParams({
+      'body-format': 'storage',
+      status: 'current',
+      sort: '-modified-date',
+      limit: PAGE_LIMIT,
+    });
+    // Pages, then blog posts: each list on its own, so one that fails leaves the other scanned.
+    for (const content of CONTENT) {
+      const method = `GET /wiki/api/v2/spaces/{id}/${content}`;
+      try {
+        let first = true;
+        outer: for await (const page of this.pages(
+          method,
+          `${this.site}/wiki/api/v2/spaces/${encodeURIComponent(space.id)}/${content}?${params}`,
+          ListPage,
+        )) {
+          if (!first && opts.stop?.()) {
+            outcome.complete = false;
+            outcome.stopped = true;
+            break;
           }
-        } catch (err) {
-          if (!(err instanceof SourceHttpError)) throw err;
-          sink.fail(shown, `${err.message}; the rest is scanned`);
+          first = false;
+          for (const [index, raw] of page.results.entries()) {
+            const item = Item.safeParse(raw);
+            if (!item.success) {
+              counted.fail(
+                shown,
+                `item ${index + 1} of a ${content} list: malformed (${issueText(item.error)}); the others are scanned`,
+              );
+              continue;
+            }
+            // Newest first (sort=-modified-date): the first one older than --since ends the list.
+            if (opts.since && olderThan(item.data, opts.since)) break outer;
+            const modified = Date.parse(item.data.version?.createdAt ?? '');
+            if (Number.isFinite(modified) && modified > (outcome.newestModified ?? Number.NEGATIVE_INFINITY))
+              outcome.newestModified = modified;
+            await this.page(counted, space.key, content, item.data, opts.since);
+          }
         }
+      } catch (err) {
+        if (!(err instanceof SourceHttpError)) throw err;
+        counted.fail(shown, `${err.message}; the rest is scanned`);
       }
+      if (outcome.stopped) break;
     }
     this.sync();
+    return outcome;
   }
 
   private async page(
