@@ -67,7 +67,7 @@ export class KeyguardStack extends Stack {
   public readonly sweep: InventorySweep;
   /** The log quarantine, when `leakDetection.logGroups` names log groups. */
   public readonly leakQuarantine: LeakQuarantine;
-  /** Scheduled Slack and Jira scanning, when `leakDetection.slack` or `leakDetection.jira` is set (issue 15 §3). */
+  /** Scheduled Slack, Jira and Confluence scanning, when `leakDetection.slack`, `jira` or `confluence` is set. */
   public readonly collaborationScan?: CollaborationScan;
   /**
    * The governance bus, when `usage.regions` lists regions (flow 3; with its usage queue) or in organization mode
@@ -267,8 +267,8 @@ export class KeyguardStack extends Stack {
       value: (this.leakQuarantine.scanReportDeadLetterQueue as { queueUrl: string }).queueUrl,
     });
 
-    // Optional (issue 15 §3): a scheduled function reports keys found in Slack and Jira on the same bus, as
-    // keyguard scan does.
+    // Optional (issue 15 §3): a scheduled function reports keys found in Slack, Jira and Confluence on the same
+    // bus, as keyguard scan does.
     const { slack, jira, confluence } = props.config.leakDetection;
     if (slack || jira || confluence) {
       this.collaborationScan = new CollaborationScan(this, 'CollaborationScan', {
@@ -327,7 +327,7 @@ export class KeyguardStack extends Stack {
         });
       new CfnOutput(this, 'CollaborationScanFailureQueueUrl', {
         description:
-          'Scheduled Slack and Jira scan runs that failed after their retries (the schedule input: no key)',
+          'Scheduled Slack, Jira and Confluence scan runs that failed after their retries (the schedule input: no key)',
         value: this.collaborationScan.failureQueue.queueUrl,
       });
     }

@@ -319,8 +319,8 @@ export const ConfluenceScanSchema = z.strictObject({
 });
 
 /**
- * The Confluence schedule's input (`{"source": "confluence", …}`): the settings above as the stack wrote them, and the
- * ARN of the secret holding the credentials. The function refuses a run whose input does not match.
+ * The Confluence schedule's input (`{"source": "confluence", …}`): the settings above as the stack wrote them, and
+ * the ARN of the secret holding the credentials. The function refuses a run whose input does not match.
  */
 export const ConfluenceScheduleInputSchema = z.strictObject({
   source: z.literal('confluence'),

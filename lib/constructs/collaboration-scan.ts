@@ -55,7 +55,7 @@ export interface ConfluenceScanProps {
 export interface CollaborationScanProps {
   /** The governance bus: reports go there with source `keyguard.scan`, as from `keyguard scan --quarantine`. */
   readonly bus: events.IEventBus;
-  /** Scan Slack (`leakDetection.slack`). At least one of `slack` and `jira`. */
+  /** Scan Slack (`leakDetection.slack`). At least one of `slack`, `jira` and `confluence`. */
   readonly slack?: SlackScanProps;
   /** Scan Jira (`leakDetection.jira`). */
   readonly jira?: JiraScanProps;
@@ -84,7 +84,8 @@ export interface CollaborationScanProps {
  * The role: GetSecretValue on its secret(s), Query/PutItem/UpdateItem on the state table, PutEvents on the bus for source
  * `keyguard.scan` only, its own log group, and sending to its failure queue (Lambda's on-failure destination).
  * Failures: the schedule retries delivery, then the failure queue; a run that throws (an AWS call failed) is retried
- * by Lambda, then lands in the same queue (the request is the schedule's empty input: no key, no token).
+ * by Lambda, then lands in the same queue (the request is the schedule's input: settings and a secret's ARN at most,
+ * no key, no token).
  */
 export class CollaborationScan extends Construct {
   public readonly function: NodejsFunction;

@@ -240,6 +240,19 @@ describe('scheduled Confluence scan', () => {
     expect(confluence.calls('/wiki/api/v2/spaces/102/pages')).toHaveLength(0);
   });
 
+  it('a page whose comments cannot be read is logged, the rest of the space is reported, and the space keeps no new mark', async () => {
+    // Prepare
+    confluence.brokenComments = '2';
+    // Act
+    const result = await createConfluenceScanHandler(runtime())(INPUT, context());
+    // Assess: page 1's key is reported; ENG's mark does not move (read again next run), SEC's does
+    expect(result).toMatchObject({ status: 'scanned', keysReported: 1, marksMoved: 1 });
+    expect(result.readFailures).toBeGreaterThan(0);
+    expect(out.lines().some((l) => l.message === 'a Confluence read failed' && l.space === 'ENG')).toBe(true);
+    expect(await marks()).toEqual({ 'confluence/SEC': jiraMarkOf(Date.parse(at(180))) });
+    expect(leakedFragments(out.text(), SECRETS)).toEqual([]);
+  });
+
   it('a schedule input that does not match the config schema is refused before the secret is read', async () => {
     // Act / Assess
     await expect(

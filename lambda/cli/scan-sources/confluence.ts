@@ -37,7 +37,7 @@ export interface ConfluenceOptions {
   stop?: () => boolean;
 }
 
-/** What reading one space came to (the scheduled scan's high-water mark, lambda/handlers/collaboration-scan-confluence.ts). */
+/** What reading one space came to (the scheduled scan's mark: lambda/handlers/collaboration-scan-confluence.ts). */
 export interface ConfluenceSpaceOutcome {
   /** Every list of the space was read to its end (or to --since) and nothing in it failed. */
   complete: boolean;
