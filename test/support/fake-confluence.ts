@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server';
 
 /**
  * A fake Confluence Cloud site on loopback (test code, not product), answering the REST API v2 shapes `keyguard scan
@@ -48,7 +48,7 @@ export interface FakeConfluenceRequest {
   auth: string | undefined;
 }
 
-export class FakeConfluence {
+export class FakeConfluence extends LoopbackServer {
   readonly requests: FakeConfluenceRequest[] = [];
   spaces: FakeConfluenceSpace[] = [];
   /** Items a list page holds. */
@@ -58,22 +58,12 @@ export class FakeConfluence {
   rejectWith: number | undefined;
   /** The comments of this page id answer HTTP 500 (v2 error body). */
   brokenComments: string | undefined;
-  url = '';
-  private server: Server | undefined;
 
   constructor(
     private readonly email: string,
     private readonly token: string,
-  ) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.answer(req, res));
-    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((r) => this.server?.close(() => r()));
+  ) {
+    super();
   }
 
   reset(): void {
@@ -88,7 +78,7 @@ export class FakeConfluence {
     return this.requests.filter((r) => (typeof path === 'string' ? r.path === path : path.test(r.path)));
   }
 
-  private answer(req: IncomingMessage, res: ServerResponse) {
+  protected answer(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', this.url);
     const path = url.pathname;
     const p = url.searchParams;

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server';
 
 /**
  * A fake Jira Cloud site on loopback (test code, not product), answering the shapes of the platform REST API v3
@@ -49,7 +49,7 @@ export function adf(...lines: string[]): unknown {
   };
 }
 
-export class FakeJira {
+export class FakeJira extends LoopbackServer {
   readonly requests: FakeJiraRequest[] = [];
   issues: FakeJiraIssue[] = [];
   /** Issues a search page holds. */
@@ -68,24 +68,14 @@ export class FakeJira {
   rejectWith: number | undefined;
   /** The search answers HTTP 400 with this JQL error. */
   jqlError: string | undefined;
-  url = '';
-  private server: Server | undefined;
 
   constructor(
     private readonly email: string,
     private readonly token: string,
     /** The site's clock, for `updated >= "-Nm"` in the JQL. */
     private readonly now: Date,
-  ) {}
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.answer(req, res));
-    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((r) => this.server?.close(() => r()));
+  ) {
+    super();
   }
 
   reset(): void {
@@ -104,7 +94,7 @@ export class FakeJira {
     return this.requests.filter((r) => r.path === path);
   }
 
-  private answer(req: IncomingMessage, res: ServerResponse) {
+  protected answer(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', this.url);
     const path = url.pathname;
     this.requests.push({ path, params: url.searchParams, auth: req.headers.authorization });

@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { LoopbackServer } from './loopback-server';
 
 /**
  * A fake Slack Web API on loopback (test code, not product), answering in the documented shapes
@@ -63,7 +63,7 @@ export interface FakeSlackOptions {
 }
 
 /** A fake Slack workspace: its answers are built from `channels`, `threads` and `files`. */
-export class FakeSlack {
+export class FakeSlack extends LoopbackServer {
   readonly requests: FakeSlackRequest[] = [];
   /** Requests per method (429 answers included). */
   readonly counts = new Map<string, number>();
@@ -78,24 +78,13 @@ export class FakeSlack {
   rateLimitOnce: { method: string; retryAfter: string } | undefined;
   /** Called for every authorised request: a number of seconds answers HTTP 429 with that Retry-After. */
   rateLimit: ((method: string) => number | undefined) | undefined;
-  url = '';
-  private server: Server | undefined;
   private readonly pageSizes: FakeSlackPageSizes;
   private readonly record: boolean;
 
   constructor(private readonly opts: FakeSlackOptions) {
+    super();
     this.pageSizes = { channels: 2, history: 2, replies: 1, ...opts.pageSizes };
     this.record = opts.record ?? true;
-  }
-
-  async start(): Promise<void> {
-    this.server = createServer((req, res) => this.answer(req, res));
-    await new Promise<void>((r) => this.server?.listen(0, '127.0.0.1', r));
-    this.url = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  async stop(): Promise<void> {
-    await new Promise<void>((r) => this.server?.close(() => r()));
   }
 
   calls(method: string): FakeSlackRequest[] {
@@ -109,7 +98,7 @@ export class FakeSlack {
     return Number.isInteger(limit) && limit > 0 ? Math.min(limit, 1000) : 100;
   }
 
-  private answer(req: IncomingMessage, res: ServerResponse) {
+  protected answer(req: IncomingMessage, res: ServerResponse) {
     const url = new URL(req.url ?? '/', this.url);
     const method = url.pathname.replace(/^\/api\//, '').replace(/^\//, '');
     if (this.record)
