@@ -4,16 +4,29 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
-import { type PublisherOptions, ScanReportPublisher } from '../adapters/scan-report-publisher';
-import { readAtlassianCredentials, SourceTokenNotSetError } from '../adapters/source-token';
+import type { PublisherOptions } from '../adapters/scan-report-publisher';
+import { readAtlassianCredentials } from '../adapters/source-token';
 import { AtlassianAuthError } from '../cli/scan-sources/atlassian';
 import { ConfluenceSource } from '../cli/scan-sources/confluence';
-import type { TextSink } from '../cli/scan-sources/slack';
-import { ByteLeakScanner } from '../domain/leak-bytes';
-import { buildScanReports, type ReportableFinding } from '../domain/scan-report';
 import { type ConfluenceScheduleInput, ConfluenceScheduleInputSchema, formatIssues } from '../shared/config';
-import { type CollaborationScanStatus, SCHEDULED_SCANNER_VERSION } from './collaboration-scan-handler';
+import type { CollaborationScanStatus } from './collaboration-scan-handler';
 import { jiraMarkMs, jiraMarkOf } from './collaboration-scan-jira';
+import {
+  endRun,
+  findingsSink,
+  readScanSecret,
+  type ScanSourceNames,
+  tokenRejected,
+  unitReporter,
+  withLease,
+} from './collaboration-scan-unit';
+
+const CONFLUENCE: ScanSourceNames = {
+  source: 'confluence',
+  name: 'Confluence',
+  unit: 'space',
+  secretHolds: 'credentials',
+};
 
 /**
  * The scheduled Confluence scan (issue 15 §3, `leakDetection.confluence`): every run reads, in each space, the pages
@@ -98,7 +111,6 @@ export function createConfluenceScanHandler(
 ): (event: unknown, context: Context) => Promise<ConfluenceScanResult> {
   const now = rt.now ?? (() => new Date());
   const reserveMs = rt.reserveMs ?? 120_000;
-  const leaseMarginMs = rt.leaseMarginMs ?? 60_000;
   const { logger, metrics } = rt;
 
   async function scanConfluence(
@@ -121,40 +133,20 @@ export function createConfluenceScanHandler(
       });
     } catch (err) {
       if (!(err instanceof AtlassianAuthError)) throw err;
-      // The message names Confluence's answer (HTTP 401, 403…), never the token (SourceHttp redacts it).
-      logger.error('Confluence did not accept the credentials in its secret: nothing was scanned', {
-        source: 'confluence',
-        secret: input.secretArn,
-        reason: err.message,
-      });
-      metrics.addMetric('TokenRejected', MetricUnit.Count, 1);
+      // The message names Confluence's answer (HTTP 401, 403…).
+      tokenRejected(rt, CONFLUENCE, input.secretArn, err.message);
       return { ...result, status: 'token-rejected' };
     }
 
     const started = now();
     const marks = await rt.state.marks();
     const lookback = started.getTime() - input.initialLookbackHours * 3_600_000;
-    const publisher = new ScanReportPublisher(rt.eventBridge, rt.busArn, rt.publisher);
-    let found: ReportableFinding[] = [];
+    const reporter = unitReporter(rt, CONFLUENCE, result);
     let where = '';
-    const sink: TextSink = {
-      scan: (text) => {
-        const scan = new ByteLeakScanner({ now: started });
-        const bytes = typeof text === 'string' ? Buffer.from(text) : text;
-        // A line marked keyguard:allow is not reported, as in keyguard scan.
-        const findings = [...scan.write(bytes), ...scan.end()].filter((f) => !f.allowed);
-        return {
-          found: findings.length > 0,
-          take: (path) => {
-            for (const f of findings) found.push({ ...f, path });
-          },
-        };
-      },
-      fail: (at, reason) => {
-        result.readFailures += 1;
-        logger.warn('a Confluence read failed', { source: 'confluence', space: where, where: at, reason });
-      },
-    };
+    const { sink, take } = findingsSink(started, (at, reason) => {
+      result.readFailures += 1;
+      logger.warn('a Confluence read failed', { source: 'confluence', space: where, where: at, reason });
+    });
     const low = () => context.getRemainingTimeInMillis() < reserveMs;
 
     for (const key of input.spaces) {
@@ -166,49 +158,15 @@ export function createConfluenceScanHandler(
       const mark = marks.get(key)?.mark;
       const markMs = mark === undefined ? Number.NaN : jiraMarkMs(mark);
       const since = Number.isFinite(markMs) ? markMs : lookback;
-      found = [];
       const outcome = await source.scanSpace(sink, key, { since: new Date(since), stop: low });
       result.spaces += 1;
       if (outcome.stopped) result.stoppedEarly = true;
 
-      const reports = buildScanReports(found, {
-        version: SCHEDULED_SCANNER_VERSION,
-        scannedAt: now().toISOString(),
-      });
-      found = [];
-      let delivered = true;
-      if (reports.length > 0) {
-        const published = await publisher.publish(reports);
-        result.keysReported += published.sent.length;
-        result.keysUndelivered += published.undelivered.length;
-        for (const s of published.sent) {
-          const r = reports.find((x) => x.fingerprint === s.fingerprint);
-          logger.info('key found in Confluence reported to the governance bus', {
-            source: 'confluence',
-            space: key,
-            fingerprint: s.fingerprint,
-            redacted: r?.redacted,
-            locations: r?.locationCount,
-            eventId: s.eventId,
-          });
-        }
-        if (published.undelivered.length > 0) {
-          delivered = false;
-          logger.error(
-            'keys found in Confluence NOT delivered to the governance bus: the space is read again next run',
-            { source: 'confluence', space: key, undelivered: published.undelivered },
-          );
-        }
-      }
+      const delivered = await reporter.report(key, take());
       // Newest first: a space not read to its end says nothing of the older pages, so its mark stays.
       if (outcome.complete && delivered && outcome.newestModified !== undefined) {
         if (!Number.isFinite(markMs) || outcome.newestModified > markMs) {
-          if (await rt.state.advance(key, jiraMarkOf(outcome.newestModified), now())) result.marksMoved += 1;
-          else
-            logger.warn('a high-water mark was already past this run (another run scanned the space)', {
-              source: 'confluence',
-              space: key,
-            });
+          await reporter.advance(key, jiraMarkOf(outcome.newestModified));
         }
       }
       if (outcome.stopped) break;
@@ -218,50 +176,25 @@ export function createConfluenceScanHandler(
     result.comments = source.stats.comments;
     metrics.addMetric('SpacesScanned', MetricUnit.Count, result.spaces);
     metrics.addMetric('PagesScanned', MetricUnit.Count, result.pages + result.blogposts);
-    metrics.addMetric('KeysReported', MetricUnit.Count, result.keysReported);
-    metrics.addMetric('KeysUndelivered', MetricUnit.Count, result.keysUndelivered);
-    metrics.addMetric('ReadFailures', MetricUnit.Count, result.readFailures);
-    metrics.addMetric('RateLimitWait', MetricUnit.Seconds, Math.round(source.stats.waitedMs / 1000));
-    logger.info('Confluence scanned', {
-      ...result,
-      apiCalls: source.stats.calls,
-      rateLimited: source.stats.rateLimited,
-      waitedMs: source.stats.waitedMs,
-    });
+    endRun(rt, CONFLUENCE, result, result, source.stats);
     return result;
   }
 
   return async (event, context) => {
     // Checked before anything else: a wrong input is the stack's error, not a run to retry quietly.
     const input = confluenceScheduleInput(event);
-    const holder = context.awsRequestId;
-    const start = now();
-    const expires = new Date(start.getTime() + context.getRemainingTimeInMillis() + leaseMarginMs);
-    try {
-      if (!(await rt.state.acquire(holder, start, expires))) {
-        logger.warn('another run is scanning Confluence: this run does nothing', { source: 'confluence' });
-        metrics.addMetric('ScanLocked', MetricUnit.Count, 1);
-        return { status: 'locked', ...EMPTY };
-      }
-      try {
-        let credentials: { email: string; apiToken: string };
-        try {
-          credentials = await readAtlassianCredentials(rt.secrets, input.secretArn);
-        } catch (err) {
-          if (!(err instanceof SourceTokenNotSetError)) throw err;
-          logger.error('no Confluence credentials: nothing was scanned', {
-            source: 'confluence',
-            reason: err.message,
-          });
-          metrics.addMetric('TokenNotSet', MetricUnit.Count, 1);
-          return { status: 'token-not-set', ...EMPTY };
-        }
+    return withLease<ConfluenceScanResult>(
+      rt,
+      CONFLUENCE,
+      context,
+      { status: 'locked', ...EMPTY },
+      async () => {
+        const credentials = await readScanSecret(rt, CONFLUENCE, () =>
+          readAtlassianCredentials(rt.secrets, input.secretArn),
+        );
+        if (credentials === undefined) return { status: 'token-not-set', ...EMPTY };
         return await scanConfluence(input, credentials.email, credentials.apiToken, context);
-      } finally {
-        await rt.state.release(holder);
-      }
-    } finally {
-      metrics.publishStoredMetrics();
-    }
+      },
+    );
   };
 }

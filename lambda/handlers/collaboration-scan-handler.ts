@@ -4,11 +4,18 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
-import { type PublisherOptions, ScanReportPublisher } from '../adapters/scan-report-publisher';
-import { readSourceToken, SourceTokenNotSetError } from '../adapters/source-token';
-import { SlackAuthError, type SlackChannelDone, SlackSource, type TextSink } from '../cli/scan-sources/slack';
-import { ByteLeakScanner } from '../domain/leak-bytes';
-import { buildScanReports, type ReportableFinding } from '../domain/scan-report';
+import type { PublisherOptions } from '../adapters/scan-report-publisher';
+import { readSourceToken } from '../adapters/source-token';
+import { SlackAuthError, type SlackChannelDone, SlackSource } from '../cli/scan-sources/slack';
+import {
+  endRun,
+  findingsSink,
+  readScanSecret,
+  type ScanSourceNames,
+  tokenRejected,
+  unitReporter,
+  withLease,
+} from './collaboration-scan-unit';
 
 /**
  * The scheduled collaboration scan (issue 15 §3, `leakDetection.slack`): every run reads what is new in the Slack
@@ -27,8 +34,9 @@ import { buildScanReports, type ReportableFinding } from '../domain/scan-report'
  * queue every run. Failures of AWS calls (state table, PutEvents) are thrown: Lambda retries, then the failure queue.
  */
 
-/** The version reports carry in `scanner.version` (their `scanner.name` is that of the CLI). */
-export const SCHEDULED_SCANNER_VERSION = 'scheduled';
+export { SCHEDULED_SCANNER_VERSION } from './collaboration-scan-unit';
+
+const SLACK: ScanSourceNames = { source: 'slack', name: 'Slack', unit: 'channel', secretHolds: 'token' };
 
 export interface SlackScanSettings {
   /** SLACK_API_URL of a private or test deployment. @default https://slack.com/api */
@@ -91,7 +99,6 @@ export function createCollaborationScanHandler(
 ): (event: unknown, context: Context) => Promise<CollaborationScanResult> {
   const now = rt.now ?? (() => new Date());
   const reserveMs = rt.reserveMs ?? 120_000;
-  const leaseMarginMs = rt.leaseMarginMs ?? 60_000;
   const { logger, metrics } = rt;
 
   async function scanSlack(token: string, context: Context): Promise<CollaborationScanResult> {
@@ -104,83 +111,25 @@ export function createCollaborationScanHandler(
       });
     } catch (err) {
       if (!(err instanceof SlackAuthError)) throw err;
-      // The message names the Slack error (invalid_auth, token_revoked…), never the token (SourceHttp redacts it).
-      logger.error('Slack did not accept the token in its secret: nothing was scanned', {
-        source: 'slack',
-        secret: rt.slackSecretId,
-        reason: err.message,
-      });
-      metrics.addMetric('TokenRejected', MetricUnit.Count, 1);
+      // The message names the Slack error (invalid_auth, token_revoked…).
+      tokenRejected(rt, SLACK, rt.slackSecretId, err.message);
       return { ...result, status: 'token-rejected' };
     }
 
     const started = now();
     const marks = await rt.state.marks();
     const lookback = ((started.getTime() - rt.slack.initialLookbackHours * 3_600_000) / 1000).toFixed(6);
-    const publisher = new ScanReportPublisher(rt.eventBridge, rt.busArn, rt.publisher);
-    let found: ReportableFinding[] = [];
-    const sink: TextSink = {
-      scan: (text) => {
-        const scan = new ByteLeakScanner({ now: started });
-        const bytes = typeof text === 'string' ? Buffer.from(text) : text;
-        // A line marked keyguard:allow is not reported, as in keyguard scan.
-        const findings = [...scan.write(bytes), ...scan.end()].filter((f) => !f.allowed);
-        return {
-          found: findings.length > 0,
-          take: (path) => {
-            for (const f of findings) found.push({ ...f, path });
-          },
-        };
-      },
-      fail: (where, reason) => {
-        result.readFailures += 1;
-        logger.warn('a Slack read failed', { source: 'slack', where, reason });
-      },
-    };
+    const reporter = unitReporter(rt, SLACK, result);
+    const { sink, take } = findingsSink(started, (where, reason) => {
+      result.readFailures += 1;
+      logger.warn('a Slack read failed', { source: 'slack', where, reason });
+    });
 
     const onChannel = async (done: SlackChannelDone): Promise<void> => {
-      const findings = found;
-      found = [];
-      const reports = buildScanReports(findings, {
-        version: SCHEDULED_SCANNER_VERSION,
-        scannedAt: now().toISOString(),
-      });
-      let delivered = true;
-      if (reports.length > 0) {
-        const published = await publisher.publish(reports);
-        result.keysReported += published.sent.length;
-        result.keysUndelivered += published.undelivered.length;
-        for (const s of published.sent) {
-          const r = reports.find((x) => x.fingerprint === s.fingerprint);
-          logger.info('key found in Slack reported to the governance bus', {
-            source: 'slack',
-            channel: done.id,
-            fingerprint: s.fingerprint,
-            redacted: r?.redacted,
-            locations: r?.locationCount,
-            eventId: s.eventId,
-          });
-        }
-        if (published.undelivered.length > 0) {
-          delivered = false;
-          logger.error(
-            'keys found in Slack NOT delivered to the governance bus: the channel is read again next run',
-            {
-              source: 'slack',
-              channel: done.id,
-              undelivered: published.undelivered,
-            },
-          );
-        }
-      }
+      const delivered = await reporter.report(done.id, take());
       if (!done.complete) return; // its history was not read to the end: the mark stays, the next run reads again
       if (!delivered || !done.newest) return;
-      if (await rt.state.advance(done.id, done.newest, now(), done.name)) result.marksMoved += 1;
-      else
-        logger.warn('a high-water mark was already past this run (another run scanned the channel)', {
-          source: 'slack',
-          channel: done.id,
-        });
+      await reporter.advance(done.id, done.newest, done.name);
     };
 
     await source.scan(sink, {
@@ -197,46 +146,14 @@ export function createCollaborationScanHandler(
     result.messages = source.stats.messages + source.stats.replies;
     metrics.addMetric('ChannelsScanned', MetricUnit.Count, result.channels);
     metrics.addMetric('MessagesScanned', MetricUnit.Count, result.messages);
-    metrics.addMetric('KeysReported', MetricUnit.Count, result.keysReported);
-    metrics.addMetric('KeysUndelivered', MetricUnit.Count, result.keysUndelivered);
-    metrics.addMetric('ReadFailures', MetricUnit.Count, result.readFailures);
-    metrics.addMetric('RateLimitWait', MetricUnit.Seconds, Math.round(source.stats.waitedMs / 1000));
-    logger.info('Slack scanned', {
-      source: 'slack',
-      ...result,
-      apiCalls: source.stats.calls,
-      rateLimited: source.stats.rateLimited,
-      waitedMs: source.stats.waitedMs,
-    });
+    endRun(rt, SLACK, result, { source: 'slack', ...result }, source.stats);
     return result;
   }
 
-  return async (_event, context) => {
-    const holder = context.awsRequestId;
-    const start = now();
-    const expires = new Date(start.getTime() + context.getRemainingTimeInMillis() + leaseMarginMs);
-    try {
-      if (!(await rt.state.acquire(holder, start, expires))) {
-        logger.warn('another run is scanning Slack: this run does nothing', { source: 'slack' });
-        metrics.addMetric('ScanLocked', MetricUnit.Count, 1);
-        return { status: 'locked', ...EMPTY };
-      }
-      try {
-        let token: string;
-        try {
-          token = await readSourceToken(rt.secrets, rt.slackSecretId);
-        } catch (err) {
-          if (!(err instanceof SourceTokenNotSetError)) throw err;
-          logger.error('no Slack token: nothing was scanned', { source: 'slack', reason: err.message });
-          metrics.addMetric('TokenNotSet', MetricUnit.Count, 1);
-          return { status: 'token-not-set', ...EMPTY };
-        }
-        return await scanSlack(token, context);
-      } finally {
-        await rt.state.release(holder);
-      }
-    } finally {
-      metrics.publishStoredMetrics();
-    }
-  };
+  return (_event, context) =>
+    withLease<CollaborationScanResult>(rt, SLACK, context, { status: 'locked', ...EMPTY }, async () => {
+      const token = await readScanSecret(rt, SLACK, () => readSourceToken(rt.secrets, rt.slackSecretId));
+      if (token === undefined) return { status: 'token-not-set', ...EMPTY };
+      return await scanSlack(token, context);
+    });
 }

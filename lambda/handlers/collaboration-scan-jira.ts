@@ -5,14 +5,22 @@ import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
-import { type PublisherOptions, ScanReportPublisher } from '../adapters/scan-report-publisher';
-import { readAtlassianCredentials, SourceTokenNotSetError } from '../adapters/source-token';
+import type { PublisherOptions } from '../adapters/scan-report-publisher';
+import { readAtlassianCredentials } from '../adapters/source-token';
 import { AtlassianAuthError } from '../cli/scan-sources/atlassian';
 import { JiraSource, splitOrderBy } from '../cli/scan-sources/jira';
-import type { TextSink } from '../cli/scan-sources/slack';
-import { ByteLeakScanner } from '../domain/leak-bytes';
-import { buildScanReports, type ReportableFinding } from '../domain/scan-report';
-import { type CollaborationScanStatus, SCHEDULED_SCANNER_VERSION } from './collaboration-scan-handler';
+import type { CollaborationScanStatus } from './collaboration-scan-handler';
+import {
+  endRun,
+  findingsSink,
+  readScanSecret,
+  type ScanSourceNames,
+  tokenRejected,
+  unitReporter,
+  withLease,
+} from './collaboration-scan-unit';
+
+const JIRA: ScanSourceNames = { source: 'jira', name: 'Jira', unit: 'project', secretHolds: 'credentials' };
 
 /**
  * The scheduled Jira scan (issue 15 §3, `leakDetection.jira`): every run reads the issues updated since each
@@ -140,7 +148,6 @@ export function createJiraScanHandler(
 ): (event: unknown, context: Context) => Promise<JiraScanResult> {
   const now = rt.now ?? (() => new Date());
   const reserveMs = rt.reserveMs ?? 120_000;
-  const leaseMarginMs = rt.leaseMarginMs ?? 60_000;
   const { logger, metrics } = rt;
 
   async function scanJira(email: string, apiToken: string, context: Context): Promise<JiraScanResult> {
@@ -153,40 +160,20 @@ export function createJiraScanHandler(
       });
     } catch (err) {
       if (!(err instanceof AtlassianAuthError)) throw err;
-      // The message names Jira's answer (HTTP 401, 403…), never the token (SourceHttp redacts it).
-      logger.error('Jira did not accept the credentials in its secret: nothing was scanned', {
-        source: 'jira',
-        secret: rt.jiraSecretId,
-        reason: err.message,
-      });
-      metrics.addMetric('TokenRejected', MetricUnit.Count, 1);
+      // The message names Jira's answer (HTTP 401, 403…).
+      tokenRejected(rt, JIRA, rt.jiraSecretId, err.message);
       return { ...result, status: 'token-rejected' };
     }
 
     const started = now();
     const marks = await rt.state.marks();
     const lookback = started.getTime() - rt.jira.initialLookbackHours * 3_600_000;
-    const publisher = new ScanReportPublisher(rt.eventBridge, rt.busArn, rt.publisher);
-    let found: ReportableFinding[] = [];
+    const reporter = unitReporter(rt, JIRA, result);
     let where = '';
-    const sink: TextSink = {
-      scan: (text) => {
-        const scan = new ByteLeakScanner({ now: started });
-        const bytes = typeof text === 'string' ? Buffer.from(text) : text;
-        // A line marked keyguard:allow is not reported, as in keyguard scan.
-        const findings = [...scan.write(bytes), ...scan.end()].filter((f) => !f.allowed);
-        return {
-          found: findings.length > 0,
-          take: (path) => {
-            for (const f of findings) found.push({ ...f, path });
-          },
-        };
-      },
-      fail: (at, reason) => {
-        result.readFailures += 1;
-        logger.warn('a Jira read failed', { source: 'jira', project: where, where: at, reason });
-      },
-    };
+    const { sink, take } = findingsSink(started, (at, reason) => {
+      result.readFailures += 1;
+      logger.warn('a Jira read failed', { source: 'jira', project: where, where: at, reason });
+    });
 
     for (const target of jiraTargets(rt.jira)) {
       if (context.getRemainingTimeInMillis() < reserveMs) {
@@ -197,7 +184,6 @@ export function createJiraScanHandler(
       const mark = marks.get(target.id)?.mark;
       const markMs = mark === undefined ? Number.NaN : jiraMarkMs(mark);
       const since = Number.isFinite(markMs) ? markMs - JIRA_MARK_OVERLAP_MS : lookback;
-      found = [];
       const outcome = await source.scan(sink, {
         jql: target.jql,
         since: new Date(since),
@@ -207,35 +193,7 @@ export function createJiraScanHandler(
       result.projects += 1;
       if (outcome.stopped) result.stoppedEarly = true;
 
-      const reports = buildScanReports(found, {
-        version: SCHEDULED_SCANNER_VERSION,
-        scannedAt: now().toISOString(),
-      });
-      found = [];
-      let delivered = true;
-      if (reports.length > 0) {
-        const published = await publisher.publish(reports);
-        result.keysReported += published.sent.length;
-        result.keysUndelivered += published.undelivered.length;
-        for (const s of published.sent) {
-          const r = reports.find((x) => x.fingerprint === s.fingerprint);
-          logger.info('key found in Jira reported to the governance bus', {
-            source: 'jira',
-            project: target.id,
-            fingerprint: s.fingerprint,
-            redacted: r?.redacted,
-            locations: r?.locationCount,
-            eventId: s.eventId,
-          });
-        }
-        if (published.undelivered.length > 0) {
-          delivered = false;
-          logger.error(
-            'keys found in Jira NOT delivered to the governance bus: the project is read again next run',
-            { source: 'jira', project: target.id, undelivered: published.undelivered },
-          );
-        }
-      }
+      const delivered = await reporter.report(target.id, take());
       // A search not read to its end says nothing of the issues after it: the mark stays, the next run reads again.
       // Except one stopped for time in `updated` order: every issue up to the newest read was read, so the mark moves
       // there and the next run goes on from it.
@@ -246,58 +204,25 @@ export function createJiraScanHandler(
       }
       // Re-reading the mark's minute finds the mark's own issue again: only a newer `updated` moves it.
       if (Number.isFinite(markMs) && outcome.newestUpdated <= markMs) continue;
-      if (await rt.state.advance(target.id, jiraMarkOf(outcome.newestUpdated), now())) result.marksMoved += 1;
-      else
-        logger.warn('a high-water mark was already past this run (another run scanned the project)', {
-          source: 'jira',
-          project: target.id,
-        });
+      await reporter.advance(target.id, jiraMarkOf(outcome.newestUpdated));
       if (outcome.stopped) break;
     }
     result.issues = source.stats.issues;
     result.comments = source.stats.comments;
     metrics.addMetric('ProjectsScanned', MetricUnit.Count, result.projects);
     metrics.addMetric('IssuesScanned', MetricUnit.Count, result.issues);
-    metrics.addMetric('KeysReported', MetricUnit.Count, result.keysReported);
-    metrics.addMetric('KeysUndelivered', MetricUnit.Count, result.keysUndelivered);
-    metrics.addMetric('ReadFailures', MetricUnit.Count, result.readFailures);
-    metrics.addMetric('RateLimitWait', MetricUnit.Seconds, Math.round(source.stats.waitedMs / 1000));
-    logger.info('Jira scanned', {
-      ...result,
-      apiCalls: source.stats.calls,
-      rateLimited: source.stats.rateLimited,
-      waitedMs: source.stats.waitedMs,
-    });
+    endRun(rt, JIRA, result, result, source.stats);
     return result;
   }
 
   return async (_event, context) => {
-    const holder = context.awsRequestId;
-    const start = now();
-    const expires = new Date(start.getTime() + context.getRemainingTimeInMillis() + leaseMarginMs);
-    try {
-      if (!(await rt.state.acquire(holder, start, expires))) {
-        logger.warn('another run is scanning Jira: this run does nothing', { source: 'jira' });
-        metrics.addMetric('ScanLocked', MetricUnit.Count, 1);
-        return { status: 'locked', ...EMPTY };
-      }
-      try {
-        let credentials: { email: string; apiToken: string };
-        try {
-          credentials = await readAtlassianCredentials(rt.secrets, rt.jiraSecretId);
-        } catch (err) {
-          if (!(err instanceof SourceTokenNotSetError)) throw err;
-          logger.error('no Jira credentials: nothing was scanned', { source: 'jira', reason: err.message });
-          metrics.addMetric('TokenNotSet', MetricUnit.Count, 1);
-          return { status: 'token-not-set', ...EMPTY };
-        }
-        return await scanJira(credentials.email, credentials.apiToken, context);
-      } finally {
-        await rt.state.release(holder);
-      }
-    } finally {
-      metrics.publishStoredMetrics();
-    }
+    return withLease<JiraScanResult>(rt, JIRA, context, { status: 'locked', ...EMPTY }, async () => {
+      const credentials = await readScanSecret(rt, JIRA, () =>
+        readAtlassianCredentials(rt.secrets, rt.jiraSecretId),
+      );
+      if (credentials === undefined) return { status: 'token-not-set', ...EMPTY };
+      return await scanJira(credentials.email, credentials.apiToken, context);
+    });
   };
 }
 
