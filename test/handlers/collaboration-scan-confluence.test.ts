@@ -1,29 +1,26 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  CollaborationScanState,
-  collaborationScanStateTableDefinition,
-  LEASE_ID,
-} from '../../lambda/adapters/collaboration-scan-state';
-import {
-  type EmbeddedDynamo,
-  ensureTables,
-  startEmbeddedDynamo,
-} from '../../lambda/adapters/embedded-dynamodb';
+import { CollaborationScanState, LEASE_ID } from '../../lambda/adapters/collaboration-scan-state';
+import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import { type ScanReportDetail, ScanReportDetailSchema } from '../../lambda/domain/scan-report';
 import {
   type ConfluenceScanRuntime,
   createConfluenceScanHandler,
 } from '../../lambda/handlers/collaboration-scan-confluence';
 import { jiraMarkOf, routeCollaborationScan } from '../../lambda/handlers/collaboration-scan-jira';
-import { type Capture, captureOutput } from '../support/capture';
+import {
+  acceptPutEvents,
+  busDetails,
+  busEntries,
+  captureEachTest,
+  clearScanState,
+  emfMetric,
+  scanContext,
+  scanRuntimeBase,
+  useScanState,
+} from '../support/collaboration-scan-harness';
 import { scanAll } from '../support/dynamo';
-import { lambdaContext } from '../support/events';
 import { FakeConfluence, type FakeConfluencePage } from '../support/fake-confluence';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
@@ -57,18 +54,8 @@ const INPUT = {
 const confluence = new FakeConfluence(EMAIL, API_TOKEN);
 const secrets = mockClient(SecretsManagerClient);
 const eventBridge = mockClient(EventBridgeClient);
-let db: EmbeddedDynamo;
-let out: Capture;
-
-beforeAll(async () => {
-  await confluence.start();
-  db = await startEmbeddedDynamo();
-  await ensureTables(db.client, [collaborationScanStateTableDefinition(TABLE)]);
-});
-afterAll(async () => {
-  await confluence.stop();
-  await db.close();
-});
+const db = useScanState(confluence, TABLE, startEmbeddedDynamo);
+const out = captureEachTest();
 
 function page(id: string, minutesAgo: number, storage: string, comment?: string): FakeConfluencePage {
   return {
@@ -82,16 +69,12 @@ function page(id: string, minutesAgo: number, storage: string, comment?: string)
 }
 
 beforeEach(async () => {
-  out = captureOutput();
   secrets.reset();
   eventBridge.reset();
   secrets
     .on(GetSecretValueCommand)
     .resolves({ ARN: SECRET_ARN, SecretString: JSON.stringify({ email: EMAIL, apiToken: API_TOKEN }) });
-  eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
-    FailedEntryCount: 0,
-    Entries: input.Entries.map((_, i) => ({ EventId: `evt-${i}` })),
-  }));
+  acceptPutEvents(eventBridge);
   confluence.reset();
   confluence.spaces = [
     {
@@ -106,60 +89,35 @@ beforeEach(async () => {
     },
     { id: '102', key: 'SEC', pages: [page('9', 180, 'nothing here')] },
   ];
-  for (const item of await scanAll(db, TABLE))
-    await db.doc.send(new DeleteCommand({ TableName: TABLE, Key: { source: item.source, id: item.id } }));
+  await clearScanState(db(), TABLE);
 });
-afterEach(() => out.restore());
 
 function runtime(over: Partial<ConfluenceScanRuntime> = {}): ConfluenceScanRuntime {
   return {
-    secrets: new SecretsManagerClient({ region: 'us-east-1' }),
-    state: new CollaborationScanState(db.doc, TABLE, 'confluence'),
-    eventBridge: new EventBridgeClient({ region: 'us-east-1' }),
-    busArn: BUS,
-    logger: new Logger({ serviceName: 'keyguard-collaboration-scan' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-collaboration-scan' }),
-    now: () => NOW,
-    sleep: async () => undefined,
+    ...scanRuntimeBase(db(), { table: TABLE, source: 'confluence', now: NOW, busArn: BUS }),
     publisher: { sleep: async () => undefined },
     connectTo: (site) => (site === SITE ? confluence.url : 'http://127.0.0.1:9'),
     ...over,
   };
 }
 
-function context(remaining: () => number = () => 600_000): Context {
-  return { ...lambdaContext(), getRemainingTimeInMillis: remaining };
-}
-
-function putEntries(): PutEventsRequestEntry[] {
-  return eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
-}
-
-function details(): ScanReportDetail[] {
-  return putEntries().map((e) => JSON.parse(e.Detail ?? '{}') as ScanReportDetail);
-}
+const putEntries = (): PutEventsRequestEntry[] => busEntries(eventBridge);
+const details = (): ScanReportDetail[] => busDetails(eventBridge);
 
 async function marks(): Promise<Record<string, string>> {
   return Object.fromEntries(
-    (await scanAll(db, TABLE))
+    (await scanAll(db(), TABLE))
       .filter((i) => i.id !== LEASE_ID)
       .map((i) => [`${i.source}/${i.id}`, i.mark as string]),
   );
 }
 
-function metric(name: string): number | undefined {
-  for (const line of out.lines()) {
-    const aws = line._aws as { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> } | undefined;
-    if (aws?.CloudWatchMetrics?.some((m) => m.Metrics.some((x) => x.Name === name)))
-      return line[name] as number;
-  }
-  return undefined;
-}
+const metric = (name: string): number | undefined => emfMetric(out, name);
 
 describe('scheduled Confluence scan', () => {
   it('reports what the lookback holds per space, with the page and comment links, then moves each mark', async () => {
     // Act
-    const result = await createConfluenceScanHandler(runtime())(INPUT, context());
+    const result = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     // Assess
     expect(result).toMatchObject({
       source: 'confluence',
@@ -192,10 +150,10 @@ describe('scheduled Confluence scan', () => {
 
   it('the next run reads from each mark: nothing new is reported but the mark page again, no mark moves; a later edit is reported and moves its mark', async () => {
     // Prepare
-    await createConfluenceScanHandler(runtime())(INPUT, context());
+    await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     eventBridge.resetHistory();
     // Act
-    const again = await createConfluenceScanHandler(runtime())(INPUT, context());
+    const again = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     // Assess: only page 2 (the mark's own page) is read again; the leak function records its key once
     expect(again).toMatchObject({ status: 'scanned', pages: 2, keysReported: 1, marksMoved: 0 });
     expect(details().map((d) => d.kind)).toEqual(['SHORT_TERM']);
@@ -204,7 +162,7 @@ describe('scheduled Confluence scan', () => {
     const eng = confluence.spaces[0]?.pages as FakeConfluencePage[];
     (eng[0] as FakeConfluencePage).modifiedAt = at(10);
     (eng[0] as FakeConfluencePage).storage = `<p>again ${LATER}</p>`;
-    const third = await createConfluenceScanHandler(runtime())(INPUT, context());
+    const third = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     // Assess
     expect(third).toMatchObject({ marksMoved: 1 });
     expect(details().map((d) => d.longTerm?.accountId)).toContain('444455556666');
@@ -226,7 +184,7 @@ describe('scheduled Confluence scan', () => {
     // Act
     const result = await createConfluenceScanHandler(runtime())(
       INPUT,
-      context(() => (++calls > 2 ? 60_000 : 600_000)),
+      scanContext(() => (++calls > 2 ? 60_000 : 600_000)),
     );
     // Assess: newest first, pages 4 and 3 read; page 1 (the key) is not reached; SEC not started
     expect(result).toMatchObject({
@@ -244,7 +202,7 @@ describe('scheduled Confluence scan', () => {
     // Prepare
     confluence.brokenComments = '2';
     // Act
-    const result = await createConfluenceScanHandler(runtime())(INPUT, context());
+    const result = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     // Assess: page 1's key is reported; ENG's mark does not move (read again next run), SEC's does
     expect(result).toMatchObject({ status: 'scanned', keysReported: 1, marksMoved: 1 });
     expect(result.readFailures).toBeGreaterThan(0);
@@ -256,10 +214,13 @@ describe('scheduled Confluence scan', () => {
   it('a schedule input that does not match the config schema is refused before the secret is read', async () => {
     // Act / Assess
     await expect(
-      createConfluenceScanHandler(runtime())({ ...INPUT, siteUrl: 'http://acme.atlassian.net' }, context()),
+      createConfluenceScanHandler(runtime())(
+        { ...INPUT, siteUrl: 'http://acme.atlassian.net' },
+        scanContext(),
+      ),
     ).rejects.toThrow('the Confluence schedule input: siteUrl: got "http://acme.atlassian.net"');
     await expect(
-      createConfluenceScanHandler(runtime())({ ...INPUT, spaces: ['ENG', 'ENG'] }, context()),
+      createConfluenceScanHandler(runtime())({ ...INPUT, spaces: ['ENG', 'ENG'] }, scanContext()),
     ).rejects.toThrow('spaces.1: got "ENG"; listed twice');
     expect(secrets.commandCalls(GetSecretValueCommand)).toHaveLength(0);
     expect(confluence.requests).toHaveLength(0);
@@ -274,7 +235,7 @@ describe('scheduled Confluence scan', () => {
       // Prepare
       prepare();
       // Act
-      const result = await createConfluenceScanHandler(runtime())(INPUT, context());
+      const result = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
       // Assess
       expect(result.status).toBe('token-not-set');
       expect(confluence.requests).toHaveLength(0);
@@ -283,7 +244,7 @@ describe('scheduled Confluence scan', () => {
       expect(errors[0]?.message).toBe('no Confluence credentials: nothing was scanned');
       expect(errors[0]?.reason).toContain(`aws secretsmanager put-secret-value --secret-id ${SECRET_ARN}`);
       expect(metric('TokenNotSet')).toBe(1);
-      const state = new CollaborationScanState(db.doc, TABLE, 'confluence');
+      const state = new CollaborationScanState(db().doc, TABLE, 'confluence');
       expect(await state.acquire('next', NOW, new Date(NOW.getTime() + 1000))).toBe(true);
     },
   );
@@ -292,7 +253,7 @@ describe('scheduled Confluence scan', () => {
     // Prepare
     confluence.rejectWith = 401;
     // Act
-    const result = await createConfluenceScanHandler(runtime())(INPUT, context());
+    const result = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     // Assess
     expect(result.status).toBe('token-rejected');
     const errors = out.lines().filter((l) => l.level === 'ERROR');
@@ -305,10 +266,10 @@ describe('scheduled Confluence scan', () => {
 
   it('an overlapping run finds the confluence lease held and does nothing', async () => {
     // Prepare
-    const state = new CollaborationScanState(db.doc, TABLE, 'confluence');
+    const state = new CollaborationScanState(db().doc, TABLE, 'confluence');
     expect(await state.acquire('other-request', NOW, new Date(NOW.getTime() + 600_000))).toBe(true);
     // Act
-    const locked = await createConfluenceScanHandler(runtime())(INPUT, context());
+    const locked = await createConfluenceScanHandler(runtime())(INPUT, scanContext());
     // Assess
     expect(locked.status).toBe('locked');
     expect(confluence.requests).toHaveLength(0);
@@ -321,9 +282,9 @@ describe('scheduled Confluence scan', () => {
       confluence: createConfluenceScanHandler(runtime()),
     });
     // Act
-    const result = await route(INPUT, context());
+    const result = await route(INPUT, scanContext());
     // Assess
     expect(result).toMatchObject({ source: 'confluence', status: 'scanned' });
-    expect(await route({ source: 'jira' }, context())).toBe('jira');
+    expect(await route({ source: 'jira' }, scanContext())).toBe('jira');
   });
 });

@@ -1,24 +1,21 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { CloudTrailClient } from '@aws-sdk/client-cloudtrail';
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { IAMClient, UpdateServiceSpecificCredentialCommand } from '@aws-sdk/client-iam';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { PublishCommand, SNSClient } from '@aws-sdk/client-sns';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  CollaborationScanState,
-  collaborationScanStateTableDefinition,
-} from '../../lambda/adapters/collaboration-scan-state';
-import { type EmbeddedDynamo, ensureTables } from '../../lambda/adapters/embedded-dynamodb';
-import type { Decision } from '../../lambda/domain/types';
 import { createJiraScanHandler } from '../../lambda/handlers/collaboration-scan-jira';
-import { createLeakHandler } from '../../lambda/handlers/leak-handler';
-import { type Capture, captureOutput } from '../support/capture';
-import { scanAll, startTestDynamo } from '../support/dynamo';
-import { ACCOUNT, lambdaContext } from '../support/events';
+import {
+  acceptPutEvents,
+  captureEachTest,
+  leakOverTheBus,
+  scanContext,
+  scanRuntimeBase,
+  useScanState,
+} from '../support/collaboration-scan-harness';
+import { startTestDynamo } from '../support/dynamo';
 import { adf, FakeJira } from '../support/fake-jira';
-import { leakRuntime, longTermKeyOf, mockGovernedUser } from '../support/leak-harness';
+import { longTermKeyOf, mockGovernedUser } from '../support/leak-harness';
 import { leakedFragments } from '../support/secrets';
 
 /**
@@ -42,22 +39,8 @@ const cloudtrail = mockClient(CloudTrailClient);
 const secrets = mockClient(SecretsManagerClient);
 const eventBridge = mockClient(EventBridgeClient);
 const jira = new FakeJira(EMAIL, API_TOKEN, NOW);
-let db: EmbeddedDynamo;
-let out: Capture;
-
-beforeAll(async () => {
-  await jira.start();
-  db = await startTestDynamo();
-  await ensureTables(db.client, [collaborationScanStateTableDefinition(TABLE)]);
-});
-afterAll(async () => {
-  await jira.stop();
-  await db.close();
-});
-beforeEach(() => {
-  out = captureOutput();
-});
-afterEach(() => out.restore());
+const db = useScanState(jira, TABLE, startTestDynamo);
+const out = captureEachTest();
 
 it('a key pasted in a Jira comment ends in one LEAKED decision at its link; the next run reports it again and nothing more is recorded', async () => {
   // Prepare
@@ -65,10 +48,7 @@ it('a key pasted in a Jira comment ends in one LEAKED decision at its link; the 
   secrets
     .on(GetSecretValueCommand)
     .resolves({ SecretString: JSON.stringify({ email: EMAIL, apiToken: API_TOKEN }) });
-  eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
-    FailedEntryCount: 0,
-    Entries: input.Entries.map((_, i) => ({ EventId: `evt-${i}` })),
-  }));
+  acceptPutEvents(eventBridge);
   const posted = new Date(NOW.getTime() - 30 * 60_000).toISOString();
   jira.issues = [
     {
@@ -88,43 +68,12 @@ it('a key pasted in a Jira comment ends in one LEAKED decision at its link; the 
     },
   ];
   const scan = createJiraScanHandler({
-    secrets: new SecretsManagerClient({ region: 'us-east-1' }),
+    ...scanRuntimeBase(db(), { table: TABLE, source: 'jira', now: NOW }),
     jiraSecretId: 'arn:aws:secretsmanager:us-east-1:111122223333:secret:jira-AbCdEf',
     jira: { site: jira.url, projects: ['OPS'], initialLookbackHours: 24 },
-    state: new CollaborationScanState(db.doc, TABLE, 'jira'),
-    eventBridge: new EventBridgeClient({ region: 'us-east-1' }),
-    busArn: `arn:aws:events:us-east-1:${ACCOUNT}:event-bus/bedrock-key-guard-governance`,
-    logger: new Logger({ serviceName: 'keyguard-collaboration-scan' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-collaboration-scan' }),
-    now: () => NOW,
-    sleep: async () => undefined,
   });
-  const context = { ...lambdaContext(), getRemainingTimeInMillis: () => 600_000 };
-  const rt = await leakRuntime(db, {
-    fetch: async () => new Response('{}', { status: 200 }),
-    now: NOW,
-    probeTimeoutMs: 500,
-  });
-  const leak = createLeakHandler(rt);
-  /** Each entry put so far, delivered to the leak function as the rule delivers it. */
-  const deliver = async () => {
-    const entries = eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
-    eventBridge.resetHistory();
-    for (const [i, e] of entries.entries())
-      await leak({
-        id: `delivery-${i}-${e.Detail?.length}`,
-        source: e.Source,
-        'detail-type': e.DetailType,
-        account: ACCOUNT,
-        time: NOW.toISOString(),
-        detail: JSON.parse(e.Detail as string),
-      });
-    return entries.length;
-  };
-  const decisions = async () =>
-    (await scanAll(db, rt.decisionsTable)).filter(
-      (i) => !String(i.pk).startsWith('chain#'),
-    ) as unknown as Decision[];
+  const context = scanContext();
+  const { deliver, decisions } = await leakOverTheBus(db(), eventBridge, NOW);
 
   // Act: a scheduled run, its reports delivered
   await scan({}, context);

@@ -1,20 +1,9 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
 import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  CollaborationScanState,
-  collaborationScanStateTableDefinition,
-  LEASE_ID,
-} from '../../lambda/adapters/collaboration-scan-state';
-import {
-  type EmbeddedDynamo,
-  ensureTables,
-  startEmbeddedDynamo,
-} from '../../lambda/adapters/embedded-dynamodb';
+import { CollaborationScanState, LEASE_ID } from '../../lambda/adapters/collaboration-scan-state';
+import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import {
   SCAN_REPORT_DETAIL_TYPE,
   SCAN_REPORT_SOURCE,
@@ -29,9 +18,18 @@ import {
   routeCollaborationScan,
 } from '../../lambda/handlers/collaboration-scan-jira';
 import { containsKeyMaterial } from '../../lambda/shared/redact';
-import { type Capture, captureOutput } from '../support/capture';
+import {
+  acceptPutEvents,
+  busDetails,
+  busEntries,
+  captureEachTest,
+  clearScanState,
+  emfMetric,
+  scanContext,
+  scanRuntimeBase,
+  useScanState,
+} from '../support/collaboration-scan-harness';
 import { scanAll } from '../support/dynamo';
-import { lambdaContext } from '../support/events';
 import { adf, FakeJira, type FakeJiraIssue } from '../support/fake-jira';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
@@ -58,18 +56,8 @@ const SECRETS = [LONG, SHORT, LATER, OLD, API_TOKEN];
 const jira = new FakeJira(EMAIL, API_TOKEN, NOW);
 const secrets = mockClient(SecretsManagerClient);
 const eventBridge = mockClient(EventBridgeClient);
-let db: EmbeddedDynamo;
-let out: Capture;
-
-beforeAll(async () => {
-  await jira.start();
-  db = await startEmbeddedDynamo();
-  await ensureTables(db.client, [collaborationScanStateTableDefinition(TABLE)]);
-});
-afterAll(async () => {
-  await jira.stop();
-  await db.close();
-});
+const db = useScanState(jira, TABLE, startEmbeddedDynamo);
+const out = captureEachTest();
 
 function issue(key: string, minutesAgo: number, description: string, comment?: string): FakeJiraIssue {
   return {
@@ -93,16 +81,12 @@ function issue(key: string, minutesAgo: number, description: string, comment?: s
 }
 
 beforeEach(async () => {
-  out = captureOutput();
   secrets.reset();
   eventBridge.reset();
   secrets
     .on(GetSecretValueCommand)
     .resolves({ ARN: SECRET_ARN, SecretString: JSON.stringify({ email: EMAIL, apiToken: API_TOKEN }) });
-  eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
-    FailedEntryCount: 0,
-    Entries: input.Entries.map((_, i) => ({ EventId: `evt-${i}` })),
-  }));
+  acceptPutEvents(eventBridge);
   jira.reset();
   jira.issues = [];
   jira.issues = [
@@ -112,56 +96,31 @@ beforeEach(async () => {
     issue('OPS-3', 60, 'see comment', `oops ${SHORT}`),
     issue('SEC-1', 180, 'nothing here'),
   ];
-  for (const item of await scanAll(db, TABLE))
-    await db.doc.send(new DeleteCommand({ TableName: TABLE, Key: { source: item.source, id: item.id } }));
+  await clearScanState(db(), TABLE);
 });
-afterEach(() => out.restore());
 
 function runtime(over: Partial<JiraScanRuntime> = {}): JiraScanRuntime {
   return {
-    secrets: new SecretsManagerClient({ region: 'us-east-1' }),
+    ...scanRuntimeBase(db(), { table: TABLE, source: 'jira', now: NOW, busArn: BUS }),
     jiraSecretId: SECRET_ARN,
     jira: { site: jira.url, projects: ['OPS', 'SEC'], initialLookbackHours: 24 },
-    state: new CollaborationScanState(db.doc, TABLE, 'jira'),
-    eventBridge: new EventBridgeClient({ region: 'us-east-1' }),
-    busArn: BUS,
-    logger: new Logger({ serviceName: 'keyguard-collaboration-scan' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-collaboration-scan' }),
-    now: () => NOW,
-    sleep: async () => undefined,
     publisher: { sleep: async () => undefined },
     ...over,
   };
 }
 
-function context(remainingMs = 600_000): Context {
-  return { ...lambdaContext(), getRemainingTimeInMillis: () => remainingMs };
-}
-
-function putEntries(): PutEventsRequestEntry[] {
-  return eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
-}
-
-function details(): ScanReportDetail[] {
-  return putEntries().map((e) => JSON.parse(e.Detail ?? '{}') as ScanReportDetail);
-}
+const putEntries = (): PutEventsRequestEntry[] => busEntries(eventBridge);
+const details = (): ScanReportDetail[] => busDetails(eventBridge);
 
 async function marks(): Promise<Record<string, string>> {
   return Object.fromEntries(
-    (await scanAll(db, TABLE))
+    (await scanAll(db(), TABLE))
       .filter((i) => i.id !== LEASE_ID)
       .map((i) => [`${i.source}/${i.id}`, i.mark as string]),
   );
 }
 
-function metric(name: string): number | undefined {
-  for (const line of out.lines()) {
-    const aws = line._aws as { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> } | undefined;
-    if (aws?.CloudWatchMetrics?.some((m) => m.Metrics.some((x) => x.Name === name)))
-      return line[name] as number;
-  }
-  return undefined;
-}
+const metric = (name: string): number | undefined => emfMetric(out, name);
 
 function searches(): string[] {
   return jira.calls('/rest/api/3/search/jql').map((r) => r.params.get('jql') ?? '');
@@ -170,7 +129,7 @@ function searches(): string[] {
 describe('scheduled Jira scan', () => {
   it('reports what the lookback holds per project, once, with the issue and comment links, and moves each mark', async () => {
     // Act
-    const result = await createJiraScanHandler(runtime())({}, context());
+    const result = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result).toMatchObject({
       source: 'jira',
@@ -205,11 +164,11 @@ describe('scheduled Jira scan', () => {
 
   it('the next run reads from each mark minus one minute: only the mark minute is reported again, marks stay; a later update is reported and moves its mark', async () => {
     // Prepare
-    await createJiraScanHandler(runtime())({}, context());
+    await createJiraScanHandler(runtime())({}, scanContext());
     eventBridge.resetHistory();
     jira.requests.length = 0;
     // Act
-    const again = await createJiraScanHandler(runtime())({}, context());
+    const again = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess: OPS's mark is 60 minutes old, read from 61; SEC's 180, from 181
     expect(searches()).toEqual([
       '(project = "OPS") AND updated >= "-61m" ORDER BY updated ASC',
@@ -223,7 +182,7 @@ describe('scheduled Jira scan', () => {
     const ops1 = jira.issues[0] as FakeJiraIssue;
     ops1.updated = at(10);
     ops1.comments.push({ id: '901', body: adf(`again ${LATER}`), created: at(10) });
-    const third = await createJiraScanHandler(runtime())({}, context());
+    const third = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess: the new comment's key is reported (with what the re-read issues still hold) and OPS's mark moves
     expect(third).toMatchObject({ marksMoved: 1 });
     expect(details().map((d) => d.longTerm?.accountId)).toContain('444455556666');
@@ -235,7 +194,7 @@ describe('scheduled Jira scan', () => {
     // Act
     const result = await createJiraScanHandler(
       runtime({ jira: { site: jira.url, jql: 'labels = public', initialLookbackHours: 2 } }),
-    )({}, context());
+    )({}, scanContext());
     // Assess
     expect(searches()).toEqual(['(labels = public) AND updated >= "-120m" ORDER BY updated ASC']);
     expect(result).toMatchObject({ projects: 1, keysReported: 2, marksMoved: 1 });
@@ -264,7 +223,7 @@ describe('scheduled Jira scan', () => {
       runtime({
         jira: { site: jira.url, projects: ['OPS', 'SEC'], jql: 'labels = public', initialLookbackHours: 24 },
       }),
-    )({}, context());
+    )({}, scanContext());
     // Assess
     expect(searches()[0]).toBe(
       '(project = "OPS" AND (labels = public)) AND updated >= "-1440m" ORDER BY updated ASC',
@@ -279,7 +238,7 @@ describe('scheduled Jira scan', () => {
     jira.searchPage = 1;
     jira.malformedSearch = Buffer.from('page-1').toString('base64url');
     // Act
-    const result = await createJiraScanHandler(runtime())({}, context());
+    const result = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result).toMatchObject({ status: 'scanned', readFailures: 1, marksMoved: 1, keysReported: 1 });
     expect(await marks()).toEqual({ 'jira/SEC': jiraMarkOf(Date.parse(at(180))) });
@@ -295,7 +254,7 @@ describe('scheduled Jira scan', () => {
       Entries: [{ ErrorCode: 'ThrottlingException', ErrorMessage: 'slow down' }],
     });
     // Act
-    const result = await createJiraScanHandler(runtime())({}, context());
+    const result = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result).toMatchObject({ keysUndelivered: 2, marksMoved: 1 });
     expect(await marks()).toEqual({ 'jira/SEC': jiraMarkOf(Date.parse(at(180))) });
@@ -326,7 +285,7 @@ describe('scheduled Jira scan', () => {
       // Prepare
       prepare();
       // Act
-      const result = await createJiraScanHandler(runtime())({}, context());
+      const result = await createJiraScanHandler(runtime())({}, scanContext());
       // Assess
       expect(result.status).toBe('token-not-set');
       expect(jira.requests).toHaveLength(0);
@@ -338,7 +297,7 @@ describe('scheduled Jira scan', () => {
       );
       expect(metric('TokenNotSet')).toBe(1);
       expect(out.text()).not.toContain(API_TOKEN);
-      const state = new CollaborationScanState(db.doc, TABLE, 'jira');
+      const state = new CollaborationScanState(db().doc, TABLE, 'jira');
       expect(await state.acquire('next', NOW, new Date(NOW.getTime() + 1000))).toBe(true);
     },
   );
@@ -347,7 +306,7 @@ describe('scheduled Jira scan', () => {
     // Prepare
     jira.rejectWith = 401;
     // Act
-    const result = await createJiraScanHandler(runtime())({}, context());
+    const result = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result.status).toBe('token-rejected');
     const errors = out.lines().filter((l) => l.level === 'ERROR');
@@ -360,18 +319,18 @@ describe('scheduled Jira scan', () => {
 
   it('an overlapping run finds the jira lease held and does nothing (the slack lease is another)', async () => {
     // Prepare
-    const state = new CollaborationScanState(db.doc, TABLE, 'jira');
+    const state = new CollaborationScanState(db().doc, TABLE, 'jira');
     expect(await state.acquire('other-request', NOW, new Date(NOW.getTime() + 600_000))).toBe(true);
-    const slackState = new CollaborationScanState(db.doc, TABLE, 'slack');
+    const slackState = new CollaborationScanState(db().doc, TABLE, 'slack');
     expect(await slackState.acquire('slack-run', NOW, new Date(NOW.getTime() + 600_000))).toBe(true);
     // Act
-    const locked = await createJiraScanHandler(runtime())({}, context());
+    const locked = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess
     expect(locked.status).toBe('locked');
     expect(jira.requests).toHaveLength(0);
     expect(metric('ScanLocked')).toBe(1);
     await state.release('other-request');
-    expect((await createJiraScanHandler(runtime())({}, context())).status).toBe('scanned');
+    expect((await createJiraScanHandler(runtime())({}, scanContext())).status).toBe('scanned');
   });
 
   it('a search stopped for time in updated order moves its mark to the newest issue read; the next run goes on from there', async () => {
@@ -379,7 +338,7 @@ describe('scheduled Jira scan', () => {
     jira.searchPage = 1;
     let asked = 0;
     const running: Context = {
-      ...context(),
+      ...scanContext(),
       getRemainingTimeInMillis: () => (++asked <= 2 ? 600_000 : 60_000),
     };
     // Act
@@ -395,7 +354,7 @@ describe('scheduled Jira scan', () => {
     expect(await marks()).toEqual({ 'jira/OPS': jiraMarkOf(Date.parse(at(120))) });
     // Act: the next run has time
     eventBridge.resetHistory();
-    const next = await createJiraScanHandler(runtime())({}, context());
+    const next = await createJiraScanHandler(runtime())({}, scanContext());
     // Assess: OPS from its mark minus a minute (OPS-1 again, then OPS-3), then SEC
     expect(next).toMatchObject({ projects: 2, marksMoved: 2, stoppedEarly: false });
     expect(details().map((d) => d.kind)).toEqual(['LONG_TERM', 'SHORT_TERM']);
@@ -410,7 +369,7 @@ describe('scheduled Jira scan', () => {
     jira.searchPage = 1;
     let asked = 0;
     const running: Context = {
-      ...context(),
+      ...scanContext(),
       getRemainingTimeInMillis: () => (++asked <= 2 ? 600_000 : 60_000),
     };
     // Act
@@ -426,7 +385,7 @@ describe('scheduled Jira scan', () => {
 
   it('with too little time left, no project is started', async () => {
     // Act
-    const result = await createJiraScanHandler(runtime())({}, context(60_000));
+    const result = await createJiraScanHandler(runtime())({}, scanContext(60_000));
     // Assess
     expect(result).toMatchObject({ status: 'scanned', projects: 0, stoppedEarly: true, marksMoved: 0 });
     expect(searches()).toHaveLength(0);
@@ -434,7 +393,7 @@ describe('scheduled Jira scan', () => {
 
   it('no log line holds a key or the API token', async () => {
     // Act
-    await createJiraScanHandler(runtime())({}, context());
+    await createJiraScanHandler(runtime())({}, scanContext());
     // Assess
     expect(out.lines().some((l) => l.message === 'key found in Jira reported to the governance bus')).toBe(
       true,
@@ -451,11 +410,11 @@ describe('routeCollaborationScan', () => {
   it('runs the source the schedule names; {} is Slack, or Jira when only Jira is configured', async () => {
     // Act / Assess
     const both = routeCollaborationScan({ slack, jira: jiraRun });
-    expect(await both({ source: 'jira' }, context())).toBe('jira');
-    expect(await both({}, context())).toBe('slack');
-    expect(await both({ source: 'slack' }, context())).toBe('slack');
-    expect(await routeCollaborationScan({ jira: jiraRun })({}, context())).toBe('jira');
-    await expect(routeCollaborationScan({ slack })({ source: 'jira' }, context())).rejects.toThrow(
+    expect(await both({ source: 'jira' }, scanContext())).toBe('jira');
+    expect(await both({}, scanContext())).toBe('slack');
+    expect(await both({ source: 'slack' }, scanContext())).toBe('slack');
+    expect(await routeCollaborationScan({ jira: jiraRun })({}, scanContext())).toBe('jira');
+    await expect(routeCollaborationScan({ slack })({ source: 'jira' }, scanContext())).rejects.toThrow(
       'the scheduled scan of jira is not configured in this function',
     );
   });

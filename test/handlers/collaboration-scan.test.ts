@@ -1,21 +1,8 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
 import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { DeleteCommand } from '@aws-sdk/lib-dynamodb';
-import type { Context } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  CollaborationScanState,
-  collaborationScanStateTableDefinition,
-  LEASE_ID,
-  markKeyOf,
-} from '../../lambda/adapters/collaboration-scan-state';
-import {
-  type EmbeddedDynamo,
-  ensureTables,
-  startEmbeddedDynamo,
-} from '../../lambda/adapters/embedded-dynamodb';
+import { CollaborationScanState, LEASE_ID, markKeyOf } from '../../lambda/adapters/collaboration-scan-state';
+import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import {
   SCAN_REPORT_DETAIL_TYPE,
   SCAN_REPORT_SOURCE,
@@ -27,9 +14,18 @@ import {
   createCollaborationScanHandler,
 } from '../../lambda/handlers/collaboration-scan-handler';
 import { containsKeyMaterial } from '../../lambda/shared/redact';
-import { type Capture, captureOutput } from '../support/capture';
+import {
+  acceptPutEvents,
+  busDetails,
+  busEntries,
+  captureEachTest,
+  clearScanState,
+  emfMetric,
+  scanContext,
+  scanRuntimeBase,
+  useScanState,
+} from '../support/collaboration-scan-harness';
 import { scanAll } from '../support/dynamo';
-import { lambdaContext } from '../support/events';
 import { FakeSlack, type FakeSlackChannel, type FakeSlackMessage } from '../support/fake-slack';
 import { fakeLongTermKey, fakeShortTermKey, leakedFragments } from '../support/secrets';
 
@@ -53,25 +49,8 @@ const SECRETS = [LONG, SHORT, LATER, OLD, TOKEN];
 const slack = new FakeSlack({ token: TOKEN });
 const secrets = mockClient(SecretsManagerClient);
 const eventBridge = mockClient(EventBridgeClient);
-let db: EmbeddedDynamo;
-let out: Capture;
-
-beforeAll(async () => {
-  await slack.start();
-  db = await startEmbeddedDynamo();
-  await ensureTables(db.client, [collaborationScanStateTableDefinition(TABLE)]);
-});
-afterAll(async () => {
-  await slack.stop();
-  await db.close();
-});
-
-/** Deletes every item (one dynalite for the file). */
-async function clearState(): Promise<void> {
-  for (const item of await scanAll(db, TABLE)) {
-    await db.doc.send(new DeleteCommand({ TableName: TABLE, Key: { source: item.source, id: item.id } }));
-  }
-}
+const db = useScanState(slack, TABLE, startEmbeddedDynamo);
+const out = captureEachTest();
 
 function general(): FakeSlackChannel {
   return {
@@ -102,14 +81,10 @@ function ops(): FakeSlackChannel {
 }
 
 beforeEach(async () => {
-  out = captureOutput();
   secrets.reset();
   eventBridge.reset();
   secrets.on(GetSecretValueCommand).resolves({ ARN: SECRET_ARN, SecretString: `${TOKEN}\n` });
-  eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
-    FailedEntryCount: 0,
-    Entries: input.Entries.map((_, i) => ({ EventId: `evt-${i}` })),
-  }));
+  acceptPutEvents(eventBridge);
   slack.requests.length = 0;
   slack.authError = undefined;
   slack.channels = [general(), ops()];
@@ -122,62 +97,36 @@ beforeEach(async () => {
       ],
     ],
   ]);
-  await clearState();
+  await clearScanState(db(), TABLE);
 });
-afterEach(() => out.restore());
 
 function runtime(over: Partial<CollaborationScanRuntime> = {}): CollaborationScanRuntime {
   return {
-    secrets: new SecretsManagerClient({ region: 'us-east-1' }),
+    ...scanRuntimeBase(db(), { table: TABLE, source: 'slack', now: NOW, busArn: BUS }),
     slackSecretId: SECRET_ARN,
     slack: { apiUrl: slack.url, initialLookbackHours: 24 },
-    state: new CollaborationScanState(db.doc, TABLE, 'slack'),
-    eventBridge: new EventBridgeClient({ region: 'us-east-1' }),
-    busArn: BUS,
-    logger: new Logger({ serviceName: 'keyguard-collaboration-scan' }),
-    metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-collaboration-scan' }),
-    now: () => NOW,
-    sleep: async () => undefined,
     publisher: { sleep: async () => undefined },
     ...over,
   };
 }
 
-function context(remainingMs = 600_000): Context {
-  return { ...lambdaContext(), getRemainingTimeInMillis: () => remainingMs };
-}
-
-/** Every entry put on the bus, in order. */
-function putEntries(): PutEventsRequestEntry[] {
-  return eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
-}
-
-function details(): ScanReportDetail[] {
-  return putEntries().map((e) => JSON.parse(e.Detail ?? '{}') as ScanReportDetail);
-}
+const putEntries = (): PutEventsRequestEntry[] => busEntries(eventBridge);
+const details = (): ScanReportDetail[] => busDetails(eventBridge);
 
 async function marks(): Promise<Record<string, string>> {
   return Object.fromEntries(
-    (await scanAll(db, TABLE))
+    (await scanAll(db(), TABLE))
       .filter((i) => i.id !== LEASE_ID)
       .map((i) => [i.id as string, i.mark as string]),
   );
 }
 
-/** The EMF metrics Powertools wrote, by name. */
-function metric(name: string): number | undefined {
-  for (const line of out.lines()) {
-    const aws = line._aws as { CloudWatchMetrics?: Array<{ Metrics: Array<{ Name: string }> }> } | undefined;
-    if (aws?.CloudWatchMetrics?.some((m) => m.Metrics.some((x) => x.Name === name)))
-      return line[name] as number;
-  }
-  return undefined;
-}
+const metric = (name: string): number | undefined => emfMetric(out, name);
 
 describe('collaboration scan: Slack', () => {
   it('reports each key found since the lookback once, as keyguard scan --quarantine does, and moves the marks', async () => {
     // Act
-    const result = await createCollaborationScanHandler(runtime())({}, context());
+    const result = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess: the history was read from 24 hours back, the thread's reply too; the ancient key was not read
     expect(result).toMatchObject({ status: 'scanned', channels: 2, keysReported: 2, marksMoved: 2 });
     expect(slack.calls('conversations.history').map((r) => r.params.get('oldest'))).toContain(
@@ -217,11 +166,11 @@ describe('collaboration scan: Slack', () => {
   it('a second run reads only after the marks and reports nothing twice; a new message is reported alone', async () => {
     // Prepare
     const handler = createCollaborationScanHandler(runtime());
-    await handler({}, context());
+    await handler({}, scanContext());
     eventBridge.resetHistory();
     slack.requests.length = 0;
     // Act: nothing new
-    const again = await handler({}, context());
+    const again = await handler({}, scanContext());
     // Assess
     expect(again).toMatchObject({ status: 'scanned', keysReported: 0, marksMoved: 0 });
     expect(eventBridge.commandCalls(PutEventsCommand)).toHaveLength(0);
@@ -236,7 +185,7 @@ describe('collaboration scan: Slack', () => {
       ...(channel.messages as FakeSlackMessage[]),
       { ts: '1795120000.000009', text: `new ${LATER}`, user: 'U0EVE' },
     ];
-    const third = await handler({}, context());
+    const third = await handler({}, scanContext());
     // Assess
     expect(third).toMatchObject({ keysReported: 1, marksMoved: 1 });
     expect(details().map((d) => d.longTerm?.accountId)).toEqual(['444455556666']);
@@ -245,10 +194,10 @@ describe('collaboration scan: Slack', () => {
 
   it('an overlapping run finds the lease held and does nothing; a retry of the same request takes its own lease', async () => {
     // Prepare: another invocation holds the lease for 10 more minutes
-    const state = new CollaborationScanState(db.doc, TABLE, 'slack');
+    const state = new CollaborationScanState(db().doc, TABLE, 'slack');
     expect(await state.acquire('other-request', NOW, new Date(NOW.getTime() + 600_000))).toBe(true);
     // Act
-    const locked = await createCollaborationScanHandler(runtime())({}, context());
+    const locked = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(locked.status).toBe('locked');
     expect(slack.requests).toHaveLength(0);
@@ -258,7 +207,7 @@ describe('collaboration scan: Slack', () => {
     const retry = await createCollaborationScanHandler(runtime())(
       {},
       {
-        ...context(),
+        ...scanContext(),
         awsRequestId: 'other-request',
       },
     );
@@ -268,17 +217,17 @@ describe('collaboration scan: Slack', () => {
 
   it('a lease past its expiry (a killed run) is taken over', async () => {
     // Prepare
-    const state = new CollaborationScanState(db.doc, TABLE, 'slack');
+    const state = new CollaborationScanState(db().doc, TABLE, 'slack');
     await state.acquire('killed', new Date(NOW.getTime() - 900_000), new Date(NOW.getTime() - 1));
     // Act
-    const result = await createCollaborationScanHandler(runtime())({}, context());
+    const result = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result.status).toBe('scanned');
   });
 
   it('marks never move back: a run behind another one writes nothing', async () => {
     // Prepare
-    const state = new CollaborationScanState(db.doc, TABLE, 'slack');
+    const state = new CollaborationScanState(db().doc, TABLE, 'slack');
     expect(await state.advance('C001', '1795100200.000300', NOW)).toBe(true);
     // Act / Assess: an older mark, the same mark, then a newer one (with a shorter micros part)
     expect(await state.advance('C001', '1795100100.000200', NOW)).toBe(false);
@@ -306,7 +255,7 @@ describe('collaboration scan: Slack', () => {
       // Prepare
       prepare();
       // Act
-      const result = await createCollaborationScanHandler(runtime())({}, context());
+      const result = await createCollaborationScanHandler(runtime())({}, scanContext());
       // Assess
       expect(result.status).toBe('token-not-set');
       expect(slack.requests).toHaveLength(0);
@@ -317,7 +266,7 @@ describe('collaboration scan: Slack', () => {
       );
       expect(metric('TokenNotSet')).toBe(1);
       // The lease was released: the next run is not locked out
-      const state = new CollaborationScanState(db.doc, TABLE, 'slack');
+      const state = new CollaborationScanState(db().doc, TABLE, 'slack');
       expect(await state.acquire('next', NOW, new Date(NOW.getTime() + 1000))).toBe(true);
     },
   );
@@ -326,7 +275,7 @@ describe('collaboration scan: Slack', () => {
     // Prepare
     slack.authError = 'token_revoked';
     // Act
-    const result = await createCollaborationScanHandler(runtime())({}, context());
+    const result = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result.status).toBe('token-rejected');
     expect(out.lines().find((l) => l.level === 'ERROR')?.reason).toContain('token_revoked');
@@ -343,7 +292,7 @@ describe('collaboration scan: Slack', () => {
         : { FailedEntryCount: 0, Entries: input.Entries.map((_, i) => ({ EventId: `evt-${i}` })) };
     });
     // Act
-    const result = await createCollaborationScanHandler(runtime())({}, context());
+    const result = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result).toMatchObject({ keysReported: 1, keysUndelivered: 1, marksMoved: 1 });
     expect(await marks()).toEqual({ C001: '1795100200.000300' });
@@ -351,7 +300,7 @@ describe('collaboration scan: Slack', () => {
     // Act: delivery works again
     eventBridge.reset();
     eventBridge.on(PutEventsCommand).resolves({ FailedEntryCount: 0, Entries: [{ EventId: 'evt-again' }] });
-    const next = await createCollaborationScanHandler(runtime())({}, context());
+    const next = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(next).toMatchObject({ keysReported: 1, marksMoved: 1 });
     expect(details().map((d) => d.kind)).toEqual(['SHORT_TERM']);
@@ -361,7 +310,7 @@ describe('collaboration scan: Slack', () => {
     // Prepare
     (slack.channels[0] as FakeSlackChannel).malformed = true;
     // Act
-    const result = await createCollaborationScanHandler(runtime())({}, context());
+    const result = await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(result).toMatchObject({ status: 'scanned', readFailures: 1, marksMoved: 1 });
     expect(await marks()).toEqual({ C002: '1795110000.000001' });
@@ -373,7 +322,7 @@ describe('collaboration scan: Slack', () => {
 
   it('with too little time left, no channel is started: they are read by the next run', async () => {
     // Act
-    const result = await createCollaborationScanHandler(runtime())({}, context(60_000));
+    const result = await createCollaborationScanHandler(runtime())({}, scanContext(60_000));
     // Assess
     expect(result).toMatchObject({ status: 'scanned', channels: 0, stoppedEarly: true, marksMoved: 0 });
     expect(slack.calls('conversations.history')).toHaveLength(0);
@@ -383,7 +332,7 @@ describe('collaboration scan: Slack', () => {
     // Act
     const result = await createCollaborationScanHandler(
       runtime({ slack: { apiUrl: slack.url, initialLookbackHours: 24, channels: ['ops'] } }),
-    )({}, context());
+    )({}, scanContext());
     // Assess
     expect(result.channels).toBe(1);
     expect(await marks()).toEqual({ C002: '1795110000.000001' });
@@ -391,7 +340,7 @@ describe('collaboration scan: Slack', () => {
 
   it('no log line holds a key or the token', async () => {
     // Act
-    await createCollaborationScanHandler(runtime())({}, context());
+    await createCollaborationScanHandler(runtime())({}, scanContext());
     // Assess
     expect(out.lines().some((l) => l.message === 'key found in Slack reported to the governance bus')).toBe(
       true,

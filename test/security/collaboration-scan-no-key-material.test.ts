@@ -1,23 +1,19 @@
-import { Logger } from '@aws-lambda-powertools/logger';
-import { Metrics } from '@aws-lambda-powertools/metrics';
-import { EventBridgeClient, PutEventsCommand, type PutEventsRequestEntry } from '@aws-sdk/client-eventbridge';
+import { EventBridgeClient } from '@aws-sdk/client-eventbridge';
 import { GetSecretValueCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import { mockClient } from 'aws-sdk-client-mock';
-import {
-  CollaborationScanState,
-  collaborationScanStateTableDefinition,
-} from '../../lambda/adapters/collaboration-scan-state';
-import {
-  type EmbeddedDynamo,
-  ensureTables,
-  startEmbeddedDynamo,
-} from '../../lambda/adapters/embedded-dynamodb';
+import { startEmbeddedDynamo } from '../../lambda/adapters/embedded-dynamodb';
 import type { ScanReportDetail } from '../../lambda/domain/scan-report';
 import { createCollaborationScanHandler } from '../../lambda/handlers/collaboration-scan-handler';
 import { containsKeyMaterial } from '../../lambda/shared/redact';
 import { captureOutput } from '../support/capture';
+import {
+  acceptPutEvents,
+  busEntries,
+  scanContext,
+  scanRuntimeBase,
+  useScanState,
+} from '../support/collaboration-scan-harness';
 import { scanAll } from '../support/dynamo';
-import { lambdaContext } from '../support/events';
 import { FakeSlack } from '../support/fake-slack';
 import { escapeRichLongTermKey, KEY_ENCODINGS } from '../support/key-encodings';
 import { fakeShortTermKey, leakedFragments } from '../support/secrets';
@@ -37,17 +33,7 @@ const SECRETS = [LONG, SHORT, TOKEN];
 const slack = new FakeSlack({ token: TOKEN });
 const secrets = mockClient(SecretsManagerClient);
 const eventBridge = mockClient(EventBridgeClient);
-let db: EmbeddedDynamo;
-
-beforeAll(async () => {
-  await slack.start();
-  db = await startEmbeddedDynamo();
-  await ensureTables(db.client, [collaborationScanStateTableDefinition(TABLE)]);
-});
-afterAll(async () => {
-  await slack.stop();
-  await db.close();
-});
+const db = useScanState(slack, TABLE, startEmbeddedDynamo);
 
 describe('no key material from the scheduled Slack scan', () => {
   it('reports keys pasted in every encoding, in messages, thread replies, attachments and files, without a fragment of them', async () => {
@@ -96,37 +82,27 @@ describe('no key material from the scheduled Slack scan', () => {
     ]);
     slack.files = new Map([['files/F001/env.txt', `AWS_BEARER_TOKEN_BEDROCK=${LONG}\n`]]);
     secrets.on(GetSecretValueCommand).resolves({ SecretString: TOKEN });
-    eventBridge.on(PutEventsCommand).callsFake((input: { Entries: PutEventsRequestEntry[] }) => ({
-      FailedEntryCount: 0,
-      Entries: input.Entries.map((_, i) => ({ EventId: `evt-${i}` })),
-    }));
+    acceptPutEvents(eventBridge);
     const out = captureOutput();
     let result: Awaited<ReturnType<ReturnType<typeof createCollaborationScanHandler>>>;
     try {
       // Act
       result = await createCollaborationScanHandler({
-        secrets: new SecretsManagerClient({ region: 'us-east-1' }),
+        ...scanRuntimeBase(db(), { table: TABLE, source: 'slack', now: NOW }),
         slackSecretId: 'arn:aws:secretsmanager:us-east-1:111122223333:secret:slack-AbCdEf',
         slack: { apiUrl: slack.url, initialLookbackHours: 24 },
-        state: new CollaborationScanState(db.doc, TABLE, 'slack'),
-        eventBridge: new EventBridgeClient({ region: 'us-east-1' }),
-        busArn: 'arn:aws:events:us-east-1:111122223333:event-bus/bedrock-key-guard-governance',
-        logger: new Logger({ serviceName: 'keyguard-collaboration-scan' }),
-        metrics: new Metrics({ namespace: 'BedrockKeyGuard', serviceName: 'keyguard-collaboration-scan' }),
-        now: () => NOW,
-        sleep: async () => undefined,
-      })({}, { ...lambdaContext(), getRemainingTimeInMillis: () => 600_000 });
+      })({}, scanContext());
     } finally {
       out.restore();
     }
     // Assess: both keys reported, every place found, nothing of them anywhere
     expect(result.keysReported).toBe(2);
-    const entries = eventBridge.commandCalls(PutEventsCommand).flatMap((c) => c.args[0].input.Entries ?? []);
+    const entries = busEntries(eventBridge);
     const details = entries.map((e) => JSON.parse(e.Detail ?? '{}') as ScanReportDetail);
     expect(details.map((d) => d.kind).sort()).toEqual(['LONG_TERM', 'SHORT_TERM']);
     expect(details.find((d) => d.kind === 'LONG_TERM')?.locationCount).toBe(KEY_ENCODINGS.length + 2);
     expect(details.find((d) => d.kind === 'SHORT_TERM')?.locationCount).toBe(KEY_ENCODINGS.length + 1);
-    const written = [out.text(), JSON.stringify(entries), JSON.stringify(await scanAll(db, TABLE))].join(
+    const written = [out.text(), JSON.stringify(entries), JSON.stringify(await scanAll(db(), TABLE))].join(
       '\n',
     );
     expect(leakedFragments(written, SECRETS)).toEqual([]);
