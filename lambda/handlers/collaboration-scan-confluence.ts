@@ -1,10 +1,5 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
-import type { PublisherOptions } from '../adapters/scan-report-publisher';
 import { readAtlassianCredentials } from '../adapters/source-token';
 import { AtlassianAuthError } from '../cli/scan-sources/atlassian';
 import { ConfluenceSource } from '../cli/scan-sources/confluence';
@@ -16,6 +11,7 @@ import {
   findingsSink,
   readScanSecret,
   type ScanSourceNames,
+  type ScanUnitRuntime,
   tokenRejected,
   unitReporter,
   withLease,
@@ -49,24 +45,11 @@ const CONFLUENCE: ScanSourceNames = {
  * TokenRejected) and the run ends normally, as for Slack and Jira.
  */
 
-export interface ConfluenceScanRuntime {
-  secrets: SecretsManagerClient;
-  /** The `confluence` source's state. */
-  state: CollaborationScanState;
-  eventBridge: EventBridgeClient;
-  busArn: string;
-  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
-  metrics: Pick<Metrics, 'addMetric' | 'publishStoredMetrics'>;
-  now?: () => Date;
-  /** Waits on Retry-After (tests: none). */
-  sleep?: (ms: number) => Promise<void>;
-  publisher?: PublisherOptions;
+export interface ConfluenceScanRuntime extends ScanUnitRuntime {
   /** Where the (checked, https) site URL is reached: tests point it at a loopback fake. @default the URL itself */
   connectTo?: (siteUrl: string) => string;
   /** No space, and no further list page, is started with less than this left in the invocation. @default 120 000 ms */
   reserveMs?: number;
-  /** The lease outlives the invocation's deadline by this much. @default 60 000 ms */
-  leaseMarginMs?: number;
 }
 
 export interface ConfluenceScanResult {

@@ -1,10 +1,5 @@
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
-import type { PublisherOptions } from '../adapters/scan-report-publisher';
 import { readSourceToken } from '../adapters/source-token';
 import { SlackAuthError, type SlackChannelDone, SlackSource } from '../cli/scan-sources/slack';
 import {
@@ -12,6 +7,7 @@ import {
   findingsSink,
   readScanSecret,
   type ScanSourceNames,
+  type ScanUnitRuntime,
   tokenRejected,
   unitReporter,
   withLease,
@@ -47,24 +43,10 @@ export interface SlackScanSettings {
   initialLookbackHours: number;
 }
 
-export interface CollaborationScanRuntime {
-  secrets: SecretsManagerClient;
+export interface CollaborationScanRuntime extends ScanUnitRuntime {
   /** The Slack token's secret (ARN). */
   slackSecretId: string;
   slack: SlackScanSettings;
-  state: CollaborationScanState;
-  eventBridge: EventBridgeClient;
-  busArn: string;
-  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
-  metrics: Pick<Metrics, 'addMetric' | 'publishStoredMetrics'>;
-  now?: () => Date;
-  /** Waits on Retry-After (tests: none). */
-  sleep?: (ms: number) => Promise<void>;
-  publisher?: PublisherOptions;
-  /** No channel is started with less than this left in the invocation. @default 120 000 ms */
-  reserveMs?: number;
-  /** The lease outlives the invocation's deadline by this much. @default 60 000 ms */
-  leaseMarginMs?: number;
 }
 
 export type CollaborationScanStatus = 'scanned' | 'locked' | 'token-not-set' | 'token-rejected';

@@ -1,11 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Logger } from '@aws-lambda-powertools/logger';
-import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
-import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
-import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
+import { MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { Context } from 'aws-lambda';
-import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
-import type { PublisherOptions } from '../adapters/scan-report-publisher';
 import { readAtlassianCredentials } from '../adapters/source-token';
 import { AtlassianAuthError } from '../cli/scan-sources/atlassian';
 import { JiraSource, splitOrderBy } from '../cli/scan-sources/jira';
@@ -15,6 +10,7 @@ import {
   findingsSink,
   readScanSecret,
   type ScanSourceNames,
+  type ScanUnitRuntime,
   tokenRejected,
   unitReporter,
   withLease,
@@ -52,25 +48,10 @@ export interface JiraScanSettings {
   initialLookbackHours: number;
 }
 
-export interface JiraScanRuntime {
-  secrets: SecretsManagerClient;
+export interface JiraScanRuntime extends ScanUnitRuntime {
   /** The secret holding {"email", "apiToken"} (ARN). */
   jiraSecretId: string;
   jira: JiraScanSettings;
-  /** The `jira` source's state. */
-  state: CollaborationScanState;
-  eventBridge: EventBridgeClient;
-  busArn: string;
-  logger: Pick<Logger, 'info' | 'warn' | 'error'>;
-  metrics: Pick<Metrics, 'addMetric' | 'publishStoredMetrics'>;
-  now?: () => Date;
-  /** Waits on Retry-After (tests: none). */
-  sleep?: (ms: number) => Promise<void>;
-  publisher?: PublisherOptions;
-  /** No project is started with less than this left in the invocation. @default 120 000 ms */
-  reserveMs?: number;
-  /** The lease outlives the invocation's deadline by this much. @default 60 000 ms */
-  leaseMarginMs?: number;
 }
 
 export interface JiraScanResult {

@@ -1,6 +1,7 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import { type Metrics, MetricUnit } from '@aws-lambda-powertools/metrics';
 import type { EventBridgeClient } from '@aws-sdk/client-eventbridge';
+import type { SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
 import type { Context } from 'aws-lambda';
 import type { CollaborationScanState } from '../adapters/collaboration-scan-state';
 import { type PublisherOptions, ScanReportPublisher } from '../adapters/scan-report-publisher';
@@ -29,13 +30,19 @@ export interface ScanSourceNames {
 
 /** What every scheduled scan's runtime has. */
 export interface ScanUnitRuntime {
+  secrets: SecretsManagerClient;
+  /** The source's state. */
   state: CollaborationScanState;
   eventBridge: EventBridgeClient;
   busArn: string;
   logger: Pick<Logger, 'info' | 'warn' | 'error'>;
   metrics: Pick<Metrics, 'addMetric' | 'publishStoredMetrics'>;
   now?: () => Date;
+  /** Waits on Retry-After (tests: none). */
+  sleep?: (ms: number) => Promise<void>;
   publisher?: PublisherOptions;
+  /** No unit (channel, project, space) is started with less than this left in the invocation. @default 120 000 ms */
+  reserveMs?: number;
   /** The lease outlives the invocation's deadline by this much. @default 60 000 ms */
   leaseMarginMs?: number;
 }
